@@ -1,0 +1,25 @@
+//! The Convene wire protocol.
+//!
+//! The `.proto` files under `proto/` are the source of truth; this crate
+//! compiles them with prost at build time ([`relay`]) and adds the few byte
+//! layouts that both the relay and the client must agree on exactly and that
+//! protobuf cannot express: the signed authentication transcript
+//! ([`auth`]), invite codes ([`invite`]), and the framing helpers
+//! ([`frame`]) that encode and decode one [`relay::Envelope`] per websocket
+//! message.
+//!
+//! Both the relay (`convene-server`) and the client library
+//! (`convene-client-core`) depend on this crate; neither depends on the other.
+
+pub mod auth;
+pub mod frame;
+pub mod ids;
+pub mod invite;
+
+/// Types generated from `proto/convene/relay/v1/*.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod relay {
+    include!(concat!(env!("OUT_DIR"), "/convene.relay.v1.rs"));
+}
+
+pub use frame::{decode_envelope, encode_envelope, FrameError};

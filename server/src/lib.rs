@@ -1,0 +1,3 @@
+//! The Convene relay.
+pub mod error;
+pub mod store;

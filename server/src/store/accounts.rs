@@ -1,0 +1,269 @@
+//! Invites, users and their devices.
+//!
+//! Invites are stored under a hash of their secret only. Redeeming one
+//! creates the user and the first device and marks the invite used, in one
+//! batch, so an invite can never make two users.
+
+use convene_proto::ids::{check_display_name, check_user_id};
+use convene_proto::relay::Role;
+use sled::Batch;
+
+use super::records::{DeviceRecord, InviteRecord, UserRecord};
+use super::{corrupt, encode, keys, DeviceKey, Store};
+use crate::error::{Refusal, RelayResult};
+
+/// An invite to create.
+#[derive(Debug, Clone)]
+pub struct NewInvite {
+    pub role: Role,
+    /// The handle the invitee will have; empty lets them choose.
+    pub user_id: String,
+    /// The invitee's display name; empty lets them choose.
+    pub display_name: String,
+    /// How long the invite is valid, in milliseconds.
+    pub ttl_ms: u64,
+    /// The staff device that created it; `None` for the bootstrap invite.
+    pub created_by: Option<DeviceKey>,
+}
+
+/// A request to redeem an invite.
+#[derive(Debug, Clone)]
+pub struct Enrolment<'a> {
+    pub invite_hash: [u8; 32],
+    /// Used when the invite does not name a handle.
+    pub user_id: &'a str,
+    /// Used when the invite does not name a display name.
+    pub display_name: &'a str,
+    pub device: DeviceKey,
+}
+
+impl Store {
+    /// Stores a new invite under the hash of its secret and returns when it
+    /// expires.
+    pub fn create_invite(&self, hash: &[u8; 32], invite: &NewInvite, now: u64) -> RelayResult<u64> {
+        if !invite.user_id.is_empty() {
+            check_user_id(&invite.user_id)?;
+            if self.user(&invite.user_id)?.is_some() {
+                return Err(Refusal::AlreadyExists("user id").into());
+            }
+        }
+        if !invite.display_name.is_empty() {
+            check_display_name(&invite.display_name)?;
+        }
+        let expires_at_ms = now.saturating_add(invite.ttl_ms);
+        let record = InviteRecord {
+            role: invite.role as i32,
+            user_id: invite.user_id.clone(),
+            display_name: invite.display_name.clone(),
+            created_at_ms: now,
+            expires_at_ms,
+            created_by: invite.created_by.map(|d| d.to_vec()).unwrap_or_default(),
+            redeemed_at_ms: 0,
+        };
+        self.tree.insert(keys::invite(hash), encode(&record))?;
+        Ok(expires_at_ms)
+    }
+
+    /// Whether any user has enrolled yet.
+    pub fn has_users(&self) -> RelayResult<bool> {
+        Ok(self.tree.scan_prefix([keys::USER]).next().transpose()?.is_some())
+    }
+
+    /// Replaces the bootstrap staff invite (the one that lets the first staff
+    /// member enrol) with a new one, so that each start of an empty relay
+    /// shows a fresh, valid invite and the earlier ones stop working.
+    pub fn replace_bootstrap_invite(&self, hash: &[u8; 32], ttl_ms: u64, now: u64) -> RelayResult<u64> {
+        let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = Batch::default();
+        if let Some(old) = self.tree.get(keys::meta("bootstrap_invite"))? {
+            let old: [u8; 32] = old
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("bootstrap invite hash"))?;
+            batch.remove(keys::invite(&old));
+        }
+        let expires_at_ms = now.saturating_add(ttl_ms);
+        let record = InviteRecord {
+            role: Role::Staff as i32,
+            created_at_ms: now,
+            expires_at_ms,
+            ..Default::default()
+        };
+        batch.insert(keys::invite(hash), encode(&record));
+        batch.insert(keys::meta("bootstrap_invite"), hash.as_slice());
+        self.tree.apply_batch(batch)?;
+        Ok(expires_at_ms)
+    }
+
+    /// Redeems an invite: creates the user and the device, and marks the
+    /// invite used, atomically.
+    pub fn enrol(&self, enrolment: &Enrolment<'_>, now: u64) -> RelayResult<UserRecord> {
+        let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let invite_key = keys::invite(&enrolment.invite_hash);
+        let mut invite: InviteRecord = self.get(&invite_key)?.ok_or(Refusal::InviteUnknown)?;
+        if invite.redeemed_at_ms != 0 {
+            return Err(Refusal::InviteUsed.into());
+        }
+        if now >= invite.expires_at_ms {
+            return Err(Refusal::InviteExpired.into());
+        }
+        let user_id = if invite.user_id.is_empty() {
+            enrolment.user_id
+        } else {
+            &invite.user_id
+        };
+        let display_name = if invite.display_name.is_empty() {
+            enrolment.display_name
+        } else {
+            &invite.display_name
+        };
+        check_user_id(user_id)?;
+        check_display_name(display_name)?;
+        if self.user(user_id)?.is_some() {
+            return Err(Refusal::AlreadyExists("user id").into());
+        }
+        if self.device(&enrolment.device)?.is_some() {
+            return Err(Refusal::AlreadyExists("device").into());
+        }
+        let user = UserRecord {
+            user_id: user_id.to_string(),
+            display_name: display_name.to_string(),
+            role: invite.role,
+            created_at_ms: now,
+        };
+        let device = DeviceRecord {
+            user_id: user.user_id.clone(),
+            created_at_ms: now,
+        };
+        invite.redeemed_at_ms = now;
+
+        let mut batch = Batch::default();
+        batch.insert(keys::user(&user.user_id), encode(&user));
+        batch.insert(keys::device(&enrolment.device), encode(&device));
+        batch.insert(keys::user_device(&user.user_id, &enrolment.device), &[]);
+        batch.insert(invite_key, encode(&invite));
+        self.tree.apply_batch(batch)?;
+        Ok(user)
+    }
+
+    pub fn user(&self, user_id: &str) -> RelayResult<Option<UserRecord>> {
+        self.get(&keys::user(user_id))
+    }
+
+    pub fn device(&self, device: &DeviceKey) -> RelayResult<Option<DeviceRecord>> {
+        self.get(&keys::device(device))
+    }
+
+    /// The devices of a user, in key order.
+    pub fn user_devices(&self, user_id: &str) -> RelayResult<Vec<(DeviceKey, DeviceRecord)>> {
+        let mut devices = Vec::new();
+        for item in self.tree.scan_prefix(keys::user_devices_prefix(user_id)) {
+            let (key, _) = item?;
+            let device = keys::trailing_device(&key).ok_or_else(|| corrupt("user device key"))?;
+            if let Some(record) = self.device(&device)? {
+                devices.push((device, record));
+            }
+        }
+        Ok(devices)
+    }
+
+    /// A page of users ordered by id, starting after `after`, and whether
+    /// more follow.
+    pub fn list_users(&self, after: &str, limit: usize) -> RelayResult<(Vec<UserRecord>, bool)> {
+        let start = keys::user(after);
+        let end = [keys::USER + 1];
+        let mut users = Vec::with_capacity(limit.min(256));
+        for item in self.tree.range(start.as_slice()..end.as_slice()) {
+            let (key, raw) = item?;
+            if key.as_ref() == start.as_slice() {
+                continue;
+            }
+            if users.len() == limit {
+                return Ok((users, true));
+            }
+            users.push(prost::Message::decode(raw.as_ref())?);
+        }
+        Ok((users, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::StoreOptions;
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        (dir, store)
+    }
+
+    fn invite(store: &Store, hash: [u8; 32], ttl_ms: u64) {
+        let new = NewInvite {
+            role: Role::Leader,
+            user_id: String::new(),
+            display_name: String::new(),
+            ttl_ms,
+            created_by: None,
+        };
+        store.create_invite(&hash, &new, 1_000).unwrap();
+    }
+
+    fn enrolment(hash: [u8; 32], user: &str, device: u8) -> Enrolment<'_> {
+        Enrolment {
+            invite_hash: hash,
+            user_id: user,
+            display_name: "Someone",
+            device: [device; 32],
+        }
+    }
+
+    #[test]
+    fn an_invite_makes_one_user_only() {
+        let (_dir, store) = store();
+        invite(&store, [1; 32], 10_000);
+        let user = store.enrol(&enrolment([1; 32], "ann", 1), 2_000).unwrap();
+        assert_eq!(user.user_id, "ann");
+        let again = store.enrol(&enrolment([1; 32], "bob", 2), 2_001).unwrap_err();
+        assert!(matches!(again, crate::error::RelayError::Refused(Refusal::InviteUsed)));
+        assert!(store.user("bob").unwrap().is_none());
+        assert_eq!(store.user_devices("ann").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn expired_and_unknown_invites_are_refused() {
+        let (_dir, store) = store();
+        invite(&store, [1; 32], 10);
+        let expired = store.enrol(&enrolment([1; 32], "ann", 1), 5_000).unwrap_err();
+        assert!(matches!(expired, crate::error::RelayError::Refused(Refusal::InviteExpired)));
+        let unknown = store.enrol(&enrolment([9; 32], "ann", 1), 1_001).unwrap_err();
+        assert!(matches!(unknown, crate::error::RelayError::Refused(Refusal::InviteUnknown)));
+    }
+
+    #[test]
+    fn bootstrap_invite_replacement_revokes_the_old_one() {
+        let (_dir, store) = store();
+        store.replace_bootstrap_invite(&[1; 32], 10_000, 1_000).unwrap();
+        store.replace_bootstrap_invite(&[2; 32], 10_000, 1_000).unwrap();
+        let old = store.enrol(&enrolment([1; 32], "ann", 1), 2_000).unwrap_err();
+        assert!(matches!(old, crate::error::RelayError::Refused(Refusal::InviteUnknown)));
+        let user = store.enrol(&enrolment([2; 32], "ann", 1), 2_000).unwrap();
+        assert_eq!(user.role, Role::Staff as i32);
+    }
+
+    #[test]
+    fn users_page_in_order() {
+        let (_dir, store) = store();
+        for (i, name) in ["cat", "ann", "bob"].iter().enumerate() {
+            invite(&store, [i as u8; 32], 10_000);
+            store.enrol(&enrolment([i as u8; 32], name, i as u8), 2_000).unwrap();
+        }
+        let (page, more) = store.list_users("", 2).unwrap();
+        let ids: Vec<_> = page.iter().map(|u| u.user_id.as_str()).collect();
+        assert_eq!(ids, ["ann", "bob"]);
+        assert!(more);
+        let (page, more) = store.list_users("bob", 2).unwrap();
+        assert_eq!(page.len(), 1);
+        assert!(!more);
+    }
+}

@@ -1,0 +1,140 @@
+//! Encrypted attachments: opaque blobs uploaded in fixed-size chunks.
+//!
+//! The relay never sees an attachment's key (it travels inside an MLS
+//! message), so a blob is ciphertext addressed by a random 16-byte id. It is
+//! uploaded in order, one chunk per request, so that no single frame has to
+//! carry a whole attachment, and can be read once complete.
+
+use convene_proto::ids::BLOB_ID_LEN;
+use rand::RngCore;
+use sled::Batch;
+
+use super::records::BlobRecord;
+use super::{encode, keys, DeviceKey, Store};
+use crate::error::{Refusal, RelayResult};
+
+impl Store {
+    /// Reserves a blob of `size` bytes, to be uploaded in pieces of
+    /// `chunk_bytes`, and returns its id.
+    pub fn begin_blob(&self, owner: &DeviceKey, size: u64, chunk_bytes: u32, now: u64) -> RelayResult<[u8; BLOB_ID_LEN]> {
+        let mut id = [0u8; BLOB_ID_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let record = BlobRecord {
+            size,
+            received: 0,
+            owner_device: owner.to_vec(),
+            created_at_ms: now,
+            chunk_bytes,
+        };
+        self.tree.insert(keys::blob(&id), encode(&record))?;
+        Ok(id)
+    }
+
+    /// Stores the next piece of a blob that `owner` is uploading.
+    pub fn put_blob_chunk(&self, owner: &DeviceKey, blob_id: &[u8], offset: u64, data: &[u8]) -> RelayResult<BlobRecord> {
+        let _guard = self.device_locks.lock(blob_id);
+        let mut record: BlobRecord = self
+            .get(&keys::blob(blob_id))?
+            .filter(|r: &BlobRecord| r.owner_device == owner.as_slice())
+            .ok_or(Refusal::NotFound("blob upload"))?;
+        if record.is_complete() {
+            return Err(Refusal::InvalidArgument("the blob is already complete".into()).into());
+        }
+        if offset != record.received {
+            return Err(Refusal::InvalidArgument(format!(
+                "pieces must be sent in order: expected offset {}",
+                record.received
+            ))
+            .into());
+        }
+        let end = record.received + data.len() as u64;
+        let full_chunk = data.len() == record.chunk_bytes as usize;
+        let last_chunk = end == record.size && !data.is_empty() && data.len() <= record.chunk_bytes as usize;
+        if !(full_chunk && end <= record.size) && !last_chunk {
+            return Err(Refusal::InvalidArgument(format!(
+                "each piece must be {} bytes, except the last, and the blob is {} bytes",
+                record.chunk_bytes, record.size
+            ))
+            .into());
+        }
+        let index = (offset / u64::from(record.chunk_bytes)) as u32;
+        record.received = end;
+        let mut batch = Batch::default();
+        batch.insert(keys::blob_chunk(blob_id, index), data);
+        batch.insert(keys::blob(blob_id), encode(&record));
+        self.tree.apply_batch(batch)?;
+        Ok(record)
+    }
+
+    /// Reads up to `max_bytes` of a complete blob from `offset`, never past
+    /// the end of one chunk. Returns the bytes and the blob's size.
+    pub fn read_blob(&self, blob_id: &[u8], offset: u64, max_bytes: u32) -> RelayResult<(Vec<u8>, u64)> {
+        let record: BlobRecord = self
+            .get(&keys::blob(blob_id))?
+            .filter(BlobRecord::is_complete)
+            .ok_or(Refusal::NotFound("blob"))?;
+        if offset >= record.size {
+            return Ok((Vec::new(), record.size));
+        }
+        let chunk_bytes = u64::from(record.chunk_bytes);
+        let index = (offset / chunk_bytes) as u32;
+        let within = (offset % chunk_bytes) as usize;
+        let chunk = self
+            .tree
+            .get(keys::blob_chunk(blob_id, index))?
+            .ok_or_else(|| super::corrupt("blob chunk missing"))?;
+        let end = chunk.len().min(within + max_bytes as usize);
+        let data = chunk.get(within..end).unwrap_or_default().to_vec();
+        Ok((data, record.size))
+    }
+
+    /// Deletes a blob and its chunks.
+    pub(super) fn delete_blob(&self, blob_id: &[u8]) -> RelayResult<()> {
+        let mut batch = Batch::default();
+        for item in self.tree.scan_prefix(keys::blob_chunks_prefix(blob_id)) {
+            let (key, _) = item?;
+            batch.remove(key);
+        }
+        batch.remove(keys::blob(blob_id));
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::StoreOptions;
+    use super::*;
+
+    #[test]
+    fn upload_in_order_then_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let owner = [1; 32];
+        let content: Vec<u8> = (0..10u8).collect();
+        let id = store.begin_blob(&owner, 10, 4, 0).unwrap();
+        assert!(store.read_blob(&id, 0, 100).is_err(), "incomplete blobs are not readable");
+        assert!(store.put_blob_chunk(&owner, &id, 4, &content[4..8]).is_err(), "out of order");
+        assert!(store.put_blob_chunk(&[2; 32], &id, 0, &content[..4]).is_err(), "not the owner");
+        store.put_blob_chunk(&owner, &id, 0, &content[..4]).unwrap();
+        store.put_blob_chunk(&owner, &id, 4, &content[4..8]).unwrap();
+        let done = store.put_blob_chunk(&owner, &id, 8, &content[8..]).unwrap();
+        assert!(done.is_complete());
+        let mut read = Vec::new();
+        while read.len() < 10 {
+            let (data, size) = store.read_blob(&id, read.len() as u64, 3).unwrap();
+            assert_eq!(size, 10);
+            read.extend(data);
+        }
+        assert_eq!(read, content);
+    }
+
+    #[test]
+    fn short_pieces_are_refused_except_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let id = store.begin_blob(&[1; 32], 10, 4, 0).unwrap();
+        assert!(store.put_blob_chunk(&[1; 32], &id, 0, &[0; 3]).is_err());
+        assert!(store.put_blob_chunk(&[1; 32], &id, 0, &[0; 5]).is_err());
+    }
+}

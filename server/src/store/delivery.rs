@@ -1,0 +1,236 @@
+//! Reading a device's streams, recording its acknowledgements, and trimming
+//! what every recipient has acknowledged.
+//!
+//! Nothing is deleted on read: a group log entry goes only once every device
+//! that follows the group has acknowledged it ([`Store::trim_group`]), and an
+//! inbox entry once its device has.
+
+use sled::Batch;
+
+use super::records::{InboxRecord, LogEntry, WelcomeRecord};
+use super::{corrupt, encode, keys, DeviceKey, Store};
+use crate::error::RelayResult;
+
+/// A group log entry read for delivery.
+#[derive(Debug, Clone)]
+pub struct LogItem {
+    pub position: u64,
+    pub entry: LogEntry,
+}
+
+/// An inbox entry read for delivery, with the Welcome it points at.
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    pub position: u64,
+    pub record: InboxRecord,
+    pub welcome: WelcomeRecord,
+}
+
+/// What an acknowledgement changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// The device's cursor moved, so the log may now be trimmed.
+    pub advanced: bool,
+    /// A removed device acknowledged its removal and no longer follows the
+    /// group.
+    pub left_group: bool,
+}
+
+/// How much one read may return: at least one item, then up to these.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadBudget {
+    pub max_items: usize,
+    pub max_bytes: usize,
+}
+
+impl Store {
+    /// Log entries of a group at positions `after + 1 ..= through`.
+    pub fn read_log(
+        &self,
+        group_id: &[u8],
+        after: u64,
+        through: u64,
+        budget: ReadBudget,
+    ) -> RelayResult<Vec<LogItem>> {
+        let mut items = Vec::new();
+        if through <= after {
+            return Ok(items);
+        }
+        let start = keys::log_entry(group_id, after + 1);
+        let end = keys::log_entry(group_id, through);
+        let mut bytes = 0usize;
+        for item in self.tree.range(start..=end) {
+            let (key, raw) = item?;
+            let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("log key"))?;
+            let entry: LogEntry = prost::Message::decode(raw.as_ref())?;
+            bytes += entry.payload.len();
+            items.push(LogItem { position, entry });
+            if items.len() >= budget.max_items || bytes >= budget.max_bytes {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    /// Inbox entries of a device at positions `after + 1 ..= through`.
+    pub fn read_inbox(
+        &self,
+        device: &DeviceKey,
+        after: u64,
+        through: u64,
+        budget: ReadBudget,
+    ) -> RelayResult<Vec<InboxItem>> {
+        let mut items = Vec::new();
+        if through <= after {
+            return Ok(items);
+        }
+        let start = keys::inbox_entry(device, after + 1);
+        let end = keys::inbox_entry(device, through);
+        let mut bytes = 0usize;
+        for item in self.tree.range(start..=end) {
+            let (key, raw) = item?;
+            let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("inbox key"))?;
+            let record: InboxRecord = prost::Message::decode(raw.as_ref())?;
+            let welcome: WelcomeRecord = self
+                .get(&keys::welcome(&record.group_id, record.group_position))?
+                .ok_or_else(|| corrupt("inbox entry without its Welcome"))?;
+            bytes += welcome.welcome.len() + welcome.ratchet_tree.len() + welcome.group_info.len();
+            items.push(InboxItem {
+                position,
+                record,
+                welcome,
+            });
+            if items.len() >= budget.max_items || bytes >= budget.max_bytes {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    /// The newest position in a device's inbox.
+    pub fn inbox_head(&self, device: &DeviceKey) -> RelayResult<u64> {
+        self.inbox_counter(&keys::inbox_head(device))
+    }
+
+    /// Everything up to here in a device's inbox was acknowledged.
+    pub fn inbox_acked(&self, device: &DeviceKey) -> RelayResult<u64> {
+        self.inbox_counter(&keys::inbox_acked(device))
+    }
+
+    /// Records that `device` has everything of the group log up to
+    /// `position`. Acknowledging what was never delivered, or going
+    /// backwards, changes nothing.
+    pub fn ack_group(&self, group_id: &[u8], device: &DeviceKey, position: u64) -> RelayResult<AckOutcome> {
+        let unchanged = AckOutcome {
+            advanced: false,
+            left_group: false,
+        };
+        let _guard = self.group_locks.lock(group_id);
+        let Some(group) = self.group(group_id)? else {
+            return Ok(unchanged);
+        };
+        let Some(mut member) = self.membership(group_id, device)? else {
+            return Ok(unchanged);
+        };
+        let acked = position
+            .min(member.last_deliverable(group.last_position))
+            .max(member.acked);
+        if acked == member.acked {
+            return Ok(unchanged);
+        }
+        member.acked = acked;
+        let mut batch = Batch::default();
+        let left_group = !member.is_active() && acked >= member.until_position;
+        if left_group {
+            batch.remove(keys::member(group_id, device));
+            batch.remove(keys::device_group(device, group_id));
+        } else {
+            batch.insert(keys::member(group_id, device), encode(&member));
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(AckOutcome {
+            advanced: true,
+            left_group,
+        })
+    }
+
+    /// Deletes the log entries that every device following the group has
+    /// acknowledged. Returns how many were deleted.
+    pub fn trim_group(&self, group_id: &[u8]) -> RelayResult<u64> {
+        let _guard = self.group_locks.lock(group_id);
+        let Some(mut group) = self.group(group_id)? else {
+            return Ok(0);
+        };
+        let members = self.members(group_id)?;
+        let safe = members
+            .iter()
+            .map(|(_, m)| m.acked)
+            .min()
+            .unwrap_or(group.last_position)
+            .min(group.last_position);
+        if safe <= group.trimmed_through {
+            return Ok(0);
+        }
+        let mut batch = Batch::default();
+        let mut deleted = 0;
+        let start = keys::log_entry(group_id, group.trimmed_through + 1);
+        let end = keys::log_entry(group_id, safe);
+        for item in self.tree.range(start..=end) {
+            let (key, _) = item?;
+            batch.remove(key);
+            deleted += 1;
+        }
+        group.trimmed_through = safe;
+        batch.insert(keys::group(group_id), encode(&group));
+        self.tree.apply_batch(batch)?;
+        Ok(deleted)
+    }
+
+    /// Deletes a device's inbox entries up to `position`, and each Welcome
+    /// once all its recipients have acknowledged it.
+    pub fn ack_inbox(&self, device: &DeviceKey, position: u64) -> RelayResult<()> {
+        let position = position.min(self.inbox_head(device)?);
+        if position == 0 {
+            return Ok(());
+        }
+        let start = keys::inbox_entry(device, 1);
+        let end = keys::inbox_entry(device, position);
+        let entries: Vec<_> = self.tree.range(start..=end).collect::<Result<_, _>>()?;
+        for (key, raw) in entries {
+            let record: InboxRecord = prost::Message::decode(raw.as_ref())?;
+            // The Welcome's refcount is the group's: take its lock, and apply
+            // the entry's removal and the decrement together.
+            let _guard = self.group_locks.lock(record.group_id.as_slice());
+            let welcome_key = keys::welcome(&record.group_id, record.group_position);
+            let mut batch = Batch::default();
+            batch.remove(key);
+            if let Some(mut welcome) = self.get::<WelcomeRecord>(&welcome_key)? {
+                welcome.remaining = welcome.remaining.saturating_sub(1);
+                if welcome.remaining == 0 {
+                    batch.remove(welcome_key);
+                } else {
+                    batch.insert(welcome_key, encode(&welcome));
+                }
+            }
+            self.tree.apply_batch(batch)?;
+        }
+        self.tree.fetch_and_update(keys::inbox_acked(device), |old| {
+            let old = old
+                .and_then(|raw| raw.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            Some(old.max(position).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
+    /// Log entries stored for a group (for operators and tests).
+    pub fn stored_log_entries(&self, group_id: &[u8]) -> RelayResult<usize> {
+        let mut count = 0;
+        for item in self.tree.scan_prefix(keys::log_prefix(group_id)) {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,365 @@
+//! Groups, their membership and their logs: the Delivery Service's core.
+//!
+//! Each group has one append-only log. A commit is accepted only if it was
+//! built on the group's current epoch; the check, the append, the epoch
+//! change, the routing change and the Welcome's delivery are one batch under
+//! the group's lock, so exactly one commit per (group, epoch) is accepted and
+//! a Welcome exists only for a commit that was.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use convene_proto::relay::MessageKind;
+use sled::Batch;
+
+use super::records::{
+    GroupRecord, InboxRecord, LogEntry, MemberRecord, SubmissionRecord, WelcomeRecord,
+};
+use super::{corrupt, encode, keys, DeviceKey, Store};
+use crate::error::{Refusal, RelayResult};
+
+/// A commit and everything that travels with it.
+#[derive(Debug, Clone)]
+pub struct CommitSubmission<'a> {
+    pub group_id: &'a [u8],
+    /// The epoch the commit was built on.
+    pub epoch: u64,
+    pub submission_id: &'a [u8],
+    pub sender: DeviceKey,
+    pub commit: Bytes,
+    pub welcome: Bytes,
+    pub ratchet_tree: Bytes,
+    pub group_info: Bytes,
+    pub added: &'a [DeviceKey],
+    pub removed: &'a [DeviceKey],
+}
+
+/// An application message or standalone proposal.
+#[derive(Debug, Clone)]
+pub struct MessageSubmission<'a> {
+    pub group_id: &'a [u8],
+    pub kind: MessageKind,
+    pub submission_id: &'a [u8],
+    pub sender: DeviceKey,
+    pub payload: Bytes,
+}
+
+/// Where an accepted submission landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub position: u64,
+    /// For a commit, the epoch after it; for a message, the epoch it was
+    /// accepted in.
+    pub epoch: u64,
+    /// True when this answers a resubmission of an earlier request.
+    pub replayed: bool,
+    /// Inbox entries written for the joiners, as (device, inbox position).
+    pub inbox: Vec<(DeviceKey, u64)>,
+}
+
+/// Bounds on the queues that a submission extends.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Entries a group log may hold that some member has not acknowledged.
+    pub max_group_backlog: u64,
+    /// Entries a device's inbox may hold.
+    pub max_inbox: u64,
+}
+
+impl Store {
+    /// Registers a new group at epoch 0 with `creator` as its only member.
+    pub fn create_group(&self, group_id: &[u8], creator: &DeviceKey, now: u64) -> RelayResult<()> {
+        let _guard = self.group_locks.lock(group_id);
+        if self.tree.contains_key(keys::group(group_id))? {
+            return Err(Refusal::AlreadyExists("group").into());
+        }
+        let group = GroupRecord {
+            epoch: 0,
+            last_position: 0,
+            trimmed_through: 0,
+            created_at_ms: now,
+        };
+        let member = MemberRecord {
+            from_position: 1,
+            until_position: 0,
+            acked: 0,
+        };
+        let mut batch = Batch::default();
+        batch.insert(keys::group(group_id), encode(&group));
+        batch.insert(keys::member(group_id, creator), encode(&member));
+        batch.insert(keys::device_group(creator, group_id), &[]);
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub fn group(&self, group_id: &[u8]) -> RelayResult<Option<GroupRecord>> {
+        self.get(&keys::group(group_id))
+    }
+
+    /// Every group with its record (for start-up).
+    pub fn groups(&self) -> impl Iterator<Item = RelayResult<(Vec<u8>, GroupRecord)>> + '_ {
+        self.scan::<GroupRecord>(&[keys::GROUP]).map(|item| {
+            let (key, record) = item?;
+            let id = key.get(2..).ok_or_else(|| corrupt("group key"))?;
+            Ok((id.to_vec(), record))
+        })
+    }
+
+    pub fn membership(&self, group_id: &[u8], device: &DeviceKey) -> RelayResult<Option<MemberRecord>> {
+        self.get(&keys::member(group_id, device))
+    }
+
+    /// Every device the group routes to, including removed devices that
+    /// have not yet acknowledged their removal.
+    pub fn members(&self, group_id: &[u8]) -> RelayResult<Vec<(DeviceKey, MemberRecord)>> {
+        self.scan::<MemberRecord>(&keys::members_prefix(group_id))
+            .map(|item| {
+                let (key, record) = item?;
+                let device = keys::trailing_device(&key).ok_or_else(|| corrupt("member key"))?;
+                Ok((device, record))
+            })
+            .collect()
+    }
+
+    /// The groups whose logs a device follows.
+    pub fn device_groups(&self, device: &DeviceKey) -> RelayResult<Vec<Vec<u8>>> {
+        self.tree
+            .scan_prefix(keys::device_groups_prefix(device))
+            .map(|item| {
+                let (key, _) = item?;
+                let id = keys::group_of_device_group_key(&key)
+                    .ok_or_else(|| corrupt("device group key"))?;
+                Ok(id.to_vec())
+            })
+            .collect()
+    }
+
+    /// Accepts a commit if it was built on the group's current epoch.
+    pub fn submit_commit(
+        &self,
+        commit: &CommitSubmission<'_>,
+        limits: QueueLimits,
+        now: u64,
+    ) -> RelayResult<AppendOutcome> {
+        let _group_guard = self.group_locks.lock(commit.group_id);
+        if let Some(outcome) = self.replay(&commit.sender, commit.submission_id, commit.group_id)? {
+            return Ok(outcome);
+        }
+        let mut group = self.active_group(commit.group_id, &commit.sender)?;
+        if commit.epoch != group.epoch {
+            return Err(Refusal::StaleEpoch {
+                submitted: commit.epoch,
+                current: group.epoch,
+            }
+            .into());
+        }
+        self.check_routing_change(commit)?;
+        if group.backlog() >= limits.max_group_backlog {
+            return Err(Refusal::QueueFull("the group log is full: a member has not caught up").into());
+        }
+
+        // Joiners' inbox positions are per device and dense, so the inboxes
+        // are locked too (group first, then devices: the only order used).
+        let _inbox_guards = self.device_locks.lock_many(commit.added.iter());
+        let mut inbox_positions = Vec::with_capacity(commit.added.len());
+        for device in commit.added {
+            let head = self.inbox_counter(&keys::inbox_head(device))?;
+            let acked = self.inbox_counter(&keys::inbox_acked(device))?;
+            if head.saturating_sub(acked) >= limits.max_inbox {
+                return Err(Refusal::QueueFull("a joining device's inbox is full").into());
+            }
+            inbox_positions.push((*device, head + 1));
+        }
+
+        let position = group.last_position + 1;
+        let mut batch = Batch::default();
+        let entry = LogEntry {
+            kind: MessageKind::Commit as i32,
+            sender_device: commit.sender.to_vec(),
+            epoch: group.epoch,
+            payload: commit.commit.clone(),
+            submission_id: commit.submission_id.to_vec(),
+            received_at_ms: now,
+        };
+        batch.insert(keys::log_entry(commit.group_id, position), encode(&entry));
+
+        for device in commit.removed {
+            let mut member = self
+                .membership(commit.group_id, device)?
+                .ok_or_else(|| corrupt("checked member vanished"))?;
+            // The removed device still receives the commit that removes it.
+            member.until_position = position;
+            batch.insert(keys::member(commit.group_id, device), encode(&member));
+        }
+        for device in commit.added {
+            let member = MemberRecord {
+                from_position: position + 1,
+                until_position: 0,
+                acked: position,
+            };
+            batch.insert(keys::member(commit.group_id, device), encode(&member));
+            batch.insert(keys::device_group(device, commit.group_id), &[]);
+        }
+        if !commit.added.is_empty() {
+            let welcome = WelcomeRecord {
+                welcome: commit.welcome.clone(),
+                ratchet_tree: commit.ratchet_tree.clone(),
+                group_info: commit.group_info.clone(),
+                remaining: commit.added.len() as u32,
+            };
+            batch.insert(keys::welcome(commit.group_id, position), encode(&welcome));
+            let inbox = InboxRecord {
+                group_id: commit.group_id.to_vec(),
+                group_position: position,
+                epoch: group.epoch + 1,
+                sender_device: commit.sender.to_vec(),
+                received_at_ms: now,
+            };
+            let inbox = encode(&inbox);
+            for (device, inbox_position) in &inbox_positions {
+                batch.insert(keys::inbox_entry(device, *inbox_position), inbox.as_slice());
+                batch.insert(keys::inbox_head(device), &inbox_position.to_be_bytes());
+            }
+        }
+
+        group.epoch += 1;
+        group.last_position = position;
+        batch.insert(keys::group(commit.group_id), encode(&group));
+        let outcome = AppendOutcome {
+            position,
+            epoch: group.epoch,
+            replayed: false,
+            inbox: inbox_positions,
+        };
+        self.record_submission(&mut batch, &commit.sender, commit.submission_id, commit.group_id, &outcome, MessageKind::Commit, now);
+        self.tree.apply_batch(batch)?;
+        Ok(outcome)
+    }
+
+    /// Appends an application message or proposal to a group log.
+    pub fn append_message(
+        &self,
+        message: &MessageSubmission<'_>,
+        limits: QueueLimits,
+        now: u64,
+    ) -> RelayResult<AppendOutcome> {
+        let _guard = self.group_locks.lock(message.group_id);
+        if let Some(outcome) = self.replay(&message.sender, message.submission_id, message.group_id)? {
+            return Ok(outcome);
+        }
+        let mut group = self.active_group(message.group_id, &message.sender)?;
+        if group.backlog() >= limits.max_group_backlog {
+            return Err(Refusal::QueueFull("the group log is full: a member has not caught up").into());
+        }
+        let position = group.last_position + 1;
+        let entry = LogEntry {
+            kind: message.kind as i32,
+            sender_device: message.sender.to_vec(),
+            epoch: group.epoch,
+            payload: message.payload.clone(),
+            submission_id: message.submission_id.to_vec(),
+            received_at_ms: now,
+        };
+        group.last_position = position;
+        let mut batch = Batch::default();
+        batch.insert(keys::log_entry(message.group_id, position), encode(&entry));
+        batch.insert(keys::group(message.group_id), encode(&group));
+        let outcome = AppendOutcome {
+            position,
+            epoch: group.epoch,
+            replayed: false,
+            inbox: Vec::new(),
+        };
+        self.record_submission(&mut batch, &message.sender, message.submission_id, message.group_id, &outcome, message.kind, now);
+        self.tree.apply_batch(batch)?;
+        Ok(outcome)
+    }
+
+    /// The group, if `sender` is one of its current members.
+    fn active_group(&self, group_id: &[u8], sender: &DeviceKey) -> RelayResult<GroupRecord> {
+        let group = self.group(group_id)?.ok_or(Refusal::NotFound("group"))?;
+        match self.membership(group_id, sender)? {
+            Some(member) if member.is_active() => Ok(group),
+            _ => Err(Refusal::NotAMember.into()),
+        }
+    }
+
+    /// Checks the declared routing change against the relay's membership.
+    fn check_routing_change(&self, commit: &CommitSubmission<'_>) -> RelayResult<()> {
+        let invalid = |why: &str| Err(Refusal::InvalidArgument(why.to_string()).into());
+        let added: HashSet<&DeviceKey> = commit.added.iter().collect();
+        let removed: HashSet<&DeviceKey> = commit.removed.iter().collect();
+        if added.len() != commit.added.len() || removed.len() != commit.removed.len() {
+            return invalid("a device is listed twice in the routing change");
+        }
+        if added.intersection(&removed).next().is_some() {
+            return invalid("a device is both added and removed");
+        }
+        if commit.added.is_empty() != commit.welcome.is_empty() {
+            return invalid("a commit carries a Welcome exactly when it adds devices");
+        }
+        for device in commit.added {
+            if self.device(device)?.is_none() {
+                return Err(Refusal::NotFound("added device").into());
+            }
+            if let Some(member) = self.membership(commit.group_id, device)? {
+                if member.is_active() {
+                    return invalid("an added device is already a member");
+                }
+            }
+        }
+        for device in commit.removed {
+            match self.membership(commit.group_id, device)? {
+                Some(member) if member.is_active() => {}
+                _ => return invalid("a removed device is not a member"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The recorded outcome of an earlier identical submission.
+    fn replay(&self, sender: &DeviceKey, submission_id: &[u8], group_id: &[u8]) -> RelayResult<Option<AppendOutcome>> {
+        let Some(record) = self.get::<SubmissionRecord>(&keys::submission(sender, submission_id))? else {
+            return Ok(None);
+        };
+        if record.group_id != group_id {
+            return Err(Refusal::InvalidArgument("this submission id was already used for another group".into()).into());
+        }
+        Ok(Some(AppendOutcome {
+            position: record.position,
+            epoch: record.epoch,
+            replayed: true,
+            inbox: Vec::new(),
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_submission(
+        &self,
+        batch: &mut Batch,
+        sender: &DeviceKey,
+        submission_id: &[u8],
+        group_id: &[u8],
+        outcome: &AppendOutcome,
+        kind: MessageKind,
+        now: u64,
+    ) {
+        let record = SubmissionRecord {
+            group_id: group_id.to_vec(),
+            position: outcome.position,
+            epoch: outcome.epoch,
+            kind: kind as i32,
+            created_at_ms: now,
+        };
+        batch.insert(keys::submission(sender, submission_id), encode(&record));
+    }
+
+    pub(super) fn inbox_counter(&self, key: &[u8]) -> RelayResult<u64> {
+        match self.tree.get(key)? {
+            Some(raw) => Ok(u64::from_be_bytes(
+                raw.as_ref().try_into().map_err(|_| corrupt("inbox counter"))?,
+            )),
+            None => Ok(0),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The relay's embedded store: sled in one data directory.
+//!
+//! Everything lives in one sled tree under table-tagged keys ([`keys`]), so
+//! that every operation writes all of its records in one atomic batch.
+//! Operations that read before they write hold the entity's lock stripe
+//! ([`locks`]) from the read to the batch, which serialises them.
+//!
+//! Writing is not yet durability: sled buffers writes and flushes them in
+//! the background. Callers make an operation durable before acknowledging it
+//! through [`crate::durability::Flusher`], which shares one flush among all
+//! concurrent writers.
+//!
+//! The submodules group the operations by what they serve: accounts and
+//! invites, KeyPackages, groups and their logs, delivery and acknowledgement,
+//! blobs, and the periodic clean-up.
+
+mod accounts;
+mod blobs;
+mod delivery;
+mod groups;
+pub(crate) mod keys;
+mod key_packages;
+mod locks;
+mod maintenance;
+#[cfg(test)]
+mod group_tests;
+pub(crate) mod records;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use convene_proto::ids::RELAY_ID_LEN;
+use prost::Message;
+use rand::RngCore;
+
+pub use accounts::{Enrolment, NewInvite};
+pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget};
+pub use groups::{AppendOutcome, CommitSubmission, MessageSubmission, QueueLimits};
+pub use key_packages::{Claim, KeyPackageStock};
+pub use keys::DeviceKey;
+pub use maintenance::{Retention, SweepReport};
+
+use crate::error::{RelayError, RelayResult};
+use locks::LockTable;
+
+/// The version of the stored layout. A relay refuses a data directory
+/// written by a newer, incompatible version instead of misreading it.
+const SCHEMA_VERSION: u64 = 1;
+
+/// Why a data directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the data directory {path}: {source}")]
+    Sled { path: String, source: sled::Error },
+    #[error(
+        "the data directory {path} was written by a newer relay (schema {found}, this relay knows {known})"
+    )]
+    TooNew { path: String, found: u64, known: u64 },
+    #[error("the data directory {path} is damaged: {detail}")]
+    Damaged { path: String, detail: String },
+}
+
+/// Tuning of the embedded store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// sled's page cache budget, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+/// The relay's persistent state.
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    relay_id: [u8; RELAY_ID_LEN],
+    group_locks: LockTable,
+    device_locks: LockTable,
+    /// Enrolment touches the user namespace and the invite: rare enough for
+    /// one lock.
+    enrol_lock: Mutex<()>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`. Fails if another process has
+    /// it open.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, OpenError> {
+        let shown = path.display().to_string();
+        let sled_err = |source| OpenError::Sled {
+            path: shown.clone(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .open()
+            .map_err(sled_err)?;
+        let tree = db.open_tree("relay").map_err(sled_err)?;
+        let damaged = |detail: String| OpenError::Damaged {
+            path: shown.clone(),
+            detail,
+        };
+
+        match tree.get(keys::meta("schema")).map_err(sled_err)? {
+            Some(raw) => {
+                let found = u64::from_be_bytes(
+                    raw.as_ref()
+                        .try_into()
+                        .map_err(|_| damaged("schema version is unreadable".into()))?,
+                );
+                if found > SCHEMA_VERSION {
+                    return Err(OpenError::TooNew {
+                        path: shown,
+                        found,
+                        known: SCHEMA_VERSION,
+                    });
+                }
+            }
+            None => {
+                tree.insert(keys::meta("schema"), &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(sled_err)?;
+            }
+        }
+
+        let relay_id = match tree.get(keys::meta("relay_id")).map_err(sled_err)? {
+            Some(raw) => raw
+                .as_ref()
+                .try_into()
+                .map_err(|_| damaged("relay id is unreadable".into()))?,
+            None => {
+                let mut id = [0u8; RELAY_ID_LEN];
+                rand::rngs::OsRng.fill_bytes(&mut id);
+                tree.insert(keys::meta("relay_id"), &id).map_err(sled_err)?;
+                id
+            }
+        };
+        db.flush().map_err(sled_err)?;
+
+        Ok(Store {
+            db,
+            tree,
+            relay_id,
+            group_locks: LockTable::new(),
+            device_locks: LockTable::new(),
+            enrol_lock: Mutex::new(()),
+        })
+    }
+
+    /// The relay's identity, fixed when the data directory was created.
+    pub fn relay_id(&self) -> [u8; RELAY_ID_LEN] {
+        self.relay_id
+    }
+
+    /// Writes everything buffered to disk and waits for it (fsync).
+    pub fn flush(&self) -> RelayResult<usize> {
+        Ok(self.db.flush()?)
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> RelayResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    fn get<R: Message + Default>(&self, key: &[u8]) -> RelayResult<Option<R>> {
+        match self.tree.get(key)? {
+            Some(raw) => Ok(Some(R::decode(raw.as_ref())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Visits every record under `prefix`, decoded.
+    fn scan<R: Message + Default>(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = RelayResult<(sled::IVec, R)>> + '_ {
+        self.tree.scan_prefix(prefix).map(|item| {
+            let (key, raw) = item?;
+            let record = R::decode(raw.as_ref())?;
+            Ok((key, record))
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn encode<R: Message>(record: &R) -> Vec<u8> {
+    record.encode_to_vec()
+}
+
+fn corrupt(what: &str) -> RelayError {
+    RelayError::Corrupt(what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_id_is_stable_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path(), StoreOptions::default()).unwrap().relay_id();
+        let second = Store::open(dir.path(), StoreOptions::default()).unwrap().relay_id();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            store
+                .tree
+                .insert(keys::meta("schema"), &99u64.to_be_bytes())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let err = Store::open(dir.path(), StoreOptions::default()).err().unwrap();
+        assert!(matches!(err, OpenError::TooNew { found: 99, .. }), "{err}");
+    }
+}

@@ -1,0 +1,193 @@
+//! The records the relay stores, as protobuf messages.
+//!
+//! Protobuf gives the stored format what the wire format has: fields can be
+//! added without rewriting old records, and a record from a newer relay is
+//! read by an older one without error. The schema version in the meta table
+//! guards changes that are not compatible in that way.
+
+use bytes::Bytes;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InviteRecord {
+    /// `convene_proto::relay::Role` as i32.
+    #[prost(int32, tag = "1")]
+    pub role: i32,
+    /// Preassigned handle, or empty.
+    #[prost(string, tag = "2")]
+    pub user_id: String,
+    /// Preassigned display name, or empty.
+    #[prost(string, tag = "3")]
+    pub display_name: String,
+    #[prost(uint64, tag = "4")]
+    pub created_at_ms: u64,
+    #[prost(uint64, tag = "5")]
+    pub expires_at_ms: u64,
+    /// The staff device that created it (empty for bootstrap invites).
+    #[prost(bytes = "vec", tag = "6")]
+    pub created_by: Vec<u8>,
+    /// When it was redeemed, or 0. Redeemed invites are kept until they
+    /// expire so that reuse is reported as such.
+    #[prost(uint64, tag = "7")]
+    pub redeemed_at_ms: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UserRecord {
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    #[prost(string, tag = "2")]
+    pub display_name: String,
+    #[prost(int32, tag = "3")]
+    pub role: i32,
+    #[prost(uint64, tag = "4")]
+    pub created_at_ms: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeviceRecord {
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    #[prost(uint64, tag = "2")]
+    pub created_at_ms: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupRecord {
+    /// The current epoch: the only one a commit may be built on.
+    #[prost(uint64, tag = "1")]
+    pub epoch: u64,
+    /// Position of the newest log entry (0 when none was ever appended).
+    #[prost(uint64, tag = "2")]
+    pub last_position: u64,
+    /// Entries up to this position were acknowledged by every member and
+    /// deleted.
+    #[prost(uint64, tag = "3")]
+    pub trimmed_through: u64,
+    #[prost(uint64, tag = "4")]
+    pub created_at_ms: u64,
+}
+
+impl GroupRecord {
+    /// Entries stored and not yet trimmed.
+    pub fn backlog(&self) -> u64 {
+        self.last_position.saturating_sub(self.trimmed_through)
+    }
+}
+
+/// One device's subscription to one group log.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MemberRecord {
+    /// The first position this device receives.
+    #[prost(uint64, tag = "1")]
+    pub from_position: u64,
+    /// When removed: the last position it receives (the removing commit).
+    /// Zero while it is a member.
+    #[prost(uint64, tag = "2")]
+    pub until_position: u64,
+    /// Everything up to here was acknowledged by the device.
+    #[prost(uint64, tag = "3")]
+    pub acked: u64,
+}
+
+impl MemberRecord {
+    /// A current member (not removed).
+    pub fn is_active(&self) -> bool {
+        self.until_position == 0
+    }
+
+    /// The last position this device should receive, given the log's end.
+    pub fn last_deliverable(&self, last_position: u64) -> u64 {
+        if self.is_active() {
+            last_position
+        } else {
+            self.until_position.min(last_position)
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogEntry {
+    /// `convene_proto::relay::MessageKind` as i32.
+    #[prost(int32, tag = "1")]
+    pub kind: i32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub sender_device: Vec<u8>,
+    /// The group's epoch when the entry was accepted.
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub payload: Bytes,
+    #[prost(bytes = "vec", tag = "5")]
+    pub submission_id: Vec<u8>,
+    #[prost(uint64, tag = "6")]
+    pub received_at_ms: u64,
+}
+
+/// An inbox entry points at a Welcome stored once for all its joiners.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InboxRecord {
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_id: Vec<u8>,
+    /// Position of the commit whose Welcome this is.
+    #[prost(uint64, tag = "2")]
+    pub group_position: u64,
+    /// The epoch the Welcome opens.
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
+    #[prost(bytes = "vec", tag = "4")]
+    pub sender_device: Vec<u8>,
+    #[prost(uint64, tag = "5")]
+    pub received_at_ms: u64,
+}
+
+/// A Welcome and what joiners need with it, shared by all its recipients.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WelcomeRecord {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub welcome: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub ratchet_tree: Bytes,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub group_info: Bytes,
+    /// Recipients that have not acknowledged it yet; deleted at zero.
+    #[prost(uint32, tag = "4")]
+    pub remaining: u32,
+}
+
+/// The outcome of an accepted submission, replayed on resubmission.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SubmissionRecord {
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_id: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub position: u64,
+    /// For a commit: the epoch after it. For a message: the epoch it was
+    /// accepted in.
+    #[prost(uint64, tag = "3")]
+    pub epoch: u64,
+    #[prost(int32, tag = "4")]
+    pub kind: i32,
+    #[prost(uint64, tag = "5")]
+    pub created_at_ms: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BlobRecord {
+    #[prost(uint64, tag = "1")]
+    pub size: u64,
+    #[prost(uint64, tag = "2")]
+    pub received: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub owner_device: Vec<u8>,
+    #[prost(uint64, tag = "4")]
+    pub created_at_ms: u64,
+    /// The chunk size the blob was cut into.
+    #[prost(uint32, tag = "5")]
+    pub chunk_bytes: u32,
+}
+
+impl BlobRecord {
+    pub fn is_complete(&self) -> bool {
+        self.received == self.size
+    }
+}
