@@ -13,7 +13,10 @@ const FILES: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let paths: Vec<PathBuf> = FILES.iter().map(|f| PathBuf::from(PROTO_ROOT).join(f)).collect();
+    let paths: Vec<PathBuf> = FILES
+        .iter()
+        .map(|f| PathBuf::from(PROTO_ROOT).join(f))
+        .collect();
     for path in &paths {
         println!("cargo:rerun-if-changed={}", path.display());
     }

@@ -1,1 +1,10 @@
+//! The Convene client library.
+//!
+//! Layers, from the wire up: [`transport`] speaks the relay protocol over a
+//! websocket; [`device_key`] holds the key a device authenticates with.
 
+pub mod device_key;
+pub mod transport;
+
+pub use device_key::DeviceKey;
+pub use transport::{ConnectOptions, RelayConnection, RelayRefusal, TransportError, TrustRoots};

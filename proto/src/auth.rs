@@ -71,8 +71,17 @@ mod tests {
     #[test]
     fn every_field_is_bound() {
         let base = transcript(AuthPurpose::Authenticate, &[1; 16], &[2; 32], &[3; 32]);
-        assert_ne!(base, transcript(AuthPurpose::Authenticate, &[9; 16], &[2; 32], &[3; 32]));
-        assert_ne!(base, transcript(AuthPurpose::Authenticate, &[1; 16], &[9; 32], &[3; 32]));
-        assert_ne!(base, transcript(AuthPurpose::Authenticate, &[1; 16], &[2; 32], &[9; 32]));
+        assert_ne!(
+            base,
+            transcript(AuthPurpose::Authenticate, &[9; 16], &[2; 32], &[3; 32])
+        );
+        assert_ne!(
+            base,
+            transcript(AuthPurpose::Authenticate, &[1; 16], &[9; 32], &[3; 32])
+        );
+        assert_ne!(
+            base,
+            transcript(AuthPurpose::Authenticate, &[1; 16], &[2; 32], &[9; 32])
+        );
     }
 }

@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn display_names_refuse_control_characters() {
         assert!(check_display_name("Dr Jane Smith").is_ok());
-        assert_eq!(check_display_name("Jane\u{1b}[2J"), Err(IdError::BadDisplayName));
+        assert_eq!(
+            check_display_name("Jane\u{1b}[2J"),
+            Err(IdError::BadDisplayName)
+        );
         assert!(check_display_name("   ").is_err());
     }
 

@@ -85,7 +85,10 @@ mod tests {
         let secret = InviteSecret::generate();
         let code = secret.to_code();
         assert!(code.starts_with("cvn1_"));
-        assert_eq!(InviteSecret::from_code(&format!("  {code}\n")).unwrap(), secret);
+        assert_eq!(
+            InviteSecret::from_code(&format!("  {code}\n")).unwrap(),
+            secret
+        );
     }
 
     #[test]
@@ -99,7 +102,10 @@ mod tests {
             InviteSecret::from_code(&code[..code.len() - 2]),
             Err(InviteCodeError::Damaged)
         );
-        assert_eq!(InviteSecret::from_code("cvn1_!!!!"), Err(InviteCodeError::Damaged));
+        assert_eq!(
+            InviteSecret::from_code("cvn1_!!!!"),
+            Err(InviteCodeError::Damaged)
+        );
     }
 
     #[test]

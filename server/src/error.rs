@@ -119,9 +119,10 @@ impl RelayError {
     pub fn to_wire(&self) -> WireError {
         match self {
             RelayError::Refused(refusal) => refusal.to_wire(),
-            RelayError::Storage(_) | RelayError::Corrupt(_) => {
-                WireError::new(ErrorCode::Internal, "the relay failed internally; retry later")
-            }
+            RelayError::Storage(_) | RelayError::Corrupt(_) => WireError::new(
+                ErrorCode::Internal,
+                "the relay failed internally; retry later",
+            ),
         }
     }
 }

@@ -1,1 +1,231 @@
-fn main() {}
+//! `convene-server`: the Convene relay's command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use convene_proto::invite::InviteSecret;
+use convene_proto::relay::Role;
+use convene_server::config::{Config, TlsConfig, DEFAULT_DATA_DIR};
+use convene_server::relay::Relay;
+use convene_server::store::{now_ms, NewInvite, Store, StoreOptions};
+use convene_server::{server, tls};
+use tracing_subscriber::EnvFilter;
+
+/// The Convene relay: stores and forwards end-to-end encrypted messages
+/// between Convene devices. It never sees their content.
+#[derive(Debug, Parser)]
+#[command(name = "convene-server", version, propagate_version = true)]
+struct Cli {
+    /// TOML configuration file (every key is optional; see README.md).
+    #[arg(long, global = true, env = "CONVENE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the relay. With no configuration: plain websockets on
+    /// 127.0.0.1:7420, data in ./convene-data.
+    Serve(ServeArgs),
+    /// Create an invite while the relay is stopped (e.g. when the bootstrap
+    /// invite was lost). Prints the invite code.
+    Invite(InviteArgs),
+    /// Write a self-signed TLS certificate and key for development.
+    GenCert(GenCertArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on. Non-loopback addresses require TLS.
+    #[arg(long, env = "CONVENE_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory for the relay's data (created if missing).
+    #[arg(long, env = "CONVENE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(
+        long,
+        env = "CONVENE_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(
+        long,
+        env = "CONVENE_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct InviteArgs {
+    /// The invitee's role.
+    #[arg(long, value_enum, default_value = "staff")]
+    role: RoleArg,
+    /// The handle the invitee will have (otherwise they choose).
+    #[arg(long, value_name = "HANDLE")]
+    user_id: Option<String>,
+    /// The invitee's display name (otherwise they choose).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Directory of the relay's data.
+    #[arg(long, env = "CONVENE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Leader,
+    Staff,
+}
+
+#[derive(Debug, clap::Args)]
+struct GenCertArgs {
+    /// Host names the certificate is for.
+    #[arg(long = "host", value_name = "NAME", default_values_t = [String::from("localhost")])]
+    hosts: Vec<String>,
+    /// Directory to write cert.pem and key.pem into.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("CONVENE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let config = match &cli.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    match cli.command {
+        Command::Serve(args) => serve(config, args),
+        Command::Invite(args) => offline_invite(config, args),
+        Command::GenCert(args) => {
+            let (cert, key) = tls::write_dev_certificate(&args.hosts, &args.out)?;
+            println!("wrote {} and {}", cert.display(), key.display());
+            Ok(())
+        }
+    }
+}
+
+fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(TlsConfig { cert, key });
+    }
+    config.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> Result<()> {
+    let acceptor = match &config.tls {
+        Some(tls) => Some(tls::acceptor(&tls.cert, &tls.key)?),
+        None => None,
+    };
+    let scheme = if acceptor.is_some() { "wss" } else { "ws" };
+    let data_dir = config.data_dir.clone();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let relay = Relay::open(config)?;
+    let url = format!("{scheme}://{addr}");
+    if let Some((secret, ttl_secs)) = relay.bootstrap_invite()? {
+        print_bootstrap(&url, &secret, ttl_secs);
+    }
+    // Last, so that scripts can wait for this line: the relay is ready.
+    println!(
+        "Convene relay listening on {url} (data in {})",
+        data_dir.display()
+    );
+    tracing::info!(%url, "listening");
+    server::run(relay, listener, acceptor, shutdown_signal()).await;
+    Ok(())
+}
+
+/// The bootstrap invite goes to standard output for the operator, never
+/// through the log.
+fn print_bootstrap(url: &str, secret: &InviteSecret, ttl_secs: u32) {
+    let code = secret.to_code();
+    println!(
+        "No one has enrolled yet. Bootstrap staff invite (one use, valid {} hours):",
+        ttl_secs / 3600
+    );
+    println!("  {code}");
+    println!("Enrol the first staff member with:");
+    println!("  convene --relay {url} enrol {code} --user-id <handle> --name \"<Your Name>\"");
+    println!("Each start of an empty relay replaces this invite with a new one.");
+    println!();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+fn offline_invite(config: Config, args: InviteArgs) -> Result<()> {
+    let data_dir = args.data_dir.unwrap_or(config.data_dir);
+    if !Path::new(&data_dir).exists() {
+        bail!(
+            "no relay data in {} (the relay creates it at its first start; default {DEFAULT_DATA_DIR})",
+            data_dir.display()
+        );
+    }
+    let store = Store::open(&data_dir, StoreOptions::default())
+        .context("cannot open the relay's data (is the relay still running? stop it first)")?;
+    let secret = InviteSecret::generate();
+    let invite = NewInvite {
+        role: match args.role {
+            RoleArg::Leader => Role::Leader,
+            RoleArg::Staff => Role::Staff,
+        },
+        user_id: args.user_id.unwrap_or_default(),
+        display_name: args.name.unwrap_or_default(),
+        ttl_ms: u64::from(config.limits.invite_ttl_secs) * 1000,
+        created_by: None,
+    };
+    store.create_invite(&secret.lookup_hash(), &invite, now_ms())?;
+    store.flush()?;
+    println!("{}", secret.to_code());
+    Ok(())
+}

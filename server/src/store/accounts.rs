@@ -66,13 +66,23 @@ impl Store {
 
     /// Whether any user has enrolled yet.
     pub fn has_users(&self) -> RelayResult<bool> {
-        Ok(self.tree.scan_prefix([keys::USER]).next().transpose()?.is_some())
+        Ok(self
+            .tree
+            .scan_prefix([keys::USER])
+            .next()
+            .transpose()?
+            .is_some())
     }
 
     /// Replaces the bootstrap staff invite (the one that lets the first staff
     /// member enrol) with a new one, so that each start of an empty relay
     /// shows a fresh, valid invite and the earlier ones stop working.
-    pub fn replace_bootstrap_invite(&self, hash: &[u8; 32], ttl_ms: u64, now: u64) -> RelayResult<u64> {
+    pub fn replace_bootstrap_invite(
+        &self,
+        hash: &[u8; 32],
+        ttl_ms: u64,
+        now: u64,
+    ) -> RelayResult<u64> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = Batch::default();
         if let Some(old) = self.tree.get(keys::meta("bootstrap_invite"))? {
@@ -224,8 +234,13 @@ mod tests {
         invite(&store, [1; 32], 10_000);
         let user = store.enrol(&enrolment([1; 32], "ann", 1), 2_000).unwrap();
         assert_eq!(user.user_id, "ann");
-        let again = store.enrol(&enrolment([1; 32], "bob", 2), 2_001).unwrap_err();
-        assert!(matches!(again, crate::error::RelayError::Refused(Refusal::InviteUsed)));
+        let again = store
+            .enrol(&enrolment([1; 32], "bob", 2), 2_001)
+            .unwrap_err();
+        assert!(matches!(
+            again,
+            crate::error::RelayError::Refused(Refusal::InviteUsed)
+        ));
         assert!(store.user("bob").unwrap().is_none());
         assert_eq!(store.user_devices("ann").unwrap().len(), 1);
     }
@@ -234,19 +249,38 @@ mod tests {
     fn expired_and_unknown_invites_are_refused() {
         let (_dir, store) = store();
         invite(&store, [1; 32], 10);
-        let expired = store.enrol(&enrolment([1; 32], "ann", 1), 5_000).unwrap_err();
-        assert!(matches!(expired, crate::error::RelayError::Refused(Refusal::InviteExpired)));
-        let unknown = store.enrol(&enrolment([9; 32], "ann", 1), 1_001).unwrap_err();
-        assert!(matches!(unknown, crate::error::RelayError::Refused(Refusal::InviteUnknown)));
+        let expired = store
+            .enrol(&enrolment([1; 32], "ann", 1), 5_000)
+            .unwrap_err();
+        assert!(matches!(
+            expired,
+            crate::error::RelayError::Refused(Refusal::InviteExpired)
+        ));
+        let unknown = store
+            .enrol(&enrolment([9; 32], "ann", 1), 1_001)
+            .unwrap_err();
+        assert!(matches!(
+            unknown,
+            crate::error::RelayError::Refused(Refusal::InviteUnknown)
+        ));
     }
 
     #[test]
     fn bootstrap_invite_replacement_revokes_the_old_one() {
         let (_dir, store) = store();
-        store.replace_bootstrap_invite(&[1; 32], 10_000, 1_000).unwrap();
-        store.replace_bootstrap_invite(&[2; 32], 10_000, 1_000).unwrap();
-        let old = store.enrol(&enrolment([1; 32], "ann", 1), 2_000).unwrap_err();
-        assert!(matches!(old, crate::error::RelayError::Refused(Refusal::InviteUnknown)));
+        store
+            .replace_bootstrap_invite(&[1; 32], 10_000, 1_000)
+            .unwrap();
+        store
+            .replace_bootstrap_invite(&[2; 32], 10_000, 1_000)
+            .unwrap();
+        let old = store
+            .enrol(&enrolment([1; 32], "ann", 1), 2_000)
+            .unwrap_err();
+        assert!(matches!(
+            old,
+            crate::error::RelayError::Refused(Refusal::InviteUnknown)
+        ));
         let user = store.enrol(&enrolment([2; 32], "ann", 1), 2_000).unwrap();
         assert_eq!(user.role, Role::Staff as i32);
     }
@@ -256,7 +290,9 @@ mod tests {
         let (_dir, store) = store();
         for (i, name) in ["cat", "ann", "bob"].iter().enumerate() {
             invite(&store, [i as u8; 32], 10_000);
-            store.enrol(&enrolment([i as u8; 32], name, i as u8), 2_000).unwrap();
+            store
+                .enrol(&enrolment([i as u8; 32], name, i as u8), 2_000)
+                .unwrap();
         }
         let (page, more) = store.list_users("", 2).unwrap();
         let ids: Vec<_> = page.iter().map(|u| u.user_id.as_str()).collect();

@@ -16,7 +16,13 @@ use crate::error::{Refusal, RelayResult};
 impl Store {
     /// Reserves a blob of `size` bytes, to be uploaded in pieces of
     /// `chunk_bytes`, and returns its id.
-    pub fn begin_blob(&self, owner: &DeviceKey, size: u64, chunk_bytes: u32, now: u64) -> RelayResult<[u8; BLOB_ID_LEN]> {
+    pub fn begin_blob(
+        &self,
+        owner: &DeviceKey,
+        size: u64,
+        chunk_bytes: u32,
+        now: u64,
+    ) -> RelayResult<[u8; BLOB_ID_LEN]> {
         let mut id = [0u8; BLOB_ID_LEN];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let record = BlobRecord {
@@ -31,7 +37,13 @@ impl Store {
     }
 
     /// Stores the next piece of a blob that `owner` is uploading.
-    pub fn put_blob_chunk(&self, owner: &DeviceKey, blob_id: &[u8], offset: u64, data: &[u8]) -> RelayResult<BlobRecord> {
+    pub fn put_blob_chunk(
+        &self,
+        owner: &DeviceKey,
+        blob_id: &[u8],
+        offset: u64,
+        data: &[u8],
+    ) -> RelayResult<BlobRecord> {
         let _guard = self.device_locks.lock(blob_id);
         let mut record: BlobRecord = self
             .get(&keys::blob(blob_id))?
@@ -49,8 +61,10 @@ impl Store {
         }
         let end = record.received + data.len() as u64;
         let full_chunk = data.len() == record.chunk_bytes as usize;
-        let last_chunk = end == record.size && !data.is_empty() && data.len() <= record.chunk_bytes as usize;
-        if !(full_chunk && end <= record.size) && !last_chunk {
+        let last_chunk =
+            end == record.size && !data.is_empty() && data.len() <= record.chunk_bytes as usize;
+        let acceptable = (full_chunk && end <= record.size) || last_chunk;
+        if !acceptable {
             return Err(Refusal::InvalidArgument(format!(
                 "each piece must be {} bytes, except the last, and the blob is {} bytes",
                 record.chunk_bytes, record.size
@@ -68,7 +82,12 @@ impl Store {
 
     /// Reads up to `max_bytes` of a complete blob from `offset`, never past
     /// the end of one chunk. Returns the bytes and the blob's size.
-    pub fn read_blob(&self, blob_id: &[u8], offset: u64, max_bytes: u32) -> RelayResult<(Vec<u8>, u64)> {
+    pub fn read_blob(
+        &self,
+        blob_id: &[u8],
+        offset: u64,
+        max_bytes: u32,
+    ) -> RelayResult<(Vec<u8>, u64)> {
         let record: BlobRecord = self
             .get(&keys::blob(blob_id))?
             .filter(BlobRecord::is_complete)
@@ -113,11 +132,26 @@ mod tests {
         let owner = [1; 32];
         let content: Vec<u8> = (0..10u8).collect();
         let id = store.begin_blob(&owner, 10, 4, 0).unwrap();
-        assert!(store.read_blob(&id, 0, 100).is_err(), "incomplete blobs are not readable");
-        assert!(store.put_blob_chunk(&owner, &id, 4, &content[4..8]).is_err(), "out of order");
-        assert!(store.put_blob_chunk(&[2; 32], &id, 0, &content[..4]).is_err(), "not the owner");
+        assert!(
+            store.read_blob(&id, 0, 100).is_err(),
+            "incomplete blobs are not readable"
+        );
+        assert!(
+            store
+                .put_blob_chunk(&owner, &id, 4, &content[4..8])
+                .is_err(),
+            "out of order"
+        );
+        assert!(
+            store
+                .put_blob_chunk(&[2; 32], &id, 0, &content[..4])
+                .is_err(),
+            "not the owner"
+        );
         store.put_blob_chunk(&owner, &id, 0, &content[..4]).unwrap();
-        store.put_blob_chunk(&owner, &id, 4, &content[4..8]).unwrap();
+        store
+            .put_blob_chunk(&owner, &id, 4, &content[4..8])
+            .unwrap();
         let done = store.put_blob_chunk(&owner, &id, 8, &content[8..]).unwrap();
         assert!(done.is_complete());
         let mut read = Vec::new();

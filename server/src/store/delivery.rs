@@ -112,6 +112,20 @@ impl Store {
         self.inbox_counter(&keys::inbox_head(device))
     }
 
+    /// The newest inbox position of every device that ever had one.
+    pub fn inbox_heads(&self) -> impl Iterator<Item = RelayResult<(DeviceKey, u64)>> + '_ {
+        self.tree.scan_prefix([keys::INBOX_HEAD]).map(|item| {
+            let (key, raw) = item?;
+            let device = keys::trailing_device(&key).ok_or_else(|| corrupt("inbox head key"))?;
+            let head = raw
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupt("inbox head"))?;
+            Ok((device, head))
+        })
+    }
+
     /// Everything up to here in a device's inbox was acknowledged.
     pub fn inbox_acked(&self, device: &DeviceKey) -> RelayResult<u64> {
         self.inbox_counter(&keys::inbox_acked(device))
@@ -120,7 +134,12 @@ impl Store {
     /// Records that `device` has everything of the group log up to
     /// `position`. Acknowledging what was never delivered, or going
     /// backwards, changes nothing.
-    pub fn ack_group(&self, group_id: &[u8], device: &DeviceKey, position: u64) -> RelayResult<AckOutcome> {
+    pub fn ack_group(
+        &self,
+        group_id: &[u8],
+        device: &DeviceKey,
+        position: u64,
+    ) -> RelayResult<AckOutcome> {
         let unchanged = AckOutcome {
             advanced: false,
             left_group: false,
@@ -214,13 +233,14 @@ impl Store {
             }
             self.tree.apply_batch(batch)?;
         }
-        self.tree.fetch_and_update(keys::inbox_acked(device), |old| {
-            let old = old
-                .and_then(|raw| raw.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            Some(old.max(position).to_be_bytes().to_vec())
-        })?;
+        self.tree
+            .fetch_and_update(keys::inbox_acked(device), |old| {
+                let old = old
+                    .and_then(|raw| raw.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                Some(old.max(position).to_be_bytes().to_vec())
+            })?;
         Ok(())
     }
 

@@ -47,14 +47,24 @@ fn fixture() -> Fixture {
     Fixture { _dir: dir, store }
 }
 
-fn commit<'a>(epoch: u64, id: &'a [u8], sender: u8, added: &'a [DeviceKey], removed: &'a [DeviceKey]) -> CommitSubmission<'a> {
+fn commit<'a>(
+    epoch: u64,
+    id: &'a [u8],
+    sender: u8,
+    added: &'a [DeviceKey],
+    removed: &'a [DeviceKey],
+) -> CommitSubmission<'a> {
     CommitSubmission {
         group_id: b"g",
         epoch,
         submission_id: id,
         sender: [sender; 32],
         commit: Bytes::from_static(b"commit"),
-        welcome: if added.is_empty() { Bytes::new() } else { Bytes::from_static(b"welcome") },
+        welcome: if added.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::from_static(b"welcome")
+        },
         ratchet_tree: Bytes::new(),
         group_info: Bytes::new(),
         added,
@@ -83,10 +93,21 @@ fn refusal(result: RelayResult<AppendOutcome>) -> Refusal {
 fn exactly_one_commit_per_epoch() {
     let f = fixture();
     let added = [[2; 32]];
-    let first = f.store.submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5).unwrap();
+    let first = f
+        .store
+        .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
+        .unwrap();
     assert_eq!((first.position, first.epoch), (1, 1));
-    let second = f.store.submit_commit(&commit(0, b"c2", 2, &[], &[]), LIMITS, 5);
-    assert_eq!(refusal(second), Refusal::StaleEpoch { submitted: 0, current: 1 });
+    let second = f
+        .store
+        .submit_commit(&commit(0, b"c2", 2, &[], &[]), LIMITS, 5);
+    assert_eq!(
+        refusal(second),
+        Refusal::StaleEpoch {
+            submitted: 0,
+            current: 1
+        }
+    );
     assert_eq!(f.store.group(b"g").unwrap().unwrap().epoch, 1);
 }
 
@@ -94,17 +115,25 @@ fn exactly_one_commit_per_epoch() {
 fn concurrent_commits_on_one_epoch_accept_one() {
     let f = std::sync::Arc::new(fixture());
     let added = [[2; 32], [3; 32]];
-    f.store.submit_commit(&commit(0, b"setup", 1, &added, &[]), LIMITS, 5).unwrap();
+    f.store
+        .submit_commit(&commit(0, b"setup", 1, &added, &[]), LIMITS, 5)
+        .unwrap();
     let threads: Vec<_> = (1..=3u8)
         .map(|sender| {
             let f = f.clone();
             std::thread::spawn(move || {
                 let id = [sender; 16];
-                f.store.submit_commit(&commit(1, &id, sender, &[], &[]), LIMITS, 6).is_ok()
+                f.store
+                    .submit_commit(&commit(1, &id, sender, &[], &[]), LIMITS, 6)
+                    .is_ok()
             })
         })
         .collect();
-    let accepted = threads.into_iter().map(|t| t.join().unwrap()).filter(|&ok| ok).count();
+    let accepted = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|&ok| ok)
+        .count();
     assert_eq!(accepted, 1);
     assert_eq!(f.store.group(b"g").unwrap().unwrap().epoch, 2);
 }
@@ -112,14 +141,26 @@ fn concurrent_commits_on_one_epoch_accept_one() {
 #[test]
 fn resubmission_returns_the_first_outcome() {
     let f = fixture();
-    let first = f.store.submit_commit(&commit(0, b"same", 1, &[], &[]), LIMITS, 5).unwrap();
-    let again = f.store.submit_commit(&commit(0, b"same", 1, &[], &[]), LIMITS, 6).unwrap();
+    let first = f
+        .store
+        .submit_commit(&commit(0, b"same", 1, &[], &[]), LIMITS, 5)
+        .unwrap();
+    let again = f
+        .store
+        .submit_commit(&commit(0, b"same", 1, &[], &[]), LIMITS, 6)
+        .unwrap();
     assert!(again.replayed);
     assert_eq!((again.position, again.epoch), (first.position, first.epoch));
     assert_eq!(f.store.group(b"g").unwrap().unwrap().last_position, 1);
 
-    let m1 = f.store.append_message(&message(b"m", 1), LIMITS, 7).unwrap();
-    let m2 = f.store.append_message(&message(b"m", 1), LIMITS, 8).unwrap();
+    let m1 = f
+        .store
+        .append_message(&message(b"m", 1), LIMITS, 7)
+        .unwrap();
+    let m2 = f
+        .store
+        .append_message(&message(b"m", 1), LIMITS, 8)
+        .unwrap();
     assert_eq!(m1.position, m2.position);
     assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
 }
@@ -128,14 +169,29 @@ fn resubmission_returns_the_first_outcome() {
 fn welcome_reaches_only_an_accepted_commit_s_joiners() {
     let f = fixture();
     let added = [[2; 32]];
-    f.store.submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5).unwrap();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
+        .unwrap();
     let losing_added = [[3; 32]];
-    assert!(f.store.submit_commit(&commit(0, b"c2", 1, &losing_added, &[]), LIMITS, 5).is_err());
-    let inbox2 = f.store.read_inbox(&[2; 32], 0, f.store.inbox_head(&[2; 32]).unwrap(), ALL).unwrap();
+    assert!(f
+        .store
+        .submit_commit(&commit(0, b"c2", 1, &losing_added, &[]), LIMITS, 5)
+        .is_err());
+    let inbox2 = f
+        .store
+        .read_inbox(&[2; 32], 0, f.store.inbox_head(&[2; 32]).unwrap(), ALL)
+        .unwrap();
     assert_eq!(inbox2.len(), 1);
     assert_eq!(inbox2[0].welcome.welcome.as_ref(), b"welcome");
-    assert_eq!((inbox2[0].record.group_position, inbox2[0].record.epoch), (1, 1));
-    assert_eq!(f.store.inbox_head(&[3; 32]).unwrap(), 0, "the refused commit's Welcome was stored");
+    assert_eq!(
+        (inbox2[0].record.group_position, inbox2[0].record.epoch),
+        (1, 1)
+    );
+    assert_eq!(
+        f.store.inbox_head(&[3; 32]).unwrap(),
+        0,
+        "the refused commit's Welcome was stored"
+    );
     // The joiner follows from after the commit.
     let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
     assert_eq!((member.from_position, member.acked), (2, 1));
@@ -144,13 +200,26 @@ fn welcome_reaches_only_an_accepted_commit_s_joiners() {
 #[test]
 fn non_members_cannot_post_and_removed_members_leave_after_acking() {
     let f = fixture();
-    assert_eq!(refusal(f.store.append_message(&message(b"x", 2), LIMITS, 5)), Refusal::NotAMember);
+    assert_eq!(
+        refusal(f.store.append_message(&message(b"x", 2), LIMITS, 5)),
+        Refusal::NotAMember
+    );
     let added = [[2; 32]];
-    f.store.submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5).unwrap();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
+        .unwrap();
     let removed = [[2; 32]];
-    let removal = f.store.submit_commit(&commit(1, b"c2", 1, &[], &removed), LIMITS, 6).unwrap();
-    assert_eq!(refusal(f.store.append_message(&message(b"y", 2), LIMITS, 7)), Refusal::NotAMember);
-    f.store.append_message(&message(b"z", 1), LIMITS, 8).unwrap();
+    let removal = f
+        .store
+        .submit_commit(&commit(1, b"c2", 1, &[], &removed), LIMITS, 6)
+        .unwrap();
+    assert_eq!(
+        refusal(f.store.append_message(&message(b"y", 2), LIMITS, 7)),
+        Refusal::NotAMember
+    );
+    f.store
+        .append_message(&message(b"z", 1), LIMITS, 8)
+        .unwrap();
     // The removed device still gets the removing commit, and nothing after.
     let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
     assert_eq!(member.last_deliverable(3), removal.position);
@@ -164,14 +233,22 @@ fn non_members_cannot_post_and_removed_members_leave_after_acking() {
 fn trimming_waits_for_every_follower() {
     let f = fixture();
     let added = [[2; 32], [3; 32]];
-    f.store.submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5).unwrap();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
+        .unwrap();
     for i in 0..3u8 {
-        f.store.append_message(&message(&[i; 16], 1), LIMITS, 6).unwrap();
+        f.store
+            .append_message(&message(&[i; 16], 1), LIMITS, 6)
+            .unwrap();
     }
     assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 4);
     f.store.ack_group(b"g", &[1; 32], 4).unwrap();
     f.store.ack_group(b"g", &[2; 32], 4).unwrap();
-    assert_eq!(f.store.trim_group(b"g").unwrap(), 1, "only the commit, which device 3 never follows");
+    assert_eq!(
+        f.store.trim_group(b"g").unwrap(),
+        1,
+        "only the commit, which device 3 never follows"
+    );
     f.store.ack_group(b"g", &[3; 32], 3).unwrap();
     assert_eq!(f.store.trim_group(b"g").unwrap(), 2);
     f.store.ack_group(b"g", &[3; 32], 4).unwrap();
@@ -185,11 +262,21 @@ fn trimming_waits_for_every_follower() {
 fn inbox_ack_frees_the_shared_welcome() {
     let f = fixture();
     let added = [[2; 32], [3; 32]];
-    f.store.submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5).unwrap();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
+        .unwrap();
     f.store.ack_inbox(&[2; 32], 1).unwrap();
-    assert_eq!(f.store.read_inbox(&[3; 32], 0, 1, ALL).unwrap().len(), 1, "still there for device 3");
+    assert_eq!(
+        f.store.read_inbox(&[3; 32], 0, 1, ALL).unwrap().len(),
+        1,
+        "still there for device 3"
+    );
     f.store.ack_inbox(&[3; 32], 1).unwrap();
-    assert!(f.store.get::<records::WelcomeRecord>(&keys::welcome(b"g", 1)).unwrap().is_none());
+    assert!(f
+        .store
+        .get::<records::WelcomeRecord>(&keys::welcome(b"g", 1))
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -201,5 +288,8 @@ fn queues_are_bounded() {
     };
     f.store.append_message(&message(b"a", 1), small, 5).unwrap();
     f.store.append_message(&message(b"b", 1), small, 5).unwrap();
-    assert!(matches!(refusal(f.store.append_message(&message(b"c", 1), small, 5)), Refusal::QueueFull(_)));
+    assert!(matches!(
+        refusal(f.store.append_message(&message(b"c", 1), small, 5)),
+        Refusal::QueueFull(_)
+    ));
 }

@@ -105,7 +105,11 @@ impl Store {
         })
     }
 
-    pub fn membership(&self, group_id: &[u8], device: &DeviceKey) -> RelayResult<Option<MemberRecord>> {
+    pub fn membership(
+        &self,
+        group_id: &[u8],
+        device: &DeviceKey,
+    ) -> RelayResult<Option<MemberRecord>> {
         self.get(&keys::member(group_id, device))
     }
 
@@ -155,7 +159,9 @@ impl Store {
         }
         self.check_routing_change(commit)?;
         if group.backlog() >= limits.max_group_backlog {
-            return Err(Refusal::QueueFull("the group log is full: a member has not caught up").into());
+            return Err(
+                Refusal::QueueFull("the group log is full: a member has not caught up").into(),
+            );
         }
 
         // Joiners' inbox positions are per device and dense, so the inboxes
@@ -231,7 +237,15 @@ impl Store {
             replayed: false,
             inbox: inbox_positions,
         };
-        self.record_submission(&mut batch, &commit.sender, commit.submission_id, commit.group_id, &outcome, MessageKind::Commit, now);
+        self.record_submission(
+            &mut batch,
+            &commit.sender,
+            commit.submission_id,
+            commit.group_id,
+            &outcome,
+            MessageKind::Commit,
+            now,
+        );
         self.tree.apply_batch(batch)?;
         Ok(outcome)
     }
@@ -244,12 +258,16 @@ impl Store {
         now: u64,
     ) -> RelayResult<AppendOutcome> {
         let _guard = self.group_locks.lock(message.group_id);
-        if let Some(outcome) = self.replay(&message.sender, message.submission_id, message.group_id)? {
+        if let Some(outcome) =
+            self.replay(&message.sender, message.submission_id, message.group_id)?
+        {
             return Ok(outcome);
         }
         let mut group = self.active_group(message.group_id, &message.sender)?;
         if group.backlog() >= limits.max_group_backlog {
-            return Err(Refusal::QueueFull("the group log is full: a member has not caught up").into());
+            return Err(
+                Refusal::QueueFull("the group log is full: a member has not caught up").into(),
+            );
         }
         let position = group.last_position + 1;
         let entry = LogEntry {
@@ -270,7 +288,15 @@ impl Store {
             replayed: false,
             inbox: Vec::new(),
         };
-        self.record_submission(&mut batch, &message.sender, message.submission_id, message.group_id, &outcome, message.kind, now);
+        self.record_submission(
+            &mut batch,
+            &message.sender,
+            message.submission_id,
+            message.group_id,
+            &outcome,
+            message.kind,
+            now,
+        );
         self.tree.apply_batch(batch)?;
         Ok(outcome)
     }
@@ -318,12 +344,22 @@ impl Store {
     }
 
     /// The recorded outcome of an earlier identical submission.
-    fn replay(&self, sender: &DeviceKey, submission_id: &[u8], group_id: &[u8]) -> RelayResult<Option<AppendOutcome>> {
-        let Some(record) = self.get::<SubmissionRecord>(&keys::submission(sender, submission_id))? else {
+    fn replay(
+        &self,
+        sender: &DeviceKey,
+        submission_id: &[u8],
+        group_id: &[u8],
+    ) -> RelayResult<Option<AppendOutcome>> {
+        let Some(record) =
+            self.get::<SubmissionRecord>(&keys::submission(sender, submission_id))?
+        else {
             return Ok(None);
         };
         if record.group_id != group_id {
-            return Err(Refusal::InvalidArgument("this submission id was already used for another group".into()).into());
+            return Err(Refusal::InvalidArgument(
+                "this submission id was already used for another group".into(),
+            )
+            .into());
         }
         Ok(Some(AppendOutcome {
             position: record.position,
@@ -357,7 +393,9 @@ impl Store {
     pub(super) fn inbox_counter(&self, key: &[u8]) -> RelayResult<u64> {
         match self.tree.get(key)? {
             Some(raw) => Ok(u64::from_be_bytes(
-                raw.as_ref().try_into().map_err(|_| corrupt("inbox counter"))?,
+                raw.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("inbox counter"))?,
             )),
             None => Ok(0),
         }

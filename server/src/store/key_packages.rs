@@ -111,12 +111,24 @@ mod tests {
         let stock = store
             .upload_key_packages(&device, &[Bytes::from_static(b"kp1")], Some(b"lr"), 10)
             .unwrap();
-        assert_eq!(stock, KeyPackageStock { one_time: 1, last_resort: true });
+        assert_eq!(
+            stock,
+            KeyPackageStock {
+                one_time: 1,
+                last_resort: true
+            }
+        );
         let first = store.claim_key_package(&device).unwrap().unwrap();
-        assert_eq!((first.key_package.as_slice(), first.last_resort), (&b"kp1"[..], false));
+        assert_eq!(
+            (first.key_package.as_slice(), first.last_resort),
+            (&b"kp1"[..], false)
+        );
         for _ in 0..3 {
             let next = store.claim_key_package(&device).unwrap().unwrap();
-            assert_eq!((next.key_package.as_slice(), next.last_resort), (&b"lr"[..], true));
+            assert_eq!(
+                (next.key_package.as_slice(), next.last_resort),
+                (&b"lr"[..], true)
+            );
         }
         assert_eq!(store.claim_key_package(&[2; 32]).unwrap(), None);
     }
@@ -136,8 +148,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
         let device = [3; 32];
-        let kps: Vec<Bytes> = (0..200u32).map(|i| Bytes::from(i.to_be_bytes().to_vec())).collect();
-        store.upload_key_packages(&device, &kps, None, 1000).unwrap();
+        let kps: Vec<Bytes> = (0..200u32)
+            .map(|i| Bytes::from(i.to_be_bytes().to_vec()))
+            .collect();
+        store
+            .upload_key_packages(&device, &kps, None, 1000)
+            .unwrap();
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let store = store.clone();
@@ -150,7 +166,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut all: Vec<Vec<u8>> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut all: Vec<Vec<u8>> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         assert_eq!(all.len(), 200);
         all.sort();
         all.dedup();

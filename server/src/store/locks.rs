@@ -56,7 +56,9 @@ impl LockTable {
 /// and every store operation is one atomic batch, so poisoning carries no
 /// information here.
 fn lock_ignoring_poison(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

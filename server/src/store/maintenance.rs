@@ -90,7 +90,14 @@ mod tests {
             incomplete_blob_ms: 500,
         };
         let report = store.sweep(retention, 600).unwrap();
-        assert_eq!(report, SweepReport { invites: 1, submissions: 0, blobs: 1 });
+        assert_eq!(
+            report,
+            SweepReport {
+                invites: 1,
+                submissions: 0,
+                blobs: 1
+            }
+        );
         assert!(store.tree.get(keys::invite(&[2; 32])).unwrap().is_some());
         assert!(store.tree.get(keys::blob(&old_blob)).unwrap().is_none());
     }

@@ -17,13 +17,13 @@
 mod accounts;
 mod blobs;
 mod delivery;
-mod groups;
-pub(crate) mod keys;
-mod key_packages;
-mod locks;
-mod maintenance;
 #[cfg(test)]
 mod group_tests;
+mod groups;
+mod key_packages;
+pub(crate) mod keys;
+mod locks;
+mod maintenance;
 pub(crate) mod records;
 
 use std::path::Path;
@@ -56,7 +56,11 @@ pub enum OpenError {
     #[error(
         "the data directory {path} was written by a newer relay (schema {found}, this relay knows {known})"
     )]
-    TooNew { path: String, found: u64, known: u64 },
+    TooNew {
+        path: String,
+        found: u64,
+        known: u64,
+    },
     #[error("the data directory {path} is damaged: {detail}")]
     Damaged { path: String, detail: String },
 }
@@ -211,8 +215,12 @@ mod tests {
     #[test]
     fn relay_id_is_stable_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Store::open(dir.path(), StoreOptions::default()).unwrap().relay_id();
-        let second = Store::open(dir.path(), StoreOptions::default()).unwrap().relay_id();
+        let first = Store::open(dir.path(), StoreOptions::default())
+            .unwrap()
+            .relay_id();
+        let second = Store::open(dir.path(), StoreOptions::default())
+            .unwrap()
+            .relay_id();
         assert_eq!(first, second);
     }
 
@@ -227,7 +235,9 @@ mod tests {
                 .unwrap();
             store.flush().unwrap();
         }
-        let err = Store::open(dir.path(), StoreOptions::default()).err().unwrap();
+        let err = Store::open(dir.path(), StoreOptions::default())
+            .err()
+            .unwrap();
         assert!(matches!(err, OpenError::TooNew { found: 99, .. }), "{err}");
     }
 }

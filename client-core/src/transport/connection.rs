@@ -1,0 +1,419 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use convene_proto::auth::AuthPurpose;
+use convene_proto::ids::{fixed, NONCE_LEN, RELAY_ID_LEN};
+use convene_proto::relay::{
+    envelope::Body, push, request, response, Authenticate, Authenticated, Challenge, Enrol,
+    Envelope,
+};
+use convene_proto::{decode_envelope, encode_envelope};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::tls::{client_config, TrustRoots};
+use super::{RelayRefusal, TransportError};
+use crate::device_key::DeviceKey;
+
+/// Any byte stream a websocket can run over (TCP, or TLS over TCP).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Ws = WebSocketStream<Box<dyn Io>>;
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Option<response::Result>>>>>;
+
+/// How to reach the relay.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Which certificates a `wss://` relay may present.
+    pub trust: TrustRoots,
+    /// Time allowed for TCP, TLS, websocket and the relay's challenge.
+    pub connect_timeout: Duration,
+    /// Time allowed for each response.
+    pub request_timeout: Duration,
+    /// Largest frame accepted from the relay.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            trust: TrustRoots::WebPki,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_frame_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why the connection ended, once it has.
+#[derive(Debug, Clone, Default)]
+struct CloseInfo {
+    code: Option<u16>,
+    reason: String,
+}
+
+/// An open connection to the relay.
+pub struct RelayConnection {
+    sink: tokio::sync::Mutex<SplitSink<Ws, Message>>,
+    waiters: Waiters,
+    pushes: mpsc::UnboundedReceiver<push::Kind>,
+    next_id: AtomicU64,
+    relay_id: [u8; RELAY_ID_LEN],
+    nonce: [u8; NONCE_LEN],
+    closed: watch::Receiver<Option<CloseInfo>>,
+    request_timeout: Duration,
+}
+
+impl RelayConnection {
+    /// Connects to `url` (`ws://` for loopback relays, `wss://` otherwise)
+    /// and waits for the relay's challenge.
+    pub async fn connect(
+        url: &str,
+        options: &ConnectOptions,
+    ) -> Result<RelayConnection, TransportError> {
+        tokio::time::timeout(options.connect_timeout, Self::open(url, options))
+            .await
+            .map_err(|_| TransportError::Unreachable {
+                url: url.to_string(),
+                reason: "timed out".into(),
+            })?
+    }
+
+    async fn open(url: &str, options: &ConnectOptions) -> Result<RelayConnection, TransportError> {
+        let invalid = |reason: &str| TransportError::InvalidUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let request = url
+            .into_client_request()
+            .map_err(|err| invalid(&err.to_string()))?;
+        let uri = request.uri().clone();
+        let secure = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            _ => return Err(invalid("it must start with ws:// or wss://")),
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| invalid("it has no host"))?
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let host_for_dial = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+
+        let tcp = TcpStream::connect((host_for_dial.as_str(), port))
+            .await
+            .map_err(|err| TransportError::Unreachable {
+                url: url.to_string(),
+                reason: err.to_string(),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = if secure {
+            let connector = tokio_rustls::TlsConnector::from(client_config(&options.trust)?);
+            let name = rustls::pki_types::ServerName::try_from(host_for_dial.clone())
+                .map_err(|_| invalid("its host is not a valid TLS server name"))?;
+            let stream = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|err| TransportError::Tls(err.to_string()))?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(8 * 1024)
+            .max_message_size(Some(options.max_frame_bytes))
+            .max_frame_size(Some(options.max_frame_bytes));
+        let (ws, _) = tokio_tungstenite::client_async_with_config(request, io, Some(config))
+            .await
+            .map_err(|err| TransportError::Handshake(err.to_string()))?;
+        let (sink, mut stream) = ws.split();
+
+        let challenge = first_challenge(&mut stream).await?;
+        let relay_id = fixed::<RELAY_ID_LEN>("relay_id", &challenge.relay_id)
+            .map_err(|err| TransportError::Protocol(err.to_string()))?;
+        let nonce = fixed::<NONCE_LEN>("nonce", &challenge.nonce)
+            .map_err(|err| TransportError::Protocol(err.to_string()))?;
+
+        let waiters: Waiters = Arc::default();
+        let (push_tx, pushes) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = watch::channel(None);
+        tokio::spawn(read_loop(stream, waiters.clone(), push_tx, closed_tx));
+        Ok(RelayConnection {
+            sink: tokio::sync::Mutex::new(sink),
+            waiters,
+            pushes,
+            next_id: AtomicU64::new(1),
+            relay_id,
+            nonce,
+            closed,
+            request_timeout: options.request_timeout,
+        })
+    }
+
+    /// The relay's identity, from its challenge.
+    pub fn relay_id(&self) -> [u8; RELAY_ID_LEN] {
+        self.relay_id
+    }
+
+    /// The challenge nonce of this connection.
+    pub fn nonce(&self) -> [u8; NONCE_LEN] {
+        self.nonce
+    }
+
+    /// Authenticates as an enrolled device. With `expected_relay`, refuses a
+    /// relay whose identity differs from the one pinned at enrolment.
+    pub async fn authenticate(
+        &self,
+        key: &DeviceKey,
+        expected_relay: Option<[u8; RELAY_ID_LEN]>,
+    ) -> Result<Authenticated, TransportError> {
+        if expected_relay.is_some_and(|expected| expected != self.relay_id) {
+            return Err(TransportError::WrongRelay);
+        }
+        let signature = key.sign_challenge(AuthPurpose::Authenticate, &self.relay_id, &self.nonce);
+        let request = request::Kind::Authenticate(Authenticate {
+            device_key: Bytes::copy_from_slice(&key.public()),
+            signature: Bytes::copy_from_slice(&signature),
+        });
+        authenticated(self.request(request).await?)
+    }
+
+    /// Redeems an invite, registering `key` as the new user's first device;
+    /// the connection is then authenticated as that device.
+    pub async fn enrol(
+        &self,
+        key: &DeviceKey,
+        invite_code: &str,
+        user_id: &str,
+        display_name: &str,
+    ) -> Result<Authenticated, TransportError> {
+        let signature = key.sign_challenge(AuthPurpose::Enrol, &self.relay_id, &self.nonce);
+        let request = request::Kind::Enrol(Enrol {
+            invite_code: invite_code.to_string(),
+            user_id: user_id.to_string(),
+            display_name: display_name.to_string(),
+            device_key: Bytes::copy_from_slice(&key.public()),
+            signature: Bytes::copy_from_slice(&signature),
+        });
+        authenticated(self.request(request).await?)
+    }
+
+    /// Sends a request and waits for its response. An error response comes
+    /// back as [`TransportError::Refused`].
+    pub async fn request(&self, kind: request::Kind) -> Result<response::Result, TransportError> {
+        let (id, answer) = self.submit(kind).await?;
+        let outcome = tokio::time::timeout(self.request_timeout, answer).await;
+        let result = match outcome {
+            Err(_) => {
+                self.forget(id);
+                return Err(TransportError::Timeout);
+            }
+            Ok(Err(_)) => return Err(self.closed_error()),
+            Ok(Ok(None)) => {
+                return Err(TransportError::Protocol(
+                    "a response without a result".into(),
+                ))
+            }
+            Ok(Ok(Some(result))) => result,
+        };
+        match result {
+            response::Result::Error(error) => Err(RelayRefusal::from(error).into()),
+            other => Ok(other),
+        }
+    }
+
+    /// Sends a request without waiting for its response (which is then
+    /// dropped): for callers that learn the outcome another way.
+    pub async fn send_only(&self, kind: request::Kind) -> Result<(), TransportError> {
+        let (id, _answer) = self.submit(kind).await?;
+        self.forget(id);
+        Ok(())
+    }
+
+    /// Sends raw bytes as one binary frame (for tests of the relay's
+    /// handling of malformed input).
+    pub async fn send_raw(&self, bytes: Vec<u8>) -> Result<(), TransportError> {
+        self.sink
+            .lock()
+            .await
+            .send(Message::Binary(bytes.into()))
+            .await
+            .map_err(|_| self.closed_error())
+    }
+
+    /// The next push from the relay, in the order sent; `None` once the
+    /// connection has closed and every push was taken.
+    pub async fn next_push(&mut self) -> Option<push::Kind> {
+        self.pushes.recv().await
+    }
+
+    /// Whether the connection has closed, with the relay's close code.
+    pub fn close_code(&self) -> Option<Option<u16>> {
+        self.closed.borrow().as_ref().map(|info| info.code)
+    }
+
+    /// Waits until the connection has closed and returns the close code.
+    pub async fn closed(&self) -> Option<u16> {
+        let mut closed = self.closed.clone();
+        let code = match closed.wait_for(Option::is_some).await {
+            Ok(info) => info.as_ref().and_then(|i| i.code),
+            Err(_) => None,
+        };
+        code
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        let mut sink = self.sink.lock().await;
+        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.close().await;
+    }
+
+    async fn submit(
+        &self,
+        kind: request::Kind,
+    ) -> Result<(u64, oneshot::Receiver<Option<response::Result>>), TransportError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).insert(id, tx);
+        let frame = encode_envelope(&Envelope::request(id, kind));
+        let sent = self.sink.lock().await.send(Message::Binary(frame)).await;
+        if sent.is_err() {
+            self.forget(id);
+            return Err(self.closed_error());
+        }
+        Ok((id, rx))
+    }
+
+    fn forget(&self, id: u64) {
+        lock(&self.waiters).remove(&id);
+    }
+
+    fn closed_error(&self) -> TransportError {
+        let info = self.closed.borrow().clone().unwrap_or_default();
+        TransportError::Closed {
+            code: info.code,
+            reason: info.reason,
+        }
+    }
+}
+
+fn authenticated(result: response::Result) -> Result<Authenticated, TransportError> {
+    match result {
+        response::Result::Authenticated(authenticated) => Ok(authenticated),
+        _ => Err(TransportError::Protocol("expected Authenticated".into())),
+    }
+}
+
+async fn first_challenge(stream: &mut SplitStream<Ws>) -> Result<Challenge, TransportError> {
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Binary(bytes))) => {
+                let envelope = decode_envelope(bytes)
+                    .map_err(|err| TransportError::Protocol(err.to_string()))?;
+                return match envelope.body {
+                    Some(Body::Push(push)) => match push.kind {
+                        Some(push::Kind::Challenge(challenge)) => Ok(challenge),
+                        _ => Err(TransportError::Protocol(
+                            "expected a challenge first".into(),
+                        )),
+                    },
+                    _ => Err(TransportError::Protocol(
+                        "expected a challenge first".into(),
+                    )),
+                };
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(TransportError::Closed {
+                    code: frame.as_ref().map(|f| u16::from(f.code)),
+                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                })
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(TransportError::Handshake(err.to_string())),
+            None => {
+                return Err(TransportError::Closed {
+                    code: None,
+                    reason: String::new(),
+                })
+            }
+        }
+    }
+}
+
+/// Routes responses to their waiters and pushes to the push queue, until the
+/// connection ends.
+async fn read_loop(
+    mut stream: SplitStream<Ws>,
+    waiters: Waiters,
+    pushes: mpsc::UnboundedSender<push::Kind>,
+    closed: watch::Sender<Option<CloseInfo>>,
+) {
+    let mut info = CloseInfo::default();
+    while let Some(message) = stream.next().await {
+        let bytes = match message {
+            Ok(Message::Binary(bytes)) => bytes,
+            Ok(Message::Close(frame)) => {
+                if let Some(frame) = frame {
+                    info.code = Some(u16::from(frame.code));
+                    info.reason = frame.reason.to_string();
+                }
+                break;
+            }
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::debug!(error = %err, "relay connection failed");
+                break;
+            }
+        };
+        let envelope = match decode_envelope(bytes) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                tracing::warn!(error = %err, "ignoring an undecodable frame from the relay");
+                continue;
+            }
+        };
+        match envelope.body {
+            Some(Body::Response(response)) => match lock(&waiters).remove(&envelope.request_id) {
+                Some(waiter) => {
+                    let _ = waiter.send(response.result);
+                }
+                None => {
+                    if let Some(response::Result::Error(error)) = response.result {
+                        tracing::warn!(code = error.code, message = %error.message, "the relay reported an error");
+                    }
+                }
+            },
+            Some(Body::Push(push)) => {
+                if let Some(kind) = push.kind {
+                    let _ = pushes.send(kind);
+                }
+            }
+            Some(Body::Request(_)) | None => {
+                tracing::warn!("ignoring a request frame from the relay")
+            }
+        }
+    }
+    // Waiters still registered learn of the close when their senders drop.
+    lock(&waiters).clear();
+    closed.send_replace(Some(info));
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,100 @@
+//! Invites and the user directory.
+
+use convene_proto::ids::check_user_id;
+use convene_proto::invite::InviteSecret;
+use convene_proto::relay::{
+    response, CreateInvite, Device, GetUser, InviteCreated, ListUsers, Role, User, UserList,
+};
+
+use super::{Caller, Reply};
+use crate::error::{Refusal, RelayResult};
+use crate::relay::Relay;
+use crate::store::records::UserRecord;
+use crate::store::{now_ms, NewInvite};
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 500;
+
+pub(super) fn create_invite(
+    relay: &Relay,
+    caller: &Caller,
+    req: CreateInvite,
+) -> RelayResult<Reply> {
+    if caller.role != Role::Staff {
+        return Err(Refusal::Forbidden("only staff may create invites").into());
+    }
+    let role = match Role::try_from(req.role) {
+        Ok(role @ (Role::Leader | Role::Staff)) => role,
+        _ => {
+            return Err(Refusal::InvalidArgument(
+                "the invite's role must be leader or staff".into(),
+            )
+            .into())
+        }
+    };
+    let limits = &relay.config.limits;
+    let ttl_secs = match req.ttl_seconds {
+        0 => limits.invite_ttl_secs,
+        asked => asked.min(limits.max_invite_ttl_secs),
+    };
+    let secret = InviteSecret::generate();
+    let invite = NewInvite {
+        role,
+        user_id: req.user_id,
+        display_name: req.display_name,
+        ttl_ms: u64::from(ttl_secs) * 1000,
+        created_by: Some(caller.device),
+    };
+    let expires_at_ms = relay
+        .store
+        .create_invite(&secret.lookup_hash(), &invite, now_ms())?;
+    tracing::info!(by = %caller.user_id, role = ?role, "invite created");
+    Ok(Reply::durable(response::Result::InviteCreated(
+        InviteCreated {
+            invite_code: secret.to_code(),
+            expires_at_ms,
+        },
+    )))
+}
+
+pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
+    check_user_id(&req.user_id)?;
+    let record = relay
+        .store
+        .user(&req.user_id)?
+        .ok_or(Refusal::NotFound("user"))?;
+    let devices = relay
+        .store
+        .user_devices(&req.user_id)?
+        .into_iter()
+        .map(|(key, device)| Device {
+            device_key: key.to_vec().into(),
+            created_at_ms: device.created_at_ms,
+        })
+        .collect();
+    let mut user = wire_user(record);
+    user.devices = devices;
+    Ok(Reply::durable(response::Result::User(user)))
+}
+
+pub(super) fn list_users(relay: &Relay, req: ListUsers) -> RelayResult<Reply> {
+    let limit = match req.limit {
+        0 => DEFAULT_PAGE,
+        asked => asked.min(MAX_PAGE),
+    };
+    let (users, more) = relay.store.list_users(&req.after_user_id, limit as usize)?;
+    Ok(Reply::durable(response::Result::UserList(UserList {
+        users: users.into_iter().map(wire_user).collect(),
+        more,
+    })))
+}
+
+pub(crate) fn wire_user(record: UserRecord) -> User {
+    User {
+        user_id: record.user_id,
+        display_name: record.display_name,
+        role: record.role,
+        devices: Vec::new(),
+        created_at_ms: record.created_at_ms,
+    }
+}

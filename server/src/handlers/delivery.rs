@@ -1,0 +1,50 @@
+//! Acknowledgements: what lets the relay forget.
+
+use convene_proto::ids::check_group_id;
+use convene_proto::relay::{response, stream_ack, Ack, Acked};
+
+use super::{Caller, Reply};
+use crate::error::{Refusal, RelayResult};
+use crate::hub::{DeviceLink, Stream};
+use crate::relay::Relay;
+
+/// Acknowledgements one request may carry.
+const MAX_ACKS: usize = 1_024;
+
+pub(super) fn ack(
+    relay: &Relay,
+    caller: &Caller,
+    link: &DeviceLink,
+    req: Ack,
+) -> RelayResult<Reply> {
+    if req.acks.len() > MAX_ACKS {
+        return Err(
+            Refusal::TooLarge(format!("an Ack may carry at most {MAX_ACKS} entries")).into(),
+        );
+    }
+    for ack in req.acks {
+        match ack.stream {
+            Some(stream_ack::Stream::GroupId(group_id)) => {
+                check_group_id(&group_id)?;
+                let outcome = relay
+                    .store
+                    .ack_group(&group_id, &caller.device, ack.position)?;
+                if outcome.advanced {
+                    relay.schedule_trim(&group_id);
+                }
+                link.acked(Stream::Group(group_id.to_vec()), ack.position);
+            }
+            Some(stream_ack::Stream::Inbox(true)) => {
+                relay.store.ack_inbox(&caller.device, ack.position)?;
+                link.acked(Stream::Inbox, ack.position);
+            }
+            Some(stream_ack::Stream::Inbox(false)) | None => {
+                return Err(Refusal::InvalidArgument(
+                    "an ack must name a group or the inbox".into(),
+                )
+                .into())
+            }
+        }
+    }
+    Ok(Reply::durable(response::Result::Acked(Acked {})))
+}

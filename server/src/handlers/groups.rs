@@ -1,0 +1,166 @@
+//! Groups: creation, routing state, commits through the per-epoch gate, and
+//! application messages.
+
+use convene_proto::ids::{check_group_id, fixed, SUBMISSION_ID_LEN};
+use convene_proto::relay::{
+    response, CommitAccepted, CreateGroup, GetGroup, GroupCreated, GroupState, MessageAccepted,
+    MessageKind, SendMessage, SubmitCommit,
+};
+
+use super::{check_size, device_keys, Caller, Effect, Reply};
+use crate::error::{Refusal, RelayResult};
+use crate::relay::Relay;
+use crate::store::{now_ms, AppendOutcome, CommitSubmission, MessageSubmission};
+
+pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayResult<Reply> {
+    check_group_id(&req.group_id)?;
+    relay
+        .store
+        .create_group(&req.group_id, &caller.device, now_ms())?;
+    Ok(Reply::durable(response::Result::GroupCreated(
+        GroupCreated { epoch: 0 },
+    )))
+}
+
+pub(super) fn get(relay: &Relay, caller: &Caller, req: GetGroup) -> RelayResult<Reply> {
+    check_group_id(&req.group_id)?;
+    let group = relay
+        .store
+        .group(&req.group_id)?
+        .ok_or(Refusal::NotFound("group"))?;
+    let members = relay.store.members(&req.group_id)?;
+    if !members
+        .iter()
+        .any(|(d, m)| *d == caller.device && m.is_active())
+    {
+        return Err(Refusal::NotAMember.into());
+    }
+    Ok(Reply::durable(response::Result::GroupState(GroupState {
+        group_id: req.group_id,
+        epoch: group.epoch,
+        last_position: group.last_position,
+        member_devices: members
+            .into_iter()
+            .filter(|(_, m)| m.is_active())
+            .map(|(d, _)| d.to_vec().into())
+            .collect(),
+    })))
+}
+
+pub(super) fn submit_commit(
+    relay: &Relay,
+    caller: &Caller,
+    req: SubmitCommit,
+) -> RelayResult<Reply> {
+    let limits = &relay.config.limits;
+    check_group_id(&req.group_id)?;
+    fixed::<SUBMISSION_ID_LEN>("submission_id", &req.submission_id)?;
+    if req.commit.is_empty() {
+        return Err(Refusal::InvalidArgument("the commit is empty".into()).into());
+    }
+    let payload =
+        req.commit.len() + req.welcome.len() + req.ratchet_tree.len() + req.group_info.len();
+    check_size(
+        "the commit with its Welcome",
+        payload,
+        limits.max_payload_bytes,
+    )?;
+    let added = device_keys(
+        "added_devices",
+        &req.added_devices,
+        limits.max_devices_per_request,
+    )?;
+    let removed = device_keys(
+        "removed_devices",
+        &req.removed_devices,
+        limits.max_devices_per_request,
+    )?;
+    let submission = CommitSubmission {
+        group_id: &req.group_id,
+        epoch: req.epoch,
+        submission_id: &req.submission_id,
+        sender: caller.device,
+        commit: req.commit.clone(),
+        welcome: req.welcome.clone(),
+        ratchet_tree: req.ratchet_tree.clone(),
+        group_info: req.group_info.clone(),
+        added: &added,
+        removed: &removed,
+    };
+    let outcome = relay
+        .store
+        .submit_commit(&submission, relay.queue_limits(), now_ms())?;
+    if !outcome.replayed {
+        tracing::debug!(
+            epoch = outcome.epoch,
+            position = outcome.position,
+            added = added.len(),
+            removed = removed.len(),
+            "commit accepted"
+        );
+    }
+    let mut effects = appended(&req.group_id, &outcome);
+    effects.extend(
+        outcome
+            .inbox
+            .iter()
+            .map(|(device, position)| Effect::InboxAppended {
+                device: *device,
+                position: *position,
+            }),
+    );
+    Ok(
+        Reply::durable(response::Result::CommitAccepted(CommitAccepted {
+            epoch: outcome.epoch,
+            position: outcome.position,
+        }))
+        .with_effects(effects),
+    )
+}
+
+pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> RelayResult<Reply> {
+    check_group_id(&req.group_id)?;
+    fixed::<SUBMISSION_ID_LEN>("submission_id", &req.submission_id)?;
+    let kind = match MessageKind::try_from(req.kind) {
+        Ok(kind @ (MessageKind::Application | MessageKind::Proposal)) => kind,
+        Ok(MessageKind::Commit) => {
+            return Err(Refusal::InvalidArgument("commits go through SubmitCommit".into()).into())
+        }
+        _ => return Err(Refusal::InvalidArgument("unknown message kind".into()).into()),
+    };
+    if req.payload.is_empty() {
+        return Err(Refusal::InvalidArgument("the message is empty".into()).into());
+    }
+    check_size(
+        "the message",
+        req.payload.len(),
+        relay.config.limits.max_payload_bytes,
+    )?;
+    let message = MessageSubmission {
+        group_id: &req.group_id,
+        kind,
+        submission_id: &req.submission_id,
+        sender: caller.device,
+        payload: req.payload,
+    };
+    let outcome = relay
+        .store
+        .append_message(&message, relay.queue_limits(), now_ms())?;
+    Ok(
+        Reply::durable(response::Result::MessageAccepted(MessageAccepted {
+            position: outcome.position,
+        }))
+        .with_effects(appended(&req.group_id, &outcome)),
+    )
+}
+
+/// A replayed outcome was already published by its first request.
+fn appended(group_id: &[u8], outcome: &AppendOutcome) -> Vec<Effect> {
+    if outcome.replayed {
+        return Vec::new();
+    }
+    vec![Effect::GroupAppended {
+        group_id: group_id.to_vec(),
+        position: outcome.position,
+    }]
+}

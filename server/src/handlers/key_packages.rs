@@ -1,0 +1,99 @@
+//! The KeyPackage directory: uploads by owners, claims by group admins.
+
+use std::collections::BTreeSet;
+
+use convene_proto::ids::check_user_id;
+use convene_proto::relay::{
+    response, ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, UploadKeyPackages,
+};
+
+use super::{check_size, device_keys, Caller, Effect, Reply};
+use crate::error::{Refusal, RelayResult};
+use crate::relay::Relay;
+use crate::store::{DeviceKey, KeyPackageStock};
+
+pub(super) fn upload(relay: &Relay, caller: &Caller, req: UploadKeyPackages) -> RelayResult<Reply> {
+    let limits = &relay.config.limits;
+    for key_package in req.one_time.iter().chain(std::iter::once(&req.last_resort)) {
+        check_size(
+            "a KeyPackage",
+            key_package.len(),
+            limits.max_key_package_bytes,
+        )?;
+    }
+    if req.one_time.iter().any(|kp| kp.is_empty()) {
+        return Err(Refusal::InvalidArgument("a one-time KeyPackage is empty".into()).into());
+    }
+    let last_resort = (!req.last_resort.is_empty()).then_some(req.last_resort.as_ref());
+    let stock = relay.store.upload_key_packages(
+        &caller.device,
+        &req.one_time,
+        last_resort,
+        limits.max_key_packages,
+    )?;
+    Ok(Reply::durable(response::Result::KeyPackageStock(
+        wire_stock(stock),
+    )))
+}
+
+pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> RelayResult<Reply> {
+    let max = relay.config.limits.max_devices_per_request;
+    if req.user_ids.len() > max as usize {
+        return Err(Refusal::TooLarge(format!("a claim may name at most {max} users")).into());
+    }
+    // Every target is resolved before anything is claimed, so a bad name
+    // wastes no KeyPackage.
+    let mut targets: BTreeSet<(DeviceKey, String)> = BTreeSet::new();
+    for user_id in &req.user_ids {
+        check_user_id(user_id)?;
+        if relay.store.user(user_id)?.is_none() {
+            return Err(Refusal::NotFound("user").into());
+        }
+        for (device, _) in relay.store.user_devices(user_id)? {
+            if device != caller.device {
+                targets.insert((device, user_id.clone()));
+            }
+        }
+    }
+    for device in device_keys("device_keys", &req.device_keys, max)? {
+        let record = relay
+            .store
+            .device(&device)?
+            .ok_or(Refusal::NotFound("device"))?;
+        targets.insert((device, record.user_id));
+    }
+    if targets.len() > max as usize {
+        return Err(Refusal::TooLarge(format!("a claim may cover at most {max} devices")).into());
+    }
+
+    let low_watermark = relay.config.limits.key_package_low_watermark;
+    let mut claimed = ClaimedKeyPackages::default();
+    let mut effects = Vec::new();
+    for (device, user_id) in targets {
+        match relay.store.claim_key_package(&device)? {
+            Some(claim) => {
+                if !claim.last_resort {
+                    let stock = relay.store.key_package_stock(&device)?;
+                    if stock.one_time < low_watermark {
+                        effects.push(Effect::KeyPackagesLow { device, stock });
+                    }
+                }
+                claimed.key_packages.push(ClaimedKeyPackage {
+                    user_id,
+                    device_key: device.to_vec().into(),
+                    key_package: claim.key_package.into(),
+                    last_resort: claim.last_resort,
+                });
+            }
+            None => claimed.unavailable_devices.push(device.to_vec().into()),
+        }
+    }
+    Ok(Reply::durable(response::Result::ClaimedKeyPackages(claimed)).with_effects(effects))
+}
+
+pub(crate) fn wire_stock(stock: KeyPackageStock) -> convene_proto::relay::KeyPackageStock {
+    convene_proto::relay::KeyPackageStock {
+        one_time: stock.one_time,
+        last_resort: stock.last_resort,
+    }
+}

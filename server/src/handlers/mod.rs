@@ -1,0 +1,135 @@
+//! Request handlers: one module per family of requests, like the commands
+//! of mini-redis.
+//!
+//! A handler checks the request, performs it on the store (synchronously,
+//! under the store's locks) and returns a [`Reply`]: the response, whether
+//! it may only be sent once the store is flushed, and the [`Effect`]s that
+//! must follow the flush (making new entries visible, waking recipients).
+//! Handlers never touch a socket, which keeps them testable and keeps the
+//! order of a device's requests the order in which they reach the store.
+
+mod accounts;
+mod blobs;
+mod delivery;
+mod groups;
+mod key_packages;
+
+pub(crate) use key_packages::wire_stock;
+
+use convene_proto::relay::{request, response, Pong, Role};
+
+use crate::error::{Refusal, RelayResult};
+use crate::hub::DeviceLink;
+use crate::relay::Relay;
+use crate::store::{now_ms, DeviceKey, KeyPackageStock};
+
+/// The authenticated device a request comes from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub device: DeviceKey,
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// What follows a request once its writes are on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A group log grew to `position`: make it visible and wake its
+    /// followers.
+    GroupAppended { group_id: Vec<u8>, position: u64 },
+    /// A device inbox grew to `position`.
+    InboxAppended { device: DeviceKey, position: u64 },
+    /// A device's one-time KeyPackages are running low.
+    KeyPackagesLow {
+        device: DeviceKey,
+        stock: KeyPackageStock,
+    },
+}
+
+/// A handler's answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub result: response::Result,
+    /// Send only after a flush that covers this request's writes.
+    pub durable: bool,
+    pub effects: Vec<Effect>,
+}
+
+impl Reply {
+    /// A reply to a request that wrote (or read what others may have just
+    /// written): sent after the flush.
+    pub fn durable(result: response::Result) -> Self {
+        Reply {
+            result,
+            durable: true,
+            effects: Vec::new(),
+        }
+    }
+
+    /// A reply that depends on no recent write.
+    pub fn immediate(result: response::Result) -> Self {
+        Reply {
+            result,
+            durable: false,
+            effects: Vec::new(),
+        }
+    }
+
+    fn with_effects(mut self, effects: Vec<Effect>) -> Self {
+        self.effects = effects;
+        self
+    }
+}
+
+/// Serves one request of an authenticated device.
+pub fn handle(
+    relay: &Relay,
+    caller: &Caller,
+    link: &DeviceLink,
+    request: request::Kind,
+) -> RelayResult<Reply> {
+    use request::Kind;
+    match request {
+        Kind::Authenticate(_) | Kind::Enrol(_) => Err(Refusal::AlreadyAuthenticated.into()),
+        Kind::CreateInvite(req) => accounts::create_invite(relay, caller, req),
+        Kind::GetUser(req) => accounts::get_user(relay, req),
+        Kind::ListUsers(req) => accounts::list_users(relay, req),
+        Kind::UploadKeyPackages(req) => key_packages::upload(relay, caller, req),
+        Kind::ClaimKeyPackages(req) => key_packages::claim(relay, caller, req),
+        Kind::CreateGroup(req) => groups::create(relay, caller, req),
+        Kind::GetGroup(req) => groups::get(relay, caller, req),
+        Kind::SubmitCommit(req) => groups::submit_commit(relay, caller, req),
+        Kind::SendMessage(req) => groups::send_message(relay, caller, req),
+        Kind::Ack(req) => delivery::ack(relay, caller, link, req),
+        Kind::BeginBlob(req) => blobs::begin(relay, caller, req),
+        Kind::PutBlobChunk(req) => blobs::put(relay, caller, req),
+        Kind::GetBlob(req) => blobs::get(relay, req),
+        Kind::Ping(_) => Ok(pong()),
+    }
+}
+
+/// The answer to `Ping`, before or after authentication.
+pub fn pong() -> Reply {
+    Reply::immediate(response::Result::Pong(Pong {
+        relay_time_ms: now_ms(),
+    }))
+}
+
+/// Parses a list of 32-byte device keys, refusing too many.
+fn device_keys(field: &'static str, raw: &[bytes::Bytes], max: u32) -> RelayResult<Vec<DeviceKey>> {
+    if raw.len() > max as usize {
+        return Err(Refusal::TooLarge(format!("{field} names more than {max} devices")).into());
+    }
+    raw.iter()
+        .map(|key| Ok(convene_proto::ids::fixed(field, key)?))
+        .collect()
+}
+
+fn check_size(field: &str, len: usize, max: u32) -> RelayResult<()> {
+    if len > max as usize {
+        return Err(
+            Refusal::TooLarge(format!("{field} is {len} bytes; the limit is {max}")).into(),
+        );
+    }
+    Ok(())
+}

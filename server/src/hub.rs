@@ -1,0 +1,217 @@
+//! The connected devices, and the mailbox through which the rest of the
+//! relay reaches each one's delivery pump.
+//!
+//! A device has at most one live connection: a new one supersedes the old,
+//! which is closed, so that two pumps never deliver to the same device.
+//! Other parts of the relay never write to a connection directly for stream
+//! traffic; they mark a stream as having news ([`DeviceLink::mark`]) and the
+//! device's pump reads the store. That keeps delivery ordered and bounded.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::connection::Outbound;
+use crate::rate_limit::{Rate, TokenBucket};
+use crate::store::DeviceKey;
+
+/// A stream of entries the relay delivers to a device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// The device's own inbox (Welcomes).
+    Inbox,
+    /// A group log the device follows.
+    Group(Vec<u8>),
+}
+
+#[derive(Default)]
+struct Mailbox {
+    news: HashSet<Stream>,
+    acks: Vec<(Stream, u64)>,
+}
+
+/// One live connection of a device, as seen by the rest of the relay.
+pub struct DeviceLink {
+    id: u64,
+    device: DeviceKey,
+    mailbox: Mutex<Mailbox>,
+    wake: Notify,
+    superseded: watch::Sender<bool>,
+    out: mpsc::Sender<Outbound>,
+}
+
+impl DeviceLink {
+    pub fn device(&self) -> &DeviceKey {
+        &self.device
+    }
+
+    /// Tells the pump that `stream` has new entries.
+    pub fn mark(&self, stream: Stream) {
+        lock(&self.mailbox).news.insert(stream);
+        self.wake.notify_one();
+    }
+
+    /// Tells the pump that the device acknowledged `stream` up to `position`.
+    pub fn acked(&self, stream: Stream, position: u64) {
+        lock(&self.mailbox).acks.push((stream, position));
+        self.wake.notify_one();
+    }
+
+    /// Takes what arrived since the last call: streams with news, and acks.
+    pub fn take(&self) -> (HashSet<Stream>, Vec<(Stream, u64)>) {
+        let mut mailbox = lock(&self.mailbox);
+        (
+            std::mem::take(&mut mailbox.news),
+            std::mem::take(&mut mailbox.acks),
+        )
+    }
+
+    /// Waits until something arrives in the mailbox. A notification sent
+    /// while nobody waited is kept, so none is lost.
+    pub async fn wait(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Resolves once a newer connection of the same device took over.
+    pub async fn superseded(&self) {
+        let mut rx = self.superseded.subscribe();
+        // An error means the sender is gone, which cannot happen while
+        // `self` is alive; treat it as superseded all the same.
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Sends a frame outside the streams (e.g. a KeyPackage warning); dropped
+    /// if the connection's queue is full, since it is advisory.
+    pub fn try_send(&self, outbound: Outbound) {
+        let _ = self.out.try_send(outbound);
+    }
+}
+
+/// All live device connections, and per-device request budgets.
+pub struct Hub {
+    links: Mutex<HashMap<DeviceKey, Arc<DeviceLink>>>,
+    buckets: Mutex<HashMap<DeviceKey, TokenBucket>>,
+    rate: Rate,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(rate: Rate) -> Self {
+        Hub {
+            links: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
+            rate,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Registers a device's new connection, superseding any older one.
+    pub fn register(&self, device: DeviceKey, out: mpsc::Sender<Outbound>) -> Arc<DeviceLink> {
+        let link = Arc::new(DeviceLink {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            device,
+            mailbox: Mutex::new(Mailbox::default()),
+            wake: Notify::new(),
+            superseded: watch::Sender::new(false),
+            out,
+        });
+        if let Some(old) = lock(&self.links).insert(device, link.clone()) {
+            old.superseded.send_replace(true);
+        }
+        link
+    }
+
+    /// Removes a connection, unless a newer one already replaced it.
+    pub fn unregister(&self, link: &DeviceLink) {
+        let mut links = lock(&self.links);
+        if links.get(&link.device).is_some_and(|l| l.id == link.id) {
+            links.remove(&link.device);
+        }
+    }
+
+    /// The live connection of a device, if any.
+    pub fn link(&self, device: &DeviceKey) -> Option<Arc<DeviceLink>> {
+        lock(&self.links).get(device).cloned()
+    }
+
+    /// Marks `stream` as having news for each of `devices` that is connected.
+    pub fn notify<'a>(&self, stream: &Stream, devices: impl IntoIterator<Item = &'a DeviceKey>) {
+        let links = lock(&self.links);
+        for device in devices {
+            if let Some(link) = links.get(device) {
+                link.mark(stream.clone());
+            }
+        }
+    }
+
+    /// Spends one request of a device's budget, or says how long to wait.
+    pub fn check_rate(&self, device: &DeviceKey) -> Result<(), u32> {
+        let now = Instant::now();
+        lock(&self.buckets)
+            .entry(*device)
+            .or_insert_with(|| TokenBucket::new(self.rate, now))
+            .take(self.rate, now)
+    }
+
+    /// Connected devices.
+    pub fn connected(&self) -> usize {
+        lock(&self.links).len()
+    }
+}
+
+// Every critical section here is a plain map or set update that cannot
+// panic half-way, so a poisoned lock holds consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub::new(Rate {
+            per_second: 1.0,
+            burst: 1.0,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_supersedes_the_old() {
+        let hub = hub();
+        let (tx, _rx) = mpsc::channel(1);
+        let old = hub.register([1; 32], tx.clone());
+        let new = hub.register([1; 32], tx);
+        tokio::time::timeout(std::time::Duration::from_secs(1), old.superseded())
+            .await
+            .unwrap();
+        hub.unregister(&old);
+        assert!(hub.link(&[1; 32]).is_some_and(|l| l.id == new.id));
+        hub.unregister(&new);
+        assert_eq!(hub.connected(), 0);
+    }
+
+    #[tokio::test]
+    async fn marks_reach_the_mailbox_once() {
+        let hub = hub();
+        let (tx, _rx) = mpsc::channel(1);
+        let link = hub.register([1; 32], tx);
+        hub.notify(&Stream::Group(b"g".to_vec()), [&[1; 32], &[2; 32]]);
+        hub.notify(&Stream::Group(b"g".to_vec()), [&[1; 32]]);
+        link.wait().await;
+        let (news, acks) = link.take();
+        assert_eq!(news.len(), 1);
+        assert!(acks.is_empty());
+    }
+
+    #[test]
+    fn rate_is_per_device() {
+        let hub = hub();
+        assert!(hub.check_rate(&[1; 32]).is_ok());
+        assert!(hub.check_rate(&[1; 32]).is_err());
+        assert!(hub.check_rate(&[2; 32]).is_ok());
+    }
+}

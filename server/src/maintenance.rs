@@ -1,0 +1,69 @@
+//! Background upkeep: trimming group logs that every follower has
+//! acknowledged, and sweeping records past their retention.
+//!
+//! Trimming is deferred from the acknowledgement itself, which stays cheap,
+//! and batched: many acknowledgements of one group cost one trim.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::relay::Relay;
+use crate::shutdown::Shutdown;
+use crate::store::{now_ms, Retention};
+
+const TRIM_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs until shutdown, then trims once more so that a relay stopped
+/// cleanly leaves no acknowledged entry behind.
+pub async fn run(relay: Arc<Relay>, mut shutdown: Shutdown, _done: mpsc::Sender<()>) {
+    let sweep_every = Duration::from_secs(relay.config.retention.sweep_interval_secs.max(1));
+    let mut trim_tick = tokio::time::interval(TRIM_INTERVAL);
+    let mut sweep_tick = tokio::time::interval(sweep_every);
+    loop {
+        tokio::select! {
+            _ = trim_tick.tick() => trim(&relay).await,
+            _ = sweep_tick.tick() => sweep(&relay).await,
+            _ = shutdown.recv() => break,
+        }
+    }
+    trim(&relay).await;
+}
+
+async fn trim(relay: &Arc<Relay>) {
+    let groups = relay.take_trims();
+    if groups.is_empty() {
+        return;
+    }
+    let relay = relay.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut deleted = 0;
+        for group_id in groups {
+            deleted += relay.store.trim_group(&group_id)?;
+        }
+        Ok::<_, crate::error::RelayError>(deleted)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(deleted)) if deleted > 0 => tracing::trace!(deleted, "trimmed group logs"),
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "trimming group logs failed"),
+        Err(err) => tracing::error!(error = %err, "the trim task failed"),
+    }
+}
+
+async fn sweep(relay: &Arc<Relay>) {
+    let retention = &relay.config.retention;
+    let retention = Retention {
+        submission_ms: retention.submission_secs.saturating_mul(1000),
+        blob_ms: retention.blob_secs.saturating_mul(1000),
+        incomplete_blob_ms: retention.incomplete_blob_secs.saturating_mul(1000),
+    };
+    let relay = relay.clone();
+    match tokio::task::spawn_blocking(move || relay.store.sweep(retention, now_ms())).await {
+        Ok(Ok(report)) => tracing::debug!(?report, "swept expired records"),
+        Ok(Err(err)) => tracing::error!(error = %err, "sweeping expired records failed"),
+        Err(err) => tracing::error!(error = %err, "the sweep task failed"),
+    }
+}

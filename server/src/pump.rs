@@ -1,0 +1,280 @@
+//! A connected device's delivery pump.
+//!
+//! One task per authenticated connection pushes the device's streams (its
+//! inbox, then every group log it follows) from its acknowledged position
+//! on, in order, then `CaughtUp`, then whatever arrives. It reads only what
+//! is durable ([`crate::visibility`]) and keeps at most a window of pushes
+//! unacknowledged, in count and in bytes, so a device that does not
+//! acknowledge costs the relay a bounded amount of memory and work.
+//!
+//! Its own entries reach a device as a `Receipt` rather than a copy of what
+//! it sent, so that a device whose response was lost still learns that its
+//! commit or message was accepted.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use convene_proto::encode_envelope;
+use convene_proto::relay::{push, CaughtUp, Envelope, GroupMessage, InboxMessage, Receipt};
+use tokio::sync::mpsc;
+
+use crate::connection::Outbound;
+use crate::error::RelayResult;
+use crate::hub::{DeviceLink, Stream};
+use crate::relay::Relay;
+use crate::store::{InboxItem, LogItem, ReadBudget};
+
+/// The device's connection is gone; the pump has nothing left to do.
+struct Disconnected;
+
+/// Pushes sent and not yet acknowledged, per stream, oldest first.
+#[derive(Default)]
+struct InFlight {
+    streams: HashMap<Stream, VecDeque<(u64, usize)>>,
+    count: usize,
+    bytes: usize,
+}
+
+impl InFlight {
+    fn sent(&mut self, stream: &Stream, position: u64, bytes: usize) {
+        self.streams
+            .entry(stream.clone())
+            .or_default()
+            .push_back((position, bytes));
+        self.count += 1;
+        self.bytes += bytes;
+    }
+
+    fn acked(&mut self, stream: &Stream, position: u64) {
+        let Some(queue) = self.streams.get_mut(stream) else {
+            return;
+        };
+        while queue.front().is_some_and(|(p, _)| *p <= position) {
+            if let Some((_, bytes)) = queue.pop_front() {
+                self.count -= 1;
+                self.bytes -= bytes;
+            }
+        }
+    }
+}
+
+struct Pump {
+    relay: Arc<Relay>,
+    link: Arc<DeviceLink>,
+    out: mpsc::Sender<Outbound>,
+    /// The newest position pushed per stream.
+    sent: HashMap<Stream, u64>,
+    in_flight: InFlight,
+    window: usize,
+    window_bytes: usize,
+}
+
+enum Progress {
+    /// Everything visible in the stream was pushed.
+    Drained,
+    /// The window is full; wait for acknowledgements.
+    WindowFull,
+}
+
+/// Runs the pump until the connection goes away.
+pub async fn run(relay: Arc<Relay>, link: Arc<DeviceLink>, out: mpsc::Sender<Outbound>) {
+    let window = relay.config.limits.push_window as usize;
+    let window_bytes = relay.config.limits.push_window_bytes as usize;
+    let mut pump = Pump {
+        relay,
+        link,
+        out,
+        sent: HashMap::new(),
+        in_flight: InFlight::default(),
+        window,
+        window_bytes,
+    };
+    if let Err(err) = pump.run().await {
+        tracing::error!(error = %err, "delivery stopped: the store failed");
+    }
+}
+
+impl Pump {
+    async fn run(&mut self) -> RelayResult<()> {
+        let mut pending: BTreeSet<Stream> = BTreeSet::new();
+        pending.insert(Stream::Inbox);
+        for group_id in self.relay.store.device_groups(self.link.device())? {
+            pending.insert(Stream::Group(group_id));
+        }
+        let mut caught_up = false;
+        loop {
+            let (news, acks) = self.link.take();
+            for (stream, position) in acks {
+                self.in_flight.acked(&stream, position);
+            }
+            pending.extend(news);
+            while let Some(stream) = pending.first().cloned() {
+                match self.deliver(&stream).await {
+                    Ok(Progress::Drained) => {
+                        pending.remove(&stream);
+                    }
+                    Ok(Progress::WindowFull) => break,
+                    Err(Disconnected) => return Ok(()),
+                }
+            }
+            if !caught_up && pending.is_empty() {
+                caught_up = true;
+                if self.push(push::Kind::CaughtUp(CaughtUp {})).await.is_err() {
+                    return Ok(());
+                }
+            }
+            self.link.wait().await;
+        }
+    }
+
+    fn room(&self) -> Option<ReadBudget> {
+        if self.in_flight.count >= self.window || self.in_flight.bytes >= self.window_bytes {
+            return None;
+        }
+        Some(ReadBudget {
+            max_items: self.window - self.in_flight.count,
+            max_bytes: self.window_bytes - self.in_flight.bytes,
+        })
+    }
+
+    async fn deliver(&mut self, stream: &Stream) -> Result<Progress, Disconnected> {
+        match stream {
+            Stream::Inbox => self.deliver_inbox().await,
+            Stream::Group(group_id) => self.deliver_group(group_id).await,
+        }
+    }
+
+    async fn deliver_inbox(&mut self) -> Result<Progress, Disconnected> {
+        let device = *self.link.device();
+        let stream = Stream::Inbox;
+        let mut sent = match self.sent.get(&stream) {
+            Some(sent) => *sent,
+            None => self
+                .logged(self.relay.store.inbox_acked(&device))
+                .unwrap_or(0),
+        };
+        let through = self.relay.visibility.inbox(&device);
+        while sent < through {
+            let Some(budget) = self.room() else {
+                self.sent.insert(stream, sent);
+                return Ok(Progress::WindowFull);
+            };
+            let Some(items) =
+                self.logged(self.relay.store.read_inbox(&device, sent, through, budget))
+            else {
+                break;
+            };
+            if items.is_empty() {
+                break;
+            }
+            for item in items {
+                let bytes = item.welcome.welcome.len() + item.welcome.ratchet_tree.len();
+                let position = item.position;
+                self.push(push::Kind::InboxMessage(inbox_message(item)))
+                    .await?;
+                self.in_flight.sent(&stream, position, bytes);
+                sent = position;
+            }
+        }
+        self.sent.insert(stream, sent);
+        Ok(Progress::Drained)
+    }
+
+    async fn deliver_group(&mut self, group_id: &[u8]) -> Result<Progress, Disconnected> {
+        let device = *self.link.device();
+        let stream = Stream::Group(group_id.to_vec());
+        let Some(member) = self
+            .logged(self.relay.store.membership(group_id, &device))
+            .flatten()
+        else {
+            // No longer follows the group (removed, and acknowledged it).
+            self.sent.remove(&stream);
+            return Ok(Progress::Drained);
+        };
+        let mut sent = match self.sent.get(&stream) {
+            Some(sent) => *sent,
+            None => member.acked.max(member.from_position.saturating_sub(1)),
+        };
+        let through = member.last_deliverable(self.relay.visibility.group(group_id));
+        while sent < through {
+            let Some(budget) = self.room() else {
+                self.sent.insert(stream, sent);
+                return Ok(Progress::WindowFull);
+            };
+            let Some(items) =
+                self.logged(self.relay.store.read_log(group_id, sent, through, budget))
+            else {
+                break;
+            };
+            if items.is_empty() {
+                break;
+            }
+            for item in items {
+                let bytes = item.entry.payload.len();
+                let position = item.position;
+                let kind = if item.entry.sender_device == device {
+                    push::Kind::Receipt(receipt(group_id, item))
+                } else {
+                    push::Kind::GroupMessage(group_message(group_id, item))
+                };
+                self.push(kind).await?;
+                self.in_flight.sent(&stream, position, bytes);
+                sent = position;
+            }
+        }
+        self.sent.insert(stream, sent);
+        Ok(Progress::Drained)
+    }
+
+    async fn push(&self, kind: push::Kind) -> Result<(), Disconnected> {
+        let frame = encode_envelope(&Envelope::push(kind));
+        self.out
+            .send(Outbound::Frame(frame))
+            .await
+            .map_err(|_| Disconnected)
+    }
+
+    /// A store failure stops this stream for now, not the connection: it is
+    /// logged, and the stream is retried at its next news.
+    fn logged<T>(&self, result: RelayResult<T>) -> Option<T> {
+        result
+            .map_err(|err| tracing::error!(error = %err, "reading a stream for delivery failed"))
+            .ok()
+    }
+}
+
+fn group_message(group_id: &[u8], item: LogItem) -> GroupMessage {
+    GroupMessage {
+        group_id: group_id.to_vec().into(),
+        position: item.position,
+        epoch: item.entry.epoch,
+        kind: item.entry.kind,
+        sender_device: item.entry.sender_device.into(),
+        payload: item.entry.payload,
+        received_at_ms: item.entry.received_at_ms,
+    }
+}
+
+fn receipt(group_id: &[u8], item: LogItem) -> Receipt {
+    Receipt {
+        group_id: group_id.to_vec().into(),
+        position: item.position,
+        epoch: item.entry.epoch,
+        kind: item.entry.kind,
+        submission_id: item.entry.submission_id.into(),
+    }
+}
+
+fn inbox_message(item: InboxItem) -> InboxMessage {
+    InboxMessage {
+        position: item.position,
+        group_id: item.record.group_id.into(),
+        epoch: item.record.epoch,
+        group_position: item.record.group_position,
+        welcome: item.welcome.welcome,
+        ratchet_tree: item.welcome.ratchet_tree,
+        group_info: item.welcome.group_info,
+        sender_device: item.record.sender_device.into(),
+        received_at_ms: item.record.received_at_ms,
+    }
+}

@@ -1,0 +1,99 @@
+//! The state every connection shares: configuration, store, flusher,
+//! visibility watermarks and the hub of connected devices.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::durability::Flusher;
+use crate::error::RelayError;
+use crate::hub::Hub;
+use crate::rate_limit::Rate;
+use convene_proto::invite::InviteSecret;
+
+use crate::store::{now_ms, OpenError, QueueLimits, Store, StoreOptions};
+use crate::visibility::Visibility;
+
+/// Why the relay could not start on its data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot read the data directory: {0}")]
+    Load(#[from] RelayError),
+}
+
+pub struct Relay {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub flusher: Arc<Flusher>,
+    pub visibility: Visibility,
+    pub hub: Hub,
+    /// Groups whose members acknowledged something since the last trim.
+    trim_queue: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl Relay {
+    /// Opens the store and loads what delivery needs. Must run inside a
+    /// tokio runtime (the flusher is a task).
+    pub fn open(config: Config) -> Result<Arc<Relay>, StartError> {
+        let options = StoreOptions {
+            cache_bytes: config.store_cache_bytes,
+        };
+        let store = Arc::new(Store::open(&config.data_dir, options)?);
+        let visibility = Visibility::load(&store)?;
+        let flusher = Flusher::start(store.clone());
+        let rate = Rate {
+            per_second: f64::from(config.limits.requests_per_second),
+            burst: f64::from(config.limits.request_burst),
+        };
+        Ok(Arc::new(Relay {
+            config,
+            store,
+            flusher,
+            visibility,
+            hub: Hub::new(rate),
+            trim_queue: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    pub fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_group_backlog: self.config.limits.max_group_backlog,
+            max_inbox: self.config.limits.max_inbox,
+        }
+    }
+
+    /// Asks the maintenance task to trim a group's log.
+    pub fn schedule_trim(&self, group_id: &[u8]) {
+        self.trim_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group_id.to_vec());
+    }
+
+    /// The groups to trim, emptying the queue.
+    pub fn take_trims(&self) -> HashSet<Vec<u8>> {
+        std::mem::take(&mut *self.trim_queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Relay {
+    /// On a relay nobody has enrolled in yet, replaces the bootstrap staff
+    /// invite with a fresh one and returns it (with its validity in seconds),
+    /// so that each start of an empty relay shows a working invite.
+    pub fn bootstrap_invite(&self) -> Result<Option<(InviteSecret, u32)>, RelayError> {
+        if self.store.has_users()? {
+            return Ok(None);
+        }
+        let secret = InviteSecret::generate();
+        let ttl_secs = self.config.limits.invite_ttl_secs;
+        self.store.replace_bootstrap_invite(
+            &secret.lookup_hash(),
+            u64::from(ttl_secs) * 1000,
+            now_ms(),
+        )?;
+        self.store.flush()?;
+        Ok(Some((secret, ttl_secs)))
+    }
+}

@@ -1,0 +1,109 @@
+//! The first phase of every connection: challenge, then `Authenticate` or
+//! `Enrol`, within the authentication deadline.
+
+use convene_proto::auth::{transcript, AuthPurpose};
+use convene_proto::ids::{fixed, DEVICE_KEY_LEN, NONCE_LEN, SIGNATURE_LEN};
+use convene_proto::invite::InviteSecret;
+use convene_proto::relay::{response, Authenticate, Authenticated, Enrol, Role};
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use crate::error::{Refusal, RelayError, RelayResult};
+use crate::handlers::wire_stock;
+use crate::handlers::Caller;
+use crate::relay::Relay;
+use crate::store::{now_ms, DeviceKey, Enrolment};
+
+/// Checks an ed25519 signature over the transcript of this connection.
+fn verify(
+    relay: &Relay,
+    purpose: AuthPurpose,
+    nonce: &[u8; NONCE_LEN],
+    device_key: &[u8],
+    signature: &[u8],
+) -> RelayResult<DeviceKey> {
+    let device: DeviceKey = fixed::<DEVICE_KEY_LEN>("device_key", device_key)?;
+    let signature: [u8; SIGNATURE_LEN] = fixed("signature", signature)?;
+    let key = VerifyingKey::from_bytes(&device).map_err(|_| Refusal::AuthenticationFailed)?;
+    let signed = transcript(purpose, &relay.store.relay_id(), nonce, &device);
+    key.verify_strict(&signed, &Signature::from_bytes(&signature))
+        .map_err(|_| Refusal::AuthenticationFailed)?;
+    Ok(device)
+}
+
+/// Serves `Authenticate`: the device must be enrolled and sign this
+/// connection's nonce.
+pub fn authenticate(
+    relay: &Relay,
+    nonce: &[u8; NONCE_LEN],
+    req: &Authenticate,
+) -> RelayResult<(Caller, response::Result)> {
+    let device = verify(
+        relay,
+        AuthPurpose::Authenticate,
+        nonce,
+        &req.device_key,
+        &req.signature,
+    )?;
+    let record = relay
+        .store
+        .device(&device)?
+        .ok_or(Refusal::AuthenticationFailed)?;
+    let user = relay
+        .store
+        .user(&record.user_id)?
+        .ok_or_else(|| RelayError::Corrupt("a device's user is missing".into()))?;
+    let caller = Caller {
+        device,
+        user_id: user.user_id.clone(),
+        role: Role::try_from(user.role).unwrap_or(Role::Leader),
+    };
+    let result = authenticated(relay, &caller, user.display_name)?;
+    Ok((caller, result))
+}
+
+/// Serves `Enrol`: redeems the invite and registers the device, which must
+/// sign this connection's nonce to prove it holds the key.
+pub fn enrol(
+    relay: &Relay,
+    nonce: &[u8; NONCE_LEN],
+    req: &Enrol,
+) -> RelayResult<(Caller, response::Result)> {
+    let device = verify(
+        relay,
+        AuthPurpose::Enrol,
+        nonce,
+        &req.device_key,
+        &req.signature,
+    )?;
+    let secret = InviteSecret::from_code(&req.invite_code).map_err(|_| Refusal::InviteUnknown)?;
+    let enrolment = Enrolment {
+        invite_hash: secret.lookup_hash(),
+        user_id: &req.user_id,
+        display_name: &req.display_name,
+        device,
+    };
+    let user = relay.store.enrol(&enrolment, now_ms())?;
+    tracing::info!(user = %user.user_id, role = user.role, "user enrolled");
+    let caller = Caller {
+        device,
+        user_id: user.user_id.clone(),
+        role: Role::try_from(user.role).unwrap_or(Role::Leader),
+    };
+    let result = authenticated(relay, &caller, user.display_name)?;
+    Ok((caller, result))
+}
+
+fn authenticated(
+    relay: &Relay,
+    caller: &Caller,
+    display_name: String,
+) -> RelayResult<response::Result> {
+    let stock = relay.store.key_package_stock(&caller.device)?;
+    Ok(response::Result::Authenticated(Authenticated {
+        user_id: caller.user_id.clone(),
+        display_name,
+        role: caller.role as i32,
+        relay_id: relay.store.relay_id().to_vec().into(),
+        key_package_stock: Some(wire_stock(stock)),
+    }))
+}

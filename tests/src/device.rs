@@ -1,0 +1,255 @@
+//! A device speaking the relay protocol directly, for relay-level tests.
+//!
+//! The payloads it sends are opaque bytes standing in for MLS messages: the
+//! relay must treat them as such, which these tests rely on.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
+use convene_client::{ConnectOptions, DeviceKey, RelayConnection, TransportError};
+use convene_proto::relay::{
+    push, request, response, stream_ack, Ack, CommitAccepted, CreateGroup, CreateInvite,
+    GroupMessage, MessageKind, Role, SendMessage, StreamAck, SubmitCommit,
+};
+use rand::RngCore;
+
+use crate::PATIENCE;
+
+/// One enrolled device with an authenticated connection.
+pub struct TestDevice {
+    pub key: DeviceKey,
+    pub conn: RelayConnection,
+    pub user_id: String,
+}
+
+/// 16 random bytes: a submission id.
+pub fn random_id() -> Bytes {
+    let mut id = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    Bytes::copy_from_slice(&id)
+}
+
+impl TestDevice {
+    /// Enrols a new user (with a new device) through `invite`.
+    pub async fn enrol(url: &str, invite: &str, user_id: &str) -> Result<TestDevice> {
+        let key = DeviceKey::generate();
+        let conn = RelayConnection::connect(url, &ConnectOptions::default()).await?;
+        let authenticated = conn
+            .enrol(&key, invite, user_id, &format!("Test {user_id}"))
+            .await?;
+        Ok(TestDevice {
+            key,
+            conn,
+            user_id: authenticated.user_id,
+        })
+    }
+
+    /// Connects an enrolled device.
+    pub async fn connect(url: &str, key: DeviceKey) -> Result<TestDevice> {
+        let conn = RelayConnection::connect(url, &ConnectOptions::default()).await?;
+        let authenticated = conn.authenticate(&key, None).await?;
+        Ok(TestDevice {
+            key,
+            conn,
+            user_id: authenticated.user_id,
+        })
+    }
+
+    /// Closes this connection and opens a new one for the same device.
+    pub async fn reconnect(self, url: &str) -> Result<TestDevice> {
+        let TestDevice { key, conn, .. } = self;
+        conn.close().await;
+        Self::connect(url, key).await
+    }
+
+    /// Drops the connection without closing it (a crash or a lost network),
+    /// and returns the key to connect again.
+    pub fn vanish(self) -> DeviceKey {
+        self.key
+    }
+
+    /// The device's key: its id on the relay.
+    pub fn device(&self) -> [u8; 32] {
+        self.key.public()
+    }
+
+    /// Creates an invite (staff only).
+    pub async fn invite(&self, role: Role) -> Result<String, TransportError> {
+        let request = request::Kind::CreateInvite(CreateInvite {
+            role: role as i32,
+            ..Default::default()
+        });
+        match self.conn.request(request).await? {
+            response::Result::InviteCreated(created) => Ok(created.invite_code),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn create_group(&self, group_id: &[u8]) -> Result<(), TransportError> {
+        let request = request::Kind::CreateGroup(CreateGroup {
+            group_id: Bytes::copy_from_slice(group_id),
+        });
+        self.conn.request(request).await.map(|_| ())
+    }
+
+    /// A commit request with opaque payloads; a Welcome when adding.
+    pub fn commit_request(
+        group_id: &[u8],
+        epoch: u64,
+        submission_id: Bytes,
+        added: &[[u8; 32]],
+        removed: &[[u8; 32]],
+    ) -> request::Kind {
+        request::Kind::SubmitCommit(SubmitCommit {
+            group_id: Bytes::copy_from_slice(group_id),
+            epoch,
+            submission_id,
+            commit: Bytes::from(format!("commit on epoch {epoch}")),
+            welcome: if added.is_empty() {
+                Bytes::new()
+            } else {
+                Bytes::from(format!("welcome to epoch {}", epoch + 1))
+            },
+            ratchet_tree: Bytes::new(),
+            group_info: Bytes::new(),
+            added_devices: added.iter().map(|d| Bytes::copy_from_slice(d)).collect(),
+            removed_devices: removed.iter().map(|d| Bytes::copy_from_slice(d)).collect(),
+        })
+    }
+
+    pub async fn commit(
+        &self,
+        group_id: &[u8],
+        epoch: u64,
+        added: &[[u8; 32]],
+        removed: &[[u8; 32]],
+    ) -> Result<CommitAccepted, TransportError> {
+        let request = Self::commit_request(group_id, epoch, random_id(), added, removed);
+        match self.conn.request(request).await? {
+            response::Result::CommitAccepted(accepted) => Ok(accepted),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends an application message; returns its log position.
+    pub async fn send(&self, group_id: &[u8], payload: &[u8]) -> Result<u64, TransportError> {
+        let request = Self::message_request(group_id, random_id(), payload);
+        match self.conn.request(request).await? {
+            response::Result::MessageAccepted(accepted) => Ok(accepted.position),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn message_request(group_id: &[u8], submission_id: Bytes, payload: &[u8]) -> request::Kind {
+        request::Kind::SendMessage(SendMessage {
+            group_id: Bytes::copy_from_slice(group_id),
+            kind: MessageKind::Application as i32,
+            submission_id,
+            payload: Bytes::copy_from_slice(payload),
+        })
+    }
+
+    /// The next push, waiting at most [`PATIENCE`].
+    pub async fn push(&mut self) -> Result<push::Kind> {
+        self.push_within(PATIENCE)
+            .await
+            .ok_or_else(|| anyhow!("no push from the relay within {PATIENCE:?}"))
+    }
+
+    /// The next push, or `None` if none comes within `wait`.
+    pub async fn push_within(&mut self, wait: Duration) -> Option<push::Kind> {
+        tokio::time::timeout(wait, self.conn.next_push())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Collects the next `n` group messages (skipping other pushes) and
+    /// acknowledges each.
+    pub async fn group_messages(&mut self, n: usize) -> Result<Vec<GroupMessage>> {
+        let mut messages = Vec::with_capacity(n);
+        while messages.len() < n {
+            if let push::Kind::GroupMessage(message) = self.push().await? {
+                self.ack_group(&message.group_id, message.position).await?;
+                messages.push(message);
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Waits for the `CaughtUp` push, returning the pushes before it.
+    pub async fn until_caught_up(&mut self) -> Result<Vec<push::Kind>> {
+        let mut before = Vec::new();
+        loop {
+            match self.push().await? {
+                push::Kind::CaughtUp(_) => return Ok(before),
+                other => before.push(other),
+            }
+        }
+    }
+
+    /// Receives and acknowledges pushes until none has come for a moment,
+    /// returning them: brings a device to a quiet state before a test step.
+    pub async fn settle(&mut self) -> Result<Vec<push::Kind>> {
+        let mut pushes = Vec::new();
+        while let Some(push) = self.push_within(Duration::from_millis(300)).await {
+            match &push {
+                push::Kind::GroupMessage(m) => self.ack_group(&m.group_id, m.position).await?,
+                push::Kind::Receipt(r) => self.ack_group(&r.group_id, r.position).await?,
+                push::Kind::InboxMessage(w) => self.ack_inbox(w.position).await?,
+                _ => {}
+            }
+            pushes.push(push);
+        }
+        Ok(pushes)
+    }
+
+    pub async fn ack_group(&self, group_id: &[u8], position: u64) -> Result<(), TransportError> {
+        self.ack(
+            stream_ack::Stream::GroupId(Bytes::copy_from_slice(group_id)),
+            position,
+        )
+        .await
+    }
+
+    pub async fn ack_inbox(&self, position: u64) -> Result<(), TransportError> {
+        self.ack(stream_ack::Stream::Inbox(true), position).await
+    }
+
+    async fn ack(&self, stream: stream_ack::Stream, position: u64) -> Result<(), TransportError> {
+        let request = request::Kind::Ack(Ack {
+            acks: vec![StreamAck {
+                stream: Some(stream),
+                position,
+            }],
+        });
+        self.conn.request(request).await.map(|_| ())
+    }
+}
+
+fn unexpected(result: response::Result) -> TransportError {
+    TransportError::Protocol(format!("unexpected response {result:?}"))
+}
+
+/// Staff enrolled through the relay's bootstrap invite.
+pub async fn bootstrap_staff(relay: &crate::RelayProcess) -> Result<TestDevice> {
+    let Some(invite) = &relay.bootstrap_invite else {
+        bail!("the relay printed no bootstrap invite");
+    };
+    TestDevice::enrol(&relay.url, invite, "staff").await
+}
+
+/// Enrols `names` as leaders invited by `staff`.
+pub async fn enrol_leaders(
+    relay: &crate::RelayProcess,
+    staff: &TestDevice,
+    names: &[&str],
+) -> Result<Vec<TestDevice>> {
+    let mut devices = Vec::new();
+    for name in names {
+        let invite = staff.invite(Role::Leader).await?;
+        devices.push(TestDevice::enrol(&relay.url, &invite, name).await?);
+    }
+    Ok(devices)
+}
