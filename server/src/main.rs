@@ -16,14 +16,23 @@ use tracing_subscriber::EnvFilter;
 /// The Convene relay: stores and forwards end-to-end encrypted messages
 /// between Convene devices. It never sees their content.
 #[derive(Debug, Parser)]
-#[command(name = "convene-server", version, propagate_version = true)]
+#[command(
+    name = "convene-server",
+    version,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// TOML configuration file (every key is optional; see README.md).
     #[arg(long, global = true, env = "CONVENE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Options of `serve`, the command run when none is given.
+    #[command(flatten)]
+    serve: ServeArgs,
+
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,7 +119,7 @@ fn main() -> Result<()> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
-    match cli.command {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(config, args),
         Command::Invite(args) => offline_invite(config, args),
         Command::GenCert(args) => {

@@ -178,14 +178,28 @@ impl TestDevice {
         Ok(messages)
     }
 
-    /// Waits for the `CaughtUp` push, returning the pushes before it.
-    pub async fn until_caught_up(&mut self) -> Result<Vec<push::Kind>> {
+    /// Receives pushes up to `CaughtUp`, acknowledging each as it comes (the
+    /// relay holds back the rest of a backlog larger than its push window
+    /// until earlier pushes are acknowledged), and returns them.
+    pub async fn catch_up(&mut self) -> Result<Vec<push::Kind>> {
         let mut before = Vec::new();
         loop {
-            match self.push().await? {
-                push::Kind::CaughtUp(_) => return Ok(before),
-                other => before.push(other),
+            let push = self.push().await?;
+            if matches!(push, push::Kind::CaughtUp(_)) {
+                return Ok(before);
             }
+            self.acknowledge(&push).await?;
+            before.push(push);
+        }
+    }
+
+    /// Acknowledges one push, if it is one that needs it.
+    pub async fn acknowledge(&self, push: &push::Kind) -> Result<(), TransportError> {
+        match push {
+            push::Kind::GroupMessage(m) => self.ack_group(&m.group_id, m.position).await,
+            push::Kind::Receipt(r) => self.ack_group(&r.group_id, r.position).await,
+            push::Kind::InboxMessage(w) => self.ack_inbox(w.position).await,
+            _ => Ok(()),
         }
     }
 
@@ -194,12 +208,7 @@ impl TestDevice {
     pub async fn settle(&mut self) -> Result<Vec<push::Kind>> {
         let mut pushes = Vec::new();
         while let Some(push) = self.push_within(Duration::from_millis(300)).await {
-            match &push {
-                push::Kind::GroupMessage(m) => self.ack_group(&m.group_id, m.position).await?,
-                push::Kind::Receipt(r) => self.ack_group(&r.group_id, r.position).await?,
-                push::Kind::InboxMessage(w) => self.ack_inbox(w.position).await?,
-                _ => {}
-            }
+            self.acknowledge(&push).await?;
             pushes.push(push);
         }
         Ok(pushes)

@@ -97,7 +97,7 @@ async fn a_commit_resubmitted_after_a_lost_response_is_applied_once() {
     let mut ann = ann.reconnect(&relay.url).await.unwrap();
 
     // ann's own stream carries the receipt of its commit.
-    let backlog = ann.until_caught_up().await.unwrap();
+    let backlog = ann.catch_up().await.unwrap();
     let receipt = backlog
         .iter()
         .find_map(|p| match p {

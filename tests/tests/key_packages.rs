@@ -119,7 +119,7 @@ async fn the_owner_is_told_when_its_stock_runs_low() {
         .await
         .unwrap();
     upload(&leaders[0], &["a", "b", "c"], "z").await;
-    leaders[0].until_caught_up().await.unwrap();
+    leaders[0].catch_up().await.unwrap();
     claim(&leaders[1], "ann").await.unwrap();
     assert!(
         leaders[0]

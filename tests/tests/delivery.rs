@@ -1,0 +1,135 @@
+//! Store and forward: backlog in order after reconnecting, pushes while
+//! connected, receipts for the sender, and deletion once everyone acked.
+
+use std::time::Duration;
+
+use convene_proto::relay::{push, MessageKind};
+use convene_tests::device::{bootstrap_staff, enrol_leaders};
+use convene_tests::{RelayProcess, TestDevice};
+
+/// A group "g" with `names` as members; everyone settled.
+async fn group_of(relay: &RelayProcess, names: &[&str]) -> Vec<TestDevice> {
+    let staff = bootstrap_staff(relay).await.unwrap();
+    let mut members = enrol_leaders(relay, &staff, names).await.unwrap();
+    members[0].create_group(b"g").await.unwrap();
+    let others: Vec<[u8; 32]> = members[1..].iter().map(TestDevice::device).collect();
+    members[0].commit(b"g", 0, &others, &[]).await.unwrap();
+    for member in &mut members {
+        member.settle().await.unwrap();
+    }
+    members
+}
+
+#[tokio::test]
+async fn an_offline_device_gets_its_backlog_in_order_and_acked_entries_are_deleted() {
+    let mut relay = RelayProcess::start_default().unwrap();
+    let mut members = group_of(&relay, &["ann", "bob", "cat"]).await;
+    let cat = members.pop().unwrap().vanish();
+
+    let texts = ["first", "second", "third"];
+    for text in texts {
+        members[0].send(b"g", text.as_bytes()).await.unwrap();
+    }
+    // bob is online and gets them as they come.
+    let live = members[1].group_messages(3).await.unwrap();
+    assert_eq!(
+        live.iter().map(|m| m.payload.as_ref()).collect::<Vec<_>>(),
+        texts.map(str::as_bytes)
+    );
+
+    // cat reconnects and gets the three in order, then CaughtUp.
+    let mut cat = TestDevice::connect(&relay.url, cat).await.unwrap();
+    let backlog = cat.catch_up().await.unwrap();
+    let messages: Vec<_> = backlog
+        .iter()
+        .filter_map(|p| match p {
+            push::Kind::GroupMessage(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        messages
+            .iter()
+            .map(|m| m.payload.as_ref())
+            .collect::<Vec<_>>(),
+        texts.map(str::as_bytes)
+    );
+    assert!(messages.windows(2).all(|w| w[0].position < w[1].position));
+    assert!(messages
+        .iter()
+        .all(|m| m.kind == MessageKind::Application as i32
+            && m.sender_device.as_ref() == members[0].device()));
+
+    // Until cat acknowledges, the entries stay; the sender's own receipts
+    // must be acknowledged too.
+    for receipt in members[0].settle().await.unwrap() {
+        assert!(
+            matches!(receipt, push::Kind::Receipt(_)),
+            "the sender gets receipts, not copies: {receipt:?}"
+        );
+    }
+    for message in &messages {
+        cat.ack_group(b"g", message.position).await.unwrap();
+    }
+    relay.terminate(Duration::from_secs(10)).unwrap();
+    let store = relay.open_store().unwrap();
+    assert_eq!(
+        store.stored_log_entries(b"g").unwrap(),
+        0,
+        "acknowledged entries are deleted"
+    );
+}
+
+#[tokio::test]
+async fn unacknowledged_entries_are_redelivered_and_kept() {
+    let mut relay = RelayProcess::start_default().unwrap();
+    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    members[0].send(b"g", b"hello").await.unwrap();
+    let bob = members.pop().unwrap();
+    // bob reads without acknowledging, then drops off.
+    let mut bob = bob;
+    let first = loop {
+        if let push::Kind::GroupMessage(m) = bob.push().await.unwrap() {
+            break m;
+        }
+    };
+    let mut bob = TestDevice::connect(&relay.url, bob.vanish()).await.unwrap();
+    let again = bob.group_messages(1).await.unwrap();
+    assert_eq!(
+        (again[0].position, &again[0].payload),
+        (first.position, &first.payload)
+    );
+    members[0].settle().await.unwrap();
+    relay.terminate(Duration::from_secs(10)).unwrap();
+    let store = relay.open_store().unwrap();
+    assert_eq!(store.stored_log_entries(b"g").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_slow_acknowledger_is_sent_a_bounded_window() {
+    let relay = RelayProcess::start(convene_tests::RelayOptions {
+        config_toml: "[limits]\npush_window = 4\n".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    for i in 0..10 {
+        members[0]
+            .send(b"g", format!("m{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // Without acknowledgements, bob gets exactly the window.
+    let mut unacked = Vec::new();
+    while let Some(push) = members[1].push_within(Duration::from_millis(500)).await {
+        if let push::Kind::GroupMessage(m) = push {
+            unacked.push(m);
+        }
+    }
+    assert_eq!(unacked.len(), 4);
+    // Acknowledging opens the window again.
+    let last = unacked.last().unwrap().position;
+    members[1].ack_group(b"g", last).await.unwrap();
+    let rest = members[1].group_messages(6).await.unwrap();
+    assert_eq!(rest.first().unwrap().position, last + 1);
+}
