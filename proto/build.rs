@@ -10,6 +10,7 @@ const FILES: &[&str] = &[
     "convene/relay/v1/responses.proto",
     "convene/relay/v1/pushes.proto",
     "convene/relay/v1/envelope.proto",
+    "convene/content/v1/content.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

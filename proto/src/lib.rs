@@ -22,4 +22,11 @@ pub mod relay {
     include!(concat!(env!("OUT_DIR"), "/convene.relay.v1.rs"));
 }
 
+/// Types generated from `proto/convene/content/v1/content.proto`: what
+/// clients put inside MLS.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod content {
+    include!(concat!(env!("OUT_DIR"), "/convene.content.v1.rs"));
+}
+
 pub use frame::{decode_envelope, encode_envelope, FrameError};

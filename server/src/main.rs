@@ -16,12 +16,7 @@ use tracing_subscriber::EnvFilter;
 /// The Convene relay: stores and forwards end-to-end encrypted messages
 /// between Convene devices. It never sees their content.
 #[derive(Debug, Parser)]
-#[command(
-    name = "convene-server",
-    version,
-    propagate_version = true,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "convene-server", version, propagate_version = true)]
 struct Cli {
     /// TOML configuration file (every key is optional; see README.md).
     #[arg(long, global = true, env = "CONVENE_CONFIG", value_name = "FILE")]
@@ -47,7 +42,7 @@ enum Command {
     GenCert(GenCertArgs),
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 struct ServeArgs {
     /// Address to listen on. Non-loopback addresses require TLS.
     #[arg(long, env = "CONVENE_LISTEN", value_name = "ADDR")]
@@ -71,6 +66,25 @@ struct ServeArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// These options, each falling back to `other`'s (the options given
+    /// before the `serve` command, or with no command at all).
+    fn or(self, other: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            listen: self.listen.or(other.listen),
+            data_dir: self.data_dir.or(other.data_dir),
+            tls_cert: self.tls_cert.or(other.tls_cert),
+            tls_key: self.tls_key.or(other.tls_key),
+        }
+    }
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Command::Serve(ServeArgs::default())
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,8 +133,8 @@ fn main() -> Result<()> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => serve(config, args),
+    match cli.command.unwrap_or_default() {
+        Command::Serve(args) => serve(config, args.or(cli.serve)),
         Command::Invite(args) => offline_invite(config, args),
         Command::GenCert(args) => {
             let (cert, key) = tls::write_dev_certificate(&args.hosts, &args.out)?;

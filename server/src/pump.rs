@@ -252,6 +252,18 @@ fn group_message(group_id: &[u8], item: LogItem) -> GroupMessage {
         sender_device: item.entry.sender_device.into(),
         payload: item.entry.payload,
         received_at_ms: item.entry.received_at_ms,
+        added_devices: item
+            .entry
+            .added_devices
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        removed_devices: item
+            .entry
+            .removed_devices
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     }
 }
 

@@ -117,3 +117,43 @@ fn help_describes_the_commands() {
         assert!(text.contains(command), "{text}");
     }
 }
+
+#[test]
+fn options_work_with_and_without_the_serve_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(&config, "listen = \"0.0.0.0:0\"\n").unwrap();
+    // The file's public address is refused (no TLS) whichever way serve is
+    // reached: proof that the file was read in both.
+    for args in [
+        vec!["--config", config.to_str().unwrap(), "serve"],
+        vec!["--config", config.to_str().unwrap()],
+    ] {
+        let out = relay(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("not a loopback address"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A flag overrides the file, before or after the command.
+    for args in [
+        vec![
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "203.0.113.9:1",
+        ],
+        vec![
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "203.0.113.9:1",
+        ],
+    ] {
+        let out = relay(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("203.0.113.9:1"), "{args:?}: {stderr}");
+    }
+}

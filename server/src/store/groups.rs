@@ -186,6 +186,8 @@ impl Store {
             payload: commit.commit.clone(),
             submission_id: commit.submission_id.to_vec(),
             received_at_ms: now,
+            added_devices: commit.added.iter().map(|d| d.to_vec()).collect(),
+            removed_devices: commit.removed.iter().map(|d| d.to_vec()).collect(),
         };
         batch.insert(keys::log_entry(commit.group_id, position), encode(&entry));
 
@@ -277,6 +279,8 @@ impl Store {
             payload: message.payload.clone(),
             submission_id: message.submission_id.to_vec(),
             received_at_ms: now,
+            added_devices: Vec::new(),
+            removed_devices: Vec::new(),
         };
         group.last_position = position;
         let mut batch = Batch::default();

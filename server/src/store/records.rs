@@ -121,6 +121,11 @@ pub struct LogEntry {
     pub submission_id: Vec<u8>,
     #[prost(uint64, tag = "6")]
     pub received_at_ms: u64,
+    /// For a commit: the devices its committer declared added and removed.
+    #[prost(bytes = "vec", repeated, tag = "7")]
+    pub added_devices: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    pub removed_devices: Vec<Vec<u8>>,
 }
 
 /// An inbox entry points at a Welcome stored once for all its joiners.
