@@ -33,6 +33,12 @@ impl DeviceKey {
         self.0.verifying_key().to_bytes()
     }
 
+    /// Signs arbitrary bytes (MLS signs its own labelled structures through
+    /// this).
+    pub(crate) fn sign_bytes(&self, payload: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.0.sign(payload).to_bytes()
+    }
+
     /// Signs a relay challenge for `purpose` (see `convene_proto::auth`).
     pub fn sign_challenge(
         &self,

@@ -1,0 +1,320 @@
+//! The group operations, each a thin, checked step over openmls.
+
+use convene_proto::content::GroupMeta;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_rust_crypto::RustCrypto;
+use prost::Message;
+
+use super::{
+    capabilities, credential, invalid, member_device, members, op_err, MemberDevice, MlsError,
+    Provider, CIPHERSUITE, GROUP_META_EXTENSION, MAX_PAST_EPOCHS,
+};
+use crate::device_key::DeviceKey;
+use crate::store::LocalStore;
+
+/// A commit ready for the relay, with its routing change.
+#[derive(Debug, Clone)]
+pub struct CommitBundle {
+    pub commit: Vec<u8>,
+    /// Empty when nobody is added.
+    pub welcome: Vec<u8>,
+    pub added: Vec<MemberDevice>,
+    pub removed: Vec<MemberDevice>,
+}
+
+/// What an incoming group message turned out to be.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// An application message, decrypted.
+    Application {
+        sender: MemberDevice,
+        plaintext: Vec<u8>,
+    },
+    /// Another member's commit, merged.
+    Commit {
+        sender: Option<MemberDevice>,
+        added: Vec<MemberDevice>,
+        removed: Vec<MemberDevice>,
+        /// This device was removed by it.
+        self_removed: bool,
+    },
+    /// A proposal, stored until a commit covers it.
+    Proposal,
+}
+
+/// The MLS operations of one device, over its local store.
+pub struct MlsOps<'a> {
+    provider: Provider<'a>,
+    signer: &'a DeviceKey,
+    credential: CredentialWithKey,
+}
+
+impl<'a> MlsOps<'a> {
+    pub fn new(
+        crypto: &'a RustCrypto,
+        store: &'a LocalStore,
+        signer: &'a DeviceKey,
+        user_id: &str,
+    ) -> Self {
+        MlsOps {
+            provider: Provider::new(crypto, store),
+            signer,
+            credential: credential(user_id, signer),
+        }
+    }
+
+    fn join_config() -> MlsGroupJoinConfig {
+        MlsGroupJoinConfig::builder()
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            .use_ratchet_tree_extension(true)
+            .build()
+    }
+
+    /// The group's state, if this device is in it.
+    pub fn load(&self, group_id: &[u8]) -> Result<Option<MlsGroup>, MlsError> {
+        MlsGroup::load(self.provider.storage(), &GroupId::from_slice(group_id)).map_err(op_err)
+    }
+
+    /// Creates a group at epoch 0 with this device as its only member.
+    pub fn create_group(&self, group_id: &[u8], meta: &GroupMeta) -> Result<MlsGroup, MlsError> {
+        let meta = Extension::Unknown(GROUP_META_EXTENSION, UnknownExtension(meta.encode_to_vec()));
+        let extensions = Extensions::single(meta).map_err(op_err)?;
+        MlsGroup::builder()
+            .with_group_id(GroupId::from_slice(group_id))
+            .ciphersuite(CIPHERSUITE)
+            .with_capabilities(capabilities())
+            .with_group_context_extensions(extensions)
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            // The Welcome carries the tree, so joiners need nothing else.
+            .use_ratchet_tree_extension(true)
+            .build(&self.provider, self.signer, self.credential.clone())
+            .map_err(op_err)
+    }
+
+    /// Makes `count` one-time KeyPackages (and a last-resort one if asked),
+    /// serialised for upload. Their private keys are written to the store's
+    /// open operation, which must be committed before they are uploaded.
+    pub fn key_packages(
+        &self,
+        count: usize,
+        last_resort: bool,
+    ) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>), MlsError> {
+        let build = |last: bool| -> Result<Vec<u8>, MlsError> {
+            let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities());
+            if last {
+                builder = builder.mark_as_last_resort();
+            }
+            let bundle = builder
+                .build(
+                    CIPHERSUITE,
+                    &self.provider,
+                    self.signer,
+                    self.credential.clone(),
+                )
+                .map_err(op_err)?;
+            bundle
+                .key_package()
+                .tls_serialize_detached()
+                .map_err(op_err)
+        };
+        let one_time = (0..count)
+            .map(|_| build(false))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last = if last_resort {
+            Some(build(true)?)
+        } else {
+            None
+        };
+        Ok((one_time, last))
+    }
+
+    /// Parses and validates a claimed KeyPackage, and checks that it is the
+    /// one the relay said: `user_id`'s device `device`.
+    pub fn parse_key_package(
+        &self,
+        bytes: &[u8],
+        user_id: &str,
+        device: &[u8; 32],
+    ) -> Result<KeyPackage, MlsError> {
+        let key_package = KeyPackageIn::tls_deserialize_exact(bytes)
+            .map_err(invalid)?
+            .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(invalid)?;
+        let leaf = key_package.leaf_node();
+        let owner =
+            member_device(leaf.credential(), leaf.signature_key().as_slice()).ok_or_else(|| {
+                MlsError::Invalid("a KeyPackage without a readable credential".into())
+            })?;
+        if owner.user_id != user_id || owner.device != *device {
+            return Err(MlsError::WrongKeyPackage(owner.user_id));
+        }
+        if key_package.ciphersuite() != CIPHERSUITE {
+            return Err(MlsError::Invalid(
+                "a KeyPackage for another ciphersuite".into(),
+            ));
+        }
+        Ok(key_package)
+    }
+
+    /// Builds a commit adding `key_packages`; it stays pending until merged
+    /// or cleared.
+    pub fn add(
+        &self,
+        group: &mut MlsGroup,
+        key_packages: &[KeyPackage],
+    ) -> Result<CommitBundle, MlsError> {
+        let added = key_packages
+            .iter()
+            .filter_map(|kp| {
+                member_device(
+                    kp.leaf_node().credential(),
+                    kp.leaf_node().signature_key().as_slice(),
+                )
+            })
+            .collect();
+        let (commit, welcome, _) = group
+            .add_members(&self.provider, self.signer, key_packages)
+            .map_err(op_err)?;
+        Ok(CommitBundle {
+            commit: commit.tls_serialize_detached().map_err(op_err)?,
+            welcome: welcome.tls_serialize_detached().map_err(op_err)?,
+            added,
+            removed: Vec::new(),
+        })
+    }
+
+    /// Builds a commit removing these devices; pending until merged or
+    /// cleared.
+    pub fn remove(
+        &self,
+        group: &mut MlsGroup,
+        devices: &[[u8; 32]],
+    ) -> Result<CommitBundle, MlsError> {
+        let mut leaves = Vec::new();
+        let mut removed = Vec::new();
+        for member in group.members() {
+            if let Some(device) = member_device(&member.credential, &member.signature_key) {
+                if devices.contains(&device.device) {
+                    leaves.push(member.index);
+                    removed.push(device);
+                }
+            }
+        }
+        let (commit, _, _) = group
+            .remove_members(&self.provider, self.signer, &leaves)
+            .map_err(op_err)?;
+        Ok(CommitBundle {
+            commit: commit.tls_serialize_detached().map_err(op_err)?,
+            welcome: Vec::new(),
+            added: Vec::new(),
+            removed,
+        })
+    }
+
+    /// Applies this device's pending commit (the relay accepted it).
+    pub fn merge_pending(&self, group: &mut MlsGroup) -> Result<(), MlsError> {
+        group.merge_pending_commit(&self.provider).map_err(op_err)
+    }
+
+    /// Drops this device's pending commit (the relay refused it).
+    pub fn clear_pending(&self, group: &mut MlsGroup) -> Result<(), MlsError> {
+        group
+            .clear_pending_commit(self.provider.storage())
+            .map_err(op_err)
+    }
+
+    /// Encrypts an application message.
+    pub fn encrypt(&self, group: &mut MlsGroup, plaintext: &[u8]) -> Result<Vec<u8>, MlsError> {
+        group
+            .create_message(&self.provider, self.signer, plaintext)
+            .map_err(op_err)?
+            .tls_serialize_detached()
+            .map_err(op_err)
+    }
+
+    /// Decrypts and applies a message from the group's log.
+    pub fn process(&self, group: &mut MlsGroup, bytes: &[u8]) -> Result<Incoming, MlsError> {
+        let message = MlsMessageIn::tls_deserialize_exact(bytes)
+            .map_err(invalid)?
+            .try_into_protocol_message()
+            .map_err(invalid)?;
+        if message.epoch() > group.epoch() {
+            return Err(MlsError::FutureEpoch);
+        }
+        let processed = group
+            .process_message(&self.provider, message)
+            .map_err(invalid)?;
+        let sender = match processed.sender() {
+            Sender::Member(index) => group
+                .member_at(*index)
+                .and_then(|m| member_device(&m.credential, &m.signature_key)),
+            _ => None,
+        };
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(message) => {
+                let sender = sender.ok_or_else(|| {
+                    MlsError::Invalid("an application message from a non-member".into())
+                })?;
+                Ok(Incoming::Application {
+                    sender,
+                    plaintext: message.into_bytes(),
+                })
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let added = staged
+                    .add_proposals()
+                    .filter_map(|p| {
+                        let leaf = p.add_proposal().key_package().leaf_node();
+                        member_device(leaf.credential(), leaf.signature_key().as_slice())
+                    })
+                    .collect();
+                let removed = staged
+                    .remove_proposals()
+                    .filter_map(|p| group.member_at(p.remove_proposal().removed()))
+                    .filter_map(|m| member_device(&m.credential, &m.signature_key))
+                    .collect();
+                let self_removed = staged.self_removed();
+                group
+                    .merge_staged_commit(&self.provider, *staged)
+                    .map_err(op_err)?;
+                Ok(Incoming::Commit {
+                    sender,
+                    added,
+                    removed,
+                    self_removed,
+                })
+            }
+            ProcessedMessageContent::ProposalMessage(proposal)
+            | ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
+                group
+                    .store_pending_proposal(self.provider.storage(), *proposal)
+                    .map_err(op_err)?;
+                Ok(Incoming::Proposal)
+            }
+            other => Err(MlsError::Invalid(format!(
+                "unexpected message content: {other:?}"
+            ))),
+        }
+    }
+
+    /// Joins a group from a Welcome.
+    pub fn join(&self, welcome: &[u8]) -> Result<MlsGroup, MlsError> {
+        let welcome = match MlsMessageIn::tls_deserialize_exact(welcome)
+            .map_err(invalid)?
+            .extract()
+        {
+            MlsMessageBodyIn::Welcome(welcome) => welcome,
+            _ => return Err(MlsError::Invalid("not a Welcome".into())),
+        };
+        StagedWelcome::new_from_welcome(&self.provider, &Self::join_config(), welcome, None)
+            .map_err(invalid)?
+            .into_group(&self.provider)
+            .map_err(invalid)
+    }
+
+    /// The member devices of a group.
+    pub fn members(&self, group: &MlsGroup) -> Vec<MemberDevice> {
+        members(group)
+    }
+}

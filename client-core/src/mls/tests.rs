@@ -1,0 +1,203 @@
+//! Two devices running MLS over their own local stores, including after
+//! the stores are closed and reopened.
+
+use convene_proto::content::{GroupKind, GroupMeta};
+use openmls_rust_crypto::RustCrypto;
+
+use super::*;
+use crate::store::LocalStore;
+
+struct Device {
+    dir: tempfile::TempDir,
+    store: LocalStore,
+    key: DeviceKey,
+    user: &'static str,
+}
+
+impl Device {
+    fn new(user: &'static str) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        Device {
+            dir,
+            store,
+            key: DeviceKey::generate(),
+            user,
+        }
+    }
+
+    fn reopen(self) -> Device {
+        let Device {
+            dir,
+            store,
+            key,
+            user,
+        } = self;
+        drop(store);
+        let store = LocalStore::open(dir.path()).unwrap();
+        Device {
+            dir,
+            store,
+            key,
+            user,
+        }
+    }
+
+    fn ops<'a>(&'a self, crypto: &'a RustCrypto) -> MlsOps<'a> {
+        MlsOps::new(crypto, &self.store, &self.key, self.user)
+    }
+}
+
+fn meta() -> GroupMeta {
+    GroupMeta {
+        version: 1,
+        kind: GroupKind::Cohort as i32,
+        name: "Cohort 2026".into(),
+        direct_pair: vec![],
+    }
+}
+
+#[test]
+fn a_group_survives_reopening_both_stores() {
+    let crypto = RustCrypto::default();
+    let ann = Device::new("ann");
+    let bob = Device::new("bob");
+
+    // bob publishes a KeyPackage (its private part committed first).
+    let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
+    bob.store.commit_durably().unwrap();
+
+    // ann creates the group and adds bob.
+    let mut group = ann.ops(&crypto).create_group(b"group-1", &meta()).unwrap();
+    let kp = ann
+        .ops(&crypto)
+        .parse_key_package(&kps[0], "bob", &bob.key.public())
+        .unwrap();
+    let bundle = ann.ops(&crypto).add(&mut group, &[kp]).unwrap();
+    assert_eq!(bundle.added.len(), 1);
+    ann.ops(&crypto).merge_pending(&mut group).unwrap();
+    ann.store.commit_durably().unwrap();
+
+    let mut bobs = bob.ops(&crypto).join(&bundle.welcome).unwrap();
+    bob.store.commit_durably().unwrap();
+    assert_eq!(group_meta(&bobs).unwrap().name, "Cohort 2026");
+    assert_eq!(members(&bobs), members(&group));
+    assert_eq!(
+        group.epoch_authenticator().as_slice(),
+        bobs.epoch_authenticator().as_slice()
+    );
+
+    let ct = ann.ops(&crypto).encrypt(&mut group, b"hello bob").unwrap();
+    ann.store.commit_durably().unwrap();
+    match bob.ops(&crypto).process(&mut bobs, &ct).unwrap() {
+        Incoming::Application { sender, plaintext } => {
+            assert_eq!(
+                (sender.user_id.as_str(), plaintext.as_slice()),
+                ("ann", &b"hello bob"[..])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    bob.store.commit_durably().unwrap();
+    drop((group, bobs));
+
+    // Both restart; the group goes on.
+    let ann = ann.reopen();
+    let bob = bob.reopen();
+    let mut group = ann
+        .ops(&crypto)
+        .load(b"group-1")
+        .unwrap()
+        .expect("ann's group persisted");
+    let mut bobs = bob
+        .ops(&crypto)
+        .load(b"group-1")
+        .unwrap()
+        .expect("bob's group persisted");
+    let ct = bob.ops(&crypto).encrypt(&mut bobs, b"hello ann").unwrap();
+    match ann.ops(&crypto).process(&mut group, &ct).unwrap() {
+        Incoming::Application { plaintext, .. } => assert_eq!(plaintext, b"hello ann"),
+        other => panic!("{other:?}"),
+    }
+    // A replayed ciphertext is refused (its key was deleted after use).
+    assert!(ann.ops(&crypto).process(&mut group, &ct).is_err());
+}
+
+#[test]
+fn an_uncommitted_operation_leaves_no_trace() {
+    let crypto = RustCrypto::default();
+    let ann = Device::new("ann");
+    ann.ops(&crypto).create_group(b"g", &meta()).unwrap();
+    ann.store.rollback();
+    assert!(ann.ops(&crypto).load(b"g").unwrap().is_none());
+}
+
+#[test]
+fn a_key_package_for_someone_else_is_refused() {
+    let crypto = RustCrypto::default();
+    let bob = Device::new("bob");
+    let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
+    let ann = Device::new("ann");
+    let err = ann
+        .ops(&crypto)
+        .parse_key_package(&kps[0], "carol", &bob.key.public())
+        .unwrap_err();
+    assert_eq!(err, MlsError::WrongKeyPackage("bob".into()));
+    let err = ann
+        .ops(&crypto)
+        .parse_key_package(&kps[0], "bob", &[9; 32])
+        .unwrap_err();
+    assert!(matches!(err, MlsError::WrongKeyPackage(_)));
+}
+
+#[test]
+fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten() {
+    let crypto = RustCrypto::default();
+    let ann = Device::new("ann");
+    let bob = Device::new("bob");
+    let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
+    let mut group = ann.ops(&crypto).create_group(b"g", &meta()).unwrap();
+    let kp = ann
+        .ops(&crypto)
+        .parse_key_package(&kps[0], "bob", &bob.key.public())
+        .unwrap();
+    let add = ann.ops(&crypto).add(&mut group, &[kp]).unwrap();
+    ann.ops(&crypto).merge_pending(&mut group).unwrap();
+    let mut bobs = bob.ops(&crypto).join(&add.welcome).unwrap();
+
+    // A commit built and then cleared (refused by the relay) changes nothing.
+    let before = group.epoch();
+    ann.ops(&crypto)
+        .remove(&mut group, &[bob.key.public()])
+        .unwrap();
+    ann.ops(&crypto).clear_pending(&mut group).unwrap();
+    assert_eq!(group.epoch(), before);
+
+    let removal = ann
+        .ops(&crypto)
+        .remove(&mut group, &[bob.key.public()])
+        .unwrap();
+    assert_eq!(removal.removed[0].user_id, "bob");
+    ann.ops(&crypto).merge_pending(&mut group).unwrap();
+    match bob
+        .ops(&crypto)
+        .process(&mut bobs, &removal.commit)
+        .unwrap()
+    {
+        Incoming::Commit {
+            self_removed,
+            removed,
+            ..
+        } => {
+            assert!(self_removed);
+            assert_eq!(removed[0].user_id, "bob");
+        }
+        other => panic!("{other:?}"),
+    }
+    // After removal bob cannot read ann's messages.
+    let ct = ann
+        .ops(&crypto)
+        .encrypt(&mut group, b"not for bob")
+        .unwrap();
+    assert!(bob.ops(&crypto).process(&mut bobs, &ct).is_err());
+}
