@@ -1,13 +1,55 @@
-//! The Convene client library.
+//! The Convene client library: end-to-end encrypted groups and one-to-one
+//! channels over a Convene relay, for apps to embed.
 //!
-//! Layers, from the wire up: [`transport`] speaks the relay protocol over a
-//! websocket; [`device_key`] holds the key a device authenticates with;
-//! [`store`] keeps the local state; [`mls`] runs MLS over it.
+//! Start with [`ClientBuilder`]: enrol a device once with an invite, then
+//! [`open`](ClientBuilder::open) it to get a [`Client`], and read its
+//! [`events`](Client::events). See `examples/two_clients.rs`.
+//!
+//! Layers, from the bottom: [`store`] keeps the local state (one atomic
+//! write per operation); [`mls`] runs MLS over it and knows nothing of the
+//! network; [`transport`] speaks the relay protocol behind the
+//! [`Connector`] trait; the engine (private) ties them together in one task;
+//! [`Client`] is the app's handle on it. The library installs no logger: it
+//! logs through `tracing` for the app to collect.
 
+mod builder;
+mod client;
 pub mod device_key;
+mod engine;
+mod error;
+mod events;
 pub mod mls;
 pub mod store;
 pub mod transport;
+mod types;
 
+pub use builder::ClientBuilder;
+pub use client::{direct_group_id, Client};
 pub use device_key::DeviceKey;
-pub use transport::{ConnectOptions, RelayConnection, RelayRefusal, TransportError, TrustRoots};
+pub use engine::{ConnectionState, ConnectionStatus};
+pub use error::ClientError;
+pub use events::{Event, EventStream};
+pub use transport::{
+    ConnectOptions, Connection, Connector, RelayConnection, RelayRefusal, TransportError,
+    TrustRoots, WebSocketConnector,
+};
+pub use types::{
+    hex, GroupId, GroupKind, GroupSummary, Identity, Invite, Member, Message, MessageId, Role,
+    UserInfo,
+};
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `N` random bytes from the operating system's generator.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}

@@ -4,10 +4,12 @@
 //! Every relay runs on an ephemeral port of 127.0.0.1 with its own
 //! temporary data directory, and is killed when its handle drops.
 
+pub mod app;
 pub mod binaries;
 pub mod device;
 pub mod relay_process;
 
+pub use app::App;
 pub use device::TestDevice;
 pub use relay_process::{RelayOptions, RelayProcess};
 

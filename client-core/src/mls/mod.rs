@@ -143,3 +143,35 @@ fn op_err(err: impl std::fmt::Display) -> MlsError {
 fn invalid(err: impl std::fmt::Display) -> MlsError {
     MlsError::Invalid(err.to_string())
 }
+
+/// What MLS operations need, owned: crypto, the store, and this device.
+pub struct Mls {
+    crypto: RustCrypto,
+    store: std::sync::Arc<LocalStore>,
+    key: DeviceKey,
+    user_id: String,
+}
+
+impl Mls {
+    pub fn new(store: std::sync::Arc<LocalStore>, key: DeviceKey, user_id: String) -> Mls {
+        Mls {
+            crypto: RustCrypto::default(),
+            store,
+            key,
+            user_id,
+        }
+    }
+
+    /// The operations, borrowing this state.
+    pub fn ops(&self) -> MlsOps<'_> {
+        MlsOps::new(&self.crypto, &self.store, &self.key, &self.user_id)
+    }
+
+    pub fn key(&self) -> &DeviceKey {
+        &self.key
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+}

@@ -119,6 +119,18 @@ impl LocalStore {
         }
     }
 
+    /// Reads a committed protobuf record, ignoring the open operation: for
+    /// readers outside the engine, which must not see half an operation.
+    pub fn get_committed_record<R: Message + Default>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<R>, StoreError> {
+        match self.tree.get(key)? {
+            Some(raw) => Ok(Some(R::decode(raw.as_ref())?)),
+            None => Ok(None),
+        }
+    }
+
     /// Writes a protobuf record in the open operation.
     pub fn put_record<R: Message>(&self, key: Vec<u8>, record: &R) {
         self.put(key, record.encode_to_vec());

@@ -1,1 +1,216 @@
+//! The client's own records, as protobuf messages (fields can be added
+//! without rewriting old records), and their keys.
 
+use super::{key, tag};
+
+/// Who this device is. Written once, at enrolment.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct IdentityRecord {
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    #[prost(string, tag = "2")]
+    pub display_name: String,
+    /// `convene_proto::relay::Role` as i32.
+    #[prost(int32, tag = "3")]
+    pub role: i32,
+    /// The device's ed25519 secret key.
+    #[prost(bytes = "vec", tag = "4")]
+    pub device_secret: Vec<u8>,
+    #[prost(string, tag = "5")]
+    pub relay_url: String,
+    /// The relay identity pinned at enrolment.
+    #[prost(bytes = "vec", tag = "6")]
+    pub relay_id: Vec<u8>,
+    #[prost(uint64, tag = "7")]
+    pub enrolled_at_ms: u64,
+    /// A pinned TLS certificate (PEM) for the relay, if any.
+    #[prost(bytes = "vec", tag = "8")]
+    pub pinned_certificate: Vec<u8>,
+}
+
+/// One member device of a group.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct MemberEntry {
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub device: Vec<u8>,
+}
+
+/// The client's view of a group it belongs to (or belonged to).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupRecord {
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_id: Vec<u8>,
+    /// `convene_proto::content::GroupKind` as i32.
+    #[prost(int32, tag = "2")]
+    pub kind: i32,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    /// For a direct channel: the two users, ascending.
+    #[prost(string, repeated, tag = "4")]
+    pub direct_pair: Vec<String>,
+    #[prost(uint64, tag = "5")]
+    pub epoch: u64,
+    #[prost(bytes = "vec", tag = "6")]
+    pub epoch_authenticator: Vec<u8>,
+    #[prost(message, repeated, tag = "7")]
+    pub members: Vec<MemberEntry>,
+    /// Every log entry up to here was processed (and may be acknowledged).
+    #[prost(uint64, tag = "8")]
+    pub processed_through: u64,
+    /// False once this device was removed.
+    #[prost(bool, tag = "9")]
+    pub active: bool,
+    #[prost(uint64, tag = "10")]
+    pub joined_at_ms: u64,
+}
+
+/// One message of a group's history.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessageRecord {
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_id: Vec<u8>,
+    /// Position in the group's relay log: the conversation's order.
+    #[prost(uint64, tag = "2")]
+    pub position: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub message_id: Vec<u8>,
+    #[prost(string, tag = "4")]
+    pub sender_user: String,
+    #[prost(bytes = "vec", tag = "5")]
+    pub sender_device: Vec<u8>,
+    #[prost(uint64, tag = "6")]
+    pub sent_at_ms: u64,
+    #[prost(uint64, tag = "7")]
+    pub received_at_ms: u64,
+    #[prost(string, tag = "8")]
+    pub text: String,
+    /// Sent by this device.
+    #[prost(bool, tag = "9")]
+    pub own: bool,
+}
+
+/// An operation persisted before anything about it is sent, so that a crash
+/// or a lost response neither loses nor doubles it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct IntentRecord {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub created_at_ms: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub group_id: Vec<u8>,
+    #[prost(uint32, tag = "4")]
+    pub attempts: u32,
+    #[prost(oneof = "IntentKind", tags = "10, 11, 12, 13")]
+    pub kind: Option<IntentKind>,
+    /// A commit submitted and not yet known to be accepted or refused: the
+    /// exact request, resubmitted as is after a reconnect.
+    #[prost(bytes = "vec", tag = "20")]
+    pub pending_commit: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum IntentKind {
+    /// Send an application message.
+    #[prost(message, tag = "10")]
+    Send(SendIntent),
+    /// Create a group (cohort or network) with these members.
+    #[prost(message, tag = "11")]
+    Create(CreateIntent),
+    /// Add these users to a group.
+    #[prost(message, tag = "12")]
+    Add(MembersIntent),
+    /// Remove these users from a group.
+    #[prost(message, tag = "13")]
+    Remove(MembersIntent),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SendIntent {
+    #[prost(bytes = "vec", tag = "1")]
+    pub message_id: Vec<u8>,
+    /// The encoded `convene_proto::content::Content`.
+    #[prost(bytes = "vec", tag = "2")]
+    pub content: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub submission_id: Vec<u8>,
+    /// The ciphertext, once encrypted: a retry sends exactly these bytes.
+    #[prost(bytes = "vec", tag = "4")]
+    pub ciphertext: Vec<u8>,
+    #[prost(string, tag = "5")]
+    pub text: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CreateIntent {
+    /// The encoded `convene_proto::content::GroupMeta`.
+    #[prost(bytes = "vec", tag = "1")]
+    pub meta: Vec<u8>,
+    #[prost(string, repeated, tag = "2")]
+    pub members: Vec<String>,
+    /// A direct channel: the other user, who may have created it first.
+    #[prost(string, tag = "3")]
+    pub direct_peer: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MembersIntent {
+    #[prost(string, repeated, tag = "1")]
+    pub user_ids: Vec<String>,
+}
+
+pub fn identity_key() -> Vec<u8> {
+    key(tag::META, &[b"identity"])
+}
+
+pub fn inbox_cursor_key() -> Vec<u8> {
+    key(tag::META, &[b"inbox_processed"])
+}
+
+pub fn intent_counter_key() -> Vec<u8> {
+    key(tag::META, &[b"intent_counter"])
+}
+
+pub fn group_key(group_id: &[u8]) -> Vec<u8> {
+    key(tag::GROUP, &[group_id])
+}
+
+pub fn groups_prefix() -> Vec<u8> {
+    vec![tag::GROUP]
+}
+
+pub fn history_prefix(group_id: &[u8]) -> Vec<u8> {
+    key(tag::HISTORY, &[group_id])
+}
+
+pub fn history_key(group_id: &[u8], position: u64) -> Vec<u8> {
+    let mut key = history_prefix(group_id);
+    key.extend_from_slice(&position.to_be_bytes());
+    key
+}
+
+pub fn seen_key(group_id: &[u8], sender_device: &[u8], message_id: &[u8]) -> Vec<u8> {
+    key(tag::SEEN, &[group_id, sender_device, message_id])
+}
+
+pub fn intent_key(id: u64) -> Vec<u8> {
+    let mut key = vec![tag::OUTBOX];
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+pub fn outbox_prefix() -> Vec<u8> {
+    vec![tag::OUTBOX]
+}
+
+pub fn direct_key(peer: &str) -> Vec<u8> {
+    key(tag::DIRECT, &[peer.as_bytes()])
+}
+
+/// Marks a direct channel that the other user created first: this device
+/// waits for their Welcome instead of creating it.
+pub fn awaiting_key(group_id: &[u8]) -> Vec<u8> {
+    key(tag::META, &[b"awaiting", group_id])
+}

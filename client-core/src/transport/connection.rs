@@ -3,12 +3,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use convene_proto::auth::AuthPurpose;
 use convene_proto::ids::{fixed, NONCE_LEN, RELAY_ID_LEN};
 use convene_proto::relay::{
-    envelope::Body, push, request, response, Authenticate, Authenticated, Challenge, Enrol,
-    Envelope,
+    envelope::Body, push, request, response, Authenticated, Challenge, Envelope,
 };
 use convene_proto::{decode_envelope, encode_envelope};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -175,26 +172,16 @@ impl RelayConnection {
         self.nonce
     }
 
-    /// Authenticates as an enrolled device. With `expected_relay`, refuses a
-    /// relay whose identity differs from the one pinned at enrolment.
+    /// Authenticates as an enrolled device (see [`super::authenticate`]).
     pub async fn authenticate(
         &self,
         key: &DeviceKey,
         expected_relay: Option<[u8; RELAY_ID_LEN]>,
     ) -> Result<Authenticated, TransportError> {
-        if expected_relay.is_some_and(|expected| expected != self.relay_id) {
-            return Err(TransportError::WrongRelay);
-        }
-        let signature = key.sign_challenge(AuthPurpose::Authenticate, &self.relay_id, &self.nonce);
-        let request = request::Kind::Authenticate(Authenticate {
-            device_key: Bytes::copy_from_slice(&key.public()),
-            signature: Bytes::copy_from_slice(&signature),
-        });
-        authenticated(self.request(request).await?)
+        super::authenticate(self, key, expected_relay).await
     }
 
-    /// Redeems an invite, registering `key` as the new user's first device;
-    /// the connection is then authenticated as that device.
+    /// Redeems an invite (see [`super::enrol`]).
     pub async fn enrol(
         &self,
         key: &DeviceKey,
@@ -202,15 +189,14 @@ impl RelayConnection {
         user_id: &str,
         display_name: &str,
     ) -> Result<Authenticated, TransportError> {
-        let signature = key.sign_challenge(AuthPurpose::Enrol, &self.relay_id, &self.nonce);
-        let request = request::Kind::Enrol(Enrol {
-            invite_code: invite_code.to_string(),
-            user_id: user_id.to_string(),
-            display_name: display_name.to_string(),
-            device_key: Bytes::copy_from_slice(&key.public()),
-            signature: Bytes::copy_from_slice(&signature),
-        });
-        authenticated(self.request(request).await?)
+        super::enrol(self, key, invite_code, user_id, display_name).await
+    }
+
+    /// Takes the push queue, for a caller that reads pushes elsewhere; after
+    /// this, [`RelayConnection::next_push`] returns `None`.
+    pub fn take_pushes(&mut self) -> mpsc::UnboundedReceiver<push::Kind> {
+        let (_, empty) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.pushes, empty)
     }
 
     /// Sends a request and waits for its response. An error response comes
@@ -310,13 +296,6 @@ impl RelayConnection {
             code: info.code,
             reason: info.reason,
         }
-    }
-}
-
-fn authenticated(result: response::Result) -> Result<Authenticated, TransportError> {
-    match result {
-        response::Result::Authenticated(authenticated) => Ok(authenticated),
-        _ => Err(TransportError::Protocol("expected Authenticated".into())),
     }
 }
 

@@ -1,14 +1,102 @@
 //! The connection to the relay: one websocket carrying requests, responses
 //! and pushes, as `convene-proto` describes.
 //!
-//! [`RelayConnection`] is deliberately low level: it authenticates, matches
-//! responses to requests, and hands pushes over in order. What to do with
-//! them (MLS, storage, acknowledgements) belongs to the layers above.
+//! The rest of the client sees the relay only through [`Connector`] and
+//! [`Connection`], so an app can bring its own transport and a test can put
+//! a hostile relay in between. [`WebSocketConnector`] is the real one.
 
+mod auth;
 mod connection;
 mod error;
 mod tls;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use convene_proto::relay::{push, request, response};
+use tokio::sync::mpsc;
+
+pub use auth::{authenticate, enrol};
 pub use connection::{ConnectOptions, RelayConnection};
 pub use error::{RelayRefusal, TransportError};
 pub use tls::TrustRoots;
+
+/// A boxed future, so that the transport traits can be used as objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Pushes from the relay, in the order it sent them; closed when the
+/// connection ends.
+pub type PushReceiver = mpsc::UnboundedReceiver<push::Kind>;
+
+/// An open connection to a relay.
+pub trait Connection: Send + Sync {
+    /// The relay identity from the connection's challenge.
+    fn relay_id(&self) -> [u8; 16];
+    /// The connection's challenge nonce.
+    fn nonce(&self) -> [u8; 32];
+    /// Sends a request and waits for its response; an error response is
+    /// [`TransportError::Refused`].
+    fn request(
+        &self,
+        kind: request::Kind,
+    ) -> BoxFuture<'_, Result<response::Result, TransportError>>;
+}
+
+/// Opens connections to one relay.
+pub trait Connector: Send + Sync {
+    /// The relay's address, for messages.
+    fn url(&self) -> &str;
+    /// Opens a connection and returns it with its pushes.
+    fn connect(&self)
+        -> BoxFuture<'_, Result<(Arc<dyn Connection>, PushReceiver), TransportError>>;
+}
+
+/// The real transport: websockets (over TLS for `wss://`).
+#[derive(Debug, Clone)]
+pub struct WebSocketConnector {
+    url: String,
+    options: ConnectOptions,
+}
+
+impl WebSocketConnector {
+    pub fn new(url: impl Into<String>, options: ConnectOptions) -> Self {
+        WebSocketConnector {
+            url: url.into(),
+            options,
+        }
+    }
+}
+
+impl Connector for WebSocketConnector {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn connect(
+        &self,
+    ) -> BoxFuture<'_, Result<(Arc<dyn Connection>, PushReceiver), TransportError>> {
+        Box::pin(async move {
+            let mut connection = RelayConnection::connect(&self.url, &self.options).await?;
+            let pushes = connection.take_pushes();
+            Ok((Arc::new(connection) as Arc<dyn Connection>, pushes))
+        })
+    }
+}
+
+impl Connection for RelayConnection {
+    fn relay_id(&self) -> [u8; 16] {
+        RelayConnection::relay_id(self)
+    }
+
+    fn nonce(&self) -> [u8; 32] {
+        RelayConnection::nonce(self)
+    }
+
+    fn request(
+        &self,
+        kind: request::Kind,
+    ) -> BoxFuture<'_, Result<response::Result, TransportError>> {
+        Box::pin(RelayConnection::request(self, kind))
+    }
+}

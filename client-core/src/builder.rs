@@ -1,0 +1,232 @@
+//! Setting a client up: enrolling a device once, then opening it to run.
+//!
+//! Enrolment and running are separate steps because they are separate
+//! moments in a user's life: a device is enrolled once, with an invite, and
+//! then opened every time the app starts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use convene_proto::invite::InviteSecret;
+use convene_proto::relay::{request, ErrorCode, UploadKeyPackages};
+use tokio::sync::{broadcast, mpsc, watch};
+use zeroize::Zeroize;
+
+use crate::client::Client;
+use crate::engine::{ConnectionStatus, Engine, Shared};
+use crate::error::ClientError;
+use crate::mls::Mls;
+use crate::store::records::{identity_key, IdentityRecord};
+use crate::store::LocalStore;
+use crate::transport::{
+    enrol, ConnectOptions, Connector, TransportError, TrustRoots, WebSocketConnector,
+};
+use crate::types::{Identity, Role};
+use crate::DeviceKey;
+
+/// KeyPackages uploaded at enrolment, so that others can add the new user
+/// before the device first runs.
+const INITIAL_KEY_PACKAGES: usize = 30;
+/// Events an app may fall behind by before it loses the oldest.
+const EVENT_BUFFER: usize = 4096;
+
+/// Builds a [`Client`] over a state directory.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), convene_client::ClientError> {
+/// use convene_client::ClientBuilder;
+/// let builder = ClientBuilder::new("/var/lib/my-app/convene").relay_url("wss://relay.example.org");
+/// if !builder.is_enrolled()? {
+///     builder.clone().enrol("cvn1_...", "c.okafor", "Chidi Okafor").await?;
+/// }
+/// let client = builder.open().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ClientBuilder {
+    state_dir: PathBuf,
+    relay_url: Option<String>,
+    pinned_certificate: Option<Vec<u8>>,
+    connector: Option<Arc<dyn Connector>>,
+}
+
+impl ClientBuilder {
+    /// A client keeping its state in `state_dir` (created if missing).
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        ClientBuilder {
+            state_dir: state_dir.into(),
+            relay_url: None,
+            pinned_certificate: None,
+            connector: None,
+        }
+    }
+
+    /// The relay to enrol with (`wss://...`, or `ws://` on loopback). An
+    /// enrolled device remembers it; given again, it replaces it.
+    pub fn relay_url(mut self, url: impl Into<String>) -> Self {
+        self.relay_url = Some(url.into());
+        self
+    }
+
+    /// Trusts exactly this certificate (PEM) for a `wss://` relay instead of
+    /// the public authorities. Remembered at enrolment.
+    pub fn pinned_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.pinned_certificate = Some(pem.into());
+        self
+    }
+
+    /// Uses this transport instead of websockets (tests, custom stacks).
+    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    /// Whether the state directory holds an enrolled device.
+    pub fn is_enrolled(&self) -> Result<bool, ClientError> {
+        let store = LocalStore::open(&self.state_dir)?;
+        Ok(store
+            .get_committed_record::<IdentityRecord>(&identity_key())?
+            .is_some())
+    }
+
+    /// Enrols this device with an invite, as a new user. `user_id` and
+    /// `display_name` are used when the invite does not name them.
+    pub async fn enrol(
+        self,
+        invite: &str,
+        user_id: &str,
+        display_name: &str,
+    ) -> Result<Identity, ClientError> {
+        // A mistyped code is caught here, without spending a round trip.
+        InviteSecret::from_code(invite.trim())
+            .map_err(|err| ClientError::InvalidInvite(err.to_string()))?;
+        let store = Arc::new(LocalStore::open(&self.state_dir)?);
+        if let Some(existing) = store.get_committed_record::<IdentityRecord>(&identity_key())? {
+            return Err(ClientError::AlreadyEnrolled(existing.user_id));
+        }
+        let relay_url = self.relay_url.clone().ok_or_else(|| {
+            ClientError::InvalidArgument("enrolling needs the relay's address".into())
+        })?;
+        let connector = self.make_connector(&relay_url)?;
+        let (connection, _pushes) = connector.connect().await?;
+        let key = DeviceKey::generate();
+        let authenticated = enrol(
+            connection.as_ref(),
+            &key,
+            invite.trim(),
+            user_id,
+            display_name,
+        )
+        .await
+        .map_err(invite_error)?;
+        let mut secret = key.to_secret_bytes();
+        let identity = IdentityRecord {
+            user_id: authenticated.user_id.clone(),
+            display_name: authenticated.display_name.clone(),
+            role: authenticated.role,
+            device_secret: secret.to_vec(),
+            relay_url: relay_url.clone(),
+            relay_id: connection.relay_id().to_vec(),
+            enrolled_at_ms: crate::now_ms(),
+            pinned_certificate: self.pinned_certificate.clone().unwrap_or_default(),
+        };
+        secret.zeroize();
+        store.put_record(identity_key(), &identity);
+        let mut identity = identity;
+        identity.device_secret.zeroize();
+        let mls = Mls::new(store.clone(), key, authenticated.user_id.clone());
+        let (one_time, last_resort) = mls.ops().key_packages(INITIAL_KEY_PACKAGES, true)?;
+        // The identity and the KeyPackages' private keys are on disk before
+        // the relay can hand the KeyPackages out.
+        store.commit_durably()?;
+        let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
+            one_time: one_time.into_iter().map(Bytes::from).collect(),
+            last_resort: last_resort.map(Bytes::from).unwrap_or_default(),
+        });
+        if let Err(err) = connection.request(upload).await {
+            // Not fatal: the device tops up its stock whenever it connects.
+            tracing::warn!(error = %err, "initial KeyPackages not uploaded");
+        }
+        Ok(Identity {
+            user_id: identity.user_id,
+            display_name: identity.display_name,
+            role: Role::from_wire(identity.role),
+            device: mls.key().public().to_vec(),
+            relay_url,
+        })
+    }
+
+    /// Opens an enrolled device and starts it: the returned client connects
+    /// (and reconnects) in the background. Needs a tokio runtime.
+    pub async fn open(self) -> Result<Client, ClientError> {
+        let store = Arc::new(LocalStore::open(&self.state_dir)?);
+        let mut identity: IdentityRecord = store
+            .get_committed_record(&identity_key())?
+            .ok_or(ClientError::NotEnrolled)?;
+        let mut secret: [u8; 32] = identity.device_secret.as_slice().try_into().map_err(|_| {
+            ClientError::Storage(crate::store::StoreError::Corrupt(
+                "the device key is damaged".into(),
+            ))
+        })?;
+        let key = DeviceKey::from_secret_bytes(&secret);
+        secret.zeroize();
+        identity.device_secret.zeroize();
+        if let Some(url) = &self.relay_url {
+            identity.relay_url = url.clone();
+        }
+        let mut builder = self;
+        if builder.pinned_certificate.is_none() && !identity.pinned_certificate.is_empty() {
+            builder.pinned_certificate = Some(identity.pinned_certificate.clone());
+        }
+        let connector = builder.make_connector(&identity.relay_url)?;
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (status, _) = watch::channel(ConnectionStatus::default());
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            identity: identity.clone(),
+            device: key.public(),
+            events,
+            status,
+        });
+        let (commands, receiver) = mpsc::channel(64);
+        let mls = Mls::new(store, key, identity.user_id.clone());
+        let engine = Engine::new(shared.clone(), mls, connector, receiver);
+        let task = tokio::spawn(engine.run());
+        Ok(Client::new(shared, commands, task))
+    }
+
+    fn make_connector(&self, url: &str) -> Result<Arc<dyn Connector>, ClientError> {
+        if let Some(connector) = &self.connector {
+            return Ok(connector.clone());
+        }
+        let mut options = ConnectOptions::default();
+        if let Some(pem) = &self.pinned_certificate {
+            options.trust = TrustRoots::pinned_pem(pem)?;
+        }
+        Ok(Arc::new(WebSocketConnector::new(url, options)))
+    }
+}
+
+/// Enrolment refusals that are about the invite, said as such.
+fn invite_error(err: TransportError) -> ClientError {
+    match err {
+        TransportError::Refused(refusal) => match refusal.code {
+            ErrorCode::InviteUnknown => {
+                ClientError::InvalidInvite("the relay does not know this invite".into())
+            }
+            ErrorCode::InviteUsed => {
+                ClientError::InvalidInvite("this invite has already been used".into())
+            }
+            ErrorCode::InviteExpired => {
+                ClientError::InvalidInvite("this invite has expired".into())
+            }
+            ErrorCode::AlreadyExists => {
+                ClientError::InvalidArgument(format!("that user id is taken: {}", refusal.message))
+            }
+            ErrorCode::InvalidArgument => ClientError::InvalidArgument(refusal.message),
+            _ => ClientError::Refused(refusal),
+        },
+        other => other.into(),
+    }
+}

@@ -1,0 +1,520 @@
+//! The app's handle on a running client.
+//!
+//! A [`Client`] is cheap to clone and safe to share: every change goes to
+//! the engine task as a command and is answered once it is durable; reads
+//! (groups, history) come straight from the committed local store.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use convene_proto::content::{GroupKind as WireKind, GroupMeta};
+use convene_proto::relay::{request, response, CreateInvite, ErrorCode, GetUser, ListUsers};
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::engine::{
+    send_intent, Command, Completed, ConnectionState, ConnectionStatus, Shared, MAX_TEXT_BYTES,
+};
+use crate::error::ClientError;
+use crate::events::EventStream;
+use crate::store::records::{
+    self, CreateIntent, GroupRecord, IntentKind, IntentRecord, MembersIntent, MessageRecord,
+};
+use crate::transport::TransportError;
+use crate::types::{GroupId, GroupSummary, Identity, Invite, Message, Role, UserInfo};
+
+/// Connection attempts that fail in a row before
+/// [`Client::wait_caught_up`] gives up (the client keeps trying).
+const ATTEMPTS_BEFORE_GIVING_UP: u32 = 3;
+/// Longest group name.
+const MAX_GROUP_NAME_CHARS: usize = 128;
+
+/// A running Convene client. Clone it freely; it stops when
+/// [`Client::shutdown`] is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<Command>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Client {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        commands: mpsc::Sender<Command>,
+        task: JoinHandle<()>,
+    ) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                shared,
+                commands,
+                task: Mutex::new(Some(task)),
+            }),
+        }
+    }
+
+    /// Who this device belongs to.
+    pub fn identity(&self) -> Identity {
+        let record = &self.inner.shared.identity;
+        Identity {
+            user_id: record.user_id.clone(),
+            display_name: record.display_name.clone(),
+            role: Role::from_wire(record.role),
+            device: self.device(),
+            relay_url: record.relay_url.clone(),
+        }
+    }
+
+    fn device(&self) -> Vec<u8> {
+        self.inner.shared.device.to_vec()
+    }
+
+    fn user_id(&self) -> &str {
+        &self.inner.shared.identity.user_id
+    }
+
+    /// A new receiver of events from now on.
+    pub fn events(&self) -> EventStream {
+        EventStream {
+            receiver: self.inner.shared.events.subscribe(),
+        }
+    }
+
+    /// The connection's current status.
+    pub fn status(&self) -> ConnectionStatus {
+        self.inner.shared.status.borrow().clone()
+    }
+
+    /// A watch over the connection's status, for apps that show it.
+    pub fn watch_status(&self) -> watch::Receiver<ConnectionStatus> {
+        self.inner.shared.status.subscribe()
+    }
+
+    /// Waits until the client is connected and has processed everything the
+    /// relay held for it. Gives up after `timeout`, or once several
+    /// connection attempts in a row have failed (the client keeps trying in
+    /// the background either way).
+    pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), ClientError> {
+        let mut status = self.watch_status();
+        let wait = async {
+            loop {
+                {
+                    let now = status.borrow_and_update();
+                    if now.state == ConnectionState::CaughtUp {
+                        return Ok(());
+                    }
+                    if now.failed_attempts >= ATTEMPTS_BEFORE_GIVING_UP {
+                        return Err(ClientError::RelayUnreachable(
+                            now.last_error.clone().unwrap_or_default(),
+                        ));
+                    }
+                }
+                if status.changed().await.is_err() {
+                    return Err(ClientError::Stopped);
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => {
+                let reason = self
+                    .status()
+                    .last_error
+                    .unwrap_or_else(|| "no answer in time".into());
+                Err(ClientError::RelayUnreachable(reason))
+            }
+        }
+    }
+
+    /// Creates a cohort group named `name` with these users (and this one).
+    pub async fn create_group(
+        &self,
+        name: &str,
+        members: &[String],
+    ) -> Result<GroupSummary, ClientError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_GROUP_NAME_CHARS {
+            return Err(ClientError::InvalidArgument(format!(
+                "a group name has 1 to {MAX_GROUP_NAME_CHARS} characters"
+            )));
+        }
+        self.check_users(members).await?;
+        let group_id = crate::random_bytes::<16>().to_vec();
+        let meta = GroupMeta {
+            version: 1,
+            kind: WireKind::Cohort as i32,
+            name: name.to_string(),
+            direct_pair: Vec::new(),
+        };
+        let intent = IntentRecord {
+            group_id: group_id.clone(),
+            kind: Some(IntentKind::Create(CreateIntent {
+                meta: meta.encode_to_vec(),
+                members: members.to_vec(),
+                direct_peer: String::new(),
+            })),
+            ..Default::default()
+        };
+        self.submit(intent).await?;
+        self.group(&GroupId(group_id.clone()))?
+            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id).to_string()))
+    }
+
+    /// Opens (or finds) the one-to-one channel with `user`. When the other
+    /// user opened it first, this waits for their invitation, and the
+    /// channel may not be listed until it arrives; sending to it works
+    /// either way.
+    pub async fn open_direct(&self, user: &str) -> Result<GroupId, ClientError> {
+        if user == self.user_id() {
+            return Err(ClientError::InvalidArgument(
+                "a direct channel needs another user".into(),
+            ));
+        }
+        if let Some(id) = self.direct_channel(user)? {
+            return Ok(id);
+        }
+        self.lookup_user(user).await?;
+        let group_id = direct_group_id(self.user_id(), user);
+        let mut pair = vec![self.user_id().to_string(), user.to_string()];
+        pair.sort();
+        let meta = GroupMeta {
+            version: 1,
+            kind: WireKind::Direct as i32,
+            name: String::new(),
+            direct_pair: pair,
+        };
+        let intent = IntentRecord {
+            group_id: group_id.clone(),
+            kind: Some(IntentKind::Create(CreateIntent {
+                meta: meta.encode_to_vec(),
+                members: vec![user.to_string()],
+                direct_peer: user.to_string(),
+            })),
+            ..Default::default()
+        };
+        self.submit(intent).await?;
+        Ok(GroupId(group_id))
+    }
+
+    /// The direct channel with `user`, if this device has one.
+    pub fn direct_channel(&self, user: &str) -> Result<Option<GroupId>, ClientError> {
+        let group_id = direct_group_id(self.user_id(), user);
+        let record: Option<GroupRecord> = self
+            .store()
+            .get_committed_record(&records::group_key(&group_id))?;
+        Ok(record.filter(|r| r.active).map(|_| GroupId(group_id)))
+    }
+
+    /// Adds users to a group (every device of each).
+    pub async fn add_members(&self, group: &GroupId, users: &[String]) -> Result<(), ClientError> {
+        self.active_group(group)?;
+        self.check_users(users).await?;
+        self.submit(members_intent(group, users, true))
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes users from a group (every device of each).
+    pub async fn remove_members(
+        &self,
+        group: &GroupId,
+        users: &[String],
+    ) -> Result<(), ClientError> {
+        let summary = self.active_group(group)?;
+        if let Some(missing) = users
+            .iter()
+            .find(|u| !summary.members.iter().any(|m| &m.user_id == *u))
+        {
+            return Err(ClientError::InvalidArgument(format!(
+                "{missing} is not in this group"
+            )));
+        }
+        self.submit(members_intent(group, users, false))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends a text message; returns it once the relay has stored it.
+    pub async fn send_text(&self, group: &GroupId, text: &str) -> Result<Message, ClientError> {
+        if text.is_empty() || text.len() > MAX_TEXT_BYTES {
+            return Err(ClientError::InvalidArgument(format!(
+                "a message has 1 to {MAX_TEXT_BYTES} bytes of text"
+            )));
+        }
+        let known = self.group(group)?.is_some()
+            || self
+                .store()
+                .get(&records::awaiting_key(&group.0))?
+                .is_some();
+        if !known {
+            return Err(ClientError::UnknownGroup(group.to_string()));
+        }
+        let completed = self.submit(send_intent(&group.0, text)).await?;
+        completed
+            .message
+            .ok_or_else(|| ClientError::Failed("the message was not stored".into()))
+    }
+
+    /// Sends a text to `user`'s direct channel, opening it if needed.
+    pub async fn send_direct(&self, user: &str, text: &str) -> Result<Message, ClientError> {
+        let group = self.open_direct(user).await?;
+        self.send_text(&group, text).await
+    }
+
+    /// Every group this device is or was in.
+    pub fn groups(&self) -> Result<Vec<GroupSummary>, ClientError> {
+        let own = self.user_id();
+        self.store()
+            .scan::<GroupRecord>(&records::groups_prefix())
+            .map(|item| {
+                item.map(|(_, record)| GroupSummary::from_record(&record, own))
+                    .map_err(Into::into)
+            })
+            .collect()
+    }
+
+    /// One group, if this device is or was in it.
+    pub fn group(&self, id: &GroupId) -> Result<Option<GroupSummary>, ClientError> {
+        let record: Option<GroupRecord> = self
+            .store()
+            .get_committed_record(&records::group_key(&id.0))?;
+        Ok(record.map(|r| GroupSummary::from_record(&r, self.user_id())))
+    }
+
+    /// Finds a group by id (or a unique id prefix of at least 4 hex digits),
+    /// by name, or, for a direct channel, by the other user's id.
+    pub fn find_group(&self, query: &str) -> Result<GroupSummary, ClientError> {
+        let groups = self.groups()?;
+        let query_lower = query.to_lowercase();
+        let by_id: Vec<&GroupSummary> = groups
+            .iter()
+            .filter(|g| query.len() >= 4 && g.id.to_string().starts_with(&query_lower))
+            .collect();
+        let found: Vec<&GroupSummary> = if by_id.is_empty() {
+            groups.iter().filter(|g| g.name == query).collect()
+        } else {
+            by_id
+        };
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ClientError::UnknownGroup(query.to_string())),
+            _ => Err(ClientError::InvalidArgument(format!(
+                "{query:?} matches several groups; use its id"
+            ))),
+        }
+    }
+
+    /// The last `limit` messages of a group, oldest first.
+    pub fn history(&self, group: &GroupId, limit: usize) -> Result<Vec<Message>, ClientError> {
+        let mut messages = self
+            .store()
+            .scan_rev::<MessageRecord>(&records::history_prefix(&group.0))
+            .take(limit)
+            .map(|item| {
+                item.map(|(_, record)| Message::from_record(record))
+                    .map_err(Into::into)
+            })
+            .collect::<Result<Vec<_>, ClientError>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    /// Creates a one-time invite (staff only). `user_id` and `display_name`
+    /// fix who the invite is for; empty lets the invited person choose.
+    pub async fn invite(
+        &self,
+        role: Role,
+        user_id: &str,
+        display_name: &str,
+    ) -> Result<Invite, ClientError> {
+        let request = request::Kind::CreateInvite(CreateInvite {
+            role: role.to_wire() as i32,
+            user_id: user_id.to_string(),
+            display_name: display_name.to_string(),
+            ttl_seconds: 0,
+        });
+        match self.relay(request).await {
+            Ok(response::Result::InviteCreated(created)) => Ok(Invite {
+                code: created.invite_code,
+                expires_at_ms: created.expires_at_ms,
+            }),
+            Ok(_) => Err(unexpected()),
+            Err(ClientError::Refused(r)) if r.code == ErrorCode::Forbidden => {
+                Err(ClientError::Forbidden("only staff can invite".into()))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Looks a user up in the relay's directory.
+    pub async fn lookup_user(&self, user_id: &str) -> Result<UserInfo, ClientError> {
+        let request = request::Kind::GetUser(GetUser {
+            user_id: user_id.to_string(),
+        });
+        match self.relay(request).await {
+            Ok(response::Result::User(user)) => Ok(user_info(user)),
+            Ok(_) => Err(unexpected()),
+            Err(ClientError::Refused(r))
+                if matches!(r.code, ErrorCode::NotFound | ErrorCode::InvalidArgument) =>
+            {
+                Err(ClientError::UnknownUser(user_id.to_string()))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Every user in the relay's directory.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>, ClientError> {
+        let mut users = Vec::new();
+        loop {
+            let after = users
+                .last()
+                .map(|u: &UserInfo| u.user_id.clone())
+                .unwrap_or_default();
+            let request = request::Kind::ListUsers(ListUsers {
+                after_user_id: after,
+                limit: 0,
+            });
+            let page = match self.relay(request).await? {
+                response::Result::UserList(page) => page,
+                _ => return Err(unexpected()),
+            };
+            let more = page.more && !page.users.is_empty();
+            users.extend(page.users.into_iter().map(user_info));
+            if !more {
+                return Ok(users);
+            }
+        }
+    }
+
+    /// Stops the client: the engine finishes the step it is in, and nothing
+    /// acknowledged is lost. Other clones stop working.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    fn store(&self) -> &crate::store::LocalStore {
+        &self.inner.shared.store
+    }
+
+    fn active_group(&self, group: &GroupId) -> Result<GroupSummary, ClientError> {
+        let summary = self
+            .group(group)?
+            .ok_or_else(|| ClientError::UnknownGroup(group.to_string()))?;
+        if !summary.active {
+            return Err(ClientError::NotAMember);
+        }
+        Ok(summary)
+    }
+
+    /// Fails with [`ClientError::UnknownUser`] unless every user exists.
+    async fn check_users(&self, users: &[String]) -> Result<(), ClientError> {
+        for user in users {
+            if user != self.user_id() {
+                self.lookup_user(user).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn submit(&self, intent: IntentRecord) -> Result<Completed, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Submit { intent, reply })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        answer.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    async fn relay(&self, request: request::Kind) -> Result<response::Result, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Relay { request, reply })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        answer.await.map_err(|_| ClientError::Stopped)?
+    }
+}
+
+/// The id of the direct channel between two users: the same whoever
+/// computes it, so that both ends open the same group.
+pub fn direct_group_id(a: &str, b: &str) -> Vec<u8> {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    let mut hash = Sha256::new();
+    hash.update(b"convene/direct/v1\0");
+    hash.update(first.as_bytes());
+    hash.update([0]);
+    hash.update(second.as_bytes());
+    hash.finalize()[..16].to_vec()
+}
+
+fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord {
+    let members = MembersIntent {
+        user_ids: users.to_vec(),
+    };
+    IntentRecord {
+        group_id: group.0.clone(),
+        kind: Some(if add {
+            IntentKind::Add(members)
+        } else {
+            IntentKind::Remove(members)
+        }),
+        ..Default::default()
+    }
+}
+
+fn user_info(user: convene_proto::relay::User) -> UserInfo {
+    UserInfo {
+        user_id: user.user_id,
+        display_name: user.display_name,
+        role: Role::from_wire(user.role),
+        devices: user
+            .devices
+            .into_iter()
+            .map(|d| d.device_key.to_vec())
+            .collect(),
+    }
+}
+
+fn unexpected() -> ClientError {
+    ClientError::Transport(TransportError::Protocol("unexpected response".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_ends_derive_the_same_direct_channel() {
+        assert_eq!(direct_group_id("ana", "ben"), direct_group_id("ben", "ana"));
+        assert_ne!(direct_group_id("ana", "ben"), direct_group_id("ana", "bea"));
+        // The separator keeps ("a", "bc") and ("ab", "c") apart.
+        assert_ne!(direct_group_id("a", "bc"), direct_group_id("ab", "c"));
+    }
+}

@@ -1,0 +1,339 @@
+//! Membership changes: building a commit, submitting it with its routing
+//! change, and applying the relay's verdict.
+//!
+//! A commit is built once and stored with its intent (and openmls's pending
+//! state) before it is submitted, so a commit whose response was lost is
+//! resubmitted byte for byte and the relay answers with the first outcome.
+//! This device learns that its commit won from the relay (the response, or
+//! the receipt in its stream after a reconnect), never by guessing. A
+//! refused commit is discarded, the newer commits are processed, and the
+//! intent is built again on the new epoch.
+
+use bytes::Bytes;
+use convene_proto::relay::{
+    request, response, ClaimKeyPackages, ErrorCode, SubmitCommit, UploadKeyPackages,
+};
+use prost::Message as _;
+
+use super::intents::Step;
+use super::sync::Snapshot;
+use super::{load_group, Completed, Engine};
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::mls::{CommitBundle, MlsError};
+use crate::store::records::{self, GroupRecord, IntentKind, IntentRecord};
+use crate::transport::TransportError;
+use crate::types::{GroupId, GroupSummary};
+
+/// A conflicting commit is retried at most this many times.
+const MAX_COMMIT_ATTEMPTS: u32 = 20;
+/// One-time KeyPackages a device keeps on the relay.
+const KEY_PACKAGE_TARGET: u32 = 30;
+/// Below this, the device uploads more when it connects (the relay also
+/// tells it when the stock runs low).
+const KEY_PACKAGE_LOW: u32 = 10;
+
+/// The membership change an intent asks for, as still missing.
+pub(super) enum Change {
+    /// Add every device of these users.
+    Add(Vec<String>),
+    /// Remove these devices.
+    Remove(Vec<[u8; 32]>),
+}
+
+impl Engine {
+    /// One attempt at a membership change.
+    pub(super) async fn commit_step(&mut self, mut intent: IntentRecord, change: Change) -> Step {
+        let submit = if intent.pending_commit.is_empty() {
+            match self.build_commit(&mut intent, change).await {
+                Ok(submit) => submit,
+                Err(step) => return step,
+            }
+        } else {
+            match SubmitCommit::decode(intent.pending_commit.as_slice()) {
+                Ok(submit) => submit,
+                Err(_) => {
+                    return Step::Failed(ClientError::Failed("a damaged pending commit".into()))
+                }
+            }
+        };
+        let epoch = submit.epoch;
+        match self.request(request::Kind::SubmitCommit(submit)).await {
+            Ok(response::Result::CommitAccepted(_)) => {
+                let group_id = intent.group_id.clone();
+                let mut record = match self.group_record(&group_id) {
+                    Ok(Some(record)) => record,
+                    Ok(None) => {
+                        return Step::Failed(ClientError::UnknownGroup(
+                            GroupId(group_id).to_string(),
+                        ))
+                    }
+                    Err(err) => return Step::Failed(err),
+                };
+                if let Err(err) = self.complete_commit(intent, &mut record) {
+                    return Step::Failed(err);
+                }
+                self.store()
+                    .put_record(records::group_key(&group_id), &record);
+                if let Err(err) = self.store().commit_durably() {
+                    return Step::Failed(err.into());
+                }
+                Step::Done
+            }
+            Ok(_) => Step::Failed(ClientError::Transport(TransportError::Protocol(
+                "unexpected response to a commit".into(),
+            ))),
+            Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::StaleEpoch => {
+                // Another member's commit won this epoch. Ours is void: drop
+                // it, and build again once their commit is processed.
+                tracing::debug!(
+                    epoch,
+                    current = refusal.current_epoch,
+                    "commit lost a race; retrying"
+                );
+                if let Err(err) = self.discard_commit(&mut intent) {
+                    return Step::Failed(err);
+                }
+                if intent.attempts >= MAX_COMMIT_ATTEMPTS {
+                    return Step::Failed(ClientError::Failed(
+                        "the group changed too often while this change was being made".into(),
+                    ));
+                }
+                self.awaiting_epoch
+                    .insert(intent.group_id.clone(), refusal.current_epoch);
+                Step::Retry
+            }
+            Err(TransportError::Refused(refusal)) => {
+                if let Err(err) = self.discard_commit(&mut intent) {
+                    return Step::Failed(err);
+                }
+                if refusal.code == ErrorCode::NotAMember {
+                    Step::Failed(ClientError::NotAMember)
+                } else {
+                    Step::Failed(ClientError::Refused(refusal))
+                }
+            }
+            Err(_) => Step::Offline,
+        }
+    }
+
+    /// Builds the commit for `change` on the group's current epoch and
+    /// stores it, with openmls's pending state, before anything is sent.
+    async fn build_commit(
+        &mut self,
+        intent: &mut IntentRecord,
+        change: Change,
+    ) -> Result<SubmitCommit, Step> {
+        let group_id = intent.group_id.clone();
+        let key_packages = match &change {
+            Change::Add(users) => Some(self.claim_key_packages(&group_id, users).await?),
+            Change::Remove(_) => None,
+        };
+        let bundle: Result<(u64, CommitBundle), MlsError> = {
+            let group = match load_group(&mut self.groups, &self.mls, &group_id) {
+                Ok(Some(group)) => group,
+                Ok(None) => {
+                    return Err(Step::Failed(ClientError::UnknownGroup(
+                        GroupId(group_id).to_string(),
+                    )))
+                }
+                Err(err) => return Err(Step::Failed(err)),
+            };
+            let epoch = group.epoch().as_u64();
+            let ops = self.mls.ops();
+            match (&change, key_packages) {
+                (Change::Add(_), Some(key_packages)) => ops.add(group, &key_packages),
+                (Change::Remove(devices), _) => ops.remove(group, devices),
+                (Change::Add(_), None) => Err(MlsError::Operation("no KeyPackages".into())),
+            }
+            .map(|bundle| (epoch, bundle))
+        };
+        let (epoch, bundle) = match bundle {
+            Ok(bundle) => bundle,
+            Err(err) => {
+                self.store().rollback();
+                self.groups.remove(&group_id);
+                return Err(Step::Failed(err.into()));
+            }
+        };
+        let device_list = |list: &[crate::mls::MemberDevice]| {
+            list.iter()
+                .map(|m| Bytes::copy_from_slice(&m.device))
+                .collect()
+        };
+        let submit = SubmitCommit {
+            group_id: Bytes::from(group_id.clone()),
+            epoch,
+            submission_id: Bytes::copy_from_slice(&crate::random_bytes::<16>()),
+            commit: Bytes::from(bundle.commit),
+            welcome: Bytes::from(bundle.welcome),
+            ratchet_tree: Bytes::new(),
+            group_info: Bytes::new(),
+            added_devices: device_list(&bundle.added),
+            removed_devices: device_list(&bundle.removed),
+        };
+        intent.pending_commit = submit.encode_to_vec();
+        self.store()
+            .put_record(records::intent_key(intent.id), &*intent);
+        if let Err(err) = self.store().commit_durably() {
+            self.store().rollback();
+            self.groups.remove(&group_id);
+            return Err(Step::Failed(err.into()));
+        }
+        Ok(submit)
+    }
+
+    /// Claims and checks one KeyPackage per device of `users`.
+    async fn claim_key_packages(
+        &mut self,
+        group_id: &[u8],
+        users: &[String],
+    ) -> Result<Vec<openmls::prelude::KeyPackage>, Step> {
+        let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
+            user_ids: users.to_vec(),
+            device_keys: Vec::new(),
+        });
+        let claimed = match self.request(claim).await {
+            Ok(response::Result::ClaimedKeyPackages(claimed)) => claimed,
+            Ok(_) => {
+                return Err(Step::Failed(ClientError::Transport(
+                    TransportError::Protocol("unexpected response to a claim".into()),
+                )))
+            }
+            Err(TransportError::Refused(r)) if r.code == ErrorCode::NotFound => {
+                return Err(Step::Failed(ClientError::UnknownUser(users.join(", "))));
+            }
+            Err(TransportError::Refused(r)) => return Err(Step::Failed(ClientError::Refused(r))),
+            Err(_) => return Err(Step::Offline),
+        };
+        let mut key_packages = Vec::new();
+        for claimed in claimed.key_packages {
+            // The relay may only hand out what it was asked for.
+            if !users.contains(&claimed.user_id) {
+                continue;
+            }
+            let Ok(device) = <[u8; 32]>::try_from(claimed.device_key.as_ref()) else {
+                continue;
+            };
+            match self
+                .mls
+                .ops()
+                .parse_key_package(&claimed.key_package, &claimed.user_id, &device)
+            {
+                Ok(key_package) => key_packages.push(key_package),
+                Err(err) => {
+                    tracing::warn!(error = %err, user = %claimed.user_id, "refused a KeyPackage");
+                    self.emit(Event::Warning {
+                        group: Some(GroupId(group_id.to_vec())),
+                        detail: format!("a device of {} was not added: {err}", claimed.user_id),
+                    });
+                }
+            }
+        }
+        if key_packages.is_empty() {
+            return Err(Step::Failed(ClientError::Failed(format!(
+                "no device of {} can be added right now",
+                users.join(", ")
+            ))));
+        }
+        Ok(key_packages)
+    }
+
+    /// Drops this device's pending commit after the relay refused it, and
+    /// counts the attempt (in one durable write).
+    fn discard_commit(&mut self, intent: &mut IntentRecord) -> Result<(), ClientError> {
+        if let Some(group) = load_group(&mut self.groups, &self.mls, &intent.group_id)? {
+            if group.pending_commit().is_some() {
+                self.mls.ops().clear_pending(group)?;
+            }
+        }
+        intent.pending_commit.clear();
+        intent.attempts += 1;
+        self.store()
+            .put_record(records::intent_key(intent.id), &*intent);
+        self.store().commit_durably()?;
+        Ok(())
+    }
+
+    /// Applies this device's accepted commit to the group and `record`, and
+    /// retires its intent, in the open operation. Used both when the relay's
+    /// response arrives and when only its receipt does.
+    pub(super) fn complete_commit(
+        &mut self,
+        intent: IntentRecord,
+        record: &mut GroupRecord,
+    ) -> Result<(), ClientError> {
+        let group_id = intent.group_id.clone();
+        let before: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
+        {
+            let group = load_group(&mut self.groups, &self.mls, &group_id)?
+                .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.clone()).to_string()))?;
+            if group.pending_commit().is_none() {
+                // The relay accepted a commit this device no longer holds: it
+                // cannot follow the group from here.
+                return Err(ClientError::Failed(
+                    "the group's state was lost after a commit".into(),
+                ));
+            }
+            self.mls.ops().merge_pending(group)?;
+            Snapshot::of(group).apply(record);
+        }
+        self.store().delete(records::intent_key(intent.id));
+        let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
+        let mut added: Vec<String> = after
+            .iter()
+            .filter(|u| !before.contains(u))
+            .cloned()
+            .collect();
+        let mut removed: Vec<String> = before
+            .iter()
+            .filter(|u| !after.contains(u))
+            .cloned()
+            .collect();
+        added.dedup();
+        removed.dedup();
+        if let Some(IntentKind::Create(_)) = intent.kind {
+            let summary = GroupSummary::from_record(record, self.mls.user_id());
+            self.emit(Event::GroupCreated(summary));
+        } else {
+            self.emit(Event::MembersChanged {
+                group: GroupId(group_id.clone()),
+                added,
+                removed,
+            });
+        }
+        self.awaiting_epoch.remove(&group_id);
+        self.outbox_dirty = true;
+        self.resolve(intent.id, Ok(Completed { message: None }));
+        Ok(())
+    }
+
+    /// Tops up this device's KeyPackages on the relay. Their private keys
+    /// are on disk before the relay can hand them out.
+    pub(super) async fn replenish_key_packages(&mut self, one_time: u32, last_resort: bool) {
+        if one_time >= KEY_PACKAGE_LOW && last_resort {
+            return;
+        }
+        let count = KEY_PACKAGE_TARGET.saturating_sub(one_time) as usize;
+        let made = self.mls.ops().key_packages(count, !last_resort);
+        let (one_time, last_resort) = match made {
+            Ok(made) => made,
+            Err(err) => {
+                self.store().rollback();
+                tracing::error!(error = %err, "cannot make KeyPackages");
+                return;
+            }
+        };
+        if let Err(err) = self.store().commit_durably() {
+            tracing::error!(error = %err, "cannot store KeyPackages");
+            return;
+        }
+        let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
+            one_time: one_time.into_iter().map(Bytes::from).collect(),
+            last_resort: last_resort.map(Bytes::from).unwrap_or_default(),
+        });
+        if let Err(err) = self.request(upload).await {
+            tracing::warn!(error = %err, "KeyPackages not uploaded; will retry on the next connection");
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! The outbox: operations persisted before anything about them is sent.
+//!
+//! An intent describes a goal ("bob and carol are in this group", "this
+//! text is in that conversation"), not a sequence of calls, so carrying it
+//! out again after a crash or a lost response is safe: each step first looks
+//! at what is already true. Intents of one group run in order; a group whose
+//! intent must wait (for a Welcome, or to catch up after a conflict) holds
+//! back its later intents but not other groups'.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use convene_proto::content::{GroupKind as WireKind, GroupMeta};
+use convene_proto::relay::{
+    request, response, CreateGroup, ErrorCode, GetGroup, MessageKind, SendMessage, SubmitCommit,
+};
+use prost::Message as _;
+
+use super::commit::Change;
+use super::{Completed, Engine};
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::store::records::{
+    self, CreateIntent, GroupRecord, IntentKind, IntentRecord, MessageRecord, SendIntent,
+};
+use crate::transport::TransportError;
+use crate::types::{GroupId, GroupSummary, Message, MessageId};
+
+/// What one attempt at an intent came to.
+pub(super) enum Step {
+    /// Done; the intent is gone from the outbox and its answer queued.
+    Done,
+    /// Given up; the caller removes the intent.
+    Failed(ClientError),
+    /// Waiting for something the relay will push (a Welcome).
+    Wait,
+    /// Try again after processing what the relay pushed (a conflict).
+    Retry,
+    /// The connection dropped; try again after reconnecting.
+    Offline,
+}
+
+/// How long after a conflict the outbox is run again at the latest.
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Engine {
+    /// Stores a new intent durably and returns its id.
+    pub(super) fn persist_intent(&mut self, mut intent: IntentRecord) -> Result<u64, ClientError> {
+        let counter = self.store().get(&records::intent_counter_key())?;
+        let id = counter
+            .and_then(|raw| raw.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+            + 1;
+        intent.id = id;
+        intent.created_at_ms = crate::now_ms();
+        self.store()
+            .put(records::intent_counter_key(), id.to_be_bytes().to_vec());
+        self.store().put_record(records::intent_key(id), &intent);
+        self.store().commit_durably()?;
+        Ok(id)
+    }
+
+    /// Runs every intent that can make progress now.
+    pub(super) async fn run_outbox(&mut self) {
+        if self.conn.is_none() || !self.caught_up || !self.outbox_dirty {
+            return;
+        }
+        self.outbox_dirty = false;
+        let intents: Vec<IntentRecord> = match self
+            .store()
+            .scan(&records::outbox_prefix())
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(intents) => intents.into_iter().map(|(_, intent)| intent).collect(),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the outbox");
+                return;
+            }
+        };
+        let mut held_back: HashSet<Vec<u8>> = HashSet::new();
+        for intent in intents {
+            if held_back.contains(&intent.group_id) || self.behind_relay(&intent.group_id) {
+                held_back.insert(intent.group_id.clone());
+                continue;
+            }
+            let (id, group_id) = (intent.id, intent.group_id.clone());
+            let message_id = match &intent.kind {
+                Some(IntentKind::Send(send)) => Some(MessageId(send.message_id.clone())),
+                _ => None,
+            };
+            match self.step(intent).await {
+                Step::Done => {}
+                Step::Failed(err) => self.fail_intent(id, &group_id, message_id, err),
+                Step::Wait => {
+                    held_back.insert(group_id);
+                }
+                Step::Retry => {
+                    held_back.insert(group_id);
+                    self.outbox_dirty = true;
+                    self.retry_at = Some(tokio::time::Instant::now() + RETRY_DELAY);
+                }
+                Step::Offline => return,
+            }
+            self.publish();
+        }
+    }
+
+    /// The relay said the group is at a later epoch than this device has
+    /// processed: its commits are on their way, and a change built now
+    /// would be refused again.
+    fn behind_relay(&mut self, group_id: &[u8]) -> bool {
+        let Some(&epoch) = self.awaiting_epoch.get(group_id) else {
+            return false;
+        };
+        match self.group_record(group_id) {
+            Ok(Some(record)) if record.active && record.epoch < epoch => true,
+            _ => {
+                self.awaiting_epoch.remove(group_id);
+                false
+            }
+        }
+    }
+
+    async fn step(&mut self, intent: IntentRecord) -> Step {
+        match intent.kind.clone() {
+            Some(IntentKind::Send(send)) => self.step_send(intent, send).await,
+            Some(IntentKind::Create(create)) => self.step_create(intent, create).await,
+            Some(IntentKind::Add(add)) => {
+                let missing = match self.missing_users(&intent.group_id, &add.user_ids) {
+                    Ok(missing) => missing,
+                    Err(err) => return Step::Failed(err),
+                };
+                if missing.is_empty() {
+                    return self.drop_intent(&intent);
+                }
+                self.commit_step(intent, Change::Add(missing)).await
+            }
+            Some(IntentKind::Remove(remove)) => {
+                let devices = match self.devices_of(&intent.group_id, &remove.user_ids) {
+                    Ok(devices) => devices,
+                    Err(err) => return Step::Failed(err),
+                };
+                if devices.is_empty() {
+                    return self.drop_intent(&intent);
+                }
+                self.commit_step(intent, Change::Remove(devices)).await
+            }
+            None => Step::Failed(ClientError::InvalidArgument("an empty intent".into())),
+        }
+    }
+
+    async fn step_send(&mut self, mut intent: IntentRecord, mut send: SendIntent) -> Step {
+        let group_id = intent.group_id.clone();
+        let record = match self.group_record(&group_id) {
+            Ok(Some(record)) => record,
+            Ok(None)
+                if self
+                    .store()
+                    .get(&records::awaiting_key(&group_id))
+                    .ok()
+                    .flatten()
+                    .is_some() =>
+            {
+                return Step::Wait
+            }
+            Ok(None) => {
+                return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
+            }
+            Err(err) => return Step::Failed(err),
+        };
+        if !record.active {
+            return Step::Failed(ClientError::NotAMember);
+        }
+        if send.ciphertext.is_empty() {
+            // Encrypt once; the ratchet step and the ciphertext are stored
+            // together, so a retry sends the very same bytes.
+            let ciphertext = match super::load_group(&mut self.groups, &self.mls, &group_id) {
+                Ok(Some(group)) => self.mls.ops().encrypt(group, &send.content),
+                Ok(None) => {
+                    return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
+                }
+                Err(err) => return Step::Failed(err),
+            };
+            match ciphertext {
+                Ok(ciphertext) => send.ciphertext = ciphertext,
+                Err(err) => {
+                    self.store().rollback();
+                    self.groups.remove(&group_id);
+                    return Step::Failed(err.into());
+                }
+            }
+            intent.kind = Some(IntentKind::Send(send.clone()));
+            self.store()
+                .put_record(records::intent_key(intent.id), &intent);
+            if let Err(err) = self.store().commit_durably() {
+                return Step::Failed(err.into());
+            }
+        }
+        let request = request::Kind::SendMessage(SendMessage {
+            group_id: Bytes::from(group_id.clone()),
+            kind: MessageKind::Application as i32,
+            submission_id: Bytes::from(send.submission_id.clone()),
+            payload: Bytes::from(send.ciphertext.clone()),
+        });
+        match self.request(request).await {
+            Ok(response::Result::MessageAccepted(accepted)) => {
+                if let Err(err) = self.complete_send(intent, accepted.position) {
+                    return Step::Failed(err);
+                }
+                if let Err(err) = self.store().commit_durably() {
+                    return Step::Failed(err.into());
+                }
+                Step::Done
+            }
+            Ok(_) => Step::Failed(ClientError::Transport(TransportError::Protocol(
+                "unexpected response".into(),
+            ))),
+            Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::NotAMember => {
+                Step::Failed(ClientError::NotAMember)
+            }
+            Err(TransportError::Refused(refusal)) => Step::Failed(ClientError::Refused(refusal)),
+            Err(_) => Step::Offline,
+        }
+    }
+
+    async fn step_create(&mut self, intent: IntentRecord, create: CreateIntent) -> Step {
+        let group_id = intent.group_id.clone();
+        let Ok(meta) = GroupMeta::decode(create.meta.as_slice()) else {
+            return Step::Failed(ClientError::InvalidArgument(
+                "damaged group metadata".into(),
+            ));
+        };
+        let exists = match super::load_group(&mut self.groups, &self.mls, &group_id) {
+            Ok(group) => group.is_some(),
+            Err(err) => return Step::Failed(err),
+        };
+        if !exists {
+            match self.register_group(&group_id, &create).await {
+                Registered::Ours => {}
+                Registered::Theirs => {
+                    // The other user opened this direct channel first: their
+                    // Welcome will bring us in.
+                    self.store()
+                        .put(records::awaiting_key(&group_id), Vec::new());
+                    self.store().delete(records::intent_key(intent.id));
+                    if let Err(err) = self.store().commit_durably() {
+                        return Step::Failed(err.into());
+                    }
+                    self.resolve(intent.id, Ok(Completed { message: None }));
+                    return Step::Done;
+                }
+                Registered::Failed(step) => return step,
+            }
+            if let Err(err) = self.create_locally(&group_id, &meta, &create) {
+                self.store().rollback();
+                self.groups.remove(&group_id);
+                return Step::Failed(err);
+            }
+        }
+        let missing = match self.missing_users(&group_id, &create.members) {
+            Ok(missing) => missing,
+            Err(err) => return Step::Failed(err),
+        };
+        if missing.is_empty() {
+            return self.drop_intent(&intent);
+        }
+        self.commit_step(intent, Change::Add(missing)).await
+    }
+
+    /// Registers the group at the relay, telling apart "created now", "we
+    /// created it before a crash" and "someone else did".
+    async fn register_group(&mut self, group_id: &[u8], create: &CreateIntent) -> Registered {
+        let id = Bytes::from(group_id.to_vec());
+        match self
+            .request(request::Kind::CreateGroup(CreateGroup {
+                group_id: id.clone(),
+            }))
+            .await
+        {
+            Ok(_) => return Registered::Ours,
+            Err(TransportError::Refused(r)) if r.code == ErrorCode::AlreadyExists => {}
+            Err(TransportError::Refused(r)) => {
+                return Registered::Failed(Step::Failed(ClientError::Refused(r)))
+            }
+            Err(_) => return Registered::Failed(Step::Offline),
+        }
+        let own = self.mls.key().public();
+        match self
+            .request(request::Kind::GetGroup(GetGroup { group_id: id }))
+            .await
+        {
+            Ok(response::Result::GroupState(state))
+                if state.epoch == 0 && state.member_devices.iter().any(|d| d.as_ref() == own) =>
+            {
+                Registered::Ours
+            }
+            Ok(_) => Registered::Failed(Step::Failed(ClientError::Failed(
+                "this device lost its state of the group".into(),
+            ))),
+            Err(TransportError::Refused(r))
+                if r.code == ErrorCode::NotAMember && !create.direct_peer.is_empty() =>
+            {
+                Registered::Theirs
+            }
+            Err(TransportError::Refused(r)) => {
+                Registered::Failed(Step::Failed(ClientError::Refused(r)))
+            }
+            Err(_) => Registered::Failed(Step::Offline),
+        }
+    }
+
+    fn create_locally(
+        &mut self,
+        group_id: &[u8],
+        meta: &GroupMeta,
+        create: &CreateIntent,
+    ) -> Result<(), ClientError> {
+        let group = self.mls.ops().create_group(group_id, meta)?;
+        let mut record = GroupRecord {
+            group_id: group_id.to_vec(),
+            kind: meta.kind,
+            name: meta.name.clone(),
+            direct_pair: meta.direct_pair.clone(),
+            active: true,
+            joined_at_ms: crate::now_ms(),
+            ..Default::default()
+        };
+        super::sync::Snapshot::of(&group).apply(&mut record);
+        self.store()
+            .put_record(records::group_key(group_id), &record);
+        if meta.kind == WireKind::Direct as i32 && !create.direct_peer.is_empty() {
+            self.store()
+                .put(records::direct_key(&create.direct_peer), group_id.to_vec());
+        }
+        self.store().commit_durably()?;
+        self.groups.insert(group_id.to_vec(), group);
+        Ok(())
+    }
+
+    /// An intent with nothing left to do.
+    fn drop_intent(&mut self, intent: &IntentRecord) -> Step {
+        self.store().delete(records::intent_key(intent.id));
+        if let Err(err) = self.store().commit_durably() {
+            return Step::Failed(err.into());
+        }
+        if let Some(IntentKind::Create(_)) = intent.kind {
+            self.emit_group_created(&intent.group_id);
+        }
+        self.resolve(intent.id, Ok(Completed { message: None }));
+        Step::Done
+    }
+
+    pub(super) fn emit_group_created(&mut self, group_id: &[u8]) {
+        if let Ok(Some(record)) = self.group_record(group_id) {
+            let summary = GroupSummary::from_record(&record, self.mls.user_id());
+            self.emit(Event::GroupCreated(summary));
+        }
+    }
+
+    /// Stores this device's accepted message in the history and retires its
+    /// intent (in the open operation). Idempotent.
+    pub(super) fn complete_send(
+        &mut self,
+        intent: IntentRecord,
+        position: u64,
+    ) -> Result<Option<Message>, ClientError> {
+        let Some(IntentKind::Send(send)) = intent.kind else {
+            return Ok(None);
+        };
+        let record = MessageRecord {
+            group_id: intent.group_id.clone(),
+            position,
+            message_id: send.message_id.clone(),
+            sender_user: self.mls.user_id().to_string(),
+            sender_device: self.mls.key().public().to_vec(),
+            sent_at_ms: intent.created_at_ms,
+            received_at_ms: crate::now_ms(),
+            text: send.text,
+            own: true,
+        };
+        let own_device = self.mls.key().public();
+        self.store().put(
+            records::seen_key(&intent.group_id, &own_device, &send.message_id),
+            Vec::new(),
+        );
+        self.store()
+            .put_record(records::history_key(&intent.group_id, position), &record);
+        self.store().delete(records::intent_key(intent.id));
+        let message = Message::from_record(record);
+        self.emit(Event::MessageSent(message.clone()));
+        self.resolve(
+            intent.id,
+            Ok(Completed {
+                message: Some(message.clone()),
+            }),
+        );
+        Ok(Some(message))
+    }
+
+    /// The intent that submitted this id, if it is still in the outbox.
+    pub(super) fn intent_for_submission(
+        &self,
+        submission_id: &[u8],
+    ) -> Result<Option<IntentRecord>, ClientError> {
+        for item in self.store().scan::<IntentRecord>(&records::outbox_prefix()) {
+            let (_, intent) = item?;
+            let matches = match &intent.kind {
+                Some(IntentKind::Send(send)) => send.submission_id == submission_id,
+                _ => SubmitCommit::decode(intent.pending_commit.as_slice()).is_ok_and(|c| {
+                    !intent.pending_commit.is_empty() && c.submission_id.as_ref() == submission_id
+                }),
+            };
+            if matches {
+                return Ok(Some(intent));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives an intent up: removes it and tells the app.
+    fn fail_intent(
+        &mut self,
+        id: u64,
+        group_id: &[u8],
+        message: Option<MessageId>,
+        err: ClientError,
+    ) {
+        tracing::info!(error = %err, "an operation was given up");
+        self.store().rollback();
+        // The cached group may hold changes that were just rolled back.
+        self.groups.remove(group_id);
+        self.store().delete(records::intent_key(id));
+        if let Err(store_err) = self.store().commit_durably() {
+            tracing::error!(error = %store_err, "cannot remove a failed operation from the outbox");
+        }
+        self.emit(Event::DeliveryFailed {
+            group: GroupId(group_id.to_vec()),
+            message,
+            reason: err.to_string(),
+        });
+        self.resolve(id, Err(err));
+    }
+
+    /// Answers the app's call for an intent (once its effects are durable);
+    /// a later answer for the same intent replaces an earlier one.
+    pub(super) fn resolve(&mut self, id: u64, result: Result<Completed, ClientError>) {
+        self.resolved.retain(|(queued, _)| *queued != id);
+        self.resolved.push((id, result));
+    }
+
+    /// Users among `wanted` with no device in the group (this user aside).
+    fn missing_users(
+        &self,
+        group_id: &[u8],
+        wanted: &[String],
+    ) -> Result<Vec<String>, ClientError> {
+        let record = self
+            .group_record(group_id)?
+            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.to_vec()).to_string()))?;
+        let own = self.mls.user_id();
+        let mut missing: Vec<String> = wanted
+            .iter()
+            .filter(|u| u.as_str() != own && !record.members.iter().any(|m| &m.user_id == *u))
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        Ok(missing)
+    }
+
+    /// The devices of these users in the group.
+    fn devices_of(&self, group_id: &[u8], users: &[String]) -> Result<Vec<[u8; 32]>, ClientError> {
+        let record = self
+            .group_record(group_id)?
+            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.to_vec()).to_string()))?;
+        if !record.active {
+            return Err(ClientError::NotAMember);
+        }
+        Ok(record
+            .members
+            .iter()
+            .filter(|m| users.contains(&m.user_id))
+            .filter_map(|m| m.device.as_slice().try_into().ok())
+            .collect())
+    }
+}
+
+enum Registered {
+    Ours,
+    Theirs,
+    Failed(Step),
+}
+
+/// An intent to send `text`, ready to persist.
+pub(crate) fn send_intent(group_id: &[u8], text: &str) -> IntentRecord {
+    use convene_proto::content::{content, Content, Text};
+    let message_id = crate::random_bytes::<16>().to_vec();
+    let content = Content {
+        message_id: Bytes::from(message_id.clone()),
+        sent_at_ms: crate::now_ms(),
+        body: Some(content::Body::Text(Text {
+            text: text.to_string(),
+        })),
+    };
+    IntentRecord {
+        group_id: group_id.to_vec(),
+        kind: Some(IntentKind::Send(SendIntent {
+            message_id,
+            content: content.encode_to_vec(),
+            submission_id: crate::random_bytes::<16>().to_vec(),
+            ciphertext: Vec::new(),
+            text: text.to_string(),
+        })),
+        ..Default::default()
+    }
+}

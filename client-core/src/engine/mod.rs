@@ -1,0 +1,492 @@
+//! The engine: one task per client that owns the relay connection, the MLS
+//! state and every write to the local store.
+//!
+//! Everything that changes state runs here, one operation at a time, so the
+//! store's single open operation is never shared and MLS groups are never
+//! touched concurrently. The app talks to the engine through
+//! [`Command`]s (see `client.rs`) and hears from it through events.
+//!
+//! The loop does three things:
+//! - keeps a connection (reconnecting with backoff) and processes pushes
+//!   ([`sync`]): each push is one atomic store operation; a batch is flushed,
+//!   then its events are published and only then is it acknowledged;
+//! - runs the outbox ([`intents`]) once caught up: operations persisted
+//!   before anything was sent, retried until they succeed or fail for good;
+//! - answers relay requests made on the app's behalf.
+
+mod commit;
+mod intents;
+mod sync;
+
+pub(crate) use intents::send_intent;
+pub(crate) use sync::MAX_TEXT_BYTES;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use convene_proto::relay::{push, request, response, stream_ack, Ack, GroupMessage, StreamAck};
+use openmls::prelude::MlsGroup;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::mls::Mls;
+use crate::store::records::{GroupRecord, IdentityRecord, IntentRecord};
+use crate::store::LocalStore;
+use crate::transport::{authenticate, Connection, Connector, PushReceiver, TransportError};
+use crate::types::Message;
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// First wait after a connection is lost.
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+/// A connected client that has been quiet this long pings the relay.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+/// Pushes processed before one flush and one acknowledgement.
+const PUSH_BATCH: usize = 128;
+
+/// Where the client stands with the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Not connected; the engine retries with backoff.
+    Offline,
+    /// Connected and authenticated; catching up on the backlog.
+    Connected,
+    /// Connected, and everything the relay held has been processed.
+    CaughtUp,
+}
+
+/// The connection as the app sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    pub state: ConnectionState,
+    /// Connection attempts that failed since the last success.
+    pub failed_attempts: u32,
+    /// Why the last attempt failed, or why the last connection ended.
+    pub last_error: Option<String>,
+}
+
+impl Default for ConnectionStatus {
+    fn default() -> Self {
+        ConnectionStatus {
+            state: ConnectionState::Offline,
+            failed_attempts: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// What an intent produced when it completed.
+#[derive(Debug, Clone)]
+pub(crate) struct Completed {
+    pub message: Option<Message>,
+}
+
+/// A request from the app to the engine.
+pub(crate) enum Command {
+    /// Persist this intent, then carry it out.
+    Submit {
+        intent: IntentRecord,
+        reply: oneshot::Sender<Result<Completed, ClientError>>,
+    },
+    /// Send a request to the relay (invites, the directory).
+    Relay {
+        request: request::Kind,
+        reply: oneshot::Sender<Result<response::Result, ClientError>>,
+    },
+    /// Stop.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// What the engine shares with the app's handles.
+pub(crate) struct Shared {
+    pub store: Arc<LocalStore>,
+    /// Who this device is (without its secret key, which the engine holds).
+    pub identity: IdentityRecord,
+    /// This device's public key.
+    pub device: [u8; 32],
+    pub events: broadcast::Sender<Event>,
+    pub status: watch::Sender<ConnectionStatus>,
+}
+
+/// What the relay should be told was processed.
+#[derive(Default)]
+struct PendingAcks {
+    groups: HashMap<Vec<u8>, u64>,
+    inbox: Option<u64>,
+}
+
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+    mls: Mls,
+    /// Groups loaded from the store, kept while they are consistent with it.
+    groups: HashMap<Vec<u8>, MlsGroup>,
+    connector: Arc<dyn Connector>,
+    conn: Option<Arc<dyn Connection>>,
+    pushes: Option<PushReceiver>,
+    commands: mpsc::Receiver<Command>,
+    caught_up: bool,
+    waiters: HashMap<u64, oneshot::Sender<Result<Completed, ClientError>>>,
+    /// Answers for intents, handed to their callers with the events.
+    resolved: Vec<(u64, Result<Completed, ClientError>)>,
+    /// Groups whose next commit waits until this epoch is processed (the
+    /// relay refused a commit because the group had moved on).
+    awaiting_epoch: HashMap<Vec<u8>, u64>,
+    acks: PendingAcks,
+    /// Events of the open batch, published once it is durable.
+    events: Vec<Event>,
+    /// Group messages held back: for groups not joined yet, or waiting for
+    /// an epoch; in log order.
+    held: HashMap<Vec<u8>, VecDeque<GroupMessage>>,
+    /// The outbox should be run (something changed).
+    outbox_dirty: bool,
+    retry_at: Option<Instant>,
+    reconnect_at: Instant,
+    backoff: Duration,
+    was_connected: bool,
+    reported_offline: bool,
+    last_activity: Instant,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        mls: Mls,
+        connector: Arc<dyn Connector>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Engine {
+        Engine {
+            shared,
+            mls,
+            groups: HashMap::new(),
+            connector,
+            conn: None,
+            pushes: None,
+            commands,
+            caught_up: false,
+            waiters: HashMap::new(),
+            resolved: Vec::new(),
+            awaiting_epoch: HashMap::new(),
+            acks: PendingAcks::default(),
+            events: Vec::new(),
+            held: HashMap::new(),
+            outbox_dirty: true,
+            retry_at: None,
+            reconnect_at: Instant::now(),
+            backoff: MIN_BACKOFF,
+            was_connected: false,
+            reported_offline: false,
+            last_activity: Instant::now(),
+        }
+    }
+
+    fn store(&self) -> &LocalStore {
+        &self.shared.store
+    }
+
+    /// Runs until the app stops the client or drops every handle.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let wake = self.next_wakeup();
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => {
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(command) => self.on_command(command).await,
+                    None => break,
+                },
+                push = recv_push(&mut self.pushes) => match push {
+                    Some(push) => self.on_pushes(push).await,
+                    None => self.disconnected("the relay closed the connection"),
+                },
+                _ = tokio::time::sleep_until(wake) => self.on_timer().await,
+            }
+        }
+        self.set_state(ConnectionState::Offline);
+    }
+
+    fn set_state(&self, state: ConnectionState) {
+        self.shared
+            .status
+            .send_modify(|status| status.state = state);
+    }
+
+    fn next_wakeup(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut wake = far;
+        if self.conn.is_none() {
+            wake = wake.min(self.reconnect_at);
+        } else {
+            wake = wake.min(self.last_activity + KEEPALIVE);
+        }
+        if let Some(retry) = self.retry_at {
+            wake = wake.min(retry);
+        }
+        wake
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.conn.is_none() && now >= self.reconnect_at {
+            self.connect().await;
+        } else if self.conn.is_some() && now >= self.last_activity + KEEPALIVE {
+            let _ = self.request(request::Kind::Ping(Default::default())).await;
+        }
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_at = None;
+            self.outbox_dirty = true;
+            self.run_outbox().await;
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Submit { intent, reply } => match self.persist_intent(intent) {
+                Ok(id) => {
+                    self.waiters.insert(id, reply);
+                    self.outbox_dirty = true;
+                    self.run_outbox().await;
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
+            Command::Relay { request, reply } => {
+                let result = match self.request(request).await {
+                    Ok(result) => Ok(result),
+                    Err(err) => Err(err.into()),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// Connects and authenticates, or schedules the next attempt.
+    async fn connect(&mut self) {
+        let attempt = async {
+            let (conn, pushes) = self.connector.connect().await?;
+            let relay_id = self.shared.identity.relay_id.as_slice().try_into().ok();
+            let authenticated = authenticate(conn.as_ref(), self.mls.key(), relay_id).await?;
+            Ok::<_, TransportError>((conn, pushes, authenticated))
+        };
+        match attempt.await {
+            Ok((conn, pushes, authenticated)) => {
+                self.conn = Some(conn);
+                self.pushes = Some(pushes);
+                self.caught_up = false;
+                self.backoff = MIN_BACKOFF;
+                self.last_activity = Instant::now();
+                self.shared.status.send_modify(|status| {
+                    status.state = ConnectionState::Connected;
+                    status.failed_attempts = 0;
+                    status.last_error = None;
+                });
+                if self.was_connected || self.reported_offline {
+                    self.emit(Event::ConnectionRestored);
+                    self.publish();
+                }
+                self.was_connected = true;
+                self.reported_offline = false;
+                let stock = authenticated.key_package_stock.unwrap_or_default();
+                self.replenish_key_packages(stock.one_time, stock.last_resort)
+                    .await;
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot connect to the relay");
+                if matches!(err, TransportError::WrongRelay) {
+                    tracing::error!(
+                        "the relay presents another identity than at enrolment; not connecting"
+                    );
+                }
+                self.shared.status.send_modify(|status| {
+                    status.state = ConnectionState::Offline;
+                    status.failed_attempts += 1;
+                    status.last_error = Some(err.to_string());
+                });
+                if !self.reported_offline {
+                    self.reported_offline = true;
+                    self.emit(Event::ConnectionLost {
+                        reason: err.to_string(),
+                    });
+                    self.publish();
+                }
+                self.reconnect_at = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    /// Forgets the connection; pending operations wait for the next one.
+    fn disconnected(&mut self, reason: &str) {
+        if self.conn.take().is_none() {
+            return;
+        }
+        self.pushes = None;
+        self.caught_up = false;
+        self.acks = PendingAcks::default();
+        self.held.clear();
+        self.awaiting_epoch.clear();
+        self.shared.status.send_modify(|status| {
+            status.state = ConnectionState::Offline;
+            status.last_error = Some(reason.to_string());
+        });
+        self.reported_offline = true;
+        self.emit(Event::ConnectionLost {
+            reason: reason.to_string(),
+        });
+        self.publish();
+        self.reconnect_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Sends a request on the current connection. A transport failure ends
+    /// the connection (the engine reconnects).
+    async fn request(&mut self, kind: request::Kind) -> Result<response::Result, TransportError> {
+        let Some(conn) = self.conn.clone() else {
+            return Err(TransportError::Closed {
+                code: None,
+                reason: "not connected".into(),
+            });
+        };
+        self.last_activity = Instant::now();
+        let result = conn.request(kind).await;
+        if let Err(err) = &result {
+            if !matches!(err, TransportError::Refused(_)) {
+                self.disconnected(&err.to_string());
+            }
+        }
+        result
+    }
+
+    /// Processes a push and whatever else is already queued, then makes it
+    /// durable, publishes its events and acknowledges it.
+    async fn on_pushes(&mut self, first: push::Kind) {
+        self.last_activity = Instant::now();
+        let mut batch = vec![first];
+        if let Some(pushes) = self.pushes.as_mut() {
+            while batch.len() < PUSH_BATCH {
+                match pushes.try_recv() {
+                    Ok(push) => batch.push(push),
+                    Err(_) => break,
+                }
+            }
+        }
+        for push in batch {
+            if let Err(err) = self.process_push(push).await {
+                // Nothing of this push was kept, and nothing after it may be
+                // processed before it: start again from the last
+                // acknowledgement, on a new connection.
+                tracing::error!(error = %err, "processing a push failed; reconnecting");
+                self.store().rollback();
+                self.groups.clear();
+                self.disconnected(&format!("local processing failed: {err}"));
+                return;
+            }
+        }
+        if let Err(err) = self.store().flush() {
+            tracing::error!(error = %err, "flushing the local store failed; reconnecting");
+            self.disconnected("local storage failed");
+            return;
+        }
+        self.publish();
+        self.send_acks().await;
+        if self.caught_up && self.outbox_dirty {
+            self.run_outbox().await;
+        }
+    }
+
+    async fn send_acks(&mut self) {
+        let acks = std::mem::take(&mut self.acks);
+        let mut entries: Vec<StreamAck> = acks
+            .groups
+            .into_iter()
+            .map(|(group_id, position)| StreamAck {
+                stream: Some(stream_ack::Stream::GroupId(Bytes::from(group_id))),
+                position,
+            })
+            .collect();
+        if let Some(position) = acks.inbox {
+            entries.push(StreamAck {
+                stream: Some(stream_ack::Stream::Inbox(true)),
+                position,
+            });
+        }
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(err) = self
+            .request(request::Kind::Ack(Ack { acks: entries }))
+            .await
+        {
+            // Unacknowledged entries come again and are recognised then.
+            tracing::debug!(error = %err, "acknowledgement not delivered");
+        }
+    }
+
+    fn ack_group(&mut self, group_id: &[u8], position: u64) {
+        let entry = self.acks.groups.entry(group_id.to_vec()).or_default();
+        *entry = (*entry).max(position);
+    }
+
+    fn ack_inbox(&mut self, position: u64) {
+        self.acks.inbox = Some(self.acks.inbox.unwrap_or(0).max(position));
+    }
+
+    /// Queues an event until the current batch is durable.
+    fn emit(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    /// Publishes queued events and answers (call only once their changes
+    /// are durable).
+    fn publish(&mut self) {
+        for event in self.events.drain(..) {
+            // No receiver is fine: the app may not listen.
+            let _ = self.shared.events.send(event);
+        }
+        for (id, result) in self.resolved.drain(..) {
+            if let Some(waiter) = self.waiters.remove(&id) {
+                // The caller may have stopped waiting; the outcome stands.
+                let _ = waiter.send(result);
+            }
+        }
+    }
+
+    fn group_record(&self, group_id: &[u8]) -> Result<Option<GroupRecord>, ClientError> {
+        Ok(self
+            .store()
+            .get_record(&crate::store::records::group_key(group_id))?)
+    }
+}
+
+/// A group's MLS state, from the cache or the store. A free function over
+/// the two fields it needs, so that callers can borrow the group and the
+/// operations at once.
+fn load_group<'a>(
+    groups: &'a mut HashMap<Vec<u8>, MlsGroup>,
+    mls: &Mls,
+    group_id: &[u8],
+) -> Result<Option<&'a mut MlsGroup>, ClientError> {
+    if !groups.contains_key(group_id) {
+        match mls.ops().load(group_id)? {
+            Some(group) => {
+                groups.insert(group_id.to_vec(), group);
+            }
+            None => return Ok(None),
+        }
+    }
+    Ok(groups.get_mut(group_id))
+}
+
+async fn recv_push(pushes: &mut Option<PushReceiver>) -> Option<push::Kind> {
+    match pushes {
+        Some(pushes) => pushes.recv().await,
+        None => std::future::pending().await,
+    }
+}

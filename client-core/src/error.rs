@@ -1,0 +1,99 @@
+//! The client's errors, each with a stable code for apps and scripts.
+
+use crate::mls::MlsError;
+use crate::store::{MlsStorageError, StoreError};
+use crate::transport::{RelayRefusal, TransportError};
+
+/// Everything that can go wrong in the client library.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The state directory has no enrolled device.
+    #[error("this device is not enrolled yet: enrol with an invite first")]
+    NotEnrolled,
+    /// The state directory already has an enrolled device.
+    #[error("this state directory already belongs to {0}")]
+    AlreadyEnrolled(String),
+    /// The invite was refused.
+    #[error("the invite was refused: {0}")]
+    InvalidInvite(String),
+    /// No such user on the relay.
+    #[error("no user is called {0:?}")]
+    UnknownUser(String),
+    /// No such group on this device.
+    #[error("no group matches {0:?}")]
+    UnknownGroup(String),
+    /// This device is not (or no longer) a member of the group.
+    #[error("this device is not a member of that group")]
+    NotAMember,
+    /// A request the caller may not make.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    /// An argument the library does not accept.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The relay cannot be reached.
+    #[error("the relay cannot be reached: {0}")]
+    RelayUnreachable(String),
+    /// The relay refused a request.
+    #[error(transparent)]
+    Refused(RelayRefusal),
+    /// The connection to the relay failed.
+    #[error(transparent)]
+    Transport(TransportError),
+    /// The local state failed.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// MLS refused an operation or an input.
+    #[error(transparent)]
+    Mls(#[from] MlsError),
+    /// The operation was given up after repeated conflicts.
+    #[error("the operation did not go through: {0}")]
+    Failed(String),
+    /// The client has stopped.
+    #[error("the client has stopped")]
+    Stopped,
+}
+
+impl ClientError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::NotEnrolled => "not_enrolled",
+            ClientError::AlreadyEnrolled(_) => "already_enrolled",
+            ClientError::InvalidInvite(_) => "invalid_invite",
+            ClientError::UnknownUser(_) => "unknown_user",
+            ClientError::UnknownGroup(_) => "unknown_group",
+            ClientError::NotAMember => "not_a_member",
+            ClientError::Forbidden(_) => "forbidden",
+            ClientError::InvalidArgument(_) => "invalid_argument",
+            ClientError::RelayUnreachable(_) => "relay_unreachable",
+            ClientError::Refused(_) => "relay_refused",
+            ClientError::Transport(_) => "transport",
+            ClientError::Storage(_) => "storage",
+            ClientError::Mls(_) => "mls",
+            ClientError::Failed(_) => "failed",
+            ClientError::Stopped => "stopped",
+        }
+    }
+}
+
+impl From<TransportError> for ClientError {
+    fn from(err: TransportError) -> Self {
+        match err {
+            TransportError::Unreachable { url, reason } => {
+                ClientError::RelayUnreachable(format!("{url}: {reason}"))
+            }
+            TransportError::Refused(refusal) => ClientError::Refused(refusal),
+            other => ClientError::Transport(other),
+        }
+    }
+}
+
+impl From<MlsStorageError> for ClientError {
+    fn from(err: MlsStorageError) -> Self {
+        match err {
+            MlsStorageError::Store(store) => ClientError::Storage(store),
+            other => ClientError::Storage(StoreError::Corrupt(other.to_string())),
+        }
+    }
+}

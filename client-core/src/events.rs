@@ -1,0 +1,66 @@
+//! The one stream of events an app consumes.
+
+use tokio::sync::broadcast;
+
+use crate::types::{GroupId, GroupSummary, Message, MessageId};
+
+/// Something that happened, in the order it happened on this device.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A message from another member, stored in the history.
+    MessageReceived(Message),
+    /// A message from this device, accepted by the relay.
+    MessageSent(Message),
+    /// This device created a group.
+    GroupCreated(GroupSummary),
+    /// This device was added to a group.
+    JoinedGroup(GroupSummary),
+    /// Members joined or left a group.
+    MembersChanged {
+        group: GroupId,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+    /// This device was removed from a group.
+    RemovedFromGroup { group: GroupId },
+    /// An operation was given up; `reason` says why.
+    DeliveryFailed {
+        group: GroupId,
+        message: Option<MessageId>,
+        reason: String,
+    },
+    /// Something looked wrong and was set aside (an unreadable message, a
+    /// commit whose declared routing did not match its content).
+    Warning {
+        group: Option<GroupId>,
+        detail: String,
+    },
+    /// The connection to the relay dropped; the client reconnects by itself.
+    ConnectionLost { reason: String },
+    /// The connection to the relay is back.
+    ConnectionRestored,
+    /// Everything the relay held for this device has been processed.
+    CaughtUp,
+}
+
+/// A receiver of [`Event`]s. An app that falls far behind loses the oldest
+/// events (the history keeps every message regardless).
+pub struct EventStream {
+    pub(crate) receiver: broadcast::Receiver<Event>,
+}
+
+impl EventStream {
+    /// The next event; `None` once the client has stopped.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "the app fell behind the event stream");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}

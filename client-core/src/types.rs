@@ -1,0 +1,271 @@
+//! The data an app sees: groups, members, messages, identities.
+
+use std::fmt;
+use std::str::FromStr;
+
+use convene_proto::content::GroupKind as WireKind;
+use convene_proto::relay::Role as WireRole;
+
+use crate::store::records::{GroupRecord, MessageRecord};
+
+/// A group's id (random for cohorts and network channels, derived from the
+/// pair for direct channels). Shown as hex.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId(pub Vec<u8>);
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl fmt::Debug for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GroupId({self})")
+    }
+}
+
+impl FromStr for GroupId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        unhex(s)
+            .map(GroupId)
+            .ok_or_else(|| format!("{s:?} is not a group id"))
+    }
+}
+
+/// A message's id, chosen by its sender.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MessageId(pub Vec<u8>);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({self})")
+    }
+}
+
+/// What a group is for; it decides the group's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    /// A cohort of leaders, run by staff.
+    Cohort,
+    /// A one-to-one channel.
+    Direct,
+    /// An announcement or help channel for everyone.
+    Network,
+}
+
+impl GroupKind {
+    pub(crate) fn from_wire(kind: i32) -> GroupKind {
+        match WireKind::try_from(kind) {
+            Ok(WireKind::Direct) => GroupKind::Direct,
+            Ok(WireKind::Network) => GroupKind::Network,
+            _ => GroupKind::Cohort,
+        }
+    }
+
+    /// A lowercase name: "cohort", "direct" or "network".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupKind::Cohort => "cohort",
+            GroupKind::Direct => "direct",
+            GroupKind::Network => "network",
+        }
+    }
+}
+
+/// A user's role in the programme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Staff,
+}
+
+impl Role {
+    pub(crate) fn from_wire(role: i32) -> Role {
+        match WireRole::try_from(role) {
+            Ok(WireRole::Staff) => Role::Staff,
+            _ => Role::Leader,
+        }
+    }
+
+    pub(crate) fn to_wire(self) -> WireRole {
+        match self {
+            Role::Leader => WireRole::Leader,
+            Role::Staff => WireRole::Staff,
+        }
+    }
+
+    /// "leader" or "staff".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Staff => "staff",
+        }
+    }
+}
+
+/// One device of one member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: String,
+    /// The device's public key.
+    pub device: Vec<u8>,
+}
+
+/// A group as this device sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSummary {
+    pub id: GroupId,
+    pub kind: GroupKind,
+    /// The group's name; for a direct channel, the other user's id.
+    pub name: String,
+    /// The MLS epoch.
+    pub epoch: u64,
+    /// The MLS epoch authenticator: equal on every member in the same state.
+    pub epoch_authenticator: Vec<u8>,
+    /// Every member device.
+    pub members: Vec<Member>,
+    /// False once this device was removed.
+    pub active: bool,
+}
+
+impl GroupSummary {
+    pub(crate) fn from_record(record: &GroupRecord, own_user: &str) -> GroupSummary {
+        let kind = GroupKind::from_wire(record.kind);
+        let name = if kind == GroupKind::Direct {
+            record
+                .direct_pair
+                .iter()
+                .find(|u| u.as_str() != own_user)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            record.name.clone()
+        };
+        GroupSummary {
+            id: GroupId(record.group_id.clone()),
+            kind,
+            name,
+            epoch: record.epoch,
+            epoch_authenticator: record.epoch_authenticator.clone(),
+            members: record
+                .members
+                .iter()
+                .map(|m| Member {
+                    user_id: m.user_id.clone(),
+                    device: m.device.clone(),
+                })
+                .collect(),
+            active: record.active,
+        }
+    }
+
+    /// The distinct user ids of the members, sorted.
+    pub fn users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self.members.iter().map(|m| m.user_id.clone()).collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+}
+
+/// A message of a group's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub group: GroupId,
+    /// Its place in the conversation (the relay's log order).
+    pub position: u64,
+    pub id: MessageId,
+    pub sender: String,
+    pub sender_device: Vec<u8>,
+    /// The sender's clock, ms since the Unix epoch.
+    pub sent_at_ms: u64,
+    /// When this device stored it, ms since the Unix epoch.
+    pub received_at_ms: u64,
+    pub text: String,
+    /// Sent from this device.
+    pub own: bool,
+}
+
+impl Message {
+    pub(crate) fn from_record(record: MessageRecord) -> Message {
+        Message {
+            group: GroupId(record.group_id),
+            position: record.position,
+            id: MessageId(record.message_id),
+            sender: record.sender_user,
+            sender_device: record.sender_device,
+            sent_at_ms: record.sent_at_ms,
+            received_at_ms: record.received_at_ms,
+            text: record.text,
+            own: record.own,
+        }
+    }
+}
+
+/// Who this device belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: Role,
+    /// This device's public key.
+    pub device: Vec<u8>,
+    pub relay_url: String,
+}
+
+/// A user in the relay's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: Role,
+    /// Public keys of the user's devices.
+    pub devices: Vec<Vec<u8>>,
+}
+
+/// An invite created by staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// The one-time code to hand over out of band. Treat it as a password.
+    pub code: String,
+    /// When it expires, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || s.is_empty() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids_round_trip_through_hex() {
+        let id = GroupId(vec![0, 1, 0xab, 0xff]);
+        assert_eq!(id.to_string(), "0001abff");
+        assert_eq!("0001abff".parse::<GroupId>().unwrap(), id);
+        assert!("xyz".parse::<GroupId>().is_err());
+        assert!("abc".parse::<GroupId>().is_err());
+    }
+}

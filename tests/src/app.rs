@@ -1,0 +1,196 @@
+//! Real `client-core` clients for end-to-end tests, each with its own state
+//! directory, talking to a real relay process.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use convene_client::{
+    Client, ClientBuilder, ConnectionState, Event, EventStream, GroupId, GroupSummary, Message,
+    Role,
+};
+
+use crate::{RelayProcess, PATIENCE};
+
+/// A client as an app runs it, with the events it has seen.
+pub struct App {
+    pub client: Client,
+    pub user: String,
+    pub state_dir: PathBuf,
+    relay_url: String,
+    events: EventStream,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl App {
+    /// Enrols a new device for `user` with `invite` and opens it.
+    pub async fn enrol(relay_url: &str, invite: &str, user: &str) -> Result<App> {
+        let dir = tempfile::tempdir()?;
+        let state_dir = dir.path().join("state");
+        ClientBuilder::new(&state_dir)
+            .relay_url(relay_url)
+            .enrol(invite, user, &display_name(user))
+            .await?;
+        let mut app = App::open(relay_url, state_dir, user).await?;
+        app._dir = Some(dir);
+        Ok(app)
+    }
+
+    /// Opens an enrolled state directory and waits until it is caught up.
+    pub async fn open(relay_url: &str, state_dir: PathBuf, user: &str) -> Result<App> {
+        let client = ClientBuilder::new(&state_dir)
+            .relay_url(relay_url)
+            .open()
+            .await?;
+        let events = client.events();
+        client.wait_caught_up(PATIENCE).await?;
+        Ok(App {
+            client,
+            user: user.to_string(),
+            state_dir,
+            relay_url: relay_url.to_string(),
+            events,
+            _dir: None,
+        })
+    }
+
+    /// Stops the client and opens its state again, as a restarted process
+    /// would.
+    pub async fn restart(mut self) -> Result<App> {
+        self.client.shutdown().await;
+        let dir = self._dir.take();
+        let mut app = App::open(&self.relay_url, self.state_dir.clone(), &self.user).await?;
+        app._dir = dir;
+        Ok(app)
+    }
+
+    /// Stops the client, keeping its state directory for [`App::resume`].
+    pub async fn stop(mut self) -> StoppedApp {
+        self.client.shutdown().await;
+        StoppedApp {
+            user: self.user.clone(),
+            state_dir: self.state_dir.clone(),
+            relay_url: self.relay_url.clone(),
+            dir: self._dir.take(),
+        }
+    }
+
+    /// Waits until the group's history holds at least `n` messages, and
+    /// returns them all.
+    pub async fn wait_history(&self, group: &GroupId, n: usize) -> Result<Vec<Message>> {
+        let client = self.client.clone();
+        let group = group.clone();
+        wait_until(&format!("{} to hold {n} messages", self.user), move || {
+            let client = client.clone();
+            let group = group.clone();
+            async move {
+                let history = client.history(&group, usize::MAX).ok()?;
+                (history.len() >= n).then_some(history)
+            }
+        })
+        .await
+    }
+
+    /// Waits until this device is in `group` and `check` holds for it.
+    pub async fn wait_group(
+        &self,
+        group: &GroupId,
+        check: impl Fn(&GroupSummary) -> bool,
+    ) -> Result<GroupSummary> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(summary) = self.client.group(group)? {
+                if check(&summary) {
+                    return Ok(summary);
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "{}: the group {group} never reached the expected state: {:?}",
+                    self.user,
+                    self.client.group(group)?
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The next event matching `pick`, waiting at most [`PATIENCE`].
+    pub async fn wait_event<T>(&mut self, pick: impl Fn(&Event) -> Option<T>) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .map_err(|_| anyhow!("{}: the expected event never came", self.user))?
+                .ok_or_else(|| anyhow!("the client stopped"))?;
+            if let Some(found) = pick(&event) {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Whether the client is connected and caught up.
+    pub fn caught_up(&self) -> bool {
+        self.client.status().state == ConnectionState::CaughtUp
+    }
+}
+
+/// A client that was stopped; its state directory is kept.
+pub struct StoppedApp {
+    pub user: String,
+    pub state_dir: PathBuf,
+    relay_url: String,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl StoppedApp {
+    /// Opens the client again and waits until it has caught up.
+    pub async fn resume(self) -> Result<App> {
+        let mut app = App::open(&self.relay_url, self.state_dir.clone(), &self.user).await?;
+        app._dir = self.dir;
+        Ok(app)
+    }
+}
+
+/// A display name for a test user.
+pub fn display_name(user: &str) -> String {
+    format!("Test {user}")
+}
+
+/// The first staff member, enrolled with the relay's bootstrap invite.
+pub async fn staff_app(relay: &RelayProcess) -> Result<App> {
+    let invite = relay
+        .bootstrap_invite
+        .as_deref()
+        .ok_or_else(|| anyhow!("the relay printed no bootstrap invite"))?;
+    App::enrol(&relay.url, invite, "staff").await
+}
+
+/// Leaders invited by `staff` and enrolled, one client each.
+pub async fn leader_apps(relay: &RelayProcess, staff: &App, names: &[String]) -> Result<Vec<App>> {
+    let mut apps = Vec::new();
+    for name in names {
+        let invite = staff.client.invite(Role::Leader, "", "").await?;
+        apps.push(App::enrol(&relay.url, &invite.code, name).await?);
+    }
+    Ok(apps)
+}
+
+/// Polls `probe` until it yields a value, for at most [`PATIENCE`].
+pub async fn wait_until<T, F, Fut>(what: &str, probe: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
