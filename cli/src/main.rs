@@ -1,26 +1,40 @@
 //! `convene`: the Convene command line, a thin face over
-//! `convene-client-core`.
+//! `convene-client-core`. Parsing and printing live here; everything else
+//! is the library's.
 
-use std::time::Instant;
+mod commands;
+mod output;
+mod paths;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use convene_client::{ConnectOptions, RelayConnection};
-use convene_proto::relay::{request, Ping};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Convene: end-to-end encrypted conversations for the leadership network.
+///
+/// Each device keeps its state (keys, groups, history) in a state directory;
+/// messages are encrypted on the device and only ciphertext reaches the
+/// relay.
 #[derive(Debug, Parser)]
 #[command(name = "convene", version, propagate_version = true)]
-struct Cli {
+pub struct Cli {
     /// The relay's address, e.g. wss://relay.example.org or ws://127.0.0.1:7420.
-    #[arg(
-        long,
-        global = true,
-        env = "CONVENE_RELAY",
-        value_name = "URL",
-        default_value = "ws://127.0.0.1:7420"
-    )]
-    relay: String,
+    /// Needed to enrol; an enrolled device remembers its relay.
+    #[arg(long, global = true, env = "CONVENE_RELAY", value_name = "URL")]
+    relay: Option<String>,
+
+    /// Where this device's state lives [default: $XDG_DATA_HOME/convene].
+    #[arg(long, global = true, env = "CONVENE_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Seconds to wait for the relay before giving up.
+    #[arg(long, global = true, default_value_t = 20, value_name = "SECS")]
+    timeout: u64,
 
     #[command(subcommand)]
     command: Command,
@@ -30,29 +44,133 @@ struct Cli {
 enum Command {
     /// Check that the relay is reachable and measure the round trip.
     Ping,
+    /// Enrol this device with an invite from staff.
+    Enrol {
+        /// The invite code (cvn1_...).
+        invite: String,
+        /// Your user id (a-z, 0-9, '.', '_', '-'), unless the invite names one.
+        #[arg(long, value_name = "ID")]
+        user_id: Option<String>,
+        /// Your name as others see it, unless the invite names one.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Trust exactly this certificate (PEM) for a wss:// relay.
+        #[arg(long, value_name = "PEM")]
+        pin_cert: Option<PathBuf>,
+    },
+    /// Show who this device belongs to.
+    Whoami,
+    /// List your groups and direct channels.
+    Groups,
+    /// Create and manage groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Send a message to another user, in your direct channel with them.
+    Dm {
+        /// The other user's id.
+        user: String,
+        /// The message.
+        text: String,
+    },
+    /// Send a message to a group.
+    Send {
+        /// The group: its name, id (or id prefix), or a direct channel's user.
+        group: String,
+        /// The message.
+        text: String,
+    },
+    /// Show a group's latest messages.
+    Read {
+        /// The group: its name, id (or id prefix), or a direct channel's user.
+        group: String,
+        /// How many messages.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print messages and changes as they arrive, until interrupted.
+    Listen {
+        /// Stop after this many messages.
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+    },
+    /// Create an invite for a new user (staff only).
+    Invite(InviteArgs),
+    /// List the users of the network.
+    Users,
 }
 
-fn main() -> Result<()> {
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Create a cohort group.
+    Create {
+        /// The group's name.
+        name: String,
+        /// A member to add (repeat for each).
+        #[arg(long = "member", short = 'm', value_name = "USER")]
+        members: Vec<String>,
+    },
+    /// Add users to a group.
+    Add {
+        group: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users from a group.
+    Remove {
+        group: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Show a group and its members.
+    Show { group: String },
+}
+
+#[derive(Debug, Args)]
+struct InviteArgs {
+    /// The new user's id; they choose one if omitted.
+    user_id: Option<String>,
+    /// The new user's display name; they choose one if omitted.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The new user's role.
+    #[arg(long, value_enum, default_value_t = RoleArg::Leader)]
+    role: RoleArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Leader,
+    Staff,
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Logs go to stderr, off unless asked for: output is for people and
+    // scripts.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CONVENE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        match cli.command {
-            Command::Ping => ping(&cli.relay).await,
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
         }
-    })
-}
-
-async fn ping(url: &str) -> Result<()> {
-    let started = Instant::now();
-    let conn = RelayConnection::connect(url, &ConnectOptions::default()).await?;
-    conn.request(request::Kind::Ping(Ping {})).await?;
-    println!(
-        "relay at {url} answered in {} ms",
-        started.elapsed().as_millis()
-    );
-    conn.close().await;
-    Ok(())
+    };
+    let json = cli.json;
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            output::error(json, &err);
+            ExitCode::FAILURE
+        }
+    }
 }

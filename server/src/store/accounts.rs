@@ -122,10 +122,11 @@ impl Store {
         } else {
             &invite.user_id
         };
-        let display_name = if invite.display_name.is_empty() {
-            enrolment.display_name
-        } else {
-            &invite.display_name
+        // Nobody named: the handle stands in for the name.
+        let display_name = match (invite.display_name.as_str(), enrolment.display_name) {
+            ("", "") => user_id,
+            ("", chosen) => chosen,
+            (invited, _) => invited,
         };
         check_user_id(user_id)?;
         check_display_name(display_name)?;

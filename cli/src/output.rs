@@ -1,0 +1,165 @@
+//! Printing: text for people, one JSON document per result for scripts
+//! (`--json`). Errors go to standard error as text, or as
+//! `{"error": {"code", "message"}}` on standard output with `--json`.
+
+use convene_client::{hex, ClientError, Event, GroupSummary, Identity, Message, UserInfo};
+use serde_json::{json, Value};
+
+/// Prints a failure.
+pub fn error(json: bool, err: &anyhow::Error) {
+    let code = err
+        .downcast_ref::<ClientError>()
+        .map(ClientError::code)
+        .unwrap_or("error");
+    if json {
+        println!(
+            "{}",
+            json!({ "error": { "code": code, "message": format!("{err:#}") } })
+        );
+    } else {
+        eprintln!("error: {err:#}");
+    }
+}
+
+/// Prints `value` as JSON, or `text` for people.
+pub fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
+}
+
+pub fn identity(identity: &Identity) -> Value {
+    json!({
+        "user_id": identity.user_id,
+        "display_name": identity.display_name,
+        "role": identity.role.as_str(),
+        "device": hex(&identity.device),
+        "relay": identity.relay_url,
+    })
+}
+
+pub fn identity_text(identity: &Identity) -> String {
+    format!(
+        "{} ({}), {}, on {}\ndevice {}",
+        identity.user_id,
+        identity.display_name,
+        identity.role.as_str(),
+        identity.relay_url,
+        hex(&identity.device)
+    )
+}
+
+pub fn group(group: &GroupSummary) -> Value {
+    json!({
+        "id": group.id.to_string(),
+        "kind": group.kind.as_str(),
+        "name": group.name,
+        "epoch": group.epoch,
+        "members": group.users(),
+        "active": group.active,
+    })
+}
+
+pub fn group_line(group: &GroupSummary) -> String {
+    let label = match group.kind {
+        convene_client::GroupKind::Direct => format!("direct with {}", group.name),
+        kind => format!("{} {:?}", kind.as_str(), group.name),
+    };
+    let state = if group.active {
+        ""
+    } else {
+        " (you were removed)"
+    };
+    format!(
+        "{}  {label}, {} members{state}",
+        group.id,
+        group.users().len()
+    )
+}
+
+pub fn message(message: &Message) -> Value {
+    json!({
+        "group": message.group.to_string(),
+        "position": message.position,
+        "id": message.id.to_string(),
+        "sender": message.sender,
+        "sent_at_ms": message.sent_at_ms,
+        "text": message.text,
+        "own": message.own,
+    })
+}
+
+pub fn message_line(message: &Message) -> String {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(message.sent_at_ms);
+    format!(
+        "[{}] {}: {}",
+        humantime::format_rfc3339_seconds(when),
+        message.sender,
+        message.text
+    )
+}
+
+pub fn user(user: &UserInfo) -> Value {
+    json!({
+        "user_id": user.user_id,
+        "display_name": user.display_name,
+        "role": user.role.as_str(),
+    })
+}
+
+/// An event for `listen`: JSON, and a line for people (`None` for events
+/// people need not see).
+pub fn event(event: &Event) -> (Value, Option<String>) {
+    match event {
+        Event::MessageReceived(m) => (
+            json!({ "event": "message", "message": message(m) }),
+            Some(message_line(m)),
+        ),
+        Event::MessageSent(m) => (json!({ "event": "sent", "message": message(m) }), None),
+        Event::GroupCreated(g) => (
+            json!({ "event": "group_created", "group": group(g) }),
+            Some(format!("created {}", group_line(g))),
+        ),
+        Event::JoinedGroup(g) => (
+            json!({ "event": "joined", "group": group(g) }),
+            Some(format!("you were added to {}", group_line(g))),
+        ),
+        Event::MembersChanged {
+            group,
+            added,
+            removed,
+        } => (
+            json!({ "event": "members_changed", "group": group.to_string(), "added": added, "removed": removed }),
+            Some(format!("{group}: added {added:?}, removed {removed:?}")),
+        ),
+        Event::RemovedFromGroup { group } => (
+            json!({ "event": "removed", "group": group.to_string() }),
+            Some(format!("you were removed from {group}")),
+        ),
+        Event::DeliveryFailed {
+            group,
+            message,
+            reason,
+        } => (
+            json!({ "event": "delivery_failed", "group": group.to_string(),
+                    "message": message.as_ref().map(ToString::to_string), "reason": reason }),
+            Some(format!("{group}: not delivered: {reason}")),
+        ),
+        Event::Warning { group, detail } => (
+            json!({ "event": "warning", "group": group.as_ref().map(ToString::to_string), "detail": detail }),
+            Some(format!("warning: {detail}")),
+        ),
+        Event::ConnectionLost { reason } => (
+            json!({ "event": "connection_lost", "reason": reason }),
+            Some(format!("connection lost ({reason}); reconnecting")),
+        ),
+        Event::ConnectionRestored => (
+            json!({ "event": "connection_restored" }),
+            Some("connection restored".into()),
+        ),
+        Event::CaughtUp => (json!({ "event": "caught_up" }), None),
+        _ => (json!({ "event": "other" }), None),
+    }
+}
