@@ -63,4 +63,17 @@ impl EventStream {
             }
         }
     }
+
+    /// The next event if one is already there, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "the app fell behind the event stream");
+                }
+                Err(_) => return None,
+            }
+        }
+    }
 }

@@ -3,12 +3,13 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use convene_client::{
-    Client, ClientBuilder, ConnectionState, Event, EventStream, GroupId, GroupSummary, Message,
-    Role,
+    Client, ClientBuilder, ConnectionState, Connector, Event, EventStream, GroupId, GroupSummary,
+    Message, Role,
 };
 
 use crate::{RelayProcess, PATIENCE};
@@ -39,10 +40,21 @@ impl App {
 
     /// Opens an enrolled state directory and waits until it is caught up.
     pub async fn open(relay_url: &str, state_dir: PathBuf, user: &str) -> Result<App> {
-        let client = ClientBuilder::new(&state_dir)
-            .relay_url(relay_url)
-            .open()
-            .await?;
+        App::open_with(relay_url, state_dir, user, None).await
+    }
+
+    /// [`App::open`] over a transport of the test's choosing.
+    pub async fn open_with(
+        relay_url: &str,
+        state_dir: PathBuf,
+        user: &str,
+        connector: Option<Arc<dyn Connector>>,
+    ) -> Result<App> {
+        let mut builder = ClientBuilder::new(&state_dir).relay_url(relay_url);
+        if let Some(connector) = connector {
+            builder = builder.connector(connector);
+        }
+        let client = builder.open().await?;
         let events = client.events();
         client.wait_caught_up(PATIENCE).await?;
         Ok(App {
@@ -57,15 +69,26 @@ impl App {
 
     /// Stops the client and opens its state again, as a restarted process
     /// would.
-    pub async fn restart(mut self) -> Result<App> {
-        self.client.shutdown().await;
-        let dir = self._dir.take();
-        let mut app = App::open(&self.relay_url, self.state_dir.clone(), &self.user).await?;
-        app._dir = dir;
+    pub async fn restart(self) -> Result<App> {
+        self.stop().await.resume().await
+    }
+
+    /// Stops the client and opens it again over `connector`.
+    pub async fn reopen_with(self, connector: Arc<dyn Connector>) -> Result<App> {
+        let stopped = self.stop().await;
+        let mut app = App::open_with(
+            &stopped.relay_url,
+            stopped.state_dir.clone(),
+            &stopped.user,
+            Some(connector),
+        )
+        .await?;
+        app._dir = stopped.dir;
         Ok(app)
     }
 
     /// Stops the client, keeping its state directory for [`App::resume`].
+    /// The state is released once every clone of the client is dropped.
     pub async fn stop(mut self) -> StoppedApp {
         self.client.shutdown().await;
         StoppedApp {
@@ -128,6 +151,11 @@ impl App {
                 return Ok(found);
             }
         }
+    }
+
+    /// Every event that has arrived and was not consumed yet.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.events.try_recv()).collect()
     }
 
     /// Whether the client is connected and caught up.

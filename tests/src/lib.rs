@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod binaries;
+pub mod connectors;
 pub mod device;
 pub mod relay_process;
 

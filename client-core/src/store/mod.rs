@@ -45,7 +45,7 @@ pub(crate) mod tag {
 /// Why the local store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the local state in {path}: {source}")]
+    #[error("cannot open the local state in {path} (another process may be using it): {source}")]
     Open { path: String, source: sled::Error },
     #[error("local storage failed: {0}")]
     Sled(#[from] sled::Error),

@@ -1,0 +1,105 @@
+//! Transports that sit between a real client and the real relay and
+//! misbehave on purpose: they hold pushes back, or deliver them twice.
+//! They plug in through client-core's `Connector` trait.
+
+use std::sync::Arc;
+
+use convene_client::transport::{BoxFuture, Connection, Connector, PushReceiver};
+use convene_client::{ConnectOptions, TransportError, WebSocketConnector};
+use convene_proto::relay::push;
+use tokio::sync::{mpsc, watch};
+
+/// What the wrapper does with each push.
+#[derive(Clone)]
+enum Behaviour {
+    /// Holds pushes back while the gate is closed.
+    Gate(watch::Receiver<bool>),
+    /// Delivers every stream entry twice.
+    Duplicate,
+}
+
+/// A websocket transport with a twist.
+pub struct TwistedConnector {
+    inner: WebSocketConnector,
+    behaviour: Behaviour,
+}
+
+/// Opens and closes a gated connector's push gate.
+pub struct PushGate(watch::Sender<bool>);
+
+impl PushGate {
+    /// Lets pushes through (those held back first, in order).
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Holds pushes back from now on.
+    pub fn close(&self) {
+        self.0.send_replace(false);
+    }
+}
+
+impl TwistedConnector {
+    /// A transport whose pushes wait while the returned gate is closed
+    /// (it starts open).
+    pub fn gated(url: &str) -> (Arc<dyn Connector>, PushGate) {
+        let (sender, receiver) = watch::channel(true);
+        let connector = TwistedConnector {
+            inner: WebSocketConnector::new(url, ConnectOptions::default()),
+            behaviour: Behaviour::Gate(receiver),
+        };
+        (Arc::new(connector), PushGate(sender))
+    }
+
+    /// A transport that delivers every message, receipt and Welcome twice,
+    /// as at-least-once delivery may.
+    pub fn duplicating(url: &str) -> Arc<dyn Connector> {
+        Arc::new(TwistedConnector {
+            inner: WebSocketConnector::new(url, ConnectOptions::default()),
+            behaviour: Behaviour::Duplicate,
+        })
+    }
+}
+
+impl Connector for TwistedConnector {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+
+    fn connect(
+        &self,
+    ) -> BoxFuture<'_, Result<(Arc<dyn Connection>, PushReceiver), TransportError>> {
+        Box::pin(async move {
+            let (connection, mut pushes) = self.inner.connect().await?;
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let behaviour = self.behaviour.clone();
+            tokio::spawn(async move {
+                while let Some(push) = pushes.recv().await {
+                    match &behaviour {
+                        Behaviour::Gate(gate) => {
+                            let mut gate = gate.clone();
+                            if gate.wait_for(|open| *open).await.is_err() {
+                                return;
+                            }
+                        }
+                        Behaviour::Duplicate => {
+                            let entry = matches!(
+                                push,
+                                push::Kind::GroupMessage(_)
+                                    | push::Kind::Receipt(_)
+                                    | push::Kind::InboxMessage(_)
+                            );
+                            if entry && sender.send(push.clone()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    if sender.send(push).is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok((connection, receiver))
+        })
+    }
+}
