@@ -1,0 +1,245 @@
+//! The README's walkthrough, run as processes: the relay's bootstrap
+//! invite, staff inviting three leaders, a cohort conversation and a direct
+//! message, every step through the `convene` binary with `--json`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use convene_tests::binaries::binary;
+use convene_tests::RelayProcess;
+use serde_json::Value;
+
+struct Cli<'a> {
+    relay: &'a str,
+    root: &'a Path,
+}
+
+impl Cli<'_> {
+    fn state(&self, user: &str) -> PathBuf {
+        self.root.join(user)
+    }
+
+    fn command(&self, user: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("convene"));
+        command
+            .arg("--relay")
+            .arg(self.relay)
+            .arg("--state-dir")
+            .arg(self.state(user))
+            .arg("--json")
+            .args(args)
+            .env_remove("CONVENE_RELAY")
+            .env_remove("CONVENE_STATE_DIR");
+        command
+    }
+
+    /// Runs `convene` as `user`; returns its JSON output, or fails with its
+    /// error output.
+    fn run(&self, user: &str, args: &[&str]) -> Result<Value> {
+        let out = self.command(user, args).output()?;
+        let stdout = String::from_utf8(out.stdout)?;
+        if !out.status.success() {
+            bail!(
+                "convene {args:?} as {user} failed: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_str(&stdout).with_context(|| format!("not JSON: {stdout:?}"))
+    }
+
+    /// Runs `convene` expecting failure; returns the error's code.
+    fn fails(&self, user: &str, args: &[&str]) -> Result<String> {
+        let out = self.command(user, args).output()?;
+        if out.status.success() {
+            bail!("convene {args:?} as {user} should have failed");
+        }
+        let error: Value = serde_json::from_slice(&out.stdout)?;
+        Ok(error["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+}
+
+#[test]
+fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let root = tempfile::tempdir()?;
+    let cli = Cli {
+        relay: &relay.url,
+        root: root.path(),
+    };
+    let bootstrap = relay
+        .bootstrap_invite
+        .clone()
+        .context("no bootstrap invite")?;
+
+    // Staff enrol with the relay's bootstrap invite and invite three leaders.
+    let sam = cli.run(
+        "sam",
+        &[
+            "enrol",
+            &bootstrap,
+            "--user-id",
+            "sam",
+            "--name",
+            "Sam Patel",
+        ],
+    )?;
+    assert_eq!(sam["user_id"], "sam");
+    assert_eq!(sam["role"], "staff");
+    for (user, name) in [
+        ("ana", "Ana Okafor"),
+        ("ben", "Ben Shah"),
+        ("cara", "Cara Lewis"),
+    ] {
+        let invite = cli.run("sam", &["invite", user, "--name", name])?;
+        assert_eq!(invite["role"], "leader");
+        let code = invite["code"].as_str().context("no code")?;
+        let me = cli.run(user, &["enrol", code])?;
+        assert_eq!(me["user_id"], user);
+        assert_eq!(me["display_name"], name);
+        assert_eq!(me["role"], "leader");
+    }
+    let whoami = cli.run("ana", &["whoami"])?;
+    assert_eq!(whoami["display_name"], "Ana Okafor");
+    let users = cli.run("ana", &["users"])?;
+    assert_eq!(users.as_array().map(Vec::len), Some(4));
+
+    // Staff create the cohort.
+    let group = cli.run(
+        "sam",
+        &[
+            "group",
+            "create",
+            "Cohort 2026",
+            "-m",
+            "ana",
+            "-m",
+            "ben",
+            "-m",
+            "cara",
+        ],
+    )?;
+    assert_eq!(group["kind"], "cohort");
+    assert_eq!(
+        group["members"],
+        serde_json::json!(["ana", "ben", "cara", "sam"])
+    );
+
+    // Cara listens while Ana and Ben talk.
+    let listener = cli
+        .command("cara", &["listen", "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let sent = cli.run(
+        "ana",
+        &[
+            "send",
+            "Cohort 2026",
+            "Morning all: who is free on Thursday?",
+        ],
+    )?;
+    assert_eq!(sent["sender"], "ana");
+    assert_eq!(sent["own"], true);
+    cli.run("ben", &["send", "Cohort 2026", "Thursday works for me."])?;
+
+    let out = listener.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let heard: Vec<Value> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let messages: Vec<(&str, &str)> = heard
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| {
+            (
+                e["message"]["sender"].as_str().unwrap_or(""),
+                e["message"]["text"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            ("ana", "Morning all: who is free on Thursday?"),
+            ("ben", "Thursday works for me.")
+        ]
+    );
+
+    let history = cli.run("ben", &["read", "Cohort 2026"])?;
+    let texts: Vec<&str> = history
+        .as_array()
+        .context("a list")?
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Morning all: who is free on Thursday?",
+            "Thursday works for me."
+        ]
+    );
+
+    // A direct message, read on the other side by the sender's user id.
+    cli.run("ana", &["dm", "ben", "Can we talk about the inspection?"])?;
+    let direct = cli.run("ben", &["read", "ana"])?;
+    assert_eq!(direct[0]["text"], "Can we talk about the inspection?");
+    assert_eq!(direct[0]["sender"], "ana");
+    let groups = cli.run("ben", &["groups"])?;
+    let kinds: Vec<&str> = groups
+        .as_array()
+        .context("a list")?
+        .iter()
+        .filter_map(|g| g["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.len(), 2);
+    assert!(kinds.contains(&"cohort") && kinds.contains(&"direct"));
+
+    // Clear errors.
+    assert_eq!(
+        cli.fails("ana", &["send", "No such group", "hello"])?,
+        "unknown_group"
+    );
+    assert_eq!(
+        cli.fails("ana", &["dm", "nobody", "hello"])?,
+        "unknown_user"
+    );
+    assert_eq!(cli.fails("ana", &["invite", "dora"])?, "forbidden");
+    assert_eq!(
+        cli.fails("dora", &["enrol", "cvn1_not-a-real-invite"])?,
+        "invalid_invite"
+    );
+    assert_eq!(
+        cli.fails("dora", &["enrol", &bootstrap, "--user-id", "dora"])?,
+        "invalid_invite"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_unreachable_relay_is_reported_for_an_enrolled_device() -> Result<()> {
+    let mut relay = RelayProcess::start_default()?;
+    let root = tempfile::tempdir()?;
+    let cli = Cli {
+        relay: &relay.url.clone(),
+        root: root.path(),
+    };
+    let bootstrap = relay
+        .bootstrap_invite
+        .clone()
+        .context("no bootstrap invite")?;
+    cli.run("sam", &["enrol", &bootstrap, "--user-id", "sam"])?;
+    relay.kill()?;
+    let code = cli.fails("sam", &["send", "anything", "hello"])?;
+    assert_eq!(code, "relay_unreachable");
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! One-to-one channels: exactly one per pair of users, however they open it.
+
+use anyhow::Result;
+use convene_client::GroupKind;
+use convene_tests::app::{leader_apps, staff_app, App};
+use convene_tests::RelayProcess;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_opening_a_direct_channel_at_once_share_one() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let names = vec!["chief.constable".to_string(), "fire.chief".to_string()];
+    let leaders = leader_apps(&relay, &staff, &names).await?;
+    let [ana, ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
+
+    // Both send their first message to the other at the same moment.
+    let (a, b) = tokio::join!(
+        ana.client.send_direct(&ben.user, "hello from ana"),
+        ben.client.send_direct(&ana.user, "hello from ben"),
+    );
+    let (a, b) = (a?, b?);
+    assert_eq!(a.group, b.group, "both messages went to one channel");
+
+    for (app, other) in [(&ana, &ben), (&ben, &ana)] {
+        let history = app.wait_history(&a.group, 2).await?;
+        let mut texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
+        texts.sort();
+        assert_eq!(texts, ["hello from ana", "hello from ben"], "{}", app.user);
+        let channel = app.client.direct_channel(&other.user)?;
+        assert_eq!(channel.as_ref(), Some(&a.group));
+        let directs: Vec<_> = app
+            .client
+            .groups()?
+            .into_iter()
+            .filter(|g| g.kind == GroupKind::Direct)
+            .collect();
+        assert_eq!(directs.len(), 1, "{}: {directs:?}", app.user);
+        assert_eq!(directs[0].name, other.user);
+        assert_eq!(directs[0].users().len(), 2);
+    }
+    let (x, y) = (
+        ana.client.group(&a.group)?.expect("ana's view"),
+        ben.client.group(&a.group)?.expect("ben's view"),
+    );
+    assert_eq!(x.epoch_authenticator, y.epoch_authenticator);
+
+    // Opening it again finds the same channel.
+    assert_eq!(ana.client.open_direct(&ben.user).await?, a.group);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_to_an_unknown_user_is_refused_clearly() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let err = staff
+        .client
+        .send_direct("nobody", "hello")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_user", "{err}");
+    assert!(staff.client.groups()?.is_empty());
+    Ok(())
+}
