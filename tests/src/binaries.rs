@@ -37,6 +37,36 @@ fn profile_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "unexpected test executable location".to_string())
 }
 
+/// The path of client-core's example `name`, built if missing.
+pub fn example(name: &str) -> PathBuf {
+    let dir = binary_dir().join("examples");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "convene-client-core",
+                "--example",
+                name,
+            ])
+            .status();
+        if !matches!(&status, Ok(s) if s.success()) {
+            panic!("building the example {name} failed: {status:?}");
+        }
+    }
+    path
+}
+
+fn binary_dir() -> PathBuf {
+    match profile_dir() {
+        Ok(dir) => dir,
+        Err(err) => panic!("{err}"),
+    }
+}
+
 fn build(profile_dir: &std::path::Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);

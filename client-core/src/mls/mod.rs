@@ -17,7 +17,7 @@ use openmls_rust_crypto::RustCrypto;
 use openmls_traits::signatures::{Signer, SignerError};
 use prost::Message;
 
-pub(crate) use ops::{CommitBundle, Incoming, MlsOps};
+pub use ops::{CommitBundle, Incoming, MlsOps};
 
 use crate::device_key::DeviceKey;
 use crate::store::LocalStore;
