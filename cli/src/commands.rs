@@ -89,8 +89,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Read { group, limit } => {
             let client = ctx.open_synced().await?;
-            let result =
-                find_group(&client, &group).and_then(|g| Ok(client.history(&g.id, limit)?));
+            let result = find_group(&client, &group).and_then(|g| client.history(&g.id, limit));
             client.shutdown().await;
             let messages = result?;
             print(json, messages.iter().map(output::message).collect(), || {

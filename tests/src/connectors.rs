@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use convene_client::transport::{BoxFuture, Connection, Connector, PushReceiver};
+use convene_client::transport::{BoxFuture, Connected, Connector};
 use convene_client::{ConnectOptions, TransportError, WebSocketConnector};
 use convene_proto::relay::push;
 use tokio::sync::{mpsc, watch};
@@ -66,9 +66,7 @@ impl Connector for TwistedConnector {
         self.inner.url()
     }
 
-    fn connect(
-        &self,
-    ) -> BoxFuture<'_, Result<(Arc<dyn Connection>, PushReceiver), TransportError>> {
+    fn connect(&self) -> BoxFuture<'_, Result<Connected, TransportError>> {
         Box::pin(async move {
             let (connection, mut pushes) = self.inner.connect().await?;
             let (sender, receiver) = mpsc::unbounded_channel();

@@ -119,14 +119,14 @@ async fn an_offline_leader_catches_up_with_messages_and_membership() -> Result<(
     ana.client.send_text(&group.id, "one").await?;
     staff
         .client
-        .add_members(&group.id, &[cara.user.clone()])
+        .add_members(&group.id, std::slice::from_ref(&cara.user))
         .await?;
     ana.client.send_text(&group.id, "two").await?;
     cara.wait_group(&group.id, |g| g.active).await?;
     cara.client.send_text(&group.id, "three").await?;
     staff
         .client
-        .add_members(&group.id, &[late.user.clone()])
+        .add_members(&group.id, std::slice::from_ref(&late.user))
         .await?;
     staff.client.send_text(&group.id, "four").await?;
 
@@ -210,7 +210,7 @@ async fn members_committing_at_the_same_epoch_converge() -> Result<()> {
     gate.close();
     staff
         .client
-        .add_members(&group.id, &[cara.user.clone()])
+        .add_members(&group.id, std::slice::from_ref(&cara.user))
         .await?;
     let racing = tokio::spawn({
         let client = ana.client.clone();

@@ -23,6 +23,9 @@ pub struct CommitBundle {
     pub removed: Vec<MemberDevice>,
 }
 
+/// Serialised KeyPackages: one-time ones, and a last-resort one if asked.
+pub type KeyPackageBatch = (Vec<Vec<u8>>, Option<Vec<u8>>);
+
 /// What an incoming group message turned out to be.
 #[derive(Debug, Clone)]
 pub enum Incoming {
@@ -99,7 +102,7 @@ impl<'a> MlsOps<'a> {
         &self,
         count: usize,
         last_resort: bool,
-    ) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>), MlsError> {
+    ) -> Result<KeyPackageBatch, MlsError> {
         let build = |last: bool| -> Result<Vec<u8>, MlsError> {
             let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities());
             if last {

@@ -29,6 +29,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// connection ends.
 pub type PushReceiver = mpsc::UnboundedReceiver<push::Kind>;
 
+/// A new connection with its pushes, as a [`Connector`] returns it.
+pub type Connected = (Arc<dyn Connection>, PushReceiver);
+
 /// An open connection to a relay.
 pub trait Connection: Send + Sync {
     /// The relay identity from the connection's challenge.
@@ -48,8 +51,7 @@ pub trait Connector: Send + Sync {
     /// The relay's address, for messages.
     fn url(&self) -> &str;
     /// Opens a connection and returns it with its pushes.
-    fn connect(&self)
-        -> BoxFuture<'_, Result<(Arc<dyn Connection>, PushReceiver), TransportError>>;
+    fn connect(&self) -> BoxFuture<'_, Result<Connected, TransportError>>;
 }
 
 /// The real transport: websockets (over TLS for `wss://`).
@@ -73,9 +75,7 @@ impl Connector for WebSocketConnector {
         &self.url
     }
 
-    fn connect(
-        &self,
-    ) -> BoxFuture<'_, Result<(Arc<dyn Connection>, PushReceiver), TransportError>> {
+    fn connect(&self) -> BoxFuture<'_, Result<Connected, TransportError>> {
         Box::pin(async move {
             let mut connection = RelayConnection::connect(&self.url, &self.options).await?;
             let pushes = connection.take_pushes();
