@@ -143,7 +143,7 @@ impl Session {
 
     /// Opens the device without waiting for the relay.
     async fn open(&self) -> Result<Client> {
-        if !self.builder().is_enrolled()? {
+        if !self.builder().is_enrolled().await? {
             return Err(ClientError::NotEnrolled).with_context(|| {
                 format!(
                     "no device in {} (run `convene enrol <invite>` first)",

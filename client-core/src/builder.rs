@@ -37,7 +37,7 @@ const EVENT_BUFFER: usize = 4096;
 /// # async fn run() -> Result<(), convene_client::ClientError> {
 /// use convene_client::ClientBuilder;
 /// let builder = ClientBuilder::new("/var/lib/my-app/convene").relay_url("wss://relay.example.org");
-/// if !builder.is_enrolled()? {
+/// if !builder.is_enrolled().await? {
 ///     builder.clone().enrol("cvn1_...", "c.okafor", "Chidi Okafor").await?;
 /// }
 /// let client = builder.open().await?;
@@ -83,8 +83,8 @@ impl ClientBuilder {
     }
 
     /// Whether the state directory holds an enrolled device.
-    pub fn is_enrolled(&self) -> Result<bool, ClientError> {
-        let store = LocalStore::open(&self.state_dir)?;
+    pub async fn is_enrolled(&self) -> Result<bool, ClientError> {
+        let store = open_store(&self.state_dir).await?;
         Ok(store
             .get_committed_record::<IdentityRecord>(&identity_key())?
             .is_some())
@@ -101,7 +101,7 @@ impl ClientBuilder {
         // A mistyped code is caught here, without spending a round trip.
         InviteSecret::from_code(invite.trim())
             .map_err(|err| ClientError::InvalidInvite(err.to_string()))?;
-        let store = Arc::new(LocalStore::open(&self.state_dir)?);
+        let store = Arc::new(open_store(&self.state_dir).await?);
         if let Some(existing) = store.get_committed_record::<IdentityRecord>(&identity_key())? {
             return Err(ClientError::AlreadyEnrolled(existing.user_id));
         }
@@ -160,7 +160,7 @@ impl ClientBuilder {
     /// Opens an enrolled device and starts it: the returned client connects
     /// (and reconnects) in the background. Needs a tokio runtime.
     pub async fn open(self) -> Result<Client, ClientError> {
-        let store = Arc::new(LocalStore::open(&self.state_dir)?);
+        let store = Arc::new(open_store(&self.state_dir).await?);
         let mut identity: IdentityRecord = store
             .get_committed_record(&identity_key())?
             .ok_or(ClientError::NotEnrolled)?;
@@ -205,6 +205,24 @@ impl ClientBuilder {
             options.trust = TrustRoots::pinned_pem(pem)?;
         }
         Ok(Arc::new(WebSocketConnector::new(url, options)))
+    }
+}
+
+/// How long opening waits for a client of the same state that is still
+/// closing to let go of it.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the local state, waiting briefly while another instance that was
+/// just stopped releases it.
+async fn open_store(dir: &std::path::Path) -> Result<LocalStore, ClientError> {
+    let deadline = tokio::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match LocalStore::open(dir) {
+            Err(err) if err.is_locked() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            result => return result.map_err(Into::into),
+        }
     }
 }
 

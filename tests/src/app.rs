@@ -153,6 +153,35 @@ impl App {
         }
     }
 
+    /// Messages from others as the app hears them: waits for `n`
+    /// `MessageReceived` events and returns them. Other events are
+    /// consumed.
+    pub async fn received_messages(&mut self, n: usize) -> Result<Vec<Message>> {
+        let mut received = Vec::new();
+        while received.len() < n {
+            let message = self
+                .wait_event(|e| match e {
+                    Event::MessageReceived(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .await?;
+            received.push(message);
+        }
+        Ok(received)
+    }
+
+    /// `MessageReceived` events that arrived and were not consumed yet
+    /// (after [`App::received_messages`], a duplicate would be one).
+    pub fn extra_messages(&mut self) -> Vec<Message> {
+        self.drain_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::MessageReceived(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every event that has arrived and was not consumed yet.
     pub fn drain_events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.events.try_recv()).collect()

@@ -194,6 +194,11 @@ impl Engine {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown { reply }) => {
+                        // Everything committed is on disk before the app is
+                        // told the client stopped.
+                        if let Err(err) = self.store().flush() {
+                            tracing::error!(error = %err, "flushing the local store at shutdown failed");
+                        }
                         let _ = reply.send(());
                         break;
                     }

@@ -53,6 +53,15 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The state is locked by another open instance (another process, or
+    /// one in this process that is still closing).
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Open { source: sled::Error::Io(io), .. }
+            if io.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
 impl From<prost::DecodeError> for StoreError {
     fn from(err: prost::DecodeError) -> Self {
         StoreError::Corrupt(err.to_string())
