@@ -143,15 +143,15 @@ impl Session {
 
     /// Opens the device without waiting for the relay.
     async fn open(&self) -> Result<Client> {
-        if !self.builder().is_enrolled().await? {
-            return Err(ClientError::NotEnrolled).with_context(|| {
+        match self.builder().open().await {
+            Err(ClientError::NotEnrolled) => Err(ClientError::NotEnrolled).with_context(|| {
                 format!(
                     "no device in {} (run `convene enrol <invite>` first)",
                     self.state_dir.display()
                 )
-            });
+            }),
+            result => Ok(result?),
         }
-        Ok(self.builder().open().await?)
     }
 
     /// Opens the device and waits until it has caught up with the relay.

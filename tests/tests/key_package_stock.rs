@@ -1,0 +1,43 @@
+//! A client keeps its KeyPackage stock on the relay: when claims run it
+//! low, the relay tells it and it uploads more, so others keep getting
+//! one-time KeyPackages rather than the last-resort one.
+
+use anyhow::{bail, Result};
+use convene_proto::relay::{request, response, ClaimKeyPackages};
+use convene_tests::app::App;
+use convene_tests::{RelayProcess, TestDevice};
+
+/// Claims one KeyPackage of `user`; true if it was the last-resort one.
+async fn claim(staff: &TestDevice, user: &str) -> Result<bool> {
+    let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
+        user_ids: vec![user.to_string()],
+        device_keys: Vec::new(),
+    });
+    match staff.conn.request(claim).await? {
+        response::Result::ClaimedKeyPackages(claimed) if claimed.key_packages.len() == 1 => {
+            Ok(claimed.key_packages[0].last_resort)
+        }
+        other => bail!("unexpected answer {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_client_replenishes_its_key_packages_when_told() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let invite = relay.bootstrap_invite.clone().expect("bootstrap invite");
+    let staff = TestDevice::enrol(&relay.url, &invite, "staff").await?;
+    let ana_invite = staff.invite(convene_proto::relay::Role::Leader).await?;
+    let ana = App::enrol(&relay.url, &ana_invite, "ana").await?;
+
+    // More claims than the 30 uploaded at enrolment: without top-ups the
+    // last ones would be the last-resort KeyPackage.
+    for n in 0..60 {
+        if claim(&staff, "ana").await? {
+            bail!("claim {n} got the last-resort KeyPackage: the stock was not replenished");
+        }
+        // Give the client a moment to answer the relay's low-stock push.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(ana);
+    Ok(())
+}
