@@ -57,8 +57,11 @@ impl StoreError {
     /// The state is locked by another open instance (another process, or
     /// one in this process that is still closing).
     pub fn is_locked(&self) -> bool {
+        // sled reports a held lock as an `Other` I/O error whose message
+        // carries the OS error, so the kind alone cannot tell it apart.
         matches!(self, StoreError::Open { source: sled::Error::Io(io), .. }
-            if io.kind() == std::io::ErrorKind::WouldBlock)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock"))
     }
 }
 
@@ -241,6 +244,16 @@ mod tests {
         );
         store.rollback();
         assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn a_state_held_open_is_reported_as_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = LocalStore::open(dir.path()).unwrap();
+        let Err(err) = LocalStore::open(dir.path()) else {
+            panic!("a second open of a held state succeeded");
+        };
+        assert!(err.is_locked(), "not recognised as locked: {err}");
     }
 
     #[test]
