@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "convene/relay/v1/pushes.proto",
     "convene/relay/v1/envelope.proto",
     "convene/content/v1/content.proto",
+    "convene/trust/v1/trust.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let descriptors = protox::compile(&paths, [PROTO_ROOT])?;
     prost_build::Config::new()
-        .bytes(["."])
+        .bytes([".convene.relay", ".convene.content"])
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use convene_client::trust::UserDetails;
 use convene_client::{
     Client, ClientBuilder, ClientError, ConnectOptions, Event, GroupSummary, RelayConnection, Role,
 };
@@ -107,6 +108,24 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Listen { count } => listen(&ctx, count).await,
         Command::Invite(args) => invite(&ctx, args).await,
+        Command::Verify { user } => {
+            let client = ctx.open_connected().await?;
+            let result = ctx.within(client.safety_number(&user)).await;
+            client.shutdown().await;
+            let number = result?;
+            print(
+                json,
+                json!({ "user_id": number.user_id, "display_name": number.display_name, "safety_number": number.number }),
+                || {
+                    format!(
+                        "Safety number with {} ({}):\n  {}\nCompare it with theirs in person or on a call: \
+                         if the digits match, no one stands between you.",
+                        number.user_id, number.display_name, number.number
+                    )
+                },
+            );
+            Ok(())
+        }
         Command::Users => {
             let client = ctx.open_connected().await?;
             let result = ctx.within(client.list_users()).await;
@@ -230,11 +249,11 @@ async fn enrol(
     name: Option<String>,
     pin_cert: Option<PathBuf>,
 ) -> Result<()> {
-    let url = ctx
-        .relay
-        .clone()
-        .unwrap_or_else(|| DEFAULT_RELAY.to_string());
-    let mut builder = ClientBuilder::new(&ctx.state_dir).relay_url(&url);
+    // The invite names its relay; --relay overrides it.
+    let mut builder = ClientBuilder::new(&ctx.state_dir);
+    if let Some(url) = &ctx.relay {
+        builder = builder.relay_url(url);
+    }
     if let Some(path) = pin_cert {
         let pem = std::fs::read(&path)
             .with_context(|| format!("cannot read the certificate {}", path.display()))?;
@@ -305,10 +324,14 @@ async fn invite(ctx: &Session, args: InviteArgs) -> Result<()> {
         RoleArg::Leader => Role::Leader,
         RoleArg::Staff => Role::Staff,
     };
-    let user_id = args.user_id.unwrap_or_default();
-    let result = ctx
-        .within(client.invite(role, &user_id, args.name.as_deref().unwrap_or("")))
-        .await;
+    let user_id = args.user_id;
+    let details = UserDetails {
+        user_id: user_id.clone(),
+        display_name: args.name,
+        role,
+        sector: args.sector.unwrap_or_default(),
+    };
+    let result = ctx.within(client.invite(&details)).await;
     client.shutdown().await;
     let invite = result?;
     let expires = std::time::UNIX_EPOCH + Duration::from_millis(invite.expires_at_ms);

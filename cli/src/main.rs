@@ -46,7 +46,7 @@ enum Command {
     Ping,
     /// Enrol this device with an invite from staff.
     Enrol {
-        /// The invite code (cvn1_...).
+        /// The invite code (cvn2_...). It names the relay to use.
         invite: String,
         /// Your user id (a-z, 0-9, '.', '_', '-'), unless the invite names one.
         #[arg(long, value_name = "ID")]
@@ -97,6 +97,11 @@ enum Command {
     Invite(InviteArgs),
     /// List the users of the network.
     Users,
+    /// Show the safety number you and another user can compare out of band.
+    Verify {
+        /// The other user's id.
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,11 +132,14 @@ enum GroupCommand {
 
 #[derive(Debug, Args)]
 struct InviteArgs {
-    /// The new user's id; they choose one if omitted.
-    user_id: Option<String>,
-    /// The new user's display name; they choose one if omitted.
+    /// The new user's id (a-z, 0-9, '.', '_', '-').
+    user_id: String,
+    /// The new user's name as others see it; certified with the id.
     #[arg(long, value_name = "NAME")]
-    name: Option<String>,
+    name: String,
+    /// The new user's sector (police, nhs, fire, council, ...).
+    #[arg(long, value_name = "SECTOR")]
+    sector: Option<String>,
     /// The new user's role.
     #[arg(long, value_enum, default_value_t = RoleArg::Leader)]
     role: RoleArg,

@@ -19,7 +19,8 @@ use convene_client::mls::{
     capabilities, credential, MlsOps, CIPHERSUITE, GROUP_META_EXTENSION, MAX_PAST_EPOCHS,
 };
 use convene_client::store::LocalStore;
-use convene_client::DeviceKey;
+use convene_client::trust::{Authority, TrustAnchor, UserDetails};
+use convene_client::{DeviceKey, Role};
 use convene_proto::content::GroupMeta;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
@@ -32,13 +33,33 @@ type Error = Box<dyn std::error::Error>;
 struct Device {
     key: DeviceKey,
     user: String,
+    /// The device's certificate chain: both sides carry the same credential.
+    chain: Vec<u8>,
+}
+
+/// The organisation every benchmark device belongs to.
+fn authority() -> Authority {
+    Authority::from_secret_bytes(&[42; 32])
 }
 
 impl Device {
     fn new(n: usize) -> Device {
+        let key = DeviceKey::generate();
+        let details = UserDetails {
+            user_id: format!("user{n}"),
+            display_name: format!("User {n}"),
+            role: Role::Staff,
+            sector: String::new(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let (_, chain) = authority().issue_direct_chain(&details, key.public(), now - 1000, 3_600_000);
         Device {
-            key: DeviceKey::generate(),
-            user: format!("user{n}"),
+            key,
+            user: details.user_id,
+            chain,
         }
     }
 }
@@ -76,7 +97,7 @@ impl Plain {
             .build(
                 &self.provider,
                 &self.device.key,
-                credential(&self.device.user, &self.device.key),
+                credential(&self.device.chain, &self.device.key),
             )?)
     }
 
@@ -87,7 +108,7 @@ impl Plain {
                 CIPHERSUITE,
                 &self.provider,
                 &self.device.key,
-                credential(&self.device.user, &self.device.key),
+                credential(&self.device.chain, &self.device.key),
             )?;
         Ok(bundle.key_package().clone())
     }
@@ -153,7 +174,8 @@ impl Ours {
             &self.crypto,
             &self.store,
             &self.device.key,
-            &self.device.user,
+            &self.device.chain,
+            TrustAnchor::new(authority().public()),
         )
     }
 
@@ -257,6 +279,7 @@ fn meta() -> GroupMeta {
         kind: 1,
         name: "Benchmark cohort".into(),
         direct_pair: Vec::new(),
+        membership: 1,
     }
 }
 

@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use convene_client::trust::UserDetails;
 use convene_client::{ClientBuilder, Event, Role};
 
 #[tokio::main]
@@ -35,8 +36,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let staff = staff.open().await?;
     staff.wait_caught_up(patience).await?;
 
+    // The staff device holds the organisation's authority key: the invite
+    // carries a certificate for the new leader that the relay cannot forge.
     let invite = staff
-        .invite(Role::Leader, "example.leader", "Example Leader")
+        .invite(&UserDetails {
+            user_id: "example.leader".into(),
+            display_name: "Example Leader".into(),
+            role: Role::Leader,
+            sector: "police".into(),
+        })
         .await?;
     let leader = ClientBuilder::new(dir.path().join("leader")).relay_url(&relay);
     leader.clone().enrol(&invite.code, "", "").await?;

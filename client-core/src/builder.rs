@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use convene_proto::invite::InviteSecret;
-use convene_proto::relay::{request, ErrorCode, UploadKeyPackages};
+use convene_proto::invite::Invite;
+use convene_proto::relay::{request, UploadKeyPackages};
 use tokio::sync::{broadcast, mpsc, watch};
 use zeroize::Zeroize;
 
@@ -19,9 +19,8 @@ use crate::error::ClientError;
 use crate::mls::Mls;
 use crate::store::records::{identity_key, IdentityRecord};
 use crate::store::LocalStore;
-use crate::transport::{
-    enrol, ConnectOptions, Connector, TransportError, TrustRoots, WebSocketConnector,
-};
+use crate::enrolment::{redeem, Enrolled};
+use crate::transport::{ConnectOptions, Connector, TrustRoots, WebSocketConnector};
 use crate::types::{Identity, Role};
 use crate::DeviceKey;
 
@@ -38,7 +37,7 @@ const EVENT_BUFFER: usize = 4096;
 /// use convene_client::ClientBuilder;
 /// let builder = ClientBuilder::new("/var/lib/my-app/convene").relay_url("wss://relay.example.org");
 /// if !builder.is_enrolled().await? {
-///     builder.clone().enrol("cvn1_...", "c.okafor", "Chidi Okafor").await?;
+///     builder.clone().enrol("cvn2_...", "", "").await?;
 /// }
 /// let client = builder.open().await?;
 /// # Ok(()) }
@@ -49,6 +48,7 @@ pub struct ClientBuilder {
     relay_url: Option<String>,
     pinned_certificate: Option<Vec<u8>>,
     connector: Option<Arc<dyn Connector>>,
+    skip_local_policy: bool,
 }
 
 impl ClientBuilder {
@@ -59,6 +59,7 @@ impl ClientBuilder {
             relay_url: None,
             pinned_certificate: None,
             connector: None,
+            skip_local_policy: false,
         }
     }
 
@@ -82,6 +83,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Makes this client misbehave: it no longer checks the group's policy
+    /// before committing a membership change, as a tampered client would
+    /// not. Only for tests that check that the other members refuse such
+    /// commits.
+    #[doc(hidden)]
+    pub fn skip_local_policy_checks_for_adversarial_tests(mut self) -> Self {
+        self.skip_local_policy = true;
+        self
+    }
+
     /// Whether the state directory holds an enrolled device.
     pub async fn is_enrolled(&self) -> Result<bool, ClientError> {
         let store = open_store(&self.state_dir).await?;
@@ -99,43 +110,28 @@ impl ClientBuilder {
         display_name: &str,
     ) -> Result<Identity, ClientError> {
         // A mistyped code is caught here, without spending a round trip.
-        InviteSecret::from_code(invite.trim())
+        let invite = Invite::from_code(invite)
             .map_err(|err| ClientError::InvalidInvite(err.to_string()))?;
         let store = Arc::new(open_store(&self.state_dir).await?);
         if let Some(existing) = store.get_committed_record::<IdentityRecord>(&identity_key())? {
             return Err(ClientError::AlreadyEnrolled(existing.user_id));
         }
-        let relay_url = self.relay_url.clone().ok_or_else(|| {
-            ClientError::InvalidArgument("enrolling needs the relay's address".into())
-        })?;
+        let relay_url = self
+            .relay_url
+            .clone()
+            .or_else(|| invite.relay_url.clone())
+            .ok_or_else(|| {
+                ClientError::InvalidArgument("enrolling needs the relay's address".into())
+            })?;
         let connector = self.make_connector(&relay_url)?;
         let (connection, _pushes) = connector.connect().await?;
         let key = DeviceKey::generate();
-        let authenticated = enrol(
-            connection.as_ref(),
-            &key,
-            invite.trim(),
-            user_id,
-            display_name,
-        )
-        .await
-        .map_err(invite_error)?;
-        let mut secret = key.to_secret_bytes();
-        let identity = IdentityRecord {
-            user_id: authenticated.user_id.clone(),
-            display_name: authenticated.display_name.clone(),
-            role: authenticated.role,
-            device_secret: secret.to_vec(),
-            relay_url: relay_url.clone(),
-            relay_id: connection.relay_id().to_vec(),
-            enrolled_at_ms: crate::now_ms(),
-            pinned_certificate: self.pinned_certificate.clone().unwrap_or_default(),
-        };
-        secret.zeroize();
+        let Enrolled { mut identity } = redeem(connection.as_ref(), &key, &invite, user_id, display_name).await?;
+        identity.relay_url = relay_url.clone();
+        identity.pinned_certificate = self.pinned_certificate.clone().unwrap_or_default();
         store.put_record(identity_key(), &identity);
-        let mut identity = identity;
-        identity.device_secret.zeroize();
-        let mls = Mls::new(store.clone(), key, authenticated.user_id.clone());
+        let mls = Mls::new(store.clone(), key, &identity)?;
+        wipe_secrets(&mut identity);
         let (one_time, last_resort) = mls.ops().key_packages(INITIAL_KEY_PACKAGES, true)?;
         // The identity and the KeyPackages' private keys are on disk before
         // the relay can hand the KeyPackages out.
@@ -171,7 +167,6 @@ impl ClientBuilder {
         })?;
         let key = DeviceKey::from_secret_bytes(&secret);
         secret.zeroize();
-        identity.device_secret.zeroize();
         if let Some(url) = &self.relay_url {
             identity.relay_url = url.clone();
         }
@@ -182,15 +177,19 @@ impl ClientBuilder {
         let connector = builder.make_connector(&identity.relay_url)?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (status, _) = watch::channel(ConnectionStatus::default());
+        let mut shared_identity = identity.clone();
+        wipe_secrets(&mut shared_identity);
         let shared = Arc::new(Shared {
             store: store.clone(),
-            identity: identity.clone(),
+            identity: shared_identity,
             device: key.public(),
             events,
             status,
+            skip_local_policy: builder.skip_local_policy,
         });
         let (commands, receiver) = mpsc::channel(64);
-        let mls = Mls::new(store, key, identity.user_id.clone());
+        let mls = Mls::new(store, key, &identity)?;
+        wipe_secrets(&mut identity);
         let engine = Engine::new(shared.clone(), mls, connector, receiver);
         let task = tokio::spawn(engine.run());
         Ok(Client::new(shared, commands, task))
@@ -226,25 +225,12 @@ async fn open_store(dir: &std::path::Path) -> Result<LocalStore, ClientError> {
     }
 }
 
-/// Enrolment refusals that are about the invite, said as such.
-fn invite_error(err: TransportError) -> ClientError {
-    match err {
-        TransportError::Refused(refusal) => match refusal.code {
-            ErrorCode::InviteUnknown => {
-                ClientError::InvalidInvite("the relay does not know this invite".into())
-            }
-            ErrorCode::InviteUsed => {
-                ClientError::InvalidInvite("this invite has already been used".into())
-            }
-            ErrorCode::InviteExpired => {
-                ClientError::InvalidInvite("this invite has expired".into())
-            }
-            ErrorCode::AlreadyExists => {
-                ClientError::InvalidArgument(format!("that user id is taken: {}", refusal.message))
-            }
-            ErrorCode::InvalidArgument => ClientError::InvalidArgument(refusal.message),
-            _ => ClientError::Refused(refusal),
-        },
-        other => other.into(),
-    }
+/// Wipes the secret keys from an identity record that stays in memory.
+fn wipe_secrets(identity: &mut IdentityRecord) {
+    identity.device_secret.zeroize();
+    identity.identity_secret.zeroize();
+    identity.authority_secret.zeroize();
+    identity.device_secret.clear();
+    identity.identity_secret.clear();
+    identity.authority_secret.clear();
 }

@@ -25,6 +25,10 @@ pub enum ClientError {
     /// This device is not (or no longer) a member of the group.
     #[error("this device is not a member of that group")]
     NotAMember,
+    /// Something failed the organisation's chain of trust: a certificate,
+    /// a member, or the authority the relay showed.
+    #[error("refused as untrusted: {0}")]
+    Untrusted(String),
     /// A request the caller may not make.
     #[error("not allowed: {0}")]
     Forbidden(String),
@@ -65,6 +69,7 @@ impl ClientError {
             ClientError::UnknownGroup(_) => "unknown_group",
             ClientError::NotAMember => "not_a_member",
             ClientError::Forbidden(_) => "forbidden",
+            ClientError::Untrusted(_) => "untrusted",
             ClientError::InvalidArgument(_) => "invalid_argument",
             ClientError::RelayUnreachable(_) => "relay_unreachable",
             ClientError::Refused(_) => "relay_refused",

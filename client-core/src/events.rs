@@ -30,6 +30,13 @@ pub enum Event {
         message: Option<MessageId>,
         reason: String,
     },
+    /// A member, device, KeyPackage or change failed the organisation's
+    /// chain of trust or the group's policy, and was refused. The group
+    /// stays as it was.
+    Untrusted {
+        group: Option<GroupId>,
+        detail: String,
+    },
     /// Something looked wrong and was set aside (an unreadable message, a
     /// commit whose declared routing did not match its content).
     Warning {

@@ -16,15 +16,17 @@ mod builder;
 mod client;
 pub mod device_key;
 mod engine;
+mod enrolment;
 mod error;
 mod events;
 pub mod mls;
 pub mod store;
 pub mod transport;
+pub mod trust;
 mod types;
 
 pub use builder::ClientBuilder;
-pub use client::{direct_group_id, Client};
+pub use client::{direct_group_id, Client, SafetyNumber};
 pub use device_key::DeviceKey;
 pub use engine::{ConnectionState, ConnectionStatus};
 pub use error::ClientError;

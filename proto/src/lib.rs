@@ -4,7 +4,8 @@
 //! compiles them with prost at build time ([`relay`]) and adds the few byte
 //! layouts that both the relay and the client must agree on exactly and that
 //! protobuf cannot express: the signed authentication transcript
-//! ([`auth`]), invite codes ([`invite`]), and the framing helpers
+//! ([`auth`]), invite codes ([`invite`]), the bytes the chain of trust
+//! signs ([`trust`]), and the framing helpers
 //! ([`frame`]) that encode and decode one [`relay::Envelope`] per websocket
 //! message.
 //!
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod frame;
 pub mod ids;
 pub mod invite;
+pub mod trust;
 
 /// Types generated from `proto/convene/relay/v1/*.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
-use convene_proto::invite::InviteSecret;
+use clap::{Parser, Subcommand};
+use convene_proto::invite::{lookup_hash, Invite, InviteSecret};
 use convene_proto::relay::Role;
 use convene_server::config::{Config, TlsConfig, DEFAULT_DATA_DIR};
 use convene_server::relay::Relay;
@@ -35,8 +35,9 @@ enum Command {
     /// Run the relay. With no configuration: plain websockets on
     /// 127.0.0.1:7420, data in ./convene-data.
     Serve(ServeArgs),
-    /// Create an invite while the relay is stopped (e.g. when the bootstrap
-    /// invite was lost). Prints the invite code.
+    /// Create a first-staff invite while the relay is stopped (e.g. when the
+    /// bootstrap invite was lost), before anyone created the organisation's
+    /// authority. Prints the invite code.
     Invite(InviteArgs),
     /// Write a self-signed TLS certificate and key for development.
     GenCert(GenCertArgs),
@@ -89,9 +90,6 @@ impl Default for Command {
 
 #[derive(Debug, clap::Args)]
 struct InviteArgs {
-    /// The invitee's role.
-    #[arg(long, value_enum, default_value = "staff")]
-    role: RoleArg,
     /// The handle the invitee will have (otherwise they choose).
     #[arg(long, value_name = "HANDLE")]
     user_id: Option<String>,
@@ -101,12 +99,6 @@ struct InviteArgs {
     /// Directory of the relay's data.
     #[arg(long, env = "CONVENE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum RoleArg {
-    Leader,
-    Staff,
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,8 +167,8 @@ async fn run(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     let relay = Relay::open(config)?;
     let url = format!("{scheme}://{addr}");
-    if let Some((secret, ttl_secs)) = relay.bootstrap_invite()? {
-        print_bootstrap(&url, &secret, ttl_secs);
+    if let Some((invite, ttl_secs)) = relay.bootstrap_invite(&url)? {
+        print_bootstrap(&url, &invite, ttl_secs);
     }
     // Last, so that scripts can wait for this line: the relay is ready.
     println!(
@@ -190,8 +182,8 @@ async fn run(config: Config) -> Result<()> {
 
 /// The bootstrap invite goes to standard output for the operator, never
 /// through the log.
-fn print_bootstrap(url: &str, secret: &InviteSecret, ttl_secs: u32) {
-    let code = secret.to_code();
+fn print_bootstrap(url: &str, invite: &Invite, ttl_secs: u32) {
+    let code = invite.to_code();
     println!(
         "No one has enrolled yet. Bootstrap staff invite (one use, valid {} hours):",
         ttl_secs / 3600
@@ -236,19 +228,30 @@ fn offline_invite(config: Config, args: InviteArgs) -> Result<()> {
     }
     let store = Store::open(&data_dir, StoreOptions::default())
         .context("cannot open the relay's data (is the relay still running? stop it first)")?;
-    let secret = InviteSecret::generate();
-    let invite = NewInvite {
-        role: match args.role {
-            RoleArg::Leader => Role::Leader,
-            RoleArg::Staff => Role::Staff,
-        },
+    if store.authority_key()?.is_some() {
+        bail!(
+            "this relay's organisation has an authority key, and only staff holding it can \
+             certify new users: create invites with `convene invite`"
+        );
+    }
+    // Like the bootstrap invite, this one lets its redeemer create the
+    // organisation's authority.
+    let invite = Invite {
+        secret: InviteSecret::generate(),
+        authority_fingerprint: None,
+        relay_url: None,
+    };
+    let new_invite = NewInvite {
+        // Its redeemer creates the authority: a staff member.
+        role: Role::Staff,
         user_id: args.user_id.unwrap_or_default(),
         display_name: args.name.unwrap_or_default(),
         ttl_ms: u64::from(config.limits.invite_ttl_secs) * 1000,
+        user_certificate: Vec::new(),
         created_by: None,
     };
-    store.create_invite(&secret.lookup_hash(), &invite, now_ms())?;
+    store.create_invite(&lookup_hash(&invite.secret.relay_token()), &new_invite, now_ms())?;
     store.flush()?;
-    println!("{}", secret.to_code());
+    println!("{}", invite.to_code());
     Ok(())
 }

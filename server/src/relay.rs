@@ -9,7 +9,7 @@ use crate::durability::Flusher;
 use crate::error::RelayError;
 use crate::hub::Hub;
 use crate::rate_limit::Rate;
-use convene_proto::invite::InviteSecret;
+use convene_proto::invite::{lookup_hash, Invite, InviteSecret};
 
 use crate::store::{now_ms, OpenError, QueueLimits, Store, StoreOptions};
 use crate::visibility::Visibility;
@@ -82,18 +82,25 @@ impl Relay {
     /// On a relay nobody has enrolled in yet, replaces the bootstrap staff
     /// invite with a fresh one and returns it (with its validity in seconds),
     /// so that each start of an empty relay shows a working invite.
-    pub fn bootstrap_invite(&self) -> Result<Option<(InviteSecret, u32)>, RelayError> {
+    ///
+    /// `relay_url` is written into the invite, so its redeemer needs nothing
+    /// else. The invite names no authority: its redeemer creates one.
+    pub fn bootstrap_invite(&self, relay_url: &str) -> Result<Option<(Invite, u32)>, RelayError> {
         if self.store.has_users()? {
             return Ok(None);
         }
-        let secret = InviteSecret::generate();
+        let invite = Invite {
+            secret: InviteSecret::generate(),
+            authority_fingerprint: None,
+            relay_url: Some(relay_url.to_string()),
+        };
         let ttl_secs = self.config.limits.invite_ttl_secs;
         self.store.replace_bootstrap_invite(
-            &secret.lookup_hash(),
+            &lookup_hash(&invite.secret.relay_token()),
             u64::from(ttl_secs) * 1000,
             now_ms(),
         )?;
         self.store.flush()?;
-        Ok(Some((secret, ttl_secs)))
+        Ok(Some((invite, ttl_secs)))
     }
 }

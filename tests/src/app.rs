@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
+use convene_client::trust::UserDetails;
 use convene_client::{
     Client, ClientBuilder, ConnectionState, Connector, Event, EventStream, GroupId, GroupSummary,
     Message, Role,
@@ -228,7 +229,15 @@ pub async fn staff_app(relay: &RelayProcess) -> Result<App> {
 pub async fn leader_apps(relay: &RelayProcess, staff: &App, names: &[String]) -> Result<Vec<App>> {
     let mut apps = Vec::new();
     for name in names {
-        let invite = staff.client.invite(Role::Leader, "", "").await?;
+        let invite = staff
+            .client
+            .invite(&UserDetails {
+                user_id: name.clone(),
+                display_name: display_name(name),
+                role: Role::Leader,
+                sector: "test".into(),
+            })
+            .await?;
         apps.push(App::enrol(&relay.url, &invite.code, name).await?);
     }
     Ok(apps)

@@ -136,8 +136,8 @@ impl RelayProcess {
             let line = lines_rx
                 .recv_timeout(left)
                 .map_err(|_| anyhow!("the relay did not start; its log:\n{}", self.logs()))?;
-            if let Some(code) = line.trim().strip_prefix("cvn1_") {
-                self.bootstrap_invite = Some(format!("cvn1_{code}"));
+            if let Some(code) = line.trim().strip_prefix("cvn2_") {
+                self.bootstrap_invite = Some(format!("cvn2_{code}"));
             }
             if let Some(rest) = line.strip_prefix("Convene relay listening on ") {
                 let url = rest

@@ -50,7 +50,12 @@ async fn reused_unknown_and_expired_invites_are_refused() {
         Some(ErrorCode::InviteUsed)
     );
 
-    let unknown = convene_proto::invite::InviteSecret::generate().to_code();
+    let unknown = convene_proto::invite::Invite {
+        secret: convene_proto::invite::InviteSecret::generate(),
+        authority_fingerprint: None,
+        relay_url: None,
+    }
+    .to_code();
     assert_eq!(
         try_enrol(&relay.url, &unknown, "someone.else").await.err(),
         Some(ErrorCode::InviteUnknown)
@@ -62,19 +67,25 @@ async fn reused_unknown_and_expired_invites_are_refused() {
         Some(ErrorCode::InviteUnknown)
     );
 
+    let late = convene_proto::invite::Invite {
+        secret: convene_proto::invite::InviteSecret::generate(),
+        authority_fingerprint: None,
+        relay_url: None,
+    };
     let short = request::Kind::CreateInvite(CreateInvite {
         role: Role::Leader as i32,
         ttl_seconds: 1,
+        invite_token: late.secret.relay_token().to_vec().into(),
         ..Default::default()
     });
-    let convene_proto::relay::response::Result::InviteCreated(created) =
+    let convene_proto::relay::response::Result::InviteCreated(_) =
         staff.conn.request(short).await.unwrap()
     else {
         panic!("expected an invite");
     };
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(
-        try_enrol(&relay.url, &created.invite_code, "late.comer")
+        try_enrol(&relay.url, &late.to_code(), "late.comer")
             .await
             .err(),
         Some(ErrorCode::InviteExpired)

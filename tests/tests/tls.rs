@@ -21,7 +21,13 @@ async fn clients_reach_a_tls_relay_only_through_its_pinned_certificate() {
     let conn = RelayConnection::connect(&relay.url, &pinned).await.unwrap();
     let key = convene_client::DeviceKey::generate();
     let invite = relay.bootstrap_invite.clone().unwrap();
-    let authenticated = conn.enrol(&key, &invite, "staff", "Staff").await.unwrap();
+    let request = convene_client::transport::EnrolRequest {
+        invite_token: convene_tests::device::invite_token(&invite),
+        user_id: "staff".into(),
+        display_name: "Staff".into(),
+        ..Default::default()
+    };
+    let authenticated = conn.enrol(&key, &request).await.unwrap();
     assert_eq!(authenticated.user_id, "staff");
 
     // The public roots do not vouch for a self-signed certificate.

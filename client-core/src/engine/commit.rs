@@ -223,10 +223,11 @@ impl Engine {
                 Ok(key_package) => key_packages.push(key_package),
                 Err(err) => {
                     tracing::warn!(error = %err, user = %claimed.user_id, "refused a KeyPackage");
-                    self.emit(Event::Warning {
-                        group: Some(GroupId(group_id.to_vec())),
-                        detail: format!("a device of {} was not added: {err}", claimed.user_id),
-                    });
+                    self.emit(super::sync::refusal_event(
+                        group_id,
+                        &err,
+                        format!("a device of {} was not added: {err}", claimed.user_id),
+                    ));
                 }
             }
         }

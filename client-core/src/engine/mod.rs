@@ -110,6 +110,9 @@ pub(crate) struct Shared {
     pub device: [u8; 32],
     pub events: broadcast::Sender<Event>,
     pub status: watch::Sender<ConnectionStatus>,
+    /// Lets this client attempt changes its own policy check would stop
+    /// (adversarial tests only: other members must refuse them).
+    pub skip_local_policy: bool,
 }
 
 /// What the relay should be told was processed.

@@ -92,10 +92,11 @@ impl Engine {
                     self.store().rollback();
                     self.groups.remove(&group_id);
                     tracing::warn!(error = %err, position = message.position, "a group message could not be processed");
-                    self.emit(Event::Warning {
-                        group: Some(GroupId(group_id.clone())),
-                        detail: format!("a message could not be read: {err}"),
-                    });
+                    self.emit(refusal_event(
+                        &group_id,
+                        &err,
+                        format!("a message could not be read: {err}"),
+                    ));
                 }
                 Ok(()) => {}
             }
@@ -301,10 +302,11 @@ impl Engine {
                     self.store().rollback();
                     self.groups.remove(&group_id);
                     tracing::warn!(error = %err, "a Welcome could not be used");
-                    self.emit(Event::Warning {
-                        group: Some(GroupId(group_id.clone())),
-                        detail: format!("an invitation to a group could not be used: {err}"),
-                    });
+                    self.emit(refusal_event(
+                        &group_id,
+                        &err,
+                        format!("an invitation to a group could not be used: {err}"),
+                    ));
                 }
             }
         }
@@ -407,4 +409,15 @@ fn user_ids(devices: &[MemberDevice]) -> Vec<String> {
     users.sort();
     users.dedup();
     users
+}
+
+/// The event that tells the app about an input set aside: `Untrusted` for
+/// refusals of trust or policy, `Warning` for the rest.
+pub(super) fn refusal_event(group_id: &[u8], err: &MlsError, detail: String) -> Event {
+    let group = Some(GroupId(group_id.to_vec()));
+    if err.is_refusal() {
+        Event::Untrusted { group, detail }
+    } else {
+        Event::Warning { group, detail }
+    }
 }

@@ -5,9 +5,13 @@
 //!
 //! One device is one MLS leaf: the device's ed25519 key is the leaf's
 //! signature key, so the relay's routing identity and the MLS identity are
-//! the same key, and a client can check one against the other.
+//! the same key, and a client can check one against the other. The leaf's
+//! credential carries the organisation's certificate chain for that key
+//! (see [`crate::trust`]); every KeyPackage, Welcome, commit and message
+//! sender is verified against the pinned authority before it is accepted.
 
 mod ops;
+pub mod policy;
 #[cfg(test)]
 mod tests;
 
@@ -20,7 +24,10 @@ use prost::Message;
 pub use ops::{CommitBundle, Incoming, MlsOps};
 
 use crate::device_key::DeviceKey;
-use crate::store::LocalStore;
+use crate::error::ClientError;
+use crate::store::records::IdentityRecord;
+use crate::store::{LocalStore, StoreError};
+use crate::trust::{TrustAnchor, VerifiedDevice};
 
 /// The one ciphersuite Convene uses.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -46,6 +53,12 @@ pub enum MlsError {
     /// openmls refused the operation.
     #[error("MLS operation failed: {0}")]
     Operation(String),
+    /// A credential failed the organisation's chain of trust.
+    #[error("refused an untrusted member: {0}")]
+    Untrusted(String),
+    /// A commit or Welcome breaks the group's membership policy.
+    #[error("refused a change the group's policy forbids: {0}")]
+    PolicyViolation(String),
 }
 
 /// openmls's view of the client: its crypto, and the local store.
@@ -95,14 +108,31 @@ pub struct MemberDevice {
     pub device: [u8; 32],
 }
 
-/// The credential of this device: a basic credential naming the user,
-/// with the device key as signature key. (Issue 4 replaces the basic
-/// credential with the organisation's certificate chain.)
-pub fn credential(user_id: &str, device: &DeviceKey) -> CredentialWithKey {
+/// The credential of this device: a basic credential whose identity is the
+/// encoded certificate chain, with the device key as signature key.
+pub fn credential(chain: &[u8], device: &DeviceKey) -> CredentialWithKey {
     CredentialWithKey {
-        credential: BasicCredential::new(user_id.as_bytes().to_vec()).into(),
+        credential: BasicCredential::new(chain.to_vec()).into(),
         signature_key: SignaturePublicKey::from(device.public().to_vec()),
     }
+}
+
+/// Verifies a leaf's credential chain against the pinned authority, for the
+/// leaf's signature key.
+pub fn verify_leaf(
+    anchor: &TrustAnchor,
+    credential: &Credential,
+    signature_key: &[u8],
+) -> Result<VerifiedDevice, MlsError> {
+    let basic = BasicCredential::try_from(credential.clone())
+        .map_err(|_| MlsError::Untrusted("a credential of an unknown type".into()))?;
+    anchor
+        .verify(basic.identity(), signature_key, crate::now_ms())
+        .map_err(|err| {
+            let who = crate::trust::claimed_user_id(basic.identity())
+                .unwrap_or_else(|| "an unknown user".into());
+            MlsError::Untrusted(format!("{who}: {err}"))
+        })
 }
 
 /// What every Convene leaf supports beyond the defaults.
@@ -112,10 +142,11 @@ pub fn capabilities() -> Capabilities {
         .build()
 }
 
-/// Reads the user and device of a leaf.
+/// Reads the user and device of a leaf already accepted into a group (its
+/// chain was verified then): the user id its certificate names.
 pub fn member_device(credential: &Credential, signature_key: &[u8]) -> Option<MemberDevice> {
     let basic = BasicCredential::try_from(credential.clone()).ok()?;
-    let user_id = String::from_utf8(basic.identity().to_vec()).ok()?;
+    let user_id = crate::trust::claimed_user_id(basic.identity())?;
     let device = signature_key.try_into().ok()?;
     Some(MemberDevice { user_id, device })
 }
@@ -144,27 +175,58 @@ fn invalid(err: impl std::fmt::Display) -> MlsError {
     MlsError::Invalid(err.to_string())
 }
 
-/// What MLS operations need, owned: crypto, the store, and this device.
+impl MlsError {
+    /// Whether this is a refusal on grounds of trust or policy (the user
+    /// must be told), rather than a damaged or unreadable input.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            MlsError::Untrusted(_) | MlsError::PolicyViolation(_) | MlsError::WrongKeyPackage(_)
+        )
+    }
+}
+
+/// What MLS operations need, owned: crypto, the store, this device, its
+/// credential chain and the pinned authority.
 pub struct Mls {
     crypto: RustCrypto,
     store: std::sync::Arc<LocalStore>,
     key: DeviceKey,
     user_id: String,
+    chain: Vec<u8>,
+    anchor: TrustAnchor,
 }
 
 impl Mls {
-    pub fn new(store: std::sync::Arc<LocalStore>, key: DeviceKey, user_id: String) -> Mls {
-        Mls {
+    /// The MLS state of the device that `identity` describes.
+    pub fn new(
+        store: std::sync::Arc<LocalStore>,
+        key: DeviceKey,
+        identity: &IdentityRecord,
+    ) -> Result<Mls, ClientError> {
+        let authority: [u8; 32] = identity.authority_key.as_slice().try_into().map_err(|_| {
+            ClientError::Storage(StoreError::Corrupt(
+                "this device has no organisation authority pinned; enrol it again".into(),
+            ))
+        })?;
+        Ok(Mls {
             crypto: RustCrypto::default(),
             store,
             key,
-            user_id,
-        }
+            user_id: identity.user_id.clone(),
+            chain: identity.credential.clone(),
+            anchor: TrustAnchor::new(authority),
+        })
     }
 
     /// The operations, borrowing this state.
     pub fn ops(&self) -> MlsOps<'_> {
-        MlsOps::new(&self.crypto, &self.store, &self.key, &self.user_id)
+        MlsOps::new(&self.crypto, &self.store, &self.key, &self.chain, self.anchor)
+    }
+
+    /// The pinned authority.
+    pub fn anchor(&self) -> &TrustAnchor {
+        &self.anchor
     }
 
     pub fn key(&self) -> &DeviceKey {

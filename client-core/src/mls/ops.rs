@@ -6,12 +6,14 @@ use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
 use prost::Message;
 
+use super::policy::{check_commit, check_welcome, Change};
 use super::{
-    capabilities, credential, invalid, member_device, members, op_err, MemberDevice, MlsError,
-    Provider, CIPHERSUITE, GROUP_META_EXTENSION, MAX_PAST_EPOCHS,
+    capabilities, credential, group_meta, invalid, member_device, members, op_err, verify_leaf,
+    MemberDevice, MlsError, Provider, CIPHERSUITE, GROUP_META_EXTENSION, MAX_PAST_EPOCHS,
 };
 use crate::device_key::DeviceKey;
 use crate::store::LocalStore;
+use crate::trust::{TrustAnchor, VerifiedDevice};
 
 /// A commit ready for the relay, with its routing change.
 #[derive(Debug, Clone)]
@@ -51,6 +53,7 @@ pub struct MlsOps<'a> {
     provider: Provider<'a>,
     signer: &'a DeviceKey,
     credential: CredentialWithKey,
+    anchor: TrustAnchor,
 }
 
 impl<'a> MlsOps<'a> {
@@ -58,13 +61,20 @@ impl<'a> MlsOps<'a> {
         crypto: &'a RustCrypto,
         store: &'a LocalStore,
         signer: &'a DeviceKey,
-        user_id: &str,
+        chain: &[u8],
+        anchor: TrustAnchor,
     ) -> Self {
         MlsOps {
             provider: Provider::new(crypto, store),
             signer,
-            credential: credential(user_id, signer),
+            credential: credential(chain, signer),
+            anchor,
         }
+    }
+
+    /// Verifies a leaf's chain against the pinned authority.
+    fn verify(&self, credential: &Credential, signature_key: &[u8]) -> Result<VerifiedDevice, MlsError> {
+        verify_leaf(&self.anchor, credential, signature_key)
     }
 
     fn join_config() -> MlsGroupJoinConfig {
@@ -145,11 +155,8 @@ impl<'a> MlsOps<'a> {
             .validate(self.provider.crypto(), ProtocolVersion::Mls10)
             .map_err(invalid)?;
         let leaf = key_package.leaf_node();
-        let owner =
-            member_device(leaf.credential(), leaf.signature_key().as_slice()).ok_or_else(|| {
-                MlsError::Invalid("a KeyPackage without a readable credential".into())
-            })?;
-        if owner.user_id != user_id || owner.device != *device {
+        let owner = self.verify(leaf.credential(), leaf.signature_key().as_slice())?;
+        if owner.user_id != user_id || owner.device_key != *device {
             return Err(MlsError::WrongKeyPackage(owner.user_id));
         }
         if key_package.ciphersuite() != CIPHERSUITE {
@@ -248,12 +255,20 @@ impl<'a> MlsOps<'a> {
         let processed = group
             .process_message(&self.provider, message)
             .map_err(invalid)?;
-        let sender = match processed.sender() {
-            Sender::Member(index) => group
-                .member_at(*index)
-                .and_then(|m| member_device(&m.credential, &m.signature_key)),
+        let sender_leaf = match processed.sender() {
+            Sender::Member(index) => group.member_at(*index),
             _ => None,
         };
+        // The sender's chain is checked on every message, not only when it
+        // joined: a credential is only as good as its chain now.
+        let verified_sender = sender_leaf
+            .as_ref()
+            .map(|m| self.verify(&m.credential, &m.signature_key))
+            .transpose()?;
+        let sender = verified_sender.as_ref().map(|v| MemberDevice {
+            user_id: v.user_id.clone(),
+            device: v.device_key,
+        });
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(message) => {
                 let sender = sender.ok_or_else(|| {
@@ -265,6 +280,10 @@ impl<'a> MlsOps<'a> {
                 })
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let committer = verified_sender.ok_or_else(|| {
+                    MlsError::PolicyViolation("a commit from outside the group".into())
+                })?;
+                self.check_staged_commit(group, &committer, &staged)?;
                 let added = staged
                     .add_proposals()
                     .filter_map(|p| {
@@ -301,7 +320,55 @@ impl<'a> MlsOps<'a> {
         }
     }
 
-    /// Joins a group from a Welcome.
+    /// Checks a staged commit before it is merged: every new or changed
+    /// leaf's chain, and the group's policy for what it changes.
+    fn check_staged_commit(
+        &self,
+        group: &MlsGroup,
+        committer: &VerifiedDevice,
+        staged: &StagedCommit,
+    ) -> Result<(), MlsError> {
+        let added = staged
+            .add_proposals()
+            .map(|p| {
+                let leaf = p.add_proposal().key_package().leaf_node();
+                self.verify(leaf.credential(), leaf.signature_key().as_slice())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for proposal in staged.update_proposals() {
+            let leaf = proposal.update_proposal().leaf_node();
+            self.verify(leaf.credential(), leaf.signature_key().as_slice())?;
+        }
+        if let Some(leaf) = staged.update_path_leaf_node() {
+            let owner = self.verify(leaf.credential(), leaf.signature_key().as_slice())?;
+            // A member may renew its own leaf, never turn it into someone
+            // else's.
+            if owner.user_id != committer.user_id {
+                return Err(MlsError::Untrusted(format!(
+                    "{} tried to take over a leaf as {}",
+                    committer.user_id, owner.user_id
+                )));
+            }
+        }
+        let changes_context = staged
+            .queued_proposals()
+            .any(|p| matches!(p.proposal(), Proposal::GroupContextExtensions(_)));
+        let meta = group_meta(group)
+            .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
+        check_commit(
+            &meta,
+            &Change {
+                committer,
+                added: &added,
+                removed: staged.remove_proposals().count(),
+                changes_context,
+            },
+        )
+        .map_err(MlsError::PolicyViolation)
+    }
+
+    /// Joins a group from a Welcome, after checking every member's chain
+    /// and that the group's policy allowed its sender to add this device.
     pub fn join(&self, welcome: &[u8]) -> Result<MlsGroup, MlsError> {
         let welcome = match MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(invalid)?
@@ -310,10 +377,26 @@ impl<'a> MlsOps<'a> {
             MlsMessageBodyIn::Welcome(welcome) => welcome,
             _ => return Err(MlsError::Invalid("not a Welcome".into())),
         };
-        StagedWelcome::new_from_welcome(&self.provider, &Self::join_config(), welcome, None)
-            .map_err(invalid)?
-            .into_group(&self.provider)
-            .map_err(invalid)
+        let staged =
+            StagedWelcome::new_from_welcome(&self.provider, &Self::join_config(), welcome, None)
+                .map_err(invalid)?;
+        let members = staged
+            .members()
+            .map(|m| self.verify(&m.credential, &m.signature_key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sender_leaf = staged.welcome_sender().map_err(invalid)?;
+        let sender = self.verify(
+            sender_leaf.credential(),
+            sender_leaf.signature_key().as_slice(),
+        )?;
+        let meta = staged
+            .group_context()
+            .extensions()
+            .unknown(GROUP_META_EXTENSION)
+            .and_then(|raw| GroupMeta::decode(raw.0.as_slice()).ok())
+            .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
+        check_welcome(&meta, &sender, &members).map_err(MlsError::PolicyViolation)?;
+        staged.into_group(&self.provider).map_err(invalid)
     }
 
     /// The member devices of a group.

@@ -7,22 +7,42 @@ use openmls_rust_crypto::RustCrypto;
 use super::*;
 use crate::store::LocalStore;
 
+use crate::trust::{Authority, TrustAnchor, UserDetails};
+use crate::types::Role;
+
 struct Device {
     dir: tempfile::TempDir,
     store: LocalStore,
     key: DeviceKey,
-    user: &'static str,
+    chain: Vec<u8>,
+    anchor: TrustAnchor,
+}
+
+/// The organisation these tests' devices belong to.
+fn authority() -> Authority {
+    Authority::from_secret_bytes(&[42; 32])
 }
 
 impl Device {
+    /// A staff member's device, certified by [`authority`].
     fn new(user: &'static str) -> Device {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
+        let key = DeviceKey::generate();
+        let details = UserDetails {
+            user_id: user.into(),
+            display_name: user.into(),
+            role: Role::Staff,
+            sector: String::new(),
+        };
+        let (_, chain) =
+            authority().issue_direct_chain(&details, key.public(), crate::now_ms() - 1000, 3_600_000);
         Device {
             dir,
             store,
-            key: DeviceKey::generate(),
-            user,
+            key,
+            chain,
+            anchor: TrustAnchor::new(authority().public()),
         }
     }
 
@@ -31,7 +51,8 @@ impl Device {
             dir,
             store,
             key,
-            user,
+            chain,
+            anchor,
         } = self;
         drop(store);
         let store = LocalStore::open(dir.path()).unwrap();
@@ -39,12 +60,13 @@ impl Device {
             dir,
             store,
             key,
-            user,
+            chain,
+            anchor,
         }
     }
 
     fn ops<'a>(&'a self, crypto: &'a RustCrypto) -> MlsOps<'a> {
-        MlsOps::new(crypto, &self.store, &self.key, self.user)
+        MlsOps::new(crypto, &self.store, &self.key, &self.chain, self.anchor)
     }
 }
 
@@ -54,6 +76,7 @@ fn meta() -> GroupMeta {
         kind: GroupKind::Cohort as i32,
         name: "Cohort 2026".into(),
         direct_pair: vec![],
+        membership: convene_proto::content::MembershipPolicy::Staff as i32,
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) mod tag {
     pub const OUTBOX: u8 = 0x06;
     /// Direct channel of each peer.
     pub const DIRECT: u8 = 0x07;
+    /// Identity key pinned for each peer.
+    pub const PEER: u8 = 0x08;
 }
 
 /// Why the local store failed.

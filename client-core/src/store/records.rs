@@ -26,6 +26,20 @@ pub struct IdentityRecord {
     /// A pinned TLS certificate (PEM) for the relay, if any.
     #[prost(bytes = "vec", tag = "8")]
     pub pinned_certificate: Vec<u8>,
+    /// The user's ed25519 identity key (secret), which certifies devices.
+    #[prost(bytes = "vec", tag = "9")]
+    pub identity_secret: Vec<u8>,
+    /// The organisation's authority key, pinned at enrolment.
+    #[prost(bytes = "vec", tag = "10")]
+    pub authority_key: Vec<u8>,
+    /// This device's encoded credential chain.
+    #[prost(bytes = "vec", tag = "11")]
+    pub credential: Vec<u8>,
+    /// The authority's secret key, on the staff device that holds it.
+    #[prost(bytes = "vec", tag = "12")]
+    pub authority_secret: Vec<u8>,
+    #[prost(string, tag = "13")]
+    pub sector: String,
 }
 
 /// One member device of a group.
@@ -213,4 +227,10 @@ pub fn direct_key(peer: &str) -> Vec<u8> {
 /// waits for their Welcome instead of creating it.
 pub fn awaiting_key(group_id: &[u8]) -> Vec<u8> {
     key(tag::META, &[b"awaiting", group_id])
+}
+
+/// The identity key first seen for a peer (trust on first use within the
+/// authority's chain), so that a change is noticed.
+pub fn peer_identity_key(user_id: &str) -> Vec<u8> {
+    key(tag::PEER, &[user_id.as_bytes()])
 }

@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 use convene_proto::auth::AuthPurpose;
-use convene_proto::relay::{request, response, Authenticate, Authenticated, Enrol};
+use convene_proto::relay::{
+    request, response, Authenticate, Authenticated, Enrol, GetInvite, InviteDetails,
+};
 
 use super::{Connection, TransportError};
 use crate::device_key::DeviceKey;
@@ -26,14 +28,41 @@ pub async fn authenticate(
     authenticated(connection.request(request).await?)
 }
 
+/// What a device sends to redeem an invite.
+#[derive(Debug, Clone, Default)]
+pub struct EnrolRequest {
+    /// The relay token derived from the invite's secret.
+    pub invite_token: [u8; 32],
+    /// Used when the invite does not name the user.
+    pub user_id: String,
+    /// Used when the invite does not name the user.
+    pub display_name: String,
+    /// The device's encoded credential chain.
+    pub credential: Vec<u8>,
+    /// Only with the bootstrap invite: the new organisation authority.
+    pub authority_key: Option<[u8; 32]>,
+}
+
+/// Reads what an invite holds, before enrolling.
+pub async fn get_invite(
+    connection: &dyn Connection,
+    invite_token: [u8; 32],
+) -> Result<InviteDetails, TransportError> {
+    let request = request::Kind::GetInvite(GetInvite {
+        invite_token: Bytes::copy_from_slice(&invite_token),
+    });
+    match connection.request(request).await? {
+        response::Result::InviteDetails(details) => Ok(details),
+        _ => Err(TransportError::Protocol("expected InviteDetails".into())),
+    }
+}
+
 /// Redeems an invite, registering `key` as the new user's first device; the
 /// connection is then authenticated as that device.
 pub async fn enrol(
     connection: &dyn Connection,
     key: &DeviceKey,
-    invite_code: &str,
-    user_id: &str,
-    display_name: &str,
+    enrolment: &EnrolRequest,
 ) -> Result<Authenticated, TransportError> {
     let signature = key.sign_challenge(
         AuthPurpose::Enrol,
@@ -41,11 +70,16 @@ pub async fn enrol(
         &connection.nonce(),
     );
     let request = request::Kind::Enrol(Enrol {
-        invite_code: invite_code.to_string(),
-        user_id: user_id.to_string(),
-        display_name: display_name.to_string(),
+        invite_token: Bytes::copy_from_slice(&enrolment.invite_token),
+        user_id: enrolment.user_id.clone(),
+        display_name: enrolment.display_name.clone(),
         device_key: Bytes::copy_from_slice(&key.public()),
         signature: Bytes::copy_from_slice(&signature),
+        credential: Bytes::copy_from_slice(&enrolment.credential),
+        authority_key: enrolment
+            .authority_key
+            .map(|key| Bytes::copy_from_slice(&key))
+            .unwrap_or_default(),
     });
     authenticated(connection.request(request).await?)
 }

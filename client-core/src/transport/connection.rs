@@ -185,11 +185,9 @@ impl RelayConnection {
     pub async fn enrol(
         &self,
         key: &DeviceKey,
-        invite_code: &str,
-        user_id: &str,
-        display_name: &str,
+        enrolment: &super::EnrolRequest,
     ) -> Result<Authenticated, TransportError> {
-        super::enrol(self, key, invite_code, user_id, display_name).await
+        super::enrol(self, key, enrolment).await
     }
 
     /// Takes the push queue, for a caller that reads pushes elsewhere; after

@@ -1,9 +1,10 @@
 //! Invites and the user directory.
 
-use convene_proto::ids::check_user_id;
-use convene_proto::invite::InviteSecret;
+use convene_proto::ids::{check_user_id, fixed};
+use convene_proto::invite::lookup_hash;
 use convene_proto::relay::{
-    response, CreateInvite, Device, GetUser, InviteCreated, ListUsers, Role, User, UserList,
+    response, CreateInvite, Device, GetInvite, GetUser, InviteCreated, InviteDetails, ListUsers,
+    Role, User, UserList,
 };
 
 use super::{Caller, Reply};
@@ -37,24 +38,58 @@ pub(super) fn create_invite(
         0 => limits.invite_ttl_secs,
         asked => asked.min(limits.max_invite_ttl_secs),
     };
-    let secret = InviteSecret::generate();
+    let token: [u8; 32] = fixed("invite_token", &req.invite_token)?;
+    if req.user_certificate.len() > MAX_CERTIFICATE_BYTES {
+        return Err(Refusal::TooLarge("user certificate".into()).into());
+    }
     let invite = NewInvite {
         role,
         user_id: req.user_id,
         display_name: req.display_name,
         ttl_ms: u64::from(ttl_secs) * 1000,
+        user_certificate: req.user_certificate.to_vec(),
         created_by: Some(caller.device),
     };
     let expires_at_ms = relay
         .store
-        .create_invite(&secret.lookup_hash(), &invite, now_ms())?;
+        .create_invite(&lookup_hash(&token), &invite, now_ms())?;
     tracing::info!(by = %caller.user_id, role = ?role, "invite created");
     Ok(Reply::durable(response::Result::InviteCreated(
-        InviteCreated {
-            invite_code: secret.to_code(),
-            expires_at_ms,
-        },
+        InviteCreated { expires_at_ms },
     )))
+}
+
+/// Largest user certificate or credential chain the relay stores.
+pub(crate) const MAX_CERTIFICATE_BYTES: usize = 4096;
+
+/// Serves `GetInvite` (before authentication): what the invitee needs to
+/// check the invite and build its credential.
+pub(crate) fn invite_details(relay: &Relay, req: &GetInvite) -> RelayResult<response::Result> {
+    let token: [u8; 32] =
+        fixed("invite_token", &req.invite_token).map_err(|_| Refusal::InviteUnknown)?;
+    let invite = relay
+        .store
+        .invite(&lookup_hash(&token))?
+        .ok_or(Refusal::InviteUnknown)?;
+    if invite.redeemed_at_ms != 0 {
+        return Err(Refusal::InviteUsed.into());
+    }
+    if now_ms() >= invite.expires_at_ms {
+        return Err(Refusal::InviteExpired.into());
+    }
+    Ok(response::Result::InviteDetails(InviteDetails {
+        user_id: invite.user_id,
+        display_name: invite.display_name,
+        role: invite.role,
+        user_certificate: invite.user_certificate.into(),
+        authority_key: relay
+            .store
+            .authority_key()?
+            .map(|key| key.to_vec().into())
+            .unwrap_or_default(),
+        expires_at_ms: invite.expires_at_ms,
+        bootstrap: invite.created_by.is_empty(),
+    }))
 }
 
 pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
@@ -70,6 +105,7 @@ pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
         .map(|(key, device)| Device {
             device_key: key.to_vec().into(),
             created_at_ms: device.created_at_ms,
+            credential: device.credential.into(),
         })
         .collect();
     let mut user = wire_user(record);

@@ -14,6 +14,7 @@ mod delivery;
 mod groups;
 mod key_packages;
 
+pub(crate) use accounts::{invite_details, MAX_CERTIFICATE_BYTES};
 pub(crate) use key_packages::wire_stock;
 
 use convene_proto::relay::{request, response, Pong, Role};
@@ -105,6 +106,7 @@ pub fn handle(
         Kind::PutBlobChunk(req) => blobs::put(relay, caller, req),
         Kind::GetBlob(req) => blobs::get(relay, req),
         Kind::Ping(_) => Ok(pong()),
+        Kind::GetInvite(req) => Ok(Reply::immediate(accounts::invite_details(relay, &req)?)),
     }
 }
 

@@ -3,12 +3,12 @@
 
 use convene_proto::auth::{transcript, AuthPurpose};
 use convene_proto::ids::{fixed, DEVICE_KEY_LEN, NONCE_LEN, SIGNATURE_LEN};
-use convene_proto::invite::InviteSecret;
+use convene_proto::invite::lookup_hash;
 use convene_proto::relay::{response, Authenticate, Authenticated, Enrol, Role};
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::error::{Refusal, RelayError, RelayResult};
-use crate::handlers::wire_stock;
+use crate::handlers::{wire_stock, MAX_CERTIFICATE_BYTES};
 use crate::handlers::Caller;
 use crate::relay::Relay;
 use crate::store::{now_ms, DeviceKey, Enrolment};
@@ -75,12 +75,22 @@ pub fn enrol(
         &req.device_key,
         &req.signature,
     )?;
-    let secret = InviteSecret::from_code(&req.invite_code).map_err(|_| Refusal::InviteUnknown)?;
+    let token: [u8; 32] =
+        fixed("invite_token", &req.invite_token).map_err(|_| Refusal::InviteUnknown)?;
+    if req.credential.len() > MAX_CERTIFICATE_BYTES {
+        return Err(Refusal::TooLarge("credential".into()).into());
+    }
+    let authority_key = match req.authority_key.len() {
+        0 => None,
+        _ => Some(fixed::<32>("authority_key", &req.authority_key)?),
+    };
     let enrolment = Enrolment {
-        invite_hash: secret.lookup_hash(),
+        invite_hash: lookup_hash(&token),
         user_id: &req.user_id,
         display_name: &req.display_name,
         device,
+        credential: &req.credential,
+        authority_key,
     };
     let user = relay.store.enrol(&enrolment, now_ms())?;
     tracing::info!(user = %user.user_id, role = user.role, "user enrolled");

@@ -137,6 +137,24 @@ where
                     self.respond(request_id, handlers::pong().result).await?;
                     continue;
                 }
+                request::Kind::GetInvite(req) => {
+                    match handlers::invite_details(&self.relay, req) {
+                        Ok(details) => self.respond(request_id, details).await?,
+                        Err(err) => {
+                            // A wrong token counts as a failed attempt, so
+                            // that a connection cannot probe for invites.
+                            self.respond_error(request_id, &err).await?;
+                            failures += 1;
+                            if failures >= MAX_AUTH_FAILURES {
+                                return Err(Ending::Close(
+                                    close::AUTH_FAILED,
+                                    "too many failed attempts",
+                                ));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 _ => {
                     self.respond_error(request_id, &crate::error::Refusal::NotAuthenticated.into())
                         .await?;

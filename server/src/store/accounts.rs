@@ -22,9 +22,14 @@ pub struct NewInvite {
     pub display_name: String,
     /// How long the invite is valid, in milliseconds.
     pub ttl_ms: u64,
+    /// The invitee's signed user certificate (opaque; may be empty).
+    pub user_certificate: Vec<u8>,
     /// The staff device that created it; `None` for the bootstrap invite.
     pub created_by: Option<DeviceKey>,
 }
+
+/// Meta key of the organisation's authority key.
+const AUTHORITY_KEY: &str = "authority_key";
 
 /// A request to redeem an invite.
 #[derive(Debug, Clone)]
@@ -35,6 +40,11 @@ pub struct Enrolment<'a> {
     /// Used when the invite does not name a display name.
     pub display_name: &'a str,
     pub device: DeviceKey,
+    /// The device's credential chain (opaque).
+    pub credential: &'a [u8],
+    /// The organisation's authority key, set by the first staff member
+    /// through a bootstrap invite.
+    pub authority_key: Option<[u8; 32]>,
 }
 
 impl Store {
@@ -59,6 +69,7 @@ impl Store {
             expires_at_ms,
             created_by: invite.created_by.map(|d| d.to_vec()).unwrap_or_default(),
             redeemed_at_ms: 0,
+            user_certificate: invite.user_certificate.clone(),
         };
         self.tree.insert(keys::invite(hash), encode(&record))?;
         Ok(expires_at_ms)
@@ -136,6 +147,21 @@ impl Store {
         if self.device(&enrolment.device)?.is_some() {
             return Err(Refusal::AlreadyExists("device").into());
         }
+        let recorded_authority = self.authority_key()?;
+        if let Some(key) = enrolment.authority_key {
+            if !invite.created_by.is_empty() {
+                return Err(Refusal::InvalidArgument(
+                    "only a bootstrap invite may set the authority key".into(),
+                )
+                .into());
+            }
+            if recorded_authority.is_some_and(|recorded| recorded != key) {
+                return Err(Refusal::InvalidArgument(
+                    "the organisation's authority key is already set".into(),
+                )
+                .into());
+            }
+        }
         let user = UserRecord {
             user_id: user_id.to_string(),
             display_name: display_name.to_string(),
@@ -145,6 +171,7 @@ impl Store {
         let device = DeviceRecord {
             user_id: user.user_id.clone(),
             created_at_ms: now,
+            credential: enrolment.credential.to_vec(),
         };
         invite.redeemed_at_ms = now;
 
@@ -153,8 +180,28 @@ impl Store {
         batch.insert(keys::device(&enrolment.device), encode(&device));
         batch.insert(keys::user_device(&user.user_id, &enrolment.device), &[]);
         batch.insert(invite_key, encode(&invite));
+        if let (Some(key), None) = (enrolment.authority_key, recorded_authority) {
+            batch.insert(keys::meta(AUTHORITY_KEY), key.as_slice());
+        }
         self.tree.apply_batch(batch)?;
         Ok(user)
+    }
+
+    /// The invite stored under this hash, if any.
+    pub fn invite(&self, hash: &[u8; 32]) -> RelayResult<Option<InviteRecord>> {
+        self.get(&keys::invite(hash))
+    }
+
+    /// The organisation's authority key, once the first staff member set it.
+    pub fn authority_key(&self) -> RelayResult<Option<[u8; 32]>> {
+        match self.tree.get(keys::meta(AUTHORITY_KEY))? {
+            None => Ok(None),
+            Some(raw) => raw
+                .as_ref()
+                .try_into()
+                .map(Some)
+                .map_err(|_| corrupt("authority key")),
+        }
     }
 
     pub fn user(&self, user_id: &str) -> RelayResult<Option<UserRecord>> {
@@ -211,6 +258,7 @@ mod tests {
 
     fn invite(store: &Store, hash: [u8; 32], ttl_ms: u64) {
         let new = NewInvite {
+            user_certificate: Vec::new(),
             role: Role::Leader,
             user_id: String::new(),
             display_name: String::new(),
@@ -222,6 +270,8 @@ mod tests {
 
     fn enrolment(hash: [u8; 32], user: &str, device: u8) -> Enrolment<'_> {
         Enrolment {
+            credential: &[],
+            authority_key: None,
             invite_hash: hash,
             user_id: user,
             display_name: "Someone",

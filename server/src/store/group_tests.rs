@@ -27,6 +27,7 @@ fn fixture() -> Fixture {
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     for d in 1..=4u8 {
         let invite = NewInvite {
+            user_certificate: Vec::new(),
             role: Role::Leader,
             user_id: String::new(),
             display_name: String::new(),
@@ -36,6 +37,8 @@ fn fixture() -> Fixture {
         store.create_invite(&[d; 32], &invite, 0).unwrap();
         let name = format!("user{d}");
         let enrolment = Enrolment {
+            credential: &[],
+            authority_key: None,
             invite_hash: [d; 32],
             user_id: &name,
             display_name: "User",

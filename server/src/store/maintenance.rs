@@ -75,6 +75,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let invite = |ttl_ms| NewInvite {
+            user_certificate: Vec::new(),
             role: Role::Leader,
             user_id: String::new(),
             display_name: String::new(),

@@ -29,6 +29,10 @@ pub struct InviteRecord {
     /// expire so that reuse is reported as such.
     #[prost(uint64, tag = "7")]
     pub redeemed_at_ms: u64,
+    /// The invitee's signed user certificate, opaque (empty for bootstrap
+    /// invites).
+    #[prost(bytes = "vec", tag = "8")]
+    pub user_certificate: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -49,6 +53,9 @@ pub struct DeviceRecord {
     pub user_id: String,
     #[prost(uint64, tag = "2")]
     pub created_at_ms: u64,
+    /// The device's credential chain, opaque to the relay.
+    #[prost(bytes = "vec", tag = "3")]
+    pub credential: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

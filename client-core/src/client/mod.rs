@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use convene_proto::content::{GroupKind as WireKind, GroupMeta};
-use convene_proto::relay::{request, response, CreateInvite, ErrorCode, GetUser, ListUsers};
+use convene_proto::content::MembershipPolicy;
+use convene_proto::relay::{request, response, ErrorCode, GetUser, ListUsers};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -23,7 +24,7 @@ use crate::store::records::{
     self, CreateIntent, GroupRecord, IntentKind, IntentRecord, MembersIntent, MessageRecord,
 };
 use crate::transport::TransportError;
-use crate::types::{GroupId, GroupSummary, Identity, Invite, Message, Role, UserInfo};
+use crate::types::{GroupId, GroupKind, GroupSummary, Identity, Message, Role, UserInfo};
 
 /// Connection attempts that fail in a row before
 /// [`Client::wait_caught_up`] gives up (the client keeps trying).
@@ -144,6 +145,11 @@ impl Client {
                 "a group name has 1 to {MAX_GROUP_NAME_CHARS} characters"
             )));
         }
+        if self.identity().role != Role::Staff {
+            return Err(ClientError::Forbidden(
+                "only staff create cohort groups".into(),
+            ));
+        }
         self.check_users(members).await?;
         let group_id = crate::random_bytes::<16>().to_vec();
         let meta = GroupMeta {
@@ -151,6 +157,7 @@ impl Client {
             kind: WireKind::Cohort as i32,
             name: name.to_string(),
             direct_pair: Vec::new(),
+            membership: MembershipPolicy::Staff as i32,
         };
         let intent = IntentRecord {
             group_id: group_id.clone(),
@@ -188,6 +195,7 @@ impl Client {
             kind: WireKind::Direct as i32,
             name: String::new(),
             direct_pair: pair,
+            membership: MembershipPolicy::Pair as i32,
         };
         let intent = IntentRecord {
             group_id: group_id.clone(),
@@ -213,7 +221,8 @@ impl Client {
 
     /// Adds users to a group (every device of each).
     pub async fn add_members(&self, group: &GroupId, users: &[String]) -> Result<(), ClientError> {
-        self.active_group(group)?;
+        let summary = self.active_group(group)?;
+        self.check_may_manage(&summary)?;
         self.check_users(users).await?;
         self.submit(members_intent(group, users, true))
             .await
@@ -227,6 +236,7 @@ impl Client {
         users: &[String],
     ) -> Result<(), ClientError> {
         let summary = self.active_group(group)?;
+        self.check_may_manage(&summary)?;
         if let Some(missing) = users
             .iter()
             .find(|u| !summary.members.iter().any(|m| &m.user_id == *u))
@@ -238,6 +248,24 @@ impl Client {
         self.submit(members_intent(group, users, false))
             .await
             .map(|_| ())
+    }
+
+    /// Refuses, before anything is sent, a membership change that the
+    /// group's policy forbids this user (every other member would refuse
+    /// the commit anyway).
+    fn check_may_manage(&self, summary: &GroupSummary) -> Result<(), ClientError> {
+        if self.inner.shared.skip_local_policy {
+            return Ok(());
+        }
+        match summary.kind {
+            GroupKind::Direct => Err(ClientError::Forbidden(
+                "a direct channel's members never change".into(),
+            )),
+            GroupKind::Cohort | GroupKind::Network if self.identity().role != Role::Staff => Err(
+                ClientError::Forbidden("only staff change this group's membership".into()),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Sends a text message; returns it once the relay has stored it.
@@ -323,33 +351,6 @@ impl Client {
             .collect::<Result<Vec<_>, ClientError>>()?;
         messages.reverse();
         Ok(messages)
-    }
-
-    /// Creates a one-time invite (staff only). `user_id` and `display_name`
-    /// fix who the invite is for; empty lets the invited person choose.
-    pub async fn invite(
-        &self,
-        role: Role,
-        user_id: &str,
-        display_name: &str,
-    ) -> Result<Invite, ClientError> {
-        let request = request::Kind::CreateInvite(CreateInvite {
-            role: role.to_wire() as i32,
-            user_id: user_id.to_string(),
-            display_name: display_name.to_string(),
-            ttl_seconds: 0,
-        });
-        match self.relay(request).await {
-            Ok(response::Result::InviteCreated(created)) => Ok(Invite {
-                code: created.invite_code,
-                expires_at_ms: created.expires_at_ms,
-            }),
-            Ok(_) => Err(unexpected()),
-            Err(ClientError::Refused(r)) if r.code == ErrorCode::Forbidden => {
-                Err(ClientError::Forbidden("only staff can invite".into()))
-            }
-            Err(err) => Err(err),
-        }
     }
 
     /// Looks a user up in the relay's directory.
@@ -505,6 +506,9 @@ fn user_info(user: convene_proto::relay::User) -> UserInfo {
 fn unexpected() -> ClientError {
     ClientError::Transport(TransportError::Protocol("unexpected response".into()))
 }
+
+mod trust;
+pub use trust::SafetyNumber;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,176 @@
+//! The trust side of the client's API: inviting (staff holding the
+//! authority key), and safety numbers.
+
+use convene_proto::ids::check_user_id;
+use convene_proto::invite::{authority_fingerprint, Invite as ProtoInvite, InviteSecret};
+use convene_proto::relay::{request, response, CreateInvite, ErrorCode, GetUser};
+use prost::Message as _;
+
+use super::{unexpected, Client};
+use crate::enrolment::CERTIFICATE_VALIDITY_MS;
+use crate::error::ClientError;
+use crate::store::records::{identity_key, IdentityRecord};
+use crate::store::StoreError;
+use crate::trust::{
+    invite_public_key, safety_number, Authority, TrustAnchor, UserDetails, VerifiedDevice,
+};
+use crate::types::Invite;
+
+/// What `convene verify` shows: the number two users compare out of band.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyNumber {
+    pub user_id: String,
+    pub display_name: String,
+    /// 60 digits in 12 groups of 5, the same on both sides.
+    pub number: String,
+}
+
+impl Client {
+    /// Creates a one-time invite for the user `details` describes (staff
+    /// holding the organisation's authority key only). The authority
+    /// certifies the user here, on this device; the invite code carries the
+    /// secret, which the relay never sees.
+    pub async fn invite(&self, details: &UserDetails) -> Result<Invite, ClientError> {
+        check_user_id(&details.user_id)
+            .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
+        let name = details.display_name.trim();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(ClientError::InvalidArgument(
+                "a display name has 1 to 128 characters".into(),
+            ));
+        }
+        let authority = self.authority()?;
+        let invite = ProtoInvite {
+            secret: InviteSecret::generate(),
+            authority_fingerprint: Some(authority_fingerprint(&authority.public())),
+            relay_url: Some(self.inner.shared.identity.relay_url.clone()),
+        };
+        let details = UserDetails {
+            display_name: name.to_string(),
+            ..details.clone()
+        };
+        let certificate = authority.certify_user(
+            &details,
+            invite_public_key(&invite.secret.invite_key_seed()),
+            true,
+            crate::now_ms(),
+            CERTIFICATE_VALIDITY_MS,
+        );
+        let request = request::Kind::CreateInvite(CreateInvite {
+            role: details.role.to_wire() as i32,
+            user_id: details.user_id.clone(),
+            display_name: details.display_name.clone(),
+            ttl_seconds: 0,
+            invite_token: invite.secret.relay_token().to_vec().into(),
+            user_certificate: certificate.encode_to_vec().into(),
+        });
+        match self.relay(request).await {
+            Ok(response::Result::InviteCreated(created)) => Ok(Invite {
+                code: invite.to_code(),
+                expires_at_ms: created.expires_at_ms,
+            }),
+            Ok(_) => Err(unexpected()),
+            Err(ClientError::Refused(r)) if r.code == ErrorCode::Forbidden => {
+                Err(ClientError::Forbidden("only staff can invite".into()))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The safety number of this user and `user`: both see the same digits
+    /// when each holds the other's real identity key. The peer's key comes
+    /// from its devices' certificate chains, verified against the pinned
+    /// authority.
+    pub async fn safety_number(&self, user: &str) -> Result<SafetyNumber, ClientError> {
+        let anchor = self.anchor()?;
+        let own = self.own_device(&anchor)?;
+        let request = request::Kind::GetUser(GetUser {
+            user_id: user.to_string(),
+        });
+        let found = match self.relay(request).await {
+            Ok(response::Result::User(found)) => found,
+            Ok(_) => return Err(unexpected()),
+            Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
+                return Err(ClientError::UnknownUser(user.to_string()))
+            }
+            Err(err) => return Err(err),
+        };
+        let now = crate::now_ms();
+        let mut peer: Option<VerifiedDevice> = None;
+        for device in &found.devices {
+            let verified = anchor
+                .verify(&device.credential, &device.device_key, now)
+                .map_err(|err| ClientError::Untrusted(format!("{user}'s device: {err}")))?;
+            if verified.user_id != user {
+                return Err(ClientError::Untrusted(format!(
+                    "the relay showed a device of {} as {user}'s",
+                    verified.user_id
+                )));
+            }
+            if peer
+                .as_ref()
+                .is_some_and(|p| p.identity_key != verified.identity_key)
+            {
+                return Err(ClientError::Untrusted(format!(
+                    "{user}'s devices are certified by different identity keys"
+                )));
+            }
+            peer = Some(verified);
+        }
+        let peer = peer.ok_or_else(|| {
+            ClientError::Untrusted(format!("{user} has no certified device"))
+        })?;
+        Ok(SafetyNumber {
+            number: safety_number(
+                (&own.user_id, &own.identity_key),
+                (&peer.user_id, &peer.identity_key),
+            ),
+            user_id: peer.user_id,
+            display_name: peer.display_name,
+        })
+    }
+
+    fn anchor(&self) -> Result<TrustAnchor, ClientError> {
+        let key: [u8; 32] = self
+            .inner
+            .shared
+            .identity
+            .authority_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| damaged("the pinned authority key"))?;
+        Ok(TrustAnchor::new(key))
+    }
+
+    /// This device's own chain, verified.
+    fn own_device(&self, anchor: &TrustAnchor) -> Result<VerifiedDevice, ClientError> {
+        anchor
+            .verify(
+                &self.inner.shared.identity.credential,
+                &self.inner.shared.device,
+                crate::now_ms(),
+            )
+            .map_err(|err| ClientError::Untrusted(format!("this device's own certificate: {err}")))
+    }
+
+    /// The authority key, if this device holds it.
+    fn authority(&self) -> Result<Authority, ClientError> {
+        let identity: IdentityRecord = self
+            .inner
+            .shared
+            .store
+            .get_committed_record(&identity_key())?
+            .ok_or(ClientError::NotEnrolled)?;
+        let secret = zeroize::Zeroizing::new(identity.authority_secret);
+        let secret: &[u8; 32] = secret.as_slice().try_into().map_err(|_| {
+            ClientError::Forbidden(
+                "this device does not hold the organisation's authority key".into(),
+            )
+        })?;
+        Ok(Authority::from_secret_bytes(secret))
+    }
+}
+
+fn damaged(what: &str) -> ClientError {
+    ClientError::Storage(StoreError::Corrupt(format!("{what} is damaged")))
+}

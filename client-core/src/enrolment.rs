@@ -1,0 +1,235 @@
+//! Redeeming an invite: building this device's chain of trust and
+//! registering it with the relay.
+//!
+//! Two cases:
+//! - the relay's bootstrap invite: its redeemer becomes the first staff
+//!   member and creates the organisation's authority key, which it keeps;
+//! - a staff invite: the invite code names the authority's fingerprint, and
+//!   staff certified an invite key derived from its secret. The device
+//!   checks the authority the relay shows against the fingerprint and the
+//!   certificate against the authority, makes the user's identity key and
+//!   binds it with the invite key. The relay never sees the secret.
+
+use convene_proto::invite::{authority_fingerprint, Invite};
+use convene_proto::relay::InviteDetails;
+use convene_proto::trust::Signed;
+use prost::Message;
+
+use crate::error::ClientError;
+use crate::store::records::IdentityRecord;
+use crate::transport::{enrol, get_invite, Connection, EnrolRequest, TransportError};
+use crate::trust::{
+    bind_identity, invite_public_key, Authority, IdentityKey, TrustAnchor, UserDetails,
+};
+use crate::types::Role;
+use crate::DeviceKey;
+
+/// How long the first staff member's own certificate is valid.
+pub(crate) const CERTIFICATE_VALIDITY_MS: u64 = 2 * 365 * 24 * 3600 * 1000;
+
+/// What enrolling produced: the identity to store.
+pub(crate) struct Enrolled {
+    pub identity: IdentityRecord,
+}
+
+/// Redeems `invite` over `connection` for the new device `key`.
+/// `user_id` and `display_name` are used only for the bootstrap invite.
+pub(crate) async fn redeem(
+    connection: &dyn Connection,
+    key: &DeviceKey,
+    invite: &Invite,
+    user_id: &str,
+    display_name: &str,
+) -> Result<Enrolled, ClientError> {
+    let token = invite.secret.relay_token();
+    let details = get_invite(connection, token).await.map_err(invite_error)?;
+    let now = crate::now_ms();
+    let Issued {
+        request,
+        certified: details,
+        identity_key,
+        authority,
+    } = if details.bootstrap {
+        bootstrap(&details, key, token, user_id, display_name, now)?
+    } else {
+        invited(&details, invite, key, token, now)?
+    };
+    let authenticated = enrol(connection, key, &request)
+        .await
+        .map_err(invite_error)?;
+    if authenticated.user_id != details.user_id {
+        return Err(ClientError::Untrusted(format!(
+            "the relay enrolled this device as {} but the certificate names {}",
+            authenticated.user_id, details.user_id
+        )));
+    }
+    let identity = IdentityRecord {
+        user_id: details.user_id,
+        display_name: details.display_name,
+        role: authenticated.role,
+        device_secret: key.to_secret_bytes().to_vec(),
+        relay_url: String::new(),
+        relay_id: connection.relay_id().to_vec(),
+        enrolled_at_ms: now,
+        pinned_certificate: Vec::new(),
+        identity_secret: identity_key.to_secret_bytes().to_vec(),
+        authority_key: details.authority_key,
+        credential: request.credential.clone(),
+        authority_secret: authority
+            .map(|a| a.to_secret_bytes().to_vec())
+            .unwrap_or_default(),
+        sector: details.sector,
+    };
+    Ok(Enrolled { identity })
+}
+
+/// Who the new user is, as certified.
+struct Certified {
+    user_id: String,
+    display_name: String,
+    sector: String,
+    authority_key: Vec<u8>,
+}
+
+/// What this device made to enrol: the request, and the keys to keep.
+struct Issued {
+    request: EnrolRequest,
+    certified: Certified,
+    identity_key: IdentityKey,
+    /// Only for the first staff member.
+    authority: Option<Authority>,
+}
+
+fn bootstrap(
+    details: &InviteDetails,
+    key: &DeviceKey,
+    token: [u8; 32],
+    user_id: &str,
+    display_name: &str,
+    now: u64,
+) -> Result<Issued, ClientError> {
+    if !details.authority_key.is_empty() {
+        return Err(ClientError::InvalidInvite(
+            "this organisation already has an authority; ask its staff for an invite".into(),
+        ));
+    }
+    let user_id = if details.user_id.is_empty() {
+        user_id
+    } else {
+        &details.user_id
+    };
+    let display_name = match (details.display_name.as_str(), display_name) {
+        ("", "") => user_id,
+        ("", chosen) => chosen,
+        (named, _) => named,
+    };
+    convene_proto::ids::check_user_id(user_id)
+        .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
+    let authority = Authority::generate();
+    let user_details = UserDetails {
+        user_id: user_id.to_string(),
+        display_name: display_name.to_string(),
+        role: Role::Staff,
+        sector: String::new(),
+    };
+    let (identity_key, chain) =
+        authority.issue_direct_chain(&user_details, key.public(), now, CERTIFICATE_VALIDITY_MS);
+    let request = EnrolRequest {
+        invite_token: token,
+        user_id: user_id.to_string(),
+        display_name: display_name.to_string(),
+        credential: chain,
+        authority_key: Some(authority.public()),
+    };
+    let certified = Certified {
+        user_id: user_details.user_id,
+        display_name: user_details.display_name,
+        sector: String::new(),
+        authority_key: authority.public().to_vec(),
+    };
+    Ok(Issued {
+        request,
+        certified,
+        identity_key,
+        authority: Some(authority),
+    })
+}
+
+fn invited(
+    details: &InviteDetails,
+    invite: &Invite,
+    key: &DeviceKey,
+    token: [u8; 32],
+    now: u64,
+) -> Result<Issued, ClientError> {
+    let fingerprint = invite.authority_fingerprint.ok_or_else(|| {
+        ClientError::InvalidInvite("the invite names no organisation authority".into())
+    })?;
+    let authority_key: [u8; 32] = details.authority_key.as_ref().try_into().map_err(|_| {
+        ClientError::Untrusted("the relay did not show the organisation's authority key".into())
+    })?;
+    if authority_fingerprint(&authority_key) != fingerprint {
+        return Err(ClientError::Untrusted(
+            "the relay showed an authority key that is not the one the invite names".into(),
+        ));
+    }
+    let anchor = TrustAnchor::new(authority_key);
+    let signed = Signed::decode(details.user_certificate.as_ref()).map_err(|_| {
+        ClientError::Untrusted("the invite's certificate is damaged".into())
+    })?;
+    let certificate = anchor
+        .verify_user_certificate(&signed, now)
+        .map_err(|err| ClientError::Untrusted(format!("the invite's certificate: {err}")))?;
+    let seed = invite.secret.invite_key_seed();
+    if !certificate.bound_by_invite || certificate.subject_key != invite_public_key(&seed) {
+        return Err(ClientError::Untrusted(
+            "the invite's certificate was made for another invite".into(),
+        ));
+    }
+    let identity_key = IdentityKey::generate();
+    let binding = bind_identity(&seed, &certificate.user_id, identity_key.public());
+    let device_certificate = identity_key.certify_device(&certificate.user_id, key.public(), now);
+    let request = EnrolRequest {
+        invite_token: token,
+        user_id: certificate.user_id.clone(),
+        display_name: certificate.display_name.clone(),
+        credential: IdentityKey::chain(signed, Some(binding), device_certificate),
+        authority_key: None,
+    };
+    let certified = Certified {
+        user_id: certificate.user_id,
+        display_name: certificate.display_name,
+        sector: certificate.sector,
+        authority_key: authority_key.to_vec(),
+    };
+    Ok(Issued {
+        request,
+        certified,
+        identity_key,
+        authority: None,
+    })
+}
+
+/// Enrolment refusals that are about the invite, said as such.
+pub(crate) fn invite_error(err: TransportError) -> ClientError {
+    use convene_proto::relay::ErrorCode;
+    match err {
+        TransportError::Refused(refusal) => match refusal.code {
+            ErrorCode::InviteUnknown => {
+                ClientError::InvalidInvite("the relay does not know this invite".into())
+            }
+            ErrorCode::InviteUsed => {
+                ClientError::InvalidInvite("this invite has already been used".into())
+            }
+            ErrorCode::InviteExpired => {
+                ClientError::InvalidInvite("this invite has expired".into())
+            }
+            ErrorCode::AlreadyExists => {
+                ClientError::InvalidArgument(format!("that user id is taken: {}", refusal.message))
+            }
+            ErrorCode::InvalidArgument => ClientError::InvalidArgument(refusal.message),
+            _ => ClientError::Refused(refusal),
+        },
+        other => other.into(),
+    }
+}

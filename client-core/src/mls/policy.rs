@@ -1,0 +1,97 @@
+//! The group's membership policy, which every member enforces on every
+//! commit and Welcome it accepts. The policy lives in the group's
+//! [`GroupMeta`] (in the GroupContext), so all members read the same one,
+//! and the relay, which cannot read commits, plays no part.
+
+use convene_proto::content::{GroupMeta, MembershipPolicy};
+
+use crate::trust::VerifiedDevice;
+use crate::types::Role;
+
+/// What a commit changes, as far as the policy is concerned.
+pub struct Change<'a> {
+    /// The member who committed (verified).
+    pub committer: &'a VerifiedDevice,
+    /// The devices it adds (verified).
+    pub added: &'a [VerifiedDevice],
+    /// How many devices it removes.
+    pub removed: usize,
+    /// Whether it changes the group's extensions (its metadata or policy).
+    pub changes_context: bool,
+}
+
+fn policy(meta: &GroupMeta) -> MembershipPolicy {
+    match MembershipPolicy::try_from(meta.membership) {
+        Ok(MembershipPolicy::Unspecified) | Err(_) => MembershipPolicy::Staff,
+        Ok(policy) => policy,
+    }
+}
+
+/// Why `change` breaks the policy of a group with `meta`, if it does.
+pub fn check_commit(meta: &GroupMeta, change: &Change<'_>) -> Result<(), String> {
+    let changes_membership = !change.added.is_empty() || change.removed > 0;
+    if !changes_membership && !change.changes_context {
+        return Ok(());
+    }
+    match policy(meta) {
+        MembershipPolicy::AnyMember => Ok(()),
+        MembershipPolicy::Staff | MembershipPolicy::Unspecified => {
+            if change.committer.role == Role::Staff {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} is not staff, and only staff may change this group's membership",
+                    change.committer.user_id
+                ))
+            }
+        }
+        MembershipPolicy::Pair => {
+            if change.changes_context {
+                return Err("a direct channel's settings never change".into());
+            }
+            check_pair(meta, std::iter::once(change.committer))?;
+            check_pair(meta, change.added.iter())
+        }
+    }
+}
+
+/// Why joining a group with `meta`, whose Welcome `sender` sent and whose
+/// members are `members`, breaks its policy, if it does.
+pub fn check_welcome(
+    meta: &GroupMeta,
+    sender: &VerifiedDevice,
+    members: &[VerifiedDevice],
+) -> Result<(), String> {
+    match policy(meta) {
+        MembershipPolicy::AnyMember => Ok(()),
+        MembershipPolicy::Staff | MembershipPolicy::Unspecified => {
+            if sender.role == Role::Staff {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} is not staff, and only staff may add members to this group",
+                    sender.user_id
+                ))
+            }
+        }
+        MembershipPolicy::Pair => check_pair(meta, members.iter()),
+    }
+}
+
+fn check_pair<'a>(
+    meta: &GroupMeta,
+    devices: impl Iterator<Item = &'a VerifiedDevice>,
+) -> Result<(), String> {
+    if meta.direct_pair.len() != 2 {
+        return Err("a direct channel names two users".into());
+    }
+    for device in devices {
+        if !meta.direct_pair.contains(&device.user_id) {
+            return Err(format!(
+                "{} is not one of this direct channel's two users",
+                device.user_id
+            ));
+        }
+    }
+    Ok(())
+}

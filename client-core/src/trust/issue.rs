@@ -1,0 +1,192 @@
+//! Issuing the chain: the authority certifies users, an invite key binds an
+//! identity key, an identity key certifies devices. Each signing key is
+//! wiped from memory on drop and never printed.
+
+use convene_proto::trust::{
+    signed_bytes, CredentialChain, DeviceCertificate, IdentityBinding, Role as WireRole,
+    SignaturePurpose, Signed, UserCertificate,
+};
+use ed25519_dalek::{Signer, SigningKey};
+use prost::Message;
+use zeroize::Zeroizing;
+
+use super::CHAIN_VERSION;
+use crate::types::Role;
+
+/// What the authority says about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDetails {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: Role,
+    pub sector: String,
+}
+
+fn sign(key: &SigningKey, purpose: SignaturePurpose, body: Vec<u8>) -> Signed {
+    let signature = key.sign(&signed_bytes(purpose, &body)).to_bytes().to_vec();
+    Signed { body, signature }
+}
+
+fn wire_role(role: Role) -> WireRole {
+    match role {
+        Role::Staff => WireRole::Staff,
+        Role::Leader => WireRole::Leader,
+    }
+}
+
+/// The organisation's authority key, held by staff.
+pub struct Authority(SigningKey);
+
+impl Authority {
+    /// A new authority (made once, by the first staff member).
+    pub fn generate() -> Self {
+        Authority(SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
+        Authority(SigningKey::from_bytes(secret))
+    }
+
+    pub fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    pub fn public(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+
+    /// Certifies `details` for `subject_key`, valid from `not_before_ms` for
+    /// `validity_ms`. `bound_by_invite` marks `subject_key` as an invite key
+    /// that will bind the user's identity key.
+    pub fn certify_user(
+        &self,
+        details: &UserDetails,
+        subject_key: [u8; 32],
+        bound_by_invite: bool,
+        not_before_ms: u64,
+        validity_ms: u64,
+    ) -> Signed {
+        let certificate = UserCertificate {
+            version: CHAIN_VERSION,
+            authority_key: self.public().to_vec(),
+            user_id: details.user_id.clone(),
+            display_name: details.display_name.clone(),
+            role: wire_role(details.role) as i32,
+            sector: details.sector.clone(),
+            subject_key: subject_key.to_vec(),
+            bound_by_invite,
+            not_before_ms,
+            not_after_ms: not_before_ms.saturating_add(validity_ms),
+        };
+        sign(
+            &self.0,
+            SignaturePurpose::UserCertificate,
+            certificate.encode_to_vec(),
+        )
+    }
+}
+
+impl Authority {
+    /// A new identity key for the user `details` describes, certified
+    /// directly (no invite), and the chain for its device `device_key`.
+    pub fn issue_direct_chain(
+        &self,
+        details: &UserDetails,
+        device_key: [u8; 32],
+        now_ms: u64,
+        validity_ms: u64,
+    ) -> (IdentityKey, Vec<u8>) {
+        let identity = IdentityKey::generate();
+        let user = self.certify_user(details, identity.public(), false, now_ms, validity_ms);
+        let device = identity.certify_device(&details.user_id, device_key, now_ms);
+        let chain = IdentityKey::chain(user, None, device);
+        (identity, chain)
+    }
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authority(<redacted>)")
+    }
+}
+
+/// A user's identity key: certifies the user's devices.
+pub struct IdentityKey(SigningKey);
+
+impl IdentityKey {
+    pub fn generate() -> Self {
+        IdentityKey(SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
+        IdentityKey(SigningKey::from_bytes(secret))
+    }
+
+    pub fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    pub fn public(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+
+    /// Certifies that `device_key` is one of `user_id`'s devices.
+    pub fn certify_device(&self, user_id: &str, device_key: [u8; 32], now_ms: u64) -> Signed {
+        let certificate = DeviceCertificate {
+            version: CHAIN_VERSION,
+            user_id: user_id.to_string(),
+            device_key: device_key.to_vec(),
+            issued_at_ms: now_ms,
+        };
+        sign(
+            &self.0,
+            SignaturePurpose::DeviceCertificate,
+            certificate.encode_to_vec(),
+        )
+    }
+
+    /// The encoded chain for one device: the user certificate, the identity
+    /// binding when there is one, and the device certificate.
+    pub fn chain(
+        user_certificate: Signed,
+        identity_binding: Option<Signed>,
+        device_certificate: Signed,
+    ) -> Vec<u8> {
+        CredentialChain {
+            version: CHAIN_VERSION,
+            user_certificate: Some(user_certificate),
+            identity_binding,
+            device_certificate: Some(device_certificate),
+        }
+        .encode_to_vec()
+    }
+}
+
+impl std::fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityKey(<redacted>)")
+    }
+}
+
+/// Signs, with the invite key derived from the invite's secret, that
+/// `user_id`'s identity key is `identity_key`.
+pub fn bind_identity(invite_key_seed: &[u8; 32], user_id: &str, identity_key: [u8; 32]) -> Signed {
+    let invite_key = SigningKey::from_bytes(invite_key_seed);
+    let binding = IdentityBinding {
+        version: CHAIN_VERSION,
+        user_id: user_id.to_string(),
+        identity_key: identity_key.to_vec(),
+    };
+    sign(
+        &invite_key,
+        SignaturePurpose::IdentityBinding,
+        binding.encode_to_vec(),
+    )
+}
+
+/// The public invite key for an invite's key seed (what staff certify).
+pub fn invite_public_key(invite_key_seed: &[u8; 32]) -> [u8; 32] {
+    SigningKey::from_bytes(invite_key_seed)
+        .verifying_key()
+        .to_bytes()
+}

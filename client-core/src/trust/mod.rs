@@ -1,0 +1,224 @@
+//! The organisation's chain of trust, with no I/O: issuing certificates,
+//! verifying the chain that every MLS credential carries, and safety
+//! numbers.
+//!
+//! The chain (see `proto/convene/trust/v1/trust.proto`):
+//! authority key → user certificate → (identity binding, for invited users)
+//! → device certificate. A client pins the authority key when it enrols and
+//! from then on accepts a member, a KeyPackage or a message sender only if
+//! its chain verifies up to that key and ends in the device key the MLS leaf
+//! signs with. A relay holds none of these private keys, so it cannot make a
+//! chain that verifies.
+
+mod issue;
+mod safety;
+#[cfg(test)]
+mod tests;
+
+use convene_proto::trust::{
+    signed_bytes, CredentialChain, DeviceCertificate, IdentityBinding, Role as WireRole,
+    SignaturePurpose, Signed, UserCertificate,
+};
+use ed25519_dalek::{Signature, VerifyingKey};
+use prost::Message;
+
+pub use issue::{bind_identity, invite_public_key, Authority, IdentityKey, UserDetails};
+pub use safety::safety_number;
+
+use crate::types::Role;
+
+/// Version of every layout in the chain that this client writes and reads.
+pub const CHAIN_VERSION: u32 = 1;
+
+/// Why a credential chain was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustError {
+    /// The bytes are not a chain of a version this client reads.
+    #[error("the credential is not a Convene certificate chain: {0}")]
+    Malformed(&'static str),
+    /// A signature in the chain does not verify.
+    #[error("the {0} is not validly signed")]
+    BadSignature(&'static str),
+    /// The user certificate was issued by another authority than the pinned one.
+    #[error("the credential was not issued by this organisation's authority")]
+    UnknownAuthority,
+    /// The parts of the chain name different users or keys.
+    #[error("the credential's certificates do not fit together: {0}")]
+    Mismatch(&'static str),
+    /// The user certificate is not valid now.
+    #[error("the user's certificate is not valid at this time")]
+    Expired,
+    /// The chain is fine but names another device than the MLS leaf.
+    #[error("the credential belongs to another device")]
+    WrongDevice,
+}
+
+/// Who a verified chain says a device belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedDevice {
+    pub user_id: String,
+    pub display_name: String,
+    pub role: Role,
+    pub sector: String,
+    /// The user's identity key, which certified the device.
+    pub identity_key: [u8; 32],
+    /// The device key (the MLS leaf's signature key).
+    pub device_key: [u8; 32],
+}
+
+/// The pinned authority key, against which chains are verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustAnchor {
+    authority_key: [u8; 32],
+}
+
+impl TrustAnchor {
+    pub fn new(authority_key: [u8; 32]) -> Self {
+        TrustAnchor { authority_key }
+    }
+
+    /// The pinned authority key.
+    pub fn authority_key(&self) -> [u8; 32] {
+        self.authority_key
+    }
+
+    /// Verifies an encoded [`CredentialChain`] for the device whose key is
+    /// `device_key`, at time `now_ms`.
+    pub fn verify(
+        &self,
+        chain: &[u8],
+        device_key: &[u8],
+        now_ms: u64,
+    ) -> Result<VerifiedDevice, TrustError> {
+        let chain = CredentialChain::decode(chain).map_err(|_| TrustError::Malformed("encoding"))?;
+        if chain.version != CHAIN_VERSION {
+            return Err(TrustError::Malformed("version"));
+        }
+        let signed_user = chain
+            .user_certificate
+            .ok_or(TrustError::Malformed("no user certificate"))?;
+        let user: UserCertificate = decode(&signed_user, "user certificate")?;
+        if user.version != CHAIN_VERSION {
+            return Err(TrustError::Malformed("user certificate version"));
+        }
+        if user.authority_key.as_slice() != self.authority_key {
+            return Err(TrustError::UnknownAuthority);
+        }
+        check_signature(
+            &self.authority_key,
+            SignaturePurpose::UserCertificate,
+            &signed_user,
+            "user certificate",
+        )?;
+        if now_ms < user.not_before_ms || now_ms >= user.not_after_ms {
+            return Err(TrustError::Expired);
+        }
+        let subject = key32(&user.subject_key, "user certificate key")?;
+        let identity_key = match (user.bound_by_invite, chain.identity_binding) {
+            (false, None) => subject,
+            (true, Some(signed_binding)) => {
+                let binding: IdentityBinding = decode(&signed_binding, "identity binding")?;
+                check_signature(
+                    &subject,
+                    SignaturePurpose::IdentityBinding,
+                    &signed_binding,
+                    "identity binding",
+                )?;
+                if binding.user_id != user.user_id {
+                    return Err(TrustError::Mismatch("identity binding names another user"));
+                }
+                key32(&binding.identity_key, "identity key")?
+            }
+            (true, None) => return Err(TrustError::Malformed("no identity binding")),
+            (false, Some(_)) => return Err(TrustError::Malformed("unexpected identity binding")),
+        };
+        let signed_device = chain
+            .device_certificate
+            .ok_or(TrustError::Malformed("no device certificate"))?;
+        let device: DeviceCertificate = decode(&signed_device, "device certificate")?;
+        check_signature(
+            &identity_key,
+            SignaturePurpose::DeviceCertificate,
+            &signed_device,
+            "device certificate",
+        )?;
+        if device.user_id != user.user_id {
+            return Err(TrustError::Mismatch("device certificate names another user"));
+        }
+        let certified_device = key32(&device.device_key, "device key")?;
+        if certified_device.as_slice() != device_key {
+            return Err(TrustError::WrongDevice);
+        }
+        let role = match WireRole::try_from(user.role) {
+            Ok(WireRole::Staff) => Role::Staff,
+            Ok(WireRole::Leader) => Role::Leader,
+            _ => return Err(TrustError::Malformed("role")),
+        };
+        Ok(VerifiedDevice {
+            user_id: user.user_id,
+            display_name: user.display_name,
+            role,
+            sector: user.sector,
+            identity_key,
+            device_key: certified_device,
+        })
+    }
+
+    /// Verifies a signed user certificate on its own (an invitee checks the
+    /// one staff made for it), returning it.
+    pub fn verify_user_certificate(
+        &self,
+        signed: &Signed,
+        now_ms: u64,
+    ) -> Result<UserCertificate, TrustError> {
+        let user: UserCertificate = decode(signed, "user certificate")?;
+        if user.authority_key.as_slice() != self.authority_key {
+            return Err(TrustError::UnknownAuthority);
+        }
+        check_signature(
+            &self.authority_key,
+            SignaturePurpose::UserCertificate,
+            signed,
+            "user certificate",
+        )?;
+        if now_ms < user.not_before_ms || now_ms >= user.not_after_ms {
+            return Err(TrustError::Expired);
+        }
+        Ok(user)
+    }
+}
+
+fn decode<M: Message + Default>(signed: &Signed, what: &'static str) -> Result<M, TrustError> {
+    M::decode(signed.body.as_slice()).map_err(|_| TrustError::Malformed(what))
+}
+
+fn key32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], TrustError> {
+    bytes.try_into().map_err(|_| TrustError::Malformed(what))
+}
+
+fn check_signature(
+    key: &[u8; 32],
+    purpose: SignaturePurpose,
+    signed: &Signed,
+    what: &'static str,
+) -> Result<(), TrustError> {
+    let key = VerifyingKey::from_bytes(key).map_err(|_| TrustError::BadSignature(what))?;
+    let signature: [u8; 64] = signed
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| TrustError::BadSignature(what))?;
+    key.verify_strict(
+        &signed_bytes(purpose, &signed.body),
+        &Signature::from_bytes(&signature),
+    )
+    .map_err(|_| TrustError::BadSignature(what))
+}
+
+/// Reads a chain's claims without verifying them: only for showing what an
+/// already refused credential claimed to be.
+pub fn claimed_user_id(chain: &[u8]) -> Option<String> {
+    let chain = CredentialChain::decode(chain).ok()?;
+    let user: UserCertificate = UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
+    Some(user.user_id)
+}

@@ -1,0 +1,150 @@
+use super::*;
+
+const NOW: u64 = 1_800_000_000_000;
+const YEAR: u64 = 365 * 24 * 3600 * 1000;
+
+fn details(user_id: &str, role: Role) -> UserDetails {
+    UserDetails {
+        user_id: user_id.into(),
+        display_name: format!("Name of {user_id}"),
+        role,
+        sector: "police".into(),
+    }
+}
+
+/// An invited user's chain: authority → invite key → identity → device.
+fn invited_chain(authority: &Authority, user_id: &str, device: [u8; 32]) -> (Vec<u8>, [u8; 32]) {
+    let seed = [9u8; 32];
+    let user = authority.certify_user(
+        &details(user_id, Role::Leader),
+        invite_public_key(&seed),
+        true,
+        NOW,
+        YEAR,
+    );
+    let identity = IdentityKey::generate();
+    let binding = bind_identity(&seed, user_id, identity.public());
+    let device_cert = identity.certify_device(user_id, device, NOW);
+    (
+        IdentityKey::chain(user, Some(binding), device_cert),
+        identity.public(),
+    )
+}
+
+#[test]
+fn an_invited_users_chain_verifies_to_its_identity_key() {
+    let authority = Authority::generate();
+    let anchor = TrustAnchor::new(authority.public());
+    let (chain, identity) = invited_chain(&authority, "ada", [1; 32]);
+    let verified = anchor.verify(&chain, &[1; 32], NOW + 1).unwrap();
+    assert_eq!(verified.user_id, "ada");
+    assert_eq!(verified.role, Role::Leader);
+    assert_eq!(verified.sector, "police");
+    assert_eq!(verified.identity_key, identity);
+}
+
+#[test]
+fn a_directly_certified_identity_needs_no_binding() {
+    let authority = Authority::generate();
+    let identity = IdentityKey::generate();
+    let user = authority.certify_user(
+        &details("staff", Role::Staff),
+        identity.public(),
+        false,
+        NOW,
+        YEAR,
+    );
+    let chain = IdentityKey::chain(user, None, identity.certify_device("staff", [2; 32], NOW));
+    let verified = TrustAnchor::new(authority.public())
+        .verify(&chain, &[2; 32], NOW)
+        .unwrap();
+    assert_eq!(verified.role, Role::Staff);
+}
+
+#[test]
+fn chains_outside_the_authority_are_refused() {
+    let authority = Authority::generate();
+    let anchor = TrustAnchor::new(authority.public());
+    let (chain, _) = invited_chain(&Authority::generate(), "mallory", [1; 32]);
+    assert_eq!(
+        anchor.verify(&chain, &[1; 32], NOW),
+        Err(TrustError::UnknownAuthority)
+    );
+    // A chain that names the right authority but was signed by another key.
+    let forger = Authority::generate();
+    let mut decoded = CredentialChain::decode(chain.as_slice()).unwrap();
+    let mut user_cert = decoded.user_certificate.take().unwrap();
+    let mut body = UserCertificate::decode(user_cert.body.as_slice()).unwrap();
+    body.authority_key = authority.public().to_vec();
+    user_cert.body = body.encode_to_vec();
+    user_cert.signature = forger
+        .certify_user(&details("x", Role::Leader), [0; 32], false, NOW, YEAR)
+        .signature;
+    decoded.user_certificate = Some(user_cert);
+    assert_eq!(
+        anchor.verify(&decoded.encode_to_vec(), &[1; 32], NOW),
+        Err(TrustError::BadSignature("user certificate"))
+    );
+}
+
+#[test]
+fn a_chain_for_another_device_or_time_is_refused() {
+    let authority = Authority::generate();
+    let anchor = TrustAnchor::new(authority.public());
+    let (chain, _) = invited_chain(&authority, "ada", [1; 32]);
+    assert_eq!(
+        anchor.verify(&chain, &[2; 32], NOW),
+        Err(TrustError::WrongDevice)
+    );
+    assert_eq!(
+        anchor.verify(&chain, &[1; 32], NOW + YEAR),
+        Err(TrustError::Expired)
+    );
+    assert_eq!(
+        anchor.verify(&chain, &[1; 32], NOW - 1),
+        Err(TrustError::Expired)
+    );
+}
+
+#[test]
+fn a_binding_by_someone_without_the_invite_secret_is_refused() {
+    let authority = Authority::generate();
+    let seed = [9u8; 32];
+    let user = authority.certify_user(
+        &details("ada", Role::Leader),
+        invite_public_key(&seed),
+        true,
+        NOW,
+        YEAR,
+    );
+    let relay_identity = IdentityKey::generate();
+    // The relay does not know the seed; it signs with a key of its own.
+    let binding = bind_identity(&[8u8; 32], "ada", relay_identity.public());
+    let chain = IdentityKey::chain(
+        user,
+        Some(binding),
+        relay_identity.certify_device("ada", [1; 32], NOW),
+    );
+    assert_eq!(
+        TrustAnchor::new(authority.public()).verify(&chain, &[1; 32], NOW),
+        Err(TrustError::BadSignature("identity binding"))
+    );
+}
+
+#[test]
+fn garbage_is_malformed_not_a_panic() {
+    let anchor = TrustAnchor::new([0; 32]);
+    for bytes in [&b""[..], b"ada", &[0xff; 40]] {
+        assert!(anchor.verify(bytes, &[1; 32], NOW).is_err());
+    }
+}
+
+#[test]
+fn safety_numbers_agree_and_change_with_the_key() {
+    let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let number = safety_number(("ada", &a), ("bob", &b));
+    assert_eq!(number, safety_number(("bob", &b), ("ada", &a)));
+    assert_eq!(number.split(' ').count(), 12);
+    assert!(number.split(' ').all(|g| g.len() == 5 && g.bytes().all(|d| d.is_ascii_digit())));
+    assert_ne!(number, safety_number(("ada", &a), ("bob", &c)));
+}
