@@ -227,6 +227,16 @@ pub async fn staff_app(relay: &RelayProcess) -> Result<App> {
 
 /// Leaders invited by `staff` and enrolled, one client each.
 pub async fn leader_apps(relay: &RelayProcess, staff: &App, names: &[String]) -> Result<Vec<App>> {
+    invited_apps(relay, staff, names, Role::Leader).await
+}
+
+/// Users with `role` invited by `staff` and enrolled, one client each.
+pub async fn invited_apps(
+    relay: &RelayProcess,
+    staff: &App,
+    names: &[String],
+    role: Role,
+) -> Result<Vec<App>> {
     let mut apps = Vec::new();
     for name in names {
         let invite = staff
@@ -234,7 +244,7 @@ pub async fn leader_apps(relay: &RelayProcess, staff: &App, names: &[String]) ->
             .invite(&UserDetails {
                 user_id: name.clone(),
                 display_name: display_name(name),
-                role: Role::Leader,
+                role,
                 sector: "test".into(),
             })
             .await?;

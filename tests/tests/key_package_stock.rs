@@ -4,7 +4,9 @@
 
 use anyhow::{bail, Result};
 use convene_proto::relay::{request, response, ClaimKeyPackages};
-use convene_tests::app::App;
+use convene_client::trust::UserDetails;
+use convene_client::Role;
+use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::{RelayProcess, TestDevice};
 
 /// Claims one KeyPackage of `user`; true if it was the last-resort one.
@@ -24,15 +26,25 @@ async fn claim(staff: &TestDevice, user: &str) -> Result<bool> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_client_replenishes_its_key_packages_when_told() -> Result<()> {
     let relay = RelayProcess::start_default()?;
-    let invite = relay.bootstrap_invite.clone().expect("bootstrap invite");
-    let staff = TestDevice::enrol(&relay.url, &invite, "staff").await?;
-    let ana_invite = staff.invite(convene_proto::relay::Role::Leader).await?;
-    let ana = App::enrol(&relay.url, &ana_invite, "ana").await?;
+    let staff = staff_app(&relay).await?;
+    let ana = leader_apps(&relay, &staff, &["ana".to_string()]).await?;
+    // The claims come from a raw device, so that no client of ours is
+    // involved on the claiming side.
+    let claimer_invite = staff
+        .client
+        .invite(&UserDetails {
+            user_id: "claimer".into(),
+            display_name: "Claimer".into(),
+            role: Role::Staff,
+            sector: String::new(),
+        })
+        .await?;
+    let claimer = TestDevice::enrol(&relay.url, &claimer_invite.code, "claimer").await?;
 
     // More claims than the 30 uploaded at enrolment: without top-ups the
     // last ones would be the last-resort KeyPackage.
     for n in 0..60 {
-        if claim(&staff, "ana").await? {
+        if claim(&claimer, "ana").await? {
             bail!("claim {n} got the last-resort KeyPackage: the stock was not replenished");
         }
         // Give the client a moment to answer the relay's low-stock push.
