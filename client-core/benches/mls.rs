@@ -55,7 +55,8 @@ impl Device {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let (_, chain) = authority().issue_direct_chain(&details, key.public(), now - 1000, 3_600_000);
+        let (_, chain) =
+            authority().issue_direct_chain(&details, key.public(), now - 1000, 3_600_000);
         Device {
             key,
             user: details.user_id,

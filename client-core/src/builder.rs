@@ -15,11 +15,11 @@ use zeroize::Zeroize;
 
 use crate::client::Client;
 use crate::engine::{ConnectionStatus, Engine, Shared};
+use crate::enrolment::{redeem, Enrolled};
 use crate::error::ClientError;
 use crate::mls::Mls;
 use crate::store::records::{identity_key, IdentityRecord};
 use crate::store::LocalStore;
-use crate::enrolment::{redeem, Enrolled};
 use crate::transport::{ConnectOptions, Connector, TrustRoots, WebSocketConnector};
 use crate::types::{Identity, Role};
 use crate::DeviceKey;
@@ -110,8 +110,8 @@ impl ClientBuilder {
         display_name: &str,
     ) -> Result<Identity, ClientError> {
         // A mistyped code is caught here, without spending a round trip.
-        let invite = Invite::from_code(invite)
-            .map_err(|err| ClientError::InvalidInvite(err.to_string()))?;
+        let invite =
+            Invite::from_code(invite).map_err(|err| ClientError::InvalidInvite(err.to_string()))?;
         let store = Arc::new(open_store(&self.state_dir).await?);
         if let Some(existing) = store.get_committed_record::<IdentityRecord>(&identity_key())? {
             return Err(ClientError::AlreadyEnrolled(existing.user_id));
@@ -126,7 +126,8 @@ impl ClientBuilder {
         let connector = self.make_connector(&relay_url)?;
         let (connection, _pushes) = connector.connect().await?;
         let key = DeviceKey::generate();
-        let Enrolled { mut identity } = redeem(connection.as_ref(), &key, &invite, user_id, display_name).await?;
+        let Enrolled { mut identity } =
+            redeem(connection.as_ref(), &key, &invite, user_id, display_name).await?;
         identity.relay_url = relay_url.clone();
         identity.pinned_certificate = self.pinned_certificate.clone().unwrap_or_default();
         store.put_record(identity_key(), &identity);

@@ -174,9 +174,8 @@ fn invited(
         ));
     }
     let anchor = TrustAnchor::new(authority_key);
-    let signed = Signed::decode(details.user_certificate.as_ref()).map_err(|_| {
-        ClientError::Untrusted("the invite's certificate is damaged".into())
-    })?;
+    let signed = Signed::decode(details.user_certificate.as_ref())
+        .map_err(|_| ClientError::Untrusted("the invite's certificate is damaged".into()))?;
     let certificate = anchor
         .verify_user_certificate(&signed, now)
         .map_err(|err| ClientError::Untrusted(format!("the invite's certificate: {err}")))?;

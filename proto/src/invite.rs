@@ -222,10 +222,7 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "InviteSecret(<redacted>)");
         assert_eq!(secret.relay_token(), secret.clone().relay_token());
         assert_ne!(secret.relay_token(), *secret.invite_key_seed());
-        assert_ne!(
-            secret.relay_token(),
-            InviteSecret::generate().relay_token()
-        );
+        assert_ne!(secret.relay_token(), InviteSecret::generate().relay_token());
         assert_ne!(lookup_hash(&secret.relay_token()), secret.relay_token());
     }
 }

@@ -250,7 +250,11 @@ fn offline_invite(config: Config, args: InviteArgs) -> Result<()> {
         user_certificate: Vec::new(),
         created_by: None,
     };
-    store.create_invite(&lookup_hash(&invite.secret.relay_token()), &new_invite, now_ms())?;
+    store.create_invite(
+        &lookup_hash(&invite.secret.relay_token()),
+        &new_invite,
+        now_ms(),
+    )?;
     store.flush()?;
     println!("{}", invite.to_code());
     Ok(())

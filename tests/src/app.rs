@@ -55,6 +55,15 @@ impl App {
         if let Some(connector) = connector {
             builder = builder.connector(connector);
         }
+        App::open_builder(builder, relay_url, state_dir, user).await
+    }
+
+    async fn open_builder(
+        builder: ClientBuilder,
+        relay_url: &str,
+        state_dir: PathBuf,
+        user: &str,
+    ) -> Result<App> {
         let client = builder.open().await?;
         let events = client.events();
         client.wait_caught_up(PATIENCE).await?;
@@ -82,6 +91,24 @@ impl App {
             stopped.state_dir.clone(),
             &stopped.user,
             Some(connector),
+        )
+        .await?;
+        app._dir = stopped.dir;
+        Ok(app)
+    }
+
+    /// Stops the client and opens it again as a tampered client would run:
+    /// without checking the group's policy before it commits.
+    pub async fn reopen_misbehaving(self) -> Result<App> {
+        let stopped = self.stop().await;
+        let builder = ClientBuilder::new(&stopped.state_dir)
+            .relay_url(&stopped.relay_url)
+            .skip_local_policy_checks_for_adversarial_tests();
+        let mut app = App::open_builder(
+            builder,
+            &stopped.relay_url,
+            stopped.state_dir.clone(),
+            &stopped.user,
         )
         .await?;
         app._dir = stopped.dir;

@@ -213,7 +213,10 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
         cli.fails("ana", &["dm", "nobody", "hello"])?,
         "unknown_user"
     );
-    assert_eq!(cli.fails("ana", &["invite", "dora", "--name", "Dora"])?, "forbidden");
+    assert_eq!(
+        cli.fails("ana", &["invite", "dora", "--name", "Dora"])?,
+        "forbidden"
+    );
     assert_eq!(
         cli.fails("dora", &["enrol", "cvn2_not-a-real-invite"])?,
         "invalid_invite"

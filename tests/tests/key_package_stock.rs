@@ -3,9 +3,9 @@
 //! one-time KeyPackages rather than the last-resort one.
 
 use anyhow::{bail, Result};
-use convene_proto::relay::{request, response, ClaimKeyPackages};
 use convene_client::trust::UserDetails;
 use convene_client::Role;
+use convene_proto::relay::{request, response, ClaimKeyPackages};
 use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::{RelayProcess, TestDevice};
 

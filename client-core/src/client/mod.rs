@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use convene_proto::content::{GroupKind as WireKind, GroupMeta};
 use convene_proto::content::MembershipPolicy;
+use convene_proto::content::{GroupKind as WireKind, GroupMeta};
 use convene_proto::relay::{request, response, ErrorCode, GetUser, ListUsers};
 use prost::Message as _;
 use sha2::{Digest, Sha256};

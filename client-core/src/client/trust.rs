@@ -117,9 +117,8 @@ impl Client {
             }
             peer = Some(verified);
         }
-        let peer = peer.ok_or_else(|| {
-            ClientError::Untrusted(format!("{user} has no certified device"))
-        })?;
+        let peer =
+            peer.ok_or_else(|| ClientError::Untrusted(format!("{user} has no certified device")))?;
         Ok(SafetyNumber {
             number: safety_number(
                 (&own.user_id, &own.identity_key),

@@ -221,7 +221,13 @@ impl Mls {
 
     /// The operations, borrowing this state.
     pub fn ops(&self) -> MlsOps<'_> {
-        MlsOps::new(&self.crypto, &self.store, &self.key, &self.chain, self.anchor)
+        MlsOps::new(
+            &self.crypto,
+            &self.store,
+            &self.key,
+            &self.chain,
+            self.anchor,
+        )
     }
 
     /// The pinned authority.

@@ -73,7 +73,11 @@ impl<'a> MlsOps<'a> {
     }
 
     /// Verifies a leaf's chain against the pinned authority.
-    fn verify(&self, credential: &Credential, signature_key: &[u8]) -> Result<VerifiedDevice, MlsError> {
+    fn verify(
+        &self,
+        credential: &Credential,
+        signature_key: &[u8],
+    ) -> Result<VerifiedDevice, MlsError> {
         verify_leaf(&self.anchor, credential, signature_key)
     }
 

@@ -35,8 +35,12 @@ impl Device {
             role: Role::Staff,
             sector: String::new(),
         };
-        let (_, chain) =
-            authority().issue_direct_chain(&details, key.public(), crate::now_ms() - 1000, 3_600_000);
+        let (_, chain) = authority().issue_direct_chain(
+            &details,
+            key.public(),
+            crate::now_ms() - 1000,
+            3_600_000,
+        );
         Device {
             dir,
             store,

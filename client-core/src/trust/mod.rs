@@ -90,7 +90,8 @@ impl TrustAnchor {
         device_key: &[u8],
         now_ms: u64,
     ) -> Result<VerifiedDevice, TrustError> {
-        let chain = CredentialChain::decode(chain).map_err(|_| TrustError::Malformed("encoding"))?;
+        let chain =
+            CredentialChain::decode(chain).map_err(|_| TrustError::Malformed("encoding"))?;
         if chain.version != CHAIN_VERSION {
             return Err(TrustError::Malformed("version"));
         }
@@ -143,7 +144,9 @@ impl TrustAnchor {
             "device certificate",
         )?;
         if device.user_id != user.user_id {
-            return Err(TrustError::Mismatch("device certificate names another user"));
+            return Err(TrustError::Mismatch(
+                "device certificate names another user",
+            ));
         }
         let certified_device = key32(&device.device_key, "device key")?;
         if certified_device.as_slice() != device_key {
@@ -219,6 +222,7 @@ fn check_signature(
 /// already refused credential claimed to be.
 pub fn claimed_user_id(chain: &[u8]) -> Option<String> {
     let chain = CredentialChain::decode(chain).ok()?;
-    let user: UserCertificate = UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
+    let user: UserCertificate =
+        UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
     Some(user.user_id)
 }

@@ -31,7 +31,11 @@ fn half(user_id: &str, identity_key: &[u8; 32]) -> [u8; 64] {
 /// The safety number of two users: 60 digits in 12 groups of 5, the same
 /// whichever side computes it.
 pub fn safety_number(a: (&str, &[u8; 32]), b: (&str, &[u8; 32])) -> String {
-    let (first, second) = if (a.0, a.1) <= (b.0, b.1) { (a, b) } else { (b, a) };
+    let (first, second) = if (a.0, a.1) <= (b.0, b.1) {
+        (a, b)
+    } else {
+        (b, a)
+    };
     let halves = [half(first.0, first.1), half(second.0, second.1)];
     let mut groups = Vec::with_capacity(GROUPS);
     for half in &halves {

@@ -145,6 +145,8 @@ fn safety_numbers_agree_and_change_with_the_key() {
     let number = safety_number(("ada", &a), ("bob", &b));
     assert_eq!(number, safety_number(("bob", &b), ("ada", &a)));
     assert_eq!(number.split(' ').count(), 12);
-    assert!(number.split(' ').all(|g| g.len() == 5 && g.bytes().all(|d| d.is_ascii_digit())));
+    assert!(number
+        .split(' ')
+        .all(|g| g.len() == 5 && g.bytes().all(|d| d.is_ascii_digit())));
     assert_ne!(number, safety_number(("ada", &a), ("bob", &c)));
 }

@@ -8,8 +8,8 @@ use convene_proto::relay::{response, Authenticate, Authenticated, Enrol, Role};
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::error::{Refusal, RelayError, RelayResult};
-use crate::handlers::{wire_stock, MAX_CERTIFICATE_BYTES};
 use crate::handlers::Caller;
+use crate::handlers::{wire_stock, MAX_CERTIFICATE_BYTES};
 use crate::relay::Relay;
 use crate::store::{now_ms, DeviceKey, Enrolment};
 

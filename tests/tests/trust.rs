@@ -1,0 +1,220 @@
+//! The organisation's chain of trust, end to end through the real relay:
+//! what a compromised relay or a tampered client tries, and how every
+//! honest client refuses it.
+
+use anyhow::{bail, ensure, Context, Result};
+use bytes::Bytes;
+use convene_client::mls::MlsOps;
+use convene_client::store::LocalStore;
+use convene_client::trust::{Authority, TrustAnchor, UserDetails};
+use convene_client::{ClientError, Event, Role};
+use convene_proto::relay::{request, response, ClaimKeyPackages, UploadKeyPackages};
+use convene_tests::app::{leader_apps, staff_app, App};
+use convene_tests::{RelayProcess, TestDevice};
+use openmls_rust_crypto::RustCrypto;
+
+/// Staff invites `user_id`, and a raw device (standing in for a relay that
+/// registers devices of its own) redeems the invite at the relay level.
+async fn raw_user(staff: &App, relay: &RelayProcess, user_id: &str) -> Result<TestDevice> {
+    let invite = staff
+        .client
+        .invite(&UserDetails {
+            user_id: user_id.into(),
+            display_name: format!("Test {user_id}"),
+            role: Role::Leader,
+            sector: String::new(),
+        })
+        .await?;
+    TestDevice::enrol(&relay.url, &invite.code, user_id).await
+}
+
+/// Puts `key_package` in `device`'s stock on the relay.
+async fn stock(device: &TestDevice, key_package: Vec<u8>) -> Result<()> {
+    let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
+        one_time: vec![Bytes::from(key_package)],
+        last_resort: Bytes::new(),
+    });
+    device.conn.request(upload).await?;
+    Ok(())
+}
+
+/// Waits for an `Untrusted` event and returns its detail.
+async fn untrusted(app: &mut App) -> Result<String> {
+    app.wait_event(|e| match e {
+        Event::Untrusted { detail, .. } => Some(detail.clone()),
+        _ => None,
+    })
+    .await
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let mut staff = staff_app(&relay).await?;
+    let leaders = leader_apps(&relay, &staff, &names("l", 1)).await?;
+    let group = staff
+        .client
+        .create_group("Cohort", &[leaders[0].user.clone()])
+        .await?;
+
+    // "mallory" exists on the relay, but her KeyPackage carries a chain
+    // from an authority of the relay's own making.
+    let mallory = raw_user(&staff, &relay, "mallory").await?;
+    let dir = tempfile::tempdir()?;
+    let store = LocalStore::open(dir.path())?;
+    let fake = Authority::generate();
+    let details = UserDetails {
+        user_id: "mallory".into(),
+        display_name: "Mallory".into(),
+        role: Role::Staff,
+        sector: String::new(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let (_, chain) = fake.issue_direct_chain(&details, mallory.device(), now - 1000, 3_600_000);
+    let crypto = RustCrypto::default();
+    let ops = MlsOps::new(
+        &crypto,
+        &store,
+        &mallory.key,
+        &chain,
+        TrustAnchor::new(fake.public()),
+    );
+    let (mut forged, _) = ops.key_packages(1, false)?;
+    stock(&mallory, forged.remove(0)).await?;
+
+    let err = staff
+        .client
+        .add_members(&group.id, &["mallory".to_string()])
+        .await
+        .err()
+        .context("adding a device outside the chain succeeded")?;
+    ensure!(matches!(err, ClientError::Failed(_)), "{err:?}");
+    let detail = untrusted(&mut staff).await?;
+    ensure!(detail.contains("mallory"), "{detail}");
+    let summary = staff.client.group(&group.id)?.context("group")?;
+    ensure!(
+        !summary.members.iter().any(|m| m.user_id == "mallory"),
+        "mallory was added"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_package_swapped_for_another_users_is_refused() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let mut staff = staff_app(&relay).await?;
+    let leaders = leader_apps(&relay, &staff, &names("l", 1)).await?;
+    let group = staff.client.create_group("Cohort", &[]).await?;
+
+    // "ben" on the relay hands out a genuine KeyPackage of l1's, as a
+    // relay swapping KeyPackages would.
+    let ben = raw_user(&staff, &relay, "ben").await?;
+    let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
+        user_ids: vec![leaders[0].user.clone()],
+        device_keys: Vec::new(),
+    });
+    let genuine = match ben.conn.request(claim).await? {
+        response::Result::ClaimedKeyPackages(claimed) if claimed.key_packages.len() == 1 => {
+            claimed.key_packages[0].key_package.to_vec()
+        }
+        other => bail!("unexpected answer {other:?}"),
+    };
+    stock(&ben, genuine).await?;
+
+    let err = staff
+        .client
+        .add_members(&group.id, &["ben".to_string()])
+        .await
+        .err()
+        .context("adding with a swapped KeyPackage succeeded")?;
+    ensure!(matches!(err, ClientError::Failed(_)), "{err:?}");
+    let detail = untrusted(&mut staff).await?;
+    ensure!(detail.contains("belongs to l1"), "{detail}");
+    let summary = staff.client.group(&group.id)?.context("group")?;
+    ensure!(summary.members.len() == 1, "{:?}", summary.members);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_adding_to_a_cohort_is_refused_by_every_member() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let mut staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 4)).await?;
+    let mut outsider = leaders.pop().context("four leaders")?;
+    let cohort: Vec<String> = leaders.iter().map(|l| l.user.clone()).collect();
+    let group = staff.client.create_group("Cohort", &cohort).await?;
+    for leader in &leaders {
+        leader
+            .wait_group(&group.id, |g| g.members.len() == 4)
+            .await?;
+    }
+
+    // The leader's own client would refuse; a tampered one does not.
+    let refused = leaders[1]
+        .client
+        .add_members(&group.id, std::slice::from_ref(&outsider.user))
+        .await
+        .err()
+        .context("an honest leader's client added to a cohort")?;
+    ensure!(matches!(refused, ClientError::Forbidden(_)), "{refused:?}");
+    let rogue = leaders.remove(0).reopen_misbehaving().await?;
+    rogue
+        .client
+        .add_members(&group.id, std::slice::from_ref(&outsider.user))
+        .await?;
+
+    // Every honest member refuses the commit and stays where it was.
+    let before = staff.client.group(&group.id)?.context("group")?;
+    ensure!(untrusted(&mut staff).await?.contains("not staff"));
+    for leader in &mut leaders {
+        ensure!(untrusted(leader).await?.contains("not staff"));
+    }
+    // The outsider refuses the Welcome too.
+    ensure!(untrusted(&mut outsider).await?.contains("not staff"));
+    ensure!(outsider.client.group(&group.id)?.is_none_or(|g| !g.active));
+
+    let mut states = vec![(before.epoch, before.epoch_authenticator.clone())];
+    for app in leaders.iter().chain(std::iter::once(&staff)) {
+        let summary = app.client.group(&group.id)?.context("group")?;
+        ensure!(
+            !summary.members.iter().any(|m| m.user_id == outsider.user),
+            "{} accepted the outsider",
+            app.user
+        );
+        states.push((summary.epoch, summary.epoch_authenticator));
+    }
+    ensure!(
+        states.windows(2).all(|w| w[0] == w[1]),
+        "the honest members disagree: {states:?}"
+    );
+
+    // And they still talk among themselves.
+    staff.client.send_text(&group.id, "still here").await?;
+    for leader in &mut leaders {
+        let heard = leader.received_messages(1).await?;
+        ensure!(heard[0].text == "still here");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safety_numbers_agree_on_both_sides() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
+    let ab = leaders[0].client.safety_number("l2").await?;
+    let ba = leaders[1].client.safety_number("l1").await?;
+    ensure!(ab.number == ba.number, "{} != {}", ab.number, ba.number);
+    ensure!(ab.number.len() == 12 * 5 + 11);
+    let ac = leaders[0].client.safety_number("l3").await?;
+    ensure!(ab.number != ac.number);
+    let unknown = leaders[0].client.safety_number("nobody").await.err();
+    ensure!(matches!(unknown, Some(ClientError::UnknownUser(_))));
+    Ok(())
+}
