@@ -106,6 +106,11 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
     assert_eq!(whoami["display_name"], "Ana Okafor");
     let users = cli.run("ana", &["users"])?;
     assert_eq!(users.as_array().map(Vec::len), Some(4));
+    // Ana and Ben compare safety numbers out of band: the same digits.
+    let ana_sees = cli.run("ana", &["verify", "ben"])?;
+    let ben_sees = cli.run("ben", &["verify", "ana"])?;
+    assert_eq!(ana_sees["safety_number"], ben_sees["safety_number"]);
+    assert!(ana_sees["safety_number"].as_str().is_some_and(|n| n.len() == 71));
 
     // Staff create the cohort.
     let group = cli.run(
