@@ -12,6 +12,7 @@ use convene_proto::relay::{request, Ping};
 use serde_json::json;
 
 use crate::output::{self, print};
+use crate::passphrase;
 use crate::{Cli, Command, GroupCommand, InviteArgs, RoleArg};
 
 /// The relay a new device enrols with when none is named.
@@ -28,6 +29,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         relay: cli.relay.clone(),
         timeout: Duration::from_secs(cli.timeout),
         json,
+        passphrase: passphrase::Source {
+            command: cli.passphrase_command.clone(),
+        },
     };
     match cli.command {
         Command::Ping => ping(&ctx).await,
@@ -108,6 +112,19 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Listen { count } => listen(&ctx, count).await,
         Command::Invite(args) => invite(&ctx, args).await,
+        Command::Passphrase => {
+            let builder = ctx.unlocked().await?;
+            let new_secret = passphrase::read_new()?;
+            let salt = passphrase::next_salt(&ctx.state_dir)?;
+            builder
+                .change_store_key(&passphrase::derive(&new_secret, &salt)?)
+                .await?;
+            passphrase::promote_next_salt(&ctx.state_dir)?;
+            print(json, json!({ "changed": true }), || {
+                "The passphrase is changed: use the new one from now on.".into()
+            });
+            Ok(())
+        }
         Command::Verify { user } => {
             let client = ctx.open_connected().await?;
             let result = ctx.within(client.safety_number(&user)).await;
@@ -149,6 +166,7 @@ struct Session {
     relay: Option<String>,
     timeout: Duration,
     json: bool,
+    passphrase: passphrase::Source,
 }
 
 impl Session {
@@ -160,15 +178,46 @@ impl Session {
         }
     }
 
+    fn not_enrolled(&self) -> anyhow::Error {
+        anyhow::Error::new(ClientError::NotEnrolled).context(format!(
+            "no device in {} (run `convene enrol <invite>` first)",
+            self.state_dir.display()
+        ))
+    }
+
+    /// The key that opens this device's state, from its passphrase: the
+    /// builder holding it (checked), and whether a pending salt was used.
+    async fn unlocked(&self) -> Result<ClientBuilder> {
+        let salts = passphrase::salts(&self.state_dir)?;
+        if salts.is_empty() {
+            return Err(self.not_enrolled());
+        }
+        let secret = self
+            .passphrase
+            .read("Passphrase of this device's Convene state: ")?;
+        for (salt, pending) in salts {
+            let builder = self
+                .builder()
+                .store_key(passphrase::derive(&secret, &salt)?);
+            match builder.is_enrolled().await {
+                Err(ClientError::WrongStoreKey) => continue,
+                Ok(false) => return Err(self.not_enrolled()),
+                Ok(true) => {
+                    if pending {
+                        passphrase::promote_next_salt(&self.state_dir)?;
+                    }
+                    return Ok(builder);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(ClientError::WrongStoreKey.into())
+    }
+
     /// Opens the device without waiting for the relay.
     async fn open(&self) -> Result<Client> {
-        match self.builder().open().await {
-            Err(ClientError::NotEnrolled) => Err(ClientError::NotEnrolled).with_context(|| {
-                format!(
-                    "no device in {} (run `convene enrol <invite>` first)",
-                    self.state_dir.display()
-                )
-            }),
+        match self.unlocked().await?.open().await {
+            Err(ClientError::NotEnrolled) => Err(self.not_enrolled()),
             result => Ok(result?),
         }
     }
@@ -250,7 +299,12 @@ async fn enrol(
     pin_cert: Option<PathBuf>,
 ) -> Result<()> {
     // The invite names its relay; --relay overrides it.
-    let mut builder = ClientBuilder::new(&ctx.state_dir);
+    let salt = passphrase::salt_for_new_state(&ctx.state_dir)?;
+    let secret = ctx
+        .passphrase
+        .read("Choose a passphrase for this device's Convene state: ")?;
+    let mut builder =
+        ClientBuilder::new(&ctx.state_dir).store_key(passphrase::derive(&secret, &salt)?);
     if let Some(url) = &ctx.relay {
         builder = builder.relay_url(url);
     }

@@ -4,6 +4,7 @@
 
 mod commands;
 mod output;
+mod passphrase;
 mod paths;
 
 use std::path::PathBuf;
@@ -31,6 +32,17 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+
+    /// A command that prints the passphrase of this device's state (a
+    /// password manager, say). Otherwise it comes from CONVENE_PASSPHRASE,
+    /// or you are asked. Never give the passphrase itself as an argument.
+    #[arg(
+        long,
+        global = true,
+        env = "CONVENE_PASSPHRASE_COMMAND",
+        value_name = "CMD"
+    )]
+    passphrase_command: Option<String>,
 
     /// Seconds to wait for the relay before giving up.
     #[arg(long, global = true, default_value_t = 20, value_name = "SECS")]
@@ -97,6 +109,9 @@ enum Command {
     Invite(InviteArgs),
     /// List the users of the network.
     Users,
+    /// Change the passphrase that encrypts this device's state (the new one
+    /// comes from CONVENE_NEW_PASSPHRASE, or you are asked twice).
+    Passphrase,
     /// Show the safety number you and another user can compare out of band.
     Verify {
         /// The other user's id.

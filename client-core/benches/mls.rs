@@ -164,7 +164,10 @@ impl Ours {
         let dir = tempfile::tempdir()?;
         Ok(Ours {
             crypto: RustCrypto::default(),
-            store: Arc::new(LocalStore::open(dir.path())?),
+            store: Arc::new(LocalStore::open(
+                dir.path(),
+                &convene_client::StoreKey::generate(),
+            )?),
             device,
             _dir: dir,
         })

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use convene_client::trust::UserDetails;
-use convene_client::{ClientBuilder, Event, Role};
+use convene_client::{ClientBuilder, Event, Role, StoreKey};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,7 +27,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let patience = Duration::from_secs(20);
 
     // Setup happens once per device: enrol with an invite.
-    let staff = ClientBuilder::new(dir.path().join("staff")).relay_url(&relay);
+    // Each device's local state is encrypted under a key the app keeps (in
+    // the platform keystore, say); here, a fresh one per device.
+    let staff = ClientBuilder::new(dir.path().join("staff"))
+        .store_key(StoreKey::generate())
+        .relay_url(&relay);
     staff
         .clone()
         .enrol(&invite, "example.staff", "Example Staff")
@@ -46,7 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             sector: "police".into(),
         })
         .await?;
-    let leader = ClientBuilder::new(dir.path().join("leader")).relay_url(&relay);
+    let leader = ClientBuilder::new(dir.path().join("leader"))
+        .store_key(StoreKey::generate())
+        .relay_url(&relay);
     leader.clone().enrol(&invite.code, "", "").await?;
     let leader = leader.open().await?;
     let mut events = leader.events();

@@ -19,7 +19,7 @@ use crate::enrolment::{redeem, Enrolled};
 use crate::error::ClientError;
 use crate::mls::Mls;
 use crate::store::records::{identity_key, IdentityRecord};
-use crate::store::LocalStore;
+use crate::store::{LocalStore, StoreKey};
 use crate::transport::{ConnectOptions, Connector, TrustRoots, WebSocketConnector};
 use crate::types::{Identity, Role};
 use crate::DeviceKey;
@@ -48,6 +48,7 @@ pub struct ClientBuilder {
     relay_url: Option<String>,
     pinned_certificate: Option<Vec<u8>>,
     connector: Option<Arc<dyn Connector>>,
+    store_key: Option<StoreKey>,
     skip_local_policy: bool,
 }
 
@@ -59,6 +60,7 @@ impl ClientBuilder {
             relay_url: None,
             pinned_certificate: None,
             connector: None,
+            store_key: None,
             skip_local_policy: false,
         }
     }
@@ -75,6 +77,32 @@ impl ClientBuilder {
     pub fn pinned_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.pinned_certificate = Some(pem.into());
         self
+    }
+
+    /// The key that encrypts the local state (required). Keep it in the
+    /// platform's keystore, or derive it from a passphrase with a slow KDF
+    /// (the `convene` CLI uses argon2id); without it the state reveals
+    /// nothing.
+    pub fn store_key(mut self, key: StoreKey) -> Self {
+        self.store_key = Some(key);
+        self
+    }
+
+    /// Re-encrypts the local state under `new` (the device must not be
+    /// open). From then on, open it with `new`.
+    pub async fn change_store_key(&self, new: &StoreKey) -> Result<(), ClientError> {
+        let old = self.key()?;
+        // Waits for a client that is still closing to let go.
+        drop(open_store(&self.state_dir, old).await?);
+        LocalStore::change_key(&self.state_dir, old, new).map_err(Into::into)
+    }
+
+    fn key(&self) -> Result<&StoreKey, ClientError> {
+        self.store_key.as_ref().ok_or_else(|| {
+            ClientError::InvalidArgument(
+                "the local state needs its key: ClientBuilder::store_key".into(),
+            )
+        })
     }
 
     /// Uses this transport instead of websockets (tests, custom stacks).
@@ -95,7 +123,7 @@ impl ClientBuilder {
 
     /// Whether the state directory holds an enrolled device.
     pub async fn is_enrolled(&self) -> Result<bool, ClientError> {
-        let store = open_store(&self.state_dir).await?;
+        let store = open_store(&self.state_dir, self.key()?).await?;
         Ok(store
             .get_committed_record::<IdentityRecord>(&identity_key())?
             .is_some())
@@ -112,7 +140,7 @@ impl ClientBuilder {
         // A mistyped code is caught here, without spending a round trip.
         let invite =
             Invite::from_code(invite).map_err(|err| ClientError::InvalidInvite(err.to_string()))?;
-        let store = Arc::new(open_store(&self.state_dir).await?);
+        let store = Arc::new(open_store(&self.state_dir, self.key()?).await?);
         if let Some(existing) = store.get_committed_record::<IdentityRecord>(&identity_key())? {
             return Err(ClientError::AlreadyEnrolled(existing.user_id));
         }
@@ -157,7 +185,7 @@ impl ClientBuilder {
     /// Opens an enrolled device and starts it: the returned client connects
     /// (and reconnects) in the background. Needs a tokio runtime.
     pub async fn open(self) -> Result<Client, ClientError> {
-        let store = Arc::new(open_store(&self.state_dir).await?);
+        let store = Arc::new(open_store(&self.state_dir, self.key()?).await?);
         let mut identity: IdentityRecord = store
             .get_committed_record(&identity_key())?
             .ok_or(ClientError::NotEnrolled)?;
@@ -214,10 +242,10 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens the local state, waiting briefly while another instance that was
 /// just stopped releases it.
-async fn open_store(dir: &std::path::Path) -> Result<LocalStore, ClientError> {
+async fn open_store(dir: &std::path::Path, key: &StoreKey) -> Result<LocalStore, ClientError> {
     let deadline = tokio::time::Instant::now() + LOCK_PATIENCE;
     loop {
-        match LocalStore::open(dir) {
+        match LocalStore::open(dir, key) {
             Err(err) if err.is_locked() && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }

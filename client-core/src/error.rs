@@ -25,6 +25,9 @@ pub enum ClientError {
     /// This device is not (or no longer) a member of the group.
     #[error("this device is not a member of that group")]
     NotAMember,
+    /// The key given does not open the local state.
+    #[error("the local state cannot be opened with this key (is the passphrase right?)")]
+    WrongStoreKey,
     /// Something failed the organisation's chain of trust: a certificate,
     /// a member, or the authority the relay showed.
     #[error("refused as untrusted: {0}")]
@@ -46,7 +49,7 @@ pub enum ClientError {
     Transport(TransportError),
     /// The local state failed.
     #[error(transparent)]
-    Storage(#[from] StoreError),
+    Storage(StoreError),
     /// MLS refused an operation or an input.
     #[error(transparent)]
     Mls(#[from] MlsError),
@@ -70,6 +73,7 @@ impl ClientError {
             ClientError::NotAMember => "not_a_member",
             ClientError::Forbidden(_) => "forbidden",
             ClientError::Untrusted(_) => "untrusted",
+            ClientError::WrongStoreKey => "wrong_key",
             ClientError::InvalidArgument(_) => "invalid_argument",
             ClientError::RelayUnreachable(_) => "relay_unreachable",
             ClientError::Refused(_) => "relay_refused",
@@ -99,6 +103,15 @@ impl From<MlsStorageError> for ClientError {
         match err {
             MlsStorageError::Store(store) => ClientError::Storage(store),
             other => ClientError::Storage(StoreError::Corrupt(other.to_string())),
+        }
+    }
+}
+
+impl From<StoreError> for ClientError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::WrongKey => ClientError::WrongStoreKey,
+            other => ClientError::Storage(other),
         }
     }
 }

@@ -31,6 +31,7 @@ pub use device_key::DeviceKey;
 pub use engine::{ConnectionState, ConnectionStatus};
 pub use error::ClientError;
 pub use events::{Event, EventStream};
+pub use store::StoreKey;
 pub use transport::{
     ConnectOptions, Connection, Connector, RelayConnection, RelayRefusal, TransportError,
     TrustRoots, WebSocketConnector,

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use convene_client::trust::UserDetails;
 use convene_client::{
     Client, ClientBuilder, ConnectionState, Connector, Event, EventStream, GroupId, GroupSummary,
-    Message, Role,
+    Message, Role, StoreKey,
 };
 
 use crate::{RelayProcess, PATIENCE};
@@ -31,6 +31,7 @@ impl App {
         let dir = tempfile::tempdir()?;
         let state_dir = dir.path().join("state");
         ClientBuilder::new(&state_dir)
+            .store_key(store_key(user))
             .relay_url(relay_url)
             .enrol(invite, user, &display_name(user))
             .await?;
@@ -51,7 +52,9 @@ impl App {
         user: &str,
         connector: Option<Arc<dyn Connector>>,
     ) -> Result<App> {
-        let mut builder = ClientBuilder::new(&state_dir).relay_url(relay_url);
+        let mut builder = ClientBuilder::new(&state_dir)
+            .store_key(store_key(user))
+            .relay_url(relay_url);
         if let Some(connector) = connector {
             builder = builder.connector(connector);
         }
@@ -102,6 +105,7 @@ impl App {
     pub async fn reopen_misbehaving(self) -> Result<App> {
         let stopped = self.stop().await;
         let builder = ClientBuilder::new(&stopped.state_dir)
+            .store_key(store_key(&stopped.user))
             .relay_url(&stopped.relay_url)
             .skip_local_policy_checks_for_adversarial_tests();
         let mut app = App::open_builder(
@@ -236,6 +240,16 @@ impl StoppedApp {
         app._dir = self.dir;
         Ok(app)
     }
+}
+
+/// The key of a test user's local store (tests need to know it; an app
+/// keeps its own in a keystore or derives it from a passphrase).
+pub fn store_key(user: &str) -> StoreKey {
+    let mut key = [0x5a; 32];
+    for (i, byte) in user.bytes().enumerate().take(32) {
+        key[i] ^= byte;
+    }
+    StoreKey::from_bytes(key)
 }
 
 /// A display name for a test user.

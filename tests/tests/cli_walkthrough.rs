@@ -30,7 +30,9 @@ impl Cli<'_> {
             .arg("--json")
             .args(args)
             .env_remove("CONVENE_RELAY")
-            .env_remove("CONVENE_STATE_DIR");
+            .env_remove("CONVENE_STATE_DIR")
+            .env_remove("CONVENE_PASSPHRASE_COMMAND")
+            .env("CONVENE_PASSPHRASE", format!("passphrase of {user}"));
         command
     }
 
@@ -110,7 +112,9 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
     let ana_sees = cli.run("ana", &["verify", "ben"])?;
     let ben_sees = cli.run("ben", &["verify", "ana"])?;
     assert_eq!(ana_sees["safety_number"], ben_sees["safety_number"]);
-    assert!(ana_sees["safety_number"].as_str().is_some_and(|n| n.len() == 71));
+    assert!(ana_sees["safety_number"]
+        .as_str()
+        .is_some_and(|n| n.len() == 71));
 
     // Staff create the cohort.
     let group = cli.run(
@@ -249,5 +253,56 @@ fn an_unreachable_relay_is_reported_for_an_enrolled_device() -> Result<()> {
     relay.kill()?;
     let code = cli.fails("sam", &["send", "anything", "hello"])?;
     assert_eq!(code, "relay_unreachable");
+    Ok(())
+}
+
+#[test]
+fn the_passphrase_locks_the_state_and_can_be_changed() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let root = tempfile::tempdir()?;
+    let cli = Cli {
+        relay: &relay.url.clone(),
+        root: root.path(),
+    };
+    let bootstrap = relay
+        .bootstrap_invite
+        .clone()
+        .context("no bootstrap invite")?;
+    cli.run("sam", &["enrol", &bootstrap, "--user-id", "sam"])?;
+    let with = |passphrase: &str, args: &[&str]| {
+        let mut command = cli.command("sam", args);
+        command.env("CONVENE_PASSPHRASE", passphrase);
+        command.output()
+    };
+    let code = |out: std::process::Output| -> Result<String> {
+        let error: Value = serde_json::from_slice(&out.stdout)?;
+        Ok(error["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    };
+
+    let wrong = with("not the passphrase", &["whoami"])?;
+    assert!(!wrong.status.success());
+    assert_eq!(code(wrong)?, "wrong_key");
+
+    let mut change = cli.command("sam", &["passphrase"]);
+    change.env("CONVENE_NEW_PASSPHRASE", "a brand new passphrase");
+    let changed = change.output()?;
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    let old = with("passphrase of sam", &["whoami"])?;
+    assert_eq!(code(old)?, "wrong_key");
+    let new = with("a brand new passphrase", &["whoami"])?;
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    let me: Value = serde_json::from_slice(&new.stdout)?;
+    assert_eq!(me["user_id"], "sam");
     Ok(())
 }

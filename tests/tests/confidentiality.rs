@@ -84,3 +84,90 @@ async fn no_text_or_marker_reaches_the_relay_data_or_logs() -> Result<()> {
         .any(|(_, b)| contains(b, marker.as_bytes())));
     Ok(())
 }
+
+/// Copies every file under `from` into `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        let target = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            copy_dir(&path, &target)?;
+        } else {
+            std::fs::copy(&path, &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_state_directory_reveals_no_text_name_or_key() -> Result<()> {
+    use convene_client::store::records::{identity_key, IdentityRecord};
+    use convene_client::store::LocalStore;
+
+    let marker = format!("MARKER{}", convene_client::hex(&rand::random::<[u8; 8]>()));
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let names = vec![
+        format!("ana.{}", &marker[6..14]),
+        format!("ben.{}", &marker[6..14]),
+    ];
+    let leaders = leader_apps(&relay, &staff, &names).await?;
+    let [mut ana, mut ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
+    let group_name = format!("Cohort {marker}");
+    let group = staff.client.create_group(&group_name, &names).await?;
+    ana.wait_group(&group.id, |g| g.members.len() == 3).await?;
+    ben.wait_group(&group.id, |g| g.members.len() == 3).await?;
+    let said = format!("cohort text {marker}");
+    staff.client.send_text(&group.id, &said).await?;
+    let whispered = format!("direct text {marker}");
+    ana.client.send_direct(&ben.user, &whispered).await?;
+    ana.received_messages(1).await?;
+    ben.received_messages(2).await?;
+
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("a cohort text".into(), said.into_bytes()),
+        ("a direct text".into(), whispered.into_bytes()),
+        ("the group name".into(), group_name.into_bytes()),
+        ("the marker".into(), marker.clone().into_bytes()),
+    ];
+    for name in &names {
+        needles.push((format!("the user id {name}"), name.clone().into_bytes()));
+        needles.push((
+            format!("the display name of {name}"),
+            convene_tests::app::display_name(name).into_bytes(),
+        ));
+    }
+    let copies = tempfile::tempdir()?;
+    for app in [staff, ana, ben] {
+        let user = app.user.clone();
+        let stopped = app.stop().await;
+        let copy = copies.path().join(&user);
+        copy_dir(&stopped.state_dir, &copy)?;
+        // The keys this device holds, read with its store key.
+        let store = LocalStore::open(&copy, &convene_tests::app::store_key(&user))?;
+        let identity: IdentityRecord = store
+            .get_committed_record(&identity_key())?
+            .expect("an identity");
+        drop(store);
+        for (what, secret) in [
+            ("device key", identity.device_secret),
+            ("identity key", identity.identity_secret),
+            ("authority key", identity.authority_secret),
+        ] {
+            if !secret.is_empty() {
+                needles.push((format!("{user}'s {what}"), secret));
+            }
+        }
+    }
+    let mut checked = 0;
+    for (path, bytes) in files(copies.path())? {
+        for (what, needle) in &needles {
+            assert!(!contains(&bytes, needle), "{what} is readable in {path}");
+        }
+        checked += bytes.len();
+    }
+    assert!(checked > 0, "nothing was copied");
+    assert!(needles.len() >= 12, "{} needles", needles.len());
+    Ok(())
+}

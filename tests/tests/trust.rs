@@ -65,7 +65,7 @@ async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
     // from an authority of the relay's own making.
     let mallory = raw_user(&staff, &relay, "mallory").await?;
     let dir = tempfile::tempdir()?;
-    let store = LocalStore::open(dir.path())?;
+    let store = LocalStore::open(dir.path(), &convene_client::StoreKey::generate())?;
     let fake = Authority::generate();
     let details = UserDetails {
         user_id: "mallory".into(),

@@ -27,7 +27,8 @@ impl Device {
     /// A staff member's device, certified by [`authority`].
     fn new(user: &'static str) -> Device {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path()).unwrap();
+        let store =
+            LocalStore::open(dir.path(), &crate::store::StoreKey::from_bytes([1; 32])).unwrap();
         let key = DeviceKey::generate();
         let details = UserDetails {
             user_id: user.into(),
@@ -59,7 +60,8 @@ impl Device {
             anchor,
         } = self;
         drop(store);
-        let store = LocalStore::open(dir.path()).unwrap();
+        let store =
+            LocalStore::open(dir.path(), &crate::store::StoreKey::from_bytes([1; 32])).unwrap();
         Device {
             dir,
             store,

@@ -12,7 +12,15 @@
 //! batch, and [`LocalStore::rollback`] forgets it. [`LocalStore::flush`]
 //! then makes committed batches durable. Only one operation is open at a
 //! time: the client's engine runs them one after another.
+//!
+//! # Encrypted at rest
+//!
+//! Every key and value passes through [`cipher`] on its way to sled, under
+//! the [`StoreKey`] the app supplies: a copied state directory reveals no
+//! message, key or member list. The overlay holds logical (clear) keys and
+//! values, in memory only.
 
+mod cipher;
 mod mls_storage;
 pub mod records;
 
@@ -22,7 +30,17 @@ use std::sync::{Mutex, MutexGuard};
 
 use prost::Message;
 
+pub use cipher::StoreKey;
 pub use mls_storage::MlsStorageError;
+
+use cipher::StoreCipher;
+
+/// Physical key (in each data tree) of the record that checks the store key.
+const KEY_CHECK: &[u8] = b"\x00key-check";
+const KEY_CHECK_VALUE: &[u8] = b"convene local store v1";
+/// Key in sled's default tree naming the data tree in use.
+const CURRENT_TREE: &[u8] = b"current-tree";
+const FIRST_TREE: &str = "data-1";
 
 /// Table tags: the first byte of every key.
 pub(crate) mod tag {
@@ -53,6 +71,9 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("a stored record is damaged: {0}")]
     Corrupt(String),
+    /// The key does not open this state (a wrong passphrase, usually).
+    #[error("the local state cannot be opened with this key (is the passphrase right?)")]
+    WrongKey,
 }
 
 impl StoreError {
@@ -77,29 +98,62 @@ impl From<prost::DecodeError> for StoreError {
 pub struct LocalStore {
     db: sled::Db,
     tree: sled::Tree,
-    /// Writes of the open operation: `None` deletes.
+    cipher: StoreCipher,
+    /// Writes of the open operation, by logical key: `None` deletes.
     overlay: Mutex<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 impl LocalStore {
-    /// Opens (or creates) the state in `dir`. Fails if another process holds
-    /// it.
-    pub fn open(dir: &Path) -> Result<LocalStore, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: dir.display().to_string(),
-            source,
-        };
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(32 * 1024 * 1024)
-            .open()
-            .map_err(open_err)?;
-        let tree = db.open_tree("client").map_err(open_err)?;
+    /// Opens (or creates) the state in `dir`, encrypted under `key`. Fails
+    /// if another process holds it, or if `key` is not the state's key.
+    pub fn open(dir: &Path, key: &StoreKey) -> Result<LocalStore, StoreError> {
+        let db = open_db(dir)?;
+        let tree = db.open_tree(current_tree(&db)?)?;
+        let cipher = StoreCipher::new(key)?;
+        check_key(&tree, &cipher)?;
         Ok(LocalStore {
             db,
             tree,
+            cipher,
             overlay: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Re-encrypts the state in `dir` from key `old` to key `new`. A crash
+    /// part-way leaves the state under `old`: the new copy only takes over
+    /// once it is complete and on disk.
+    pub fn change_key(dir: &Path, old: &StoreKey, new: &StoreKey) -> Result<(), StoreError> {
+        let store = LocalStore::open(dir, old)?;
+        let current = current_tree(&store.db)?;
+        let generation: u64 = current
+            .strip_prefix("data-")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt("the data tree's name".into()))?;
+        let next_name = format!("data-{}", generation + 1);
+        store.db.drop_tree(next_name.as_bytes())?;
+        let next = store.db.open_tree(next_name.as_bytes())?;
+        let cipher = StoreCipher::new(new)?;
+        let mut batch = sled::Batch::default();
+        for item in store.tree.iter() {
+            let (physical, sealed) = item?;
+            if physical.as_ref() == KEY_CHECK {
+                continue;
+            }
+            let (logical, value) = store.cipher.open(&physical, &sealed)?;
+            let moved = cipher.physical_key(&logical);
+            batch.insert(moved.clone(), cipher.seal(&moved, &logical, &value));
+        }
+        batch.insert(
+            KEY_CHECK,
+            cipher.seal(KEY_CHECK, KEY_CHECK, KEY_CHECK_VALUE),
+        );
+        next.apply_batch(batch)?;
+        store.db.flush()?;
+        store.db.insert(CURRENT_TREE, next_name.as_bytes())?;
+        store.db.flush()?;
+        store.db.drop_tree(current.as_bytes())?;
+        store.db.flush()?;
+        Ok(())
     }
 
     fn overlay(&self) -> MutexGuard<'_, BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
@@ -107,12 +161,27 @@ impl LocalStore {
         self.overlay.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Reads a committed value from sled.
+    fn get_committed(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let physical = self.cipher.physical_key(key);
+        match self.tree.get(&physical)? {
+            None => Ok(None),
+            Some(sealed) => {
+                let (logical, value) = self.cipher.open(&physical, &sealed)?;
+                if logical != key {
+                    return Err(StoreError::Corrupt("a value under the wrong key".into()));
+                }
+                Ok(Some(value))
+            }
+        }
+    }
+
     /// Reads a value as the open operation sees it.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(pending) = self.overlay().get(key) {
             return Ok(pending.clone());
         }
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        self.get_committed(key)
     }
 
     /// Writes a value in the open operation.
@@ -139,8 +208,8 @@ impl LocalStore {
         &self,
         key: &[u8],
     ) -> Result<Option<R>, StoreError> {
-        match self.tree.get(key)? {
-            Some(raw) => Ok(Some(R::decode(raw.as_ref())?)),
+        match self.get_committed(key)? {
+            Some(raw) => Ok(Some(R::decode(raw.as_slice())?)),
             None => Ok(None),
         }
     }
@@ -150,16 +219,26 @@ impl LocalStore {
         self.put(key, record.encode_to_vec());
     }
 
-    /// Committed records under `prefix`, in key order. The open operation's
-    /// writes are not included: scan between operations.
+    /// Opens one scanned entry.
+    fn decode_entry<R: Message + Default>(
+        &self,
+        item: sled::Result<(sled::IVec, sled::IVec)>,
+    ) -> Result<(Vec<u8>, R), StoreError> {
+        let (physical, sealed) = item?;
+        let (logical, value) = self.cipher.open(&physical, &sealed)?;
+        Ok((logical, R::decode(value.as_slice())?))
+    }
+
+    /// Committed records under the logical `prefix` (a whole table, or one
+    /// group's history), in key order. The open operation's writes are not
+    /// included: scan between operations.
     pub fn scan<R: Message + Default>(
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(Vec<u8>, R), StoreError>> + '_ {
-        self.tree.scan_prefix(prefix).map(|item| {
-            let (key, raw) = item?;
-            Ok((key.to_vec(), R::decode(raw.as_ref())?))
-        })
+        self.tree
+            .scan_prefix(self.cipher.physical_prefix(prefix))
+            .map(|item| self.decode_entry(item))
     }
 
     /// Committed records under `prefix`, newest key first.
@@ -167,10 +246,10 @@ impl LocalStore {
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(Vec<u8>, R), StoreError>> + '_ {
-        self.tree.scan_prefix(prefix).rev().map(|item| {
-            let (key, raw) = item?;
-            Ok((key.to_vec(), R::decode(raw.as_ref())?))
-        })
+        self.tree
+            .scan_prefix(self.cipher.physical_prefix(prefix))
+            .rev()
+            .map(|item| self.decode_entry(item))
     }
 
     /// Applies the open operation's writes as one atomic batch.
@@ -181,9 +260,13 @@ impl LocalStore {
         }
         let mut batch = sled::Batch::default();
         for (key, value) in pending {
+            let physical = self.cipher.physical_key(&key);
             match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
+                Some(value) => {
+                    let sealed = self.cipher.seal(&physical, &key, &value);
+                    batch.insert(physical, sealed)
+                }
+                None => batch.remove(physical),
             }
         }
         self.tree.apply_batch(batch)?;
@@ -208,6 +291,46 @@ impl LocalStore {
     }
 }
 
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(32 * 1024 * 1024)
+        .open()
+        .map_err(|source| StoreError::Open {
+            path: dir.display().to_string(),
+            source,
+        })
+}
+
+/// The name of the data tree in use (it changes when the key changes).
+fn current_tree(db: &sled::Db) -> Result<String, StoreError> {
+    match db.get(CURRENT_TREE)? {
+        None => Ok(FIRST_TREE.to_string()),
+        Some(name) => String::from_utf8(name.to_vec())
+            .map_err(|_| StoreError::Corrupt("the data tree's name".into())),
+    }
+}
+
+/// Checks that `cipher` opens this tree; a new, empty tree is given its
+/// check record.
+fn check_key(tree: &sled::Tree, cipher: &StoreCipher) -> Result<(), StoreError> {
+    match tree.get(KEY_CHECK)? {
+        Some(sealed) => match cipher.open(KEY_CHECK, &sealed) {
+            Ok((_, value)) if value == KEY_CHECK_VALUE => Ok(()),
+            _ => Err(StoreError::WrongKey),
+        },
+        None if tree.is_empty() => {
+            tree.insert(
+                KEY_CHECK,
+                cipher.seal(KEY_CHECK, KEY_CHECK, KEY_CHECK_VALUE),
+            )?;
+            tree.flush()?;
+            Ok(())
+        }
+        None => Err(StoreError::Corrupt("the store has no key check".into())),
+    }
+}
+
 /// Builds a key from a table tag and parts, each part length-prefixed so
 /// that no two different part lists give the same key.
 pub(crate) fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -224,14 +347,43 @@ pub(crate) fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn test_key() -> StoreKey {
+        StoreKey::from_bytes([7; 32])
+    }
+
+    #[test]
+    fn a_wrong_key_is_refused_and_the_key_can_change() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = LocalStore::open(dir.path(), &test_key()).unwrap();
+            store.put(key(tag::DIRECT, &[b"ana"]), b"group".to_vec());
+            store.commit_durably().unwrap();
+        }
+        let other = StoreKey::from_bytes([8; 32]);
+        assert!(matches!(
+            LocalStore::open(dir.path(), &other),
+            Err(StoreError::WrongKey)
+        ));
+        LocalStore::change_key(dir.path(), &test_key(), &other).unwrap();
+        assert!(matches!(
+            LocalStore::open(dir.path(), &test_key()),
+            Err(StoreError::WrongKey)
+        ));
+        let store = LocalStore::open(dir.path(), &other).unwrap();
+        assert_eq!(
+            store.get(&key(tag::DIRECT, &[b"ana"])).unwrap().as_deref(),
+            Some(&b"group"[..])
+        );
+    }
+
     #[test]
     fn overlay_is_seen_then_committed_or_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path(), &test_key()).unwrap();
         store.put(b"a".to_vec(), b"1".to_vec());
         assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
         assert!(
-            store.tree.get(b"a").unwrap().is_none(),
+            store.get_committed(b"a").unwrap().is_none(),
             "not written before commit"
         );
         store.rollback();
@@ -251,8 +403,8 @@ mod tests {
     #[test]
     fn a_state_held_open_is_reported_as_locked() {
         let dir = tempfile::tempdir().unwrap();
-        let _held = LocalStore::open(dir.path()).unwrap();
-        let Err(err) = LocalStore::open(dir.path()) else {
+        let _held = LocalStore::open(dir.path(), &test_key()).unwrap();
+        let Err(err) = LocalStore::open(dir.path(), &test_key()) else {
             panic!("a second open of a held state succeeded");
         };
         assert!(err.is_locked(), "not recognised as locked: {err}");
@@ -262,12 +414,12 @@ mod tests {
     fn committed_state_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = LocalStore::open(dir.path()).unwrap();
+            let store = LocalStore::open(dir.path(), &test_key()).unwrap();
             store.put(b"k".to_vec(), b"v".to_vec());
             store.commit_durably().unwrap();
             store.put(b"lost".to_vec(), b"v".to_vec());
         }
-        let store = LocalStore::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path(), &test_key()).unwrap();
         assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
         assert!(store.get(b"lost").unwrap().is_none());
     }
