@@ -112,6 +112,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Listen { count } => listen(&ctx, count).await,
         Command::Invite(args) => invite(&ctx, args).await,
+        Command::Suspend { user } => {
+            let client = ctx.open_connected().await?;
+            let result = ctx.within(client.suspend_user(&user)).await;
+            client.shutdown().await;
+            result?;
+            print(json, json!({ "suspended": user }), || {
+                format!(
+                    "{user} is suspended: their devices are cut off and removed from their groups."
+                )
+            });
+            Ok(())
+        }
         Command::Passphrase => {
             let builder = ctx.unlocked().await?;
             let new_secret = passphrase::read_new()?;

@@ -109,6 +109,12 @@ enum Command {
     Invite(InviteArgs),
     /// List the users of the network.
     Users,
+    /// Suspend a user (staff): the relay cuts off their devices at once and
+    /// their groups remove them.
+    Suspend {
+        /// The user's id.
+        user: String,
+    },
     /// Change the passphrase that encrypts this device's state (the new one
     /// comes from CONVENE_NEW_PASSPHRASE, or you are asked twice).
     Passphrase,

@@ -30,6 +30,12 @@ pub enum Event {
         message: Option<MessageId>,
         reason: String,
     },
+    /// Staff suspended a user (`device` is `None`) or revoked one of their
+    /// devices. This client removes them from the groups it may change.
+    Revoked {
+        user_id: String,
+        device: Option<Vec<u8>>,
+    },
     /// A member, device, KeyPackage or change failed the organisation's
     /// chain of trust or the group's policy, and was refused. The group
     /// stays as it was.

@@ -22,6 +22,8 @@ pub enum SignaturePurpose {
     IdentityBinding,
     /// A user's identity key certifies a device ([`DeviceCertificate`]).
     DeviceCertificate,
+    /// The authority revokes a device or suspends a user ([`Revocation`]).
+    Revocation,
 }
 
 impl SignaturePurpose {
@@ -30,6 +32,7 @@ impl SignaturePurpose {
             SignaturePurpose::UserCertificate => b"user-certificate",
             SignaturePurpose::IdentityBinding => b"identity-binding",
             SignaturePurpose::DeviceCertificate => b"device-certificate",
+            SignaturePurpose::Revocation => b"revocation",
         }
     }
 }

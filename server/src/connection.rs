@@ -43,6 +43,8 @@ pub mod close {
     pub const AUTH_FAILED: u16 = 4002;
     /// The connection was idle too long.
     pub const IDLE: u16 = 4003;
+    /// Staff revoked the device (or suspended its user).
+    pub const REVOKED: u16 = 4004;
 }
 
 /// Something for the writer task to send.

@@ -44,6 +44,8 @@ pub enum Refusal {
     AlreadyAuthenticated,
     #[error("the relay is shutting down")]
     ShuttingDown,
+    #[error("this device was revoked, or its user suspended")]
+    Revoked,
 }
 
 impl Refusal {
@@ -66,6 +68,7 @@ impl Refusal {
             Refusal::NotAuthenticated => ErrorCode::NotAuthenticated,
             Refusal::AlreadyAuthenticated => ErrorCode::AlreadyAuthenticated,
             Refusal::ShuttingDown => ErrorCode::ShuttingDown,
+            Refusal::Revoked => ErrorCode::Revoked,
         }
     }
 

@@ -40,6 +40,7 @@ pub struct DeviceLink {
     mailbox: Mutex<Mailbox>,
     wake: Notify,
     superseded: watch::Sender<bool>,
+    revoked: watch::Sender<bool>,
     out: mpsc::Sender<Outbound>,
 }
 
@@ -83,6 +84,12 @@ impl DeviceLink {
         let _ = rx.wait_for(|s| *s).await;
     }
 
+    /// Resolves once staff revoked this device (or suspended its user).
+    pub async fn revoked(&self) {
+        let mut rx = self.revoked.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
     /// Sends a frame outside the streams (e.g. a KeyPackage warning); dropped
     /// if the connection's queue is full, since it is advisory.
     pub fn try_send(&self, outbound: Outbound) {
@@ -116,6 +123,7 @@ impl Hub {
             mailbox: Mutex::new(Mailbox::default()),
             wake: Notify::new(),
             superseded: watch::Sender::new(false),
+            revoked: watch::Sender::new(false),
             out,
         });
         if let Some(old) = lock(&self.links).insert(device, link.clone()) {
@@ -129,6 +137,24 @@ impl Hub {
         let mut links = lock(&self.links);
         if links.get(&link.device).is_some_and(|l| l.id == link.id) {
             links.remove(&link.device);
+        }
+    }
+
+    /// Closes the live connections of revoked devices.
+    pub fn revoke(&self, devices: &[DeviceKey]) {
+        let links = lock(&self.links);
+        for device in devices {
+            if let Some(link) = links.get(device) {
+                link.revoked.send_replace(true);
+            }
+        }
+    }
+
+    /// Sends an advisory frame to every connected device.
+    pub fn broadcast(&self, make: impl Fn() -> Outbound) {
+        let links: Vec<Arc<DeviceLink>> = lock(&self.links).values().cloned().collect();
+        for link in links {
+            link.try_send(make());
         }
     }
 

@@ -3,7 +3,7 @@
 
 use convene_proto::ids::check_user_id;
 use convene_proto::invite::{authority_fingerprint, Invite as ProtoInvite, InviteSecret};
-use convene_proto::relay::{request, response, CreateInvite, ErrorCode, GetUser};
+use convene_proto::relay::{request, response, CreateInvite, ErrorCode, GetUser, Revoke};
 use prost::Message as _;
 
 use super::{unexpected, Client};
@@ -72,6 +72,38 @@ impl Client {
             Ok(_) => Err(unexpected()),
             Err(ClientError::Refused(r)) if r.code == ErrorCode::Forbidden => {
                 Err(ClientError::Forbidden("only staff can invite".into()))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Suspends `user` (staff holding the authority key): the relay cuts
+    /// off every device of theirs at once, and every member's client that
+    /// may change a group they are in removes them.
+    pub async fn suspend_user(&self, user: &str) -> Result<(), ClientError> {
+        self.revoke(user, None).await
+    }
+
+    /// Revokes one device of `user` (a lost phone, say), as
+    /// [`Client::suspend_user`] does for all of them.
+    pub async fn revoke_device(&self, user: &str, device: [u8; 32]) -> Result<(), ClientError> {
+        self.revoke(user, Some(device)).await
+    }
+
+    async fn revoke(&self, user: &str, device: Option<[u8; 32]>) -> Result<(), ClientError> {
+        check_user_id(user).map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
+        let authority = self.authority()?;
+        let signed = authority.revoke(user, device, crate::now_ms());
+        let request = request::Kind::Revoke(Revoke {
+            revocation: signed.encode_to_vec().into(),
+            user_id: user.to_string(),
+            device_key: device.map(|d| d.to_vec().into()).unwrap_or_default(),
+        });
+        match self.relay(request).await {
+            Ok(response::Result::RevocationStored(_)) => Ok(()),
+            Ok(_) => Err(unexpected()),
+            Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
+                Err(ClientError::UnknownUser(user.to_string()))
             }
             Err(err) => Err(err),
         }

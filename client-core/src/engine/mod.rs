@@ -16,6 +16,7 @@
 
 mod commit;
 mod intents;
+mod revocations;
 mod sync;
 
 pub(crate) use intents::send_intent;
@@ -26,7 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use convene_proto::relay::{push, request, response, stream_ack, Ack, GroupMessage, StreamAck};
+use convene_proto::relay::{
+    push, request, response, stream_ack, Ack, ErrorCode, GroupMessage, StreamAck,
+};
 use openmls::prelude::MlsGroup;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -304,9 +307,14 @@ impl Engine {
                 let stock = authenticated.key_package_stock.unwrap_or_default();
                 self.replenish_key_packages(stock.one_time, stock.last_resort)
                     .await;
+                if let Err(err) = self.sync_revocations().await {
+                    tracing::warn!(error = %err, "cannot read the revocations");
+                }
             }
             Err(err) => {
                 tracing::debug!(error = %err, "cannot connect to the relay");
+                let revoked =
+                    matches!(&err, TransportError::Refused(r) if r.code == ErrorCode::Revoked);
                 if matches!(err, TransportError::WrongRelay) {
                     tracing::error!(
                         "the relay presents another identity than at enrolment; not connecting"
@@ -326,6 +334,11 @@ impl Engine {
                 }
                 self.reconnect_at = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                if revoked {
+                    // Staff cut this device off: trying again changes nothing.
+                    tracing::warn!("this device was revoked; not reconnecting");
+                    self.reconnect_at = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                }
             }
         }
     }

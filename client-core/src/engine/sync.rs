@@ -41,6 +41,13 @@ impl Engine {
                 Ok(())
             }
             push::Kind::Challenge(_) => Ok(()),
+            push::Kind::RevocationNotice(_) => {
+                // Not fatal to the push batch: the next connect reads them.
+                if let Err(err) = self.sync_revocations().await {
+                    tracing::warn!(error = %err, "cannot read the revocations");
+                }
+                Ok(())
+            }
         }
     }
 

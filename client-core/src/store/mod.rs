@@ -60,6 +60,8 @@ pub(crate) mod tag {
     pub const DIRECT: u8 = 0x07;
     /// Identity key pinned for each peer.
     pub const PEER: u8 = 0x08;
+    /// Revocations this device verified.
+    pub const REVOKED: u8 = 0x09;
 }
 
 /// Why the local store failed.

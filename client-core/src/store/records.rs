@@ -234,3 +234,13 @@ pub fn awaiting_key(group_id: &[u8]) -> Vec<u8> {
 pub fn peer_identity_key(user_id: &str) -> Vec<u8> {
     key(tag::PEER, &[user_id.as_bytes()])
 }
+
+/// How far this device has read the relay's revocations.
+pub fn revocation_cursor_key() -> Vec<u8> {
+    key(tag::META, &[b"revocation_cursor"])
+}
+
+/// A verified revocation of a user (empty `device`) or of one device.
+pub fn revoked_key(user_id: &str, device: &[u8]) -> Vec<u8> {
+    key(tag::REVOKED, &[user_id.as_bytes(), device])
+}

@@ -104,6 +104,25 @@ impl Authority {
     }
 }
 
+impl Authority {
+    /// Revokes `device_key` of `user_id`, or (with `None`) suspends the
+    /// user: every device.
+    pub fn revoke(&self, user_id: &str, device_key: Option<[u8; 32]>, now_ms: u64) -> Signed {
+        let revocation = convene_proto::trust::Revocation {
+            version: CHAIN_VERSION,
+            authority_key: self.public().to_vec(),
+            user_id: user_id.to_string(),
+            device_key: device_key.map(|k| k.to_vec()).unwrap_or_default(),
+            issued_at_ms: now_ms,
+        };
+        sign(
+            &self.0,
+            SignaturePurpose::Revocation,
+            revocation.encode_to_vec(),
+        )
+    }
+}
+
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Authority(<redacted>)")

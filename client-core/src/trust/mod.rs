@@ -16,8 +16,8 @@ mod safety;
 mod tests;
 
 use convene_proto::trust::{
-    signed_bytes, CredentialChain, DeviceCertificate, IdentityBinding, Role as WireRole,
-    SignaturePurpose, Signed, UserCertificate,
+    signed_bytes, CredentialChain, DeviceCertificate, IdentityBinding, Revocation,
+    Role as WireRole, SignaturePurpose, Signed, UserCertificate,
 };
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
@@ -165,6 +165,24 @@ impl TrustAnchor {
             identity_key,
             device_key: certified_device,
         })
+    }
+
+    /// Verifies a revocation signed by the authority.
+    pub fn verify_revocation(&self, signed: &Signed) -> Result<Revocation, TrustError> {
+        let revocation: Revocation = decode(signed, "revocation")?;
+        if revocation.authority_key.as_slice() != self.authority_key {
+            return Err(TrustError::UnknownAuthority);
+        }
+        check_signature(
+            &self.authority_key,
+            SignaturePurpose::Revocation,
+            signed,
+            "revocation",
+        )?;
+        if !revocation.device_key.is_empty() && revocation.device_key.len() != 32 {
+            return Err(TrustError::Malformed("revoked device key"));
+        }
+        Ok(revocation)
     }
 
     /// Verifies a signed user certificate on its own (an invitee checks the

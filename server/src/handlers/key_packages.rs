@@ -46,11 +46,16 @@ pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> Re
     let mut targets: BTreeSet<(DeviceKey, String)> = BTreeSet::new();
     for user_id in &req.user_ids {
         check_user_id(user_id)?;
-        if relay.store.user(user_id)?.is_none() {
-            return Err(Refusal::NotFound("user").into());
+        let user = relay
+            .store
+            .user(user_id)?
+            .ok_or(Refusal::NotFound("user"))?;
+        if user.suspended_at_ms != 0 {
+            return Err(Refusal::Revoked.into());
         }
-        for (device, _) in relay.store.user_devices(user_id)? {
-            if device != caller.device {
+        for (device, record) in relay.store.user_devices(user_id)? {
+            // A revoked device is never added again.
+            if device != caller.device && record.revoked_at_ms == 0 {
                 targets.insert((device, user_id.clone()));
             }
         }
@@ -60,6 +65,9 @@ pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> Re
             .store
             .device(&device)?
             .ok_or(Refusal::NotFound("device"))?;
+        if record.revoked_at_ms != 0 {
+            return Err(Refusal::Revoked.into());
+        }
         targets.insert((device, record.user_id));
     }
     if targets.len() > max as usize {

@@ -13,6 +13,7 @@ mod blobs;
 mod delivery;
 mod groups;
 mod key_packages;
+mod revocations;
 
 pub(crate) use accounts::{invite_details, MAX_CERTIFICATE_BYTES};
 pub(crate) use key_packages::wire_stock;
@@ -44,6 +45,12 @@ pub enum Effect {
     KeyPackagesLow {
         device: DeviceKey,
         stock: KeyPackageStock,
+    },
+    /// Staff revoked these devices: close their connections, and tell every
+    /// connected device to fetch revocations up to `sequence`.
+    Revoked {
+        devices: Vec<DeviceKey>,
+        sequence: u64,
     },
 }
 
@@ -107,6 +114,8 @@ pub fn handle(
         Kind::GetBlob(req) => blobs::get(relay, req),
         Kind::Ping(_) => Ok(pong()),
         Kind::GetInvite(req) => Ok(Reply::immediate(accounts::invite_details(relay, &req)?)),
+        Kind::Revoke(req) => revocations::revoke(relay, caller, req),
+        Kind::ListRevocations(req) => revocations::list(relay, req),
     }
 }
 

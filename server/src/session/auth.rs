@@ -52,6 +52,9 @@ pub fn authenticate(
         .store
         .user(&record.user_id)?
         .ok_or_else(|| RelayError::Corrupt("a device's user is missing".into()))?;
+    if record.revoked_at_ms != 0 || user.suspended_at_ms != 0 {
+        return Err(Refusal::Revoked.into());
+    }
     let caller = Caller {
         device,
         user_id: user.user_id.clone(),

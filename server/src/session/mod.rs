@@ -205,6 +205,7 @@ where
                 biased;
                 _ = shutdown.recv() => break Ending::Close(close::GOING_AWAY, "the relay is shutting down"),
                 _ = link.superseded() => break Ending::Close(close::SUPERSEDED, "a newer connection of this device took over"),
+                _ = link.revoked() => break Ending::Close(close::REVOKED, "this device was revoked"),
                 _ = self.out.closed() => break Ending::Gone,
                 read = tokio::time::timeout(idle, connection::read(&mut self.reader)) => match read {
                     Ok(inbound) => inbound,

@@ -84,6 +84,14 @@ pub fn apply(relay: &Relay, effects: Vec<Effect>) {
                     link.try_send(Outbound::Frame(encode_envelope(&Envelope::push(push))));
                 }
             }
+            Effect::Revoked { devices, sequence } => {
+                relay.hub.revoke(&devices);
+                let push = convene_proto::relay::push::Kind::RevocationNotice(
+                    convene_proto::relay::RevocationNotice { sequence },
+                );
+                let frame = encode_envelope(&Envelope::push(push));
+                relay.hub.broadcast(|| Outbound::Frame(frame.clone()));
+            }
         }
     }
 }

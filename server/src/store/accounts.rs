@@ -167,11 +167,13 @@ impl Store {
             display_name: display_name.to_string(),
             role: invite.role,
             created_at_ms: now,
+            suspended_at_ms: 0,
         };
         let device = DeviceRecord {
             user_id: user.user_id.clone(),
             created_at_ms: now,
             credential: enrolment.credential.to_vec(),
+            revoked_at_ms: 0,
         };
         invite.redeemed_at_ms = now;
 

@@ -28,6 +28,7 @@ pub(crate) const SUBMISSION: u8 = 0x0F;
 pub(crate) const BLOB: u8 = 0x10;
 pub(crate) const BLOB_CHUNK: u8 = 0x11;
 pub(crate) const INBOX_ACKED: u8 = 0x12;
+pub(crate) const REVOCATION: u8 = 0x13;
 
 fn with_tag(tag: u8, capacity: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + capacity);
@@ -211,6 +212,13 @@ pub(crate) fn trailing_u64(key: &[u8]) -> Option<u64> {
 pub(crate) fn trailing_device(key: &[u8]) -> Option<DeviceKey> {
     let tail = key.get(key.len().checked_sub(DEVICE_KEY_LEN)?..)?;
     tail.try_into().ok()
+}
+
+/// A stored revocation, by sequence number.
+pub(crate) fn revocation(sequence: u64) -> Vec<u8> {
+    let mut key = with_tag(REVOCATION, 8);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
 }
 
 #[cfg(test)]

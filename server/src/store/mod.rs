@@ -25,6 +25,7 @@ pub(crate) mod keys;
 mod locks;
 mod maintenance;
 pub(crate) mod records;
+mod revocations;
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -45,6 +45,9 @@ pub struct UserRecord {
     pub role: i32,
     #[prost(uint64, tag = "4")]
     pub created_at_ms: u64,
+    /// When staff suspended the user, or 0.
+    #[prost(uint64, tag = "5")]
+    pub suspended_at_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -56,6 +59,9 @@ pub struct DeviceRecord {
     /// The device's credential chain, opaque to the relay.
     #[prost(bytes = "vec", tag = "3")]
     pub credential: Vec<u8>,
+    /// When staff revoked the device, or 0.
+    #[prost(uint64, tag = "4")]
+    pub revoked_at_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -1,0 +1,114 @@
+//! Learning of revocations and acting on them.
+//!
+//! Staff sign each revocation with the authority key; the relay keeps them
+//! in order and tells connected devices when there is a new one. This
+//! device fetches the ones it has not seen, checks each signature against
+//! the pinned authority (the relay cannot make one), remembers it, tells
+//! the app, and removes the revoked devices from every group whose policy
+//! lets it change the membership. Several members may try at once; the
+//! relay's one-commit-per-epoch gate picks one, and the others' removals
+//! find nobody left to remove.
+
+use convene_proto::content::GroupKind as WireKind;
+use convene_proto::relay::{request, response, ListRevocations};
+use convene_proto::trust::Signed;
+use prost::Message as _;
+
+use super::Engine;
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::store::records::{self, GroupRecord, IntentKind, IntentRecord, MembersIntent};
+use crate::types::Role;
+
+impl Engine {
+    /// Fetches and applies the revocations after this device's cursor.
+    pub(super) async fn sync_revocations(&mut self) -> Result<(), ClientError> {
+        let after = self
+            .store()
+            .get(&records::revocation_cursor_key())?
+            .and_then(|raw| raw.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let entries = match self
+            .request(request::Kind::ListRevocations(ListRevocations { after }))
+            .await?
+        {
+            response::Result::Revocations(list) => list.entries,
+            _ => return Ok(()),
+        };
+        let Some(last) = entries.last().map(|e| e.sequence) else {
+            return Ok(());
+        };
+        let mut revoked_users = Vec::new();
+        for entry in entries {
+            let verified = Signed::decode(entry.revocation.as_ref())
+                .map_err(|_| crate::trust::TrustError::Malformed("revocation"))
+                .and_then(|signed| self.mls.anchor().verify_revocation(&signed));
+            let revocation = match verified {
+                Ok(revocation) => revocation,
+                Err(err) => {
+                    // A relay cannot sign revocations; one that fails is
+                    // ignored, and said.
+                    tracing::warn!(error = %err, "ignored a revocation that does not verify");
+                    self.emit(Event::Untrusted {
+                        group: None,
+                        detail: format!("ignored a revocation: {err}"),
+                    });
+                    continue;
+                }
+            };
+            self.store().put(
+                records::revoked_key(&revocation.user_id, &revocation.device_key),
+                entry.revocation.to_vec(),
+            );
+            self.emit(Event::Revoked {
+                user_id: revocation.user_id.clone(),
+                device: (!revocation.device_key.is_empty()).then(|| revocation.device_key.clone()),
+            });
+            revoked_users.push(revocation.user_id);
+        }
+        self.store().put(
+            records::revocation_cursor_key(),
+            last.to_be_bytes().to_vec(),
+        );
+        self.store().commit_durably()?;
+        self.publish();
+        for user in revoked_users {
+            self.remove_everywhere(&user)?;
+        }
+        Ok(())
+    }
+
+    /// Queues the removal of `user` from every group this device may change.
+    fn remove_everywhere(&mut self, user: &str) -> Result<(), ClientError> {
+        let groups: Vec<GroupRecord> = self
+            .store()
+            .scan::<GroupRecord>(&records::groups_prefix())
+            .map(|item| item.map(|(_, record)| record))
+            .collect::<Result<_, _>>()?;
+        let own_user = self.shared.identity.user_id.clone();
+        let staff = Role::from_wire(self.shared.identity.role) == Role::Staff;
+        for group in groups {
+            if !group.active || !group.members.iter().any(|m| m.user_id == user) {
+                continue;
+            }
+            let allowed = match WireKind::try_from(group.kind) {
+                Ok(WireKind::Direct) => group.direct_pair.contains(&own_user),
+                _ => staff,
+            };
+            if !allowed {
+                continue;
+            }
+            let intent = IntentRecord {
+                group_id: group.group_id.clone(),
+                kind: Some(IntentKind::Remove(MembersIntent {
+                    user_ids: vec![user.to_string()],
+                })),
+                ..Default::default()
+            };
+            self.persist_intent(intent)?;
+            self.outbox_dirty = true;
+        }
+        Ok(())
+    }
+}

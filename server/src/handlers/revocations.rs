@@ -1,0 +1,54 @@
+//! Staff revoking devices and suspending users; clients fetching the
+//! signed revocations.
+
+use convene_proto::ids::fixed;
+use convene_proto::relay::{
+    response, ListRevocations, RevocationEntry, RevocationStored, Revocations, Revoke, Role,
+};
+
+use super::{Caller, Effect, Reply, MAX_CERTIFICATE_BYTES};
+use crate::error::{Refusal, RelayResult};
+use crate::relay::Relay;
+use crate::store::now_ms;
+
+/// Revocations returned by one `ListRevocations`.
+const PAGE: usize = 500;
+
+pub(super) fn revoke(relay: &Relay, caller: &Caller, req: Revoke) -> RelayResult<Reply> {
+    if caller.role != Role::Staff {
+        return Err(Refusal::Forbidden("only staff may revoke").into());
+    }
+    if req.revocation.is_empty() || req.revocation.len() > MAX_CERTIFICATE_BYTES {
+        return Err(Refusal::InvalidArgument("a signed revocation is required".into()).into());
+    }
+    let device = match req.device_key.len() {
+        0 => None,
+        _ => Some(fixed::<32>("device_key", &req.device_key)?),
+    };
+    let (sequence, devices) =
+        relay
+            .store
+            .revoke(&req.user_id, device, &req.revocation, now_ms())?;
+    tracing::info!(by = %caller.user_id, user = %req.user_id, devices = devices.len(), "revoked");
+    let mut reply = Reply::durable(response::Result::RevocationStored(RevocationStored {
+        sequence,
+        devices: devices.iter().map(|d| d.to_vec().into()).collect(),
+    }));
+    reply.effects.push(Effect::Revoked { devices, sequence });
+    Ok(reply)
+}
+
+pub(super) fn list(relay: &Relay, req: ListRevocations) -> RelayResult<Reply> {
+    let entries = relay
+        .store
+        .revocations_after(req.after, PAGE)?
+        .into_iter()
+        .map(|(sequence, revocation)| RevocationEntry {
+            sequence,
+            revocation: revocation.into(),
+        })
+        .collect();
+    Ok(Reply::immediate(response::Result::Revocations(
+        Revocations { entries },
+    )))
+}
