@@ -10,6 +10,7 @@
 //! signs with. A relay holds none of these private keys, so it cannot make a
 //! chain that verifies.
 
+mod cache;
 mod issue;
 mod safety;
 #[cfg(test)]
@@ -64,6 +65,8 @@ pub struct VerifiedDevice {
     pub identity_key: [u8; 32],
     /// The device key (the MLS leaf's signature key).
     pub device_key: [u8; 32],
+    /// When the user's certificate stops being valid (ms since the epoch).
+    pub valid_until_ms: u64,
 }
 
 /// The pinned authority key, against which chains are verified.
@@ -84,7 +87,27 @@ impl TrustAnchor {
 
     /// Verifies an encoded [`CredentialChain`] for the device whose key is
     /// `device_key`, at time `now_ms`.
+    ///
+    /// A chain that verified before is not verified again until its
+    /// certificate expires: members' chains are checked on every message,
+    /// and three signature checks per message would cost more than the
+    /// decryption itself.
     pub fn verify(
+        &self,
+        chain: &[u8],
+        device_key: &[u8],
+        now_ms: u64,
+    ) -> Result<VerifiedDevice, TrustError> {
+        let cache_key = cache::key(&self.authority_key, chain, device_key);
+        if let Some(hit) = cache::get(&cache_key, now_ms) {
+            return Ok(hit);
+        }
+        let verified = self.verify_uncached(chain, device_key, now_ms)?;
+        cache::put(cache_key, &verified);
+        Ok(verified)
+    }
+
+    fn verify_uncached(
         &self,
         chain: &[u8],
         device_key: &[u8],
@@ -164,6 +187,7 @@ impl TrustAnchor {
             sector: user.sector,
             identity_key,
             device_key: certified_device,
+            valid_until_ms: user.not_after_ms,
         })
     }
 
