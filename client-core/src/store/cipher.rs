@@ -116,7 +116,12 @@ impl StoreCipher {
     }
 
     /// Seals `value` (with its logical key inside) for `physical_key`.
-    pub fn seal(&self, physical_key: &[u8], logical: &[u8], value: &[u8]) -> Vec<u8> {
+    pub fn seal(
+        &self,
+        physical_key: &[u8],
+        logical: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
         let mut plaintext = Zeroizing::new(Vec::with_capacity(4 + logical.len() + value.len()));
         plaintext.extend_from_slice(&(logical.len() as u32).to_be_bytes());
         plaintext.extend_from_slice(logical);
@@ -133,11 +138,11 @@ impl StoreCipher {
                 },
             )
             // Encryption only fails for messages beyond 256 GiB.
-            .unwrap_or_default();
+            .map_err(|_| StoreError::Corrupt("a value too large to encrypt".into()))?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        out
+        Ok(out)
     }
 
     /// Opens a sealed value stored under `physical_key`: its logical key
@@ -206,7 +211,7 @@ mod tests {
     fn values_open_only_under_their_key_and_store_key() {
         let store_key = StoreKey::generate();
         let cipher = StoreCipher::new(&store_key).unwrap();
-        let sealed = cipher.seal(b"k1", b"logical", b"secret text");
+        let sealed = cipher.seal(b"k1", b"logical", b"secret text").unwrap();
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
         let (logical, value) = cipher.open(b"k1", &sealed).unwrap();
         assert_eq!(

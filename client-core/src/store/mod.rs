@@ -143,11 +143,12 @@ impl LocalStore {
             }
             let (logical, value) = store.cipher.open(&physical, &sealed)?;
             let moved = cipher.physical_key(&logical);
-            batch.insert(moved.clone(), cipher.seal(&moved, &logical, &value));
+            let sealed = cipher.seal(&moved, &logical, &value)?;
+            batch.insert(moved, sealed);
         }
         batch.insert(
             KEY_CHECK,
-            cipher.seal(KEY_CHECK, KEY_CHECK, KEY_CHECK_VALUE),
+            cipher.seal(KEY_CHECK, KEY_CHECK, KEY_CHECK_VALUE)?,
         );
         next.apply_batch(batch)?;
         store.db.flush()?;
@@ -265,7 +266,7 @@ impl LocalStore {
             let physical = self.cipher.physical_key(&key);
             match value {
                 Some(value) => {
-                    let sealed = self.cipher.seal(&physical, &key, &value);
+                    let sealed = self.cipher.seal(&physical, &key, &value)?;
                     batch.insert(physical, sealed)
                 }
                 None => batch.remove(physical),
@@ -324,7 +325,7 @@ fn check_key(tree: &sled::Tree, cipher: &StoreCipher) -> Result<(), StoreError> 
         None if tree.is_empty() => {
             tree.insert(
                 KEY_CHECK,
-                cipher.seal(KEY_CHECK, KEY_CHECK, KEY_CHECK_VALUE),
+                cipher.seal(KEY_CHECK, KEY_CHECK, KEY_CHECK_VALUE)?,
             )?;
             tree.flush()?;
             Ok(())

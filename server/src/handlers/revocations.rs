@@ -1,7 +1,7 @@
 //! Staff revoking devices and suspending users; clients fetching the
 //! signed revocations.
 
-use convene_proto::ids::fixed;
+use convene_proto::ids::{check_user_id, fixed};
 use convene_proto::relay::{
     response, ListRevocations, RevocationEntry, RevocationStored, Revocations, Revoke, Role,
 };
@@ -18,6 +18,7 @@ pub(super) fn revoke(relay: &Relay, caller: &Caller, req: Revoke) -> RelayResult
     if caller.role != Role::Staff {
         return Err(Refusal::Forbidden("only staff may revoke").into());
     }
+    check_user_id(&req.user_id)?;
     if req.revocation.is_empty() || req.revocation.len() > MAX_CERTIFICATE_BYTES {
         return Err(Refusal::InvalidArgument("a signed revocation is required".into()).into());
     }
