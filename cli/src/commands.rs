@@ -125,7 +125,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Passphrase => {
-            let builder = ctx.unlocked().await?;
+            // Settles the current salt before a new one is written aside.
+            let builder = ctx
+                .unlock(|builder| async move {
+                    match builder.is_enrolled().await? {
+                        true => Ok(builder),
+                        false => Err(ClientError::NotEnrolled),
+                    }
+                })
+                .await?;
             let new_secret = passphrase::read_new()?;
             let salt = passphrase::next_salt(&ctx.state_dir)?;
             builder
@@ -197,9 +205,14 @@ impl Session {
         ))
     }
 
-    /// The key that opens this device's state, from its passphrase: the
-    /// builder holding it (checked), and whether a pending salt was used.
-    async fn unlocked(&self) -> Result<ClientBuilder> {
+    /// Runs `attempt` with a builder holding the key derived from this
+    /// device's passphrase: under the current salt, then under one left by
+    /// an interrupted change of passphrase (which then becomes current).
+    async fn unlock<T, F, Fut>(&self, attempt: F) -> Result<T>
+    where
+        F: Fn(ClientBuilder) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
         let salts = passphrase::salts(&self.state_dir)?;
         if salts.is_empty() {
             return Err(self.not_enrolled());
@@ -211,16 +224,16 @@ impl Session {
             let builder = self
                 .builder()
                 .store_key(passphrase::derive(&secret, &salt)?);
-            match builder.is_enrolled().await {
+            match attempt(builder).await {
                 Err(ClientError::WrongStoreKey) => continue,
-                Ok(false) => return Err(self.not_enrolled()),
-                Ok(true) => {
+                Err(ClientError::NotEnrolled) => return Err(self.not_enrolled()),
+                Err(err) => return Err(err.into()),
+                Ok(done) => {
                     if pending {
                         passphrase::promote_next_salt(&self.state_dir)?;
                     }
-                    return Ok(builder);
+                    return Ok(done);
                 }
-                Err(err) => return Err(err.into()),
             }
         }
         Err(ClientError::WrongStoreKey.into())
@@ -228,10 +241,7 @@ impl Session {
 
     /// Opens the device without waiting for the relay.
     async fn open(&self) -> Result<Client> {
-        match self.unlocked().await?.open().await {
-            Err(ClientError::NotEnrolled) => Err(self.not_enrolled()),
-            result => Ok(result?),
-        }
+        self.unlock(ClientBuilder::open).await
     }
 
     /// Opens the device and waits until it has caught up with the relay.
@@ -312,9 +322,7 @@ async fn enrol(
 ) -> Result<()> {
     // The invite names its relay; --relay overrides it.
     let salt = passphrase::salt_for_new_state(&ctx.state_dir)?;
-    let secret = ctx
-        .passphrase
-        .read("Choose a passphrase for this device's Convene state: ")?;
+    let secret = ctx.passphrase.choose()?;
     let mut builder =
         ClientBuilder::new(&ctx.state_dir).store_key(passphrase::derive(&secret, &salt)?);
     if let Some(url) = &ctx.relay {

@@ -39,6 +39,15 @@ impl Source {
         }
         read_env_or_prompt(ENV, prompt)
     }
+
+    /// Reads the passphrase for a new state: asked twice at a prompt, so
+    /// that a typing slip does not lock the state for good.
+    pub fn choose(&self) -> Result<Zeroizing<String>> {
+        if self.command.is_some() || std::env::var(ENV).is_ok() {
+            return self.read("");
+        }
+        prompt_twice(ENV, "Choose a passphrase for this device's state: ")
+    }
 }
 
 fn read_env_or_prompt(var: &str, prompt: &str) -> Result<Zeroizing<String>> {
@@ -61,8 +70,13 @@ pub fn read_new() -> Result<Zeroizing<String>> {
     if let Ok(value) = std::env::var(NEW_ENV) {
         return check_new(Zeroizing::new(value));
     }
-    let first = read_env_or_prompt(NEW_ENV, "New passphrase: ")?;
-    let second = read_env_or_prompt(NEW_ENV, "The new passphrase again: ")?;
+    prompt_twice(NEW_ENV, "New passphrase: ")
+}
+
+/// Asks for a new passphrase twice (the terminal hides what is typed).
+fn prompt_twice(var: &str, prompt: &str) -> Result<Zeroizing<String>> {
+    let first = read_env_or_prompt(var, prompt)?;
+    let second = read_env_or_prompt(var, "The same passphrase again: ")?;
     if *first != *second {
         bail!("the two passphrases differ");
     }

@@ -294,6 +294,27 @@ pub async fn invited_apps(
     Ok(apps)
 }
 
+/// A user invited by `staff` whose device speaks the relay protocol
+/// directly ([`TestDevice`]): it holds no MLS state of ours, as a device the
+/// relay made up, or a test's own claimer, would not.
+pub async fn raw_device(
+    relay: &RelayProcess,
+    staff: &App,
+    user_id: &str,
+    role: Role,
+) -> Result<crate::TestDevice> {
+    let invite = staff
+        .client
+        .invite(&UserDetails {
+            user_id: user_id.into(),
+            display_name: display_name(user_id),
+            role,
+            sector: String::new(),
+        })
+        .await?;
+    crate::TestDevice::enrol(&relay.url, &invite.code, user_id).await
+}
+
 /// Polls `probe` until it yields a value, for at most [`PATIENCE`].
 pub async fn wait_until<T, F, Fut>(what: &str, probe: F) -> Result<T>
 where

@@ -56,12 +56,17 @@ impl Cli<'_> {
         if out.status.success() {
             bail!("convene {args:?} as {user} should have failed");
         }
-        let error: Value = serde_json::from_slice(&out.stdout)?;
-        Ok(error["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
+        error_code(&out)
     }
+}
+
+/// The stable code of the JSON error a failed `convene --json` printed.
+fn error_code(out: &std::process::Output) -> Result<String> {
+    let error: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(error["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
 }
 
 #[test]
@@ -274,17 +279,10 @@ fn the_passphrase_locks_the_state_and_can_be_changed() -> Result<()> {
         command.env("CONVENE_PASSPHRASE", passphrase);
         command.output()
     };
-    let code = |out: std::process::Output| -> Result<String> {
-        let error: Value = serde_json::from_slice(&out.stdout)?;
-        Ok(error["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
-    };
 
     let wrong = with("not the passphrase", &["whoami"])?;
     assert!(!wrong.status.success());
-    assert_eq!(code(wrong)?, "wrong_key");
+    assert_eq!(error_code(&wrong)?, "wrong_key");
 
     let mut change = cli.command("sam", &["passphrase"]);
     change.env("CONVENE_NEW_PASSPHRASE", "a brand new passphrase");
@@ -295,7 +293,7 @@ fn the_passphrase_locks_the_state_and_can_be_changed() -> Result<()> {
         String::from_utf8_lossy(&changed.stderr)
     );
     let old = with("passphrase of sam", &["whoami"])?;
-    assert_eq!(code(old)?, "wrong_key");
+    assert_eq!(error_code(&old)?, "wrong_key");
     let new = with("a brand new passphrase", &["whoami"])?;
     assert!(
         new.status.success(),

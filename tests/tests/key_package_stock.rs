@@ -3,10 +3,9 @@
 //! one-time KeyPackages rather than the last-resort one.
 
 use anyhow::{bail, Result};
-use convene_client::trust::UserDetails;
 use convene_client::Role;
 use convene_proto::relay::{request, response, ClaimKeyPackages};
-use convene_tests::app::{leader_apps, staff_app};
+use convene_tests::app::{leader_apps, raw_device, staff_app};
 use convene_tests::{RelayProcess, TestDevice};
 
 /// Claims one KeyPackage of `user`; true if it was the last-resort one.
@@ -30,16 +29,7 @@ async fn a_running_client_replenishes_its_key_packages_when_told() -> Result<()>
     let ana = leader_apps(&relay, &staff, &["ana".to_string()]).await?;
     // The claims come from a raw device, so that no client of ours is
     // involved on the claiming side.
-    let claimer_invite = staff
-        .client
-        .invite(&UserDetails {
-            user_id: "claimer".into(),
-            display_name: "Claimer".into(),
-            role: Role::Staff,
-            sector: String::new(),
-        })
-        .await?;
-    let claimer = TestDevice::enrol(&relay.url, &claimer_invite.code, "claimer").await?;
+    let claimer = raw_device(&relay, &staff, "claimer", Role::Staff).await?;
 
     // More claims than the 30 uploaded at enrolment: without top-ups the
     // last ones would be the last-resort KeyPackage.

@@ -9,24 +9,9 @@ use convene_client::store::LocalStore;
 use convene_client::trust::{Authority, TrustAnchor, UserDetails};
 use convene_client::{ClientError, Event, Role};
 use convene_proto::relay::{request, response, ClaimKeyPackages, UploadKeyPackages};
-use convene_tests::app::{leader_apps, staff_app, App};
+use convene_tests::app::{leader_apps, raw_device, staff_app, App};
 use convene_tests::{RelayProcess, TestDevice};
 use openmls_rust_crypto::RustCrypto;
-
-/// Staff invites `user_id`, and a raw device (standing in for a relay that
-/// registers devices of its own) redeems the invite at the relay level.
-async fn raw_user(staff: &App, relay: &RelayProcess, user_id: &str) -> Result<TestDevice> {
-    let invite = staff
-        .client
-        .invite(&UserDetails {
-            user_id: user_id.into(),
-            display_name: format!("Test {user_id}"),
-            role: Role::Leader,
-            sector: String::new(),
-        })
-        .await?;
-    TestDevice::enrol(&relay.url, &invite.code, user_id).await
-}
 
 /// Puts `key_package` in `device`'s stock on the relay.
 async fn stock(device: &TestDevice, key_package: Vec<u8>) -> Result<()> {
@@ -63,7 +48,7 @@ async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
 
     // "mallory" exists on the relay, but her KeyPackage carries a chain
     // from an authority of the relay's own making.
-    let mallory = raw_user(&staff, &relay, "mallory").await?;
+    let mallory = raw_device(&relay, &staff, "mallory", Role::Leader).await?;
     let dir = tempfile::tempdir()?;
     let store = LocalStore::open(dir.path(), &convene_client::StoreKey::generate())?;
     let fake = Authority::generate();
@@ -114,7 +99,7 @@ async fn a_key_package_swapped_for_another_users_is_refused() -> Result<()> {
 
     // "ben" on the relay hands out a genuine KeyPackage of l1's, as a
     // relay swapping KeyPackages would.
-    let ben = raw_user(&staff, &relay, "ben").await?;
+    let ben = raw_device(&relay, &staff, "ben", Role::Leader).await?;
     let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
         user_ids: vec![leaders[0].user.clone()],
         device_keys: Vec::new(),

@@ -163,7 +163,12 @@ pub fn members(group: &MlsGroup) -> Vec<MemberDevice> {
 
 /// The group's metadata, from its GroupContext.
 pub fn group_meta(group: &MlsGroup) -> Option<GroupMeta> {
-    let raw = group.extensions().unknown(GROUP_META_EXTENSION)?;
+    meta_from(group.extensions())
+}
+
+/// The metadata in a GroupContext's extensions.
+fn meta_from(extensions: &Extensions<GroupContext>) -> Option<GroupMeta> {
+    let raw = extensions.unknown(GROUP_META_EXTENSION)?;
     GroupMeta::decode(raw.0.as_slice()).ok()
 }
 

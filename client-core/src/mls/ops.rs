@@ -8,8 +8,9 @@ use prost::Message;
 
 use super::policy::{check_commit, check_welcome, Change};
 use super::{
-    capabilities, credential, group_meta, invalid, member_device, members, op_err, verify_leaf,
-    MemberDevice, MlsError, Provider, CIPHERSUITE, GROUP_META_EXTENSION, MAX_PAST_EPOCHS,
+    capabilities, credential, group_meta, invalid, member_device, members, meta_from, op_err,
+    verify_leaf, MemberDevice, MlsError, Provider, CIPHERSUITE, GROUP_META_EXTENSION,
+    MAX_PAST_EPOCHS,
 };
 use crate::device_key::DeviceKey;
 use crate::store::LocalStore;
@@ -393,11 +394,7 @@ impl<'a> MlsOps<'a> {
             sender_leaf.credential(),
             sender_leaf.signature_key().as_slice(),
         )?;
-        let meta = staged
-            .group_context()
-            .extensions()
-            .unknown(GROUP_META_EXTENSION)
-            .and_then(|raw| GroupMeta::decode(raw.0.as_slice()).ok())
+        let meta = meta_from(staged.group_context().extensions())
             .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
         check_welcome(&meta, &sender, &members).map_err(MlsError::PolicyViolation)?;
         staged.into_group(&self.provider).map_err(invalid)
