@@ -145,6 +145,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             });
             Ok(())
         }
+        Command::Link { user, pin_cert } => crate::devices::link(&ctx, &user, pin_cert).await,
+        Command::Devices { command } => crate::devices::devices(&ctx, command).await,
         Command::Verify { user } => {
             let client = ctx.open_connected().await?;
             let result = ctx.within(client.safety_number(&user)).await;
@@ -181,16 +183,16 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 /// What every command needs to open the device.
-struct Session {
-    state_dir: PathBuf,
-    relay: Option<String>,
-    timeout: Duration,
-    json: bool,
-    passphrase: passphrase::Source,
+pub(crate) struct Session {
+    pub(crate) state_dir: PathBuf,
+    pub(crate) relay: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) json: bool,
+    pub(crate) passphrase: passphrase::Source,
 }
 
 impl Session {
-    fn builder(&self) -> ClientBuilder {
+    pub(crate) fn builder(&self) -> ClientBuilder {
         let builder = ClientBuilder::new(&self.state_dir);
         match &self.relay {
             Some(url) => builder.relay_url(url),
@@ -245,7 +247,7 @@ impl Session {
     }
 
     /// Opens the device and waits until it has caught up with the relay.
-    async fn open_connected(&self) -> Result<Client> {
+    pub(crate) async fn open_connected(&self) -> Result<Client> {
         let client = self.open().await?;
         if let Err(err) = client.wait_caught_up(self.timeout).await {
             client.shutdown().await;
@@ -266,7 +268,7 @@ impl Session {
 
     /// Waits for an operation, at most the timeout. An operation that does
     /// not finish in time stays in the device's outbox.
-    async fn within<T>(
+    pub(crate) async fn within<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T, ClientError>>,
     ) -> Result<T> {

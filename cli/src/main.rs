@@ -3,6 +3,7 @@
 //! is the library's.
 
 mod commands;
+mod devices;
 mod output;
 mod passphrase;
 mod paths;
@@ -118,10 +119,43 @@ enum Command {
     /// Change the passphrase that encrypts this device's state (the new one
     /// comes from CONVENE_NEW_PASSPHRASE, or you are asked twice).
     Passphrase,
+    /// Link this device, not enrolled yet, to your existing account: it
+    /// shows a code to approve on one of your other devices with
+    /// `convene devices approve <code>`. Needs --relay.
+    Link {
+        /// Your user id.
+        user: String,
+        /// Trust exactly this certificate (PEM) for a wss:// relay.
+        #[arg(long, value_name = "PEM")]
+        pin_cert: Option<PathBuf>,
+    },
+    /// List your devices and the new ones waiting to be linked; approve or
+    /// remove one.
+    Devices {
+        #[command(subcommand)]
+        command: Option<DevicesCommand>,
+    },
     /// Show the safety number you and another user can compare out of band.
     Verify {
         /// The other user's id.
         user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesCommand {
+    /// Link the new device that shows this code (check that it matches):
+    /// it joins all your groups.
+    Approve {
+        /// The 12-digit code the new device shows.
+        #[arg(required = true, num_args = 1..)]
+        code: Vec<String>,
+    },
+    /// Remove another of your devices (a lost one): it is cut off and
+    /// leaves all your groups.
+    Remove {
+        /// The device's key, in hex (a unique prefix will do).
+        device: String,
     },
 }
 

@@ -178,6 +178,7 @@ impl Ours {
             &self.crypto,
             &self.store,
             &self.device.key,
+            &self.device.user,
             &self.device.chain,
             TrustAnchor::new(authority().public()),
         )

@@ -17,6 +17,7 @@ use crate::client::Client;
 use crate::engine::{ConnectionStatus, Engine, Shared};
 use crate::enrolment::{redeem, Enrolled};
 use crate::error::ClientError;
+use crate::link::PendingLink;
 use crate::mls::Mls;
 use crate::store::records::{identity_key, IdentityRecord};
 use crate::store::{LocalStore, StoreKey};
@@ -156,30 +157,34 @@ impl ClientBuilder {
         let key = DeviceKey::generate();
         let Enrolled { mut identity } =
             redeem(connection.as_ref(), &key, &invite, user_id, display_name).await?;
-        identity.relay_url = relay_url.clone();
+        identity.relay_url = relay_url;
         identity.pinned_certificate = self.pinned_certificate.clone().unwrap_or_default();
-        store.put_record(identity_key(), &identity);
-        let mls = Mls::new(store.clone(), key, &identity)?;
-        wipe_secrets(&mut identity);
-        let (one_time, last_resort) = mls.ops().key_packages(INITIAL_KEY_PACKAGES, true)?;
-        // The identity and the KeyPackages' private keys are on disk before
-        // the relay can hand the KeyPackages out.
-        store.commit_durably()?;
-        let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
-            one_time: one_time.into_iter().map(Bytes::from).collect(),
-            last_resort: last_resort.map(Bytes::from).unwrap_or_default(),
-        });
-        if let Err(err) = connection.request(upload).await {
-            // Not fatal: the device tops up its stock whenever it connects.
-            tracing::warn!(error = %err, "initial KeyPackages not uploaded");
+        settle_device(&store, connection.as_ref(), key, identity).await
+    }
+
+    /// Asks to link this device, not enrolled yet, to `user_id`, an
+    /// existing user: shows the code to confirm on one of the user's
+    /// enrolled devices ([`Client::approve_link`]), then
+    /// [`PendingLink::wait_for_approval`]. Needs the relay's address.
+    pub async fn request_link(self, user_id: &str) -> Result<PendingLink, ClientError> {
+        convene_proto::ids::check_user_id(user_id)
+            .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
+        let store = Arc::new(open_store(&self.state_dir, self.key()?).await?);
+        if let Some(existing) = store.get_committed_record::<IdentityRecord>(&identity_key())? {
+            return Err(ClientError::AlreadyEnrolled(existing.user_id));
         }
-        Ok(Identity {
-            user_id: identity.user_id,
-            display_name: identity.display_name,
-            role: Role::from_wire(identity.role),
-            device: mls.key().public().to_vec(),
+        let relay_url = self.relay_url.clone().ok_or_else(|| {
+            ClientError::InvalidArgument("linking a device needs the relay's address".into())
+        })?;
+        let connector = self.make_connector(&relay_url)?;
+        PendingLink::request(
+            store,
+            connector,
             relay_url,
-        })
+            self.pinned_certificate.clone().unwrap_or_default(),
+            user_id,
+        )
+        .await
     }
 
     /// Opens an enrolled device and starts it: the returned client connects
@@ -242,7 +247,10 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens the local state, waiting briefly while another instance that was
 /// just stopped releases it.
-async fn open_store(dir: &std::path::Path, key: &StoreKey) -> Result<LocalStore, ClientError> {
+pub(crate) async fn open_store(
+    dir: &std::path::Path,
+    key: &StoreKey,
+) -> Result<LocalStore, ClientError> {
     let deadline = tokio::time::Instant::now() + LOCK_PATIENCE;
     loop {
         match LocalStore::open(dir, key) {
@@ -252,6 +260,38 @@ async fn open_store(dir: &std::path::Path, key: &StoreKey) -> Result<LocalStore,
             result => return result.map_err(Into::into),
         }
     }
+}
+
+/// Stores a newly enrolled or linked device's identity, and puts its first
+/// KeyPackages on the relay so that others can add it before it first runs.
+pub(crate) async fn settle_device(
+    store: &Arc<LocalStore>,
+    connection: &dyn crate::transport::Connection,
+    key: DeviceKey,
+    mut identity: IdentityRecord,
+) -> Result<Identity, ClientError> {
+    store.put_record(identity_key(), &identity);
+    let mls = Mls::new(store.clone(), key, &identity)?;
+    wipe_secrets(&mut identity);
+    let (one_time, last_resort) = mls.ops().key_packages(INITIAL_KEY_PACKAGES, true)?;
+    // The identity and the KeyPackages' private keys are on disk before
+    // the relay can hand the KeyPackages out.
+    store.commit_durably()?;
+    let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
+        one_time: one_time.into_iter().map(Bytes::from).collect(),
+        last_resort: last_resort.map(Bytes::from).unwrap_or_default(),
+    });
+    if let Err(err) = connection.request(upload).await {
+        // Not fatal: the device tops up its stock whenever it connects.
+        tracing::warn!(error = %err, "initial KeyPackages not uploaded");
+    }
+    Ok(Identity {
+        user_id: identity.user_id,
+        display_name: identity.display_name,
+        role: Role::from_wire(identity.role),
+        device: mls.key().public().to_vec(),
+        relay_url: identity.relay_url,
+    })
 }
 
 /// Wipes the secret keys from an identity record that stays in memory.

@@ -41,6 +41,10 @@ pub enum ClientError {
     /// The relay cannot be reached.
     #[error("the relay cannot be reached: {0}")]
     RelayUnreachable(String),
+    /// Staff revoked this device or suspended its user, or the user removed
+    /// it from another device: it can no longer connect.
+    #[error("this device was removed from its account (or the account suspended)")]
+    Revoked,
     /// The relay refused a request.
     #[error(transparent)]
     Refused(RelayRefusal),
@@ -76,6 +80,7 @@ impl ClientError {
             ClientError::WrongStoreKey => "wrong_key",
             ClientError::InvalidArgument(_) => "invalid_argument",
             ClientError::RelayUnreachable(_) => "relay_unreachable",
+            ClientError::Revoked => "revoked",
             ClientError::Refused(_) => "relay_refused",
             ClientError::Transport(_) => "transport",
             ClientError::Storage(_) => "storage",

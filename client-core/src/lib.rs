@@ -19,6 +19,7 @@ mod engine;
 mod enrolment;
 mod error;
 mod events;
+pub mod link;
 pub mod mls;
 pub mod store;
 pub mod transport;
@@ -26,11 +27,12 @@ pub mod trust;
 mod types;
 
 pub use builder::ClientBuilder;
-pub use client::{direct_group_id, Client, SafetyNumber};
+pub use client::{direct_group_id, Client, DeviceInfo, LinkRequest, SafetyNumber};
 pub use device_key::DeviceKey;
 pub use engine::{ConnectionState, ConnectionStatus};
 pub use error::ClientError;
 pub use events::{Event, EventStream};
+pub use link::PendingLink;
 pub use store::StoreKey;
 pub use transport::{
     ConnectOptions, Connection, Connector, RelayConnection, RelayRefusal, TransportError,

@@ -24,6 +24,9 @@ pub enum AuthPurpose {
     Authenticate,
     /// Proving possession of a new device key while redeeming an invite (`Enrol`).
     Enrol,
+    /// Proving possession of a new device key while asking to link it to a
+    /// user (`RequestLink`).
+    Link,
 }
 
 impl AuthPurpose {
@@ -31,6 +34,7 @@ impl AuthPurpose {
         match self {
             AuthPurpose::Authenticate => b"authenticate",
             AuthPurpose::Enrol => b"enrol",
+            AuthPurpose::Link => b"link",
         }
     }
 }

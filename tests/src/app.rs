@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, ensure, Result};
 use convene_client::trust::UserDetails;
 use convene_client::{
     Client, ClientBuilder, ConnectionState, Connector, Event, EventStream, GroupId, GroupSummary,
@@ -38,6 +38,35 @@ impl App {
         let mut app = App::open(relay_url, state_dir, user).await?;
         app._dir = Some(dir);
         Ok(app)
+    }
+
+    /// Links a new device to `approver`'s user: the new device asks, the
+    /// approver confirms its code (and adds it to every group), and the new
+    /// device is opened.
+    pub async fn link(relay_url: &str, approver: &App) -> Result<App> {
+        let dir = tempfile::tempdir()?;
+        let state_dir = dir.path().join("state");
+        let user = approver.user.clone();
+        let pending = ClientBuilder::new(&state_dir)
+            .store_key(store_key(&user))
+            .relay_url(relay_url)
+            .request_link(&user)
+            .await?;
+        let code = pending.code().to_string();
+        let (approved, linked) = tokio::join!(
+            approver.client.approve_link(&code),
+            pending.wait_for_approval(PATIENCE)
+        );
+        let linked = linked?;
+        ensure!(approved? == linked.device, "another device was approved");
+        let mut app = App::open(relay_url, state_dir, &user).await?;
+        app._dir = Some(dir);
+        Ok(app)
+    }
+
+    /// This device's key.
+    pub fn device(&self) -> Vec<u8> {
+        self.client.identity().device
     }
 
     /// Opens an enrolled state directory and waits until it is caught up.
@@ -250,6 +279,17 @@ pub fn store_key(user: &str) -> StoreKey {
         key[i] ^= byte;
     }
     StoreKey::from_bytes(key)
+}
+
+/// The device key kept in a stopped client's state directory.
+pub fn device_key_of(state_dir: &std::path::Path, user: &str) -> Result<convene_client::DeviceKey> {
+    let store = convene_client::store::LocalStore::open(state_dir, &store_key(user))?;
+    let identity: convene_client::store::records::IdentityRecord = store
+        .get_committed_record(&convene_client::store::records::identity_key())?
+        .ok_or_else(|| anyhow!("no identity in {}", state_dir.display()))?;
+    let secret = zeroize::Zeroizing::new(identity.device_secret);
+    let secret: &[u8; 32] = secret.as_slice().try_into()?;
+    Ok(convene_client::DeviceKey::from_secret_bytes(secret))
 }
 
 /// A display name for a test user.

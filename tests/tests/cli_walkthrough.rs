@@ -304,3 +304,52 @@ fn the_passphrase_locks_the_state_and_can_be_changed() -> Result<()> {
     assert_eq!(me["user_id"], "sam");
     Ok(())
 }
+
+#[test]
+fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+
+    let relay = RelayProcess::start_default()?;
+    let root = tempfile::tempdir()?;
+    let cli = Cli {
+        relay: &relay.url,
+        root: root.path(),
+    };
+    let bootstrap = relay
+        .bootstrap_invite
+        .clone()
+        .context("no bootstrap invite")?;
+    cli.run("sam", &["enrol", &bootstrap, "--user-id", "sam"])?;
+    let invite = cli.run("sam", &["invite", "ana", "--name", "Ana Okafor"])?;
+    cli.run("ana", &["enrol", invite["code"].as_str().context("code")?])?;
+
+    // The new device shows a code and waits; the first device sees the same
+    // code among the waiting devices and approves it.
+    let mut linking = cli
+        .command("ana-laptop", &["link", "ana"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(linking.stdout.take().context("stdout")?).lines();
+    let shown: Value = serde_json::from_str(&lines.next().context("no code shown")??)?;
+    let code = shown["code"].as_str().context("no code")?.to_string();
+    let listed = cli.run("ana", &["devices"])?;
+    assert_eq!(listed["waiting"][0]["code"], code.as_str());
+    let approved = cli.run("ana", &["devices", "approve", &code])?;
+    let linked: Value = serde_json::from_str(&lines.next().context("no identity")??)?;
+    assert!(linking.wait()?.success());
+    assert_eq!(linked["user_id"], "ana");
+    assert_eq!(linked["device"], approved["linked"]);
+    let devices = cli.run("ana", &["devices"])?;
+    assert_eq!(devices["devices"].as_array().map(Vec::len), Some(2));
+    assert_eq!(cli.run("ana-laptop", &["whoami"])?["user_id"], "ana");
+
+    // Ana loses the laptop and removes it from the first device.
+    let laptop = approved["linked"].as_str().context("device")?;
+    cli.run("ana", &["devices", "remove", &laptop[..12]])?;
+    let devices = cli.run("ana", &["devices"])?;
+    assert_eq!(devices["devices"].as_array().map(Vec::len), Some(1));
+    let code = cli.fails("ana-laptop", &["users"])?;
+    assert_eq!(code, "revoked");
+    Ok(())
+}

@@ -45,18 +45,8 @@ async fn a_suspended_user_is_cut_off_and_removed_from_their_groups() -> Result<(
     })
     .await?;
     drop(status);
-    let key = {
-        let reopened = l3.stop().await;
-        let store = convene_client::store::LocalStore::open(
-            &reopened.state_dir,
-            &convene_tests::app::store_key("l3"),
-        )?;
-        let identity: convene_client::store::records::IdentityRecord = store
-            .get_committed_record(&convene_client::store::records::identity_key())?
-            .context("identity")?;
-        let secret: [u8; 32] = identity.device_secret.as_slice().try_into()?;
-        convene_client::DeviceKey::from_secret_bytes(&secret)
-    };
+    let stopped = l3.stop().await;
+    let key = convene_tests::app::device_key_of(&stopped.state_dir, "l3")?;
     let conn = RelayConnection::connect(&relay.url, &Default::default()).await?;
     let err = conn
         .authenticate(&key, None)

@@ -67,6 +67,7 @@ async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
         &crypto,
         &store,
         &mallory.key,
+        "mallory",
         &chain,
         TrustAnchor::new(fake.public()),
     );

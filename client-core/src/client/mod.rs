@@ -110,6 +110,9 @@ impl Client {
                     if now.state == ConnectionState::CaughtUp {
                         return Ok(());
                     }
+                    if now.revoked {
+                        return Err(ClientError::Revoked);
+                    }
                     if now.failed_attempts >= ATTEMPTS_BEFORE_GIVING_UP {
                         return Err(ClientError::RelayUnreachable(
                             now.last_error.clone().unwrap_or_default(),
@@ -507,7 +510,9 @@ fn unexpected() -> ClientError {
     ClientError::Transport(TransportError::Protocol("unexpected response".into()))
 }
 
+mod devices;
 mod trust;
+pub use devices::{DeviceInfo, LinkRequest};
 pub use trust::SafetyNumber;
 
 #[cfg(test)]

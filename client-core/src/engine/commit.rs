@@ -35,8 +35,11 @@ const KEY_PACKAGE_LOW: u32 = 10;
 
 /// The membership change an intent asks for, as still missing.
 pub(super) enum Change {
-    /// Add every device of these users.
+    /// Add every device of these users (and this user's other devices that
+    /// are not in the group yet).
     Add(Vec<String>),
+    /// Add these devices of this device's own user.
+    AddDevices(Vec<[u8; 32]>),
     /// Remove these devices.
     Remove(Vec<[u8; 32]>),
 }
@@ -127,6 +130,7 @@ impl Engine {
         let group_id = intent.group_id.clone();
         let key_packages = match &change {
             Change::Add(users) => Some(self.claim_key_packages(&group_id, users).await?),
+            Change::AddDevices(devices) => Some(self.claim_own_devices(intent, devices).await?),
             Change::Remove(_) => None,
         };
         let bundle: Result<(u64, CommitBundle), MlsError> = {
@@ -142,9 +146,13 @@ impl Engine {
             let epoch = group.epoch().as_u64();
             let ops = self.mls.ops();
             match (&change, key_packages) {
-                (Change::Add(_), Some(key_packages)) => ops.add(group, &key_packages),
+                (Change::Add(_) | Change::AddDevices(_), Some(key_packages)) => {
+                    ops.add(group, &key_packages)
+                }
                 (Change::Remove(devices), _) => ops.remove(group, devices),
-                (Change::Add(_), None) => Err(MlsError::Operation("no KeyPackages".into())),
+                (Change::Add(_) | Change::AddDevices(_), None) => {
+                    Err(MlsError::Operation("no KeyPackages".into()))
+                }
             }
             .map(|bundle| (epoch, bundle))
         };
@@ -183,15 +191,59 @@ impl Engine {
         Ok(submit)
     }
 
-    /// Claims and checks one KeyPackage per device of `users`.
+    /// Claims and checks one KeyPackage per device of `users`, and of this
+    /// user's other devices not yet in the group, which come along.
     async fn claim_key_packages(
         &mut self,
         group_id: &[u8],
         users: &[String],
     ) -> Result<Vec<openmls::prelude::KeyPackage>, Step> {
+        let own = self.mls.user_id().to_string();
+        let mut claim_users = users.to_vec();
+        claim_users.push(own.clone());
+        let in_group = self.member_devices(group_id).map_err(Step::Failed)?;
+        let claimed = self.claim(group_id, claim_users, Vec::new()).await?;
+        let key_packages: Vec<_> = claimed
+            .into_iter()
+            .filter(|(user, device, _)| {
+                users.contains(user) || (*user == own && !in_group.contains(device))
+            })
+            .map(|(_, _, key_package)| key_package)
+            .collect();
+        if key_packages.is_empty() {
+            return Err(Step::Failed(ClientError::Failed(format!(
+                "no device of {} can be added right now",
+                users.join(", ")
+            ))));
+        }
+        Ok(key_packages)
+    }
+
+    /// The devices in a group, as this device last saw it.
+    pub(super) fn member_devices(&self, group_id: &[u8]) -> Result<Vec<[u8; 32]>, ClientError> {
+        let record = self
+            .group_record(group_id)?
+            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.to_vec()).to_string()))?;
+        Ok(record
+            .members
+            .iter()
+            .filter_map(|m| m.device.as_slice().try_into().ok())
+            .collect())
+    }
+
+    /// Claims and checks KeyPackages: every device of `users`, and
+    /// `devices`. Returns what verified, with whose device it is; the
+    /// others are reported and left out.
+    pub(super) async fn claim(
+        &mut self,
+        group_id: &[u8],
+        users: Vec<String>,
+        devices: Vec<[u8; 32]>,
+    ) -> Result<Vec<(String, [u8; 32], openmls::prelude::KeyPackage)>, Step> {
+        let asked_users = users.clone();
         let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
-            user_ids: users.to_vec(),
-            device_keys: Vec::new(),
+            user_ids: users,
+            device_keys: devices.iter().map(|d| Bytes::copy_from_slice(d)).collect(),
         });
         let claimed = match self.request(claim).await {
             Ok(response::Result::ClaimedKeyPackages(claimed)) => claimed,
@@ -201,26 +253,30 @@ impl Engine {
                 )))
             }
             Err(TransportError::Refused(r)) if r.code == ErrorCode::NotFound => {
-                return Err(Step::Failed(ClientError::UnknownUser(users.join(", "))));
+                return Err(Step::Failed(ClientError::UnknownUser(
+                    asked_users.join(", "),
+                )));
             }
             Err(TransportError::Refused(r)) => return Err(Step::Failed(ClientError::Refused(r))),
             Err(_) => return Err(Step::Offline),
         };
         let mut key_packages = Vec::new();
         for claimed in claimed.key_packages {
-            // The relay may only hand out what it was asked for.
-            if !users.contains(&claimed.user_id) {
-                continue;
-            }
             let Ok(device) = <[u8; 32]>::try_from(claimed.device_key.as_ref()) else {
                 continue;
             };
+            // The relay may only hand out what it was asked for.
+            if !asked_users.contains(&claimed.user_id) && !devices.contains(&device) {
+                continue;
+            }
             match self
                 .mls
                 .ops()
                 .parse_key_package(&claimed.key_package, &claimed.user_id, &device)
             {
-                Ok(key_package) => key_packages.push(key_package),
+                Ok(key_package) => {
+                    key_packages.push((claimed.user_id.clone(), device, key_package))
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, user = %claimed.user_id, "refused a KeyPackage");
                     self.emit(super::sync::refusal_event(
@@ -230,12 +286,6 @@ impl Engine {
                     ));
                 }
             }
-        }
-        if key_packages.is_empty() {
-            return Err(Step::Failed(ClientError::Failed(format!(
-                "no device of {} can be added right now",
-                users.join(", ")
-            ))));
         }
         Ok(key_packages)
     }

@@ -36,6 +36,8 @@ pub(super) enum Step {
     Wait,
     /// Try again after processing what the relay pushed (a conflict).
     Retry,
+    /// Try again after this long (waiting for another device).
+    RetryAfter(std::time::Duration),
     /// The connection dropped; try again after reconnecting.
     Offline,
 }
@@ -100,6 +102,11 @@ impl Engine {
                     self.outbox_dirty = true;
                     self.retry_at = Some(tokio::time::Instant::now() + RETRY_DELAY);
                 }
+                Step::RetryAfter(delay) => {
+                    held_back.insert(group_id);
+                    let at = tokio::time::Instant::now() + delay;
+                    self.retry_at = Some(self.retry_at.map_or(at, |earlier| earlier.min(at)));
+                }
                 Step::Offline => return,
             }
             self.publish();
@@ -145,6 +152,10 @@ impl Engine {
                     return self.drop_intent(&intent);
                 }
                 self.commit_step(intent, Change::Remove(devices)).await
+            }
+            Some(IntentKind::AddDevices(devices)) => self.step_add_devices(intent, devices).await,
+            Some(IntentKind::RemoveDevices(devices)) => {
+                self.step_remove_devices(intent, devices).await
             }
             None => Step::Failed(ClientError::InvalidArgument("an empty intent".into())),
         }
@@ -339,7 +350,7 @@ impl Engine {
     }
 
     /// An intent with nothing left to do.
-    fn drop_intent(&mut self, intent: &IntentRecord) -> Step {
+    pub(super) fn drop_intent(&mut self, intent: &IntentRecord) -> Step {
         self.store().delete(records::intent_key(intent.id));
         if let Err(err) = self.store().commit_durably() {
             return Step::Failed(err.into());

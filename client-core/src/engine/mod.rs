@@ -15,6 +15,7 @@
 //! - answers relay requests made on the app's behalf.
 
 mod commit;
+mod devices;
 mod intents;
 mod revocations;
 mod sync;
@@ -70,6 +71,8 @@ pub struct ConnectionStatus {
     pub failed_attempts: u32,
     /// Why the last attempt failed, or why the last connection ended.
     pub last_error: Option<String>,
+    /// The relay refused this device for good: it was revoked or removed.
+    pub revoked: bool,
 }
 
 impl Default for ConnectionStatus {
@@ -78,6 +81,7 @@ impl Default for ConnectionStatus {
             state: ConnectionState::Offline,
             failed_attempts: 0,
             last_error: None,
+            revoked: false,
         }
     }
 }
@@ -324,6 +328,7 @@ impl Engine {
                     status.state = ConnectionState::Offline;
                     status.failed_attempts += 1;
                     status.last_error = Some(err.to_string());
+                    status.revoked = revoked;
                 });
                 if !self.reported_offline {
                     self.reported_offline = true;

@@ -17,7 +17,9 @@ use prost::Message as _;
 use super::Engine;
 use crate::error::ClientError;
 use crate::events::Event;
-use crate::store::records::{self, GroupRecord, IntentKind, IntentRecord, MembersIntent};
+use crate::store::records::{
+    self, DevicesIntent, GroupRecord, IntentKind, IntentRecord, MembersIntent,
+};
 use crate::types::Role;
 
 impl Engine {
@@ -65,7 +67,8 @@ impl Engine {
                 user_id: revocation.user_id.clone(),
                 device: (!revocation.device_key.is_empty()).then(|| revocation.device_key.clone()),
             });
-            revoked_users.push(revocation.user_id);
+            let device = <[u8; 32]>::try_from(revocation.device_key.as_slice()).ok();
+            revoked_users.push((revocation.user_id, device));
         }
         self.store().put(
             records::revocation_cursor_key(),
@@ -73,14 +76,20 @@ impl Engine {
         );
         self.store().commit_durably()?;
         self.publish();
-        for user in revoked_users {
-            self.remove_everywhere(&user)?;
+        for (user, device) in revoked_users {
+            self.remove_everywhere(&user, device)?;
         }
         Ok(())
     }
 
-    /// Queues the removal of `user` from every group this device may change.
-    fn remove_everywhere(&mut self, user: &str) -> Result<(), ClientError> {
+    /// Queues the removal of `user` (or only their `device`) from every
+    /// group this device may change: staff change cohorts, either user a
+    /// direct channel, and any user their own devices.
+    fn remove_everywhere(
+        &mut self,
+        user: &str,
+        device: Option<[u8; 32]>,
+    ) -> Result<(), ClientError> {
         let groups: Vec<GroupRecord> = self
             .store()
             .scan::<GroupRecord>(&records::groups_prefix())
@@ -89,21 +98,30 @@ impl Engine {
         let own_user = self.shared.identity.user_id.clone();
         let staff = Role::from_wire(self.shared.identity.role) == Role::Staff;
         for group in groups {
-            if !group.active || !group.members.iter().any(|m| m.user_id == user) {
+            let affected = group.members.iter().any(|m| {
+                m.user_id == user && device.is_none_or(|d| m.device.as_slice() == d.as_slice())
+            });
+            if !group.active || !affected {
                 continue;
             }
             let allowed = match WireKind::try_from(group.kind) {
                 Ok(WireKind::Direct) => group.direct_pair.contains(&own_user),
-                _ => staff,
+                _ => staff || (device.is_some() && user == own_user),
             };
             if !allowed {
                 continue;
             }
+            let kind = match device {
+                Some(device) => IntentKind::RemoveDevices(DevicesIntent {
+                    device_keys: vec![device.to_vec()],
+                }),
+                None => IntentKind::Remove(MembersIntent {
+                    user_ids: vec![user.to_string()],
+                }),
+            };
             let intent = IntentRecord {
                 group_id: group.group_id.clone(),
-                kind: Some(IntentKind::Remove(MembersIntent {
-                    user_ids: vec![user.to_string()],
-                })),
+                kind: Some(kind),
                 ..Default::default()
             };
             self.persist_intent(intent)?;

@@ -230,6 +230,7 @@ impl Mls {
             &self.crypto,
             &self.store,
             &self.key,
+            &self.user_id,
             &self.chain,
             self.anchor,
         )

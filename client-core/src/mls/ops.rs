@@ -53,6 +53,8 @@ pub enum Incoming {
 pub struct MlsOps<'a> {
     provider: Provider<'a>,
     signer: &'a DeviceKey,
+    /// This device's user.
+    user_id: &'a str,
     credential: CredentialWithKey,
     anchor: TrustAnchor,
 }
@@ -62,12 +64,14 @@ impl<'a> MlsOps<'a> {
         crypto: &'a RustCrypto,
         store: &'a LocalStore,
         signer: &'a DeviceKey,
+        user_id: &'a str,
         chain: &[u8],
         anchor: TrustAnchor,
     ) -> Self {
         MlsOps {
             provider: Provider::new(crypto, store),
             signer,
+            user_id,
             credential: credential(chain, signer),
             anchor,
         }
@@ -358,6 +362,15 @@ impl<'a> MlsOps<'a> {
         let changes_context = staged
             .queued_proposals()
             .any(|p| matches!(p.proposal(), Proposal::GroupContextExtensions(_)));
+        let removed: Vec<MemberDevice> = staged
+            .remove_proposals()
+            .map(|p| {
+                group
+                    .member_at(p.remove_proposal().removed())
+                    .and_then(|m| member_device(&m.credential, &m.signature_key))
+                    .ok_or_else(|| MlsError::Invalid("a commit removes an empty leaf".into()))
+            })
+            .collect::<Result<_, _>>()?;
         let meta = group_meta(group)
             .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
         check_commit(
@@ -365,7 +378,7 @@ impl<'a> MlsOps<'a> {
             &Change {
                 committer,
                 added: &added,
-                removed: staged.remove_proposals().count(),
+                removed: &removed,
                 changes_context,
             },
         )
@@ -396,7 +409,7 @@ impl<'a> MlsOps<'a> {
         )?;
         let meta = meta_from(staged.group_context().extensions())
             .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
-        check_welcome(&meta, &sender, &members).map_err(MlsError::PolicyViolation)?;
+        check_welcome(&meta, &sender, &members, self.user_id).map_err(MlsError::PolicyViolation)?;
         staged.into_group(&self.provider).map_err(invalid)
     }
 

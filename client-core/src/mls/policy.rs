@@ -5,6 +5,7 @@
 
 use convene_proto::content::{GroupMeta, MembershipPolicy};
 
+use super::MemberDevice;
 use crate::trust::VerifiedDevice;
 use crate::types::Role;
 
@@ -14,8 +15,8 @@ pub struct Change<'a> {
     pub committer: &'a VerifiedDevice,
     /// The devices it adds (verified).
     pub added: &'a [VerifiedDevice],
-    /// How many devices it removes.
-    pub removed: usize,
+    /// The devices it removes.
+    pub removed: &'a [MemberDevice],
     /// Whether it changes the group's extensions (its metadata or policy).
     pub changes_context: bool,
 }
@@ -29,8 +30,18 @@ fn policy(meta: &GroupMeta) -> MembershipPolicy {
 
 /// Why `change` breaks the policy of a group with `meta`, if it does.
 pub fn check_commit(meta: &GroupMeta, change: &Change<'_>) -> Result<(), String> {
-    let changes_membership = !change.added.is_empty() || change.removed > 0;
+    let changes_membership = !change.added.is_empty() || !change.removed.is_empty();
     if !changes_membership && !change.changes_context {
+        return Ok(());
+    }
+    // Every member may add and remove devices of its own user: a device
+    // the user linked, or one the user lost. The added ones carry chains
+    // from the user's identity key, already verified.
+    let own = &change.committer.user_id;
+    if !change.changes_context
+        && change.added.iter().all(|d| &d.user_id == own)
+        && change.removed.iter().all(|d| &d.user_id == own)
+    {
         return Ok(());
     }
     match policy(meta) {
@@ -56,12 +67,18 @@ pub fn check_commit(meta: &GroupMeta, change: &Change<'_>) -> Result<(), String>
 }
 
 /// Why joining a group with `meta`, whose Welcome `sender` sent and whose
-/// members are `members`, breaks its policy, if it does.
+/// members are `members`, breaks its policy, if it does. `joiner` is the
+/// user of the device joining: another device of the same user may always
+/// bring it in.
 pub fn check_welcome(
     meta: &GroupMeta,
     sender: &VerifiedDevice,
     members: &[VerifiedDevice],
+    joiner: &str,
 ) -> Result<(), String> {
+    if sender.user_id == joiner && policy(meta) != MembershipPolicy::Pair {
+        return Ok(());
+    }
     match policy(meta) {
         MembershipPolicy::AnyMember => Ok(()),
         MembershipPolicy::Staff | MembershipPolicy::Unspecified => {

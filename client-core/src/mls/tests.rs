@@ -11,6 +11,7 @@ use crate::trust::{Authority, TrustAnchor, UserDetails};
 use crate::types::Role;
 
 struct Device {
+    user: &'static str,
     dir: tempfile::TempDir,
     store: LocalStore,
     key: DeviceKey,
@@ -43,6 +44,7 @@ impl Device {
             3_600_000,
         );
         Device {
+            user,
             dir,
             store,
             key,
@@ -53,6 +55,7 @@ impl Device {
 
     fn reopen(self) -> Device {
         let Device {
+            user,
             dir,
             store,
             key,
@@ -63,6 +66,7 @@ impl Device {
         let store =
             LocalStore::open(dir.path(), &crate::store::StoreKey::from_bytes([1; 32])).unwrap();
         Device {
+            user,
             dir,
             store,
             key,
@@ -72,7 +76,14 @@ impl Device {
     }
 
     fn ops<'a>(&'a self, crypto: &'a RustCrypto) -> MlsOps<'a> {
-        MlsOps::new(crypto, &self.store, &self.key, &self.chain, self.anchor)
+        MlsOps::new(
+            crypto,
+            &self.store,
+            &self.key,
+            self.user,
+            &self.chain,
+            self.anchor,
+        )
     }
 }
 

@@ -117,7 +117,7 @@ pub struct IntentRecord {
     pub group_id: Vec<u8>,
     #[prost(uint32, tag = "4")]
     pub attempts: u32,
-    #[prost(oneof = "IntentKind", tags = "10, 11, 12, 13")]
+    #[prost(oneof = "IntentKind", tags = "10, 11, 12, 13, 14, 15")]
     pub kind: Option<IntentKind>,
     /// A commit submitted and not yet known to be accepted or refused: the
     /// exact request, resubmitted as is after a reconnect.
@@ -139,6 +139,12 @@ pub enum IntentKind {
     /// Remove these users from a group.
     #[prost(message, tag = "13")]
     Remove(MembersIntent),
+    /// Add these devices of this device's own user (a linked device).
+    #[prost(message, tag = "14")]
+    AddDevices(DevicesIntent),
+    /// Remove these devices of this device's own user (a lost device).
+    #[prost(message, tag = "15")]
+    RemoveDevices(DevicesIntent),
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -173,6 +179,13 @@ pub struct CreateIntent {
 pub struct MembersIntent {
     #[prost(string, repeated, tag = "1")]
     pub user_ids: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DevicesIntent {
+    /// 32-byte device keys.
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub device_keys: Vec<Vec<u8>>,
 }
 
 pub fn identity_key() -> Vec<u8> {

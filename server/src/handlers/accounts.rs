@@ -106,6 +106,7 @@ pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
             device_key: key.to_vec().into(),
             created_at_ms: device.created_at_ms,
             credential: device.credential.into(),
+            revoked: device.revoked_at_ms != 0,
         })
         .collect();
     let mut user = wire_user(record);

@@ -13,10 +13,12 @@ mod blobs;
 mod delivery;
 mod groups;
 mod key_packages;
+mod links;
 mod revocations;
 
 pub(crate) use accounts::{invite_details, MAX_CERTIFICATE_BYTES};
 pub(crate) use key_packages::wire_stock;
+pub(crate) use links::{link_status, request_link};
 
 use convene_proto::relay::{request, response, Pong, Role};
 
@@ -52,6 +54,8 @@ pub enum Effect {
         devices: Vec<DeviceKey>,
         sequence: u64,
     },
+    /// A user removed these devices of theirs: close their connections.
+    DevicesRemoved { devices: Vec<DeviceKey> },
 }
 
 /// A handler's answer.
@@ -116,6 +120,11 @@ pub fn handle(
         Kind::GetInvite(req) => Ok(Reply::immediate(accounts::invite_details(relay, &req)?)),
         Kind::Revoke(req) => revocations::revoke(relay, caller, req),
         Kind::ListRevocations(req) => revocations::list(relay, req),
+        Kind::RequestLink(_) => Err(Refusal::AlreadyAuthenticated.into()),
+        Kind::GetLink(req) => Ok(Reply::immediate(links::link_status(relay, &req)?)),
+        Kind::ListLinks(_) => links::list(relay, caller),
+        Kind::ApproveLink(req) => links::approve(relay, caller, req),
+        Kind::RemoveDevice(req) => links::remove_device(relay, caller, req),
     }
 }
 

@@ -137,12 +137,14 @@ where
                     self.respond(request_id, handlers::pong().result).await?;
                     continue;
                 }
-                request::Kind::GetInvite(req) => {
-                    match handlers::invite_details(&self.relay, req) {
+                request::Kind::GetInvite(_)
+                | request::Kind::RequestLink(_)
+                | request::Kind::GetLink(_) => {
+                    match self.before_authentication(&nonce, &request).await {
                         Ok(details) => self.respond(request_id, details).await?,
                         Err(err) => {
-                            // A wrong token counts as a failed attempt, so
-                            // that a connection cannot probe for invites.
+                            // A wrong token or link counts as a failed
+                            // attempt, so that a connection cannot probe.
                             self.respond_error(request_id, &err).await?;
                             failures += 1;
                             if failures >= MAX_AUTH_FAILURES {
@@ -188,6 +190,29 @@ where
                     }
                 }
             }
+        }
+    }
+
+    /// Serves the requests, other than authenticating, that a device may
+    /// make before it is enrolled: reading an invite, and linking.
+    async fn before_authentication(
+        &self,
+        nonce: &[u8; convene_proto::ids::NONCE_LEN],
+        request: &request::Kind,
+    ) -> Result<response::Result, RelayError> {
+        match request {
+            request::Kind::GetInvite(req) => handlers::invite_details(&self.relay, req),
+            request::Kind::GetLink(req) => handlers::link_status(&self.relay, req),
+            request::Kind::RequestLink(req) => {
+                let result = handlers::request_link(&self.relay, nonce, req)?;
+                self.relay
+                    .flusher
+                    .durable()
+                    .await
+                    .map_err(|_| RelayError::Corrupt("flush failed".into()))?;
+                Ok(result)
+            }
+            _ => Err(crate::error::Refusal::NotAuthenticated.into()),
         }
     }
 

@@ -92,6 +92,7 @@ pub fn apply(relay: &Relay, effects: Vec<Effect>) {
                 let frame = encode_envelope(&Envelope::push(push));
                 relay.hub.broadcast(|| Outbound::Frame(frame.clone()));
             }
+            Effect::DevicesRemoved { devices } => relay.hub.revoke(&devices),
         }
     }
 }

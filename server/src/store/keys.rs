@@ -29,6 +29,8 @@ pub(crate) const BLOB: u8 = 0x10;
 pub(crate) const BLOB_CHUNK: u8 = 0x11;
 pub(crate) const INBOX_ACKED: u8 = 0x12;
 pub(crate) const REVOCATION: u8 = 0x13;
+pub(crate) const LINK: u8 = 0x14;
+pub(crate) const USER_LINK: u8 = 0x15;
 
 fn with_tag(tag: u8, capacity: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + capacity);
@@ -218,6 +220,26 @@ pub(crate) fn trailing_device(key: &[u8]) -> Option<DeviceKey> {
 pub(crate) fn revocation(sequence: u64) -> Vec<u8> {
     let mut key = with_tag(REVOCATION, 8);
     key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// A request to link a new device, by the new device's key.
+pub(crate) fn link(device: &DeviceKey) -> Vec<u8> {
+    let mut key = with_tag(LINK, DEVICE_KEY_LEN);
+    key.extend_from_slice(device);
+    key
+}
+
+pub(crate) fn user_links_prefix(user_id: &str) -> Vec<u8> {
+    let mut key = with_tag(USER_LINK, 1 + user_id.len());
+    push_var(&mut key, user_id.as_bytes());
+    key
+}
+
+/// A user's link request, so that the user's devices can list them.
+pub(crate) fn user_link(user_id: &str, device: &DeviceKey) -> Vec<u8> {
+    let mut key = user_links_prefix(user_id);
+    key.extend_from_slice(device);
     key
 }
 

@@ -22,6 +22,7 @@ mod group_tests;
 mod groups;
 mod key_packages;
 pub(crate) mod keys;
+mod links;
 mod locks;
 mod maintenance;
 pub(crate) mod records;
@@ -40,6 +41,7 @@ pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget};
 pub use groups::{AppendOutcome, CommitSubmission, MessageSubmission, QueueLimits};
 pub use key_packages::{Claim, KeyPackageStock};
 pub use keys::DeviceKey;
+pub use links::NewLink;
 pub use maintenance::{Retention, SweepReport};
 
 use crate::error::{RelayError, RelayResult};

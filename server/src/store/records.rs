@@ -50,6 +50,26 @@ pub struct UserRecord {
     pub suspended_at_ms: u64,
 }
 
+/// A new device asking to join a user, until it is approved or expires.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinkRecord {
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    /// The new device's HPKE public key, which the approval is sealed to.
+    #[prost(bytes = "vec", tag = "2")]
+    pub link_key: Vec<u8>,
+    #[prost(uint64, tag = "3")]
+    pub requested_at_ms: u64,
+    #[prost(uint64, tag = "4")]
+    pub expires_at_ms: u64,
+    /// When one of the user's devices approved it, or 0.
+    #[prost(uint64, tag = "5")]
+    pub approved_at_ms: u64,
+    /// The approving device's sealed bundle, opaque.
+    #[prost(bytes = "vec", tag = "6")]
+    pub sealed: Vec<u8>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DeviceRecord {
     #[prost(string, tag = "1")]

@@ -1,0 +1,147 @@
+//! `convene link` (on a new device) and `convene devices` (on one already
+//! enrolled): a user's own devices.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use convene_client::{hex, ClientBuilder, DeviceInfo, LinkRequest};
+use serde_json::json;
+
+use crate::commands::Session;
+use crate::output::print;
+use crate::passphrase;
+use crate::DevicesCommand;
+
+/// How long `convene link` waits for the approval (the relay keeps the
+/// request as long).
+const APPROVAL_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// Asks to link this device to `user` and waits for the approval.
+pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Result<()> {
+    if ctx.relay.is_none() {
+        bail!("linking a device needs the relay's address: give --relay (the one your other device uses)");
+    }
+    let salt = passphrase::salt_for_new_state(&ctx.state_dir)?;
+    let secret = ctx.passphrase.choose()?;
+    let mut builder: ClientBuilder = ctx.builder().store_key(passphrase::derive(&secret, &salt)?);
+    if let Some(path) = pin_cert {
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("cannot read the certificate {}", path.display()))?;
+        builder = builder.pinned_certificate_pem(pem);
+    }
+    let pending = builder.request_link(user).await?;
+    let code = pending.code().to_string();
+    print(
+        ctx.json,
+        json!({ "code": code, "expires_at_ms": pending.expires_at_ms() }),
+        || {
+            format!(
+                "To link this device, run on one of your other devices:\n  convene devices approve {code}\n\
+                 and check that it is this same code. Waiting up to ten minutes..."
+            )
+        },
+    );
+    let identity = pending.wait_for_approval(APPROVAL_WAIT).await?;
+    print(ctx.json, crate::output::identity(&identity), || {
+        format!(
+            "Linked as {} ({}). This device joins your groups as your other device adds it.",
+            identity.user_id, identity.display_name
+        )
+    });
+    Ok(())
+}
+
+/// Lists, approves or removes this user's devices.
+pub async fn devices(ctx: &Session, command: Option<DevicesCommand>) -> Result<()> {
+    let client = ctx.open_connected().await?;
+    let result = async {
+        match command {
+            None => {
+                let devices = ctx.within(client.devices()).await?;
+                let waiting = ctx.within(client.link_requests()).await?;
+                print(ctx.json, listing_json(&devices, &waiting), || {
+                    listing_text(&devices, &waiting)
+                });
+            }
+            Some(DevicesCommand::Approve { code }) => {
+                let code = code.join(" ");
+                let device = ctx.within(client.approve_link(&code)).await?;
+                print(ctx.json, json!({ "linked": hex(&device) }), || {
+                    format!(
+                        "Linked device {}: it is now in all your groups.",
+                        short(&device)
+                    )
+                });
+            }
+            Some(DevicesCommand::Remove { device }) => {
+                let devices = ctx.within(client.devices()).await?;
+                let found = find_device(&devices, &device)?;
+                ctx.within(client.remove_device(&found.device)).await?;
+                print(ctx.json, json!({ "removed": hex(&found.device) }), || {
+                    format!(
+                        "Removed device {}: it is cut off and out of all your groups.",
+                        short(&found.device)
+                    )
+                });
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    client.shutdown().await;
+    result
+}
+
+fn find_device<'a>(devices: &'a [DeviceInfo], prefix: &str) -> Result<&'a DeviceInfo> {
+    let prefix = prefix.trim().to_ascii_lowercase();
+    let matching: Vec<_> = devices
+        .iter()
+        .filter(|d| !prefix.is_empty() && hex(&d.device).starts_with(&prefix))
+        .collect();
+    match matching.as_slice() {
+        [one] if one.this_device => {
+            bail!("that is this device; remove it from another of your devices")
+        }
+        [one] => Ok(one),
+        [] => bail!("none of your devices has a key starting with {prefix:?}"),
+        _ => bail!("several of your devices start with {prefix:?}; give more of the key"),
+    }
+}
+
+fn short(device: &[u8]) -> String {
+    hex(device).chars().take(16).collect()
+}
+
+fn listing_json(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> serde_json::Value {
+    json!({
+        "devices": devices.iter().map(|d| json!({
+            "device": hex(&d.device),
+            "created_at_ms": d.created_at_ms,
+            "this_device": d.this_device,
+        })).collect::<Vec<_>>(),
+        "waiting": waiting.iter().map(|l| json!({
+            "device": hex(&l.device),
+            "code": l.code,
+            "expires_at_ms": l.expires_at_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn listing_text(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> String {
+    let mut lines: Vec<String> = devices
+        .iter()
+        .map(|d| {
+            let marker = if d.this_device { "  (this device)" } else { "" };
+            format!("{}{marker}", short(&d.device))
+        })
+        .collect();
+    for link in waiting {
+        lines.push(format!(
+            "waiting to be linked: {}  code {}",
+            short(&link.device),
+            link.code
+        ));
+    }
+    lines.join("\n")
+}

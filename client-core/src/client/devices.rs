@@ -1,0 +1,211 @@
+//! A user's devices: listing them, approving a new device's link request,
+//! and removing a lost one, each followed through in every group.
+
+use bytes::Bytes;
+use convene_proto::relay::{
+    request, response, ApproveLink, ErrorCode, GetUser, ListLinks, RemoveDevice,
+};
+use convene_proto::trust::{CredentialChain, LinkBundle};
+use prost::Message as _;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{unexpected, Client};
+use crate::error::ClientError;
+use crate::link::{link_code, normalise_code, seal};
+use crate::store::records::{
+    identity_key, DevicesIntent, IdentityRecord, IntentKind, IntentRecord,
+};
+use crate::trust::IdentityKey;
+
+/// One device of this user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The device key (32 bytes).
+    pub device: Vec<u8>,
+    pub created_at_ms: u64,
+    /// The device this client runs on.
+    pub this_device: bool,
+}
+
+/// A new device waiting for this user to approve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRequest {
+    pub device: Vec<u8>,
+    /// The code the new device shows; approve only if they match.
+    pub code: String,
+    pub expires_at_ms: u64,
+}
+
+impl Client {
+    /// This user's devices that are in use (removed ones left out).
+    pub async fn devices(&self) -> Result<Vec<DeviceInfo>, ClientError> {
+        let request = request::Kind::GetUser(GetUser {
+            user_id: self.user_id().to_string(),
+        });
+        let user = match self.relay(request).await? {
+            response::Result::User(user) => user,
+            _ => return Err(unexpected()),
+        };
+        let own = self.device();
+        Ok(user
+            .devices
+            .into_iter()
+            .filter(|d| !d.revoked)
+            .map(|d| DeviceInfo {
+                this_device: d.device_key.as_ref() == own.as_slice(),
+                device: d.device_key.to_vec(),
+                created_at_ms: d.created_at_ms,
+            })
+            .collect())
+    }
+
+    /// New devices waiting to be linked to this user, with their codes.
+    pub async fn link_requests(&self) -> Result<Vec<LinkRequest>, ClientError> {
+        let links = match self.relay(request::Kind::ListLinks(ListLinks {})).await? {
+            response::Result::Links(links) => links.links,
+            _ => return Err(unexpected()),
+        };
+        Ok(links
+            .into_iter()
+            .map(|link| LinkRequest {
+                code: link_code(&link.device_key, &link.link_key),
+                device: link.device_key.to_vec(),
+                expires_at_ms: link.expires_at_ms,
+            })
+            .collect())
+    }
+
+    /// Links the waiting device that shows `code`: certifies it with this
+    /// user's identity key, hands it (sealed) what it needs, and adds it to
+    /// every group this device is in. Returns its device key once it is in
+    /// them all (it must come online for that).
+    pub async fn approve_link(&self, code: &str) -> Result<Vec<u8>, ClientError> {
+        let wanted = normalise_code(code);
+        let mut requests = self.relay(request::Kind::ListLinks(ListLinks {})).await?;
+        let links = match &mut requests {
+            response::Result::Links(links) => std::mem::take(&mut links.links),
+            _ => return Err(unexpected()),
+        };
+        let link = links
+            .into_iter()
+            .find(|link| link_code(&link.device_key, &link.link_key) == wanted)
+            .ok_or_else(|| {
+                ClientError::InvalidArgument(
+                    "no device waiting to be linked shows this code".into(),
+                )
+            })?;
+        let device: [u8; 32] = link
+            .device_key
+            .as_ref()
+            .try_into()
+            .map_err(|_| ClientError::InvalidArgument("a malformed link request".into()))?;
+        let mut bundle = self.link_bundle(device)?;
+        let sealed = seal(&bundle, &link.link_key, &device);
+        bundle.identity_secret.zeroize();
+        bundle.authority_secret.zeroize();
+        let sealed = sealed?;
+        let approve = request::Kind::ApproveLink(ApproveLink {
+            device_key: Bytes::copy_from_slice(&device),
+            credential: Bytes::from(bundle.credential.clone()),
+            sealed: Bytes::from(sealed),
+        });
+        match self.relay(approve).await {
+            Ok(response::Result::LinkApproved(_)) => {}
+            Ok(_) => return Err(unexpected()),
+            Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
+                return Err(ClientError::InvalidArgument(
+                    "the link request expired; ask to link again".into(),
+                ))
+            }
+            Err(err) => return Err(err),
+        }
+        self.in_every_group(device, true).await?;
+        Ok(device.to_vec())
+    }
+
+    /// Removes another device of this user (a lost one): the relay refuses
+    /// it from then on and cuts it off, and it is removed from every group
+    /// this device is in.
+    pub async fn remove_device(&self, device: &[u8]) -> Result<(), ClientError> {
+        let device: [u8; 32] = device
+            .try_into()
+            .map_err(|_| ClientError::InvalidArgument("a device key has 32 bytes".into()))?;
+        if device == self.inner.shared.device {
+            return Err(ClientError::InvalidArgument(
+                "a device cannot remove itself; remove it from another of your devices".into(),
+            ));
+        }
+        let request = request::Kind::RemoveDevice(RemoveDevice {
+            device_key: Bytes::copy_from_slice(&device),
+        });
+        match self.relay(request).await {
+            Ok(response::Result::DeviceRemoved(_)) => {}
+            Ok(_) => return Err(unexpected()),
+            Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
+                return Err(ClientError::InvalidArgument(
+                    "you have no such device".into(),
+                ))
+            }
+            Err(err) => return Err(err),
+        }
+        self.in_every_group(device, false).await
+    }
+
+    /// Adds `device` to (or removes it from) every group this device is
+    /// in, waiting for each.
+    async fn in_every_group(&self, device: [u8; 32], add: bool) -> Result<(), ClientError> {
+        let groups: Vec<_> = self.groups()?.into_iter().filter(|g| g.active).collect();
+        let changes = groups.iter().map(|group| {
+            let devices = DevicesIntent {
+                device_keys: vec![device.to_vec()],
+            };
+            self.submit(IntentRecord {
+                group_id: group.id.0.clone(),
+                kind: Some(if add {
+                    IntentKind::AddDevices(devices)
+                } else {
+                    IntentKind::RemoveDevices(devices)
+                }),
+                ..Default::default()
+            })
+        });
+        for result in futures_util::future::join_all(changes).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// What a linked device receives: its chain, certified here by this
+    /// user's identity key, the authority to pin, and the user's keys.
+    fn link_bundle(&self, device: [u8; 32]) -> Result<LinkBundle, ClientError> {
+        let identity: IdentityRecord = self
+            .store()
+            .get_committed_record(&identity_key())?
+            .ok_or(ClientError::NotEnrolled)?;
+        let identity_secret = Zeroizing::new(identity.identity_secret);
+        let authority_secret = Zeroizing::new(identity.authority_secret);
+        let secret: &[u8; 32] = identity_secret.as_slice().try_into().map_err(|_| {
+            ClientError::Forbidden("this device does not hold your identity key".into())
+        })?;
+        let identity_key = IdentityKey::from_secret_bytes(secret);
+        let own_chain = CredentialChain::decode(identity.credential.as_slice())
+            .map_err(|_| ClientError::Failed("this device's certificate is damaged".into()))?;
+        let user_certificate = own_chain
+            .user_certificate
+            .ok_or_else(|| ClientError::Failed("this device's certificate is damaged".into()))?;
+        let device_certificate =
+            identity_key.certify_device(&identity.user_id, device, crate::now_ms());
+        let credential = IdentityKey::chain(
+            user_certificate,
+            own_chain.identity_binding,
+            device_certificate,
+        );
+        Ok(LinkBundle {
+            version: 1,
+            authority_key: identity.authority_key,
+            identity_secret: identity_secret.to_vec(),
+            credential,
+            authority_secret: authority_secret.to_vec(),
+        })
+    }
+}

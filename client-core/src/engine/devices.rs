@@ -1,0 +1,98 @@
+//! A user's own devices in the user's groups: adding a device the user just
+//! linked, and removing one the user lost.
+//!
+//! A linked device may not have put its KeyPackages on the relay yet when
+//! it is approved, so adding it waits for them, a while, rather than
+//! failing at once.
+
+use std::time::Duration;
+
+use openmls::prelude::KeyPackage;
+
+use super::commit::Change;
+use super::intents::Step;
+use super::Engine;
+use crate::error::ClientError;
+use crate::store::records::{DevicesIntent, IntentRecord};
+
+/// How long adding a linked device waits for its KeyPackages.
+const LINKED_DEVICE_PATIENCE_MS: u64 = 10 * 60 * 1000;
+/// How often it looks for them meanwhile.
+const KEY_PACKAGE_POLL: Duration = Duration::from_secs(1);
+
+fn device_keys(intent: &DevicesIntent) -> Vec<[u8; 32]> {
+    intent
+        .device_keys
+        .iter()
+        .filter_map(|d| d.as_slice().try_into().ok())
+        .collect()
+}
+
+impl Engine {
+    /// One attempt at adding this user's `devices` to a group.
+    pub(super) async fn step_add_devices(
+        &mut self,
+        intent: IntentRecord,
+        devices: DevicesIntent,
+    ) -> Step {
+        let in_group = match self.member_devices(&intent.group_id) {
+            Ok(in_group) => in_group,
+            Err(err) => return Step::Failed(err),
+        };
+        let missing: Vec<[u8; 32]> = device_keys(&devices)
+            .into_iter()
+            .filter(|d| !in_group.contains(d))
+            .collect();
+        if missing.is_empty() {
+            return self.drop_intent(&intent);
+        }
+        self.commit_step(intent, Change::AddDevices(missing)).await
+    }
+
+    /// One attempt at removing this user's `devices` from a group.
+    pub(super) async fn step_remove_devices(
+        &mut self,
+        intent: IntentRecord,
+        devices: DevicesIntent,
+    ) -> Step {
+        let in_group = match self.member_devices(&intent.group_id) {
+            Ok(in_group) => in_group,
+            Err(err) => return Step::Failed(err),
+        };
+        let present: Vec<[u8; 32]> = device_keys(&devices)
+            .into_iter()
+            .filter(|d| in_group.contains(d))
+            .collect();
+        if present.is_empty() {
+            return self.drop_intent(&intent);
+        }
+        self.commit_step(intent, Change::Remove(present)).await
+    }
+
+    /// Claims KeyPackages of this user's `devices`; waits while none is on
+    /// the relay yet.
+    pub(super) async fn claim_own_devices(
+        &mut self,
+        intent: &IntentRecord,
+        devices: &[[u8; 32]],
+    ) -> Result<Vec<KeyPackage>, Step> {
+        let own = self.mls.user_id().to_string();
+        let claimed = self
+            .claim(&intent.group_id, Vec::new(), devices.to_vec())
+            .await?;
+        let key_packages: Vec<KeyPackage> = claimed
+            .into_iter()
+            .filter(|(user, _, _)| *user == own)
+            .map(|(_, _, key_package)| key_package)
+            .collect();
+        if !key_packages.is_empty() {
+            return Ok(key_packages);
+        }
+        if crate::now_ms().saturating_sub(intent.created_at_ms) > LINKED_DEVICE_PATIENCE_MS {
+            return Err(Step::Failed(ClientError::Failed(
+                "the linked device never came online to join this group".into(),
+            )));
+        }
+        Err(Step::RetryAfter(KEY_PACKAGE_POLL))
+    }
+}

@@ -1,0 +1,129 @@
+//! Linking a user's new device, and removing a lost one.
+//!
+//! The new device asks before it is authenticated ([`request_link`],
+//! [`link_status`]); the user's existing device lists and approves the
+//! request. The relay only carries what the devices seal for each other:
+//! the new device's credential is made and checked by clients.
+
+use convene_proto::auth::{transcript, AuthPurpose};
+use convene_proto::ids::{check_user_id, fixed, DEVICE_KEY_LEN, SIGNATURE_LEN};
+use convene_proto::relay::{
+    response, ApproveLink, DeviceRemoved, GetLink, LinkApproved, LinkRequested, LinkStatus, Links,
+    PendingLink, RemoveDevice, RequestLink,
+};
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::{Caller, Effect, Reply, MAX_CERTIFICATE_BYTES};
+use crate::error::{Refusal, RelayResult};
+use crate::relay::Relay;
+use crate::store::{now_ms, NewLink};
+
+/// How long a link request waits for approval.
+const LINK_TTL_MS: u64 = 10 * 60 * 1000;
+/// Largest sealed bundle the relay keeps for a new device.
+const MAX_SEALED_BYTES: usize = 8192;
+
+/// Serves `RequestLink` (before authentication): the new device proves it
+/// holds its key over this connection's nonce.
+pub(crate) fn request_link(
+    relay: &Relay,
+    nonce: &[u8; convene_proto::ids::NONCE_LEN],
+    req: &RequestLink,
+) -> RelayResult<response::Result> {
+    check_user_id(&req.user_id)?;
+    let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
+    let link_key = fixed::<32>("link_key", &req.link_key)?;
+    let signature: [u8; SIGNATURE_LEN] = fixed("signature", &req.signature)?;
+    let key = VerifyingKey::from_bytes(&device).map_err(|_| Refusal::AuthenticationFailed)?;
+    let signed = transcript(AuthPurpose::Link, &relay.store.relay_id(), nonce, &device);
+    key.verify_strict(&signed, &Signature::from_bytes(&signature))
+        .map_err(|_| Refusal::AuthenticationFailed)?;
+    let link = NewLink {
+        user_id: &req.user_id,
+        device,
+        link_key,
+        ttl_ms: LINK_TTL_MS,
+    };
+    let expires_at_ms = relay.store.request_link(&link, now_ms())?;
+    tracing::info!(user = %req.user_id, "device link requested");
+    Ok(response::Result::LinkRequested(LinkRequested {
+        expires_at_ms,
+    }))
+}
+
+/// Serves `GetLink` (before authentication). The sealed bundle is readable
+/// only with the new device's link key.
+pub(crate) fn link_status(relay: &Relay, req: &GetLink) -> RelayResult<response::Result> {
+    let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
+    let link = relay
+        .store
+        .link(&device)?
+        .filter(|link| now_ms() < link.expires_at_ms)
+        .ok_or(Refusal::NotFound("link request"))?;
+    Ok(response::Result::LinkStatus(LinkStatus {
+        approved: link.approved_at_ms != 0,
+        sealed: link.sealed.into(),
+        expires_at_ms: link.expires_at_ms,
+    }))
+}
+
+pub(super) fn list(relay: &Relay, caller: &Caller) -> RelayResult<Reply> {
+    let now = now_ms();
+    let links = relay
+        .store
+        .user_links(&caller.user_id)?
+        .into_iter()
+        .filter(|(_, link)| link.approved_at_ms == 0 && now < link.expires_at_ms)
+        .map(|(device, link)| PendingLink {
+            device_key: device.to_vec().into(),
+            link_key: link.link_key.into(),
+            requested_at_ms: link.requested_at_ms,
+            expires_at_ms: link.expires_at_ms,
+        })
+        .collect();
+    Ok(Reply::durable(response::Result::Links(Links { links })))
+}
+
+pub(super) fn approve(relay: &Relay, caller: &Caller, req: ApproveLink) -> RelayResult<Reply> {
+    let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
+    if req.credential.is_empty() || req.credential.len() > MAX_CERTIFICATE_BYTES {
+        return Err(Refusal::InvalidArgument("a credential is required".into()).into());
+    }
+    if req.sealed.is_empty() || req.sealed.len() > MAX_SEALED_BYTES {
+        return Err(Refusal::InvalidArgument("a sealed bundle is required".into()).into());
+    }
+    relay.store.approve_link(
+        &caller.user_id,
+        &device,
+        &req.credential,
+        &req.sealed,
+        now_ms(),
+    )?;
+    tracing::info!(user = %caller.user_id, "device linked");
+    Ok(Reply::durable(response::Result::LinkApproved(
+        LinkApproved {},
+    )))
+}
+
+pub(super) fn remove_device(
+    relay: &Relay,
+    caller: &Caller,
+    req: RemoveDevice,
+) -> RelayResult<Reply> {
+    let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
+    if device == caller.device {
+        return Err(Refusal::InvalidArgument(
+            "a device cannot remove itself; use another of the user's devices".into(),
+        )
+        .into());
+    }
+    relay
+        .store
+        .remove_own_device(&caller.user_id, &device, now_ms())?;
+    tracing::info!(user = %caller.user_id, "device removed by its user");
+    let mut reply = Reply::durable(response::Result::DeviceRemoved(DeviceRemoved {}));
+    reply.effects.push(Effect::DevicesRemoved {
+        devices: vec![device],
+    });
+    Ok(reply)
+}

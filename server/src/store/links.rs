@@ -1,0 +1,227 @@
+//! Linking a new device to an existing user.
+//!
+//! The new device, not yet enrolled, leaves a request; one of the user's
+//! devices approves it, which registers the device and stores a bundle
+//! sealed to it. Requests expire after a few minutes, and a user has only a
+//! few pending at once, so that strangers cannot fill the store with them.
+
+use sled::Batch;
+
+use super::keys::{self, DeviceKey};
+use super::records::{DeviceRecord, LinkRecord, UserRecord};
+use super::{encode, Store};
+use crate::error::{Refusal, RelayResult};
+
+/// Link requests a user may have waiting at once.
+pub const MAX_PENDING_LINKS: usize = 3;
+
+/// A link request to store.
+#[derive(Debug, Clone)]
+pub struct NewLink<'a> {
+    pub user_id: &'a str,
+    pub device: DeviceKey,
+    pub link_key: [u8; 32],
+    pub ttl_ms: u64,
+}
+
+impl Store {
+    /// Stores a link request and returns when it expires. Expired requests
+    /// of the user are deleted on the way.
+    pub fn request_link(&self, link: &NewLink<'_>, now: u64) -> RelayResult<u64> {
+        let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let user: UserRecord = self
+            .get(&keys::user(link.user_id))?
+            .ok_or(Refusal::NotFound("user"))?;
+        if user.suspended_at_ms != 0 {
+            return Err(Refusal::Revoked.into());
+        }
+        if self.device(&link.device)?.is_some() || self.link(&link.device)?.is_some() {
+            return Err(Refusal::AlreadyExists("device").into());
+        }
+        let mut batch = Batch::default();
+        let mut pending = 0;
+        for (device, record) in self.user_links(link.user_id)? {
+            if now >= record.expires_at_ms {
+                batch.remove(keys::link(&device));
+                batch.remove(keys::user_link(link.user_id, &device));
+            } else if record.approved_at_ms == 0 {
+                pending += 1;
+            }
+        }
+        if pending >= MAX_PENDING_LINKS {
+            return Err(Refusal::QueueFull("this user's link requests").into());
+        }
+        let expires_at_ms = now.saturating_add(link.ttl_ms);
+        let record = LinkRecord {
+            user_id: link.user_id.to_string(),
+            link_key: link.link_key.to_vec(),
+            requested_at_ms: now,
+            expires_at_ms,
+            approved_at_ms: 0,
+            sealed: Vec::new(),
+        };
+        batch.insert(keys::link(&link.device), encode(&record));
+        batch.insert(keys::user_link(link.user_id, &link.device), &[]);
+        self.tree.apply_batch(batch)?;
+        Ok(expires_at_ms)
+    }
+
+    /// The link request of this device, if any.
+    pub fn link(&self, device: &DeviceKey) -> RelayResult<Option<LinkRecord>> {
+        self.get(&keys::link(device))
+    }
+
+    /// Every link request of a user, expired or not, in device key order.
+    pub fn user_links(&self, user_id: &str) -> RelayResult<Vec<(DeviceKey, LinkRecord)>> {
+        let mut links = Vec::new();
+        for item in self.tree.scan_prefix(keys::user_links_prefix(user_id)) {
+            let (key, _) = item?;
+            let device =
+                keys::trailing_device(&key).ok_or_else(|| super::corrupt("user link key"))?;
+            if let Some(record) = self.link(&device)? {
+                links.push((device, record));
+            }
+        }
+        Ok(links)
+    }
+
+    /// Approves `user_id`'s pending link of `device`: registers the device
+    /// with `credential` and keeps `sealed` for it, atomically.
+    pub fn approve_link(
+        &self,
+        user_id: &str,
+        device: &DeviceKey,
+        credential: &[u8],
+        sealed: &[u8],
+        now: u64,
+    ) -> RelayResult<()> {
+        let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut link = self
+            .link(device)?
+            .filter(|link| link.user_id == user_id && now < link.expires_at_ms)
+            .ok_or(Refusal::NotFound("link request"))?;
+        if link.approved_at_ms != 0 || self.device(device)?.is_some() {
+            return Err(Refusal::AlreadyExists("device").into());
+        }
+        link.approved_at_ms = now;
+        link.sealed = sealed.to_vec();
+        let record = DeviceRecord {
+            user_id: user_id.to_string(),
+            created_at_ms: now,
+            credential: credential.to_vec(),
+            revoked_at_ms: 0,
+        };
+        let mut batch = Batch::default();
+        batch.insert(keys::link(device), encode(&link));
+        batch.insert(keys::device(device), encode(&record));
+        batch.insert(keys::user_device(user_id, device), &[]);
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Marks another device of `user_id` removed (by the user, from another
+    /// of their devices). Idempotent.
+    pub fn remove_own_device(
+        &self,
+        user_id: &str,
+        device: &DeviceKey,
+        now: u64,
+    ) -> RelayResult<()> {
+        let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut record = self
+            .device(device)?
+            .filter(|record| record.user_id == user_id)
+            .ok_or(Refusal::NotFound("device"))?;
+        if record.revoked_at_ms == 0 {
+            record.revoked_at_ms = now;
+            self.tree
+                .insert(keys::device(device), encode::<DeviceRecord>(&record))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{NewInvite, StoreOptions};
+    use super::*;
+    use crate::store::Enrolment;
+    use convene_proto::relay::Role;
+
+    fn store_with_ann() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let invite = NewInvite {
+            role: Role::Leader,
+            user_id: String::new(),
+            display_name: String::new(),
+            ttl_ms: 10_000,
+            user_certificate: Vec::new(),
+            created_by: None,
+        };
+        store.create_invite(&[1; 32], &invite, 1_000).unwrap();
+        let enrolment = Enrolment {
+            invite_hash: [1; 32],
+            user_id: "ann",
+            display_name: "Ann",
+            device: [1; 32],
+            credential: &[],
+            authority_key: None,
+        };
+        store.enrol(&enrolment, 1_000).unwrap();
+        (dir, store)
+    }
+
+    fn link(device: u8) -> NewLink<'static> {
+        NewLink {
+            user_id: "ann",
+            device: [device; 32],
+            link_key: [7; 32],
+            ttl_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn an_approved_link_registers_the_device_once() {
+        let (_dir, store) = store_with_ann();
+        store.request_link(&link(2), 2_000).unwrap();
+        assert_eq!(store.user_devices("ann").unwrap().len(), 1);
+        store
+            .approve_link("ann", &[2; 32], b"chain", b"sealed", 2_100)
+            .unwrap();
+        let devices = store.user_devices("ann").unwrap();
+        assert_eq!(devices.len(), 2);
+        assert_eq!(store.link(&[2; 32]).unwrap().unwrap().sealed, b"sealed");
+        let again = store.approve_link("ann", &[2; 32], b"x", b"y", 2_200);
+        assert!(again.is_err());
+    }
+
+    #[test]
+    fn links_are_bounded_per_user_and_expire() {
+        let (_dir, store) = store_with_ann();
+        for device in 2..2 + MAX_PENDING_LINKS as u8 {
+            store.request_link(&link(device), 2_000).unwrap();
+        }
+        let full = store.request_link(&link(9), 2_000).unwrap_err();
+        assert!(matches!(
+            full,
+            crate::error::RelayError::Refused(Refusal::QueueFull(_))
+        ));
+        // Once the earlier ones expire, they make room and are deleted.
+        store.request_link(&link(9), 3_500).unwrap();
+        assert_eq!(store.user_links("ann").unwrap().len(), 1);
+        let expired = store.approve_link("ann", &[9; 32], b"c", b"s", 4_600);
+        assert!(expired.is_err());
+    }
+
+    #[test]
+    fn another_users_device_cannot_be_removed() {
+        let (_dir, store) = store_with_ann();
+        assert!(store.remove_own_device("bob", &[1; 32], 2_000).is_err());
+        store.remove_own_device("ann", &[1; 32], 2_000).unwrap();
+        assert_eq!(
+            store.device(&[1; 32]).unwrap().unwrap().revoked_at_ms,
+            2_000
+        );
+    }
+}

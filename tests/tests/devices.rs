@@ -1,0 +1,159 @@
+//! A user with two devices: linking the second with a code shown on both,
+//! both devices hearing everything in every group, and the user removing
+//! the second (lost) device, which is then cut off and hears nothing more.
+
+use anyhow::{ensure, Context, Result};
+use convene_client::{ClientBuilder, ClientError, ConnectionState, GroupId, RelayConnection};
+use convene_proto::relay::ErrorCode;
+use convene_tests::app::{leader_apps, staff_app, store_key, wait_until, App};
+use convene_tests::RelayProcess;
+
+/// Waits until `app` holds a message with `text` in `group`, from `sender`.
+async fn hears(app: &App, group: &GroupId, sender: &str, text: &str) -> Result<()> {
+    wait_until(&format!("{} to hear {text:?}", app.user), || async {
+        let history = app.client.history(group, 100).ok()?;
+        history
+            .iter()
+            .any(|m| m.text == text && m.sender == sender)
+            .then_some(())
+    })
+    .await
+}
+
+fn device_count(group: &convene_client::GroupSummary, user: &str) -> usize {
+    group.members.iter().filter(|m| m.user_id == user).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_both_receive_and_a_removed_one_is_cut_off() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let leaders = leader_apps(&relay, &staff, &["ann".into(), "ben".into()]).await?;
+    let [ann, mut ben] = <[App; 2]>::try_from(leaders).ok().context("two leaders")?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &["ann".into(), "ben".into()])
+        .await?;
+    ann.wait_group(&cohort.id, |g| g.members.len() == 3).await?;
+    let direct = ann.client.open_direct("ben").await?;
+    ann.client
+        .send_direct("ben", "before the second device")
+        .await?;
+    ben.received_messages(1).await?;
+
+    let ann2 = App::link(&relay.url, &ann).await?;
+    ensure!(ann2.client.identity().user_id == "ann");
+    ensure!(ann.client.devices().await?.len() == 2);
+    for group in [&cohort.id, &direct] {
+        for app in [&ann, &ben, &ann2] {
+            app.wait_group(group, |g| device_count(g, "ann") == 2)
+                .await?;
+        }
+    }
+
+    // Whatever is sent reaches both of ann's devices, in both groups.
+    ben.client.send_text(&cohort.id, "to the cohort").await?;
+    ben.client.send_direct("ann", "to ann alone").await?;
+    for app in [&ann, &ann2] {
+        hears(app, &cohort.id, "ben", "to the cohort").await?;
+        hears(app, &direct, "ben", "to ann alone").await?;
+    }
+    ann2.client
+        .send_text(&cohort.id, "from ann's second device")
+        .await?;
+    for app in [&ann, &ben, &staff] {
+        hears(app, &cohort.id, "ann", "from ann's second device").await?;
+    }
+
+    // Ann loses the second device and removes it from the first.
+    let lost = ann2.device();
+    ann.client.remove_device(&lost).await?;
+    let cut = ann2.client.clone();
+    wait_until("the removed device to be cut off", || {
+        let status = cut.status();
+        async move { (status.state == ConnectionState::Offline).then_some(()) }
+    })
+    .await?;
+    drop(cut);
+    for group in [&cohort.id, &direct] {
+        for app in [&ann, &ben] {
+            app.wait_group(group, |g| g.members.iter().all(|m| m.device != lost))
+                .await?;
+        }
+    }
+    staff
+        .wait_group(&cohort.id, |g| device_count(g, "ann") == 1)
+        .await?;
+    ben.client.send_text(&cohort.id, "after the loss").await?;
+    hears(&ann, &cohort.id, "ben", "after the loss").await?;
+    let lost_history = ann2.client.history(&cohort.id, 100)?;
+    ensure!(
+        !lost_history.iter().any(|m| m.text == "after the loss"),
+        "the removed device received a later message"
+    );
+
+    // The relay refuses the removed device from then on.
+    let stopped = ann2.stop().await;
+    let key = convene_tests::app::device_key_of(&stopped.state_dir, "ann")?;
+    let conn = RelayConnection::connect(&relay.url, &Default::default()).await?;
+    let err = conn
+        .authenticate(&key, None)
+        .await
+        .err()
+        .context("back in")?;
+    ensure!(err.refusal_code() == Some(ErrorCode::Revoked), "{err:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_is_approved_only_with_the_code_the_new_device_shows() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let dir = tempfile::tempdir()?;
+    let pending = ClientBuilder::new(dir.path())
+        .store_key(store_key("staff"))
+        .relay_url(&relay.url)
+        .request_link("staff")
+        .await?;
+    let listed = staff.client.link_requests().await?;
+    ensure!(listed.len() == 1 && listed[0].code == pending.code());
+
+    let wrong = if pending.code().starts_with('1') {
+        "2222 2222 2222"
+    } else {
+        "1111 1111 1111"
+    };
+    let refused = staff.client.approve_link(wrong).await.err();
+    ensure!(
+        matches!(refused, Some(ClientError::InvalidArgument(_))),
+        "{refused:?}"
+    );
+    ensure!(staff.client.devices().await?.len() == 1);
+
+    // A leader cannot approve a link for someone else's account: it sees
+    // only its own user's requests.
+    let leaders = leader_apps(&relay, &staff, &["ann".into()]).await?;
+    ensure!(leaders[0].client.link_requests().await?.is_empty());
+    let code = pending.code().to_string();
+    let refused = leaders[0].client.approve_link(&code).await.err();
+    ensure!(refused.is_some(), "a leader approved staff's device");
+
+    // The right code links it; a staff device receives the authority too.
+    let (approved, linked) = tokio::join!(
+        staff.client.approve_link(&code),
+        pending.wait_for_approval(convene_tests::PATIENCE)
+    );
+    ensure!(approved? == linked?.device);
+    let second = App::open(&relay.url, dir.path().to_path_buf(), "staff").await?;
+    let invite = second
+        .client
+        .invite(&convene_client::trust::UserDetails {
+            user_id: "cat".into(),
+            display_name: "Cat".into(),
+            role: convene_client::Role::Leader,
+            sector: String::new(),
+        })
+        .await?;
+    ensure!(invite.code.starts_with("cvn2_"));
+    Ok(())
+}
