@@ -147,6 +147,13 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
                     "message": message.as_ref().map(ToString::to_string), "reason": reason }),
             Some(format!("{group}: not delivered: {reason}")),
         ),
+        Event::IdentityChanged { user_id, group } => (
+            json!({ "event": "identity_changed", "user_id": user_id, "group": group.to_string() }),
+            Some(format!(
+                "WARNING: {user_id}'s identity key changed. Do not trust what they send until you \
+                 have compared safety numbers again (convene verify {user_id}) in person or on a call."
+            )),
+        ),
         Event::Warning { group, detail } => (
             json!({ "event": "warning", "group": group.as_ref().map(ToString::to_string), "detail": detail }),
             Some(format!("warning: {detail}")),

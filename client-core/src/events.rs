@@ -43,6 +43,12 @@ pub enum Event {
         group: Option<GroupId>,
         detail: String,
     },
+    /// A user's identity key is not the one this device knew them by: their
+    /// safety number changed. Either staff re-issued their identity (a new
+    /// phone with no old device to link it), or someone holding the
+    /// organisation's authority key is impersonating them. Show it loudly
+    /// and ask the user to compare safety numbers again.
+    IdentityChanged { user_id: String, group: GroupId },
     /// Something looked wrong and was set aside (an unreadable message, a
     /// commit whose declared routing did not match its content).
     Warning {

@@ -129,7 +129,7 @@ impl Client {
         };
         let now = crate::now_ms();
         let mut peer: Option<VerifiedDevice> = None;
-        for device in &found.devices {
+        for device in found.devices.iter().filter(|d| !d.revoked) {
             let verified = anchor
                 .verify(&device.credential, &device.device_key, now)
                 .map_err(|err| ClientError::Untrusted(format!("{user}'s device: {err}")))?;

@@ -316,7 +316,7 @@ impl Engine {
     ) -> Result<(), ClientError> {
         let group_id = intent.group_id.clone();
         let before: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
-        {
+        let identities = {
             let group = load_group(&mut self.groups, &self.mls, &group_id)?
                 .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.clone()).to_string()))?;
             if group.pending_commit().is_none() {
@@ -328,7 +328,9 @@ impl Engine {
             }
             self.mls.ops().merge_pending(group)?;
             Snapshot::of(group).apply(record);
-        }
+            crate::mls::member_identities(group)
+        };
+        self.note_identities(&group_id, &identities);
         self.store().delete(records::intent_key(intent.id));
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
         let mut added: Vec<String> = after

@@ -17,6 +17,7 @@
 mod commit;
 mod devices;
 mod intents;
+mod peers;
 mod revocations;
 mod sync;
 

@@ -136,6 +136,7 @@ impl Engine {
         }
         let incoming = ops.process(group, &message.payload)?;
         let snapshot = Snapshot::of(group);
+        let identities = crate::mls::member_identities(group);
         match incoming {
             Incoming::Application { sender, plaintext } => {
                 if sender.device.as_slice() != message.sender_device.as_ref() {
@@ -162,6 +163,7 @@ impl Engine {
                     })
                 });
                 snapshot.apply(record);
+                self.note_identities(&group_id, &identities);
                 let mut added_users = user_ids(&added);
                 let removed_users = user_ids(&removed);
                 added_users.retain(|u| !removed_users.contains(u));
@@ -347,6 +349,7 @@ impl Engine {
             ..Default::default()
         };
         Snapshot::of(&group).apply(&mut record);
+        self.note_identities(&record.group_id, &crate::mls::member_identities(&group));
         self.store()
             .put_record(records::group_key(&record.group_id), &record);
         if meta.kind == WireKind::Direct as i32 {

@@ -161,6 +161,18 @@ pub fn members(group: &MlsGroup) -> Vec<MemberDevice> {
     members
 }
 
+/// Every member user's identity key, as their leaves' chains name it (one
+/// entry per leaf).
+pub fn member_identities(group: &MlsGroup) -> Vec<(String, [u8; 32])> {
+    group
+        .members()
+        .filter_map(|m| {
+            let basic = BasicCredential::try_from(m.credential).ok()?;
+            crate::trust::claimed_identity(basic.identity())
+        })
+        .collect()
+}
+
 /// The group's metadata, from its GroupContext.
 pub fn group_meta(group: &MlsGroup) -> Option<GroupMeta> {
     meta_from(group.extensions())

@@ -268,3 +268,20 @@ pub fn claimed_user_id(chain: &[u8]) -> Option<String> {
         UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
     Some(user.user_id)
 }
+
+/// Reads the user id and identity key a chain names, without verifying it:
+/// only for leaves whose chain was verified when they were accepted.
+pub fn claimed_identity(chain: &[u8]) -> Option<(String, [u8; 32])> {
+    let chain = CredentialChain::decode(chain).ok()?;
+    let user: UserCertificate =
+        UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
+    let key = if user.bound_by_invite {
+        let binding =
+            convene_proto::trust::IdentityBinding::decode(chain.identity_binding?.body.as_slice())
+                .ok()?;
+        binding.identity_key
+    } else {
+        user.subject_key
+    };
+    Some((user.user_id, key.as_slice().try_into().ok()?))
+}
