@@ -71,7 +71,7 @@ async fn two_devices_both_receive_and_a_removed_one_is_cut_off() -> Result<()> {
     let cut = ann2.client.clone();
     wait_until("the removed device to be cut off", || {
         let status = cut.status();
-        async move { (status.state == ConnectionState::Offline).then_some(()) }
+        async move { (status.state == ConnectionState::Offline && status.revoked).then_some(()) }
     })
     .await?;
     drop(cut);
@@ -155,5 +155,55 @@ async fn a_link_is_approved_only_with_the_code_the_new_device_shows() -> Result<
         })
         .await?;
     ensure!(invite.code.starts_with("cvn2_"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_revoking_one_device_leaves_the_users_other_device_in_place() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let leaders = leader_apps(&relay, &staff, &["ann".into(), "ben".into()]).await?;
+    let [ann, ben] = <[App; 2]>::try_from(leaders).ok().context("two leaders")?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &["ann".into(), "ben".into()])
+        .await?;
+    let direct = ben.client.open_direct("ann").await?;
+    ben.client.send_direct("ann", "hello").await?;
+    hears(&ann, &direct, "ben", "hello").await?;
+    let ann2 = App::link(&relay.url, &ann).await?;
+    let lost = ann2.device();
+    for group in [&cohort.id, &direct] {
+        ben.wait_group(group, |g| device_count(g, "ann") == 2)
+            .await?;
+    }
+
+    staff
+        .client
+        .revoke_device("ann", lost.as_slice().try_into()?)
+        .await?;
+    let cut = ann2.client.clone();
+    wait_until("the revoked device to be cut off", || {
+        let status = cut.status();
+        async move { status.revoked.then_some(()) }
+    })
+    .await?;
+    // Staff take the device out of the cohort, the pair out of their
+    // channel; ann's other device stays in both.
+    for group in [&cohort.id, &direct] {
+        ben.wait_group(group, |g| {
+            g.members.iter().all(|m| m.device != lost) && device_count(g, "ann") == 1
+        })
+        .await?;
+    }
+    ben.client.send_text(&cohort.id, "still here?").await?;
+    ben.client.send_direct("ann", "and here?").await?;
+    hears(&ann, &cohort.id, "ben", "still here?").await?;
+    hears(&ann, &direct, "ben", "and here?").await?;
+    ensure!(!ann2
+        .client
+        .history(&cohort.id, 100)?
+        .iter()
+        .any(|m| m.text == "still here?"));
     Ok(())
 }
