@@ -203,6 +203,9 @@ impl Engine {
         claim_users.push(own.clone());
         let in_group = self.member_devices(group_id).map_err(Step::Failed)?;
         let claimed = self.claim(group_id, claim_users, Vec::new()).await?;
+        // Own devices only come along: with no device of the users asked
+        // for, the change fails rather than adding them alone.
+        let any_asked = claimed.iter().any(|(user, _, _)| users.contains(user));
         let key_packages: Vec<_> = claimed
             .into_iter()
             .filter(|(user, device, _)| {
@@ -210,7 +213,7 @@ impl Engine {
             })
             .map(|(_, _, key_package)| key_package)
             .collect();
-        if key_packages.is_empty() {
+        if !any_asked {
             return Err(Step::Failed(ClientError::Failed(format!(
                 "no device of {} can be added right now",
                 users.join(", ")
