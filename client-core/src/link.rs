@@ -33,7 +33,7 @@ use crate::builder::settle_device;
 use crate::error::ClientError;
 use crate::store::records::IdentityRecord;
 use crate::store::LocalStore;
-use crate::transport::{authenticate, Connector, TransportError};
+use crate::transport::{authenticate, Connection, Connector, TransportError};
 use crate::trust::{Authority, IdentityKey, TrustAnchor};
 use crate::types::{Identity, Role};
 use crate::DeviceKey;
@@ -221,8 +221,11 @@ impl PendingLink {
     /// device joins the user's groups as the approving device adds it.
     pub async fn wait_for_approval(self, timeout: Duration) -> Result<Identity, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // One connection serves the polls until the relay ends it (it closes
+        // connections that stay unauthenticated too long).
+        let mut connection = None;
         loop {
-            if let Some(identity) = self.try_complete().await? {
+            if let Some(identity) = self.try_complete(&mut connection).await? {
                 return Ok(identity);
             }
             if tokio::time::Instant::now() + APPROVAL_POLL >= deadline {
@@ -235,19 +238,25 @@ impl PendingLink {
     }
 
     /// One look at the request: `None` while it waits.
-    async fn try_complete(&self) -> Result<Option<Identity>, ClientError> {
-        let (connection, _pushes) = match self.connector.connect().await {
-            Ok(connected) => connected,
-            // The relay may be restarting: keep waiting.
-            Err(err) => {
-                tracing::debug!(error = %err, "link status not reachable");
-                return Ok(None);
-            }
+    async fn try_complete(
+        &self,
+        connection: &mut Option<Arc<dyn Connection>>,
+    ) -> Result<Option<Identity>, ClientError> {
+        let current = match connection.take() {
+            Some(open) => open,
+            None => match self.connector.connect().await {
+                Ok((open, _pushes)) => open,
+                // The relay may be restarting: keep waiting.
+                Err(err) => {
+                    tracing::debug!(error = %err, "link status not reachable");
+                    return Ok(None);
+                }
+            },
         };
         let request = request::Kind::GetLink(GetLink {
             device_key: Bytes::copy_from_slice(&self.key.public()),
         });
-        let status = match connection.request(request).await {
+        let status = match current.request(request).await {
             Ok(response::Result::LinkStatus(status)) => status,
             Ok(_) => return Err(TransportError::Protocol("expected LinkStatus".into()).into()),
             Err(TransportError::Refused(r)) if r.code == ErrorCode::NotFound => {
@@ -259,19 +268,26 @@ impl PendingLink {
             Err(_) => return Ok(None),
         };
         if !status.approved {
+            *connection = Some(current);
             return Ok(None);
         }
         let mut identity = self.identity_from(&status.sealed)?;
-        let authenticated = authenticate(connection.as_ref(), &self.key, None).await?;
+        let authenticated = match authenticate(current.as_ref(), &self.key, None).await {
+            Ok(authenticated) => authenticated,
+            Err(TransportError::Refused(r)) => return Err(ClientError::Refused(r)),
+            // The connection ended (its deadline, say): the approval stays,
+            // and the next look authenticates on a new connection.
+            Err(_) => return Ok(None),
+        };
         if authenticated.user_id != identity.user_id {
             return Err(ClientError::Untrusted(format!(
                 "the relay authenticated this device as {} but its certificate names {}",
                 authenticated.user_id, identity.user_id
             )));
         }
-        identity.relay_id = connection.relay_id().to_vec();
+        identity.relay_id = current.relay_id().to_vec();
         let key = DeviceKey::from_secret_bytes(&self.key.to_secret_bytes());
-        settle_device(&self.store, connection.as_ref(), key, identity)
+        settle_device(&self.store, current.as_ref(), key, identity)
             .await
             .map(Some)
     }

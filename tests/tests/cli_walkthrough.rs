@@ -60,6 +60,15 @@ impl Cli<'_> {
     }
 }
 
+/// Enrols "sam", the first staff member, with the relay's bootstrap invite.
+fn enrol_first_staff(cli: &Cli, relay: &RelayProcess) -> Result<Value> {
+    let bootstrap = relay
+        .bootstrap_invite
+        .as_deref()
+        .context("no bootstrap invite")?;
+    cli.run("sam", &["enrol", bootstrap, "--user-id", "sam"])
+}
+
 /// The stable code of the JSON error a failed `convene --json` printed.
 fn error_code(out: &std::process::Output) -> Result<String> {
     let error: Value = serde_json::from_slice(&out.stdout)?;
@@ -250,11 +259,7 @@ fn an_unreachable_relay_is_reported_for_an_enrolled_device() -> Result<()> {
         relay: &relay.url.clone(),
         root: root.path(),
     };
-    let bootstrap = relay
-        .bootstrap_invite
-        .clone()
-        .context("no bootstrap invite")?;
-    cli.run("sam", &["enrol", &bootstrap, "--user-id", "sam"])?;
+    enrol_first_staff(&cli, &relay)?;
     relay.kill()?;
     let code = cli.fails("sam", &["send", "anything", "hello"])?;
     assert_eq!(code, "relay_unreachable");
@@ -269,11 +274,7 @@ fn the_passphrase_locks_the_state_and_can_be_changed() -> Result<()> {
         relay: &relay.url.clone(),
         root: root.path(),
     };
-    let bootstrap = relay
-        .bootstrap_invite
-        .clone()
-        .context("no bootstrap invite")?;
-    cli.run("sam", &["enrol", &bootstrap, "--user-id", "sam"])?;
+    enrol_first_staff(&cli, &relay)?;
     let with = |passphrase: &str, args: &[&str]| {
         let mut command = cli.command("sam", args);
         command.env("CONVENE_PASSPHRASE", passphrase);
@@ -315,11 +316,7 @@ fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
         relay: &relay.url,
         root: root.path(),
     };
-    let bootstrap = relay
-        .bootstrap_invite
-        .clone()
-        .context("no bootstrap invite")?;
-    cli.run("sam", &["enrol", &bootstrap, "--user-id", "sam"])?;
+    enrol_first_staff(&cli, &relay)?;
     let invite = cli.run("sam", &["invite", "ana", "--name", "Ana Okafor"])?;
     cli.run("ana", &["enrol", invite["code"].as_str().context("code")?])?;
 

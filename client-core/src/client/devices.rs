@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use convene_proto::relay::{
-    request, response, ApproveLink, ErrorCode, GetUser, ListLinks, RemoveDevice,
+    request, response, ApproveLink, ErrorCode, GetUser, ListLinks, PendingLink, RemoveDevice,
 };
 use convene_proto::trust::{CredentialChain, LinkBundle};
 use prost::Message as _;
@@ -61,11 +61,9 @@ impl Client {
 
     /// New devices waiting to be linked to this user, with their codes.
     pub async fn link_requests(&self) -> Result<Vec<LinkRequest>, ClientError> {
-        let links = match self.relay(request::Kind::ListLinks(ListLinks {})).await? {
-            response::Result::Links(links) => links.links,
-            _ => return Err(unexpected()),
-        };
-        Ok(links
+        Ok(self
+            .pending_links()
+            .await?
             .into_iter()
             .map(|link| LinkRequest {
                 code: link_code(&link.device_key, &link.link_key),
@@ -81,12 +79,9 @@ impl Client {
     /// them all (it must come online for that).
     pub async fn approve_link(&self, code: &str) -> Result<Vec<u8>, ClientError> {
         let wanted = normalise_code(code);
-        let mut requests = self.relay(request::Kind::ListLinks(ListLinks {})).await?;
-        let links = match &mut requests {
-            response::Result::Links(links) => std::mem::take(&mut links.links),
-            _ => return Err(unexpected()),
-        };
-        let link = links
+        let link = self
+            .pending_links()
+            .await?
             .into_iter()
             .find(|link| link_code(&link.device_key, &link.link_key) == wanted)
             .ok_or_else(|| {
@@ -149,6 +144,14 @@ impl Client {
             Err(err) => return Err(err),
         }
         self.in_every_group(device, false).await
+    }
+
+    /// The relay's list of this user's pending link requests.
+    async fn pending_links(&self) -> Result<Vec<PendingLink>, ClientError> {
+        match self.relay(request::Kind::ListLinks(ListLinks {})).await? {
+            response::Result::Links(links) => Ok(links.links),
+            _ => Err(unexpected()),
+        }
     }
 
     /// Adds `device` to (or removes it from) every group this device is

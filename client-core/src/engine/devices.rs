@@ -29,44 +29,32 @@ fn device_keys(intent: &DevicesIntent) -> Vec<[u8; 32]> {
 }
 
 impl Engine {
-    /// One attempt at adding this user's `devices` to a group.
-    pub(super) async fn step_add_devices(
+    /// One attempt at adding this user's `devices` to a group (`add`), or
+    /// removing them from it.
+    pub(super) async fn step_own_devices(
         &mut self,
         intent: IntentRecord,
         devices: DevicesIntent,
+        add: bool,
     ) -> Step {
         let in_group = match self.member_devices(&intent.group_id) {
             Ok(in_group) => in_group,
             Err(err) => return Step::Failed(err),
         };
-        let missing: Vec<[u8; 32]> = device_keys(&devices)
+        // What is still to do: the devices not in the group yet, or still in it.
+        let left: Vec<[u8; 32]> = device_keys(&devices)
             .into_iter()
-            .filter(|d| !in_group.contains(d))
+            .filter(|d| in_group.contains(d) != add)
             .collect();
-        if missing.is_empty() {
+        if left.is_empty() {
             return self.drop_intent(&intent);
         }
-        self.commit_step(intent, Change::AddDevices(missing)).await
-    }
-
-    /// One attempt at removing this user's `devices` from a group.
-    pub(super) async fn step_remove_devices(
-        &mut self,
-        intent: IntentRecord,
-        devices: DevicesIntent,
-    ) -> Step {
-        let in_group = match self.member_devices(&intent.group_id) {
-            Ok(in_group) => in_group,
-            Err(err) => return Step::Failed(err),
+        let change = if add {
+            Change::AddDevices(left)
+        } else {
+            Change::Remove(left)
         };
-        let present: Vec<[u8; 32]> = device_keys(&devices)
-            .into_iter()
-            .filter(|d| in_group.contains(d))
-            .collect();
-        if present.is_empty() {
-            return self.drop_intent(&intent);
-        }
-        self.commit_step(intent, Change::Remove(present)).await
+        self.commit_step(intent, change).await
     }
 
     /// Claims KeyPackages of this user's `devices`; waits while none is on

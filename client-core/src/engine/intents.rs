@@ -153,9 +153,11 @@ impl Engine {
                 }
                 self.commit_step(intent, Change::Remove(devices)).await
             }
-            Some(IntentKind::AddDevices(devices)) => self.step_add_devices(intent, devices).await,
+            Some(IntentKind::AddDevices(devices)) => {
+                self.step_own_devices(intent, devices, true).await
+            }
             Some(IntentKind::RemoveDevices(devices)) => {
-                self.step_remove_devices(intent, devices).await
+                self.step_own_devices(intent, devices, false).await
             }
             None => Step::Failed(ClientError::InvalidArgument("an empty intent".into())),
         }

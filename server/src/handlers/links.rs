@@ -5,39 +5,31 @@
 //! request. The relay only carries what the devices seal for each other:
 //! the new device's credential is made and checked by clients.
 
-use convene_proto::auth::{transcript, AuthPurpose};
-use convene_proto::ids::{check_user_id, fixed, DEVICE_KEY_LEN, SIGNATURE_LEN};
+use convene_proto::ids::{check_user_id, fixed, DEVICE_KEY_LEN};
 use convene_proto::relay::{
     response, ApproveLink, DeviceRemoved, GetLink, LinkApproved, LinkRequested, LinkStatus, Links,
     PendingLink, RemoveDevice, RequestLink,
 };
-use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::{Caller, Effect, Reply, MAX_CERTIFICATE_BYTES};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
-use crate::store::{now_ms, NewLink};
+use crate::store::{now_ms, DeviceKey, NewLink};
 
 /// How long a link request waits for approval.
 const LINK_TTL_MS: u64 = 10 * 60 * 1000;
 /// Largest sealed bundle the relay keeps for a new device.
 const MAX_SEALED_BYTES: usize = 8192;
 
-/// Serves `RequestLink` (before authentication): the new device proves it
-/// holds its key over this connection's nonce.
+/// Serves `RequestLink` (before authentication) for `device`, whose
+/// signature over this connection's nonce the session has checked.
 pub(crate) fn request_link(
     relay: &Relay,
-    nonce: &[u8; convene_proto::ids::NONCE_LEN],
+    device: DeviceKey,
     req: &RequestLink,
 ) -> RelayResult<response::Result> {
     check_user_id(&req.user_id)?;
-    let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
     let link_key = fixed::<32>("link_key", &req.link_key)?;
-    let signature: [u8; SIGNATURE_LEN] = fixed("signature", &req.signature)?;
-    let key = VerifyingKey::from_bytes(&device).map_err(|_| Refusal::AuthenticationFailed)?;
-    let signed = transcript(AuthPurpose::Link, &relay.store.relay_id(), nonce, &device);
-    key.verify_strict(&signed, &Signature::from_bytes(&signature))
-        .map_err(|_| Refusal::AuthenticationFailed)?;
     let link = NewLink {
         user_id: &req.user_id,
         device,

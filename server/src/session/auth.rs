@@ -4,7 +4,7 @@
 use convene_proto::auth::{transcript, AuthPurpose};
 use convene_proto::ids::{fixed, DEVICE_KEY_LEN, NONCE_LEN, SIGNATURE_LEN};
 use convene_proto::invite::lookup_hash;
-use convene_proto::relay::{response, Authenticate, Authenticated, Enrol, Role};
+use convene_proto::relay::{response, Authenticate, Authenticated, Enrol, RequestLink, Role};
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::error::{Refusal, RelayError, RelayResult};
@@ -104,6 +104,23 @@ pub fn enrol(
     };
     let result = authenticated(relay, &caller, user.display_name)?;
     Ok((caller, result))
+}
+
+/// Serves `RequestLink`: the new device must sign this connection's nonce
+/// to prove it holds the key it asks to link.
+pub fn request_link(
+    relay: &Relay,
+    nonce: &[u8; NONCE_LEN],
+    req: &RequestLink,
+) -> RelayResult<response::Result> {
+    let device = verify(
+        relay,
+        AuthPurpose::Link,
+        nonce,
+        &req.device_key,
+        &req.signature,
+    )?;
+    crate::handlers::request_link(relay, device, req)
 }
 
 fn authenticated(

@@ -57,6 +57,19 @@ struct Session<S> {
     bad_frames: u32,
 }
 
+/// Counts a failed attempt before authentication; too many end the
+/// connection.
+fn one_more_failure(failures: &mut u32) -> Result<(), Ending> {
+    *failures += 1;
+    if *failures >= MAX_AUTH_FAILURES {
+        return Err(Ending::Close(
+            close::AUTH_FAILED,
+            "too many failed attempts",
+        ));
+    }
+    Ok(())
+}
+
 /// Serves one connection whose transport (TCP or TLS) is established.
 /// `unauthenticated` is held until the device authenticates.
 pub async fn serve<S>(
@@ -146,13 +159,7 @@ where
                             // A wrong token or link counts as a failed
                             // attempt, so that a connection cannot probe.
                             self.respond_error(request_id, &err).await?;
-                            failures += 1;
-                            if failures >= MAX_AUTH_FAILURES {
-                                return Err(Ending::Close(
-                                    close::AUTH_FAILED,
-                                    "too many failed attempts",
-                                ));
-                            }
+                            one_more_failure(&mut failures)?;
                         }
                     }
                     continue;
@@ -181,13 +188,7 @@ where
                 }
                 Err(err) => {
                     self.respond_error(request_id, &err).await?;
-                    failures += 1;
-                    if failures >= MAX_AUTH_FAILURES {
-                        return Err(Ending::Close(
-                            close::AUTH_FAILED,
-                            "too many failed attempts",
-                        ));
-                    }
+                    one_more_failure(&mut failures)?;
                 }
             }
         }
@@ -204,7 +205,7 @@ where
             request::Kind::GetInvite(req) => handlers::invite_details(&self.relay, req),
             request::Kind::GetLink(req) => handlers::link_status(&self.relay, req),
             request::Kind::RequestLink(req) => {
-                let result = handlers::request_link(&self.relay, nonce, req)?;
+                let result = auth::request_link(&self.relay, nonce, req)?;
                 self.relay
                     .flusher
                     .durable()
