@@ -386,6 +386,14 @@ async fn group(ctx: &Session, command: GroupCommand) -> Result<()> {
                     text
                 });
             }
+            GroupCommand::Leave { group } => {
+                let found = find_group(&client, &group)?;
+                ctx.within(client.leave_group(&found.id)).await?;
+                let after = client.group(&found.id)?.unwrap_or(found);
+                print(ctx.json, output::group(&after), || {
+                    output::group_line(&after)
+                });
+            }
         }
         Ok::<_, anyhow::Error>(())
     }

@@ -181,8 +181,11 @@ enum GroupCommand {
         #[arg(required = true)]
         users: Vec<String>,
     },
-    /// Show a group and its members.
+    /// Show a group, its members and who manages it.
     Show { group: String },
+    /// Leave a group you manage (staff) and keep managing it from outside:
+    /// you can still add and remove members, but can no longer read it.
+    Leave { group: String },
 }
 
 #[derive(Debug, Args)]

@@ -59,6 +59,8 @@ pub fn group(group: &GroupSummary) -> Value {
         "epoch": group.epoch,
         "members": group.users(),
         "active": group.active,
+        "managers": group.managers,
+        "managing": group.managing,
     })
 }
 
@@ -67,13 +69,20 @@ pub fn group_line(group: &GroupSummary) -> String {
         convene_client::GroupKind::Direct => format!("direct with {}", group.name),
         kind => format!("{} {:?}", kind.as_str(), group.name),
     };
-    let state = if group.active {
+    let state = if group.managing {
+        " (you manage it from outside and cannot read it)"
+    } else if group.active {
         ""
     } else {
         " (you were removed)"
     };
+    let managers = if group.managers.is_empty() {
+        String::new()
+    } else {
+        format!(", managed by {}", group.managers.join(", "))
+    };
     format!(
-        "{}  {label}, {} members{state}",
+        "{}  {label}, {} members{managers}{state}",
         group.id,
         group.users().len()
     )

@@ -252,7 +252,7 @@ fn create_rows(size: usize, runs: usize) -> Result<Row, Error> {
             || Ok(ids()),
             |id| {
                 let ops = ours.ops();
-                let mut group = ops.create_group(&id, &meta())?;
+                let mut group = ops.create_group(&id, &meta(), false)?;
                 ops.add(&mut group, &kps)?;
                 ops.merge_pending(&mut group)?;
                 ours.finish(durable)
@@ -285,6 +285,7 @@ fn meta() -> GroupMeta {
         name: "Benchmark cohort".into(),
         direct_pair: Vec::new(),
         membership: 1,
+        ..Default::default()
     }
 }
 
@@ -332,7 +333,7 @@ fn steady_rows(size: usize, runs: usize) -> Result<Vec<Row>, Error> {
     let ours_b = Ours::new(Device::new(1))?;
     let mut our_kps = vec![ours_b.key_package(&ours_a)?];
     our_kps.extend(kps[1..].iter().cloned());
-    let mut our_a = ours_a.ops().create_group(&id, &meta())?;
+    let mut our_a = ours_a.ops().create_group(&id, &meta(), false)?;
     let bundle = ours_a.ops().add(&mut our_a, &our_kps)?;
     ours_a.ops().merge_pending(&mut our_a)?;
     ours_a.finish(false)?;

@@ -21,6 +21,7 @@ mod error;
 mod events;
 pub mod link;
 pub mod mls;
+mod sealing;
 pub mod store;
 pub mod transport;
 pub mod trust;

@@ -12,12 +12,6 @@
 //! key (and, for staff, the organisation's authority key).
 
 use convene_proto::trust::LinkBundle;
-use openmls::prelude::tls_codec::VLBytes;
-use openmls_rust_crypto::RustCrypto;
-use openmls_traits::crypto::OpenMlsCrypto;
-use openmls_traits::types::{
-    HpkeAeadType, HpkeCiphertext, HpkeConfig, HpkeKdfType, HpkeKemType, HpkePrivateKey,
-};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -31,6 +25,7 @@ use convene_proto::relay::{request, response, ErrorCode, GetLink, RequestLink};
 
 use crate::builder::settle_device;
 use crate::error::ClientError;
+use crate::sealing::SealingKey;
 use crate::store::records::IdentityRecord;
 use crate::store::LocalStore;
 use crate::transport::{authenticate, Connection, Connector, TransportError};
@@ -38,14 +33,7 @@ use crate::trust::{Authority, IdentityKey, TrustAnchor};
 use crate::types::{Identity, Role};
 use crate::DeviceKey;
 
-const HPKE: HpkeConfig = HpkeConfig(
-    HpkeKemType::DhKem25519,
-    HpkeKdfType::HkdfSha256,
-    HpkeAeadType::ChaCha20Poly1305,
-);
 const HPKE_INFO: &[u8] = b"convene/link/v1";
-/// An X25519 KEM output is 32 bytes.
-const KEM_OUTPUT_LEN: usize = 32;
 /// Digits in a link code.
 const CODE_DIGITS: usize = 12;
 /// How often a new device asks whether it was approved.
@@ -84,44 +72,27 @@ pub fn normalise_code(code: &str) -> String {
 }
 
 /// The new device's HPKE key pair for one link request.
-pub struct LinkKey {
-    private: HpkePrivateKey,
-    public: Vec<u8>,
-}
+pub struct LinkKey(SealingKey);
 
 impl LinkKey {
     pub fn generate() -> Result<LinkKey, ClientError> {
-        let seed = Zeroizing::new(crate::random_bytes::<32>());
-        let pair = RustCrypto::default()
-            .derive_hpke_keypair(HPKE, seed.as_slice())
-            .map_err(|err| ClientError::Failed(format!("cannot make a link key: {err:?}")))?;
-        Ok(LinkKey {
-            private: pair.private,
-            public: pair.public,
-        })
+        SealingKey::generate()
+            .map(LinkKey)
+            .map_err(|_| ClientError::Failed("cannot make a link key".into()))
     }
 
     pub fn public(&self) -> &[u8] {
-        &self.public
+        self.0.public()
     }
 
     /// Opens the bundle sealed to this key for `device_key`.
     pub fn open(&self, sealed: &[u8], device_key: &[u8]) -> Result<LinkBundle, ClientError> {
         let refused =
             || ClientError::Untrusted("the approval of this link could not be opened".into());
-        if sealed.len() <= KEM_OUTPUT_LEN {
-            return Err(refused());
-        }
-        let (kem_output, ciphertext) = sealed.split_at(KEM_OUTPUT_LEN);
-        let input = HpkeCiphertext {
-            kem_output: VLBytes::new(kem_output.to_vec()),
-            ciphertext: VLBytes::new(ciphertext.to_vec()),
-        };
-        let plain = Zeroizing::new(
-            RustCrypto::default()
-                .hpke_open(HPKE, &input, &self.private, HPKE_INFO, device_key)
-                .map_err(|_| refused())?,
-        );
+        let plain = self
+            .0
+            .open(HPKE_INFO, device_key, sealed)
+            .map_err(|_| refused())?;
         LinkBundle::decode(plain.as_slice()).map_err(|_| refused())
     }
 }
@@ -133,15 +104,8 @@ pub fn seal(
     device_key: &[u8],
 ) -> Result<Vec<u8>, ClientError> {
     let plain = Zeroizing::new(bundle.encode_to_vec());
-    let sealed = RustCrypto::default()
-        .hpke_seal(HPKE, link_key, HPKE_INFO, device_key, &plain)
-        .map_err(|_| ClientError::InvalidArgument("the new device's link key is invalid".into()))?;
-    let mut out = sealed.kem_output.as_slice().to_vec();
-    if out.len() != KEM_OUTPUT_LEN {
-        return Err(ClientError::Failed("unexpected HPKE output".into()));
-    }
-    out.extend_from_slice(sealed.ciphertext.as_slice());
-    Ok(out)
+    crate::sealing::seal(link_key, HPKE_INFO, device_key, &plain)
+        .map_err(|_| ClientError::InvalidArgument("the new device's link key is invalid".into()))
 }
 
 /// A new device waiting for one of its user's devices to approve it.

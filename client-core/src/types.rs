@@ -133,8 +133,15 @@ pub struct GroupSummary {
     pub epoch_authenticator: Vec<u8>,
     /// Every member device.
     pub members: Vec<Member>,
-    /// False once this device was removed.
+    /// False once this device was removed (or left to manage the group
+    /// from outside).
     pub active: bool,
+    /// The users who may manage the group from outside it (staff, as the
+    /// group's MLS external senders; their chains verified).
+    pub managers: Vec<String>,
+    /// This device manages the group from outside: it sees who is in it
+    /// and can change that, but cannot read it.
+    pub managing: bool,
 }
 
 impl GroupSummary {
@@ -165,6 +172,8 @@ impl GroupSummary {
                 })
                 .collect(),
             active: record.active,
+            managers: record.managers.clone(),
+            managing: record.managing,
         }
     }
 

@@ -161,6 +161,7 @@ impl Client {
             name: name.to_string(),
             direct_pair: Vec::new(),
             membership: MembershipPolicy::Staff as i32,
+            ..Default::default()
         };
         let intent = IntentRecord {
             group_id: group_id.clone(),
@@ -199,6 +200,7 @@ impl Client {
             name: String::new(),
             direct_pair: pair,
             membership: MembershipPolicy::Pair as i32,
+            ..Default::default()
         };
         let intent = IntentRecord {
             group_id: group_id.clone(),
@@ -224,6 +226,10 @@ impl Client {
 
     /// Adds users to a group (every device of each).
     pub async fn add_members(&self, group: &GroupId, users: &[String]) -> Result<(), ClientError> {
+        if self.is_managing(group)? {
+            self.check_users(users).await?;
+            return self.manage(group, users, &[]).await;
+        }
         let summary = self.active_group(group)?;
         self.check_may_manage(&summary)?;
         self.check_users(users).await?;
@@ -238,6 +244,9 @@ impl Client {
         group: &GroupId,
         users: &[String],
     ) -> Result<(), ClientError> {
+        if self.is_managing(group)? {
+            return self.manage(group, &[], users).await;
+        }
         let summary = self.active_group(group)?;
         self.check_may_manage(&summary)?;
         if let Some(missing) = users
@@ -511,6 +520,7 @@ fn unexpected() -> ClientError {
 }
 
 mod devices;
+mod managed;
 mod trust;
 pub use devices::{DeviceInfo, LinkRequest};
 pub use trust::SafetyNumber;

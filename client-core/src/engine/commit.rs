@@ -42,6 +42,8 @@ pub(super) enum Change {
     AddDevices(Vec<[u8; 32]>),
     /// Remove these devices.
     Remove(Vec<[u8; 32]>),
+    /// Commit the proposals pending in the group.
+    Proposals,
 }
 
 impl Engine {
@@ -131,7 +133,7 @@ impl Engine {
         let key_packages = match &change {
             Change::Add(users) => Some(self.claim_key_packages(&group_id, users).await?),
             Change::AddDevices(devices) => Some(self.claim_own_devices(intent, devices).await?),
-            Change::Remove(_) => None,
+            Change::Remove(_) | Change::Proposals => None,
         };
         let bundle: Result<(u64, CommitBundle), MlsError> = {
             let group = match load_group(&mut self.groups, &self.mls, &group_id) {
@@ -150,6 +152,7 @@ impl Engine {
                     ops.add(group, &key_packages)
                 }
                 (Change::Remove(devices), _) => ops.remove(group, devices),
+                (Change::Proposals, _) => ops.commit_pending(group),
                 (Change::Add(_) | Change::AddDevices(_), None) => {
                     Err(MlsError::Operation("no KeyPackages".into()))
                 }
@@ -176,7 +179,7 @@ impl Engine {
             commit: Bytes::from(bundle.commit),
             welcome: Bytes::from(bundle.welcome),
             ratchet_tree: Bytes::new(),
-            group_info: Bytes::new(),
+            group_info: Bytes::from(bundle.group_info),
             added_devices: device_list(&bundle.added),
             removed_devices: device_list(&bundle.removed),
         };
@@ -330,7 +333,7 @@ impl Engine {
                 ));
             }
             self.mls.ops().merge_pending(group)?;
-            Snapshot::of(group).apply(record);
+            Snapshot::of(group, self.mls.anchor()).apply(record);
             crate::mls::member_identities(group)
         };
         self.note_identities(&group_id, &identities);

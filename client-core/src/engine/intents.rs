@@ -65,11 +65,12 @@ impl Engine {
 
     /// Runs every intent that can make progress now.
     pub(super) async fn run_outbox(&mut self) {
+        self.queue_proposal_commits();
         if self.conn.is_none() || !self.caught_up || !self.outbox_dirty {
             return;
         }
         self.outbox_dirty = false;
-        let intents: Vec<IntentRecord> = match self
+        let mut intents: Vec<IntentRecord> = match self
             .store()
             .scan(&records::outbox_prefix())
             .collect::<Result<Vec<_>, _>>()
@@ -80,6 +81,9 @@ impl Engine {
                 return;
             }
         };
+        // Pending proposals come first in their group: nothing else can be
+        // sent or committed there until they are committed.
+        intents.sort_by_key(|i| !matches!(i.kind, Some(IntentKind::CommitProposals(_))));
         let mut held_back: HashSet<Vec<u8>> = HashSet::new();
         for intent in intents {
             if held_back.contains(&intent.group_id) || self.behind_relay(&intent.group_id) {
@@ -159,6 +163,8 @@ impl Engine {
             Some(IntentKind::RemoveDevices(devices)) => {
                 self.step_own_devices(intent, devices, false).await
             }
+            Some(IntentKind::Manage(manage)) => self.step_manage(intent, manage).await,
+            Some(IntentKind::CommitProposals(_)) => self.step_commit_proposals(intent).await,
             None => Step::Failed(ClientError::InvalidArgument("an empty intent".into())),
         }
     }
@@ -189,6 +195,12 @@ impl Engine {
             // Encrypt once; the ratchet step and the ciphertext are stored
             // together, so a retry sends the very same bytes.
             let ciphertext = match super::load_group(&mut self.groups, &self.mls, &group_id) {
+                Ok(Some(group)) if group.pending_proposals().next().is_some() => {
+                    // openmls encrypts nothing while proposals are pending.
+                    self.proposals_arrived.insert(group_id);
+                    self.outbox_dirty = true;
+                    return Step::Retry;
+                }
                 Ok(Some(group)) => self.mls.ops().encrypt(group, &send.content),
                 Ok(None) => {
                     return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
@@ -329,7 +341,25 @@ impl Engine {
         meta: &GroupMeta,
         create: &CreateIntent,
     ) -> Result<(), ClientError> {
-        let group = self.mls.ops().create_group(group_id, meta)?;
+        // Staff's groups are managed: their creator can change them from
+        // outside once it leaves, reading the GroupInfo that committers seal
+        // to a key only it holds.
+        let managed = meta.kind != WireKind::Direct as i32;
+        let mut meta = meta.clone();
+        if managed {
+            let key = crate::sealing::SealingKey::generate()
+                .map_err(|_| ClientError::Failed("cannot make a sealing key".into()))?;
+            meta.manager_seal_key = Bytes::copy_from_slice(key.public());
+            let mut record = records::ManagerKeyRecord {
+                private: key.private().to_vec(),
+                public: key.public().to_vec(),
+            };
+            self.store()
+                .put_record(records::manager_key(group_id), &record);
+            zeroize::Zeroize::zeroize(&mut record.private);
+        }
+        let meta = &meta;
+        let group = self.mls.ops().create_group(group_id, meta, managed)?;
         let mut record = GroupRecord {
             group_id: group_id.to_vec(),
             kind: meta.kind,
@@ -339,7 +369,7 @@ impl Engine {
             joined_at_ms: crate::now_ms(),
             ..Default::default()
         };
-        super::sync::Snapshot::of(&group).apply(&mut record);
+        super::sync::Snapshot::of(&group, self.mls.anchor()).apply(&mut record);
         self.store()
             .put_record(records::group_key(group_id), &record);
         if meta.kind == WireKind::Direct as i32 && !create.direct_peer.is_empty() {

@@ -17,6 +17,7 @@
 mod commit;
 mod devices;
 mod intents;
+mod manage;
 mod peers;
 mod revocations;
 mod sync;
@@ -24,7 +25,7 @@ mod sync;
 pub(crate) use intents::send_intent;
 pub(crate) use sync::MAX_TEXT_BYTES;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,6 +153,9 @@ pub(crate) struct Engine {
     /// Group messages held back: for groups not joined yet, or waiting for
     /// an epoch; in log order.
     held: HashMap<Vec<u8>, VecDeque<GroupMessage>>,
+    /// Groups where a proposal was kept since the outbox last ran: each
+    /// gets a `CommitProposals` intent.
+    proposals_arrived: HashSet<Vec<u8>>,
     /// The outbox should be run (something changed).
     outbox_dirty: bool,
     retry_at: Option<Instant>,
@@ -184,6 +188,7 @@ impl Engine {
             acks: PendingAcks::default(),
             events: Vec::new(),
             held: HashMap::new(),
+            proposals_arrived: HashSet::new(),
             outbox_dirty: true,
             retry_at: None,
             reconnect_at: Instant::now(),

@@ -135,7 +135,7 @@ impl Engine {
             self.outbox_dirty = true;
         }
         let incoming = ops.process(group, &message.payload)?;
-        let snapshot = Snapshot::of(group);
+        let snapshot = Snapshot::of(group, self.mls.anchor());
         let identities = crate::mls::member_identities(group);
         match incoming {
             Incoming::Application { sender, plaintext } => {
@@ -186,7 +186,11 @@ impl Engine {
                 self.outbox_dirty = true;
                 Ok(())
             }
-            Incoming::Proposal => Ok(()),
+            Incoming::Proposal => {
+                self.proposals_arrived.insert(group_id);
+                self.outbox_dirty = true;
+                Ok(())
+            }
         }
     }
 
@@ -348,7 +352,7 @@ impl Engine {
             joined_at_ms: crate::now_ms(),
             ..Default::default()
         };
-        Snapshot::of(&group).apply(&mut record);
+        Snapshot::of(&group, self.mls.anchor()).apply(&mut record);
         self.note_identities(&record.group_id, &crate::mls::member_identities(&group));
         self.store()
             .put_record(records::group_key(&record.group_id), &record);
@@ -368,18 +372,30 @@ pub(super) struct Snapshot {
     epoch: u64,
     epoch_authenticator: Vec<u8>,
     members: Vec<MemberDevice>,
+    managers: Vec<String>,
 }
 
 impl Snapshot {
-    pub(super) fn of(group: &openmls::prelude::MlsGroup) -> Snapshot {
+    pub(super) fn of(
+        group: &openmls::prelude::MlsGroup,
+        anchor: &crate::trust::TrustAnchor,
+    ) -> Snapshot {
+        let mut managers: Vec<String> = crate::mls::managed::managers(anchor, group.extensions())
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        managers.sort();
+        managers.dedup();
         Snapshot {
             epoch: group.epoch().as_u64(),
             epoch_authenticator: group.epoch_authenticator().as_slice().to_vec(),
             members: members(group),
+            managers,
         }
     }
 
     pub(super) fn apply(self, record: &mut GroupRecord) {
+        record.managers = self.managers;
         record.epoch = self.epoch;
         record.epoch_authenticator = self.epoch_authenticator;
         record.members = self

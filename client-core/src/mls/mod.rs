@@ -10,6 +10,9 @@
 //! (see [`crate::trust`]); every KeyPackage, Welcome, commit and message
 //! sender is verified against the pinned authority before it is accepted.
 
+pub mod managed;
+#[cfg(test)]
+mod managed_tests;
 mod ops;
 pub mod policy;
 #[cfg(test)]
@@ -246,6 +249,31 @@ impl Mls {
             &self.chain,
             self.anchor,
         )
+    }
+
+    /// Opens and checks a managed group's sealed GroupInfo from the relay,
+    /// for this device as its manager.
+    pub fn read_group_info(
+        &self,
+        group_id: &[u8],
+        sealed: &[u8],
+    ) -> Result<managed::ManagedView, ClientError> {
+        let mut record: crate::store::records::ManagerKeyRecord = self
+            .store
+            .get_record(&crate::store::records::manager_key(group_id))?
+            .ok_or_else(|| {
+                ClientError::Forbidden("this device does not manage the group".into())
+            })?;
+        let key = crate::sealing::SealingKey::from_parts(&record.private, &record.public);
+        zeroize::Zeroize::zeroize(&mut record.private);
+        let plain = managed::open_group_info(&key, group_id, sealed)?;
+        Ok(managed::read_group_info(
+            &self.crypto,
+            &self.anchor,
+            group_id,
+            &plain,
+            &self.key.public(),
+        )?)
     }
 
     /// The pinned authority.

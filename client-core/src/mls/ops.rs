@@ -6,6 +6,7 @@ use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
 use prost::Message;
 
+use super::managed::{authored_changes, managers, seal_group_info};
 use super::policy::{check_commit, check_welcome, Change};
 use super::{
     capabilities, credential, group_meta, invalid, member_device, members, meta_from, op_err,
@@ -22,6 +23,9 @@ pub struct CommitBundle {
     pub commit: Vec<u8>,
     /// Empty when nobody is added.
     pub welcome: Vec<u8>,
+    /// The new epoch's GroupInfo for the group's managers; empty when the
+    /// group has none.
+    pub group_info: Vec<u8>,
     pub added: Vec<MemberDevice>,
     pub removed: Vec<MemberDevice>,
 }
@@ -55,6 +59,7 @@ pub struct MlsOps<'a> {
     signer: &'a DeviceKey,
     /// This device's user.
     user_id: &'a str,
+    chain: &'a [u8],
     credential: CredentialWithKey,
     anchor: TrustAnchor,
 }
@@ -65,13 +70,14 @@ impl<'a> MlsOps<'a> {
         store: &'a LocalStore,
         signer: &'a DeviceKey,
         user_id: &'a str,
-        chain: &[u8],
+        chain: &'a [u8],
         anchor: TrustAnchor,
     ) -> Self {
         MlsOps {
             provider: Provider::new(crypto, store),
             signer,
             user_id,
+            chain,
             credential: credential(chain, signer),
             anchor,
         }
@@ -98,10 +104,20 @@ impl<'a> MlsOps<'a> {
         MlsGroup::load(self.provider.storage(), &GroupId::from_slice(group_id)).map_err(op_err)
     }
 
-    /// Creates a group at epoch 0 with this device as its only member.
-    pub fn create_group(&self, group_id: &[u8], meta: &GroupMeta) -> Result<MlsGroup, MlsError> {
+    /// Creates a group at epoch 0 with this device as its only member and,
+    /// when `managed`, as the manager who may change it from outside.
+    pub fn create_group(
+        &self,
+        group_id: &[u8],
+        meta: &GroupMeta,
+        managed: bool,
+    ) -> Result<MlsGroup, MlsError> {
         let meta = Extension::Unknown(GROUP_META_EXTENSION, UnknownExtension(meta.encode_to_vec()));
-        let extensions = Extensions::single(meta).map_err(op_err)?;
+        let mut extensions = vec![meta];
+        if managed {
+            extensions.push(super::managed::external_senders(self.chain, self.signer));
+        }
+        let extensions = Extensions::from_vec(extensions).map_err(op_err)?;
         MlsGroup::builder()
             .with_group_id(GroupId::from_slice(group_id))
             .ciphersuite(CIPHERSUITE)
@@ -192,12 +208,13 @@ impl<'a> MlsOps<'a> {
                 )
             })
             .collect();
-        let (commit, welcome, _) = group
+        let (commit, welcome, group_info) = group
             .add_members(&self.provider, self.signer, key_packages)
             .map_err(op_err)?;
         Ok(CommitBundle {
             commit: commit.tls_serialize_detached().map_err(op_err)?,
             welcome: welcome.tls_serialize_detached().map_err(op_err)?,
+            group_info: for_managers(group, group_info)?,
             added,
             removed: Vec::new(),
         })
@@ -220,13 +237,50 @@ impl<'a> MlsOps<'a> {
                 }
             }
         }
-        let (commit, _, _) = group
+        let (commit, _, group_info) = group
             .remove_members(&self.provider, self.signer, &leaves)
             .map_err(op_err)?;
         Ok(CommitBundle {
             commit: commit.tls_serialize_detached().map_err(op_err)?,
             welcome: Vec::new(),
+            group_info: for_managers(group, group_info)?,
             added: Vec::new(),
+            removed,
+        })
+    }
+
+    /// Builds a commit of the proposals pending in the group (a manager's
+    /// changes, checked when they arrived); pending until merged or
+    /// cleared.
+    pub fn commit_pending(&self, group: &mut MlsGroup) -> Result<CommitBundle, MlsError> {
+        let (commit, welcome, group_info) = group
+            .commit_to_pending_proposals(&self.provider, self.signer)
+            .map_err(op_err)?;
+        let staged = group
+            .pending_commit()
+            .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
+        let added = staged
+            .add_proposals()
+            .filter_map(|p| {
+                let leaf = p.add_proposal().key_package().leaf_node();
+                member_device(leaf.credential(), leaf.signature_key().as_slice())
+            })
+            .collect();
+        let removed = staged
+            .remove_proposals()
+            .filter_map(|p| group.member_at(p.remove_proposal().removed()))
+            .filter_map(|m| member_device(&m.credential, &m.signature_key))
+            .collect();
+        let welcome = welcome
+            .map(|w| w.tls_serialize_detached())
+            .transpose()
+            .map_err(op_err)?
+            .unwrap_or_default();
+        Ok(CommitBundle {
+            commit: commit.tls_serialize_detached().map_err(op_err)?,
+            welcome,
+            group_info: for_managers(group, group_info)?,
+            added,
             removed,
         })
     }
@@ -241,6 +295,12 @@ impl<'a> MlsOps<'a> {
         group
             .clear_pending_commit(self.provider.storage())
             .map_err(op_err)
+    }
+
+    /// Forgets a group's MLS state for good: this device will never read
+    /// the group again.
+    pub fn delete(&self, group: &mut MlsGroup) -> Result<(), MlsError> {
+        group.delete(self.provider.storage()).map_err(op_err)
     }
 
     /// Encrypts an application message.
@@ -316,8 +376,10 @@ impl<'a> MlsOps<'a> {
                     self_removed,
                 })
             }
-            ProcessedMessageContent::ProposalMessage(proposal)
-            | ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
+            ProcessedMessageContent::ProposalMessage(proposal) => {
+                // Kept only if its author could make the change itself: a
+                // manager, or a member acting on its own devices.
+                self.check_proposals(group, std::iter::once(&*proposal), None)?;
                 group
                     .store_pending_proposal(self.provider.storage(), *proposal)
                     .map_err(op_err)?;
@@ -330,24 +392,14 @@ impl<'a> MlsOps<'a> {
     }
 
     /// Checks a staged commit before it is merged: every new or changed
-    /// leaf's chain, and the group's policy for what it changes.
+    /// leaf's chain, and the group's policy for each change, judged by who
+    /// proposed it (the committer, another member, or a manager).
     fn check_staged_commit(
         &self,
         group: &MlsGroup,
         committer: &VerifiedDevice,
         staged: &StagedCommit,
     ) -> Result<(), MlsError> {
-        let added = staged
-            .add_proposals()
-            .map(|p| {
-                let leaf = p.add_proposal().key_package().leaf_node();
-                self.verify(leaf.credential(), leaf.signature_key().as_slice())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for proposal in staged.update_proposals() {
-            let leaf = proposal.update_proposal().leaf_node();
-            self.verify(leaf.credential(), leaf.signature_key().as_slice())?;
-        }
         if let Some(leaf) = staged.update_path_leaf_node() {
             let owner = self.verify(leaf.credential(), leaf.signature_key().as_slice())?;
             // A member may renew its own leaf, never turn it into someone
@@ -359,30 +411,46 @@ impl<'a> MlsOps<'a> {
                 )));
             }
         }
-        let changes_context = staged
-            .queued_proposals()
-            .any(|p| matches!(p.proposal(), Proposal::GroupContextExtensions(_)));
-        let removed: Vec<MemberDevice> = staged
-            .remove_proposals()
-            .map(|p| {
-                group
-                    .member_at(p.remove_proposal().removed())
-                    .and_then(|m| member_device(&m.credential, &m.signature_key))
-                    .ok_or_else(|| MlsError::Invalid("a commit removes an empty leaf".into()))
-            })
-            .collect::<Result<_, _>>()?;
+        self.check_proposals(group, staged.queued_proposals(), Some(committer))
+    }
+
+    /// Checks proposals against the group's policy, each by its author's
+    /// rights. A commit's own inline proposals are the committer's.
+    fn check_proposals<'p>(
+        &self,
+        group: &MlsGroup,
+        proposals: impl Iterator<Item = &'p QueuedProposal>,
+        committer: Option<&VerifiedDevice>,
+    ) -> Result<(), MlsError> {
         let meta = group_meta(group)
             .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
-        check_commit(
-            &meta,
-            &Change {
-                committer,
-                added: &added,
-                removed: &removed,
-                changes_context,
-            },
-        )
-        .map_err(MlsError::PolicyViolation)
+        let changes = authored_changes(&self.anchor, group, proposals)?;
+        for change in &changes {
+            check_commit(
+                &meta,
+                &Change {
+                    committer: &change.author,
+                    added: &change.added,
+                    removed: &change.removed,
+                    changes_context: change.changes_context,
+                },
+            )
+            .map_err(MlsError::PolicyViolation)?;
+        }
+        // A commit with no proposals (a key update) is the committer's.
+        if let (true, Some(committer)) = (changes.is_empty(), committer) {
+            check_commit(
+                &meta,
+                &Change {
+                    committer,
+                    added: &[],
+                    removed: &[],
+                    changes_context: false,
+                },
+            )
+            .map_err(MlsError::PolicyViolation)?;
+        }
+        Ok(())
     }
 
     /// Joins a group from a Welcome, after checking every member's chain
@@ -409,12 +477,36 @@ impl<'a> MlsOps<'a> {
         )?;
         let meta = meta_from(staged.group_context().extensions())
             .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
-        check_welcome(&meta, &sender, &members, self.user_id).map_err(MlsError::PolicyViolation)?;
+        let managers = managers(&self.anchor, staged.group_context().extensions());
+        check_welcome(&meta, &sender, &members, self.user_id, &managers)
+            .map_err(MlsError::PolicyViolation)?;
         staged.into_group(&self.provider).map_err(invalid)
     }
 
     /// The member devices of a group.
     pub fn members(&self, group: &MlsGroup) -> Vec<MemberDevice> {
         members(group)
+    }
+}
+
+/// The GroupInfo to leave at the relay, sealed to the managers' key: only
+/// for a managed group (others need none, and a large group's tree is not
+/// small). Sealed because it names every member and the group, which the
+/// relay must not learn from it.
+fn for_managers(
+    group: &MlsGroup,
+    group_info: Option<openmls::messages::group_info::GroupInfo>,
+) -> Result<Vec<u8>, MlsError> {
+    let key = group_meta(group)
+        .map(|meta| meta.manager_seal_key)
+        .unwrap_or_default();
+    match group_info {
+        Some(info) if !key.is_empty() => {
+            let plain = MlsMessageOut::from(info)
+                .tls_serialize_detached()
+                .map_err(op_err)?;
+            seal_group_info(&key, group.group_id().as_slice(), &plain)
+        }
+        _ => Ok(Vec::new()),
     }
 }

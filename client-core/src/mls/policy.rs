@@ -69,12 +69,15 @@ pub fn check_commit(meta: &GroupMeta, change: &Change<'_>) -> Result<(), String>
 /// Why joining a group with `meta`, whose Welcome `sender` sent and whose
 /// members are `members`, breaks its policy, if it does. `joiner` is the
 /// user of the device joining: another device of the same user may always
-/// bring it in.
+/// bring it in. In a group with staff `managers`, any member may commit a
+/// manager's addition: the joiner cannot see the proposal, but every
+/// existing member checked it before the commit was accepted by them.
 pub fn check_welcome(
     meta: &GroupMeta,
     sender: &VerifiedDevice,
     members: &[VerifiedDevice],
     joiner: &str,
+    managers: &[VerifiedDevice],
 ) -> Result<(), String> {
     if sender.user_id == joiner && policy(meta) != MembershipPolicy::Pair {
         return Ok(());
@@ -82,7 +85,7 @@ pub fn check_welcome(
     match policy(meta) {
         MembershipPolicy::AnyMember => Ok(()),
         MembershipPolicy::Staff | MembershipPolicy::Unspecified => {
-            if sender.role == Role::Staff {
+            if sender.role == Role::Staff || managers.iter().any(|m| m.role == Role::Staff) {
                 Ok(())
             } else {
                 Err(format!(

@@ -10,13 +10,13 @@ use crate::store::LocalStore;
 use crate::trust::{Authority, TrustAnchor, UserDetails};
 use crate::types::Role;
 
-struct Device {
-    user: &'static str,
-    dir: tempfile::TempDir,
-    store: LocalStore,
-    key: DeviceKey,
-    chain: Vec<u8>,
-    anchor: TrustAnchor,
+pub(super) struct Device {
+    pub(super) user: &'static str,
+    pub(super) dir: tempfile::TempDir,
+    pub(super) store: LocalStore,
+    pub(super) key: DeviceKey,
+    pub(super) chain: Vec<u8>,
+    pub(super) anchor: TrustAnchor,
 }
 
 /// The organisation these tests' devices belong to.
@@ -26,7 +26,12 @@ fn authority() -> Authority {
 
 impl Device {
     /// A staff member's device, certified by [`authority`].
-    fn new(user: &'static str) -> Device {
+    pub(super) fn new(user: &'static str) -> Device {
+        Device::with_role(user, Role::Staff)
+    }
+
+    /// A device of a user with `role`, certified by [`authority`].
+    pub(super) fn with_role(user: &'static str, role: Role) -> Device {
         let dir = tempfile::tempdir().unwrap();
         let store =
             LocalStore::open(dir.path(), &crate::store::StoreKey::from_bytes([1; 32])).unwrap();
@@ -34,7 +39,7 @@ impl Device {
         let details = UserDetails {
             user_id: user.into(),
             display_name: user.into(),
-            role: Role::Staff,
+            role,
             sector: String::new(),
         };
         let (_, chain) = authority().issue_direct_chain(
@@ -75,7 +80,7 @@ impl Device {
         }
     }
 
-    fn ops<'a>(&'a self, crypto: &'a RustCrypto) -> MlsOps<'a> {
+    pub(super) fn ops<'a>(&'a self, crypto: &'a RustCrypto) -> MlsOps<'a> {
         MlsOps::new(
             crypto,
             &self.store,
@@ -87,13 +92,14 @@ impl Device {
     }
 }
 
-fn meta() -> GroupMeta {
+pub(super) fn meta() -> GroupMeta {
     GroupMeta {
         version: 1,
         kind: GroupKind::Cohort as i32,
         name: "Cohort 2026".into(),
         direct_pair: vec![],
         membership: convene_proto::content::MembershipPolicy::Staff as i32,
+        ..Default::default()
     }
 }
 
@@ -108,7 +114,10 @@ fn a_group_survives_reopening_both_stores() {
     bob.store.commit_durably().unwrap();
 
     // ann creates the group and adds bob.
-    let mut group = ann.ops(&crypto).create_group(b"group-1", &meta()).unwrap();
+    let mut group = ann
+        .ops(&crypto)
+        .create_group(b"group-1", &meta(), false)
+        .unwrap();
     let kp = ann
         .ops(&crypto)
         .parse_key_package(&kps[0], "bob", &bob.key.public())
@@ -167,7 +176,7 @@ fn a_group_survives_reopening_both_stores() {
 fn an_uncommitted_operation_leaves_no_trace() {
     let crypto = RustCrypto::default();
     let ann = Device::new("ann");
-    ann.ops(&crypto).create_group(b"g", &meta()).unwrap();
+    ann.ops(&crypto).create_group(b"g", &meta(), false).unwrap();
     ann.store.rollback();
     assert!(ann.ops(&crypto).load(b"g").unwrap().is_none());
 }
@@ -196,7 +205,7 @@ fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten() {
     let ann = Device::new("ann");
     let bob = Device::new("bob");
     let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
-    let mut group = ann.ops(&crypto).create_group(b"g", &meta()).unwrap();
+    let mut group = ann.ops(&crypto).create_group(b"g", &meta(), false).unwrap();
     let kp = ann
         .ops(&crypto)
         .parse_key_package(&kps[0], "bob", &bob.key.public())

@@ -62,6 +62,8 @@ pub(crate) mod tag {
     pub const PEER: u8 = 0x08;
     /// Revocations this device verified.
     pub const REVOKED: u8 = 0x09;
+    /// The private key a managed group's GroupInfo is sealed to.
+    pub const MANAGER_KEY: u8 = 0x0A;
 }
 
 /// Why the local store failed.

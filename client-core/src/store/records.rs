@@ -78,6 +78,13 @@ pub struct GroupRecord {
     pub active: bool,
     #[prost(uint64, tag = "10")]
     pub joined_at_ms: u64,
+    /// The users who manage the group from outside it (its MLS external
+    /// senders, verified), sorted.
+    #[prost(string, repeated, tag = "11")]
+    pub managers: Vec<String>,
+    /// This device manages the group without being a member of it.
+    #[prost(bool, tag = "12")]
+    pub managing: bool,
 }
 
 /// One message of a group's history.
@@ -117,7 +124,7 @@ pub struct IntentRecord {
     pub group_id: Vec<u8>,
     #[prost(uint32, tag = "4")]
     pub attempts: u32,
-    #[prost(oneof = "IntentKind", tags = "10, 11, 12, 13, 14, 15")]
+    #[prost(oneof = "IntentKind", tags = "10, 11, 12, 13, 14, 15, 16, 17")]
     pub kind: Option<IntentKind>,
     /// A commit submitted and not yet known to be accepted or refused: the
     /// exact request, resubmitted as is after a reconnect.
@@ -145,6 +152,12 @@ pub enum IntentKind {
     /// Remove these devices of this device's own user (a lost device).
     #[prost(message, tag = "15")]
     RemoveDevices(DevicesIntent),
+    /// Change, as the group's manager from outside it, who is in a group.
+    #[prost(message, tag = "16")]
+    Manage(ManageIntent),
+    /// Commit the proposals pending in a group (a manager's changes).
+    #[prost(message, tag = "17")]
+    CommitProposals(CommitProposalsIntent),
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -180,6 +193,22 @@ pub struct MembersIntent {
     #[prost(string, repeated, tag = "1")]
     pub user_ids: Vec<String>,
 }
+
+/// A manager's change, made by external proposals that a member commits.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ManageIntent {
+    #[prost(string, repeated, tag = "1")]
+    pub add_users: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    pub remove_users: Vec<String>,
+    /// One more than the epoch the proposals were last sent for (0: never).
+    #[prost(uint64, tag = "3")]
+    pub proposed_for: u64,
+}
+
+/// Nothing to record: the proposals are in the group's MLS state.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommitProposalsIntent {}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DevicesIntent {
@@ -230,6 +259,19 @@ pub fn intent_key(id: u64) -> Vec<u8> {
 
 pub fn outbox_prefix() -> Vec<u8> {
     vec![tag::OUTBOX]
+}
+
+/// The sealing key pair of a group this device manages.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ManagerKeyRecord {
+    #[prost(bytes = "vec", tag = "1")]
+    pub private: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub public: Vec<u8>,
+}
+
+pub fn manager_key(group_id: &[u8]) -> Vec<u8> {
+    key(tag::MANAGER_KEY, &[group_id])
 }
 
 pub fn direct_key(peer: &str) -> Vec<u8> {

@@ -4,10 +4,11 @@
 use convene_proto::ids::{check_group_id, fixed, SUBMISSION_ID_LEN};
 use convene_proto::relay::{
     response, CommitAccepted, CreateGroup, GetGroup, GroupCreated, GroupState, MessageAccepted,
-    MessageKind, SendMessage, SubmitCommit,
+    MessageKind, Role, SendMessage, SubmitCommit,
 };
 
 use super::{check_size, device_keys, Caller, Effect, Reply};
+
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
 use crate::store::{now_ms, AppendOutcome, CommitSubmission, MessageSubmission};
@@ -29,12 +30,15 @@ pub(super) fn get(relay: &Relay, caller: &Caller, req: GetGroup) -> RelayResult<
         .group(&req.group_id)?
         .ok_or(Refusal::NotFound("group"))?;
     let members = relay.store.members(&req.group_id)?;
-    if !members
-        .iter()
-        .any(|(d, m)| *d == caller.device && m.is_active())
+    // Staff read the state of the cohorts they manage from outside them.
+    if caller.role != Role::Staff
+        && !members
+            .iter()
+            .any(|(d, m)| *d == caller.device && m.is_active())
     {
         return Err(Refusal::NotAMember.into());
     }
+    let group_info = relay.store.group_info(&req.group_id)?.unwrap_or_default();
     Ok(Reply::durable(response::Result::GroupState(GroupState {
         group_id: req.group_id,
         epoch: group.epoch,
@@ -44,6 +48,7 @@ pub(super) fn get(relay: &Relay, caller: &Caller, req: GetGroup) -> RelayResult<
             .filter(|(_, m)| m.is_active())
             .map(|(d, _)| d.to_vec().into())
             .collect(),
+        group_info,
     })))
 }
 
@@ -142,6 +147,9 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
         submission_id: &req.submission_id,
         sender: caller.device,
         payload: req.payload,
+        // An external proposal: the members check that its signer is one of
+        // the group's managers; the relay only keeps non-staff out.
+        from_outside: kind == MessageKind::Proposal && caller.role == Role::Staff,
     };
     let outcome = relay
         .store

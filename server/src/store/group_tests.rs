@@ -82,6 +82,7 @@ fn message(id: &[u8], sender: u8) -> MessageSubmission<'_> {
         submission_id: id,
         sender: [sender; 32],
         payload: Bytes::from_static(b"ciphertext"),
+        from_outside: false,
     }
 }
 
@@ -295,4 +296,33 @@ fn queues_are_bounded() {
         refusal(f.store.append_message(&message(b"c", 1), small, 5)),
         Refusal::QueueFull(_)
     ));
+}
+
+#[test]
+fn a_managers_outside_proposal_is_logged_and_the_newest_group_info_kept() {
+    let f = fixture();
+    // A non-member's message is refused unless it is an outside proposal
+    // (the handler sets `from_outside` only for staff proposals).
+    let mut outside = message(b"s1", 4);
+    outside.kind = MessageKind::Proposal;
+    assert_eq!(
+        refusal(f.store.append_message(&outside, LIMITS, 1)),
+        Refusal::NotAMember
+    );
+    outside.from_outside = true;
+    let logged = f.store.append_message(&outside, LIMITS, 1).unwrap();
+    assert_eq!(logged.position, 1);
+
+    assert_eq!(f.store.group_info(b"g").unwrap(), None);
+    let mut first = commit(0, b"c1", 1, &[], &[]);
+    first.group_info = Bytes::from_static(b"info-1");
+    f.store.submit_commit(&first, LIMITS, 2).unwrap();
+    // A commit without one leaves the previous GroupInfo in place.
+    f.store
+        .submit_commit(&commit(1, b"c2", 1, &[], &[]), LIMITS, 3)
+        .unwrap();
+    assert_eq!(
+        f.store.group_info(b"g").unwrap(),
+        Some(Bytes::from_static(b"info-1"))
+    );
 }

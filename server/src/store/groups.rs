@@ -42,6 +42,9 @@ pub struct MessageSubmission<'a> {
     pub submission_id: &'a [u8],
     pub sender: DeviceKey,
     pub payload: Bytes,
+    /// The sender is staff sending an external proposal to a group it
+    /// manages from outside: it need not be a member.
+    pub from_outside: bool,
 }
 
 /// Where an accepted submission landed.
@@ -103,6 +106,14 @@ impl Store {
             let id = key.get(2..).ok_or_else(|| corrupt("group key"))?;
             Ok((id.to_vec(), record))
         })
+    }
+
+    /// The newest GroupInfo a committer left for the group's managers.
+    pub fn group_info(&self, group_id: &[u8]) -> RelayResult<Option<Bytes>> {
+        Ok(self
+            .tree
+            .get(keys::group_info(group_id))?
+            .map(|raw| Bytes::copy_from_slice(&raw)))
     }
 
     pub fn membership(
@@ -230,6 +241,12 @@ impl Store {
             }
         }
 
+        if !commit.group_info.is_empty() {
+            batch.insert(
+                keys::group_info(commit.group_id),
+                commit.group_info.as_ref(),
+            );
+        }
         group.epoch += 1;
         group.last_position = position;
         batch.insert(keys::group(commit.group_id), encode(&group));
@@ -265,7 +282,12 @@ impl Store {
         {
             return Ok(outcome);
         }
-        let mut group = self.active_group(message.group_id, &message.sender)?;
+        let mut group = if message.from_outside {
+            self.group(message.group_id)?
+                .ok_or(Refusal::NotFound("group"))?
+        } else {
+            self.active_group(message.group_id, &message.sender)?
+        };
         if group.backlog() >= limits.max_group_backlog {
             return Err(
                 Refusal::QueueFull("the group log is full: a member has not caught up").into(),

@@ -31,6 +31,7 @@ pub(crate) const INBOX_ACKED: u8 = 0x12;
 pub(crate) const REVOCATION: u8 = 0x13;
 pub(crate) const LINK: u8 = 0x14;
 pub(crate) const USER_LINK: u8 = 0x15;
+pub(crate) const GROUP_INFO: u8 = 0x16;
 
 fn with_tag(tag: u8, capacity: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + capacity);
@@ -101,6 +102,13 @@ pub(crate) fn last_resort(device: &DeviceKey) -> Vec<u8> {
 
 pub(crate) fn group(group_id: &[u8]) -> Vec<u8> {
     let mut key = with_tag(GROUP, 1 + group_id.len());
+    push_var(&mut key, group_id);
+    key
+}
+
+/// The newest GroupInfo a committer left for the group's managers.
+pub(crate) fn group_info(group_id: &[u8]) -> Vec<u8> {
+    let mut key = with_tag(GROUP_INFO, 1 + group_id.len());
     push_var(&mut key, group_id);
     key
 }

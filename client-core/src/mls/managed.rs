@@ -1,0 +1,307 @@
+//! Groups managed from outside: staff run a cohort's membership as MLS
+//! external senders, so they can add and remove leaders without being able
+//! to read a word of the cohort.
+//!
+//! The manager's device is listed in the group's `external_senders`
+//! extension (in the GroupContext, so every member agrees on it). It sends
+//! signed Add and Remove proposals; every member checks the signer's chain
+//! and the group's policy before it keeps a proposal, and one of them
+//! commits it. A manager learns the group's current tree from the GroupInfo
+//! the last committer left at the relay, and checks it (the tree's hash and
+//! signatures, and every leaf's chain) before proposing anything from it.
+//!
+//! Member-side, a commit's changes are judged by who proposed each of them
+//! ([`authored_changes`]), not only by who committed it.
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_memory_storage::MemoryStorage;
+use openmls_rust_crypto::RustCrypto;
+
+use super::{credential, invalid, member_device, op_err, verify_leaf, MemberDevice, MlsError};
+use zeroize::Zeroizing;
+
+use crate::device_key::DeviceKey;
+use crate::sealing::SealingKey;
+use crate::trust::{TrustAnchor, VerifiedDevice};
+
+/// The `external_senders` extension naming this device as the group's
+/// manager.
+pub fn external_senders(chain: &[u8], device: &DeviceKey) -> Extension {
+    let own = credential(chain, device);
+    Extension::ExternalSenders(vec![ExternalSender::new(own.signature_key, own.credential)])
+}
+
+/// An external sender's credential and signature key. openmls keeps their
+/// accessors to itself, so they are read back from the sender's encoding
+/// (the signature key, then the credential).
+fn sender_parts(sender: &ExternalSender) -> Result<(Credential, Vec<u8>), MlsError> {
+    let raw = sender.tls_serialize_detached().map_err(op_err)?;
+    let mut rest = raw.as_slice();
+    let key = SignaturePublicKey::tls_deserialize(&mut rest).map_err(invalid)?;
+    let credential = Credential::tls_deserialize_exact(rest).map_err(invalid)?;
+    Ok((credential, key.as_slice().to_vec()))
+}
+
+/// Verifies an external sender's chain.
+fn verify_sender(
+    anchor: &TrustAnchor,
+    sender: &ExternalSender,
+) -> Result<VerifiedDevice, MlsError> {
+    let (credential, key) = sender_parts(sender)?;
+    verify_leaf(anchor, &credential, &key)
+}
+
+/// The group's managers whose chains verify now, in extension order.
+pub fn managers(
+    anchor: &TrustAnchor,
+    extensions: &Extensions<GroupContext>,
+) -> Vec<VerifiedDevice> {
+    extensions
+        .external_senders()
+        .map(|senders| {
+            senders
+                .iter()
+                .filter_map(|s| verify_sender(anchor, s).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Binds a sealed GroupInfo to its purpose; the group id is the AAD.
+const GROUP_INFO_SEAL: &[u8] = b"convene/group-info/v1";
+
+/// Seals a GroupInfo to the managers' key, bound to the group.
+pub fn seal_group_info(key: &[u8], group_id: &[u8], plain: &[u8]) -> Result<Vec<u8>, MlsError> {
+    crate::sealing::seal(key, GROUP_INFO_SEAL, group_id, plain)
+        .map_err(|_| MlsError::Invalid("the group's manager key is not a valid key".into()))
+}
+
+/// Opens a sealed GroupInfo of `group_id` with the manager's key.
+pub fn open_group_info(
+    key: &SealingKey,
+    group_id: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, MlsError> {
+    key.open(GROUP_INFO_SEAL, group_id, sealed)
+        .map_err(|_| MlsError::Invalid("the group's GroupInfo could not be opened".into()))
+}
+
+fn sender_index(index: &SenderExtensionIndex) -> Result<usize, MlsError> {
+    let raw = index.tls_serialize_detached().map_err(op_err)?;
+    let raw: [u8; 4] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| MlsError::Invalid("an external sender index".into()))?;
+    Ok(u32::from_be_bytes(raw) as usize)
+}
+
+/// The verified author of a proposal in `group`: a member, or one of the
+/// group's external senders.
+pub fn author_of(
+    anchor: &TrustAnchor,
+    group: &MlsGroup,
+    sender: &Sender,
+) -> Result<VerifiedDevice, MlsError> {
+    match sender {
+        Sender::Member(index) => {
+            let member = group
+                .member_at(*index)
+                .ok_or_else(|| MlsError::Invalid("a proposal from an empty leaf".into()))?;
+            verify_leaf(anchor, &member.credential, &member.signature_key)
+        }
+        Sender::External(index) => {
+            let index = sender_index(index)?;
+            let sender = group
+                .extensions()
+                .external_senders()
+                .and_then(|senders| senders.get(index))
+                .ok_or_else(|| {
+                    MlsError::PolicyViolation("a proposal from an unknown manager".into())
+                })?;
+            verify_sender(anchor, sender)
+        }
+        _ => Err(MlsError::PolicyViolation(
+            "a proposal from outside the group".into(),
+        )),
+    }
+}
+
+/// What one author changed: the devices it proposed to add and remove, and
+/// whether it changed the group's context.
+pub struct AuthoredChange {
+    pub author: VerifiedDevice,
+    pub added: Vec<VerifiedDevice>,
+    pub removed: Vec<MemberDevice>,
+    pub changes_context: bool,
+}
+
+/// Groups `proposals` by their verified author, verifying every added or
+/// updated leaf on the way. Only additions, removals, updates and context
+/// changes are allowed.
+pub fn authored_changes<'p>(
+    anchor: &TrustAnchor,
+    group: &MlsGroup,
+    proposals: impl Iterator<Item = &'p QueuedProposal>,
+) -> Result<Vec<AuthoredChange>, MlsError> {
+    let mut changes: Vec<AuthoredChange> = Vec::new();
+    for queued in proposals {
+        let author = author_of(anchor, group, queued.sender())?;
+        let slot = match changes
+            .iter()
+            .position(|c| c.author.device_key == author.device_key)
+        {
+            Some(slot) => slot,
+            None => {
+                changes.push(AuthoredChange {
+                    author,
+                    added: Vec::new(),
+                    removed: Vec::new(),
+                    changes_context: false,
+                });
+                changes.len() - 1
+            }
+        };
+        let change = &mut changes[slot];
+        match queued.proposal() {
+            Proposal::Add(add) => {
+                let leaf = add.key_package().leaf_node();
+                change.added.push(verify_leaf(
+                    anchor,
+                    leaf.credential(),
+                    leaf.signature_key().as_slice(),
+                )?);
+            }
+            Proposal::Remove(remove) => {
+                let removed = group
+                    .member_at(remove.removed())
+                    .and_then(|m| member_device(&m.credential, &m.signature_key))
+                    .ok_or_else(|| MlsError::Invalid("a proposal removes an empty leaf".into()))?;
+                change.removed.push(removed);
+            }
+            Proposal::Update(update) => {
+                let leaf = update.leaf_node();
+                verify_leaf(anchor, leaf.credential(), leaf.signature_key().as_slice())?;
+            }
+            Proposal::GroupContextExtensions(_) => change.changes_context = true,
+            _ => {
+                return Err(MlsError::PolicyViolation(
+                    "a kind of proposal Convene does not use".into(),
+                ))
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// A managed group as its manager sees it from the relay's GroupInfo,
+/// checked.
+#[derive(Debug, Clone)]
+pub struct ManagedView {
+    pub epoch: u64,
+    /// Every member device with its leaf.
+    pub members: Vec<(LeafNodeIndex, MemberDevice)>,
+    /// This device's place among the group's external senders.
+    sender: SenderExtensionIndex,
+}
+
+/// Reads and checks a GroupInfo of `group_id`: its signature and tree hash,
+/// every leaf's chain, and that `manager` is one of its external senders.
+pub fn read_group_info(
+    crypto: &RustCrypto,
+    anchor: &TrustAnchor,
+    group_id: &[u8],
+    bytes: &[u8],
+    manager: &[u8; 32],
+) -> Result<ManagedView, MlsError> {
+    let info = match MlsMessageIn::tls_deserialize_exact(bytes)
+        .map_err(invalid)?
+        .extract()
+    {
+        MlsMessageBodyIn::GroupInfo(info) => info,
+        _ => return Err(MlsError::Invalid("not a GroupInfo".into())),
+    };
+    if info.group_id().as_slice() != group_id {
+        return Err(MlsError::Invalid("a GroupInfo of another group".into()));
+    }
+    let tree = info
+        .extensions()
+        .ratchet_tree()
+        .map(|ext| ext.ratchet_tree().clone())
+        .ok_or_else(|| MlsError::Invalid("a GroupInfo without its tree".into()))?;
+    // A throwaway public view: openmls checks the GroupInfo's signature
+    // against its signer's leaf and the tree against the signed tree hash.
+    let scratch = MemoryStorage::default();
+    let (public, _) =
+        PublicGroup::from_external(crypto, &scratch, tree, info, ProposalStore::new())
+            .map_err(invalid)?;
+    let sender = public
+        .group_context()
+        .extensions()
+        .external_senders()
+        .and_then(|senders| {
+            senders
+                .iter()
+                .position(|s| sender_parts(s).is_ok_and(|(_, key)| key.as_slice() == manager))
+        })
+        .ok_or_else(|| MlsError::PolicyViolation("this device does not manage the group".into()))?;
+    let mut members = Vec::new();
+    for member in public.members() {
+        let verified = verify_leaf(anchor, &member.credential, &member.signature_key)?;
+        members.push((
+            member.index,
+            MemberDevice {
+                user_id: verified.user_id,
+                device: verified.device_key,
+            },
+        ));
+    }
+    Ok(ManagedView {
+        epoch: public.group_context().epoch().as_u64(),
+        members,
+        sender: SenderExtensionIndex::new(sender as u32),
+    })
+}
+
+impl ManagedView {
+    /// Signed external proposals adding `key_packages` and removing the
+    /// member devices in `remove`, for this view's epoch.
+    pub fn proposals(
+        &self,
+        group_id: &[u8],
+        signer: &DeviceKey,
+        key_packages: Vec<KeyPackage>,
+        remove: &[[u8; 32]],
+    ) -> Result<Vec<Vec<u8>>, MlsError> {
+        type P<'a> = super::Provider<'a>;
+        let group_id = GroupId::from_slice(group_id);
+        let epoch = GroupEpoch::from(self.epoch);
+        let mut out = Vec::new();
+        for key_package in key_packages {
+            let message = ExternalProposal::new_add::<P<'_>>(
+                key_package,
+                group_id.clone(),
+                epoch,
+                signer,
+                self.sender,
+            )
+            .map_err(op_err)?;
+            out.push(message.tls_serialize_detached().map_err(op_err)?);
+        }
+        for (leaf, member) in &self.members {
+            if !remove.contains(&member.device) {
+                continue;
+            }
+            let message = ExternalProposal::new_remove::<P<'_>>(
+                *leaf,
+                group_id.clone(),
+                epoch,
+                signer,
+                self.sender,
+            )
+            .map_err(op_err)?;
+            out.push(message.tls_serialize_detached().map_err(op_err)?);
+        }
+        Ok(out)
+    }
+}
