@@ -227,6 +227,29 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
     assert_eq!(kinds.len(), 2);
     assert!(kinds.contains(&"cohort") && kinds.contains(&"direct"));
 
+    // Staff step out of the cohort and manage it from outside; Cara's
+    // running client checks and commits each change.
+    let mut cara_online = cli
+        .command("cara", &["listen"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let left = cli.run("sam", &["group", "leave", "Cohort 2026"]);
+    let removed = cli.run("sam", &["group", "remove", "Cohort 2026", "ben"]);
+    cara_online.kill()?;
+    cara_online.wait()?;
+    let (left, removed) = (left?, removed?);
+    assert_eq!(left["managing"], true);
+    assert_eq!(left["members"], serde_json::json!(["ana", "ben", "cara"]));
+    assert_eq!(removed["members"], serde_json::json!(["ana", "cara"]));
+    let shown = cli.run("ana", &["group", "show", "Cohort 2026"])?;
+    assert_eq!(shown["managers"], serde_json::json!(["sam"]));
+    assert_eq!(shown["members"], serde_json::json!(["ana", "cara"]));
+    assert_eq!(
+        cli.fails("sam", &["send", "Cohort 2026", "hello"])?,
+        "not_a_member"
+    );
+
     // Clear errors.
     assert_eq!(
         cli.fails("ana", &["send", "No such group", "hello"])?,
