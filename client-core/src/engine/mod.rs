@@ -15,6 +15,7 @@
 //! - answers relay requests made on the app's behalf.
 
 mod commit;
+mod create;
 mod devices;
 mod intents;
 mod manage;

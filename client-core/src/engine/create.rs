@@ -1,0 +1,155 @@
+//! Creating a group: registering it at the relay, creating it locally
+//! (with, for a managed group, the key its GroupInfo is sealed to), and
+//! adding its first members.
+
+use bytes::Bytes;
+use convene_proto::content::{GroupKind as WireKind, GroupMeta};
+use convene_proto::relay::{request, response, CreateGroup, ErrorCode, GetGroup};
+use prost::Message as _;
+
+use super::commit::Change;
+use super::intents::Step;
+use super::{Completed, Engine};
+use crate::error::ClientError;
+use crate::store::records::{self, CreateIntent, GroupRecord, IntentRecord};
+use crate::transport::TransportError;
+
+enum Registered {
+    Ours,
+    Theirs,
+    Failed(Step),
+}
+
+impl Engine {
+    pub(super) async fn step_create(&mut self, intent: IntentRecord, create: CreateIntent) -> Step {
+        let group_id = intent.group_id.clone();
+        let Ok(meta) = GroupMeta::decode(create.meta.as_slice()) else {
+            return Step::Failed(ClientError::InvalidArgument(
+                "damaged group metadata".into(),
+            ));
+        };
+        let exists = match super::load_group(&mut self.groups, &self.mls, &group_id) {
+            Ok(group) => group.is_some(),
+            Err(err) => return Step::Failed(err),
+        };
+        if !exists {
+            match self.register_group(&group_id, &create).await {
+                Registered::Ours => {}
+                Registered::Theirs => {
+                    // The other user opened this direct channel first: their
+                    // Welcome will bring us in.
+                    self.store()
+                        .put(records::awaiting_key(&group_id), Vec::new());
+                    self.store().delete(records::intent_key(intent.id));
+                    if let Err(err) = self.store().commit_durably() {
+                        return Step::Failed(err.into());
+                    }
+                    self.resolve(intent.id, Ok(Completed { message: None }));
+                    return Step::Done;
+                }
+                Registered::Failed(step) => return step,
+            }
+            if let Err(err) = self.create_locally(&group_id, &meta, &create) {
+                self.store().rollback();
+                self.groups.remove(&group_id);
+                return Step::Failed(err);
+            }
+        }
+        let missing = match self.missing_users(&group_id, &create.members) {
+            Ok(missing) => missing,
+            Err(err) => return Step::Failed(err),
+        };
+        if missing.is_empty() {
+            return self.drop_intent(&intent);
+        }
+        self.commit_step(intent, Change::Add(missing)).await
+    }
+
+    /// Registers the group at the relay, telling apart "created now", "we
+    /// created it before a crash" and "someone else did".
+    async fn register_group(&mut self, group_id: &[u8], create: &CreateIntent) -> Registered {
+        let id = Bytes::from(group_id.to_vec());
+        match self
+            .request(request::Kind::CreateGroup(CreateGroup {
+                group_id: id.clone(),
+            }))
+            .await
+        {
+            Ok(_) => return Registered::Ours,
+            Err(TransportError::Refused(r)) if r.code == ErrorCode::AlreadyExists => {}
+            Err(TransportError::Refused(r)) => {
+                return Registered::Failed(Step::Failed(ClientError::Refused(r)))
+            }
+            Err(_) => return Registered::Failed(Step::Offline),
+        }
+        let own = self.mls.key().public();
+        match self
+            .request(request::Kind::GetGroup(GetGroup { group_id: id }))
+            .await
+        {
+            Ok(response::Result::GroupState(state))
+                if state.epoch == 0 && state.member_devices.iter().any(|d| d.as_ref() == own) =>
+            {
+                Registered::Ours
+            }
+            Ok(_) => Registered::Failed(Step::Failed(ClientError::Failed(
+                "this device lost its state of the group".into(),
+            ))),
+            Err(TransportError::Refused(r))
+                if r.code == ErrorCode::NotAMember && !create.direct_peer.is_empty() =>
+            {
+                Registered::Theirs
+            }
+            Err(TransportError::Refused(r)) => {
+                Registered::Failed(Step::Failed(ClientError::Refused(r)))
+            }
+            Err(_) => Registered::Failed(Step::Offline),
+        }
+    }
+
+    fn create_locally(
+        &mut self,
+        group_id: &[u8],
+        meta: &GroupMeta,
+        create: &CreateIntent,
+    ) -> Result<(), ClientError> {
+        // Staff's groups are managed: their creator can change them from
+        // outside once it leaves, reading the GroupInfo that committers seal
+        // to a key only it holds.
+        let managed = meta.kind != WireKind::Direct as i32;
+        let mut meta = meta.clone();
+        if managed {
+            let key = crate::sealing::SealingKey::generate()
+                .map_err(|_| ClientError::Failed("cannot make a sealing key".into()))?;
+            meta.manager_seal_key = Bytes::copy_from_slice(key.public());
+            let mut record = records::ManagerKeyRecord {
+                private: key.private().to_vec(),
+                public: key.public().to_vec(),
+            };
+            self.store()
+                .put_record(records::manager_key(group_id), &record);
+            zeroize::Zeroize::zeroize(&mut record.private);
+        }
+        let meta = &meta;
+        let group = self.mls.ops().create_group(group_id, meta, managed)?;
+        let mut record = GroupRecord {
+            group_id: group_id.to_vec(),
+            kind: meta.kind,
+            name: meta.name.clone(),
+            direct_pair: meta.direct_pair.clone(),
+            active: true,
+            joined_at_ms: crate::now_ms(),
+            ..Default::default()
+        };
+        super::sync::Snapshot::of(&group, self.mls.anchor()).apply(&mut record);
+        self.store()
+            .put_record(records::group_key(group_id), &record);
+        if meta.kind == WireKind::Direct as i32 && !create.direct_peer.is_empty() {
+            self.store()
+                .put(records::direct_key(&create.direct_peer), group_id.to_vec());
+        }
+        self.store().commit_durably()?;
+        self.groups.insert(group_id.to_vec(), group);
+        Ok(())
+    }
+}
