@@ -160,6 +160,19 @@ impl App {
         }
     }
 
+    /// Waits until this app holds a message with `text` in `group`, from
+    /// `sender`.
+    pub async fn hears(&self, group: &GroupId, sender: &str, text: &str) -> Result<()> {
+        wait_until(&format!("{} to hear {text:?}", self.user), || async {
+            let history = self.client.history(group, 100).ok()?;
+            history
+                .iter()
+                .any(|m| m.text == text && m.sender == sender)
+                .then_some(())
+        })
+        .await
+    }
+
     /// Waits until the group's history holds at least `n` messages, and
     /// returns them all.
     pub async fn wait_history(&self, group: &GroupId, n: usize) -> Result<Vec<Message>> {

@@ -3,22 +3,10 @@
 //! the second (lost) device, which is then cut off and hears nothing more.
 
 use anyhow::{ensure, Context, Result};
-use convene_client::{ClientBuilder, ClientError, ConnectionState, GroupId, RelayConnection};
+use convene_client::{ClientBuilder, ClientError, ConnectionState, RelayConnection};
 use convene_proto::relay::ErrorCode;
 use convene_tests::app::{leader_apps, staff_app, store_key, wait_until, App};
 use convene_tests::RelayProcess;
-
-/// Waits until `app` holds a message with `text` in `group`, from `sender`.
-async fn hears(app: &App, group: &GroupId, sender: &str, text: &str) -> Result<()> {
-    wait_until(&format!("{} to hear {text:?}", app.user), || async {
-        let history = app.client.history(group, 100).ok()?;
-        history
-            .iter()
-            .any(|m| m.text == text && m.sender == sender)
-            .then_some(())
-    })
-    .await
-}
 
 fn device_count(group: &convene_client::GroupSummary, user: &str) -> usize {
     group.members.iter().filter(|m| m.user_id == user).count()
@@ -55,14 +43,15 @@ async fn two_devices_both_receive_and_a_removed_one_is_cut_off() -> Result<()> {
     ben.client.send_text(&cohort.id, "to the cohort").await?;
     ben.client.send_direct("ann", "to ann alone").await?;
     for app in [&ann, &ann2] {
-        hears(app, &cohort.id, "ben", "to the cohort").await?;
-        hears(app, &direct, "ben", "to ann alone").await?;
+        app.hears(&cohort.id, "ben", "to the cohort").await?;
+        app.hears(&direct, "ben", "to ann alone").await?;
     }
     ann2.client
         .send_text(&cohort.id, "from ann's second device")
         .await?;
     for app in [&ann, &ben, &staff] {
-        hears(app, &cohort.id, "ann", "from ann's second device").await?;
+        app.hears(&cohort.id, "ann", "from ann's second device")
+            .await?;
     }
 
     // Ann loses the second device and removes it from the first.
@@ -85,7 +74,7 @@ async fn two_devices_both_receive_and_a_removed_one_is_cut_off() -> Result<()> {
         .wait_group(&cohort.id, |g| device_count(g, "ann") == 1)
         .await?;
     ben.client.send_text(&cohort.id, "after the loss").await?;
-    hears(&ann, &cohort.id, "ben", "after the loss").await?;
+    ann.hears(&cohort.id, "ben", "after the loss").await?;
     let lost_history = ann2.client.history(&cohort.id, 100)?;
     ensure!(
         !lost_history.iter().any(|m| m.text == "after the loss"),
@@ -170,7 +159,7 @@ async fn staff_revoking_one_device_leaves_the_users_other_device_in_place() -> R
         .await?;
     let direct = ben.client.open_direct("ann").await?;
     ben.client.send_direct("ann", "hello").await?;
-    hears(&ann, &direct, "ben", "hello").await?;
+    ann.hears(&direct, "ben", "hello").await?;
     let ann2 = App::link(&relay.url, &ann).await?;
     let lost = ann2.device();
     for group in [&cohort.id, &direct] {
@@ -198,8 +187,8 @@ async fn staff_revoking_one_device_leaves_the_users_other_device_in_place() -> R
     }
     ben.client.send_text(&cohort.id, "still here?").await?;
     ben.client.send_direct("ann", "and here?").await?;
-    hears(&ann, &cohort.id, "ben", "still here?").await?;
-    hears(&ann, &direct, "ben", "and here?").await?;
+    ann.hears(&cohort.id, "ben", "still here?").await?;
+    ann.hears(&direct, "ben", "and here?").await?;
     ensure!(!ann2
         .client
         .history(&cohort.id, 100)?

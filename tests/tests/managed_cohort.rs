@@ -5,20 +5,8 @@
 //! group's keys.
 
 use anyhow::{ensure, Context, Result};
-use convene_client::GroupId;
-use convene_tests::app::{leader_apps, staff_app, wait_until, App};
+use convene_tests::app::{leader_apps, staff_app, App};
 use convene_tests::RelayProcess;
-
-async fn hears(app: &App, group: &GroupId, sender: &str, text: &str) -> Result<()> {
-    wait_until(&format!("{} to hear {text:?}", app.user), || async {
-        let history = app.client.history(group, 100).ok()?;
-        history
-            .iter()
-            .any(|m| m.text == text && m.sender == sender)
-            .then_some(())
-    })
-    .await
-}
 
 fn users(list: &[&str]) -> Vec<String> {
     list.iter().map(|u| u.to_string()).collect()
@@ -82,7 +70,7 @@ async fn staff_outside_a_cohort_add_and_remove_leaders_but_cannot_read_it() -> R
     );
     ann.client.send_text(&cohort.id, "welcome, cat").await?;
     for app in [&ben, &cat] {
-        hears(app, &cohort.id, "ann", "welcome, cat").await?;
+        app.hears(&cohort.id, "ann", "welcome, cat").await?;
     }
 
     // From outside, staff remove ben; the others go on without him.
@@ -96,7 +84,7 @@ async fn staff_outside_a_cohort_add_and_remove_leaders_but_cannot_read_it() -> R
     }
     ben.wait_group(&cohort.id, |g| !g.active).await?;
     cat.client.send_text(&cohort.id, "just us now").await?;
-    hears(&ann, &cohort.id, "cat", "just us now").await?;
+    ann.hears(&cohort.id, "cat", "just us now").await?;
     let (a, c) = (
         ann.client.group(&cohort.id)?.context("ann's view")?,
         cat.client.group(&cohort.id)?.context("cat's view")?,

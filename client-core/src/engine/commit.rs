@@ -46,6 +46,26 @@ pub(super) enum Change {
     Proposals,
 }
 
+/// The `MembersChanged` event between two member lists (a user id per
+/// device).
+pub(super) fn members_changed(group_id: &[u8], before: &[String], after: &[String]) -> Event {
+    let missing_from = |list: &[String], other: &[String]| {
+        let mut users: Vec<String> = list
+            .iter()
+            .filter(|u| !other.contains(u))
+            .cloned()
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    };
+    Event::MembersChanged {
+        group: GroupId(group_id.to_vec()),
+        added: missing_from(after, before),
+        removed: missing_from(before, after),
+    }
+}
+
 impl Engine {
     /// One attempt at a membership change.
     pub(super) async fn commit_step(&mut self, mut intent: IntentRecord, change: Change) -> Step {
@@ -339,27 +359,11 @@ impl Engine {
         self.note_identities(&group_id, &identities);
         self.store().delete(records::intent_key(intent.id));
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
-        let mut added: Vec<String> = after
-            .iter()
-            .filter(|u| !before.contains(u))
-            .cloned()
-            .collect();
-        let mut removed: Vec<String> = before
-            .iter()
-            .filter(|u| !after.contains(u))
-            .cloned()
-            .collect();
-        added.dedup();
-        removed.dedup();
         if let Some(IntentKind::Create(_)) = intent.kind {
             let summary = GroupSummary::from_record(record, self.mls.user_id());
             self.emit(Event::GroupCreated(summary));
         } else {
-            self.emit(Event::MembersChanged {
-                group: GroupId(group_id.clone()),
-                added,
-                removed,
-            });
+            self.emit(members_changed(&group_id, &before, &after));
         }
         self.awaiting_epoch.remove(&group_id);
         self.outbox_dirty = true;

@@ -113,10 +113,12 @@ impl Engine {
         meta: &GroupMeta,
         create: &CreateIntent,
     ) -> Result<(), ClientError> {
-        // Staff's groups are managed: their creator can change them from
+        // Staff's cohorts are managed: their creator can change them from
         // outside once it leaves, reading the GroupInfo that committers seal
         // to a key only it holds.
-        let managed = meta.kind != WireKind::Direct as i32;
+        // Cohorts only: a committer seals the whole tree for the manager
+        // with every commit, which a 1,200-member channel should not pay.
+        let managed = meta.kind == WireKind::Cohort as i32;
         let mut meta = meta.clone();
         if managed {
             let key = crate::sealing::SealingKey::generate()

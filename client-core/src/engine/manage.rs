@@ -206,23 +206,7 @@ impl Engine {
         self.store()
             .put_record(records::group_key(group_id), &record);
         if self.store().commit().is_ok() && before != after {
-            let mut added: Vec<String> = after
-                .iter()
-                .filter(|u| !before.contains(u))
-                .cloned()
-                .collect();
-            let mut removed: Vec<String> = before
-                .iter()
-                .filter(|u| !after.contains(u))
-                .cloned()
-                .collect();
-            added.dedup();
-            removed.dedup();
-            self.emit(Event::MembersChanged {
-                group: GroupId(group_id.to_vec()),
-                added,
-                removed,
-            });
+            self.emit(super::commit::members_changed(group_id, &before, &after));
         }
     }
 

@@ -259,18 +259,7 @@ impl<'a> MlsOps<'a> {
         let staged = group
             .pending_commit()
             .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
-        let added = staged
-            .add_proposals()
-            .filter_map(|p| {
-                let leaf = p.add_proposal().key_package().leaf_node();
-                member_device(leaf.credential(), leaf.signature_key().as_slice())
-            })
-            .collect();
-        let removed = staged
-            .remove_proposals()
-            .filter_map(|p| group.member_at(p.remove_proposal().removed()))
-            .filter_map(|m| member_device(&m.credential, &m.signature_key))
-            .collect();
+        let (added, removed) = routing_change(group, staged);
         let welcome = welcome
             .map(|w| w.tls_serialize_detached())
             .transpose()
@@ -353,18 +342,7 @@ impl<'a> MlsOps<'a> {
                     MlsError::PolicyViolation("a commit from outside the group".into())
                 })?;
                 self.check_staged_commit(group, &committer, &staged)?;
-                let added = staged
-                    .add_proposals()
-                    .filter_map(|p| {
-                        let leaf = p.add_proposal().key_package().leaf_node();
-                        member_device(leaf.credential(), leaf.signature_key().as_slice())
-                    })
-                    .collect();
-                let removed = staged
-                    .remove_proposals()
-                    .filter_map(|p| group.member_at(p.remove_proposal().removed()))
-                    .filter_map(|m| member_device(&m.credential, &m.signature_key))
-                    .collect();
+                let (added, removed) = routing_change(group, &staged);
                 let self_removed = staged.self_removed();
                 group
                     .merge_staged_commit(&self.provider, *staged)
@@ -487,6 +465,26 @@ impl<'a> MlsOps<'a> {
     pub fn members(&self, group: &MlsGroup) -> Vec<MemberDevice> {
         members(group)
     }
+}
+
+/// The devices a staged commit adds and removes (read before it is merged).
+fn routing_change(
+    group: &MlsGroup,
+    staged: &StagedCommit,
+) -> (Vec<MemberDevice>, Vec<MemberDevice>) {
+    let added = staged
+        .add_proposals()
+        .filter_map(|p| {
+            let leaf = p.add_proposal().key_package().leaf_node();
+            member_device(leaf.credential(), leaf.signature_key().as_slice())
+        })
+        .collect();
+    let removed = staged
+        .remove_proposals()
+        .filter_map(|p| group.member_at(p.remove_proposal().removed()))
+        .filter_map(|m| member_device(&m.credential, &m.signature_key))
+        .collect();
+    (added, removed)
 }
 
 /// The GroupInfo to leave at the relay, sealed to the managers' key: only
