@@ -28,13 +28,20 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 fn profile_dir() -> Result<PathBuf, String> {
-    // Test executables live in <target>/<profile>/deps/.
+    // Test executables live in <target>/<profile>/deps/, this crate's
+    // binaries (the load generator) in <target>/<profile>/.
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot locate the test executable: {e}"))?;
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .map(PathBuf::from)
-        .ok_or_else(|| "unexpected test executable location".to_string())
+    let dir = exe
+        .parent()
+        .ok_or_else(|| "unexpected test executable location".to_string())?;
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.parent()
+            .map(PathBuf::from)
+            .ok_or_else(|| "unexpected test executable location".to_string())
+    } else {
+        Ok(dir.to_path_buf())
+    }
 }
 
 /// The path of client-core's example `name`, built if missing.

@@ -8,6 +8,7 @@ pub mod app;
 pub mod binaries;
 pub mod connectors;
 pub mod device;
+pub mod load;
 pub mod relay_process;
 
 pub use app::App;

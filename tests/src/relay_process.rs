@@ -20,6 +20,9 @@ pub struct RelayOptions {
     pub config_toml: String,
     /// TLS certificate and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The relay's log filter (`CONVENE_LOG`); debug when unset, so that a
+    /// failing test shows everything.
+    pub log_filter: Option<String>,
 }
 
 /// A running relay. Killed (SIGKILL) when dropped.
@@ -100,7 +103,10 @@ impl RelayProcess {
             .arg("--config")
             .arg(&config_path)
             .arg("serve")
-            .env("CONVENE_LOG", "debug")
+            .env(
+                "CONVENE_LOG",
+                self.options.log_filter.as_deref().unwrap_or("debug"),
+            )
             .env_remove("CONVENE_LISTEN")
             .env_remove("CONVENE_DATA_DIR")
             .stdin(Stdio::null())
