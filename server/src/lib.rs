@@ -16,10 +16,12 @@
 //!
 //! [`config`] describes every setting, [`error`] every failure.
 
+pub mod acks;
 pub mod config;
 pub mod connection;
 pub mod durability;
 pub mod error;
+pub mod frames;
 pub mod handlers;
 pub mod hub;
 pub mod maintenance;

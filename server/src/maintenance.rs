@@ -1,4 +1,5 @@
-//! Background upkeep: trimming group logs that every follower has
+//! Background upkeep: writing the acknowledgements gathered in memory
+//! ([`crate::acks`]), trimming group logs that every follower has
 //! acknowledged, and sweeping records past their retention.
 //!
 //! Trimming is deferred from the acknowledgement itself, which stays cheap,
@@ -32,6 +33,12 @@ pub async fn run(relay: Arc<Relay>, mut shutdown: Shutdown, _done: mpsc::Sender<
 }
 
 async fn trim(relay: &Arc<Relay>) {
+    let writer = relay.clone();
+    match tokio::task::spawn_blocking(move || writer.write_acks()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "writing acknowledgements failed"),
+        Err(err) => tracing::error!(error = %err, "the acknowledgement task failed"),
+    }
     let groups = relay.take_trims();
     if groups.is_empty() {
         return;
@@ -41,6 +48,9 @@ async fn trim(relay: &Arc<Relay>) {
         let mut deleted = 0;
         for group_id in groups {
             deleted += relay.store.trim_group(&group_id)?;
+            if let Some(group) = relay.store.group(&group_id)? {
+                relay.frames.trim(&group_id, group.trimmed_through);
+            }
         }
         Ok::<_, crate::error::RelayError>(deleted)
     })

@@ -193,7 +193,10 @@ impl Pump {
         };
         let mut sent = match self.sent.get(&stream) {
             Some(sent) => *sent,
-            None => member.acked.max(member.from_position.saturating_sub(1)),
+            None => member
+                .acked
+                .max(self.relay.acks.get(group_id, &device).unwrap_or(0))
+                .max(member.from_position.saturating_sub(1)),
         };
         let through = member.last_deliverable(self.relay.visibility.group(group_id));
         while sent < through {
@@ -201,6 +204,18 @@ impl Pump {
                 self.sent.insert(stream, sent);
                 return Ok(Progress::WindowFull);
             };
+            // Most deliveries are of what was just sent: share its frame.
+            if let Some(cached) = self.relay.frames.get(group_id, sent + 1) {
+                let frame = if cached.sender == device {
+                    cached.receipt
+                } else {
+                    cached.frame
+                };
+                self.send_frame(frame).await?;
+                sent += 1;
+                self.in_flight.sent(&stream, sent, cached.payload_len);
+                continue;
+            }
             let Some(items) =
                 self.logged(self.relay.store.read_log(group_id, sent, through, budget))
             else {
@@ -227,7 +242,11 @@ impl Pump {
     }
 
     async fn push(&self, kind: push::Kind) -> Result<(), Disconnected> {
-        let frame = encode_envelope(&Envelope::push(kind));
+        self.send_frame(encode_envelope(&Envelope::push(kind)))
+            .await
+    }
+
+    async fn send_frame(&self, frame: bytes::Bytes) -> Result<(), Disconnected> {
         self.out
             .send(Outbound::Frame(frame))
             .await

@@ -4,9 +4,11 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use crate::acks::AckBuffer;
 use crate::config::Config;
 use crate::durability::Flusher;
 use crate::error::RelayError;
+use crate::frames::FrameCache;
 use crate::hub::Hub;
 use crate::rate_limit::Rate;
 use convene_proto::invite::{lookup_hash, Invite, InviteSecret};
@@ -23,12 +25,17 @@ pub enum StartError {
     Load(#[from] RelayError),
 }
 
+/// Encoded group messages kept for delivery, in all (see [`FrameCache`]).
+const FRAME_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 pub struct Relay {
     pub config: Config,
     pub store: Arc<Store>,
     pub flusher: Arc<Flusher>,
     pub visibility: Visibility,
     pub hub: Hub,
+    pub frames: FrameCache,
+    pub acks: AckBuffer,
     /// Groups whose members acknowledged something since the last trim.
     trim_queue: Mutex<HashSet<Vec<u8>>>,
 }
@@ -53,6 +60,8 @@ impl Relay {
             flusher,
             visibility,
             hub: Hub::new(rate),
+            frames: FrameCache::new(FRAME_CACHE_BYTES),
+            acks: AckBuffer::default(),
             trim_queue: Mutex::new(HashSet::new()),
         }))
     }
@@ -70,6 +79,17 @@ impl Relay {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(group_id.to_vec());
+    }
+
+    /// Writes the acknowledgements gathered in memory to the store, and
+    /// schedules the trims they allow.
+    pub fn write_acks(&self) -> Result<(), RelayError> {
+        for (group_id, device, position) in self.acks.take() {
+            if self.store.ack_group(&group_id, &device, position)?.advanced {
+                self.schedule_trim(&group_id);
+            }
+        }
+        Ok(())
     }
 
     /// The groups to trim, emptying the queue.

@@ -22,20 +22,29 @@ pub(super) fn ack(
             Refusal::TooLarge(format!("an Ack may carry at most {MAX_ACKS} entries")).into(),
         );
     }
+    // Only an inbox acknowledgement, or one the buffer could not take,
+    // writes now; the rest need no flush before the answer.
+    let mut written = false;
     for ack in req.acks {
         match ack.stream {
             Some(stream_ack::Stream::GroupId(group_id)) => {
                 check_group_id(&group_id)?;
-                let outcome = relay
-                    .store
-                    .ack_group(&group_id, &caller.device, ack.position)?;
-                if outcome.advanced {
-                    relay.schedule_trim(&group_id);
+                // Written to the store within a moment (see `crate::acks`);
+                // at once only when the buffer is full.
+                if !relay.acks.record(&group_id, &caller.device, ack.position) {
+                    let outcome = relay
+                        .store
+                        .ack_group(&group_id, &caller.device, ack.position)?;
+                    if outcome.advanced {
+                        relay.schedule_trim(&group_id);
+                    }
+                    written = true;
                 }
                 link.acked(Stream::Group(group_id.to_vec()), ack.position);
             }
             Some(stream_ack::Stream::Inbox(true)) => {
                 relay.store.ack_inbox(&caller.device, ack.position)?;
+                written = true;
                 link.acked(Stream::Inbox, ack.position);
             }
             Some(stream_ack::Stream::Inbox(false)) | None => {
@@ -46,5 +55,10 @@ pub(super) fn ack(
             }
         }
     }
-    Ok(Reply::durable(response::Result::Acked(Acked {})))
+    let result = response::Result::Acked(Acked {});
+    Ok(if written {
+        Reply::durable(result)
+    } else {
+        Reply::immediate(result)
+    })
 }

@@ -1,15 +1,18 @@
 //! Groups: creation, routing state, commits through the per-epoch gate, and
 //! application messages.
 
+use bytes::Bytes;
+use convene_proto::encode_envelope;
 use convene_proto::ids::{check_group_id, fixed, SUBMISSION_ID_LEN};
 use convene_proto::relay::{
-    response, CommitAccepted, CreateGroup, GetGroup, GroupCreated, GroupState, MessageAccepted,
-    MessageKind, Role, SendMessage, SubmitCommit,
+    push, response, CommitAccepted, CreateGroup, Envelope, GetGroup, GroupCreated, GroupMessage,
+    GroupState, MessageAccepted, MessageKind, Receipt, Role, SendMessage, SubmitCommit,
 };
 
 use super::{check_size, device_keys, Caller, Effect, Reply};
 
 use crate::error::{Refusal, RelayResult};
+use crate::frames::CachedEntry;
 use crate::relay::Relay;
 use crate::store::{now_ms, AppendOutcome, CommitSubmission, MessageSubmission};
 
@@ -151,15 +154,58 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
         // the group's managers; the relay only keeps non-staff out.
         from_outside: kind == MessageKind::Proposal && caller.role == Role::Staff,
     };
+    let now = now_ms();
     let outcome = relay
         .store
-        .append_message(&message, relay.queue_limits(), now_ms())?;
+        .append_message(&message, relay.queue_limits(), now)?;
+    if !outcome.replayed {
+        cache_frames(relay, caller, &message, &outcome, now);
+    }
     Ok(
         Reply::durable(response::Result::MessageAccepted(MessageAccepted {
             position: outcome.position,
         }))
         .with_effects(appended(&req.group_id, &outcome)),
     )
+}
+
+/// Encodes the pushes for a new message once, for every member's pump.
+fn cache_frames(
+    relay: &Relay,
+    caller: &Caller,
+    message: &MessageSubmission<'_>,
+    outcome: &AppendOutcome,
+    now: u64,
+) {
+    let group_id = Bytes::copy_from_slice(message.group_id);
+    let frame = encode_envelope(&Envelope::push(push::Kind::GroupMessage(GroupMessage {
+        group_id: group_id.clone(),
+        position: outcome.position,
+        epoch: outcome.epoch,
+        kind: message.kind as i32,
+        sender_device: Bytes::copy_from_slice(&caller.device),
+        payload: message.payload.clone(),
+        received_at_ms: now,
+        added_devices: Vec::new(),
+        removed_devices: Vec::new(),
+    })));
+    let receipt = encode_envelope(&Envelope::push(push::Kind::Receipt(Receipt {
+        group_id,
+        position: outcome.position,
+        epoch: outcome.epoch,
+        kind: message.kind as i32,
+        submission_id: Bytes::copy_from_slice(message.submission_id),
+    })));
+    relay.frames.insert(
+        message.group_id,
+        outcome.position,
+        CachedEntry {
+            sender: caller.device,
+            frame,
+            receipt,
+            payload_len: message.payload.len(),
+        },
+    );
 }
 
 /// A replayed outcome was already published by its first request.

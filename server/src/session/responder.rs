@@ -59,10 +59,10 @@ pub fn apply(relay: &Relay, effects: Vec<Effect>) {
         match effect {
             Effect::GroupAppended { group_id, position } => {
                 relay.visibility.publish_group(&group_id, position);
-                match relay.store.members(&group_id) {
+                match relay.store.member_devices(&group_id) {
                     Ok(members) => {
                         let stream = Stream::Group(group_id);
-                        relay.hub.notify(&stream, members.iter().map(|(d, _)| d));
+                        relay.hub.notify(&stream, members.iter());
                     }
                     Err(err) => {
                         tracing::error!(error = %err, "cannot read a group's members to notify them")

@@ -136,6 +136,16 @@ impl Store {
             .collect()
     }
 
+    /// The devices the group routes to, as [`Store::members`] without
+    /// reading their records: for waking them, once per message.
+    pub fn member_devices(&self, group_id: &[u8]) -> RelayResult<Vec<DeviceKey>> {
+        self.tree
+            .scan_prefix(keys::members_prefix(group_id))
+            .keys()
+            .map(|key| keys::trailing_device(&key?).ok_or_else(|| corrupt("member key")))
+            .collect()
+    }
+
     /// The groups whose logs a device follows.
     pub fn device_groups(&self, device: &DeviceKey) -> RelayResult<Vec<Vec<u8>>> {
         self.tree

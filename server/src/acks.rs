@@ -1,0 +1,81 @@
+//! Group acknowledgements, gathered in memory and written in batches.
+//!
+//! A busy device acknowledges every burst of pushes; writing each to the
+//! store (and waiting for a flush) made acknowledgements cost as much as
+//! the messages themselves. An acknowledgement need not be durable: if the
+//! relay loses one in a crash, the device is sent those entries again and
+//! its client drops what it already has. So the latest position per device
+//! and group is kept here, the device's pump uses it at once, and the
+//! maintenance task writes them all to the store a few times a second.
+//!
+//! The buffer is bounded: past its limit, an acknowledgement is written at
+//! once, as before.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::store::DeviceKey;
+
+/// (group, device) pairs held at most before acknowledgements go straight
+/// to the store.
+const MAX_PENDING: usize = 100_000;
+
+/// Acknowledged positions not yet written to the store.
+#[derive(Default)]
+pub struct AckBuffer {
+    pending: Mutex<HashMap<(Vec<u8>, DeviceKey), u64>>,
+}
+
+impl AckBuffer {
+    /// Keeps `position` for the device's group; `false` if the buffer is
+    /// full and the caller must write it itself.
+    pub fn record(&self, group_id: &[u8], device: &DeviceKey, position: u64) -> bool {
+        let mut pending = lock(&self.pending);
+        if let Some(kept) = pending.get_mut(&(group_id.to_vec(), *device)) {
+            *kept = (*kept).max(position);
+            return true;
+        }
+        if pending.len() >= MAX_PENDING {
+            return false;
+        }
+        pending.insert((group_id.to_vec(), *device), position);
+        true
+    }
+
+    /// The newest acknowledged position not yet written, if any.
+    pub fn get(&self, group_id: &[u8], device: &DeviceKey) -> Option<u64> {
+        lock(&self.pending)
+            .get(&(group_id.to_vec(), *device))
+            .copied()
+    }
+
+    /// Takes everything gathered, for writing.
+    pub fn take(&self) -> Vec<(Vec<u8>, DeviceKey, u64)> {
+        lock(&self.pending)
+            .drain()
+            .map(|((group_id, device), position)| (group_id, device, position))
+            .collect()
+    }
+}
+
+// Plain map updates cannot panic half-way: a poisoned lock holds
+// consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_position_until_taken() {
+        let acks = AckBuffer::default();
+        assert!(acks.record(b"g", &[1; 32], 5));
+        assert!(acks.record(b"g", &[1; 32], 3));
+        assert_eq!(acks.get(b"g", &[1; 32]), Some(5));
+        assert_eq!(acks.get(b"g", &[2; 32]), None);
+        assert_eq!(acks.take(), vec![(b"g".to_vec(), [1; 32], 5)]);
+        assert_eq!(acks.get(b"g", &[1; 32]), None);
+    }
+}
