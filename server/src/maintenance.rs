@@ -14,7 +14,9 @@ use crate::relay::Relay;
 use crate::shutdown::Shutdown;
 use crate::store::{now_ms, Retention};
 
-const TRIM_INTERVAL: Duration = Duration::from_millis(250);
+/// Often enough that logs stay short, rarely enough that many
+/// acknowledgements and deletions of a group share one write.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs until shutdown, then trims once more so that a relay stopped
 /// cleanly leaves no acknowledged entry behind.

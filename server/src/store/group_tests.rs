@@ -326,3 +326,32 @@ fn a_managers_outside_proposal_is_logged_and_the_newest_group_info_kept() {
         Some(Bytes::from_static(b"info-1"))
     );
 }
+
+#[test]
+fn the_newest_position_survives_a_restart_without_a_group_record_write() {
+    let Fixture { _dir: dir, store } = fixture();
+    for id in [b"m1", b"m2", b"m3"] {
+        store.append_message(&message(id, 1), LIMITS, 5).unwrap();
+    }
+    assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 3);
+    drop(store);
+
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 3);
+    let next = store.append_message(&message(b"m4", 1), LIMITS, 6).unwrap();
+    assert_eq!(next.position, 4);
+    // Trimmed to the end, the record itself remembers the position.
+    store.ack_group(b"g", &[1; 32], 4).unwrap();
+    store.trim_group(b"g").unwrap();
+    assert_eq!(store.stored_log_entries(b"g").unwrap(), 0);
+    drop(store);
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 4);
+    assert_eq!(
+        store
+            .append_message(&message(b"m5", 1), LIMITS, 7)
+            .unwrap()
+            .position,
+        5
+    );
+}

@@ -95,17 +95,56 @@ impl Store {
         Ok(())
     }
 
+    /// A group's record. Appending a message does not rewrite the record
+    /// (one write fewer per message): its `last_position` is the newest of
+    /// the stored value and the group's newest log entry, which is kept in
+    /// memory and, after a restart, read from the log's last key.
     pub fn group(&self, group_id: &[u8]) -> RelayResult<Option<GroupRecord>> {
-        self.get(&keys::group(group_id))
+        let Some(mut record) = self.get::<GroupRecord>(&keys::group(group_id))? else {
+            return Ok(None);
+        };
+        record.last_position = record.last_position.max(self.head(group_id)?);
+        Ok(Some(record))
     }
 
     /// Every group with its record (for start-up).
     pub fn groups(&self) -> impl Iterator<Item = RelayResult<(Vec<u8>, GroupRecord)>> + '_ {
         self.scan::<GroupRecord>(&[keys::GROUP]).map(|item| {
-            let (key, record) = item?;
+            let (key, mut record) = item?;
             let id = key.get(2..).ok_or_else(|| corrupt("group key"))?;
+            record.last_position = record.last_position.max(self.head(id)?);
             Ok((id.to_vec(), record))
         })
+    }
+
+    /// The position of a group's newest log entry still stored, or the
+    /// newest appended since the store opened (0 when neither).
+    fn head(&self, group_id: &[u8]) -> RelayResult<u64> {
+        if let Some(head) = self.heads_lock().get(group_id) {
+            return Ok(*head);
+        }
+        let stored = match self
+            .tree
+            .scan_prefix(keys::log_prefix(group_id))
+            .next_back()
+        {
+            Some(item) => keys::trailing_u64(&item?.0).ok_or_else(|| corrupt("log key"))?,
+            None => 0,
+        };
+        let mut heads = self.heads_lock();
+        let head = heads.entry(group_id.to_vec()).or_insert(stored);
+        Ok(*head)
+    }
+
+    fn set_head(&self, group_id: &[u8], position: u64) {
+        let mut heads = self.heads_lock();
+        let head = heads.entry(group_id.to_vec()).or_insert(0);
+        *head = (*head).max(position);
+    }
+
+    fn heads_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Vec<u8>, u64>> {
+        // Plain map updates cannot panic half-way.
+        self.heads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The newest GroupInfo a committer left for the group's managers.
@@ -292,7 +331,7 @@ impl Store {
         {
             return Ok(outcome);
         }
-        let mut group = if message.from_outside {
+        let group = if message.from_outside {
             self.group(message.group_id)?
                 .ok_or(Refusal::NotFound("group"))?
         } else {
@@ -314,10 +353,8 @@ impl Store {
             added_devices: Vec::new(),
             removed_devices: Vec::new(),
         };
-        group.last_position = position;
         let mut batch = Batch::default();
         batch.insert(keys::log_entry(message.group_id, position), encode(&entry));
-        batch.insert(keys::group(message.group_id), encode(&group));
         let outcome = AppendOutcome {
             position,
             epoch: group.epoch,
@@ -334,6 +371,7 @@ impl Store {
             now,
         );
         self.tree.apply_batch(batch)?;
+        self.set_head(message.group_id, position);
         Ok(outcome)
     }
 

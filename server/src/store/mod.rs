@@ -93,6 +93,9 @@ pub struct Store {
     /// Enrolment touches the user namespace and the invite: rare enough for
     /// one lock.
     enrol_lock: Mutex<()>,
+    /// The newest log position of each group read or written since the
+    /// store opened (see [`Store::group`]).
+    heads: Mutex<std::collections::HashMap<Vec<u8>, u64>>,
 }
 
 impl Store {
@@ -157,6 +160,7 @@ impl Store {
             group_locks: LockTable::new(),
             device_locks: LockTable::new(),
             enrol_lock: Mutex::new(()),
+            heads: Mutex::default(),
         })
     }
 
