@@ -67,14 +67,14 @@ impl Scenario {
         common: Common,
         half_rate: Option<f64>,
     ) -> Result<Vec<(String, Figures)>> {
-        let target = Target::start(kind)?;
+        let mut target = Target::start(kind)?;
         let (size, window) = (common.size, common.window);
         match self {
             Scenario::Fanout(args) => scenarios::fan_out(&target, args, size, window).await,
             Scenario::Direct(args) => {
                 scenarios::direct(&target, args, size, window, half_rate).await
             }
-            Scenario::Idle(args) => scenarios::idle(&target, args).await,
+            Scenario::Idle(args) => scenarios::idle(&mut target, args).await,
             Scenario::CatchUp(args) => scenarios::catch_up(&target, args, size, window).await,
             Scenario::Day(args) => scenarios::day(&target, args, size, window).await,
         }

@@ -94,6 +94,24 @@ impl Target {
         }
     }
 
+    /// Stops the server and starts it again (the relay on the same data
+    /// directory and port), so that memory measured next starts clean.
+    pub fn restart(&mut self) -> Result<()> {
+        if let Some(relay) = self.relay.as_mut() {
+            relay.terminate(std::time::Duration::from_secs(30))?;
+            relay.restart()?;
+            self.pid = relay.pid().ok_or_else(|| anyhow!("the relay has no pid"))?;
+            return Ok(());
+        }
+        let fresh = Target::start(self.kind)?;
+        if let Some(mut child) = self.baseline.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        *self = fresh;
+        Ok(())
+    }
+
     /// CPU seconds the server has used so far.
     pub fn cpu_seconds(&self) -> f64 {
         stats::cpu_seconds(self.pid)
