@@ -15,6 +15,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::store::Store;
 
+/// How long the flusher waits, once woken, for more writers to join.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A flush failed: the writes it covered may not be on disk.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the store could not be flushed to disk")]
@@ -85,6 +88,8 @@ async fn flush_loop(flusher: Arc<Flusher>, store: Arc<Store>) {
         let target = flusher.next_ticket.load(Ordering::SeqCst);
         if target <= done {
             flusher.wake.notified().await;
+            // Let concurrent writers join this flush.
+            tokio::time::sleep(GATHER).await;
             continue;
         }
         let store = store.clone();
