@@ -84,14 +84,19 @@ impl Flusher {
 
 async fn flush_loop(flusher: Arc<Flusher>, store: Arc<Store>) {
     let mut done = 0u64;
+    let mut busy = false;
     loop {
         let target = flusher.next_ticket.load(Ordering::SeqCst);
         if target <= done {
             flusher.wake.notified().await;
-            // Let concurrent writers join this flush.
-            tokio::time::sleep(GATHER).await;
+            // Under load, let concurrent writers join the next flush; a
+            // lone writer is not kept waiting.
+            if busy {
+                tokio::time::sleep(GATHER).await;
+            }
             continue;
         }
+        busy = target - done > 1;
         let store = store.clone();
         let outcome = tokio::task::spawn_blocking(move || store.flush()).await;
         match outcome {

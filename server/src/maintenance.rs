@@ -14,9 +14,11 @@ use crate::relay::Relay;
 use crate::shutdown::Shutdown;
 use crate::store::{now_ms, Retention};
 
-/// Often enough that logs stay short, rarely enough that many
-/// acknowledgements and deletions of a group share one write.
-const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+/// Often enough that logs stay short and each round's writes are small (a
+/// round's writes share the next flush with every request's, so a long
+/// interval shows as a latency spike once per round); rarely enough that
+/// many acknowledgements and deletions of a group share one write.
+const TRIM_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs until shutdown, then trims once more so that a relay stopped
 /// cleanly leaves no acknowledged entry behind.

@@ -35,9 +35,13 @@ pub struct Direct {
     /// Messages in the as-fast-as-possible phase.
     #[arg(long, default_value_t = 40_000)]
     pub messages: usize,
-    /// Length of the half-peak phase, seconds.
+    /// Length of the open-loop phase, seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Messages a second in the open-loop phase, instead of half the
+    /// relay's peak (to find the rate a latency holds up to).
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 /// Idle connections: memory per authenticated connection.
@@ -132,7 +136,15 @@ pub async fn direct(
     let plan = round_robin(&groups, args.messages);
     let peak = drive::closed_loop(target, &fleet, plan, size, args.messages as u64).await?;
     fleet.settle().await;
-    let rate = half_rate.unwrap_or(peak.accepted_per_sec / 2.0);
+    let rate = args
+        .rate
+        .or(half_rate)
+        .unwrap_or(peak.accepted_per_sec / 2.0);
+    let why = if args.rate.is_some() {
+        "as asked"
+    } else {
+        "half the relay's peak"
+    };
     let route: Vec<(usize, Bytes)> = groups
         .iter()
         .flat_map(|(id, m)| [(m[0], id.clone()), (m[1], id.clone())])
