@@ -154,7 +154,7 @@ pub async fn direct(
     Ok(vec![
         ("as fast as possible".into(), peak),
         (
-            format!("open loop at {rate:.0} messages/s (half the relay's peak)"),
+            format!("open loop at {rate:.0} messages/s ({why})"),
             half,
         ),
     ])
