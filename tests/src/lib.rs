@@ -8,6 +8,7 @@ pub mod app;
 pub mod binaries;
 pub mod connectors;
 pub mod device;
+pub mod fuzz;
 pub mod load;
 pub mod relay_process;
 

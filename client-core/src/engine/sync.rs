@@ -8,19 +8,18 @@
 
 use std::collections::BTreeSet;
 
-use convene_proto::content::{content, Content, GroupKind as WireKind};
+use convene_proto::content::GroupKind as WireKind;
 use convene_proto::relay::{push, GroupMessage, InboxMessage, MessageKind, Receipt};
-use prost::Message as _;
 
 use super::{ConnectionState, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
+use crate::mls::content::read_content;
 use crate::mls::{group_meta, members, Incoming, MemberDevice, MlsError};
 use crate::store::records::{self, GroupRecord, MemberEntry, MessageRecord};
 use crate::types::{GroupId, GroupSummary, Message};
 
-/// Largest text a message may carry.
-pub(crate) const MAX_TEXT_BYTES: usize = 64 * 1024;
+pub(crate) use crate::mls::content::MAX_TEXT_BYTES;
 
 impl Engine {
     pub(super) async fn process_push(&mut self, push: push::Kind) -> Result<(), ClientError> {
@@ -201,19 +200,7 @@ impl Engine {
         sender: &MemberDevice,
         plaintext: &[u8],
     ) -> Result<(), MlsError> {
-        let content = Content::decode(plaintext)
-            .map_err(|e| MlsError::Invalid(format!("message content: {e}")))?;
-        let text = match content.body {
-            Some(content::Body::Text(text)) if text.text.len() <= MAX_TEXT_BYTES => text.text,
-            Some(content::Body::Text(_)) => {
-                return Err(MlsError::Invalid("a text over the size limit".into()))
-            }
-            None => {
-                return Err(MlsError::Invalid(
-                    "a message of a kind this client does not know".into(),
-                ))
-            }
-        };
+        let content = read_content(plaintext)?;
         let seen = records::seen_key(&record.group_id, &sender.device, &content.message_id);
         if self
             .store()
@@ -231,7 +218,7 @@ impl Engine {
             sender_device: sender.device.to_vec(),
             sent_at_ms: content.sent_at_ms,
             received_at_ms: crate::now_ms(),
-            text,
+            text: content.text,
             own: false,
         };
         self.store().put(seen, Vec::new());

@@ -10,6 +10,7 @@
 //! (see [`crate::trust`]); every KeyPackage, Welcome, commit and message
 //! sender is verified against the pinned authority before it is accepted.
 
+pub mod content;
 pub mod managed;
 #[cfg(test)]
 mod managed_tests;

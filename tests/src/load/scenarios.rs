@@ -153,10 +153,7 @@ pub async fn direct(
     let half = drive::open_loop(target, &fleet, &route, 1, size, rate, duration).await?;
     Ok(vec![
         ("as fast as possible".into(), peak),
-        (
-            format!("open loop at {rate:.0} messages/s ({why})"),
-            half,
-        ),
+        (format!("open loop at {rate:.0} messages/s ({why})"), half),
     ])
 }
 
