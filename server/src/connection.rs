@@ -3,18 +3,21 @@
 //! Reading stays with the session; writing belongs to a dedicated task that
 //! owns the socket's sink. Everything the relay sends to a device (responses,
 //! pushes, the final close) goes through that task's bounded queue, which it
-//! drains in batches: several frames written, one flush. A device that stops
-//! reading fills the queue and then stalls the writer; a write that takes
-//! longer than the write timeout ends the connection, so a slow reader holds
-//! at most the queue and the socket buffers.
+//! drains in batches: several frames written, one flush. The queue is bounded
+//! in frames and in bytes ([`OUTBOUND_BYTES`]): a device that stops reading
+//! fills it and then stalls the writer; a write that takes longer than the
+//! write timeout ends the connection, so a slow reader holds at most the
+//! queue's bytes and the socket buffers, however much it asked for.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -26,6 +29,9 @@ use crate::config::Limits;
 const WRITE_BATCH: usize = 64;
 /// Frames queued for one connection before senders wait.
 pub const OUTBOUND_QUEUE: usize = 128;
+/// Bytes queued for one connection before senders wait (a frame larger
+/// than this waits for an empty queue).
+pub const OUTBOUND_BYTES: usize = 1024 * 1024;
 
 /// Close codes the relay uses (RFC 6455 section 7.4, and 4000-4999 for ours).
 pub mod close {
@@ -54,6 +60,69 @@ pub enum Outbound {
     Frame(Bytes),
     /// Close the websocket with this code and reason, then stop.
     Close(u16, &'static str),
+}
+
+/// The connection has no writer any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterGone;
+
+/// The sending end of a connection's outbound queue: every task that
+/// writes to the device holds a clone.
+#[derive(Debug, Clone)]
+pub struct OutboundSender {
+    frames: mpsc::Sender<Queued>,
+    bytes: Arc<Semaphore>,
+}
+
+/// The writer's end of the queue.
+#[derive(Debug)]
+pub struct OutboundQueue(mpsc::Receiver<Queued>);
+
+/// A queued frame and its share of the byte budget, returned once written.
+#[derive(Debug)]
+struct Queued(Outbound, Option<OwnedSemaphorePermit>);
+
+/// A new outbound queue for one connection.
+pub fn outbound_queue() -> (OutboundSender, OutboundQueue) {
+    let (frames, queue) = mpsc::channel(OUTBOUND_QUEUE);
+    let bytes = Arc::new(Semaphore::new(OUTBOUND_BYTES));
+    (OutboundSender { frames, bytes }, OutboundQueue(queue))
+}
+
+fn cost(outbound: &Outbound) -> u32 {
+    match outbound {
+        Outbound::Frame(bytes) => bytes.len().clamp(1, OUTBOUND_BYTES) as u32,
+        Outbound::Close(..) => 1,
+    }
+}
+
+impl OutboundSender {
+    /// Queues `outbound`, waiting for room (in frames and bytes).
+    pub async fn send(&self, outbound: Outbound) -> Result<(), WriterGone> {
+        let permit = self
+            .bytes
+            .clone()
+            .acquire_many_owned(cost(&outbound))
+            .await
+            .map_err(|_| WriterGone)?;
+        self.frames
+            .send(Queued(outbound, Some(permit)))
+            .await
+            .map_err(|_| WriterGone)
+    }
+
+    /// Queues `outbound` if there is room now; drops it otherwise.
+    pub fn try_send(&self, outbound: Outbound) -> bool {
+        let Ok(permit) = self.bytes.clone().try_acquire_many_owned(cost(&outbound)) else {
+            return false;
+        };
+        self.frames.try_send(Queued(outbound, Some(permit))).is_ok()
+    }
+
+    /// Resolves once the writer has stopped.
+    pub async fn closed(&self) {
+        self.frames.closed().await
+    }
 }
 
 /// What the session's reader got from the socket.
@@ -105,16 +174,18 @@ where
 /// queue's senders are all gone, or a write fails or times out.
 pub async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut queue: mpsc::Receiver<Outbound>,
+    queue: OutboundQueue,
     write_timeout: Duration,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let OutboundQueue(mut queue) = queue;
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let mut close = None;
         let written = tokio::time::timeout(write_timeout, async {
-            for outbound in batch.drain(..) {
+            // Each frame's budget returns once tungstenite has it.
+            for Queued(outbound, _permit) in batch.drain(..) {
                 match outbound {
                     Outbound::Frame(bytes) => sink.feed(Message::Binary(bytes)).await?,
                     Outbound::Close(code, reason) => {

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 
-use crate::connection::Outbound;
+use crate::connection::{Outbound, OutboundSender};
 use crate::rate_limit::{Rate, TokenBucket};
 use crate::store::DeviceKey;
 
@@ -41,7 +41,7 @@ pub struct DeviceLink {
     wake: Notify,
     superseded: watch::Sender<bool>,
     revoked: watch::Sender<bool>,
-    out: mpsc::Sender<Outbound>,
+    out: OutboundSender,
 }
 
 impl DeviceLink {
@@ -116,7 +116,7 @@ impl Hub {
     }
 
     /// Registers a device's new connection, superseding any older one.
-    pub fn register(&self, device: DeviceKey, out: mpsc::Sender<Outbound>) -> Arc<DeviceLink> {
+    pub fn register(&self, device: DeviceKey, out: OutboundSender) -> Arc<DeviceLink> {
         let link = Arc::new(DeviceLink {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             device,

@@ -16,9 +16,8 @@ use std::sync::Arc;
 
 use convene_proto::encode_envelope;
 use convene_proto::relay::{push, CaughtUp, Envelope, GroupMessage, InboxMessage, Receipt};
-use tokio::sync::mpsc;
 
-use crate::connection::Outbound;
+use crate::connection::{Outbound, OutboundSender};
 use crate::error::RelayResult;
 use crate::hub::{DeviceLink, Stream};
 use crate::relay::Relay;
@@ -61,7 +60,7 @@ impl InFlight {
 struct Pump {
     relay: Arc<Relay>,
     link: Arc<DeviceLink>,
-    out: mpsc::Sender<Outbound>,
+    out: OutboundSender,
     /// The newest position pushed per stream.
     sent: HashMap<Stream, u64>,
     in_flight: InFlight,
@@ -77,7 +76,7 @@ enum Progress {
 }
 
 /// Runs the pump until the connection goes away.
-pub async fn run(relay: Arc<Relay>, link: Arc<DeviceLink>, out: mpsc::Sender<Outbound>) {
+pub async fn run(relay: Arc<Relay>, link: Arc<DeviceLink>, out: OutboundSender) {
     let window = relay.config.limits.push_window as usize;
     let window_bytes = relay.config.limits.push_window_bytes as usize;
     let mut pump = Pump {

@@ -6,10 +6,12 @@
 
 pub mod app;
 pub mod binaries;
+pub mod bystander;
 pub mod connectors;
 pub mod device;
 pub mod fuzz;
 pub mod load;
+pub mod raw;
 pub mod relay_process;
 
 pub use app::App;

@@ -29,6 +29,13 @@ pub(super) fn ack(
         match ack.stream {
             Some(stream_ack::Stream::GroupId(group_id)) => {
                 check_group_id(&group_id)?;
+                // Acknowledgements for a group the device does not follow
+                // are ignored, not refused (a removed device's client may
+                // still send one along with others), and never buffered:
+                // a device may not fill the relay with ids of its choosing.
+                if relay.store.membership(&group_id, &caller.device)?.is_none() {
+                    continue;
+                }
                 // Written to the store within a moment (see `crate::acks`);
                 // at once only when the buffer is full.
                 if !relay.acks.record(&group_id, &caller.device, ack.position) {

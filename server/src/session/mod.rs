@@ -29,7 +29,7 @@ use tokio_tungstenite::WebSocketStream;
 
 pub use responder::apply as apply_effects;
 
-use crate::connection::{self, close, Inbound, Outbound, OUTBOUND_QUEUE};
+use crate::connection::{self, close, Inbound, Outbound, OutboundSender};
 use crate::error::RelayError;
 use crate::handlers::{self, Caller};
 use crate::pump;
@@ -38,6 +38,10 @@ use crate::shutdown::Shutdown;
 
 /// Responses that may wait for their flush at once on one connection.
 const RESPONSE_QUEUE: usize = 256;
+/// Bytes of responses waiting for their flush, per connection: with the
+/// outbound queue's own bound, what a device that asks and never reads
+/// can make the relay hold.
+const RESPONSE_BYTES: usize = 1024 * 1024;
 /// Failed `Authenticate` or `Enrol` attempts before the connection is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 
@@ -52,7 +56,7 @@ enum Ending {
 struct Session<S> {
     relay: Arc<Relay>,
     reader: SplitStream<WebSocketStream<S>>,
-    out: mpsc::Sender<Outbound>,
+    out: OutboundSender,
     writer: JoinHandle<()>,
     bad_frames: u32,
 }
@@ -94,7 +98,7 @@ pub async fn serve<S>(
     };
     let write_timeout = Duration::from_millis(u64::from(limits.write_timeout_ms));
     let (sink, reader) = ws.split();
-    let (out, queue) = mpsc::channel(OUTBOUND_QUEUE);
+    let (out, queue) = connection::outbound_queue();
     let writer = tokio::spawn(connection::write_loop(sink, queue, write_timeout));
     let mut session = Session {
         relay,
@@ -222,6 +226,7 @@ where
         let link = relay.hub.register(caller.device, self.out.clone());
         let pump = tokio::spawn(pump::run(relay.clone(), link.clone(), self.out.clone()));
         let (responses, queue) = mpsc::channel(RESPONSE_QUEUE);
+        let response_bytes = Arc::new(tokio::sync::Semaphore::new(RESPONSE_BYTES));
         let responder = tokio::spawn(responder::run(relay.clone(), queue, self.out.clone()));
         let idle = Duration::from_millis(u64::from(relay.config.limits.idle_timeout_ms));
         tracing::debug!(user = %caller.user_id, "device connected");
@@ -270,7 +275,11 @@ where
                     }
                 },
             };
-            if responses.send(pending).await.is_err() {
+            let cost = pending.result.encoded_len().clamp(1, RESPONSE_BYTES) as u32;
+            let Ok(budget) = response_bytes.clone().acquire_many_owned(cost).await else {
+                break Ending::Gone;
+            };
+            if responses.send((pending, budget)).await.is_err() {
                 break Ending::Gone;
             }
         };

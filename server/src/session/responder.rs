@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use convene_proto::encode_envelope;
 use convene_proto::relay::{response, Envelope, Error as WireError, ErrorCode};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use crate::connection::Outbound;
+use crate::connection::{Outbound, OutboundSender};
 use crate::durability::Ticket;
 use crate::handlers::Effect;
 use crate::hub::Stream;
@@ -30,10 +30,12 @@ pub struct Pending {
 /// been sent (or the connection is gone).
 pub async fn run(
     relay: Arc<Relay>,
-    mut queue: mpsc::Receiver<Pending>,
-    out: mpsc::Sender<Outbound>,
+    mut queue: mpsc::Receiver<(Pending, OwnedSemaphorePermit)>,
+    out: OutboundSender,
 ) {
-    while let Some(pending) = queue.recv().await {
+    // Each response's share of the session's budget returns once it is
+    // queued for the writer (whose queue has a budget of its own).
+    while let Some((pending, _budget)) = queue.recv().await {
         let mut result = pending.result;
         if let Some(ticket) = pending.ticket {
             match relay.flusher.wait(ticket).await {

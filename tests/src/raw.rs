@@ -1,0 +1,59 @@
+//! Raw websockets to the relay, for tests that must behave as no real
+//! client would: never read, send half a handshake, flood.
+
+use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
+use convene_client::DeviceKey;
+use convene_proto::auth::AuthPurpose;
+use convene_proto::relay::{envelope::Body, push, request, response, Authenticate, Envelope};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A websocket to the relay, without the client library.
+pub type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects, answers the challenge with `key` and waits to be told the
+/// device is authenticated.
+pub async fn authenticated_socket(url: &str, key: &DeviceKey) -> Result<RawSocket> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    let challenge = match next_envelope(&mut socket).await?.body {
+        Some(Body::Push(convene_proto::relay::Push {
+            kind: Some(push::Kind::Challenge(c)),
+        })) => c,
+        other => bail!("expected a challenge, got {other:?}"),
+    };
+    let relay_id = challenge.relay_id.as_ref().try_into()?;
+    let nonce = challenge.nonce.as_ref().try_into()?;
+    let signature = key.sign_challenge(AuthPurpose::Authenticate, &relay_id, &nonce);
+    let auth = Envelope::request(
+        1,
+        request::Kind::Authenticate(Authenticate {
+            device_key: Bytes::copy_from_slice(&key.public()),
+            signature: Bytes::copy_from_slice(&signature),
+        }),
+    );
+    socket
+        .send(Message::Binary(convene_proto::encode_envelope(&auth)))
+        .await?;
+    loop {
+        if let Some(Body::Response(r)) = next_envelope(&mut socket).await?.body {
+            return match r.result {
+                Some(response::Result::Authenticated(_)) => Ok(socket),
+                other => Err(anyhow!("authentication refused: {other:?}")),
+            };
+        }
+    }
+}
+
+/// The next envelope on `socket`.
+pub async fn next_envelope(socket: &mut RawSocket) -> Result<Envelope> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Binary(bytes))) => return Ok(convene_proto::decode_envelope(bytes)?),
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err.into()),
+            None => bail!("the relay closed the connection"),
+        }
+    }
+}
