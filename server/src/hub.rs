@@ -208,7 +208,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_connection_supersedes_the_old() {
         let hub = hub();
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = crate::connection::outbound_queue();
         let old = hub.register([1; 32], tx.clone());
         let new = hub.register([1; 32], tx);
         tokio::time::timeout(std::time::Duration::from_secs(1), old.superseded())
@@ -223,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn marks_reach_the_mailbox_once() {
         let hub = hub();
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = crate::connection::outbound_queue();
         let link = hub.register([1; 32], tx);
         hub.notify(&Stream::Group(b"g".to_vec()), [&[1; 32], &[2; 32]]);
         hub.notify(&Stream::Group(b"g".to_vec()), [&[1; 32]]);
