@@ -11,6 +11,8 @@
 //! sender is verified against the pinned authority before it is accepted.
 
 pub mod content;
+#[cfg(test)]
+mod hostile_tests;
 pub mod managed;
 #[cfg(test)]
 mod managed_tests;

@@ -313,8 +313,14 @@ impl<'a> MlsOps<'a> {
         let processed = group
             .process_message(&self.provider, message)
             .map_err(invalid)?;
+        // The sender is whoever holds the leaf now, and only if it is the
+        // leaf that signed: a message from an earlier epoch (whose keys the
+        // group keeps) may come from a member who has since left, and whose
+        // leaf another member now holds.
         let sender_leaf = match processed.sender() {
-            Sender::Member(index) => group.member_at(*index),
+            Sender::Member(index) => group
+                .member_at(*index)
+                .filter(|member| member.credential == *processed.credential()),
             _ => None,
         };
         // The sender's chain is checked on every message, not only when it
