@@ -253,7 +253,6 @@ async fn nobody_reads_posts_to_or_acknowledges_another_devices_queue() {
     // stream as if it were ours: all refused.
     let get = request::Kind::GetGroup(convene_proto::relay::GetGroup {
         group_id: Bytes::from_static(group),
-        ..Default::default()
     });
     let read = attacker.conn.request(get).await.unwrap_err();
     let post = attacker.send(group, b"let me in").await.unwrap_err();

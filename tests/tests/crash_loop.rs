@@ -55,23 +55,21 @@ fn note_retry(err: &convene_client::ClientError) {
 async fn acknowledged_messages_survive_repeated_sigkill_without_loss_duplicates_or_forks(
 ) -> Result<()> {
     let cycles = cycles();
-    let relay = Mutex::new(RelayProcess::start_default()?);
-    let (staff, mut leaders, group) = {
-        let relay = relay.lock().unwrap_or_else(|p| p.into_inner());
-        let staff = staff_app(&relay).await?;
-        let names: Vec<String> = ["ann", "bob", "cat", "dan"].map(String::from).into();
-        let leaders = leader_apps(&relay, &staff, &names).await?;
-        let group = staff
-            .client
-            .create_group("Crash cohort", &names[..3])
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let names: Vec<String> = ["ann", "bob", "cat", "dan"].map(String::from).into();
+    let mut leaders = leader_apps(&relay, &staff, &names).await?;
+    let group = staff
+        .client
+        .create_group("Crash cohort", &names[..3])
+        .await?;
+    for leader in &leaders[..3] {
+        leader
+            .wait_group(&group.id, |g| g.members.len() == 4)
             .await?;
-        for leader in &leaders[..3] {
-            leader
-                .wait_group(&group.id, |g| g.members.len() == 4)
-                .await?;
-        }
-        (staff, leaders, group)
-    };
+    }
+    // Shared with the killer, which holds it only between awaits.
+    let relay = Mutex::new(relay);
 
     let stop = AtomicBool::new(false);
     let mut adding = None;
