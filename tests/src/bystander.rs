@@ -1,8 +1,8 @@
 //! What other users see while someone attacks the relay: two members who
 //! keep talking (send-to-delivery latency of each message), and the
-//! relay's memory, sampled from `/proc` while it happens.
+//! relay's memory, from the kernel's peak resident set.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,47 +93,20 @@ impl Bystanders {
     }
 }
 
-/// Samples a process's resident memory every few milliseconds.
-pub struct MemorySampler {
-    stop: Arc<AtomicBool>,
-    peak_kib: Arc<AtomicU64>,
-    task: JoinHandle<()>,
+/// A process's resident set now, in bytes.
+pub fn resident_bytes(pid: u32) -> u64 {
+    crate::load::stats::memory(pid, "VmRSS")
 }
 
-/// A process's resident set in KiB, from `/proc/<pid>/status`.
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
+/// Starts a new peak: the kernel's high-water mark of the process's
+/// resident set (`VmHWM`) is set back to its resident set now, so that
+/// [`peak_resident_bytes`] covers only what follows.
+pub fn reset_peak(pid: u32) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
+    Ok(())
 }
 
-impl MemorySampler {
-    pub fn start(pid: u32) -> MemorySampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak_kib = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
-        let (stopped, peak) = (stop.clone(), peak_kib.clone());
-        let task = tokio::spawn(async move {
-            while !stopped.load(Ordering::SeqCst) {
-                if let Some(now) = rss_kib(pid) {
-                    peak.fetch_max(now, Ordering::SeqCst);
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        MemorySampler {
-            stop,
-            peak_kib,
-            task,
-        }
-    }
-
-    /// The highest resident set seen, in KiB.
-    pub async fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.task.await;
-        self.peak_kib.load(Ordering::SeqCst)
-    }
+/// The highest resident set since the last [`reset_peak`], in bytes.
+pub fn peak_resident_bytes(pid: u32) -> u64 {
+    crate::load::stats::memory(pid, "VmHWM")
 }

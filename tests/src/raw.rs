@@ -13,19 +13,22 @@ use tokio_tungstenite::tungstenite::Message;
 pub type RawSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Connects, answers the challenge with `key` and waits to be told the
-/// device is authenticated.
-pub async fn authenticated_socket(url: &str, key: &DeviceKey) -> Result<RawSocket> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
-    let challenge = match next_envelope(&mut socket).await?.body {
+/// Reads the relay's first push, its challenge: (relay id, nonce).
+pub async fn challenge(socket: &mut RawSocket) -> Result<([u8; 16], [u8; 32])> {
+    match next_envelope(socket).await?.body {
         Some(Body::Push(convene_proto::relay::Push {
             kind: Some(push::Kind::Challenge(c)),
-        })) => c,
+        })) => Ok((
+            c.relay_id.as_ref().try_into()?,
+            c.nonce.as_ref().try_into()?,
+        )),
         other => bail!("expected a challenge, got {other:?}"),
-    };
-    let relay_id = challenge.relay_id.as_ref().try_into()?;
-    let nonce = challenge.nonce.as_ref().try_into()?;
-    let signature = key.sign_challenge(AuthPurpose::Authenticate, &relay_id, &nonce);
+    }
+}
+
+/// The `Authenticate` request answering a challenge with `key`.
+pub fn authenticate_frame(key: &DeviceKey, relay_id: &[u8; 16], nonce: &[u8; 32]) -> Message {
+    let signature = key.sign_challenge(AuthPurpose::Authenticate, relay_id, nonce);
     let auth = Envelope::request(
         1,
         request::Kind::Authenticate(Authenticate {
@@ -33,8 +36,16 @@ pub async fn authenticated_socket(url: &str, key: &DeviceKey) -> Result<RawSocke
             signature: Bytes::copy_from_slice(&signature),
         }),
     );
+    Message::Binary(convene_proto::encode_envelope(&auth))
+}
+
+/// Connects, answers the challenge with `key` and waits to be told the
+/// device is authenticated.
+pub async fn authenticated_socket(url: &str, key: &DeviceKey) -> Result<RawSocket> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    let (relay_id, nonce) = challenge(&mut socket).await?;
     socket
-        .send(Message::Binary(convene_proto::encode_envelope(&auth)))
+        .send(authenticate_frame(key, &relay_id, &nonce))
         .await?;
     loop {
         if let Some(Body::Response(r)) = next_envelope(&mut socket).await?.body {

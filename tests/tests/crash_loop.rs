@@ -47,10 +47,6 @@ async fn keep_sending(app: &App, group: &GroupId, stop: &AtomicBool) -> (Vec<Str
     (acknowledged, failed)
 }
 
-fn note_retry(err: &convene_client::ClientError) {
-    eprintln!("adding dan failed for now: {err}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_repeated_sigkill_without_loss_duplicates_or_forks(
 ) -> Result<()> {
@@ -89,7 +85,7 @@ async fn acknowledged_messages_survive_repeated_sigkill_without_loss_duplicates_
                         attempts += 1;
                         match client.add_members(&id, &["dan".to_string()]).await {
                             Err(err) if attempts < 100 => {
-                                note_retry(&err);
+                                eprintln!("adding dan failed for now: {err}");
                                 tokio::time::sleep(Duration::from_millis(200)).await;
                             }
                             other => return other,

@@ -10,8 +10,7 @@ use convene_proto::relay::{envelope::Body, response, Envelope, ErrorCode};
 use convene_tests::device::{bootstrap_staff, enrol_leaders};
 use convene_tests::{RelayProcess, TestDevice};
 
-type RawSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use convene_tests::raw::RawSocket;
 
 async fn raw(relay: &RelayProcess) -> RawSocket {
     let (socket, _) = tokio_tungstenite::connect_async(relay.url.as_str())

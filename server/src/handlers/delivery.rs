@@ -69,3 +69,38 @@ pub(super) fn ack(
         Reply::immediate(result)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use convene_proto::relay::{Role, StreamAck};
+
+    use super::*;
+    use crate::config::Config;
+
+    #[tokio::test]
+    async fn acknowledgements_for_groups_a_device_does_not_follow_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::open(Config {
+            data_dir: dir.path().join("relay"),
+            ..Config::default()
+        })
+        .unwrap();
+        let device = [9; 32];
+        let (out, _queue) = crate::connection::outbound_queue();
+        let link = relay.hub.register(device, out);
+        let caller = Caller {
+            device,
+            user_id: "mallory".into(),
+            role: Role::Leader,
+        };
+        let acks = (0..100u8)
+            .map(|i| StreamAck {
+                stream: Some(stream_ack::Stream::GroupId(Bytes::from(vec![i; 16]))),
+                position: 5,
+            })
+            .collect();
+        ack(&relay, &caller, &link, Ack { acks }).unwrap();
+        assert!(relay.acks.take().is_empty(), "a stranger's acks were kept");
+    }
+}

@@ -11,15 +11,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes};
+use bytes::BufMut;
 use convene_client::DeviceKey;
-use convene_proto::auth::AuthPurpose;
-use convene_proto::relay::{envelope::Body, push, request, Authenticate, Envelope};
+use convene_proto::relay::{request, Envelope};
 use convene_server::config::Config;
 use convene_server::relay::Relay;
 use futures_util::{SinkExt, StreamExt};
 use prost::encoding::{encode_key, encode_varint, WireType};
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::raw::{authenticate_frame, challenge};
 
 /// How long the relay may take to answer the final ping of an input.
 const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
@@ -168,16 +169,10 @@ impl RelayUnderFuzz {
         let (mut socket, _) = tokio_tungstenite::connect_async(self.url.as_str())
             .await
             .map_err(|e| format!("the relay refused a connection: {e}"))?;
-        let (relay_id, nonce) = match next_envelope(&mut socket).await {
-            Some(Envelope {
-                body:
-                    Some(Body::Push(convene_proto::relay::Push {
-                        kind: Some(push::Kind::Challenge(c)),
-                    })),
-                ..
-            }) => (c.relay_id, c.nonce),
-            other => return Err(format!("no challenge first: {other:?}")),
-        };
+        let (relay_id, nonce) = tokio::time::timeout(ANSWER_PATIENCE, challenge(&mut socket))
+            .await
+            .map_err(|_| "no challenge in time".to_string())?
+            .map_err(|e| format!("no challenge first: {e}"))?;
         for step in steps {
             let message = match step {
                 Step::Raw(bytes) => Message::Binary(bytes.clone().into()),
@@ -185,21 +180,7 @@ impl RelayUnderFuzz {
                 Step::Request { kind, id, body } => {
                     Message::Binary(request_envelope(*kind, *id, body).into())
                 }
-                Step::Authenticate => {
-                    let (Ok(relay_id), Ok(nonce)) =
-                        (relay_id.as_ref().try_into(), nonce.as_ref().try_into())
-                    else {
-                        return Err("a challenge of the wrong size".into());
-                    };
-                    let signature =
-                        self.key
-                            .sign_challenge(AuthPurpose::Authenticate, &relay_id, &nonce);
-                    let kind = request::Kind::Authenticate(Authenticate {
-                        device_key: Bytes::copy_from_slice(&self.key.public()),
-                        signature: Bytes::copy_from_slice(&signature),
-                    });
-                    Message::Binary(convene_proto::encode_envelope(&Envelope::request(1, kind)))
-                }
+                Step::Authenticate => authenticate_frame(&self.key, &relay_id, &nonce),
             };
             if socket.send(message).await.is_err() {
                 // The relay closed the connection: a fine end to any input.
@@ -231,16 +212,6 @@ impl RelayUnderFuzz {
         })
         .await;
         answered.map_err(|_| "the relay neither answered nor closed".to_string())
-    }
-}
-
-async fn next_envelope<S>(socket: &mut S) -> Option<Envelope>
-where
-    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    match tokio::time::timeout(ANSWER_PATIENCE, socket.next()).await {
-        Ok(Some(Ok(Message::Binary(bytes)))) => convene_proto::decode_envelope(bytes).ok(),
-        _ => None,
     }
 }
 

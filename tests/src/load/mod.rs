@@ -14,7 +14,7 @@ mod fleet;
 mod payload;
 pub mod report;
 pub mod scenarios;
-mod stats;
+pub mod stats;
 pub mod target;
 
 use anyhow::Result;
