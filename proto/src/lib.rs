@@ -5,7 +5,8 @@
 //! layouts that both the relay and the client must agree on exactly and that
 //! protobuf cannot express: the signed authentication transcript
 //! ([`auth`]), invite codes ([`invite`]), the bytes the chain of trust
-//! signs ([`trust`]), and the framing helpers
+//! signs ([`trust`]), the clear fields of MLS framing the relay reads
+//! ([`mls_frame`]), and the framing helpers
 //! ([`frame`]) that encode and decode one [`relay::Envelope`] per websocket
 //! message.
 //!
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod frame;
 pub mod ids;
 pub mod invite;
+pub mod mls_frame;
 pub mod trust;
 
 /// Types generated from `proto/convene/relay/v1/*.proto`.

@@ -26,7 +26,7 @@ pub enum Refusal {
     AlreadyExists(&'static str),
     #[error("this device is not a member of the group")]
     NotAMember,
-    #[error("the commit was built on epoch {submitted}, but the group is at epoch {current}")]
+    #[error("the message was built on epoch {submitted}, but the group is at epoch {current}")]
     StaleEpoch { submitted: u64, current: u64 },
     #[error("{0}")]
     InvalidArgument(String),

@@ -1,7 +1,13 @@
 //! A device speaking the relay protocol directly, for relay-level tests.
 //!
-//! The payloads it sends are opaque bytes standing in for MLS messages: the
-//! relay must treat them as such, which these tests rely on.
+//! The payloads it sends are opaque bytes standing in for MLS messages,
+//! framed with the clear MLS header that the relay reads (group id, epoch,
+//! content type; see `convene_proto::mls_frame`): the relay must treat the
+//! rest as ciphertext, which these tests rely on. [`opaque`] unwraps what
+//! such a device sent.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use std::time::Duration;
 
@@ -10,9 +16,10 @@ use bytes::Bytes;
 use convene_client::transport::EnrolRequest;
 use convene_client::{ConnectOptions, DeviceKey, RelayConnection, TransportError};
 use convene_proto::invite::{Invite, InviteSecret};
+use convene_proto::mls_frame::{frame_private_message, private_message_body, ContentType};
 use convene_proto::relay::{
-    push, request, response, stream_ack, Ack, CommitAccepted, CreateGroup, CreateInvite,
-    GroupMessage, MessageKind, Role, SendMessage, StreamAck, SubmitCommit,
+    push, request, response, stream_ack, Ack, CommitAccepted, CreateGroup, CreateInvite, ErrorCode,
+    GetGroup, GroupMessage, MessageKind, Role, SendMessage, StreamAck, SubmitCommit,
 };
 use rand::RngCore;
 
@@ -23,6 +30,14 @@ pub struct TestDevice {
     pub key: DeviceKey,
     pub conn: RelayConnection,
     pub user_id: String,
+    /// The epoch each group was last known to be at.
+    epochs: Mutex<HashMap<Vec<u8>, u64>>,
+}
+
+/// The opaque body a [`TestDevice`] framed (the bytes as given when they
+/// are not a framed message).
+pub fn opaque(payload: &[u8]) -> &[u8] {
+    private_message_body(payload).unwrap_or(payload)
 }
 
 /// 16 random bytes: a submission id.
@@ -50,6 +65,7 @@ impl TestDevice {
             key,
             conn,
             user_id: authenticated.user_id,
+            epochs: Mutex::default(),
         })
     }
 
@@ -61,6 +77,7 @@ impl TestDevice {
             key,
             conn,
             user_id: authenticated.user_id,
+            epochs: Mutex::default(),
         })
     }
 
@@ -108,7 +125,8 @@ impl TestDevice {
         self.conn.request(request).await.map(|_| ())
     }
 
-    /// A commit request with opaque payloads; a Welcome when adding.
+    /// A commit request with opaque payloads (the commit framed for
+    /// `epoch`); a Welcome when adding.
     pub fn commit_request(
         group_id: &[u8],
         epoch: u64,
@@ -120,7 +138,12 @@ impl TestDevice {
             group_id: Bytes::copy_from_slice(group_id),
             epoch,
             submission_id,
-            commit: Bytes::from(format!("commit on epoch {epoch}")),
+            commit: Bytes::from(frame_private_message(
+                group_id,
+                epoch,
+                ContentType::Commit,
+                format!("commit on epoch {epoch}").as_bytes(),
+            )),
             welcome: if added.is_empty() {
                 Bytes::new()
             } else {
@@ -142,27 +165,85 @@ impl TestDevice {
     ) -> Result<CommitAccepted, TransportError> {
         let request = Self::commit_request(group_id, epoch, random_id(), added, removed);
         match self.conn.request(request).await? {
-            response::Result::CommitAccepted(accepted) => Ok(accepted),
+            response::Result::CommitAccepted(accepted) => {
+                self.note_epoch(group_id, accepted.epoch);
+                Ok(accepted)
+            }
             other => Err(unexpected(other)),
         }
     }
 
-    /// Sends an application message; returns its log position.
+    /// Sends an application message at the group's current epoch (asking
+    /// the relay for it when unknown or stale); returns its log position.
     pub async fn send(&self, group_id: &[u8], payload: &[u8]) -> Result<u64, TransportError> {
-        let request = Self::message_request(group_id, random_id(), payload);
-        match self.conn.request(request).await? {
-            response::Result::MessageAccepted(accepted) => Ok(accepted.position),
-            other => Err(unexpected(other)),
+        let mut epoch = match self.known_epoch(group_id) {
+            Some(epoch) => epoch,
+            None => self.epoch(group_id).await?,
+        };
+        for _ in 0..3 {
+            let request = Self::message_request(group_id, epoch, random_id(), payload);
+            match self.conn.request(request).await {
+                Ok(response::Result::MessageAccepted(accepted)) => return Ok(accepted.position),
+                Ok(other) => return Err(unexpected(other)),
+                Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::StaleEpoch => {
+                    epoch = refusal.current_epoch;
+                    self.note_epoch(group_id, epoch);
+                }
+                Err(err) => return Err(err),
+            }
         }
+        Err(TransportError::Protocol(
+            "the group's epoch kept changing".into(),
+        ))
     }
 
-    pub fn message_request(group_id: &[u8], submission_id: Bytes, payload: &[u8]) -> request::Kind {
+    /// An application message request, framed for `epoch`.
+    pub fn message_request(
+        group_id: &[u8],
+        epoch: u64,
+        submission_id: Bytes,
+        payload: &[u8],
+    ) -> request::Kind {
         request::Kind::SendMessage(SendMessage {
             group_id: Bytes::copy_from_slice(group_id),
             kind: MessageKind::Application as i32,
             submission_id,
-            payload: Bytes::copy_from_slice(payload),
+            payload: Bytes::from(frame_private_message(
+                group_id,
+                epoch,
+                ContentType::Application,
+                payload,
+            )),
         })
+    }
+
+    /// The group's current epoch, as the relay says.
+    pub async fn epoch(&self, group_id: &[u8]) -> Result<u64, TransportError> {
+        let request = request::Kind::GetGroup(GetGroup {
+            group_id: Bytes::copy_from_slice(group_id),
+        });
+        match self.conn.request(request).await? {
+            response::Result::GroupState(state) => {
+                self.note_epoch(group_id, state.epoch);
+                Ok(state.epoch)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn known_epoch(&self, group_id: &[u8]) -> Option<u64> {
+        self.epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(group_id)
+            .copied()
+    }
+
+    fn note_epoch(&self, group_id: &[u8], epoch: u64) {
+        self.epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group_id.to_vec(), epoch);
     }
 
     /// The next push, waiting at most [`PATIENCE`].

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use convene_proto::relay::{push, response};
-use convene_tests::device::{bootstrap_staff, enrol_leaders, random_id};
+use convene_tests::device::{bootstrap_staff, enrol_leaders, opaque, random_id};
 use convene_tests::{RelayProcess, TestDevice};
 
 #[tokio::test]
@@ -31,7 +31,7 @@ async fn every_acknowledged_message_survives_sigkill() {
         let ann = ann.clone();
         let acked_tx = acked_tx.clone();
         sends.push(tokio::spawn(async move {
-            let request = TestDevice::message_request(b"g", random_id(), &i.to_be_bytes());
+            let request = TestDevice::message_request(b"g", 1, random_id(), &i.to_be_bytes());
             if let Ok(response::Result::MessageAccepted(_)) = ann.conn.request(request).await {
                 let _ = acked_tx.send(i);
             }
@@ -60,7 +60,7 @@ async fn every_acknowledged_message_survives_sigkill() {
     let mut delivered = BTreeSet::new();
     for push in bob.catch_up().await.unwrap() {
         if let push::Kind::GroupMessage(m) = push {
-            let bytes: [u8; 4] = m.payload.as_ref().try_into().unwrap();
+            let bytes: [u8; 4] = opaque(&m.payload).try_into().unwrap();
             assert!(
                 delivered.insert(u32::from_be_bytes(bytes)),
                 "delivered twice after restart"

@@ -236,6 +236,20 @@ impl Engine {
             Ok(_) => Step::Failed(ClientError::Transport(TransportError::Protocol(
                 "unexpected response".into(),
             ))),
+            Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::StaleEpoch => {
+                // The group moved on before this device saw it: a reader
+                // who joined at the new epoch could not decrypt these bytes.
+                // Encrypt again once the newer commits are processed.
+                send.ciphertext.clear();
+                intent.kind = Some(IntentKind::Send(send));
+                self.store()
+                    .put_record(records::intent_key(intent.id), &intent);
+                if let Err(err) = self.store().commit_durably() {
+                    return Step::Failed(err.into());
+                }
+                self.awaiting_epoch.insert(group_id, refusal.current_epoch);
+                Step::Retry
+            }
             Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::NotAMember => {
                 Step::Failed(ClientError::NotAMember)
             }

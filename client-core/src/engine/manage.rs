@@ -15,7 +15,9 @@
 //! proposals gone once they process it.
 
 use bytes::Bytes;
-use convene_proto::relay::{request, response, GetGroup, GroupState, MessageKind, SendMessage};
+use convene_proto::relay::{
+    request, response, ErrorCode, GetGroup, GroupState, MessageKind, SendMessage,
+};
 
 use super::commit::Change;
 use super::intents::Step;
@@ -123,6 +125,11 @@ impl Engine {
             match self.request(send).await {
                 Ok(response::Result::MessageAccepted(_)) => {}
                 Ok(_) => return Step::Failed(unexpected()),
+                // A commit moved the group on since the GroupInfo was read:
+                // read it again and propose for the new epoch.
+                Err(TransportError::Refused(r)) if r.code == ErrorCode::StaleEpoch => {
+                    return Step::RetryAfter(MANAGE_POLL)
+                }
                 Err(TransportError::Refused(r)) => return Step::Failed(ClientError::Refused(r)),
                 Err(_) => return Step::Offline,
             }

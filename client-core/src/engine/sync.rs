@@ -40,6 +40,8 @@ impl Engine {
                 Ok(())
             }
             push::Kind::Challenge(_) => Ok(()),
+            // Handled with the liveness work below.
+            push::Kind::StreamGap(_) => Ok(()),
             push::Kind::RevocationNotice(_) => {
                 // Not fatal to the push batch: the next connect reads them.
                 if let Err(err) = self.sync_revocations().await {

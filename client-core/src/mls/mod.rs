@@ -141,10 +141,16 @@ pub fn verify_leaf(
         })
 }
 
-/// What every Convene leaf supports beyond the defaults.
+/// What every Convene leaf supports beyond the defaults: the group's
+/// metadata extension, and the last-resort KeyPackage extension (a
+/// KeyPackage's capabilities must list every extension it carries, RFC
+/// 9420 section 10.1, or nobody can validate it).
 pub fn capabilities() -> Capabilities {
     Capabilities::builder()
-        .extensions(vec![ExtensionType::Unknown(GROUP_META_EXTENSION)])
+        .extensions(vec![
+            ExtensionType::Unknown(GROUP_META_EXTENSION),
+            ExtensionType::LastResort,
+        ])
         .build()
 }
 

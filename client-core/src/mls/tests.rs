@@ -250,3 +250,27 @@ fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten() {
         .unwrap();
     assert!(bob.ops(&crypto).process(&mut bobs, &ct).is_err());
 }
+
+#[test]
+fn the_relay_reads_a_key_packages_device_and_lifetime() {
+    let crypto = RustCrypto::default();
+    let bob = Device::new("bob");
+    let (kps, last_resort) = bob.ops(&crypto).key_packages(1, true).unwrap();
+    for bytes in [&kps[0], &last_resort.unwrap()] {
+        let leaf = convene_proto::mls_frame::read_key_package(bytes).unwrap();
+        assert_eq!(leaf.signature_key, bob.key.public());
+        let parsed = ops_parse(&bob, &crypto, bytes);
+        let lifetime = parsed.life_time();
+        assert_eq!(
+            (leaf.lifetime.not_before_secs, leaf.lifetime.not_after_secs),
+            (lifetime.not_before(), lifetime.not_after())
+        );
+    }
+}
+
+fn ops_parse(device: &Device, crypto: &RustCrypto, bytes: &[u8]) -> KeyPackage {
+    device
+        .ops(crypto)
+        .parse_key_package(bytes, device.user, &device.key.public())
+        .unwrap()
+}

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use convene_proto::encode_envelope;
 use convene_proto::ids::{check_group_id, fixed, SUBMISSION_ID_LEN};
+use convene_proto::mls_frame::{read_key_package, read_message_header, ContentType, WireFormat};
 use convene_proto::relay::{
     push, response, CommitAccepted, CreateGroup, Envelope, GetGroup, GroupCreated, GroupMessage,
     GroupState, MessageAccepted, MessageKind, Receipt, Role, SendMessage, SubmitCommit,
@@ -65,6 +66,14 @@ pub(super) fn submit_commit(
     fixed::<SUBMISSION_ID_LEN>("submission_id", &req.submission_id)?;
     if req.commit.is_empty() {
         return Err(Refusal::InvalidArgument("the commit is empty".into()).into());
+    }
+    let framed_epoch = check_framing(&req.group_id, &req.commit, MessageKind::Commit)?;
+    if framed_epoch != req.epoch {
+        return Err(Refusal::InvalidArgument(format!(
+            "the commit is framed for epoch {framed_epoch} but declared for epoch {}",
+            req.epoch
+        ))
+        .into());
     }
     let payload =
         req.commit.len() + req.welcome.len() + req.ratchet_tree.len() + req.group_info.len();
@@ -130,7 +139,7 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
     check_group_id(&req.group_id)?;
     fixed::<SUBMISSION_ID_LEN>("submission_id", &req.submission_id)?;
     let kind = match MessageKind::try_from(req.kind) {
-        Ok(kind @ (MessageKind::Application | MessageKind::Proposal)) => kind,
+        Ok(kind @ (MessageKind::Application | MessageKind::Proposal | MessageKind::Rejoin)) => kind,
         Ok(MessageKind::Commit) => {
             return Err(Refusal::InvalidArgument("commits go through SubmitCommit".into()).into())
         }
@@ -144,12 +153,20 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
         req.payload.len(),
         relay.config.limits.max_payload_bytes,
     )?;
+    let epoch = match kind {
+        MessageKind::Rejoin => {
+            check_rejoin(caller, &req.payload)?;
+            None
+        }
+        _ => Some(check_framing(&req.group_id, &req.payload, kind)?),
+    };
     let message = MessageSubmission {
         group_id: &req.group_id,
         kind,
         submission_id: &req.submission_id,
         sender: caller.device,
         payload: req.payload,
+        epoch,
         // An external proposal: the members check that its signer is one of
         // the group's managers; the relay only keeps non-staff out.
         from_outside: kind == MessageKind::Proposal && caller.role == Role::Staff,
@@ -167,6 +184,53 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
         }))
         .with_effects(appended(&req.group_id, &outcome)),
     )
+}
+
+/// Reads the clear MLS framing of a submitted message (RFC 9420, section
+/// 6): it must name this group and carry what the request says it does.
+/// Returns the epoch it was built in, which the store checks against the
+/// group's current epoch (RFC 9750, section 5.2: a message for another
+/// epoch is refused, never stored for readers who cannot decrypt it).
+fn check_framing(group_id: &[u8], payload: &[u8], kind: MessageKind) -> RelayResult<u64> {
+    let header = read_message_header(payload)
+        .map_err(|err| Refusal::InvalidArgument(format!("the MLS framing: {err}")))?;
+    if header.group_id != group_id {
+        return Err(Refusal::InvalidArgument("the MLS message names another group".into()).into());
+    }
+    let fits = match kind {
+        // Application data is only ever sent encrypted (RFC 9420, 6.3).
+        MessageKind::Application => {
+            header.content_type == ContentType::Application
+                && header.wire_format == WireFormat::PrivateMessage
+        }
+        MessageKind::Proposal => header.content_type == ContentType::Proposal,
+        MessageKind::Commit => header.content_type == ContentType::Commit,
+        MessageKind::Rejoin | MessageKind::Unspecified => false,
+    };
+    if !fits {
+        return Err(Refusal::InvalidArgument(
+            "the MLS content type does not match the message kind".into(),
+        )
+        .into());
+    }
+    Ok(header.epoch)
+}
+
+/// A rejoin request carries a KeyPackage of the very device that sends it:
+/// members re-add that device and no other, and it must still be valid.
+fn check_rejoin(caller: &Caller, payload: &[u8]) -> RelayResult<()> {
+    let leaf = read_key_package(payload)
+        .map_err(|err| Refusal::InvalidArgument(format!("the rejoin KeyPackage: {err}")))?;
+    if leaf.signature_key != caller.device {
+        return Err(Refusal::InvalidArgument(
+            "a rejoin request must carry a KeyPackage of the sending device".into(),
+        )
+        .into());
+    }
+    if leaf.lifetime.has_ended(now_ms()) {
+        return Err(Refusal::InvalidArgument("the rejoin KeyPackage has expired".into()).into());
+    }
+    Ok(())
 }
 
 /// Encodes the pushes for a new message once, for every member's pump.

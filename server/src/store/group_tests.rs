@@ -75,13 +75,16 @@ fn commit<'a>(
     }
 }
 
-fn message(id: &[u8], sender: u8) -> MessageSubmission<'_> {
+/// An application message at the group's current epoch.
+fn message<'a>(store: &Store, id: &'a [u8], sender: u8) -> MessageSubmission<'a> {
+    let epoch = store.group(b"g").unwrap().map_or(0, |g| g.epoch);
     MessageSubmission {
         group_id: b"g",
         kind: MessageKind::Application,
         submission_id: id,
         sender: [sender; 32],
         payload: Bytes::from_static(b"ciphertext"),
+        epoch: Some(epoch),
         from_outside: false,
     }
 }
@@ -159,11 +162,11 @@ fn resubmission_returns_the_first_outcome() {
 
     let m1 = f
         .store
-        .append_message(&message(b"m", 1), LIMITS, 7)
+        .append_message(&message(&f.store, b"m", 1), LIMITS, 7)
         .unwrap();
     let m2 = f
         .store
-        .append_message(&message(b"m", 1), LIMITS, 8)
+        .append_message(&message(&f.store, b"m", 1), LIMITS, 8)
         .unwrap();
     assert_eq!(m1.position, m2.position);
     assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
@@ -205,7 +208,10 @@ fn welcome_reaches_only_an_accepted_commit_s_joiners() {
 fn non_members_cannot_post_and_removed_members_leave_after_acking() {
     let f = fixture();
     assert_eq!(
-        refusal(f.store.append_message(&message(b"x", 2), LIMITS, 5)),
+        refusal(
+            f.store
+                .append_message(&message(&f.store, b"x", 2), LIMITS, 5)
+        ),
         Refusal::NotAMember
     );
     let added = [[2; 32]];
@@ -218,11 +224,14 @@ fn non_members_cannot_post_and_removed_members_leave_after_acking() {
         .submit_commit(&commit(1, b"c2", 1, &[], &removed), LIMITS, 6)
         .unwrap();
     assert_eq!(
-        refusal(f.store.append_message(&message(b"y", 2), LIMITS, 7)),
+        refusal(
+            f.store
+                .append_message(&message(&f.store, b"y", 2), LIMITS, 7)
+        ),
         Refusal::NotAMember
     );
     f.store
-        .append_message(&message(b"z", 1), LIMITS, 8)
+        .append_message(&message(&f.store, b"z", 1), LIMITS, 8)
         .unwrap();
     // The removed device still gets the removing commit, and nothing after.
     let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
@@ -242,7 +251,7 @@ fn trimming_waits_for_every_follower() {
         .unwrap();
     for i in 0..3u8 {
         f.store
-            .append_message(&message(&[i; 16], 1), LIMITS, 6)
+            .append_message(&message(&f.store, &[i; 16], 1), LIMITS, 6)
             .unwrap();
     }
     assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 4);
@@ -290,12 +299,44 @@ fn queues_are_bounded() {
         max_group_backlog: 2,
         max_inbox: 1,
     };
-    f.store.append_message(&message(b"a", 1), small, 5).unwrap();
-    f.store.append_message(&message(b"b", 1), small, 5).unwrap();
+    f.store
+        .append_message(&message(&f.store, b"a", 1), small, 5)
+        .unwrap();
+    f.store
+        .append_message(&message(&f.store, b"b", 1), small, 5)
+        .unwrap();
     assert!(matches!(
-        refusal(f.store.append_message(&message(b"c", 1), small, 5)),
+        refusal(
+            f.store
+                .append_message(&message(&f.store, b"c", 1), small, 5)
+        ),
         Refusal::QueueFull(_)
     ));
+}
+
+#[test]
+fn a_message_for_another_epoch_is_refused_with_the_current_one() {
+    let f = fixture();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .unwrap();
+    for (id, epoch) in [(&b"old"[..], 0), (&b"new"[..], 2)] {
+        let mut stale = message(&f.store, id, 2);
+        stale.epoch = Some(epoch);
+        assert_eq!(
+            refusal(f.store.append_message(&stale, LIMITS, 6)),
+            Refusal::StaleEpoch {
+                submitted: epoch,
+                current: 1
+            }
+        );
+    }
+    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 1);
+    let current = f
+        .store
+        .append_message(&message(&f.store, b"now", 2), LIMITS, 6)
+        .unwrap();
+    assert_eq!((current.position, current.epoch), (2, 1));
 }
 
 #[test]
@@ -303,7 +344,7 @@ fn a_managers_outside_proposal_is_logged_and_the_newest_group_info_kept() {
     let f = fixture();
     // A non-member's message is refused unless it is an outside proposal
     // (the handler sets `from_outside` only for staff proposals).
-    let mut outside = message(b"s1", 4);
+    let mut outside = message(&f.store, b"s1", 4);
     outside.kind = MessageKind::Proposal;
     assert_eq!(
         refusal(f.store.append_message(&outside, LIMITS, 1)),
@@ -331,14 +372,18 @@ fn a_managers_outside_proposal_is_logged_and_the_newest_group_info_kept() {
 fn the_newest_position_survives_a_restart_without_a_group_record_write() {
     let Fixture { _dir: dir, store } = fixture();
     for id in [b"m1", b"m2", b"m3"] {
-        store.append_message(&message(id, 1), LIMITS, 5).unwrap();
+        store
+            .append_message(&message(&store, id, 1), LIMITS, 5)
+            .unwrap();
     }
     assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 3);
     drop(store);
 
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 3);
-    let next = store.append_message(&message(b"m4", 1), LIMITS, 6).unwrap();
+    let next = store
+        .append_message(&message(&store, b"m4", 1), LIMITS, 6)
+        .unwrap();
     assert_eq!(next.position, 4);
     // Trimmed to the end, the record itself remembers the position.
     store.ack_group(b"g", &[1; 32], 4).unwrap();
@@ -349,7 +394,7 @@ fn the_newest_position_survives_a_restart_without_a_group_record_write() {
     assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 4);
     assert_eq!(
         store
-            .append_message(&message(b"m5", 1), LIMITS, 7)
+            .append_message(&message(&store, b"m5", 1), LIMITS, 7)
             .unwrap()
             .position,
         5

@@ -42,6 +42,9 @@ pub struct MessageSubmission<'a> {
     pub submission_id: &'a [u8],
     pub sender: DeviceKey,
     pub payload: Bytes,
+    /// The epoch its MLS framing names, which must be the group's current
+    /// one; `None` for a rejoin request, which is not an MLS message.
+    pub epoch: Option<u64>,
     /// The sender is staff sending an external proposal to a group it
     /// manages from outside: it need not be a member.
     pub from_outside: bool,
@@ -337,6 +340,13 @@ impl Store {
         } else {
             self.active_group(message.group_id, &message.sender)?
         };
+        if let Some(epoch) = message.epoch.filter(|e| *e != group.epoch) {
+            return Err(Refusal::StaleEpoch {
+                submitted: epoch,
+                current: group.epoch,
+            }
+            .into());
+        }
         if group.backlog() >= limits.max_group_backlog {
             return Err(
                 Refusal::QueueFull("the group log is full: a member has not caught up").into(),

@@ -202,6 +202,7 @@ impl Fixture {
             request::Kind::Ping(Default::default()),
             crate::device::TestDevice::message_request(
                 GROUP_ID,
+                0,
                 Bytes::from_static(&[1; 16]),
                 b"x",
             ),

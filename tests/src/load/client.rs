@@ -125,9 +125,16 @@ impl LoadConn {
         Ok(result)
     }
 
-    /// Sends one load message to `group_id`, once the window has room.
-    /// `scheduled_us` is when it was meant to leave (see [`payload`]).
-    pub async fn send_load(&self, group_id: &Bytes, size: usize, scheduled_us: u64) -> Result<()> {
+    /// Sends one load message to `group_id` (at `epoch`), once the window
+    /// has room. `scheduled_us` is when it was meant to leave (see
+    /// [`payload`]).
+    pub async fn send_load(
+        &self,
+        group_id: &Bytes,
+        epoch: u64,
+        size: usize,
+        scheduled_us: u64,
+    ) -> Result<()> {
         let permit = self
             .window
             .acquire()
@@ -142,7 +149,7 @@ impl LoadConn {
             group_id: group_id.clone(),
             kind: MessageKind::Application as i32,
             submission_id: Bytes::copy_from_slice(&submission_id),
-            payload: payload::make(size, scheduled_us),
+            payload: payload::make(group_id, epoch, size, scheduled_us),
         });
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         self.out
@@ -365,6 +372,6 @@ impl Reader {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

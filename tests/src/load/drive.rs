@@ -33,9 +33,17 @@ pub async fn closed_loop(
     let senders = plan.into_iter().map(|(device, groups)| {
         let conn = fleet.devices[device].conn.clone();
         let window = fleet.window;
+        let groups: Vec<(Bytes, u64)> = groups
+            .into_iter()
+            .map(|group| {
+                let epoch = fleet.epoch(&group);
+                (group, epoch)
+            })
+            .collect();
         tokio::spawn(async move {
-            for group in &groups {
-                conn.send_load(group, size, payload::now_us()).await?;
+            for (group, epoch) in &groups {
+                conn.send_load(group, *epoch, size, payload::now_us())
+                    .await?;
             }
             conn.drain(window).await
         })
@@ -76,7 +84,7 @@ pub async fn open_loop(
             let scheduled = start_us + (sent as f64 * 1e6 / rate) as u64;
             fleet.devices[*device]
                 .conn
-                .send_load(group, size, scheduled)
+                .send_load(group, fleet.epoch(group), size, scheduled)
                 .await?;
             sent += 1;
         }

@@ -5,8 +5,9 @@
 //! each device enrols with its own key, group creators commit the members
 //! in. Payloads are opaque stand-ins, which the relay cannot tell from MLS.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use convene_proto::relay::{request, CreateGroup, CreateInvite, Role};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rand::RngCore;
 
-use super::client::LoadConn;
+use super::client::{lock, LoadConn};
 use super::stats::Sample;
 use super::target::Target;
 use crate::device::{random_id, TestDevice};
@@ -49,6 +50,9 @@ impl Device {
 pub struct Fleet {
     pub devices: Vec<Device>,
     pub window: usize,
+    /// The epoch each group reached when it was set up (load messages are
+    /// framed for it).
+    epochs: Mutex<HashMap<Bytes, u64>>,
 }
 
 impl Fleet {
@@ -69,7 +73,11 @@ impl Fleet {
             .buffered(SETUP_CONCURRENCY)
             .try_collect()
             .await?;
-        Ok(Fleet { devices, window })
+        Ok(Fleet {
+            devices,
+            window,
+            epochs: Mutex::default(),
+        })
     }
 
     /// Creates a group of `members` (indices into `devices`); the first
@@ -92,7 +100,14 @@ impl Fleet {
                 TestDevice::commit_request(group_id, epoch as u64, random_id(), &added, &[]);
             conn.call(commit).await?;
         }
+        let epoch = others.chunks(ADD_CHUNK).count() as u64;
+        lock(&self.epochs).insert(group_id.clone(), epoch);
         Ok(())
+    }
+
+    /// The epoch a group reached when it was set up (0 if unknown).
+    pub fn epoch(&self, group_id: &Bytes) -> u64 {
+        lock(&self.epochs).get(group_id).copied().unwrap_or(0)
     }
 
     /// Creates many groups, a few at a time.

@@ -1,6 +1,8 @@
 //! The opaque bytes the generator sends as ciphertext.
 //!
-//! A load message starts with a marker and the time it was meant to leave
+//! A load message is framed with the clear MLS header the relay reads
+//! (group id, epoch, content type: `convene_proto::mls_frame`); its body
+//! starts with a marker and the time it was meant to leave
 //! (microseconds on the generator's clock), so that whoever receives it can
 //! measure send-to-delivery latency; the rest is incompressible filler, as
 //! real ciphertext is. Other pushes (commits, Welcomes) lack the marker and
@@ -10,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use convene_proto::mls_frame::{frame_private_message, private_message_body, ContentType};
 use rand::RngCore;
 
 const MARKER: &[u8; 4] = b"LOAD";
@@ -35,8 +38,18 @@ pub fn now_us() -> u64 {
     clock().elapsed().as_micros() as u64
 }
 
-/// A payload of `size` bytes (at least the header) stamped `sent_us`.
-pub fn make(size: usize, sent_us: u64) -> Bytes {
+/// A message for `group_id` at `epoch` whose body is `size` bytes (at
+/// least the marker and stamp) stamped `sent_us`.
+pub fn make(group_id: &[u8], epoch: u64, size: usize, sent_us: u64) -> Bytes {
+    Bytes::from(frame_private_message(
+        group_id,
+        epoch,
+        ContentType::Application,
+        &body(size, sent_us),
+    ))
+}
+
+fn body(size: usize, sent_us: u64) -> Bytes {
     let size = size.max(HEADER);
     let mut out = BytesMut::with_capacity(size);
     out.put_slice(MARKER);
@@ -56,7 +69,7 @@ pub fn make(size: usize, sent_us: u64) -> Bytes {
 
 /// The stamp of a load payload; `None` for anything else.
 pub fn sent_at(payload: &[u8]) -> Option<u64> {
-    let rest = payload.strip_prefix(MARKER)?;
+    let rest = private_message_body(payload).ok()?.strip_prefix(MARKER)?;
     let stamp: [u8; 8] = rest.get(..8)?.try_into().ok()?;
     Some(u64::from_be_bytes(stamp))
 }
@@ -67,10 +80,11 @@ mod tests {
 
     #[test]
     fn stamps_round_trip_and_sizes_hold() {
-        let payload = make(256, 12_345);
-        assert_eq!(payload.len(), 256);
+        let payload = make(b"g", 3, 256, 12_345);
+        assert_eq!(private_message_body(&payload).unwrap().len(), 256);
         assert_eq!(sent_at(&payload), Some(12_345));
         assert_eq!(sent_at(b"commit on epoch 1"), None);
-        assert_eq!(make(100_000, 1).len(), 100_000);
+        let large = make(b"g", 3, 100_000, 1);
+        assert_eq!(private_message_body(&large).unwrap().len(), 100_000);
     }
 }

@@ -1,0 +1,11 @@
+//! Groups never get stuck: every device keeps hearing every group through
+//! offline spells, restores, clock skew, expired keys and misbehaving
+//! members. One test binary; a module per way a group could get stuck.
+
+mod epochs;
+mod offline;
+
+/// `n` user names with a prefix: "l1", "l2", ...
+pub fn names(prefix: &str, n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("{prefix}{i}")).collect()
+}
