@@ -102,7 +102,9 @@ pub struct Limits {
     pub write_timeout_ms: u32,
     /// Undecodable frames tolerated on one connection before it is closed.
     pub max_bad_frames: u32,
-    /// Entries a group log may hold that some member has not acknowledged.
+    /// Entries a group log keeps at most. Past it the oldest are deleted,
+    /// fetched or not (the devices that missed them are told, and rejoin),
+    /// so that no device can hold a group back.
     pub max_group_backlog: u64,
     /// Welcomes a device's inbox may hold.
     pub max_inbox: u64,
@@ -130,6 +132,9 @@ pub struct RetentionConfig {
     pub blob_secs: u64,
     /// Unfinished uploads are abandoned after this long.
     pub incomplete_blob_secs: u64,
+    /// A group log entry is kept this long at most, fetched or not, as
+    /// messengers keep undelivered messages for about a month.
+    pub group_entry_secs: u64,
     /// How often the clean-up runs.
     pub sweep_interval_secs: u64,
 }
@@ -185,6 +190,7 @@ impl Default for RetentionConfig {
             submission_secs: 7 * 24 * 3600,
             blob_secs: 30 * 24 * 3600,
             incomplete_blob_secs: 24 * 3600,
+            group_entry_secs: 30 * 24 * 3600,
             sweep_interval_secs: 600,
         }
     }

@@ -1,6 +1,7 @@
 //! Background upkeep: writing the acknowledgements gathered in memory
 //! ([`crate::acks`]), trimming group logs that every follower has
-//! acknowledged, and sweeping records past their retention.
+//! acknowledged or that outgrew their bound, and sweeping records past
+//! their retention.
 //!
 //! Trimming is deferred from the acknowledgement itself, which stays cheap,
 //! and batched: many acknowledgements of one group cost one trim.
@@ -48,17 +49,7 @@ async fn trim(relay: &Arc<Relay>) {
         return;
     }
     let relay = relay.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut deleted = 0;
-        for group_id in groups {
-            deleted += relay.store.trim_group(&group_id)?;
-            if let Some(group) = relay.store.group(&group_id)? {
-                relay.frames.trim(&group_id, group.trimmed_through);
-            }
-        }
-        Ok::<_, crate::error::RelayError>(deleted)
-    })
-    .await;
+    let outcome = tokio::task::spawn_blocking(move || trim_groups(&relay, groups)).await;
     match outcome {
         Ok(Ok(deleted)) if deleted > 0 => tracing::trace!(deleted, "trimmed group logs"),
         Ok(Ok(_)) => {}
@@ -67,7 +58,40 @@ async fn trim(relay: &Arc<Relay>) {
     }
 }
 
+/// Trims each of `groups` by acknowledgement and by the group bound.
+fn trim_groups(
+    relay: &Relay,
+    groups: impl IntoIterator<Item = Vec<u8>>,
+) -> Result<u64, crate::error::RelayError> {
+    let policy = relay.trim_policy(now_ms());
+    let mut deleted = 0;
+    for group_id in groups {
+        deleted += relay.store.trim_group(&group_id, policy)?;
+        if let Some(group) = relay.store.group(&group_id)? {
+            relay.frames.trim(&group_id, group.trimmed_through);
+        }
+    }
+    Ok(deleted)
+}
+
 async fn sweep(relay: &Arc<Relay>) {
+    // Entries nobody fetched age out of every group, acknowledged or not.
+    let aging = relay.clone();
+    let aged = tokio::task::spawn_blocking(move || {
+        let groups = aging
+            .store
+            .groups()
+            .map(|item| item.map(|(id, _)| id))
+            .collect::<Result<Vec<_>, _>>()?;
+        trim_groups(&aging, groups)
+    })
+    .await;
+    match aged {
+        Ok(Ok(deleted)) if deleted > 0 => tracing::debug!(deleted, "aged out group log entries"),
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "aging out group logs failed"),
+        Err(err) => tracing::error!(error = %err, "the aging task failed"),
+    }
     let retention = &relay.config.retention;
     let retention = Retention {
         submission_ms: retention.submission_secs.saturating_mul(1000),

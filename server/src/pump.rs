@@ -4,18 +4,22 @@
 //! inbox, then every group log it follows) from its acknowledged position
 //! on, in order, then `CaughtUp`, then whatever arrives. It reads only what
 //! is durable ([`crate::visibility`]) and keeps at most a window of pushes
-//! unacknowledged, in count and in bytes, so a device that does not
-//! acknowledge costs the relay a bounded amount of memory and work.
+//! unacknowledged per stream, in count and in bytes, so a device that does
+//! not acknowledge costs the relay a bounded amount of memory and work, and
+//! one stream the device has not acknowledged never holds back another.
 //!
 //! Its own entries reach a device as a `Receipt` rather than a copy of what
 //! it sent, so that a device whose response was lost still learns that its
-//! commit or message was accepted.
+//! commit or message was accepted. Entries deleted before the device
+//! fetched them (a log past its bound) are announced with a `StreamGap`.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use convene_proto::encode_envelope;
-use convene_proto::relay::{push, CaughtUp, Envelope, GroupMessage, InboxMessage, Receipt};
+use convene_proto::relay::{
+    push, CaughtUp, Envelope, GroupMessage, InboxMessage, Receipt, StreamGap,
+};
 
 use crate::connection::{Outbound, OutboundSender};
 use crate::error::RelayResult;
@@ -26,31 +30,22 @@ use crate::store::{InboxItem, LogItem, ReadBudget};
 /// The device's connection is gone; the pump has nothing left to do.
 struct Disconnected;
 
-/// Pushes sent and not yet acknowledged, per stream, oldest first.
+/// Pushes of one stream sent and not yet acknowledged, oldest first.
 #[derive(Default)]
 struct InFlight {
-    streams: HashMap<Stream, VecDeque<(u64, usize)>>,
-    count: usize,
+    pushes: VecDeque<(u64, usize)>,
     bytes: usize,
 }
 
 impl InFlight {
-    fn sent(&mut self, stream: &Stream, position: u64, bytes: usize) {
-        self.streams
-            .entry(stream.clone())
-            .or_default()
-            .push_back((position, bytes));
-        self.count += 1;
+    fn sent(&mut self, position: u64, bytes: usize) {
+        self.pushes.push_back((position, bytes));
         self.bytes += bytes;
     }
 
-    fn acked(&mut self, stream: &Stream, position: u64) {
-        let Some(queue) = self.streams.get_mut(stream) else {
-            return;
-        };
-        while queue.front().is_some_and(|(p, _)| *p <= position) {
-            if let Some((_, bytes)) = queue.pop_front() {
-                self.count -= 1;
+    fn acked(&mut self, position: u64) {
+        while self.pushes.front().is_some_and(|(p, _)| *p <= position) {
+            if let Some((_, bytes)) = self.pushes.pop_front() {
                 self.bytes -= bytes;
             }
         }
@@ -63,8 +58,10 @@ struct Pump {
     out: OutboundSender,
     /// The newest position pushed per stream.
     sent: HashMap<Stream, u64>,
-    in_flight: InFlight,
+    in_flight: HashMap<Stream, InFlight>,
+    /// Per stream.
     window: usize,
+    /// Per stream.
     window_bytes: usize,
 }
 
@@ -84,7 +81,7 @@ pub async fn run(relay: Arc<Relay>, link: Arc<DeviceLink>, out: OutboundSender) 
         link,
         out,
         sent: HashMap::new(),
-        in_flight: InFlight::default(),
+        in_flight: HashMap::new(),
         window,
         window_bytes,
     };
@@ -104,15 +101,20 @@ impl Pump {
         loop {
             let (news, acks) = self.link.take();
             for (stream, position) in acks {
-                self.in_flight.acked(&stream, position);
+                if let Some(in_flight) = self.in_flight.get_mut(&stream) {
+                    in_flight.acked(position);
+                }
             }
             pending.extend(news);
-            while let Some(stream) = pending.first().cloned() {
+            // Every stream gets its turn: one whose window is full waits for
+            // its acknowledgements without holding the others back.
+            let streams: Vec<Stream> = pending.iter().cloned().collect();
+            for stream in streams {
                 match self.deliver(&stream).await {
                     Ok(Progress::Drained) => {
                         pending.remove(&stream);
                     }
-                    Ok(Progress::WindowFull) => break,
+                    Ok(Progress::WindowFull) => {}
                     Err(Disconnected) => return Ok(()),
                 }
             }
@@ -126,14 +128,26 @@ impl Pump {
         }
     }
 
-    fn room(&self) -> Option<ReadBudget> {
-        if self.in_flight.count >= self.window || self.in_flight.bytes >= self.window_bytes {
+    /// What the stream's window has room for, if anything.
+    fn room(&self, stream: &Stream) -> Option<ReadBudget> {
+        let (count, bytes) = self
+            .in_flight
+            .get(stream)
+            .map_or((0, 0), |f| (f.pushes.len(), f.bytes));
+        if count >= self.window || bytes >= self.window_bytes {
             return None;
         }
         Some(ReadBudget {
-            max_items: self.window - self.in_flight.count,
-            max_bytes: self.window_bytes - self.in_flight.bytes,
+            max_items: self.window - count,
+            max_bytes: self.window_bytes - bytes,
         })
+    }
+
+    fn record_sent(&mut self, stream: &Stream, position: u64, bytes: usize) {
+        self.in_flight
+            .entry(stream.clone())
+            .or_default()
+            .sent(position, bytes);
     }
 
     async fn deliver(&mut self, stream: &Stream) -> Result<Progress, Disconnected> {
@@ -154,7 +168,7 @@ impl Pump {
         };
         let through = self.relay.visibility.inbox(&device);
         while sent < through {
-            let Some(budget) = self.room() else {
+            let Some(budget) = self.room(&stream) else {
                 self.sent.insert(stream, sent);
                 return Ok(Progress::WindowFull);
             };
@@ -171,7 +185,7 @@ impl Pump {
                 let position = item.position;
                 self.push(push::Kind::InboxMessage(inbox_message(item)))
                     .await?;
-                self.in_flight.sent(&stream, position, bytes);
+                self.record_sent(&stream, position, bytes);
                 sent = position;
             }
         }
@@ -198,8 +212,9 @@ impl Pump {
                 .max(member.from_position.saturating_sub(1)),
         };
         let through = member.last_deliverable(self.relay.visibility.group(group_id));
+        let fresh = !self.sent.contains_key(&stream);
         while sent < through {
-            let Some(budget) = self.room() else {
+            let Some(budget) = self.room(&stream) else {
                 self.sent.insert(stream, sent);
                 return Ok(Progress::WindowFull);
             };
@@ -212,7 +227,7 @@ impl Pump {
                 };
                 self.send_frame(frame).await?;
                 sent += 1;
-                self.in_flight.sent(&stream, sent, cached.payload_len);
+                self.record_sent(&stream, sent, cached.payload_len);
                 continue;
             }
             let Some(items) =
@@ -220,6 +235,12 @@ impl Pump {
             else {
                 break;
             };
+            let skipped = items.first().map_or(fresh, |item| item.position > sent + 1);
+            if skipped {
+                // The entries after `sent` may have gone before this device
+                // fetched them: say so before what follows.
+                sent = self.announce_gap(group_id, sent).await?;
+            }
             if items.is_empty() {
                 break;
             }
@@ -232,12 +253,31 @@ impl Pump {
                     push::Kind::GroupMessage(group_message(group_id, item))
                 };
                 self.push(kind).await?;
-                self.in_flight.sent(&stream, position, bytes);
+                self.record_sent(&stream, position, bytes);
                 sent = position;
             }
         }
         self.sent.insert(stream, sent);
         Ok(Progress::Drained)
+    }
+
+    /// Pushes a `StreamGap` if the group's log was trimmed past `sent`,
+    /// and returns the position delivery continues after.
+    async fn announce_gap(&self, group_id: &[u8], sent: u64) -> Result<u64, Disconnected> {
+        let Some(group) = self.logged(self.relay.store.group(group_id)).flatten() else {
+            return Ok(sent);
+        };
+        if group.trimmed_through <= sent {
+            return Ok(sent);
+        }
+        self.push(push::Kind::StreamGap(StreamGap {
+            group_id: group_id.to_vec().into(),
+            after: sent,
+            through: group.trimmed_through,
+            epoch: group.trimmed_epoch,
+        }))
+        .await?;
+        Ok(group.trimmed_through)
     }
 
     async fn push(&self, kind: push::Kind) -> Result<(), Disconnected> {

@@ -13,7 +13,7 @@ use crate::hub::Hub;
 use crate::rate_limit::Rate;
 use convene_proto::invite::{lookup_hash, Invite, InviteSecret};
 
-use crate::store::{now_ms, OpenError, QueueLimits, Store, StoreOptions};
+use crate::store::{now_ms, OpenError, QueueLimits, Store, StoreOptions, TrimPolicy};
 use crate::visibility::Visibility;
 
 /// Why the relay could not start on its data directory.
@@ -70,6 +70,15 @@ impl Relay {
         QueueLimits {
             max_group_backlog: self.config.limits.max_group_backlog,
             max_inbox: self.config.limits.max_inbox,
+        }
+    }
+
+    /// How far group logs are kept at time `now` (ms since the Unix epoch).
+    pub fn trim_policy(&self, now: u64) -> TrimPolicy {
+        let retention_ms = self.config.retention.group_entry_secs.saturating_mul(1000);
+        TrimPolicy {
+            max_backlog: self.config.limits.max_group_backlog,
+            keep_since_ms: now.saturating_sub(retention_ms),
         }
     }
 

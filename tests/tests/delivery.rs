@@ -133,3 +133,87 @@ async fn a_slow_acknowledger_is_sent_a_bounded_window() {
     let rest = members[1].group_messages(6).await.unwrap();
     assert_eq!(rest.first().unwrap().position, last + 1);
 }
+
+/// One stream the device has not acknowledged never holds back another
+/// (the window is per stream): case 1 of the liveness issue, at the relay.
+#[tokio::test]
+async fn a_stream_left_unacknowledged_does_not_hold_back_another() {
+    let relay = RelayProcess::start(convene_tests::RelayOptions {
+        config_toml: "[limits]\npush_window = 4\n".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    let bob = members[1].device();
+    members[0].create_group(b"h").await.unwrap();
+    members[0].commit(b"h", 0, &[bob], &[]).await.unwrap();
+    members[1].settle().await.unwrap();
+
+    // Bob holds group g's entries without acknowledging them...
+    for i in 0..10 {
+        members[0]
+            .send(b"g", format!("g{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut held = 0;
+    while let Some(push) = members[1].push_within(Duration::from_millis(300)).await {
+        if matches!(push, push::Kind::GroupMessage(_)) {
+            held += 1;
+        }
+    }
+    assert_eq!(held, 4, "the window of g");
+    // ...and group h still reaches him.
+    members[0].send(b"h", b"still here").await.unwrap();
+    let message = loop {
+        match members[1].push().await.unwrap() {
+            push::Kind::GroupMessage(m) => break m,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        (message.group_id.as_ref(), opaque(&message.payload)),
+        (&b"h"[..], &b"still here"[..])
+    );
+}
+
+/// Case 10 of the liveness issue at the relay: a device that never comes
+/// back does not stop the group; when it does come back it is told what it
+/// missed.
+#[tokio::test]
+async fn a_device_away_past_the_log_bound_is_told_what_it_missed() {
+    let relay = RelayProcess::start(convene_tests::RelayOptions {
+        config_toml: "[limits]\nmax_group_backlog = 20\n".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut members = group_of(&relay, &["ann", "bob", "cat"]).await;
+    let cat = members.pop().unwrap().vanish();
+    for i in 0..30 {
+        members[0]
+            .send(b"g", format!("m{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    members[1].group_messages(30).await.unwrap();
+
+    let mut cat = TestDevice::connect(&relay.url, cat).await.unwrap();
+    let pushes = cat.catch_up().await.unwrap();
+    let gap = pushes
+        .iter()
+        .find_map(|p| match p {
+            push::Kind::StreamGap(gap) => Some(gap.clone()),
+            _ => None,
+        })
+        .expect("a StreamGap");
+    // Cat had the commit at 1; 2..=11 went (31 entries, 20 kept).
+    assert_eq!((gap.after, gap.through, gap.epoch), (1, 11, 1));
+    let positions: Vec<u64> = pushes
+        .iter()
+        .filter_map(|p| match p {
+            push::Kind::GroupMessage(m) => Some(m.position),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(positions, (12..=31).collect::<Vec<_>>());
+}

@@ -116,7 +116,7 @@ pub(super) fn submit_commit(
             "commit accepted"
         );
     }
-    let mut effects = appended(&req.group_id, &outcome);
+    let mut effects = appended(relay, &req.group_id, &outcome);
     effects.extend(
         outcome
             .inbox
@@ -182,7 +182,7 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
         Reply::durable(response::Result::MessageAccepted(MessageAccepted {
             position: outcome.position,
         }))
-        .with_effects(appended(&req.group_id, &outcome)),
+        .with_effects(appended(relay, &req.group_id, &outcome)),
     )
 }
 
@@ -273,9 +273,14 @@ fn cache_frames(
 }
 
 /// A replayed outcome was already published by its first request.
-fn appended(group_id: &[u8], outcome: &AppendOutcome) -> Vec<Effect> {
+fn appended(relay: &Relay, group_id: &[u8], outcome: &AppendOutcome) -> Vec<Effect> {
     if outcome.replayed {
         return Vec::new();
+    }
+    if let Some(through) = outcome.trimmed_through {
+        // What the store no longer holds is not delivered from memory
+        // either: a device that missed it is told, after a restart or not.
+        relay.frames.trim(group_id, through);
     }
     vec![Effect::GroupAppended {
         group_id: group_id.to_vec(),

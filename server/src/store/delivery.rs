@@ -1,13 +1,14 @@
 //! Reading a device's streams, recording its acknowledgements, and trimming
 //! what every recipient has acknowledged.
 //!
-//! Nothing is deleted on read: a group log entry goes only once every device
-//! that follows the group has acknowledged it ([`Store::trim_group`]), and an
-//! inbox entry once its device has.
+//! Nothing is deleted on read: a group log entry goes once every device that
+//! follows the group has acknowledged it, or once it is past the group's
+//! bound in count or age, whoever has not fetched it ([`Store::trim_group`]);
+//! an inbox entry goes once its device has acknowledged it.
 
 use sled::Batch;
 
-use super::records::{InboxRecord, LogEntry, WelcomeRecord};
+use super::records::{GroupRecord, InboxRecord, LogEntry, WelcomeRecord};
 use super::{corrupt, encode, keys, DeviceKey, Store};
 use crate::error::RelayResult;
 
@@ -34,6 +35,15 @@ pub struct AckOutcome {
     /// A removed device acknowledged its removal and no longer follows the
     /// group.
     pub left_group: bool,
+}
+
+/// How far a group log is kept for devices that have not fetched it.
+#[derive(Debug, Clone, Copy)]
+pub struct TrimPolicy {
+    /// Entries kept behind the newest at most.
+    pub max_backlog: u64,
+    /// Entries received before this (ms since the Unix epoch) are deleted.
+    pub keep_since_ms: u64,
 }
 
 /// How much one read may return: at least one item, then up to these.
@@ -174,35 +184,88 @@ impl Store {
     }
 
     /// Deletes the log entries that every device following the group has
-    /// acknowledged. Returns how many were deleted.
-    pub fn trim_group(&self, group_id: &[u8]) -> RelayResult<u64> {
+    /// acknowledged, and, whatever any device has acknowledged, those past
+    /// the group's bound: more than `policy.max_backlog` entries behind the
+    /// newest, or received before `policy.keep_since_ms`. A device that
+    /// missed entries this way is told so by its pump (`StreamGap`).
+    /// Returns how many entries were deleted.
+    pub fn trim_group(&self, group_id: &[u8], policy: TrimPolicy) -> RelayResult<u64> {
         let _guard = self.group_locks.lock(group_id);
         let Some(mut group) = self.group(group_id)? else {
             return Ok(0);
         };
         let members = self.members(group_id)?;
-        let safe = members
+        let acked = members
             .iter()
             .map(|(_, m)| m.acked)
             .min()
-            .unwrap_or(group.last_position)
-            .min(group.last_position);
-        if safe <= group.trimmed_through {
-            return Ok(0);
-        }
+            .unwrap_or(group.last_position);
+        let bound = group.last_position.saturating_sub(policy.max_backlog);
+        let mut safe = acked.max(bound).min(group.last_position);
         let mut batch = Batch::default();
         let mut deleted = 0;
+        let mut last_deleted = None;
         let start = keys::log_entry(group_id, group.trimmed_through + 1);
-        let end = keys::log_entry(group_id, safe);
+        let end = keys::log_entry(group_id, group.last_position);
         for item in self.tree.range(start..=end) {
-            let (key, _) = item?;
+            let (key, raw) = item?;
+            let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("log key"))?;
+            if position > safe {
+                // Past what every device has: deleted only once too old.
+                let entry: LogEntry = prost::Message::decode(raw.as_ref())?;
+                if entry.received_at_ms >= policy.keep_since_ms {
+                    break;
+                }
+                safe = position;
+                last_deleted = Some(entry);
+            } else if position == safe {
+                last_deleted = Some(prost::Message::decode(raw.as_ref())?);
+            }
             batch.remove(key);
             deleted += 1;
         }
+        if safe <= group.trimmed_through {
+            return Ok(0);
+        }
+        group.trimmed_epoch = match last_deleted {
+            Some(entry) => entry.epoch_after(),
+            None => group.epoch,
+        };
         group.trimmed_through = safe;
         batch.insert(keys::group(group_id), encode(&group));
         self.tree.apply_batch(batch)?;
         Ok(deleted)
+    }
+
+    /// Adds to `batch` the deletion of the group's oldest entries so that,
+    /// with one more appended, it holds at most `max_backlog`: a group log
+    /// never refuses a sender because some other device is away. Updates
+    /// `group` (which the caller writes in the same batch).
+    pub(super) fn make_room(
+        &self,
+        batch: &mut Batch,
+        group_id: &[u8],
+        group: &mut GroupRecord,
+        max_backlog: u64,
+    ) -> RelayResult<()> {
+        let excess = (group.backlog() + 1).saturating_sub(max_backlog.max(1));
+        if excess == 0 {
+            return Ok(());
+        }
+        let start = keys::log_entry(group_id, group.trimmed_through + 1);
+        let end = keys::log_entry(group_id, group.trimmed_through + excess);
+        let mut last = None;
+        for item in self.tree.range(start..=end) {
+            let (key, raw) = item?;
+            last = Some(raw);
+            batch.remove(key);
+        }
+        group.trimmed_through += excess;
+        if let Some(raw) = last {
+            let entry: LogEntry = prost::Message::decode(raw.as_ref())?;
+            group.trimmed_epoch = entry.epoch_after();
+        }
+        Ok(())
     }
 
     /// Deletes a device's inbox entries up to `position`, and each Welcome

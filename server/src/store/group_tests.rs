@@ -11,6 +11,11 @@ const LIMITS: QueueLimits = QueueLimits {
     max_group_backlog: 1_000,
     max_inbox: 10,
 };
+/// Trims only what every follower acknowledged.
+const KEEP_ALL: TrimPolicy = TrimPolicy {
+    max_backlog: u64::MAX,
+    keep_since_ms: 0,
+};
 const ALL: ReadBudget = ReadBudget {
     max_items: usize::MAX,
     max_bytes: usize::MAX,
@@ -258,14 +263,14 @@ fn trimming_waits_for_every_follower() {
     f.store.ack_group(b"g", &[1; 32], 4).unwrap();
     f.store.ack_group(b"g", &[2; 32], 4).unwrap();
     assert_eq!(
-        f.store.trim_group(b"g").unwrap(),
+        f.store.trim_group(b"g", KEEP_ALL).unwrap(),
         1,
         "only the commit, which device 3 never follows"
     );
     f.store.ack_group(b"g", &[3; 32], 3).unwrap();
-    assert_eq!(f.store.trim_group(b"g").unwrap(), 2);
+    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 2);
     f.store.ack_group(b"g", &[3; 32], 4).unwrap();
-    assert_eq!(f.store.trim_group(b"g").unwrap(), 1);
+    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 1);
     assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 0);
     let read = f.store.read_log(b"g", 0, 4, ALL).unwrap();
     assert!(read.is_empty());
@@ -293,25 +298,56 @@ fn inbox_ack_frees_the_shared_welcome() {
 }
 
 #[test]
-fn queues_are_bounded() {
+fn a_full_group_log_drops_its_oldest_entries_instead_of_refusing() {
     let f = fixture();
     let small = QueueLimits {
         max_group_backlog: 2,
         max_inbox: 1,
     };
     f.store
-        .append_message(&message(&f.store, b"a", 1), small, 5)
+        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), small, 5)
+        .unwrap();
+    // Device 2 never acknowledges anything; device 1 goes on sending.
+    for id in [b"a", b"b", b"c"] {
+        f.store
+            .append_message(&message(&f.store, id, 1), small, 6)
+            .unwrap();
+    }
+    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
+    let group = f.store.group(b"g").unwrap().unwrap();
+    assert_eq!((group.trimmed_through, group.last_position), (2, 4));
+    // The commit at 1 started epoch 1, which is what follows the gap.
+    assert_eq!(group.trimmed_epoch, 1);
+    let read = f.store.read_log(b"g", 0, 4, ALL).unwrap();
+    assert_eq!(read.iter().map(|i| i.position).collect::<Vec<_>>(), [3, 4]);
+    // A commit is never refused for it either.
+    f.store
+        .submit_commit(&commit(1, b"c2", 1, &[], &[]), small, 7)
+        .unwrap();
+    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
+}
+
+#[test]
+fn entries_nobody_fetched_age_out() {
+    let f = fixture();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
         .unwrap();
     f.store
-        .append_message(&message(&f.store, b"b", 1), small, 5)
+        .append_message(&message(&f.store, b"old", 1), LIMITS, 10)
         .unwrap();
-    assert!(matches!(
-        refusal(
-            f.store
-                .append_message(&message(&f.store, b"c", 1), small, 5)
-        ),
-        Refusal::QueueFull(_)
-    ));
+    f.store
+        .append_message(&message(&f.store, b"new", 1), LIMITS, 50)
+        .unwrap();
+    let policy = TrimPolicy {
+        max_backlog: u64::MAX,
+        keep_since_ms: 20,
+    };
+    assert_eq!(f.store.trim_group(b"g", policy).unwrap(), 2);
+    let group = f.store.group(b"g").unwrap().unwrap();
+    assert_eq!((group.trimmed_through, group.trimmed_epoch), (2, 1));
+    assert_eq!(f.store.trim_group(b"g", policy).unwrap(), 0);
+    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 1);
 }
 
 #[test]
@@ -387,7 +423,7 @@ fn the_newest_position_survives_a_restart_without_a_group_record_write() {
     assert_eq!(next.position, 4);
     // Trimmed to the end, the record itself remembers the position.
     store.ack_group(b"g", &[1; 32], 4).unwrap();
-    store.trim_group(b"g").unwrap();
+    store.trim_group(b"g", KEEP_ALL).unwrap();
     assert_eq!(store.stored_log_entries(b"g").unwrap(), 0);
     drop(store);
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
@@ -399,4 +435,26 @@ fn the_newest_position_survives_a_restart_without_a_group_record_write() {
             .position,
         5
     );
+}
+
+#[test]
+fn a_device_both_added_and_removed_is_readded_and_sent_the_welcome() {
+    let f = fixture();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .unwrap();
+    f.store.ack_group(b"g", &[2; 32], 1).unwrap();
+    let readd = f
+        .store
+        .submit_commit(&commit(1, b"c2", 1, &[[2; 32]], &[[2; 32]]), LIMITS, 6)
+        .unwrap();
+    assert_eq!(readd.inbox, vec![([2; 32], 2)]);
+    let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
+    assert!(member.is_active());
+    assert_eq!((member.from_position, member.acked), (2, 1));
+    // Only a member can be re-added.
+    let stranger = f
+        .store
+        .submit_commit(&commit(2, b"c3", 1, &[[3; 32]], &[[3; 32]]), LIMITS, 7);
+    assert!(matches!(refusal(stranger), Refusal::InvalidArgument(_)));
 }

@@ -59,6 +59,8 @@ pub struct AppendOutcome {
     pub epoch: u64,
     /// True when this answers a resubmission of an earlier request.
     pub replayed: bool,
+    /// The log's oldest entries up to here went to make room for this one.
+    pub trimmed_through: Option<u64>,
     /// Inbox entries written for the joiners, as (device, inbox position).
     pub inbox: Vec<(DeviceKey, u64)>,
 }
@@ -66,7 +68,8 @@ pub struct AppendOutcome {
 /// Bounds on the queues that a submission extends.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueLimits {
-    /// Entries a group log may hold that some member has not acknowledged.
+    /// Entries a group log keeps at most: past it, the oldest go, whoever
+    /// has not fetched them.
     pub max_group_backlog: u64,
     /// Entries a device's inbox may hold.
     pub max_inbox: u64,
@@ -84,6 +87,7 @@ impl Store {
             last_position: 0,
             trimmed_through: 0,
             created_at_ms: now,
+            trimmed_epoch: 0,
         };
         let member = MemberRecord {
             from_position: 1,
@@ -221,11 +225,6 @@ impl Store {
             .into());
         }
         self.check_routing_change(commit)?;
-        if group.backlog() >= limits.max_group_backlog {
-            return Err(
-                Refusal::QueueFull("the group log is full: a member has not caught up").into(),
-            );
-        }
 
         // Joiners' inbox positions are per device and dense, so the inboxes
         // are locked too (group first, then devices: the only order used).
@@ -241,7 +240,14 @@ impl Store {
         }
 
         let position = group.last_position + 1;
+        let trimmed_before = group.trimmed_through;
         let mut batch = Batch::default();
+        self.make_room(
+            &mut batch,
+            commit.group_id,
+            &mut group,
+            limits.max_group_backlog,
+        )?;
         let entry = LogEntry {
             kind: MessageKind::Commit as i32,
             sender_device: commit.sender.to_vec(),
@@ -254,7 +260,12 @@ impl Store {
         };
         batch.insert(keys::log_entry(commit.group_id, position), encode(&entry));
 
-        for device in commit.removed {
+        let readded: HashSet<&DeviceKey> = commit
+            .added
+            .iter()
+            .filter(|d| commit.removed.contains(d))
+            .collect();
+        for device in commit.removed.iter().filter(|d| !readded.contains(d)) {
             let mut member = self
                 .membership(commit.group_id, device)?
                 .ok_or_else(|| corrupt("checked member vanished"))?;
@@ -262,7 +273,9 @@ impl Store {
             member.until_position = position;
             batch.insert(keys::member(commit.group_id, device), encode(&member));
         }
-        for device in commit.added {
+        // A re-added device keeps its subscription and cursor: it goes on
+        // following the log and joins again from the Welcome.
+        for device in commit.added.iter().filter(|d| !readded.contains(d)) {
             let member = MemberRecord {
                 from_position: position + 1,
                 until_position: 0,
@@ -307,6 +320,7 @@ impl Store {
             epoch: group.epoch,
             replayed: false,
             inbox: inbox_positions,
+            trimmed_through: Some(group.trimmed_through).filter(|t| *t > trimmed_before),
         };
         self.record_submission(
             &mut batch,
@@ -334,7 +348,7 @@ impl Store {
         {
             return Ok(outcome);
         }
-        let group = if message.from_outside {
+        let mut group = if message.from_outside {
             self.group(message.group_id)?
                 .ok_or(Refusal::NotFound("group"))?
         } else {
@@ -347,12 +361,20 @@ impl Store {
             }
             .into());
         }
-        if group.backlog() >= limits.max_group_backlog {
-            return Err(
-                Refusal::QueueFull("the group log is full: a member has not caught up").into(),
-            );
-        }
         let position = group.last_position + 1;
+        let trimmed_before = group.trimmed_through;
+        let mut batch = Batch::default();
+        if group.backlog() + 1 > limits.max_group_backlog {
+            // The record is written only when the oldest entries go, so
+            // that a plain append stays one write.
+            self.make_room(
+                &mut batch,
+                message.group_id,
+                &mut group,
+                limits.max_group_backlog,
+            )?;
+            batch.insert(keys::group(message.group_id), encode(&group));
+        }
         let entry = LogEntry {
             kind: message.kind as i32,
             sender_device: message.sender.to_vec(),
@@ -363,13 +385,13 @@ impl Store {
             added_devices: Vec::new(),
             removed_devices: Vec::new(),
         };
-        let mut batch = Batch::default();
         batch.insert(keys::log_entry(message.group_id, position), encode(&entry));
         let outcome = AppendOutcome {
             position,
             epoch: group.epoch,
             replayed: false,
             inbox: Vec::new(),
+            trimmed_through: Some(group.trimmed_through).filter(|t| *t > trimmed_before),
         };
         self.record_submission(
             &mut batch,
@@ -402,15 +424,16 @@ impl Store {
         if added.len() != commit.added.len() || removed.len() != commit.removed.len() {
             return invalid("a device is listed twice in the routing change");
         }
-        if added.intersection(&removed).next().is_some() {
-            return invalid("a device is both added and removed");
-        }
         if commit.added.is_empty() != commit.welcome.is_empty() {
             return invalid("a commit carries a Welcome exactly when it adds devices");
         }
         for device in commit.added {
             if self.device(device)?.is_none() {
                 return Err(Refusal::NotFound("added device").into());
+            }
+            // A device both added and removed is re-added: it stays.
+            if removed.contains(device) {
+                continue;
             }
             if let Some(member) = self.membership(commit.group_id, device)? {
                 if member.is_active() {
@@ -450,6 +473,7 @@ impl Store {
             epoch: record.epoch,
             replayed: true,
             inbox: Vec::new(),
+            trimmed_through: None,
         }))
     }
 

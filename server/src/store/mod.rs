@@ -37,7 +37,7 @@ use prost::Message;
 use rand::RngCore;
 
 pub use accounts::{Enrolment, NewInvite};
-pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget};
+pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
 pub use groups::{AppendOutcome, CommitSubmission, MessageSubmission, QueueLimits};
 pub use key_packages::{Claim, KeyPackageStock};
 pub use keys::DeviceKey;

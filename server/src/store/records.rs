@@ -98,6 +98,10 @@ pub struct GroupRecord {
     pub trimmed_through: u64,
     #[prost(uint64, tag = "4")]
     pub created_at_ms: u64,
+    /// The group's epoch just after `trimmed_through`: what a device that
+    /// missed the trimmed entries is told it missed.
+    #[prost(uint64, tag = "5")]
+    pub trimmed_epoch: u64,
 }
 
 impl GroupRecord {
@@ -159,6 +163,18 @@ pub struct LogEntry {
     pub added_devices: Vec<Vec<u8>>,
     #[prost(bytes = "vec", repeated, tag = "8")]
     pub removed_devices: Vec<Vec<u8>>,
+}
+
+impl LogEntry {
+    /// The group's epoch once this entry is applied: a commit starts the
+    /// next epoch.
+    pub fn epoch_after(&self) -> u64 {
+        if self.kind == convene_proto::relay::MessageKind::Commit as i32 {
+            self.epoch + 1
+        } else {
+            self.epoch
+        }
+    }
 }
 
 /// An inbox entry points at a Welcome stored once for all its joiners.
