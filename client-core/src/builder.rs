@@ -224,7 +224,7 @@ impl ClientBuilder {
         let (commands, receiver) = mpsc::channel(64);
         let mls = Mls::new(store, key, &identity)?;
         wipe_secrets(&mut identity);
-        let engine = Engine::new(shared.clone(), mls, connector, receiver);
+        let engine = Engine::new(shared.clone(), mls, connector, receiver)?;
         let task = tokio::spawn(engine.run());
         Ok(Client::new(shared, commands, task))
     }

@@ -55,6 +55,20 @@ pub enum Event {
         group: Option<GroupId>,
         detail: String,
     },
+    /// This device cannot follow the group right now: it missed or could
+    /// not process a change (its state was restored from a copy, a commit
+    /// was refused or trimmed away before this device fetched it, its
+    /// invitation could not be opened). It has asked the group's members to
+    /// add it back, and keeps what arrives meanwhile.
+    GroupStalled { group: GroupId, reason: String },
+    /// This device follows the group again. `missed` entries that arrived
+    /// in between could not be read (they were encrypted for a state this
+    /// device never had).
+    GroupRecovered { group: GroupId, missed: u64 },
+    /// `count` entries of the group were dropped before this device could
+    /// read them: the most it keeps for a group it cannot follow yet was
+    /// reached.
+    EntriesDropped { group: GroupId, count: u64 },
     /// The connection to the relay dropped; the client reconnects by itself.
     ConnectionLost { reason: String },
     /// The connection to the relay is back.

@@ -142,6 +142,9 @@ pub struct GroupSummary {
     /// This device manages the group from outside: it sees who is in it
     /// and can change that, but cannot read it.
     pub managing: bool,
+    /// Why this device cannot follow the group right now (it has asked to
+    /// be added back); `None` while it follows it.
+    pub stalled: Option<String>,
 }
 
 impl GroupSummary {
@@ -174,6 +177,7 @@ impl GroupSummary {
             active: record.active,
             managers: record.managers.clone(),
             managing: record.managing,
+            stalled: (!record.stalled.is_empty()).then(|| record.stalled.clone()),
         }
     }
 

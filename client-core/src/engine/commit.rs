@@ -44,6 +44,11 @@ pub(super) enum Change {
     Remove(Vec<[u8; 32]>),
     /// Commit the proposals pending in the group.
     Proposals,
+    /// Replace a member device's leaf with its new KeyPackage (it asked to
+    /// be re-added): the device, its user, the KeyPackage.
+    Readd([u8; 32], String, Vec<u8>),
+    /// Renew this device's own leaf.
+    Update,
 }
 
 /// The `MembersChanged` event between two member lists (a user id per
@@ -153,7 +158,12 @@ impl Engine {
         let key_packages = match &change {
             Change::Add(users) => Some(self.claim_key_packages(&group_id, users).await?),
             Change::AddDevices(devices) => Some(self.claim_own_devices(intent, devices).await?),
-            Change::Remove(_) | Change::Proposals => None,
+            Change::Readd(device, user, key_package) => Some(vec![self
+                .mls
+                .ops()
+                .parse_key_package(key_package, user, device)
+                .map_err(|err| Step::Failed(err.into()))?]),
+            Change::Remove(_) | Change::Proposals | Change::Update => None,
         };
         let bundle: Result<(u64, CommitBundle), MlsError> = {
             let group = match load_group(&mut self.groups, &self.mls, &group_id) {
@@ -171,9 +181,14 @@ impl Engine {
                 (Change::Add(_) | Change::AddDevices(_), Some(key_packages)) => {
                     ops.add(group, &key_packages)
                 }
+                (Change::Readd(device, ..), Some(mut key_packages)) => match key_packages.pop() {
+                    Some(key_package) => ops.readd(group, device, key_package),
+                    None => Err(MlsError::Operation("no KeyPackage".into())),
+                },
                 (Change::Remove(devices), _) => ops.remove(group, devices),
                 (Change::Proposals, _) => ops.commit_pending(group),
-                (Change::Add(_) | Change::AddDevices(_), None) => {
+                (Change::Update, _) => ops.update(group, None),
+                (Change::Add(_) | Change::AddDevices(_) | Change::Readd(..), None) => {
                     Err(MlsError::Operation("no KeyPackages".into()))
                 }
             }

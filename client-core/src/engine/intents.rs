@@ -42,7 +42,14 @@ const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Engine {
     /// Stores a new intent durably and returns its id.
-    pub(super) fn persist_intent(&mut self, mut intent: IntentRecord) -> Result<u64, ClientError> {
+    pub(super) fn persist_intent(&mut self, intent: IntentRecord) -> Result<u64, ClientError> {
+        let id = self.stage_intent(intent)?;
+        self.store().commit_durably()?;
+        Ok(id)
+    }
+
+    /// Writes a new intent in the open operation and returns its id.
+    pub(super) fn stage_intent(&mut self, mut intent: IntentRecord) -> Result<u64, ClientError> {
         let counter = self.store().get(&records::intent_counter_key())?;
         let id = counter
             .and_then(|raw| raw.try_into().ok())
@@ -54,8 +61,27 @@ impl Engine {
         self.store()
             .put(records::intent_counter_key(), id.to_be_bytes().to_vec());
         self.store().put_record(records::intent_key(id), &intent);
-        self.store().commit_durably()?;
         Ok(id)
+    }
+
+    /// The first intent of a group whose kind `matches`, committed or in
+    /// the open operation.
+    pub(super) fn queued_intent(
+        &self,
+        group_id: &[u8],
+        matches: impl Fn(&IntentKind) -> bool,
+    ) -> Result<Option<IntentRecord>, ClientError> {
+        for item in self.store().scan::<IntentRecord>(&records::outbox_prefix()) {
+            let (key, _) = item?;
+            // The open operation may have changed or deleted it.
+            let Some(intent) = self.store().get_record::<IntentRecord>(&key)? else {
+                continue;
+            };
+            if intent.group_id == group_id && intent.kind.as_ref().is_some_and(&matches) {
+                return Ok(Some(intent));
+            }
+        }
+        Ok(None)
     }
 
     /// Runs every intent that can make progress now.
@@ -76,12 +102,21 @@ impl Engine {
                 return;
             }
         };
-        // Pending proposals come first in their group: nothing else can be
-        // sent or committed there until they are committed.
-        intents.sort_by_key(|i| !matches!(i.kind, Some(IntentKind::CommitProposals(_))));
+        // A rejoin request comes first in its group (nothing else can be
+        // done there before the device is back), then pending proposals
+        // (nothing can be sent or committed before they are committed).
+        intents.sort_by_key(|i| match i.kind {
+            Some(IntentKind::Rejoin(_)) => 0,
+            Some(IntentKind::CommitProposals(_)) => 1,
+            _ => 2,
+        });
         let mut held_back: HashSet<Vec<u8>> = HashSet::new();
         for intent in intents {
-            if held_back.contains(&intent.group_id) || self.behind_relay(&intent.group_id) {
+            let rejoin = matches!(intent.kind, Some(IntentKind::Rejoin(_)));
+            if held_back.contains(&intent.group_id)
+                || (!rejoin && self.cannot_act_in(&intent.group_id))
+                || self.behind_relay(&intent.group_id)
+            {
                 held_back.insert(intent.group_id.clone());
                 continue;
             }
@@ -110,6 +145,12 @@ impl Engine {
             }
             self.publish();
         }
+    }
+
+    /// The device is in the group at the relay but cannot follow it until
+    /// it is re-added: its other operations there wait.
+    fn cannot_act_in(&self, group_id: &[u8]) -> bool {
+        matches!(self.group_record(group_id), Ok(Some(r)) if r.active && !r.following())
     }
 
     /// The relay said the group is at a later epoch than this device has
@@ -160,6 +201,8 @@ impl Engine {
             }
             Some(IntentKind::Manage(manage)) => self.step_manage(intent, manage).await,
             Some(IntentKind::CommitProposals(_)) => self.step_commit_proposals(intent).await,
+            Some(IntentKind::Rejoin(_)) => self.step_rejoin(intent).await,
+            Some(IntentKind::Readd(readd)) => self.step_readd(intent, readd).await,
             None => Step::Failed(ClientError::InvalidArgument("an empty intent".into())),
         }
     }

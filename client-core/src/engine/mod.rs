@@ -17,22 +17,25 @@
 mod commit;
 mod create;
 mod devices;
+mod held;
 mod intents;
 mod manage;
 mod peers;
+mod rejoin;
 mod revocations;
 mod sync;
+mod welcome;
 
 pub(crate) use intents::send_intent;
 pub(crate) use sync::MAX_TEXT_BYTES;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use convene_proto::relay::{
-    push, request, response, stream_ack, Ack, ErrorCode, GroupMessage, StreamAck,
+    push, request, response, stream_ack, Ack, ErrorCode, StreamAck,
 };
 use openmls::prelude::MlsGroup;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -151,9 +154,12 @@ pub(crate) struct Engine {
     acks: PendingAcks,
     /// Events of the open batch, published once it is durable.
     events: Vec<Event>,
-    /// Group messages held back: for groups not joined yet, or waiting for
-    /// an epoch; in log order.
-    held: HashMap<Vec<u8>, VecDeque<GroupMessage>>,
+    /// How much is kept in the store for groups this device cannot
+    /// process yet (see `held`).
+    held: held::HeldEntries,
+    /// Groups whose entries came with no Welcome, since when: asked to be
+    /// re-added if none comes.
+    unknown_groups: HashMap<Vec<u8>, Instant>,
     /// Groups where a proposal was kept since the outbox last ran: each
     /// gets a `CommitProposals` intent.
     proposals_arrived: HashSet<Vec<u8>>,
@@ -173,8 +179,9 @@ impl Engine {
         mls: Mls,
         connector: Arc<dyn Connector>,
         commands: mpsc::Receiver<Command>,
-    ) -> Engine {
-        Engine {
+    ) -> Result<Engine, ClientError> {
+        let held = held::HeldEntries::load(&shared.store)?;
+        Ok(Engine {
             shared,
             mls,
             groups: HashMap::new(),
@@ -188,7 +195,8 @@ impl Engine {
             awaiting_epoch: HashMap::new(),
             acks: PendingAcks::default(),
             events: Vec::new(),
-            held: HashMap::new(),
+            held,
+            unknown_groups: HashMap::new(),
             proposals_arrived: HashSet::new(),
             outbox_dirty: true,
             retry_at: None,
@@ -197,7 +205,7 @@ impl Engine {
             was_connected: false,
             reported_offline: false,
             last_activity: Instant::now(),
-        }
+        })
     }
 
     fn store(&self) -> &LocalStore {
@@ -241,6 +249,9 @@ impl Engine {
     fn next_wakeup(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
         let mut wake = far;
+        if let Some(since) = self.unknown_groups.values().min() {
+            wake = wake.min(*since + sync::UNKNOWN_GROUP_GRACE);
+        }
         if self.conn.is_none() {
             wake = wake.min(self.reconnect_at);
         } else {
@@ -258,6 +269,13 @@ impl Engine {
             self.connect().await;
         } else if self.conn.is_some() && now >= self.last_activity + KEEPALIVE {
             let _ = self.request(request::Kind::Ping(Default::default())).await;
+        }
+        if self.caught_up && !self.unknown_groups.is_empty() {
+            if let Err(err) = self.stall_unknown_groups(false) {
+                tracing::error!(error = %err, "cannot record a group without its Welcome");
+                self.store().rollback();
+            }
+            self.publish();
         }
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
@@ -363,7 +381,6 @@ impl Engine {
         self.pushes = None;
         self.caught_up = false;
         self.acks = PendingAcks::default();
-        self.held.clear();
         self.awaiting_epoch.clear();
         self.shared.status.send_modify(|status| {
             status.state = ConnectionState::Offline;
@@ -421,6 +438,10 @@ impl Engine {
                 self.disconnected(&format!("local processing failed: {err}"));
                 return;
             }
+        }
+        if let Err(err) = self.report_dropped().and_then(|()| Ok(self.store().commit()?)) {
+            tracing::error!(error = %err, "cannot record dropped entries");
+            self.store().rollback();
         }
         if let Err(err) = self.store().flush() {
             tracing::error!(error = %err, "flushing the local store failed; reconnecting");

@@ -7,19 +7,24 @@
 //! before is never shown twice.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use convene_proto::content::GroupKind as WireKind;
-use convene_proto::relay::{push, GroupMessage, InboxMessage, MessageKind, Receipt};
+use convene_proto::mls_frame::{read_message_header, ContentType};
+use convene_proto::relay::{push, GroupMessage, MessageKind, Receipt, StreamGap};
 
 use super::{ConnectionState, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::mls::content::read_content;
-use crate::mls::{group_meta, members, Incoming, MemberDevice, MlsError};
+use crate::mls::{members, Incoming, MemberDevice, MlsError};
 use crate::store::records::{self, GroupRecord, MemberEntry, MessageRecord};
-use crate::types::{GroupId, GroupSummary, Message};
+use crate::types::{GroupId, Message};
 
 pub(crate) use crate::mls::content::MAX_TEXT_BYTES;
+
+/// How long entries of a group with no Welcome wait for one, once caught
+/// up, before this device asks to be added again.
+pub(super) const UNKNOWN_GROUP_GRACE: Duration = Duration::from_secs(3);
 
 impl Engine {
     pub(super) async fn process_push(&mut self, push: push::Kind) -> Result<(), ClientError> {
@@ -27,12 +32,15 @@ impl Engine {
             push::Kind::GroupMessage(message) => self.on_group_message(message),
             push::Kind::Receipt(receipt) => self.on_receipt(receipt),
             push::Kind::InboxMessage(welcome) => self.on_welcome(welcome),
+            push::Kind::StreamGap(gap) => self.on_gap(gap),
             push::Kind::CaughtUp(_) => {
                 self.caught_up = true;
                 self.outbox_dirty = true;
                 self.set_state(ConnectionState::CaughtUp);
                 self.emit(Event::CaughtUp);
-                Ok(())
+                // Every Welcome the relay held came before this: entries of
+                // a group without one will never be readable as they are.
+                self.stall_unknown_groups(true)
             }
             push::Kind::KeyPackagesLow(low) => {
                 self.replenish_key_packages(low.one_time_remaining, low.last_resort)
@@ -40,8 +48,6 @@ impl Engine {
                 Ok(())
             }
             push::Kind::Challenge(_) => Ok(()),
-            // Handled with the liveness work below.
-            push::Kind::StreamGap(_) => Ok(()),
             push::Kind::RevocationNotice(_) => {
                 // Not fatal to the push batch: the next connect reads them.
                 if let Err(err) = self.sync_revocations().await {
@@ -52,69 +58,162 @@ impl Engine {
         }
     }
 
-    fn on_group_message(&mut self, message: GroupMessage) -> Result<(), ClientError> {
+    /// Takes one group entry: applies it, or keeps it for later, in one
+    /// committed operation; either way it is then acknowledged.
+    pub(super) fn on_group_message(&mut self, message: GroupMessage) -> Result<(), ClientError> {
         let group_id = message.group_id.to_vec();
-        // Keep log order: behind a held message, everything waits.
-        if let Some(held) = self.held.get_mut(&group_id) {
-            held.push_back(message);
-            return Ok(());
-        }
         let Some(record) = self.group_record(&group_id)? else {
-            // Not joined yet: its Welcome is on the way.
-            self.held.entry(group_id).or_default().push_back(message);
-            return Ok(());
+            // Not joined yet: its Welcome may be on the way.
+            self.hold(&message)?;
+            self.unknown_groups
+                .entry(group_id)
+                .or_insert_with(tokio::time::Instant::now);
+            return self.taken(&message);
         };
-        if self.apply_group_message(record, &message)? {
-            self.held
-                .entry(group_id.clone())
-                .or_default()
-                .push_back(message);
-        } else {
-            self.release_held(&group_id)?;
+        if message.position <= record.processed_through {
+            self.ack_group(&group_id, message.position);
+            return Ok(());
         }
+        if record.active && !record.following() {
+            self.hold(&message)?;
+            return self.taken(&message);
+        }
+        self.apply_group_message(record, &message)
+    }
+
+    /// Commits the open operation and acknowledges `message`.
+    fn taken(&mut self, message: &GroupMessage) -> Result<(), ClientError> {
+        self.store().commit()?;
+        self.ack_group(&message.group_id, message.position);
         Ok(())
     }
 
-    /// Applies one group message. Returns true when it must wait for a later
-    /// epoch (nothing was changed).
+    /// Applies one entry of a group this device follows (or was removed
+    /// from), moving the group's cursor past it.
     fn apply_group_message(
         &mut self,
         mut record: GroupRecord,
         message: &GroupMessage,
-    ) -> Result<bool, ClientError> {
+    ) -> Result<(), ClientError> {
         let group_id = record.group_id.clone();
-        if message.position <= record.processed_through {
-            self.ack_group(&group_id, message.position);
-            return Ok(false);
-        }
-        if record.active {
-            match self.decrypt_and_apply(&mut record, message) {
-                Err(MlsError::FutureEpoch) => {
-                    self.store().rollback();
-                    self.groups.remove(&group_id);
-                    return Ok(true);
-                }
-                Err(err) => {
+        if record.active && message.kind == MessageKind::Rejoin as i32 {
+            self.on_rejoin_request(&record, message);
+        } else if record.active {
+            let header = read_message_header(&message.payload).ok();
+            // The relay's epoch and the message's own say the group has
+            // moved past this device's state: the commits in between are
+            // gone for it.
+            let epoch = header.as_ref().map_or(message.epoch, |h| h.epoch);
+            if epoch > record.epoch || message.epoch > record.epoch {
+                self.stall(&mut record, "this device missed a change to the group")?;
+                self.hold(message)?;
+                self.store()
+                    .put_record(records::group_key(&group_id), &record);
+                return self.taken(message);
+            }
+            let commit = header
+                .as_ref()
+                .is_some_and(|h| h.content_type == ContentType::Commit && h.epoch == record.epoch);
+            if let Err(err) = self.decrypt_and_apply(&mut record, message) {
+                // Nothing of it is kept.
+                self.store().rollback();
+                self.groups.remove(&group_id);
+                tracing::warn!(error = %err, position = message.position, "a group entry could not be processed");
+                if commit {
+                    self.refused_commit(&mut record, message, &err)?;
+                } else {
                     // An entry that can never be read must not block the
                     // conversation: it is set aside with a warning.
-                    self.store().rollback();
-                    self.groups.remove(&group_id);
-                    tracing::warn!(error = %err, position = message.position, "a group message could not be processed");
                     self.emit(refusal_event(
                         &group_id,
                         &err,
                         format!("a message could not be read: {err}"),
                     ));
                 }
-                Ok(()) => {}
             }
         }
         record.processed_through = message.position;
         self.store()
             .put_record(records::group_key(&group_id), &record);
+        self.taken(message)
+    }
+
+    /// The relay accepted a commit this device cannot apply: everyone else
+    /// moved on without it. It says why, remembers what it refused to let
+    /// in, and asks to be re-added (in the open operation).
+    fn refused_commit(
+        &mut self,
+        record: &mut GroupRecord,
+        message: &GroupMessage,
+        err: &MlsError,
+    ) -> Result<(), ClientError> {
+        let detail = format!("a change to the group was refused: {err}");
+        self.emit(refusal_event(&record.group_id, err, detail.clone()));
+        if matches!(err, MlsError::PolicyViolation(_)) {
+            // Its chain checks are made again on rejoining; a breach of
+            // the group's policy cannot be seen in a tree later, so it is
+            // remembered.
+            for device in &message.added_devices {
+                if !record.refused_devices.iter().any(|d| d == device) {
+                    record.refused_devices.push(device.to_vec());
+                }
+            }
+        }
+        self.stall(record, &detail)
+    }
+
+    /// Entries after `gap.after` were deleted before this device fetched
+    /// them: it lost them, and if the group moved on meanwhile, it lost
+    /// its place too.
+    fn on_gap(&mut self, gap: StreamGap) -> Result<(), ClientError> {
+        let group_id = gap.group_id.to_vec();
+        let Some(mut record) = self.group_record(&group_id)? else {
+            return Ok(());
+        };
+        if gap.through <= record.processed_through {
+            return Ok(());
+        }
+        record.missed += gap.through - gap.after.max(record.processed_through);
+        if record.following() && gap.epoch > record.epoch {
+            self.stall(&mut record, "the relay deleted changes this device had not fetched")?;
+        }
+        if record.following() || !record.active {
+            record.processed_through = gap.through;
+        }
+        self.store()
+            .put_record(records::group_key(&group_id), &record);
         self.store().commit()?;
-        self.ack_group(&group_id, message.position);
-        Ok(false)
+        Ok(())
+    }
+
+    /// Groups whose entries arrived with no Welcome to join them: this
+    /// device is in them at the relay but holds nothing to read them with,
+    /// so it asks to be added again. At `CaughtUp` (`all`), every such
+    /// group; later, those whose Welcome had time to arrive and did not.
+    pub(super) fn stall_unknown_groups(&mut self, all: bool) -> Result<(), ClientError> {
+        let due: Vec<Vec<u8>> = if all {
+            self.unknown_groups.clear();
+            self.held_without_record()?
+        } else {
+            let cutoff = tokio::time::Instant::now() - UNKNOWN_GROUP_GRACE;
+            let due: Vec<Vec<u8>> = self
+                .unknown_groups
+                .iter()
+                .filter(|(_, since)| **since <= cutoff)
+                .map(|(group, _)| group.clone())
+                .collect();
+            self.unknown_groups.retain(|_, since| *since > cutoff);
+            let unknown = self.held_without_record()?;
+            due.into_iter().filter(|g| unknown.contains(g)).collect()
+        };
+        for group_id in due {
+            let mut record = super::held::pending_join_record(&group_id);
+            self.stall(&mut record, "its invitation to the group never arrived")?;
+            self.store()
+                .put_record(records::group_key(&group_id), &record);
+        }
+        self.store().commit()?;
+        Ok(())
     }
 
     fn decrypt_and_apply(
@@ -165,8 +264,22 @@ impl Engine {
                 });
                 snapshot.apply(record);
                 self.note_identities(&group_id, &identities);
-                let mut added_users = user_ids(&added);
-                let removed_users = user_ids(&removed);
+                // A device re-added in place neither joined nor left.
+                let replaced = |d: &MemberDevice, other: &[MemberDevice]| {
+                    other.iter().any(|o| o.device == d.device)
+                };
+                let joined: Vec<MemberDevice> = added
+                    .iter()
+                    .filter(|d| !replaced(d, &removed))
+                    .cloned()
+                    .collect();
+                let left: Vec<MemberDevice> = removed
+                    .iter()
+                    .filter(|d| !replaced(d, &added))
+                    .cloned()
+                    .collect();
+                let mut added_users = user_ids(&joined);
+                let removed_users = user_ids(&left);
                 added_users.retain(|u| !removed_users.contains(u));
                 if self_removed {
                     record.active = false;
@@ -232,28 +345,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Processes messages held for a group, in order, until one must wait.
-    pub(super) fn release_held(&mut self, group_id: &[u8]) -> Result<(), ClientError> {
-        while let Some(message) = self.held.get_mut(group_id).and_then(|q| q.pop_front()) {
-            let Some(record) = self.group_record(group_id)? else {
-                self.held
-                    .entry(group_id.to_vec())
-                    .or_default()
-                    .push_front(message);
-                return Ok(());
-            };
-            if self.apply_group_message(record, &message)? {
-                self.held
-                    .entry(group_id.to_vec())
-                    .or_default()
-                    .push_front(message);
-                return Ok(());
-            }
-        }
-        self.held.remove(group_id);
-        Ok(())
-    }
-
     fn on_receipt(&mut self, receipt: Receipt) -> Result<(), ClientError> {
         let group_id = receipt.group_id.to_vec();
         let Some(mut record) = self.group_record(&group_id)? else {
@@ -278,81 +369,7 @@ impl Engine {
             .put_record(records::group_key(&group_id), &record);
         self.store().commit()?;
         self.ack_group(&group_id, receipt.position);
-        self.release_held(&group_id)
-    }
-
-    fn on_welcome(&mut self, welcome: InboxMessage) -> Result<(), ClientError> {
-        let processed = self.store().get(&records::inbox_cursor_key())?;
-        let processed = processed
-            .and_then(|raw| raw.try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0);
-        if welcome.position <= processed {
-            self.ack_inbox(welcome.position);
-            return Ok(());
-        }
-        let group_id = welcome.group_id.to_vec();
-        let already = self.group_record(&group_id)?.is_some_and(|r| r.active);
-        if !already {
-            match self.join(&welcome) {
-                Ok(record) => {
-                    let summary = GroupSummary::from_record(&record, self.mls.user_id());
-                    self.emit(Event::JoinedGroup(summary));
-                    self.outbox_dirty = true;
-                }
-                Err(err) => {
-                    self.store().rollback();
-                    self.groups.remove(&group_id);
-                    tracing::warn!(error = %err, "a Welcome could not be used");
-                    self.emit(refusal_event(
-                        &group_id,
-                        &err,
-                        format!("an invitation to a group could not be used: {err}"),
-                    ));
-                }
-            }
-        }
-        self.store().put(
-            records::inbox_cursor_key(),
-            welcome.position.to_be_bytes().to_vec(),
-        );
-        self.store().commit()?;
-        self.ack_inbox(welcome.position);
-        self.release_held(&group_id)
-    }
-
-    fn join(&mut self, welcome: &InboxMessage) -> Result<GroupRecord, MlsError> {
-        let group = self.mls.ops().join(&welcome.welcome)?;
-        let meta = group_meta(&group)
-            .ok_or_else(|| MlsError::Invalid("a group without Convene metadata".into()))?;
-        let own_user = self.mls.user_id().to_string();
-        if meta.kind == WireKind::Direct as i32 && !meta.direct_pair.contains(&own_user) {
-            return Err(MlsError::Invalid(
-                "a direct channel between other people".into(),
-            ));
-        }
-        let mut record = GroupRecord {
-            group_id: welcome.group_id.to_vec(),
-            kind: meta.kind,
-            name: meta.name.clone(),
-            direct_pair: meta.direct_pair.clone(),
-            processed_through: welcome.group_position,
-            active: true,
-            joined_at_ms: crate::now_ms(),
-            ..Default::default()
-        };
-        Snapshot::of(&group, self.mls.anchor()).apply(&mut record);
-        self.note_identities(&record.group_id, &crate::mls::member_identities(&group));
-        self.store()
-            .put_record(records::group_key(&record.group_id), &record);
-        if meta.kind == WireKind::Direct as i32 {
-            if let Some(peer) = meta.direct_pair.iter().find(|u| **u != own_user) {
-                self.store()
-                    .put(records::direct_key(peer), record.group_id.clone());
-            }
-        }
-        self.groups.insert(record.group_id.clone(), group);
-        Ok(record)
+        Ok(())
     }
 }
 

@@ -29,7 +29,7 @@ fn group_of(crypto: &RustCrypto, ann: &Device, others: &[&Device]) -> (MlsGroup,
     let joined = others
         .iter()
         .map(|other| {
-            let g = other.ops(crypto).join(&bundle.welcome).unwrap();
+            let g = other.ops(crypto).join(&bundle.welcome, false).unwrap();
             other.store.commit_durably().unwrap();
             g
         })

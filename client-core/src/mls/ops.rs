@@ -249,6 +249,70 @@ impl<'a> MlsOps<'a> {
         })
     }
 
+    /// Builds a commit that re-adds a member device which asked for it: its
+    /// old leaf removed, `key_package` (of the same device) added, in one
+    /// commit. Pending until merged or cleared.
+    pub fn readd(
+        &self,
+        group: &mut MlsGroup,
+        device: &[u8; 32],
+        key_package: KeyPackage,
+    ) -> Result<CommitBundle, MlsError> {
+        let old = group
+            .members()
+            .find(|m| m.signature_key.as_slice() == device)
+            .ok_or_else(|| MlsError::Invalid("the device is not a member".into()))?;
+        let member = member_device(&old.credential, &old.signature_key)
+            .ok_or_else(|| MlsError::Invalid("the device's leaf is unreadable".into()))?;
+        let staged = group
+            .commit_builder()
+            .propose_removals([old.index])
+            .propose_adds([key_package])
+            .load_psks(self.provider.storage())
+            .map_err(op_err)?
+            .build(self.provider.rand(), self.provider.crypto(), self.signer, |_| {
+                true
+            })
+            .map_err(op_err)?
+            .stage_commit(&self.provider)
+            .map_err(op_err)?;
+        bundle(group, staged, vec![member.clone()], vec![member])
+    }
+
+    /// Builds a commit that renews this device's own leaf (new HPKE keys,
+    /// and `credential` when its certificates were renewed): what gives
+    /// post-compromise security, and drops the lifetime its KeyPackage gave
+    /// the leaf. Proposals pending in the group are committed with it.
+    /// Pending until merged or cleared.
+    pub fn update(
+        &self,
+        group: &mut MlsGroup,
+        credential: Option<CredentialWithKey>,
+    ) -> Result<CommitBundle, MlsError> {
+        let mut parameters = LeafNodeParameters::builder().with_capabilities(capabilities());
+        if let Some(credential) = credential {
+            parameters = parameters.with_credential_with_key(credential);
+        }
+        let staged = group
+            .commit_builder()
+            .consume_proposal_store(true)
+            .force_self_update(true)
+            .leaf_node_parameters(parameters.build())
+            .load_psks(self.provider.storage())
+            .map_err(op_err)?
+            .build(self.provider.rand(), self.provider.crypto(), self.signer, |_| {
+                true
+            })
+            .map_err(op_err)?
+            .stage_commit(&self.provider)
+            .map_err(op_err)?;
+        let pending = group
+            .pending_commit()
+            .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
+        let (added, removed) = routing_change(group, pending);
+        bundle(group, staged, added, removed)
+    }
+
     /// Builds a commit of the proposals pending in the group (a manager's
     /// changes, checked when they arrived); pending until merged or
     /// cleared.
@@ -439,7 +503,15 @@ impl<'a> MlsOps<'a> {
 
     /// Joins a group from a Welcome, after checking every member's chain
     /// and that the group's policy allowed its sender to add this device.
-    pub fn join(&self, welcome: &[u8]) -> Result<MlsGroup, MlsError> {
+    ///
+    /// Any state this device still holds for the group is replaced: a
+    /// Welcome is how a device that was removed, or fell behind, comes
+    /// back. `rejoining` says this device asked to be re-added to a group
+    /// it was in, which any member may answer. Leaves' lifetimes in the
+    /// tree are not checked (RFC 9420, section 7.3 allows it): a member who
+    /// has not renewed its leaf for a while must not lock everyone else
+    /// out; KeyPackages, which are checked when claimed, carry lifetimes.
+    pub fn join(&self, welcome: &[u8], rejoining: bool) -> Result<MlsGroup, MlsError> {
         let welcome = match MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(invalid)?
             .extract()
@@ -448,7 +520,11 @@ impl<'a> MlsOps<'a> {
             _ => return Err(MlsError::Invalid("not a Welcome".into())),
         };
         let staged =
-            StagedWelcome::new_from_welcome(&self.provider, &Self::join_config(), welcome, None)
+            StagedWelcome::build_from_welcome(&self.provider, &Self::join_config(), welcome)
+                .map_err(invalid)?
+                .replace_old_group()
+                .skip_lifetime_validation()
+                .build()
                 .map_err(invalid)?;
         let members = staged
             .members()
@@ -462,8 +538,10 @@ impl<'a> MlsOps<'a> {
         let meta = meta_from(staged.group_context().extensions())
             .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
         let managers = managers(&self.anchor, staged.group_context().extensions());
-        check_welcome(&meta, &sender, &members, self.user_id, &managers)
-            .map_err(MlsError::PolicyViolation)?;
+        if !rejoining {
+            check_welcome(&meta, &sender, &members, self.user_id, &managers)
+                .map_err(MlsError::PolicyViolation)?;
+        }
         staged.into_group(&self.provider).map_err(invalid)
     }
 
@@ -491,6 +569,29 @@ fn routing_change(
         .filter_map(|m| member_device(&m.credential, &m.signature_key))
         .collect();
     (added, removed)
+}
+
+/// Serialises a staged commit for the relay.
+fn bundle(
+    group: &MlsGroup,
+    staged: CommitMessageBundle,
+    added: Vec<MemberDevice>,
+    removed: Vec<MemberDevice>,
+) -> Result<CommitBundle, MlsError> {
+    let welcome = staged
+        .to_welcome_msg()
+        .map(|w| w.tls_serialize_detached())
+        .transpose()
+        .map_err(op_err)?
+        .unwrap_or_default();
+    let (commit, _, group_info) = staged.into_contents();
+    Ok(CommitBundle {
+        commit: commit.tls_serialize_detached().map_err(op_err)?,
+        welcome,
+        group_info: for_managers(group, group_info)?,
+        added,
+        removed,
+    })
 }
 
 /// The GroupInfo to leave at the relay, sealed to the managers' key: only

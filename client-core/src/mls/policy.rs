@@ -44,6 +44,12 @@ pub fn check_commit(meta: &GroupMeta, change: &Change<'_>) -> Result<(), String>
     {
         return Ok(());
     }
+    // Any member may re-add a member device that fell out of step: its
+    // old leaf removed, a new leaf of the very same device added. Nobody
+    // joins or leaves.
+    if !change.changes_context && is_replacement(change.added, change.removed) {
+        return Ok(());
+    }
     match policy(meta) {
         MembershipPolicy::AnyMember => Ok(()),
         MembershipPolicy::Staff | MembershipPolicy::Unspecified => {
@@ -96,6 +102,17 @@ pub fn check_welcome(
         }
         MembershipPolicy::Pair => check_pair(meta, members.iter()),
     }
+}
+
+/// Whether every added device replaces a removed one of the same user and
+/// key, and every removed one is replaced.
+fn is_replacement(added: &[VerifiedDevice], removed: &[MemberDevice]) -> bool {
+    added.len() == removed.len()
+        && added.iter().all(|a| {
+            removed
+                .iter()
+                .any(|r| r.device == a.device_key && r.user_id == a.user_id)
+        })
 }
 
 fn check_pair<'a>(

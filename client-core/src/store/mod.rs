@@ -64,6 +64,9 @@ pub(crate) mod tag {
     pub const REVOKED: u8 = 0x09;
     /// The private key a managed group's GroupInfo is sealed to.
     pub const MANAGER_KEY: u8 = 0x0A;
+    /// Group messages taken from the relay and kept for later, per group
+    /// in log order.
+    pub const HELD: u8 = 0x0B;
 }
 
 /// Why the local store failed.

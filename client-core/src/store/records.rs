@@ -85,6 +85,40 @@ pub struct GroupRecord {
     /// This device manages the group without being a member of it.
     #[prost(bool, tag = "12")]
     pub managing: bool,
+    /// Why this device cannot follow the group right now (it asked to be
+    /// re-added); empty while it follows it.
+    #[prost(string, tag = "13")]
+    pub stalled: String,
+    /// When this device last asked to be re-added (ms since the epoch).
+    #[prost(uint64, tag = "14")]
+    pub rejoin_requested_at_ms: u64,
+    /// Requests to be re-added since the group stalled.
+    #[prost(uint32, tag = "15")]
+    pub rejoin_attempts: u32,
+    /// Devices whose addition this device refused on the grounds of the
+    /// group's policy or the chain of trust: it will not rejoin a state that
+    /// holds one of them.
+    #[prost(bytes = "vec", repeated, tag = "16")]
+    pub refused_devices: Vec<Vec<u8>>,
+    /// Entries this device could not read since it last followed the group,
+    /// reported when it follows it again.
+    #[prost(uint64, tag = "17")]
+    pub missed: u64,
+    /// When this device last renewed its own leaf in the group (an update
+    /// commit, or joining), ms since the epoch.
+    #[prost(uint64, tag = "18")]
+    pub leaf_renewed_at_ms: u64,
+    /// The device was added at the relay but holds no MLS state of the
+    /// group yet (its Welcome failed or never came): it is not listed.
+    #[prost(bool, tag = "19")]
+    pub pending_join: bool,
+}
+
+impl GroupRecord {
+    /// Whether this device is in the group and able to follow it.
+    pub fn following(&self) -> bool {
+        self.active && self.stalled.is_empty() && !self.pending_join
+    }
 }
 
 /// One message of a group's history.
@@ -124,7 +158,7 @@ pub struct IntentRecord {
     pub group_id: Vec<u8>,
     #[prost(uint32, tag = "4")]
     pub attempts: u32,
-    #[prost(oneof = "IntentKind", tags = "10, 11, 12, 13, 14, 15, 16, 17")]
+    #[prost(oneof = "IntentKind", tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19")]
     pub kind: Option<IntentKind>,
     /// A commit submitted and not yet known to be accepted or refused: the
     /// exact request, resubmitted as is after a reconnect.
@@ -158,6 +192,34 @@ pub enum IntentKind {
     /// Commit the proposals pending in a group (a manager's changes).
     #[prost(message, tag = "17")]
     CommitProposals(CommitProposalsIntent),
+    /// Ask the group's members to re-add this device, which cannot follow
+    /// the group.
+    #[prost(message, tag = "18")]
+    Rejoin(RejoinIntent),
+    /// Re-add a member device that asked for it.
+    #[prost(message, tag = "19")]
+    Readd(ReaddIntent),
+}
+
+/// Nothing to record: the group's record says why and since when.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RejoinIntent {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReaddIntent {
+    /// The member device asking (32 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub device_key: Vec<u8>,
+    /// Its user.
+    #[prost(string, tag = "2")]
+    pub user_id: String,
+    /// The KeyPackage it sent, to replace its leaf with.
+    #[prost(bytes = "vec", tag = "3")]
+    pub key_package: Vec<u8>,
+    /// Not before this time (ms since the epoch): the member nearest the
+    /// device in the tree answers first, the others only if it did not.
+    #[prost(uint64, tag = "4")]
+    pub not_before_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -293,6 +355,22 @@ pub fn peer_identity_key(user_id: &str) -> Vec<u8> {
 /// How far this device has read the relay's revocations.
 pub fn revocation_cursor_key() -> Vec<u8> {
     key(tag::META, &[b"revocation_cursor"])
+}
+
+/// The group message at `position` held for later (its group not joined
+/// or not followable yet), in log order.
+pub fn held_key(group_id: &[u8], position: u64) -> Vec<u8> {
+    let mut key = held_prefix(group_id);
+    key.extend_from_slice(&position.to_be_bytes());
+    key
+}
+
+pub fn held_prefix(group_id: &[u8]) -> Vec<u8> {
+    key(tag::HELD, &[group_id])
+}
+
+pub fn all_held_prefix() -> Vec<u8> {
+    vec![tag::HELD]
 }
 
 /// A verified revocation of a user (empty `device`) or of one device.

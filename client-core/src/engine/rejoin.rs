@@ -1,0 +1,271 @@
+//! Falling out of step with a group, and getting back in.
+//!
+//! A device can end up unable to follow a group it is in: its state was
+//! restored from a copy taken before a commit, a commit it refused (or that
+//! came when its clock was wrong) moved everyone else on, the relay deleted
+//! entries it had not fetched, or its Welcome could not be opened. Nothing
+//! it holds can bring it forward, so it says so ([`Event::GroupStalled`]),
+//! keeps what arrives meanwhile (see `held`), and asks the group to re-add
+//! it: a rejoin request carrying a fresh KeyPackage of this device, which
+//! any member answers with one commit replacing the device's old leaf (see
+//! `MESSAGE_KIND_REJOIN` in the protocol). The device rejoins from the
+//! Welcome, at the group's current epoch.
+//!
+//! The member nearest the device in the tree answers first; the others wait
+//! longer and answer only if nobody has, so a large group does not race
+//! hundreds of commits for one device. A device that asked and was not
+//! answered (nobody online) asks again, less and less often.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use convene_proto::relay::{request, ErrorCode, GroupMessage, MessageKind, SendMessage};
+use openmls::prelude::tls_codec::Serialize as _;
+
+use super::commit::Change;
+use super::intents::Step;
+use super::{load_group, Engine};
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::mls::MlsError;
+use crate::store::records::{self, GroupRecord, IntentKind, IntentRecord, ReaddIntent, RejoinIntent};
+use crate::transport::TransportError;
+use crate::types::GroupId;
+
+/// Waits between rejoin requests that got no answer, by attempt.
+const REJOIN_BACKOFF: [Duration; 5] = [
+    Duration::from_secs(20),
+    Duration::from_secs(60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(6 * 3600),
+];
+/// How much longer each further member waits before answering a request.
+const ANSWER_STAGGER_MS: u64 = 300;
+/// Members further than this in the tree wait no longer than this many
+/// staggers.
+const MAX_STAGGER_STEPS: u64 = 100;
+
+fn backoff(attempts: u32) -> Duration {
+    let index = (attempts.saturating_sub(1) as usize).min(REJOIN_BACKOFF.len() - 1);
+    REJOIN_BACKOFF[index]
+}
+
+impl Engine {
+    /// Marks a group this device cannot follow, tells the app, and queues a
+    /// request to be re-added (all in the open operation). The caller
+    /// writes `record`.
+    pub(super) fn stall(&mut self, record: &mut GroupRecord, reason: &str) -> Result<(), ClientError> {
+        if !record.stalled.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(reason, "this device cannot follow a group; asking to be re-added");
+        record.stalled = reason.to_string();
+        record.rejoin_attempts = 0;
+        record.rejoin_requested_at_ms = 0;
+        self.groups.remove(&record.group_id);
+        self.awaiting_epoch.remove(&record.group_id);
+        self.emit(Event::GroupStalled {
+            group: GroupId(record.group_id.clone()),
+            reason: reason.to_string(),
+        });
+        let queued = self.queued_intent(&record.group_id, |k| matches!(k, IntentKind::Rejoin(_)))?;
+        if queued.is_none() {
+            self.stage_intent(IntentRecord {
+                group_id: record.group_id.clone(),
+                kind: Some(IntentKind::Rejoin(RejoinIntent {})),
+                ..Default::default()
+            })?;
+        }
+        self.outbox_dirty = true;
+        Ok(())
+    }
+
+    /// One attempt at asking a group to re-add this device.
+    pub(super) async fn step_rejoin(&mut self, intent: IntentRecord) -> Step {
+        let group_id = intent.group_id.clone();
+        let mut record = match self.group_record(&group_id) {
+            Ok(Some(record)) => record,
+            Ok(None) => return self.drop_intent(&intent),
+            Err(err) => return Step::Failed(err),
+        };
+        if record.stalled.is_empty() || !record.active {
+            return self.drop_intent(&intent);
+        }
+        if record.rejoin_attempts > 0 {
+            let due = record.rejoin_requested_at_ms
+                + backoff(record.rejoin_attempts).as_millis() as u64;
+            let now = crate::now_ms();
+            if now < due {
+                return Step::RetryAfter(Duration::from_millis(due - now));
+            }
+        }
+        let key_package = match self.mls.ops().key_packages(1, false) {
+            Ok((mut one_time, _)) if !one_time.is_empty() => one_time.swap_remove(0),
+            Ok(_) => return Step::Failed(ClientError::Failed("no KeyPackage was made".into())),
+            Err(err) => {
+                self.store().rollback();
+                return Step::Failed(err.into());
+            }
+        };
+        // Its private key is on disk before anyone can answer with it.
+        if let Err(err) = self.store().commit_durably() {
+            return Step::Failed(err.into());
+        }
+        let ask = request::Kind::SendMessage(SendMessage {
+            group_id: Bytes::from(group_id.clone()),
+            kind: MessageKind::Rejoin as i32,
+            submission_id: Bytes::copy_from_slice(&crate::random_bytes::<16>()),
+            payload: Bytes::from(key_package),
+        });
+        match self.request(ask).await {
+            Ok(_) => {}
+            Err(TransportError::Refused(r)) if r.code == ErrorCode::NotAMember => {
+                // The group let this device go: nothing to rejoin.
+                record.active = false;
+                record.stalled.clear();
+                self.store()
+                    .put_record(records::group_key(&group_id), &record);
+                self.emit(Event::RemovedFromGroup {
+                    group: GroupId(group_id),
+                });
+                return self.drop_intent(&intent);
+            }
+            Err(TransportError::Refused(r)) => {
+                tracing::warn!(refusal = %r, "a rejoin request was refused");
+            }
+            Err(_) => return Step::Offline,
+        }
+        record.rejoin_attempts += 1;
+        record.rejoin_requested_at_ms = crate::now_ms();
+        self.store()
+            .put_record(records::group_key(&group_id), &record);
+        if let Err(err) = self.store().commit_durably() {
+            return Step::Failed(err.into());
+        }
+        Step::RetryAfter(backoff(record.rejoin_attempts))
+    }
+
+    /// A member device asked to be re-added (in the open operation): checks
+    /// that it is a member and that its KeyPackage is its own and valid, and
+    /// queues the re-add, later the further this device is from it.
+    pub(super) fn on_rejoin_request(&mut self, record: &GroupRecord, message: &GroupMessage) {
+        let device: Option<[u8; 32]> = message.sender_device.as_ref().try_into().ok();
+        let member = device.and_then(|d| {
+            record
+                .members
+                .iter()
+                .position(|m| m.device.as_slice() == d)
+                .map(|at| (d, at))
+        });
+        let Some((device, at)) = member else {
+            tracing::debug!("a rejoin request from a device that is not a member; ignored");
+            return;
+        };
+        let user_id = record.members[at].user_id.clone();
+        if let Err(err) = self
+            .mls
+            .ops()
+            .parse_key_package(&message.payload, &user_id, &device)
+        {
+            self.emit(super::sync::refusal_event(
+                &record.group_id,
+                &err,
+                format!("a request from {user_id} to be re-added was refused: {err}"),
+            ));
+            return;
+        }
+        let own = self.mls.key().public();
+        let mine = record
+            .members
+            .iter()
+            .position(|m| m.device.as_slice() == own)
+            .unwrap_or(0);
+        let n = record.members.len().max(1);
+        let distance = ((mine + n - at) % n) as u64;
+        let delay = distance.min(MAX_STAGGER_STEPS).saturating_sub(1) * ANSWER_STAGGER_MS;
+        let readd = ReaddIntent {
+            device_key: device.to_vec(),
+            user_id,
+            key_package: message.payload.to_vec(),
+            not_before_ms: crate::now_ms() + delay,
+        };
+        let queued = self.queued_intent(&record.group_id, |k| {
+            matches!(k, IntentKind::Readd(r) if r.device_key == readd.device_key)
+        });
+        let result = match queued {
+            // A newer request replaces an older one's KeyPackage.
+            Ok(Some(mut intent)) => {
+                intent.kind = Some(IntentKind::Readd(readd));
+                intent.pending_commit.clear();
+                self.store()
+                    .put_record(records::intent_key(intent.id), &intent);
+                Ok(())
+            }
+            Ok(None) => self
+                .stage_intent(IntentRecord {
+                    group_id: record.group_id.clone(),
+                    kind: Some(IntentKind::Readd(readd)),
+                    ..Default::default()
+                })
+                .map(|_| ()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "cannot queue a re-add");
+        }
+        self.outbox_dirty = true;
+    }
+
+    /// One attempt at re-adding a member device that asked for it.
+    pub(super) async fn step_readd(&mut self, intent: IntentRecord, readd: ReaddIntent) -> Step {
+        let now = crate::now_ms();
+        if intent.pending_commit.is_empty() && now < readd.not_before_ms {
+            return Step::RetryAfter(Duration::from_millis(readd.not_before_ms - now));
+        }
+        let Ok(device) = <[u8; 32]>::try_from(readd.device_key.as_slice()) else {
+            return self.drop_intent(&intent);
+        };
+        if intent.pending_commit.is_empty() {
+            match self.already_readded(&intent.group_id, &device, &readd) {
+                Ok(true) => return self.drop_intent(&intent),
+                Ok(false) => {}
+                Err(err) => return Step::Failed(err),
+            }
+        }
+        self.commit_step(intent, Change::Readd(device, readd.user_id, readd.key_package))
+            .await
+    }
+
+    /// Whether the device is gone from the group, or its leaf already is
+    /// the one its request asked for (another member answered first).
+    fn already_readded(
+        &mut self,
+        group_id: &[u8],
+        device: &[u8; 32],
+        readd: &ReaddIntent,
+    ) -> Result<bool, ClientError> {
+        let requested = self
+            .mls
+            .ops()
+            .parse_key_package(&readd.key_package, &readd.user_id, device)?;
+        // The key serialised with its length prefix ends with the raw key.
+        let wanted = requested
+            .leaf_node()
+            .encryption_key()
+            .tls_serialize_detached()
+            .map_err(|err| MlsError::Operation(err.to_string()))?;
+        let Some(group) = load_group(&mut self.groups, &self.mls, group_id)? else {
+            return Ok(true);
+        };
+        Ok(match group.members().find(|m| m.signature_key.as_slice() == device) {
+            Some(member) => !member.encryption_key.is_empty() && wanted.ends_with(&member.encryption_key),
+            None => true,
+        })
+    }
+}
+
+/// The reason told when a device's Welcome could not be used.
+pub(super) fn welcome_failed(err: &impl std::fmt::Display) -> String {
+    format!("its invitation to the group could not be opened ({err})")
+}

@@ -1,0 +1,181 @@
+//! Welcomes: joining a group, joining it again after falling out of step,
+//! and what happens when a Welcome cannot be used.
+//!
+//! A Welcome replaces whatever this device held for the group: that is how
+//! a removed device comes back when it is added again, and how a device that
+//! could not follow a group rejoins it. Before it is accepted, every leaf's
+//! chain is verified, the group's policy checked (unless this device asked
+//! to be re-added, which any member may answer), its MLS group id must be
+//! the one the relay delivered it for, and it may not bring this device into
+//! a state holding a device whose addition it refused.
+
+use convene_proto::content::GroupKind as WireKind;
+use convene_proto::relay::InboxMessage;
+
+use super::held::pending_join_record;
+use super::sync::{refusal_event, Snapshot};
+use super::Engine;
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::mls::{group_meta, MlsError};
+use crate::store::records::{self, GroupRecord};
+use crate::types::{GroupId, GroupSummary};
+
+impl Engine {
+    pub(super) fn on_welcome(&mut self, welcome: InboxMessage) -> Result<(), ClientError> {
+        let processed = self.store().get(&records::inbox_cursor_key())?;
+        let processed = processed
+            .and_then(|raw| raw.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        if welcome.position <= processed {
+            self.ack_inbox(welcome.position);
+            return Ok(());
+        }
+        let group_id = welcome.group_id.to_vec();
+        let before = self.group_record(&group_id)?;
+        // A Welcome into a group this device follows at the same or a later
+        // epoch is an old one: nothing to do.
+        let stale = before
+            .as_ref()
+            .is_some_and(|r| r.following() && welcome.epoch <= r.epoch);
+        let mut joined_at = None;
+        if !stale {
+            let rejoining = before
+                .as_ref()
+                .is_some_and(|r| r.active && !r.stalled.is_empty() && !r.pending_join);
+            match self.join(&welcome, before.as_ref(), rejoining) {
+                Ok(record) => {
+                    match &before {
+                        Some(old) if old.active && !old.pending_join => {
+                            let missed = old.missed
+                                + self.held_application_entries(&group_id, welcome.group_position)?;
+                            self.emit(Event::GroupRecovered {
+                                group: GroupId(group_id.clone()),
+                                missed,
+                            })
+                        }
+                        _ => self.emit(Event::JoinedGroup(GroupSummary::from_record(
+                            &record,
+                            self.mls.user_id(),
+                        ))),
+                    }
+                    joined_at = Some(welcome.group_position);
+                    self.outbox_dirty = true;
+                }
+                Err(err) => {
+                    self.store().rollback();
+                    self.groups.remove(&group_id);
+                    tracing::warn!(error = %err, "a Welcome could not be used");
+                    self.emit(refusal_event(
+                        &group_id,
+                        &err,
+                        format!("an invitation to a group could not be used: {err}"),
+                    ));
+                    self.welcome_failed(&group_id, before, &err)?;
+                }
+            }
+        }
+        self.store().put(
+            records::inbox_cursor_key(),
+            welcome.position.to_be_bytes().to_vec(),
+        );
+        self.store().commit()?;
+        self.ack_inbox(welcome.position);
+        if let Some(joined_at) = joined_at {
+            self.release_held(&group_id, joined_at)?;
+        }
+        Ok(())
+    }
+
+    /// After a Welcome failed: a refusal (trust, policy) leaves the group
+    /// alone for good, unless this device was in it; anything else (its
+    /// KeyPackage's key gone, a damaged Welcome) means this device is in a
+    /// group it cannot read, and asks to be re-added.
+    fn welcome_failed(
+        &mut self,
+        group_id: &[u8],
+        before: Option<GroupRecord>,
+        err: &MlsError,
+    ) -> Result<(), ClientError> {
+        let mut record = match before {
+            Some(record) if record.following() => return Ok(()),
+            Some(record) => record,
+            None => pending_join_record(group_id),
+        };
+        if err.is_refusal() {
+            if record.pending_join {
+                // Never joined: what the group sends is not for this device.
+                record.active = false;
+                record.stalled.clear();
+            }
+        } else if record.active {
+            self.stall(&mut record, &super::rejoin::welcome_failed(err))?;
+        }
+        self.store()
+            .put_record(records::group_key(group_id), &record);
+        Ok(())
+    }
+
+    /// Joins (or rejoins) from a Welcome, in the open operation.
+    fn join(
+        &mut self,
+        welcome: &InboxMessage,
+        before: Option<&GroupRecord>,
+        rejoining: bool,
+    ) -> Result<GroupRecord, MlsError> {
+        let group = self.mls.ops().join(&welcome.welcome, rejoining)?;
+        // The relay delivers a Welcome for the group id it routes; it must
+        // be the group's own, or a member could plant one group's state
+        // under another's id.
+        if group.group_id().as_slice() != welcome.group_id.as_ref() {
+            return Err(MlsError::Invalid(
+                "a Welcome for another group than the relay said".into(),
+            ));
+        }
+        let meta = group_meta(&group)
+            .ok_or_else(|| MlsError::Invalid("a group without Convene metadata".into()))?;
+        let own_user = self.mls.user_id().to_string();
+        if meta.kind == WireKind::Direct as i32 && !meta.direct_pair.contains(&own_user) {
+            return Err(MlsError::Invalid(
+                "a direct channel between other people".into(),
+            ));
+        }
+        let refused = before.map(|r| r.refused_devices.clone()).unwrap_or_default();
+        if let Some(member) = crate::mls::members(&group)
+            .into_iter()
+            .find(|m| refused.iter().any(|d| d.as_slice() == m.device))
+        {
+            return Err(MlsError::PolicyViolation(format!(
+                "the group holds a device of {} whose addition this device refused",
+                member.user_id
+            )));
+        }
+        let now = crate::now_ms();
+        let mut record = GroupRecord {
+            group_id: welcome.group_id.to_vec(),
+            kind: meta.kind,
+            name: meta.name.clone(),
+            direct_pair: meta.direct_pair.clone(),
+            processed_through: welcome.group_position,
+            active: true,
+            joined_at_ms: before
+                .filter(|r| !r.pending_join)
+                .map_or(now, |r| r.joined_at_ms),
+            refused_devices: refused,
+            ..Default::default()
+        };
+        Snapshot::of(&group, self.mls.anchor()).apply(&mut record);
+        self.note_identities(&record.group_id, &crate::mls::member_identities(&group));
+        self.store()
+            .put_record(records::group_key(&record.group_id), &record);
+        if meta.kind == WireKind::Direct as i32 {
+            if let Some(peer) = meta.direct_pair.iter().find(|u| **u != own_user) {
+                self.store()
+                    .put(records::direct_key(peer), record.group_id.clone());
+            }
+        }
+        self.groups.insert(record.group_id.clone(), group);
+        Ok(record)
+    }
+}
