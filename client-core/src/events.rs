@@ -66,8 +66,9 @@ pub enum Event {
     /// device never had).
     GroupRecovered { group: GroupId, missed: u64 },
     /// `count` entries of the group were dropped before this device could
-    /// read them: the most it keeps for a group it cannot follow yet was
-    /// reached.
+    /// read them: the relay keeps a group's entries for a bounded time and
+    /// number however long a device stays away, and this device keeps a
+    /// bounded number for a group it cannot follow yet.
     EntriesDropped { group: GroupId, count: u64 },
     /// The connection to the relay dropped; the client reconnects by itself.
     ConnectionLost { reason: String },

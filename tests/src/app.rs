@@ -282,6 +282,34 @@ impl StoppedApp {
         app._dir = self.dir;
         Ok(app)
     }
+
+    /// A copy of the state directory as it is now (a backup).
+    pub fn snapshot(&self) -> Result<tempfile::TempDir> {
+        let copy = tempfile::tempdir()?;
+        copy_dir(&self.state_dir, copy.path())?;
+        Ok(copy)
+    }
+
+    /// Puts a [`StoppedApp::snapshot`] back in place of the state
+    /// directory (a restore from backup).
+    pub fn restore(&self, snapshot: &tempfile::TempDir) -> Result<()> {
+        std::fs::remove_dir_all(&self.state_dir)?;
+        copy_dir(snapshot.path(), &self.state_dir)
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The key of a test user's local store (tests need to know it; an app

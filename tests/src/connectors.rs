@@ -1,12 +1,13 @@
 //! Transports that sit between a real client and the real relay and
-//! misbehave on purpose: they hold pushes back, or deliver them twice.
-//! They plug in through client-core's `Connector` trait.
+//! misbehave on purpose: they hold pushes back, deliver them twice, or
+//! rewrite and delay the client's requests. They plug in through
+//! client-core's `Connector` trait.
 
 use std::sync::Arc;
 
-use convene_client::transport::{BoxFuture, Connected, Connector};
+use convene_client::transport::{BoxFuture, Connected, Connection, Connector};
 use convene_client::{ConnectOptions, TransportError, WebSocketConnector};
-use convene_proto::relay::push;
+use convene_proto::relay::{push, request, response};
 use tokio::sync::{mpsc, watch};
 
 /// What the wrapper does with each push.
@@ -98,6 +99,69 @@ impl Connector for TwistedConnector {
                 }
             });
             Ok((connection, receiver))
+        })
+    }
+}
+
+/// What a [`RequestHook`] does to each request before it is sent: returns
+/// the request to send (changed or not), after any delay it likes.
+pub type RequestHook =
+    Arc<dyn Fn(request::Kind) -> BoxFuture<'static, request::Kind> + Send + Sync>;
+
+/// A websocket transport that passes every request of the client through a
+/// hook: a tampered or slow client, as the relay sees it.
+pub struct HookedConnector {
+    inner: WebSocketConnector,
+    hook: RequestHook,
+}
+
+impl HookedConnector {
+    pub fn new(url: &str, hook: RequestHook) -> Arc<dyn Connector> {
+        Arc::new(HookedConnector {
+            inner: WebSocketConnector::new(url, ConnectOptions::default()),
+            hook,
+        })
+    }
+}
+
+impl Connector for HookedConnector {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Connected, TransportError>> {
+        Box::pin(async move {
+            let (inner, pushes) = self.inner.connect().await?;
+            let hooked: Arc<dyn Connection> = Arc::new(HookedConnection {
+                inner,
+                hook: self.hook.clone(),
+            });
+            Ok((hooked, pushes))
+        })
+    }
+}
+
+struct HookedConnection {
+    inner: Arc<dyn Connection>,
+    hook: RequestHook,
+}
+
+impl Connection for HookedConnection {
+    fn relay_id(&self) -> [u8; 16] {
+        self.inner.relay_id()
+    }
+
+    fn nonce(&self) -> [u8; 32] {
+        self.inner.nonce()
+    }
+
+    fn request(
+        &self,
+        kind: request::Kind,
+    ) -> BoxFuture<'_, Result<response::Result, TransportError>> {
+        Box::pin(async move {
+            let kind = (self.hook)(kind).await;
+            self.inner.request(kind).await
         })
     }
 }

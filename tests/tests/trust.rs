@@ -135,10 +135,12 @@ async fn a_leader_adding_to_a_cohort_is_refused_by_every_member() -> Result<()> 
     let outsider = leaders.pop().context("four leaders")?;
     let cohort: Vec<String> = leaders.iter().map(|l| l.user.clone()).collect();
     let group = staff.client.create_group("Cohort", &cohort).await?;
+    let elsewhere = staff.client.create_group("Elsewhere", &cohort).await?;
     for leader in &leaders {
         leader
             .wait_group(&group.id, |g| g.members.len() == 4)
             .await?;
+        leader.wait_group(&elsewhere.id, |g| g.active).await?;
     }
 
     // The leader's own client would refuse; a tampered one does not.
@@ -186,11 +188,33 @@ async fn a_leader_adding_to_a_cohort_is_refused_by_every_member() -> Result<()> 
         );
     }
 
-    // And they still talk among themselves.
-    staff.client.send_text(&group.id, "still here").await?;
-    for leader in &mut leaders {
-        let heard = leader.received_messages(1).await?;
-        ensure!(heard[0].text == "still here");
+    // The relay took the rogue commit, so the cohort went on without the
+    // honest members: each is told it cannot follow it (a message at the
+    // old epoch would be refused, never stored for readers who could not
+    // decrypt it), and none rejoins a state holding the outsider.
+    for app in leaders.iter_mut().chain(std::iter::once(&mut staff)) {
+        app.wait_event(|e| match e {
+            Event::GroupStalled { group: g, .. } if *g == group.id => Some(()),
+            _ => None,
+        })
+        .await?;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    for app in leaders.iter().chain(std::iter::once(&staff)) {
+        let summary = app.client.group(&group.id)?.context("group")?;
+        ensure!(
+            summary.stalled.is_some()
+                && !summary.members.iter().any(|m| m.user_id == outsider.user),
+            "{} rejoined a state holding the outsider: {summary:?}",
+            app.user
+        );
+    }
+    // And they still talk among themselves, elsewhere.
+    staff.client.send_text(&elsewhere.id, "still here").await?;
+    for leader in &leaders {
+        leader
+            .hears(&elsewhere.id, &staff.user, "still here")
+            .await?;
     }
     Ok(())
 }

@@ -168,7 +168,11 @@ impl Engine {
     /// from `joined_at` on: earlier entries go (they were encrypted for a
     /// state this device never had), later ones are applied in order until
     /// one must wait again.
-    pub(super) fn release_held(&mut self, group_id: &[u8], joined_at: u64) -> Result<(), ClientError> {
+    pub(super) fn release_held(
+        &mut self,
+        group_id: &[u8],
+        joined_at: u64,
+    ) -> Result<(), ClientError> {
         let held = self.take_held(group_id)?;
         if held.is_empty() {
             return Ok(());
@@ -188,7 +192,10 @@ impl Engine {
         position: u64,
     ) -> Result<u64, ClientError> {
         let mut count = 0;
-        for item in self.store().scan::<GroupMessage>(&records::held_prefix(group_id)) {
+        for item in self
+            .store()
+            .scan::<GroupMessage>(&records::held_prefix(group_id))
+        {
             let (_, message) = item?;
             if message.position > position {
                 break;
@@ -210,7 +217,10 @@ impl Engine {
                 self.store()
                     .put_record(records::group_key(&group_id), &record);
             }
-            tracing::warn!(count, "entries of a group this device cannot follow were dropped");
+            tracing::warn!(
+                count,
+                "entries of a group this device cannot follow were dropped"
+            );
             self.emit(Event::EntriesDropped {
                 group: GroupId(group_id),
                 count,

@@ -37,6 +37,10 @@ pub(super) enum Step {
     Offline,
 }
 
+/// A message refused for its epoch while this device is not behind is
+/// given up after this many tries.
+const MAX_EPOCH_REFUSALS: u32 = 10;
+
 /// How long after a conflict the outbox is run again at the latest.
 const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -285,10 +289,25 @@ impl Engine {
                 // Encrypt again once the newer commits are processed.
                 send.ciphertext.clear();
                 intent.kind = Some(IntentKind::Send(send));
+                if refusal.current_epoch <= record.epoch {
+                    // Not behind, yet refused: what left this device is
+                    // not what it encrypted. Try a few more times.
+                    intent.attempts += 1;
+                    if intent.attempts >= MAX_EPOCH_REFUSALS {
+                        return Step::Failed(ClientError::Failed(
+                            "the relay keeps refusing this message's epoch".into(),
+                        ));
+                    }
+                }
                 self.store()
                     .put_record(records::intent_key(intent.id), &intent);
                 if let Err(err) = self.store().commit_durably() {
                     return Step::Failed(err.into());
+                }
+                if refusal.current_epoch > record.epoch {
+                    if let Err(step) = self.check_behind(&group_id).await {
+                        return step;
+                    }
                 }
                 self.awaiting_epoch.insert(group_id, refusal.current_epoch);
                 Step::Retry

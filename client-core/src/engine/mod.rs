@@ -34,9 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use convene_proto::relay::{
-    push, request, response, stream_ack, Ack, ErrorCode, StreamAck,
-};
+use convene_proto::relay::{push, request, response, stream_ack, Ack, ErrorCode, StreamAck};
 use openmls::prelude::MlsGroup;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -439,7 +437,10 @@ impl Engine {
                 return;
             }
         }
-        if let Err(err) = self.report_dropped().and_then(|()| Ok(self.store().commit()?)) {
+        if let Err(err) = self
+            .report_dropped()
+            .and_then(|()| Ok(self.store().commit()?))
+        {
             tracing::error!(error = %err, "cannot record dropped entries");
             self.store().rollback();
         }

@@ -19,7 +19,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use convene_proto::relay::{request, ErrorCode, GroupMessage, MessageKind, SendMessage};
+use convene_proto::relay::{
+    request, response, ErrorCode, GetGroup, GroupMessage, MessageKind, SendMessage,
+};
 use openmls::prelude::tls_codec::Serialize as _;
 
 use super::commit::Change;
@@ -28,7 +30,9 @@ use super::{load_group, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::mls::MlsError;
-use crate::store::records::{self, GroupRecord, IntentKind, IntentRecord, ReaddIntent, RejoinIntent};
+use crate::store::records::{
+    self, GroupRecord, IntentKind, IntentRecord, ReaddIntent, RejoinIntent,
+};
 use crate::transport::TransportError;
 use crate::types::GroupId;
 
@@ -55,11 +59,18 @@ impl Engine {
     /// Marks a group this device cannot follow, tells the app, and queues a
     /// request to be re-added (all in the open operation). The caller
     /// writes `record`.
-    pub(super) fn stall(&mut self, record: &mut GroupRecord, reason: &str) -> Result<(), ClientError> {
+    pub(super) fn stall(
+        &mut self,
+        record: &mut GroupRecord,
+        reason: &str,
+    ) -> Result<(), ClientError> {
         if !record.stalled.is_empty() {
             return Ok(());
         }
-        tracing::warn!(reason, "this device cannot follow a group; asking to be re-added");
+        tracing::warn!(
+            reason,
+            "this device cannot follow a group; asking to be re-added"
+        );
         record.stalled = reason.to_string();
         record.rejoin_attempts = 0;
         record.rejoin_requested_at_ms = 0;
@@ -69,7 +80,8 @@ impl Engine {
             group: GroupId(record.group_id.clone()),
             reason: reason.to_string(),
         });
-        let queued = self.queued_intent(&record.group_id, |k| matches!(k, IntentKind::Rejoin(_)))?;
+        let queued =
+            self.queued_intent(&record.group_id, |k| matches!(k, IntentKind::Rejoin(_)))?;
         if queued.is_none() {
             self.stage_intent(IntentRecord {
                 group_id: record.group_id.clone(),
@@ -78,6 +90,40 @@ impl Engine {
             })?;
         }
         self.outbox_dirty = true;
+        Ok(())
+    }
+
+    /// The relay says the group is at a later epoch than this device. If
+    /// the device has processed everything the log holds, the commits in
+    /// between are gone for it: it cannot follow the group any more.
+    pub(super) async fn check_behind(&mut self, group_id: &[u8]) -> Result<(), Step> {
+        let get = request::Kind::GetGroup(GetGroup {
+            group_id: Bytes::from(group_id.to_vec()),
+        });
+        let state = match self.request(get).await {
+            Ok(response::Result::GroupState(state)) => state,
+            Ok(_) | Err(TransportError::Refused(_)) => return Ok(()),
+            Err(_) => return Err(Step::Offline),
+        };
+        let Ok(Some(mut record)) = self.group_record(group_id) else {
+            return Ok(());
+        };
+        if record.following()
+            && state.epoch > record.epoch
+            && state.last_position <= record.processed_through
+        {
+            let stalled = self
+                .stall(&mut record, "this device missed a change to the group")
+                .map(|()| {
+                    self.store()
+                        .put_record(records::group_key(group_id), &record)
+                })
+                .and_then(|()| Ok(self.store().commit_durably()?));
+            if let Err(err) = stalled {
+                return Err(Step::Failed(err));
+            }
+            self.publish();
+        }
         Ok(())
     }
 
@@ -93,8 +139,8 @@ impl Engine {
             return self.drop_intent(&intent);
         }
         if record.rejoin_attempts > 0 {
-            let due = record.rejoin_requested_at_ms
-                + backoff(record.rejoin_attempts).as_millis() as u64;
+            let due =
+                record.rejoin_requested_at_ms + backoff(record.rejoin_attempts).as_millis() as u64;
             let now = crate::now_ms();
             if now < due {
                 return Step::RetryAfter(Duration::from_millis(due - now));
@@ -190,9 +236,10 @@ impl Engine {
             key_package: message.payload.to_vec(),
             not_before_ms: crate::now_ms() + delay,
         };
-        let queued = self.queued_intent(&record.group_id, |k| {
-            matches!(k, IntentKind::Readd(r) if r.device_key == readd.device_key)
-        });
+        let queued = self.queued_intent(
+            &record.group_id,
+            |k| matches!(k, IntentKind::Readd(r) if r.device_key == readd.device_key),
+        );
         let result = match queued {
             // A newer request replaces an older one's KeyPackage.
             Ok(Some(mut intent)) => {
@@ -233,8 +280,11 @@ impl Engine {
                 Err(err) => return Step::Failed(err),
             }
         }
-        self.commit_step(intent, Change::Readd(device, readd.user_id, readd.key_package))
-            .await
+        self.commit_step(
+            intent,
+            Change::Readd(device, readd.user_id, readd.key_package),
+        )
+        .await
     }
 
     /// Whether the device is gone from the group, or its leaf already is
@@ -245,10 +295,10 @@ impl Engine {
         device: &[u8; 32],
         readd: &ReaddIntent,
     ) -> Result<bool, ClientError> {
-        let requested = self
-            .mls
-            .ops()
-            .parse_key_package(&readd.key_package, &readd.user_id, device)?;
+        let requested =
+            self.mls
+                .ops()
+                .parse_key_package(&readd.key_package, &readd.user_id, device)?;
         // The key serialised with its length prefix ends with the raw key.
         let wanted = requested
             .leaf_node()
@@ -258,10 +308,17 @@ impl Engine {
         let Some(group) = load_group(&mut self.groups, &self.mls, group_id)? else {
             return Ok(true);
         };
-        Ok(match group.members().find(|m| m.signature_key.as_slice() == device) {
-            Some(member) => !member.encryption_key.is_empty() && wanted.ends_with(&member.encryption_key),
-            None => true,
-        })
+        Ok(
+            match group
+                .members()
+                .find(|m| m.signature_key.as_slice() == device)
+            {
+                Some(member) => {
+                    !member.encryption_key.is_empty() && wanted.ends_with(&member.encryption_key)
+                }
+                None => true,
+            },
+        )
     }
 }
 

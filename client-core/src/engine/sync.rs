@@ -173,9 +173,17 @@ impl Engine {
         if gap.through <= record.processed_through {
             return Ok(());
         }
-        record.missed += gap.through - gap.after.max(record.processed_through);
+        let lost = gap.through - gap.after.max(record.processed_through);
+        record.missed += lost;
+        self.emit(Event::EntriesDropped {
+            group: GroupId(group_id.clone()),
+            count: lost,
+        });
         if record.following() && gap.epoch > record.epoch {
-            self.stall(&mut record, "the relay deleted changes this device had not fetched")?;
+            self.stall(
+                &mut record,
+                "the relay deleted changes this device had not fetched",
+            )?;
         }
         if record.following() || !record.active {
             record.processed_through = gap.through;

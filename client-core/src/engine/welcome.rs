@@ -49,7 +49,8 @@ impl Engine {
                     match &before {
                         Some(old) if old.active && !old.pending_join => {
                             let missed = old.missed
-                                + self.held_application_entries(&group_id, welcome.group_position)?;
+                                + self
+                                    .held_application_entries(&group_id, welcome.group_position)?;
                             self.emit(Event::GroupRecovered {
                                 group: GroupId(group_id.clone()),
                                 missed,
@@ -141,7 +142,9 @@ impl Engine {
                 "a direct channel between other people".into(),
             ));
         }
-        let refused = before.map(|r| r.refused_devices.clone()).unwrap_or_default();
+        let refused = before
+            .map(|r| r.refused_devices.clone())
+            .unwrap_or_default();
         if let Some(member) = crate::mls::members(&group)
             .into_iter()
             .find(|m| refused.iter().any(|d| d.as_slice() == m.device))

@@ -270,9 +270,12 @@ impl<'a> MlsOps<'a> {
             .propose_adds([key_package])
             .load_psks(self.provider.storage())
             .map_err(op_err)?
-            .build(self.provider.rand(), self.provider.crypto(), self.signer, |_| {
-                true
-            })
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                self.signer,
+                |_| true,
+            )
             .map_err(op_err)?
             .stage_commit(&self.provider)
             .map_err(op_err)?;
@@ -300,9 +303,12 @@ impl<'a> MlsOps<'a> {
             .leaf_node_parameters(parameters.build())
             .load_psks(self.provider.storage())
             .map_err(op_err)?
-            .build(self.provider.rand(), self.provider.crypto(), self.signer, |_| {
-                true
-            })
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                self.signer,
+                |_| true,
+            )
             .map_err(op_err)?
             .stage_commit(&self.provider)
             .map_err(op_err)?;

@@ -88,7 +88,8 @@ impl StoreCipher {
         };
         match table {
             tag::OUTBOX => logical.to_vec(),
-            tag::HISTORY if logical.len() > POSITION_LEN => {
+            // Scanned per group, in position order.
+            tag::HISTORY | tag::HELD if logical.len() > POSITION_LEN => {
                 let (prefix, position) = logical.split_at(logical.len() - POSITION_LEN);
                 let mut out = self.hashed(table, prefix);
                 out.extend_from_slice(position);
@@ -99,7 +100,7 @@ impl StoreCipher {
     }
 
     /// The physical prefix of every key under the logical `prefix`: a whole
-    /// table (`[tag]`), or one group's history.
+    /// table (`[tag]`), or one group's history or held entries.
     pub fn physical_prefix(&self, prefix: &[u8]) -> Vec<u8> {
         match prefix {
             [] | [_] => prefix.to_vec(),

@@ -3,7 +3,9 @@
 //! members. One test binary; a module per way a group could get stuck.
 
 mod epochs;
+mod membership;
 mod offline;
+mod stuck;
 
 /// `n` user names with a prefix: "l1", "l2", ...
 pub fn names(prefix: &str, n: usize) -> Vec<String> {

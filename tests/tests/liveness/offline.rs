@@ -41,3 +41,67 @@ async fn a_device_offline_while_40_groups_are_created_joins_all_40() -> Result<(
     ben.hears(last, &ann.user, "back from leave").await?;
     Ok(())
 }
+
+/// Case 10: a linked device left in a drawer does not stop its groups; when
+/// it comes back it is told what it missed and follows the group again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_away_for_long_holds_nobody_back_and_catches_up() -> Result<()> {
+    use convene_client::Event;
+    use convene_tests::app::App;
+    use convene_tests::RelayOptions;
+
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\nmax_group_backlog = 20\n".into(),
+        ..Default::default()
+    })?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
+    let cat = leaders.pop().expect("three");
+    let ben = leaders.pop().expect("three");
+    let ann = leaders.pop().expect("three");
+    let cohort = staff
+        .client
+        .create_group("Cohort", &[ann.user.clone(), ben.user.clone()])
+        .await?;
+    let laptop = App::link(&relay.url, &ann).await?;
+    laptop.wait_group(&cohort.id, |g| g.active).await?;
+    let laptop = laptop.stop().await;
+
+    // Far more than the log keeps, and a commit in the middle: every one
+    // accepted.
+    for i in 0..30 {
+        ben.client
+            .send_text(&cohort.id, &format!("before {i}"))
+            .await?;
+    }
+    staff
+        .client
+        .add_members(&cohort.id, std::slice::from_ref(&cat.user))
+        .await?;
+    for i in 0..25 {
+        ben.client
+            .send_text(&cohort.id, &format!("after {i}"))
+            .await?;
+    }
+    ann.hears(&cohort.id, &ben.user, "after 24").await?;
+
+    let mut laptop = laptop.resume().await?;
+    let dropped = laptop
+        .wait_event(|e| match e {
+            Event::EntriesDropped { group, count } if *group == cohort.id => Some(*count),
+            _ => None,
+        })
+        .await?;
+    ensure!(dropped >= 30, "only {dropped} reported lost");
+    laptop
+        .wait_event(|e| match e {
+            Event::GroupRecovered { group, .. } if *group == cohort.id => Some(()),
+            _ => None,
+        })
+        .await?;
+    ben.client.send_text(&cohort.id, "you are back").await?;
+    laptop.hears(&cohort.id, &ben.user, "you are back").await?;
+    let summary = laptop.client.group(&cohort.id)?.expect("the cohort");
+    ensure!(summary.users().contains(&cat.user), "{summary:?}");
+    Ok(())
+}

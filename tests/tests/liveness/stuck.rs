@@ -1,0 +1,205 @@
+//! Case 1: one entry a device cannot process never stops anything. One test
+//! per way of reaching it; each also checks that another group on the same
+//! device goes on delivering.
+
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use convene_client::{Event, GroupId, Role};
+use convene_tests::app::{leader_apps, raw_device, staff_app, App};
+use convene_tests::RelayProcess;
+
+use crate::names;
+
+/// Staff's message in `group` reaches `app`; prints how long it took.
+pub async fn still_delivers(staff: &App, app: &App, group: &GroupId, what: &str) -> Result<()> {
+    let text = format!("still delivering ({what})");
+    let started = Instant::now();
+    staff.client.send_text(group, &text).await?;
+    app.hears(group, &staff.user, &text).await?;
+    eprintln!(
+        "{what}: another group delivered to {} in {:?}",
+        app.user,
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Waits for `GroupStalled` in `group`; returns its reason.
+pub async fn stalled(app: &mut App, group: &GroupId) -> Result<String> {
+    app.wait_event(|e| match e {
+        Event::GroupStalled { group: g, reason } if g == group => Some(reason.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits for `GroupRecovered` in `group`; returns how many entries it missed.
+pub async fn recovered(app: &mut App, group: &GroupId) -> Result<u64> {
+    app.wait_event(|e| match e {
+        Event::GroupRecovered { group: g, missed } if g == group => Some(*missed),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_restored_from_a_copy_one_commit_behind_rejoins() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
+    let cat = leaders.pop().context("three")?;
+    let ben = leaders.pop().context("three")?;
+    let ann = leaders.pop().context("three")?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &[ann.user.clone(), ben.user.clone()])
+        .await?;
+    let other = staff
+        .client
+        .create_group("Other", std::slice::from_ref(&ann.user))
+        .await?;
+    ann.wait_group(&other.id, |g| g.active).await?;
+
+    let stopped = ann.stop().await;
+    let backup = stopped.snapshot()?;
+    let ann = stopped.resume().await?;
+    staff
+        .client
+        .add_members(&cohort.id, std::slice::from_ref(&cat.user))
+        .await?;
+    ann.wait_group(&cohort.id, |g| g.users().contains(&cat.user))
+        .await?;
+    let stopped = ann.stop().await;
+    stopped.restore(&backup)?;
+    let mut ann = stopped.resume().await?;
+    let behind = ann.client.group(&cohort.id)?.context("the cohort")?;
+    ensure!(
+        !behind.users().contains(&cat.user),
+        "the backup is not behind"
+    );
+
+    // The relay goes on from where the device was; the next entry shows it
+    // missed a commit.
+    ben.client.send_text(&cohort.id, "after cat joined").await?;
+    let reason = stalled(&mut ann, &cohort.id).await?;
+    eprintln!("stalled: {reason}");
+    still_delivers(&staff, &ann, &other.id, "restored copy").await?;
+    let missed = recovered(&mut ann, &cohort.id).await?;
+    ensure!(
+        missed >= 1,
+        "the message ann could not read was not counted"
+    );
+    let summary = ann.client.group(&cohort.id)?.context("the cohort")?;
+    ensure!(summary.stalled.is_none() && summary.users().contains(&cat.user));
+
+    ben.client.send_text(&cohort.id, "welcome back").await?;
+    ann.hears(&cohort.id, &ben.user, "welcome back").await?;
+    ann.client.send_text(&cohort.id, "I am back").await?;
+    cat.hears(&cohort.id, &ann.user, "I am back").await?;
+    Ok(())
+}
+
+/// A hostile device registers a group, commits the victim in with a junk
+/// Welcome and floods it: the victim keeps hearing its other groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_junk_welcome_and_a_flood_from_a_hostile_group_stop_nothing() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 1)).await?;
+    let mut ann = leaders.pop().context("one")?;
+    let other = staff
+        .client
+        .create_group("Other", std::slice::from_ref(&ann.user))
+        .await?;
+    ann.wait_group(&other.id, |g| g.active).await?;
+
+    let mallory = raw_device(&relay, &staff, "mallory", Role::Leader).await?;
+    let hostile = b"hostile-group-id".to_vec();
+    mallory.create_group(&hostile).await?;
+    let victim: [u8; 32] = ann.device().as_slice().try_into()?;
+    mallory.commit(&hostile, 0, &[victim], &[]).await?;
+    for i in 0..300 {
+        mallory
+            .send(&hostile, format!("junk {i}").as_bytes())
+            .await?;
+    }
+    let group = GroupId(hostile);
+    stalled(&mut ann, &group).await?;
+    still_delivers(&staff, &ann, &other.id, "hostile flood").await?;
+    ensure!(
+        ann.client
+            .group(&group)?
+            .is_none_or(|g| !g.active || g.stalled.is_some()),
+        "a group from a junk Welcome is shown as if it were fine"
+    );
+    Ok(())
+}
+
+/// Rewrites the epoch in the clear framing of a message.
+fn with_epoch(payload: &bytes::Bytes, shift: u64) -> bytes::Bytes {
+    let Ok(header) = convene_proto::mls_frame::read_message_header(payload) else {
+        return payload.clone();
+    };
+    let at = header.group_id.as_ptr() as usize - payload.as_ptr() as usize + header.group_id.len();
+    let mut forged = payload.to_vec();
+    forged[at..at + 8].copy_from_slice(&(header.epoch + shift).to_be_bytes());
+    forged.into()
+}
+
+/// A member forging the (unauthenticated) epoch in a message's framing:
+/// the relay refuses it, and the group goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_a_forged_epoch_is_refused_and_the_group_goes_on() -> Result<()> {
+    use convene_proto::relay::{request, MessageKind};
+    use convene_tests::connectors::HookedConnector;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
+    let ben = leaders.pop().context("two")?;
+    let ann = leaders.pop().context("two")?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &[ann.user.clone(), ben.user.clone()])
+        .await?;
+    let other = staff
+        .client
+        .create_group("Other", std::slice::from_ref(&ann.user))
+        .await?;
+    ann.wait_group(&other.id, |g| g.active).await?;
+    ben.wait_group(&cohort.id, |g| g.active).await?;
+
+    let forged = Arc::new(AtomicBool::new(false));
+    let hook = {
+        let forged = forged.clone();
+        Arc::new(move |kind: request::Kind| {
+            let forged = forged.clone();
+            Box::pin(async move {
+                match kind {
+                    request::Kind::SendMessage(mut send)
+                        if send.kind == MessageKind::Application as i32
+                            && !forged.swap(true, Ordering::SeqCst) =>
+                    {
+                        send.payload = with_epoch(&send.payload, 3);
+                        request::Kind::SendMessage(send)
+                    }
+                    other => other,
+                }
+            }) as convene_client::transport::BoxFuture<'static, request::Kind>
+        })
+    };
+    let ben = ben
+        .reopen_with(HookedConnector::new(&relay.url, hook))
+        .await?;
+    ben.client
+        .send_text(&cohort.id, "forged, then honest")
+        .await?;
+    ensure!(forged.load(Ordering::SeqCst), "nothing was forged");
+    ann.hears(&cohort.id, &ben.user, "forged, then honest")
+        .await?;
+    still_delivers(&staff, &ann, &other.id, "forged epoch").await?;
+    Ok(())
+}
