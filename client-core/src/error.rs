@@ -57,6 +57,11 @@ pub enum ClientError {
     /// MLS refused an operation or an input.
     #[error(transparent)]
     Mls(#[from] MlsError),
+    /// The relay accepted this device's commit, but the device no longer
+    /// holds it (its state was restored from a copy): it cannot follow the
+    /// group until it is re-added.
+    #[error("this device lost its own accepted change to the group")]
+    LostCommit,
     /// The operation was given up after repeated conflicts.
     #[error("the operation did not go through: {0}")]
     Failed(String),
@@ -85,6 +90,7 @@ impl ClientError {
             ClientError::Transport(_) => "transport",
             ClientError::Storage(_) => "storage",
             ClientError::Mls(_) => "mls",
+            ClientError::LostCommit => "lost_commit",
             ClientError::Failed(_) => "failed",
             ClientError::Stopped => "stopped",
         }

@@ -108,11 +108,22 @@ impl Connector for TwistedConnector {
 pub type RequestHook =
     Arc<dyn Fn(request::Kind) -> BoxFuture<'static, request::Kind> + Send + Sync>;
 
+/// What a [`ResponseHook`] makes of the relay's answer to a request: the
+/// answer the client sees.
+pub type ResponseHook = Arc<
+    dyn Fn(&request::Kind, Result<response::Result, TransportError>)
+            -> Result<response::Result, TransportError>
+        + Send
+        + Sync,
+>;
+
 /// A websocket transport that passes every request of the client through a
-/// hook: a tampered or slow client, as the relay sees it.
+/// hook, and optionally every answer through another: a tampered or slow
+/// client as the relay sees it, or a relay whose answers get lost.
 pub struct HookedConnector {
     inner: WebSocketConnector,
     hook: RequestHook,
+    respond: Option<ResponseHook>,
 }
 
 impl HookedConnector {
@@ -120,6 +131,16 @@ impl HookedConnector {
         Arc::new(HookedConnector {
             inner: WebSocketConnector::new(url, ConnectOptions::default()),
             hook,
+            respond: None,
+        })
+    }
+
+    /// Passes requests as they are, and answers through `respond`.
+    pub fn answering(url: &str, respond: ResponseHook) -> Arc<dyn Connector> {
+        Arc::new(HookedConnector {
+            inner: WebSocketConnector::new(url, ConnectOptions::default()),
+            hook: Arc::new(|kind| Box::pin(async move { kind })),
+            respond: Some(respond),
         })
     }
 }
@@ -135,6 +156,7 @@ impl Connector for HookedConnector {
             let hooked: Arc<dyn Connection> = Arc::new(HookedConnection {
                 inner,
                 hook: self.hook.clone(),
+                respond: self.respond.clone(),
             });
             Ok((hooked, pushes))
         })
@@ -144,6 +166,7 @@ impl Connector for HookedConnector {
 struct HookedConnection {
     inner: Arc<dyn Connection>,
     hook: RequestHook,
+    respond: Option<ResponseHook>,
 }
 
 impl Connection for HookedConnection {
@@ -161,7 +184,13 @@ impl Connection for HookedConnection {
     ) -> BoxFuture<'_, Result<response::Result, TransportError>> {
         Box::pin(async move {
             let kind = (self.hook)(kind).await;
-            self.inner.request(kind).await
+            match &self.respond {
+                Some(respond) => {
+                    let sent = kind.clone();
+                    respond(&sent, self.inner.request(kind).await)
+                }
+                None => self.inner.request(kind).await,
+            }
         })
     }
 }

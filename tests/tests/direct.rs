@@ -62,3 +62,54 @@ async fn a_direct_message_to_an_unknown_user_is_refused_clearly() -> Result<()> 
     assert!(staff.client.groups()?.is_empty());
     Ok(())
 }
+
+/// Both users open their channel at once, many times over, with random
+/// delays injected into each side's requests: it always converges on one
+/// channel with both first messages delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_channel_opened_from_both_sides_converges_whatever_the_timing() -> Result<()> {
+    use convene_client::transport::BoxFuture;
+    use convene_proto::relay::request;
+    use convene_tests::connectors::{HookedConnector, RequestHook};
+    use rand::Rng;
+    use std::sync::Arc;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let delays: RequestHook = Arc::new(|kind: request::Kind| {
+        Box::pin(async move {
+            if matches!(
+                kind,
+                request::Kind::CreateGroup(_)
+                    | request::Kind::GetGroup(_)
+                    | request::Kind::ClaimKeyPackages(_)
+                    | request::Kind::SubmitCommit(_)
+                    | request::Kind::SendMessage(_)
+            ) {
+                let ms = rand::thread_rng().gen_range(0..80);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            kind
+        }) as BoxFuture<'static, request::Kind>
+    });
+    for round in 0..12 {
+        let names = vec![format!("a{round}"), format!("b{round}")];
+        let leaders = leader_apps(&relay, &staff, &names).await?;
+        let [ana, ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
+        let ana = ana
+            .reopen_with(HookedConnector::new(&relay.url, delays.clone()))
+            .await?;
+        let ben = ben
+            .reopen_with(HookedConnector::new(&relay.url, delays.clone()))
+            .await?;
+        let (a, b) = tokio::join!(
+            ana.client.send_direct(&ben.user, "first from ana"),
+            ben.client.send_direct(&ana.user, "first from ben"),
+        );
+        let (a, b) = (a?, b?);
+        assert_eq!(a.group, b.group, "round {round}: two channels");
+        ana.hears(&a.group, &ben.user, "first from ben").await?;
+        ben.hears(&a.group, &ana.user, "first from ana").await?;
+    }
+    Ok(())
+}

@@ -100,8 +100,10 @@ impl Engine {
                     }
                     Err(err) => return Step::Failed(err),
                 };
-                if let Err(err) = self.complete_commit(intent, &mut record) {
-                    return Step::Failed(err);
+                match self.complete_commit(intent.clone(), &mut record) {
+                    Ok(()) => {}
+                    Err(ClientError::LostCommit) => return self.lost_commit(intent, record),
+                    Err(err) => return Step::Failed(err),
                 }
                 self.store()
                     .put_record(records::group_key(&group_id), &record);
@@ -132,6 +134,14 @@ impl Engine {
                 self.awaiting_epoch
                     .insert(intent.group_id.clone(), refusal.current_epoch);
                 Step::Retry
+            }
+            // The relay may have stored the commit before it failed: its
+            // fate is unknown, so the very same submission goes again until
+            // the relay gives a definite answer (the first outcome, if it
+            // was stored).
+            Err(TransportError::Refused(refusal)) if super::intents::outcome_unknown(&refusal) => {
+                tracing::debug!(code = ?refusal.code, "a commit's outcome is unknown; resubmitting");
+                Step::RetryAfter(super::intents::retry_delay(&refusal))
             }
             Err(TransportError::Refused(refusal)) => {
                 if let Err(err) = self.discard_commit(&mut intent) {
@@ -331,6 +341,28 @@ impl Engine {
         Ok(key_packages)
     }
 
+    /// The relay accepted this device's commit, which the device no longer
+    /// holds: it cannot follow the group until it is re-added. The intent
+    /// waits, and looks again at what is left to do once it is back.
+    fn lost_commit(&mut self, mut intent: IntentRecord, mut record: GroupRecord) -> Step {
+        self.store().rollback();
+        self.groups.remove(&intent.group_id);
+        intent.pending_commit.clear();
+        self.store()
+            .put_record(records::intent_key(intent.id), &intent);
+        let stalled = self
+            .stall(&mut record, &ClientError::LostCommit.to_string())
+            .and_then(|()| {
+                self.store()
+                    .put_record(records::group_key(&record.group_id), &record);
+                Ok(self.store().commit_durably()?)
+            });
+        match stalled {
+            Ok(()) => Step::Wait,
+            Err(err) => Step::Failed(err),
+        }
+    }
+
     /// Drops this device's pending commit after the relay refused it, and
     /// counts the attempt (in one durable write).
     fn discard_commit(&mut self, intent: &mut IntentRecord) -> Result<(), ClientError> {
@@ -363,9 +395,7 @@ impl Engine {
             if group.pending_commit().is_none() {
                 // The relay accepted a commit this device no longer holds: it
                 // cannot follow the group from here.
-                return Err(ClientError::Failed(
-                    "the group's state was lost after a commit".into(),
-                ));
+                return Err(ClientError::LostCommit);
             }
             self.mls.ops().merge_pending(group)?;
             Snapshot::of(group, self.mls.anchor()).apply(record);

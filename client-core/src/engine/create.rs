@@ -83,21 +83,26 @@ impl Engine {
             Err(_) => return Registered::Failed(Step::Offline),
         }
         let own = self.mls.key().public();
+        let direct = !create.direct_peer.is_empty();
         match self
             .request(request::Kind::GetGroup(GetGroup { group_id: id }))
             .await
         {
+            // Registered by this device before a crash: only it is in.
             Ok(response::Result::GroupState(state))
-                if state.epoch == 0 && state.member_devices.iter().any(|d| d.as_ref() == own) =>
+                if state.epoch == 0
+                    && state.member_devices.len() == 1
+                    && state.member_devices.iter().any(|d| d.as_ref() == own) =>
             {
                 Registered::Ours
             }
+            // The other user opened the channel first and already added
+            // this device: its Welcome is on the way.
+            Ok(response::Result::GroupState(_)) if direct => Registered::Theirs,
             Ok(_) => Registered::Failed(Step::Failed(ClientError::Failed(
                 "this device lost its state of the group".into(),
             ))),
-            Err(TransportError::Refused(r))
-                if r.code == ErrorCode::NotAMember && !create.direct_peer.is_empty() =>
-            {
+            Err(TransportError::Refused(r)) if r.code == ErrorCode::NotAMember && direct => {
                 Registered::Theirs
             }
             Err(TransportError::Refused(r)) => {

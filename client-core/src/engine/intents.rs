@@ -315,6 +315,10 @@ impl Engine {
             Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::NotAMember => {
                 Step::Failed(ClientError::NotAMember)
             }
+            // Perhaps stored: the same bytes and submission id go again.
+            Err(TransportError::Refused(refusal)) if outcome_unknown(&refusal) => {
+                Step::RetryAfter(retry_delay(&refusal))
+            }
             Err(TransportError::Refused(refusal)) => Step::Failed(ClientError::Refused(refusal)),
             Err(_) => Step::Offline,
         }
@@ -465,6 +469,31 @@ impl Engine {
             .filter(|m| users.contains(&m.user_id))
             .filter_map(|m| m.device.as_slice().try_into().ok())
             .collect())
+    }
+}
+
+/// Whether a refusal leaves the request's outcome unknown or only delayed
+/// (the relay failed inside, is stopping, or is busy): the same submission
+/// must go again, since a resubmission gets the first outcome if there was
+/// one. Every other refusal is definite.
+pub(super) fn outcome_unknown(refusal: &crate::transport::RelayRefusal) -> bool {
+    matches!(
+        refusal.code,
+        ErrorCode::Internal
+            | ErrorCode::ShuttingDown
+            | ErrorCode::RateLimited
+            | ErrorCode::QueueFull
+            | ErrorCode::Unspecified
+    )
+}
+
+/// How long to wait before resubmitting after such a refusal.
+pub(super) fn retry_delay(refusal: &crate::transport::RelayRefusal) -> std::time::Duration {
+    match refusal.code {
+        ErrorCode::RateLimited => {
+            std::time::Duration::from_millis(u64::from(refusal.retry_after_ms).max(100))
+        }
+        _ => std::time::Duration::from_secs(1),
     }
 }
 

@@ -365,12 +365,26 @@ impl Engine {
         }
         // The outcome may not have reached us as a response (a lost
         // connection): the receipt completes the operation instead.
-        if let Some(intent) = self.intent_for_submission(&receipt.submission_id)? {
-            if receipt.kind == MessageKind::Commit as i32 {
-                self.complete_commit(intent, &mut record)?;
-            } else {
-                self.complete_send(intent, receipt.position)?;
+        let intent = self.intent_for_submission(&receipt.submission_id)?;
+        if receipt.kind == MessageKind::Commit as i32 {
+            // This device's commit moved the group on; unless it is
+            // applied here, the device is left behind.
+            let applied = record.epoch > receipt.epoch;
+            let outcome = match intent {
+                Some(intent) if !applied => self.complete_commit(intent, &mut record),
+                None if !applied && record.following() => Err(ClientError::LostCommit),
+                _ => Ok(()),
+            };
+            match outcome {
+                Err(ClientError::LostCommit) => {
+                    self.store().rollback();
+                    self.groups.remove(&group_id);
+                    self.stall(&mut record, &ClientError::LostCommit.to_string())?;
+                }
+                other => other?,
             }
+        } else if let Some(intent) = intent {
+            self.complete_send(intent, receipt.position)?;
         }
         record.processed_through = receipt.position;
         self.store()

@@ -5,6 +5,7 @@
 mod epochs;
 mod membership;
 mod offline;
+mod outcomes;
 mod stuck;
 
 /// `n` user names with a prefix: "l1", "l2", ...
