@@ -51,6 +51,7 @@ pub struct ClientBuilder {
     connector: Option<Arc<dyn Connector>>,
     store_key: Option<StoreKey>,
     skip_local_policy: bool,
+    clock_offset_ms: i64,
 }
 
 impl ClientBuilder {
@@ -63,6 +64,7 @@ impl ClientBuilder {
             connector: None,
             store_key: None,
             skip_local_policy: false,
+            clock_offset_ms: 0,
         }
     }
 
@@ -119,6 +121,15 @@ impl ClientBuilder {
     #[doc(hidden)]
     pub fn skip_local_policy_checks_for_adversarial_tests(mut self) -> Self {
         self.skip_local_policy = true;
+        self
+    }
+
+    /// Makes this client read the time `offset_ms` ahead of the system's
+    /// clock (behind, if negative) when it checks certificates and compares
+    /// its clock with the relay's: for tests of clock skew.
+    #[doc(hidden)]
+    pub fn clock_offset_for_tests(mut self, offset_ms: i64) -> Self {
+        self.clock_offset_ms = offset_ms;
         self
     }
 
@@ -220,9 +231,10 @@ impl ClientBuilder {
             events,
             status,
             skip_local_policy: builder.skip_local_policy,
+            clock_offset_ms: builder.clock_offset_ms,
         });
         let (commands, receiver) = mpsc::channel(64);
-        let mls = Mls::new(store, key, &identity)?;
+        let mls = Mls::new(store, key, &identity, builder.clock_offset_ms)?;
         wipe_secrets(&mut identity);
         let engine = Engine::new(shared.clone(), mls, connector, receiver)?;
         let task = tokio::spawn(engine.run());
@@ -271,7 +283,7 @@ pub(crate) async fn settle_device(
     mut identity: IdentityRecord,
 ) -> Result<Identity, ClientError> {
     store.put_record(identity_key(), &identity);
-    let mls = Mls::new(store.clone(), key, &identity)?;
+    let mls = Mls::new(store.clone(), key, &identity, 0)?;
     wipe_secrets(&mut identity);
     let (one_time, last_resort) = mls.ops().key_packages(INITIAL_KEY_PACKAGES, true)?;
     // The identity and the KeyPackages' private keys are on disk before

@@ -132,8 +132,12 @@ fn bootstrap(
         role: Role::Staff,
         sector: String::new(),
     };
-    let (identity_key, chain) =
-        authority.issue_direct_chain(&user_details, key.public(), now, CERTIFICATE_VALIDITY_MS);
+    let (identity_key, chain) = authority.issue_direct_chain(
+        &user_details,
+        key.public(),
+        now.saturating_sub(crate::trust::CERTIFICATE_BACKDATE_MS),
+        CERTIFICATE_VALIDITY_MS + crate::trust::CERTIFICATE_BACKDATE_MS,
+    );
     let request = EnrolRequest {
         invite_token: token,
         user_id: user_id.to_string(),

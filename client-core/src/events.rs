@@ -70,6 +70,12 @@ pub enum Event {
     /// number however long a device stays away, and this device keeps a
     /// bounded number for a group it cannot follow yet.
     EntriesDropped { group: GroupId, count: u64 },
+    /// This device's clock is off from the relay's by more than the
+    /// leeway certificates are checked with
+    /// ([`crate::trust::CLOCK_LEEWAY_MS`]): `offset_ms` ahead (behind, if
+    /// negative). Certificates may be refused until it is set right; tell
+    /// the user to set the device's date and time.
+    ClockSkew { offset_ms: i64 },
     /// The connection to the relay dropped; the client reconnects by itself.
     ConnectionLost { reason: String },
     /// The connection to the relay is back.

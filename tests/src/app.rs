@@ -148,6 +148,25 @@ impl App {
         Ok(app)
     }
 
+    /// Stops the client and opens it again with its clock `offset_ms`
+    /// ahead of the system's (behind, if negative).
+    pub async fn reopen_with_clock(self, offset_ms: i64) -> Result<App> {
+        let stopped = self.stop().await;
+        let builder = ClientBuilder::new(&stopped.state_dir)
+            .store_key(store_key(&stopped.user))
+            .relay_url(&stopped.relay_url)
+            .clock_offset_for_tests(offset_ms);
+        let mut app = App::open_builder(
+            builder,
+            &stopped.relay_url,
+            stopped.state_dir.clone(),
+            &stopped.user,
+        )
+        .await?;
+        app._dir = stopped.dir;
+        Ok(app)
+    }
+
     /// Stops the client, keeping its state directory for [`App::resume`].
     /// The state is released once every clone of the client is dropped.
     pub async fn stop(mut self) -> StoppedApp {

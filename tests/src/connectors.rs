@@ -111,8 +111,10 @@ pub type RequestHook =
 /// What a [`ResponseHook`] makes of the relay's answer to a request: the
 /// answer the client sees.
 pub type ResponseHook = Arc<
-    dyn Fn(&request::Kind, Result<response::Result, TransportError>)
-            -> Result<response::Result, TransportError>
+    dyn Fn(
+            &request::Kind,
+            Result<response::Result, TransportError>,
+        ) -> Result<response::Result, TransportError>
         + Send
         + Sync,
 >;

@@ -11,6 +11,7 @@ use crate::enrolment::CERTIFICATE_VALIDITY_MS;
 use crate::error::ClientError;
 use crate::store::records::{identity_key, IdentityRecord};
 use crate::store::StoreError;
+use crate::trust::CERTIFICATE_BACKDATE_MS;
 use crate::trust::{
     invite_public_key, safety_number, Authority, TrustAnchor, UserDetails, VerifiedDevice,
 };
@@ -49,12 +50,13 @@ impl Client {
             display_name: name.to_string(),
             ..details.clone()
         };
+        let now = self.anchor()?.now_ms();
         let certificate = authority.certify_user(
             &details,
             invite_public_key(&invite.secret.invite_key_seed()),
             true,
-            crate::now_ms(),
-            CERTIFICATE_VALIDITY_MS,
+            now.saturating_sub(CERTIFICATE_BACKDATE_MS),
+            CERTIFICATE_VALIDITY_MS + CERTIFICATE_BACKDATE_MS,
         );
         let request = request::Kind::CreateInvite(CreateInvite {
             role: details.role.to_wire() as i32,
@@ -127,7 +129,7 @@ impl Client {
             }
             Err(err) => return Err(err),
         };
-        let now = crate::now_ms();
+        let now = anchor.now_ms();
         let mut peer: Option<VerifiedDevice> = None;
         for device in found.devices.iter().filter(|d| !d.revoked) {
             let verified = anchor
@@ -170,7 +172,7 @@ impl Client {
             .as_slice()
             .try_into()
             .map_err(|_| damaged("the pinned authority key"))?;
-        Ok(TrustAnchor::new(key))
+        Ok(TrustAnchor::new(key).with_clock_offset(self.inner.shared.clock_offset_ms))
     }
 
     /// This device's own chain, verified.
@@ -179,7 +181,7 @@ impl Client {
             .verify(
                 &self.inner.shared.identity.credential,
                 &self.inner.shared.device,
-                crate::now_ms(),
+                anchor.now_ms(),
             )
             .map_err(|err| ClientError::Untrusted(format!("this device's own certificate: {err}")))
     }

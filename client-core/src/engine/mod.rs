@@ -77,6 +77,9 @@ pub struct ConnectionStatus {
     pub last_error: Option<String>,
     /// The relay refused this device for good: it was revoked or removed.
     pub revoked: bool,
+    /// How far this device's clock was ahead of the relay's at the last
+    /// connection, in ms (behind, if negative).
+    pub clock_offset_ms: i64,
 }
 
 impl Default for ConnectionStatus {
@@ -86,6 +89,7 @@ impl Default for ConnectionStatus {
             failed_attempts: 0,
             last_error: None,
             revoked: false,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -124,6 +128,8 @@ pub(crate) struct Shared {
     /// Lets this client attempt changes its own policy check would stop
     /// (adversarial tests only: other members must refuse them).
     pub skip_local_policy: bool,
+    /// How far this client's clock reads from the system's (tests only).
+    pub clock_offset_ms: i64,
 }
 
 /// What the relay should be told was processed.
@@ -169,6 +175,8 @@ pub(crate) struct Engine {
     was_connected: bool,
     reported_offline: bool,
     last_activity: Instant,
+    /// When the current connection was made (ms since the epoch).
+    connected_at_ms: u64,
 }
 
 impl Engine {
@@ -203,6 +211,7 @@ impl Engine {
             was_connected: false,
             reported_offline: false,
             last_activity: Instant::now(),
+            connected_at_ms: 0,
         })
     }
 
@@ -331,6 +340,8 @@ impl Engine {
                 }
                 self.was_connected = true;
                 self.reported_offline = false;
+                self.connected_at_ms = crate::now_ms();
+                self.check_clock(authenticated.relay_time_ms);
                 let stock = authenticated.key_package_stock.unwrap_or_default();
                 self.replenish_key_packages(stock.one_time, stock.last_resort)
                     .await;
@@ -368,6 +379,24 @@ impl Engine {
                     self.reconnect_at = Instant::now() + Duration::from_secs(365 * 24 * 3600);
                 }
             }
+        }
+    }
+
+    /// Compares this device's clock with the relay's, and says so when it
+    /// is off by more than certificates tolerate.
+    fn check_clock(&mut self, relay_time_ms: u64) {
+        if relay_time_ms == 0 {
+            return;
+        }
+        let local = self.mls.anchor().now_ms();
+        let offset_ms = local as i64 - relay_time_ms as i64;
+        self.shared
+            .status
+            .send_modify(|status| status.clock_offset_ms = offset_ms);
+        if offset_ms.unsigned_abs() > crate::trust::CLOCK_LEEWAY_MS {
+            tracing::warn!(offset_ms, "this device's clock is far from the relay's");
+            self.emit(Event::ClockSkew { offset_ms });
+            self.publish();
         }
     }
 

@@ -14,7 +14,8 @@
 //! The member nearest the device in the tree answers first; the others wait
 //! longer and answer only if nobody has, so a large group does not race
 //! hundreds of commits for one device. A device that asked and was not
-//! answered (nobody online) asks again, less and less often.
+//! answered (nobody online) asks again, less and less often, and at once
+//! whenever it connects anew.
 
 use std::time::Duration;
 
@@ -138,7 +139,9 @@ impl Engine {
         if record.stalled.is_empty() || !record.active {
             return self.drop_intent(&intent);
         }
-        if record.rejoin_attempts > 0 {
+        // A new connection is a new chance (members may be online now, a
+        // clock may have been set right): ask again at once.
+        if record.rejoin_attempts > 0 && record.rejoin_requested_at_ms >= self.connected_at_ms {
             let due =
                 record.rejoin_requested_at_ms + backoff(record.rejoin_attempts).as_millis() as u64;
             let now = crate::now_ms();

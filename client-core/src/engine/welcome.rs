@@ -91,8 +91,9 @@ impl Engine {
 
     /// After a Welcome failed: a refusal (trust, policy) leaves the group
     /// alone for good, unless this device was in it; anything else (its
-    /// KeyPackage's key gone, a damaged Welcome) means this device is in a
-    /// group it cannot read, and asks to be re-added.
+    /// KeyPackage's key gone, a damaged Welcome, a certificate not valid by
+    /// this device's clock) means this device is in a group it cannot read,
+    /// and asks to be re-added.
     fn welcome_failed(
         &mut self,
         group_id: &[u8],
@@ -104,7 +105,7 @@ impl Engine {
             Some(record) => record,
             None => pending_join_record(group_id),
         };
-        if err.is_refusal() {
+        if !err.may_pass_later() {
             if record.pending_join {
                 // Never joined: what the group sends is not for this device.
                 record.active = false;

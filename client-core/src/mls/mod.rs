@@ -62,6 +62,10 @@ pub enum MlsError {
     /// A credential failed the organisation's chain of trust.
     #[error("refused an untrusted member: {0}")]
     Untrusted(String),
+    /// A credential is not valid at this time by this device's clock: it
+    /// may be later, or once the clock is set right.
+    #[error("refused a member whose certificate is not valid now: {0}")]
+    NotValidNow(String),
     /// A commit or Welcome breaks the group's membership policy.
     #[error("refused a change the group's policy forbids: {0}")]
     PolicyViolation(String),
@@ -133,11 +137,14 @@ pub fn verify_leaf(
     let basic = BasicCredential::try_from(credential.clone())
         .map_err(|_| MlsError::Untrusted("a credential of an unknown type".into()))?;
     anchor
-        .verify(basic.identity(), signature_key, crate::now_ms())
+        .verify(basic.identity(), signature_key, anchor.now_ms())
         .map_err(|err| {
             let who = crate::trust::claimed_user_id(basic.identity())
                 .unwrap_or_else(|| "an unknown user".into());
-            MlsError::Untrusted(format!("{who}: {err}"))
+            match err {
+                crate::trust::TrustError::Expired => MlsError::NotValidNow(format!("{who}: {err}")),
+                err => MlsError::Untrusted(format!("{who}: {err}")),
+            }
         })
 }
 
@@ -210,8 +217,18 @@ impl MlsError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            MlsError::Untrusted(_) | MlsError::PolicyViolation(_) | MlsError::WrongKeyPackage(_)
+            MlsError::Untrusted(_)
+                | MlsError::NotValidNow(_)
+                | MlsError::PolicyViolation(_)
+                | MlsError::WrongKeyPackage(_)
         )
+    }
+
+    /// Whether the same input may be accepted later: a certificate not
+    /// valid now (a clock off, or a certificate dated ahead), or an input
+    /// that could not be processed rather than one refused.
+    pub fn may_pass_later(&self) -> bool {
+        !self.is_refusal() || matches!(self, MlsError::NotValidNow(_))
     }
 }
 
@@ -227,11 +244,14 @@ pub struct Mls {
 }
 
 impl Mls {
-    /// The MLS state of the device that `identity` describes.
+    /// The MLS state of the device that `identity` describes, verifying
+    /// chains by a clock `clock_offset_ms` off the system's (0 but in tests
+    /// of clock skew).
     pub fn new(
         store: std::sync::Arc<LocalStore>,
         key: DeviceKey,
         identity: &IdentityRecord,
+        clock_offset_ms: i64,
     ) -> Result<Mls, ClientError> {
         let authority: [u8; 32] = identity.authority_key.as_slice().try_into().map_err(|_| {
             ClientError::Storage(StoreError::Corrupt(
@@ -244,7 +264,7 @@ impl Mls {
             key,
             user_id: identity.user_id.clone(),
             chain: identity.credential.clone(),
-            anchor: TrustAnchor::new(authority),
+            anchor: TrustAnchor::new(authority).with_clock_offset(clock_offset_ms),
         })
     }
 

@@ -3,8 +3,8 @@
 //!
 //! An entry is keyed by a hash of everything the verdict depends on (the
 //! authority key, the chain's exact bytes and the device key) and holds
-//! until the certificate's end of validity, so a hit gives the same answer
-//! a fresh verification would. Only successes are kept. The cache is shared
+//! while the certificate is valid at the time asked, so a hit gives the same
+//! answer a fresh verification would. Only successes are kept. The cache is shared
 //! by the clients of a process and bounded.
 
 use std::collections::HashMap;
@@ -38,10 +38,7 @@ pub(super) fn key(authority: &[u8; 32], chain: &[u8], device_key: &[u8]) -> [u8;
 
 pub(super) fn get(key: &[u8; 32], now_ms: u64) -> Option<VerifiedDevice> {
     let entries = entries().lock().unwrap_or_else(|p| p.into_inner());
-    entries
-        .get(key)
-        .filter(|hit| now_ms < hit.valid_until_ms)
-        .cloned()
+    entries.get(key).filter(|hit| hit.valid_at(now_ms)).cloned()
 }
 
 pub(super) fn put(key: [u8; 32], verified: &VerifiedDevice) {

@@ -31,6 +31,18 @@ use crate::types::Role;
 /// Version of every layout in the chain that this client writes and reads.
 pub const CHAIN_VERSION: u32 = 1;
 
+/// How far back a new certificate's validity starts: a device whose clock
+/// is somewhat slow accepts a user certified a moment ago (certificate
+/// authorities backdate for the same reason).
+pub const CERTIFICATE_BACKDATE_MS: u64 = 60 * 60 * 1000;
+
+/// How far the clock of the device that dated a certificate (staff's, for a
+/// user certificate) and this device's clock may disagree: validity is
+/// checked with this much leeway at each end, in milliseconds (15 minutes).
+/// A device whose clock is further off than this from the relay's is told
+/// (`Event::ClockSkew`).
+pub const CLOCK_LEEWAY_MS: u64 = 15 * 60 * 1000;
+
 /// Why a credential chain was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrustError {
@@ -46,8 +58,9 @@ pub enum TrustError {
     /// The parts of the chain name different users or keys.
     #[error("the credential's certificates do not fit together: {0}")]
     Mismatch(&'static str),
-    /// The user certificate is not valid now.
-    #[error("the user's certificate is not valid at this time")]
+    /// The user certificate is not valid now (by this device's clock, with
+    /// [`CLOCK_LEEWAY_MS`] of leeway).
+    #[error("the user's certificate is not valid at this time (is this device's clock right?)")]
     Expired,
     /// The chain is fine but names another device than the MLS leaf.
     #[error("the credential belongs to another device")]
@@ -65,19 +78,51 @@ pub struct VerifiedDevice {
     pub identity_key: [u8; 32],
     /// The device key (the MLS leaf's signature key).
     pub device_key: [u8; 32],
+    /// When the user's certificate starts being valid (ms since the epoch).
+    pub valid_from_ms: u64,
     /// When the user's certificate stops being valid (ms since the epoch).
     pub valid_until_ms: u64,
 }
 
-/// The pinned authority key, against which chains are verified.
+impl VerifiedDevice {
+    /// Whether the user's certificate is valid at `now_ms`, within
+    /// [`CLOCK_LEEWAY_MS`] at each end.
+    pub fn valid_at(&self, now_ms: u64) -> bool {
+        within_validity(self.valid_from_ms, self.valid_until_ms, now_ms)
+    }
+}
+
+fn within_validity(not_before_ms: u64, not_after_ms: u64, now_ms: u64) -> bool {
+    now_ms.saturating_add(CLOCK_LEEWAY_MS) >= not_before_ms
+        && now_ms < not_after_ms.saturating_add(CLOCK_LEEWAY_MS)
+}
+
+/// The pinned authority key, against which chains are verified, and the
+/// clock they are verified by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrustAnchor {
     authority_key: [u8; 32],
+    clock_offset_ms: i64,
 }
 
 impl TrustAnchor {
     pub fn new(authority_key: [u8; 32]) -> Self {
-        TrustAnchor { authority_key }
+        TrustAnchor {
+            authority_key,
+            clock_offset_ms: 0,
+        }
+    }
+
+    /// This anchor, reading the time from a clock `offset_ms` ahead of the
+    /// system's (behind, if negative): for tests of clock skew.
+    pub fn with_clock_offset(mut self, offset_ms: i64) -> Self {
+        self.clock_offset_ms = offset_ms;
+        self
+    }
+
+    /// The time by this anchor's clock, ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        crate::now_ms().saturating_add_signed(self.clock_offset_ms)
     }
 
     /// The pinned authority key.
@@ -134,7 +179,7 @@ impl TrustAnchor {
             &signed_user,
             "user certificate",
         )?;
-        if now_ms < user.not_before_ms || now_ms >= user.not_after_ms {
+        if !within_validity(user.not_before_ms, user.not_after_ms, now_ms) {
             return Err(TrustError::Expired);
         }
         let subject = key32(&user.subject_key, "user certificate key")?;
@@ -187,6 +232,7 @@ impl TrustAnchor {
             sector: user.sector,
             identity_key,
             device_key: certified_device,
+            valid_from_ms: user.not_before_ms,
             valid_until_ms: user.not_after_ms,
         })
     }
@@ -226,7 +272,7 @@ impl TrustAnchor {
             signed,
             "user certificate",
         )?;
-        if now_ms < user.not_before_ms || now_ms >= user.not_after_ms {
+        if !within_validity(user.not_before_ms, user.not_after_ms, now_ms) {
             return Err(TrustError::Expired);
         }
         Ok(user)

@@ -96,12 +96,17 @@ fn a_chain_for_another_device_or_time_is_refused() {
         anchor.verify(&chain, &[2; 32], NOW),
         Err(TrustError::WrongDevice)
     );
+    // Clocks disagree: within the leeway at either end, the chain holds;
+    // beyond it, it is refused.
+    let leeway = super::CLOCK_LEEWAY_MS;
+    assert!(anchor.verify(&chain, &[1; 32], NOW - leeway).is_ok());
+    assert!(anchor.verify(&chain, &[1; 32], NOW + YEAR).is_ok());
     assert_eq!(
-        anchor.verify(&chain, &[1; 32], NOW + YEAR),
+        anchor.verify(&chain, &[1; 32], NOW + YEAR + leeway),
         Err(TrustError::Expired)
     );
     assert_eq!(
-        anchor.verify(&chain, &[1; 32], NOW - 1),
+        anchor.verify(&chain, &[1; 32], NOW - leeway - 1),
         Err(TrustError::Expired)
     );
 }

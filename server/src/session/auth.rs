@@ -135,5 +135,6 @@ fn authenticated(
         role: caller.role as i32,
         relay_id: relay.store.relay_id().to_vec().into(),
         key_package_stock: Some(wire_stock(stock)),
+        relay_time_ms: now_ms(),
     }))
 }

@@ -2,6 +2,7 @@
 //! offline spells, restores, clock skew, expired keys and misbehaving
 //! members. One test binary; a module per way a group could get stuck.
 
+mod clocks;
 mod epochs;
 mod membership;
 mod offline;

@@ -32,17 +32,21 @@ async fn a_commit_answered_internal_but_stored_is_completed_not_forked() -> Resu
     let lost = Arc::new(AtomicBool::new(false));
     let respond = {
         let lost = lost.clone();
-        Arc::new(move |sent: &request::Kind, answer: Result<_, TransportError>| match sent {
-            request::Kind::SubmitCommit(_) if answer.is_ok() && !lost.swap(true, Ordering::SeqCst) => {
-                Err(TransportError::Refused(RelayRefusal {
-                    code: ErrorCode::Internal,
-                    message: "the relay failed internally; retry later".into(),
-                    current_epoch: 0,
-                    retry_after_ms: 0,
-                }))
-            }
-            _ => answer,
-        })
+        Arc::new(
+            move |sent: &request::Kind, answer: Result<_, TransportError>| match sent {
+                request::Kind::SubmitCommit(_)
+                    if answer.is_ok() && !lost.swap(true, Ordering::SeqCst) =>
+                {
+                    Err(TransportError::Refused(RelayRefusal {
+                        code: ErrorCode::Internal,
+                        message: "the relay failed internally; retry later".into(),
+                        current_epoch: 0,
+                        retry_after_ms: 0,
+                    }))
+                }
+                _ => answer,
+            },
+        )
     };
     let staff = staff
         .reopen_with(HookedConnector::answering(&relay.url, respond))
@@ -61,8 +65,13 @@ async fn a_commit_answered_internal_but_stored_is_completed_not_forked() -> Resu
         })
         .await?;
     }
-    staff.client.send_text(&cohort.id, "one state for all").await?;
-    ben.hears(&cohort.id, &staff.user, "one state for all").await?;
-    ann.hears(&cohort.id, &staff.user, "one state for all").await?;
+    staff
+        .client
+        .send_text(&cohort.id, "one state for all")
+        .await?;
+    ben.hears(&cohort.id, &staff.user, "one state for all")
+        .await?;
+    ann.hears(&cohort.id, &staff.user, "one state for all")
+        .await?;
     Ok(())
 }

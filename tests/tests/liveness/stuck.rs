@@ -13,10 +13,15 @@ use crate::names;
 
 /// Staff's message in `group` reaches `app`; prints how long it took.
 pub async fn still_delivers(staff: &App, app: &App, group: &GroupId, what: &str) -> Result<()> {
+    delivers(staff, app, group, what).await
+}
+
+/// `sender`'s message in `group` reaches `app`; prints how long it took.
+pub async fn delivers(sender: &App, app: &App, group: &GroupId, what: &str) -> Result<()> {
     let text = format!("still delivering ({what})");
     let started = Instant::now();
-    staff.client.send_text(group, &text).await?;
-    app.hears(group, &staff.user, &text).await?;
+    sender.client.send_text(group, &text).await?;
+    app.hears(group, &sender.user, &text).await?;
     eprintln!(
         "{what}: another group delivered to {} in {:?}",
         app.user,
@@ -201,5 +206,49 @@ async fn a_message_with_a_forged_epoch_is_refused_and_the_group_goes_on() -> Res
     ann.hears(&cohort.id, &ben.user, "forged, then honest")
         .await?;
     still_delivers(&staff, &ann, &other.id, "forged epoch").await?;
+    Ok(())
+}
+
+/// A member whose clock was far behind when a commit arrived refuses it
+/// and falls out of step; the rest of its groups go on, and once its clock
+/// is right it rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_clock_was_behind_at_a_commit_rejoins_once_it_is_right() -> Result<()> {
+    const HOUR_MS: i64 = 3600 * 1000;
+    let relay = RelayProcess::start_default()?;
+    // Ann and Ben are certified by a staff clock three hours slow, so their
+    // certificates are old enough for a device two hours slow; staff's own
+    // and Dan's, issued now, are not.
+    let staff = staff_app(&relay)
+        .await?
+        .reopen_with_clock(-3 * HOUR_MS)
+        .await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
+    let staff = staff.reopen_with_clock(0).await?;
+    let ben = leaders.pop().context("two")?;
+    let ann = leaders.pop().context("two")?;
+    let both = vec![ann.user.clone(), ben.user.clone()];
+    let cohort = staff.client.create_group("Cohort", &both).await?;
+    let other = staff.client.create_group("Other", &both).await?;
+    ann.wait_group(&cohort.id, |g| g.active).await?;
+    ann.wait_group(&other.id, |g| g.active).await?;
+
+    let mut ann = ann.reopen_with_clock(-2 * HOUR_MS).await?;
+    let dan = leader_apps(&relay, &staff, &["dan".to_string()])
+        .await?
+        .pop()
+        .context("dan")?;
+    staff
+        .client
+        .add_members(&cohort.id, std::slice::from_ref(&dan.user))
+        .await?;
+    let reason = stalled(&mut ann, &cohort.id).await?;
+    eprintln!("stalled: {reason}");
+    delivers(&ben, &ann, &other.id, "clock behind").await?;
+
+    let mut ann = ann.reopen_with_clock(0).await?;
+    recovered(&mut ann, &cohort.id).await?;
+    dan.client.send_text(&cohort.id, "hello from dan").await?;
+    ann.hears(&cohort.id, &dan.user, "hello from dan").await?;
     Ok(())
 }
