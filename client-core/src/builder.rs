@@ -17,9 +17,12 @@ use crate::client::Client;
 use crate::engine::{ConnectionStatus, Engine, Shared};
 use crate::enrolment::{redeem, Enrolled};
 use crate::error::ClientError;
+use crate::lifecycle::KeyLifecycle;
 use crate::link::PendingLink;
 use crate::mls::Mls;
-use crate::store::records::{identity_key, IdentityRecord};
+use crate::store::records::{
+    identity_key, key_packages_key, IdentityRecord, KeyPackageKey, KeyPackagesRecord,
+};
 use crate::store::{LocalStore, StoreKey};
 use crate::transport::{ConnectOptions, Connector, TrustRoots, WebSocketConnector};
 use crate::types::{Identity, Role};
@@ -52,6 +55,7 @@ pub struct ClientBuilder {
     store_key: Option<StoreKey>,
     skip_local_policy: bool,
     clock_offset_ms: i64,
+    lifecycle: KeyLifecycle,
 }
 
 impl ClientBuilder {
@@ -65,6 +69,7 @@ impl ClientBuilder {
             store_key: None,
             skip_local_policy: false,
             clock_offset_ms: 0,
+            lifecycle: KeyLifecycle::default(),
         }
     }
 
@@ -133,6 +138,14 @@ impl ClientBuilder {
         self
     }
 
+    /// When this client renews its keys (leaf updates, KeyPackage lifetime
+    /// and rotation); [`KeyLifecycle::default`] unless set.
+    pub fn key_lifecycle(mut self, lifecycle: KeyLifecycle) -> Result<Self, ClientError> {
+        lifecycle.check().map_err(ClientError::InvalidArgument)?;
+        self.lifecycle = lifecycle;
+        Ok(self)
+    }
+
     /// Whether the state directory holds an enrolled device.
     pub async fn is_enrolled(&self) -> Result<bool, ClientError> {
         let store = open_store(&self.state_dir, self.key()?).await?;
@@ -170,7 +183,7 @@ impl ClientBuilder {
             redeem(connection.as_ref(), &key, &invite, user_id, display_name).await?;
         identity.relay_url = relay_url;
         identity.pinned_certificate = self.pinned_certificate.clone().unwrap_or_default();
-        settle_device(&store, connection.as_ref(), key, identity).await
+        settle_device(&store, connection.as_ref(), key, identity, &self.lifecycle).await
     }
 
     /// Asks to link this device, not enrolled yet, to `user_id`, an
@@ -232,6 +245,7 @@ impl ClientBuilder {
             status,
             skip_local_policy: builder.skip_local_policy,
             clock_offset_ms: builder.clock_offset_ms,
+            lifecycle: builder.lifecycle,
         });
         let (commands, receiver) = mpsc::channel(64);
         let mls = Mls::new(store, key, &identity, builder.clock_offset_ms)?;
@@ -281,17 +295,36 @@ pub(crate) async fn settle_device(
     connection: &dyn crate::transport::Connection,
     key: DeviceKey,
     mut identity: IdentityRecord,
+    lifecycle: &KeyLifecycle,
 ) -> Result<Identity, ClientError> {
     store.put_record(identity_key(), &identity);
     let mls = Mls::new(store.clone(), key, &identity, 0)?;
     wipe_secrets(&mut identity);
-    let (one_time, last_resort) = mls.ops().key_packages(INITIAL_KEY_PACKAGES, true)?;
+    let made =
+        mls.ops()
+            .key_packages_for(INITIAL_KEY_PACKAGES, true, lifecycle.key_package_lifetime)?;
+    store.put_record(
+        key_packages_key(),
+        &KeyPackagesRecord {
+            rotated_at_ms: crate::now_ms(),
+            format: crate::engine::KEY_PACKAGE_FORMAT,
+            keys: made
+                .keys
+                .into_iter()
+                .map(|key| KeyPackageKey {
+                    hash_ref: key.hash_ref,
+                    expires_at_ms: key.expires_at_ms,
+                })
+                .collect(),
+        },
+    );
     // The identity and the KeyPackages' private keys are on disk before
     // the relay can hand the KeyPackages out.
     store.commit_durably()?;
     let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
-        one_time: one_time.into_iter().map(Bytes::from).collect(),
-        last_resort: last_resort.map(Bytes::from).unwrap_or_default(),
+        one_time: made.one_time.into_iter().map(Bytes::from).collect(),
+        last_resort: made.last_resort.map(Bytes::from).unwrap_or_default(),
+        replace_one_time: false,
     });
     if let Err(err) = connection.request(upload).await {
         // Not fatal: the device tops up its stock whenever it connects.

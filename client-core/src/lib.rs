@@ -19,6 +19,7 @@ mod engine;
 mod enrolment;
 mod error;
 mod events;
+pub mod lifecycle;
 pub mod link;
 pub mod mls;
 mod sealing;
@@ -33,6 +34,7 @@ pub use device_key::DeviceKey;
 pub use engine::{ConnectionState, ConnectionStatus};
 pub use error::ClientError;
 pub use events::{Event, EventStream};
+pub use lifecycle::KeyLifecycle;
 pub use link::PendingLink;
 pub use store::StoreKey;
 pub use transport::{

@@ -251,7 +251,9 @@ impl PendingLink {
         }
         identity.relay_id = current.relay_id().to_vec();
         let key = DeviceKey::from_secret_bytes(&self.key.to_secret_bytes());
-        settle_device(&self.store, current.as_ref(), key, identity)
+        // The stock is replaced on the lifecycle the device is opened with.
+        let lifecycle = crate::lifecycle::KeyLifecycle::default();
+        settle_device(&self.store, current.as_ref(), key, identity, &lifecycle)
             .await
             .map(Some)
     }

@@ -145,6 +145,10 @@ pub struct GroupSummary {
     /// Why this device cannot follow the group right now (it has asked to
     /// be added back); `None` while it follows it.
     pub stalled: Option<String>,
+    /// When this device last renewed its own keys in the group (an update
+    /// commit, or another commit of its own), ms since the Unix epoch;
+    /// `None` while it still has the leaf it joined with.
+    pub keys_renewed_at_ms: Option<u64>,
 }
 
 impl GroupSummary {
@@ -178,6 +182,8 @@ impl GroupSummary {
             managers: record.managers.clone(),
             managing: record.managing,
             stalled: (!record.stalled.is_empty()).then(|| record.stalled.clone()),
+            keys_renewed_at_ms: (record.leaf_renewed_at_ms > 1)
+                .then_some(record.leaf_renewed_at_ms),
         }
     }
 

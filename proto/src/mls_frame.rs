@@ -79,9 +79,19 @@ pub struct Lifetime {
 
 impl Lifetime {
     /// Whether the lifetime has ended at `now_ms` (milliseconds since the
-    /// Unix epoch).
+    /// Unix epoch), as MLS clients judge it: at `not_after` it has.
     pub fn has_ended(&self, now_ms: u64) -> bool {
-        now_ms / 1000 > self.not_after_secs
+        now_ms / 1000 >= self.not_after_secs
+    }
+
+    /// A lifetime from one hour ago (the margin openmls gives) to
+    /// `seconds` from `now_ms`.
+    pub fn starting_at(now_ms: u64, seconds: u64) -> Lifetime {
+        let now = now_ms / 1000;
+        Lifetime {
+            not_before_secs: now.saturating_sub(3600),
+            not_after_secs: now.saturating_add(seconds),
+        }
     }
 }
 
@@ -223,6 +233,32 @@ pub fn frame_private_message(
     out
 }
 
+/// A TLS-serialised `KeyPackage` whose leaf holds `signature_key`, a basic
+/// credential with `identity` and `lifetime`, with empty keys, extensions
+/// and signature: exactly what the relay reads of a KeyPackage, for tests
+/// and load generators. No MLS client would accept it.
+pub fn frame_key_package(signature_key: &[u8], identity: &[u8], lifetime: Lifetime) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + signature_key.len() + identity.len());
+    out.extend_from_slice(&MLS10.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes()); // cipher_suite
+    write_vector(&mut out, &[]); // init_key
+    write_vector(&mut out, &[]); // leaf_node.encryption_key
+    write_vector(&mut out, signature_key);
+    out.extend_from_slice(&1u16.to_be_bytes()); // basic credential
+    write_vector(&mut out, identity);
+    for _ in 0..5 {
+        write_vector(&mut out, &[]); // capabilities
+    }
+    out.push(1); // leaf_node_source: key_package
+    out.extend_from_slice(&lifetime.not_before_secs.to_be_bytes());
+    out.extend_from_slice(&lifetime.not_after_secs.to_be_bytes());
+    write_vector(&mut out, &[]); // leaf extensions
+    write_vector(&mut out, &[]); // leaf signature
+    write_vector(&mut out, &[]); // KeyPackage extensions
+    write_vector(&mut out, &[]); // KeyPackage signature
+    out
+}
+
 /// The ciphertext of an `MLSMessage` carrying a `PrivateMessage`: the
 /// opaque body that [`frame_private_message`] framed.
 pub fn private_message_body(bytes: &[u8]) -> Result<&[u8], MlsFrameError> {
@@ -341,6 +377,19 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_framed_key_package_reads_back() {
+        let lifetime = Lifetime::starting_at(10_000_000, 60);
+        let key_package = frame_key_package(&[7; 32], b"kp-1", lifetime);
+        let leaf = read_key_package(&key_package).unwrap();
+        assert_eq!(
+            (leaf.signature_key, leaf.lifetime),
+            (&[7u8; 32][..], lifetime)
+        );
+        assert!(!lifetime.has_ended(10_059_999));
+        assert!(lifetime.has_ended(10_060_000));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, ensure, Result};
 use convene_client::trust::UserDetails;
 use convene_client::{
     Client, ClientBuilder, ConnectionState, Connector, Event, EventStream, GroupId, GroupSummary,
-    Message, Role, StoreKey,
+    KeyLifecycle, Message, Role, StoreKey,
 };
 
 use crate::{RelayProcess, PATIENCE};
@@ -132,30 +132,36 @@ impl App {
     /// Stops the client and opens it again as a tampered client would run:
     /// without checking the group's policy before it commits.
     pub async fn reopen_misbehaving(self) -> Result<App> {
-        let stopped = self.stop().await;
-        let builder = ClientBuilder::new(&stopped.state_dir)
-            .store_key(store_key(&stopped.user))
-            .relay_url(&stopped.relay_url)
-            .skip_local_policy_checks_for_adversarial_tests();
-        let mut app = App::open_builder(
-            builder,
-            &stopped.relay_url,
-            stopped.state_dir.clone(),
-            &stopped.user,
-        )
-        .await?;
-        app._dir = stopped.dir;
-        Ok(app)
+        self.reopen_configured(|b| Ok(b.skip_local_policy_checks_for_adversarial_tests()))
+            .await
     }
 
     /// Stops the client and opens it again with its clock `offset_ms`
     /// ahead of the system's (behind, if negative).
     pub async fn reopen_with_clock(self, offset_ms: i64) -> Result<App> {
+        self.reopen_configured(|b| Ok(b.clock_offset_for_tests(offset_ms)))
+            .await
+    }
+
+    /// Stops the client and opens it again renewing its keys on
+    /// `lifecycle`.
+    pub async fn reopen_with_lifecycle(self, lifecycle: KeyLifecycle) -> Result<App> {
+        self.reopen_configured(|b| Ok(b.key_lifecycle(lifecycle)?))
+            .await
+    }
+
+    /// Stops the client and opens it again with its builder changed by
+    /// `configure`.
+    pub async fn reopen_configured(
+        self,
+        configure: impl FnOnce(ClientBuilder) -> Result<ClientBuilder>,
+    ) -> Result<App> {
         let stopped = self.stop().await;
-        let builder = ClientBuilder::new(&stopped.state_dir)
-            .store_key(store_key(&stopped.user))
-            .relay_url(&stopped.relay_url)
-            .clock_offset_for_tests(offset_ms);
+        let builder = configure(
+            ClientBuilder::new(&stopped.state_dir)
+                .store_key(store_key(&stopped.user))
+                .relay_url(&stopped.relay_url),
+        )?;
         let mut app = App::open_builder(
             builder,
             &stopped.relay_url,

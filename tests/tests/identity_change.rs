@@ -97,6 +97,7 @@ async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() 
         .request(request::Kind::UploadKeyPackages(UploadKeyPackages {
             one_time: key_packages.into_iter().map(Bytes::from).collect(),
             last_resort: Bytes::new(),
+            replace_one_time: false,
         }))
         .await?;
 

@@ -3,11 +3,26 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
+use convene_proto::mls_frame::{frame_key_package, Lifetime};
 use convene_proto::relay::{
     push, request, response, ClaimKeyPackages, ClaimedKeyPackages, ErrorCode, UploadKeyPackages,
 };
 use convene_tests::device::{bootstrap_staff, enrol_leaders};
 use convene_tests::{RelayOptions, RelayProcess, TestDevice};
+
+/// A KeyPackage of `device` as the relay reads one, labelled `label`
+/// (valid for decades: these tests are not about lifetimes).
+fn kp(device: &TestDevice, label: &str) -> Bytes {
+    let lifetime = Lifetime {
+        not_before_secs: 0,
+        not_after_secs: 4_000_000_000,
+    };
+    Bytes::from(frame_key_package(
+        &device.device(),
+        label.as_bytes(),
+        lifetime,
+    ))
+}
 
 async fn upload(
     device: &TestDevice,
@@ -15,11 +30,13 @@ async fn upload(
     last_resort: &str,
 ) -> convene_proto::relay::KeyPackageStock {
     let request = request::Kind::UploadKeyPackages(UploadKeyPackages {
-        one_time: one_time
-            .iter()
-            .map(|s| Bytes::from(s.to_string()))
-            .collect(),
-        last_resort: Bytes::from(last_resort.to_string()),
+        one_time: one_time.iter().map(|label| kp(device, label)).collect(),
+        last_resort: if last_resort.is_empty() {
+            Bytes::new()
+        } else {
+            kp(device, last_resort)
+        },
+        replace_one_time: false,
     });
     match device.conn.request(request).await.unwrap() {
         response::Result::KeyPackageStock(stock) => stock,
@@ -59,19 +76,19 @@ async fn one_time_key_packages_are_claimed_once_then_the_last_resort_is_served()
             1,
             "one KeyPackage per device of the user"
         );
-        let kp = &claimed.key_packages[0];
-        assert_eq!(kp.device_key.as_ref(), leaders[0].device());
-        served.push((
-            String::from_utf8(kp.key_package.to_vec()).unwrap(),
-            kp.last_resort,
-        ));
+        let claimed = &claimed.key_packages[0];
+        assert_eq!(claimed.device_key.as_ref(), leaders[0].device());
+        served.push((claimed.key_package.clone(), claimed.last_resort));
     }
+    let owner = &leaders[0];
     let mut one_time: Vec<_> = served[..2].iter().map(|(kp, _)| kp.clone()).collect();
     one_time.sort();
-    assert_eq!(one_time, ["kp-1", "kp-2"]);
+    let mut expected = vec![kp(owner, "kp-1"), kp(owner, "kp-2")];
+    expected.sort();
+    assert_eq!(one_time, expected);
     assert!(served[..2].iter().all(|(_, last)| !last));
-    assert_eq!(served[2], ("kp-last".to_string(), true));
-    assert_eq!(served[3], ("kp-last".to_string(), true));
+    assert_eq!(served[2], (kp(owner, "kp-last"), true));
+    assert_eq!(served[3], (kp(owner, "kp-last"), true));
 }
 
 #[tokio::test]
@@ -150,7 +167,7 @@ async fn claims_for_unknown_users_waste_nothing() {
     let err = staff.conn.request(request).await.unwrap_err();
     assert_eq!(err.refusal_code(), Some(ErrorCode::NotFound));
     let claimed = claim(&staff, "ann").await.unwrap();
-    assert_eq!(claimed.key_packages[0].key_package.as_ref(), b"only");
+    assert_eq!(claimed.key_packages[0].key_package, kp(&leaders[0], "only"));
     let empty = claim(&staff, "ann").await.unwrap();
     assert!(empty.key_packages.is_empty());
     assert_eq!(empty.unavailable_devices.len(), 1);

@@ -18,6 +18,7 @@ async fn stock(device: &TestDevice, key_package: Vec<u8>) -> Result<()> {
     let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
         one_time: vec![Bytes::from(key_package)],
         last_resort: Bytes::new(),
+        replace_one_time: false,
     });
     device.conn.request(upload).await?;
     Ok(())

@@ -520,6 +520,7 @@ fn unexpected() -> ClientError {
 }
 
 mod devices;
+mod keys;
 mod managed;
 mod trust;
 pub use devices::{DeviceInfo, LinkRequest};

@@ -10,9 +10,7 @@
 //! intent is built again on the new epoch.
 
 use bytes::Bytes;
-use convene_proto::relay::{
-    request, response, ClaimKeyPackages, ErrorCode, SubmitCommit, UploadKeyPackages,
-};
+use convene_proto::relay::{request, response, ClaimKeyPackages, ErrorCode, SubmitCommit};
 use prost::Message as _;
 
 use super::intents::Step;
@@ -27,11 +25,6 @@ use crate::types::{GroupId, GroupSummary};
 
 /// A conflicting commit is retried at most this many times.
 const MAX_COMMIT_ATTEMPTS: u32 = 20;
-/// One-time KeyPackages a device keeps on the relay.
-const KEY_PACKAGE_TARGET: u32 = 30;
-/// Below this, the device uploads more when it connects (the relay also
-/// tells it when the stock runs low).
-const KEY_PACKAGE_LOW: u32 = 10;
 
 /// The membership change an intent asks for, as still missing.
 pub(super) enum Change {
@@ -402,6 +395,11 @@ impl Engine {
             crate::mls::member_identities(group)
         };
         self.note_identities(&group_id, &identities);
+        // Every commit of this device but one that only carries others'
+        // proposals renews its leaf (an update path).
+        if !matches!(intent.kind, Some(IntentKind::CommitProposals(_))) {
+            record.leaf_renewed_at_ms = crate::now_ms();
+        }
         self.store().delete(records::intent_key(intent.id));
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
         if let Some(IntentKind::Create(_)) = intent.kind {
@@ -414,34 +412,5 @@ impl Engine {
         self.outbox_dirty = true;
         self.resolve(intent.id, Ok(Completed { message: None }));
         Ok(())
-    }
-
-    /// Tops up this device's KeyPackages on the relay. Their private keys
-    /// are on disk before the relay can hand them out.
-    pub(super) async fn replenish_key_packages(&mut self, one_time: u32, last_resort: bool) {
-        if one_time >= KEY_PACKAGE_LOW && last_resort {
-            return;
-        }
-        let count = KEY_PACKAGE_TARGET.saturating_sub(one_time) as usize;
-        let made = self.mls.ops().key_packages(count, !last_resort);
-        let (one_time, last_resort) = match made {
-            Ok(made) => made,
-            Err(err) => {
-                self.store().rollback();
-                tracing::error!(error = %err, "cannot make KeyPackages");
-                return;
-            }
-        };
-        if let Err(err) = self.store().commit_durably() {
-            tracing::error!(error = %err, "cannot store KeyPackages");
-            return;
-        }
-        let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
-            one_time: one_time.into_iter().map(Bytes::from).collect(),
-            last_resort: last_resort.map(Bytes::from).unwrap_or_default(),
-        });
-        if let Err(err) = self.request(upload).await {
-            tracing::warn!(error = %err, "KeyPackages not uploaded; will retry on the next connection");
-        }
     }
 }

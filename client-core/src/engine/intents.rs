@@ -207,6 +207,7 @@ impl Engine {
             Some(IntentKind::CommitProposals(_)) => self.step_commit_proposals(intent).await,
             Some(IntentKind::Rejoin(_)) => self.step_rejoin(intent).await,
             Some(IntentKind::Readd(readd)) => self.step_readd(intent, readd).await,
+            Some(IntentKind::Update(_)) => self.step_update(intent).await,
             None => Step::Failed(ClientError::InvalidArgument("an empty intent".into())),
         }
     }

@@ -19,6 +19,7 @@ mod create;
 mod devices;
 mod held;
 mod intents;
+mod lifecycle;
 mod manage;
 mod peers;
 mod rejoin;
@@ -27,6 +28,7 @@ mod sync;
 mod welcome;
 
 pub(crate) use intents::send_intent;
+pub(crate) use lifecycle::KEY_PACKAGE_FORMAT;
 pub(crate) use sync::MAX_TEXT_BYTES;
 
 use std::collections::{HashMap, HashSet};
@@ -112,6 +114,10 @@ pub(crate) enum Command {
         request: request::Kind,
         reply: oneshot::Sender<Result<response::Result, ClientError>>,
     },
+    /// Renew every key now (a suspected compromise).
+    RenewKeys {
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
     /// Stop.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -130,6 +136,8 @@ pub(crate) struct Shared {
     pub skip_local_policy: bool,
     /// How far this client's clock reads from the system's (tests only).
     pub clock_offset_ms: i64,
+    /// When keys are renewed.
+    pub lifecycle: crate::lifecycle::KeyLifecycle,
 }
 
 /// What the relay should be told was processed.
@@ -177,6 +185,8 @@ pub(crate) struct Engine {
     last_activity: Instant,
     /// When the current connection was made (ms since the epoch).
     connected_at_ms: u64,
+    /// When the key lifecycle checks run next.
+    lifecycle_at: Instant,
 }
 
 impl Engine {
@@ -212,6 +222,7 @@ impl Engine {
             reported_offline: false,
             last_activity: Instant::now(),
             connected_at_ms: 0,
+            lifecycle_at: Instant::now() + Duration::from_secs(3600),
         })
     }
 
@@ -259,6 +270,9 @@ impl Engine {
         if let Some(since) = self.unknown_groups.values().min() {
             wake = wake.min(*since + sync::UNKNOWN_GROUP_GRACE);
         }
+        if self.caught_up {
+            wake = wake.min(self.lifecycle_at);
+        }
         if self.conn.is_none() {
             wake = wake.min(self.reconnect_at);
         } else {
@@ -283,6 +297,11 @@ impl Engine {
                 self.store().rollback();
             }
             self.publish();
+        }
+        if self.caught_up && now >= self.lifecycle_at {
+            self.lifecycle_at = now + self.lifecycle_tick();
+            self.run_lifecycle().await;
+            self.run_outbox().await;
         }
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
@@ -309,6 +328,13 @@ impl Engine {
                     Err(err) => Err(err.into()),
                 };
                 let _ = reply.send(result);
+            }
+            Command::RenewKeys { reply } => {
+                let renewed = self.renew_all_keys();
+                if renewed.is_ok() {
+                    self.lifecycle_at = Instant::now();
+                }
+                let _ = reply.send(renewed);
             }
             Command::Shutdown { .. } => {}
         }

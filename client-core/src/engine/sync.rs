@@ -35,6 +35,7 @@ impl Engine {
             push::Kind::StreamGap(gap) => self.on_gap(gap),
             push::Kind::CaughtUp(_) => {
                 self.caught_up = true;
+                self.lifecycle_at = tokio::time::Instant::now();
                 self.outbox_dirty = true;
                 self.set_state(ConnectionState::CaughtUp);
                 self.emit(Event::CaughtUp);
@@ -272,6 +273,15 @@ impl Engine {
                 });
                 snapshot.apply(record);
                 self.note_identities(&group_id, &identities);
+                // Another device of this user left (lost, revoked): what it
+                // knew is suspect, so this device renews its leaf at once.
+                let own_device = self.mls.key().public();
+                if removed
+                    .iter()
+                    .any(|d| d.user_id == own_user && d.device != own_device)
+                {
+                    record.leaf_renewed_at_ms = 1;
+                }
                 // A device re-added in place neither joined nor left.
                 let replaced = |d: &MemberDevice, other: &[MemberDevice]| {
                     other.iter().any(|o| o.device == d.device)

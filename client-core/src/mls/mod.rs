@@ -27,7 +27,7 @@ use openmls_rust_crypto::RustCrypto;
 use openmls_traits::signatures::{Signer, SignerError};
 use prost::Message;
 
-pub use ops::{CommitBundle, Incoming, MlsOps};
+pub use ops::{CommitBundle, Incoming, MadeKey, MadeKeyPackages, MlsOps};
 
 use crate::device_key::DeviceKey;
 use crate::error::ClientError;

@@ -33,6 +33,25 @@ pub struct CommitBundle {
 /// Serialised KeyPackages: one-time ones, and a last-resort one if asked.
 pub type KeyPackageBatch = (Vec<Vec<u8>>, Option<Vec<u8>>);
 
+/// KeyPackages made for upload, with their private keys' handles.
+#[derive(Debug, Default, Clone)]
+pub struct MadeKeyPackages {
+    pub one_time: Vec<Vec<u8>>,
+    pub last_resort: Option<Vec<u8>>,
+    /// One per KeyPackage made.
+    pub keys: Vec<MadeKey>,
+}
+
+/// What it takes to delete a KeyPackage's private keys later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadeKey {
+    /// The KeyPackage's hash reference (RFC 9420, section 5.2), encoded as
+    /// the local store keys it.
+    pub hash_ref: Vec<u8>,
+    /// When it expires, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
 /// What an incoming group message turned out to be.
 #[derive(Debug, Clone)]
 pub enum Incoming {
@@ -131,15 +150,35 @@ impl<'a> MlsOps<'a> {
     }
 
     /// Makes `count` one-time KeyPackages (and a last-resort one if asked),
-    /// serialised for upload. Their private keys are written to the store's
-    /// open operation, which must be committed before they are uploaded.
+    /// serialised for upload, valid for openmls's default lifetime. Their
+    /// private keys are written to the store's open operation, which must
+    /// be committed before they are uploaded.
     pub fn key_packages(
         &self,
         count: usize,
         last_resort: bool,
     ) -> Result<KeyPackageBatch, MlsError> {
-        let build = |last: bool| -> Result<Vec<u8>, MlsError> {
-            let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities());
+        let made = self.key_packages_for(
+            count,
+            last_resort,
+            crate::lifecycle::MAX_KEY_PACKAGE_LIFETIME,
+        )?;
+        Ok((made.one_time, made.last_resort))
+    }
+
+    /// As [`MlsOps::key_packages`], each valid for `lifetime` (RFC 9420,
+    /// section 7.2), with what is needed to delete their private keys later.
+    pub fn key_packages_for(
+        &self,
+        count: usize,
+        last_resort: bool,
+        lifetime: std::time::Duration,
+    ) -> Result<MadeKeyPackages, MlsError> {
+        let mut made = MadeKeyPackages::default();
+        let mut build = |last: bool| -> Result<Vec<u8>, MlsError> {
+            let mut builder = KeyPackage::builder()
+                .leaf_node_capabilities(capabilities())
+                .key_package_lifetime(Lifetime::new(lifetime.as_secs()));
             if last {
                 builder = builder.mark_as_last_resort();
             }
@@ -151,10 +190,16 @@ impl<'a> MlsOps<'a> {
                     self.credential.clone(),
                 )
                 .map_err(op_err)?;
-            bundle
-                .key_package()
-                .tls_serialize_detached()
-                .map_err(op_err)
+            let key_package = bundle.key_package();
+            let hash_ref = key_package
+                .hash_ref(self.provider.crypto())
+                .map_err(op_err)?;
+            made.keys.push(MadeKey {
+                // As the store keys it: the reference's serde form.
+                hash_ref: serde_json::to_vec(&hash_ref).map_err(op_err)?,
+                expires_at_ms: key_package.life_time().not_after().saturating_mul(1000),
+            });
+            key_package.tls_serialize_detached().map_err(op_err)
         };
         let one_time = (0..count)
             .map(|_| build(false))
@@ -164,7 +209,20 @@ impl<'a> MlsOps<'a> {
         } else {
             None
         };
-        Ok((one_time, last))
+        made.one_time = one_time;
+        made.last_resort = last;
+        Ok(made)
+    }
+
+    /// Deletes the private keys of a KeyPackage this device made (in the
+    /// open operation): nobody can join with it from now on.
+    pub fn forget_key_package(&self, hash_ref: &[u8]) -> Result<(), MlsError> {
+        use openmls_traits::storage::StorageProvider as _;
+        let hash_ref: KeyPackageRef = serde_json::from_slice(hash_ref).map_err(invalid)?;
+        self.provider
+            .storage()
+            .delete_key_package(&hash_ref)
+            .map_err(op_err)
     }
 
     /// Parses and validates a claimed KeyPackage, and checks that it is the

@@ -104,8 +104,9 @@ pub struct GroupRecord {
     /// reported when it follows it again.
     #[prost(uint64, tag = "17")]
     pub missed: u64,
-    /// When this device last renewed its own leaf in the group (an update
-    /// commit, or joining), ms since the epoch.
+    /// When this device last renewed its own leaf in the group (a commit
+    /// of its own), ms since the epoch; 0 while its leaf is the one its
+    /// KeyPackage gave it (with that KeyPackage's lifetime).
     #[prost(uint64, tag = "18")]
     pub leaf_renewed_at_ms: u64,
     /// The device was added at the relay but holds no MLS state of the
@@ -158,7 +159,10 @@ pub struct IntentRecord {
     pub group_id: Vec<u8>,
     #[prost(uint32, tag = "4")]
     pub attempts: u32,
-    #[prost(oneof = "IntentKind", tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19")]
+    #[prost(
+        oneof = "IntentKind",
+        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21"
+    )]
     pub kind: Option<IntentKind>,
     /// A commit submitted and not yet known to be accepted or refused: the
     /// exact request, resubmitted as is after a reconnect.
@@ -199,6 +203,42 @@ pub enum IntentKind {
     /// Re-add a member device that asked for it.
     #[prost(message, tag = "19")]
     Readd(ReaddIntent),
+    /// Renew this device's leaf in a group (an update commit).
+    #[prost(message, tag = "21")]
+    Update(UpdateIntent),
+}
+
+/// Nothing to record: the group's record says when the leaf was renewed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateIntent {}
+
+/// This device's KeyPackages: when its stock on the relay was last
+/// replaced, and the private keys it still holds.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct KeyPackagesRecord {
+    /// When the whole stock was last replaced (ms since the epoch).
+    #[prost(uint64, tag = "1")]
+    pub rotated_at_ms: u64,
+    /// The format of the stock on the relay: older ones are replaced at
+    /// once (format 1 lacked the last-resort capability).
+    #[prost(uint32, tag = "2")]
+    pub format: u32,
+    #[prost(message, repeated, tag = "3")]
+    pub keys: Vec<KeyPackageKey>,
+}
+
+/// A KeyPackage this device made, until its private keys are deleted.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct KeyPackageKey {
+    /// Its hash reference, as the store keys it.
+    #[prost(bytes = "vec", tag = "1")]
+    pub hash_ref: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub expires_at_ms: u64,
+}
+
+pub fn key_packages_key() -> Vec<u8> {
+    key(tag::META, &[b"key_packages"])
 }
 
 /// Nothing to record: the group's record says why and since when.

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use convene_proto::ids::check_user_id;
+use convene_proto::mls_frame::read_key_package;
 use convene_proto::relay::{
     response, ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, UploadKeyPackages,
 };
@@ -10,7 +11,7 @@ use convene_proto::relay::{
 use super::{check_size, device_keys, Caller, Effect, Reply};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
-use crate::store::{DeviceKey, KeyPackageStock};
+use crate::store::{now_ms, DeviceKey, KeyPackageStock, KeyPackageUpload};
 
 pub(super) fn upload(relay: &Relay, caller: &Caller, req: UploadKeyPackages) -> RelayResult<Reply> {
     let limits = &relay.config.limits;
@@ -21,16 +22,24 @@ pub(super) fn upload(relay: &Relay, caller: &Caller, req: UploadKeyPackages) -> 
             limits.max_key_package_bytes,
         )?;
     }
-    if req.one_time.iter().any(|kp| kp.is_empty()) {
-        return Err(Refusal::InvalidArgument("a one-time KeyPackage is empty".into()).into());
-    }
     let last_resort = (!req.last_resort.is_empty()).then_some(req.last_resort.as_ref());
-    let stock = relay.store.upload_key_packages(
-        &caller.device,
-        &req.one_time,
+    let now = now_ms();
+    for key_package in req.one_time.iter().map(|kp| kp.as_ref()).chain(last_resort) {
+        let leaf = read_key_package(key_package)
+            .map_err(|err| Refusal::InvalidArgument(format!("a KeyPackage: {err}")))?;
+        if leaf.lifetime.has_ended(now) {
+            return Err(Refusal::InvalidArgument("a KeyPackage has expired".into()).into());
+        }
+    }
+    let upload = KeyPackageUpload {
+        one_time: &req.one_time,
         last_resort,
-        limits.max_key_packages,
-    )?;
+        replace_one_time: req.replace_one_time,
+    };
+    let stock =
+        relay
+            .store
+            .upload_key_packages(&caller.device, &upload, limits.max_key_packages)?;
     Ok(Reply::durable(response::Result::KeyPackageStock(
         wire_stock(stock),
     )))
@@ -75,10 +84,11 @@ pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> Re
     }
 
     let low_watermark = relay.config.limits.key_package_low_watermark;
+    let now = now_ms();
     let mut claimed = ClaimedKeyPackages::default();
     let mut effects = Vec::new();
     for (device, user_id) in targets {
-        match relay.store.claim_key_package(&device)? {
+        match relay.store.claim_key_package(&device, now)? {
             Some(claim) => {
                 if !claim.last_resort {
                     let stock = relay.store.key_package_stock(&device)?;

@@ -3,19 +3,39 @@
 //! A one-time KeyPackage is handed out at most once: a claim removes it with
 //! a single atomic `remove`, and only the caller that removed it gets it.
 //! When a device has none left, its last-resort KeyPackage is handed out and
-//! kept (RFC 9420, section 16.8).
+//! kept (RFC 9420, section 16.8). A KeyPackage whose lifetime has ended is
+//! never handed out: claims skip and delete it, and the sweep deletes the
+//! rest (the lifetime is read from its clear fields, see
+//! `convene_proto::mls_frame`).
 
 use bytes::Bytes;
+use convene_proto::mls_frame::read_key_package;
 use sled::Batch;
 
 use super::{keys, DeviceKey, Store};
 use crate::error::{Refusal, RelayResult};
+
+/// Whether a stored KeyPackage has expired at `now` (one that cannot be
+/// read is treated as expired: it was checked when it was uploaded).
+fn expired(key_package: &[u8], now: u64) -> bool {
+    read_key_package(key_package).map_or(true, |leaf| leaf.lifetime.has_ended(now))
+}
 
 /// A device's stock of KeyPackages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KeyPackageStock {
     pub one_time: u32,
     pub last_resort: bool,
+}
+
+/// KeyPackages a device uploads, checked by the handler.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPackageUpload<'a> {
+    pub one_time: &'a [Bytes],
+    /// Replaces the device's last-resort KeyPackage.
+    pub last_resort: Option<&'a [u8]>,
+    /// Replaces the one-time stock instead of adding to it.
+    pub replace_one_time: bool,
 }
 
 /// A KeyPackage handed out by [`Store::claim_key_package`].
@@ -31,21 +51,32 @@ impl Store {
     pub fn upload_key_packages(
         &self,
         device: &DeviceKey,
-        one_time: &[Bytes],
-        last_resort: Option<&[u8]>,
+        upload: &KeyPackageUpload<'_>,
         max_stock: u32,
     ) -> RelayResult<KeyPackageStock> {
+        let KeyPackageUpload {
+            one_time,
+            last_resort,
+            replace_one_time,
+        } = *upload;
         let _guard = self.device_locks.lock(device);
         let stock = self.key_package_stock(device)?;
-        let total = u64::from(stock.one_time) + one_time.len() as u64;
+        let kept = if replace_one_time { 0 } else { stock.one_time };
+        let total = u64::from(kept) + one_time.len() as u64;
         if total > u64::from(max_stock) {
             return Err(Refusal::TooLarge(format!(
-                "a device may keep at most {max_stock} one-time KeyPackages on the relay ({} stored)",
-                stock.one_time
+                "a device may keep at most {max_stock} one-time KeyPackages on the relay ({kept} stored)"
             ))
             .into());
         }
         let mut batch = Batch::default();
+        if replace_one_time {
+            // Deleted in the batch that stores the new ones: there is never
+            // a moment with none.
+            for item in self.tree.scan_prefix(keys::key_packages_prefix(device)) {
+                batch.remove(item?.0);
+            }
+        }
         for key_package in one_time {
             // Ids increase, so claims hand out the oldest KeyPackage first.
             let id = self.db.generate_id()?;
@@ -74,25 +105,55 @@ impl Store {
         })
     }
 
-    /// Hands out one KeyPackage of `device`: the oldest one-time KeyPackage,
-    /// removed as it is handed out, or else the last-resort one. `None` when
-    /// the device has neither.
-    pub fn claim_key_package(&self, device: &DeviceKey) -> RelayResult<Option<Claim>> {
+    /// Hands out one KeyPackage of `device` at time `now`: the oldest
+    /// one-time KeyPackage that has not expired, removed as it is handed
+    /// out (expired ones on the way are deleted), or else the last-resort
+    /// one if it has not expired. `None` when the device has neither.
+    pub fn claim_key_package(&self, device: &DeviceKey, now: u64) -> RelayResult<Option<Claim>> {
         for item in self.tree.scan_prefix(keys::key_packages_prefix(device)) {
             let (key, _) = item?;
             // Another claim may have removed this one since the scan saw it;
             // only the caller whose `remove` returns the value owns it.
             if let Some(key_package) = self.tree.remove(&key)? {
+                if expired(&key_package, now) {
+                    continue;
+                }
                 return Ok(Some(Claim {
                     key_package: key_package.to_vec(),
                     last_resort: false,
                 }));
             }
         }
-        Ok(self.tree.get(keys::last_resort(device))?.map(|kp| Claim {
-            key_package: kp.to_vec(),
-            last_resort: true,
-        }))
+        Ok(self
+            .tree
+            .get(keys::last_resort(device))?
+            .filter(|kp| !expired(kp, now))
+            .map(|kp| Claim {
+                key_package: kp.to_vec(),
+                last_resort: true,
+            }))
+    }
+
+    /// Deletes every stored KeyPackage that has expired at `now`; returns
+    /// how many.
+    pub fn sweep_key_packages(&self, now: u64) -> RelayResult<u64> {
+        let mut deleted = 0;
+        for table in [keys::KEY_PACKAGE, keys::LAST_RESORT] {
+            for item in self.tree.scan_prefix([table]) {
+                let (key, key_package) = item?;
+                if expired(&key_package, now) {
+                    // Only if unchanged: a device may have replaced it.
+                    if self
+                        .tree
+                        .compare_and_swap(&key, Some(key_package), None::<&[u8]>)?
+                        .is_ok()
+                    {
+                        deleted += 1;
+                    }
+                }
+            }
+        }
+        Ok(deleted)
     }
 }
 
@@ -100,16 +161,42 @@ impl Store {
 mod tests {
     use std::sync::Arc;
 
+    use convene_proto::mls_frame::{frame_key_package, Lifetime};
+
     use super::super::StoreOptions;
     use super::*;
+
+    const NOW: u64 = 1_000_000_000;
+
+    /// A KeyPackage of `device` labelled `label`, valid for an hour from NOW.
+    fn kp(device: &DeviceKey, label: &str) -> Bytes {
+        Bytes::from(frame_key_package(
+            device,
+            label.as_bytes(),
+            Lifetime::starting_at(NOW, 3600),
+        ))
+    }
+
+    fn upload<'a>(one_time: &'a [Bytes], last_resort: Option<&'a [u8]>) -> KeyPackageUpload<'a> {
+        KeyPackageUpload {
+            one_time,
+            last_resort,
+            replace_one_time: false,
+        }
+    }
 
     #[test]
     fn one_time_then_last_resort() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let device = [1; 32];
+        let (one, last) = (kp(&device, "kp1"), kp(&device, "lr"));
         let stock = store
-            .upload_key_packages(&device, &[Bytes::from_static(b"kp1")], Some(b"lr"), 10)
+            .upload_key_packages(
+                &device,
+                &upload(std::slice::from_ref(&one), Some(&last)),
+                10,
+            )
             .unwrap();
         assert_eq!(
             stock,
@@ -118,28 +205,89 @@ mod tests {
                 last_resort: true
             }
         );
-        let first = store.claim_key_package(&device).unwrap().unwrap();
+        let first = store.claim_key_package(&device, NOW).unwrap().unwrap();
         assert_eq!(
-            (first.key_package.as_slice(), first.last_resort),
-            (&b"kp1"[..], false)
+            (first.key_package, first.last_resort),
+            (one.to_vec(), false)
         );
         for _ in 0..3 {
-            let next = store.claim_key_package(&device).unwrap().unwrap();
-            assert_eq!(
-                (next.key_package.as_slice(), next.last_resort),
-                (&b"lr"[..], true)
-            );
+            let next = store.claim_key_package(&device, NOW).unwrap().unwrap();
+            assert_eq!((next.key_package, next.last_resort), (last.to_vec(), true));
         }
-        assert_eq!(store.claim_key_package(&[2; 32]).unwrap(), None);
+        assert_eq!(store.claim_key_package(&[2; 32], NOW).unwrap(), None);
+    }
+
+    #[test]
+    fn an_expired_key_package_is_never_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let device = [1; 32];
+        let old = Bytes::from(frame_key_package(
+            &device,
+            b"old",
+            Lifetime::starting_at(NOW, 10),
+        ));
+        let fresh = kp(&device, "fresh");
+        let last = frame_key_package(&device, b"lr", Lifetime::starting_at(NOW, 10));
+        store
+            .upload_key_packages(&device, &upload(&[old, fresh.clone()], Some(&last)), 10)
+            .unwrap();
+        let later = NOW + 60_000;
+        let claim = store.claim_key_package(&device, later).unwrap().unwrap();
+        assert_eq!(
+            claim.key_package,
+            fresh.to_vec(),
+            "the expired one was skipped"
+        );
+        assert_eq!(
+            store.claim_key_package(&device, later).unwrap(),
+            None,
+            "the last-resort KeyPackage has expired too"
+        );
+        assert_eq!(store.sweep_key_packages(later).unwrap(), 1);
+        assert_eq!(
+            store.key_package_stock(&device).unwrap(),
+            KeyPackageStock::default()
+        );
+    }
+
+    #[test]
+    fn a_rotation_replaces_the_stock_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let device = [1; 32];
+        let old: Vec<Bytes> = (0..3).map(|i| kp(&device, &format!("old{i}"))).collect();
+        store
+            .upload_key_packages(&device, &upload(&old, None), 4)
+            .unwrap();
+        let new = [kp(&device, "new0"), kp(&device, "new1")];
+        let rotation = KeyPackageUpload {
+            one_time: &new,
+            last_resort: None,
+            replace_one_time: true,
+        };
+        assert_eq!(
+            store
+                .upload_key_packages(&device, &rotation, 4)
+                .unwrap()
+                .one_time,
+            2
+        );
+        let claim = store.claim_key_package(&device, NOW).unwrap().unwrap();
+        assert_eq!(claim.key_package, new[0].to_vec());
     }
 
     #[test]
     fn stock_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let many: Vec<Bytes> = (0..3).map(|_| Bytes::from_static(b"kp")).collect();
-        store.upload_key_packages(&[1; 32], &many, None, 4).unwrap();
-        assert!(store.upload_key_packages(&[1; 32], &many, None, 4).is_err());
+        let many: Vec<Bytes> = (0..3).map(|i| kp(&[1; 32], &i.to_string())).collect();
+        store
+            .upload_key_packages(&[1; 32], &upload(&many, None), 4)
+            .unwrap();
+        assert!(store
+            .upload_key_packages(&[1; 32], &upload(&many, None), 4)
+            .is_err());
         assert_eq!(store.key_package_stock(&[1; 32]).unwrap().one_time, 3);
     }
 
@@ -148,18 +296,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
         let device = [3; 32];
-        let kps: Vec<Bytes> = (0..200u32)
-            .map(|i| Bytes::from(i.to_be_bytes().to_vec()))
-            .collect();
+        let kps: Vec<Bytes> = (0..200u32).map(|i| kp(&device, &i.to_string())).collect();
         store
-            .upload_key_packages(&device, &kps, None, 1000)
+            .upload_key_packages(&device, &upload(&kps, None), 1000)
             .unwrap();
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     let mut got = Vec::new();
-                    while let Some(claim) = store.claim_key_package(&device).unwrap() {
+                    while let Some(claim) = store.claim_key_package(&device, NOW).unwrap() {
                         got.push(claim.key_package);
                     }
                     got

@@ -1,5 +1,5 @@
 //! Periodic clean-up of records that only time makes obsolete: used or
-//! expired invites, old submission outcomes, expired blobs.
+//! expired invites, old submission outcomes, expired blobs and KeyPackages.
 
 use super::records::{BlobRecord, InviteRecord, SubmissionRecord};
 use super::{keys, Store};
@@ -22,6 +22,7 @@ pub struct SweepReport {
     pub invites: u64,
     pub submissions: u64,
     pub blobs: u64,
+    pub key_packages: u64,
 }
 
 impl Store {
@@ -60,6 +61,7 @@ impl Store {
             self.delete_blob(&blob_id)?;
             report.blobs += 1;
         }
+        report.key_packages = self.sweep_key_packages(now)?;
         Ok(report)
     }
 }
@@ -96,7 +98,8 @@ mod tests {
             SweepReport {
                 invites: 1,
                 submissions: 0,
-                blobs: 1
+                blobs: 1,
+                key_packages: 0,
             }
         );
         assert!(store.tree.get(keys::invite(&[2; 32])).unwrap().is_some());

@@ -39,7 +39,7 @@ use rand::RngCore;
 pub use accounts::{Enrolment, NewInvite};
 pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
 pub use groups::{AppendOutcome, CommitSubmission, MessageSubmission, QueueLimits};
-pub use key_packages::{Claim, KeyPackageStock};
+pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
 pub use keys::DeviceKey;
 pub use links::NewLink;
 pub use maintenance::{Retention, SweepReport};

@@ -4,6 +4,7 @@
 
 mod clocks;
 mod epochs;
+mod keys;
 mod membership;
 mod offline;
 mod outcomes;

@@ -1,0 +1,114 @@
+//! Case 4: keys expire and are renewed. With lifetimes shortened by
+//! configuration (not by waiting), a group whose members' KeyPackages and
+//! leaves have all passed their lifetime still admits a new member, a linked
+//! device and a managing staff member, because every member renewed its
+//! leaf; and the relay hands out only KeyPackages that have not expired.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use convene_client::{GroupId, KeyLifecycle, Role};
+use convene_proto::mls_frame::read_key_package;
+use convene_proto::relay::{request, response, ClaimKeyPackages};
+use convene_tests::app::{leader_apps, raw_device, staff_app, App};
+use convene_tests::RelayProcess;
+
+use crate::names;
+
+fn short() -> KeyLifecycle {
+    KeyLifecycle {
+        update_interval: Duration::from_secs(4),
+        first_update_within: Duration::from_millis(500),
+        key_package_lifetime: Duration::from_secs(6),
+        key_package_rotation: Duration::from_secs(2),
+        key_package_grace: Duration::from_secs(60),
+    }
+}
+
+/// Waits until every app has renewed its own leaf in `group`.
+async fn all_renewed(apps: &[&App], group: &GroupId) -> Result<()> {
+    for app in apps {
+        app.wait_group(group, |g| g.keys_renewed_at_ms.is_some())
+            .await
+            .with_context(|| format!("{} never renewed its leaf", app.user))?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_past_every_key_lifetime_still_admits_members_devices_and_managers() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
+    let eve = leaders.pop().context("three")?;
+    let ben = leaders.pop().context("three")?;
+    let ann = leaders.pop().context("three")?;
+    let staff = staff.reopen_with_lifecycle(short()).await?;
+    let ann = ann.reopen_with_lifecycle(short()).await?;
+    let ben = ben.reopen_with_lifecycle(short()).await?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &[ann.user.clone(), ben.user.clone()])
+        .await?;
+    all_renewed(&[&staff, &ann, &ben], &cohort.id).await?;
+
+    // Every KeyPackage the members were added with, and every leaf that
+    // came from one, has expired by now.
+    tokio::time::sleep(short().key_package_lifetime + Duration::from_secs(1)).await;
+    let claimer = raw_device(&relay, &staff, "claimer", Role::Staff).await?;
+    let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
+        user_ids: vec![ann.user.clone()],
+        device_keys: Vec::new(),
+    });
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    match claimer.conn.request(claim).await? {
+        response::Result::ClaimedKeyPackages(claimed) => {
+            ensure!(!claimed.key_packages.is_empty(), "ann has no KeyPackage");
+            for kp in claimed.key_packages {
+                let leaf = read_key_package(&kp.key_package)?;
+                ensure!(
+                    leaf.lifetime.not_after_secs > now_s,
+                    "an expired KeyPackage was handed out"
+                );
+            }
+        }
+        other => anyhow::bail!("unexpected {other:?}"),
+    }
+
+    // A new member.
+    let dan = leader_apps(&relay, &staff, &["dan".to_string()])
+        .await?
+        .pop()
+        .context("dan")?
+        .reopen_with_lifecycle(short())
+        .await?;
+    staff
+        .client
+        .add_members(&cohort.id, std::slice::from_ref(&dan.user))
+        .await?;
+    dan.wait_group(&cohort.id, |g| g.active).await?;
+    // A linked device.
+    let laptop = App::link(&relay.url, &ann)
+        .await?
+        .reopen_with_lifecycle(short())
+        .await?;
+    laptop.wait_group(&cohort.id, |g| g.active).await?;
+    all_renewed(&[&staff, &ann, &ben, &dan, &laptop], &cohort.id).await?;
+    // A manager who reads the group's GroupInfo from outside.
+    staff.client.leave_group(&cohort.id).await?;
+    let eve = eve.reopen_with_lifecycle(short()).await?;
+    staff
+        .client
+        .add_members(&cohort.id, std::slice::from_ref(&eve.user))
+        .await?;
+    eve.wait_group(&cohort.id, |g| g.active).await?;
+
+    eve.client.send_text(&cohort.id, "glad to join").await?;
+    for app in [&ann, &ben, &dan, &laptop] {
+        app.hears(&cohort.id, &eve.user, "glad to join").await?;
+    }
+    all_renewed(&[&ann, &ben, &dan, &laptop, &eve], &cohort.id).await?;
+    Ok(())
+}
