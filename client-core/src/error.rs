@@ -45,6 +45,10 @@ pub enum ClientError {
     /// it from another device: it can no longer connect.
     #[error("this device was removed from its account (or the account suspended)")]
     Revoked,
+    /// This device's state is a copy another copy has moved past (see
+    /// [`crate::Event::StateCopied`]).
+    #[error("this device's state is a copy (restored from a backup, or cloned) and another copy has connected since: link this device again, or take over if this is the copy to keep")]
+    StateCopied,
     /// The relay refused a request.
     #[error(transparent)]
     Refused(RelayRefusal),
@@ -86,6 +90,7 @@ impl ClientError {
             ClientError::InvalidArgument(_) => "invalid_argument",
             ClientError::RelayUnreachable(_) => "relay_unreachable",
             ClientError::Revoked => "revoked",
+            ClientError::StateCopied => "state_copied",
             ClientError::Refused(_) => "relay_refused",
             ClientError::Transport(_) => "transport",
             ClientError::Storage(_) => "storage",

@@ -76,6 +76,14 @@ pub enum Event {
     /// negative). Certificates may be refused until it is set right; tell
     /// the user to set the device's date and time.
     ClockSkew { offset_ms: i64 },
+    /// The relay refused this device's state as a copy: another copy of
+    /// this device (the original, or another restore of the same backup)
+    /// connected since this state was saved. Two copies acting as one
+    /// device would split its messages and fork its groups, so this one
+    /// stops. Re-link this device as a new one, or, if this copy is the one
+    /// to keep (a backup restored onto a new phone), take over with
+    /// [`crate::Client::take_over`]: the other copy is then refused.
+    StateCopied,
     /// The connection to the relay dropped; the client reconnects by itself.
     ConnectionLost { reason: String },
     /// The connection to the relay is back.

@@ -13,6 +13,8 @@ pub const RELAY_ID_LEN: usize = 16;
 pub const NONCE_LEN: usize = 32;
 /// Length of a client-chosen submission id (idempotency key).
 pub const SUBMISSION_ID_LEN: usize = 16;
+/// Length of a device's continuity token (see `Authenticate`).
+pub const CONTINUITY_LEN: usize = 16;
 /// Length of a blob id.
 pub const BLOB_ID_LEN: usize = 16;
 /// Longest accepted group id, in bytes.

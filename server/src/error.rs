@@ -46,6 +46,8 @@ pub enum Refusal {
     ShuttingDown,
     #[error("this device was revoked, or its user suspended")]
     Revoked,
+    #[error("this device's state is older than its last authentication: it is a copy (restored or cloned) of a device another copy may be using")]
+    StateCopied,
 }
 
 impl Refusal {
@@ -69,6 +71,7 @@ impl Refusal {
             Refusal::AlreadyAuthenticated => ErrorCode::AlreadyAuthenticated,
             Refusal::ShuttingDown => ErrorCode::ShuttingDown,
             Refusal::Revoked => ErrorCode::Revoked,
+            Refusal::StateCopied => ErrorCode::StateCopied,
         }
     }
 

@@ -96,9 +96,20 @@ impl App {
         state_dir: PathBuf,
         user: &str,
     ) -> Result<App> {
+        let app = App::start_builder(builder, relay_url, state_dir, user).await?;
+        app.client.wait_caught_up(PATIENCE).await?;
+        Ok(app)
+    }
+
+    /// Opens a client without waiting for it to connect.
+    async fn start_builder(
+        builder: ClientBuilder,
+        relay_url: &str,
+        state_dir: PathBuf,
+        user: &str,
+    ) -> Result<App> {
         let client = builder.open().await?;
         let events = client.events();
-        client.wait_caught_up(PATIENCE).await?;
         Ok(App {
             client,
             user: user.to_string(),
@@ -308,11 +319,41 @@ impl StoppedApp {
         Ok(app)
     }
 
+    /// Opens the client again expecting the relay to refuse its state as
+    /// a copy (`StateCopied`); returns it refused, not connected.
+    pub async fn resume_refused_as_copy(self) -> Result<App> {
+        let builder = ClientBuilder::new(&self.state_dir)
+            .store_key(store_key(&self.user))
+            .relay_url(&self.relay_url);
+        let mut app =
+            App::start_builder(builder, &self.relay_url, self.state_dir.clone(), &self.user)
+                .await?;
+        app._dir = self.dir;
+        match app.client.wait_caught_up(PATIENCE).await {
+            Err(convene_client::ClientError::StateCopied) => Ok(app),
+            other => bail!(
+                "{}: expected to be refused as a copy, got {other:?}",
+                app.user
+            ),
+        }
+    }
+
     /// A copy of the state directory as it is now (a backup).
     pub fn snapshot(&self) -> Result<tempfile::TempDir> {
         let copy = tempfile::tempdir()?;
         copy_dir(&self.state_dir, copy.path())?;
         Ok(copy)
+    }
+
+    /// The same device run from a [`StoppedApp::snapshot`] in its own
+    /// directory: a second copy of the device.
+    pub fn copy_from(&self, snapshot: tempfile::TempDir) -> StoppedApp {
+        StoppedApp {
+            user: self.user.clone(),
+            state_dir: snapshot.path().to_path_buf(),
+            relay_url: self.relay_url.clone(),
+            dir: Some(snapshot),
+        }
     }
 
     /// Puts a [`StoppedApp::snapshot`] back in place of the state

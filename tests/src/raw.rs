@@ -34,6 +34,7 @@ pub fn authenticate_frame(key: &DeviceKey, relay_id: &[u8; 16], nonce: &[u8; 32]
         request::Kind::Authenticate(Authenticate {
             device_key: Bytes::copy_from_slice(&key.public()),
             signature: Bytes::copy_from_slice(&signature),
+            ..Default::default()
         }),
     );
     Message::Binary(convene_proto::encode_envelope(&auth))

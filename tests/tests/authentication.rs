@@ -24,6 +24,7 @@ async fn authenticate_raw(
     let request = request::Kind::Authenticate(Authenticate {
         device_key: Bytes::copy_from_slice(&device),
         signature: Bytes::copy_from_slice(&signature),
+        ..Default::default()
     });
     conn.request(request)
         .await

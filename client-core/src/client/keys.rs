@@ -1,5 +1,5 @@
 //! Renewing this device's keys on demand (see [`crate::lifecycle`] for
-//! what happens on its own).
+//! what happens on its own), and taking over from a copy of this device.
 
 use tokio::sync::oneshot;
 
@@ -22,5 +22,25 @@ impl Client {
             .await
             .map_err(|_| ClientError::Stopped)?;
         answer.await.map_err(|_| ClientError::Stopped)?
+    }
+}
+
+impl Client {
+    /// Makes this copy of the device the one the relay accepts, after it
+    /// was refused as a copy ([`crate::Event::StateCopied`]): for a backup
+    /// restored onto a new device while the old one is gone. Any other copy
+    /// is refused from then on. Groups this state had fallen behind in are
+    /// rejoined, and the user is told what could not be recovered
+    /// ([`crate::Event::GroupRecovered`]). If the other copy may be in
+    /// someone else's hands, re-link this device instead and remove the old
+    /// one. Returns once the next connection is under way.
+    pub async fn take_over(&self) -> Result<(), ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::TakeOver { reply })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        answer.await.map_err(|_| ClientError::Stopped)
     }
 }

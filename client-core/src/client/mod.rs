@@ -113,6 +113,9 @@ impl Client {
                     if now.revoked {
                         return Err(ClientError::Revoked);
                     }
+                    if now.copied {
+                        return Err(ClientError::StateCopied);
+                    }
                     if now.failed_attempts >= ATTEMPTS_BEFORE_GIVING_UP {
                         return Err(ClientError::RelayUnreachable(
                             now.last_error.clone().unwrap_or_default(),

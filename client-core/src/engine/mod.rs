@@ -24,6 +24,7 @@ mod manage;
 mod peers;
 mod rejoin;
 mod revocations;
+mod session;
 mod sync;
 mod welcome;
 
@@ -36,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use convene_proto::relay::{push, request, response, stream_ack, Ack, ErrorCode, StreamAck};
+use convene_proto::relay::{push, request, response, stream_ack, Ack, StreamAck};
 use openmls::prelude::MlsGroup;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -46,7 +47,7 @@ use crate::events::Event;
 use crate::mls::Mls;
 use crate::store::records::{GroupRecord, IdentityRecord, IntentRecord};
 use crate::store::LocalStore;
-use crate::transport::{authenticate, Connection, Connector, PushReceiver, TransportError};
+use crate::transport::{Connection, Connector, PushReceiver};
 use crate::types::Message;
 
 /// Longest wait between reconnection attempts.
@@ -79,6 +80,11 @@ pub struct ConnectionStatus {
     pub last_error: Option<String>,
     /// The relay refused this device for good: it was revoked or removed.
     pub revoked: bool,
+    /// The relay refused this device's state as a copy (restored from a
+    /// backup, or cloned) that another copy has moved past: re-link the
+    /// device, or [`crate::Client::take_over`] if this copy is the one to
+    /// keep.
+    pub copied: bool,
     /// How far this device's clock was ahead of the relay's at the last
     /// connection, in ms (behind, if negative).
     pub clock_offset_ms: i64,
@@ -91,6 +97,7 @@ impl Default for ConnectionStatus {
             failed_attempts: 0,
             last_error: None,
             revoked: false,
+            copied: false,
             clock_offset_ms: 0,
         }
     }
@@ -114,6 +121,8 @@ pub(crate) enum Command {
         request: request::Kind,
         reply: oneshot::Sender<Result<response::Result, ClientError>>,
     },
+    /// The next connection takes over from another copy of this device.
+    TakeOver { reply: oneshot::Sender<()> },
     /// Renew every key now (a suspected compromise).
     RenewKeys {
         reply: oneshot::Sender<Result<(), ClientError>>,
@@ -187,6 +196,8 @@ pub(crate) struct Engine {
     connected_at_ms: u64,
     /// When the key lifecycle checks run next.
     lifecycle_at: Instant,
+    /// The next authentication takes over from another copy of this device.
+    take_over: bool,
 }
 
 impl Engine {
@@ -223,6 +234,7 @@ impl Engine {
             last_activity: Instant::now(),
             connected_at_ms: 0,
             lifecycle_at: Instant::now() + Duration::from_secs(3600),
+            take_over: false,
         })
     }
 
@@ -256,6 +268,19 @@ impl Engine {
             }
         }
         self.set_state(ConnectionState::Offline);
+    }
+
+    /// Why the relay will not take anything from this device until the
+    /// user acts, if it will not: it was revoked, or this state is a copy.
+    fn shut_out(&self) -> Option<ClientError> {
+        let status = self.shared.status.borrow();
+        if status.revoked {
+            Some(ClientError::Revoked)
+        } else if status.copied {
+            Some(ClientError::StateCopied)
+        } else {
+            None
+        }
     }
 
     fn set_state(&self, state: ConnectionState) {
@@ -312,6 +337,9 @@ impl Engine {
 
     async fn on_command(&mut self, command: Command) {
         match command {
+            Command::Submit { reply, .. } if self.shut_out().is_some() => {
+                let _ = reply.send(Err(self.shut_out().unwrap_or(ClientError::Stopped)));
+            }
             Command::Submit { intent, reply } => match self.persist_intent(intent) {
                 Ok(id) => {
                     self.waiters.insert(id, reply);
@@ -329,6 +357,14 @@ impl Engine {
                 };
                 let _ = reply.send(result);
             }
+            Command::TakeOver { reply } => {
+                self.take_over = true;
+                self.reconnect_at = Instant::now();
+                self.shared
+                    .status
+                    .send_modify(|status| status.copied = false);
+                let _ = reply.send(());
+            }
             Command::RenewKeys { reply } => {
                 let renewed = self.renew_all_keys();
                 if renewed.is_ok() {
@@ -338,133 +374,6 @@ impl Engine {
             }
             Command::Shutdown { .. } => {}
         }
-    }
-
-    /// Connects and authenticates, or schedules the next attempt.
-    async fn connect(&mut self) {
-        let attempt = async {
-            let (conn, pushes) = self.connector.connect().await?;
-            let relay_id = self.shared.identity.relay_id.as_slice().try_into().ok();
-            let authenticated = authenticate(conn.as_ref(), self.mls.key(), relay_id).await?;
-            Ok::<_, TransportError>((conn, pushes, authenticated))
-        };
-        match attempt.await {
-            Ok((conn, pushes, authenticated)) => {
-                self.conn = Some(conn);
-                self.pushes = Some(pushes);
-                self.caught_up = false;
-                self.backoff = MIN_BACKOFF;
-                self.last_activity = Instant::now();
-                self.shared.status.send_modify(|status| {
-                    status.state = ConnectionState::Connected;
-                    status.failed_attempts = 0;
-                    status.last_error = None;
-                });
-                if self.was_connected || self.reported_offline {
-                    self.emit(Event::ConnectionRestored);
-                    self.publish();
-                }
-                self.was_connected = true;
-                self.reported_offline = false;
-                self.connected_at_ms = crate::now_ms();
-                self.check_clock(authenticated.relay_time_ms);
-                let stock = authenticated.key_package_stock.unwrap_or_default();
-                self.replenish_key_packages(stock.one_time, stock.last_resort)
-                    .await;
-                if let Err(err) = self.sync_revocations().await {
-                    tracing::warn!(error = %err, "cannot read the revocations");
-                }
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, "cannot connect to the relay");
-                let revoked =
-                    matches!(&err, TransportError::Refused(r) if r.code == ErrorCode::Revoked);
-                if matches!(err, TransportError::WrongRelay) {
-                    tracing::error!(
-                        "the relay presents another identity than at enrolment; not connecting"
-                    );
-                }
-                self.shared.status.send_modify(|status| {
-                    status.state = ConnectionState::Offline;
-                    status.failed_attempts += 1;
-                    status.last_error = Some(err.to_string());
-                    status.revoked = revoked;
-                });
-                if !self.reported_offline {
-                    self.reported_offline = true;
-                    self.emit(Event::ConnectionLost {
-                        reason: err.to_string(),
-                    });
-                    self.publish();
-                }
-                self.reconnect_at = Instant::now() + self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                if revoked {
-                    // Staff cut this device off: trying again changes nothing.
-                    tracing::warn!("this device was revoked; not reconnecting");
-                    self.reconnect_at = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                }
-            }
-        }
-    }
-
-    /// Compares this device's clock with the relay's, and says so when it
-    /// is off by more than certificates tolerate.
-    fn check_clock(&mut self, relay_time_ms: u64) {
-        if relay_time_ms == 0 {
-            return;
-        }
-        let local = self.mls.anchor().now_ms();
-        let offset_ms = local as i64 - relay_time_ms as i64;
-        self.shared
-            .status
-            .send_modify(|status| status.clock_offset_ms = offset_ms);
-        if offset_ms.unsigned_abs() > crate::trust::CLOCK_LEEWAY_MS {
-            tracing::warn!(offset_ms, "this device's clock is far from the relay's");
-            self.emit(Event::ClockSkew { offset_ms });
-            self.publish();
-        }
-    }
-
-    /// Forgets the connection; pending operations wait for the next one.
-    fn disconnected(&mut self, reason: &str) {
-        if self.conn.take().is_none() {
-            return;
-        }
-        self.pushes = None;
-        self.caught_up = false;
-        self.acks = PendingAcks::default();
-        self.awaiting_epoch.clear();
-        self.shared.status.send_modify(|status| {
-            status.state = ConnectionState::Offline;
-            status.last_error = Some(reason.to_string());
-        });
-        self.reported_offline = true;
-        self.emit(Event::ConnectionLost {
-            reason: reason.to_string(),
-        });
-        self.publish();
-        self.reconnect_at = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-    }
-
-    /// Sends a request on the current connection. A transport failure ends
-    /// the connection (the engine reconnects).
-    async fn request(&mut self, kind: request::Kind) -> Result<response::Result, TransportError> {
-        let Some(conn) = self.conn.clone() else {
-            return Err(TransportError::Closed {
-                code: None,
-                reason: "not connected".into(),
-            });
-        };
-        self.last_activity = Instant::now();
-        let result = conn.request(kind).await;
-        if let Err(err) = &result {
-            if !matches!(err, TransportError::Refused(_)) {
-                self.disconnected(&err.to_string());
-            }
-        }
-        result
     }
 
     /// Processes a push and whatever else is already queued, then makes it

@@ -128,6 +128,36 @@ impl Engine {
         Ok(())
     }
 
+    /// After this device took over from another copy of itself: if the
+    /// relay holds the device as having acknowledged entries past what this
+    /// state processed, those entries are lost to it; and if the group
+    /// moved on meanwhile, it cannot follow it any more.
+    pub(super) async fn check_lost_entries(&mut self, group_id: &[u8]) -> Result<(), ClientError> {
+        let get = request::Kind::GetGroup(GetGroup {
+            group_id: Bytes::from(group_id.to_vec()),
+        });
+        let state = match self.request(get).await {
+            Ok(response::Result::GroupState(state)) => state,
+            Ok(_) | Err(_) => return Ok(()),
+        };
+        let Some(mut record) = self.group_record(group_id)? else {
+            return Ok(());
+        };
+        if state.acked_position <= record.processed_through || !record.following() {
+            return Ok(());
+        }
+        record.missed += state.acked_position - record.processed_through;
+        record.processed_through = state.acked_position;
+        if state.epoch > record.epoch {
+            self.stall(&mut record, "this device's state is older than the group's")?;
+        }
+        self.store()
+            .put_record(records::group_key(group_id), &record);
+        self.store().commit_durably()?;
+        self.publish();
+        Ok(())
+    }
+
     /// One attempt at asking a group to re-add this device.
     pub(super) async fn step_rejoin(&mut self, intent: IntentRecord) -> Step {
         let group_id = intent.group_id.clone();

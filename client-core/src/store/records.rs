@@ -237,6 +237,21 @@ pub struct KeyPackageKey {
     pub expires_at_ms: u64,
 }
 
+/// This device's continuity tokens (see `Authenticate` in the protocol).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ContinuityRecord {
+    /// The token of the last authentication the relay confirmed.
+    #[prost(bytes = "vec", tag = "1")]
+    pub confirmed: Vec<u8>,
+    /// The token sent with an authentication whose answer has not come yet.
+    #[prost(bytes = "vec", tag = "2")]
+    pub pending: Vec<u8>,
+}
+
+pub fn continuity_key() -> Vec<u8> {
+    key(tag::META, &[b"continuity"])
+}
+
 pub fn key_packages_key() -> Vec<u8> {
     key(tag::META, &[b"key_packages"])
 }

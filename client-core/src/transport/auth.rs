@@ -10,11 +10,36 @@ use super::{Connection, TransportError};
 use crate::device_key::DeviceKey;
 
 /// Authenticates as an enrolled device. With `expected_relay`, refuses a
-/// relay whose identity differs from the one pinned at enrolment.
+/// relay whose identity differs from the one pinned at enrolment. Names no
+/// continuity tokens (see [`Continuity`]).
 pub async fn authenticate(
     connection: &dyn Connection,
     key: &DeviceKey,
     expected_relay: Option<[u8; 16]>,
+) -> Result<Authenticated, TransportError> {
+    authenticate_continuing(connection, key, expected_relay, &Continuity::default()).await
+}
+
+/// The continuity tokens an authentication names (see `Authenticate` in the
+/// protocol): how the relay tells a copied or restored state from the
+/// device's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Continuity {
+    /// The token of this device's last authentication; empty the first time.
+    pub previous: Vec<u8>,
+    /// The token the next authentication will name; stored durably before
+    /// this one is sent.
+    pub next: Vec<u8>,
+    /// This copy takes over from any other (the user chose it).
+    pub take_over: bool,
+}
+
+/// [`authenticate`], naming `continuity`.
+pub async fn authenticate_continuing(
+    connection: &dyn Connection,
+    key: &DeviceKey,
+    expected_relay: Option<[u8; 16]>,
+    continuity: &Continuity,
 ) -> Result<Authenticated, TransportError> {
     let relay_id = connection.relay_id();
     if expected_relay.is_some_and(|expected| expected != relay_id) {
@@ -24,6 +49,9 @@ pub async fn authenticate(
     let request = request::Kind::Authenticate(Authenticate {
         device_key: Bytes::copy_from_slice(&key.public()),
         signature: Bytes::copy_from_slice(&signature),
+        continuity: Bytes::copy_from_slice(&continuity.previous),
+        next_continuity: Bytes::copy_from_slice(&continuity.next),
+        take_over: continuity.take_over,
     });
     authenticated(connection.request(request).await?)
 }

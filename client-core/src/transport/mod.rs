@@ -17,7 +17,9 @@ use std::sync::Arc;
 use convene_proto::relay::{push, request, response};
 use tokio::sync::mpsc;
 
-pub use auth::{authenticate, enrol, get_invite, EnrolRequest};
+pub use auth::{
+    authenticate, authenticate_continuing, enrol, get_invite, Continuity, EnrolRequest,
+};
 pub use connection::{ConnectOptions, RelayConnection};
 pub use error::{RelayRefusal, TransportError};
 pub use tls::TrustRoots;

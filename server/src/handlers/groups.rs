@@ -43,6 +43,13 @@ pub(super) fn get(relay: &Relay, caller: &Caller, req: GetGroup) -> RelayResult<
         return Err(Refusal::NotAMember.into());
     }
     let group_info = relay.store.group_info(&req.group_id)?.unwrap_or_default();
+    let acked_position = members
+        .iter()
+        .find(|(d, _)| *d == caller.device)
+        .map_or(0, |(_, m)| {
+            m.acked
+                .max(relay.acks.get(&req.group_id, &caller.device).unwrap_or(0))
+        });
     Ok(Reply::durable(response::Result::GroupState(GroupState {
         group_id: req.group_id,
         epoch: group.epoch,
@@ -53,6 +60,7 @@ pub(super) fn get(relay: &Relay, caller: &Caller, req: GetGroup) -> RelayResult<
             .map(|(d, _)| d.to_vec().into())
             .collect(),
         group_info,
+        acked_position,
     })))
 }
 

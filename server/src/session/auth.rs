@@ -2,7 +2,7 @@
 //! `Enrol`, within the authentication deadline.
 
 use convene_proto::auth::{transcript, AuthPurpose};
-use convene_proto::ids::{fixed, DEVICE_KEY_LEN, NONCE_LEN, SIGNATURE_LEN};
+use convene_proto::ids::{fixed, CONTINUITY_LEN, DEVICE_KEY_LEN, NONCE_LEN, SIGNATURE_LEN};
 use convene_proto::invite::lookup_hash;
 use convene_proto::relay::{response, Authenticate, Authenticated, Enrol, RequestLink, Role};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -55,6 +55,22 @@ pub fn authenticate(
     if record.revoked_at_ms != 0 || user.suspended_at_ms != 0 {
         return Err(Refusal::Revoked.into());
     }
+    let tokens = [&req.continuity, &req.next_continuity];
+    if tokens
+        .iter()
+        .any(|t| !t.is_empty() && t.len() != CONTINUITY_LEN)
+    {
+        return Err(Refusal::InvalidArgument(format!(
+            "continuity tokens are {CONTINUITY_LEN} bytes"
+        ))
+        .into());
+    }
+    relay.store.pass_continuity(
+        &device,
+        &req.continuity,
+        &req.next_continuity,
+        req.take_over,
+    )?;
     let caller = Caller {
         device,
         user_id: user.user_id.clone(),

@@ -174,6 +174,7 @@ impl Store {
             created_at_ms: now,
             credential: enrolment.credential.to_vec(),
             revoked_at_ms: 0,
+            continuity: Vec::new(),
         };
         invite.redeemed_at_ms = now;
 
@@ -212,6 +213,39 @@ impl Store {
 
     pub fn device(&self, device: &DeviceKey) -> RelayResult<Option<DeviceRecord>> {
         self.get(&keys::device(device))
+    }
+
+    /// Checks the continuity of a device's state at authentication (see
+    /// `Authenticate` in the protocol) and moves its token on to `next`:
+    /// `continuity` must name the token of its last authentication, or
+    /// `next` the one recorded by an authentication whose answer it never
+    /// saw; `take_over` accepts either way.
+    pub fn pass_continuity(
+        &self,
+        device: &DeviceKey,
+        continuity: &[u8],
+        next: &[u8],
+        take_over: bool,
+    ) -> RelayResult<()> {
+        let _guard = self.device_locks.lock(device);
+        let mut record = self.device(device)?.ok_or(Refusal::AuthenticationFailed)?;
+        // A client that keeps no tokens (one that predates them, or a raw
+        // protocol client) names none, and is not checked.
+        if continuity.is_empty() && next.is_empty() && !take_over {
+            return Ok(());
+        }
+        let recorded = record.continuity.as_slice();
+        let continuous =
+            recorded.is_empty() || recorded == continuity || (!next.is_empty() && recorded == next);
+        if !continuous && !take_over {
+            return Err(Refusal::StateCopied.into());
+        }
+        if next.is_empty() || recorded == next {
+            return Ok(());
+        }
+        record.continuity = next.to_vec();
+        self.tree.insert(keys::device(device), encode(&record))?;
+        Ok(())
     }
 
     /// The devices of a user, in key order.
@@ -336,6 +370,37 @@ mod tests {
         ));
         let user = store.enrol(&enrolment([2; 32], "ann", 1), 2_000).unwrap();
         assert_eq!(user.role, Role::Staff as i32);
+    }
+
+    #[test]
+    fn a_state_older_than_the_last_authentication_is_refused_as_a_copy() {
+        let (_dir, store) = store();
+        invite(&store, [1; 32], 10_000);
+        store.enrol(&enrolment([1; 32], "ann", 1), 2_000).unwrap();
+        let device = [1; 32];
+        let copied = |result: RelayResult<()>| {
+            matches!(
+                result,
+                Err(crate::error::RelayError::Refused(Refusal::StateCopied))
+            )
+        };
+        // First authentication: no token yet.
+        store.pass_continuity(&device, &[], b"A", false).unwrap();
+        // The device goes on: it names A, and B next.
+        store.pass_continuity(&device, b"A", b"B", false).unwrap();
+        // A crash before it recorded B: it names A again with B next.
+        store.pass_continuity(&device, b"A", b"B", false).unwrap();
+        store.pass_continuity(&device, b"B", b"C", false).unwrap();
+        // A copy saved when the token was A or B is refused.
+        assert!(copied(store.pass_continuity(&device, b"A", b"X", false)));
+        assert!(copied(store.pass_continuity(&device, b"B", b"Y", false)));
+        // Unless it takes over; then the other copy is the one refused.
+        store.pass_continuity(&device, b"B", b"Z", true).unwrap();
+        assert!(copied(store.pass_continuity(&device, b"C", b"D", false)));
+        store.pass_continuity(&device, b"Z", b"E", false).unwrap();
+        // A client that keeps no tokens is not checked.
+        store.pass_continuity(&device, &[], &[], false).unwrap();
+        store.pass_continuity(&device, b"E", b"F", false).unwrap();
     }
 
     #[test]

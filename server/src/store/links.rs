@@ -110,6 +110,7 @@ impl Store {
             created_at_ms: now,
             credential: credential.to_vec(),
             revoked_at_ms: 0,
+            continuity: Vec::new(),
         };
         let mut batch = Batch::default();
         batch.insert(keys::link(device), encode(&link));

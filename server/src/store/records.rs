@@ -82,6 +82,10 @@ pub struct DeviceRecord {
     /// When staff revoked the device, or 0.
     #[prost(uint64, tag = "4")]
     pub revoked_at_ms: u64,
+    /// The continuity token of the device's last authentication (see
+    /// `Authenticate`); empty before the first.
+    #[prost(bytes = "vec", tag = "5")]
+    pub continuity: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -3,6 +3,7 @@
 //! members. One test binary; a module per way a group could get stuck.
 
 mod clocks;
+mod copies;
 mod epochs;
 mod keys;
 mod membership;

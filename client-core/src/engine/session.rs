@@ -1,0 +1,235 @@
+//! The engine's session with the relay: connecting and authenticating
+//! (with the continuity tokens that tell this device's state from a copy of
+//! it), comparing clocks, sending requests, and noticing when the
+//! connection is gone.
+
+use std::time::Duration;
+
+use convene_proto::ids::CONTINUITY_LEN;
+use convene_proto::relay::{request, response, ErrorCode};
+use tokio::time::Instant;
+
+use super::{ConnectionState, Engine, PendingAcks, MAX_BACKOFF, MIN_BACKOFF};
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::store::records::{self, ContinuityRecord, GroupRecord};
+use crate::transport::{authenticate_continuing, Continuity, TransportError};
+
+impl Engine {
+    /// Connects and authenticates, or schedules the next attempt.
+    pub(super) async fn connect(&mut self) {
+        let continuity = match self.next_continuity() {
+            Ok(continuity) => continuity,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot store the continuity token; not connecting");
+                self.reconnect_at = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                return;
+            }
+        };
+        let attempt = async {
+            let (conn, pushes) = self.connector.connect().await?;
+            let relay_id = self.shared.identity.relay_id.as_slice().try_into().ok();
+            let authenticated =
+                authenticate_continuing(conn.as_ref(), self.mls.key(), relay_id, &continuity)
+                    .await?;
+            Ok::<_, TransportError>((conn, pushes, authenticated))
+        };
+        match attempt.await {
+            Ok((conn, pushes, authenticated)) => {
+                if let Err(err) = self.confirm_continuity(&continuity) {
+                    // The relay moved on to the pending token, which the
+                    // next authentication names too: nothing is lost.
+                    tracing::warn!(error = %err, "cannot record the continuity token");
+                }
+                let took_over = std::mem::take(&mut self.take_over);
+                self.conn = Some(conn);
+                self.pushes = Some(pushes);
+                self.caught_up = false;
+                self.backoff = MIN_BACKOFF;
+                self.last_activity = Instant::now();
+                self.shared.status.send_modify(|status| {
+                    status.state = ConnectionState::Connected;
+                    status.failed_attempts = 0;
+                    status.last_error = None;
+                    status.copied = false;
+                });
+                if self.was_connected || self.reported_offline {
+                    self.emit(Event::ConnectionRestored);
+                    self.publish();
+                }
+                self.was_connected = true;
+                self.reported_offline = false;
+                self.connected_at_ms = crate::now_ms();
+                self.check_clock(authenticated.relay_time_ms);
+                let stock = authenticated.key_package_stock.unwrap_or_default();
+                self.replenish_key_packages(stock.one_time, stock.last_resort)
+                    .await;
+                if let Err(err) = self.sync_revocations().await {
+                    tracing::warn!(error = %err, "cannot read the revocations");
+                }
+                if took_over {
+                    self.check_groups_after_take_over().await;
+                }
+            }
+            Err(err) => self.connect_failed(err),
+        }
+    }
+
+    fn connect_failed(&mut self, err: TransportError) {
+        tracing::debug!(error = %err, "cannot connect to the relay");
+        let refused = |code| matches!(&err, TransportError::Refused(r) if r.code == code);
+        let (revoked, copied) = (refused(ErrorCode::Revoked), refused(ErrorCode::StateCopied));
+        if matches!(err, TransportError::WrongRelay) {
+            tracing::error!(
+                "the relay presents another identity than at enrolment; not connecting"
+            );
+        }
+        self.shared.status.send_modify(|status| {
+            status.state = ConnectionState::Offline;
+            status.failed_attempts += 1;
+            status.last_error = Some(err.to_string());
+            status.revoked = revoked;
+            status.copied = copied;
+        });
+        if copied {
+            tracing::warn!(
+                "this device's state is a copy another copy has moved past; not reconnecting"
+            );
+            self.emit(Event::StateCopied);
+            self.publish();
+        } else if !self.reported_offline {
+            self.reported_offline = true;
+            self.emit(Event::ConnectionLost {
+                reason: err.to_string(),
+            });
+            self.publish();
+        }
+        self.reconnect_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if revoked || copied {
+            // Trying again changes nothing: staff cut this device off, or
+            // the user must choose between the copies (re-link, or take
+            // over with `Client::take_over`).
+            self.reconnect_at = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        }
+    }
+
+    /// The continuity tokens for the next authentication: the confirmed
+    /// one, and a pending one stored durably before it is sent.
+    fn next_continuity(&mut self) -> Result<Continuity, ClientError> {
+        let mut record: ContinuityRecord = self
+            .store()
+            .get_record(&records::continuity_key())?
+            .unwrap_or_default();
+        if record.pending.is_empty() {
+            record.pending = crate::random_bytes::<CONTINUITY_LEN>().to_vec();
+            self.store().put_record(records::continuity_key(), &record);
+            self.store().commit_durably()?;
+        }
+        Ok(Continuity {
+            previous: record.confirmed,
+            next: record.pending,
+            take_over: self.take_over,
+        })
+    }
+
+    fn confirm_continuity(&mut self, sent: &Continuity) -> Result<(), ClientError> {
+        let record = ContinuityRecord {
+            confirmed: sent.next.clone(),
+            pending: Vec::new(),
+        };
+        self.store().put_record(records::continuity_key(), &record);
+        self.store().commit_durably()?;
+        Ok(())
+    }
+
+    /// After taking over from another copy, this device's state may be
+    /// older than what the relay delivered it: every group whose entries
+    /// it lost that way, and that moved on meanwhile, is rejoined.
+    async fn check_groups_after_take_over(&mut self) {
+        let groups: Vec<Vec<u8>> = match self
+            .store()
+            .scan::<GroupRecord>(&records::groups_prefix())
+            .map(|item| item.map(|(_, record)| record))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(groups) => groups
+                .into_iter()
+                .filter(GroupRecord::following)
+                .map(|g| g.group_id)
+                .collect(),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the groups");
+                return;
+            }
+        };
+        for group_id in groups {
+            if let Err(err) = self.check_lost_entries(&group_id).await {
+                tracing::warn!(error = %err, "cannot check a group after taking over");
+            }
+        }
+    }
+
+    /// Compares this device's clock with the relay's, and says so when it
+    /// is off by more than certificates tolerate.
+    pub(super) fn check_clock(&mut self, relay_time_ms: u64) {
+        if relay_time_ms == 0 {
+            return;
+        }
+        let local = self.mls.anchor().now_ms();
+        let offset_ms = local as i64 - relay_time_ms as i64;
+        self.shared
+            .status
+            .send_modify(|status| status.clock_offset_ms = offset_ms);
+        if offset_ms.unsigned_abs() > crate::trust::CLOCK_LEEWAY_MS {
+            tracing::warn!(offset_ms, "this device's clock is far from the relay's");
+            self.emit(Event::ClockSkew { offset_ms });
+            self.publish();
+        }
+    }
+
+    /// Forgets the connection; pending operations wait for the next one.
+    pub(super) fn disconnected(&mut self, reason: &str) {
+        if self.conn.take().is_none() {
+            return;
+        }
+        self.pushes = None;
+        self.caught_up = false;
+        self.acks = PendingAcks::default();
+        self.awaiting_epoch.clear();
+        self.shared.status.send_modify(|status| {
+            status.state = ConnectionState::Offline;
+            status.last_error = Some(reason.to_string());
+        });
+        self.reported_offline = true;
+        self.emit(Event::ConnectionLost {
+            reason: reason.to_string(),
+        });
+        self.publish();
+        self.reconnect_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Sends a request on the current connection. A transport failure ends
+    /// the connection (the engine reconnects).
+    pub(super) async fn request(
+        &mut self,
+        kind: request::Kind,
+    ) -> Result<response::Result, TransportError> {
+        let Some(conn) = self.conn.clone() else {
+            return Err(TransportError::Closed {
+                code: None,
+                reason: "not connected".into(),
+            });
+        };
+        self.last_activity = Instant::now();
+        let result = conn.request(kind).await;
+        if let Err(err) = &result {
+            if !matches!(err, TransportError::Refused(_)) {
+                self.disconnected(&err.to_string());
+            }
+        }
+        result
+    }
+}
