@@ -24,9 +24,6 @@ use crate::trust::{
 use crate::types::Role;
 use crate::DeviceKey;
 
-/// How long the first staff member's own certificate is valid.
-pub(crate) const CERTIFICATE_VALIDITY_MS: u64 = 2 * 365 * 24 * 3600 * 1000;
-
 /// What enrolling produced: the identity to store.
 pub(crate) struct Enrolled {
     pub identity: IdentityRecord,
@@ -136,7 +133,10 @@ fn bootstrap(
         &user_details,
         key.public(),
         now.saturating_sub(crate::trust::CERTIFICATE_BACKDATE_MS),
-        CERTIFICATE_VALIDITY_MS + crate::trust::CERTIFICATE_BACKDATE_MS,
+        crate::lifecycle::KeyLifecycle::default()
+            .certificate_validity
+            .as_millis() as u64
+            + crate::trust::CERTIFICATE_BACKDATE_MS,
     );
     let request = EnrolRequest {
         invite_token: token,

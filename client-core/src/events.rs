@@ -84,6 +84,10 @@ pub enum Event {
     /// to keep (a backup restored onto a new phone), take over with
     /// [`crate::Client::take_over`]: the other copy is then refused.
     StateCopied,
+    /// Staff renewed this user's certificate and this device now uses it,
+    /// valid until `valid_until_ms` (ms since the Unix epoch). Nothing to
+    /// do: the safety number is unchanged.
+    CertificateRenewed { valid_until_ms: u64 },
     /// The connection to the relay dropped; the client reconnects by itself.
     ConnectionLost { reason: String },
     /// The connection to the relay is back.

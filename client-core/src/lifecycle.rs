@@ -12,6 +12,10 @@
 //!   last-resort one included) replaced every
 //!   [`KeyLifecycle::key_package_rotation`], and the private keys of
 //!   replaced ones deleted once they can no longer be used.
+//! - User certificates: staff's devices renew every user's certificate once
+//!   less than [`KeyLifecycle::certificate_renewal`] of it remains, and each
+//!   of the user's devices certifies itself under the new one and renews
+//!   its leaves with it.
 
 use std::time::Duration;
 
@@ -38,6 +42,16 @@ pub struct KeyLifecycle {
     /// expires, for a Welcome that used it and waited in the inbox
     /// (default 30 days, the relay's default retention).
     pub key_package_grace: Duration,
+    /// How long a user certificate staff issue or renew is valid (default
+    /// 2 years).
+    pub certificate_validity: Duration,
+    /// Staff renew a user's certificate once less than this remains of it
+    /// (default 90 days), without anything asked of the user but to be
+    /// online.
+    pub certificate_renewal: Duration,
+    /// How often certificates are looked at: by staff for the ones to
+    /// renew, by every device for its own renewed one (default 1 hour).
+    pub certificate_check: Duration,
 }
 
 impl Default for KeyLifecycle {
@@ -48,6 +62,9 @@ impl Default for KeyLifecycle {
             key_package_lifetime: MAX_KEY_PACKAGE_LIFETIME,
             key_package_rotation: Duration::from_secs(28 * 24 * 3600),
             key_package_grace: Duration::from_secs(30 * 24 * 3600),
+            certificate_validity: Duration::from_secs(2 * 365 * 24 * 3600),
+            certificate_renewal: Duration::from_secs(90 * 24 * 3600),
+            certificate_check: Duration::from_secs(3600),
         }
     }
 }
@@ -63,8 +80,14 @@ impl KeyLifecycle {
         if self.key_package_rotation >= self.key_package_lifetime {
             return Err("KeyPackages must be rotated before they expire".into());
         }
-        if self.update_interval.is_zero() || self.key_package_rotation.is_zero() {
+        if self.update_interval.is_zero()
+            || self.key_package_rotation.is_zero()
+            || self.certificate_check.is_zero()
+        {
             return Err("renewal intervals must be more than zero".into());
+        }
+        if self.certificate_renewal >= self.certificate_validity {
+            return Err("certificates must be renewed before they expire".into());
         }
         Ok(())
     }

@@ -118,6 +118,9 @@ pub struct Member {
     pub user_id: String,
     /// The device's public key.
     pub device: Vec<u8>,
+    /// When the user's certificate, as this device's leaf carries it, stops
+    /// being valid (ms since the Unix epoch).
+    pub certificate_valid_until_ms: u64,
 }
 
 /// A group as this device sees it.
@@ -176,6 +179,7 @@ impl GroupSummary {
                 .map(|m| Member {
                     user_id: m.user_id.clone(),
                     device: m.device.clone(),
+                    certificate_valid_until_ms: m.certificate_valid_until_ms,
                 })
                 .collect(),
             active: record.active,

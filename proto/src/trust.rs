@@ -49,6 +49,32 @@ pub fn signed_bytes(purpose: SignaturePurpose, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Reads a signed user certificate without verifying it: for the relay,
+/// which only needs to know whose it is and when it expires. `None` when
+/// the bytes are not one.
+pub fn read_user_certificate(signed: &[u8]) -> Option<UserCertificate> {
+    use prost::Message;
+    let signed = Signed::decode(signed).ok()?;
+    UserCertificate::decode(signed.body.as_slice()).ok()
+}
+
+/// The encoded, signed user certificate a credential chain carries,
+/// unverified. `None` when the bytes are not a chain.
+pub fn chain_user_certificate(chain: &[u8]) -> Option<Vec<u8>> {
+    use prost::Message;
+    let chain = CredentialChain::decode(chain).ok()?;
+    Some(chain.user_certificate?.encode_to_vec())
+}
+
+/// The device key and user id a credential chain's device certificate
+/// names, unverified.
+pub fn chain_device(chain: &[u8]) -> Option<(Vec<u8>, String)> {
+    use prost::Message;
+    let chain = CredentialChain::decode(chain).ok()?;
+    let device = DeviceCertificate::decode(chain.device_certificate?.body.as_slice()).ok()?;
+    Some((device.device_key, device.user_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,6 @@ use convene_proto::relay::{request, response, CreateInvite, ErrorCode, GetUser, 
 use prost::Message as _;
 
 use super::{unexpected, Client};
-use crate::enrolment::CERTIFICATE_VALIDITY_MS;
 use crate::error::ClientError;
 use crate::store::records::{identity_key, IdentityRecord};
 use crate::store::StoreError;
@@ -56,7 +55,8 @@ impl Client {
             invite_public_key(&invite.secret.invite_key_seed()),
             true,
             now.saturating_sub(CERTIFICATE_BACKDATE_MS),
-            CERTIFICATE_VALIDITY_MS + CERTIFICATE_BACKDATE_MS,
+            self.inner.shared.lifecycle.certificate_validity.as_millis() as u64
+                + CERTIFICATE_BACKDATE_MS,
         );
         let request = request::Kind::CreateInvite(CreateInvite {
             role: details.role.to_wire() as i32,
@@ -175,15 +175,37 @@ impl Client {
         Ok(TrustAnchor::new(key).with_clock_offset(self.inner.shared.clock_offset_ms))
     }
 
-    /// This device's own chain, verified.
+    /// This device's own chain, verified (as stored: it changes when its
+    /// certificate is renewed).
     fn own_device(&self, anchor: &TrustAnchor) -> Result<VerifiedDevice, ClientError> {
         anchor
             .verify(
-                &self.inner.shared.identity.credential,
+                &self.own_chain()?,
                 &self.inner.shared.device,
                 anchor.now_ms(),
             )
             .map_err(|err| ClientError::Untrusted(format!("this device's own certificate: {err}")))
+    }
+
+    fn own_chain(&self) -> Result<Vec<u8>, ClientError> {
+        let mut identity: IdentityRecord = self
+            .inner
+            .shared
+            .store
+            .get_committed_record(&crate::store::records::identity_key())?
+            .ok_or(ClientError::NotEnrolled)?;
+        zeroize::Zeroize::zeroize(&mut identity.device_secret);
+        zeroize::Zeroize::zeroize(&mut identity.identity_secret);
+        zeroize::Zeroize::zeroize(&mut identity.authority_secret);
+        Ok(identity.credential)
+    }
+
+    /// When this user's certificate, as this device holds it, stops being
+    /// valid (ms since the Unix epoch): staff renew it well before.
+    pub fn certificate_valid_until_ms(&self) -> Result<u64, ClientError> {
+        crate::trust::claimed_validity(&self.own_chain()?)
+            .map(|(_, until)| until)
+            .ok_or_else(|| damaged("this device's credential"))
     }
 
     /// The authority key, if this device holds it.

@@ -37,11 +37,11 @@ impl Engine {
     /// How often the lifecycle checks run.
     pub(super) fn lifecycle_tick(&self) -> Duration {
         let lifecycle = &self.shared.lifecycle;
-        (lifecycle
+        let shortest = lifecycle
             .update_interval
             .min(lifecycle.key_package_rotation)
-            / 4)
-        .clamp(MIN_TICK, MAX_TICK)
+            .min(lifecycle.certificate_check);
+        (shortest / 4).clamp(MIN_TICK, MAX_TICK)
     }
 
     /// Runs what is due: KeyPackages rotated or forgotten, leaves renewed.
@@ -55,6 +55,7 @@ impl Engine {
             tracing::warn!(error = %err, "cannot forget expired KeyPackages");
             self.store().rollback();
         }
+        self.check_certificates().await;
         if let Err(err) = self.queue_leaf_renewals() {
             tracing::warn!(error = %err, "cannot queue leaf renewals");
             self.store().rollback();

@@ -207,6 +207,7 @@ impl Engine {
             .map(|(_, m)| MemberEntry {
                 user_id: m.user_id.clone(),
                 device: m.device.to_vec(),
+                ..Default::default()
             })
             .collect();
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();

@@ -14,6 +14,7 @@
 //!   before anything was sent, retried until they succeed or fail for good;
 //! - answers relay requests made on the app's behalf.
 
+mod certificates;
 mod commit;
 mod create;
 mod devices;
@@ -198,6 +199,8 @@ pub(crate) struct Engine {
     lifecycle_at: Instant,
     /// The next authentication takes over from another copy of this device.
     take_over: bool,
+    /// When certificates are looked at next (ms since the epoch).
+    certificates_at_ms: u64,
 }
 
 impl Engine {
@@ -235,6 +238,7 @@ impl Engine {
             connected_at_ms: 0,
             lifecycle_at: Instant::now() + Duration::from_secs(3600),
             take_over: false,
+            certificates_at_ms: 0,
         })
     }
 

@@ -16,7 +16,7 @@ use super::{ConnectionState, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::mls::content::read_content;
-use crate::mls::{members, Incoming, MemberDevice, MlsError};
+use crate::mls::{Incoming, MemberDevice, MlsError};
 use crate::store::records::{self, GroupRecord, MemberEntry, MessageRecord};
 use crate::types::{GroupId, Message};
 
@@ -409,7 +409,7 @@ impl Engine {
 pub(super) struct Snapshot {
     epoch: u64,
     epoch_authenticator: Vec<u8>,
-    members: Vec<MemberDevice>,
+    members: Vec<MemberEntry>,
     managers: Vec<String>,
 }
 
@@ -424,10 +424,25 @@ impl Snapshot {
             .collect();
         managers.sort();
         managers.dedup();
+        let mut members: Vec<MemberEntry> = group
+            .members()
+            .filter_map(|m| {
+                let device = crate::mls::member_device(&m.credential, &m.signature_key)?;
+                let chain = openmls::prelude::BasicCredential::try_from(m.credential).ok()?;
+                let (_, valid_until_ms) =
+                    crate::trust::claimed_validity(chain.identity()).unwrap_or_default();
+                Some(MemberEntry {
+                    user_id: device.user_id,
+                    device: device.device.to_vec(),
+                    certificate_valid_until_ms: valid_until_ms,
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| (&a.user_id, &a.device).cmp(&(&b.user_id, &b.device)));
         Snapshot {
             epoch: group.epoch().as_u64(),
             epoch_authenticator: group.epoch_authenticator().as_slice().to_vec(),
-            members: members(group),
+            members,
             managers,
         }
     }
@@ -436,14 +451,7 @@ impl Snapshot {
         record.managers = self.managers;
         record.epoch = self.epoch;
         record.epoch_authenticator = self.epoch_authenticator;
-        record.members = self
-            .members
-            .into_iter()
-            .map(|m| MemberEntry {
-                user_id: m.user_id,
-                device: m.device.to_vec(),
-            })
-            .collect();
+        record.members = self.members;
     }
 }
 

@@ -305,6 +305,17 @@ impl Mls {
         )?)
     }
 
+    /// Uses `chain` as this device's credential from now on (its
+    /// certificates were renewed): new KeyPackages and leaf updates carry it.
+    pub fn set_chain(&mut self, chain: Vec<u8>) {
+        self.chain = chain;
+    }
+
+    /// This device's credential chain.
+    pub fn chain(&self) -> &[u8] {
+        &self.chain
+    }
+
     /// The pinned authority.
     pub fn anchor(&self) -> &TrustAnchor {
         &self.anchor

@@ -351,7 +351,14 @@ impl<'a> MlsOps<'a> {
         credential: Option<CredentialWithKey>,
     ) -> Result<CommitBundle, MlsError> {
         let mut parameters = LeafNodeParameters::builder().with_capabilities(capabilities());
-        if let Some(credential) = credential {
+        // The leaf takes this device's current chain when it has a new one.
+        let renewed = credential.or_else(|| {
+            group
+                .own_leaf()
+                .filter(|leaf| *leaf.credential() != self.credential.credential)
+                .map(|_| self.credential.clone())
+        });
+        if let Some(credential) = renewed {
             parameters = parameters.with_credential_with_key(credential);
         }
         let staged = group

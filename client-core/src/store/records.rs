@@ -49,6 +49,10 @@ pub struct MemberEntry {
     pub user_id: String,
     #[prost(bytes = "vec", tag = "2")]
     pub device: Vec<u8>,
+    /// When the member's user certificate, as its leaf carries it, ends
+    /// (ms since the epoch).
+    #[prost(uint64, tag = "3")]
+    pub certificate_valid_until_ms: u64,
 }
 
 /// The client's view of a group it belongs to (or belonged to).

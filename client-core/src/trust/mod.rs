@@ -315,6 +315,15 @@ pub fn claimed_user_id(chain: &[u8]) -> Option<String> {
     Some(user.user_id)
 }
 
+/// Reads the validity (not before, not after; ms since the epoch) of a
+/// chain's user certificate, without verifying it.
+pub fn claimed_validity(chain: &[u8]) -> Option<(u64, u64)> {
+    let chain = CredentialChain::decode(chain).ok()?;
+    let user: UserCertificate =
+        UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
+    Some((user.not_before_ms, user.not_after_ms))
+}
+
 /// Reads the user id and identity key a chain names, without verifying it:
 /// only for leaves whose chain was verified when they were accepted.
 pub fn claimed_identity(chain: &[u8]) -> Option<(String, [u8; 32])> {

@@ -109,8 +109,10 @@ pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
             revoked: device.revoked_at_ms != 0,
         })
         .collect();
+    let certificate = record.certificate.clone();
     let mut user = wire_user(record);
     user.devices = devices;
+    user.user_certificate = certificate.into();
     Ok(Reply::durable(response::Result::User(user)))
 }
 
@@ -126,6 +128,7 @@ pub(super) fn list_users(relay: &Relay, req: ListUsers) -> RelayResult<Reply> {
     })))
 }
 
+/// The user as the directory lists them: no devices, no certificate.
 pub(crate) fn wire_user(record: UserRecord) -> User {
     User {
         user_id: record.user_id,
@@ -133,5 +136,7 @@ pub(crate) fn wire_user(record: UserRecord) -> User {
         role: record.role,
         devices: Vec::new(),
         created_at_ms: record.created_at_ms,
+        user_certificate: Default::default(),
+        certificate_expires_at_ms: record.certificate_expires_at_ms,
     }
 }

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod blobs;
+mod certificates;
 mod delivery;
 mod groups;
 mod key_packages;
@@ -125,6 +126,8 @@ pub fn handle(
         Kind::ListLinks(_) => links::list(relay, caller),
         Kind::ApproveLink(req) => links::approve(relay, caller, req),
         Kind::RemoveDevice(req) => links::remove_device(relay, caller, req),
+        Kind::RenewCertificate(req) => certificates::renew(relay, caller, req),
+        Kind::UpdateCredential(req) => certificates::update_credential(relay, caller, req),
     }
 }
 

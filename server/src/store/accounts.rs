@@ -6,6 +6,7 @@
 
 use convene_proto::ids::{check_display_name, check_user_id};
 use convene_proto::relay::Role;
+use convene_proto::trust::{chain_user_certificate, read_user_certificate};
 use sled::Batch;
 
 use super::records::{DeviceRecord, InviteRecord, UserRecord};
@@ -162,12 +163,23 @@ impl Store {
                 .into());
             }
         }
+        // The bootstrap staff member certifies itself: its certificate is
+        // the one in its chain.
+        let certificate = if invite.user_certificate.is_empty() {
+            chain_user_certificate(enrolment.credential).unwrap_or_default()
+        } else {
+            invite.user_certificate.clone()
+        };
+        let certificate_expires_at_ms =
+            read_user_certificate(&certificate).map_or(0, |c| c.not_after_ms);
         let user = UserRecord {
             user_id: user_id.to_string(),
             display_name: display_name.to_string(),
             role: invite.role,
             created_at_ms: now,
             suspended_at_ms: 0,
+            certificate,
+            certificate_expires_at_ms,
         };
         let device = DeviceRecord {
             user_id: user.user_id.clone(),

@@ -16,6 +16,7 @@
 
 mod accounts;
 mod blobs;
+mod certificates;
 mod delivery;
 #[cfg(test)]
 mod group_tests;

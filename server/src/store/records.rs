@@ -48,6 +48,13 @@ pub struct UserRecord {
     /// When staff suspended the user, or 0.
     #[prost(uint64, tag = "5")]
     pub suspended_at_ms: u64,
+    /// The user's current certificate (an encoded `Signed` user
+    /// certificate), opaque but for its expiry.
+    #[prost(bytes = "vec", tag = "6")]
+    pub certificate: Vec<u8>,
+    /// When it expires (ms since the epoch), 0 if unknown.
+    #[prost(uint64, tag = "7")]
+    pub certificate_expires_at_ms: u64,
 }
 
 /// A new device asking to join a user, until it is approved or expires.

@@ -22,6 +22,18 @@ fn short() -> KeyLifecycle {
         key_package_lifetime: Duration::from_secs(6),
         key_package_rotation: Duration::from_secs(2),
         key_package_grace: Duration::from_secs(60),
+        ..KeyLifecycle::default()
+    }
+}
+
+/// Certificates issued for ten minutes, renewed once less than 9 min 55 s
+/// of them remain, looked at twice a second.
+fn renewing() -> KeyLifecycle {
+    KeyLifecycle {
+        certificate_validity: Duration::from_secs(600),
+        certificate_renewal: Duration::from_secs(595),
+        certificate_check: Duration::from_millis(500),
+        ..KeyLifecycle::default()
     }
 }
 
@@ -110,5 +122,47 @@ async fn a_group_past_every_key_lifetime_still_admits_members_devices_and_manage
         app.hears(&cohort.id, &eve.user, "glad to join").await?;
     }
     all_renewed(&[&ann, &ben, &dan, &laptop, &eve], &cohort.id).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_near_its_end_is_renewed_with_nothing_asked_of_the_user() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay)
+        .await?
+        .reopen_with_lifecycle(renewing())
+        .await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
+    let ben = leaders
+        .pop()
+        .context("two")?
+        .reopen_with_lifecycle(renewing())
+        .await?;
+    let ann = leaders.pop().context("two")?;
+    let issued_until = ann.client.certificate_valid_until_ms()?;
+    let ann = ann.reopen_with_lifecycle(renewing()).await?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &[ann.user.clone(), ben.user.clone()])
+        .await?;
+    ann.wait_group(&cohort.id, |g| g.active).await?;
+
+    // Staff's device renews it; Ann's device takes it up and renews its
+    // leaf; Ben sees her leaf carry the renewed certificate.
+    convene_tests::app::wait_until("ann's renewed certificate", || async {
+        (ann.client.certificate_valid_until_ms().ok()? > issued_until).then_some(())
+    })
+    .await?;
+    ben.wait_group(&cohort.id, |g| {
+        g.members
+            .iter()
+            .any(|m| m.user_id == ann.user && m.certificate_valid_until_ms > issued_until)
+    })
+    .await?;
+    let before = ben.client.safety_number(&ann.user).await?;
+    ann.client.send_text(&cohort.id, "still me").await?;
+    ben.hears(&cohort.id, &ann.user, "still me").await?;
+    let after = ben.client.safety_number(&ann.user).await?;
+    ensure!(before.number == after.number, "the safety number changed");
     Ok(())
 }

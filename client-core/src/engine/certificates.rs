@@ -1,0 +1,266 @@
+//! User certificates renewed before they expire, with nothing asked of the
+//! user but to be online.
+//!
+//! A device holding the organisation's authority key (staff's) looks, every
+//! `certificate_check`, for users whose certificate ends within
+//! `certificate_renewal`, and issues each a new one for the identity key its
+//! devices are certified by; the relay keeps it. Every device looks for its
+//! own user's renewed certificate, certifies itself under it with the
+//! user's identity key, publishes the new chain, and renews its leaf in
+//! every group (and its KeyPackages) so that the group sees it too. Members
+//! verify the new chain like any other; the identity key, and so the
+//! safety number, stays the same.
+
+use bytes::Bytes;
+use convene_proto::relay::{
+    request, response, GetUser, ListUsers, RenewCertificate, UpdateCredential, User,
+};
+use convene_proto::trust::{chain_user_certificate, read_user_certificate, Signed};
+use prost::Message as _;
+use zeroize::Zeroizing;
+
+use super::Engine;
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::store::records::{self, IdentityRecord};
+use crate::transport::TransportError;
+use crate::trust::{Authority, IdentityKey, UserDetails, CERTIFICATE_BACKDATE_MS};
+use crate::types::Role;
+
+/// Users listed per page while looking for certificates to renew.
+const PAGE: u32 = 200;
+
+impl Engine {
+    /// Runs the certificate checks when they are due.
+    pub(super) async fn check_certificates(&mut self) {
+        let now = crate::now_ms();
+        if now < self.certificates_at_ms {
+            return;
+        }
+        self.certificates_at_ms = now + self.shared.lifecycle.certificate_check.as_millis() as u64;
+        if let Err(err) = self.renew_expiring_certificates().await {
+            tracing::warn!(error = %err, "renewing users' certificates failed; will try again");
+        }
+        if let Err(err) = self.adopt_renewed_certificate().await {
+            tracing::warn!(error = %err, "taking up a renewed certificate failed; will try again");
+        }
+    }
+
+    fn stored_identity(&self) -> Result<IdentityRecord, ClientError> {
+        self.store()
+            .get_record(&records::identity_key())?
+            .ok_or(ClientError::NotEnrolled)
+    }
+
+    /// The organisation's authority key, if this device holds it.
+    fn authority(&self) -> Result<Option<Authority>, ClientError> {
+        let mut identity = self.stored_identity()?;
+        let secret = Zeroizing::new(std::mem::take(&mut identity.authority_secret));
+        wipe(&mut identity);
+        Ok(<&[u8; 32]>::try_from(secret.as_slice())
+            .ok()
+            .map(Authority::from_secret_bytes))
+    }
+
+    async fn ask(&mut self, kind: request::Kind) -> Result<response::Result, ClientError> {
+        self.request(kind).await.map_err(ClientError::from)
+    }
+
+    /// Staff: renews every certificate that ends within the renewal window.
+    async fn renew_expiring_certificates(&mut self) -> Result<(), ClientError> {
+        let Some(authority) = self.authority()? else {
+            return Ok(());
+        };
+        let lifecycle = self.shared.lifecycle;
+        let now = self.mls.anchor().now_ms();
+        let due_before = now.saturating_add(lifecycle.certificate_renewal.as_millis() as u64);
+        let mut after = String::new();
+        loop {
+            let page = match self
+                .ask(request::Kind::ListUsers(ListUsers {
+                    after_user_id: after.clone(),
+                    limit: PAGE,
+                }))
+                .await?
+            {
+                response::Result::UserList(page) => page,
+                _ => return Err(unexpected()),
+            };
+            for listed in &page.users {
+                let expires = listed.certificate_expires_at_ms;
+                if expires != 0 && expires < due_before {
+                    self.renew_one(&authority, &listed.user_id, now).await?;
+                }
+            }
+            match page.users.last() {
+                Some(last) if page.more => after = last.user_id.clone(),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Issues `user_id` a new certificate for the identity key its current
+    /// certificate and its devices' chains name.
+    async fn renew_one(
+        &mut self,
+        authority: &Authority,
+        user_id: &str,
+        now: u64,
+    ) -> Result<(), ClientError> {
+        let user = match self
+            .ask(request::Kind::GetUser(GetUser {
+                user_id: user_id.to_string(),
+            }))
+            .await?
+        {
+            response::Result::User(user) => user,
+            _ => return Err(unexpected()),
+        };
+        let Some((details, identity_key)) = self.certified_identity(&user) else {
+            tracing::warn!(
+                user = user_id,
+                "no verifiable identity to renew the certificate of"
+            );
+            return Ok(());
+        };
+        let validity = self.shared.lifecycle.certificate_validity.as_millis() as u64;
+        let renewed = authority.certify_user(
+            &details,
+            identity_key,
+            false,
+            now.saturating_sub(CERTIFICATE_BACKDATE_MS),
+            validity + CERTIFICATE_BACKDATE_MS,
+        );
+        let renew = request::Kind::RenewCertificate(RenewCertificate {
+            user_id: user_id.to_string(),
+            user_certificate: Bytes::from(renewed.encode_to_vec()),
+        });
+        match self.request(renew).await {
+            Ok(_) => {
+                tracing::info!(user = user_id, "renewed a user's certificate");
+                Ok(())
+            }
+            // Another staff device renewed it first.
+            Err(TransportError::Refused(r)) => {
+                tracing::debug!(refusal = %r, user = user_id, "a renewal was refused");
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// What a user is certified as, and their identity key, from a device
+    /// chain that verifies (at the end of its validity if it has ended: an
+    /// expired user is renewed too).
+    fn certified_identity(&self, user: &User) -> Option<(UserDetails, [u8; 32])> {
+        let anchor = self.mls.anchor();
+        user.devices
+            .iter()
+            .filter(|d| !d.revoked)
+            .find_map(|device| {
+                let at = |time| anchor.verify(&device.credential, &device.device_key, time);
+                let verified = at(anchor.now_ms()).ok().or_else(|| {
+                    let (_, until) = crate::trust::claimed_validity(&device.credential)?;
+                    at(until.saturating_sub(1)).ok()
+                })?;
+                (verified.user_id == user.user_id).then(|| {
+                    (
+                        UserDetails {
+                            user_id: verified.user_id.clone(),
+                            display_name: verified.display_name.clone(),
+                            role: verified.role,
+                            sector: verified.sector.clone(),
+                        },
+                        verified.identity_key,
+                    )
+                })
+            })
+    }
+
+    /// Every device: takes up its user's renewed certificate, if there is
+    /// one that outlasts the one in its chain.
+    async fn adopt_renewed_certificate(&mut self) -> Result<(), ClientError> {
+        let own = self.mls.user_id().to_string();
+        let user = match self
+            .ask(request::Kind::GetUser(GetUser {
+                user_id: own.clone(),
+            }))
+            .await?
+        {
+            response::Result::User(user) => user,
+            _ => return Err(unexpected()),
+        };
+        let current = chain_user_certificate(self.mls.chain()).unwrap_or_default();
+        if user.user_certificate.is_empty() || user.user_certificate.as_ref() == current {
+            return Ok(());
+        }
+        let held_until = read_user_certificate(&current).map_or(0, |c| c.not_after_ms);
+        let anchor = *self.mls.anchor();
+        let signed = Signed::decode(user.user_certificate.as_ref())
+            .map_err(|_| ClientError::Untrusted("an unreadable renewed certificate".into()))?;
+        let renewed = anchor
+            .verify_user_certificate(&signed, anchor.now_ms())
+            .map_err(|err| ClientError::Untrusted(format!("a renewed certificate: {err}")))?;
+        if renewed.not_after_ms <= held_until {
+            return Ok(());
+        }
+        let mut identity = self.stored_identity()?;
+        let identity_secret = Zeroizing::new(identity.identity_secret.clone());
+        let device_secret = Zeroizing::new(identity.device_secret.clone());
+        let authority_secret = Zeroizing::new(identity.authority_secret.clone());
+        let identity_secret: &[u8; 32] = identity_secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Failed("this device holds no identity key".into()))?;
+        let identity_key = IdentityKey::from_secret_bytes(identity_secret);
+        if renewed.user_id != own
+            || renewed.bound_by_invite
+            || renewed.subject_key != identity_key.public()
+            || Role::from_wire(renewed.role) != Role::from_wire(identity.role)
+        {
+            return Err(ClientError::Untrusted(
+                "a renewed certificate for another identity or role".into(),
+            ));
+        }
+        let device = self.mls.key().public();
+        let certificate = identity_key.certify_device(&own, device, anchor.now_ms());
+        let chain = IdentityKey::chain(signed, None, certificate);
+        anchor
+            .verify(&chain, &device, anchor.now_ms())
+            .map_err(|err| ClientError::Untrusted(format!("the renewed chain: {err}")))?;
+        identity.credential = chain.clone();
+        self.store().put_record(records::identity_key(), &identity);
+        wipe(&mut identity);
+        drop((device_secret, authority_secret));
+        self.store().commit_durably()?;
+        self.mls.set_chain(chain.clone());
+        self.ask(request::Kind::UpdateCredential(UpdateCredential {
+            credential: Bytes::from(chain),
+        }))
+        .await?;
+        // Every leaf and KeyPackage carries the new chain from here.
+        self.renew_all_keys()?;
+        self.lifecycle_at = tokio::time::Instant::now();
+        tracing::info!(
+            valid_until_ms = renewed.not_after_ms,
+            "this device's certificate was renewed"
+        );
+        self.emit(Event::CertificateRenewed {
+            valid_until_ms: renewed.not_after_ms,
+        });
+        self.publish();
+        Ok(())
+    }
+}
+
+/// Wipes the secret keys from an identity record read for a moment.
+fn wipe(identity: &mut IdentityRecord) {
+    use zeroize::Zeroize;
+    identity.device_secret.zeroize();
+    identity.identity_secret.zeroize();
+    identity.authority_secret.zeroize();
+}
+
+fn unexpected() -> ClientError {
+    ClientError::Transport(TransportError::Protocol("unexpected response".into()))
+}

@@ -1,0 +1,40 @@
+//! Renewed certificates: a user's certificate replaced by staff before it
+//! expires, and a device's credential chain replaced by the device once it
+//! has certified itself under the new one. Both are opaque to the relay
+//! beyond what it checks in the handlers; every client verifies them.
+
+use super::{encode, keys, DeviceKey, Store};
+use crate::error::{Refusal, RelayResult};
+
+impl Store {
+    /// Replaces a user's certificate with one that expires at
+    /// `expires_at_ms`, unless the one held lasts as long or longer.
+    pub fn renew_certificate(
+        &self,
+        user_id: &str,
+        certificate: &[u8],
+        expires_at_ms: u64,
+    ) -> RelayResult<()> {
+        let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut user = self.user(user_id)?.ok_or(Refusal::NotFound("user"))?;
+        if expires_at_ms <= user.certificate_expires_at_ms {
+            return Err(Refusal::InvalidArgument(
+                "the renewed certificate does not outlast the one it replaces".into(),
+            )
+            .into());
+        }
+        user.certificate = certificate.to_vec();
+        user.certificate_expires_at_ms = expires_at_ms;
+        self.tree.insert(keys::user(user_id), encode(&user))?;
+        Ok(())
+    }
+
+    /// Replaces a device's credential chain.
+    pub fn update_credential(&self, device: &DeviceKey, credential: &[u8]) -> RelayResult<()> {
+        let _guard = self.device_locks.lock(device);
+        let mut record = self.device(device)?.ok_or(Refusal::NotFound("device"))?;
+        record.credential = credential.to_vec();
+        self.tree.insert(keys::device(device), encode(&record))?;
+        Ok(())
+    }
+}
