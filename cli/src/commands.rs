@@ -147,6 +147,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Link { user, pin_cert } => crate::devices::link(&ctx, &user, pin_cert).await,
         Command::Devices { command } => crate::devices::devices(&ctx, command).await,
+        Command::TakeOver => crate::devices::take_over(&ctx).await,
         Command::Verify { user } => {
             let client = ctx.open_connected().await?;
             let result = ctx.within(client.safety_number(&user)).await;
@@ -242,7 +243,7 @@ impl Session {
     }
 
     /// Opens the device without waiting for the relay.
-    async fn open(&self) -> Result<Client> {
+    pub(crate) async fn open(&self) -> Result<Client> {
         self.unlock(ClientBuilder::open).await
     }
 

@@ -1,5 +1,6 @@
-//! `convene link` (on a new device) and `convene devices` (on one already
-//! enrolled): a user's own devices.
+//! `convene link` (on a new device), `convene devices` (on one already
+//! enrolled) and `convene take-over` (on a restored copy): a user's own
+//! devices.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -144,4 +145,22 @@ fn listing_text(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> String {
         ));
     }
     lines.join("\n")
+}
+
+/// Makes this copy of the device the one the relay accepts.
+pub async fn take_over(ctx: &Session) -> Result<()> {
+    let client = ctx.open().await?;
+    let taken = async {
+        client.take_over().await?;
+        client.wait_caught_up(ctx.timeout).await
+    };
+    let result = taken.await;
+    client.shutdown().await;
+    result?;
+    print(ctx.json, json!({ "taken_over": true }), || {
+        "This copy of the device is now the one in use; any other copy is refused. \
+         Groups it had fallen behind in are being rejoined."
+            .into()
+    });
+    Ok(())
 }

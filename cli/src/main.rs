@@ -140,6 +140,12 @@ enum Command {
         /// The other user's id.
         user: String,
     },
+    /// Keep this copy of your device after the relay refused it as a copy
+    /// (you restored it from a backup, and the old device is gone): the
+    /// relay refuses any other copy from now on, and the groups this copy
+    /// fell behind in are rejoined. If another copy may be in someone
+    /// else's hands, link this device again instead and remove the old one.
+    TakeOver,
 }
 
 #[derive(Debug, Subcommand)]

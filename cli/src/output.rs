@@ -61,6 +61,7 @@ pub fn group(group: &GroupSummary) -> Value {
         "active": group.active,
         "managers": group.managers,
         "managing": group.managing,
+        "stalled": group.stalled,
     })
 }
 
@@ -70,11 +71,13 @@ pub fn group_line(group: &GroupSummary) -> String {
         kind => format!("{} {:?}", kind.as_str(), group.name),
     };
     let state = if group.managing {
-        " (you manage it from outside and cannot read it)"
+        " (you manage it from outside and cannot read it)".to_string()
+    } else if let Some(reason) = &group.stalled {
+        format!(" (this device cannot follow it right now: {reason}; it asked to be added back)")
     } else if group.active {
-        ""
+        String::new()
     } else {
-        " (you were removed)"
+        " (you were removed)".to_string()
     };
     let managers = if group.managers.is_empty() {
         String::new()
@@ -176,6 +179,55 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
             Some("connection restored".into()),
         ),
         Event::CaughtUp => (json!({ "event": "caught_up" }), None),
+        Event::GroupStalled { group, reason } => (
+            json!({ "event": "group_stalled", "group": group.to_string(), "reason": reason }),
+            Some(format!(
+                "{group}: this device cannot follow this group right now ({reason}); \
+                 it asked to be added back and keeps what arrives meanwhile"
+            )),
+        ),
+        Event::GroupRecovered { group, missed } => (
+            json!({ "event": "group_recovered", "group": group.to_string(), "missed": missed }),
+            Some(match missed {
+                0 => format!("{group}: this device follows the group again"),
+                n => format!(
+                    "{group}: this device follows the group again; {n} message(s) sent meanwhile could not be read"
+                ),
+            }),
+        ),
+        Event::EntriesDropped { group, count } => (
+            json!({ "event": "entries_dropped", "group": group.to_string(), "count": count }),
+            Some(format!(
+                "{group}: {count} message(s) were lost before this device could read them"
+            )),
+        ),
+        Event::ClockSkew { offset_ms } => (
+            json!({ "event": "clock_skew", "offset_ms": offset_ms }),
+            Some(format!(
+                "WARNING: this device's clock is {} minutes {} the relay's: set its date and time right, \
+                 or others' certificates may be refused",
+                offset_ms.unsigned_abs() / 60_000,
+                if *offset_ms > 0 { "ahead of" } else { "behind" }
+            )),
+        ),
+        Event::StateCopied => (
+            json!({ "event": "state_copied" }),
+            Some(
+                "This device's state is a copy (restored from a backup, or cloned) and another copy \
+                 has connected since, so it stopped. If this is the copy to keep, run `convene take-over`; \
+                 otherwise link this device again (`convene link`) and remove the old one."
+                    .into(),
+            ),
+        ),
+        Event::CertificateRenewed { valid_until_ms } => (
+            json!({ "event": "certificate_renewed", "valid_until_ms": valid_until_ms }),
+            Some(format!(
+                "your certificate was renewed; it is valid until {}",
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(*valid_until_ms)
+                )
+            )),
+        ),
         _ => (json!({ "event": "other" }), None),
     }
 }

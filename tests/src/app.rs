@@ -364,7 +364,8 @@ impl StoppedApp {
     }
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+/// Copies a directory tree (a state directory, say).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

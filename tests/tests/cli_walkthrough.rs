@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+use convene_tests::app::copy_dir;
 use convene_tests::binaries::binary;
 use convene_tests::RelayProcess;
 use serde_json::Value;
@@ -371,5 +372,31 @@ fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
     assert_eq!(devices["devices"].as_array().map(Vec::len), Some(1));
     let code = cli.fails("ana-laptop", &["users"])?;
     assert_eq!(code, "revoked");
+    Ok(())
+}
+
+/// A device restored from a backup after it went on is refused as a copy,
+/// with a code that says so, until its user takes over with it.
+#[test]
+fn a_restored_backup_is_refused_until_the_user_takes_over() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let root = tempfile::tempdir()?;
+    let cli = Cli {
+        relay: &relay.url,
+        root: root.path(),
+    };
+    enrol_first_staff(&cli, &relay)?;
+    let backup = tempfile::tempdir()?;
+    copy_dir(&cli.state("sam"), backup.path())?;
+    // The device goes on (and connects) after the backup was taken.
+    cli.run("sam", &["groups"])?;
+    std::fs::remove_dir_all(cli.state("sam"))?;
+    copy_dir(backup.path(), &cli.state("sam"))?;
+
+    assert_eq!(cli.fails("sam", &["users"])?, "state_copied");
+    let taken = cli.run("sam", &["take-over"])?;
+    assert_eq!(taken["taken_over"], true);
+    let users = cli.run("sam", &["users"])?;
+    assert!(users.as_array().is_some_and(|u| !u.is_empty()), "{users}");
     Ok(())
 }

@@ -256,3 +256,57 @@ async fn a_member_whose_clock_was_behind_at_a_commit_rejoins_once_it_is_right() 
     ann.hears(&cohort.id, &dan.user, "hello from dan").await?;
     Ok(())
 }
+
+/// A Welcome that arrives after the private key of the KeyPackage it used
+/// was deleted cannot be opened: the device asks to be added again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_welcome_whose_key_package_key_is_gone_ends_in_a_rejoin() -> Result<()> {
+    use convene_client::KeyLifecycle;
+    use convene_tests::connectors::TwistedConnector;
+    use std::time::Duration;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("l", 1)).await?;
+    let ann = leaders.pop().context("one")?;
+    let other = staff
+        .client
+        .create_group("Other", std::slice::from_ref(&ann.user))
+        .await?;
+    ann.wait_group(&other.id, |g| g.active).await?;
+    // KeyPackages that live three seconds, whose keys are forgotten as
+    // soon as they expire.
+    let fleeting = KeyLifecycle {
+        key_package_lifetime: Duration::from_secs(3),
+        key_package_rotation: Duration::from_secs(1),
+        key_package_grace: Duration::ZERO,
+        ..KeyLifecycle::default()
+    };
+    let (connector, gate) = TwistedConnector::gated(&relay.url);
+    let mut ann = ann
+        .reopen_configured(|b| Ok(b.connector(connector).key_lifecycle(fleeting)?))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // The Welcome waits at the gate while the KeyPackage it used expires
+    // and its key is forgotten.
+    gate.close();
+    let cohort = staff
+        .client
+        .create_group("Cohort", std::slice::from_ref(&ann.user))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    gate.open();
+    let reason = stalled(&mut ann, &cohort.id).await?;
+    eprintln!("stalled: {reason}");
+    still_delivers(&staff, &ann, &other.id, "key package gone").await?;
+    ann.wait_group(&cohort.id, |g| g.active && g.stalled.is_none())
+        .await?;
+    staff
+        .client
+        .send_text(&cohort.id, "welcome at last")
+        .await?;
+    ann.hears(&cohort.id, &staff.user, "welcome at last")
+        .await?;
+    Ok(())
+}
