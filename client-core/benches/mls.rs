@@ -1,4 +1,6 @@
-//! client-core's MLS operations next to plain openmls, in the same run.
+//! client-core's MLS operations next to plain openmls, in the same run,
+//! the key lifecycle's (update commits, KeyPackage rotation) among them,
+//! and what the relay's reading of clear MLS fields costs.
 //!
 //! "plain" is openmls 0.9 with its in-memory storage, configured as Convene
 //! configures groups; "client-core" is the same operation through
@@ -320,6 +322,22 @@ fn steady_rows(size: usize, runs: usize) -> Result<Vec<Row>, Error> {
         plain_b.process(&mut group_b, &commit)?;
         plain_commit.push([a, started.elapsed()]);
     }
+    let mut plain_update = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let bundle = group_a.self_update(
+            &plain_a.provider,
+            &plain_a.device.key,
+            LeafNodeParameters::default(),
+        )?;
+        group_a.merge_pending_commit(&plain_a.provider)?;
+        let a = started.elapsed();
+        plain_b.process(
+            &mut group_b,
+            &bundle.into_commit().tls_serialize_detached()?,
+        )?;
+        plain_update.push([a, started.elapsed()]);
+    }
     let mut plain_message = Vec::new();
     for _ in 0..runs * 10 {
         let started = Instant::now();
@@ -337,9 +355,10 @@ fn steady_rows(size: usize, runs: usize) -> Result<Vec<Row>, Error> {
     let bundle = ours_a.ops().add(&mut our_a, &our_kps)?;
     ours_a.ops().merge_pending(&mut our_a)?;
     ours_a.finish(false)?;
-    let mut our_b = ours_b.ops().join(&bundle.welcome)?;
+    let mut our_b = ours_b.ops().join(&bundle.welcome, false)?;
     ours_b.finish(false)?;
     let mut ours_commit = Vec::new();
+    let mut ours_update = Vec::new();
     let mut ours_message = Vec::new();
     for durable in [false, true] {
         let mut commits = Vec::new();
@@ -355,6 +374,18 @@ fn steady_rows(size: usize, runs: usize) -> Result<Vec<Row>, Error> {
             commits.push([a, started.elapsed()]);
         }
         ours_commit.push(medians(commits));
+        let mut updates = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let update = ours_a.ops().update(&mut our_a, None)?;
+            ours_a.ops().merge_pending(&mut our_a)?;
+            ours_a.finish(durable)?;
+            let a = started.elapsed();
+            ours_b.ops().process(&mut our_b, &update.commit)?;
+            ours_b.finish(durable)?;
+            updates.push([a, started.elapsed()]);
+        }
+        ours_update.push(medians(updates));
         let mut messages = Vec::new();
         for _ in 0..runs * 10 {
             let started = Instant::now();
@@ -367,6 +398,7 @@ fn steady_rows(size: usize, runs: usize) -> Result<Vec<Row>, Error> {
         ours_message.push(medians(messages));
     }
     let [plain_add, plain_both] = medians(plain_commit);
+    let [plain_renew, plain_renewed] = medians(plain_update);
     let [plain_msg] = medians(plain_message);
     Ok(vec![
         Row {
@@ -382,12 +414,82 @@ fn steady_rows(size: usize, runs: usize) -> Result<Vec<Row>, Error> {
             durable: ours_commit[1][1],
         },
         Row {
+            name: format!("renew one's leaf: update commit (group of {size})"),
+            plain: plain_renew,
+            ours: ours_update[0][0],
+            durable: ours_update[1][0],
+        },
+        Row {
+            name: format!("update commit and process it (group of {size})"),
+            plain: plain_renewed,
+            ours: ours_update[0][1],
+            durable: ours_update[1][1],
+        },
+        Row {
             name: format!("encrypt and decrypt 256 B (group of {size})"),
             plain: plain_msg,
             ours: ours_message[0][0],
             durable: ours_message[1][0],
         },
     ])
+}
+
+/// A KeyPackage rotation: 30 one-time KeyPackages and a last-resort one.
+fn rotation_row(runs: usize) -> Result<Row, Error> {
+    let plain = Plain::new(Device::new(0));
+    let ours = Ours::new(Device::new(0))?;
+    let plain_time = median(
+        runs,
+        || Ok(()),
+        |()| {
+            for _ in 0..31 {
+                plain.key_package()?;
+            }
+            Ok(())
+        },
+    )?;
+    let lifetime = convene_client::lifecycle::MAX_KEY_PACKAGE_LIFETIME;
+    let timed = |durable: bool| {
+        median(
+            runs,
+            || Ok(()),
+            |()| {
+                ours.ops().key_packages_for(30, true, lifetime)?;
+                ours.finish(durable)
+            },
+        )
+    };
+    let (ours_time, durable_time) = (timed(false)?, timed(true)?);
+    Ok(Row {
+        name: "rotate KeyPackages: make 31".into(),
+        plain: plain_time,
+        ours: ours_time,
+        durable: durable_time,
+    })
+}
+
+/// What the relay's reading of clear MLS fields costs, per call.
+fn relay_reads() -> Result<(), Error> {
+    use convene_proto::mls_frame::{read_key_package, read_message_header};
+    let ours = Ours::new(Device::new(0))?;
+    let (kps, _) = ours.ops().key_packages(1, false)?;
+    let kp = kps.first().ok_or("no KeyPackage")?.clone();
+    let mut group = ours.ops().create_group(b"relay-reads", &meta(), false)?;
+    let message = ours.ops().encrypt(&mut group, &[0x5a; 256])?;
+    let per_call = |f: &dyn Fn() -> bool| {
+        const CALLS: u32 = 100_000;
+        let started = Instant::now();
+        let mut ok = 0;
+        for _ in 0..CALLS {
+            ok += usize::from(std::hint::black_box(f()));
+        }
+        (started.elapsed() / CALLS, ok)
+    };
+    let (header, _) = per_call(&|| read_message_header(&message).is_ok());
+    let (lifetime, _) = per_call(&|| read_key_package(&kp).is_ok());
+    println!();
+    println!("Relay, per call: reading a message's MLS framing {header:?}; a KeyPackage's lifetime {lifetime:?}.");
+    Ok(())
 }
 
 fn ms(d: Duration) -> String {
@@ -403,6 +505,7 @@ fn main() -> Result<(), Error> {
         create_rows(1_200, if quick { 1 } else { 3 })?,
     ];
     rows.extend(steady_rows(33, runs)?);
+    rows.push(rotation_row(runs)?);
     println!("| operation | plain openmls (ms) | client-core (ms) | ratio | client-core + fsync (ms) | ratio |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for row in &rows {
@@ -417,5 +520,5 @@ fn main() -> Result<(), Error> {
             ratio(row.durable)
         );
     }
-    Ok(())
+    relay_reads()
 }

@@ -129,7 +129,7 @@ pub struct HookedConnector {
 }
 
 impl HookedConnector {
-    pub fn new(url: &str, hook: RequestHook) -> Arc<dyn Connector> {
+    pub fn hooked(url: &str, hook: RequestHook) -> Arc<dyn Connector> {
         Arc::new(HookedConnector {
             inner: WebSocketConnector::new(url, ConnectOptions::default()),
             hook,

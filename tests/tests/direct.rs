@@ -97,10 +97,10 @@ async fn a_direct_channel_opened_from_both_sides_converges_whatever_the_timing()
         let leaders = leader_apps(&relay, &staff, &names).await?;
         let [ana, ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
         let ana = ana
-            .reopen_with(HookedConnector::new(&relay.url, delays.clone()))
+            .reopen_with(HookedConnector::hooked(&relay.url, delays.clone()))
             .await?;
         let ben = ben
-            .reopen_with(HookedConnector::new(&relay.url, delays.clone()))
+            .reopen_with(HookedConnector::hooked(&relay.url, delays.clone()))
             .await?;
         let (a, b) = tokio::join!(
             ana.client.send_direct(&ben.user, "first from ana"),

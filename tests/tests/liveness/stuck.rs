@@ -201,7 +201,7 @@ async fn a_message_with_a_forged_epoch_is_refused_and_the_group_goes_on() -> Res
         })
     };
     let ben = ben
-        .reopen_with(HookedConnector::new(&relay.url, hook))
+        .reopen_with(HookedConnector::hooked(&relay.url, hook))
         .await?;
     ben.client
         .send_text(&cohort.id, "forged, then honest")
