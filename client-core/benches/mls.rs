@@ -355,7 +355,7 @@ fn steady_rows(size: usize, runs: usize) -> Result<Vec<Row>, Error> {
     let bundle = ours_a.ops().add(&mut our_a, &our_kps)?;
     ours_a.ops().merge_pending(&mut our_a)?;
     ours_a.finish(false)?;
-    let mut our_b = ours_b.ops().join(&bundle.welcome, false)?;
+    let mut our_b = ours_b.ops().join(&bundle.welcome, &Default::default())?;
     ours_b.finish(false)?;
     let mut ours_commit = Vec::new();
     let mut ours_update = Vec::new();

@@ -400,6 +400,15 @@ pub fn device_key_of(state_dir: &std::path::Path, user: &str) -> Result<convene_
     Ok(convene_client::DeviceKey::from_secret_bytes(secret))
 }
 
+/// The continuity token a stopped client's state will name next time.
+pub fn continuity_of(state_dir: &std::path::Path, user: &str) -> Result<Vec<u8>> {
+    let store = convene_client::store::LocalStore::open(state_dir, &store_key(user))?;
+    let record: convene_client::store::records::ContinuityRecord = store
+        .get_committed_record(&convene_client::store::records::continuity_key())?
+        .unwrap_or_default();
+    Ok(record.confirmed)
+}
+
 /// A display name for a test user.
 pub fn display_name(user: &str) -> String {
     format!("Test {user}")

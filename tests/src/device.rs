@@ -71,8 +71,26 @@ impl TestDevice {
 
     /// Connects an enrolled device.
     pub async fn connect(url: &str, key: DeviceKey) -> Result<TestDevice> {
+        Self::connect_continuing(url, key, Vec::new()).await
+    }
+
+    /// Connects as a device that a client has run, naming the client's
+    /// continuity `token` both as the last and the next one, so that the
+    /// client's own state stays current.
+    pub async fn connect_continuing(
+        url: &str,
+        key: DeviceKey,
+        token: Vec<u8>,
+    ) -> Result<TestDevice> {
         let conn = RelayConnection::connect(url, &ConnectOptions::default()).await?;
-        let authenticated = conn.authenticate(&key, None).await?;
+        let continuity = convene_client::transport::Continuity {
+            previous: token.clone(),
+            next: token,
+            take_over: false,
+        };
+        let authenticated =
+            convene_client::transport::authenticate_continuing(&conn, &key, None, &continuity)
+                .await?;
         Ok(TestDevice {
             key,
             conn,

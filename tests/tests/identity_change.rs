@@ -13,7 +13,7 @@ use convene_client::trust::{Authority, TrustAnchor, UserDetails};
 use convene_client::{DeviceKey, Event, RelayConnection, Role};
 use convene_proto::auth::AuthPurpose;
 use convene_proto::relay::{request, ApproveLink, RequestLink, UploadKeyPackages};
-use convene_tests::app::{device_key_of, leader_apps, staff_app, store_key, App};
+use convene_tests::app::{continuity_of, device_key_of, leader_apps, staff_app, store_key, App};
 use convene_tests::{RelayProcess, TestDevice};
 use openmls_rust_crypto::RustCrypto;
 
@@ -47,8 +47,12 @@ async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() 
     let authority = authority_of(&staff_stopped.state_dir)?;
     let staff = staff_stopped.resume().await?;
     let ben_stopped = ben.stop().await;
-    let ben_device =
-        TestDevice::connect(&relay.url, device_key_of(&ben_stopped.state_dir, "ben")?).await?;
+    let ben_device = TestDevice::connect_continuing(
+        &relay.url,
+        device_key_of(&ben_stopped.state_dir, "ben")?,
+        continuity_of(&ben_stopped.state_dir, "ben")?,
+    )
+    .await?;
     let impostor = DeviceKey::generate();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

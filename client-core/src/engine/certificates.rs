@@ -116,7 +116,7 @@ impl Engine {
             response::Result::User(user) => user,
             _ => return Err(unexpected()),
         };
-        let Some((details, identity_key)) = self.certified_identity(&user) else {
+        let Some((details, identity_key, relied_on)) = self.certified_identity(&user) else {
             tracing::warn!(
                 user = user_id,
                 "no verifiable identity to renew the certificate of"
@@ -131,6 +131,11 @@ impl Engine {
             now.saturating_sub(CERTIFICATE_BACKDATE_MS),
             validity + CERTIFICATE_BACKDATE_MS,
         );
+        self.store().put(
+            records::renewal_floor_key(user_id),
+            relied_on.to_be_bytes().to_vec(),
+        );
+        self.store().commit_durably()?;
         let renew = request::Kind::RenewCertificate(RenewCertificate {
             user_id: user_id.to_string(),
             user_certificate: Bytes::from(renewed.encode_to_vec()),
@@ -149,32 +154,51 @@ impl Engine {
         }
     }
 
-    /// What a user is certified as, and their identity key, from a device
-    /// chain that verifies (at the end of its validity if it has ended: an
-    /// expired user is renewed too).
-    fn certified_identity(&self, user: &User) -> Option<(UserDetails, [u8; 32])> {
+    /// What a user is certified as, and their identity key, from the device
+    /// chain that verifies now with the newest user certificate.
+    ///
+    /// Only chains valid now count: a user whose certificate has already
+    /// ended (staff offline for the whole renewal window, or the user let
+    /// go) is enrolled again by staff, so that a relay cannot have an old
+    /// identity key certified anew from a chain it kept. For the same
+    /// reason this device remembers, per user, the start of the newest
+    /// user certificate it relied on, and never relies on an older one.
+    fn certified_identity(&self, user: &User) -> Option<(UserDetails, [u8; 32], u64)> {
         let anchor = self.mls.anchor();
+        let floor = self.renewal_floor(&user.user_id);
         user.devices
             .iter()
-            .filter(|d| !d.revoked)
-            .find_map(|device| {
-                let at = |time| anchor.verify(&device.credential, &device.device_key, time);
-                let verified = at(anchor.now_ms()).ok().or_else(|| {
-                    let (_, until) = crate::trust::claimed_validity(&device.credential)?;
-                    at(until.saturating_sub(1)).ok()
-                })?;
-                (verified.user_id == user.user_id).then(|| {
-                    (
-                        UserDetails {
-                            user_id: verified.user_id.clone(),
-                            display_name: verified.display_name.clone(),
-                            role: verified.role,
-                            sector: verified.sector.clone(),
-                        },
-                        verified.identity_key,
-                    )
-                })
+            .filter(|d| !d.revoked && !self.is_revoked(&user.user_id, &d.device_key))
+            .filter_map(|device| {
+                let verified = anchor
+                    .verify(&device.credential, &device.device_key, anchor.now_ms())
+                    .ok()?;
+                let (not_before, _) = crate::trust::claimed_validity(&device.credential)?;
+                (verified.user_id == user.user_id && not_before >= floor)
+                    .then_some((verified, not_before))
             })
+            .max_by_key(|(_, not_before)| *not_before)
+            .map(|(verified, not_before)| {
+                (
+                    UserDetails {
+                        user_id: verified.user_id.clone(),
+                        display_name: verified.display_name.clone(),
+                        role: verified.role,
+                        sector: verified.sector.clone(),
+                    },
+                    verified.identity_key,
+                    not_before,
+                )
+            })
+    }
+
+    /// The start of the newest user certificate this device relied on to
+    /// renew `user_id`'s (0 if none).
+    fn renewal_floor(&self, user_id: &str) -> u64 {
+        match self.store().get(&records::renewal_floor_key(user_id)) {
+            Ok(Some(raw)) => raw.try_into().map_or(0, u64::from_be_bytes),
+            _ => 0,
+        }
     }
 
     /// Every device: takes up its user's renewed certificate, if there is

@@ -158,6 +158,9 @@ impl Engine {
         change: Change,
     ) -> Result<SubmitCommit, Step> {
         let group_id = intent.group_id.clone();
+        // Every member would refuse a commit signed under a certificate not
+        // valid now, and be left behind by it.
+        self.own_chain_valid().map_err(Step::Failed)?;
         let key_packages = match &change {
             Change::Add(users) => Some(self.claim_key_packages(&group_id, users).await?),
             Change::AddDevices(devices) => Some(self.claim_own_devices(intent, devices).await?),
@@ -261,6 +264,19 @@ impl Engine {
             ))));
         }
         Ok(key_packages)
+    }
+
+    /// Whether this device's own chain is valid now (by its clock).
+    pub(super) fn own_chain_valid(&self) -> Result<(), ClientError> {
+        let anchor = self.mls.anchor();
+        anchor
+            .verify(self.mls.chain(), &self.mls.key().public(), anchor.now_ms())
+            .map(|_| ())
+            .map_err(|err| {
+                ClientError::Untrusted(format!(
+                    "this device's own certificate: {err}; it makes no change to a group until it is valid"
+                ))
+            })
     }
 
     /// The devices in a group, as this device last saw it.

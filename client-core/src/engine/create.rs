@@ -143,6 +143,7 @@ impl Engine {
             group_id: group_id.to_vec(),
             kind: meta.kind,
             name: meta.name.clone(),
+            meta: meta.encode_to_vec(),
             direct_pair: meta.direct_pair.clone(),
             active: true,
             joined_at_ms: crate::now_ms(),

@@ -85,12 +85,23 @@ impl HeldEntries {
             .collect()
     }
 
-    fn over_bounds(&self, group_id: &[u8], adding: u64) -> bool {
+    /// Which group must give up an entry before `adding` more bytes are
+    /// kept for `group_id`: the group itself past its own bound, or past
+    /// the bound in all, the group holding the most (so that one flooded
+    /// group cannot push out another's entries).
+    fn to_make_room(&self, group_id: &[u8], adding: u64) -> Option<Vec<u8>> {
         let group = self.groups.get(group_id).copied().unwrap_or_default();
-        group.count + 1 > MAX_PER_GROUP
-            || group.bytes + adding > MAX_BYTES_PER_GROUP
-            || self.all.count + 1 > MAX_IN_ALL
-            || self.all.bytes + adding > MAX_BYTES_IN_ALL
+        if group.count + 1 > MAX_PER_GROUP || group.bytes + adding > MAX_BYTES_PER_GROUP {
+            return Some(group_id.to_vec());
+        }
+        if self.all.count + 1 > MAX_IN_ALL || self.all.bytes + adding > MAX_BYTES_IN_ALL {
+            return self
+                .groups
+                .iter()
+                .max_by_key(|(_, tally)| tally.bytes)
+                .map(|(group, _)| group.clone());
+        }
+        None
     }
 }
 
@@ -104,9 +115,9 @@ impl Engine {
             return Ok(());
         }
         let bytes = message.encoded_len() as u64;
-        while self.held.over_bounds(&group_id, bytes) {
-            if !self.drop_oldest_held(&group_id)? {
-                // Nothing of this group to give up: the new entry goes.
+        while let Some(victim) = self.held.to_make_room(&group_id, bytes) {
+            if !self.drop_oldest_held(&victim)? {
+                // Nothing left to give up: the new entry goes.
                 self.note_dropped(&group_id, 1);
                 return Ok(());
             }
@@ -119,11 +130,19 @@ impl Engine {
 
     /// Drops the group's oldest held entry; false when it has none.
     fn drop_oldest_held(&mut self, group_id: &[u8]) -> Result<bool, ClientError> {
-        let oldest = self
+        // The scan sees committed entries; one already dropped in the open
+        // operation is passed over.
+        let mut oldest = None;
+        for item in self
             .store()
             .scan::<GroupMessage>(&records::held_prefix(group_id))
-            .next()
-            .transpose()?;
+        {
+            let (key, message) = item?;
+            if self.store().get(&key)?.is_some() {
+                oldest = Some((key, message));
+                break;
+            }
+        }
         let Some((key, message)) = oldest else {
             return Ok(false);
         };

@@ -476,23 +476,27 @@ impl Engine {
 /// Whether a refusal leaves the request's outcome unknown or only delayed
 /// (the relay failed inside, is stopping, or is busy): the same submission
 /// must go again, since a resubmission gets the first outcome if there was
-/// one. Every other refusal is definite.
+/// one. Every other refusal is definite (a full queue too: nothing was
+/// stored).
 pub(super) fn outcome_unknown(refusal: &crate::transport::RelayRefusal) -> bool {
     matches!(
         refusal.code,
         ErrorCode::Internal
             | ErrorCode::ShuttingDown
             | ErrorCode::RateLimited
-            | ErrorCode::QueueFull
             | ErrorCode::Unspecified
     )
 }
+
+/// The longest wait before resubmitting, whatever the relay asks.
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long to wait before resubmitting after such a refusal.
 pub(super) fn retry_delay(refusal: &crate::transport::RelayRefusal) -> std::time::Duration {
     match refusal.code {
         ErrorCode::RateLimited => {
             std::time::Duration::from_millis(u64::from(refusal.retry_after_ms).max(100))
+                .min(MAX_RETRY_DELAY)
         }
         _ => std::time::Duration::from_secs(1),
     }

@@ -131,6 +131,25 @@ impl Engine {
         }
     }
 
+    /// Records KeyPackages made outside the stock (to rejoin a group), so
+    /// that their private keys are forgotten once they expire (in the open
+    /// operation).
+    pub(super) fn remember_key_packages(
+        &mut self,
+        keys: Vec<crate::mls::MadeKey>,
+    ) -> Result<(), ClientError> {
+        let mut record = self.key_packages_record()?;
+        record
+            .keys
+            .extend(keys.into_iter().map(|key| KeyPackageKey {
+                hash_ref: key.hash_ref,
+                expires_at_ms: key.expires_at_ms,
+            }));
+        self.store()
+            .put_record(records::key_packages_key(), &record);
+        Ok(())
+    }
+
     fn key_packages_record(&self) -> Result<KeyPackagesRecord, ClientError> {
         Ok(self
             .store()
@@ -220,6 +239,11 @@ impl Engine {
 
     /// One attempt at renewing this device's leaf in a group.
     pub(super) async fn step_update(&mut self, intent: IntentRecord) -> Step {
+        if intent.pending_commit.is_empty() && self.own_chain_valid().is_err() {
+            // Tried again at the next check, once the certificate (or the
+            // clock) is right; nobody needs to be told each time.
+            return self.drop_intent(&intent);
+        }
         if intent.pending_commit.is_empty() {
             let due = match self.group_record(&intent.group_id) {
                 Ok(Some(group)) => group.following() && self.leaf_due(&group, crate::now_ms()),

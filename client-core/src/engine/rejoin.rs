@@ -45,6 +45,9 @@ const REJOIN_BACKOFF: [Duration; 5] = [
     Duration::from_secs(30 * 60),
     Duration::from_secs(6 * 3600),
 ];
+/// Rejoin requests for a group this device never got into before it gives
+/// up on it (junk invitations must not cost it forever).
+const MAX_JOIN_ATTEMPTS: u32 = 5;
 /// How much longer each further member waits before answering a request.
 const ANSWER_STAGGER_MS: u64 = 300;
 /// Members further than this in the tree wait no longer than this many
@@ -92,6 +95,30 @@ impl Engine {
         }
         self.outbox_dirty = true;
         Ok(())
+    }
+
+    fn give_up_joining(&mut self, intent: IntentRecord, mut record: GroupRecord) -> Step {
+        let group_id = record.group_id.clone();
+        record.active = false;
+        record.stalled.clear();
+        let discarded = self.take_held(&group_id).map(|held| held.len());
+        self.store()
+            .put_record(records::group_key(&group_id), &record);
+        let discarded = match discarded {
+            Ok(count) => count,
+            Err(err) => return Step::Failed(err),
+        };
+        tracing::warn!(
+            discarded,
+            "gave up joining a group whose invitation never worked"
+        );
+        self.emit(Event::Warning {
+            group: Some(GroupId(group_id)),
+            detail: format!(
+                "gave up joining a group whose invitation could not be opened; {discarded} entries kept for it were dropped"
+            ),
+        });
+        self.drop_intent(&intent)
     }
 
     /// The relay says the group is at a later epoch than this device. If
@@ -169,6 +196,12 @@ impl Engine {
         if record.stalled.is_empty() || !record.active {
             return self.drop_intent(&intent);
         }
+        if record.pending_join && record.rejoin_attempts >= MAX_JOIN_ATTEMPTS {
+            // A group this device never got into, whose members do not
+            // answer (or answer with nothing usable): given up, and what
+            // was kept for it goes.
+            return self.give_up_joining(intent, record);
+        }
         // A new connection is a new chance (members may be online now, a
         // clock may have been set right): ask again at once.
         if record.rejoin_attempts > 0 && record.rejoin_requested_at_ms >= self.connected_at_ms {
@@ -179,9 +212,17 @@ impl Engine {
                 return Step::RetryAfter(Duration::from_millis(due - now));
             }
         }
-        let key_package = match self.mls.ops().key_packages(1, false) {
-            Ok((mut one_time, _)) if !one_time.is_empty() => one_time.swap_remove(0),
-            Ok(_) => return Step::Failed(ClientError::Failed("no KeyPackage was made".into())),
+        let key_package = match self.mls.ops().rejoin_key_package(&group_id) {
+            Ok(made) => match made.one_time.into_iter().next() {
+                Some(key_package) => {
+                    // Forgotten with the others once it expires.
+                    if let Err(err) = self.remember_key_packages(made.keys) {
+                        return Step::Failed(err);
+                    }
+                    key_package
+                }
+                None => return Step::Failed(ClientError::Failed("no KeyPackage was made".into())),
+            },
             Err(err) => {
                 self.store().rollback();
                 return Step::Failed(err.into());
@@ -242,16 +283,31 @@ impl Engine {
             return;
         };
         let user_id = record.members[at].user_id.clone();
-        if let Err(err) = self
+        let refused = match self
             .mls
             .ops()
             .parse_key_package(&message.payload, &user_id, &device)
         {
+            Ok(key_package)
+                if crate::mls::rejoin_target(&key_package) == Some(record.group_id.as_slice()) =>
+            {
+                None
+            }
+            Ok(_) => Some(MlsError::PolicyViolation(
+                "its KeyPackage was not made to rejoin this group".into(),
+            )),
+            Err(err) => Some(err),
+        };
+        if let Some(err) = refused {
             self.emit(super::sync::refusal_event(
                 &record.group_id,
                 &err,
                 format!("a request from {user_id} to be re-added was refused: {err}"),
             ));
+            return;
+        }
+        if self.is_revoked(&user_id, &device) {
+            tracing::debug!("a rejoin request from a revoked device; ignored");
             return;
         }
         let own = self.mls.key().public();
@@ -274,10 +330,11 @@ impl Engine {
             |k| matches!(k, IntentKind::Readd(r) if r.device_key == readd.device_key),
         );
         let result = match queued {
+            // A commit for the older request is out: its fate decides.
+            Ok(Some(intent)) if !intent.pending_commit.is_empty() => Ok(()),
             // A newer request replaces an older one's KeyPackage.
             Ok(Some(mut intent)) => {
                 intent.kind = Some(IntentKind::Readd(readd));
-                intent.pending_commit.clear();
                 self.store()
                     .put_record(records::intent_key(intent.id), &intent);
                 Ok(())

@@ -82,6 +82,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether a verified revocation covers this device of `user` (the
+    /// device itself, or the whole user).
+    pub(super) fn is_revoked(&self, user: &str, device: &[u8]) -> bool {
+        [
+            records::revoked_key(user, device),
+            records::revoked_key(user, &[]),
+        ]
+        .iter()
+        .any(|key| matches!(self.store().get(key), Ok(Some(_))))
+    }
+
     /// Queues the removal of `user` (or only their `device`) from every
     /// group this device may change: staff change cohorts, either user a
     /// direct channel, and any user their own devices.

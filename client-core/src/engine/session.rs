@@ -178,7 +178,8 @@ impl Engine {
             return;
         }
         let local = self.mls.anchor().now_ms();
-        let offset_ms = local as i64 - relay_time_ms as i64;
+        let offset_ms = (i128::from(local) - i128::from(relay_time_ms))
+            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
         self.shared
             .status
             .send_modify(|status| status.clock_offset_ms = offset_ms);

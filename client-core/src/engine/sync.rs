@@ -22,6 +22,13 @@ use crate::types::{GroupId, Message};
 
 pub(crate) use crate::mls::content::MAX_TEXT_BYTES;
 
+/// Groups without a Welcome watched at once, at most (the rest are found
+/// at the next `CaughtUp`).
+const MAX_UNKNOWN_GROUPS: usize = 1_000;
+
+/// Devices a group's record remembers as refused, at most.
+const MAX_REFUSED_DEVICES: usize = 256;
+
 /// How long entries of a group with no Welcome wait for one, once caught
 /// up, before this device asks to be added again.
 pub(super) const UNKNOWN_GROUP_GRACE: Duration = Duration::from_secs(3);
@@ -66,9 +73,11 @@ impl Engine {
         let Some(record) = self.group_record(&group_id)? else {
             // Not joined yet: its Welcome may be on the way.
             self.hold(&message)?;
-            self.unknown_groups
-                .entry(group_id)
-                .or_insert_with(tokio::time::Instant::now);
+            if self.unknown_groups.len() < MAX_UNKNOWN_GROUPS {
+                self.unknown_groups
+                    .entry(group_id)
+                    .or_insert_with(tokio::time::Instant::now);
+            }
             return self.taken(&message);
         };
         if message.position <= record.processed_through {
@@ -121,7 +130,7 @@ impl Engine {
                 self.groups.remove(&group_id);
                 tracing::warn!(error = %err, position = message.position, "a group entry could not be processed");
                 if commit {
-                    self.refused_commit(&mut record, message, &err)?;
+                    self.refused_commit(&mut record, &err)?;
                 } else {
                     // An entry that can never be read must not block the
                     // conversation: it is set aside with a warning.
@@ -145,17 +154,19 @@ impl Engine {
     fn refused_commit(
         &mut self,
         record: &mut GroupRecord,
-        message: &GroupMessage,
         err: &MlsError,
     ) -> Result<(), ClientError> {
         let detail = format!("a change to the group was refused: {err}");
         self.emit(refusal_event(&record.group_id, err, detail.clone()));
-        if matches!(err, MlsError::PolicyViolation(_)) {
+        if let MlsError::RefusedChange { newcomers, .. } = err {
             // Its chain checks are made again on rejoining; a breach of
-            // the group's policy cannot be seen in a tree later, so it is
-            // remembered.
-            for device in &message.added_devices {
-                if !record.refused_devices.iter().any(|d| d == device) {
+            // the group's policy cannot be seen in a tree later, so what it
+            // brought in is remembered (as it really was, not as declared).
+            let own = self.mls.key().public();
+            for device in newcomers.iter().filter(|d| **d != own) {
+                if !record.refused_devices.iter().any(|d| d == device)
+                    && record.refused_devices.len() < MAX_REFUSED_DEVICES
+                {
                     record.refused_devices.push(device.to_vec());
                 }
             }
@@ -174,7 +185,9 @@ impl Engine {
         if gap.through <= record.processed_through {
             return Ok(());
         }
-        let lost = gap.through - gap.after.max(record.processed_through);
+        let lost = gap
+            .through
+            .saturating_sub(gap.after.max(record.processed_through));
         record.missed += lost;
         self.emit(Event::EntriesDropped {
             group: GroupId(group_id.clone()),

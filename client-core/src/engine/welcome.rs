@@ -1,23 +1,25 @@
 //! Welcomes: joining a group, joining it again after falling out of step,
 //! and what happens when a Welcome cannot be used.
 //!
-//! A Welcome replaces whatever this device held for the group: that is how
-//! a removed device comes back when it is added again, and how a device that
-//! could not follow a group rejoins it. Before it is accepted, every leaf's
-//! chain is verified, the group's policy checked (unless this device asked
-//! to be re-added, which any member may answer), its MLS group id must be
-//! the one the relay delivered it for, and it may not bring this device into
-//! a state holding a device whose addition it refused.
+//! A Welcome to a later epoch replaces whatever this device held for the
+//! group: that is how a device removed and added again while away comes
+//! back, and how a device that could not follow a group rejoins it. Before
+//! it is accepted, every leaf's chain is verified and the Welcome judged by
+//! `JoinRules` (the policy for a first join; the state last held for a
+//! device still in the group); its MLS group id must be the one the relay
+//! delivered it for, and it may not bring this device into a state holding
+//! a device whose addition it refused.
 
-use convene_proto::content::GroupKind as WireKind;
+use convene_proto::content::{GroupKind as WireKind, GroupMeta};
 use convene_proto::relay::InboxMessage;
+use prost::Message as _;
 
 use super::held::pending_join_record;
 use super::sync::{refusal_event, Snapshot};
 use super::Engine;
 use crate::error::ClientError;
 use crate::events::Event;
-use crate::mls::{group_meta, MlsError};
+use crate::mls::{group_meta, JoinRules, MlsError, PreviousState};
 use crate::store::records::{self, GroupRecord};
 use crate::types::{GroupId, GroupSummary};
 
@@ -34,17 +36,17 @@ impl Engine {
         }
         let group_id = welcome.group_id.to_vec();
         let before = self.group_record(&group_id)?;
-        // A Welcome into a group this device follows at the same or a later
-        // epoch is an old one: nothing to do.
+        // A Welcome for a group this device follows is only taken when it
+        // leads past the epoch held (the device was removed and added
+        // again while away); the join rules judge it as a rejoin.
         let stale = before
             .as_ref()
             .is_some_and(|r| r.following() && welcome.epoch <= r.epoch);
         let mut joined_at = None;
-        if !stale {
-            let rejoining = before
-                .as_ref()
-                .is_some_and(|r| r.active && !r.stalled.is_empty() && !r.pending_join);
-            match self.join(&welcome, before.as_ref(), rejoining) {
+        if stale {
+            tracing::debug!("a Welcome into an epoch this device already holds; ignored");
+        } else {
+            match self.join(&welcome, before.as_ref()) {
                 Ok(record) => {
                     match &before {
                         Some(old) if old.active && !old.pending_join => {
@@ -124,9 +126,8 @@ impl Engine {
         &mut self,
         welcome: &InboxMessage,
         before: Option<&GroupRecord>,
-        rejoining: bool,
     ) -> Result<GroupRecord, MlsError> {
-        let group = self.mls.ops().join(&welcome.welcome, rejoining)?;
+        let group = self.mls.ops().join(&welcome.welcome, &join_rules(before))?;
         // The relay delivers a Welcome for the group id it routes; it must
         // be the group's own, or a member could plant one group's state
         // under another's id.
@@ -160,6 +161,7 @@ impl Engine {
             group_id: welcome.group_id.to_vec(),
             kind: meta.kind,
             name: meta.name.clone(),
+            meta: meta.encode_to_vec(),
             direct_pair: meta.direct_pair.clone(),
             processed_through: welcome.group_position,
             active: true,
@@ -181,5 +183,31 @@ impl Engine {
         }
         self.groups.insert(record.group_id.clone(), group);
         Ok(record)
+    }
+}
+
+/// What a Welcome for a group is judged against, given what this device
+/// held of it: any epoch it held must be left behind, and a device still in
+/// the group (following it or asking to be re-added) checks the Welcome
+/// against the state it last held: same metadata and managers, sent by one
+/// of the members it knew.
+fn join_rules(before: Option<&GroupRecord>) -> JoinRules {
+    let Some(record) = before.filter(|r| !r.pending_join) else {
+        return JoinRules::default();
+    };
+    let rejoining = record.active.then(|| PreviousState {
+        meta: GroupMeta::decode(record.meta.as_slice())
+            .ok()
+            .filter(|_| !record.meta.is_empty()),
+        members: record
+            .members
+            .iter()
+            .filter_map(|m| m.device.as_slice().try_into().ok())
+            .collect(),
+        managers: record.managers.clone(),
+    });
+    JoinRules {
+        after_epoch: Some(record.epoch),
+        rejoining,
     }
 }

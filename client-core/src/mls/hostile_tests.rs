@@ -29,7 +29,10 @@ fn group_of(crypto: &RustCrypto, ann: &Device, others: &[&Device]) -> (MlsGroup,
     let joined = others
         .iter()
         .map(|other| {
-            let g = other.ops(crypto).join(&bundle.welcome, false).unwrap();
+            let g = other
+                .ops(crypto)
+                .join(&bundle.welcome, &Default::default())
+                .unwrap();
             other.store.commit_durably().unwrap();
             g
         })

@@ -134,6 +134,9 @@ pub struct AuthoredChange {
     pub added: Vec<VerifiedDevice>,
     pub removed: Vec<MemberDevice>,
     pub changes_context: bool,
+    /// Added devices whose KeyPackage was made to rejoin this very group
+    /// (see [`super::REJOIN_EXTENSION`]).
+    pub rejoining: Vec<[u8; 32]>,
 }
 
 /// Groups `proposals` by their verified author, verifying every added or
@@ -158,6 +161,7 @@ pub fn authored_changes<'p>(
                     added: Vec::new(),
                     removed: Vec::new(),
                     changes_context: false,
+                    rejoining: Vec::new(),
                 });
                 changes.len() - 1
             }
@@ -166,11 +170,14 @@ pub fn authored_changes<'p>(
         match queued.proposal() {
             Proposal::Add(add) => {
                 let leaf = add.key_package().leaf_node();
-                change.added.push(verify_leaf(
-                    anchor,
-                    leaf.credential(),
-                    leaf.signature_key().as_slice(),
-                )?);
+                let verified =
+                    verify_leaf(anchor, leaf.credential(), leaf.signature_key().as_slice())?;
+                if super::key_packages::rejoin_target(add.key_package())
+                    == Some(group.group_id().as_slice())
+                {
+                    change.rejoining.push(verified.device_key);
+                }
+                change.added.push(verified);
             }
             Proposal::Remove(remove) => {
                 let removed = group

@@ -60,8 +60,14 @@ fn cohort(crypto: &RustCrypto) -> Cohort {
         .to_vec();
     assert!(open_group_info(&seal, b"another group", &add.group_info).is_err());
     staff.ops(crypto).merge_pending(&mut group).unwrap();
-    let anns = ann.ops(crypto).join(&add.welcome, false).unwrap();
-    let bens = ben.ops(crypto).join(&add.welcome, false).unwrap();
+    let anns = ann
+        .ops(crypto)
+        .join(&add.welcome, &Default::default())
+        .unwrap();
+    let bens = ben
+        .ops(crypto)
+        .join(&add.welcome, &Default::default())
+        .unwrap();
     Cohort {
         staff,
         ann,
@@ -113,7 +119,10 @@ fn a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts() {
     }
     // Carl's Welcome comes from a leader, which a cohort allows only
     // because staff manage it.
-    let carls = carl.ops(&crypto).join(&commit.welcome, false).unwrap();
+    let carls = carl
+        .ops(&crypto)
+        .join(&commit.welcome, &Default::default())
+        .unwrap();
     assert_eq!(
         carls.epoch_authenticator().as_slice(),
         bens.epoch_authenticator().as_slice()

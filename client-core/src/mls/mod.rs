@@ -10,9 +10,12 @@
 //! (see [`crate::trust`]); every KeyPackage, Welcome, commit and message
 //! sender is verified against the pinned authority before it is accepted.
 
+mod commits;
 pub mod content;
 #[cfg(test)]
 mod hostile_tests;
+mod join;
+mod key_packages;
 pub mod managed;
 #[cfg(test)]
 mod managed_tests;
@@ -27,7 +30,10 @@ use openmls_rust_crypto::RustCrypto;
 use openmls_traits::signatures::{Signer, SignerError};
 use prost::Message;
 
-pub use ops::{CommitBundle, Incoming, MadeKey, MadeKeyPackages, MlsOps};
+pub use commits::CommitBundle;
+pub use join::{JoinRules, PreviousState};
+pub use key_packages::{rejoin_target, KeyPackageBatch, MadeKey, MadeKeyPackages};
+pub use ops::{Incoming, MlsOps};
 
 use crate::device_key::DeviceKey;
 use crate::error::ClientError;
@@ -40,6 +46,11 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 
 /// The private-use GroupContext extension carrying [`GroupMeta`].
 pub const GROUP_META_EXTENSION: u16 = 0xF100;
+
+/// The private-use KeyPackage extension marking a KeyPackage made to
+/// rejoin one group: its value is that group's id. Only such a KeyPackage,
+/// signed by the device itself, may replace a member's leaf.
+pub const REJOIN_EXTENSION: u16 = 0xF101;
 
 /// Past epochs whose keys are kept for late messages.
 pub const MAX_PAST_EPOCHS: usize = 5;
@@ -69,6 +80,13 @@ pub enum MlsError {
     /// A commit or Welcome breaks the group's membership policy.
     #[error("refused a change the group's policy forbids: {0}")]
     PolicyViolation(String),
+    /// A commit breaks the group's membership policy; it would have brought
+    /// in `newcomers` (devices not in the group before it).
+    #[error("refused a change the group's policy forbids: {reason}")]
+    RefusedChange {
+        reason: String,
+        newcomers: Vec<[u8; 32]>,
+    },
 }
 
 /// openmls's view of the client: its crypto, and the local store.
@@ -149,13 +167,14 @@ pub fn verify_leaf(
 }
 
 /// What every Convene leaf supports beyond the defaults: the group's
-/// metadata extension, and the last-resort KeyPackage extension (a
+/// metadata extension, and the rejoin and last-resort KeyPackage extensions (a
 /// KeyPackage's capabilities must list every extension it carries, RFC
 /// 9420 section 10.1, or nobody can validate it).
 pub fn capabilities() -> Capabilities {
     Capabilities::builder()
         .extensions(vec![
             ExtensionType::Unknown(GROUP_META_EXTENSION),
+            ExtensionType::Unknown(REJOIN_EXTENSION),
             ExtensionType::LastResort,
         ])
         .build()
@@ -220,6 +239,7 @@ impl MlsError {
             MlsError::Untrusted(_)
                 | MlsError::NotValidNow(_)
                 | MlsError::PolicyViolation(_)
+                | MlsError::RefusedChange { .. }
                 | MlsError::WrongKeyPackage(_)
         )
     }

@@ -127,7 +127,10 @@ fn a_group_survives_reopening_both_stores() {
     ann.ops(&crypto).merge_pending(&mut group).unwrap();
     ann.store.commit_durably().unwrap();
 
-    let mut bobs = bob.ops(&crypto).join(&bundle.welcome, false).unwrap();
+    let mut bobs = bob
+        .ops(&crypto)
+        .join(&bundle.welcome, &Default::default())
+        .unwrap();
     bob.store.commit_durably().unwrap();
     assert_eq!(group_meta(&bobs).unwrap().name, "Cohort 2026");
     assert_eq!(members(&bobs), members(&group));
@@ -212,7 +215,10 @@ fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten() {
         .unwrap();
     let add = ann.ops(&crypto).add(&mut group, &[kp]).unwrap();
     ann.ops(&crypto).merge_pending(&mut group).unwrap();
-    let mut bobs = bob.ops(&crypto).join(&add.welcome, false).unwrap();
+    let mut bobs = bob
+        .ops(&crypto)
+        .join(&add.welcome, &Default::default())
+        .unwrap();
 
     // A commit built and then cleared (refused by the relay) changes nothing.
     let before = group.epoch();

@@ -368,25 +368,45 @@ mod tests {
         StoreKey::from_bytes([7; 32])
     }
 
+    /// Runs `op` on a state another handle in this process has just
+    /// dropped. sled releases its file lock when its background flusher
+    /// stops, a moment after the handle goes, so a busy machine can still
+    /// see it held.
+    fn when_released<T>(mut op: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        for _ in 0..100 {
+            match op() {
+                Err(err) if err.is_locked() => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                other => return other,
+            }
+        }
+        op()
+    }
+
+    fn reopen(dir: &Path, key: &StoreKey) -> Result<LocalStore, StoreError> {
+        when_released(|| LocalStore::open(dir, key))
+    }
+
     #[test]
     fn a_wrong_key_is_refused_and_the_key_can_change() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = LocalStore::open(dir.path(), &test_key()).unwrap();
+            let store = reopen(dir.path(), &test_key()).unwrap();
             store.put(key(tag::DIRECT, &[b"ana"]), b"group".to_vec());
             store.commit_durably().unwrap();
         }
         let other = StoreKey::from_bytes([8; 32]);
         assert!(matches!(
-            LocalStore::open(dir.path(), &other),
+            reopen(dir.path(), &other),
             Err(StoreError::WrongKey)
         ));
-        LocalStore::change_key(dir.path(), &test_key(), &other).unwrap();
+        when_released(|| LocalStore::change_key(dir.path(), &test_key(), &other)).unwrap();
         assert!(matches!(
-            LocalStore::open(dir.path(), &test_key()),
+            reopen(dir.path(), &test_key()),
             Err(StoreError::WrongKey)
         ));
-        let store = LocalStore::open(dir.path(), &other).unwrap();
+        let store = reopen(dir.path(), &other).unwrap();
         assert_eq!(
             store.get(&key(tag::DIRECT, &[b"ana"])).unwrap().as_deref(),
             Some(&b"group"[..])
@@ -396,7 +416,7 @@ mod tests {
     #[test]
     fn overlay_is_seen_then_committed_or_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path(), &test_key()).unwrap();
+        let store = reopen(dir.path(), &test_key()).unwrap();
         store.put(b"a".to_vec(), b"1".to_vec());
         assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
         assert!(
@@ -440,7 +460,7 @@ mod tests {
         for keep in [0.0, 0.1, 0.5, 0.9] {
             let dir = tempfile::tempdir().unwrap();
             {
-                let store = LocalStore::open(dir.path(), &test_key()).unwrap();
+                let store = reopen(dir.path(), &test_key()).unwrap();
                 for i in 0..200u32 {
                     store.put(i.to_be_bytes().to_vec(), vec![i as u8; 300]);
                 }
@@ -451,7 +471,7 @@ mod tests {
                 std::fs::write(&path, &bytes[..cut]).unwrap();
             }
             let damaged = files(dir.path());
-            match LocalStore::open(dir.path(), &test_key()) {
+            match reopen(dir.path(), &test_key()) {
                 Err(err) => {
                     eprintln!("kept {:.0}%: refused: {err}", keep * 100.0);
                     assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
@@ -492,12 +512,12 @@ mod tests {
     fn committed_state_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = LocalStore::open(dir.path(), &test_key()).unwrap();
+            let store = reopen(dir.path(), &test_key()).unwrap();
             store.put(b"k".to_vec(), b"v".to_vec());
             store.commit_durably().unwrap();
             store.put(b"lost".to_vec(), b"v".to_vec());
         }
-        let store = LocalStore::open(dir.path(), &test_key()).unwrap();
+        let store = reopen(dir.path(), &test_key()).unwrap();
         assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
         assert!(store.get(b"lost").unwrap().is_none());
     }

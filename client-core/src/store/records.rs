@@ -117,6 +117,10 @@ pub struct GroupRecord {
     /// group yet (its Welcome failed or never came): it is not listed.
     #[prost(bool, tag = "19")]
     pub pending_join: bool,
+    /// The group's encoded `GroupMeta`, as it joined or made it: what a
+    /// Welcome that re-adds this device must match.
+    #[prost(bytes = "vec", tag = "20")]
+    pub meta: Vec<u8>,
 }
 
 impl GroupRecord {
@@ -409,6 +413,12 @@ pub fn awaiting_key(group_id: &[u8]) -> Vec<u8> {
 /// authority's chain), so that a change is noticed.
 pub fn peer_identity_key(user_id: &str) -> Vec<u8> {
     key(tag::PEER, &[user_id.as_bytes()])
+}
+
+/// Staff: the start (ms) of the newest user certificate this device relied
+/// on to renew a user's, so that an older one is never relied on again.
+pub fn renewal_floor_key(user_id: &str) -> Vec<u8> {
+    key(tag::META, &[b"renewal_floor", user_id.as_bytes()])
 }
 
 /// How far this device has read the relay's revocations.

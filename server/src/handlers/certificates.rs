@@ -19,6 +19,7 @@ use prost::Message;
 use super::{Caller, Reply, MAX_CERTIFICATE_BYTES};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
+use crate::store::now_ms;
 
 pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> RelayResult<Reply> {
     if caller.role != Role::Staff {
@@ -56,6 +57,29 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
             )
         })
         .map_err(|_| invalid("is not signed by the authority"))?;
+    // A renewal extends a certificate; it does not change who the user is,
+    // and it cannot start in the future or last for ever (either would lock
+    // the user out, or outlive every later renewal).
+    let now = now_ms();
+    if certificate.not_before_ms > now.saturating_add(MAX_CLOCK_AHEAD_MS)
+        || certificate
+            .not_after_ms
+            .saturating_sub(certificate.not_before_ms)
+            > MAX_VALIDITY_MS
+    {
+        return Err(invalid("has an unacceptable validity").into());
+    }
+    let user = relay
+        .store
+        .user(&req.user_id)?
+        .ok_or(Refusal::NotFound("user"))?;
+    if let Some(current) = read_user_certificate(&user.certificate) {
+        let identity_changed = current_identity(&current)
+            .is_some_and(|identity| identity != certificate.subject_key.as_slice());
+        if current.role != certificate.role || identity_changed {
+            return Err(invalid("changes the user's role or identity key").into());
+        }
+    }
     relay.store.renew_certificate(
         &req.user_id,
         &req.user_certificate,
@@ -67,6 +91,19 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
             expires_at_ms: certificate.not_after_ms,
         },
     )))
+}
+
+/// How far ahead of the relay's clock a renewed certificate may start.
+const MAX_CLOCK_AHEAD_MS: u64 = 15 * 60 * 1000;
+/// The longest validity a renewed certificate may have (five years).
+const MAX_VALIDITY_MS: u64 = 5 * 366 * 24 * 3600 * 1000;
+
+/// The identity key a certificate vouches for directly, if it does. One
+/// bound by an invite names the invite key instead, and the relay cannot
+/// tell which identity key the enrolment bound; the user's devices check
+/// that a renewal names their own.
+fn current_identity(certificate: &convene_proto::trust::UserCertificate) -> Option<&[u8]> {
+    (!certificate.bound_by_invite).then_some(certificate.subject_key.as_slice())
 }
 
 pub(super) fn update_credential(

@@ -241,12 +241,12 @@ impl Store {
     ) -> RelayResult<()> {
         let _guard = self.device_locks.lock(device);
         let mut record = self.device(device)?.ok_or(Refusal::AuthenticationFailed)?;
-        // A client that keeps no tokens (one that predates them, or a raw
-        // protocol client) names none, and is not checked.
-        if continuity.is_empty() && next.is_empty() && !take_over {
+        let recorded = record.continuity.as_slice();
+        // A device that never named a token (a client that predates them)
+        // is not checked; once one is recorded, it must be named.
+        if recorded.is_empty() && continuity.is_empty() && next.is_empty() {
             return Ok(());
         }
-        let recorded = record.continuity.as_slice();
         let continuous =
             recorded.is_empty() || recorded == continuity || (!next.is_empty() && recorded == next);
         if !continuous && !take_over {
@@ -410,8 +410,10 @@ mod tests {
         store.pass_continuity(&device, b"B", b"Z", true).unwrap();
         assert!(copied(store.pass_continuity(&device, b"C", b"D", false)));
         store.pass_continuity(&device, b"Z", b"E", false).unwrap();
-        // A client that keeps no tokens is not checked.
-        store.pass_continuity(&device, &[], &[], false).unwrap();
+        // Once a token is recorded, naming none is no way round it.
+        assert!(copied(store.pass_continuity(&device, &[], &[], false)));
+        // Naming the current token as the next keeps it where it is.
+        store.pass_continuity(&device, b"E", b"E", false).unwrap();
         store.pass_continuity(&device, b"E", b"F", false).unwrap();
     }
 

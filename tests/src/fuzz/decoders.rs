@@ -79,7 +79,7 @@ pub fn mls_message(data: &[u8]) {
 /// A Welcome, as if the relay delivered it to a device.
 pub fn welcome(data: &[u8]) {
     with_fixture(|f| {
-        let _ = f.bob().join(data, false);
+        let _ = f.bob().join(data, &Default::default());
         f.bob_store.rollback();
     });
 }

@@ -158,7 +158,7 @@ impl Fixture {
         self.ann().merge_pending(&mut group)?;
         self.ann_store.commit_durably()?;
         seeds.welcomes.push(welcome.clone());
-        self.bob().join(&welcome, false)?;
+        self.bob().join(&welcome, &Default::default())?;
         self.bob_store.commit_durably()?;
 
         let info = group.export_group_info(&self.crypto, &self.ann.key, true)?;

@@ -1,0 +1,250 @@
+//! Building commits: adding and removing members, re-adding a member that
+//! asked for it, renewing this device's own leaf, committing pending
+//! proposals. Each stays pending until the relay's verdict merges or clears
+//! it.
+
+use openmls::prelude::tls_codec::Serialize as _;
+use openmls::prelude::*;
+
+use super::managed::seal_group_info;
+use super::ops::MlsOps;
+use super::{capabilities, group_meta, member_device, op_err, MemberDevice, MlsError};
+
+/// A commit ready for the relay, with its routing change.
+#[derive(Debug, Clone)]
+pub struct CommitBundle {
+    pub commit: Vec<u8>,
+    /// Empty when nobody is added.
+    pub welcome: Vec<u8>,
+    /// The new epoch's GroupInfo for the group's managers; empty when the
+    /// group has none.
+    pub group_info: Vec<u8>,
+    pub added: Vec<MemberDevice>,
+    pub removed: Vec<MemberDevice>,
+}
+
+impl MlsOps<'_> {
+    /// Builds a commit adding `key_packages`; it stays pending until merged
+    /// or cleared.
+    pub fn add(
+        &self,
+        group: &mut MlsGroup,
+        key_packages: &[KeyPackage],
+    ) -> Result<CommitBundle, MlsError> {
+        let added = key_packages
+            .iter()
+            .filter_map(|kp| {
+                member_device(
+                    kp.leaf_node().credential(),
+                    kp.leaf_node().signature_key().as_slice(),
+                )
+            })
+            .collect();
+        let (commit, welcome, group_info) = group
+            .add_members(&self.provider, self.signer, key_packages)
+            .map_err(op_err)?;
+        Ok(CommitBundle {
+            commit: commit.tls_serialize_detached().map_err(op_err)?,
+            welcome: welcome.tls_serialize_detached().map_err(op_err)?,
+            group_info: for_managers(group, group_info)?,
+            added,
+            removed: Vec::new(),
+        })
+    }
+
+    /// Builds a commit removing these devices; pending until merged or
+    /// cleared.
+    pub fn remove(
+        &self,
+        group: &mut MlsGroup,
+        devices: &[[u8; 32]],
+    ) -> Result<CommitBundle, MlsError> {
+        let mut leaves = Vec::new();
+        let mut removed = Vec::new();
+        for member in group.members() {
+            if let Some(device) = member_device(&member.credential, &member.signature_key) {
+                if devices.contains(&device.device) {
+                    leaves.push(member.index);
+                    removed.push(device);
+                }
+            }
+        }
+        let (commit, _, group_info) = group
+            .remove_members(&self.provider, self.signer, &leaves)
+            .map_err(op_err)?;
+        Ok(CommitBundle {
+            commit: commit.tls_serialize_detached().map_err(op_err)?,
+            welcome: Vec::new(),
+            group_info: for_managers(group, group_info)?,
+            added: Vec::new(),
+            removed,
+        })
+    }
+
+    /// Builds a commit that re-adds a member device which asked for it: its
+    /// old leaf removed, `key_package` (of the same device) added, in one
+    /// commit. Pending until merged or cleared.
+    pub fn readd(
+        &self,
+        group: &mut MlsGroup,
+        device: &[u8; 32],
+        key_package: KeyPackage,
+    ) -> Result<CommitBundle, MlsError> {
+        let old = group
+            .members()
+            .find(|m| m.signature_key.as_slice() == device)
+            .ok_or_else(|| MlsError::Invalid("the device is not a member".into()))?;
+        let member = member_device(&old.credential, &old.signature_key)
+            .ok_or_else(|| MlsError::Invalid("the device's leaf is unreadable".into()))?;
+        let staged = group
+            .commit_builder()
+            .propose_removals([old.index])
+            .propose_adds([key_package])
+            .load_psks(self.provider.storage())
+            .map_err(op_err)?
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                self.signer,
+                |_| true,
+            )
+            .map_err(op_err)?
+            .stage_commit(&self.provider)
+            .map_err(op_err)?;
+        bundle(group, staged, vec![member.clone()], vec![member])
+    }
+
+    /// Builds a commit that renews this device's own leaf (new HPKE keys,
+    /// and `credential` when its certificates were renewed): what gives
+    /// post-compromise security, and drops the lifetime its KeyPackage gave
+    /// the leaf. Proposals pending in the group are committed with it.
+    /// Pending until merged or cleared.
+    pub fn update(
+        &self,
+        group: &mut MlsGroup,
+        credential: Option<CredentialWithKey>,
+    ) -> Result<CommitBundle, MlsError> {
+        let mut parameters = LeafNodeParameters::builder().with_capabilities(capabilities());
+        // The leaf takes this device's current chain when it has a new one.
+        let renewed = credential.or_else(|| {
+            group
+                .own_leaf()
+                .filter(|leaf| *leaf.credential() != self.credential.credential)
+                .map(|_| self.credential.clone())
+        });
+        if let Some(credential) = renewed {
+            parameters = parameters.with_credential_with_key(credential);
+        }
+        let staged = group
+            .commit_builder()
+            .consume_proposal_store(true)
+            .force_self_update(true)
+            .leaf_node_parameters(parameters.build())
+            .load_psks(self.provider.storage())
+            .map_err(op_err)?
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                self.signer,
+                |_| true,
+            )
+            .map_err(op_err)?
+            .stage_commit(&self.provider)
+            .map_err(op_err)?;
+        let pending = group
+            .pending_commit()
+            .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
+        let (added, removed) = routing_change(group, pending);
+        bundle(group, staged, added, removed)
+    }
+
+    /// Builds a commit of the proposals pending in the group (a manager's
+    /// changes, checked when they arrived); pending until merged or
+    /// cleared.
+    pub fn commit_pending(&self, group: &mut MlsGroup) -> Result<CommitBundle, MlsError> {
+        let (commit, welcome, group_info) = group
+            .commit_to_pending_proposals(&self.provider, self.signer)
+            .map_err(op_err)?;
+        let staged = group
+            .pending_commit()
+            .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
+        let (added, removed) = routing_change(group, staged);
+        let welcome = welcome
+            .map(|w| w.tls_serialize_detached())
+            .transpose()
+            .map_err(op_err)?
+            .unwrap_or_default();
+        Ok(CommitBundle {
+            commit: commit.tls_serialize_detached().map_err(op_err)?,
+            welcome,
+            group_info: for_managers(group, group_info)?,
+            added,
+            removed,
+        })
+    }
+}
+
+/// The devices a staged commit adds and removes (read before it is merged).
+pub(super) fn routing_change(
+    group: &MlsGroup,
+    staged: &StagedCommit,
+) -> (Vec<MemberDevice>, Vec<MemberDevice>) {
+    let added = staged
+        .add_proposals()
+        .filter_map(|p| {
+            let leaf = p.add_proposal().key_package().leaf_node();
+            member_device(leaf.credential(), leaf.signature_key().as_slice())
+        })
+        .collect();
+    let removed = staged
+        .remove_proposals()
+        .filter_map(|p| group.member_at(p.remove_proposal().removed()))
+        .filter_map(|m| member_device(&m.credential, &m.signature_key))
+        .collect();
+    (added, removed)
+}
+
+/// Serialises a staged commit for the relay.
+fn bundle(
+    group: &MlsGroup,
+    staged: CommitMessageBundle,
+    added: Vec<MemberDevice>,
+    removed: Vec<MemberDevice>,
+) -> Result<CommitBundle, MlsError> {
+    let welcome = staged
+        .to_welcome_msg()
+        .map(|w| w.tls_serialize_detached())
+        .transpose()
+        .map_err(op_err)?
+        .unwrap_or_default();
+    let (commit, _, group_info) = staged.into_contents();
+    Ok(CommitBundle {
+        commit: commit.tls_serialize_detached().map_err(op_err)?,
+        welcome,
+        group_info: for_managers(group, group_info)?,
+        added,
+        removed,
+    })
+}
+
+/// The GroupInfo to leave at the relay, sealed to the managers' key: only
+/// for a managed group (others need none, and a large group's tree is not
+/// small). Sealed because it names every member and the group, which the
+/// relay must not learn from it.
+fn for_managers(
+    group: &MlsGroup,
+    group_info: Option<openmls::messages::group_info::GroupInfo>,
+) -> Result<Vec<u8>, MlsError> {
+    let key = group_meta(group)
+        .map(|meta| meta.manager_seal_key)
+        .unwrap_or_default();
+    match group_info {
+        Some(info) if !key.is_empty() => {
+            let plain = MlsMessageOut::from(info)
+                .tls_serialize_detached()
+                .map_err(op_err)?;
+            seal_group_info(&key, group.group_id().as_slice(), &plain)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
