@@ -400,6 +400,18 @@ pub fn device_key_of(state_dir: &std::path::Path, user: &str) -> Result<convene_
     Ok(convene_client::DeviceKey::from_secret_bytes(secret))
 }
 
+/// The organisation's authority key kept in a stopped staff device's state
+/// (what a test plays a compromised authority or a staff tool with).
+pub fn authority_of(state_dir: &std::path::Path) -> Result<convene_client::trust::Authority> {
+    let store = convene_client::store::LocalStore::open(state_dir, &store_key("staff"))?;
+    let identity: convene_client::store::records::IdentityRecord = store
+        .get_committed_record(&convene_client::store::records::identity_key())?
+        .ok_or_else(|| anyhow!("no identity in {}", state_dir.display()))?;
+    let secret = zeroize::Zeroizing::new(identity.authority_secret);
+    let secret: &[u8; 32] = secret.as_slice().try_into()?;
+    Ok(convene_client::trust::Authority::from_secret_bytes(secret))
+}
+
 /// The continuity token a stopped client's state will name next time.
 pub fn continuity_of(state_dir: &std::path::Path, user: &str) -> Result<Vec<u8>> {
     let store = convene_client::store::LocalStore::open(state_dir, &store_key(user))?;

@@ -7,25 +7,13 @@
 use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use convene_client::mls::MlsOps;
-use convene_client::store::records::{identity_key, IdentityRecord};
-use convene_client::store::LocalStore;
-use convene_client::trust::{Authority, TrustAnchor, UserDetails};
+use convene_client::trust::{TrustAnchor, UserDetails};
 use convene_client::{DeviceKey, Event, RelayConnection, Role};
 use convene_proto::auth::AuthPurpose;
 use convene_proto::relay::{request, ApproveLink, RequestLink, UploadKeyPackages};
-use convene_tests::app::{continuity_of, device_key_of, leader_apps, staff_app, store_key, App};
+use convene_tests::app::{authority_of, continuity_of, device_key_of, leader_apps, staff_app, App};
 use convene_tests::{RelayProcess, TestDevice};
 use openmls_rust_crypto::RustCrypto;
-
-/// The authority secret kept in a stopped staff device's state.
-fn authority_of(state_dir: &std::path::Path) -> Result<Authority> {
-    let store = LocalStore::open(state_dir, &store_key("staff"))?;
-    let identity: IdentityRecord = store
-        .get_committed_record(&identity_key())?
-        .context("no identity")?;
-    let secret: [u8; 32] = identity.authority_secret.as_slice().try_into()?;
-    Ok(Authority::from_secret_bytes(&secret))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() -> Result<()> {
@@ -84,7 +72,8 @@ async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() 
         }))
         .await?;
     let dir = tempfile::tempdir()?;
-    let store = LocalStore::open(dir.path(), &convene_client::StoreKey::generate())?;
+    let store =
+        convene_client::store::LocalStore::open(dir.path(), &convene_client::StoreKey::generate())?;
     let crypto = RustCrypto::default();
     let ops = MlsOps::new(
         &crypto,

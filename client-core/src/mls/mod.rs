@@ -22,6 +22,8 @@ mod managed_tests;
 mod ops;
 pub mod policy;
 #[cfg(test)]
+mod rejoin_tests;
+#[cfg(test)]
 mod tests;
 
 use convene_proto::content::GroupMeta;

@@ -7,11 +7,16 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use convene_client::{GroupId, KeyLifecycle, Role};
+use convene_client::trust::{claimed_identity, Authority, UserDetails};
+use convene_client::{GroupId, KeyLifecycle, Role, TransportError};
 use convene_proto::mls_frame::read_key_package;
-use convene_proto::relay::{request, response, ClaimKeyPackages};
-use convene_tests::app::{leader_apps, raw_device, staff_app, App};
+use convene_proto::relay::{
+    request, response, ClaimKeyPackages, ErrorCode, GetUser, RenewCertificate,
+};
+use convene_proto::trust::Signed;
+use convene_tests::app::{authority_of, display_name, leader_apps, raw_device, staff_app, App};
 use convene_tests::RelayProcess;
+use prost::Message as _;
 
 use crate::names;
 
@@ -165,4 +170,100 @@ async fn a_certificate_near_its_end_is_renewed_with_nothing_asked_of_the_user() 
     let after = ben.client.safety_number(&ann.user).await?;
     ensure!(before.number == after.number, "the safety number changed");
     Ok(())
+}
+
+/// The relay keeps a renewed certificate only when it extends the one it
+/// holds: signed by the organisation's authority, for the same user, role
+/// and (once one is certified directly) identity key, starting no more
+/// than 15 minutes ahead of its clock and lasting at most five years. A
+/// staff device cannot lock a user out or change who they are by renewing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_keeps_only_a_renewal_that_extends_the_certificate() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let clerk = raw_device(&relay, &staff, "clerk", Role::Staff).await?;
+    let ann = leader_apps(&relay, &staff, &names("l", 1))
+        .await?
+        .pop()
+        .context("one")?;
+    let authority = authority_of(&staff.stop().await.state_dir)?;
+    let user = match clerk
+        .conn
+        .request(request::Kind::GetUser(GetUser {
+            user_id: ann.user.clone(),
+        }))
+        .await?
+    {
+        response::Result::User(user) => user,
+        other => anyhow::bail!("not a user: {other:?}"),
+    };
+    let device = user.devices.first().context("ann's device")?;
+    let (_, identity) = claimed_identity(&device.credential).context("ann's identity key")?;
+    let details = UserDetails {
+        user_id: ann.user.clone(),
+        display_name: display_name(&ann.user),
+        role: Role::Leader,
+        sector: String::new(),
+    };
+    let as_staff = UserDetails {
+        role: Role::Staff,
+        ..details.clone()
+    };
+    let someone_else = UserDetails {
+        user_id: "someone".into(),
+        ..details.clone()
+    };
+    // Three years: past the two the certificate was issued for.
+    let (hour, year) = (3_600_000, 366 * 24 * 3_600_000);
+    let longer = 3 * year;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let renew = |certificate: Signed| {
+        clerk
+            .conn
+            .request(request::Kind::RenewCertificate(RenewCertificate {
+                user_id: ann.user.clone(),
+                user_certificate: certificate.encode_to_vec().into(),
+            }))
+    };
+    let refused = [
+        (
+            "a changed role",
+            authority.certify_user(&as_staff, identity, false, now - hour, longer),
+        ),
+        (
+            "another user",
+            authority.certify_user(&someone_else, identity, false, now - hour, longer),
+        ),
+        (
+            "a start a day ahead",
+            authority.certify_user(&details, identity, false, now + 24 * hour, longer),
+        ),
+        (
+            "ten years",
+            authority.certify_user(&details, identity, false, now - hour, 10 * year),
+        ),
+        (
+            "another authority",
+            Authority::generate().certify_user(&details, identity, false, now - hour, longer),
+        ),
+    ];
+    for (what, certificate) in refused {
+        match renew(certificate).await {
+            Err(TransportError::Refused(r)) if r.code == ErrorCode::InvalidArgument => {}
+            other => anyhow::bail!("a renewal with {what} was not refused: {other:?}"),
+        }
+    }
+    let renewed =
+        renew(authority.certify_user(&details, identity, false, now - hour, longer)).await?;
+    ensure!(
+        matches!(renewed, response::Result::CertificateRenewed(ref r) if r.expires_at_ms == now - hour + longer),
+        "{renewed:?}"
+    );
+    // Now that the identity key is certified directly, it cannot change.
+    match renew(authority.certify_user(&details, [7; 32], false, now - hour, longer)).await {
+        Err(TransportError::Refused(r)) if r.code == ErrorCode::InvalidArgument => Ok(()),
+        other => anyhow::bail!("a renewal for another identity key was not refused: {other:?}"),
+    }
 }

@@ -1,0 +1,163 @@
+//! Rejoining a group: whose KeyPackage may replace a member's leaf, and
+//! what a Welcome into a group this device was in must keep.
+
+use openmls_rust_crypto::RustCrypto;
+
+use super::tests::{meta, Device};
+use super::*;
+
+/// Ann's group `g` with Bob and Carol in it, as each of them holds it.
+struct Trio {
+    crypto: RustCrypto,
+    ann: Device,
+    bob: Device,
+    carol: Device,
+    groups: [MlsGroup; 3],
+}
+
+fn trio() -> Trio {
+    let crypto = RustCrypto::default();
+    let (ann, bob, carol) = (Device::new("ann"), Device::new("bob"), Device::new("carol"));
+    let mut anns = ann.ops(&crypto).create_group(b"g", &meta(), false).unwrap();
+    let claimed = [&bob, &carol].map(|device| {
+        let (kps, _) = device.ops(&crypto).key_packages(1, false).unwrap();
+        device.store.commit_durably().unwrap();
+        ann.ops(&crypto)
+            .parse_key_package(&kps[0], device.user, &device.key.public())
+            .unwrap()
+    });
+    let add = ann.ops(&crypto).add(&mut anns, &claimed).unwrap();
+    ann.ops(&crypto).merge_pending(&mut anns).unwrap();
+    let [bobs, carols] = [&bob, &carol].map(|device| {
+        device
+            .ops(&crypto)
+            .join(&add.welcome, &JoinRules::default())
+            .unwrap()
+    });
+    Trio {
+        crypto,
+        ann,
+        bob,
+        carol,
+        groups: [anns, bobs, carols],
+    }
+}
+
+/// Bob's state of the group, as a Welcome that re-adds him is judged.
+fn held_by_bob(t: &Trio) -> PreviousState {
+    PreviousState {
+        meta: Some(meta()),
+        members: members(&t.groups[1]).iter().map(|m| m.device).collect(),
+        managers: Vec::new(),
+    }
+}
+
+#[test]
+fn a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_group() {
+    let mut t = trio();
+    let crypto = &t.crypto;
+    let bob_key = t.bob.key.public();
+    let claim = |bytes: &[u8]| {
+        t.carol
+            .ops(crypto)
+            .parse_key_package(bytes, "bob", &bob_key)
+            .unwrap()
+    };
+    // Carol claims one of Bob's stock KeyPackages, or one he made to rejoin
+    // another group, and replaces his leaf: Ann refuses both.
+    let (stock, _) = t.bob.ops(crypto).key_packages(1, false).unwrap();
+    let elsewhere = t.bob.ops(crypto).rejoin_key_package(b"other").unwrap();
+    for bytes in [&stock[0], &elsewhere.one_time[0]] {
+        let kp = claim(bytes);
+        let push_out = t
+            .carol
+            .ops(crypto)
+            .readd(&mut t.groups[2], &bob_key, kp)
+            .unwrap();
+        t.carol.ops(crypto).clear_pending(&mut t.groups[2]).unwrap();
+        let err = t
+            .ann
+            .ops(crypto)
+            .process(&mut t.groups[0], &push_out.commit)
+            .unwrap_err();
+        assert!(
+            matches!(&err, MlsError::RefusedChange { reason, .. } if reason.contains("without its asking")),
+            "{err:?}"
+        );
+    }
+
+    // The KeyPackage Bob made to rejoin this group is taken, and the
+    // Welcome brings him back.
+    let rejoin = t.bob.ops(crypto).rejoin_key_package(b"g").unwrap();
+    t.bob.store.commit_durably().unwrap();
+    let kp = claim(&rejoin.one_time[0]);
+    let readd = t
+        .carol
+        .ops(crypto)
+        .readd(&mut t.groups[2], &bob_key, kp)
+        .unwrap();
+    t.carol.ops(crypto).merge_pending(&mut t.groups[2]).unwrap();
+    assert!(matches!(
+        t.ann.ops(crypto).process(&mut t.groups[0], &readd.commit),
+        Ok(Incoming::Commit { .. })
+    ));
+    let rules = JoinRules {
+        after_epoch: Some(t.groups[1].epoch().as_u64()),
+        rejoining: Some(held_by_bob(&t)),
+    };
+    let back = t.bob.ops(crypto).join(&readd.welcome, &rules).unwrap();
+    assert_eq!(
+        back.epoch_authenticator().as_slice(),
+        t.groups[0].epoch_authenticator().as_slice()
+    );
+}
+
+#[test]
+fn a_welcome_is_refused_when_it_goes_back_changes_the_group_or_comes_from_a_stranger() {
+    let crypto = RustCrypto::default();
+    let (ann, bob) = (Device::new("ann"), Device::new("bob"));
+    // A last-resort KeyPackage keeps its private key, so the same Welcome
+    // could be opened again: only the rules refuse it.
+    let (_, last_resort) = bob.ops(&crypto).key_packages(0, true).unwrap();
+    bob.store.commit_durably().unwrap();
+    let kp = ann
+        .ops(&crypto)
+        .parse_key_package(&last_resort.unwrap(), "bob", &bob.key.public())
+        .unwrap();
+    let mut anns = ann.ops(&crypto).create_group(b"g", &meta(), false).unwrap();
+    let add = ann.ops(&crypto).add(&mut anns, &[kp]).unwrap();
+    ann.ops(&crypto).merge_pending(&mut anns).unwrap();
+    let epoch = anns.epoch().as_u64();
+    let knew = |members: Vec<[u8; 32]>, meta| JoinRules {
+        after_epoch: Some(epoch - 1),
+        rejoining: Some(PreviousState {
+            meta: Some(meta),
+            members,
+            managers: Vec::new(),
+        }),
+    };
+    let both = vec![ann.key.public(), bob.key.public()];
+    let mut renamed = meta();
+    renamed.name = "Another cohort".into();
+    let refusals = [
+        (
+            JoinRules {
+                after_epoch: Some(epoch),
+                rejoining: None,
+            },
+            "has been past",
+        ),
+        (knew(both.clone(), renamed), "settings"),
+        (knew(vec![bob.key.public()], meta()), "was not a member"),
+    ];
+    for (rules, why) in refusals {
+        let err = bob.ops(&crypto).join(&add.welcome, &rules).unwrap_err();
+        assert!(
+            matches!(&err, MlsError::PolicyViolation(reason) if reason.contains(why)),
+            "{why}: {err:?}"
+        );
+        bob.store.rollback();
+    }
+    let joined = bob.ops(&crypto).join(&add.welcome, &knew(both, meta()));
+    assert!(joined.is_ok(), "{:?}", joined.err());
+}
