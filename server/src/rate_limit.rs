@@ -1,6 +1,11 @@
-//! Token buckets: a sustained request rate with room for bursts.
+//! Token buckets: a sustained request rate with room for bursts; and a
+//! minimum spacing between requests of one kind per key, for requests that
+//! make other devices work (a rejoin request costs every member a commit).
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// One device's allowance.
 #[derive(Debug, Clone)]
@@ -40,10 +45,57 @@ impl TokenBucket {
     }
 }
 
+/// At most one request per key every `interval`, for at most `capacity`
+/// keys at a time: when that many have asked within the interval, further
+/// keys wait too, so memory stays bounded whatever devices send.
+#[derive(Debug)]
+pub struct Spacing<K> {
+    interval: Duration,
+    capacity: usize,
+    last: Mutex<HashMap<K, Instant>>,
+}
+
+impl<K: Eq + Hash> Spacing<K> {
+    /// Allows one request per key every `interval`, for `capacity` keys.
+    pub fn new(interval: Duration, capacity: usize) -> Self {
+        Spacing {
+            interval,
+            capacity,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Lets `key`'s request through, or says how long to wait (ms).
+    pub fn allow(&self, key: K, now: Instant) -> Result<(), u32> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let wait = |at: &Instant| {
+            self.interval
+                .saturating_sub(now.saturating_duration_since(*at))
+        };
+        if let Some(at) = last.get(&key) {
+            let left = wait(at);
+            if !left.is_zero() {
+                return Err(millis(left));
+            }
+        } else if last.len() >= self.capacity {
+            last.retain(|_, at| !wait(at).is_zero());
+            if last.len() >= self.capacity {
+                let soonest = last.values().map(wait).min().unwrap_or(self.interval);
+                return Err(millis(soonest));
+            }
+        }
+        last.insert(key, now);
+        Ok(())
+    }
+}
+
+fn millis(wait: Duration) -> u32 {
+    u32::try_from(wait.as_millis()).unwrap_or(u32::MAX).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn bursts_then_refills_at_the_rate() {
@@ -64,5 +116,24 @@ mod tests {
         assert!(bucket
             .take(rate, start + Duration::from_millis(100))
             .is_err());
+    }
+
+    #[test]
+    fn one_request_per_key_per_interval_and_bounded_keys() {
+        let spacing = Spacing::new(Duration::from_secs(10), 2);
+        let start = Instant::now();
+        assert!(spacing.allow("a", start).is_ok());
+        let wait = spacing
+            .allow("a", start + Duration::from_secs(4))
+            .unwrap_err();
+        assert_eq!(wait, 6000);
+        assert!(spacing.allow("b", start).is_ok());
+        // Two keys within the interval: a third waits for the first to age.
+        let wait = spacing
+            .allow("c", start + Duration::from_secs(1))
+            .unwrap_err();
+        assert_eq!(wait, 9000);
+        assert!(spacing.allow("c", start + Duration::from_secs(10)).is_ok());
+        assert!(spacing.allow("a", start + Duration::from_secs(10)).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use crate::durability::Flusher;
 use crate::error::RelayError;
 use crate::frames::FrameCache;
 use crate::hub::Hub;
-use crate::rate_limit::Rate;
+use crate::rate_limit::{Rate, Spacing};
 use convene_proto::invite::{lookup_hash, Invite, InviteSecret};
 
 use crate::store::{now_ms, OpenError, QueueLimits, Store, StoreOptions, TrimPolicy};
@@ -25,6 +25,12 @@ pub enum StartError {
     Load(#[from] RelayError),
 }
 
+/// How often one device may ask one group to re-add it: every request
+/// costs each member a commit, so a device may not make them churn.
+pub const REJOIN_SPACING: std::time::Duration = std::time::Duration::from_secs(10);
+/// How many (group, device) pairs the rejoin spacing remembers at once.
+const REJOIN_SPACING_KEYS: usize = 10_000;
+
 /// Encoded group messages kept for delivery, in all (see [`FrameCache`]).
 const FRAME_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -36,6 +42,8 @@ pub struct Relay {
     pub hub: Hub,
     pub frames: FrameCache,
     pub acks: AckBuffer,
+    /// When each device last asked each group to re-add it.
+    pub rejoin_spacing: Spacing<(Vec<u8>, crate::store::DeviceKey)>,
     /// Groups whose members acknowledged something since the last trim.
     trim_queue: Mutex<HashSet<Vec<u8>>>,
 }
@@ -62,6 +70,7 @@ impl Relay {
             hub: Hub::new(rate),
             frames: FrameCache::new(FRAME_CACHE_BYTES),
             acks: AckBuffer::default(),
+            rejoin_spacing: Spacing::new(REJOIN_SPACING, REJOIN_SPACING_KEYS),
             trim_queue: Mutex::new(HashSet::new()),
         }))
     }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use convene_proto::relay::{push, MessageKind};
+use bytes::Bytes;
+use convene_client::TransportError;
+use convene_proto::relay::{push, request, response, ErrorCode, MessageKind, SendMessage};
 use convene_tests::device::{bootstrap_staff, enrol_leaders, opaque};
 use convene_tests::{RelayProcess, TestDevice};
 
@@ -216,4 +218,69 @@ async fn a_device_away_past_the_log_bound_is_told_what_it_missed() {
         })
         .collect();
     assert_eq!(positions, (12..=31).collect::<Vec<_>>());
+}
+
+/// Asks group "g" to re-add `device` with `key_package`.
+async fn ask_to_rejoin(
+    device: &TestDevice,
+    key_package: Vec<u8>,
+) -> Result<response::Result, TransportError> {
+    device
+        .conn
+        .request(request::Kind::SendMessage(SendMessage {
+            group_id: Bytes::from_static(b"g"),
+            kind: MessageKind::Rejoin as i32,
+            submission_id: convene_tests::device::random_id(),
+            payload: key_package.into(),
+        }))
+        .await
+}
+
+/// A KeyPackage `key` made to rejoin group "g" (its chain is not checked by
+/// the relay, only whose key signed it and its lifetime).
+fn rejoin_key_package(key: &convene_client::DeviceKey) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        convene_client::store::LocalStore::open(dir.path(), &convene_client::StoreKey::generate())
+            .unwrap();
+    let crypto = openmls_rust_crypto::RustCrypto::default();
+    let ops = convene_client::mls::MlsOps::new(
+        &crypto,
+        &store,
+        key,
+        "someone",
+        b"a chain the relay does not read",
+        convene_client::trust::TrustAnchor::new([0; 32]),
+    );
+    let made = ops.rejoin_key_package(b"g").unwrap();
+    made.one_time.into_iter().next().unwrap()
+}
+
+/// A request to be re-added costs every member a commit: the relay takes
+/// one per device and group every `REJOIN_SPACING` (10 s), and only with
+/// the sender's own KeyPackage, so no device can make a group churn or have
+/// another device re-added.
+#[tokio::test]
+async fn rejoin_requests_carry_the_senders_key_package_and_are_spaced() {
+    let relay = RelayProcess::start_default().unwrap();
+    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    let refusal = |result: Result<response::Result, TransportError>| match result {
+        Err(TransportError::Refused(r)) => Some(r),
+        _ => None,
+    };
+    let bobs = rejoin_key_package(&members[1].key);
+    let r = refusal(ask_to_rejoin(&members[0], bobs).await).expect("bob's KeyPackage from ann");
+    assert_eq!(r.code, ErrorCode::InvalidArgument);
+
+    let anns = rejoin_key_package(&members[0].key);
+    ask_to_rejoin(&members[0], anns.clone()).await.unwrap();
+    let heard = members[1].group_messages(1).await.unwrap();
+    assert_eq!(heard[0].kind, MessageKind::Rejoin as i32);
+    let r = refusal(ask_to_rejoin(&members[0], anns).await).expect("a second request at once");
+    assert_eq!(r.code, ErrorCode::RateLimited);
+    assert!((1..=10_000).contains(&r.retry_after_ms), "{r:?}");
+    // Bob may still ask for himself.
+    ask_to_rejoin(&members[1], rejoin_key_package(&members[1].key))
+        .await
+        .unwrap();
 }

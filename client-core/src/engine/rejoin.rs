@@ -251,6 +251,11 @@ impl Engine {
                 });
                 return self.drop_intent(&intent);
             }
+            // Asked a moment ago (before a reconnection): the members are
+            // already on it.
+            Err(TransportError::Refused(r)) if r.code == ErrorCode::RateLimited => {
+                return Step::RetryAfter(Duration::from_millis(r.retry_after_ms.into()));
+            }
             Err(TransportError::Refused(r)) => {
                 tracing::warn!(refusal = %r, "a rejoin request was refused");
             }

@@ -164,6 +164,13 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
     let epoch = match kind {
         MessageKind::Rejoin => {
             check_rejoin(caller, &req.payload)?;
+            relay
+                .rejoin_spacing
+                .allow(
+                    (req.group_id.to_vec(), caller.device),
+                    std::time::Instant::now(),
+                )
+                .map_err(|retry_after_ms| Refusal::RateLimited { retry_after_ms })?;
             None
         }
         _ => Some(check_framing(&req.group_id, &req.payload, kind)?),
