@@ -276,7 +276,8 @@ impl Session {
         match tokio::time::timeout(self.timeout, operation).await {
             Ok(result) => Ok(result?),
             Err(_) => bail!(
-                "the relay did not confirm in time; the operation is kept and completes the next time convene connects"
+                "not confirmed within {} s; the operation is kept on this device and completes the next time convene connects",
+                self.timeout.as_secs()
             ),
         }
     }
@@ -446,9 +447,13 @@ async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
+    // A copy can be refused before the events were subscribed to: the
+    // status tells it either way.
+    let mut status = client.watch_status();
     loop {
         let event = tokio::select! {
             event = events.recv() => event,
+            _ = status.wait_for(|s| s.copied) => Some(Event::StateCopied),
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         };
@@ -458,6 +463,11 @@ async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
             println!("{value}");
         } else if let Some(line) = line {
             println!("{line}");
+        }
+        // This copy stopped: listening on would show nothing.
+        if matches!(event, Event::StateCopied) {
+            client.shutdown().await;
+            return Err(ClientError::StateCopied.into());
         }
         if matches!(event, Event::MessageReceived(_)) {
             received += 1;

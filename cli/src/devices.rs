@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use convene_client::{hex, ClientBuilder, DeviceInfo, LinkRequest};
+use convene_client::{hex, ClientBuilder, ClientError, DeviceInfo, LinkRequest};
 use serde_json::json;
 
 use crate::commands::Session;
@@ -147,20 +147,31 @@ fn listing_text(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> String {
     lines.join("\n")
 }
 
-/// Makes this copy of the device the one the relay accepts.
+/// Makes this copy of the device the one the relay accepts, if the relay
+/// refused it as a copy; a device the relay accepts has nothing to take.
 pub async fn take_over(ctx: &Session) -> Result<()> {
     let client = ctx.open().await?;
     let taken = async {
+        match client.wait_caught_up(ctx.timeout).await {
+            Ok(()) => return Ok(false),
+            Err(ClientError::StateCopied) => {}
+            Err(err) => return Err(err),
+        }
         client.take_over().await?;
-        client.wait_caught_up(ctx.timeout).await
+        client.wait_caught_up(ctx.timeout).await.map(|()| true)
     };
     let result = taken.await;
     client.shutdown().await;
-    result?;
-    print(ctx.json, json!({ "taken_over": true }), || {
-        "This copy of the device is now the one in use; any other copy is refused. \
-         Groups it had fallen behind in are being rejoined."
-            .into()
+    let taken = result?;
+    print(ctx.json, json!({ "taken_over": taken }), || {
+        if taken {
+            "This copy of the device is now the one in use; any other copy is refused. \
+             Groups it had fallen behind in are being rejoined: another member must be \
+             online to add it back, and what was sent meanwhile cannot be read."
+                .into()
+        } else {
+            "Nothing to do: the relay accepts this device's state as the one in use.".into()
+        }
     });
     Ok(())
 }

@@ -18,6 +18,20 @@ pub fn error(json: bool, err: &anyhow::Error) {
         );
     } else {
         eprintln!("error: {err:#}");
+        if let Some(hint) = hint(code) {
+            eprintln!("hint: {hint}");
+        }
+    }
+}
+
+/// What to do about an error whose cause is this device's own state.
+fn hint(code: &str) -> Option<&'static str> {
+    match code {
+        "state_copied" => Some(
+            "if this is the copy to keep (the old device is gone), run `convene take-over`; \
+             otherwise link this device again with `convene link` and remove the old one",
+        ),
+        _ => None,
     }
 }
 
@@ -183,7 +197,8 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
             json!({ "event": "group_stalled", "group": group.to_string(), "reason": reason }),
             Some(format!(
                 "{group}: this device cannot follow this group right now ({reason}); \
-                 it asked to be added back and keeps what arrives meanwhile"
+                 it asked to be added back, which happens once another member is online, \
+                 and keeps what arrives meanwhile"
             )),
         ),
         Event::GroupRecovered { group, missed } => (

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use convene_tests::app::copy_dir;
 use convene_tests::binaries::binary;
 use convene_tests::RelayProcess;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 struct Cli<'a> {
     relay: &'a str,
@@ -71,6 +71,19 @@ fn enrol_first_staff(cli: &Cli, relay: &RelayProcess) -> Result<Value> {
 }
 
 /// The stable code of the JSON error a failed `convene --json` printed.
+/// The same command, for people rather than scripts.
+fn without_json(command: Command) -> Command {
+    let mut plain = Command::new(command.get_program());
+    plain.args(command.get_args().filter(|arg| *arg != "--json"));
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => plain.env(key, value),
+            None => plain.env_remove(key),
+        };
+    }
+    plain
+}
+
 fn error_code(out: &std::process::Output) -> Result<String> {
     let error: Value = serde_json::from_slice(&out.stdout)?;
     Ok(error["error"]["code"]
@@ -394,8 +407,29 @@ fn a_restored_backup_is_refused_until_the_user_takes_over() -> Result<()> {
     copy_dir(backup.path(), &cli.state("sam"))?;
 
     assert_eq!(cli.fails("sam", &["users"])?, "state_copied");
+    // People are told what to do; `listen` stops rather than wait in vain.
+    let out = without_json(cli.command("sam", &["users"])).output()?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("convene take-over"), "{said}");
+    let listen = cli.command("sam", &["listen"]).output()?;
+    let lines: Vec<Value> = String::from_utf8(listen.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert!(!listen.status.success());
+    assert_eq!(
+        lines.first().map(|l| &l["event"]),
+        Some(&json!("state_copied"))
+    );
+    assert_eq!(
+        lines.last().map(|l| &l["error"]["code"]),
+        Some(&json!("state_copied"))
+    );
     let taken = cli.run("sam", &["take-over"])?;
     assert_eq!(taken["taken_over"], true);
+    // Once taken over, there is nothing more to take.
+    let again = cli.run("sam", &["take-over"])?;
+    assert_eq!(again["taken_over"], false);
     let users = cli.run("sam", &["users"])?;
     assert!(users.as_array().is_some_and(|u| !u.is_empty()), "{users}");
     Ok(())

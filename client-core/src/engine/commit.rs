@@ -45,8 +45,13 @@ pub(super) enum Change {
 }
 
 /// The `MembersChanged` event between two member lists (a user id per
-/// device).
-pub(super) fn members_changed(group_id: &[u8], before: &[String], after: &[String]) -> Event {
+/// device), if a user came or went: a leaf renewed, or a device replaced,
+/// changes nobody.
+pub(super) fn members_changed(
+    group_id: &[u8],
+    before: &[String],
+    after: &[String],
+) -> Option<Event> {
     let missing_from = |list: &[String], other: &[String]| {
         let mut users: Vec<String> = list
             .iter()
@@ -57,11 +62,24 @@ pub(super) fn members_changed(group_id: &[u8], before: &[String], after: &[Strin
         users.dedup();
         users
     };
-    Event::MembersChanged {
+    membership_event(
+        group_id,
+        missing_from(after, before),
+        missing_from(before, after),
+    )
+}
+
+/// `MembersChanged` for these users, unless there are none.
+pub(super) fn membership_event(
+    group_id: &[u8],
+    added: Vec<String>,
+    removed: Vec<String>,
+) -> Option<Event> {
+    (!added.is_empty() || !removed.is_empty()).then(|| Event::MembersChanged {
         group: GroupId(group_id.to_vec()),
-        added: missing_from(after, before),
-        removed: missing_from(before, after),
-    }
+        added,
+        removed,
+    })
 }
 
 impl Engine {
@@ -421,8 +439,8 @@ impl Engine {
         if let Some(IntentKind::Create(_)) = intent.kind {
             let summary = GroupSummary::from_record(record, self.mls.user_id());
             self.emit(Event::GroupCreated(summary));
-        } else {
-            self.emit(members_changed(&group_id, &before, &after));
+        } else if let Some(event) = members_changed(&group_id, &before, &after) {
+            self.emit(event);
         }
         self.awaiting_epoch.remove(&group_id);
         self.outbox_dirty = true;

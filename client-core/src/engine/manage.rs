@@ -213,8 +213,10 @@ impl Engine {
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
         self.store()
             .put_record(records::group_key(group_id), &record);
-        if self.store().commit().is_ok() && before != after {
-            self.emit(super::commit::members_changed(group_id, &before, &after));
+        if self.store().commit().is_ok() {
+            if let Some(event) = super::commit::members_changed(group_id, &before, &after) {
+                self.emit(event);
+            }
         }
     }
 

@@ -318,15 +318,15 @@ impl Engine {
                     self.emit(Event::RemovedFromGroup {
                         group: GroupId(group_id),
                     });
-                } else {
-                    self.emit(Event::MembersChanged {
-                        group: GroupId(group_id),
-                        added: added_users,
-                        removed: removed_users
-                            .into_iter()
-                            .filter(|u| *u != own_user)
-                            .collect(),
-                    });
+                } else if let Some(event) = super::commit::membership_event(
+                    &group_id,
+                    added_users,
+                    removed_users
+                        .into_iter()
+                        .filter(|u| *u != own_user)
+                        .collect(),
+                ) {
+                    self.emit(event);
                 }
                 self.outbox_dirty = true;
                 Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use convene_client::trust::{claimed_identity, Authority, UserDetails};
-use convene_client::{GroupId, KeyLifecycle, Role, TransportError};
+use convene_client::{Event, GroupId, KeyLifecycle, Role, TransportError};
 use convene_proto::mls_frame::read_key_package;
 use convene_proto::relay::{
     request, response, ClaimKeyPackages, ErrorCode, GetUser, RenewCertificate,
@@ -61,13 +61,22 @@ async fn a_group_past_every_key_lifetime_still_admits_members_devices_and_manage
     let ben = leaders.pop().context("three")?;
     let ann = leaders.pop().context("three")?;
     let staff = staff.reopen_with_lifecycle(short()).await?;
-    let ann = ann.reopen_with_lifecycle(short()).await?;
+    let mut ann = ann.reopen_with_lifecycle(short()).await?;
     let ben = ben.reopen_with_lifecycle(short()).await?;
     let cohort = staff
         .client
         .create_group("Cohort", &[ann.user.clone(), ben.user.clone()])
         .await?;
     all_renewed(&[&staff, &ann, &ben], &cohort.id).await?;
+    // Renewed leaves change nobody's membership, and are not told as if.
+    let told = ann.drain_events();
+    ensure!(
+        !told.iter().any(|e| matches!(
+            e,
+            Event::MembersChanged { added, removed, .. } if added.is_empty() && removed.is_empty()
+        )),
+        "leaf renewals were told as membership changes: {told:?}"
+    );
 
     // Every KeyPackage the members were added with, and every leaf that
     // came from one, has expired by now.
