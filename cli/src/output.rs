@@ -114,10 +114,19 @@ pub fn message(message: &Message) -> Value {
         "sent_at_ms": message.sent_at_ms,
         "text": message.text,
         "own": message.own,
+        "lost": message.lost,
     })
 }
 
 pub fn message_line(message: &Message) -> String {
+    if message.lost > 0 {
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(message.received_at_ms);
+        return format!(
+            "[{}] ({} message(s) or change(s) here could not be read on this device)",
+            humantime::format_rfc3339_seconds(when),
+            message.lost
+        );
+    }
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(message.sent_at_ms);
     format!(
         "[{}] {}: {}",

@@ -216,6 +216,12 @@ pub struct Message {
     pub text: String,
     /// Sent from this device.
     pub own: bool,
+    /// When not zero, this is no message but a notice in the history:
+    /// this many entries of the group (messages or changes), up to
+    /// `position`, could not be read on this device (the relay deleted
+    /// them before it fetched them, or they were encrypted for a state it
+    /// did not have). `sender` and `text` are empty.
+    pub lost: u64,
 }
 
 impl Message {
@@ -230,6 +236,7 @@ impl Message {
             received_at_ms: record.received_at_ms,
             text: record.text,
             own: record.own,
+            lost: record.lost,
         }
     }
 }

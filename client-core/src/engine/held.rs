@@ -19,10 +19,8 @@ use prost::Message as _;
 
 use super::Engine;
 use crate::error::ClientError;
-use crate::events::Event;
 use crate::store::records::{self, GroupRecord};
 use crate::store::LocalStore;
-use crate::types::GroupId;
 
 /// Entries kept for one group at most.
 const MAX_PER_GROUP: u64 = 1_000;
@@ -56,8 +54,9 @@ impl Tally {
 pub(super) struct HeldEntries {
     groups: HashMap<Vec<u8>, Tally>,
     all: Tally,
-    /// Entries dropped since the app was last told, per group.
-    dropped: HashMap<Vec<u8>, u64>,
+    /// Entries dropped since the app was last told, per group: how many,
+    /// and the last one's position.
+    dropped: HashMap<Vec<u8>, (u64, u64)>,
 }
 
 impl HeldEntries {
@@ -118,7 +117,7 @@ impl Engine {
         while let Some(victim) = self.held.to_make_room(&group_id, bytes) {
             if !self.drop_oldest_held(&victim)? {
                 // Nothing left to give up: the new entry goes.
-                self.note_dropped(&group_id, 1);
+                self.note_dropped(&group_id, message.position);
                 return Ok(());
             }
         }
@@ -148,7 +147,7 @@ impl Engine {
         };
         self.store().delete(key);
         self.forget_held(group_id, message.encoded_len() as u64);
-        self.note_dropped(group_id, 1);
+        self.note_dropped(group_id, message.position);
         Ok(true)
     }
 
@@ -162,8 +161,10 @@ impl Engine {
         self.held.all.remove(bytes);
     }
 
-    fn note_dropped(&mut self, group_id: &[u8], count: u64) {
-        *self.held.dropped.entry(group_id.to_vec()).or_default() += count;
+    fn note_dropped(&mut self, group_id: &[u8], position: u64) {
+        let (count, last) = self.held.dropped.entry(group_id.to_vec()).or_default();
+        *count += 1;
+        *last = (*last).max(position);
     }
 
     /// Takes every entry held for a group, in log order, deleting them in
@@ -227,23 +228,15 @@ impl Engine {
     }
 
     /// Tells the app about entries dropped since it was last told, and
-    /// counts them as missed in their groups' records (in the open
-    /// operation).
+    /// notes them in their groups' histories (in the open operation).
     pub(super) fn report_dropped(&mut self) -> Result<(), ClientError> {
-        for (group_id, count) in std::mem::take(&mut self.held.dropped) {
+        for (group_id, (count, last)) in std::mem::take(&mut self.held.dropped) {
             if let Some(mut record) = self.group_record(&group_id)? {
                 record.missed += count;
                 self.store()
                     .put_record(records::group_key(&group_id), &record);
             }
-            tracing::warn!(
-                count,
-                "entries of a group this device cannot follow were dropped"
-            );
-            self.emit(Event::EntriesDropped {
-                group: GroupId(group_id),
-                count,
-            });
+            self.entries_dropped(&group_id, last, count)?;
         }
         Ok(())
     }

@@ -365,6 +365,7 @@ impl Engine {
             received_at_ms: crate::now_ms(),
             text: send.text,
             own: true,
+            lost: 0,
         };
         let own_device = self.mls.key().public();
         self.store().put(

@@ -22,6 +22,7 @@ mod held;
 mod intents;
 mod lifecycle;
 mod manage;
+mod notices;
 mod peers;
 mod rejoin;
 mod revocations;

@@ -173,8 +173,11 @@ impl Engine {
         if state.acked_position <= record.processed_through || !record.following() {
             return Ok(());
         }
-        record.missed += state.acked_position - record.processed_through;
+        // What the original read before this copy took over: gone.
+        let lost = state.acked_position - record.processed_through;
+        record.missed += lost;
         record.processed_through = state.acked_position;
+        self.entries_dropped(group_id, state.acked_position, lost)?;
         if state.epoch > record.epoch {
             self.stall(&mut record, "this device's state is older than the group's")?;
         }

@@ -46,8 +46,10 @@ impl Engine {
                 self.outbox_dirty = true;
                 self.set_state(ConnectionState::CaughtUp);
                 self.emit(Event::CaughtUp);
-                // Every Welcome the relay held came before this: entries of
-                // a group without one will never be readable as they are.
+                // Every entry the relay held came before this: a Welcome
+                // waits for no more, and entries of a group without one
+                // will never be readable as they are.
+                self.use_deferred_welcomes()?;
                 self.stall_unknown_groups(true)
             }
             push::Kind::KeyPackagesLow(low) => {
@@ -88,7 +90,8 @@ impl Engine {
             self.hold(&message)?;
             return self.taken(&message);
         }
-        self.apply_group_message(record, &message)
+        self.apply_group_message(record, &message)?;
+        self.use_deferred_welcome(&group_id, false)
     }
 
     /// Commits the open operation and acknowledges `message`.
@@ -189,11 +192,10 @@ impl Engine {
             .through
             .saturating_sub(gap.after.max(record.processed_through));
         record.missed += lost;
-        self.emit(Event::EntriesDropped {
-            group: GroupId(group_id.clone()),
-            count: lost,
-        });
-        if record.following() && gap.epoch > record.epoch {
+        self.entries_dropped(&group_id, gap.through, lost)?;
+        // A Welcome waiting for the group's entries takes it past them.
+        let welcome_waits = !record.deferred_welcome.is_empty();
+        if record.following() && gap.epoch > record.epoch && !welcome_waits {
             self.stall(
                 &mut record,
                 "the relay deleted changes this device had not fetched",
@@ -205,7 +207,7 @@ impl Engine {
         self.store()
             .put_record(records::group_key(&group_id), &record);
         self.store().commit()?;
-        Ok(())
+        self.use_deferred_welcome(&group_id, false)
     }
 
     /// Groups whose entries arrived with no Welcome to join them: this
@@ -366,6 +368,7 @@ impl Engine {
             received_at_ms: crate::now_ms(),
             text: content.text,
             own: false,
+            lost: 0,
         };
         self.store().put(seen, Vec::new());
         self.store().put_record(

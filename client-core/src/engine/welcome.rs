@@ -45,39 +45,15 @@ impl Engine {
         let mut joined_at = None;
         if stale {
             tracing::debug!("a Welcome into an epoch this device already holds; ignored");
+        } else if let Some(mut record) = before.clone().filter(|r| must_wait(r, &welcome)) {
+            // Messages sent before the device was removed are still
+            // readable at the epoch it holds: the group's entries up to
+            // the Welcome are read first.
+            record.deferred_welcome = welcome.encode_to_vec();
+            self.store()
+                .put_record(records::group_key(&group_id), &record);
         } else {
-            match self.join(&welcome, before.as_ref()) {
-                Ok(record) => {
-                    match &before {
-                        Some(old) if old.active && !old.pending_join => {
-                            let missed = old.missed
-                                + self
-                                    .held_application_entries(&group_id, welcome.group_position)?;
-                            self.emit(Event::GroupRecovered {
-                                group: GroupId(group_id.clone()),
-                                missed,
-                            })
-                        }
-                        _ => self.emit(Event::JoinedGroup(GroupSummary::from_record(
-                            &record,
-                            self.mls.user_id(),
-                        ))),
-                    }
-                    joined_at = Some(welcome.group_position);
-                    self.outbox_dirty = true;
-                }
-                Err(err) => {
-                    self.store().rollback();
-                    self.groups.remove(&group_id);
-                    tracing::warn!(error = %err, "a Welcome could not be used");
-                    self.emit(refusal_event(
-                        &group_id,
-                        &err,
-                        format!("an invitation to a group could not be used: {err}"),
-                    ));
-                    self.welcome_failed(&group_id, before, &err)?;
-                }
-            }
+            joined_at = self.use_welcome(&welcome, before)?;
         }
         self.store().put(
             records::inbox_cursor_key(),
@@ -91,11 +67,107 @@ impl Engine {
         Ok(())
     }
 
-    /// After a Welcome failed: a refusal (trust, policy) leaves the group
-    /// alone for good, unless this device was in it; anything else (its
-    /// KeyPackage's key gone, a damaged Welcome, a certificate not valid by
-    /// this device's clock) means this device is in a group it cannot read,
-    /// and asks to be re-added.
+    /// Uses a Welcome a group waited with, once the group's entries before
+    /// it are read, or this device no longer follows the group (it saw
+    /// itself removed, or fell out of step), or everything the relay holds
+    /// has come (`caught_up`).
+    pub(super) fn use_deferred_welcome(
+        &mut self,
+        group_id: &[u8],
+        caught_up: bool,
+    ) -> Result<(), ClientError> {
+        let Some(mut record) = self.group_record(group_id)? else {
+            return Ok(());
+        };
+        if record.deferred_welcome.is_empty() {
+            return Ok(());
+        }
+        let welcome = match InboxMessage::decode(record.deferred_welcome.as_slice()) {
+            Ok(welcome) if caught_up || !must_wait(&record, &welcome) => welcome,
+            Ok(_) => return Ok(()),
+            Err(_) => InboxMessage::default(),
+        };
+        record.deferred_welcome.clear();
+        self.store()
+            .put_record(records::group_key(group_id), &record);
+        let joined_at = if welcome.welcome.is_empty() {
+            None
+        } else {
+            self.use_welcome(&welcome, Some(record))?
+        };
+        self.store().commit()?;
+        if let Some(joined_at) = joined_at {
+            self.release_held(group_id, joined_at)?;
+        }
+        Ok(())
+    }
+
+    /// Uses every Welcome still waiting: everything the relay held has come.
+    pub(super) fn use_deferred_welcomes(&mut self) -> Result<(), ClientError> {
+        let mut waiting = Vec::new();
+        for item in self.store().scan::<GroupRecord>(&records::groups_prefix()) {
+            let (_, record) = item?;
+            if !record.deferred_welcome.is_empty() {
+                waiting.push(record.group_id);
+            }
+        }
+        for group_id in waiting {
+            self.use_deferred_welcome(&group_id, true)?;
+        }
+        Ok(())
+    }
+
+    /// Joins or rejoins from a Welcome, in the open operation, telling the
+    /// app; returns the group position it joined at.
+    fn use_welcome(
+        &mut self,
+        welcome: &InboxMessage,
+        before: Option<GroupRecord>,
+    ) -> Result<Option<u64>, ClientError> {
+        let group_id = welcome.group_id.to_vec();
+        match self.join(welcome, before.as_ref()) {
+            Ok(record) => {
+                match &before {
+                    Some(old) if old.active && !old.pending_join => {
+                        // Held messages from before the Welcome were
+                        // encrypted for a state this device never had.
+                        let position = welcome.group_position;
+                        let missed = self.held_application_entries(&group_id, position)?;
+                        self.note_lost(&group_id, position, missed)?;
+                        self.emit(Event::GroupRecovered {
+                            group: GroupId(group_id.clone()),
+                            missed,
+                        })
+                    }
+                    _ => self.emit(Event::JoinedGroup(GroupSummary::from_record(
+                        &record,
+                        self.mls.user_id(),
+                    ))),
+                }
+                self.outbox_dirty = true;
+                Ok(Some(welcome.group_position))
+            }
+            Err(err) => {
+                self.store().rollback();
+                self.groups.remove(&group_id);
+                tracing::warn!(error = %err, "a Welcome could not be used");
+                self.emit(refusal_event(
+                    &group_id,
+                    &err,
+                    format!("an invitation to a group could not be used: {err}"),
+                ));
+                self.welcome_failed(&group_id, before, &err)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// After a Welcome failed (the open operation was rolled back): a
+    /// refusal (trust, policy) leaves the group alone for good, unless this
+    /// device still follows it; anything else (its KeyPackage's key gone, a
+    /// damaged Welcome, a certificate not valid by this device's clock)
+    /// means this device is in a group it cannot read, and asks to be
+    /// re-added (the relay refuses that if it is not a member after all).
     fn welcome_failed(
         &mut self,
         group_id: &[u8],
@@ -103,17 +175,23 @@ impl Engine {
         err: &MlsError,
     ) -> Result<(), ClientError> {
         let mut record = match before {
-            Some(record) if record.following() => return Ok(()),
+            Some(record) if record.following() => {
+                self.store()
+                    .put_record(records::group_key(group_id), &record);
+                return Ok(());
+            }
             Some(record) => record,
             None => pending_join_record(group_id),
         };
         if !err.may_pass_later() {
-            if record.pending_join {
-                // Never joined: what the group sends is not for this device.
+            if record.pending_join || !record.active {
+                // Not in it (any more): what the group sends is not for
+                // this device.
                 record.active = false;
                 record.stalled.clear();
             }
-        } else if record.active {
+        } else {
+            record.active = true;
             self.stall(&mut record, &super::rejoin::welcome_failed(err))?;
         }
         self.store()
@@ -210,4 +288,11 @@ fn join_rules(before: Option<&GroupRecord>) -> JoinRules {
         after_epoch: Some(record.epoch),
         rejoining,
     }
+}
+
+/// Whether a Welcome into a group this device follows waits for the
+/// group's entries before it: the device may still read messages sent
+/// before it was removed.
+fn must_wait(record: &GroupRecord, welcome: &InboxMessage) -> bool {
+    record.following() && record.processed_through.saturating_add(1) < welcome.group_position
 }

@@ -121,6 +121,10 @@ pub struct GroupRecord {
     /// Welcome that re-adds this device must match.
     #[prost(bytes = "vec", tag = "20")]
     pub meta: Vec<u8>,
+    /// A Welcome (an encoded `InboxMessage`) that re-adds this device,
+    /// waiting until the group's entries before it are read.
+    #[prost(bytes = "vec", tag = "21")]
+    pub deferred_welcome: Vec<u8>,
 }
 
 impl GroupRecord {
@@ -153,6 +157,10 @@ pub struct MessageRecord {
     /// Sent by this device.
     #[prost(bool, tag = "9")]
     pub own: bool,
+    /// Not a message but a notice: this many entries of the group, up to
+    /// this position, could not be read on this device.
+    #[prost(uint64, tag = "10")]
+    pub lost: u64,
 }
 
 /// An operation persisted before anything about it is sent, so that a crash

@@ -458,3 +458,29 @@ fn a_device_both_added_and_removed_is_readded_and_sent_the_welcome() {
         .submit_commit(&commit(2, b"c3", 1, &[[3; 32]], &[[3; 32]]), LIMITS, 7);
     assert!(matches!(refusal(stranger), Refusal::InvalidArgument(_)));
 }
+
+#[test]
+fn a_device_added_back_before_it_fetched_its_removal_keeps_its_cursor() {
+    let f = fixture();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .unwrap();
+    f.store.ack_group(b"g", &[2; 32], 1).unwrap();
+    let before = f
+        .store
+        .append_message(&message(&f.store, b"m", 1), LIMITS, 6)
+        .unwrap();
+    f.store
+        .submit_commit(&commit(1, b"c2", 1, &[], &[[2; 32]]), LIMITS, 7)
+        .unwrap();
+    f.store
+        .submit_commit(&commit(2, b"c3", 1, &[[2; 32]], &[]), LIMITS, 8)
+        .unwrap();
+    let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
+    assert!(member.is_active());
+    assert_eq!(
+        member.acked, 1,
+        "the message before the removal is still owed"
+    );
+    assert!(member.acked < before.position);
+}

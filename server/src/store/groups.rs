@@ -276,10 +276,19 @@ impl Store {
         // A re-added device keeps its subscription and cursor: it goes on
         // following the log and joins again from the Welcome.
         for device in commit.added.iter().filter(|d| !readded.contains(d)) {
-            let member = MemberRecord {
-                from_position: position + 1,
-                until_position: 0,
-                acked: position,
+            // A device removed earlier that has not fetched its removal yet
+            // keeps its cursor: what was said before its removal is still
+            // its to read, and it joins again from the Welcome.
+            let member = match self.membership(commit.group_id, device)? {
+                Some(pending) => MemberRecord {
+                    until_position: 0,
+                    ..pending
+                },
+                None => MemberRecord {
+                    from_position: position + 1,
+                    until_position: 0,
+                    acked: position,
+                },
             };
             batch.insert(keys::member(commit.group_id, device), encode(&member));
             batch.insert(keys::device_group(device, commit.group_id), &[]);

@@ -1,5 +1,5 @@
 //! Case 9: a member removed and added back is back, whether its device saw
-//! the removal or not.
+//! the removal or not, and reads what was said before it was removed.
 
 use anyhow::{ensure, Context, Result};
 use convene_client::Event;
@@ -34,8 +34,12 @@ async fn a_member_removed_and_added_back_is_back() -> Result<()> {
     ann.client.send_text(&cohort.id, "glad to be back").await?;
     ben.hears(&cohort.id, &ann.user, "glad to be back").await?;
 
-    // Offline: she never sees the removal, only the Welcome that follows.
+    // Offline: what was said before she was removed is still hers to
+    // read, though the Welcome that adds her back may come first.
     let stopped = ann.stop().await;
+    ben.client
+        .send_text(&cohort.id, "while you were away")
+        .await?;
     staff.client.remove_members(&cohort.id, ann_only).await?;
     staff.client.add_members(&cohort.id, ann_only).await?;
     let ann = stopped.resume().await?;
@@ -44,6 +48,8 @@ async fn a_member_removed_and_added_back_is_back() -> Result<()> {
         .wait_group(&cohort.id, |g| g.active && g.epoch == staff_epoch)
         .await?;
     ensure!(back.stalled.is_none(), "{back:?}");
+    ann.hears(&cohort.id, &ben.user, "while you were away")
+        .await?;
     ben.client.send_text(&cohort.id, "and again").await?;
     ann.hears(&cohort.id, &ben.user, "and again").await?;
     ann.client.send_text(&cohort.id, "still here").await?;

@@ -93,14 +93,21 @@ async fn a_device_away_for_long_holds_nobody_back_and_catches_up() -> Result<()>
         })
         .await?;
     ensure!(dropped >= 30, "only {dropped} reported lost");
-    laptop
+    let missed = laptop
         .wait_event(|e| match e {
-            Event::GroupRecovered { group, .. } if *group == cohort.id => Some(()),
+            Event::GroupRecovered { group, missed } if *group == cohort.id => Some(*missed),
             _ => None,
         })
         .await?;
     ben.client.send_text(&cohort.id, "you are back").await?;
     laptop.hears(&cohort.id, &ben.user, "you are back").await?;
+    // The history shows where entries were lost, as many as were told.
+    let history = laptop.client.history(&cohort.id, usize::MAX)?;
+    let noted: u64 = history.iter().map(|m| m.lost).sum();
+    ensure!(
+        noted == dropped + missed,
+        "{noted} entries noted lost in the history, {dropped} dropped and {missed} missed told"
+    );
     let summary = laptop.client.group(&cohort.id)?.expect("the cohort");
     ensure!(summary.users().contains(&cat.user), "{summary:?}");
     Ok(())

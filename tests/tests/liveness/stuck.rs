@@ -99,6 +99,12 @@ async fn a_device_restored_from_a_copy_one_commit_behind_rejoins() -> Result<()>
         missed >= 1,
         "the message ann could not read was not counted"
     );
+    let history = ann.client.history(&cohort.id, usize::MAX)?;
+    let noted: u64 = history.iter().map(|m| m.lost).sum();
+    ensure!(
+        noted >= missed,
+        "{missed} missed, {noted} noted in the history"
+    );
     let summary = ann.client.group(&cohort.id)?.context("the cohort")?;
     ensure!(summary.stalled.is_none() && summary.users().contains(&cat.user));
 
