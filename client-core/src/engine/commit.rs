@@ -14,7 +14,7 @@ use convene_proto::relay::{request, response, ClaimKeyPackages, ErrorCode, Submi
 use prost::Message as _;
 
 use super::intents::Step;
-use super::sync::Snapshot;
+use super::snapshot::Snapshot;
 use super::{load_group, Completed, Engine};
 use crate::error::ClientError;
 use crate::events::Event;

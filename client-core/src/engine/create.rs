@@ -149,7 +149,7 @@ impl Engine {
             joined_at_ms: crate::now_ms(),
             ..Default::default()
         };
-        super::sync::Snapshot::of(&group, self.mls.anchor()).apply(&mut record);
+        super::snapshot::Snapshot::of(&group, self.mls.anchor()).apply(&mut record);
         self.store()
             .put_record(records::group_key(group_id), &record);
         if meta.kind == WireKind::Direct as i32 && !create.direct_peer.is_empty() {

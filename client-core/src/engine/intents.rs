@@ -10,16 +10,15 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use convene_proto::relay::{request, response, ErrorCode, MessageKind, SendMessage, SubmitCommit};
+use convene_proto::relay::{ErrorCode, SubmitCommit};
 use prost::Message as _;
 
 use super::commit::Change;
 use super::{Completed, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
-use crate::store::records::{self, IntentKind, IntentRecord, MessageRecord, SendIntent};
-use crate::transport::TransportError;
-use crate::types::{GroupId, GroupSummary, Message, MessageId};
+use crate::store::records::{self, IntentKind, IntentRecord, SendIntent};
+use crate::types::{GroupId, GroupSummary, MessageId};
 
 /// What one attempt at an intent came to.
 pub(super) enum Step {
@@ -36,10 +35,6 @@ pub(super) enum Step {
     /// The connection dropped; try again after reconnecting.
     Offline,
 }
-
-/// A message refused for its epoch while this device is not behind is
-/// given up after this many tries.
-const MAX_EPOCH_REFUSALS: u32 = 10;
 
 /// How long after a conflict the outbox is run again at the latest.
 const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -212,119 +207,6 @@ impl Engine {
         }
     }
 
-    async fn step_send(&mut self, mut intent: IntentRecord, mut send: SendIntent) -> Step {
-        let group_id = intent.group_id.clone();
-        let record = match self.group_record(&group_id) {
-            Ok(Some(record)) => record,
-            Ok(None)
-                if self
-                    .store()
-                    .get(&records::awaiting_key(&group_id))
-                    .ok()
-                    .flatten()
-                    .is_some() =>
-            {
-                return Step::Wait
-            }
-            Ok(None) => {
-                return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
-            }
-            Err(err) => return Step::Failed(err),
-        };
-        if !record.active {
-            return Step::Failed(ClientError::NotAMember);
-        }
-        if send.ciphertext.is_empty() {
-            // Encrypt once; the ratchet step and the ciphertext are stored
-            // together, so a retry sends the very same bytes.
-            let ciphertext = match super::load_group(&mut self.groups, &self.mls, &group_id) {
-                Ok(Some(group)) if group.pending_proposals().next().is_some() => {
-                    // openmls encrypts nothing while proposals are pending.
-                    self.proposals_arrived.insert(group_id);
-                    self.outbox_dirty = true;
-                    return Step::Retry;
-                }
-                Ok(Some(group)) => self.mls.ops().encrypt(group, &send.content),
-                Ok(None) => {
-                    return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
-                }
-                Err(err) => return Step::Failed(err),
-            };
-            match ciphertext {
-                Ok(ciphertext) => send.ciphertext = ciphertext,
-                Err(err) => {
-                    self.store().rollback();
-                    self.groups.remove(&group_id);
-                    return Step::Failed(err.into());
-                }
-            }
-            intent.kind = Some(IntentKind::Send(send.clone()));
-            self.store()
-                .put_record(records::intent_key(intent.id), &intent);
-            if let Err(err) = self.store().commit_durably() {
-                return Step::Failed(err.into());
-            }
-        }
-        let request = request::Kind::SendMessage(SendMessage {
-            group_id: Bytes::from(group_id.clone()),
-            kind: MessageKind::Application as i32,
-            submission_id: Bytes::from(send.submission_id.clone()),
-            payload: Bytes::from(send.ciphertext.clone()),
-        });
-        match self.request(request).await {
-            Ok(response::Result::MessageAccepted(accepted)) => {
-                if let Err(err) = self.complete_send(intent, accepted.position) {
-                    return Step::Failed(err);
-                }
-                if let Err(err) = self.store().commit_durably() {
-                    return Step::Failed(err.into());
-                }
-                Step::Done
-            }
-            Ok(_) => Step::Failed(ClientError::Transport(TransportError::Protocol(
-                "unexpected response".into(),
-            ))),
-            Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::StaleEpoch => {
-                // The group moved on before this device saw it: a reader
-                // who joined at the new epoch could not decrypt these bytes.
-                // Encrypt again once the newer commits are processed.
-                send.ciphertext.clear();
-                intent.kind = Some(IntentKind::Send(send));
-                if refusal.current_epoch <= record.epoch {
-                    // Not behind, yet refused: what left this device is
-                    // not what it encrypted. Try a few more times.
-                    intent.attempts += 1;
-                    if intent.attempts >= MAX_EPOCH_REFUSALS {
-                        return Step::Failed(ClientError::Failed(
-                            "the relay keeps refusing this message's epoch".into(),
-                        ));
-                    }
-                }
-                self.store()
-                    .put_record(records::intent_key(intent.id), &intent);
-                if let Err(err) = self.store().commit_durably() {
-                    return Step::Failed(err.into());
-                }
-                if refusal.current_epoch > record.epoch {
-                    if let Err(step) = self.check_behind(&group_id).await {
-                        return step;
-                    }
-                }
-                self.awaiting_epoch.insert(group_id, refusal.current_epoch);
-                Step::Retry
-            }
-            Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::NotAMember => {
-                Step::Failed(ClientError::NotAMember)
-            }
-            // Perhaps stored: the same bytes and submission id go again.
-            Err(TransportError::Refused(refusal)) if outcome_unknown(&refusal) => {
-                Step::RetryAfter(retry_delay(&refusal))
-            }
-            Err(TransportError::Refused(refusal)) => Step::Failed(ClientError::Refused(refusal)),
-            Err(_) => Step::Offline,
-        }
-    }
-
     /// An intent with nothing left to do.
     pub(super) fn drop_intent(&mut self, intent: &IntentRecord) -> Step {
         self.store().delete(records::intent_key(intent.id));
@@ -343,47 +225,6 @@ impl Engine {
             let summary = GroupSummary::from_record(&record, self.mls.user_id());
             self.emit(Event::GroupCreated(summary));
         }
-    }
-
-    /// Stores this device's accepted message in the history and retires its
-    /// intent (in the open operation). Idempotent.
-    pub(super) fn complete_send(
-        &mut self,
-        intent: IntentRecord,
-        position: u64,
-    ) -> Result<Option<Message>, ClientError> {
-        let Some(IntentKind::Send(send)) = intent.kind else {
-            return Ok(None);
-        };
-        let record = MessageRecord {
-            group_id: intent.group_id.clone(),
-            position,
-            message_id: send.message_id.clone(),
-            sender_user: self.mls.user_id().to_string(),
-            sender_device: self.mls.key().public().to_vec(),
-            sent_at_ms: intent.created_at_ms,
-            received_at_ms: crate::now_ms(),
-            text: send.text,
-            own: true,
-            lost: 0,
-        };
-        let own_device = self.mls.key().public();
-        self.store().put(
-            records::seen_key(&intent.group_id, &own_device, &send.message_id),
-            Vec::new(),
-        );
-        self.store()
-            .put_record(records::history_key(&intent.group_id, position), &record);
-        self.store().delete(records::intent_key(intent.id));
-        let message = Message::from_record(record);
-        self.emit(Event::MessageSent(message.clone()));
-        self.resolve(
-            intent.id,
-            Ok(Completed {
-                message: Some(message.clone()),
-            }),
-        );
-        Ok(Some(message))
     }
 
     /// The intent that submitted this id, if it is still in the outbox.

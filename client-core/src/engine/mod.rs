@@ -26,7 +26,9 @@ mod notices;
 mod peers;
 mod rejoin;
 mod revocations;
+mod send;
 mod session;
+mod snapshot;
 mod sync;
 mod welcome;
 

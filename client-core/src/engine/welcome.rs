@@ -15,7 +15,8 @@ use convene_proto::relay::InboxMessage;
 use prost::Message as _;
 
 use super::held::pending_join_record;
-use super::sync::{refusal_event, Snapshot};
+use super::snapshot::Snapshot;
+use super::sync::refusal_event;
 use super::Engine;
 use crate::error::ClientError;
 use crate::events::Event;

@@ -1,0 +1,180 @@
+//! Sending a text: encrypted once at the group's current epoch, stored
+//! with its intent so that a retry sends the very same bytes, encrypted
+//! again only when the relay refuses it for its epoch (a reader who joined
+//! at a newer epoch could not decrypt it), and kept in the history once
+//! the relay has it.
+
+use bytes::Bytes;
+use convene_proto::relay::{request, response, ErrorCode, MessageKind, SendMessage};
+
+use super::intents::{outcome_unknown, retry_delay, Step};
+use super::{Completed, Engine};
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::store::records::{self, IntentKind, IntentRecord, MessageRecord, SendIntent};
+use crate::transport::TransportError;
+use crate::types::{GroupId, Message};
+
+/// A message refused for its epoch while this device is not behind is
+/// given up after this many tries.
+const MAX_EPOCH_REFUSALS: u32 = 10;
+
+impl Engine {
+    pub(super) async fn step_send(
+        &mut self,
+        mut intent: IntentRecord,
+        mut send: SendIntent,
+    ) -> Step {
+        let group_id = intent.group_id.clone();
+        let record = match self.group_record(&group_id) {
+            Ok(Some(record)) => record,
+            Ok(None)
+                if self
+                    .store()
+                    .get(&records::awaiting_key(&group_id))
+                    .ok()
+                    .flatten()
+                    .is_some() =>
+            {
+                return Step::Wait
+            }
+            Ok(None) => {
+                return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
+            }
+            Err(err) => return Step::Failed(err),
+        };
+        if !record.active {
+            return Step::Failed(ClientError::NotAMember);
+        }
+        if send.ciphertext.is_empty() {
+            // Encrypt once; the ratchet step and the ciphertext are stored
+            // together, so a retry sends the very same bytes.
+            let ciphertext = match super::load_group(&mut self.groups, &self.mls, &group_id) {
+                Ok(Some(group)) if group.pending_proposals().next().is_some() => {
+                    // openmls encrypts nothing while proposals are pending.
+                    self.proposals_arrived.insert(group_id);
+                    self.outbox_dirty = true;
+                    return Step::Retry;
+                }
+                Ok(Some(group)) => self.mls.ops().encrypt(group, &send.content),
+                Ok(None) => {
+                    return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
+                }
+                Err(err) => return Step::Failed(err),
+            };
+            match ciphertext {
+                Ok(ciphertext) => send.ciphertext = ciphertext,
+                Err(err) => {
+                    self.store().rollback();
+                    self.groups.remove(&group_id);
+                    return Step::Failed(err.into());
+                }
+            }
+            intent.kind = Some(IntentKind::Send(send.clone()));
+            self.store()
+                .put_record(records::intent_key(intent.id), &intent);
+            if let Err(err) = self.store().commit_durably() {
+                return Step::Failed(err.into());
+            }
+        }
+        let request = request::Kind::SendMessage(SendMessage {
+            group_id: Bytes::from(group_id.clone()),
+            kind: MessageKind::Application as i32,
+            submission_id: Bytes::from(send.submission_id.clone()),
+            payload: Bytes::from(send.ciphertext.clone()),
+        });
+        match self.request(request).await {
+            Ok(response::Result::MessageAccepted(accepted)) => {
+                if let Err(err) = self.complete_send(intent, accepted.position) {
+                    return Step::Failed(err);
+                }
+                if let Err(err) = self.store().commit_durably() {
+                    return Step::Failed(err.into());
+                }
+                Step::Done
+            }
+            Ok(_) => Step::Failed(ClientError::Transport(TransportError::Protocol(
+                "unexpected response".into(),
+            ))),
+            Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::StaleEpoch => {
+                // The group moved on before this device saw it: a reader
+                // who joined at the new epoch could not decrypt these bytes.
+                // Encrypt again once the newer commits are processed.
+                send.ciphertext.clear();
+                intent.kind = Some(IntentKind::Send(send));
+                if refusal.current_epoch <= record.epoch {
+                    // Not behind, yet refused: what left this device is
+                    // not what it encrypted. Try a few more times.
+                    intent.attempts += 1;
+                    if intent.attempts >= MAX_EPOCH_REFUSALS {
+                        return Step::Failed(ClientError::Failed(
+                            "the relay keeps refusing this message's epoch".into(),
+                        ));
+                    }
+                }
+                self.store()
+                    .put_record(records::intent_key(intent.id), &intent);
+                if let Err(err) = self.store().commit_durably() {
+                    return Step::Failed(err.into());
+                }
+                if refusal.current_epoch > record.epoch {
+                    if let Err(step) = self.check_behind(&group_id).await {
+                        return step;
+                    }
+                }
+                self.awaiting_epoch.insert(group_id, refusal.current_epoch);
+                Step::Retry
+            }
+            Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::NotAMember => {
+                Step::Failed(ClientError::NotAMember)
+            }
+            // Perhaps stored: the same bytes and submission id go again.
+            Err(TransportError::Refused(refusal)) if outcome_unknown(&refusal) => {
+                Step::RetryAfter(retry_delay(&refusal))
+            }
+            Err(TransportError::Refused(refusal)) => Step::Failed(ClientError::Refused(refusal)),
+            Err(_) => Step::Offline,
+        }
+    }
+
+    /// Stores this device's accepted message in the history and retires its
+    /// intent (in the open operation). Idempotent.
+    pub(super) fn complete_send(
+        &mut self,
+        intent: IntentRecord,
+        position: u64,
+    ) -> Result<Option<Message>, ClientError> {
+        let Some(IntentKind::Send(send)) = intent.kind else {
+            return Ok(None);
+        };
+        let record = MessageRecord {
+            group_id: intent.group_id.clone(),
+            position,
+            message_id: send.message_id.clone(),
+            sender_user: self.mls.user_id().to_string(),
+            sender_device: self.mls.key().public().to_vec(),
+            sent_at_ms: intent.created_at_ms,
+            received_at_ms: crate::now_ms(),
+            text: send.text,
+            own: true,
+            lost: 0,
+        };
+        let own_device = self.mls.key().public();
+        self.store().put(
+            records::seen_key(&intent.group_id, &own_device, &send.message_id),
+            Vec::new(),
+        );
+        self.store()
+            .put_record(records::history_key(&intent.group_id, position), &record);
+        self.store().delete(records::intent_key(intent.id));
+        let message = Message::from_record(record);
+        self.emit(Event::MessageSent(message.clone()));
+        self.resolve(
+            intent.id,
+            Ok(Completed {
+                message: Some(message.clone()),
+            }),
+        );
+        Ok(Some(message))
+    }
+}

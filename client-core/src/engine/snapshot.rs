@@ -1,0 +1,54 @@
+//! The parts of a group's MLS state mirrored in its record, so that the app
+//! can list groups, members and managers without opening any MLS state.
+
+use crate::store::records::{GroupRecord, MemberEntry};
+
+/// The parts of a group's MLS state mirrored in its record.
+pub(super) struct Snapshot {
+    epoch: u64,
+    epoch_authenticator: Vec<u8>,
+    members: Vec<MemberEntry>,
+    managers: Vec<String>,
+}
+
+impl Snapshot {
+    pub(super) fn of(
+        group: &openmls::prelude::MlsGroup,
+        anchor: &crate::trust::TrustAnchor,
+    ) -> Snapshot {
+        let mut managers: Vec<String> = crate::mls::managed::managers(anchor, group.extensions())
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        managers.sort();
+        managers.dedup();
+        let mut members: Vec<MemberEntry> = group
+            .members()
+            .filter_map(|m| {
+                let device = crate::mls::member_device(&m.credential, &m.signature_key)?;
+                let chain = openmls::prelude::BasicCredential::try_from(m.credential).ok()?;
+                let (_, valid_until_ms) =
+                    crate::trust::claimed_validity(chain.identity()).unwrap_or_default();
+                Some(MemberEntry {
+                    user_id: device.user_id,
+                    device: device.device.to_vec(),
+                    certificate_valid_until_ms: valid_until_ms,
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| (&a.user_id, &a.device).cmp(&(&b.user_id, &b.device)));
+        Snapshot {
+            epoch: group.epoch().as_u64(),
+            epoch_authenticator: group.epoch_authenticator().as_slice().to_vec(),
+            members,
+            managers,
+        }
+    }
+
+    pub(super) fn apply(self, record: &mut GroupRecord) {
+        record.managers = self.managers;
+        record.epoch = self.epoch;
+        record.epoch_authenticator = self.epoch_authenticator;
+        record.members = self.members;
+    }
+}
