@@ -28,8 +28,10 @@ pub enum StartError {
 /// How often one device may ask one group to re-add it: every request
 /// costs each member a commit, so a device may not make them churn.
 pub const REJOIN_SPACING: std::time::Duration = std::time::Duration::from_secs(10);
-/// How many (group, device) pairs the rejoin spacing remembers at once.
-const REJOIN_SPACING_KEYS: usize = 10_000;
+/// How many (group, device) pairs the rejoin spacing remembers at once
+/// (only members' requests are remembered, so an honest device is crowded
+/// out only by this many requests from members within one spacing).
+const REJOIN_SPACING_KEYS: usize = 100_000;
 
 /// Encoded group messages kept for delivery, in all (see [`FrameCache`]).
 const FRAME_CACHE_BYTES: usize = 64 * 1024 * 1024;

@@ -43,3 +43,30 @@ async fn a_running_client_replenishes_its_key_packages_when_told() -> Result<()>
     drop(ana);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_drained_without_pause_makes_a_bounded_number_of_key_packages() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let ana = leader_apps(&relay, &staff, &["ana".to_string()]).await?;
+    let claimer = raw_device(&relay, &staff, "claimer", Role::Staff).await?;
+
+    // The 30 uploaded at enrolment, then at most ten top-ups of 30 in a
+    // minute (client-core's TOP_UPS_PER_WINDOW); the rest of a drain that
+    // lasts well under a minute gets the last-resort KeyPackage.
+    const AT_MOST: usize = 30 + 10 * 30;
+    let mut one_time = 0;
+    for _ in 0..(AT_MOST + 150) {
+        if !claim(&claimer, "ana").await? {
+            one_time += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        one_time <= AT_MOST,
+        "{one_time} one-time KeyPackages made for one drain"
+    );
+    assert!(one_time > 30, "the stock was never topped up");
+    drop(ana);
+    Ok(())
+}

@@ -29,6 +29,8 @@ use crate::types::Role;
 
 /// Users listed per page while looking for certificates to renew.
 const PAGE: u32 = 200;
+/// Pages read at most in one look (100,000 users).
+const MAX_PAGES: u32 = 500;
 
 impl Engine {
     /// Runs the certificate checks when they are due.
@@ -75,6 +77,7 @@ impl Engine {
         let now = self.mls.anchor().now_ms();
         let due_before = now.saturating_add(lifecycle.certificate_renewal.as_millis() as u64);
         let mut after = String::new();
+        let mut pages = 0;
         loop {
             let page = match self
                 .ask(request::Kind::ListUsers(ListUsers {
@@ -92,8 +95,13 @@ impl Engine {
                     self.renew_one(&authority, &listed.user_id, now).await?;
                 }
             }
+            // Pages must move forward: a relay that says "more" for ever
+            // gets no more of this device's time than the directory is long.
             match page.users.last() {
-                Some(last) if page.more => after = last.user_id.clone(),
+                Some(last) if page.more && last.user_id > after && pages < MAX_PAGES => {
+                    after = last.user_id.clone();
+                    pages += 1;
+                }
                 _ => return Ok(()),
             }
         }

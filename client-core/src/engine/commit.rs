@@ -434,6 +434,20 @@ impl Engine {
         if !matches!(intent.kind, Some(IntentKind::CommitProposals(_))) {
             record.leaf_renewed_at_ms = crate::now_ms();
         }
+        if let Some(IntentKind::Readd(readd)) = &intent.kind {
+            let device = <[u8; 32]>::try_from(readd.device_key.as_slice()).ok();
+            let mark = device
+                .and_then(|device| {
+                    self.mls
+                        .ops()
+                        .parse_key_package(&readd.key_package, &readd.user_id, &device)
+                        .ok()
+                })
+                .and_then(|key_package| crate::mls::Rejoined::of(&key_package));
+            if let Some(mark) = mark {
+                record.note_rejoined(&mark.device, mark.not_after, &mark.init_key);
+            }
+        }
         self.store().delete(records::intent_key(intent.id));
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
         if let Some(IntentKind::Create(_)) = intent.kind {

@@ -187,18 +187,27 @@ impl Engine {
     /// Processes what was held for a group that this device now follows
     /// from `joined_at` on: earlier entries go (they were encrypted for a
     /// state this device never had), later ones are applied in order until
-    /// one must wait again.
+    /// one must wait again. Each entry leaves the store in the operation
+    /// that applies it, so a failure or a crash loses none of the rest.
     pub(super) fn release_held(
         &mut self,
         group_id: &[u8],
         joined_at: u64,
     ) -> Result<(), ClientError> {
-        let held = self.take_held(group_id)?;
-        if held.is_empty() {
-            return Ok(());
+        let held: Vec<(Vec<u8>, GroupMessage)> = self
+            .store()
+            .scan::<GroupMessage>(&records::held_prefix(group_id))
+            .collect::<Result<_, _>>()?;
+        let (before, after): (Vec<_>, Vec<_>) =
+            held.into_iter().partition(|(_, m)| m.position <= joined_at);
+        for (key, message) in before {
+            self.store().delete(key);
+            self.forget_held(group_id, message.encoded_len() as u64);
         }
         self.store().commit()?;
-        for message in held.into_iter().filter(|m| m.position > joined_at) {
+        for (key, message) in after {
+            self.store().delete(key);
+            self.forget_held(group_id, message.encoded_len() as u64);
             self.on_group_message(message)?;
         }
         Ok(())
@@ -232,7 +241,7 @@ impl Engine {
     pub(super) fn report_dropped(&mut self) -> Result<(), ClientError> {
         for (group_id, (count, last)) in std::mem::take(&mut self.held.dropped) {
             if let Some(mut record) = self.group_record(&group_id)? {
-                record.missed += count;
+                record.missed = record.missed.saturating_add(count);
                 self.store()
                     .put_record(records::group_key(&group_id), &record);
             }

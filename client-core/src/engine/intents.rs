@@ -32,6 +32,9 @@ pub(super) enum Step {
     Retry,
     /// Try again after this long (waiting for another device).
     RetryAfter(std::time::Duration),
+    /// Try again after this long, letting the group's later intents go
+    /// first (an intent waiting for its turn, not for the group).
+    Later(std::time::Duration),
     /// The connection dropped; try again after reconnecting.
     Offline,
 }
@@ -137,13 +140,19 @@ impl Engine {
                 }
                 Step::RetryAfter(delay) => {
                     held_back.insert(group_id);
-                    let at = tokio::time::Instant::now() + delay;
-                    self.retry_at = Some(self.retry_at.map_or(at, |earlier| earlier.min(at)));
+                    self.retry_after(delay);
                 }
+                Step::Later(delay) => self.retry_after(delay),
                 Step::Offline => return,
             }
             self.publish();
         }
+    }
+
+    /// Runs the outbox again after `delay` at the latest.
+    fn retry_after(&mut self, delay: std::time::Duration) {
+        let at = tokio::time::Instant::now() + delay;
+        self.retry_at = Some(self.retry_at.map_or(at, |earlier| earlier.min(at)));
     }
 
     /// The device is in the group at the relay but cannot follow it until

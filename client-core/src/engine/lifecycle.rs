@@ -25,6 +25,15 @@ const KEY_PACKAGE_TARGET: u32 = 30;
 /// Below this, the device uploads more when it connects (the relay also
 /// tells it when the stock runs low).
 const KEY_PACKAGE_LOW: u32 = 10;
+/// Top-ups of the stock within [`TOP_UP_WINDOW`] at most: a burst of
+/// claims (staff making a term's cohorts) is met, while someone claiming
+/// this device's KeyPackages as fast as it makes them is answered by the
+/// last-resort KeyPackage in between, not by ever more keys.
+const TOP_UPS_PER_WINDOW: usize = 10;
+const TOP_UP_WINDOW: Duration = Duration::from_secs(60);
+/// KeyPackage private keys kept at most (they go when they expire): past
+/// this, the stock is not topped up until some expire.
+const MAX_KEY_PACKAGE_KEYS: usize = 5_000;
 /// The KeyPackage format this client makes. Format 1 (no record) lacked the
 /// last-resort extension in its capabilities: such a stock is replaced.
 pub(crate) const KEY_PACKAGE_FORMAT: u32 = 2;
@@ -49,8 +58,10 @@ impl Engine {
         if self.conn.is_none() || !self.caught_up {
             return;
         }
-        // The stock's size is not known here: only a rotation can be due.
-        self.replenish_key_packages(KEY_PACKAGE_TARGET, true).await;
+        // The stock's size is known only if a top-up waits; otherwise only
+        // a rotation can be due.
+        let (one_time, last_resort) = self.stock_low.take().unwrap_or((KEY_PACKAGE_TARGET, true));
+        self.replenish_key_packages(one_time, last_resort).await;
         if let Err(err) = self.forget_expired_key_packages() {
             tracing::warn!(error = %err, "cannot forget expired KeyPackages");
             self.store().rollback();
@@ -81,9 +92,32 @@ impl Engine {
         if !rotate && one_time >= KEY_PACKAGE_LOW && last_resort {
             return;
         }
+        // Past the spacing or the cap, only a missing last-resort
+        // KeyPackage is made.
+        while self
+            .top_ups
+            .front()
+            .is_some_and(|at| at.elapsed() >= TOP_UP_WINDOW)
+        {
+            self.top_ups.pop_front();
+        }
+        let held_back = !rotate
+            && (self.top_ups.len() >= TOP_UPS_PER_WINDOW
+                || record.keys.len() >= MAX_KEY_PACKAGE_KEYS);
+        if held_back {
+            // Topped up at the next lifecycle tick (a minute at most).
+            self.stock_low = Some((one_time, last_resort));
+        }
+        if held_back && last_resort {
+            tracing::debug!("KeyPackages claimed faster than they are topped up");
+            return;
+        }
         let count = if rotate {
             KEY_PACKAGE_TARGET
+        } else if held_back {
+            0
         } else {
+            self.top_ups.push_back(tokio::time::Instant::now());
             KEY_PACKAGE_TARGET.saturating_sub(one_time)
         };
         let made = self.mls.ops().key_packages_for(

@@ -224,6 +224,7 @@ impl Engine {
     pub(super) async fn step_commit_proposals(&mut self, intent: IntentRecord) -> Step {
         if intent.pending_commit.is_empty() {
             let pending = match load_group(&mut self.groups, &self.mls, &intent.group_id) {
+                Ok(Some(group)) if crate::mls::own_removal_pending(group) => false,
                 Ok(Some(group)) => group.pending_proposals().next().is_some(),
                 Ok(None) => false,
                 Err(err) => return Step::Failed(err),
@@ -259,6 +260,11 @@ impl Engine {
         for group_id in std::mem::take(&mut self.proposals_arrived) {
             if queued.contains(&group_id) {
                 continue;
+            }
+            if let Ok(Some(group)) = load_group(&mut self.groups, &self.mls, &group_id) {
+                if crate::mls::own_removal_pending(group) {
+                    continue;
+                }
             }
             let intent = IntentRecord {
                 group_id: group_id.clone(),

@@ -200,6 +200,10 @@ pub(crate) struct Engine {
     connected_at_ms: u64,
     /// When the key lifecycle checks run next.
     lifecycle_at: Instant,
+    /// When the KeyPackage stock was topped up within the last minute.
+    top_ups: std::collections::VecDeque<Instant>,
+    /// The stock the relay last reported low, while a top-up waits.
+    stock_low: Option<(u32, bool)>,
     /// The next authentication takes over from another copy of this device.
     take_over: bool,
     /// When certificates are looked at next (ms since the epoch).
@@ -240,6 +244,8 @@ impl Engine {
             last_activity: Instant::now(),
             connected_at_ms: 0,
             lifecycle_at: Instant::now() + Duration::from_secs(3600),
+            top_ups: std::collections::VecDeque::new(),
+            stock_low: None,
             take_over: false,
             certificates_at_ms: 0,
         })

@@ -175,7 +175,7 @@ impl Engine {
         }
         // What the original read before this copy took over: gone.
         let lost = state.acked_position - record.processed_through;
-        record.missed += lost;
+        record.missed = record.missed.saturating_add(lost);
         record.processed_through = state.acked_position;
         self.entries_dropped(group_id, state.acked_position, lost)?;
         if state.epoch > record.epoch {
@@ -296,6 +296,18 @@ impl Engine {
             .ops()
             .parse_key_package(&message.payload, &user_id, &device)
         {
+            // A request from before the device's last re-add, sent again
+            // (by the relay, say): answering it would push the device out.
+            Ok(key_package)
+                if record.is_old_rejoin(
+                    &device,
+                    key_package.life_time().not_after(),
+                    key_package.hpke_init_key().as_slice(),
+                ) =>
+            {
+                tracing::debug!("a request to be re-added older than the last re-add; ignored");
+                return;
+            }
             Ok(key_package)
                 if crate::mls::rejoin_target(&key_package) == Some(record.group_id.as_slice()) =>
             {
@@ -340,8 +352,14 @@ impl Engine {
         let result = match queued {
             // A commit for the older request is out: its fate decides.
             Ok(Some(intent)) if !intent.pending_commit.is_empty() => Ok(()),
-            // A newer request replaces an older one's KeyPackage.
+            // A newer request replaces an older one's KeyPackage, not its
+            // turn: requests repeated faster than the turn comes must not
+            // keep it from coming.
             Ok(Some(mut intent)) => {
+                let mut readd = readd;
+                if let Some(IntentKind::Readd(older)) = &intent.kind {
+                    readd.not_before_ms = readd.not_before_ms.min(older.not_before_ms);
+                }
                 intent.kind = Some(IntentKind::Readd(readd));
                 self.store()
                     .put_record(records::intent_key(intent.id), &intent);
@@ -366,7 +384,8 @@ impl Engine {
     pub(super) async fn step_readd(&mut self, intent: IntentRecord, readd: ReaddIntent) -> Step {
         let now = crate::now_ms();
         if intent.pending_commit.is_empty() && now < readd.not_before_ms {
-            return Step::RetryAfter(Duration::from_millis(readd.not_before_ms - now));
+            // Waiting for its turn holds nothing else of the group back.
+            return Step::Later(Duration::from_millis(readd.not_before_ms - now));
         }
         let Ok(device) = <[u8; 32]>::try_from(readd.device_key.as_slice()) else {
             return self.drop_intent(&intent);

@@ -18,6 +18,9 @@ use crate::types::{GroupId, Message};
 /// A message refused for its epoch while this device is not behind is
 /// given up after this many tries.
 const MAX_EPOCH_REFUSALS: u32 = 10;
+/// How often a text waits for other members to commit this device's
+/// pending removal.
+const OWN_REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Engine {
     pub(super) async fn step_send(
@@ -50,6 +53,12 @@ impl Engine {
             // Encrypt once; the ratchet step and the ciphertext are stored
             // together, so a retry sends the very same bytes.
             let ciphertext = match super::load_group(&mut self.groups, &self.mls, &group_id) {
+                Ok(Some(group)) if crate::mls::own_removal_pending(group) => {
+                    // Another member commits this device's removal; the
+                    // text fails then, or goes out if the removal never
+                    // comes to pass.
+                    return Step::RetryAfter(OWN_REMOVAL_WAIT);
+                }
                 Ok(Some(group)) if group.pending_proposals().next().is_some() => {
                     // openmls encrypts nothing while proposals are pending.
                     self.proposals_arrived.insert(group_id);

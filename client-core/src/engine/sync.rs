@@ -192,7 +192,7 @@ impl Engine {
         let lost = gap
             .through
             .saturating_sub(gap.after.max(record.processed_through));
-        record.missed += lost;
+        record.missed = record.missed.saturating_add(lost);
         self.entries_dropped(&group_id, gap.through, lost)?;
         // A Welcome waiting for the group's entries takes it past them.
         let welcome_waits = !record.deferred_welcome.is_empty();
@@ -279,6 +279,7 @@ impl Engine {
                 added,
                 removed,
                 self_removed,
+                rejoined,
                 ..
             } => {
                 check_routing(message, &added, &removed).unwrap_or_else(|detail| {
@@ -288,6 +289,9 @@ impl Engine {
                     })
                 });
                 snapshot.apply(record);
+                for mark in &rejoined {
+                    record.note_rejoined(&mark.device, mark.not_after, &mark.init_key);
+                }
                 self.note_identities(&group_id, &identities);
                 // Another device of this user left (lost, revoked): what it
                 // knew is suspect, so this device renews its leaf at once.
@@ -315,7 +319,17 @@ impl Engine {
                 let mut added_users = user_ids(&joined);
                 let removed_users = user_ids(&left);
                 added_users.retain(|u| !removed_users.contains(u));
-                if self_removed {
+                if self_removed && added.iter().any(|d| d.device == own_device) {
+                    // Put back in its place with a KeyPackage of its own
+                    // (a replayed one, or one whose Welcome it could not
+                    // use): it is still in the group, and asks again.
+                    self.groups.remove(&group_id);
+                    self.stall(
+                        record,
+                        "another member replaced this device's place in the group",
+                    )
+                    .map_err(|err| MlsError::Operation(err.to_string()))?;
+                } else if self_removed {
                     record.active = false;
                     self.groups.remove(&group_id);
                     self.emit(Event::RemovedFromGroup {

@@ -83,7 +83,8 @@ impl MlsOps<'_> {
 
     /// Builds a commit that re-adds a member device which asked for it: its
     /// old leaf removed, `key_package` (of the same device) added, in one
-    /// commit. Pending until merged or cleared.
+    /// commit with any proposals pending in the group. Pending until merged
+    /// or cleared.
     pub fn readd(
         &self,
         group: &mut MlsGroup,
@@ -94,8 +95,9 @@ impl MlsOps<'_> {
             .members()
             .find(|m| m.signature_key.as_slice() == device)
             .ok_or_else(|| MlsError::Invalid("the device is not a member".into()))?;
-        let member = member_device(&old.credential, &old.signature_key)
-            .ok_or_else(|| MlsError::Invalid("the device's leaf is unreadable".into()))?;
+        if member_device(&old.credential, &old.signature_key).is_none() {
+            return Err(MlsError::Invalid("the device's leaf is unreadable".into()));
+        }
         let staged = group
             .commit_builder()
             .propose_removals([old.index])
@@ -111,7 +113,13 @@ impl MlsOps<'_> {
             .map_err(op_err)?
             .stage_commit(&self.provider)
             .map_err(op_err)?;
-        bundle(group, staged, vec![member.clone()], vec![member])
+        // Proposals pending in the group are committed with it: the relay
+        // must route what they change too.
+        let pending = group
+            .pending_commit()
+            .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
+        let (added, removed) = routing_change(group, pending);
+        bundle(group, staged, added, removed)
     }
 
     /// Builds a commit that renews this device's own leaf (new HPKE keys,

@@ -95,6 +95,22 @@ impl MlsOps<'_> {
                     .map_err(MlsError::PolicyViolation)?;
             }
         }
+        // openmls replaces the old group's state but not its proposal
+        // queue: proposals of the state this device left (its own removal,
+        // say) would come back on the next load and block every send.
+        {
+            use openmls_traits::storage::StorageProvider as _;
+            let storage = self.provider.storage();
+            let group_id = staged.group_context().group_id().clone();
+            storage
+                .clear_proposal_queue::<GroupId, openmls::ciphersuite::hash_ref::ProposalRef>(
+                    &group_id,
+                )
+                .map_err(super::op_err)?;
+            storage
+                .delete_own_leaf_nodes(&group_id)
+                .map_err(super::op_err)?;
+        }
         staged.into_group(&self.provider).map_err(invalid)
     }
 }

@@ -35,7 +35,7 @@ use prost::Message;
 pub use commits::CommitBundle;
 pub use join::{JoinRules, PreviousState};
 pub use key_packages::{rejoin_target, KeyPackageBatch, MadeKey, MadeKeyPackages};
-pub use ops::{Incoming, MlsOps};
+pub use ops::{Incoming, MlsOps, Rejoined};
 
 use crate::device_key::DeviceKey;
 use crate::error::ClientError;
@@ -216,6 +216,16 @@ pub fn member_identities(group: &MlsGroup) -> Vec<(String, [u8; 32])> {
 /// The group's metadata, from its GroupContext.
 pub fn group_meta(group: &MlsGroup) -> Option<GroupMeta> {
     meta_from(group.extensions())
+}
+
+/// Whether a proposal pending in the group removes this device: it must not
+/// commit them (RFC 9420, section 12.2: a commit cannot remove its sender),
+/// and leaves them to the other members.
+pub fn own_removal_pending(group: &MlsGroup) -> bool {
+    let own = group.own_leaf_index();
+    group.pending_proposals().any(
+        |queued| matches!(queued.proposal(), Proposal::Remove(remove) if remove.removed() == own),
+    )
 }
 
 /// The metadata in a GroupContext's extensions.

@@ -32,9 +32,39 @@ pub enum Incoming {
         removed: Vec<MemberDevice>,
         /// This device was removed by it.
         self_removed: bool,
+        /// Member devices it re-added from a KeyPackage made to rejoin this
+        /// group: a request to be re-added with that KeyPackage, or an
+        /// older one, is a replay.
+        rejoined: Vec<Rejoined>,
     },
     /// A proposal, stored until a commit covers it.
     Proposal,
+}
+
+/// A member device re-added from a KeyPackage it made to rejoin the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejoined {
+    pub device: [u8; 32],
+    /// The KeyPackage's HPKE init key: what tells it from any other.
+    pub init_key: Vec<u8>,
+    /// Its lifetime's end, seconds since the Unix epoch.
+    pub not_after: u64,
+}
+
+impl Rejoined {
+    /// What a KeyPackage made to rejoin a group says of its device.
+    pub fn of(key_package: &KeyPackage) -> Option<Rejoined> {
+        Some(Rejoined {
+            device: key_package
+                .leaf_node()
+                .signature_key()
+                .as_slice()
+                .try_into()
+                .ok()?,
+            init_key: key_package.hpke_init_key().as_slice().to_vec(),
+            not_after: key_package.life_time().not_after(),
+        })
+    }
 }
 
 /// The MLS operations of one device, over its local store.
@@ -205,6 +235,7 @@ impl<'a> MlsOps<'a> {
                     });
                 }
                 let self_removed = staged.self_removed();
+                let rejoined = rejoined_with(group.group_id().as_slice(), &staged);
                 group
                     .merge_staged_commit(&self.provider, *staged)
                     .map_err(op_err)?;
@@ -213,6 +244,7 @@ impl<'a> MlsOps<'a> {
                     added,
                     removed,
                     self_removed,
+                    rejoined,
                 })
             }
             ProcessedMessageContent::ProposalMessage(proposal) => {
@@ -318,6 +350,20 @@ impl<'a> MlsOps<'a> {
     pub fn members(&self, group: &MlsGroup) -> Vec<MemberDevice> {
         members(group)
     }
+}
+
+/// The devices a staged commit adds from a KeyPackage made to rejoin
+/// `group_id`.
+fn rejoined_with(group_id: &[u8], staged: &StagedCommit) -> Vec<Rejoined> {
+    staged
+        .add_proposals()
+        .filter_map(|p| {
+            let key_package = p.add_proposal().key_package();
+            (super::rejoin_target(key_package) == Some(group_id))
+                .then(|| Rejoined::of(key_package))
+                .flatten()
+        })
+        .collect()
 }
 
 /// A member's renewed leaf (an update, or a re-add) may not go back to an

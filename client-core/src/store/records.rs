@@ -55,6 +55,25 @@ pub struct MemberEntry {
     pub certificate_valid_until_ms: u64,
 }
 
+/// The newest KeyPackage a member device was re-added to a group with.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct RejoinMark {
+    #[prost(bytes = "vec", tag = "1")]
+    pub device: Vec<u8>,
+    /// That KeyPackage's lifetime end, seconds since the Unix epoch: a
+    /// request to be re-added with one ending earlier is an old request,
+    /// replayed.
+    #[prost(uint64, tag = "2")]
+    pub key_package_not_after: u64,
+    /// That KeyPackage's HPKE init key: a request with it is the very
+    /// request answered, replayed.
+    #[prost(bytes = "vec", tag = "3")]
+    pub init_key: Vec<u8>,
+}
+
+/// Rejoin marks a group record keeps at most.
+pub const MAX_REJOIN_MARKS: usize = 256;
+
 /// The client's view of a group it belongs to (or belonged to).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GroupRecord {
@@ -125,9 +144,41 @@ pub struct GroupRecord {
     /// waiting until the group's entries before it are read.
     #[prost(bytes = "vec", tag = "21")]
     pub deferred_welcome: Vec<u8>,
+    /// The newest KeyPackage each member device was re-added with.
+    #[prost(message, repeated, tag = "22")]
+    pub rejoined: Vec<RejoinMark>,
 }
 
 impl GroupRecord {
+    /// Notes that a device was re-added with a KeyPackage made to rejoin,
+    /// keeping marks for members only.
+    pub fn note_rejoined(&mut self, device: &[u8], not_after: u64, init_key: &[u8]) {
+        let members = &self.members;
+        self.rejoined
+            .retain(|m| members.iter().any(|e| e.device == m.device));
+        let mark = RejoinMark {
+            device: device.to_vec(),
+            key_package_not_after: not_after,
+            init_key: init_key.to_vec(),
+        };
+        let room = self.rejoined.len() < MAX_REJOIN_MARKS;
+        match self.rejoined.iter_mut().find(|m| m.device == device) {
+            Some(old) if old.key_package_not_after <= not_after => *old = mark,
+            Some(_) => {}
+            None if room => self.rejoined.push(mark),
+            None => {}
+        }
+    }
+
+    /// Whether a request to re-add `device` with a KeyPackage ending at
+    /// `not_after` (seconds) with `init_key` is the one it was last re-added
+    /// with, or older.
+    pub fn is_old_rejoin(&self, device: &[u8], not_after: u64, init_key: &[u8]) -> bool {
+        self.rejoined.iter().any(|m| {
+            m.device == device && (m.init_key == init_key || not_after < m.key_package_not_after)
+        })
+    }
+
     /// Whether this device is in the group and able to follow it.
     pub fn following(&self) -> bool {
         self.active && self.stalled.is_empty() && !self.pending_join

@@ -164,6 +164,12 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
     let epoch = match kind {
         MessageKind::Rejoin => {
             check_rejoin(caller, &req.payload)?;
+            // Only a member's asking is spaced (and remembered), so that
+            // nobody fills the spacing table with other groups' ids.
+            match relay.store.membership(&req.group_id, &caller.device)? {
+                Some(member) if member.is_active() => {}
+                _ => return Err(Refusal::NotAMember.into()),
+            }
             relay
                 .rejoin_spacing
                 .allow(

@@ -89,8 +89,21 @@ pub async fn open_loop(
             sent += 1;
         }
     }
-    let accepted_at = meter.started.elapsed();
-    let delivered_at = wait_for(fleet, total * fan_out, meter.started).await;
+    // A delivery can reach the other member before the sender's own answer
+    // comes back, so the phase also waits for every answer.
+    let mut senders: Vec<usize> = route.iter().map(|(device, _)| *device).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    let answered = try_join_all(
+        senders
+            .iter()
+            .map(|device| fleet.devices[*device].conn.drain(fleet.window)),
+    );
+    let started = meter.started;
+    let answered = async move { (answered.await, started.elapsed()) };
+    let ((answered, accepted_at), delivered_at) =
+        tokio::join!(answered, wait_for(fleet, total * fan_out, meter.started));
+    answered?;
     Ok(meter.finish(target, fleet, accepted_at, delivered_at, total * fan_out))
 }
 

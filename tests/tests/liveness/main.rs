@@ -9,6 +9,7 @@ mod keys;
 mod membership;
 mod offline;
 mod outcomes;
+mod replaced;
 mod stuck;
 
 /// `n` user names with a prefix: "l1", "l2", ...
