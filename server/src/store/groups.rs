@@ -1,38 +1,17 @@
 //! Groups, their membership and their logs: the Delivery Service's core.
 //!
-//! Each group has one append-only log. A commit is accepted only if it was
-//! built on the group's current epoch; the check, the append, the epoch
-//! change, the routing change and the Welcome's delivery are one batch under
-//! the group's lock, so exactly one commit per (group, epoch) is accepted and
-//! a Welcome exists only for a commit that was.
-
-use std::collections::HashSet;
+//! Each group has one append-only log; application messages and proposals
+//! are appended here, commits through the gate in `commits.rs`. Both record
+//! each submission, so that a resubmission is answered with its first
+//! outcome rather than appended twice.
 
 use bytes::Bytes;
 use convene_proto::relay::MessageKind;
 use sled::Batch;
 
-use super::records::{
-    GroupRecord, InboxRecord, LogEntry, MemberRecord, SubmissionRecord, WelcomeRecord,
-};
+use super::records::{GroupRecord, LogEntry, MemberRecord, SubmissionRecord};
 use super::{corrupt, encode, keys, DeviceKey, Store};
 use crate::error::{Refusal, RelayResult};
-
-/// A commit and everything that travels with it.
-#[derive(Debug, Clone)]
-pub struct CommitSubmission<'a> {
-    pub group_id: &'a [u8],
-    /// The epoch the commit was built on.
-    pub epoch: u64,
-    pub submission_id: &'a [u8],
-    pub sender: DeviceKey,
-    pub commit: Bytes,
-    pub welcome: Bytes,
-    pub ratchet_tree: Bytes,
-    pub group_info: Bytes,
-    pub added: &'a [DeviceKey],
-    pub removed: &'a [DeviceKey],
-}
 
 /// An application message or standalone proposal.
 #[derive(Debug, Clone)]
@@ -126,7 +105,7 @@ impl Store {
 
     /// The position of a group's newest log entry still stored, or the
     /// newest appended since the store opened (0 when neither).
-    fn head(&self, group_id: &[u8]) -> RelayResult<u64> {
+    pub(super) fn head(&self, group_id: &[u8]) -> RelayResult<u64> {
         if let Some(head) = self.heads_lock().get(group_id) {
             return Ok(*head);
         }
@@ -143,7 +122,7 @@ impl Store {
         Ok(*head)
     }
 
-    fn set_head(&self, group_id: &[u8], position: u64) {
+    pub(super) fn set_head(&self, group_id: &[u8], position: u64) {
         let mut heads = self.heads_lock();
         let head = heads.entry(group_id.to_vec()).or_insert(0);
         *head = (*head).max(position);
@@ -203,145 +182,6 @@ impl Store {
                 Ok(id.to_vec())
             })
             .collect()
-    }
-
-    /// Accepts a commit if it was built on the group's current epoch.
-    pub fn submit_commit(
-        &self,
-        commit: &CommitSubmission<'_>,
-        limits: QueueLimits,
-        now: u64,
-    ) -> RelayResult<AppendOutcome> {
-        let _group_guard = self.group_locks.lock(commit.group_id);
-        if let Some(outcome) = self.replay(&commit.sender, commit.submission_id, commit.group_id)? {
-            return Ok(outcome);
-        }
-        let mut group = self.active_group(commit.group_id, &commit.sender)?;
-        if commit.epoch != group.epoch {
-            return Err(Refusal::StaleEpoch {
-                submitted: commit.epoch,
-                current: group.epoch,
-            }
-            .into());
-        }
-        self.check_routing_change(commit)?;
-
-        // Joiners' inbox positions are per device and dense, so the inboxes
-        // are locked too (group first, then devices: the only order used).
-        let _inbox_guards = self.device_locks.lock_many(commit.added.iter());
-        let mut inbox_positions = Vec::with_capacity(commit.added.len());
-        for device in commit.added {
-            let head = self.inbox_counter(&keys::inbox_head(device))?;
-            let acked = self.inbox_counter(&keys::inbox_acked(device))?;
-            if head.saturating_sub(acked) >= limits.max_inbox {
-                return Err(Refusal::QueueFull("a joining device's inbox is full").into());
-            }
-            inbox_positions.push((*device, head + 1));
-        }
-
-        let position = group.last_position + 1;
-        let trimmed_before = group.trimmed_through;
-        let mut batch = Batch::default();
-        self.make_room(
-            &mut batch,
-            commit.group_id,
-            &mut group,
-            limits.max_group_backlog,
-        )?;
-        let entry = LogEntry {
-            kind: MessageKind::Commit as i32,
-            sender_device: commit.sender.to_vec(),
-            epoch: group.epoch,
-            payload: commit.commit.clone(),
-            submission_id: commit.submission_id.to_vec(),
-            received_at_ms: now,
-            added_devices: commit.added.iter().map(|d| d.to_vec()).collect(),
-            removed_devices: commit.removed.iter().map(|d| d.to_vec()).collect(),
-        };
-        batch.insert(keys::log_entry(commit.group_id, position), encode(&entry));
-
-        let readded: HashSet<&DeviceKey> = commit
-            .added
-            .iter()
-            .filter(|d| commit.removed.contains(d))
-            .collect();
-        for device in commit.removed.iter().filter(|d| !readded.contains(d)) {
-            let mut member = self
-                .membership(commit.group_id, device)?
-                .ok_or_else(|| corrupt("checked member vanished"))?;
-            // The removed device still receives the commit that removes it.
-            member.until_position = position;
-            batch.insert(keys::member(commit.group_id, device), encode(&member));
-        }
-        // A re-added device keeps its subscription and cursor: it goes on
-        // following the log and joins again from the Welcome.
-        for device in commit.added.iter().filter(|d| !readded.contains(d)) {
-            // A device removed earlier that has not fetched its removal yet
-            // keeps its cursor: what was said before its removal is still
-            // its to read, and it joins again from the Welcome.
-            let member = match self.membership(commit.group_id, device)? {
-                Some(pending) => MemberRecord {
-                    until_position: 0,
-                    ..pending
-                },
-                None => MemberRecord {
-                    from_position: position + 1,
-                    until_position: 0,
-                    acked: position,
-                },
-            };
-            batch.insert(keys::member(commit.group_id, device), encode(&member));
-            batch.insert(keys::device_group(device, commit.group_id), &[]);
-        }
-        if !commit.added.is_empty() {
-            let welcome = WelcomeRecord {
-                welcome: commit.welcome.clone(),
-                ratchet_tree: commit.ratchet_tree.clone(),
-                group_info: commit.group_info.clone(),
-                remaining: commit.added.len() as u32,
-            };
-            batch.insert(keys::welcome(commit.group_id, position), encode(&welcome));
-            let inbox = InboxRecord {
-                group_id: commit.group_id.to_vec(),
-                group_position: position,
-                epoch: group.epoch + 1,
-                sender_device: commit.sender.to_vec(),
-                received_at_ms: now,
-            };
-            let inbox = encode(&inbox);
-            for (device, inbox_position) in &inbox_positions {
-                batch.insert(keys::inbox_entry(device, *inbox_position), inbox.as_slice());
-                batch.insert(keys::inbox_head(device), &inbox_position.to_be_bytes());
-            }
-        }
-
-        if !commit.group_info.is_empty() {
-            batch.insert(
-                keys::group_info(commit.group_id),
-                commit.group_info.as_ref(),
-            );
-        }
-        group.epoch += 1;
-        group.last_position = position;
-        batch.insert(keys::group(commit.group_id), encode(&group));
-        let outcome = AppendOutcome {
-            position,
-            epoch: group.epoch,
-            replayed: false,
-            inbox: inbox_positions,
-            trimmed_through: Some(group.trimmed_through).filter(|t| *t > trimmed_before),
-        };
-        self.record_submission(
-            &mut batch,
-            &commit.sender,
-            commit.submission_id,
-            commit.group_id,
-            &outcome,
-            MessageKind::Commit,
-            now,
-        );
-        self.tree.apply_batch(batch)?;
-        Ok(outcome)
     }
 
     /// Appends an application message or proposal to a group log.
@@ -417,7 +257,11 @@ impl Store {
     }
 
     /// The group, if `sender` is one of its current members.
-    fn active_group(&self, group_id: &[u8], sender: &DeviceKey) -> RelayResult<GroupRecord> {
+    pub(super) fn active_group(
+        &self,
+        group_id: &[u8],
+        sender: &DeviceKey,
+    ) -> RelayResult<GroupRecord> {
         let group = self.group(group_id)?.ok_or(Refusal::NotFound("group"))?;
         match self.membership(group_id, sender)? {
             Some(member) if member.is_active() => Ok(group),
@@ -425,42 +269,8 @@ impl Store {
         }
     }
 
-    /// Checks the declared routing change against the relay's membership.
-    fn check_routing_change(&self, commit: &CommitSubmission<'_>) -> RelayResult<()> {
-        let invalid = |why: &str| Err(Refusal::InvalidArgument(why.to_string()).into());
-        let added: HashSet<&DeviceKey> = commit.added.iter().collect();
-        let removed: HashSet<&DeviceKey> = commit.removed.iter().collect();
-        if added.len() != commit.added.len() || removed.len() != commit.removed.len() {
-            return invalid("a device is listed twice in the routing change");
-        }
-        if commit.added.is_empty() != commit.welcome.is_empty() {
-            return invalid("a commit carries a Welcome exactly when it adds devices");
-        }
-        for device in commit.added {
-            if self.device(device)?.is_none() {
-                return Err(Refusal::NotFound("added device").into());
-            }
-            // A device both added and removed is re-added: it stays.
-            if removed.contains(device) {
-                continue;
-            }
-            if let Some(member) = self.membership(commit.group_id, device)? {
-                if member.is_active() {
-                    return invalid("an added device is already a member");
-                }
-            }
-        }
-        for device in commit.removed {
-            match self.membership(commit.group_id, device)? {
-                Some(member) if member.is_active() => {}
-                _ => return invalid("a removed device is not a member"),
-            }
-        }
-        Ok(())
-    }
-
     /// The recorded outcome of an earlier identical submission.
-    fn replay(
+    pub(super) fn replay(
         &self,
         sender: &DeviceKey,
         submission_id: &[u8],
@@ -487,7 +297,7 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record_submission(
+    pub(super) fn record_submission(
         &self,
         batch: &mut Batch,
         sender: &DeviceKey,

@@ -17,6 +17,7 @@
 mod accounts;
 mod blobs;
 mod certificates;
+mod commits;
 mod delivery;
 #[cfg(test)]
 mod group_tests;
@@ -38,8 +39,9 @@ use prost::Message;
 use rand::RngCore;
 
 pub use accounts::{Enrolment, NewInvite};
+pub use commits::CommitSubmission;
 pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
-pub use groups::{AppendOutcome, CommitSubmission, MessageSubmission, QueueLimits};
+pub use groups::{AppendOutcome, MessageSubmission, QueueLimits};
 pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
 pub use keys::DeviceKey;
 pub use links::NewLink;

@@ -3,6 +3,9 @@
 
 use super::{key, tag};
 
+mod intents;
+pub use intents::*;
+
 /// Who this device is. Written once, at enrolment.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct IdentityRecord {
@@ -214,71 +217,6 @@ pub struct MessageRecord {
     pub lost: u64,
 }
 
-/// An operation persisted before anything about it is sent, so that a crash
-/// or a lost response neither loses nor doubles it.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct IntentRecord {
-    #[prost(uint64, tag = "1")]
-    pub id: u64,
-    #[prost(uint64, tag = "2")]
-    pub created_at_ms: u64,
-    #[prost(bytes = "vec", tag = "3")]
-    pub group_id: Vec<u8>,
-    #[prost(uint32, tag = "4")]
-    pub attempts: u32,
-    #[prost(
-        oneof = "IntentKind",
-        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21"
-    )]
-    pub kind: Option<IntentKind>,
-    /// A commit submitted and not yet known to be accepted or refused: the
-    /// exact request, resubmitted as is after a reconnect.
-    #[prost(bytes = "vec", tag = "20")]
-    pub pending_commit: Vec<u8>,
-}
-
-#[derive(Clone, PartialEq, prost::Oneof)]
-pub enum IntentKind {
-    /// Send an application message.
-    #[prost(message, tag = "10")]
-    Send(SendIntent),
-    /// Create a group (cohort or network) with these members.
-    #[prost(message, tag = "11")]
-    Create(CreateIntent),
-    /// Add these users to a group.
-    #[prost(message, tag = "12")]
-    Add(MembersIntent),
-    /// Remove these users from a group.
-    #[prost(message, tag = "13")]
-    Remove(MembersIntent),
-    /// Add these devices of this device's own user (a linked device).
-    #[prost(message, tag = "14")]
-    AddDevices(DevicesIntent),
-    /// Remove these devices of this device's own user (a lost device).
-    #[prost(message, tag = "15")]
-    RemoveDevices(DevicesIntent),
-    /// Change, as the group's manager from outside it, who is in a group.
-    #[prost(message, tag = "16")]
-    Manage(ManageIntent),
-    /// Commit the proposals pending in a group (a manager's changes).
-    #[prost(message, tag = "17")]
-    CommitProposals(CommitProposalsIntent),
-    /// Ask the group's members to re-add this device, which cannot follow
-    /// the group.
-    #[prost(message, tag = "18")]
-    Rejoin(RejoinIntent),
-    /// Re-add a member device that asked for it.
-    #[prost(message, tag = "19")]
-    Readd(ReaddIntent),
-    /// Renew this device's leaf in a group (an update commit).
-    #[prost(message, tag = "21")]
-    Update(UpdateIntent),
-}
-
-/// Nothing to record: the group's record says when the leaf was renewed.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct UpdateIntent {}
-
 /// This device's KeyPackages: when its stock on the relay was last
 /// replaced, and the private keys it still holds.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -321,84 +259,6 @@ pub fn continuity_key() -> Vec<u8> {
 
 pub fn key_packages_key() -> Vec<u8> {
     key(tag::META, &[b"key_packages"])
-}
-
-/// Nothing to record: the group's record says why and since when.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct RejoinIntent {}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ReaddIntent {
-    /// The member device asking (32 bytes).
-    #[prost(bytes = "vec", tag = "1")]
-    pub device_key: Vec<u8>,
-    /// Its user.
-    #[prost(string, tag = "2")]
-    pub user_id: String,
-    /// The KeyPackage it sent, to replace its leaf with.
-    #[prost(bytes = "vec", tag = "3")]
-    pub key_package: Vec<u8>,
-    /// Not before this time (ms since the epoch): the member nearest the
-    /// device in the tree answers first, the others only if it did not.
-    #[prost(uint64, tag = "4")]
-    pub not_before_ms: u64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SendIntent {
-    #[prost(bytes = "vec", tag = "1")]
-    pub message_id: Vec<u8>,
-    /// The encoded `convene_proto::content::Content`.
-    #[prost(bytes = "vec", tag = "2")]
-    pub content: Vec<u8>,
-    #[prost(bytes = "vec", tag = "3")]
-    pub submission_id: Vec<u8>,
-    /// The ciphertext, once encrypted: a retry sends exactly these bytes.
-    #[prost(bytes = "vec", tag = "4")]
-    pub ciphertext: Vec<u8>,
-    #[prost(string, tag = "5")]
-    pub text: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct CreateIntent {
-    /// The encoded `convene_proto::content::GroupMeta`.
-    #[prost(bytes = "vec", tag = "1")]
-    pub meta: Vec<u8>,
-    #[prost(string, repeated, tag = "2")]
-    pub members: Vec<String>,
-    /// A direct channel: the other user, who may have created it first.
-    #[prost(string, tag = "3")]
-    pub direct_peer: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct MembersIntent {
-    #[prost(string, repeated, tag = "1")]
-    pub user_ids: Vec<String>,
-}
-
-/// A manager's change, made by external proposals that a member commits.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ManageIntent {
-    #[prost(string, repeated, tag = "1")]
-    pub add_users: Vec<String>,
-    #[prost(string, repeated, tag = "2")]
-    pub remove_users: Vec<String>,
-    /// One more than the epoch the proposals were last sent for (0: never).
-    #[prost(uint64, tag = "3")]
-    pub proposed_for: u64,
-}
-
-/// Nothing to record: the proposals are in the group's MLS state.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct CommitProposalsIntent {}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct DevicesIntent {
-    /// 32-byte device keys.
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    pub device_keys: Vec<Vec<u8>>,
 }
 
 pub fn identity_key() -> Vec<u8> {
