@@ -37,6 +37,8 @@ const MAX_KEY_PACKAGE_KEYS: usize = 5_000;
 /// The KeyPackage format this client makes. Format 1 (no record) lacked the
 /// last-resort extension in its capabilities: such a stock is replaced.
 pub(crate) const KEY_PACKAGE_FORMAT: u32 = 2;
+/// How long a leaf renewal waits while this device's removal is proposed.
+const UPDATE_WHILE_LEAVING: Duration = Duration::from_secs(60);
 /// The checks run at least this often while online, and at most as often
 /// as a quarter of the shortest interval they serve.
 const MAX_TICK: Duration = Duration::from_secs(60);
@@ -284,6 +286,16 @@ impl Engine {
                 Ok(None) => false,
                 Err(err) => return Step::Failed(err),
             };
+            let leaving = match super::load_group(&mut self.groups, &self.mls, &intent.group_id) {
+                Ok(Some(group)) => crate::mls::own_removal_pending(group),
+                Ok(None) => false,
+                Err(err) => return Step::Failed(err),
+            };
+            if leaving {
+                // A commit cannot remove its sender (RFC 9420, 12.2): the
+                // renewal waits for the others to commit the removal.
+                return Step::Later(UPDATE_WHILE_LEAVING);
+            }
             if !due {
                 // Another commit of this device renewed it meanwhile.
                 return self.drop_intent(&intent);

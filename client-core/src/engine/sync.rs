@@ -47,9 +47,9 @@ impl Engine {
                 self.outbox_dirty = true;
                 self.set_state(ConnectionState::CaughtUp);
                 self.emit(Event::CaughtUp);
-                // Every entry the relay held came before this: a Welcome
-                // waits for no more, and entries of a group without one
-                // will never be readable as they are.
+                // Every entry the relay held came before this: entries of
+                // a group without a Welcome will never be readable as they
+                // are.
                 self.use_deferred_welcomes()?;
                 self.stall_unknown_groups(true)
             }
@@ -92,7 +92,7 @@ impl Engine {
             return self.taken(&message);
         }
         self.apply_group_message(record, &message)?;
-        self.use_deferred_welcome(&group_id, false)
+        self.use_deferred_welcome(&group_id)
     }
 
     /// Commits the open operation and acknowledges `message`.
@@ -128,6 +128,9 @@ impl Engine {
             let commit = header
                 .as_ref()
                 .is_some_and(|h| h.content_type == ContentType::Commit && h.epoch == record.epoch);
+            let application = header
+                .as_ref()
+                .is_some_and(|h| h.content_type == ContentType::Application);
             if let Err(err) = self.decrypt_and_apply(&mut record, message) {
                 // Nothing of it is kept.
                 self.store().rollback();
@@ -137,7 +140,11 @@ impl Engine {
                     self.refused_commit(&mut record, &err)?;
                 } else {
                     // An entry that can never be read must not block the
-                    // conversation: it is set aside with a warning.
+                    // conversation: it is set aside with a warning, and a
+                    // text leaves a notice in the history.
+                    if application {
+                        self.note_lost(&group_id, message.position, 1)?;
+                    }
                     self.emit(refusal_event(
                         &group_id,
                         &err,
@@ -208,7 +215,7 @@ impl Engine {
         self.store()
             .put_record(records::group_key(&group_id), &record);
         self.store().commit()?;
-        self.use_deferred_welcome(&group_id, false)
+        self.use_deferred_welcome(&group_id)
     }
 
     /// Groups whose entries arrived with no Welcome to join them: this

@@ -68,15 +68,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Uses a Welcome a group waited with, once the group's entries before
-    /// it are read, or this device no longer follows the group (it saw
-    /// itself removed, or fell out of step), or everything the relay holds
-    /// has come (`caught_up`).
-    pub(super) fn use_deferred_welcome(
-        &mut self,
-        group_id: &[u8],
-        caught_up: bool,
-    ) -> Result<(), ClientError> {
+    /// Uses a Welcome a group waited with, once the group's entries up to
+    /// the commit it came with are read, or this device no longer follows
+    /// the group (it saw itself removed, or fell out of step).
+    pub(super) fn use_deferred_welcome(&mut self, group_id: &[u8]) -> Result<(), ClientError> {
         let Some(mut record) = self.group_record(group_id)? else {
             return Ok(());
         };
@@ -84,14 +79,17 @@ impl Engine {
             return Ok(());
         }
         let welcome = match InboxMessage::decode(record.deferred_welcome.as_slice()) {
-            Ok(welcome) if caught_up || !must_wait(&record, &welcome) => welcome,
+            Ok(welcome) if !must_wait(&record, &welcome) => welcome,
             Ok(_) => return Ok(()),
             Err(_) => InboxMessage::default(),
         };
         record.deferred_welcome.clear();
         self.store()
             .put_record(records::group_key(group_id), &record);
-        let joined_at = if welcome.welcome.is_empty() {
+        // Still following once the commit it came with was read: the
+        // Welcome was not one this device needs (that commit left it where
+        // it was), so it is dropped.
+        let joined_at = if welcome.welcome.is_empty() || record.following() {
             None
         } else {
             self.use_welcome(&welcome, Some(record))?
@@ -103,7 +101,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Uses every Welcome still waiting: everything the relay held has come.
+    /// Uses every Welcome that need wait no longer (run once everything the
+    /// relay held has come).
     pub(super) fn use_deferred_welcomes(&mut self) -> Result<(), ClientError> {
         let mut waiting = Vec::new();
         for item in self.store().scan::<GroupRecord>(&records::groups_prefix()) {
@@ -113,7 +112,7 @@ impl Engine {
             }
         }
         for group_id in waiting {
-            self.use_deferred_welcome(&group_id, true)?;
+            self.use_deferred_welcome(&group_id)?;
         }
         Ok(())
     }
@@ -292,8 +291,11 @@ fn join_rules(before: Option<&GroupRecord>) -> JoinRules {
 }
 
 /// Whether a Welcome into a group this device follows waits for the
-/// group's entries before it: the device may still read messages sent
-/// before it was removed.
+/// group's entries up to the commit it came with: the device may still read
+/// messages sent before it was removed, and a member could send one device
+/// a Welcome into a state of its own making along with a commit that leaves
+/// it in the group. Once the commit is read, the device no longer follows
+/// the group (it was removed, or replaced) or the Welcome was not for it.
 fn must_wait(record: &GroupRecord, welcome: &InboxMessage) -> bool {
-    record.following() && record.processed_through.saturating_add(1) < welcome.group_position
+    record.following() && record.processed_through < welcome.group_position
 }

@@ -58,13 +58,22 @@ impl MlsOps<'_> {
             MlsMessageBodyIn::Welcome(welcome) => welcome,
             _ => return Err(MlsError::Invalid("not a Welcome".into())),
         };
-        let staged =
+        let builder =
             StagedWelcome::build_from_welcome(&self.provider, &Self::join_config(), welcome)
-                .map_err(invalid)?
-                .replace_old_group()
-                .skip_lifetime_validation()
-                .build()
                 .map_err(invalid)?;
+        // A device still in the group comes back only on a KeyPackage it
+        // made to rejoin that very group: one from its stock (anyone may
+        // claim those) would let a member put it into a state of its own.
+        let rejoin_key_package = builder
+            .processed_welcome()
+            .own_key_package()
+            .and_then(super::rejoin_target)
+            .map(<[u8]>::to_vec);
+        let staged = builder
+            .replace_old_group()
+            .skip_lifetime_validation()
+            .build()
+            .map_err(invalid)?;
         let epoch = staged.group_context().epoch().as_u64();
         if rules.after_epoch.is_some_and(|held| epoch <= held) {
             return Err(MlsError::PolicyViolation(format!(
@@ -93,6 +102,14 @@ impl MlsOps<'_> {
                 manager_ids.dedup();
                 check_rejoin(previous, &meta, &manager_ids, &sender, &members)
                     .map_err(MlsError::PolicyViolation)?;
+                let group_id = staged.group_context().group_id().as_slice();
+                if rejoin_key_package.as_deref() != Some(group_id) {
+                    return Err(MlsError::PolicyViolation(
+                        "a Welcome back into a group this device is in, on a KeyPackage \
+                         it did not make to rejoin that group"
+                            .into(),
+                    ));
+                }
             }
         }
         // openmls replaces the old group's state but not its proposal
