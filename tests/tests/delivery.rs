@@ -252,7 +252,7 @@ fn rejoin_key_package(key: &convene_client::DeviceKey) -> Vec<u8> {
         b"a chain the relay does not read",
         convene_client::trust::TrustAnchor::new([0; 32]),
     );
-    let made = ops.rejoin_key_package(b"g").unwrap();
+    let made = ops.rejoin_key_package(b"g", 0).unwrap();
     made.one_time.into_iter().next().unwrap()
 }
 

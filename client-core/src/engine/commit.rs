@@ -206,6 +206,13 @@ impl Engine {
                     ops.add(group, &key_packages)
                 }
                 (Change::Readd(device, ..), Some(mut key_packages)) => match key_packages.pop() {
+                    // Every member would refuse it now (the group moved on
+                    // since the device asked): it asks again.
+                    Some(key_package) if !crate::mls::rejoins(group, &key_package) => {
+                        Err(MlsError::PolicyViolation(
+                            "the request to be re-added is no longer current".into(),
+                        ))
+                    }
                     Some(key_package) => ops.readd(group, device, key_package),
                     None => Err(MlsError::Operation("no KeyPackage".into())),
                 },

@@ -281,6 +281,6 @@ impl Engine {
     }
 }
 
-fn unexpected() -> ClientError {
+pub(super) fn unexpected() -> ClientError {
     ClientError::Transport(TransportError::Protocol("unexpected response".into()))
 }

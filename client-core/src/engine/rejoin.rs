@@ -121,6 +121,19 @@ impl Engine {
         self.drop_intent(&intent)
     }
 
+    /// The group let this device go while it asked to be re-added: there
+    /// is nothing to rejoin.
+    fn let_go(&mut self, intent: IntentRecord, mut record: GroupRecord) -> Step {
+        record.active = false;
+        record.stalled.clear();
+        self.store()
+            .put_record(records::group_key(&record.group_id), &record);
+        self.emit(Event::RemovedFromGroup {
+            group: GroupId(record.group_id.clone()),
+        });
+        self.drop_intent(&intent)
+    }
+
     /// The relay says the group is at a later epoch than this device. If
     /// the device has processed everything the log holds, the commits in
     /// between are gone for it: it cannot follow the group any more.
@@ -215,7 +228,21 @@ impl Engine {
                 return Step::RetryAfter(Duration::from_millis(due - now));
             }
         }
-        let key_package = match self.mls.ops().rejoin_key_package(&group_id) {
+        // The KeyPackage names the group's epoch now: members take it only
+        // in a commit on that epoch or the next.
+        let get = request::Kind::GetGroup(GetGroup {
+            group_id: Bytes::from(group_id.clone()),
+        });
+        let epoch = match self.request(get).await {
+            Ok(response::Result::GroupState(state)) => state.epoch,
+            Ok(_) => return Step::Failed(super::manage::unexpected()),
+            Err(TransportError::Refused(r)) if r.code == ErrorCode::NotAMember => {
+                return self.let_go(intent, record);
+            }
+            Err(TransportError::Refused(r)) => return Step::Failed(ClientError::Refused(r)),
+            Err(_) => return Step::Offline,
+        };
+        let key_package = match self.mls.ops().rejoin_key_package(&group_id, epoch) {
             Ok(made) => match made.one_time.into_iter().next() {
                 Some(key_package) => {
                     // Forgotten with the others once it expires.
@@ -244,15 +271,7 @@ impl Engine {
         match self.request(ask).await {
             Ok(_) => {}
             Err(TransportError::Refused(r)) if r.code == ErrorCode::NotAMember => {
-                // The group let this device go: nothing to rejoin.
-                record.active = false;
-                record.stalled.clear();
-                self.store()
-                    .put_record(records::group_key(&group_id), &record);
-                self.emit(Event::RemovedFromGroup {
-                    group: GroupId(group_id),
-                });
-                return self.drop_intent(&intent);
+                return self.let_go(intent, record);
             }
             // Asked a moment ago (before a reconnection): the members are
             // already on it.
@@ -309,7 +328,8 @@ impl Engine {
                 return;
             }
             Ok(key_package)
-                if crate::mls::rejoin_target(&key_package) == Some(record.group_id.as_slice()) =>
+                if crate::mls::rejoin_target(&key_package)
+                    .is_some_and(|target| target.group_id == record.group_id) =>
             {
                 None
             }

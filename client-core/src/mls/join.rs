@@ -68,7 +68,7 @@ impl MlsOps<'_> {
             .processed_welcome()
             .own_key_package()
             .and_then(super::rejoin_target)
-            .map(<[u8]>::to_vec);
+            .map(|target| target.group_id);
         let staged = builder
             .replace_old_group()
             .skip_lifetime_validation()

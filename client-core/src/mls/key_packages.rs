@@ -2,6 +2,7 @@
 //! lifetime, checked when claimed, one marked for rejoining a group, and
 //! their private keys forgotten once they can no longer be used.
 
+use convene_proto::content::RejoinTarget;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 
@@ -11,12 +12,31 @@ use super::{capabilities, invalid, op_err, MlsError, CIPHERSUITE, REJOIN_EXTENSI
 /// How long a KeyPackage made to rejoin a group lives, in seconds.
 const REJOIN_KEY_PACKAGE_LIFETIME_SECS: u64 = 3600;
 
-/// The group a KeyPackage was made to rejoin, if it was.
-pub fn rejoin_target(key_package: &KeyPackage) -> Option<&[u8]> {
-    key_package
-        .extensions()
-        .unknown(REJOIN_EXTENSION)
-        .map(|ext| ext.0.as_slice())
+/// The group (and the epoch it was at) a KeyPackage was made to rejoin, if
+/// it was.
+pub fn rejoin_target(key_package: &KeyPackage) -> Option<RejoinTarget> {
+    use prost::Message as _;
+    let raw = key_package.extensions().unknown(REJOIN_EXTENSION)?;
+    RejoinTarget::decode(raw.0.as_slice()).ok()
+}
+
+/// Whether `key_package` may replace its device's leaf in `group` as it is
+/// now: made to rejoin this group, asked at the group's current epoch or
+/// the one before (so a request replayed later replaces nothing), and not
+/// the very leaf the device already has (a replay right after the re-add).
+pub fn rejoins(group: &MlsGroup, key_package: &KeyPackage) -> bool {
+    let Some(target) = rejoin_target(key_package) else {
+        return false;
+    };
+    let epoch = group.epoch().as_u64();
+    let leaf = key_package.leaf_node();
+    target.group_id == group.group_id().as_slice()
+        && (target.epoch..=target.epoch.saturating_add(1)).contains(&epoch)
+        && group.members().all(|m| {
+            m.signature_key != leaf.signature_key().as_slice()
+                || openmls::treesync::EncryptionKey::from(m.encryption_key)
+                    != *leaf.encryption_key()
+        })
 }
 
 /// Serialised KeyPackages: one-time ones, and a last-resort one if asked.
@@ -70,16 +90,25 @@ impl MlsOps<'_> {
         self.make_key_packages(count, last_resort, lifetime, None)
     }
 
-    /// A KeyPackage to rejoin `group_id` with: it names the group in a
-    /// signed extension, so that only it (not one of the stock anyone may
-    /// claim) lets a member replace this device's leaf, and lives an hour,
-    /// so that it cannot be replayed for long.
-    pub fn rejoin_key_package(&self, group_id: &[u8]) -> Result<MadeKeyPackages, MlsError> {
+    /// A KeyPackage to rejoin `group_id` with, asked when the group is at
+    /// `epoch`: it names both in a signed extension, so that only it (not
+    /// one of the stock anyone may claim) lets a member replace this
+    /// device's leaf, and only in a commit on that epoch or the next (see
+    /// [`rejoins`]); it lives an hour.
+    pub fn rejoin_key_package(
+        &self,
+        group_id: &[u8],
+        epoch: u64,
+    ) -> Result<MadeKeyPackages, MlsError> {
+        let target = RejoinTarget {
+            group_id: group_id.to_vec().into(),
+            epoch,
+        };
         self.make_key_packages(
             1,
             false,
             std::time::Duration::from_secs(REJOIN_KEY_PACKAGE_LIFETIME_SECS),
-            Some(group_id),
+            Some(&target),
         )
     }
 
@@ -88,13 +117,14 @@ impl MlsOps<'_> {
         count: usize,
         last_resort: bool,
         lifetime: std::time::Duration,
-        rejoining: Option<&[u8]>,
+        rejoining: Option<&RejoinTarget>,
     ) -> Result<MadeKeyPackages, MlsError> {
+        use prost::Message as _;
         let mut made = MadeKeyPackages::default();
         let extensions = match rejoining {
-            Some(group_id) => Extensions::single(Extension::Unknown(
+            Some(target) => Extensions::single(Extension::Unknown(
                 REJOIN_EXTENSION,
-                UnknownExtension(group_id.to_vec()),
+                UnknownExtension(target.encode_to_vec()),
             ))
             .map_err(op_err)?,
             None => Extensions::empty(),

@@ -135,7 +135,7 @@ pub struct AuthoredChange {
     pub removed: Vec<MemberDevice>,
     pub changes_context: bool,
     /// Added devices whose KeyPackage was made to rejoin this very group
-    /// (see [`super::REJOIN_EXTENSION`]).
+    /// now (see [`super::rejoins`]).
     pub rejoining: Vec<[u8; 32]>,
 }
 
@@ -172,9 +172,7 @@ pub fn authored_changes<'p>(
                 let leaf = add.key_package().leaf_node();
                 let verified =
                     verify_leaf(anchor, leaf.credential(), leaf.signature_key().as_slice())?;
-                if super::key_packages::rejoin_target(add.key_package())
-                    == Some(group.group_id().as_slice())
-                {
+                if super::key_packages::rejoins(group, add.key_package()) {
                     change.rejoining.push(verified.device_key);
                 }
                 change.added.push(verified);

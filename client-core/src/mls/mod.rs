@@ -34,7 +34,7 @@ use prost::Message;
 
 pub use commits::CommitBundle;
 pub use join::{JoinRules, PreviousState};
-pub use key_packages::{rejoin_target, KeyPackageBatch, MadeKey, MadeKeyPackages};
+pub use key_packages::{rejoin_target, rejoins, KeyPackageBatch, MadeKey, MadeKeyPackages};
 pub use ops::{Incoming, MlsOps, Rejoined};
 
 use crate::device_key::DeviceKey;

@@ -359,7 +359,8 @@ fn rejoined_with(group_id: &[u8], staged: &StagedCommit) -> Vec<Rejoined> {
         .add_proposals()
         .filter_map(|p| {
             let key_package = p.add_proposal().key_package();
-            (super::rejoin_target(key_package) == Some(group_id))
+            super::rejoin_target(key_package)
+                .is_some_and(|target| target.group_id == group_id)
                 .then(|| Rejoined::of(key_package))
                 .flatten()
         })

@@ -66,7 +66,12 @@ fn a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_gro
     // Carol claims one of Bob's stock KeyPackages, or one he made to rejoin
     // another group, and replaces his leaf: Ann refuses both.
     let (stock, _) = t.bob.ops(crypto).key_packages(1, false).unwrap();
-    let elsewhere = t.bob.ops(crypto).rejoin_key_package(b"other").unwrap();
+    let epoch = t.groups[0].epoch().as_u64();
+    let elsewhere = t
+        .bob
+        .ops(crypto)
+        .rejoin_key_package(b"other", epoch)
+        .unwrap();
     for bytes in [&stock[0], &elsewhere.one_time[0]] {
         let kp = claim(bytes);
         let push_out = t
@@ -88,7 +93,7 @@ fn a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_gro
 
     // The KeyPackage Bob made to rejoin this group is taken, and the
     // Welcome brings him back.
-    let rejoin = t.bob.ops(crypto).rejoin_key_package(b"g").unwrap();
+    let rejoin = t.bob.ops(crypto).rejoin_key_package(b"g", epoch).unwrap();
     t.bob.store.commit_durably().unwrap();
     let kp = claim(&rejoin.one_time[0]);
     let readd = t
@@ -166,4 +171,76 @@ fn a_welcome_is_refused_when_it_goes_back_changes_the_group_comes_from_a_strange
     // As a first join (Bob held nothing of it), the same Welcome is fine.
     let joined = bob.ops(&crypto).join(&add.welcome, &JoinRules::default());
     assert!(joined.is_ok(), "{:?}", joined.err());
+}
+
+#[test]
+fn a_request_to_be_re_added_replayed_later_replaces_nothing() {
+    let mut t = trio();
+    let crypto = &t.crypto;
+    let bob_key = t.bob.key.public();
+    let epoch = t.groups[0].epoch().as_u64();
+    let rejoin = t.bob.ops(crypto).rejoin_key_package(b"g", epoch).unwrap();
+    t.bob.store.commit_durably().unwrap();
+    let bytes = rejoin.one_time[0].clone();
+    let claim = |t: &Trio| {
+        t.carol
+            .ops(&t.crypto)
+            .parse_key_package(&bytes, "bob", &bob_key)
+            .unwrap()
+    };
+    // Carol answers Bob's request; everyone follows.
+    let kp = claim(&t);
+    let readd = t
+        .carol
+        .ops(crypto)
+        .readd(&mut t.groups[2], &bob_key, kp)
+        .unwrap();
+    t.carol.ops(crypto).merge_pending(&mut t.groups[2]).unwrap();
+    t.ann
+        .ops(crypto)
+        .process(&mut t.groups[0], &readd.commit)
+        .unwrap();
+    let rules = JoinRules {
+        after_epoch: Some(epoch),
+        rejoining: Some(held_by_bob(&t)),
+    };
+    t.groups[1] = t.bob.ops(crypto).join(&readd.welcome, &rules).unwrap();
+
+    // Carol replays the same request at once (the leaf it would put in is
+    // the one Bob has), and again after Bob renewed his leaf (an epoch too
+    // late): Ann refuses both.
+    let refused = |t: &mut Trio| {
+        let kp = claim(t);
+        let replay = t
+            .carol
+            .ops(&t.crypto)
+            .readd(&mut t.groups[2], &bob_key, kp)
+            .unwrap();
+        t.carol
+            .ops(&t.crypto)
+            .clear_pending(&mut t.groups[2])
+            .unwrap();
+        let err = t
+            .ann
+            .ops(&t.crypto)
+            .process(&mut t.groups[0], &replay.commit)
+            .unwrap_err();
+        assert!(
+            matches!(&err, MlsError::RefusedChange { reason, .. } if reason.contains("without its asking")),
+            "{err:?}"
+        );
+    };
+    refused(&mut t);
+    let update = t.bob.ops(&t.crypto).update(&mut t.groups[1], None).unwrap();
+    t.bob
+        .ops(&t.crypto)
+        .merge_pending(&mut t.groups[1])
+        .unwrap();
+    let [anns, _, carols] = &mut t.groups;
+    t.ann.ops(&t.crypto).process(anns, &update.commit).unwrap();
+    t.carol
+        .ops(&t.crypto)
+        .process(carols, &update.commit)
+        .unwrap();
+    refused(&mut t);
 }
