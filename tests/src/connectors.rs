@@ -3,6 +3,7 @@
 //! rewrite and delay the client's requests. They plug in through
 //! client-core's `Connector` trait.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use convene_client::transport::{BoxFuture, Connected, Connection, Connector};
@@ -17,6 +18,9 @@ enum Behaviour {
     Gate(watch::Receiver<bool>),
     /// Delivers every stream entry twice.
     Duplicate,
+    /// Claims, for as many group entries as the counter says, that the
+    /// entry is for an epoch far ahead (a relay's forged word).
+    ForgeEpoch(Arc<AtomicU32>),
 }
 
 /// A websocket transport with a twist.
@@ -52,6 +56,18 @@ impl TwistedConnector {
         (Arc::new(connector), PushGate(sender))
     }
 
+    /// A transport that, for each count the returned counter is raised by,
+    /// rewrites the next group entry's epoch as the relay states it to one
+    /// far ahead: what a compromised relay can claim.
+    pub fn forging_epochs(url: &str) -> (Arc<dyn Connector>, Arc<AtomicU32>) {
+        let forge = Arc::new(AtomicU32::new(0));
+        let connector = TwistedConnector {
+            inner: WebSocketConnector::new(url, ConnectOptions::default()),
+            behaviour: Behaviour::ForgeEpoch(forge.clone()),
+        };
+        (Arc::new(connector), forge)
+    }
+
     /// A transport that delivers every message, receipt and Welcome twice,
     /// as at-least-once delivery may.
     pub fn duplicating(url: &str) -> Arc<dyn Connector> {
@@ -73,8 +89,20 @@ impl Connector for TwistedConnector {
             let (sender, receiver) = mpsc::unbounded_channel();
             let behaviour = self.behaviour.clone();
             tokio::spawn(async move {
-                while let Some(push) = pushes.recv().await {
+                while let Some(mut push) = pushes.recv().await {
                     match &behaviour {
+                        Behaviour::ForgeEpoch(forge) => {
+                            if let push::Kind::GroupMessage(message) = &mut push {
+                                let due = forge
+                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                        n.checked_sub(1)
+                                    })
+                                    .is_ok();
+                                if due {
+                                    message.epoch += 1_000;
+                                }
+                            }
+                        }
                         Behaviour::Gate(gate) => {
                             let mut gate = gate.clone();
                             if gate.wait_for(|open| *open).await.is_err() {

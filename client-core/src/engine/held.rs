@@ -151,7 +151,7 @@ impl Engine {
         Ok(true)
     }
 
-    fn forget_held(&mut self, group_id: &[u8], bytes: u64) {
+    pub(super) fn forget_held(&mut self, group_id: &[u8], bytes: u64) {
         if let Some(tally) = self.held.groups.get_mut(group_id) {
             tally.remove(bytes);
             if tally.count == 0 {

@@ -20,10 +20,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use convene_proto::mls_frame::read_message_header;
 use convene_proto::relay::{
     request, response, ErrorCode, GetGroup, GroupMessage, MessageKind, SendMessage,
 };
 use openmls::prelude::tls_codec::Serialize as _;
+use prost::Message as _;
 
 use super::commit::Change;
 use super::intents::Step;
@@ -119,6 +121,49 @@ impl Engine {
             ),
         });
         self.drop_intent(&intent)
+    }
+
+    /// Clears a stall the relay alone caused: entries held for the group
+    /// that claim a later epoch than the group is at are dropped (with a
+    /// notice), the rest are applied in order, and the request to be
+    /// re-added goes.
+    fn resume_following(
+        &mut self,
+        intent: &IntentRecord,
+        mut record: GroupRecord,
+    ) -> Result<(), ClientError> {
+        let group_id = record.group_id.clone();
+        tracing::warn!("the relay's word that this device fell behind a group was not true");
+        record.stalled.clear();
+        record.rejoin_attempts = 0;
+        let mut dropped = 0;
+        for item in self
+            .store()
+            .scan::<GroupMessage>(&records::held_prefix(&group_id))
+            .collect::<Result<Vec<_>, _>>()?
+        {
+            let (key, message) = item;
+            let claimed = read_message_header(&message.payload)
+                .map_or(message.epoch, |h| h.epoch.max(message.epoch));
+            if claimed > record.epoch {
+                self.store().delete(key);
+                self.forget_held(&group_id, message.encoded_len() as u64);
+                self.note_lost(&group_id, message.position, 1)?;
+                dropped += 1;
+            }
+        }
+        self.store()
+            .put_record(records::group_key(&group_id), &record);
+        self.store().delete(records::intent_key(intent.id));
+        self.store().commit_durably()?;
+        self.emit(Event::GroupRecovered {
+            group: GroupId(group_id.clone()),
+            missed: dropped,
+        });
+        self.release_held(&group_id, record.processed_through)?;
+        self.resolve(intent.id, Ok(super::Completed { message: None }));
+        self.publish();
+        Ok(())
     }
 
     /// The group let this device go while it asked to be re-added: there
@@ -233,7 +278,26 @@ impl Engine {
         let get = request::Kind::GetGroup(GetGroup {
             group_id: Bytes::from(group_id.clone()),
         });
+        // Whether this device still holds a working state of the group (not
+        // one it was removed from or replaced in).
+        let holds_state = !record.pending_join
+            && matches!(
+                load_group(&mut self.groups, &self.mls, &group_id),
+                Ok(Some(group)) if group.is_active()
+            );
         let epoch = match self.request(get).await {
+            // The group is where this device's working state is: what made
+            // it stall was the relay's word alone (an entry or answer
+            // claiming a later epoch), false then or false now; it follows
+            // the group again.
+            Ok(response::Result::GroupState(state))
+                if holds_state && state.epoch == record.epoch =>
+            {
+                return match self.resume_following(&intent, record) {
+                    Ok(()) => Step::Done,
+                    Err(err) => Step::Failed(err),
+                };
+            }
             Ok(response::Result::GroupState(state)) => state.epoch,
             Ok(_) => return Step::Failed(super::manage::unexpected()),
             Err(TransportError::Refused(r)) if r.code == ErrorCode::NotAMember => {

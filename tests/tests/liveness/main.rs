@@ -9,6 +9,7 @@ mod keys;
 mod membership;
 mod offline;
 mod outcomes;
+mod relay_word;
 mod replaced;
 mod stuck;
 
