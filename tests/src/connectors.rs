@@ -21,6 +21,8 @@ enum Behaviour {
     /// Claims, for as many group entries as the counter says, that the
     /// entry is for an epoch far ahead (a relay's forged word).
     ForgeEpoch(Arc<AtomicU32>),
+    /// Sends these pushes of its own making after the first real one.
+    Inject(Arc<std::sync::Mutex<Vec<push::Kind>>>),
 }
 
 /// A websocket transport with a twist.
@@ -68,6 +70,15 @@ impl TwistedConnector {
         (Arc::new(connector), forge)
     }
 
+    /// A transport that, after the first push of a connection, passes on
+    /// `pushes` of a relay's own making (once).
+    pub fn injecting(url: &str, pushes: Vec<push::Kind>) -> Arc<dyn Connector> {
+        Arc::new(TwistedConnector {
+            inner: WebSocketConnector::new(url, ConnectOptions::default()),
+            behaviour: Behaviour::Inject(Arc::new(std::sync::Mutex::new(pushes))),
+        })
+    }
+
     /// A transport that delivers every message, receipt and Welcome twice,
     /// as at-least-once delivery may.
     pub fn duplicating(url: &str) -> Arc<dyn Connector> {
@@ -109,6 +120,7 @@ impl Connector for TwistedConnector {
                                 return;
                             }
                         }
+                        Behaviour::Inject(_) => {}
                         Behaviour::Duplicate => {
                             let entry = matches!(
                                 push,
@@ -123,6 +135,17 @@ impl Connector for TwistedConnector {
                     }
                     if sender.send(push).is_err() {
                         return;
+                    }
+                    if let Behaviour::Inject(queued) = &behaviour {
+                        let forged = match queued.lock() {
+                            Ok(mut queued) => std::mem::take(&mut *queued),
+                            Err(_) => return,
+                        };
+                        for push in forged {
+                            if sender.send(push).is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
             });

@@ -2,10 +2,13 @@
 //! low, the relay tells it and it uploads more, so others keep getting
 //! one-time KeyPackages rather than the last-resort one.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use convene_client::store::records::{key_packages_key, KeyPackagesRecord};
+use convene_client::store::LocalStore;
 use convene_client::Role;
-use convene_proto::relay::{request, response, ClaimKeyPackages};
-use convene_tests::app::{leader_apps, raw_device, staff_app};
+use convene_proto::relay::{push, request, response, ClaimKeyPackages, KeyPackagesLow};
+use convene_tests::app::{leader_apps, raw_device, staff_app, store_key, StoppedApp};
+use convene_tests::connectors::TwistedConnector;
 use convene_tests::{RelayProcess, TestDevice};
 
 /// Claims one KeyPackage of `user`; true if it was the last-resort one.
@@ -68,5 +71,42 @@ async fn a_client_drained_without_pause_makes_a_bounded_number_of_key_packages()
     );
     assert!(one_time > 30, "the stock was never topped up");
     drop(ana);
+    Ok(())
+}
+
+/// How many KeyPackage private keys a stopped client holds.
+fn key_package_keys(stopped: &StoppedApp) -> Result<usize> {
+    let store = LocalStore::open(&stopped.state_dir, &store_key(&stopped.user))?;
+    let record: Option<KeyPackagesRecord> = store.get_committed_record(&key_packages_key())?;
+    Ok(record.map_or(0, |r| r.keys.len()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_keeps_saying_the_last_resort_is_gone_gets_a_bounded_number() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &["ana".to_string()]).await?;
+    let stopped = leaders.pop().context("one leader")?.stop().await;
+    let before = key_package_keys(&stopped)?;
+
+    // 200 pushes saying the stock is full but the last-resort KeyPackage
+    // is gone: each would make one, with a durable write.
+    let low = push::Kind::KeyPackagesLow(KeyPackagesLow {
+        one_time_remaining: 30,
+        last_resort: false,
+    });
+    let ana = stopped
+        .resume()
+        .await?
+        .reopen_with(TwistedConnector::injecting(&relay.url, vec![low; 200]))
+        .await?;
+    ana.client.wait_caught_up(convene_tests::PATIENCE).await?;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let after = key_package_keys(&ana.stop().await)?;
+    // Ten top-ups a minute, and as many last-resort replacements again.
+    assert!(
+        after <= before + 20,
+        "{after} KeyPackage keys held after the relay's pushes ({before} before)"
+    );
     Ok(())
 }

@@ -94,8 +94,6 @@ impl Engine {
         if !rotate && one_time >= KEY_PACKAGE_LOW && last_resort {
             return;
         }
-        // Past the spacing or the cap, only a missing last-resort
-        // KeyPackage is made.
         while self
             .top_ups
             .front()
@@ -103,23 +101,27 @@ impl Engine {
         {
             self.top_ups.pop_front();
         }
-        let held_back = !rotate
-            && (self.top_ups.len() >= TOP_UPS_PER_WINDOW
-                || record.keys.len() >= MAX_KEY_PACKAGE_KEYS);
+        let capped = record.keys.len() >= MAX_KEY_PACKAGE_KEYS;
+        let held_back = !rotate && (self.top_ups.len() >= TOP_UPS_PER_WINDOW || capped);
         if held_back {
             // Topped up at the next lifecycle tick (a minute at most).
             self.stock_low = Some((one_time, last_resort));
         }
-        if held_back && last_resort {
+        // Held back, only a missing last-resort KeyPackage is made, and
+        // only a few times a window: a relay that keeps saying it has none
+        // gets no more.
+        if held_back && (last_resort || capped || self.top_ups.len() >= 2 * TOP_UPS_PER_WINDOW) {
             tracing::debug!("KeyPackages claimed faster than they are topped up");
             return;
+        }
+        if !rotate {
+            self.top_ups.push_back(tokio::time::Instant::now());
         }
         let count = if rotate {
             KEY_PACKAGE_TARGET
         } else if held_back {
             0
         } else {
-            self.top_ups.push_back(tokio::time::Instant::now());
             KEY_PACKAGE_TARGET.saturating_sub(one_time)
         };
         let made = self.mls.ops().key_packages_for(

@@ -9,7 +9,7 @@ use convene_proto::ids::CONTINUITY_LEN;
 use convene_proto::relay::{request, response, ErrorCode};
 use tokio::time::Instant;
 
-use super::{ConnectionState, Engine, PendingAcks, MAX_BACKOFF, MIN_BACKOFF};
+use super::{ConnectionState, Engine, PendingAcks, MAX_BACKOFF};
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::store::records::{self, ContinuityRecord, GroupRecord};
@@ -46,7 +46,6 @@ impl Engine {
                 self.conn = Some(conn);
                 self.pushes = Some(pushes);
                 self.caught_up = false;
-                self.backoff = MIN_BACKOFF;
                 self.last_activity = Instant::now();
                 self.shared.status.send_modify(|status| {
                     status.state = ConnectionState::Connected;
