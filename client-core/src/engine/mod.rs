@@ -24,6 +24,7 @@ mod lifecycle;
 mod manage;
 mod notices;
 mod peers;
+mod readd;
 mod rejoin;
 mod revocations;
 mod send;
