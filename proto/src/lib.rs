@@ -14,6 +14,7 @@
 //! (`convene-client-core`) depend on this crate; neither depends on the other.
 
 pub mod auth;
+pub mod direct;
 pub mod frame;
 pub mod ids;
 pub mod invite;

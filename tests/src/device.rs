@@ -139,6 +139,7 @@ impl TestDevice {
     pub async fn create_group(&self, group_id: &[u8]) -> Result<(), TransportError> {
         let request = request::Kind::CreateGroup(CreateGroup {
             group_id: Bytes::copy_from_slice(group_id),
+            direct_pair: Vec::new(),
         });
         self.conn.request(request).await.map(|_| ())
     }

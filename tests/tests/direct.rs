@@ -113,3 +113,44 @@ async fn a_direct_channel_opened_from_both_sides_converges_whatever_the_timing()
     }
     Ok(())
 }
+
+/// A direct channel's id is a public function of its two users; a third
+/// user who registers it first must not keep them from talking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_user_cannot_squat_a_direct_channels_id() -> Result<()> {
+    use bytes::Bytes;
+    use convene_client::{direct_group_id, Role};
+    use convene_proto::relay::{request, CreateGroup, ErrorCode};
+    use convene_tests::app::raw_device;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let names = vec!["ana".to_string(), "ben".to_string()];
+    let leaders = leader_apps(&relay, &staff, &names).await?;
+    let [ana, ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
+    let squatter = raw_device(&relay, &staff, "sam", Role::Leader).await?;
+
+    let id = direct_group_id("ana", "ben");
+    let pairs: [Vec<String>; 3] = [
+        Vec::new(),
+        vec!["ana".into(), "ben".into()],
+        vec!["ana".into(), "sam".into()],
+    ];
+    for direct_pair in pairs {
+        let squat = request::Kind::CreateGroup(CreateGroup {
+            group_id: Bytes::from(id.clone()),
+            direct_pair: direct_pair.clone(),
+        });
+        match squatter.conn.request(squat).await {
+            Err(convene_client::TransportError::Refused(r)) => {
+                assert_eq!(r.code, ErrorCode::Forbidden, "{direct_pair:?}: {r}")
+            }
+            other => panic!("squatting with {direct_pair:?} was not refused: {other:?}"),
+        }
+    }
+
+    let sent = ana.client.send_direct("ben", "only for you").await?;
+    assert_eq!(sent.group.0, id);
+    ben.hears(&sent.group, "ana", "only for you").await?;
+    Ok(())
+}

@@ -11,7 +11,6 @@ use convene_proto::content::MembershipPolicy;
 use convene_proto::content::{GroupKind as WireKind, GroupMeta};
 use convene_proto::relay::{request, response, ErrorCode, GetUser, ListUsers};
 use prost::Message as _;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -479,15 +478,10 @@ impl Client {
 }
 
 /// The id of the direct channel between two users: the same whoever
-/// computes it, so that both ends open the same group.
+/// computes it, so that both ends open the same group (see
+/// [`convene_proto::direct`]).
 pub fn direct_group_id(a: &str, b: &str) -> Vec<u8> {
-    let (first, second) = if a <= b { (a, b) } else { (b, a) };
-    let mut hash = Sha256::new();
-    hash.update(b"convene/direct/v1\0");
-    hash.update(first.as_bytes());
-    hash.update([0]);
-    hash.update(second.as_bytes());
-    hash.finalize()[..16].to_vec()
+    convene_proto::direct::direct_group_id(a, b)
 }
 
 fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord {

@@ -72,6 +72,7 @@ impl Engine {
         match self
             .request(request::Kind::CreateGroup(CreateGroup {
                 group_id: id.clone(),
+                direct_pair: direct_pair(self.mls.user_id(), &create.direct_peer),
             }))
             .await
         {
@@ -160,4 +161,15 @@ impl Engine {
         self.groups.insert(group_id.to_vec(), group);
         Ok(())
     }
+}
+
+/// The pair a direct channel is between, as the relay checks its id
+/// against; empty for any other group.
+fn direct_pair(own: &str, peer: &str) -> Vec<String> {
+    if peer.is_empty() {
+        return Vec::new();
+    }
+    let mut pair = vec![own.to_string(), peer.to_string()];
+    pair.sort();
+    pair
 }

@@ -222,6 +222,15 @@ impl Engine {
                 "a direct channel between other people".into(),
             ));
         }
+        // A direct channel lives at its pair's id (reserved at the relay),
+        // or a member could make another group stand in for it.
+        if meta.kind == WireKind::Direct as i32
+            && !convene_proto::direct::is_direct_channel_of(&welcome.group_id, &meta.direct_pair)
+        {
+            return Err(MlsError::Invalid(
+                "a direct channel whose id is not its pair's".into(),
+            ));
+        }
         let refused = before
             .map(|r| r.refused_devices.clone())
             .unwrap_or_default();

@@ -19,6 +19,18 @@ use crate::store::{now_ms, AppendOutcome, CommitSubmission, MessageSubmission};
 
 pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayResult<Reply> {
     check_group_id(&req.group_id)?;
+    // A direct channel's id is reserved for its pair: nobody else may
+    // register it first and keep the two from talking.
+    let direct = convene_proto::direct::is_direct_group_id(&req.group_id);
+    if direct || !req.direct_pair.is_empty() {
+        let pair_ok = convene_proto::direct::is_direct_channel_of(&req.group_id, &req.direct_pair);
+        if !pair_ok || !req.direct_pair.contains(&caller.user_id) {
+            return Err(Refusal::Forbidden(
+                "a direct channel's id is registered only by one of its two users",
+            )
+            .into());
+        }
+    }
     relay
         .store
         .create_group(&req.group_id, &caller.device, now_ms())?;

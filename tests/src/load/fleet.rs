@@ -89,6 +89,7 @@ impl Fleet {
         let conn = &self.devices[creator].conn;
         conn.call(request::Kind::CreateGroup(CreateGroup {
             group_id: group_id.clone(),
+            direct_pair: Vec::new(),
         }))
         .await?;
         for (epoch, chunk) in others.chunks(ADD_CHUNK).enumerate() {
