@@ -154,3 +154,86 @@ async fn a_third_user_cannot_squat_a_direct_channels_id() -> Result<()> {
     ben.hears(&sent.group, "ana", "only for you").await?;
     Ok(())
 }
+
+/// A member cannot make a group of its own stand in for a direct channel:
+/// a Welcome into a "direct channel" whose id is not its pair's is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_channel_away_from_its_pairs_id_is_refused() -> Result<()> {
+    use bytes::Bytes;
+    use convene_client::trust::TrustAnchor;
+    use convene_client::Event;
+    use convene_proto::content::{GroupKind as WireKind, GroupMeta, MembershipPolicy};
+    use convene_proto::relay::{request, response, ClaimKeyPackages, SubmitCommit};
+    use convene_tests::app::{authority_of, continuity_of, device_key_of};
+    use convene_tests::tampered::with_ops;
+    use convene_tests::TestDevice;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let names = vec!["ana".to_string(), "sam".to_string()];
+    let leaders = leader_apps(&relay, &staff, &names).await?;
+    let [mut ana, sam] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
+    let anchor = TrustAnchor::new(authority_of(&staff.stop().await.state_dir)?.public());
+
+    // Sam's tampered client makes a "direct channel" with ana at an id of
+    // its choosing, and invites her.
+    let sam = sam.stop().await;
+    let sam_device = device_key_of(&sam.state_dir, "sam")?;
+    let conn = TestDevice::connect_continuing(
+        &relay.url,
+        sam_device,
+        continuity_of(&sam.state_dir, "sam")?,
+    )
+    .await?;
+    let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
+        user_ids: vec!["ana".into()],
+        device_keys: Vec::new(),
+    });
+    let claimed = match conn.conn.request(claim).await? {
+        response::Result::ClaimedKeyPackages(c) => c.key_packages,
+        other => anyhow::bail!("no KeyPackage: {other:?}"),
+    };
+    let ana_kp = claimed.first().expect("one KeyPackage").clone();
+    let group_id = b"not-the-pairs-id".to_vec();
+    let meta = GroupMeta {
+        version: 1,
+        kind: WireKind::Direct as i32,
+        direct_pair: vec!["ana".into(), "sam".into()],
+        membership: MembershipPolicy::Pair as i32,
+        ..Default::default()
+    };
+    conn.create_group(&group_id).await?;
+    let bundle = with_ops(&sam.state_dir, "sam", anchor, true, |ops| {
+        let mut group = ops.create_group(&group_id, &meta, false)?;
+        let device: [u8; 32] = ana_kp.device_key.as_ref().try_into()?;
+        let kp = ops.parse_key_package(&ana_kp.key_package, "ana", &device)?;
+        let bundle = ops.add(&mut group, &[kp])?;
+        ops.merge_pending(&mut group)?;
+        Ok(bundle)
+    })?;
+    let submit = request::Kind::SubmitCommit(SubmitCommit {
+        group_id: Bytes::from(group_id.clone()),
+        epoch: 0,
+        submission_id: convene_tests::device::random_id(),
+        commit: Bytes::from(bundle.commit),
+        welcome: Bytes::from(bundle.welcome),
+        ratchet_tree: Bytes::new(),
+        group_info: Bytes::from(bundle.group_info),
+        added_devices: vec![ana_kp.device_key.clone()],
+        removed_devices: Vec::new(),
+    });
+    conn.conn.request(submit).await?;
+
+    let detail = ana
+        .wait_event(|e| match e {
+            Event::Untrusted {
+                group: Some(g),
+                detail,
+            } if g.0 == group_id => Some(detail.clone()),
+            _ => None,
+        })
+        .await?;
+    assert!(detail.contains("not its pair's"), "{detail}");
+    assert_eq!(ana.client.direct_channel("sam")?, None);
+    Ok(())
+}

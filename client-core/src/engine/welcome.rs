@@ -227,7 +227,7 @@ impl Engine {
         if meta.kind == WireKind::Direct as i32
             && !convene_proto::direct::is_direct_channel_of(&welcome.group_id, &meta.direct_pair)
         {
-            return Err(MlsError::Invalid(
+            return Err(MlsError::PolicyViolation(
                 "a direct channel whose id is not its pair's".into(),
             ));
         }

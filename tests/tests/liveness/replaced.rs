@@ -6,40 +6,14 @@
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use convene_client::mls::MlsOps;
-use convene_client::store::records::{identity_key, IdentityRecord};
-use convene_client::store::LocalStore;
 use convene_client::trust::TrustAnchor;
 use convene_client::{DeviceKey, Event};
 use convene_proto::relay::{request, response, SubmitCommit};
-use convene_tests::app::{
-    authority_of, continuity_of, device_key_of, leader_apps, staff_app, store_key,
-};
+use convene_tests::app::{authority_of, continuity_of, device_key_of, leader_apps, staff_app};
+use convene_tests::tampered::with_ops;
 use convene_tests::{RelayProcess, TestDevice};
-use openmls_rust_crypto::RustCrypto;
 
 use crate::names;
-
-/// Runs `f` with the MLS operations of a stopped device's state; nothing
-/// it does is kept.
-fn with_ops<T>(
-    state_dir: &std::path::Path,
-    user: &str,
-    anchor: TrustAnchor,
-    f: impl FnOnce(&MlsOps<'_>) -> Result<T>,
-) -> Result<T> {
-    let store = LocalStore::open(state_dir, &store_key(user))?;
-    let identity: IdentityRecord = store
-        .get_committed_record(&identity_key())?
-        .context("no identity")?;
-    let secret = zeroize::Zeroizing::new(identity.device_secret.clone());
-    let key = DeviceKey::from_secret_bytes(secret.as_slice().try_into()?);
-    let crypto = RustCrypto::default();
-    let ops = MlsOps::new(&crypto, &store, &key, user, &identity.credential, anchor);
-    let result = f(&ops);
-    store.rollback();
-    result
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() -> Result<()> {
@@ -65,7 +39,7 @@ async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() 
     // kept.
     let ann_stopped = ann.stop().await;
     let ann_device = device_key_of(&ann_stopped.state_dir, "l1")?.public();
-    let key_package = with_ops(&ann_stopped.state_dir, "l1", anchor, |ops| {
+    let key_package = with_ops(&ann_stopped.state_dir, "l1", anchor, false, |ops| {
         let made = ops.rejoin_key_package(&cohort.id.0, epoch)?;
         made.one_time.into_iter().next().context("one KeyPackage")
     })?;
@@ -73,7 +47,7 @@ async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() 
 
     // Ben's client, tampered with, puts her back in her place with it.
     let ben_stopped = ben.stop().await;
-    let bundle = with_ops(&ben_stopped.state_dir, "l2", anchor, |ops| {
+    let bundle = with_ops(&ben_stopped.state_dir, "l2", anchor, false, |ops| {
         let mut group = ops.load(&cohort.id.0)?.context("ben's cohort")?;
         let key_package = ops.parse_key_package(&key_package, "l1", &ann_device)?;
         Ok(ops.readd(&mut group, &ann_device, key_package)?)
