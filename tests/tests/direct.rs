@@ -237,3 +237,46 @@ async fn a_direct_channel_away_from_its_pairs_id_is_refused() -> Result<()> {
     assert_eq!(ana.client.direct_channel("sam")?, None);
     Ok(())
 }
+
+/// A direct channel whose first add failed (the other user could not be
+/// added then) is repaired before the next text, not used with one member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_channel_whose_first_add_failed_is_repaired_before_use() -> Result<()> {
+    use convene_client::TransportError;
+    use convene_proto::relay::{request, response, ClaimedKeyPackages};
+    use convene_tests::connectors::HookedConnector;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let names = vec!["ana".to_string(), "ben".to_string()];
+    let leaders = leader_apps(&relay, &staff, &names).await?;
+    let [ana, ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
+    // The first claim of ben's KeyPackages finds none.
+    let failed = Arc::new(AtomicBool::new(false));
+    let respond = {
+        let failed = failed.clone();
+        Arc::new(
+            move |sent: &request::Kind, answer: Result<_, TransportError>| match sent {
+                request::Kind::ClaimKeyPackages(_) if !failed.swap(true, Ordering::SeqCst) => {
+                    Ok(response::Result::ClaimedKeyPackages(ClaimedKeyPackages {
+                        key_packages: Vec::new(),
+                        unavailable_devices: Vec::new(),
+                    }))
+                }
+                _ => answer,
+            },
+        )
+    };
+    let ana = ana
+        .reopen_with(HookedConnector::answering(&relay.url, respond))
+        .await?;
+    let first = ana.client.send_direct("ben", "first try").await;
+    assert!(first.is_err(), "sent with nobody to read it: {first:?}");
+    assert!(failed.load(Ordering::SeqCst));
+
+    let sent = ana.client.send_direct("ben", "second try").await?;
+    ben.hears(&sent.group, "ana", "second try").await?;
+    Ok(())
+}

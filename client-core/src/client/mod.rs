@@ -190,7 +190,14 @@ impl Client {
             ));
         }
         if let Some(id) = self.direct_channel(user)? {
-            return Ok(id);
+            let has_peer = self
+                .group(&id)?
+                .is_some_and(|g| g.members.iter().any(|m| m.user_id == user));
+            if has_peer {
+                return Ok(id);
+            }
+            // Its first add failed (the other user could not be added
+            // then): it is repaired before anything is sent to nobody.
         }
         self.lookup_user(user).await?;
         let group_id = direct_group_id(self.user_id(), user);
