@@ -2,13 +2,17 @@
 //! registering it with the relay.
 //!
 //! Two cases:
-//! - the relay's bootstrap invite: its redeemer becomes the first staff
-//!   member and creates the organisation's authority key, which it keeps;
+//! - the relay's bootstrap invite (it names no authority): its redeemer
+//!   becomes the first staff member and creates the organisation's
+//!   authority key, which it keeps;
 //! - a staff invite: the invite code names the authority's fingerprint, and
 //!   staff certified an invite key derived from its secret. The device
 //!   checks the authority the relay shows against the fingerprint and the
 //!   certificate against the authority, makes the user's identity key and
 //!   binds it with the invite key. The relay never sees the secret.
+//!
+//! Which case applies is read from the invite alone; a relay that answers
+//! otherwise is refused.
 
 use convene_proto::invite::{authority_fingerprint, Invite};
 use convene_proto::relay::InviteDetails;
@@ -46,10 +50,26 @@ pub(crate) async fn redeem(
         certified: details,
         identity_key,
         authority,
-    } = if details.bootstrap {
-        bootstrap(&details, key, token, user_id, display_name, now)?
-    } else {
-        invited(&details, invite, key, token, now)?
+    } = match (invite.authority_fingerprint.is_some(), details.bootstrap) {
+        // The path is the invite's, never the relay's word: an invite that
+        // names an authority is checked against it, whatever the relay
+        // says, and only an invite that names none makes an authority.
+        (false, true) => bootstrap(&details, key, token, user_id, display_name, now)?,
+        (true, false) => invited(&details, invite, key, token, now)?,
+        (true, true) => {
+            return Err(ClientError::Untrusted(
+                "the relay offered to make this device the organisation's authority, \
+                 but the invite names one: refused"
+                    .into(),
+            ))
+        }
+        (false, false) => {
+            return Err(ClientError::Untrusted(
+                "the invite names no authority, yet the relay did not offer it as the \
+                 bootstrap invite: refused"
+                    .into(),
+            ))
+        }
     };
     let authenticated = enrol(connection, key, &request)
         .await

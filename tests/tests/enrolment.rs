@@ -131,3 +131,55 @@ async fn enrolled_devices_survive_a_restart() {
     assert_eq!(authenticated.user_id, "staff");
     assert_eq!(authenticated.role, Role::Staff as i32);
 }
+
+/// The enrolment path is the invite's: a relay that answers "bootstrap"
+/// for a staff invite (which names the organisation's authority) would have
+/// the invitee make an authority of its own, trusting whatever the relay
+/// chose. Refused, and the invite still works with an honest answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_claiming_a_staff_invite_is_the_bootstrap_one_is_refused() {
+    use std::sync::Arc;
+
+    use convene_client::trust::UserDetails;
+    use convene_client::{ClientBuilder, TransportError};
+    use convene_proto::relay::response;
+    use convene_tests::app::{display_name, staff_app, store_key, App};
+    use convene_tests::connectors::HookedConnector;
+
+    let relay = RelayProcess::start_default().unwrap();
+    let staff = staff_app(&relay).await.unwrap();
+    let invite = staff
+        .client
+        .invite(&UserDetails {
+            user_id: "ana".into(),
+            display_name: display_name("ana"),
+            role: convene_client::Role::Leader,
+            sector: String::new(),
+        })
+        .await
+        .unwrap();
+    let lying = HookedConnector::answering(
+        &relay.url,
+        Arc::new(
+            |sent: &request::Kind, answer: Result<_, TransportError>| match (sent, answer) {
+                (request::Kind::GetInvite(_), Ok(response::Result::InviteDetails(mut details))) => {
+                    details.bootstrap = true;
+                    Ok(response::Result::InviteDetails(details))
+                }
+                (_, answer) => answer,
+            },
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let refused = ClientBuilder::new(dir.path().join("state"))
+        .store_key(store_key("ana"))
+        .relay_url(&relay.url)
+        .connector(lying)
+        .enrol(&invite.code, "ana", &display_name("ana"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "untrusted", "{refused}");
+
+    // Nothing was spent: the invite still enrols ana through an honest relay.
+    App::enrol(&relay.url, &invite.code, "ana").await.unwrap();
+}
