@@ -44,7 +44,7 @@ impl Source {
     /// that a typing slip does not lock the state for good.
     pub fn choose(&self) -> Result<Zeroizing<String>> {
         if self.command.is_some() || std::env::var(ENV).is_ok() {
-            return self.read("");
+            return check_new(self.read("")?);
         }
         prompt_twice(ENV, "Choose a passphrase for this device's state: ")
     }
@@ -133,16 +133,42 @@ fn read_salt(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Writes a new salt, on disk (file and directory entry) before it is
+/// used: a state encrypted under a salt that a crash lost could never be
+/// opened again.
 fn write_salt(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Write as _;
     let mut salt = vec![0u8; SALT_LEN];
     rand::rngs::OsRng.fill_bytes(&mut salt);
-    std::fs::write(path, &salt).with_context(|| format!("cannot write {}", path.display()))?;
+    let context = || format!("cannot write {}", path.display());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(context)?;
+    file.write_all(&salt).with_context(context)?;
+    file.sync_all().with_context(context)?;
+    sync_parent(path).with_context(context)?;
     Ok(salt)
+}
+
+/// Flushes the directory entry of `path` (a new or renamed file).
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        #[cfg(unix)]
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 /// The salt of this state directory, made for a new one.
 pub fn salt_for_new_state(state_dir: &Path) -> Result<Vec<u8>> {
-    std::fs::create_dir_all(state_dir)
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    // The state directory is this user's alone.
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(state_dir)
         .with_context(|| format!("cannot create {}", state_dir.display()))?;
     match read_salt(&salt_path(state_dir, SALT_FILE))? {
         Some(salt) => Ok(salt),
@@ -165,11 +191,10 @@ pub fn salts(state_dir: &Path) -> Result<Vec<(Vec<u8>, bool)>> {
 
 /// Makes the pending salt the current one (after it opened the state).
 pub fn promote_next_salt(state_dir: &Path) -> Result<()> {
-    std::fs::rename(
-        salt_path(state_dir, NEXT_SALT_FILE),
-        salt_path(state_dir, SALT_FILE),
-    )
-    .context("cannot store the new passphrase's salt")
+    let current = salt_path(state_dir, SALT_FILE);
+    std::fs::rename(salt_path(state_dir, NEXT_SALT_FILE), &current)
+        .and_then(|()| sync_parent(&current))
+        .context("cannot store the new passphrase's salt")
 }
 
 /// A new salt for a change of passphrase, written aside first.

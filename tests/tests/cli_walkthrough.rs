@@ -311,7 +311,30 @@ fn the_passphrase_locks_the_state_and_can_be_changed() -> Result<()> {
         relay: &relay.url.clone(),
         root: root.path(),
     };
+    // A passphrase too short to protect anything is refused however it
+    // comes, the environment included.
+    let bootstrap = relay.bootstrap_invite.as_deref().context("no bootstrap")?;
+    let mut short = cli.command("sam", &["enrol", bootstrap, "--user-id", "sam"]);
+    short.env("CONVENE_PASSPHRASE", "x");
+    let short = short.output()?;
+    assert!(
+        !short.status.success(),
+        "a one-character passphrase was taken"
+    );
+    assert!(
+        String::from_utf8_lossy(&short.stdout).contains("at least 8 characters"),
+        "{}",
+        String::from_utf8_lossy(&short.stdout)
+    );
     enrol_first_staff(&cli, &relay)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(cli.state("sam"))?.permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the state directory is {mode:o}");
+        let salt = std::fs::metadata(cli.state("sam").join("passphrase.salt"))?;
+        assert_eq!(salt.permissions().mode() & 0o777, 0o600);
+    }
     let with = |passphrase: &str, args: &[&str]| {
         let mut command = cli.command("sam", args);
         command.env("CONVENE_PASSPHRASE", passphrase);

@@ -304,6 +304,10 @@ impl LocalStore {
 }
 
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    private_dir(dir).map_err(|source| StoreError::Open {
+        path: dir.display().to_string(),
+        source: source.into(),
+    })?;
     sled::Config::new()
         .path(dir)
         .cache_capacity(32 * 1024 * 1024)
@@ -317,6 +321,25 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
                 source,
             },
         })
+}
+
+/// Creates `dir` readable by this user alone (0700 on Unix), or makes an
+/// existing one so: the state's sizes and names of files are nobody
+/// else's business.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 /// The name of the data tree in use (it changes when the key changes).

@@ -163,3 +163,14 @@ fn committed_state_survives_reopening() {
 fn keys_are_unambiguous() {
     assert_ne!(key(1, &[b"ab", b"c"]), key(1, &[b"a", b"bc"]));
 }
+
+#[cfg(unix)]
+#[test]
+fn the_state_directory_is_readable_by_its_user_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("state").join("db");
+    drop(LocalStore::open(&dir, &test_key()).unwrap());
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}

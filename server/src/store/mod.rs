@@ -110,6 +110,8 @@ impl Store {
             path: shown.clone(),
             source,
         };
+        // The relay's metadata is readable by this user alone (0700).
+        private_dir(path).map_err(|err| sled_err(err.into()))?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
@@ -218,6 +220,24 @@ fn corrupt(what: &str) -> RelayError {
     RelayError::Corrupt(what.to_string())
 }
 
+/// Creates `dir` readable by this user alone (0700 on Unix), or makes an
+/// existing one so.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +252,17 @@ mod tests {
             .unwrap()
             .relay_id();
         assert_eq!(first, second);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_is_readable_by_the_relays_user_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("convene-data");
+        drop(Store::open(&dir, StoreOptions::default()).unwrap());
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 
     #[test]
