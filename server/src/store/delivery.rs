@@ -184,7 +184,7 @@ impl Store {
     }
 
     /// Deletes the log entries that every device following the group has
-    /// acknowledged, and, whatever any device has acknowledged, those past
+    /// acknowledged (revoked devices aside), and, whatever any device has acknowledged, those past
     /// the group's bound: more than `policy.max_backlog` entries behind the
     /// newest, or received before `policy.keep_since_ms`. A device that
     /// missed entries this way is told so by its pump (`StreamGap`).
@@ -195,11 +195,17 @@ impl Store {
             return Ok(0);
         };
         let members = self.members(group_id)?;
-        let acked = members
-            .iter()
-            .map(|(_, m)| m.acked)
-            .min()
-            .unwrap_or(group.last_position);
+        // A revoked device can never connect to acknowledge anything: it
+        // holds nobody back.
+        let mut acked = group.last_position;
+        for (device, member) in &members {
+            let revoked = self
+                .device(device)?
+                .is_some_and(|record| record.revoked_at_ms != 0);
+            if !revoked {
+                acked = acked.min(member.acked);
+            }
+        }
         let bound = group.last_position.saturating_sub(policy.max_backlog);
         let mut safe = acked.max(bound).min(group.last_position);
         let mut batch = Batch::default();

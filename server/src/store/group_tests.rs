@@ -277,6 +277,26 @@ fn trimming_waits_for_every_follower() {
 }
 
 #[test]
+fn a_revoked_device_holds_no_group_log_back() {
+    let f = fixture();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .unwrap();
+    for i in 0..3u8 {
+        f.store
+            .append_message(&message(&f.store, &[i; 16], 1), LIMITS, 6)
+            .unwrap();
+    }
+    f.store.ack_group(b"g", &[1; 32], 4).unwrap();
+    // Device 2 never acknowledges: it was lost, and its user removed it.
+    // Only the commit that added it, which it never follows, goes.
+    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 1);
+    f.store.remove_own_device("user2", &[2; 32], 7).unwrap();
+    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 3);
+    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 0);
+}
+
+#[test]
 fn inbox_ack_frees_the_shared_welcome() {
     let f = fixture();
     let added = [[2; 32], [3; 32]];
