@@ -160,7 +160,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     format!(
                         "Safety number with {} ({}):\n  {}\nCompare it with theirs in person or on a call: \
                          if the digits match, no one stands between you.",
-                        number.user_id, number.display_name, number.number
+                        number.user_id,
+                        output::safe(&number.display_name),
+                        number.number
                     )
                 },
             );
@@ -174,7 +176,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             print(json, users.iter().map(output::user).collect(), || {
                 users
                     .iter()
-                    .map(|u| format!("{}  {} ({})", u.user_id, u.display_name, u.role.as_str()))
+                    .map(|u| {
+                        format!(
+                            "{}  {} ({})",
+                            u.user_id,
+                            output::safe(&u.display_name),
+                            u.role.as_str()
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -344,7 +353,7 @@ async fn enrol(
         format!(
             "Enrolled as {} ({}), {}. State kept in {}.",
             identity.user_id,
-            identity.display_name,
+            output::safe(&identity.display_name),
             identity.role.as_str(),
             ctx.state_dir.display()
         )

@@ -47,7 +47,8 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
     print(ctx.json, crate::output::identity(&identity), || {
         format!(
             "Linked as {} ({}). This device joins your groups as your other device adds it.",
-            identity.user_id, identity.display_name
+            identity.user_id,
+            crate::output::safe(&identity.display_name)
         )
     });
     Ok(())

@@ -58,7 +58,7 @@ pub fn identity_text(identity: &Identity) -> String {
     format!(
         "{} ({}), {}, on {}\ndevice {}",
         identity.user_id,
-        identity.display_name,
+        safe(&identity.display_name),
         identity.role.as_str(),
         identity.relay_url,
         hex(&identity.device)
@@ -81,13 +81,16 @@ pub fn group(group: &GroupSummary) -> Value {
 
 pub fn group_line(group: &GroupSummary) -> String {
     let label = match group.kind {
-        convene_client::GroupKind::Direct => format!("direct with {}", group.name),
-        kind => format!("{} {:?}", kind.as_str(), group.name),
+        convene_client::GroupKind::Direct => format!("direct with {}", safe(&group.name)),
+        kind => format!("{} \"{}\"", kind.as_str(), safe(&group.name)),
     };
     let state = if group.managing {
         " (you manage it from outside and cannot read it)".to_string()
     } else if let Some(reason) = &group.stalled {
-        format!(" (this device cannot follow it right now: {reason}; it asked to be added back)")
+        format!(
+            " (this device cannot follow it right now: {}; it asked to be added back)",
+            safe(reason)
+        )
     } else if group.active {
         String::new()
     } else {
@@ -96,7 +99,7 @@ pub fn group_line(group: &GroupSummary) -> String {
     let managers = if group.managers.is_empty() {
         String::new()
     } else {
-        format!(", managed by {}", group.managers.join(", "))
+        format!(", managed by {}", safe(&group.managers.join(", ")))
     };
     format!(
         "{}  {label}, {} members{managers}{state}",
@@ -131,8 +134,8 @@ pub fn message_line(message: &Message) -> String {
     format!(
         "[{}] {}: {}",
         humantime::format_rfc3339_seconds(when),
-        message.sender,
-        message.text
+        safe(&message.sender),
+        safe(&message.text)
     )
 }
 
@@ -180,7 +183,7 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
         } => (
             json!({ "event": "delivery_failed", "group": group.to_string(),
                     "message": message.as_ref().map(ToString::to_string), "reason": reason }),
-            Some(format!("{group}: not delivered: {reason}")),
+            Some(format!("{group}: not delivered: {}", safe(reason))),
         ),
         Event::IdentityChanged { user_id, group } => (
             json!({ "event": "identity_changed", "user_id": user_id, "group": group.to_string() }),
@@ -191,11 +194,11 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
         ),
         Event::Warning { group, detail } => (
             json!({ "event": "warning", "group": group.as_ref().map(ToString::to_string), "detail": detail }),
-            Some(format!("warning: {detail}")),
+            Some(format!("warning: {}", safe(detail))),
         ),
         Event::ConnectionLost { reason } => (
             json!({ "event": "connection_lost", "reason": reason }),
-            Some(format!("connection lost ({reason}); reconnecting")),
+            Some(format!("connection lost ({}); reconnecting", safe(reason))),
         ),
         Event::ConnectionRestored => (
             json!({ "event": "connection_restored" }),
@@ -205,9 +208,10 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
         Event::GroupStalled { group, reason } => (
             json!({ "event": "group_stalled", "group": group.to_string(), "reason": reason }),
             Some(format!(
-                "{group}: this device cannot follow this group right now ({reason}); \
+                "{group}: this device cannot follow this group right now ({}); \
                  it asked to be added back, which happens once another member is online, \
-                 and keeps what arrives meanwhile"
+                 and keeps what arrives meanwhile",
+                safe(reason)
             )),
         ),
         Event::GroupRecovered { group, missed } => (
@@ -254,4 +258,10 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
         ),
         _ => (json!({ "event": "other" }), None),
     }
+}
+
+/// Text someone else wrote, as it is safe to print (the one path for it;
+/// see [`convene_proto::text`]).
+pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    convene_proto::text::safe_text(text)
 }

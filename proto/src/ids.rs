@@ -50,8 +50,8 @@ pub enum IdError {
     /// A user id contained a character outside `a-z 0-9 . _ -`.
     #[error("user id may only contain a-z, 0-9, '.', '_' and '-'")]
     BadUserIdCharacter,
-    /// A display name contained control characters.
-    #[error("display name may not contain control characters")]
+    /// A display name contained control, bidi or invisible characters.
+    #[error("a display name may not contain control, bidi-override or invisible characters")]
     BadDisplayName,
 }
 
@@ -98,7 +98,8 @@ pub fn check_user_id(user_id: &str) -> Result<(), IdError> {
 }
 
 /// Checks a display name: 1 to [`MAX_DISPLAY_NAME_CHARS`] characters, none
-/// of them control characters (which could disguise a name in a terminal).
+/// of them hidden ([`crate::text::is_hidden`]: controls, bidi overrides,
+/// invisible characters), which could disguise a name.
 pub fn check_display_name(name: &str) -> Result<(), IdError> {
     let chars = name.chars().count();
     if name.trim().is_empty() || chars > MAX_DISPLAY_NAME_CHARS {
@@ -108,7 +109,7 @@ pub fn check_display_name(name: &str) -> Result<(), IdError> {
             actual: chars,
         });
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(crate::text::is_hidden) {
         return Err(IdError::BadDisplayName);
     }
     Ok(())

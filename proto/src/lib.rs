@@ -19,6 +19,7 @@ pub mod frame;
 pub mod ids;
 pub mod invite;
 pub mod mls_frame;
+pub mod text;
 pub mod trust;
 
 /// Types generated from `proto/convene/relay/v1/*.proto`.

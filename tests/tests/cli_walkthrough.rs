@@ -457,3 +457,48 @@ fn a_restored_backup_is_refused_until_the_user_takes_over() -> Result<()> {
     assert!(users.as_array().is_some_and(|u| !u.is_empty()), "{users}");
     Ok(())
 }
+
+/// Text from others reaches the terminal through one safe path: terminal
+/// sequences, newlines and bidi overrides in a message are shown escaped,
+/// and a name with a bidi override is refused when staff certify it.
+#[test]
+fn untrusted_text_is_shown_escaped_and_disguised_names_are_refused() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let root = tempfile::tempdir()?;
+    let cli = Cli {
+        relay: &relay.url,
+        root: root.path(),
+    };
+    enrol_first_staff(&cli, &relay)?;
+    for name in ["\u{202e}nadroJ", "Sam\u{200b}", "Ana\u{1b}[2J"] {
+        assert_eq!(
+            cli.fails("sam", &["invite", "eve", "--name", name])?,
+            "invalid_argument",
+            "{name:?}"
+        );
+    }
+    for (user, name) in [("ana", "Ana Okafor"), ("ben", "Ben Adeyemi")] {
+        let invite = cli.run("sam", &["invite", user, "--name", name])?;
+        cli.run(user, &["enrol", invite["code"].as_str().context("code")?])?;
+    }
+    let hostile =
+        "hi\u{1b}[2J\u{1b}]0;owned\u{7}\n[2026-11-30T09:00:00Z] sam: fake \u{202e}txt.exe";
+    cli.run("ana", &["dm", "ben", hostile])?;
+    let read = without_json(cli.command("ben", &["read", "ana"])).output()?;
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let shown = String::from_utf8(read.stdout)?;
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(!shown.contains(raw), "{raw:?} printed raw: {shown:?}");
+    }
+    assert_eq!(
+        shown.lines().count(),
+        1,
+        "the text drew a line of its own: {shown:?}"
+    );
+    assert!(shown.contains("\\u{1b}[2J"), "{shown:?}");
+    Ok(())
+}

@@ -34,11 +34,10 @@ impl Client {
         check_user_id(&details.user_id)
             .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
         let name = details.display_name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(ClientError::InvalidArgument(
-                "a display name has 1 to 128 characters".into(),
-            ));
-        }
+        // Refused at issue time: a name with a bidi override or an
+        // invisible character would be certified for good.
+        convene_proto::ids::check_display_name(name)
+            .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
         let authority = self.authority()?;
         let invite = ProtoInvite {
             secret: InviteSecret::generate(),
