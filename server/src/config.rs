@@ -94,6 +94,10 @@ pub struct Limits {
     pub max_connections: u32,
     /// Connections that have not authenticated yet.
     pub max_unauthenticated: u32,
+    /// Connections that have not authenticated yet from one address (an
+    /// IPv4 address or an IPv6 /64): below `max_unauthenticated`, so that
+    /// one address cannot lock everyone else out.
+    pub max_unauthenticated_per_address: u32,
     /// Time a new connection has to authenticate (including TLS), ms.
     pub auth_timeout_ms: u32,
     /// A connection with no traffic for this long is closed, ms.
@@ -168,6 +172,7 @@ impl Default for Limits {
             request_burst: 1_000,
             max_connections: 20_000,
             max_unauthenticated: 512,
+            max_unauthenticated_per_address: 64,
             auth_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
             write_timeout_ms: 30_000,
@@ -235,6 +240,10 @@ impl Config {
             ("request_burst", u64::from(l.request_burst)),
             ("max_connections", u64::from(l.max_connections)),
             ("max_unauthenticated", u64::from(l.max_unauthenticated)),
+            (
+                "max_unauthenticated_per_address",
+                u64::from(l.max_unauthenticated_per_address),
+            ),
             ("auth_timeout_ms", u64::from(l.auth_timeout_ms)),
             ("idle_timeout_ms", u64::from(l.idle_timeout_ms)),
             ("write_timeout_ms", u64::from(l.write_timeout_ms)),

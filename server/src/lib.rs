@@ -17,6 +17,7 @@
 //! [`config`] describes every setting, [`error`] every failure.
 
 pub mod acks;
+pub mod admission;
 pub mod config;
 pub mod connection;
 pub mod durability;

@@ -17,11 +17,14 @@ use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::Admission;
 use crate::maintenance;
 use crate::relay::Relay;
 use crate::session;
 use crate::shutdown::Shutdown;
 
+/// The longest wait between attempts to accept after an error.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// How long connections get to close after the shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -30,7 +33,7 @@ struct Listener {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     connections: Arc<Semaphore>,
-    unauthenticated: Arc<Semaphore>,
+    admission: Admission,
     notify_shutdown: broadcast::Sender<()>,
     shutdown_complete: mpsc::Sender<()>,
 }
@@ -48,7 +51,10 @@ pub async fn run(
     let (shutdown_complete, mut shutdown_complete_rx) = mpsc::channel::<()>(1);
     let mut server = Listener {
         connections: Arc::new(Semaphore::new(limits.max_connections as usize)),
-        unauthenticated: Arc::new(Semaphore::new(limits.max_unauthenticated as usize)),
+        admission: Admission::new(
+            limits.max_unauthenticated,
+            limits.max_unauthenticated_per_address,
+        ),
         relay: relay.clone(),
         listener,
         tls,
@@ -101,8 +107,7 @@ impl Listener {
                 .await
                 .map_err(|_| std::io::Error::other("connection semaphore closed"))?;
             let (socket, peer) = self.accept().await?;
-            let Ok(unauthenticated) = self.unauthenticated.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "too many unauthenticated connections; refusing one");
+            let Some(unauthenticated) = self.admission.admit(peer.ip()) else {
                 continue;
             };
             let _ = socket.set_nodelay(true);
@@ -136,19 +141,22 @@ impl Listener {
         }
     }
 
-    /// Accepts with backoff on transient errors (e.g. out of file
-    /// descriptors), so that a burst does not end the relay.
+    /// Accepts, waiting out errors (out of file descriptors, a connection
+    /// reset before it was accepted) for as long as they last: a burst
+    /// must not end the relay. Told in the log once per backoff, not per
+    /// failure.
     async fn accept(&mut self) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
         let mut backoff = Duration::from_millis(10);
         loop {
             match self.listener.accept().await {
                 Ok(accepted) => return Ok(accepted),
-                Err(err) if backoff <= Duration::from_secs(2) => {
-                    tracing::warn!(error = %err, "accept failed; retrying");
+                Err(err) => {
+                    if backoff == Duration::from_millis(10) || backoff == MAX_ACCEPT_BACKOFF {
+                        tracing::warn!(error = %err, "accept failed; retrying");
+                    }
                     tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 }
-                Err(err) => return Err(err),
             }
         }
     }

@@ -290,3 +290,60 @@ async fn nobody_reads_posts_to_or_acknowledges_another_devices_queue() {
         post.refusal_code(),
     );
 }
+
+/// 1,000 unauthenticated sockets from one address take at most its share
+/// of the slots: a device connecting from another loopback address
+/// (127.0.0.2) still authenticates and is answered, and the refusals are
+/// logged as a summary, not a line each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_flooding_unauthenticated_sockets_locks_nobody_else_out() {
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\nmax_unauthenticated = 64\nmax_unauthenticated_per_address = 16\n"
+            .into(),
+        log_filter: Some("info".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let staff = convene_tests::device::bootstrap_staff(&relay)
+        .await
+        .unwrap();
+    let key = staff.vanish();
+    let addr: std::net::SocketAddr = relay.url.trim_start_matches("ws://").parse().unwrap();
+    let log_before = relay.logs().len();
+
+    let mut flood = Vec::new();
+    for _ in 0..1_000 {
+        if let Ok(socket) = tokio::net::TcpStream::connect(addr).await {
+            flood.push(socket);
+        }
+    }
+    assert!(flood.len() > 900, "only {} sockets opened", flood.len());
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut other, _) = tokio_tungstenite::client_async(relay.url.as_str(), stream)
+        .await
+        .unwrap();
+    let (relay_id, nonce) = convene_tests::raw::challenge(&mut other).await.unwrap();
+    other
+        .send(convene_tests::raw::authenticate_frame(
+            &key, &relay_id, &nonce,
+        ))
+        .await
+        .unwrap();
+    let answer = next_envelope(&mut other).await.unwrap();
+    assert!(
+        matches!(
+            answer.body,
+            Some(convene_proto::relay::envelope::Body::Response(ref r))
+                if matches!(r.result, Some(response::Result::Authenticated(_)))
+        ),
+        "{answer:?}"
+    );
+    drop(flood);
+    let grown = relay.logs().len() - log_before;
+    eprintln!("unauthenticated flood: the log grew by {grown} bytes");
+    assert!(grown < 16 * 1024, "the log grew by {grown} bytes");
+}

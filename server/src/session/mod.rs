@@ -22,7 +22,7 @@ use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -81,7 +81,7 @@ pub async fn serve<S>(
     stream: S,
     deadline: Instant,
     mut shutdown: Shutdown,
-    unauthenticated: OwnedSemaphorePermit,
+    unauthenticated: crate::admission::UnauthenticatedSlot,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
