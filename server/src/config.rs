@@ -80,6 +80,13 @@ pub struct Limits {
     pub max_key_packages: u32,
     /// Below this many one-time KeyPackages the owner is told to upload more.
     pub key_package_low_watermark: u32,
+    /// One-time KeyPackages one device may claim of one other device per
+    /// hour (and at once); past it, that device's last-resort KeyPackage
+    /// is handed out, so nobody can drain another's stock.
+    pub key_package_claims_per_target: u32,
+    /// KeyPackages one device may claim per hour in all (and at once);
+    /// past it, claims are refused with `ERROR_CODE_RATE_LIMITED`.
+    pub key_package_claims_per_claimer: u32,
     /// Devices one claim or one commit may name.
     pub max_devices_per_request: u32,
     /// Largest attachment, bytes.
@@ -165,6 +172,8 @@ impl Default for Limits {
             max_key_package_bytes: 16 * 1024,
             max_key_packages: 500,
             key_package_low_watermark: 10,
+            key_package_claims_per_target: 10,
+            key_package_claims_per_claimer: 5_000,
             max_devices_per_request: 5_000,
             max_blob_bytes: 64 * 1024 * 1024,
             blob_chunk_bytes: 256 * 1024,
@@ -240,6 +249,14 @@ impl Config {
             ("request_burst", u64::from(l.request_burst)),
             ("max_connections", u64::from(l.max_connections)),
             ("max_unauthenticated", u64::from(l.max_unauthenticated)),
+            (
+                "key_package_claims_per_target",
+                u64::from(l.key_package_claims_per_target),
+            ),
+            (
+                "key_package_claims_per_claimer",
+                u64::from(l.key_package_claims_per_claimer),
+            ),
             (
                 "max_unauthenticated_per_address",
                 u64::from(l.max_unauthenticated_per_address),

@@ -1,6 +1,8 @@
-//! Token buckets: a sustained request rate with room for bursts; and a
-//! minimum spacing between requests of one kind per key, for requests that
-//! make other devices work (a rejoin request costs every member a commit).
+//! Token buckets: a sustained request rate with room for bursts, per
+//! device or per key (a claimer's share of another device's KeyPackages);
+//! and a minimum spacing between requests of one kind per key, for requests
+//! that make other devices work (a rejoin request costs every member a
+//! commit).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -42,6 +44,15 @@ impl TokenBucket {
             let wait = (1.0 - self.tokens) / rate.per_second;
             Err((wait * 1000.0).ceil().max(1.0) as u32)
         }
+    }
+}
+
+impl TokenBucket {
+    /// Whether the bucket would be full at `now` (it then holds nothing
+    /// back, and may be forgotten).
+    pub fn is_full(&self, rate: Rate, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * rate.per_second >= rate.burst
     }
 }
 
@@ -135,5 +146,43 @@ mod tests {
         assert_eq!(wait, 9000);
         assert!(spacing.allow("c", start + Duration::from_secs(10)).is_ok());
         assert!(spacing.allow("a", start + Duration::from_secs(10)).is_ok());
+    }
+}
+
+/// A token bucket per key, for at most `capacity` keys: a key seen when
+/// the table is full is refused until old buckets fill up and go.
+#[derive(Debug)]
+pub struct KeyedBuckets<K> {
+    rate: Rate,
+    capacity: usize,
+    buckets: Mutex<HashMap<K, TokenBucket>>,
+}
+
+impl<K: Eq + Hash> KeyedBuckets<K> {
+    /// `rate` per key, for `capacity` keys.
+    pub fn new(rate: Rate, capacity: usize) -> Self {
+        KeyedBuckets {
+            rate,
+            capacity,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token of `key`'s bucket: true if there was one.
+    pub fn take(&self, key: K, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if !buckets.contains_key(&key) && buckets.len() >= self.capacity {
+            // Full buckets hold nothing back: they go first.
+            let rate = self.rate;
+            buckets.retain(|_, bucket| !bucket.is_full(rate, now));
+            if buckets.len() >= self.capacity {
+                return false;
+            }
+        }
+        buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(self.rate, now))
+            .take(self.rate, now)
+            .is_ok()
     }
 }

@@ -10,7 +10,7 @@ use crate::durability::Flusher;
 use crate::error::RelayError;
 use crate::frames::FrameCache;
 use crate::hub::Hub;
-use crate::rate_limit::{Rate, Spacing};
+use crate::rate_limit::{KeyedBuckets, Rate, Spacing};
 use convene_proto::invite::{lookup_hash, Invite, InviteSecret};
 
 use crate::store::{now_ms, OpenError, QueueLimits, Store, StoreOptions, TrimPolicy};
@@ -32,6 +32,17 @@ pub const REJOIN_SPACING: std::time::Duration = std::time::Duration::from_secs(1
 /// (only members' requests are remembered, so an honest device is crowded
 /// out only by this many requests from members within one spacing).
 const REJOIN_SPACING_KEYS: usize = 100_000;
+/// Claimers (and claimer-target pairs) whose KeyPackage quotas are tracked
+/// at once.
+const CLAIM_QUOTA_KEYS: usize = 100_000;
+
+/// `per_hour` a second, with all of it available at once.
+fn hourly(per_hour: u32) -> Rate {
+    Rate {
+        per_second: f64::from(per_hour) / 3600.0,
+        burst: f64::from(per_hour),
+    }
+}
 
 /// Encoded group messages kept for delivery, in all (see [`FrameCache`]).
 const FRAME_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -46,6 +57,10 @@ pub struct Relay {
     pub acks: AckBuffer,
     /// When each device last asked each group to re-add it.
     pub rejoin_spacing: Spacing<(Vec<u8>, crate::store::DeviceKey)>,
+    /// Each claimer's share of each other device's one-time KeyPackages.
+    pub claims_per_target: KeyedBuckets<(crate::store::DeviceKey, crate::store::DeviceKey)>,
+    /// Each claimer's KeyPackage claims in all.
+    pub claims_per_claimer: KeyedBuckets<crate::store::DeviceKey>,
     /// Groups whose members acknowledged something since the last trim.
     trim_queue: Mutex<HashSet<Vec<u8>>>,
 }
@@ -64,6 +79,14 @@ impl Relay {
             per_second: f64::from(config.limits.requests_per_second),
             burst: f64::from(config.limits.request_burst),
         };
+        let claims_per_target = KeyedBuckets::new(
+            hourly(config.limits.key_package_claims_per_target),
+            CLAIM_QUOTA_KEYS,
+        );
+        let claims_per_claimer = KeyedBuckets::new(
+            hourly(config.limits.key_package_claims_per_claimer),
+            CLAIM_QUOTA_KEYS,
+        );
         Ok(Arc::new(Relay {
             config,
             store,
@@ -73,6 +96,8 @@ impl Relay {
             frames: FrameCache::new(FRAME_CACHE_BYTES),
             acks: AckBuffer::default(),
             rejoin_spacing: Spacing::new(REJOIN_SPACING, REJOIN_SPACING_KEYS),
+            claims_per_target,
+            claims_per_claimer,
             trim_queue: Mutex::new(HashSet::new()),
         }))
     }

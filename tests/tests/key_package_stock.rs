@@ -9,7 +9,7 @@ use convene_client::Role;
 use convene_proto::relay::{push, request, response, ClaimKeyPackages, KeyPackagesLow};
 use convene_tests::app::{leader_apps, raw_device, staff_app, store_key, StoppedApp};
 use convene_tests::connectors::TwistedConnector;
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{RelayOptions, RelayProcess, TestDevice};
 
 /// Claims one KeyPackage of `user`; true if it was the last-resort one.
 async fn claim(staff: &TestDevice, user: &str) -> Result<bool> {
@@ -25,9 +25,19 @@ async fn claim(staff: &TestDevice, user: &str) -> Result<bool> {
     }
 }
 
+/// A relay that lets one claimer take as many of one device's one-time
+/// KeyPackages as it likes: these tests are about the client's stock, not
+/// the relay's quotas.
+fn generous_relay() -> Result<RelayProcess> {
+    RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\nkey_package_claims_per_target = 100000\n".into(),
+        ..Default::default()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_client_replenishes_its_key_packages_when_told() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = generous_relay()?;
     let staff = staff_app(&relay).await?;
     let ana = leader_apps(&relay, &staff, &["ana".to_string()]).await?;
     // The claims come from a raw device, so that no client of ours is
@@ -49,7 +59,7 @@ async fn a_running_client_replenishes_its_key_packages_when_told() -> Result<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_drained_without_pause_makes_a_bounded_number_of_key_packages() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = generous_relay()?;
     let staff = staff_app(&relay).await?;
     let ana = leader_apps(&relay, &staff, &["ana".to_string()]).await?;
     let claimer = raw_device(&relay, &staff, "claimer", Role::Staff).await?;
@@ -108,5 +118,53 @@ async fn a_relay_that_keeps_saying_the_last_resort_is_gone_gets_a_bounded_number
         after <= before + 20,
         "{after} KeyPackage keys held after the relay's pushes ({before} before)"
     );
+    Ok(())
+}
+
+/// One device cannot drain another's one-time KeyPackages: past its share
+/// it gets the last-resort one, while another claimer still gets one-time
+/// ones; past its share in all, claims are refused with a retry time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimer_past_its_share_gets_the_last_resort_or_waits() -> Result<()> {
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml:
+            "[limits]\nkey_package_claims_per_target = 5\nkey_package_claims_per_claimer = 12\n"
+                .into(),
+        ..Default::default()
+    })?;
+    let staff = staff_app(&relay).await?;
+    let ana = leader_apps(&relay, &staff, &["ana".to_string()]).await?;
+    let mallory = raw_device(&relay, &staff, "mallory", Role::Leader).await?;
+    let honest = raw_device(&relay, &staff, "honest", Role::Staff).await?;
+
+    let mut last_resort = Vec::new();
+    for _ in 0..8 {
+        last_resort.push(claim(&mallory, "ana").await?);
+    }
+    assert_eq!(
+        last_resort,
+        [false, false, false, false, false, true, true, true]
+    );
+    assert!(
+        !claim(&honest, "ana").await?,
+        "another claimer got the last resort"
+    );
+
+    // Mallory's 12 in all: 8 above, 4 more, then refused.
+    for _ in 0..4 {
+        claim(&mallory, "ana").await?;
+    }
+    let claim_again = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
+        user_ids: vec!["ana".into()],
+        device_keys: Vec::new(),
+    });
+    match mallory.conn.request(claim_again).await {
+        Err(convene_client::TransportError::Refused(r)) => {
+            assert_eq!(r.code, convene_proto::relay::ErrorCode::RateLimited, "{r}");
+            assert!(r.retry_after_ms > 0);
+        }
+        other => bail!("a claim past the claimer's share was answered: {other:?}"),
+    }
+    drop(ana);
     Ok(())
 }

@@ -93,7 +93,13 @@ async fn one_time_key_packages_are_claimed_once_then_the_last_resort_is_served()
 
 #[tokio::test]
 async fn concurrent_claimers_never_receive_the_same_key_package() {
-    let relay = RelayProcess::start_default().unwrap();
+    // Each claimer takes more than its default share of one device's
+    // stock: this test is about concurrency, not quotas.
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\nkey_package_claims_per_target = 1000\n".into(),
+        ..Default::default()
+    })
+    .unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
     let leaders = enrol_leaders(&relay, &staff, &["owner", "c1", "c2", "c3"])
         .await

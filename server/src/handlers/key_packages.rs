@@ -45,6 +45,9 @@ pub(super) fn upload(relay: &Relay, caller: &Caller, req: UploadKeyPackages) -> 
     )))
 }
 
+/// When a claimer past its hourly share may try again, ms.
+const CLAIM_RETRY_MS: u32 = 60_000;
+
 pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> RelayResult<Reply> {
     let max = relay.config.limits.max_devices_per_request;
     if req.user_ids.len() > max as usize {
@@ -85,10 +88,23 @@ pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> Re
 
     let low_watermark = relay.config.limits.key_package_low_watermark;
     let now = now_ms();
+    let at = std::time::Instant::now();
     let mut claimed = ClaimedKeyPackages::default();
     let mut effects = Vec::new();
+    // A claimer's share in all, checked before anything is claimed.
+    for _ in 0..targets.len() {
+        if !relay.claims_per_claimer.take(caller.device, at) {
+            return Err(Refusal::RateLimited {
+                retry_after_ms: CLAIM_RETRY_MS,
+            }
+            .into());
+        }
+    }
     for (device, user_id) in targets {
-        match relay.store.claim_key_package(&device, now)? {
+        // Past its share of this device's stock, a claimer gets the
+        // last-resort KeyPackage: nobody can drain another's one-time ones.
+        let one_time = relay.claims_per_target.take((caller.device, device), at);
+        match relay.store.claim_key_package_of(&device, one_time, now)? {
             Some(claim) => {
                 if !claim.last_resort {
                     let stock = relay.store.key_package_stock(&device)?;

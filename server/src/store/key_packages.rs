@@ -110,7 +110,22 @@ impl Store {
     /// out (expired ones on the way are deleted), or else the last-resort
     /// one if it has not expired. `None` when the device has neither.
     pub fn claim_key_package(&self, device: &DeviceKey, now: u64) -> RelayResult<Option<Claim>> {
-        for item in self.tree.scan_prefix(keys::key_packages_prefix(device)) {
+        self.claim_key_package_of(device, true, now)
+    }
+
+    /// As [`Store::claim_key_package`]; with `one_time` false, only the
+    /// last-resort KeyPackage is handed out (a claimer past its quota).
+    pub fn claim_key_package_of(
+        &self,
+        device: &DeviceKey,
+        one_time: bool,
+        now: u64,
+    ) -> RelayResult<Option<Claim>> {
+        let one_time_keys = one_time
+            .then(|| self.tree.scan_prefix(keys::key_packages_prefix(device)))
+            .into_iter()
+            .flatten();
+        for item in one_time_keys {
             let (key, _) = item?;
             // Another claim may have removed this one since the scan saw it;
             // only the caller whose `remove` returns the value owns it.
