@@ -87,6 +87,9 @@ pub struct Limits {
     /// KeyPackages one device may claim per hour in all (and at once);
     /// past it, claims are refused with `ERROR_CODE_RATE_LIMITED`.
     pub key_package_claims_per_claimer: u32,
+    /// Groups one device may create per hour (and at once); past it,
+    /// `CreateGroup` is refused with `ERROR_CODE_RATE_LIMITED`.
+    pub groups_per_device: u32,
     /// Devices one claim or one commit may name.
     pub max_devices_per_request: u32,
     /// Largest attachment, bytes.
@@ -174,6 +177,7 @@ impl Default for Limits {
             key_package_low_watermark: 10,
             key_package_claims_per_target: 10,
             key_package_claims_per_claimer: 5_000,
+            groups_per_device: 500,
             max_devices_per_request: 5_000,
             max_blob_bytes: 64 * 1024 * 1024,
             blob_chunk_bytes: 256 * 1024,
@@ -257,6 +261,7 @@ impl Config {
                 "key_package_claims_per_claimer",
                 u64::from(l.key_package_claims_per_claimer),
             ),
+            ("groups_per_device", u64::from(l.groups_per_device)),
             (
                 "max_unauthenticated_per_address",
                 u64::from(l.max_unauthenticated_per_address),

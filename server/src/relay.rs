@@ -32,8 +32,8 @@ pub const REJOIN_SPACING: std::time::Duration = std::time::Duration::from_secs(1
 /// (only members' requests are remembered, so an honest device is crowded
 /// out only by this many requests from members within one spacing).
 const REJOIN_SPACING_KEYS: usize = 100_000;
-/// Claimers (and claimer-target pairs) whose KeyPackage quotas are tracked
-/// at once.
+/// Devices (and claimer-target pairs) whose hourly quotas are tracked at
+/// once.
 const CLAIM_QUOTA_KEYS: usize = 100_000;
 
 /// `per_hour` a second, with all of it available at once.
@@ -61,6 +61,8 @@ pub struct Relay {
     pub claims_per_target: KeyedBuckets<(crate::store::DeviceKey, crate::store::DeviceKey)>,
     /// Each claimer's KeyPackage claims in all.
     pub claims_per_claimer: KeyedBuckets<crate::store::DeviceKey>,
+    /// Each device's group creations.
+    pub groups_per_device: KeyedBuckets<crate::store::DeviceKey>,
     /// Groups whose members acknowledged something since the last trim.
     trim_queue: Mutex<HashSet<Vec<u8>>>,
 }
@@ -87,6 +89,8 @@ impl Relay {
             hourly(config.limits.key_package_claims_per_claimer),
             CLAIM_QUOTA_KEYS,
         );
+        let groups_per_device =
+            KeyedBuckets::new(hourly(config.limits.groups_per_device), CLAIM_QUOTA_KEYS);
         Ok(Arc::new(Relay {
             config,
             store,
@@ -98,6 +102,7 @@ impl Relay {
             rejoin_spacing: Spacing::new(REJOIN_SPACING, REJOIN_SPACING_KEYS),
             claims_per_target,
             claims_per_claimer,
+            groups_per_device,
             trim_queue: Mutex::new(HashSet::new()),
         }))
     }

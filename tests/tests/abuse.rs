@@ -347,3 +347,32 @@ async fn one_address_flooding_unauthenticated_sockets_locks_nobody_else_out() {
     eprintln!("unauthenticated flood: the log grew by {grown} bytes");
     assert!(grown < 16 * 1024, "the log grew by {grown} bytes");
 }
+
+/// A device creates a bounded number of groups an hour (each can carry
+/// junk Welcomes to others): past it, `CreateGroup` is refused with a
+/// retry time; other devices create theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_creating_groups_without_pause_is_rate_limited() {
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\ngroups_per_device = 3\n".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let staff = convene_tests::device::bootstrap_staff(&relay)
+        .await
+        .unwrap();
+    let leaders = convene_tests::device::enrol_leaders(&relay, &staff, &["mallory", "ann"])
+        .await
+        .unwrap();
+    for i in 0..3u8 {
+        leaders[0].create_group(&[b'm', i]).await.unwrap();
+    }
+    match leaders[0].create_group(b"m3").await {
+        Err(convene_client::TransportError::Refused(r)) => {
+            assert_eq!(r.code, ErrorCode::RateLimited, "{r}");
+            assert!(r.retry_after_ms > 0);
+        }
+        other => panic!("a fourth group in the hour was created: {other:?}"),
+    }
+    leaders[1].create_group(b"ann's").await.unwrap();
+}

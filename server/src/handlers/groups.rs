@@ -17,8 +17,21 @@ use crate::frames::CachedEntry;
 use crate::relay::Relay;
 use crate::store::{now_ms, AppendOutcome, CommitSubmission, MessageSubmission};
 
+/// When a device past its hourly share of new groups may try again, ms.
+const GROUP_RETRY_MS: u32 = 60_000;
+
 pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayResult<Reply> {
     check_group_id(&req.group_id)?;
+    // Each group a device makes can carry junk Welcomes to others: bounded.
+    if !relay
+        .groups_per_device
+        .take(caller.device, std::time::Instant::now())
+    {
+        return Err(Refusal::RateLimited {
+            retry_after_ms: GROUP_RETRY_MS,
+        }
+        .into());
+    }
     // A direct channel's id is reserved for its pair: nobody else may
     // register it first and keep the two from talking.
     let direct = convene_proto::direct::is_direct_group_id(&req.group_id);
