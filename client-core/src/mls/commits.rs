@@ -113,13 +113,7 @@ impl MlsOps<'_> {
             .map_err(op_err)?
             .stage_commit(&self.provider)
             .map_err(op_err)?;
-        // Proposals pending in the group are committed with it: the relay
-        // must route what they change too.
-        let pending = group
-            .pending_commit()
-            .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
-        let (added, removed) = routing_change(group, pending);
-        bundle(group, staged, added, removed)
+        pending_bundle(group, staged)
     }
 
     /// Builds a commit that renews this device's own leaf (new HPKE keys,
@@ -159,11 +153,7 @@ impl MlsOps<'_> {
             .map_err(op_err)?
             .stage_commit(&self.provider)
             .map_err(op_err)?;
-        let pending = group
-            .pending_commit()
-            .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
-        let (added, removed) = routing_change(group, pending);
-        bundle(group, staged, added, removed)
+        pending_bundle(group, staged)
     }
 
     /// Builds a commit of the proposals pending in the group (a manager's
@@ -210,6 +200,17 @@ pub(super) fn routing_change(
         .filter_map(|m| member_device(&m.credential, &m.signature_key))
         .collect();
     (added, removed)
+}
+
+/// Serialises the commit just staged in `group`, routed by what its
+/// pending commit changes: proposals pending in the group are committed
+/// with it, and the relay must route what they change too.
+fn pending_bundle(group: &MlsGroup, staged: CommitMessageBundle) -> Result<CommitBundle, MlsError> {
+    let pending = group
+        .pending_commit()
+        .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
+    let (added, removed) = routing_change(group, pending);
+    bundle(group, staged, added, removed)
 }
 
 /// Serialises a staged commit for the relay.

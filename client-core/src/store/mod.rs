@@ -21,6 +21,7 @@
 //! values, in memory only.
 
 mod cipher;
+mod mls_encoding;
 mod mls_storage;
 pub mod records;
 
@@ -31,7 +32,7 @@ use std::sync::{Mutex, MutexGuard};
 use prost::Message;
 
 pub use cipher::StoreKey;
-pub use mls_storage::MlsStorageError;
+pub use mls_encoding::MlsStorageError;
 
 use cipher::StoreCipher;
 
