@@ -32,14 +32,15 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
         builder = builder.pinned_certificate_pem(pem);
     }
     let pending = builder.request_link(user).await?;
-    let code = pending.code().to_string();
+    let code = pending.code();
     print(
         ctx.json,
         json!({ "code": code, "expires_at_ms": pending.expires_at_ms() }),
         || {
             format!(
-                "To link this device, run on one of your other devices:\n  convene devices approve {code}\n\
-                 and check that it is this same code. Waiting up to ten minutes..."
+                "To link this device, type this code on one of your other devices:\n  convene devices approve {code}\n\
+                 Keep the code to yourself: it is what proves each device to the other. \
+                 Waiting up to ten minutes..."
             )
         },
     );
@@ -124,7 +125,7 @@ fn listing_json(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> serde_json::
         })).collect::<Vec<_>>(),
         "waiting": waiting.iter().map(|l| json!({
             "device": hex(&l.device),
-            "code": l.code,
+            "code_start": l.code_start,
             "expires_at_ms": l.expires_at_ms,
         })).collect::<Vec<_>>(),
     })
@@ -140,9 +141,9 @@ fn listing_text(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> String {
         .collect();
     for link in waiting {
         lines.push(format!(
-            "waiting to be linked: {}  code {}",
+            "waiting to be linked: {}  code starting {}",
             short(&link.device),
-            link.code
+            link.code_start
         ));
     }
     lines.join("\n")

@@ -150,8 +150,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum DevicesCommand {
-    /// Link the new device that shows this code (check that it matches):
-    /// it joins all your groups.
+    /// Link the new device that shows this code (type it from the new
+    /// device's screen; the relay never sees it): it joins all your groups.
     Approve {
         /// The 12-digit code the new device shows.
         #[arg(required = true, num_args = 1..)]

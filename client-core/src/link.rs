@@ -1,31 +1,40 @@
-//! Linking a user's second device: the short code both devices show, and
-//! the bundle the approving device seals to the new one.
+//! Linking a user's second device with a code the relay never sees.
 //!
-//! The new device asks the relay to be linked, naming its device key and an
-//! HPKE link key. The user's existing device lists the request and shows a
-//! code computed from both keys; the user checks it against the code on the
-//! new device. A relay that swapped in keys of its own would make the codes
-//! differ (it would have to find other keys with the same 40-bit code within
-//! the request's ten minutes). Only then does the existing device certify
-//! the new device key and seal, to the link key, what the new device needs:
-//! the authority it must pin, its credential chain, and the user's identity
-//! key (and, for staff, the organisation's authority key).
+//! The new device shows a 12-digit code. Its first 4 digits name the
+//! request among the user's waiting ones (they follow from what the relay
+//! holds); the last 8 are a password that only the person carrying the
+//! code between the two screens knows. Both devices run SPAKE2 (RFC 9382)
+//! on that password through the relay, so that each side ends with the
+//! same key only if the other side used the same password and the same
+//! request: the new device's key and user are bound into SPAKE2's
+//! identities. The approving device seals what the new device needs (the
+//! authority it must pin, its credential chain, the user's identity key
+//! and, for staff, the organisation's authority key) under that key.
+//!
+//! A relay that watches learns nothing it can test the password against.
+//! A relay that answers for either side gets one guess per request (1 in
+//! 10^8), and a wrong guess ends the request: the new device accepts only
+//! the first answer, and its credential travels only inside the sealed
+//! bundle, so a request the relay made up yields no certificate it could
+//! use. The new device sets its own credential on the relay once it holds
+//! it (`UpdateCredential`).
 
-use convene_proto::trust::LinkBundle;
-use prost::Message;
-use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::ChaCha20Poly1305;
 use convene_proto::auth::AuthPurpose;
-use convene_proto::relay::{request, response, ErrorCode, GetLink, RequestLink};
+use convene_proto::relay::{request, response, ErrorCode, GetLink, RequestLink, UpdateCredential};
+use convene_proto::trust::LinkBundle;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use spake2::{Ed25519Group, Identity as PakeIdentity, Password, Spake2};
+use zeroize::Zeroizing;
 
 use crate::builder::settle_device;
 use crate::error::ClientError;
-use crate::sealing::SealingKey;
 use crate::store::records::IdentityRecord;
 use crate::store::LocalStore;
 use crate::transport::{authenticate, Connection, Connector, TransportError};
@@ -33,79 +42,181 @@ use crate::trust::{Authority, IdentityKey, TrustAnchor};
 use crate::types::{Identity, Role};
 use crate::DeviceKey;
 
-const HPKE_INFO: &[u8] = b"convene/link/v1";
-/// Digits in a link code.
-const CODE_DIGITS: usize = 12;
+/// Digits of a code that name the request (public).
+const TAG_DIGITS: usize = 4;
+/// Digits of a code that are the SPAKE2 password (secret).
+const PASSWORD_DIGITS: usize = 8;
+const TAG_CONTEXT: &[u8] = b"convene/link-tag/v2\0";
+const NEW_DEVICE_ID: &[u8] = b"convene/link/v2 new device\0";
+const APPROVING_DEVICE_ID: &[u8] = b"convene/link/v2 approving device\0";
+const BUNDLE_INFO: &[u8] = b"convene/link/v2 bundle\0";
 /// How often a new device asks whether it was approved.
 const APPROVAL_POLL: Duration = Duration::from_millis(500);
 
-/// The code a link request shows on both devices: 12 digits in groups of
-/// four, from the new device's key and link key.
-pub fn link_code(device_key: &[u8], link_key: &[u8]) -> String {
+/// The 4 digits that name a link request: from the new device's key and
+/// SPAKE2 message, so the approving device can find it.
+pub fn request_tag(device_key: &[u8], pake_message: &[u8]) -> String {
     let digest = Sha256::new()
-        .chain_update(b"convene/link-code/v1\0")
+        .chain_update(TAG_CONTEXT)
         .chain_update(device_key)
-        .chain_update(link_key)
+        .chain_update(pake_message)
         .finalize();
-    let mut value = u64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]));
-    let mut digits = Vec::with_capacity(CODE_DIGITS);
-    for _ in 0..CODE_DIGITS {
-        digits.push(char::from(b'0' + (value % 10) as u8));
-        value /= 10;
-    }
-    digits
-        .chunks(4)
-        .map(|group| group.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut first = [0; 8];
+    first.copy_from_slice(&digest[..8]);
+    format!(
+        "{:0width$}",
+        u64::from_be_bytes(first) % 10u64.pow(TAG_DIGITS as u32),
+        width = TAG_DIGITS
+    )
 }
 
-/// A code as typed: only its digits count.
-pub fn normalise_code(code: &str) -> String {
-    let digits: String = code.chars().filter(char::is_ascii_digit).collect();
-    digits
-        .as_bytes()
-        .chunks(4)
-        .map(|group| String::from_utf8_lossy(group).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A link code as the person typed it: the request's tag and the password.
+pub struct LinkCode {
+    tag: String,
+    password: Zeroizing<String>,
 }
 
-/// The new device's HPKE key pair for one link request.
-pub struct LinkKey(SealingKey);
-
-impl LinkKey {
-    pub fn generate() -> Result<LinkKey, ClientError> {
-        SealingKey::generate()
-            .map(LinkKey)
-            .map_err(|_| ClientError::Failed("cannot make a link key".into()))
+impl LinkCode {
+    /// Reads a typed code: only its digits count, and there must be 12.
+    pub fn parse(typed: &str) -> Result<LinkCode, ClientError> {
+        let digits: Zeroizing<String> =
+            Zeroizing::new(typed.chars().filter(char::is_ascii_digit).collect());
+        if digits.len() != TAG_DIGITS + PASSWORD_DIGITS {
+            return Err(ClientError::InvalidArgument(format!(
+                "a link code has {} digits, as the new device shows them",
+                TAG_DIGITS + PASSWORD_DIGITS
+            )));
+        }
+        Ok(LinkCode {
+            tag: digits[..TAG_DIGITS].to_string(),
+            password: Zeroizing::new(digits[TAG_DIGITS..].to_string()),
+        })
     }
 
-    pub fn public(&self) -> &[u8] {
-        self.0.public()
+    /// The digits that name the request.
+    pub fn tag(&self) -> &str {
+        &self.tag
     }
 
-    /// Opens the bundle sealed to this key for `device_key`.
-    pub fn open(&self, sealed: &[u8], device_key: &[u8]) -> Result<LinkBundle, ClientError> {
-        let refused =
-            || ClientError::Untrusted("the approval of this link could not be opened".into());
-        let plain = self
-            .0
-            .open(HPKE_INFO, device_key, sealed)
-            .map_err(|_| refused())?;
+    /// The code in groups of four, as a device shows it.
+    fn display(&self) -> String {
+        let digits = format!("{}{}", self.tag, self.password.as_str());
+        digits
+            .as_bytes()
+            .chunks(4)
+            .map(|group| String::from_utf8_lossy(group).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl std::fmt::Debug for LinkCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LinkCode({} <redacted>)", self.tag)
+    }
+}
+
+/// SPAKE2's two identities for one request: the new device's names its
+/// user and key, so a request the relay altered yields another key.
+fn identities(user_id: &str, device_key: &[u8]) -> (PakeIdentity, PakeIdentity) {
+    let new_device = [NEW_DEVICE_ID, user_id.as_bytes(), b"\0", device_key].concat();
+    let approving = [APPROVING_DEVICE_ID, user_id.as_bytes()].concat();
+    (
+        PakeIdentity::new(&new_device),
+        PakeIdentity::new(&approving),
+    )
+}
+
+/// The key one link bundle is sealed under: HKDF-SHA256 of the SPAKE2 key,
+/// bound to the new device's key.
+pub struct BundleKey {
+    key: Zeroizing<[u8; 32]>,
+    device_key: Vec<u8>,
+}
+
+impl BundleKey {
+    /// Derives the bundle key from SPAKE2's shared key.
+    pub fn derive(shared: &[u8], device_key: &[u8]) -> BundleKey {
+        let mut key = Zeroizing::new([0; 32]);
+        let info = [BUNDLE_INFO, device_key].concat();
+        // 32 bytes is far below HKDF-SHA256's limit of 8,160, so this
+        // cannot fail.
+        let _ = hkdf::Hkdf::<Sha256>::new(None, shared).expand(&info, key.as_mut_slice());
+        BundleKey {
+            key,
+            device_key: device_key.to_vec(),
+        }
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(self.key.as_slice().into())
+    }
+
+    /// Seals `bundle` (ChaCha20-Poly1305, RFC 8439). The key serves one
+    /// bundle, so the nonce is fixed.
+    pub fn seal(&self, bundle: &LinkBundle) -> Result<Vec<u8>, ClientError> {
+        let plain = Zeroizing::new(bundle.encode_to_vec());
+        let payload = Payload {
+            msg: plain.as_slice(),
+            aad: &self.device_key,
+        };
+        self.cipher()
+            .encrypt(&[0; 12].into(), payload)
+            .map_err(|_| ClientError::Failed("cannot seal the link bundle".into()))
+    }
+
+    /// Opens a bundle sealed under this key.
+    pub fn open(&self, sealed: &[u8]) -> Result<LinkBundle, ClientError> {
+        let refused = || {
+            ClientError::Untrusted(
+                "this link's approval was not made with the code shown here \
+                 (a mistyped code, or a relay answering in your device's place); \
+                 ask to link again"
+                    .into(),
+            )
+        };
+        let payload = Payload {
+            msg: sealed,
+            aad: &self.device_key,
+        };
+        let plain = Zeroizing::new(
+            self.cipher()
+                .decrypt(&[0; 12].into(), payload)
+                .map_err(|_| refused())?,
+        );
         LinkBundle::decode(plain.as_slice()).map_err(|_| refused())
     }
 }
 
-/// Seals `bundle` to a new device's link key, bound to its device key.
-pub fn seal(
-    bundle: &LinkBundle,
-    link_key: &[u8],
+/// What the approving device leaves for the new one.
+#[derive(Debug, Clone)]
+pub struct LinkAnswer {
+    /// Its SPAKE2 message (side B).
+    pub pake_message: Vec<u8>,
+    /// `bundle`, sealed under the key both sides derive.
+    pub sealed: Vec<u8>,
+}
+
+/// The approving device's side: runs SPAKE2 with the request's message and
+/// the typed code, and seals `bundle` under the result.
+pub fn answer(
+    user_id: &str,
     device_key: &[u8],
-) -> Result<Vec<u8>, ClientError> {
-    let plain = Zeroizing::new(bundle.encode_to_vec());
-    crate::sealing::seal(link_key, HPKE_INFO, device_key, &plain)
-        .map_err(|_| ClientError::InvalidArgument("the new device's link key is invalid".into()))
+    request_pake: &[u8],
+    code: &LinkCode,
+    bundle: &LinkBundle,
+) -> Result<LinkAnswer, ClientError> {
+    let (new_device, approving) = identities(user_id, device_key);
+    let password = Password::new(code.password.as_bytes());
+    let (state, pake_message) = Spake2::<Ed25519Group>::start_b(&password, &new_device, &approving);
+    let shared = Zeroizing::new(state.finish(request_pake).map_err(|_| {
+        ClientError::InvalidArgument("the waiting device's link request is malformed".into())
+    })?);
+    let sealed = BundleKey::derive(&shared, device_key).seal(bundle)?;
+    Ok(LinkAnswer {
+        pake_message,
+        sealed,
+    })
 }
 
 /// A new device waiting for one of its user's devices to approve it.
@@ -116,9 +227,17 @@ pub struct PendingLink {
     pinned_certificate: Vec<u8>,
     user_id: String,
     key: DeviceKey,
-    link_key: LinkKey,
-    code: String,
+    code: LinkCode,
+    /// SPAKE2's state until the first answer, then the key it gave: later
+    /// answers are opened with that key, never another.
+    pake: Mutex<PakeState>,
     expires_at_ms: u64,
+}
+
+enum PakeState {
+    Waiting(Spake2<Ed25519Group>),
+    Answered(BundleKey),
+    Spent,
 }
 
 impl PendingLink {
@@ -130,7 +249,13 @@ impl PendingLink {
         user_id: &str,
     ) -> Result<PendingLink, ClientError> {
         let key = DeviceKey::generate();
-        let link_key = LinkKey::generate()?;
+        let password = Zeroizing::new(random_digits(PASSWORD_DIGITS));
+        let (new_device, approving) = identities(user_id, &key.public());
+        let (pake, pake_message) = Spake2::<Ed25519Group>::start_a(
+            &Password::new(password.as_bytes()),
+            &new_device,
+            &approving,
+        );
         let (connection, _pushes) = connector.connect().await?;
         let signature = key.sign_challenge(
             AuthPurpose::Link,
@@ -140,8 +265,8 @@ impl PendingLink {
         let request = request::Kind::RequestLink(RequestLink {
             user_id: user_id.to_string(),
             device_key: Bytes::copy_from_slice(&key.public()),
-            link_key: Bytes::copy_from_slice(link_key.public()),
             signature: Bytes::copy_from_slice(&signature),
+            pake_message: Bytes::copy_from_slice(&pake_message),
         });
         let expires_at_ms = match connection.request(request).await {
             Ok(response::Result::LinkRequested(requested)) => requested.expires_at_ms,
@@ -156,7 +281,10 @@ impl PendingLink {
             }
             Err(err) => return Err(err.into()),
         };
-        let code = link_code(&key.public(), link_key.public());
+        let code = LinkCode {
+            tag: request_tag(&key.public(), &pake_message),
+            password,
+        };
         Ok(PendingLink {
             store,
             connector,
@@ -164,15 +292,16 @@ impl PendingLink {
             pinned_certificate,
             user_id: user_id.to_string(),
             key,
-            link_key,
             code,
+            pake: Mutex::new(PakeState::Waiting(pake)),
             expires_at_ms,
         })
     }
 
-    /// The code to compare with the one the user's other device shows.
-    pub fn code(&self) -> &str {
-        &self.code
+    /// The code to type on one of the user's other devices (12 digits in
+    /// groups of four). Show it only on this device's screen.
+    pub fn code(&self) -> String {
+        self.code.display()
     }
 
     /// When the request lapses if nobody approves it.
@@ -235,7 +364,8 @@ impl PendingLink {
             *connection = Some(current);
             return Ok(None);
         }
-        let mut identity = self.identity_from(&status.sealed)?;
+        let bundle = self.open_answer(&status.pake_message, &status.sealed)?;
+        let mut identity = self.identity_from(&bundle)?;
         let authenticated = match authenticate(current.as_ref(), &self.key, None).await {
             Ok(authenticated) => authenticated,
             Err(TransportError::Refused(r)) => return Err(ClientError::Refused(r)),
@@ -249,6 +379,19 @@ impl PendingLink {
                 authenticated.user_id, identity.user_id
             )));
         }
+        // The relay registered this device without a credential (only the
+        // sealed bundle carries it): set it before anyone looks it up.
+        let update = request::Kind::UpdateCredential(UpdateCredential {
+            credential: Bytes::from(identity.credential.clone()),
+        });
+        match current.request(update).await {
+            Ok(response::Result::CredentialUpdated(_)) => {}
+            Ok(_) => {
+                return Err(TransportError::Protocol("expected CredentialUpdated".into()).into())
+            }
+            Err(TransportError::Refused(r)) => return Err(ClientError::Refused(r)),
+            Err(_) => return Ok(None),
+        }
         identity.relay_id = current.relay_id().to_vec();
         let key = DeviceKey::from_secret_bytes(&self.key.to_secret_bytes());
         // The stock is replaced on the lifecycle the device is opened with.
@@ -258,11 +401,31 @@ impl PendingLink {
             .map(Some)
     }
 
-    /// Opens and checks the approving device's bundle: the chain must
-    /// certify this device as the requested user under the authority in
-    /// the bundle, by the identity key in the bundle.
-    fn identity_from(&self, sealed: &[u8]) -> Result<IdentityRecord, ClientError> {
-        let bundle = self.link_key.open(sealed, &self.key.public())?;
+    /// Opens the approving device's answer. The first answer fixes the
+    /// key: a relay cannot have a second guess by answering again.
+    fn open_answer(&self, pake_message: &[u8], sealed: &[u8]) -> Result<LinkBundle, ClientError> {
+        let malformed =
+            || ClientError::Untrusted("the link approval is malformed; ask to link again".into());
+        let mut pake = self.pake.lock().unwrap_or_else(|p| p.into_inner());
+        *pake = match std::mem::replace(&mut *pake, PakeState::Spent) {
+            PakeState::Waiting(state) => {
+                let shared = Zeroizing::new(state.finish(pake_message).map_err(|_| malformed())?);
+                PakeState::Answered(BundleKey::derive(&shared, &self.key.public()))
+            }
+            settled => settled,
+        };
+        match &*pake {
+            PakeState::Answered(key) => key.open(sealed),
+            _ => Err(malformed()),
+        }
+    }
+
+    /// Checks the approving device's bundle: the chain must certify this
+    /// device as the requested user under the authority the approving
+    /// device named, by the identity key it handed over. (The bundle is
+    /// authenticated by the code: only a device that was given it could
+    /// seal it.)
+    fn identity_from(&self, bundle: &LinkBundle) -> Result<IdentityRecord, ClientError> {
         let bad = |what: &str| ClientError::Untrusted(format!("the link approval {what}"));
         let authority_key: [u8; 32] = bundle
             .authority_key
@@ -314,32 +477,71 @@ impl PendingLink {
     }
 }
 
+/// `count` uniformly random decimal digits.
+fn random_digits(count: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..count)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_swapped_key_shows_another_code() {
-        let code = link_code(&[1; 32], &[2; 32]);
-        assert_eq!(code.len(), 14);
-        assert_ne!(code, link_code(&[9; 32], &[2; 32]));
-        assert_ne!(code, link_code(&[1; 32], &[9; 32]));
-        assert_eq!(normalise_code(&code.replace(' ', "")), code);
-    }
-
-    #[test]
-    fn a_bundle_opens_only_with_its_key_and_device() {
-        let key = LinkKey::generate().unwrap();
-        let bundle = LinkBundle {
+    fn bundle() -> LinkBundle {
+        LinkBundle {
             version: 1,
             identity_secret: vec![5; 32],
             ..Default::default()
-        };
-        let sealed = seal(&bundle, key.public(), &[1; 32]).unwrap();
-        assert!(!sealed.windows(32).any(|w| w == [5; 32]));
-        assert_eq!(key.open(&sealed, &[1; 32]).unwrap(), bundle);
-        assert!(key.open(&sealed, &[2; 32]).is_err());
-        let other = LinkKey::generate().unwrap();
-        assert!(other.open(&sealed, &[1; 32]).is_err());
+        }
+    }
+
+    /// Runs both sides in memory: the new device's password, the code the
+    /// person typed on the approving device.
+    fn run(
+        shown: &str,
+        typed: &str,
+        approver_sees_device: &[u8],
+    ) -> Result<LinkBundle, ClientError> {
+        let device = [1; 32];
+        let (new_device, approving) = identities("ann", &device);
+        let (state, request) = Spake2::<Ed25519Group>::start_a(
+            &Password::new(shown.as_bytes()),
+            &new_device,
+            &approving,
+        );
+        let code = LinkCode::parse(&format!("1234{typed}"))?;
+        let answer = answer("ann", approver_sees_device, &request, &code, &bundle())?;
+        assert!(!answer.sealed.windows(32).any(|w| w == [5; 32]));
+        let shared = state.finish(&answer.pake_message).unwrap();
+        BundleKey::derive(&shared, &device).open(&answer.sealed)
+    }
+
+    #[test]
+    fn a_bundle_opens_only_with_the_code_and_device_it_was_made_for() {
+        assert_eq!(run("12345678", "1234 5678", &[1; 32]).unwrap(), bundle());
+        let typo = run("12345678", "12345679", &[1; 32]).unwrap_err();
+        assert_eq!(typo.code(), "untrusted");
+        let swapped = run("12345678", "12345678", &[2; 32]).unwrap_err();
+        assert_eq!(swapped.code(), "untrusted");
+    }
+
+    #[test]
+    fn a_code_needs_twelve_digits_and_keeps_its_password_out_of_debug() {
+        assert!(LinkCode::parse("1234 5678").is_err());
+        assert!(LinkCode::parse("1234 5678 9012 3").is_err());
+        let code = LinkCode::parse("1234-5678-9012").unwrap();
+        assert_eq!(
+            (code.tag(), code.display().as_str()),
+            ("1234", "1234 5678 9012")
+        );
+        assert!(!format!("{code:?}").contains("5678"));
+        assert_eq!(request_tag(&[1; 32], &[2; 33]).len(), 4);
+        assert_ne!(
+            request_tag(&[1; 32], &[2; 33]),
+            request_tag(&[1; 32], &[3; 33])
+        );
     }
 }

@@ -105,7 +105,7 @@ async fn a_link_is_approved_only_with_the_code_the_new_device_shows() -> Result<
         .request_link("staff")
         .await?;
     let listed = staff.client.link_requests().await?;
-    ensure!(listed.len() == 1 && listed[0].code == pending.code());
+    ensure!(listed.len() == 1 && pending.code().starts_with(&listed[0].code_start));
 
     let wrong = if pending.code().starts_with('1') {
         "2222 2222 2222"
@@ -195,4 +195,98 @@ async fn staff_revoking_one_device_leaves_the_users_other_device_in_place() -> R
         .iter()
         .any(|m| m.text == "still here?"));
     Ok(())
+}
+
+/// A relay holds everything a link request carries. Answering the new
+/// device with an approval of its own making (an authority it chose, a
+/// user certified by it) must not make the new device trust it, even when
+/// the user's real device approved the request with the right code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_approval_forged_by_the_relay_is_refused() -> Result<()> {
+    use std::sync::{Arc, Mutex};
+
+    use convene_client::trust::{Authority, UserDetails};
+    use convene_client::TransportError;
+    use convene_proto::relay::{request, response, LinkStatus};
+    use convene_proto::trust::LinkBundle;
+    use convene_tests::connectors::HookedConnector;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let leaders = leader_apps(&relay, &staff, &["ann".into()]).await?;
+    let ann = &leaders[0];
+    let seen = Arc::new(Mutex::new(None));
+    let forging = HookedConnector::answering(&relay.url, {
+        let seen = seen.clone();
+        Arc::new(
+            move |sent: &request::Kind, answer: Result<response::Result, TransportError>| match (
+                sent, answer,
+            ) {
+                (request::Kind::RequestLink(asked), answer) => {
+                    *seen.lock().unwrap() = Some(asked.clone());
+                    answer
+                }
+                (request::Kind::GetLink(_), Ok(response::Result::LinkStatus(status)))
+                    if status.approved =>
+                {
+                    let asked = seen.lock().unwrap().clone().unwrap();
+                    Ok(response::Result::LinkStatus(forged_approval(
+                        &asked, status,
+                    )))
+                }
+                (_, answer) => answer,
+            },
+        )
+    });
+    let dir = tempfile::tempdir()?;
+    let pending = ClientBuilder::new(dir.path())
+        .store_key(store_key("ann"))
+        .relay_url(&relay.url)
+        .connector(forging)
+        .request_link("ann")
+        .await?;
+    let code = pending.code().to_string();
+    let (_, linked) = tokio::join!(
+        ann.client.approve_link(&code),
+        pending.wait_for_approval(convene_tests::PATIENCE)
+    );
+    let refused = linked.err().context("the forged approval was accepted")?;
+    ensure!(refused.code() == "untrusted", "{refused}");
+    return Ok(());
+
+    /// What a relay can make from the request alone: a bundle naming an
+    /// authority of its own, sealed as the protocol seals it, with a guess
+    /// at the code's secret digits.
+    fn forged_approval(asked: &convene_proto::relay::RequestLink, real: LinkStatus) -> LinkStatus {
+        let authority = Authority::generate();
+        let device: [u8; 32] = asked.device_key.as_ref().try_into().unwrap();
+        let details = UserDetails {
+            user_id: "ann".into(),
+            display_name: "Ann (the relay's)".into(),
+            role: convene_client::Role::Leader,
+            sector: String::new(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let (identity, credential) =
+            authority.issue_direct_chain(&details, device, now, 86_400_000);
+        let bundle = LinkBundle {
+            version: 1,
+            authority_key: authority.public().to_vec(),
+            identity_secret: identity.to_secret_bytes().to_vec(),
+            credential,
+            authority_secret: Vec::new(),
+        };
+        let guess = convene_client::link::LinkCode::parse("0000 0000 0000").unwrap();
+        let answer =
+            convene_client::link::answer("ann", &device, &asked.pake_message, &guess, &bundle)
+                .unwrap();
+        LinkStatus {
+            sealed: answer.sealed.into(),
+            pake_message: answer.pake_message.into(),
+            ..real
+        }
+    }
 }

@@ -10,7 +10,9 @@ use convene_client::mls::MlsOps;
 use convene_client::trust::{TrustAnchor, UserDetails};
 use convene_client::{DeviceKey, Event, RelayConnection, Role};
 use convene_proto::auth::AuthPurpose;
-use convene_proto::relay::{request, ApproveLink, RequestLink, UploadKeyPackages};
+use convene_proto::relay::{
+    request, ApproveLink, RequestLink, UpdateCredential, UploadKeyPackages,
+};
 use convene_tests::app::{authority_of, continuity_of, device_key_of, leader_apps, staff_app, App};
 use convene_tests::{RelayProcess, TestDevice};
 use openmls_rust_crypto::RustCrypto;
@@ -59,16 +61,16 @@ async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() 
         .request(request::Kind::RequestLink(RequestLink {
             user_id: "ben".into(),
             device_key: Bytes::copy_from_slice(&impostor.public()),
-            link_key: Bytes::copy_from_slice(&[9; 32]),
             signature: Bytes::copy_from_slice(&signature),
+            pake_message: Bytes::copy_from_slice(&[9; 33]),
         }))
         .await?;
     ben_device
         .conn
         .request(request::Kind::ApproveLink(ApproveLink {
             device_key: Bytes::copy_from_slice(&impostor.public()),
-            credential: Bytes::from(chain.clone()),
             sealed: Bytes::from_static(b"unused"),
+            pake_message: Bytes::copy_from_slice(&[1; 33]),
         }))
         .await?;
     let dir = tempfile::tempdir()?;
@@ -85,6 +87,12 @@ async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() 
     );
     let (key_packages, _) = ops.key_packages(1, false)?;
     let impostor = TestDevice::connect(&relay.url, impostor).await?;
+    impostor
+        .conn
+        .request(request::Kind::UpdateCredential(UpdateCredential {
+            credential: Bytes::from(chain.clone()),
+        }))
+        .await?;
     impostor
         .conn
         .request(request::Kind::UploadKeyPackages(UploadKeyPackages {

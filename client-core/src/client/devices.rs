@@ -11,7 +11,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::{unexpected, Client};
 use crate::error::ClientError;
-use crate::link::{link_code, normalise_code, seal};
+use crate::link::{answer, request_tag, LinkCode};
 use crate::store::records::{
     identity_key, DevicesIntent, IdentityRecord, IntentKind, IntentRecord,
 };
@@ -31,8 +31,9 @@ pub struct DeviceInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkRequest {
     pub device: Vec<u8>,
-    /// The code the new device shows; approve only if they match.
-    pub code: String,
+    /// The first 4 digits of the code the new device shows (the rest is
+    /// known only to the person who sees its screen).
+    pub code_start: String,
     pub expires_at_ms: u64,
 }
 
@@ -59,50 +60,65 @@ impl Client {
             .collect())
     }
 
-    /// New devices waiting to be linked to this user, with their codes.
+    /// New devices waiting to be linked to this user, with the start of
+    /// their codes.
     pub async fn link_requests(&self) -> Result<Vec<LinkRequest>, ClientError> {
         Ok(self
             .pending_links()
             .await?
             .into_iter()
             .map(|link| LinkRequest {
-                code: link_code(&link.device_key, &link.link_key),
+                code_start: request_tag(&link.device_key, &link.pake_message),
                 device: link.device_key.to_vec(),
                 expires_at_ms: link.expires_at_ms,
             })
             .collect())
     }
 
-    /// Links the waiting device that shows `code`: certifies it with this
-    /// user's identity key, hands it (sealed) what it needs, and adds it to
-    /// every group this device is in. Returns its device key once it is in
-    /// them all (it must come online for that).
+    /// Links the waiting device that shows `code` (typed here by the
+    /// person who sees both screens): runs SPAKE2 with it, certifies the
+    /// device with this user's identity key, seals what it needs under the
+    /// key SPAKE2 gave, and adds it to every group this device is in.
+    /// Returns its device key once it is in them all (it must come online
+    /// for that). A mistyped code is found out by the new device, which
+    /// then asks to be linked again.
     pub async fn approve_link(&self, code: &str) -> Result<Vec<u8>, ClientError> {
-        let wanted = normalise_code(code);
-        let link = self
+        let code = LinkCode::parse(code)?;
+        let mut waiting: Vec<PendingLink> = self
             .pending_links()
             .await?
             .into_iter()
-            .find(|link| link_code(&link.device_key, &link.link_key) == wanted)
-            .ok_or_else(|| {
-                ClientError::InvalidArgument(
+            .filter(|link| request_tag(&link.device_key, &link.pake_message) == code.tag())
+            .collect();
+        let link = match (waiting.pop(), waiting.is_empty()) {
+            (Some(link), true) => link,
+            (None, _) => {
+                return Err(ClientError::InvalidArgument(
                     "no device waiting to be linked shows this code".into(),
-                )
-            })?;
+                ))
+            }
+            (Some(_), false) => {
+                return Err(ClientError::InvalidArgument(
+                    "more than one waiting device shows a code starting with these digits; \
+                     ask to link again on the new device"
+                        .into(),
+                ))
+            }
+        };
         let device: [u8; 32] = link
             .device_key
             .as_ref()
             .try_into()
             .map_err(|_| ClientError::InvalidArgument("a malformed link request".into()))?;
         let mut bundle = self.link_bundle(device)?;
-        let sealed = seal(&bundle, &link.link_key, &device);
+        let answered = answer(self.user_id(), &device, &link.pake_message, &code, &bundle);
         bundle.identity_secret.zeroize();
         bundle.authority_secret.zeroize();
-        let sealed = sealed?;
+        let answered = answered?;
         let approve = request::Kind::ApproveLink(ApproveLink {
             device_key: Bytes::copy_from_slice(&device),
-            credential: Bytes::from(bundle.credential.clone()),
-            sealed: Bytes::from(sealed),
+            sealed: Bytes::from(answered.sealed),
+            pake_message: Bytes::from(answered.pake_message),
         });
         match self.relay(approve).await {
             Ok(response::Result::LinkApproved(_)) => {}

@@ -130,7 +130,10 @@ impl Client {
         };
         let now = anchor.now_ms();
         let mut peer: Option<VerifiedDevice> = None;
-        for device in found.devices.iter().filter(|d| !d.revoked) {
+        // A linked device has no credential on the relay until it has
+        // opened its approval and set it: it is no one's yet.
+        let set_up = |d: &&convene_proto::relay::Device| !d.revoked && !d.credential.is_empty();
+        for device in found.devices.iter().filter(set_up) {
             let verified = anchor
                 .verify(&device.credential, &device.device_key, now)
                 .map_err(|err| ClientError::Untrusted(format!("{user}'s device: {err}")))?;

@@ -2,8 +2,10 @@
 //!
 //! The new device asks before it is authenticated ([`request_link`],
 //! [`link_status`]); the user's existing device lists and approves the
-//! request. The relay only carries what the devices seal for each other:
-//! the new device's credential is made and checked by clients.
+//! request. The relay only carries the two sides' SPAKE2 messages and what
+//! the approving device seals: the new device's credential is made, sealed
+//! and checked by clients, and set by the new device itself once it holds
+//! it (`UpdateCredential`).
 
 use convene_proto::ids::{check_user_id, fixed, DEVICE_KEY_LEN};
 use convene_proto::relay::{
@@ -11,15 +13,27 @@ use convene_proto::relay::{
     PendingLink, RemoveDevice, RequestLink,
 };
 
-use super::{Caller, Effect, Reply, MAX_CERTIFICATE_BYTES};
+use super::{Caller, Effect, Reply};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
-use crate::store::{now_ms, DeviceKey, NewLink};
+use crate::store::{now_ms, DeviceKey, LinkAnswer, NewLink};
 
 /// How long a link request waits for approval.
 const LINK_TTL_MS: u64 = 10 * 60 * 1000;
 /// Largest sealed bundle the relay keeps for a new device.
 const MAX_SEALED_BYTES: usize = 8192;
+/// Largest SPAKE2 message the relay keeps (one is 33 bytes today).
+const MAX_PAKE_MESSAGE_BYTES: usize = 64;
+
+fn check_pake_message(message: &[u8]) -> RelayResult<()> {
+    if message.is_empty() || message.len() > MAX_PAKE_MESSAGE_BYTES {
+        return Err(Refusal::InvalidArgument(format!(
+            "pake_message must have 1 to {MAX_PAKE_MESSAGE_BYTES} bytes"
+        ))
+        .into());
+    }
+    Ok(())
+}
 
 /// Serves `RequestLink` (before authentication) for `device`, whose
 /// signature over this connection's nonce the session has checked.
@@ -29,11 +43,11 @@ pub(crate) fn request_link(
     req: &RequestLink,
 ) -> RelayResult<response::Result> {
     check_user_id(&req.user_id)?;
-    let link_key = fixed::<32>("link_key", &req.link_key)?;
+    check_pake_message(&req.pake_message)?;
     let link = NewLink {
         user_id: &req.user_id,
         device,
-        link_key,
+        pake_message: &req.pake_message,
         ttl_ms: LINK_TTL_MS,
     };
     let expires_at_ms = relay.store.request_link(&link, now_ms())?;
@@ -44,7 +58,7 @@ pub(crate) fn request_link(
 }
 
 /// Serves `GetLink` (before authentication). The sealed bundle is readable
-/// only with the new device's link key.
+/// only by the device that shows the request's code.
 pub(crate) fn link_status(relay: &Relay, req: &GetLink) -> RelayResult<response::Result> {
     let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
     let link = relay
@@ -56,6 +70,7 @@ pub(crate) fn link_status(relay: &Relay, req: &GetLink) -> RelayResult<response:
         approved: link.approved_at_ms != 0,
         sealed: link.sealed.into(),
         expires_at_ms: link.expires_at_ms,
+        pake_message: link.pake_answer.into(),
     }))
 }
 
@@ -68,7 +83,7 @@ pub(super) fn list(relay: &Relay, caller: &Caller) -> RelayResult<Reply> {
         .filter(|(_, link)| link.approved_at_ms == 0 && now < link.expires_at_ms)
         .map(|(device, link)| PendingLink {
             device_key: device.to_vec().into(),
-            link_key: link.link_key.into(),
+            pake_message: link.pake_request.into(),
             requested_at_ms: link.requested_at_ms,
             expires_at_ms: link.expires_at_ms,
         })
@@ -78,19 +93,17 @@ pub(super) fn list(relay: &Relay, caller: &Caller) -> RelayResult<Reply> {
 
 pub(super) fn approve(relay: &Relay, caller: &Caller, req: ApproveLink) -> RelayResult<Reply> {
     let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
-    if req.credential.is_empty() || req.credential.len() > MAX_CERTIFICATE_BYTES {
-        return Err(Refusal::InvalidArgument("a credential is required".into()).into());
-    }
+    check_pake_message(&req.pake_message)?;
     if req.sealed.is_empty() || req.sealed.len() > MAX_SEALED_BYTES {
         return Err(Refusal::InvalidArgument("a sealed bundle is required".into()).into());
     }
-    relay.store.approve_link(
-        &caller.user_id,
-        &device,
-        &req.credential,
-        &req.sealed,
-        now_ms(),
-    )?;
+    let answer = LinkAnswer {
+        pake_message: &req.pake_message,
+        sealed: &req.sealed,
+    };
+    relay
+        .store
+        .approve_link(&caller.user_id, &device, &answer, now_ms())?;
     tracing::info!(user = %caller.user_id, "device linked");
     Ok(Reply::durable(response::Result::LinkApproved(
         LinkApproved {},

@@ -20,8 +20,16 @@ pub const MAX_PENDING_LINKS: usize = 3;
 pub struct NewLink<'a> {
     pub user_id: &'a str,
     pub device: DeviceKey,
-    pub link_key: [u8; 32],
+    /// The new device's SPAKE2 message, opaque.
+    pub pake_message: &'a [u8],
     pub ttl_ms: u64,
+}
+
+/// What the approving device leaves for the new one, both opaque.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkAnswer<'a> {
+    pub pake_message: &'a [u8],
+    pub sealed: &'a [u8],
 }
 
 impl Store {
@@ -54,11 +62,12 @@ impl Store {
         let expires_at_ms = now.saturating_add(link.ttl_ms);
         let record = LinkRecord {
             user_id: link.user_id.to_string(),
-            link_key: link.link_key.to_vec(),
             requested_at_ms: now,
             expires_at_ms,
             approved_at_ms: 0,
             sealed: Vec::new(),
+            pake_request: link.pake_message.to_vec(),
+            pake_answer: Vec::new(),
         };
         batch.insert(keys::link(&link.device), encode(&record));
         batch.insert(keys::user_link(link.user_id, &link.device), &[]);
@@ -86,13 +95,13 @@ impl Store {
     }
 
     /// Approves `user_id`'s pending link of `device`: registers the device
-    /// with `credential` and keeps `sealed` for it, atomically.
+    /// (its credential comes from the device itself once it has opened the
+    /// bundle) and keeps `answer` for it, atomically.
     pub fn approve_link(
         &self,
         user_id: &str,
         device: &DeviceKey,
-        credential: &[u8],
-        sealed: &[u8],
+        answer: &LinkAnswer<'_>,
         now: u64,
     ) -> RelayResult<()> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -104,11 +113,12 @@ impl Store {
             return Err(Refusal::AlreadyExists("device").into());
         }
         link.approved_at_ms = now;
-        link.sealed = sealed.to_vec();
+        link.sealed = answer.sealed.to_vec();
+        link.pake_answer = answer.pake_message.to_vec();
         let record = DeviceRecord {
             user_id: user_id.to_string(),
             created_at_ms: now,
-            credential: credential.to_vec(),
+            credential: Vec::new(),
             revoked_at_ms: 0,
             continuity: Vec::new(),
         };
@@ -177,7 +187,7 @@ mod tests {
         NewLink {
             user_id: "ann",
             device: [device; 32],
-            link_key: [7; 32],
+            pake_message: &[7; 33],
             ttl_ms: 1_000,
         }
     }
@@ -187,13 +197,19 @@ mod tests {
         let (_dir, store) = store_with_ann();
         store.request_link(&link(2), 2_000).unwrap();
         assert_eq!(store.user_devices("ann").unwrap().len(), 1);
-        store
-            .approve_link("ann", &[2; 32], b"chain", b"sealed", 2_100)
-            .unwrap();
+        let answer = LinkAnswer {
+            pake_message: b"answer",
+            sealed: b"sealed",
+        };
+        store.approve_link("ann", &[2; 32], &answer, 2_100).unwrap();
         let devices = store.user_devices("ann").unwrap();
         assert_eq!(devices.len(), 2);
-        assert_eq!(store.link(&[2; 32]).unwrap().unwrap().sealed, b"sealed");
-        let again = store.approve_link("ann", &[2; 32], b"x", b"y", 2_200);
+        let link = store.link(&[2; 32]).unwrap().unwrap();
+        assert_eq!(
+            (link.sealed.as_slice(), link.pake_answer.as_slice()),
+            (&b"sealed"[..], &b"answer"[..])
+        );
+        let again = store.approve_link("ann", &[2; 32], &answer, 2_200);
         assert!(again.is_err());
     }
 
@@ -211,7 +227,11 @@ mod tests {
         // Once the earlier ones expire, they make room and are deleted.
         store.request_link(&link(9), 3_500).unwrap();
         assert_eq!(store.user_links("ann").unwrap().len(), 1);
-        let expired = store.approve_link("ann", &[9; 32], b"c", b"s", 4_600);
+        let answer = LinkAnswer {
+            pake_message: b"a",
+            sealed: b"s",
+        };
+        let expired = store.approve_link("ann", &[9; 32], &answer, 4_600);
         assert!(expired.is_err());
     }
 

@@ -44,7 +44,7 @@ pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
 pub use groups::{AppendOutcome, MessageSubmission, QueueLimits};
 pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
 pub use keys::DeviceKey;
-pub use links::NewLink;
+pub use links::{LinkAnswer, NewLink};
 pub use maintenance::{Retention, SweepReport};
 
 use crate::error::{RelayError, RelayResult};

@@ -62,9 +62,6 @@ pub struct UserRecord {
 pub struct LinkRecord {
     #[prost(string, tag = "1")]
     pub user_id: String,
-    /// The new device's HPKE public key, which the approval is sealed to.
-    #[prost(bytes = "vec", tag = "2")]
-    pub link_key: Vec<u8>,
     #[prost(uint64, tag = "3")]
     pub requested_at_ms: u64,
     #[prost(uint64, tag = "4")]
@@ -75,6 +72,13 @@ pub struct LinkRecord {
     /// The approving device's sealed bundle, opaque.
     #[prost(bytes = "vec", tag = "6")]
     pub sealed: Vec<u8>,
+    /// The new device's SPAKE2 message, opaque (tag 2 held an HPKE key in
+    /// version 1 of linking).
+    #[prost(bytes = "vec", tag = "7")]
+    pub pake_request: Vec<u8>,
+    /// The approving device's SPAKE2 message, opaque.
+    #[prost(bytes = "vec", tag = "8")]
+    pub pake_answer: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -53,7 +53,7 @@ pub fn content(data: &[u8]) {
 /// A sealed link bundle (what an approving device sends a new one).
 pub fn link_bundle(data: &[u8]) {
     with_fixture(|f| {
-        let _ = f.link_key.open(data, &[3; 32]);
+        let _ = f.bundle_key.open(data);
     });
 }
 

@@ -8,7 +8,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
-use convene_client::link::LinkKey;
+use convene_client::link::BundleKey;
 use convene_client::mls::{CommitBundle, MlsOps};
 use convene_client::store::{LocalStore, StoreKey};
 use convene_client::trust::{Authority, TrustAnchor, UserDetails};
@@ -44,8 +44,8 @@ pub struct Fixture {
     ann_store: LocalStore,
     /// Bob's store: decoders that change state roll it back.
     pub bob_store: LocalStore,
-    /// The new-device key link bundles are sealed to.
-    pub link_key: LinkKey,
+    /// The key link bundles are sealed under (for the new device [3; 32]).
+    pub bundle_key: BundleKey,
 }
 
 /// Valid inputs of every kind, for mutation.
@@ -129,7 +129,7 @@ impl Fixture {
             bob,
             ann_store,
             bob_store,
-            link_key: LinkKey::generate()?,
+            bundle_key: BundleKey::derive(&[9; 32], &[3; 32]),
         };
         let seeds = fixture.seeds()?;
         Ok((fixture, seeds))
@@ -184,11 +184,7 @@ impl Fixture {
         self.ann_store.commit_durably()?;
 
         let bundle = convene_proto::trust::LinkBundle::default();
-        seeds.link_bundles.push(convene_client::link::seal(
-            &bundle,
-            self.link_key.public(),
-            &[3; 32],
-        )?);
+        seeds.link_bundles.push(self.bundle_key.seal(&bundle)?);
         seeds.invite_codes.push(
             convene_proto::invite::Invite {
                 secret: convene_proto::invite::InviteSecret::generate(),
