@@ -237,18 +237,20 @@ impl ClientBuilder {
         let (status, _) = watch::channel(ConnectionStatus::default());
         let mut shared_identity = identity.clone();
         wipe_secrets(&mut shared_identity);
+        let device = key.public();
+        let mls = Mls::new(store.clone(), key, &identity, builder.clock_offset_ms)?;
         let shared = Arc::new(Shared {
-            store: store.clone(),
+            store,
             identity: shared_identity,
-            device: key.public(),
+            device,
             events,
             status,
             skip_local_policy: builder.skip_local_policy,
             clock_offset_ms: builder.clock_offset_ms,
             lifecycle: builder.lifecycle,
+            revocations: mls.anchor().revocations().clone(),
         });
         let (commands, receiver) = mpsc::channel(64);
-        let mls = Mls::new(store, key, &identity, builder.clock_offset_ms)?;
         wipe_secrets(&mut identity);
         let engine = Engine::new(shared.clone(), mls, connector, receiver)?;
         let task = tokio::spawn(engine.run());

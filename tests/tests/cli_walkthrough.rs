@@ -392,8 +392,13 @@ fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
     let shown: Value = serde_json::from_str(&lines.next().context("no code shown")??)?;
     let code = shown["code"].as_str().context("no code")?.to_string();
     let listed = cli.run("ana", &["devices"])?;
-    let start = listed["waiting"][0]["code_start"].as_str().context("no code start")?;
-    assert!(code.starts_with(start), "{code} does not start with {start}");
+    let start = listed["waiting"][0]["code_start"]
+        .as_str()
+        .context("no code start")?;
+    assert!(
+        code.starts_with(start),
+        "{code} does not start with {start}"
+    );
     let approved = cli.run("ana", &["devices", "approve", &code])?;
     let linked: Value = serde_json::from_str(&lines.next().context("no identity")??)?;
     assert!(linking.wait()?.success());

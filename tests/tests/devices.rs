@@ -177,6 +177,12 @@ async fn staff_revoking_one_device_leaves_the_users_other_device_in_place() -> R
         async move { status.revoked.then_some(()) }
     })
     .await?;
+    // The revoked device says so and shows its groups closed.
+    wait_until("the revoked device to close its groups", || {
+        let groups = cut.groups();
+        async move { groups.ok().filter(|g| g.iter().all(|g| !g.active)) }
+    })
+    .await?;
     // Staff take the device out of the cohort, the pair out of their
     // channel; ann's other device stays in both.
     for group in [&cohort.id, &direct] {

@@ -142,3 +142,42 @@ async fn only_the_manager_can_leave_and_keep_managing() -> Result<()> {
     );
     Ok(())
 }
+
+/// Staff who left a cohort to manage it still remove a leader they
+/// suspend: the manager's client proposes the removal as soon as it learns
+/// of the suspension (leaders may not remove each other), and a member
+/// commits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_leader_leaves_a_managed_cohort() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let leaders = leader_apps(&relay, &staff, &users(&["ann", "ben", "cat"])).await?;
+    let [ann, ben, cat] = <[App; 3]>::try_from(leaders)
+        .ok()
+        .context("three leaders")?;
+    let cohort = staff
+        .client
+        .create_group("Cohort 2027", &users(&["ann", "ben", "cat"]))
+        .await?;
+    staff.client.leave_group(&cohort.id).await?;
+    for app in [&ann, &ben, &cat] {
+        app.wait_group(&cohort.id, |g| g.users() == users(&["ann", "ben", "cat"]))
+            .await?;
+    }
+
+    staff.client.suspend_user("cat").await?;
+    for app in [&ann, &ben] {
+        app.wait_group(&cohort.id, |g| g.users() == users(&["ann", "ben"]))
+            .await?;
+    }
+    ann.client.send_text(&cohort.id, "without cat").await?;
+    ben.hears(&cohort.id, "ann", "without cat").await?;
+    ensure!(
+        !cat.client
+            .history(&cohort.id, 100)?
+            .iter()
+            .any(|m| m.text == "without cat"),
+        "a suspended leader heard a later message"
+    );
+    Ok(())
+}

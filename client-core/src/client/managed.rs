@@ -55,6 +55,7 @@ impl Client {
                 add_users: add.to_vec(),
                 remove_users: remove.to_vec(),
                 proposed_for: 0,
+                remove_devices: Vec::new(),
             })),
             ..Default::default()
         };

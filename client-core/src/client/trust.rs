@@ -132,7 +132,12 @@ impl Client {
         let mut peer: Option<VerifiedDevice> = None;
         // A linked device has no credential on the relay until it has
         // opened its approval and set it: it is no one's yet.
-        let set_up = |d: &&convene_proto::relay::Device| !d.revoked && !d.credential.is_empty();
+        // A revoked device is no one's, whatever the relay says of it.
+        let set_up = |d: &&convene_proto::relay::Device| {
+            !d.revoked
+                && !d.credential.is_empty()
+                && !anchor.revocations().covers(user, &d.device_key)
+        };
         for device in found.devices.iter().filter(set_up) {
             let verified = anchor
                 .verify(&device.credential, &device.device_key, now)
@@ -174,7 +179,9 @@ impl Client {
             .as_slice()
             .try_into()
             .map_err(|_| damaged("the pinned authority key"))?;
-        Ok(TrustAnchor::new(key).with_clock_offset(self.inner.shared.clock_offset_ms))
+        Ok(TrustAnchor::new(key)
+            .with_clock_offset(self.inner.shared.clock_offset_ms)
+            .with_revocations(self.inner.shared.revocations.clone()))
     }
 
     /// This device's own chain, verified (as stored: it changes when its

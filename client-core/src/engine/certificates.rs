@@ -227,7 +227,7 @@ impl Engine {
             return Ok(());
         }
         let held_until = read_user_certificate(&current).map_or(0, |c| c.not_after_ms);
-        let anchor = *self.mls.anchor();
+        let anchor = self.mls.anchor().clone();
         let signed = Signed::decode(user.user_certificate.as_ref())
             .map_err(|_| ClientError::Untrusted("an unreadable renewed certificate".into()))?;
         let renewed = anchor

@@ -85,7 +85,13 @@ impl Engine {
         let to_remove: Vec<[u8; 32]> = view
             .members
             .iter()
-            .filter(|(_, m)| manage.remove_users.contains(&m.user_id))
+            .filter(|(_, m)| {
+                manage.remove_users.contains(&m.user_id)
+                    || manage
+                        .remove_devices
+                        .iter()
+                        .any(|d| d.as_slice() == m.device)
+            })
             .map(|(_, m)| m.device)
             .collect();
         if to_add.is_empty() && to_remove.is_empty() {

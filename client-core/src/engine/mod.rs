@@ -137,6 +137,12 @@ pub(crate) enum Command {
 }
 
 /// What the engine shares with the app's handles.
+/// A time the engine never reaches: when a device that must not connect
+/// again would next try.
+fn never() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
+
 pub(crate) struct Shared {
     pub store: Arc<LocalStore>,
     /// Who this device is (without its secret key, which the engine holds).
@@ -152,6 +158,8 @@ pub(crate) struct Shared {
     pub clock_offset_ms: i64,
     /// When keys are renewed.
     pub lifecycle: crate::lifecycle::KeyLifecycle,
+    /// The revocations this device holds (shared with its MLS anchor).
+    pub revocations: crate::trust::Revocations,
 }
 
 /// What the relay should be told was processed.

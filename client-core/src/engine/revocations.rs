@@ -18,7 +18,7 @@ use super::Engine;
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::store::records::{
-    self, DevicesIntent, GroupRecord, IntentKind, IntentRecord, MembersIntent,
+    self, DevicesIntent, GroupRecord, IntentKind, IntentRecord, ManageIntent, MembersIntent,
 };
 use crate::types::Role;
 
@@ -63,6 +63,10 @@ impl Engine {
                 records::revoked_key(&revocation.user_id, &revocation.device_key),
                 entry.revocation.to_vec(),
             );
+            self.mls
+                .anchor()
+                .revocations()
+                .add(&revocation.user_id, &revocation.device_key);
             self.emit(Event::Revoked {
                 user_id: revocation.user_id.clone(),
                 device: (!revocation.device_key.is_empty()).then(|| revocation.device_key.clone()),
@@ -76,6 +80,11 @@ impl Engine {
         );
         self.store().commit_durably()?;
         self.publish();
+        let own = self.shared.identity.user_id.clone();
+        if self.is_revoked(&own, &self.shared.device) {
+            // Whatever the relay does next, this device acts no more.
+            return self.close_as_revoked();
+        }
         for (user, device) in revoked_users {
             self.remove_everywhere(&user, device)?;
         }
@@ -85,17 +94,41 @@ impl Engine {
     /// Whether a verified revocation covers this device of `user` (the
     /// device itself, or the whole user).
     pub(super) fn is_revoked(&self, user: &str, device: &[u8]) -> bool {
-        [
-            records::revoked_key(user, device),
-            records::revoked_key(user, &[]),
-        ]
-        .iter()
-        .any(|key| matches!(self.store().get(key), Ok(Some(_))))
+        self.mls.anchor().revocations().covers(user, device)
+    }
+
+    /// This device was revoked (the relay refuses it, or a revocation
+    /// names it): it stops connecting and acting, and every group it was
+    /// in is shown closed.
+    pub(super) fn close_as_revoked(&mut self) -> Result<(), ClientError> {
+        tracing::warn!("this device was revoked by the organisation; it stops");
+        let groups: Vec<GroupRecord> = self
+            .store()
+            .scan::<GroupRecord>(&records::groups_prefix())
+            .map(|item| item.map(|(_, record)| record))
+            .collect::<Result<_, _>>()?;
+        for mut group in groups.into_iter().filter(|g| g.active) {
+            group.active = false;
+            self.store()
+                .put_record(records::group_key(&group.group_id), &group);
+        }
+        self.store().commit_durably()?;
+        self.conn = None;
+        self.pushes = None;
+        self.shared.status.send_modify(|status| {
+            status.state = crate::engine::ConnectionState::Offline;
+            status.revoked = true;
+            status.last_error = Some("this device was revoked by the organisation".into());
+        });
+        self.reconnect_at = super::never();
+        self.publish();
+        Ok(())
     }
 
     /// Queues the removal of `user` (or only their `device`) from every
-    /// group this device may change: staff change cohorts, either user a
-    /// direct channel, and any user their own devices.
+    /// group this device may change: staff change cohorts (as a member, or
+    /// as the manager of one they left), either user a direct channel, and
+    /// any user their own devices.
     fn remove_everywhere(
         &mut self,
         user: &str,
@@ -109,26 +142,44 @@ impl Engine {
         let own_user = self.shared.identity.user_id.clone();
         let staff = Role::from_wire(self.shared.identity.role) == Role::Staff;
         for group in groups {
-            let affected = group.members.iter().any(|m| {
-                m.user_id == user && device.is_none_or(|d| m.device.as_slice() == d.as_slice())
-            });
-            if !group.active || !affected {
-                continue;
-            }
-            let allowed = match WireKind::try_from(group.kind) {
-                Ok(WireKind::Direct) => group.direct_pair.contains(&own_user),
-                _ => staff || (device.is_some() && user == own_user),
-            };
-            if !allowed {
-                continue;
-            }
-            let kind = match device {
-                Some(device) => IntentKind::RemoveDevices(DevicesIntent {
-                    device_keys: vec![device.to_vec()],
-                }),
-                None => IntentKind::Remove(MembersIntent {
-                    user_ids: vec![user.to_string()],
-                }),
+            let kind = if group.managing {
+                // The manager's list of members may be behind: the intent
+                // reads the group as it is now, and ends at once if the
+                // revoked user or device is not in it.
+                if !staff {
+                    continue;
+                }
+                IntentKind::Manage(ManageIntent {
+                    remove_users: device
+                        .is_none()
+                        .then(|| user.to_string())
+                        .into_iter()
+                        .collect(),
+                    remove_devices: device.map(|d| d.to_vec()).into_iter().collect(),
+                    ..Default::default()
+                })
+            } else {
+                let affected = group.members.iter().any(|m| {
+                    m.user_id == user && device.is_none_or(|d| m.device.as_slice() == d.as_slice())
+                });
+                if !group.active || !affected {
+                    continue;
+                }
+                let allowed = match WireKind::try_from(group.kind) {
+                    Ok(WireKind::Direct) => group.direct_pair.contains(&own_user),
+                    _ => staff || (device.is_some() && user == own_user),
+                };
+                if !allowed {
+                    continue;
+                }
+                match device {
+                    Some(device) => IntentKind::RemoveDevices(DevicesIntent {
+                        device_keys: vec![device.to_vec()],
+                    }),
+                    None => IntentKind::Remove(MembersIntent {
+                        user_ids: vec![user.to_string()],
+                    }),
+                }
             };
             let intent = IntentRecord {
                 group_id: group.group_id.clone(),

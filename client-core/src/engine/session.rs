@@ -3,8 +3,6 @@
 //! it), comparing clocks, sending requests, and noticing when the
 //! connection is gone.
 
-use std::time::Duration;
-
 use convene_proto::ids::CONTINUITY_LEN;
 use convene_proto::relay::{request, response, ErrorCode};
 use tokio::time::Instant;
@@ -106,11 +104,16 @@ impl Engine {
         }
         self.reconnect_at = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        if revoked || copied {
-            // Trying again changes nothing: staff cut this device off, or
-            // the user must choose between the copies (re-link, or take
-            // over with `Client::take_over`).
-            self.reconnect_at = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        if copied {
+            // Trying again changes nothing: the user must choose between
+            // the copies (re-link, or take over with `Client::take_over`).
+            self.reconnect_at = super::never();
+        }
+        if revoked {
+            // Staff cut this device off.
+            if let Err(err) = self.close_as_revoked() {
+                tracing::warn!(error = %err, "cannot record that this device was revoked");
+            }
         }
     }
 

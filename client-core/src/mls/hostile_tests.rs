@@ -171,3 +171,49 @@ fn commits_for_epochs_ahead_or_behind_are_refused_without_harm() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A relay that ignores a revocation can still pass on what the revoked
+/// device makes. Once a client holds the revocation, it refuses the
+/// device's messages, commits and KeyPackages, and a Welcome to a group
+/// that still holds it.
+#[test]
+fn a_revoked_devices_message_commit_key_package_and_group_are_refused() {
+    let crypto = RustCrypto::default();
+    let (ann, bob, cat) = (Device::new("ann"), Device::new("bob"), Device::new("cat"));
+    let (mut group, mut joined) = group_of(&crypto, &ann, &[&bob]);
+    let bobs = &mut joined[0];
+    let message = ann.ops(&crypto).encrypt(&mut group, b"revoked?").unwrap();
+    let (ann_key_packages, _) = ann.ops(&crypto).key_packages(1, false).unwrap();
+    let (cat_key_packages, _) = cat.ops(&crypto).key_packages(1, false).unwrap();
+    cat.store.commit_durably().unwrap();
+    let cats = ann
+        .ops(&crypto)
+        .parse_key_package(&cat_key_packages[0], "cat", &cat.key.public())
+        .unwrap();
+    let adding_cat = ann.ops(&crypto).add(&mut group, &[cats]).unwrap();
+    ann.store.commit_durably().unwrap();
+
+    for device in [&bob, &cat] {
+        device.anchor.revocations().add("ann", &ann.key.public());
+    }
+    let refused = bob.ops(&crypto).process(bobs, &message).unwrap_err();
+    assert!(matches!(refused, MlsError::Untrusted(_)), "{refused:?}");
+    bob.store.rollback();
+    let refused = bob
+        .ops(&crypto)
+        .process(bobs, &adding_cat.commit)
+        .unwrap_err();
+    assert!(matches!(refused, MlsError::Untrusted(_)), "{refused:?}");
+    bob.store.rollback();
+    let refused = bob
+        .ops(&crypto)
+        .parse_key_package(&ann_key_packages[0], "ann", &ann.key.public())
+        .unwrap_err();
+    assert!(matches!(refused, MlsError::Untrusted(_)), "{refused:?}");
+    let refused = cat
+        .ops(&crypto)
+        .join(&adding_cat.welcome, &Default::default())
+        .unwrap_err();
+    assert!(matches!(refused, MlsError::Untrusted(_)), "{refused:?}");
+    cat.store.rollback();
+}

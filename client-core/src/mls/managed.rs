@@ -252,14 +252,21 @@ pub fn read_group_info(
         .ok_or_else(|| MlsError::PolicyViolation("this device does not manage the group".into()))?;
     let mut members = Vec::new();
     for member in public.members() {
-        let verified = verify_leaf(anchor, &member.credential, &member.signature_key)?;
-        members.push((
-            member.index,
-            MemberDevice {
-                user_id: verified.user_id,
-                device: verified.device_key,
-            },
-        ));
+        // A revoked member is still listed, so that its manager can
+        // propose its removal; every other leaf must verify.
+        let revoked = member_device(&member.credential, &member.signature_key)
+            .filter(|m| anchor.revocations().covers(&m.user_id, &m.device));
+        let device = match revoked {
+            Some(revoked) => revoked,
+            None => {
+                let verified = verify_leaf(anchor, &member.credential, &member.signature_key)?;
+                MemberDevice {
+                    user_id: verified.user_id,
+                    device: verified.device_key,
+                }
+            }
+        };
+        members.push((member.index, device));
     }
     Ok(ManagedView {
         epoch: public.group_context().epoch().as_u64(),

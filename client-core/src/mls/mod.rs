@@ -138,6 +138,20 @@ pub struct MemberDevice {
     pub device: [u8; 32],
 }
 
+/// The revocations this device verified and stored, for its anchor.
+fn held_revocations(store: &LocalStore) -> Result<crate::trust::Revocations, ClientError> {
+    let revocations = crate::trust::Revocations::default();
+    for item in store.scan::<convene_proto::trust::Signed>(&crate::store::records::revoked_prefix())
+    {
+        let (_, signed) = item?;
+        // Verified before it was stored; the store is this device's own.
+        let revocation = convene_proto::trust::Revocation::decode(signed.body.as_slice())
+            .map_err(|_| ClientError::Storage(StoreError::Corrupt("a stored revocation".into())))?;
+        revocations.add(&revocation.user_id, &revocation.device_key);
+    }
+    Ok(revocations)
+}
+
 /// The credential of this device: a basic credential whose identity is the
 /// encoded certificate chain, with the device key as signature key.
 pub fn credential(chain: &[u8], device: &DeviceKey) -> CredentialWithKey {
@@ -290,13 +304,16 @@ impl Mls {
                 "this device has no organisation authority pinned; enrol it again".into(),
             ))
         })?;
+        let revocations = held_revocations(&store)?;
         Ok(Mls {
             crypto: RustCrypto::default(),
             store,
             key,
             user_id: identity.user_id.clone(),
             chain: identity.credential.clone(),
-            anchor: TrustAnchor::new(authority).with_clock_offset(clock_offset_ms),
+            anchor: TrustAnchor::new(authority)
+                .with_clock_offset(clock_offset_ms)
+                .with_revocations(revocations),
         })
     }
 
@@ -308,7 +325,7 @@ impl Mls {
             &self.key,
             &self.user_id,
             &self.chain,
-            self.anchor,
+            self.anchor.clone(),
         )
     }
 

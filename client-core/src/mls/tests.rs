@@ -87,7 +87,7 @@ impl Device {
             &self.key,
             self.user,
             &self.chain,
-            self.anchor,
+            self.anchor.clone(),
         )
     }
 }

@@ -12,6 +12,7 @@
 
 mod cache;
 mod issue;
+mod revocations;
 mod safety;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 
 pub use issue::{bind_identity, invite_public_key, Authority, IdentityKey, UserDetails};
+pub use revocations::Revocations;
 pub use safety::safety_number;
 
 use crate::types::Role;
@@ -65,6 +67,10 @@ pub enum TrustError {
     /// The chain is fine but names another device than the MLS leaf.
     #[error("the credential belongs to another device")]
     WrongDevice,
+    /// The chain is fine but staff revoked the device, or suspended its
+    /// user (a signed revocation this device holds).
+    #[error("the device was revoked by the organisation")]
+    Revoked,
 }
 
 /// Who a verified chain says a device belongs to.
@@ -97,12 +103,14 @@ fn within_validity(not_before_ms: u64, not_after_ms: u64, now_ms: u64) -> bool {
         && now_ms < not_after_ms.saturating_add(CLOCK_LEEWAY_MS)
 }
 
-/// The pinned authority key, against which chains are verified, and the
-/// clock they are verified by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The pinned authority key, against which chains are verified, the
+/// revocations they are checked against, and the clock they are verified
+/// by.
+#[derive(Debug, Clone)]
 pub struct TrustAnchor {
     authority_key: [u8; 32],
     clock_offset_ms: i64,
+    revocations: Revocations,
 }
 
 impl TrustAnchor {
@@ -110,7 +118,20 @@ impl TrustAnchor {
         TrustAnchor {
             authority_key,
             clock_offset_ms: 0,
+            revocations: Revocations::default(),
         }
+    }
+
+    /// This anchor, refusing the devices `revocations` covers (shared:
+    /// what is added to it later counts too).
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// The revocations this anchor checks chains against.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// This anchor, reading the time from a clock `offset_ms` ahead of the
@@ -131,7 +152,8 @@ impl TrustAnchor {
     }
 
     /// Verifies an encoded [`CredentialChain`] for the device whose key is
-    /// `device_key`, at time `now_ms`.
+    /// `device_key`, at time `now_ms`, and that no revocation this anchor
+    /// holds covers the device ([`TrustError::Revoked`]).
     ///
     /// A chain that verified before is not verified again until its
     /// certificate expires: members' chains are checked on every message,
@@ -144,11 +166,20 @@ impl TrustAnchor {
         now_ms: u64,
     ) -> Result<VerifiedDevice, TrustError> {
         let cache_key = cache::key(&self.authority_key, chain, device_key);
-        if let Some(hit) = cache::get(&cache_key, now_ms) {
-            return Ok(hit);
+        let verified = match cache::get(&cache_key, now_ms) {
+            Some(hit) => hit,
+            None => {
+                let verified = self.verify_uncached(chain, device_key, now_ms)?;
+                cache::put(cache_key, &verified);
+                verified
+            }
+        };
+        if self
+            .revocations
+            .covers(&verified.user_id, &verified.device_key)
+        {
+            return Err(TrustError::Revoked);
         }
-        let verified = self.verify_uncached(chain, device_key, now_ms)?;
-        cache::put(cache_key, &verified);
         Ok(verified)
     }
 

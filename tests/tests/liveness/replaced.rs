@@ -39,7 +39,7 @@ async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() 
     // kept.
     let ann_stopped = ann.stop().await;
     let ann_device = device_key_of(&ann_stopped.state_dir, "l1")?.public();
-    let key_package = with_ops(&ann_stopped.state_dir, "l1", anchor, false, |ops| {
+    let key_package = with_ops(&ann_stopped.state_dir, "l1", anchor.clone(), false, |ops| {
         let made = ops.rejoin_key_package(&cohort.id.0, epoch)?;
         made.one_time.into_iter().next().context("one KeyPackage")
     })?;

@@ -131,6 +131,9 @@ pub struct ManageIntent {
     /// One more than the epoch the proposals were last sent for (0: never).
     #[prost(uint64, tag = "3")]
     pub proposed_for: u64,
+    /// Devices (32-byte keys) to remove whoever's they are: revoked ones.
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub remove_devices: Vec<Vec<u8>>,
 }
 
 /// Nothing to record: the proposals are in the group's MLS state.

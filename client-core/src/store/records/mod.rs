@@ -361,7 +361,12 @@ pub fn all_held_prefix() -> Vec<u8> {
     vec![tag::HELD]
 }
 
-/// A verified revocation of a user (empty `device`) or of one device.
+/// A verified revocation of a user (empty `device`) or of one device: the
+/// encoded `Signed` revocation.
 pub fn revoked_key(user_id: &str, device: &[u8]) -> Vec<u8> {
     key(tag::REVOKED, &[user_id.as_bytes(), device])
+}
+
+pub fn revoked_prefix() -> Vec<u8> {
+    vec![tag::REVOKED]
 }
