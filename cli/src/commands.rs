@@ -312,6 +312,7 @@ async fn ping(ctx: &Session) -> Result<()> {
     let url = ctx
         .relay
         .clone()
+        .or_else(|| crate::paths::remembered_relay(&ctx.state_dir))
         .unwrap_or_else(|| DEFAULT_RELAY.to_string());
     let started = Instant::now();
     let conn = RelayConnection::connect(&url, &ConnectOptions::default()).await?;
@@ -349,6 +350,7 @@ async fn enrol(
     let user_id = user_id.unwrap_or_default();
     let name = name.unwrap_or_default();
     let identity = builder.enrol(invite, &user_id, &name).await?;
+    crate::paths::remember_relay(&ctx.state_dir, &identity.relay_url)?;
     print(ctx.json, output::identity(&identity), || {
         format!(
             "Enrolled as {} ({}), {}. State kept in {}.",

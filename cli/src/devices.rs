@@ -45,6 +45,7 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
         },
     );
     let identity = pending.wait_for_approval(APPROVAL_WAIT).await?;
+    crate::paths::remember_relay(&ctx.state_dir, &identity.relay_url)?;
     print(ctx.json, crate::output::identity(&identity), || {
         format!(
             "Linked as {} ({}). This device joins your groups as your other device adds it.",

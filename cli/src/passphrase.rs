@@ -83,9 +83,28 @@ fn prompt_twice(var: &str, prompt: &str) -> Result<Zeroizing<String>> {
     check_new(first)
 }
 
+/// Fewest characters a new passphrase may have.
+const MIN_CHARS: usize = 8;
+/// Weakest a new passphrase may be, as zxcvbn scores it: 3 means about
+/// 10^10 guesses (each guess costs an attacker an argon2id run).
+const MIN_SCORE: u8 = 3;
+
 fn check_new(passphrase: Zeroizing<String>) -> Result<Zeroizing<String>> {
-    if passphrase.chars().count() < 8 {
-        bail!("a passphrase has at least 8 characters");
+    if passphrase.chars().count() < MIN_CHARS {
+        bail!("a passphrase has at least {MIN_CHARS} characters");
+    }
+    let strength = zxcvbn::zxcvbn(&passphrase, &["convene"]);
+    if u8::from(strength.score()) < MIN_SCORE {
+        let mut advice = String::from("this passphrase is too easy to guess");
+        if let Some(feedback) = strength.feedback() {
+            if let Some(warning) = feedback.warning() {
+                advice.push_str(&format!(" ({warning})"));
+            }
+            for suggestion in feedback.suggestions() {
+                advice.push_str(&format!("; {suggestion}"));
+            }
+        }
+        bail!("{advice}; a few unrelated words make a strong one");
     }
     Ok(passphrase)
 }
@@ -200,4 +219,26 @@ pub fn promote_next_salt(state_dir: &Path) -> Result<()> {
 /// A new salt for a change of passphrase, written aside first.
 pub fn next_salt(state_dir: &Path) -> Result<Vec<u8>> {
     write_salt(&salt_path(state_dir, NEXT_SALT_FILE))
+}
+
+#[cfg(test)]
+mod strength_tests {
+    use super::*;
+
+    fn check(passphrase: &str) -> Result<Zeroizing<String>> {
+        check_new(Zeroizing::new(passphrase.to_string()))
+    }
+
+    #[test]
+    fn short_or_guessable_passphrases_are_refused_with_advice() {
+        assert!(check("Tr0ub4!").is_err());
+        let weak = check("password123").unwrap_err().to_string();
+        assert!(weak.contains("too easy to guess"), "{weak}");
+        assert!(check("aaaaaaaaaaaa").is_err());
+        assert!(check("convene2026").is_err());
+        assert!(check("a brand new passphrase").is_ok());
+        assert!(check("orbit lantern quietly seven").is_ok());
+        // The one README.md suggests for its walkthrough.
+        assert!(check("walkthrough only: pick your own").is_ok());
+    }
 }

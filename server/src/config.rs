@@ -122,6 +122,11 @@ pub struct Limits {
     pub max_group_backlog: u64,
     /// Welcomes a device's inbox may hold.
     pub max_inbox: u64,
+    /// Welcomes from one sending device a device's inbox may hold: past
+    /// it that sender's adds of the device are refused (`rate_limited`)
+    /// until the device fetches, so one sender cannot fill the inbox and
+    /// keep everyone else from adding its owner.
+    pub max_inbox_per_sender: u64,
     /// Pushes a device may have unacknowledged before the relay waits.
     pub push_window: u32,
     /// Bytes of pushes a device may have unacknowledged before the relay waits.
@@ -192,6 +197,7 @@ impl Default for Limits {
             max_bad_frames: 8,
             max_group_backlog: 100_000,
             max_inbox: 1_000,
+            max_inbox_per_sender: 100,
             push_window: 256,
             push_window_bytes: 4 * 1024 * 1024,
             ws_read_buffer_bytes: 4 * 1024,
@@ -271,6 +277,7 @@ impl Config {
             ("write_timeout_ms", u64::from(l.write_timeout_ms)),
             ("max_group_backlog", l.max_group_backlog),
             ("max_inbox", l.max_inbox),
+            ("max_inbox_per_sender", l.max_inbox_per_sender),
             ("push_window", u64::from(l.push_window)),
             ("push_window_bytes", u64::from(l.push_window_bytes)),
             ("ws_read_buffer_bytes", u64::from(l.ws_read_buffer_bytes)),

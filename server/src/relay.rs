@@ -111,6 +111,7 @@ impl Relay {
         QueueLimits {
             max_group_backlog: self.config.limits.max_group_backlog,
             max_inbox: self.config.limits.max_inbox,
+            max_inbox_per_sender: self.config.limits.max_inbox_per_sender,
         }
     }
 

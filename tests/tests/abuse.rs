@@ -376,3 +376,36 @@ async fn a_device_creating_groups_without_pause_is_rate_limited() {
     }
     leaders[1].create_group(b"ann's").await.unwrap();
 }
+
+/// One device adding an offline user to group after group (each with a
+/// junk Welcome) gets `rate_limited` past its share of her inbox, and
+/// staff can still add her: the inbox is not full for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sender_cannot_fill_a_devices_inbox() {
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\nmax_inbox = 10\nmax_inbox_per_sender = 3\n".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let staff = convene_tests::device::bootstrap_staff(&relay)
+        .await
+        .unwrap();
+    let leaders = convene_tests::device::enrol_leaders(&relay, &staff, &["mallory", "ann"])
+        .await
+        .unwrap();
+    let (mallory, ann) = (&leaders[0], leaders[1].device());
+    for i in 0..3u8 {
+        mallory.create_group(&[b'm', i]).await.unwrap();
+        mallory.commit(&[b'm', i], 0, &[ann], &[]).await.unwrap();
+    }
+    mallory.create_group(b"m3").await.unwrap();
+    match mallory.commit(b"m3", 0, &[ann], &[]).await {
+        Err(convene_client::TransportError::Refused(r)) => {
+            assert_eq!(r.code, ErrorCode::RateLimited, "{r}");
+            assert!(r.retry_after_ms > 0);
+        }
+        other => panic!("a fourth Welcome from one sender was kept: {other:?}"),
+    }
+    staff.create_group(b"cohort").await.unwrap();
+    staff.commit(b"cohort", 0, &[ann], &[]).await.unwrap();
+}

@@ -289,7 +289,7 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
 }
 
 #[test]
-fn an_unreachable_relay_is_reported_for_an_enrolled_device() -> Result<()> {
+fn ping_uses_the_remembered_relay_and_an_unreachable_one_is_reported() -> Result<()> {
     let mut relay = RelayProcess::start_default()?;
     let root = tempfile::tempdir()?;
     let cli = Cli {
@@ -297,6 +297,22 @@ fn an_unreachable_relay_is_reported_for_an_enrolled_device() -> Result<()> {
         root: root.path(),
     };
     enrol_first_staff(&cli, &relay)?;
+    // `ping` with no --relay tries the relay the device enrolled with (no
+    // passphrase needed), not the default one.
+    let mut ping = Command::new(binary("convene"));
+    ping.arg("--state-dir")
+        .arg(cli.state("sam"))
+        .args(["--json", "ping"])
+        .env_remove("CONVENE_RELAY")
+        .env_remove("CONVENE_PASSPHRASE");
+    let out = ping.output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pong: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(pong["relay"], relay.url.as_str());
     relay.kill()?;
     let code = cli.fails("sam", &["send", "anything", "hello"])?;
     assert_eq!(code, "relay_unreachable");

@@ -122,7 +122,9 @@ pub fn handle(
         Kind::Revoke(req) => revocations::revoke(relay, caller, req),
         Kind::ListRevocations(req) => revocations::list(relay, req),
         Kind::RequestLink(_) => Err(Refusal::AlreadyAuthenticated.into()),
-        Kind::GetLink(req) => Ok(Reply::immediate(links::link_status(relay, &req)?)),
+        // An approval just stored may not be on disk yet: the new device
+        // must not enrol on one a crash could take back.
+        Kind::GetLink(req) => Ok(Reply::durable(links::link_status(relay, &req)?)),
         Kind::ListLinks(_) => links::list(relay, caller),
         Kind::ApproveLink(req) => links::approve(relay, caller, req),
         Kind::RemoveDevice(req) => links::remove_device(relay, caller, req),

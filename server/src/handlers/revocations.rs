@@ -49,7 +49,29 @@ pub(super) fn list(relay: &Relay, req: ListRevocations) -> RelayResult<Reply> {
             revocation: revocation.into(),
         })
         .collect();
-    Ok(Reply::immediate(response::Result::Revocations(
-        Revocations { entries },
-    )))
+    // A revocation just stored may not be on disk yet: a device must not
+    // act on one a crash could take back.
+    Ok(Reply::durable(response::Result::Revocations(Revocations {
+        entries,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// A device acts on the revocations it reads (it removes the revoked
+    /// from its groups); one a crash could take back must not be shown.
+    #[tokio::test]
+    async fn revocations_are_answered_only_once_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::open(Config {
+            data_dir: dir.path().join("relay"),
+            ..Config::default()
+        })
+        .unwrap();
+        let reply = list(&relay, ListRevocations { after: 0 }).unwrap();
+        assert!(reply.durable);
+    }
 }

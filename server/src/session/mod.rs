@@ -207,18 +207,29 @@ where
     ) -> Result<response::Result, RelayError> {
         match request {
             request::Kind::GetInvite(req) => handlers::invite_details(&self.relay, req),
-            request::Kind::GetLink(req) => handlers::link_status(&self.relay, req),
+            // An approval read here may have been stored a moment ago: the
+            // new device must not enrol on one a crash could take back.
+            request::Kind::GetLink(req) => {
+                let result = handlers::link_status(&self.relay, req)?;
+                self.flushed().await?;
+                Ok(result)
+            }
             request::Kind::RequestLink(req) => {
                 let result = auth::request_link(&self.relay, nonce, req)?;
-                self.relay
-                    .flusher
-                    .durable()
-                    .await
-                    .map_err(|_| RelayError::Corrupt("flush failed".into()))?;
+                self.flushed().await?;
                 Ok(result)
             }
             _ => Err(crate::error::Refusal::NotAuthenticated.into()),
         }
+    }
+
+    /// Waits until everything written so far is on disk.
+    async fn flushed(&self) -> Result<(), RelayError> {
+        self.relay
+            .flusher
+            .durable()
+            .await
+            .map_err(|_| RelayError::Corrupt("flush failed".into()))
     }
 
     async fn run(&mut self, caller: Caller, shutdown: &mut Shutdown) -> Ending {

@@ -17,6 +17,10 @@ use super::records::{InboxRecord, LogEntry, MemberRecord, WelcomeRecord};
 use super::{corrupt, encode, keys, DeviceKey, Store};
 use crate::error::{Refusal, RelayResult};
 
+/// When a sender whose Welcomes fill its share of a device's inbox may try
+/// again (the device empties it when it next connects).
+const INBOX_SENDER_RETRY_MS: u32 = 60_000;
+
 /// A commit and everything that travels with it.
 #[derive(Debug, Clone)]
 pub struct CommitSubmission<'a> {
@@ -64,6 +68,14 @@ impl Store {
             let acked = self.inbox_counter(&keys::inbox_acked(device))?;
             if head.saturating_sub(acked) >= limits.max_inbox {
                 return Err(Refusal::QueueFull("a joining device's inbox is full").into());
+            }
+            if self.inbox_entries_from(device, &commit.sender, acked, head)?
+                >= limits.max_inbox_per_sender
+            {
+                return Err(Refusal::RateLimited {
+                    retry_after_ms: INBOX_SENDER_RETRY_MS,
+                }
+                .into());
             }
             inbox_positions.push((*device, head + 1));
         }

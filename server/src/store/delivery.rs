@@ -274,8 +274,34 @@ impl Store {
         Ok(())
     }
 
+    /// How many of a device's inbox entries after `acked` (through `head`)
+    /// `sender` wrote. At most `max_inbox` entries are read.
+    pub(super) fn inbox_entries_from(
+        &self,
+        device: &DeviceKey,
+        sender: &DeviceKey,
+        acked: u64,
+        head: u64,
+    ) -> RelayResult<u64> {
+        if head <= acked {
+            return Ok(0);
+        }
+        let start = keys::inbox_entry(device, acked + 1);
+        let end = keys::inbox_entry(device, head);
+        let mut count = 0;
+        for item in self.tree.range(start..=end) {
+            let (_, raw) = item?;
+            let record: InboxRecord = prost::Message::decode(raw.as_ref())?;
+            if record.sender_device.as_slice() == sender.as_slice() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Deletes a device's inbox entries up to `position`, and each Welcome
-    /// once all its recipients have acknowledged it.
+    /// once all its recipients have acknowledged it. Two sessions may
+    /// acknowledge at once: an entry counts toward its Welcome only once.
     pub fn ack_inbox(&self, device: &DeviceKey, position: u64) -> RelayResult<()> {
         let position = position.min(self.inbox_head(device)?);
         if position == 0 {
@@ -289,6 +315,10 @@ impl Store {
             // The Welcome's refcount is the group's: take its lock, and apply
             // the entry's removal and the decrement together.
             let _guard = self.group_locks.lock(record.group_id.as_slice());
+            if !self.tree.contains_key(&key)? {
+                // Another session acknowledged it meanwhile.
+                continue;
+            }
             let welcome_key = keys::welcome(&record.group_id, record.group_position);
             let mut batch = Batch::default();
             batch.remove(key);

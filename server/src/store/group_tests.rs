@@ -10,6 +10,7 @@ use crate::error::Refusal;
 const LIMITS: QueueLimits = QueueLimits {
     max_group_backlog: 1_000,
     max_inbox: 10,
+    max_inbox_per_sender: 10,
 };
 /// Trims only what every follower acknowledged.
 const KEEP_ALL: TrimPolicy = TrimPolicy {
@@ -323,6 +324,7 @@ fn a_full_group_log_drops_its_oldest_entries_instead_of_refusing() {
     let small = QueueLimits {
         max_group_backlog: 2,
         max_inbox: 1,
+        max_inbox_per_sender: 1,
     };
     f.store
         .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), small, 5)

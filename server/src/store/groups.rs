@@ -52,6 +52,8 @@ pub struct QueueLimits {
     pub max_group_backlog: u64,
     /// Entries a device's inbox may hold.
     pub max_inbox: u64,
+    /// Of them, entries from one sending device.
+    pub max_inbox_per_sender: u64,
 }
 
 impl Store {
