@@ -90,10 +90,20 @@ pub struct Limits {
     /// Groups one device may create per hour (and at once); past it,
     /// `CreateGroup` is refused with `ERROR_CODE_RATE_LIMITED`.
     pub groups_per_device: u32,
+    /// Proposals one staff device may send per hour (and at once) to
+    /// groups as their manager from outside; past it they are refused with
+    /// `ERROR_CODE_RATE_LIMITED`.
+    pub outside_proposals_per_device: u32,
     /// Devices one claim or one commit may name.
     pub max_devices_per_request: u32,
     /// Largest attachment, bytes.
     pub max_blob_bytes: u64,
+    /// Attachment bytes one user may have on the relay, uploaded or
+    /// promised by an upload begun (until they expire); past it
+    /// `BeginBlob` is refused with `ERROR_CODE_RATE_LIMITED`.
+    pub blob_bytes_per_user: u64,
+    /// Attachments one user may have on the relay, complete or not.
+    pub blobs_per_user: u32,
     /// Attachment upload and download piece size, bytes.
     pub blob_chunk_bytes: u32,
     /// Sustained requests per second per device.
@@ -183,8 +193,11 @@ impl Default for Limits {
             key_package_claims_per_target: 10,
             key_package_claims_per_claimer: 5_000,
             groups_per_device: 500,
+            outside_proposals_per_device: 2_000,
             max_devices_per_request: 5_000,
             max_blob_bytes: 64 * 1024 * 1024,
+            blob_bytes_per_user: 1024 * 1024 * 1024,
+            blobs_per_user: 1_000,
             blob_chunk_bytes: 256 * 1024,
             requests_per_second: 200,
             request_burst: 1_000,
@@ -255,6 +268,8 @@ impl Config {
                 u64::from(l.max_devices_per_request),
             ),
             ("blob_chunk_bytes", u64::from(l.blob_chunk_bytes)),
+            ("blob_bytes_per_user", l.blob_bytes_per_user),
+            ("blobs_per_user", u64::from(l.blobs_per_user)),
             ("requests_per_second", u64::from(l.requests_per_second)),
             ("request_burst", u64::from(l.request_burst)),
             ("max_connections", u64::from(l.max_connections)),
@@ -268,6 +283,10 @@ impl Config {
                 u64::from(l.key_package_claims_per_claimer),
             ),
             ("groups_per_device", u64::from(l.groups_per_device)),
+            (
+                "outside_proposals_per_device",
+                u64::from(l.outside_proposals_per_device),
+            ),
             (
                 "max_unauthenticated_per_address",
                 u64::from(l.max_unauthenticated_per_address),

@@ -22,6 +22,7 @@ pub mod config;
 pub mod connection;
 pub mod durability;
 pub mod error;
+pub mod fd_limit;
 pub mod frames;
 pub mod handlers;
 pub mod hub;

@@ -63,6 +63,8 @@ pub struct Relay {
     pub claims_per_claimer: KeyedBuckets<crate::store::DeviceKey>,
     /// Each device's group creations.
     pub groups_per_device: KeyedBuckets<crate::store::DeviceKey>,
+    /// Proposals each staff device may send to groups as their manager.
+    pub outside_proposals_per_device: KeyedBuckets<crate::store::DeviceKey>,
     /// Groups whose members acknowledged something since the last trim.
     trim_queue: Mutex<HashSet<Vec<u8>>>,
 }
@@ -91,6 +93,10 @@ impl Relay {
         );
         let groups_per_device =
             KeyedBuckets::new(hourly(config.limits.groups_per_device), CLAIM_QUOTA_KEYS);
+        let outside_proposals_per_device = KeyedBuckets::new(
+            hourly(config.limits.outside_proposals_per_device),
+            CLAIM_QUOTA_KEYS,
+        );
         Ok(Arc::new(Relay {
             config,
             store,
@@ -103,6 +109,7 @@ impl Relay {
             claims_per_target,
             claims_per_claimer,
             groups_per_device,
+            outside_proposals_per_device,
             trim_queue: Mutex::new(HashSet::new()),
         }))
     }

@@ -97,7 +97,7 @@ impl Connector for TwistedConnector {
     fn connect(&self) -> BoxFuture<'_, Result<Connected, TransportError>> {
         Box::pin(async move {
             let (connection, mut pushes) = self.inner.connect().await?;
-            let (sender, receiver) = mpsc::unbounded_channel();
+            let (sender, receiver) = mpsc::channel(convene_client::transport::MAX_QUEUED_PUSHES);
             let behaviour = self.behaviour.clone();
             tokio::spawn(async move {
                 while let Some(mut push) = pushes.recv().await {
@@ -128,12 +128,12 @@ impl Connector for TwistedConnector {
                                     | push::Kind::Receipt(_)
                                     | push::Kind::InboxMessage(_)
                             );
-                            if entry && sender.send(push.clone()).is_err() {
+                            if entry && sender.send(push.clone()).await.is_err() {
                                 return;
                             }
                         }
                     }
-                    if sender.send(push).is_err() {
+                    if sender.send(push).await.is_err() {
                         return;
                     }
                     if let Behaviour::Inject(queued) = &behaviour {
@@ -142,7 +142,7 @@ impl Connector for TwistedConnector {
                             Err(_) => return,
                         };
                         for push in forged {
-                            if sender.send(push).is_err() {
+                            if sender.send(push).await.is_err() {
                                 return;
                             }
                         }

@@ -13,6 +13,7 @@ pub mod fuzz;
 pub mod load;
 pub mod raw;
 pub mod relay_process;
+pub mod stub_relay;
 pub mod tampered;
 
 pub use app::App;

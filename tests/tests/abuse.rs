@@ -409,3 +409,45 @@ async fn one_sender_cannot_fill_a_devices_inbox() {
     staff.create_group(b"cohort").await.unwrap();
     staff.commit(b"cohort", 0, &[ann], &[]).await.unwrap();
 }
+
+/// A staff device's proposals reach groups as their manager from outside,
+/// so they are bounded per device: past `outside_proposals_per_device` an
+/// hour they are refused with a retry time, and other staff go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_device_proposing_without_pause_is_rate_limited() {
+    use convene_proto::mls_frame::{frame_private_message, ContentType};
+    use convene_proto::relay::{MessageKind, SendMessage};
+
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\noutside_proposals_per_device = 3\n".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let staff = convene_tests::device::bootstrap_staff(&relay)
+        .await
+        .unwrap();
+    staff.create_group(b"cohort").await.unwrap();
+    let propose = || {
+        request::Kind::SendMessage(SendMessage {
+            group_id: Bytes::from_static(b"cohort"),
+            kind: MessageKind::Proposal as i32,
+            submission_id: convene_tests::device::random_id(),
+            payload: Bytes::from(frame_private_message(
+                b"cohort",
+                0,
+                ContentType::Proposal,
+                b"remove someone",
+            )),
+        })
+    };
+    for _ in 0..3 {
+        staff.conn.request(propose()).await.unwrap();
+    }
+    match staff.conn.request(propose()).await {
+        Err(convene_client::TransportError::Refused(r)) => {
+            assert_eq!(r.code, ErrorCode::RateLimited, "{r}");
+            assert!(r.retry_after_ms > 0);
+        }
+        other => panic!("a fourth proposal in the hour was kept: {other:?}"),
+    }
+}

@@ -72,3 +72,22 @@ async fn an_attachment_uploaded_in_pieces_downloads_whole() {
         .unwrap_err();
     assert_eq!(unknown.refusal_code(), Some(ErrorCode::NotFound));
 }
+
+/// Beginning uploads promises the relay bytes: one user promising more than
+/// their quota is refused with a retry time (300 uploads of 64 MiB were
+/// once all accepted), and another user still uploads.
+#[tokio::test]
+async fn a_user_cannot_promise_more_attachment_bytes_than_the_quota() {
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\nmax_blob_bytes = 1000000\nblob_bytes_per_user = 1500000\n".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let staff = bootstrap_staff(&relay).await.unwrap();
+    let leaders = enrol_leaders(&relay, &staff, &["mallory"]).await.unwrap();
+    let begin = || request::Kind::BeginBlob(BeginBlob { size: 1_000_000 });
+    leaders[0].conn.request(begin()).await.unwrap();
+    let refused = leaders[0].conn.request(begin()).await.unwrap_err();
+    assert_eq!(refused.refusal_code(), Some(ErrorCode::RateLimited));
+    staff.conn.request(begin()).await.unwrap();
+}

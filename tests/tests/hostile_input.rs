@@ -163,3 +163,65 @@ async fn requests_over_the_rate_limit_are_refused_with_a_retry_time() {
         .await
         .unwrap();
 }
+
+/// A relay that stops reading cannot hold a client for ever: a request
+/// whose frame it never takes fails with a timeout once the socket's
+/// buffers are full, instead of blocking the caller (and its shutdown).
+#[tokio::test]
+async fn a_relay_that_stops_reading_gets_a_timeout_not_a_hang() {
+    use convene_client::{ConnectOptions, RelayConnection, TransportError};
+    use convene_proto::relay::{request, Ping};
+    use convene_tests::stub_relay::{start, Misbehaviour};
+
+    let url = start(Misbehaviour::StopReading).await.unwrap();
+    let options = ConnectOptions {
+        request_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let conn = RelayConnection::connect(&url, &options).await.unwrap();
+    let big = vec![0u8; 1 << 20];
+    let flood = async {
+        loop {
+            match conn.send_raw(big.clone()).await {
+                Ok(()) => continue,
+                Err(err) => return err,
+            }
+        }
+    };
+    // Generous: the bound is what is tested, not the speed.
+    let stalled = tokio::time::timeout(Duration::from_secs(120), flood)
+        .await
+        .expect("a write to a relay that stopped reading never returned");
+    assert!(matches!(stalled, TransportError::Timeout), "{stalled:?}");
+    let ping = tokio::time::timeout(
+        Duration::from_secs(120),
+        conn.request(request::Kind::Ping(Ping {})),
+    )
+    .await
+    .expect("a request to a relay that stopped reading never returned");
+    assert!(ping.is_err());
+}
+
+/// A relay that floods pushes no client acknowledged is cut off once the
+/// client's queue is full (the client then reconnects and resumes), so its
+/// memory stays bounded.
+#[tokio::test]
+async fn a_relay_flooding_pushes_fills_a_bounded_queue_and_is_cut_off() {
+    use convene_client::transport::MAX_QUEUED_PUSHES;
+    use convene_client::{ConnectOptions, RelayConnection};
+    use convene_tests::stub_relay::{start, Misbehaviour};
+
+    let url = start(Misbehaviour::FloodPushes(MAX_QUEUED_PUSHES + 100))
+        .await
+        .unwrap();
+    let mut conn = RelayConnection::connect(&url, &ConnectOptions::default())
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(120), conn.closed()).await;
+    assert!(closed.is_ok(), "the flooded connection stayed open");
+    let mut queued = 0;
+    while conn.next_push().await.is_some() {
+        queued += 1;
+    }
+    assert_eq!(queued, MAX_QUEUED_PUSHES);
+}

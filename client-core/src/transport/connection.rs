@@ -64,7 +64,7 @@ struct CloseInfo {
 pub struct RelayConnection {
     sink: tokio::sync::Mutex<SplitSink<Ws, Message>>,
     waiters: Waiters,
-    pushes: mpsc::UnboundedReceiver<push::Kind>,
+    pushes: mpsc::Receiver<push::Kind>,
     next_id: AtomicU64,
     relay_id: [u8; RELAY_ID_LEN],
     nonce: [u8; NONCE_LEN],
@@ -147,7 +147,7 @@ impl RelayConnection {
             .map_err(|err| TransportError::Protocol(err.to_string()))?;
 
         let waiters: Waiters = Arc::default();
-        let (push_tx, pushes) = mpsc::unbounded_channel();
+        let (push_tx, pushes) = mpsc::channel(super::MAX_QUEUED_PUSHES);
         let (closed_tx, closed) = watch::channel(None);
         tokio::spawn(read_loop(stream, waiters.clone(), push_tx, closed_tx));
         Ok(RelayConnection {
@@ -192,8 +192,8 @@ impl RelayConnection {
 
     /// Takes the push queue, for a caller that reads pushes elsewhere; after
     /// this, [`RelayConnection::next_push`] returns `None`.
-    pub fn take_pushes(&mut self) -> mpsc::UnboundedReceiver<push::Kind> {
-        let (_, empty) = mpsc::unbounded_channel();
+    pub fn take_pushes(&mut self) -> mpsc::Receiver<push::Kind> {
+        let (_, empty) = mpsc::channel(1);
         std::mem::replace(&mut self.pushes, empty)
     }
 
@@ -232,12 +232,17 @@ impl RelayConnection {
     /// Sends raw bytes as one binary frame (for tests of the relay's
     /// handling of malformed input).
     pub async fn send_raw(&self, bytes: Vec<u8>) -> Result<(), TransportError> {
-        self.sink
-            .lock()
-            .await
-            .send(Message::Binary(bytes.into()))
-            .await
-            .map_err(|_| self.closed_error())
+        let send = async {
+            self.sink
+                .lock()
+                .await
+                .send(Message::Binary(bytes.into()))
+                .await
+        };
+        match tokio::time::timeout(self.request_timeout, send).await {
+            Ok(sent) => sent.map_err(|_| self.closed_error()),
+            Err(_) => Err(TransportError::Timeout),
+        }
     }
 
     /// The next push from the relay, in the order sent; `None` once the
@@ -263,9 +268,14 @@ impl RelayConnection {
 
     /// Closes the connection politely.
     pub async fn close(self) {
-        let mut sink = self.sink.lock().await;
-        let _ = sink.send(Message::Close(None)).await;
-        let _ = sink.close().await;
+        let timeout = self.request_timeout;
+        let close = async {
+            let mut sink = self.sink.lock().await;
+            let _ = sink.send(Message::Close(None)).await;
+            let _ = sink.close().await;
+        };
+        // A relay that stops reading gets no polite goodbye.
+        let _ = tokio::time::timeout(timeout, close).await;
     }
 
     async fn submit(
@@ -276,12 +286,21 @@ impl RelayConnection {
         let (tx, rx) = oneshot::channel();
         lock(&self.waiters).insert(id, tx);
         let frame = encode_envelope(&Envelope::request(id, kind));
-        let sent = self.sink.lock().await.send(Message::Binary(frame)).await;
-        if sent.is_err() {
-            self.forget(id);
-            return Err(self.closed_error());
+        // A relay that stops reading must not hold the caller (the engine,
+        // its shutdown included) for ever: the write gets the request's
+        // timeout too.
+        let send = async { self.sink.lock().await.send(Message::Binary(frame)).await };
+        match tokio::time::timeout(self.request_timeout, send).await {
+            Ok(Ok(())) => Ok((id, rx)),
+            Ok(Err(_)) => {
+                self.forget(id);
+                Err(self.closed_error())
+            }
+            Err(_) => {
+                self.forget(id);
+                Err(TransportError::Timeout)
+            }
         }
-        Ok((id, rx))
     }
 
     fn forget(&self, id: u64) {
@@ -338,7 +357,7 @@ async fn first_challenge(stream: &mut SplitStream<Ws>) -> Result<Challenge, Tran
 async fn read_loop(
     mut stream: SplitStream<Ws>,
     waiters: Waiters,
-    pushes: mpsc::UnboundedSender<push::Kind>,
+    pushes: mpsc::Sender<push::Kind>,
     closed: watch::Sender<Option<CloseInfo>>,
 ) {
     let mut info = CloseInfo::default();
@@ -377,8 +396,14 @@ async fn read_loop(
                 }
             },
             Some(Body::Push(push)) => {
-                if let Some(kind) = push.kind {
-                    let _ = pushes.send(kind);
+                let Some(kind) = push.kind else { continue };
+                if let Err(mpsc::error::TrySendError::Full(_)) = pushes.try_send(kind) {
+                    tracing::warn!(
+                        queued = super::MAX_QUEUED_PUSHES,
+                        "the relay sent more pushes than this client queues; reconnecting"
+                    );
+                    info.reason = "too many pushes queued".into();
+                    break;
                 }
             }
             Some(Body::Request(_)) | None => {

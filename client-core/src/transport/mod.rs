@@ -29,7 +29,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Pushes from the relay, in the order it sent them; closed when the
 /// connection ends.
-pub type PushReceiver = mpsc::UnboundedReceiver<push::Kind>;
+pub type PushReceiver = mpsc::Receiver<push::Kind>;
+
+/// Pushes a connection queues for its reader at most. An honest relay
+/// waits for acknowledgements long before (its push window); a connection
+/// whose relay sends more than this is closed, and the client reconnects
+/// and resumes from what it acknowledged.
+pub const MAX_QUEUED_PUSHES: usize = 8_192;
 
 /// A new connection with its pushes, as a [`Connector`] returns it.
 pub type Connected = (Arc<dyn Connection>, PushReceiver);

@@ -8,7 +8,7 @@ use convene_proto::relay::{
 use super::{check_size, Caller, Reply};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
-use crate::store::now_ms;
+use crate::store::{now_ms, BlobOwner, BlobQuota};
 
 pub(super) fn begin(relay: &Relay, caller: &Caller, req: BeginBlob) -> RelayResult<Reply> {
     let limits = &relay.config.limits;
@@ -19,9 +19,17 @@ pub(super) fn begin(relay: &Relay, caller: &Caller, req: BeginBlob) -> RelayResu
         ))
         .into());
     }
+    let owner = BlobOwner {
+        device: &caller.device,
+        user_id: &caller.user_id,
+    };
+    let quota = BlobQuota {
+        bytes: limits.blob_bytes_per_user,
+        count: limits.blobs_per_user,
+    };
     let id = relay
         .store
-        .begin_blob(&caller.device, req.size, limits.blob_chunk_bytes, now_ms())?;
+        .begin_blob(owner, req.size, limits.blob_chunk_bytes, quota, now_ms())?;
     Ok(Reply::durable(response::Result::BlobStarted(BlobStarted {
         blob_id: id.to_vec().into(),
         max_chunk_bytes: limits.blob_chunk_bytes,

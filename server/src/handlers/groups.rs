@@ -217,6 +217,17 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
         // the group's managers; the relay only keeps non-staff out.
         from_outside: kind == MessageKind::Proposal && caller.role == Role::Staff,
     };
+    // A manager's proposals reach groups it is not in: bounded.
+    if message.from_outside
+        && !relay
+            .outside_proposals_per_device
+            .take(caller.device, std::time::Instant::now())
+    {
+        return Err(Refusal::RateLimited {
+            retry_after_ms: GROUP_RETRY_MS,
+        }
+        .into());
+    }
     let now = now_ms();
     let outcome = relay
         .store

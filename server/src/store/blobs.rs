@@ -13,26 +13,72 @@ use super::records::BlobRecord;
 use super::{encode, keys, DeviceKey, Store};
 use crate::error::{Refusal, RelayResult};
 
+/// What one user may hold in attachments.
+#[derive(Debug, Clone, Copy)]
+pub struct BlobQuota {
+    /// Bytes, uploaded or promised by an upload begun.
+    pub bytes: u64,
+    /// Attachments, complete or not.
+    pub count: u32,
+}
+
+/// When a user over their attachment quota may try again: blobs expire,
+/// incomplete ones within a day.
+const BLOB_QUOTA_RETRY_MS: u32 = 3_600_000;
+
+/// Who is uploading a blob.
+#[derive(Debug, Clone, Copy)]
+pub struct BlobOwner<'a> {
+    pub device: &'a DeviceKey,
+    pub user_id: &'a str,
+}
+
 impl Store {
     /// Reserves a blob of `size` bytes, to be uploaded in pieces of
-    /// `chunk_bytes`, and returns its id.
+    /// `chunk_bytes`, and returns its id. The size counts against the
+    /// owner's quota from now until the blob is deleted.
     pub fn begin_blob(
         &self,
-        owner: &DeviceKey,
+        owner: BlobOwner<'_>,
         size: u64,
         chunk_bytes: u32,
+        quota: BlobQuota,
         now: u64,
     ) -> RelayResult<[u8; BLOB_ID_LEN]> {
+        let _guard = self.device_locks.lock(owner.user_id.as_bytes());
+        let (mut held_bytes, mut held) = (0u64, 0u32);
+        for item in self
+            .tree
+            .scan_prefix(keys::user_blobs_prefix(owner.user_id))
+        {
+            let (_, raw) = item?;
+            let promised: [u8; 8] = raw
+                .as_ref()
+                .try_into()
+                .map_err(|_| super::corrupt("user blob size"))?;
+            held_bytes = held_bytes.saturating_add(u64::from_be_bytes(promised));
+            held = held.saturating_add(1);
+        }
+        if held >= quota.count || held_bytes.saturating_add(size) > quota.bytes {
+            return Err(Refusal::RateLimited {
+                retry_after_ms: BLOB_QUOTA_RETRY_MS,
+            }
+            .into());
+        }
         let mut id = [0u8; BLOB_ID_LEN];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let record = BlobRecord {
             size,
             received: 0,
-            owner_device: owner.to_vec(),
+            owner_device: owner.device.to_vec(),
             created_at_ms: now,
             chunk_bytes,
+            owner_user: owner.user_id.to_string(),
         };
-        self.tree.insert(keys::blob(&id), encode(&record))?;
+        let mut batch = Batch::default();
+        batch.insert(keys::blob(&id), encode(&record));
+        batch.insert(keys::user_blob(owner.user_id, &id), &size.to_be_bytes());
+        self.tree.apply_batch(batch)?;
         Ok(id)
     }
 
@@ -114,6 +160,9 @@ impl Store {
             let (key, _) = item?;
             batch.remove(key);
         }
+        if let Some(record) = self.get::<BlobRecord>(&keys::blob(blob_id))? {
+            batch.remove(keys::user_blob(&record.owner_user, blob_id));
+        }
         batch.remove(keys::blob(blob_id));
         self.tree.apply_batch(batch)?;
         Ok(())
@@ -125,13 +174,25 @@ mod tests {
     use super::super::StoreOptions;
     use super::*;
 
+    const ROOMY: BlobQuota = BlobQuota {
+        bytes: 1_000,
+        count: 10,
+    };
+
+    fn ann(device: &DeviceKey) -> BlobOwner<'_> {
+        BlobOwner {
+            device,
+            user_id: "ann",
+        }
+    }
+
     #[test]
     fn upload_in_order_then_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let owner = [1; 32];
         let content: Vec<u8> = (0..10u8).collect();
-        let id = store.begin_blob(&owner, 10, 4, 0).unwrap();
+        let id = store.begin_blob(ann(&owner), 10, 4, ROOMY, 0).unwrap();
         assert!(
             store.read_blob(&id, 0, 100).is_err(),
             "incomplete blobs are not readable"
@@ -167,8 +228,39 @@ mod tests {
     fn short_pieces_are_refused_except_the_last() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let id = store.begin_blob(&[1; 32], 10, 4, 0).unwrap();
+        let id = store.begin_blob(ann(&[1; 32]), 10, 4, ROOMY, 0).unwrap();
         assert!(store.put_blob_chunk(&[1; 32], &id, 0, &[0; 3]).is_err());
         assert!(store.put_blob_chunk(&[1; 32], &id, 0, &[0; 5]).is_err());
+    }
+
+    /// Bytes promised by uploads begun count as much as bytes stored, and
+    /// deleting a blob gives its share back; other users are not affected.
+    #[test]
+    fn a_user_holds_at_most_the_quota_in_stored_and_promised_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let quota = BlobQuota {
+            bytes: 100,
+            count: 3,
+        };
+        let first = store.begin_blob(ann(&[1; 32]), 60, 64, quota, 0).unwrap();
+        let over = store
+            .begin_blob(ann(&[2; 32]), 41, 64, quota, 0)
+            .unwrap_err();
+        assert!(matches!(
+            over,
+            crate::error::RelayError::Refused(Refusal::RateLimited { .. })
+        ));
+        let bob = BlobOwner {
+            device: &[3; 32],
+            user_id: "bob",
+        };
+        store.begin_blob(bob, 100, 64, quota, 0).unwrap();
+        store.begin_blob(ann(&[2; 32]), 40, 64, quota, 0).unwrap();
+        store.delete_blob(&first).unwrap();
+        store.begin_blob(ann(&[1; 32]), 30, 64, quota, 0).unwrap();
+        store.begin_blob(ann(&[1; 32]), 1, 64, quota, 0).unwrap();
+        let too_many = store.begin_blob(ann(&[1; 32]), 1, 64, quota, 0);
+        assert!(too_many.is_err(), "a fourth attachment was begun");
     }
 }

@@ -32,6 +32,7 @@ pub(crate) const REVOCATION: u8 = 0x13;
 pub(crate) const LINK: u8 = 0x14;
 pub(crate) const USER_LINK: u8 = 0x15;
 pub(crate) const GROUP_INFO: u8 = 0x16;
+pub(crate) const USER_BLOB: u8 = 0x17;
 
 fn with_tag(tag: u8, capacity: usize) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + capacity);
@@ -248,6 +249,19 @@ pub(crate) fn user_links_prefix(user_id: &str) -> Vec<u8> {
 pub(crate) fn user_link(user_id: &str, device: &DeviceKey) -> Vec<u8> {
     let mut key = user_links_prefix(user_id);
     key.extend_from_slice(device);
+    key
+}
+
+/// A user's attachments (value: the size promised), for their quota.
+pub(crate) fn user_blobs_prefix(user_id: &str) -> Vec<u8> {
+    let mut key = with_tag(USER_BLOB, 1 + user_id.len());
+    push_var(&mut key, user_id.as_bytes());
+    key
+}
+
+pub(crate) fn user_blob(user_id: &str, blob_id: &[u8]) -> Vec<u8> {
+    let mut key = user_blobs_prefix(user_id);
+    key.extend_from_slice(blob_id);
     key
 }
 

@@ -86,7 +86,15 @@ mod tests {
         };
         store.create_invite(&[1; 32], &invite(100), 0).unwrap();
         store.create_invite(&[2; 32], &invite(10_000), 0).unwrap();
-        let old_blob = store.begin_blob(&[1; 32], 10, 4, 0).unwrap();
+        let owner = crate::store::BlobOwner {
+            device: &[1; 32],
+            user_id: "ann",
+        };
+        let quota = crate::store::BlobQuota {
+            bytes: 100,
+            count: 10,
+        };
+        let old_blob = store.begin_blob(owner, 10, 4, quota, 0).unwrap();
         let retention = Retention {
             submission_ms: 1_000,
             blob_ms: 1_000,

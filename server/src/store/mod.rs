@@ -39,6 +39,7 @@ use prost::Message;
 use rand::RngCore;
 
 pub use accounts::{Enrolment, NewInvite};
+pub use blobs::{BlobOwner, BlobQuota};
 pub use commits::CommitSubmission;
 pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
 pub use groups::{AppendOutcome, MessageSubmission, QueueLimits};

@@ -253,6 +253,9 @@ pub struct BlobRecord {
     /// The chunk size the blob was cut into.
     #[prost(uint32, tag = "5")]
     pub chunk_bytes: u32,
+    /// The user whose quota it counts against.
+    #[prost(string, tag = "6")]
+    pub owner_user: String,
 }
 
 impl BlobRecord {
