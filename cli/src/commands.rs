@@ -147,6 +147,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Link { user, pin_cert } => crate::devices::link(&ctx, &user, pin_cert).await,
         Command::Devices { command } => crate::devices::devices(&ctx, command).await,
+        Command::Delegate {
+            user,
+            may_certify_staff,
+        } => crate::staff::delegate(&ctx, &user, may_certify_staff).await,
+        Command::Undelegate { user } => crate::staff::undelegate(&ctx, &user).await,
         Command::TakeOver => crate::devices::take_over(&ctx).await,
         Command::Verify { user } => {
             let client = ctx.open_connected().await?;

@@ -7,6 +7,7 @@ mod devices;
 mod output;
 mod passphrase;
 mod paths;
+mod staff;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +115,21 @@ enum Command {
     /// their groups remove them.
     Suspend {
         /// The user's id.
+        user: String,
+    },
+    /// Let another staff member invite and certify users with their own
+    /// key, for a year (staff holding the organisation's authority key).
+    Delegate {
+        /// The staff member's id.
+        user: String,
+        /// Let them invite staff too, not only leaders.
+        #[arg(long)]
+        may_certify_staff: bool,
+    },
+    /// Take back a staff member's delegation: the users they certified that
+    /// the authority has not renewed yet are refused from then on.
+    Undelegate {
+        /// The staff member's id.
         user: String,
     },
     /// Change the passphrase that encrypts this device's state (the new one

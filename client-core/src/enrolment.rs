@@ -200,8 +200,17 @@ fn invited(
     let anchor = TrustAnchor::new(authority_key);
     let signed = Signed::decode(details.user_certificate.as_ref())
         .map_err(|_| ClientError::Untrusted("the invite's certificate is damaged".into()))?;
+    // A staff member other than the authority's holder signs under a
+    // delegation, which the invitee checks against the authority too.
+    let delegation = match details.delegation.is_empty() {
+        true => None,
+        false => Some(
+            Signed::decode(details.delegation.as_ref())
+                .map_err(|_| ClientError::Untrusted("the invite's delegation is damaged".into()))?,
+        ),
+    };
     let certificate = anchor
-        .verify_user_certificate(&signed, now)
+        .verify_user_certificate(&signed, delegation.as_ref(), now)
         .map_err(|err| ClientError::Untrusted(format!("the invite's certificate: {err}")))?;
     let seed = invite.secret.invite_key_seed();
     if !certificate.bound_by_invite || certificate.subject_key != invite_public_key(&seed) {
@@ -216,7 +225,12 @@ fn invited(
         invite_token: token,
         user_id: certificate.user_id.clone(),
         display_name: certificate.display_name.clone(),
-        credential: IdentityKey::chain(signed, Some(binding), device_certificate),
+        credential: IdentityKey::delegated_chain(
+            signed,
+            Some(binding),
+            device_certificate,
+            delegation,
+        ),
         authority_key: None,
     };
     let certified = Certified {

@@ -36,6 +36,10 @@ pub enum Event {
         user_id: String,
         device: Option<Vec<u8>>,
     },
+    /// Staff ended staff member `user_id`'s delegation to certify users:
+    /// users it certified that the authority has not renewed are refused
+    /// from now on. The staff member stays.
+    DelegationRevoked { user_id: String },
     /// A member, device, KeyPackage or change failed the organisation's
     /// chain of trust or the group's policy, and was refused. The group
     /// stays as it was.

@@ -24,6 +24,9 @@ pub enum SignaturePurpose {
     DeviceCertificate,
     /// The authority revokes a device or suspends a user ([`Revocation`]).
     Revocation,
+    /// The authority lets a staff member certify users
+    /// ([`StaffDelegation`]).
+    StaffDelegation,
 }
 
 impl SignaturePurpose {
@@ -33,6 +36,7 @@ impl SignaturePurpose {
             SignaturePurpose::IdentityBinding => b"identity-binding",
             SignaturePurpose::DeviceCertificate => b"device-certificate",
             SignaturePurpose::Revocation => b"revocation",
+            SignaturePurpose::StaffDelegation => b"staff-delegation",
         }
     }
 }

@@ -251,6 +251,7 @@ fn offline_invite(config: Config, args: InviteArgs) -> Result<()> {
         ttl_ms: u64::from(config.limits.invite_ttl_secs) * 1000,
         user_certificate: Vec::new(),
         created_by: None,
+        delegation: Vec::new(),
     };
     store.create_invite(
         &lookup_hash(&invite.secret.relay_token()),

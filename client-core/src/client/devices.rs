@@ -214,10 +214,11 @@ impl Client {
             .ok_or_else(|| ClientError::Failed("this device's certificate is damaged".into()))?;
         let device_certificate =
             identity_key.certify_device(&identity.user_id, device, crate::now_ms());
-        let credential = IdentityKey::chain(
+        let credential = IdentityKey::delegated_chain(
             user_certificate,
             own_chain.identity_binding,
             device_certificate,
+            own_chain.delegation,
         );
         Ok(LinkBundle {
             version: 1,

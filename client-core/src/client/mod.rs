@@ -523,6 +523,7 @@ fn unexpected() -> ClientError {
     ClientError::Transport(TransportError::Protocol("unexpected response".into()))
 }
 
+mod delegation;
 mod devices;
 mod keys;
 mod managed;

@@ -1,9 +1,9 @@
 //! The trust side of the client's API: inviting (staff holding the
-//! authority key), and safety numbers.
+//! authority key, or a delegation from it), revoking, and safety numbers.
 
 use convene_proto::ids::check_user_id;
 use convene_proto::invite::{authority_fingerprint, Invite as ProtoInvite, InviteSecret};
-use convene_proto::relay::{request, response, CreateInvite, ErrorCode, GetUser, Revoke};
+use convene_proto::relay::{request, response, CreateInvite, ErrorCode, Revoke};
 use prost::Message as _;
 
 use super::{unexpected, Client};
@@ -12,7 +12,8 @@ use crate::store::records::{identity_key, IdentityRecord};
 use crate::store::StoreError;
 use crate::trust::CERTIFICATE_BACKDATE_MS;
 use crate::trust::{
-    invite_public_key, safety_number, Authority, TrustAnchor, UserDetails, VerifiedDevice,
+    invite_public_key, safety_number, Authority, CertificateTerms, TrustAnchor, UserDetails,
+    VerifiedDevice,
 };
 use crate::types::Invite;
 
@@ -27,9 +28,10 @@ pub struct SafetyNumber {
 
 impl Client {
     /// Creates a one-time invite for the user `details` describes (staff
-    /// holding the organisation's authority key only). The authority
-    /// certifies the user here, on this device; the invite code carries the
-    /// secret, which the relay never sees.
+    /// holding the organisation's authority key, or a delegation from it:
+    /// see [`Client::delegate`]). The user is certified here, on this
+    /// device; the invite code carries the secret, which the relay never
+    /// sees.
     pub async fn invite(&self, details: &UserDetails) -> Result<Invite, ClientError> {
         check_user_id(&details.user_id)
             .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
@@ -38,10 +40,15 @@ impl Client {
         // invisible character would be certified for good.
         convene_proto::ids::check_display_name(name)
             .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
-        let authority = self.authority()?;
+        let certifier = self.certifier().await?;
+        if !certifier.may_certify(details.role) {
+            return Err(ClientError::Forbidden(
+                "your delegation covers inviting leaders, not staff".into(),
+            ));
+        }
         let invite = ProtoInvite {
             secret: InviteSecret::generate(),
-            authority_fingerprint: Some(authority_fingerprint(&authority.public())),
+            authority_fingerprint: Some(authority_fingerprint(&certifier.authority_key())),
             relay_url: Some(self.inner.shared.identity.relay_url.clone()),
         };
         let details = UserDetails {
@@ -49,14 +56,14 @@ impl Client {
             ..details.clone()
         };
         let now = self.anchor()?.now_ms();
-        let certificate = authority.certify_user(
-            &details,
-            invite_public_key(&invite.secret.invite_key_seed()),
-            true,
-            now.saturating_sub(CERTIFICATE_BACKDATE_MS),
-            self.inner.shared.lifecycle.certificate_validity.as_millis() as u64
+        let terms = CertificateTerms {
+            subject_key: invite_public_key(&invite.secret.invite_key_seed()),
+            bound_by_invite: true,
+            not_before_ms: now.saturating_sub(CERTIFICATE_BACKDATE_MS),
+            validity_ms: self.inner.shared.lifecycle.certificate_validity.as_millis() as u64
                 + CERTIFICATE_BACKDATE_MS,
-        );
+        };
+        let certificate = certifier.certify_user(&details, &terms);
         let request = request::Kind::CreateInvite(CreateInvite {
             role: details.role.to_wire() as i32,
             user_id: details.user_id.clone(),
@@ -64,6 +71,10 @@ impl Client {
             ttl_seconds: 0,
             invite_token: invite.secret.relay_token().to_vec().into(),
             user_certificate: certificate.encode_to_vec().into(),
+            delegation: certifier
+                .delegation()
+                .map(|d| d.encode_to_vec().into())
+                .unwrap_or_default(),
         });
         match self.relay(request).await {
             Ok(response::Result::InviteCreated(created)) => Ok(Invite {
@@ -99,6 +110,7 @@ impl Client {
             revocation: signed.encode_to_vec().into(),
             user_id: user.to_string(),
             device_key: device.map(|d| d.to_vec().into()).unwrap_or_default(),
+            delegation_only: false,
         });
         match self.relay(request).await {
             Ok(response::Result::RevocationStored(_)) => Ok(()),
@@ -117,17 +129,25 @@ impl Client {
     pub async fn safety_number(&self, user: &str) -> Result<SafetyNumber, ClientError> {
         let anchor = self.anchor()?;
         let own = self.own_device(&anchor)?;
-        let request = request::Kind::GetUser(GetUser {
-            user_id: user.to_string(),
-        });
-        let found = match self.relay(request).await {
-            Ok(response::Result::User(found)) => found,
-            Ok(_) => return Err(unexpected()),
-            Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
-                return Err(ClientError::UnknownUser(user.to_string()))
-            }
-            Err(err) => return Err(err),
-        };
+        let peer = self.verified_peer(user, &anchor).await?;
+        Ok(SafetyNumber {
+            number: safety_number(
+                (&own.user_id, &own.identity_key),
+                (&peer.user_id, &peer.identity_key),
+            ),
+            user_id: peer.user_id,
+            display_name: peer.display_name,
+        })
+    }
+
+    /// `user` as their devices' chains certify them (every set-up device
+    /// must verify, and all under one identity key).
+    pub(super) async fn verified_peer(
+        &self,
+        user: &str,
+        anchor: &TrustAnchor,
+    ) -> Result<VerifiedDevice, ClientError> {
+        let found = self.user_record(user).await?;
         let now = anchor.now_ms();
         let mut peer: Option<VerifiedDevice> = None;
         // A linked device has no credential on the relay until it has
@@ -158,19 +178,10 @@ impl Client {
             }
             peer = Some(verified);
         }
-        let peer =
-            peer.ok_or_else(|| ClientError::Untrusted(format!("{user} has no certified device")))?;
-        Ok(SafetyNumber {
-            number: safety_number(
-                (&own.user_id, &own.identity_key),
-                (&peer.user_id, &peer.identity_key),
-            ),
-            user_id: peer.user_id,
-            display_name: peer.display_name,
-        })
+        peer.ok_or_else(|| ClientError::Untrusted(format!("{user} has no certified device")))
     }
 
-    fn anchor(&self) -> Result<TrustAnchor, ClientError> {
+    pub(super) fn anchor(&self) -> Result<TrustAnchor, ClientError> {
         let key: [u8; 32] = self
             .inner
             .shared
@@ -218,7 +229,7 @@ impl Client {
     }
 
     /// The authority key, if this device holds it.
-    fn authority(&self) -> Result<Authority, ClientError> {
+    pub(super) fn authority(&self) -> Result<Authority, ClientError> {
         let identity: IdentityRecord = self
             .inner
             .shared

@@ -68,7 +68,10 @@ impl Engine {
         self.request(kind).await.map_err(ClientError::from)
     }
 
-    /// Staff: renews every certificate that ends within the renewal window.
+    /// Staff holding the authority key: renews every certificate that ends
+    /// within the renewal window, and every one a staff member signed under
+    /// a delegation (so that revoking the delegation later leaves those
+    /// users in place).
     async fn renew_expiring_certificates(&mut self) -> Result<(), ClientError> {
         let Some(authority) = self.authority()? else {
             return Ok(());
@@ -91,7 +94,7 @@ impl Engine {
             };
             for listed in &page.users {
                 let expires = listed.certificate_expires_at_ms;
-                if expires != 0 && expires < due_before {
+                if (expires != 0 && expires < due_before) || listed.certified_by_delegate {
                     self.renew_one(&authority, &listed.user_id, now).await?;
                 }
             }
@@ -231,7 +234,8 @@ impl Engine {
         let signed = Signed::decode(user.user_certificate.as_ref())
             .map_err(|_| ClientError::Untrusted("an unreadable renewed certificate".into()))?;
         let renewed = anchor
-            .verify_user_certificate(&signed, anchor.now_ms())
+            // Renewals come from the authority itself.
+            .verify_user_certificate(&signed, None, anchor.now_ms())
             .map_err(|err| ClientError::Untrusted(format!("a renewed certificate: {err}")))?;
         if renewed.not_after_ms <= held_until {
             return Ok(());

@@ -59,14 +59,27 @@ impl Engine {
                     continue;
                 }
             };
+            // A delegation's revocation names the delegated key: the
+            // certificates it signed are refused, nobody is removed for it.
+            let delegation_only = !revocation.delegate_key.is_empty();
+            let revoked_key = match delegation_only {
+                true => &revocation.delegate_key,
+                false => &revocation.device_key,
+            };
             self.store().put(
-                records::revoked_key(&revocation.user_id, &revocation.device_key),
+                records::revoked_key(&revocation.user_id, revoked_key),
                 entry.revocation.to_vec(),
             );
             self.mls
                 .anchor()
                 .revocations()
-                .add(&revocation.user_id, &revocation.device_key);
+                .add(&revocation.user_id, revoked_key);
+            if delegation_only {
+                self.emit(Event::DelegationRevoked {
+                    user_id: revocation.user_id.clone(),
+                });
+                continue;
+            }
             self.emit(Event::Revoked {
                 user_id: revocation.user_id.clone(),
                 device: (!revocation.device_key.is_empty()).then(|| revocation.device_key.clone()),

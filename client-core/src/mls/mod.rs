@@ -147,7 +147,11 @@ fn held_revocations(store: &LocalStore) -> Result<crate::trust::Revocations, Cli
         // Verified before it was stored; the store is this device's own.
         let revocation = convene_proto::trust::Revocation::decode(signed.body.as_slice())
             .map_err(|_| ClientError::Storage(StoreError::Corrupt("a stored revocation".into())))?;
-        revocations.add(&revocation.user_id, &revocation.device_key);
+        let revoked_key = match revocation.delegate_key.is_empty() {
+            true => &revocation.device_key,
+            false => &revocation.delegate_key,
+        };
+        revocations.add(&revocation.user_id, revoked_key);
     }
     Ok(revocations)
 }

@@ -22,12 +22,12 @@ pub struct UserDetails {
     pub sector: String,
 }
 
-fn sign(key: &SigningKey, purpose: SignaturePurpose, body: Vec<u8>) -> Signed {
+pub(super) fn sign(key: &SigningKey, purpose: SignaturePurpose, body: Vec<u8>) -> Signed {
     let signature = key.sign(&signed_bytes(purpose, &body)).to_bytes().to_vec();
     Signed { body, signature }
 }
 
-fn wire_role(role: Role) -> WireRole {
+pub(super) fn wire_role(role: Role) -> WireRole {
     match role {
         Role::Staff => WireRole::Staff,
         Role::Leader => WireRole::Leader,
@@ -55,6 +55,10 @@ impl Authority {
         self.0.verifying_key().to_bytes()
     }
 
+    pub(super) fn signer(&self) -> &SigningKey {
+        &self.0
+    }
+
     /// Certifies `details` for `subject_key`, valid from `not_before_ms` for
     /// `validity_ms`. `bound_by_invite` marks `subject_key` as an invite key
     /// that will bind the user's identity key.
@@ -66,24 +70,54 @@ impl Authority {
         not_before_ms: u64,
         validity_ms: u64,
     ) -> Signed {
-        let certificate = UserCertificate {
-            version: CHAIN_VERSION,
-            authority_key: self.public().to_vec(),
-            user_id: details.user_id.clone(),
-            display_name: details.display_name.clone(),
-            role: wire_role(details.role) as i32,
-            sector: details.sector.clone(),
-            subject_key: subject_key.to_vec(),
+        let terms = CertificateTerms {
+            subject_key,
             bound_by_invite,
             not_before_ms,
-            not_after_ms: not_before_ms.saturating_add(validity_ms),
+            validity_ms,
         };
-        sign(
-            &self.0,
-            SignaturePurpose::UserCertificate,
-            certificate.encode_to_vec(),
-        )
+        certify_user_with(&self.0, self.public(), details, &terms)
     }
+}
+
+/// What a user certificate vouches for, beyond the user's details.
+#[derive(Debug, Clone, Copy)]
+pub struct CertificateTerms {
+    /// The user's identity key, or the invite key that will bind it.
+    pub subject_key: [u8; 32],
+    /// Whether `subject_key` is an invite key.
+    pub bound_by_invite: bool,
+    /// Validity start, ms since the Unix epoch.
+    pub not_before_ms: u64,
+    /// Validity length, ms.
+    pub validity_ms: u64,
+}
+
+/// A user certificate for the authority `authority_key`, signed by
+/// `signer` (the authority itself, or a staff member it delegated to).
+pub(super) fn certify_user_with(
+    signer: &SigningKey,
+    authority_key: [u8; 32],
+    details: &UserDetails,
+    terms: &CertificateTerms,
+) -> Signed {
+    let certificate = UserCertificate {
+        version: CHAIN_VERSION,
+        authority_key: authority_key.to_vec(),
+        user_id: details.user_id.clone(),
+        display_name: details.display_name.clone(),
+        role: wire_role(details.role) as i32,
+        sector: details.sector.clone(),
+        subject_key: terms.subject_key.to_vec(),
+        bound_by_invite: terms.bound_by_invite,
+        not_before_ms: terms.not_before_ms,
+        not_after_ms: terms.not_before_ms.saturating_add(terms.validity_ms),
+    };
+    sign(
+        signer,
+        SignaturePurpose::UserCertificate,
+        certificate.encode_to_vec(),
+    )
 }
 
 impl Authority {
@@ -114,6 +148,7 @@ impl Authority {
             user_id: user_id.to_string(),
             device_key: device_key.map(|k| k.to_vec()).unwrap_or_default(),
             issued_at_ms: now_ms,
+            delegate_key: Vec::new(),
         };
         sign(
             &self.0,
@@ -149,6 +184,10 @@ impl IdentityKey {
         self.0.verifying_key().to_bytes()
     }
 
+    pub(super) fn signer(&self) -> &SigningKey {
+        &self.0
+    }
+
     /// Certifies that `device_key` is one of `user_id`'s devices.
     pub fn certify_device(&self, user_id: &str, device_key: [u8; 32], now_ms: u64) -> Signed {
         let certificate = DeviceCertificate {
@@ -171,11 +210,23 @@ impl IdentityKey {
         identity_binding: Option<Signed>,
         device_certificate: Signed,
     ) -> Vec<u8> {
+        Self::delegated_chain(user_certificate, identity_binding, device_certificate, None)
+    }
+
+    /// [`IdentityKey::chain`], with the delegation under which a staff
+    /// member signed the user certificate, if one did.
+    pub fn delegated_chain(
+        user_certificate: Signed,
+        identity_binding: Option<Signed>,
+        device_certificate: Signed,
+        delegation: Option<Signed>,
+    ) -> Vec<u8> {
         CredentialChain {
             version: CHAIN_VERSION,
             user_certificate: Some(user_certificate),
             identity_binding,
             device_certificate: Some(device_certificate),
+            delegation,
         }
         .encode_to_vec()
     }

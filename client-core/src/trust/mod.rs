@@ -11,6 +11,7 @@
 //! chain that verifies.
 
 mod cache;
+mod delegation;
 mod issue;
 mod revocations;
 mod safety;
@@ -24,7 +25,10 @@ use convene_proto::trust::{
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 
-pub use issue::{bind_identity, invite_public_key, Authority, IdentityKey, UserDetails};
+pub use delegation::{verify_delegation, Certifier, VerifiedDelegation, DELEGATION_VALIDITY_MS};
+pub use issue::{
+    bind_identity, invite_public_key, Authority, CertificateTerms, IdentityKey, UserDetails,
+};
 pub use revocations::Revocations;
 pub use safety::safety_number;
 
@@ -88,6 +92,9 @@ pub struct VerifiedDevice {
     pub valid_from_ms: u64,
     /// When the user's certificate stops being valid (ms since the epoch).
     pub valid_until_ms: u64,
+    /// The staff member and delegated key that signed the user certificate,
+    /// when the authority did not sign it itself.
+    pub certified_by: Option<(String, [u8; 32])>,
 }
 
 impl VerifiedDevice {
@@ -180,6 +187,11 @@ impl TrustAnchor {
         {
             return Err(TrustError::Revoked);
         }
+        if let Some((staff, key)) = &verified.certified_by {
+            if self.revocations.covers(staff, key) {
+                return Err(TrustError::Revoked);
+            }
+        }
         Ok(verified)
     }
 
@@ -204,8 +216,20 @@ impl TrustAnchor {
         if user.authority_key.as_slice() != self.authority_key {
             return Err(TrustError::UnknownAuthority);
         }
+        let role = match WireRole::try_from(user.role) {
+            Ok(WireRole::Staff) => Role::Staff,
+            Ok(WireRole::Leader) => Role::Leader,
+            _ => return Err(TrustError::Malformed("role")),
+        };
+        let delegated = chain
+            .delegation
+            .as_ref()
+            .map(|signed| verify_delegation(&self.authority_key, signed, Some(role), now_ms))
+            .transpose()?;
         check_signature(
-            &self.authority_key,
+            &delegated
+                .as_ref()
+                .map_or(self.authority_key, |d| d.delegate_key),
             SignaturePurpose::UserCertificate,
             &signed_user,
             "user certificate",
@@ -251,11 +275,6 @@ impl TrustAnchor {
         if certified_device.as_slice() != device_key {
             return Err(TrustError::WrongDevice);
         }
-        let role = match WireRole::try_from(user.role) {
-            Ok(WireRole::Staff) => Role::Staff,
-            Ok(WireRole::Leader) => Role::Leader,
-            _ => return Err(TrustError::Malformed("role")),
-        };
         Ok(VerifiedDevice {
             user_id: user.user_id,
             display_name: user.display_name,
@@ -265,6 +284,7 @@ impl TrustAnchor {
             device_key: certified_device,
             valid_from_ms: user.not_before_ms,
             valid_until_ms: user.not_after_ms,
+            certified_by: delegated.map(|d| (d.staff_user_id, d.delegate_key)),
         })
     }
 
@@ -283,22 +303,44 @@ impl TrustAnchor {
         if !revocation.device_key.is_empty() && revocation.device_key.len() != 32 {
             return Err(TrustError::Malformed("revoked device key"));
         }
+        if !revocation.delegate_key.is_empty() && revocation.delegate_key.len() != 32 {
+            return Err(TrustError::Malformed("revoked delegated key"));
+        }
         Ok(revocation)
     }
 
     /// Verifies a signed user certificate on its own (an invitee checks the
-    /// one staff made for it), returning it.
+    /// one staff made for it, under `delegation` when a staff member signed
+    /// it), returning it.
     pub fn verify_user_certificate(
         &self,
         signed: &Signed,
+        delegation: Option<&Signed>,
         now_ms: u64,
     ) -> Result<UserCertificate, TrustError> {
         let user: UserCertificate = decode(signed, "user certificate")?;
         if user.authority_key.as_slice() != self.authority_key {
             return Err(TrustError::UnknownAuthority);
         }
+        let role = match WireRole::try_from(user.role) {
+            Ok(WireRole::Staff) => Some(Role::Staff),
+            _ => None,
+        };
+        let signer = match delegation {
+            Some(delegation) => {
+                let delegated = verify_delegation(&self.authority_key, delegation, role, now_ms)?;
+                if self
+                    .revocations
+                    .covers(&delegated.staff_user_id, &delegated.delegate_key)
+                {
+                    return Err(TrustError::Revoked);
+                }
+                delegated.delegate_key
+            }
+            None => self.authority_key,
+        };
         check_signature(
-            &self.authority_key,
+            &signer,
             SignaturePurpose::UserCertificate,
             signed,
             "user certificate",

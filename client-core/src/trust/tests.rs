@@ -155,3 +155,79 @@ fn safety_numbers_agree_and_change_with_the_key() {
         .all(|g| g.len() == 5 && g.bytes().all(|d| d.is_ascii_digit())));
     assert_ne!(number, safety_number(("ada", &a), ("bob", &c)));
 }
+
+/// A chain whose user certificate `kim` signed under `delegation`.
+fn delegated_chain(kim: &IdentityKey, delegation: Signed, role: Role, device: [u8; 32]) -> Vec<u8> {
+    let certifier = Certifier::Delegate {
+        key: IdentityKey::from_secret_bytes(&kim.to_secret_bytes()),
+        delegation: delegation.clone(),
+        authority_key: delegation_authority(&delegation),
+        may_certify_staff: true,
+    };
+    let lee = IdentityKey::generate();
+    let terms = CertificateTerms {
+        subject_key: lee.public(),
+        bound_by_invite: false,
+        not_before_ms: NOW,
+        validity_ms: YEAR,
+    };
+    let user = certifier.certify_user(&details("lee", role), &terms);
+    IdentityKey::delegated_chain(
+        user,
+        None,
+        lee.certify_device("lee", device, NOW),
+        certifier.delegation().cloned(),
+    )
+}
+
+fn delegation_authority(signed: &Signed) -> [u8; 32] {
+    let delegation = convene_proto::trust::StaffDelegation::decode(signed.body.as_slice()).unwrap();
+    delegation.authority_key.as_slice().try_into().unwrap()
+}
+
+#[test]
+fn a_delegated_certificate_verifies_within_its_delegation_only() {
+    let authority = Authority::generate();
+    let anchor = TrustAnchor::new(authority.public());
+    let kim = IdentityKey::generate();
+    let leaders_only = authority.delegate("kim", kim.public(), false, NOW, YEAR);
+
+    let chain = delegated_chain(&kim, leaders_only.clone(), Role::Leader, [1; 32]);
+    let verified = anchor.verify(&chain, &[1; 32], NOW + 1).unwrap();
+    assert_eq!(verified.user_id, "lee");
+    assert_eq!(
+        verified.certified_by,
+        Some(("kim".to_string(), kim.public()))
+    );
+
+    // Beyond its scope, after its end, or signed by someone else: refused.
+    let staff = delegated_chain(&kim, leaders_only.clone(), Role::Staff, [2; 32]);
+    assert!(matches!(
+        anchor.verify(&staff, &[2; 32], NOW + 1),
+        Err(TrustError::Mismatch(_))
+    ));
+    assert_eq!(
+        anchor.verify(&chain, &[1; 32], NOW + 2 * YEAR),
+        Err(TrustError::Expired)
+    );
+    let forged = Authority::generate().delegate("kim", kim.public(), true, NOW, YEAR);
+    let forged_chain = delegated_chain(&kim, forged, Role::Leader, [3; 32]);
+    assert_eq!(
+        anchor.verify(&forged_chain, &[3; 32], NOW + 1),
+        Err(TrustError::UnknownAuthority)
+    );
+
+    // Once revoked (alone, or with its staff member), nothing it signed
+    // verifies, cached or not.
+    anchor.revocations().add("kim", &kim.public());
+    assert_eq!(
+        anchor.verify(&chain, &[1; 32], NOW + 1),
+        Err(TrustError::Revoked)
+    );
+    let suspended = TrustAnchor::new(authority.public());
+    suspended.revocations().add("kim", &[]);
+    assert_eq!(
+        suspended.verify(&chain, &[1; 32], NOW + 1),
+        Err(TrustError::Revoked)
+    );
+}

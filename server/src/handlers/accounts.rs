@@ -39,7 +39,9 @@ pub(super) fn create_invite(
         asked => asked.min(limits.max_invite_ttl_secs),
     };
     let token: [u8; 32] = fixed("invite_token", &req.invite_token)?;
-    if req.user_certificate.len() > MAX_CERTIFICATE_BYTES {
+    if req.user_certificate.len() > MAX_CERTIFICATE_BYTES
+        || req.delegation.len() > MAX_CERTIFICATE_BYTES
+    {
         return Err(Refusal::TooLarge("user certificate".into()).into());
     }
     let invite = NewInvite {
@@ -49,6 +51,7 @@ pub(super) fn create_invite(
         ttl_ms: u64::from(ttl_secs) * 1000,
         user_certificate: req.user_certificate.to_vec(),
         created_by: Some(caller.device),
+        delegation: req.delegation.to_vec(),
     };
     let expires_at_ms = relay
         .store
@@ -89,6 +92,7 @@ pub(crate) fn invite_details(relay: &Relay, req: &GetInvite) -> RelayResult<resp
             .unwrap_or_default(),
         expires_at_ms: invite.expires_at_ms,
         bootstrap: invite.created_by.is_empty(),
+        delegation: invite.delegation.into(),
     }))
 }
 
@@ -110,9 +114,11 @@ pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
         })
         .collect();
     let certificate = record.certificate.clone();
+    let delegation = record.delegation.clone();
     let mut user = wire_user(record);
     user.devices = devices;
     user.user_certificate = certificate.into();
+    user.delegation = delegation.into();
     Ok(Reply::durable(response::Result::User(user)))
 }
 
@@ -138,5 +144,7 @@ pub(crate) fn wire_user(record: UserRecord) -> User {
         created_at_ms: record.created_at_ms,
         user_certificate: Default::default(),
         certificate_expires_at_ms: record.certificate_expires_at_ms,
+        delegation: Default::default(),
+        certified_by_delegate: record.certified_by_delegate,
     }
 }

@@ -8,10 +8,11 @@
 
 use convene_proto::ids::check_user_id;
 use convene_proto::relay::{
-    response, CertificateRenewed, CredentialUpdated, RenewCertificate, Role, UpdateCredential,
+    response, CertificateRenewed, CredentialUpdated, Delegate, Delegated, RenewCertificate, Role,
+    UpdateCredential,
 };
 use convene_proto::trust::{
-    chain_device, read_user_certificate, signed_bytes, SignaturePurpose, Signed,
+    chain_device, read_user_certificate, signed_bytes, SignaturePurpose, Signed, StaffDelegation,
 };
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
@@ -44,19 +45,9 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
     }
     let signed =
         Signed::decode(req.user_certificate.as_ref()).map_err(|_| invalid("is unreadable"))?;
-    let signature: [u8; 64] = signed
-        .signature
-        .as_slice()
-        .try_into()
-        .map_err(|_| invalid("is not signed"))?;
-    VerifyingKey::from_bytes(&authority)
-        .and_then(|key| {
-            key.verify_strict(
-                &signed_bytes(SignaturePurpose::UserCertificate, &signed.body),
-                &Signature::from_bytes(&signature),
-            )
-        })
-        .map_err(|_| invalid("is not signed by the authority"))?;
+    if !signed_by(&authority, SignaturePurpose::UserCertificate, &signed) {
+        return Err(invalid("is not signed by the authority").into());
+    }
     // A renewal extends a certificate; it does not change who the user is,
     // and it cannot start in the future or last for ever (either would lock
     // the user out, or outlive every later renewal).
@@ -91,6 +82,61 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
             expires_at_ms: certificate.not_after_ms,
         },
     )))
+}
+
+/// Whether `signed` carries `key`'s ed25519 signature for `purpose`.
+fn signed_by(key: &[u8; 32], purpose: SignaturePurpose, signed: &Signed) -> bool {
+    let Ok(signature) = <[u8; 64]>::try_from(signed.signature.as_slice()) else {
+        return false;
+    };
+    VerifyingKey::from_bytes(key)
+        .and_then(|key| {
+            key.verify_strict(
+                &signed_bytes(purpose, &signed.body),
+                &Signature::from_bytes(&signature),
+            )
+        })
+        .is_ok()
+}
+
+/// Serves `Delegate`: keeps the delegation the authority signed for a staff
+/// member, after checking the signature (so that no staff device can store
+/// junk that would keep a colleague from inviting) and that it names that
+/// staff member.
+pub(super) fn delegate(relay: &Relay, caller: &Caller, req: Delegate) -> RelayResult<Reply> {
+    if caller.role != Role::Staff {
+        return Err(Refusal::Forbidden("only staff may delegate").into());
+    }
+    check_user_id(&req.user_id)?;
+    if req.delegation.len() > MAX_CERTIFICATE_BYTES {
+        return Err(Refusal::TooLarge("delegation".into()).into());
+    }
+    let invalid = |why: &str| Refusal::InvalidArgument(format!("the delegation {why}"));
+    let signed = Signed::decode(req.delegation.as_ref()).map_err(|_| invalid("is unreadable"))?;
+    let delegation =
+        StaffDelegation::decode(signed.body.as_slice()).map_err(|_| invalid("is unreadable"))?;
+    let authority = relay
+        .store
+        .authority_key()?
+        .ok_or_else(|| invalid("has no authority to check it against"))?;
+    if delegation.authority_key.as_slice() != authority
+        || !signed_by(&authority, SignaturePurpose::StaffDelegation, &signed)
+    {
+        return Err(invalid("is not signed by the authority").into());
+    }
+    if delegation.staff_user_id != req.user_id {
+        return Err(invalid("names another user").into());
+    }
+    let user = relay
+        .store
+        .user(&req.user_id)?
+        .ok_or(Refusal::NotFound("user"))?;
+    if user.role != Role::Staff as i32 {
+        return Err(invalid("is for someone who is not staff").into());
+    }
+    relay.store.set_delegation(&req.user_id, &req.delegation)?;
+    tracing::info!(by = %caller.user_id, user = %req.user_id, "delegation stored");
+    Ok(Reply::durable(response::Result::Delegated(Delegated {})))
 }
 
 /// How far ahead of the relay's clock a renewed certificate may start.

@@ -130,6 +130,7 @@ pub fn handle(
         Kind::RemoveDevice(req) => links::remove_device(relay, caller, req),
         Kind::RenewCertificate(req) => certificates::renew(relay, caller, req),
         Kind::UpdateCredential(req) => certificates::update_credential(relay, caller, req),
+        Kind::Delegate(req) => certificates::delegate(relay, caller, req),
     }
 }
 

@@ -9,7 +9,7 @@ use convene_proto::relay::{
 use super::{Caller, Effect, Reply, MAX_CERTIFICATE_BYTES};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
-use crate::store::now_ms;
+use crate::store::{now_ms, RevocationTarget};
 
 /// Revocations returned by one `ListRevocations`.
 const PAGE: usize = 500;
@@ -22,14 +22,15 @@ pub(super) fn revoke(relay: &Relay, caller: &Caller, req: Revoke) -> RelayResult
     if req.revocation.is_empty() || req.revocation.len() > MAX_CERTIFICATE_BYTES {
         return Err(Refusal::InvalidArgument("a signed revocation is required".into()).into());
     }
-    let device = match req.device_key.len() {
-        0 => None,
-        _ => Some(fixed::<32>("device_key", &req.device_key)?),
+    let target = match (req.delegation_only, req.device_key.len()) {
+        (true, _) => RevocationTarget::Delegation,
+        (false, 0) => RevocationTarget::User,
+        (false, _) => RevocationTarget::Device(fixed::<32>("device_key", &req.device_key)?),
     };
     let (sequence, devices) =
         relay
             .store
-            .revoke(&req.user_id, device, &req.revocation, now_ms())?;
+            .revoke(&req.user_id, target, &req.revocation, now_ms())?;
     tracing::info!(by = %caller.user_id, user = %req.user_id, devices = devices.len(), "revoked");
     let mut reply = Reply::durable(response::Result::RevocationStored(RevocationStored {
         sequence,

@@ -27,6 +27,9 @@ pub struct NewInvite {
     pub user_certificate: Vec<u8>,
     /// The staff device that created it; `None` for the bootstrap invite.
     pub created_by: Option<DeviceKey>,
+    /// The delegation under which staff certified the invitee (opaque; may
+    /// be empty).
+    pub delegation: Vec<u8>,
 }
 
 /// Meta key of the organisation's authority key.
@@ -71,6 +74,7 @@ impl Store {
             created_by: invite.created_by.map(|d| d.to_vec()).unwrap_or_default(),
             redeemed_at_ms: 0,
             user_certificate: invite.user_certificate.clone(),
+            delegation: invite.delegation.clone(),
         };
         self.tree.insert(keys::invite(hash), encode(&record))?;
         Ok(expires_at_ms)
@@ -180,6 +184,8 @@ impl Store {
             suspended_at_ms: 0,
             certificate,
             certificate_expires_at_ms,
+            delegation: Vec::new(),
+            certified_by_delegate: !invite.delegation.is_empty(),
         };
         let device = DeviceRecord {
             user_id: user.user_id.clone(),
@@ -312,6 +318,7 @@ mod tests {
             display_name: String::new(),
             ttl_ms,
             created_by: None,
+            delegation: Vec::new(),
         };
         store.create_invite(&hash, &new, 1_000).unwrap();
     }

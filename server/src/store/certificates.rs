@@ -25,6 +25,18 @@ impl Store {
         }
         user.certificate = certificate.to_vec();
         user.certificate_expires_at_ms = expires_at_ms;
+        // Renewals are the authority's own signature.
+        user.certified_by_delegate = false;
+        self.tree.insert(keys::user(user_id), encode(&user))?;
+        Ok(())
+    }
+
+    /// Keeps the delegation the authority signed for staff member
+    /// `user_id` (the newest replaces the one before).
+    pub fn set_delegation(&self, user_id: &str, delegation: &[u8]) -> RelayResult<()> {
+        let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut user = self.user(user_id)?.ok_or(Refusal::NotFound("user"))?;
+        user.delegation = delegation.to_vec();
         self.tree.insert(keys::user(user_id), encode(&user))?;
         Ok(())
     }

@@ -39,6 +39,7 @@ fn fixture() -> Fixture {
             display_name: String::new(),
             ttl_ms: 1_000,
             created_by: None,
+            delegation: Vec::new(),
         };
         store.create_invite(&[d; 32], &invite, 0).unwrap();
         let name = format!("user{d}");

@@ -169,6 +169,7 @@ mod tests {
             ttl_ms: 10_000,
             user_certificate: Vec::new(),
             created_by: None,
+            delegation: Vec::new(),
         };
         store.create_invite(&[1; 32], &invite, 1_000).unwrap();
         let enrolment = Enrolment {

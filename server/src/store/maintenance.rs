@@ -83,6 +83,7 @@ mod tests {
             display_name: String::new(),
             ttl_ms,
             created_by: None,
+            delegation: Vec::new(),
         };
         store.create_invite(&[1; 32], &invite(100), 0).unwrap();
         store.create_invite(&[2; 32], &invite(10_000), 0).unwrap();

@@ -47,6 +47,7 @@ pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
 pub use keys::DeviceKey;
 pub use links::{LinkAnswer, NewLink};
 pub use maintenance::{Retention, SweepReport};
+pub use revocations::RevocationTarget;
 
 use crate::error::{RelayError, RelayResult};
 use locks::LockTable;

@@ -33,6 +33,9 @@ pub struct InviteRecord {
     /// invites).
     #[prost(bytes = "vec", tag = "8")]
     pub user_certificate: Vec<u8>,
+    /// The delegation under which staff certified the invitee, opaque.
+    #[prost(bytes = "vec", tag = "9")]
+    pub delegation: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -55,6 +58,14 @@ pub struct UserRecord {
     /// When it expires (ms since the epoch), 0 if unknown.
     #[prost(uint64, tag = "7")]
     pub certificate_expires_at_ms: u64,
+    /// Staff only: the newest delegation the authority stored for them
+    /// (an encoded, signed `StaffDelegation`), empty if none.
+    #[prost(bytes = "vec", tag = "8")]
+    pub delegation: Vec<u8>,
+    /// Whether `certificate` was signed under a staff delegation (until the
+    /// authority renews it).
+    #[prost(bool, tag = "9")]
+    pub certified_by_delegate: bool,
 }
 
 /// A new device asking to join a user, until it is approved or expires.

@@ -13,14 +13,25 @@ use crate::error::{Refusal, RelayResult};
 
 const SEQUENCE: &str = "revocation_sequence";
 
+/// What a revocation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationTarget {
+    /// The user: every device (a suspension).
+    User,
+    /// One device of the user.
+    Device(DeviceKey),
+    /// The user's delegation to certify others; the user stays.
+    Delegation,
+}
+
 impl Store {
-    /// Suspends `user_id` (every device), or revokes one `device` of it,
-    /// and appends the signed `revocation`. Returns its sequence number and
-    /// the devices cut off.
+    /// Suspends `user_id` (every device), revokes one device of it, or ends
+    /// its delegation, and appends the signed `revocation`. Returns its
+    /// sequence number and the devices cut off.
     pub fn revoke(
         &self,
         user_id: &str,
-        device: Option<DeviceKey>,
+        target: RevocationTarget,
         revocation: &[u8],
         now: u64,
     ) -> RelayResult<(u64, Vec<DeviceKey>)> {
@@ -28,6 +39,22 @@ impl Store {
         let mut user: UserRecord = self
             .get(&keys::user(user_id))?
             .ok_or(Refusal::NotFound("user"))?;
+        let device = match target {
+            RevocationTarget::Device(device) => Some(device),
+            RevocationTarget::User => None,
+            RevocationTarget::Delegation => {
+                // The user and their devices stay: only their delegation
+                // ends, which clients learn from the revocation itself.
+                user.delegation.clear();
+                let sequence = self.last_revocation()? + 1;
+                let mut batch = Batch::default();
+                batch.insert(keys::user(user_id), encode(&user));
+                batch.insert(keys::revocation(sequence), revocation);
+                batch.insert(keys::meta(SEQUENCE), &sequence.to_be_bytes());
+                self.tree.apply_batch(batch)?;
+                return Ok((sequence, Vec::new()));
+            }
+        };
         let devices = self.user_devices(user_id)?;
         let mut batch = Batch::default();
         let mut cut = Vec::new();
