@@ -38,7 +38,8 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
         json!({ "code": code, "expires_at_ms": pending.expires_at_ms() }),
         || {
             format!(
-                "To link this device, type this code on one of your other devices:\n  convene devices approve {code}\n\
+                "To link this device, run `convene devices approve` on one of your other devices \
+                 and type this code there:\n  {code}\n\
                  Keep the code to yourself: it is what proves each device to the other. \
                  Waiting up to ten minutes..."
             )
@@ -69,7 +70,15 @@ pub async fn devices(ctx: &Session, command: Option<DevicesCommand>) -> Result<(
                 });
             }
             Some(DevicesCommand::Approve { code }) => {
-                let code = code.join(" ");
+                // Typed at a prompt, the secret digits stay out of the
+                // shell's history and the process list.
+                let code = match code.is_empty() {
+                    true => zeroize::Zeroizing::new(
+                        rpassword::prompt_password("Code shown on the new device: ")
+                            .context("cannot read the code")?,
+                    ),
+                    false => zeroize::Zeroizing::new(code.join(" ")),
+                };
                 let device = ctx.within(client.approve_link(&code)).await?;
                 print(ctx.json, json!({ "linked": hex(&device) }), || {
                     format!(

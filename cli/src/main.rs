@@ -166,11 +166,13 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum DevicesCommand {
-    /// Link the new device that shows this code (type it from the new
-    /// device's screen; the relay never sees it): it joins all your groups.
+    /// Link the new device that shows a code (typed at the prompt from the
+    /// new device's screen; the relay never sees it): it joins all your
+    /// groups.
     Approve {
-        /// The 12-digit code the new device shows.
-        #[arg(required = true, num_args = 1..)]
+        /// The 12-digit code the new device shows. Leave it out to be asked
+        /// for it (which keeps it out of your shell's history).
+        #[arg(num_args = 0..)]
         code: Vec<String>,
     },
     /// Remove another of your devices (a lost one): it is cut off and

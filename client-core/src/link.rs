@@ -50,6 +50,8 @@ const TAG_CONTEXT: &[u8] = b"convene/link-tag/v2\0";
 const NEW_DEVICE_ID: &[u8] = b"convene/link/v2 new device\0";
 const APPROVING_DEVICE_ID: &[u8] = b"convene/link/v2 approving device\0";
 const BUNDLE_INFO: &[u8] = b"convene/link/v2 bundle\0";
+/// Digits a link code shows.
+pub const CODE_DIGITS: usize = TAG_DIGITS + PASSWORD_DIGITS;
 /// How often a new device asks whether it was approved.
 const APPROVAL_POLL: Duration = Duration::from_millis(500);
 

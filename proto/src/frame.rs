@@ -83,6 +83,7 @@ impl Error {
             message: message.into(),
             current_epoch: 0,
             retry_after_ms: 0,
+            revocation: Default::default(),
         }
     }
 }

@@ -132,10 +132,10 @@ pub struct Limits {
     pub max_group_backlog: u64,
     /// Welcomes a device's inbox may hold.
     pub max_inbox: u64,
-    /// Welcomes from one sending device a device's inbox may hold: past
-    /// it that sender's adds of the device are refused (`rate_limited`)
-    /// until the device fetches, so one sender cannot fill the inbox and
-    /// keep everyone else from adding its owner.
+    /// Welcomes from one sending user (all their devices together) a
+    /// device's inbox may hold: past it that user's adds of the device are
+    /// refused (`rate_limited`) until the device fetches, so one user
+    /// cannot fill the inbox and keep everyone else from adding its owner.
     pub max_inbox_per_sender: u64,
     /// Pushes a device may have unacknowledged before the relay waits.
     pub push_window: u32,

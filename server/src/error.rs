@@ -46,6 +46,10 @@ pub enum Refusal {
     ShuttingDown,
     #[error("this device was revoked, or its user suspended")]
     Revoked,
+    /// [`Refusal::Revoked`], with the signed revocation that did it, for
+    /// the device to check.
+    #[error("this device was revoked, or its user suspended")]
+    RevokedBy { revocation: Vec<u8> },
     #[error("this device's state is older than its last authentication: it is a copy (restored or cloned) of a device another copy may be using")]
     StateCopied,
 }
@@ -70,7 +74,7 @@ impl Refusal {
             Refusal::NotAuthenticated => ErrorCode::NotAuthenticated,
             Refusal::AlreadyAuthenticated => ErrorCode::AlreadyAuthenticated,
             Refusal::ShuttingDown => ErrorCode::ShuttingDown,
-            Refusal::Revoked => ErrorCode::Revoked,
+            Refusal::Revoked | Refusal::RevokedBy { .. } => ErrorCode::Revoked,
             Refusal::StateCopied => ErrorCode::StateCopied,
         }
     }
@@ -81,6 +85,7 @@ impl Refusal {
         match self {
             Refusal::StaleEpoch { current, .. } => error.current_epoch = *current,
             Refusal::RateLimited { retry_after_ms } => error.retry_after_ms = *retry_after_ms,
+            Refusal::RevokedBy { revocation } => error.revocation = revocation.clone().into(),
             _ => {}
         }
         error

@@ -11,6 +11,7 @@ pub mod connectors;
 pub mod device;
 pub mod fuzz;
 pub mod load;
+pub mod protocol_doc;
 pub mod raw;
 pub mod relay_process;
 pub mod stub_relay;

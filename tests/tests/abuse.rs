@@ -451,3 +451,104 @@ async fn a_staff_device_proposing_without_pause_is_rate_limited() {
         other => panic!("a fourth proposal in the hour was kept: {other:?}"),
     }
 }
+
+/// Every per-device quota hit at once by one raw attacker (a leader) and
+/// one hostile staff device, while two bystanders keep talking: each gets
+/// `rate_limited`, and the bystanders' delivery goes on. Prints the
+/// bystanders' latency beside a quiet relay's in the same run (no speed is
+/// asserted; docs/RELIABILITY.md collects the figures).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_hit_together_leave_other_users_latency_alone() {
+    use convene_proto::mls_frame::{frame_private_message, ContentType};
+    use convene_proto::relay::{BeginBlob, ClaimKeyPackages, MessageKind, SendMessage};
+
+    let quiet = relay();
+    let baseline = Bystanders::start(&quiet).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let baseline = baseline.stop().await.unwrap();
+
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: format!(
+            "{LIMITS}key_package_claims_per_claimer = 20\ngroups_per_device = 20\n\
+             max_inbox_per_sender = 5\nblob_bytes_per_user = 1000000\n\
+             outside_proposals_per_device = 20\n"
+        ),
+        log_filter: Some("info".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let bystanders = Bystanders::start(&relay).await.unwrap();
+    let key = attacker_key(&relay, &bystanders.staff).await;
+    let mallory = TestDevice::connect(&relay.url, key).await.unwrap();
+    let victim = convene_tests::device::enrol_leaders(&relay, &bystanders.staff, &["vic"])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .vanish()
+        .public();
+    fn limited<T>(result: Result<T, convene_client::TransportError>) -> bool {
+        matches!(
+            result.err().and_then(|e| e.refusal_code()),
+            Some(ErrorCode::RateLimited)
+        )
+    }
+    let (mut claims, mut groups, mut inbox, mut blobs, mut proposals) = (0, 0, 0, 0, 0);
+    let started = Instant::now();
+    for round in 0..40u32 {
+        let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
+            user_ids: vec!["vic".into()],
+            device_keys: Vec::new(),
+        });
+        claims += u32::from(limited(mallory.conn.request(claim).await));
+        let group = format!("junk-{round}").into_bytes();
+        match mallory.create_group(&group).await {
+            Ok(()) => {
+                inbox += u32::from(limited(
+                    mallory.commit(&group, 0, &[victim], &[]).await.map(|_| ()),
+                ))
+            }
+            Err(err) => groups += u32::from(limited(Err::<(), _>(err))),
+        }
+        let begin = request::Kind::BeginBlob(BeginBlob { size: 400_000 });
+        blobs += u32::from(limited(mallory.conn.request(begin).await));
+        let propose = request::Kind::SendMessage(SendMessage {
+            group_id: Bytes::from_static(convene_tests::bystander::GROUP),
+            kind: MessageKind::Proposal as i32,
+            submission_id: convene_tests::device::random_id(),
+            payload: Bytes::from(frame_private_message(
+                convene_tests::bystander::GROUP,
+                1,
+                ContentType::Proposal,
+                b"junk proposal",
+            )),
+        });
+        proposals += u32::from(limited(bystanders.staff.conn.request(propose).await));
+    }
+    // Then the attacker keeps at it for two seconds, refused each time,
+    // while the bystanders talk.
+    while started.elapsed() < Duration::from_secs(2) {
+        let group = convene_tests::device::random_id();
+        let _ = mallory.create_group(&group).await;
+        let begin = request::Kind::BeginBlob(BeginBlob { size: 400_000 });
+        let _ = mallory.conn.request(begin).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let attack = started.elapsed();
+    let latency = bystanders.stop().await.unwrap();
+    for (quota, refused) in [
+        ("claims", claims),
+        ("groups", groups),
+        ("inbox", inbox),
+        ("blobs", blobs),
+        ("proposals", proposals),
+    ] {
+        assert!(refused > 0, "the {quota} quota never refused the attacker");
+    }
+    eprintln!(
+        "quotas hit in {attack:?} (rate_limited: claims {claims}, groups {groups}, inbox \
+         {inbox}, blobs {blobs}, proposals {proposals}); bystanders under attack: {latency}; \
+         quiet relay: {baseline}; p99 ratio {:.2}",
+        latency.p99_ms / baseline.p99_ms
+    );
+}

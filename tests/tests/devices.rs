@@ -296,3 +296,91 @@ async fn a_link_approval_forged_by_the_relay_is_refused() -> Result<()> {
         }
     }
 }
+
+/// A linked device that is lost and removed can never acknowledge
+/// anything: the groups of its user must not fill up because of it. With a
+/// log bound of 20, 21 messages after the removal are all accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_device_holds_no_group_back() -> Result<()> {
+    use convene_tests::RelayOptions;
+
+    let relay = RelayProcess::start(RelayOptions {
+        config_toml: "[limits]\nmax_group_backlog = 20\n".into(),
+        ..Default::default()
+    })?;
+    let staff = staff_app(&relay).await?;
+    let leaders = leader_apps(&relay, &staff, &["ann".into(), "ben".into()]).await?;
+    let [ann, ben] = <[App; 2]>::try_from(leaders).ok().context("two leaders")?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &["ann".into(), "ben".into()])
+        .await?;
+    let ann2 = App::link(&relay.url, &ann).await?;
+    for app in [&ann, &ben] {
+        app.wait_group(&cohort.id, |g| device_count(g, "ann") == 2)
+            .await?;
+    }
+    let lost = ann2.device();
+    ann2.client.shutdown().await;
+    ann.client.remove_device(&lost).await?;
+    for i in 0..21 {
+        ben.client
+            .send_text(&cohort.id, &format!("message {i}"))
+            .await
+            .with_context(|| format!("message {i} was not accepted"))?;
+    }
+    ann.hears(&cohort.id, "ben", "message 20").await?;
+    Ok(())
+}
+
+/// A relay that says "revoked" without a revocation the authority signed
+/// cannot make a device give up for good: it keeps its groups and tries
+/// again later (only a verified revocation closes them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relays_word_alone_does_not_close_a_devices_groups() -> Result<()> {
+    use std::sync::Arc;
+
+    use convene_client::{RelayRefusal, TransportError};
+    use convene_proto::relay::{request, response};
+    use convene_tests::connectors::HookedConnector;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
+        .ok()
+        .context("one leader")?;
+    let cohort = staff.client.create_group("Cohort", &["ann".into()]).await?;
+    ann.wait_group(&cohort.id, |g| g.active).await?;
+    let stopped = ann.stop().await;
+    let lying = HookedConnector::answering(
+        &relay.url,
+        Arc::new(
+            |sent: &request::Kind, answer: Result<response::Result, TransportError>| match sent {
+                request::Kind::Authenticate(_) => Err(TransportError::Refused(RelayRefusal {
+                    code: ErrorCode::Revoked,
+                    message: "revoked".into(),
+                    current_epoch: 0,
+                    retry_after_ms: 0,
+                    revocation: Vec::new(),
+                })),
+                _ => answer,
+            },
+        ),
+    );
+    let client = ClientBuilder::new(&stopped.state_dir)
+        .store_key(store_key("ann"))
+        .relay_url(&relay.url)
+        .connector(lying)
+        .open()
+        .await?;
+    let refused = client.clone();
+    wait_until("the relay's refusal", || {
+        let status = refused.status();
+        async move { status.revoked.then_some(()) }
+    })
+    .await?;
+    let group = client.group(&cohort.id)?.context("ann's cohort")?;
+    ensure!(group.active, "the relay's word alone closed the group");
+    client.shutdown().await;
+    Ok(())
+}

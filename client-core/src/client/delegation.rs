@@ -54,36 +54,39 @@ impl Client {
     pub async fn revoke_delegation(&self, user: &str) -> Result<(), ClientError> {
         let authority = self.authority()?;
         let anchor = self.anchor()?;
+        // The delegated key is the staff member's identity key, as their
+        // verified chains name it: never a key the relay's copy of the
+        // delegation names, which the relay could have made up.
+        let mut keys = vec![self.verified_peer(user, &anchor).await?.identity_key];
+        // A delegation the authority did sign for another key of theirs
+        // (an identity issued again) is revoked too.
         let staff = self.user_record(user).await?;
-        let signed = Signed::decode(staff.delegation.as_ref())
-            .map_err(|_| ClientError::InvalidArgument(format!("{user} holds no delegation")))?;
-        let delegation = verify_delegation(&anchor.authority_key(), &signed, None, 0)
-            .or_else(|_| {
-                // An expired one is still worth revoking: read its key.
+        if let Ok(signed) = Signed::decode(staff.delegation.as_ref()) {
+            if let Ok(other) = verify_delegation(&anchor.authority_key(), &signed, None, {
+                // Checked at its own start, so that an expired one counts.
                 convene_proto::trust::StaffDelegation::decode(signed.body.as_slice())
-                    .ok()
-                    .and_then(|d| <[u8; 32]>::try_from(d.delegate_key.as_slice()).ok())
-                    .map(|delegate_key| crate::trust::VerifiedDelegation {
-                        staff_user_id: user.to_string(),
-                        delegate_key,
-                        may_certify_staff: false,
-                        not_after_ms: 0,
-                    })
-                    .ok_or(())
-            })
-            .map_err(|_| ClientError::InvalidArgument(format!("{user} holds no delegation")))?;
-        let revocation =
-            authority.revoke_delegation(user, delegation.delegate_key, anchor.now_ms());
-        let request = request::Kind::Revoke(Revoke {
-            revocation: revocation.encode_to_vec().into(),
-            user_id: user.to_string(),
-            device_key: Bytes::new(),
-            delegation_only: true,
-        });
-        match self.relay(request).await? {
-            response::Result::RevocationStored(_) => Ok(()),
-            _ => Err(unexpected()),
+                    .map(|d| d.not_before_ms)
+                    .unwrap_or(0)
+            }) {
+                if other.staff_user_id == user && !keys.contains(&other.delegate_key) {
+                    keys.push(other.delegate_key);
+                }
+            }
         }
+        for key in keys {
+            let revocation = authority.revoke_delegation(user, key, anchor.now_ms());
+            let request = request::Kind::Revoke(Revoke {
+                revocation: revocation.encode_to_vec().into(),
+                user_id: user.to_string(),
+                device_key: Bytes::new(),
+                delegation_only: true,
+            });
+            match self.relay(request).await? {
+                response::Result::RevocationStored(_) => {}
+                _ => return Err(unexpected()),
+            }
+        }
+        Ok(())
     }
 
     /// Who certifies the users this device invites: the authority, when it

@@ -56,6 +56,7 @@ impl Client {
                 remove_users: remove.to_vec(),
                 proposed_for: 0,
                 remove_devices: Vec::new(),
+                remove_revoked: false,
             })),
             ..Default::default()
         };

@@ -174,20 +174,42 @@ impl Engine {
     /// identity key certified anew from a chain it kept. For the same
     /// reason this device remembers, per user, the start of the newest
     /// user certificate it relied on, and never relies on an older one.
+    ///
+    /// Every verifying chain must name the same identity key and role: a
+    /// relay that lists a made-up device with a chain a delegate signed for
+    /// another key must not get that key certified by the authority (the
+    /// user's real devices would disagree).
     fn certified_identity(&self, user: &User) -> Option<(UserDetails, [u8; 32], u64)> {
         let anchor = self.mls.anchor();
         let floor = self.renewal_floor(&user.user_id);
-        user.devices
+        let now = anchor.now_ms();
+        let verified: Vec<_> = user
+            .devices
             .iter()
             .filter(|d| !d.revoked && !self.is_revoked(&user.user_id, &d.device_key))
             .filter_map(|device| {
                 let verified = anchor
-                    .verify(&device.credential, &device.device_key, anchor.now_ms())
+                    .verify(&device.credential, &device.device_key, now)
                     .ok()?;
                 let (not_before, _) = crate::trust::claimed_validity(&device.credential)?;
-                (verified.user_id == user.user_id && not_before >= floor)
-                    .then_some((verified, not_before))
+                (verified.user_id == user.user_id
+                    && not_before >= floor
+                    && not_before <= now.saturating_add(crate::trust::CLOCK_LEEWAY_MS))
+                .then_some((verified, not_before))
             })
+            .collect();
+        let agreed = verified.windows(2).all(|pair| {
+            pair[0].0.identity_key == pair[1].0.identity_key && pair[0].0.role == pair[1].0.role
+        });
+        if !agreed {
+            tracing::warn!(
+                user = %user.user_id,
+                "the user's devices are certified for different identity keys or roles; not renewing"
+            );
+            return None;
+        }
+        verified
+            .into_iter()
             .max_by_key(|(_, not_before)| *not_before)
             .map(|(verified, not_before)| {
                 (

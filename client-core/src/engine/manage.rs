@@ -91,6 +91,7 @@ impl Engine {
                         .remove_devices
                         .iter()
                         .any(|d| d.as_slice() == m.device)
+                    || (manage.remove_revoked && view.revoked.contains(&m.device))
             })
             .map(|(_, m)| m.device)
             .collect();

@@ -31,6 +31,7 @@ mod send;
 mod session;
 mod snapshot;
 mod sync;
+mod uncertified;
 mod welcome;
 
 pub(crate) use intents::send_intent;

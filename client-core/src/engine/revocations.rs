@@ -22,6 +22,10 @@ use crate::store::records::{
 };
 use crate::types::Role;
 
+/// How long a device the relay refuses as revoked, with no signed
+/// revocation to show, waits before trying again.
+const RETRY_REFUSED_AS_REVOKED: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Engine {
     /// Fetches and applies the revocations after this device's cursor.
     pub(super) async fn sync_revocations(&mut self) -> Result<(), ClientError> {
@@ -42,6 +46,11 @@ impl Engine {
             return Ok(());
         };
         let mut revoked_users = Vec::new();
+        // Whether certificates someone signed may have lost their
+        // certifier: a delegation revoked, or a (staff) user suspended.
+        let mut certifiers_revoked = false;
+        // Told only once what they tell is on disk.
+        let mut events = Vec::new();
         for entry in entries {
             let verified = Signed::decode(entry.revocation.as_ref())
                 .map_err(|_| crate::trust::TrustError::Malformed("revocation"))
@@ -52,7 +61,7 @@ impl Engine {
                     // A relay cannot sign revocations; one that fails is
                     // ignored, and said.
                     tracing::warn!(error = %err, "ignored a revocation that does not verify");
-                    self.emit(Event::Untrusted {
+                    events.push(Event::Untrusted {
                         group: None,
                         detail: format!("ignored a revocation: {err}"),
                     });
@@ -60,8 +69,9 @@ impl Engine {
                 }
             };
             // A delegation's revocation names the delegated key: the
-            // certificates it signed are refused, nobody is removed for it.
+            // certificates it signed are refused from now on.
             let delegation_only = !revocation.delegate_key.is_empty();
+            certifiers_revoked |= delegation_only || revocation.device_key.is_empty();
             let revoked_key = match delegation_only {
                 true => &revocation.delegate_key,
                 false => &revocation.device_key,
@@ -75,12 +85,12 @@ impl Engine {
                 .revocations()
                 .add(&revocation.user_id, revoked_key);
             if delegation_only {
-                self.emit(Event::DelegationRevoked {
+                events.push(Event::DelegationRevoked {
                     user_id: revocation.user_id.clone(),
                 });
                 continue;
             }
-            self.emit(Event::Revoked {
+            events.push(Event::Revoked {
                 user_id: revocation.user_id.clone(),
                 device: (!revocation.device_key.is_empty()).then(|| revocation.device_key.clone()),
             });
@@ -92,6 +102,9 @@ impl Engine {
             last.to_be_bytes().to_vec(),
         );
         self.store().commit_durably()?;
+        for event in events {
+            self.emit(event);
+        }
         self.publish();
         let own = self.shared.identity.user_id.clone();
         if self.is_revoked(&own, &self.shared.device) {
@@ -100,6 +113,9 @@ impl Engine {
         }
         for (user, device) in revoked_users {
             self.remove_everywhere(&user, device)?;
+        }
+        if certifiers_revoked {
+            self.remove_revoked_members()?;
         }
         Ok(())
     }
@@ -110,9 +126,48 @@ impl Engine {
         self.mls.anchor().revocations().covers(user, device)
     }
 
-    /// This device was revoked (the relay refuses it, or a revocation
-    /// names it): it stops connecting and acting, and every group it was
-    /// in is shown closed.
+    /// The relay refused this device as revoked. With a revocation the
+    /// authority signed that covers it, the device stops for good; on the
+    /// relay's word alone (a device its user removed has no signed
+    /// revocation; a hostile relay could say anything) it only waits
+    /// [`RETRY_REFUSED_AS_REVOKED`] before trying again.
+    pub(super) fn refused_as_revoked(&mut self, signed: &[u8]) {
+        let own_user = self.shared.identity.user_id.clone();
+        let verified = Signed::decode(signed)
+            .ok()
+            .and_then(|s| self.mls.anchor().verify_revocation(&s).ok())
+            .filter(|r| {
+                r.user_id == own_user
+                    && r.delegate_key.is_empty()
+                    && (r.device_key.is_empty() || r.device_key == self.shared.device)
+            });
+        match verified {
+            Some(revocation) => {
+                self.store().put(
+                    records::revoked_key(&revocation.user_id, &revocation.device_key),
+                    signed.to_vec(),
+                );
+                self.mls
+                    .anchor()
+                    .revocations()
+                    .add(&revocation.user_id, &revocation.device_key);
+                if let Err(err) = self.close_as_revoked() {
+                    tracing::warn!(error = %err, "cannot record that this device was revoked");
+                }
+            }
+            None => {
+                tracing::warn!(
+                    "the relay refuses this device as revoked without a revocation it can check; \
+                     trying again later"
+                );
+                self.reconnect_at = tokio::time::Instant::now() + RETRY_REFUSED_AS_REVOKED;
+            }
+        }
+    }
+
+    /// This device was revoked (a revocation the authority signed names
+    /// it): it stops connecting and acting, and every group it was in is
+    /// shown closed.
     pub(super) fn close_as_revoked(&mut self) -> Result<(), ClientError> {
         tracing::warn!("this device was revoked by the organisation; it stops");
         let groups: Vec<GroupRecord> = self

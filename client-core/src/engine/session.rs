@@ -109,10 +109,9 @@ impl Engine {
             // the copies (re-link, or take over with `Client::take_over`).
             self.reconnect_at = super::never();
         }
-        if revoked {
-            // Staff cut this device off.
-            if let Err(err) = self.close_as_revoked() {
-                tracing::warn!(error = %err, "cannot record that this device was revoked");
+        if let TransportError::Refused(refusal) = &err {
+            if refusal.code == ErrorCode::Revoked {
+                self.refused_as_revoked(&refusal.revocation);
             }
         }
     }

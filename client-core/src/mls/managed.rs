@@ -206,6 +206,8 @@ pub struct ManagedView {
     pub epoch: u64,
     /// Every member device with its leaf.
     pub members: Vec<(LeafNodeIndex, MemberDevice)>,
+    /// The member devices a revocation this device holds now covers.
+    pub revoked: Vec<[u8; 32]>,
     /// This device's place among the group's external senders.
     sender: SenderExtensionIndex,
 }
@@ -250,20 +252,23 @@ pub fn read_group_info(
                 .position(|s| sender_parts(s).is_ok_and(|(_, key)| key.as_slice() == manager))
         })
         .ok_or_else(|| MlsError::PolicyViolation("this device does not manage the group".into()))?;
-    let mut members = Vec::new();
+    let (mut members, mut revoked) = (Vec::new(), Vec::new());
     for member in public.members() {
         // A revoked member is still listed, so that its manager can
         // propose its removal; every other leaf must verify.
-        let revoked = member_device(&member.credential, &member.signature_key)
-            .filter(|m| anchor.revocations().covers(&m.user_id, &m.device));
-        let device = match revoked {
-            Some(revoked) => revoked,
-            None => {
-                let verified = verify_leaf(anchor, &member.credential, &member.signature_key)?;
-                MemberDevice {
-                    user_id: verified.user_id,
-                    device: verified.device_key,
-                }
+        let device = match verify_leaf(anchor, &member.credential, &member.signature_key) {
+            Ok(verified) => MemberDevice {
+                user_id: verified.user_id,
+                device: verified.device_key,
+            },
+            Err(err) => {
+                let claimed = member_device(&member.credential, &member.signature_key)
+                    .filter(|_| {
+                        super::leaf_revoked(anchor, &member.credential, &member.signature_key)
+                    })
+                    .ok_or(err)?;
+                revoked.push(claimed.device);
+                claimed
             }
         };
         members.push((member.index, device));
@@ -271,6 +276,7 @@ pub fn read_group_info(
     Ok(ManagedView {
         epoch: public.group_context().epoch().as_u64(),
         members,
+        revoked,
         sender: SenderExtensionIndex::new(sender as u32),
     })
 }

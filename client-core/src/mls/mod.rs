@@ -156,6 +156,18 @@ fn held_revocations(store: &LocalStore) -> Result<crate::trust::Revocations, Cli
     Ok(revocations)
 }
 
+/// Whether a leaf's chain fails only because a revocation this device holds
+/// covers it (its device, its user, or the delegation that certified it):
+/// such a member is still listed, so that it can be removed.
+pub fn leaf_revoked(anchor: &TrustAnchor, credential: &Credential, signature_key: &[u8]) -> bool {
+    BasicCredential::try_from(credential.clone()).is_ok_and(|basic| {
+        matches!(
+            anchor.verify(basic.identity(), signature_key, anchor.now_ms()),
+            Err(crate::trust::TrustError::Revoked)
+        )
+    })
+}
+
 /// The credential of this device: a basic credential whose identity is the
 /// encoded certificate chain, with the device key as signature key.
 pub fn credential(chain: &[u8], device: &DeviceKey) -> CredentialWithKey {

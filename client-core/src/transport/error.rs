@@ -14,6 +14,10 @@ pub struct RelayRefusal {
     pub current_epoch: u64,
     /// With [`ErrorCode::RateLimited`]: how long to wait.
     pub retry_after_ms: u32,
+    /// With [`ErrorCode::Revoked`]: the signed revocation the relay says
+    /// covers this device (an encoded `Signed`), for the client to check;
+    /// empty when it has none.
+    pub revocation: Vec<u8>,
 }
 
 impl From<WireError> for RelayRefusal {
@@ -24,6 +28,7 @@ impl From<WireError> for RelayRefusal {
             message: error.message,
             current_epoch: error.current_epoch,
             retry_after_ms: error.retry_after_ms,
+            revocation: error.revocation.to_vec(),
         }
     }
 }

@@ -283,7 +283,11 @@ impl TrustAnchor {
             identity_key,
             device_key: certified_device,
             valid_from_ms: user.not_before_ms,
-            valid_until_ms: user.not_after_ms,
+            // A delegated certificate is good no longer than its delegation
+            // (this is also how long the chain stays cached).
+            valid_until_ms: delegated
+                .as_ref()
+                .map_or(user.not_after_ms, |d| d.not_after_ms.min(user.not_after_ms)),
             certified_by: delegated.map(|d| (d.staff_user_id, d.delegate_key)),
         })
     }

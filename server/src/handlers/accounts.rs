@@ -63,7 +63,7 @@ pub(super) fn create_invite(
 }
 
 /// Largest user certificate or credential chain the relay stores.
-pub(crate) const MAX_CERTIFICATE_BYTES: usize = 4096;
+pub const MAX_CERTIFICATE_BYTES: usize = 4096;
 
 /// Serves `GetInvite` (before authentication): what the invitee needs to
 /// check the invite and build its credential.

@@ -85,7 +85,7 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
 }
 
 /// Whether `signed` carries `key`'s ed25519 signature for `purpose`.
-fn signed_by(key: &[u8; 32], purpose: SignaturePurpose, signed: &Signed) -> bool {
+pub(super) fn signed_by(key: &[u8; 32], purpose: SignaturePurpose, signed: &Signed) -> bool {
     let Ok(signature) = <[u8; 64]>::try_from(signed.signature.as_slice()) else {
         return false;
     };
@@ -133,6 +133,14 @@ pub(super) fn delegate(relay: &Relay, caller: &Caller, req: Delegate) -> RelayRe
         .ok_or(Refusal::NotFound("user"))?;
     if user.role != Role::Staff as i32 {
         return Err(invalid("is for someone who is not staff").into());
+    }
+    // Only a newer one replaces the one kept: another staff device cannot
+    // put back an older, broader delegation.
+    let kept = Signed::decode(user.delegation.as_slice())
+        .ok()
+        .and_then(|kept| StaffDelegation::decode(kept.body.as_slice()).ok());
+    if kept.is_some_and(|kept| kept.not_before_ms >= delegation.not_before_ms) {
+        return Err(invalid("is not newer than the one kept").into());
     }
     relay.store.set_delegation(&req.user_id, &req.delegation)?;
     tracing::info!(by = %caller.user_id, user = %req.user_id, "delegation stored");

@@ -9,7 +9,7 @@ use crate::hub::{DeviceLink, Stream};
 use crate::relay::Relay;
 
 /// Acknowledgements one request may carry.
-const MAX_ACKS: usize = 1_024;
+pub const MAX_ACKS: usize = 1_024;
 
 pub(super) fn ack(
     relay: &Relay,

@@ -130,6 +130,7 @@ pub(super) fn submit_commit(
         epoch: req.epoch,
         submission_id: &req.submission_id,
         sender: caller.device,
+        sender_user: &caller.user_id,
         commit: req.commit.clone(),
         welcome: req.welcome.clone(),
         ratchet_tree: req.ratchet_tree.clone(),

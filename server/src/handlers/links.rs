@@ -19,9 +19,9 @@ use crate::relay::Relay;
 use crate::store::{now_ms, DeviceKey, LinkAnswer, NewLink};
 
 /// How long a link request waits for approval.
-const LINK_TTL_MS: u64 = 10 * 60 * 1000;
+pub const LINK_TTL_MS: u64 = 10 * 60 * 1000;
 /// Largest sealed bundle the relay keeps for a new device.
-const MAX_SEALED_BYTES: usize = 8192;
+pub const MAX_SEALED_BYTES: usize = 8192;
 /// Largest SPAKE2 message the relay keeps (one is 33 bytes today).
 const MAX_PAKE_MESSAGE_BYTES: usize = 64;
 

@@ -17,9 +17,12 @@ mod key_packages;
 mod links;
 mod revocations;
 
-pub(crate) use accounts::{invite_details, MAX_CERTIFICATE_BYTES};
+pub(crate) use accounts::invite_details;
+pub use accounts::MAX_CERTIFICATE_BYTES;
+pub use delivery::MAX_ACKS;
 pub(crate) use key_packages::wire_stock;
 pub(crate) use links::{link_status, request_link};
+pub use links::{LINK_TTL_MS, MAX_SEALED_BYTES};
 
 use convene_proto::relay::{request, response, Pong, Role};
 

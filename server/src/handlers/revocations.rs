@@ -6,6 +6,9 @@ use convene_proto::relay::{
     response, ListRevocations, RevocationEntry, RevocationStored, Revocations, Revoke, Role,
 };
 
+use convene_proto::trust::{Revocation, SignaturePurpose, Signed};
+use prost::Message;
+
 use super::{Caller, Effect, Reply, MAX_CERTIFICATE_BYTES};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
@@ -13,6 +16,38 @@ use crate::store::{now_ms, RevocationTarget};
 
 /// Revocations returned by one `ListRevocations`.
 const PAGE: usize = 500;
+
+/// The relay acts on a revocation only when the authority signed it and it
+/// says what the request says: no staff device (nor anyone) can suspend a
+/// user or cut off a device on its own word.
+fn check_signed_target(relay: &Relay, req: &Revoke, target: RevocationTarget) -> RelayResult<()> {
+    let invalid = |why: &str| Refusal::InvalidArgument(format!("the revocation {why}"));
+    let signed = Signed::decode(req.revocation.as_ref()).map_err(|_| invalid("is unreadable"))?;
+    let revocation =
+        Revocation::decode(signed.body.as_slice()).map_err(|_| invalid("is unreadable"))?;
+    let authority = relay
+        .store
+        .authority_key()?
+        .ok_or_else(|| invalid("has no authority to check it against"))?;
+    if revocation.authority_key.as_slice() != authority
+        || !super::certificates::signed_by(&authority, SignaturePurpose::Revocation, &signed)
+    {
+        return Err(invalid("is not signed by the authority").into());
+    }
+    let says = match (
+        revocation.delegate_key.is_empty(),
+        revocation.device_key.as_slice(),
+    ) {
+        (false, []) => Some(RevocationTarget::Delegation),
+        (true, []) => Some(RevocationTarget::User),
+        (true, key) => <[u8; 32]>::try_from(key).ok().map(RevocationTarget::Device),
+        (false, _) => None,
+    };
+    if revocation.user_id != req.user_id || says != Some(target) {
+        return Err(invalid("does not say what the request says").into());
+    }
+    Ok(())
+}
 
 pub(super) fn revoke(relay: &Relay, caller: &Caller, req: Revoke) -> RelayResult<Reply> {
     if caller.role != Role::Staff {
@@ -27,6 +62,7 @@ pub(super) fn revoke(relay: &Relay, caller: &Caller, req: Revoke) -> RelayResult
         (false, 0) => RevocationTarget::User,
         (false, _) => RevocationTarget::Device(fixed::<32>("device_key", &req.device_key)?),
     };
+    check_signed_target(relay, &req, target)?;
     let (sequence, devices) =
         relay
             .store

@@ -53,7 +53,18 @@ pub fn authenticate(
         .user(&record.user_id)?
         .ok_or_else(|| RelayError::Corrupt("a device's user is missing".into()))?;
     if record.revoked_at_ms != 0 || user.suspended_at_ms != 0 {
-        return Err(Refusal::Revoked.into());
+        // The signed revocation goes with the refusal: the device acts on
+        // the organisation's word, never on the relay's alone.
+        let by = if user.suspended_by != 0 {
+            user.suspended_by
+        } else {
+            record.revoked_by
+        };
+        let revocation = match by {
+            0 => Vec::new(),
+            sequence => relay.store.revocation(sequence)?.unwrap_or_default(),
+        };
+        return Err(Refusal::RevokedBy { revocation }.into());
     }
     let tokens = [&req.continuity, &req.next_continuity];
     if tokens

@@ -186,6 +186,7 @@ impl Store {
             certificate_expires_at_ms,
             delegation: Vec::new(),
             certified_by_delegate: !invite.delegation.is_empty(),
+            suspended_by: 0,
         };
         let device = DeviceRecord {
             user_id: user.user_id.clone(),
@@ -193,6 +194,7 @@ impl Store {
             credential: enrolment.credential.to_vec(),
             revoked_at_ms: 0,
             continuity: Vec::new(),
+            revoked_by: 0,
         };
         invite.redeemed_at_ms = now;
 

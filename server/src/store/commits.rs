@@ -29,6 +29,8 @@ pub struct CommitSubmission<'a> {
     pub epoch: u64,
     pub submission_id: &'a [u8],
     pub sender: DeviceKey,
+    /// The sending device's user (joiners' inbox shares are per user).
+    pub sender_user: &'a str,
     pub commit: Bytes,
     pub welcome: Bytes,
     pub ratchet_tree: Bytes,
@@ -69,7 +71,7 @@ impl Store {
             if head.saturating_sub(acked) >= limits.max_inbox {
                 return Err(Refusal::QueueFull("a joining device's inbox is full").into());
             }
-            if self.inbox_entries_from(device, &commit.sender, acked, head)?
+            if self.inbox_entries_from(device, commit.sender_user, acked, head)?
                 >= limits.max_inbox_per_sender
             {
                 return Err(Refusal::RateLimited {
@@ -148,6 +150,7 @@ impl Store {
                 epoch: group.epoch + 1,
                 sender_device: commit.sender.to_vec(),
                 received_at_ms: now,
+                sender_user: commit.sender_user.to_string(),
             };
             let inbox = encode(&inbox);
             for (device, inbox_position) in &inbox_positions {

@@ -275,11 +275,13 @@ impl Store {
     }
 
     /// How many of a device's inbox entries after `acked` (through `head`)
-    /// `sender` wrote. At most `max_inbox` entries are read.
+    /// devices of user `sender` wrote (all of a user's devices share one
+    /// quota, so linking more devices buys no more). At most `max_inbox`
+    /// entries are read.
     pub(super) fn inbox_entries_from(
         &self,
         device: &DeviceKey,
-        sender: &DeviceKey,
+        sender: &str,
         acked: u64,
         head: u64,
     ) -> RelayResult<u64> {
@@ -292,7 +294,7 @@ impl Store {
         for item in self.tree.range(start..=end) {
             let (_, raw) = item?;
             let record: InboxRecord = prost::Message::decode(raw.as_ref())?;
-            if record.sender_device.as_slice() == sender.as_slice() {
+            if record.sender_user == sender {
                 count += 1;
             }
         }

@@ -69,6 +69,7 @@ fn commit<'a>(
         epoch,
         submission_id: id,
         sender: [sender; 32],
+        sender_user: "sender",
         commit: Bytes::from_static(b"commit"),
         welcome: if added.is_empty() {
             Bytes::new()

@@ -121,6 +121,7 @@ impl Store {
             credential: Vec::new(),
             revoked_at_ms: 0,
             continuity: Vec::new(),
+            revoked_by: 0,
         };
         let mut batch = Batch::default();
         batch.insert(keys::link(device), encode(&link));

@@ -66,6 +66,9 @@ pub struct UserRecord {
     /// authority renews it).
     #[prost(bool, tag = "9")]
     pub certified_by_delegate: bool,
+    /// The sequence number of the revocation that suspended the user, or 0.
+    #[prost(uint64, tag = "10")]
+    pub suspended_by: u64,
 }
 
 /// A new device asking to join a user, until it is approved or expires.
@@ -108,6 +111,10 @@ pub struct DeviceRecord {
     /// `Authenticate`); empty before the first.
     #[prost(bytes = "vec", tag = "5")]
     pub continuity: Vec<u8>,
+    /// The sequence number of the staff revocation that revoked it, or 0
+    /// (its user removed it, or it is not revoked).
+    #[prost(uint64, tag = "6")]
+    pub revoked_by: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -218,6 +225,9 @@ pub struct InboxRecord {
     pub sender_device: Vec<u8>,
     #[prost(uint64, tag = "5")]
     pub received_at_ms: u64,
+    /// The sending device's user, whose share of the inbox it counts in.
+    #[prost(string, tag = "6")]
+    pub sender_user: String,
 }
 
 /// A Welcome and what joiners need with it, shared by all its recipients.

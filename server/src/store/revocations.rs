@@ -56,6 +56,7 @@ impl Store {
             }
         };
         let devices = self.user_devices(user_id)?;
+        let sequence = self.last_revocation()? + 1;
         let mut batch = Batch::default();
         let mut cut = Vec::new();
         for (key, mut record) in devices {
@@ -63,6 +64,7 @@ impl Store {
                 continue;
             }
             record.revoked_at_ms = now;
+            record.revoked_by = sequence;
             batch.insert(keys::device(&key), encode::<DeviceRecord>(&record));
             cut.push(key);
         }
@@ -71,13 +73,21 @@ impl Store {
         }
         if device.is_none() {
             user.suspended_at_ms = now;
+            user.suspended_by = sequence;
             batch.insert(keys::user(user_id), encode(&user));
         }
-        let sequence = self.last_revocation()? + 1;
         batch.insert(keys::revocation(sequence), revocation);
         batch.insert(keys::meta(SEQUENCE), &sequence.to_be_bytes());
         self.tree.apply_batch(batch)?;
         Ok((sequence, cut))
+    }
+
+    /// The signed revocation stored under `sequence`, if any.
+    pub fn revocation(&self, sequence: u64) -> RelayResult<Option<Vec<u8>>> {
+        Ok(self
+            .tree
+            .get(keys::revocation(sequence))?
+            .map(|raw| raw.to_vec()))
     }
 
     /// The sequence number of the newest revocation (0 when none).

@@ -42,6 +42,7 @@ async fn a_commit_answered_internal_but_stored_is_completed_not_forked() -> Resu
                         message: "the relay failed internally; retry later".into(),
                         current_epoch: 0,
                         retry_after_ms: 0,
+                        revocation: Vec::new(),
                     }))
                 }
                 _ => answer,

@@ -134,6 +134,10 @@ pub struct ManageIntent {
     /// Devices (32-byte keys) to remove whoever's they are: revoked ones.
     #[prost(bytes = "vec", repeated, tag = "4")]
     pub remove_devices: Vec<Vec<u8>>,
+    /// Also remove every member whose chain a revocation now covers (for
+    /// instance one certified under a revoked delegation).
+    #[prost(bool, tag = "5")]
+    pub remove_revoked: bool,
 }
 
 /// Nothing to record: the proposals are in the group's MLS state.
