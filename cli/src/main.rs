@@ -136,8 +136,8 @@ enum Command {
     /// comes from CONVENE_NEW_PASSPHRASE, or you are asked twice).
     Passphrase,
     /// Link this device, not enrolled yet, to your existing account: it
-    /// shows a code to approve on one of your other devices with
-    /// `convene devices approve <code>`. Needs --relay.
+    /// shows a code to type on one of your other devices, at the prompt of
+    /// `convene devices approve`. Needs --relay.
     Link {
         /// Your user id.
         user: String,

@@ -259,7 +259,8 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
         Event::DelegationRevoked { user_id } => (
             json!({ "event": "delegation_revoked", "user_id": user_id }),
             Some(format!(
-                "{} can no longer invite; users they certified that the authority has not                  renewed are refused",
+                "{} can no longer invite; users they certified that the authority has not \
+                 renewed are refused",
                 safe(user_id)
             )),
         ),

@@ -95,16 +95,17 @@ fn check_new(passphrase: Zeroizing<String>) -> Result<Zeroizing<String>> {
     }
     let strength = zxcvbn::zxcvbn(&passphrase, &["convene"]);
     if u8::from(strength.score()) < MIN_SCORE {
-        let mut advice = String::from("this passphrase is too easy to guess");
+        let mut advice = vec!["this passphrase is too easy to guess".to_string()];
         if let Some(feedback) = strength.feedback() {
-            if let Some(warning) = feedback.warning() {
-                advice.push_str(&format!(" ({warning})"));
-            }
-            for suggestion in feedback.suggestions() {
-                advice.push_str(&format!("; {suggestion}"));
-            }
+            let sentences = feedback
+                .warning()
+                .map(|w| w.to_string())
+                .into_iter()
+                .chain(feedback.suggestions().iter().map(|s| s.to_string()));
+            advice.extend(sentences.map(|s| s.trim_end_matches('.').to_lowercase()));
         }
-        bail!("{advice}; a few unrelated words make a strong one");
+        advice.push("a few unrelated words make a strong one".into());
+        bail!("{}", advice.join("; "));
     }
     Ok(passphrase)
 }

@@ -384,3 +384,51 @@ async fn a_relays_word_alone_does_not_close_a_devices_groups() -> Result<()> {
     client.shutdown().await;
     Ok(())
 }
+
+/// A code typed wrong on the approving device (right request, wrong secret
+/// digits): the new device refuses the approval, the approving device
+/// finds out and takes the device back, and nothing of the user's waits
+/// for a device that will never come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_link_code_links_nothing_and_blocks_nothing() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
+        .ok()
+        .context("one leader")?;
+    let cohort = staff.client.create_group("Cohort", &["ann".into()]).await?;
+    ann.wait_group(&cohort.id, |g| g.active).await?;
+    let dir = tempfile::tempdir()?;
+    let pending = ClientBuilder::new(dir.path())
+        .store_key(store_key("ann"))
+        .relay_url(&relay.url)
+        .request_link("ann")
+        .await?;
+    let code = pending.code();
+    let secret = &code[5..];
+    let wrong_secret = if secret.starts_with('0') {
+        "1111 1111"
+    } else {
+        "0000 0000"
+    };
+    let mistyped = format!("{} {wrong_secret}", &code[..4]);
+    let (approved, linked) = tokio::join!(
+        ann.client.approve_link(&mistyped),
+        pending.wait_for_approval(convene_tests::PATIENCE)
+    );
+    ensure!(
+        matches!(approved, Err(ClientError::InvalidArgument(_))),
+        "{approved:?}"
+    );
+    let refused = linked
+        .err()
+        .context("the new device took a mistyped approval")?;
+    ensure!(refused.code() == "untrusted", "{refused}");
+    ensure!(
+        ann.client.devices().await?.len() == 1,
+        "a device was left linked"
+    );
+    ann.client.send_text(&cohort.id, "nothing waits").await?;
+    staff.hears(&cohort.id, "ann", "nothing waits").await?;
+    Ok(())
+}

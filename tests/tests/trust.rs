@@ -398,3 +398,80 @@ async fn users_a_delegate_certified_stay_once_the_authority_renewed_them() -> Re
     ann.hears(&cohort.id, "lee", "still here").await?;
     Ok(())
 }
+
+/// The authority renewed a delegate's user on the relay, but the user's
+/// device had not taken the renewal up when the delegation was revoked:
+/// the user stays (staff see the renewal before removing anyone), and the
+/// device takes the renewal up at once and goes on being heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_user_stays_when_the_delegation_is_revoked_before_their_device_caught_up(
+) -> Result<()> {
+    use convene_client::KeyLifecycle;
+    use convene_proto::relay::GetUser;
+
+    let often = KeyLifecycle {
+        certificate_check: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let [mut ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
+        .ok()
+        .context("one leader")?;
+    let [kim] =
+        <[App; 1]>::try_from(invited_apps(&relay, &staff, &["kim".into()], Role::Staff).await?)
+            .ok()
+            .context("a second staff member")?;
+    let observer = raw_device(&relay, &staff, "obs", Role::Leader).await?;
+    staff.client.delegate("kim", false).await?;
+    let invite = kim.client.invite(&details("lee", Role::Leader)).await?;
+    let lee = App::enrol(&relay.url, &invite.code, "lee").await?;
+    let delegated_until = lee.client.certificate_valid_until_ms()?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &["ann".into(), "lee".into()])
+        .await?;
+    for app in [&ann, &lee] {
+        app.wait_group(&cohort.id, |g| g.users() == ["ann", "lee", "staff"])
+            .await?;
+    }
+    // Only the authority's device looks often: it renews lee on the relay,
+    // and lee's device (hourly) does not notice yet.
+    let staff = staff.reopen_with_lifecycle(often).await?;
+    convene_tests::app::wait_until("the authority to renew lee", || {
+        let asked = observer.conn.request(request::Kind::GetUser(GetUser {
+            user_id: "lee".into(),
+        }));
+        async move {
+            match asked.await {
+                Ok(response::Result::User(user)) if !user.certified_by_delegate => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await?;
+    ensure!(lee.client.certificate_valid_until_ms()? == delegated_until);
+
+    staff.client.revoke_delegation("kim").await?;
+    ann.wait_event(|e| match e {
+        convene_client::Event::DelegationRevoked { user_id } if user_id == "kim" => Some(()),
+        _ => None,
+    })
+    .await?;
+    let renewed = lee.client.clone();
+    convene_tests::app::wait_until("lee to take up the authority's certificate", || {
+        let until = renewed.certificate_valid_until_ms();
+        async move { until.ok().filter(|until| *until > delegated_until) }
+    })
+    .await?;
+    let lee_until = lee.client.certificate_valid_until_ms()?;
+    ann.wait_group(&cohort.id, |g| {
+        g.members
+            .iter()
+            .any(|m| m.user_id == "lee" && m.certificate_valid_until_ms == lee_until)
+    })
+    .await?;
+    lee.client.send_text(&cohort.id, "still here").await?;
+    ann.hears(&cohort.id, "lee", "still here").await?;
+    Ok(())
+}

@@ -17,6 +17,12 @@ use crate::store::records::{
 };
 use crate::trust::IdentityKey;
 
+/// How long approving a link waits for the new device to take it (it
+/// looks every half second while it waits).
+pub const LINK_CONFIRM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+/// How often approving a link looks whether the new device took it.
+const LINK_CONFIRM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// One device of this user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
@@ -77,11 +83,13 @@ impl Client {
 
     /// Links the waiting device that shows `code` (typed here by the
     /// person who sees both screens): runs SPAKE2 with it, certifies the
-    /// device with this user's identity key, seals what it needs under the
-    /// key SPAKE2 gave, and adds it to every group this device is in.
-    /// Returns its device key once it is in them all (it must come online
-    /// for that). A mistyped code is found out by the new device, which
-    /// then asks to be linked again.
+    /// device with this user's identity key, and seals what it needs under
+    /// the key SPAKE2 gave. Once the new device has opened that (it sets
+    /// the credential only the bundle carries, within
+    /// [`LINK_CONFIRM_PATIENCE`]), adds it to every group this device is
+    /// in and returns its device key. A mistyped code shows as the new
+    /// device never taking the approval: the device is removed again and
+    /// nothing was linked.
     pub async fn approve_link(&self, code: &str) -> Result<Vec<u8>, ClientError> {
         let code = LinkCode::parse(code)?;
         let mut waiting: Vec<PendingLink> = self
@@ -130,8 +138,48 @@ impl Client {
             }
             Err(err) => return Err(err),
         }
+        if !self.link_taken(&device).await? {
+            // Nobody who could open the bundle asked: take back the
+            // device the relay registered for it.
+            let remove = request::Kind::RemoveDevice(RemoveDevice {
+                device_key: Bytes::copy_from_slice(&device),
+            });
+            if let Err(err) = self.relay(remove).await {
+                tracing::warn!(error = %err, "cannot remove a link nobody took");
+            }
+            return Err(ClientError::InvalidArgument(
+                "the new device did not take the approval: the code typed here is not the one \
+                 it shows (or it stopped waiting). Nothing was linked; ask to link again on the \
+                 new device"
+                    .into(),
+            ));
+        }
         self.in_every_group(device, true).await?;
         Ok(device.to_vec())
+    }
+
+    /// Waits until the relay shows `device` with a credential that
+    /// certifies it as this user's: only a device that opened the sealed
+    /// bundle holds one.
+    async fn link_taken(&self, device: &[u8; 32]) -> Result<bool, ClientError> {
+        let anchor = self.anchor()?;
+        let deadline = tokio::time::Instant::now() + LINK_CONFIRM_PATIENCE;
+        loop {
+            let own = self.user_record(self.user_id()).await?;
+            let taken = own.devices.iter().any(|d| {
+                d.device_key.as_ref() == device.as_slice()
+                    && anchor
+                        .verify(&d.credential, device, anchor.now_ms())
+                        .is_ok_and(|v| v.user_id == self.user_id())
+            });
+            if taken {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(LINK_CONFIRM_POLL).await;
+        }
     }
 
     /// Removes another device of this user (a lost one): the relay refuses

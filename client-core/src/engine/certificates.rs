@@ -236,7 +236,7 @@ impl Engine {
 
     /// Every device: takes up its user's renewed certificate, if there is
     /// one that outlasts the one in its chain.
-    async fn adopt_renewed_certificate(&mut self) -> Result<(), ClientError> {
+    pub(super) async fn adopt_renewed_certificate(&mut self) -> Result<(), ClientError> {
         let own = self.mls.user_id().to_string();
         let user = match self
             .ask(request::Kind::GetUser(GetUser {

@@ -115,7 +115,19 @@ impl Engine {
             self.remove_everywhere(&user, device)?;
         }
         if certifiers_revoked {
-            self.remove_revoked_members()?;
+            // This device's own certificate may be one the revoked
+            // delegation signed: take up the authority's renewal at once.
+            let anchor = self.mls.anchor();
+            let own_chain_revoked = matches!(
+                anchor.verify(self.mls.chain(), &self.shared.device, anchor.now_ms()),
+                Err(crate::trust::TrustError::Revoked)
+            );
+            if own_chain_revoked {
+                if let Err(err) = self.adopt_renewed_certificate().await {
+                    tracing::warn!(error = %err, "cannot take up a renewed certificate");
+                }
+            }
+            self.remove_revoked_members().await?;
         }
         Ok(())
     }
