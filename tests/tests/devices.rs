@@ -8,6 +8,18 @@ use convene_proto::relay::ErrorCode;
 use convene_tests::app::{leader_apps, staff_app, store_key, wait_until, App};
 use convene_tests::RelayProcess;
 
+/// A relay, staff, and leader ann in a cohort staff made.
+async fn ann_in_a_cohort() -> Result<(RelayProcess, App, App, convene_client::GroupSummary)> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
+        .ok()
+        .context("one leader")?;
+    let cohort = staff.client.create_group("Cohort", &["ann".into()]).await?;
+    ann.wait_group(&cohort.id, |g| g.active).await?;
+    Ok((relay, staff, ann, cohort))
+}
+
 fn device_count(group: &convene_client::GroupSummary, user: &str) -> usize {
     group.members.iter().filter(|m| m.user_id == user).count()
 }
@@ -344,13 +356,7 @@ async fn a_relays_word_alone_does_not_close_a_devices_groups() -> Result<()> {
     use convene_proto::relay::{request, response};
     use convene_tests::connectors::HookedConnector;
 
-    let relay = RelayProcess::start_default()?;
-    let staff = staff_app(&relay).await?;
-    let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
-        .ok()
-        .context("one leader")?;
-    let cohort = staff.client.create_group("Cohort", &["ann".into()]).await?;
-    ann.wait_group(&cohort.id, |g| g.active).await?;
+    let (relay, _staff, ann, cohort) = ann_in_a_cohort().await?;
     let stopped = ann.stop().await;
     let lying = HookedConnector::answering(
         &relay.url,
@@ -391,13 +397,7 @@ async fn a_relays_word_alone_does_not_close_a_devices_groups() -> Result<()> {
 /// for a device that will never come.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mistyped_link_code_links_nothing_and_blocks_nothing() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
-    let staff = staff_app(&relay).await?;
-    let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
-        .ok()
-        .context("one leader")?;
-    let cohort = staff.client.create_group("Cohort", &["ann".into()]).await?;
-    ann.wait_group(&cohort.id, |g| g.active).await?;
+    let (relay, staff, ann, cohort) = ann_in_a_cohort().await?;
     let dir = tempfile::tempdir()?;
     let pending = ClientBuilder::new(dir.path())
         .store_key(store_key("ann"))

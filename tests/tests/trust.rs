@@ -336,86 +336,24 @@ async fn a_second_staff_member_invites_under_delegation_and_a_revoked_one_is_ref
     Ok(())
 }
 
-/// The authority's device renews, with its own signature, every certificate
-/// a staff member signed under a delegation as soon as it sees one: the
-/// users a delegate certified stay when the delegation is later revoked.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_a_delegate_certified_stay_once_the_authority_renewed_them() -> Result<()> {
-    use convene_client::KeyLifecycle;
-
-    let often = KeyLifecycle {
-        certificate_check: std::time::Duration::from_millis(300),
-        ..Default::default()
-    };
-    let relay = RelayProcess::start_default()?;
-    let staff = staff_app(&relay).await?;
-    let [mut ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
-        .ok()
-        .context("one leader")?;
-    let [kim] =
-        <[App; 1]>::try_from(invited_apps(&relay, &staff, &["kim".into()], Role::Staff).await?)
-            .ok()
-            .context("a second staff member")?;
-    staff.client.delegate("kim", false).await?;
-    let invite = kim.client.invite(&details("lee", Role::Leader)).await?;
-    let lee = App::enrol(&relay.url, &invite.code, "lee").await?;
-    let delegated_until = lee.client.certificate_valid_until_ms()?;
-    let cohort = staff
-        .client
-        .create_group("Cohort", &["ann".into(), "lee".into()])
-        .await?;
-    for app in [&ann, &lee] {
-        app.wait_group(&cohort.id, |g| g.users() == ["ann", "lee", "staff"])
-            .await?;
-    }
-
-    // The authority's device renews lee's certificate; lee's device takes
-    // it up and renews its leaf, which ann sees.
-    let staff = staff.reopen_with_lifecycle(often).await?;
-    let lee = lee.reopen_with_lifecycle(often).await?;
-    let renewed = lee.client.clone();
-    convene_tests::app::wait_until("lee to take up the authority's certificate", || {
-        let until = renewed.certificate_valid_until_ms();
-        async move { until.ok().filter(|until| *until > delegated_until) }
-    })
-    .await?;
-    let lee_until = lee.client.certificate_valid_until_ms()?;
-    ann.wait_group(&cohort.id, |g| {
-        g.members
-            .iter()
-            .any(|m| m.user_id == "lee" && m.certificate_valid_until_ms == lee_until)
-    })
-    .await?;
-
-    staff.client.revoke_delegation("kim").await?;
-    // ann holds the revocation before lee writes.
-    ann.wait_event(|e| match e {
-        convene_client::Event::DelegationRevoked { user_id } if user_id == "kim" => Some(()),
-        _ => None,
-    })
-    .await?;
-    lee.client.send_text(&cohort.id, "still here").await?;
-    ann.hears(&cohort.id, "lee", "still here").await?;
-    Ok(())
+/// A cohort of ann and lee, where lee was invited by kim, a second staff
+/// member, under the authority's delegation.
+struct DelegatedCohort {
+    _relay: RelayProcess,
+    staff: App,
+    ann: App,
+    lee: App,
+    /// A leader's raw device, to read the relay's records.
+    observer: TestDevice,
+    cohort: convene_client::GroupId,
+    /// When lee's certificate, as kim signed it, ends.
+    delegated_until: u64,
 }
 
-/// The authority renewed a delegate's user on the relay, but the user's
-/// device had not taken the renewal up when the delegation was revoked:
-/// the user stays (staff see the renewal before removing anyone), and the
-/// device takes the renewal up at once and goes on being heard.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_renewed_user_stays_when_the_delegation_is_revoked_before_their_device_caught_up(
-) -> Result<()> {
-    use convene_client::KeyLifecycle;
-    use convene_proto::relay::GetUser;
-
-    let often = KeyLifecycle {
-        certificate_check: std::time::Duration::from_millis(300),
-        ..Default::default()
-    };
+async fn delegated_cohort() -> Result<DelegatedCohort> {
     let relay = RelayProcess::start_default()?;
     let staff = staff_app(&relay).await?;
-    let [mut ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
+    let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
         .ok()
         .context("one leader")?;
     let [kim] =
@@ -435,9 +373,99 @@ async fn a_renewed_user_stays_when_the_delegation_is_revoked_before_their_device
         app.wait_group(&cohort.id, |g| g.users() == ["ann", "lee", "staff"])
             .await?;
     }
+    Ok(DelegatedCohort {
+        _relay: relay,
+        staff,
+        ann,
+        lee,
+        observer,
+        cohort: cohort.id,
+        delegated_until,
+    })
+}
+
+/// Certificates looked at every 300 ms instead of hourly.
+fn often() -> convene_client::KeyLifecycle {
+    convene_client::KeyLifecycle {
+        certificate_check: std::time::Duration::from_millis(300),
+        ..Default::default()
+    }
+}
+
+impl DelegatedCohort {
+    /// Waits until lee's device has taken up the authority's certificate
+    /// and renewed its leaf, as ann sees it.
+    async fn lee_renewed_as_ann_sees(&self) -> Result<()> {
+        let lee = self.lee.client.clone();
+        let delegated_until = self.delegated_until;
+        convene_tests::app::wait_until("lee to take up the authority's certificate", || {
+            let until = lee.certificate_valid_until_ms();
+            async move { until.ok().filter(|until| *until > delegated_until) }
+        })
+        .await?;
+        let lee_until = self.lee.client.certificate_valid_until_ms()?;
+        self.ann
+            .wait_group(&self.cohort, |g| {
+                g.members
+                    .iter()
+                    .any(|m| m.user_id == "lee" && m.certificate_valid_until_ms == lee_until)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes kim's delegation and waits until ann holds the revocation.
+    async fn revoke_kims_delegation(&mut self) -> Result<()> {
+        self.staff.client.revoke_delegation("kim").await?;
+        self.ann
+            .wait_event(|e| match e {
+                convene_client::Event::DelegationRevoked { user_id } if user_id == "kim" => {
+                    Some(())
+                }
+                _ => None,
+            })
+            .await
+    }
+
+    /// lee writes, and ann hears it.
+    async fn lee_is_heard(&self) -> Result<()> {
+        self.lee
+            .client
+            .send_text(&self.cohort, "still here")
+            .await?;
+        self.ann.hears(&self.cohort, "lee", "still here").await
+    }
+}
+
+/// The authority's device renews, with its own signature, every certificate
+/// a staff member signed under a delegation as soon as it sees one: the
+/// users a delegate certified stay when the delegation is later revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_a_delegate_certified_stay_once_the_authority_renewed_them() -> Result<()> {
+    let mut world = delegated_cohort().await?;
+    // The authority's device renews lee's certificate; lee's device takes
+    // it up and renews its leaf, which ann sees.
+    world.staff = world.staff.reopen_with_lifecycle(often()).await?;
+    world.lee = world.lee.reopen_with_lifecycle(often()).await?;
+    world.lee_renewed_as_ann_sees().await?;
+    world.revoke_kims_delegation().await?;
+    world.lee_is_heard().await
+}
+
+/// The authority renewed a delegate's user on the relay, but the user's
+/// device had not taken the renewal up when the delegation was revoked:
+/// the user stays (staff see the renewal before removing anyone), and the
+/// device takes the renewal up at once and goes on being heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_user_stays_when_the_delegation_is_revoked_before_their_device_caught_up(
+) -> Result<()> {
+    use convene_proto::relay::GetUser;
+
+    let mut world = delegated_cohort().await?;
     // Only the authority's device looks often: it renews lee on the relay,
     // and lee's device (hourly) does not notice yet.
-    let staff = staff.reopen_with_lifecycle(often).await?;
+    world.staff = world.staff.reopen_with_lifecycle(often()).await?;
+    let observer = &world.observer;
     convene_tests::app::wait_until("the authority to renew lee", || {
         let asked = observer.conn.request(request::Kind::GetUser(GetUser {
             user_id: "lee".into(),
@@ -450,28 +478,8 @@ async fn a_renewed_user_stays_when_the_delegation_is_revoked_before_their_device
         }
     })
     .await?;
-    ensure!(lee.client.certificate_valid_until_ms()? == delegated_until);
-
-    staff.client.revoke_delegation("kim").await?;
-    ann.wait_event(|e| match e {
-        convene_client::Event::DelegationRevoked { user_id } if user_id == "kim" => Some(()),
-        _ => None,
-    })
-    .await?;
-    let renewed = lee.client.clone();
-    convene_tests::app::wait_until("lee to take up the authority's certificate", || {
-        let until = renewed.certificate_valid_until_ms();
-        async move { until.ok().filter(|until| *until > delegated_until) }
-    })
-    .await?;
-    let lee_until = lee.client.certificate_valid_until_ms()?;
-    ann.wait_group(&cohort.id, |g| {
-        g.members
-            .iter()
-            .any(|m| m.user_id == "lee" && m.certificate_valid_until_ms == lee_until)
-    })
-    .await?;
-    lee.client.send_text(&cohort.id, "still here").await?;
-    ann.hears(&cohort.id, "lee", "still here").await?;
-    Ok(())
+    ensure!(world.lee.client.certificate_valid_until_ms()? == world.delegated_until);
+    world.revoke_kims_delegation().await?;
+    world.lee_renewed_as_ann_sees().await?;
+    world.lee_is_heard().await
 }
