@@ -483,3 +483,77 @@ async fn a_renewed_user_stays_when_the_delegation_is_revoked_before_their_device
     world.lee_renewed_as_ann_sees().await?;
     world.lee_is_heard().await
 }
+
+/// The relay acts on what the authority signed, not on a staff device's
+/// word: a revocation or a delegation that the authority did not sign, or
+/// that says something else than the request, is refused, and an older
+/// delegation cannot replace a newer one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_revocations_and_delegations_the_authority_did_not_sign() -> Result<()> {
+    use convene_proto::relay::{Delegate, ErrorCode, Revoke};
+    use prost::Message as _;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
+        .ok()
+        .context("one leader")?;
+    let [kim] =
+        <[App; 1]>::try_from(invited_apps(&relay, &staff, &["kim".into()], Role::Staff).await?)
+            .ok()
+            .context("a second staff member")?;
+    let rogue = raw_device(&relay, &staff, "rogue", Role::Staff).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let refused = |result: Result<response::Result, convene_client::TransportError>| {
+        result.err().and_then(|e| e.refusal_code()) == Some(ErrorCode::InvalidArgument)
+    };
+
+    // A suspension signed by another key, and a real device revocation
+    // presented as a suspension: both refused, and ann stays.
+    let forged = Authority::generate().revoke("ann", None, now);
+    let suspend = |revocation: Vec<u8>| {
+        request::Kind::Revoke(Revoke {
+            revocation: revocation.into(),
+            user_id: "ann".into(),
+            device_key: Bytes::new(),
+            delegation_only: false,
+        })
+    };
+    ensure!(refused(
+        rogue.conn.request(suspend(forged.encode_to_vec())).await
+    ));
+    let staff = staff.stop().await;
+    let authority = convene_tests::app::authority_of(&staff.state_dir)?;
+    let device_only = authority.revoke("ann", Some(ann.device().as_slice().try_into()?), now);
+    ensure!(refused(
+        rogue
+            .conn
+            .request(suspend(device_only.encode_to_vec()))
+            .await
+    ));
+    ensure!(ann.client.devices().await?.len() == 1, "ann was cut off");
+
+    // A delegation the authority did not sign, and one older than the one
+    // kept: refused.
+    let delegate = |delegation: Vec<u8>| {
+        request::Kind::Delegate(Delegate {
+            user_id: "kim".into(),
+            delegation: delegation.into(),
+        })
+    };
+    let kim_key = [7; 32];
+    let forged = Authority::generate().delegate("kim", kim_key, true, now, 1_000_000);
+    ensure!(refused(
+        rogue.conn.request(delegate(forged.encode_to_vec())).await
+    ));
+    let newer = authority.delegate("kim", kim_key, false, now, 1_000_000);
+    let older = authority.delegate("kim", kim_key, true, now - 1_000, 1_000_000);
+    rogue.conn.request(delegate(newer.encode_to_vec())).await?;
+    ensure!(refused(
+        rogue.conn.request(delegate(older.encode_to_vec())).await
+    ));
+    drop(kim);
+    Ok(())
+}
