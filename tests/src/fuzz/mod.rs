@@ -4,7 +4,7 @@
 //! Each function takes arbitrary bytes and must neither panic nor hang;
 //! what it returns is beside the point (almost every input is refused).
 //! The same functions serve two drivers: the bounded property tests in
-//! `tests/tests/fuzz_*.rs`, which CI runs on every change, and the
+//! `tests/tests/e2e/fuzz_*.rs`, which CI runs on every change, and the
 //! `cargo fuzz` targets in `fuzz/`, for long runs on a nightly toolchain.
 //! [`seeds`] gives valid inputs of each kind, so that both drivers start
 //! from bytes that reach past the first length check.

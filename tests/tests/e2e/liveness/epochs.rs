@@ -9,7 +9,7 @@ use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::connectors::TwistedConnector;
 use convene_tests::RelayProcess;
 
-use crate::names;
+use super::names;
 
 /// Case 2: a member who has not yet processed an add encrypts at the old
 /// epoch. The relay refuses it; the sender catches up, encrypts again, and

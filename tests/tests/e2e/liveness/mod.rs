@@ -1,6 +1,6 @@
 //! Groups never get stuck: every device keeps hearing every group through
 //! offline spells, restores, clock skew, expired keys and misbehaving
-//! members. One test binary; a module per way a group could get stuck.
+//! members. A module per way a group could get stuck.
 
 mod clocks;
 mod copies;

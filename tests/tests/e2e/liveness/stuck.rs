@@ -9,7 +9,7 @@ use convene_client::{Event, GroupId, Role};
 use convene_tests::app::{leader_apps, raw_device, staff_app, App};
 use convene_tests::RelayProcess;
 
-use crate::names;
+use super::names;
 
 /// Staff's message in `group` reaches `app`; prints how long it took.
 pub async fn still_delivers(staff: &App, app: &App, group: &GroupId, what: &str) -> Result<()> {

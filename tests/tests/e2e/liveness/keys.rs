@@ -18,7 +18,7 @@ use convene_tests::app::{authority_of, display_name, leader_apps, raw_device, st
 use convene_tests::RelayProcess;
 use prost::Message as _;
 
-use crate::names;
+use super::names;
 
 fn short() -> KeyLifecycle {
     KeyLifecycle {

@@ -12,7 +12,7 @@ use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::connectors::HookedConnector;
 use convene_tests::RelayProcess;
 
-use crate::names;
+use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_answered_internal_but_stored_is_completed_not_forked() -> Result<()> {

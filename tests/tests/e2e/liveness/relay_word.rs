@@ -11,7 +11,7 @@ use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::connectors::TwistedConnector;
 use convene_tests::RelayProcess;
 
-use crate::names;
+use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_stalled_by_a_relays_forged_epoch_follow_the_group_again() -> Result<()> {

@@ -7,7 +7,7 @@ use convene_client::{ClientError, ConnectionState, Event};
 use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::RelayProcess;
 
-use crate::names;
+use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_run_beside_the_original_is_refused_and_the_original_goes_on() -> Result<()> {

@@ -6,7 +6,7 @@ use convene_client::Event;
 use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::RelayProcess;
 
-use crate::names;
+use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_removed_and_added_back_is_back() -> Result<()> {

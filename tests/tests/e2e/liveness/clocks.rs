@@ -6,7 +6,7 @@ use convene_client::Event;
 use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::RelayProcess;
 
-use crate::names;
+use super::names;
 
 const MINUTE_MS: i64 = 60 * 1000;
 

@@ -4,7 +4,7 @@ use anyhow::{ensure, Result};
 use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::RelayProcess;
 
-use crate::names;
+use super::names;
 
 /// Case 3: after 30 groups the device's one-time KeyPackages are used up,
 /// and its last-resort KeyPackage must still let everyone add it.

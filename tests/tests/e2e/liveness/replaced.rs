@@ -13,7 +13,7 @@ use convene_tests::app::{authority_of, continuity_of, device_key_of, leader_apps
 use convene_tests::tampered::with_ops;
 use convene_tests::{RelayProcess, TestDevice};
 
-use crate::names;
+use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() -> Result<()> {
