@@ -3,11 +3,10 @@
 //! is the library's.
 
 mod commands;
-mod devices;
 mod output;
 mod passphrase;
 mod paths;
-mod staff;
+mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -258,6 +257,8 @@ fn main() -> ExitCode {
     let json = cli.json;
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader stopped reading: what was asked for was done.
+        Err(err) if err.is::<output::OutputClosed>() => ExitCode::SUCCESS,
         Err(err) => {
             output::error(json, &err);
             ExitCode::FAILURE

@@ -2,24 +2,69 @@
 //! (`--json`). Errors go to standard error as text, or as
 //! `{"error": {"code", "message"}}` on standard output with `--json`.
 
+use std::io::Write;
+
+use anyhow::Result;
 use convene_client::{hex, ClientError, Event, GroupSummary, Identity, Message, UserInfo};
 use serde_json::{json, Value};
 
-/// Prints a failure.
+/// Standard output was closed by whoever read it (`convene listen |
+/// head -1`): the command stops there and exits quietly, as a pipeline
+/// expects.
+#[derive(Debug)]
+pub struct OutputClosed;
+
+impl std::fmt::Display for OutputClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for OutputClosed {}
+
+/// Writes one line to standard output and flushes it, so that a reader
+/// sees each line as it comes.
+///
+/// # Errors
+/// [`OutputClosed`] when the reader has gone (EPIPE), any other write
+/// error with its cause.
+pub fn line(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(OutputClosed.into()),
+        Err(err) => Err(anyhow::Error::new(err).context("cannot write to standard output")),
+    }
+}
+
+/// Prints `value` as JSON, or `text` for people.
+///
+/// # Errors
+/// As [`line`].
+pub fn print(json: bool, value: Value, text: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        line(&value.to_string())
+    } else {
+        line(&text())
+    }
+}
+
+/// Prints a failure: on standard error for people, or as a JSON document
+/// on standard output with `--json`. Where neither can be written there is
+/// no one left to tell, and the exit status says it.
 pub fn error(json: bool, err: &anyhow::Error) {
     let code = err
         .downcast_ref::<ClientError>()
         .map(ClientError::code)
         .unwrap_or("error");
     if json {
-        println!(
-            "{}",
-            json!({ "error": { "code": code, "message": format!("{err:#}") } })
-        );
+        let document = json!({ "error": { "code": code, "message": format!("{err:#}") } });
+        let _ = line(&document.to_string());
     } else {
-        eprintln!("error: {err:#}");
+        let mut out = std::io::stderr().lock();
+        let _ = writeln!(out, "error: {err:#}");
         if let Some(hint) = hint(code) {
-            eprintln!("hint: {hint}");
+            let _ = writeln!(out, "hint: {hint}");
         }
     }
 }
@@ -32,15 +77,6 @@ fn hint(code: &str) -> Option<&'static str> {
              otherwise link this device again with `convene link` and remove the old one",
         ),
         _ => None,
-    }
-}
-
-/// Prints `value` as JSON, or `text` for people.
-pub fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
-    if json {
-        println!("{value}");
-    } else {
-        println!("{}", text());
     }
 }
 

@@ -8,6 +8,7 @@
 mod abuse;
 mod authentication;
 mod blobs;
+mod cli_output;
 mod cli_walkthrough;
 mod cohort;
 mod commits;

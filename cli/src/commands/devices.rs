@@ -9,9 +9,9 @@ use anyhow::{bail, Context, Result};
 use convene_client::{hex, ClientBuilder, ClientError, DeviceInfo, LinkRequest};
 use serde_json::json;
 
-use crate::commands::Session;
 use crate::output::print;
 use crate::passphrase;
+use crate::session::{Open, Session};
 use crate::DevicesCommand;
 
 /// How long `convene link` waits for the approval (the relay keeps the
@@ -44,7 +44,7 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
                  Waiting up to ten minutes..."
             )
         },
-    );
+    )?;
     let identity = pending.wait_for_approval(APPROVAL_WAIT).await?;
     crate::paths::remember_relay(&ctx.state_dir, &identity.relay_url)?;
     print(ctx.json, crate::output::identity(&identity), || {
@@ -53,57 +53,50 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
             identity.user_id,
             crate::output::safe(&identity.display_name)
         )
-    });
-    Ok(())
+    })
 }
 
 /// Lists, approves or removes this user's devices.
 pub async fn devices(ctx: &Session, command: Option<DevicesCommand>) -> Result<()> {
-    let client = ctx.open_connected().await?;
-    let result = async {
-        match command {
-            None => {
-                let devices = ctx.within(client.devices()).await?;
-                let waiting = ctx.within(client.link_requests()).await?;
-                print(ctx.json, listing_json(&devices, &waiting), || {
-                    listing_text(&devices, &waiting)
-                });
-            }
-            Some(DevicesCommand::Approve { code }) => {
-                // Typed at a prompt, the secret digits stay out of the
-                // shell's history and the process list.
-                let code = match code.is_empty() {
-                    true => zeroize::Zeroizing::new(
-                        rpassword::prompt_password("Code shown on the new device: ")
-                            .context("cannot read the code")?,
-                    ),
-                    false => zeroize::Zeroizing::new(code.join(" ")),
-                };
-                let device = ctx.within(client.approve_link(&code)).await?;
-                print(ctx.json, json!({ "linked": hex(&device) }), || {
-                    format!(
-                        "Linked device {}: it is now in all your groups.",
-                        short(&device)
-                    )
-                });
-            }
-            Some(DevicesCommand::Remove { device }) => {
-                let devices = ctx.within(client.devices()).await?;
-                let found = find_device(&devices, &device)?;
-                ctx.within(client.remove_device(&found.device)).await?;
-                print(ctx.json, json!({ "removed": hex(&found.device) }), || {
-                    format!(
-                        "Removed device {}: it is cut off and out of all your groups.",
-                        short(&found.device)
-                    )
-                });
-            }
+    ctx.with_client(Open::Connected, async |client| match command {
+        None => {
+            let devices = ctx.within(client.devices()).await?;
+            let waiting = ctx.within(client.link_requests()).await?;
+            print(ctx.json, listing_json(&devices, &waiting), || {
+                listing_text(&devices, &waiting)
+            })
         }
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    client.shutdown().await;
-    result
+        Some(DevicesCommand::Approve { code }) => {
+            // Typed at a prompt, the secret digits stay out of the
+            // shell's history and the process list.
+            let code = match code.is_empty() {
+                true => zeroize::Zeroizing::new(
+                    rpassword::prompt_password("Code shown on the new device: ")
+                        .context("cannot read the code")?,
+                ),
+                false => zeroize::Zeroizing::new(code.join(" ")),
+            };
+            let device = ctx.within(client.approve_link(&code)).await?;
+            print(ctx.json, json!({ "linked": hex(&device) }), || {
+                format!(
+                    "Linked device {}: it is now in all your groups.",
+                    short(&device)
+                )
+            })
+        }
+        Some(DevicesCommand::Remove { device }) => {
+            let devices = ctx.within(client.devices()).await?;
+            let found = find_device(&devices, &device)?;
+            ctx.within(client.remove_device(&found.device)).await?;
+            print(ctx.json, json!({ "removed": hex(&found.device) }), || {
+                format!(
+                    "Removed device {}: it is cut off and out of all your groups.",
+                    short(&found.device)
+                )
+            })
+        }
+    })
+    .await
 }
 
 fn find_device<'a>(devices: &'a [DeviceInfo], prefix: &str) -> Result<&'a DeviceInfo> {
@@ -162,19 +155,18 @@ fn listing_text(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> String {
 /// Makes this copy of the device the one the relay accepts, if the relay
 /// refused it as a copy; a device the relay accepts has nothing to take.
 pub async fn take_over(ctx: &Session) -> Result<()> {
-    let client = ctx.open().await?;
-    let taken = async {
-        match client.wait_caught_up(ctx.timeout).await {
-            Ok(()) => return Ok(false),
-            Err(ClientError::StateCopied) => {}
-            Err(err) => return Err(err),
-        }
-        client.take_over().await?;
-        client.wait_caught_up(ctx.timeout).await.map(|()| true)
-    };
-    let result = taken.await;
-    client.shutdown().await;
-    let taken = result?;
+    let taken = ctx
+        .with_client(Open::Stored, async |client| {
+            match client.wait_caught_up(ctx.timeout).await {
+                Ok(()) => return Ok(false),
+                Err(ClientError::StateCopied) => {}
+                Err(err) => return Err(err.into()),
+            }
+            client.take_over().await?;
+            client.wait_caught_up(ctx.timeout).await?;
+            Ok(true)
+        })
+        .await?;
     print(ctx.json, json!({ "taken_over": taken }), || {
         if taken {
             "This copy of the device is now the one in use; any other copy is refused. \
@@ -184,6 +176,5 @@ pub async fn take_over(ctx: &Session) -> Result<()> {
         } else {
             "Nothing to do: the relay accepts this device's state as the one in use.".into()
         }
-    });
-    Ok(())
+    })
 }

@@ -1,0 +1,151 @@
+//! This device and its account: `ping`, `enrol`, `whoami`, `passphrase`,
+//! `verify` and `users`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use convene_client::{ClientBuilder, ClientError, ConnectOptions, RelayConnection};
+use convene_proto::relay::{request, Ping};
+use serde_json::json;
+
+use crate::output::{self, print};
+use crate::passphrase;
+use crate::session::{Open, Session};
+
+/// The relay a new device enrols with when none is named.
+const DEFAULT_RELAY: &str = "ws://127.0.0.1:7420";
+
+/// Measures one round trip to the relay named, remembered or default.
+pub async fn ping(ctx: &Session) -> Result<()> {
+    let url = ctx
+        .relay
+        .clone()
+        .or_else(|| crate::paths::remembered_relay(&ctx.state_dir))
+        .unwrap_or_else(|| DEFAULT_RELAY.to_string());
+    let started = Instant::now();
+    let conn = RelayConnection::connect(&url, &ConnectOptions::default()).await?;
+    let answered = conn.request(request::Kind::Ping(Ping {})).await;
+    let ms = started.elapsed().as_millis();
+    conn.close().await;
+    answered?;
+    print(
+        ctx.json,
+        json!({ "relay": url, "round_trip_ms": ms }),
+        || format!("relay at {url} answered in {ms} ms"),
+    )
+}
+
+/// Enrols this device with an invite.
+pub async fn enrol(
+    ctx: &Session,
+    invite: &str,
+    user_id: Option<String>,
+    name: Option<String>,
+    pin_cert: Option<PathBuf>,
+) -> Result<()> {
+    // The invite names its relay; --relay overrides it.
+    let salt = passphrase::salt_for_new_state(&ctx.state_dir)?;
+    let secret = ctx.passphrase.choose()?;
+    let mut builder =
+        ClientBuilder::new(&ctx.state_dir).store_key(passphrase::derive(&secret, &salt)?);
+    if let Some(url) = &ctx.relay {
+        builder = builder.relay_url(url);
+    }
+    if let Some(path) = pin_cert {
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("cannot read the certificate {}", path.display()))?;
+        builder = builder.pinned_certificate_pem(pem);
+    }
+    let user_id = user_id.unwrap_or_default();
+    let name = name.unwrap_or_default();
+    let identity = builder.enrol(invite, &user_id, &name).await?;
+    crate::paths::remember_relay(&ctx.state_dir, &identity.relay_url)?;
+    print(ctx.json, output::identity(&identity), || {
+        format!(
+            "Enrolled as {} ({}), {}. State kept in {}.",
+            identity.user_id,
+            output::safe(&identity.display_name),
+            identity.role.as_str(),
+            ctx.state_dir.display()
+        )
+    })
+}
+
+/// Shows who this device belongs to.
+pub async fn whoami(ctx: &Session) -> Result<()> {
+    ctx.with_client(Open::Stored, async |client| {
+        let identity = client.identity();
+        print(ctx.json, output::identity(&identity), || {
+            output::identity_text(&identity)
+        })
+    })
+    .await
+}
+
+/// Changes the passphrase that encrypts this device's state.
+pub async fn change_passphrase(ctx: &Session) -> Result<()> {
+    // Settles the current salt before a new one is written aside.
+    let builder = ctx
+        .unlock(|builder| async move {
+            match builder.is_enrolled().await? {
+                true => Ok(builder),
+                false => Err(ClientError::NotEnrolled),
+            }
+        })
+        .await?;
+    let new_secret = passphrase::read_new()?;
+    let salt = passphrase::next_salt(&ctx.state_dir)?;
+    builder
+        .change_store_key(&passphrase::derive(&new_secret, &salt)?)
+        .await?;
+    passphrase::promote_next_salt(&ctx.state_dir)?;
+    print(ctx.json, json!({ "changed": true }), || {
+        "The passphrase is changed: use the new one from now on.".into()
+    })
+}
+
+/// Shows the safety number with another user.
+pub async fn verify(ctx: &Session, user: &str) -> Result<()> {
+    let number = ctx
+        .with_client(Open::Connected, async |client| {
+            ctx.within(client.safety_number(user)).await
+        })
+        .await?;
+    print(
+        ctx.json,
+        json!({ "user_id": number.user_id, "display_name": number.display_name, "safety_number": number.number }),
+        || {
+            format!(
+                "Safety number with {} ({}):\n  {}\nCompare it with theirs in person or on a call: \
+                 if the digits match, no one stands between you.",
+                number.user_id,
+                output::safe(&number.display_name),
+                number.number
+            )
+        },
+    )
+}
+
+/// Lists the users of the network.
+pub async fn users(ctx: &Session) -> Result<()> {
+    let users = ctx
+        .with_client(Open::Connected, async |client| {
+            ctx.within(client.list_users()).await
+        })
+        .await?;
+    print(ctx.json, users.iter().map(output::user).collect(), || {
+        users
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}  {} ({})",
+                    u.user_id,
+                    output::safe(&u.display_name),
+                    u.role.as_str()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}

@@ -1,0 +1,129 @@
+//! What every command needs to open this device's client: the state
+//! directory, the relay, the passphrase and the patience. A command runs
+//! inside [`Session::with_client`], which shuts the client down whatever
+//! the command's outcome, so no path leaves the engine running.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use convene_client::{Client, ClientBuilder, ClientError};
+
+use crate::passphrase;
+
+/// How much of the relay a command needs before it starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Open {
+    /// Only what is stored on this device.
+    Stored,
+    /// Caught up with the relay if it can be reached; otherwise what is
+    /// stored, with a note saying so.
+    Synced,
+    /// Caught up with the relay, or the command fails.
+    Connected,
+}
+
+/// What every command needs to open the device.
+pub(crate) struct Session {
+    pub(crate) state_dir: PathBuf,
+    pub(crate) relay: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) json: bool,
+    pub(crate) passphrase: passphrase::Source,
+}
+
+impl Session {
+    pub(crate) fn builder(&self) -> ClientBuilder {
+        let builder = ClientBuilder::new(&self.state_dir);
+        match &self.relay {
+            Some(url) => builder.relay_url(url),
+            None => builder,
+        }
+    }
+
+    /// Opens the device as `open` says, runs `command` with it, and shuts
+    /// the client down before returning the command's outcome.
+    pub(crate) async fn with_client<T>(
+        &self,
+        open: Open,
+        command: impl AsyncFnOnce(&Client) -> Result<T>,
+    ) -> Result<T> {
+        let client = self.open().await?;
+        let result = async {
+            match open {
+                Open::Stored => {}
+                Open::Synced => {
+                    if let Err(err) = client.wait_caught_up(self.timeout).await {
+                        eprintln!("note: showing what this device has stored ({err})");
+                    }
+                }
+                Open::Connected => client.wait_caught_up(self.timeout).await?,
+            }
+            command(&client).await
+        }
+        .await;
+        client.shutdown().await;
+        result
+    }
+
+    fn not_enrolled(&self) -> anyhow::Error {
+        anyhow::Error::new(ClientError::NotEnrolled).context(format!(
+            "no device in {} (run `convene enrol <invite>` first)",
+            self.state_dir.display()
+        ))
+    }
+
+    /// Runs `attempt` with a builder holding the key derived from this
+    /// device's passphrase: under the current salt, then under one left by
+    /// an interrupted change of passphrase (which then becomes current).
+    pub(crate) async fn unlock<T, F, Fut>(&self, attempt: F) -> Result<T>
+    where
+        F: Fn(ClientBuilder) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let salts = passphrase::salts(&self.state_dir)?;
+        if salts.is_empty() {
+            return Err(self.not_enrolled());
+        }
+        let secret = self
+            .passphrase
+            .read("Passphrase of this device's Convene state: ")?;
+        for (salt, pending) in salts {
+            let builder = self
+                .builder()
+                .store_key(passphrase::derive(&secret, &salt)?);
+            match attempt(builder).await {
+                Err(ClientError::WrongStoreKey) => continue,
+                Err(ClientError::NotEnrolled) => return Err(self.not_enrolled()),
+                Err(err) => return Err(err.into()),
+                Ok(done) => {
+                    if pending {
+                        passphrase::promote_next_salt(&self.state_dir)?;
+                    }
+                    return Ok(done);
+                }
+            }
+        }
+        Err(ClientError::WrongStoreKey.into())
+    }
+
+    /// Opens the device without waiting for the relay.
+    async fn open(&self) -> Result<Client> {
+        self.unlock(ClientBuilder::open).await
+    }
+
+    /// Waits for an operation, at most the timeout. An operation that does
+    /// not finish in time stays in the device's outbox.
+    pub(crate) async fn within<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.timeout, operation).await {
+            Ok(result) => Ok(result?),
+            Err(_) => bail!(
+                "not confirmed within {} s; the operation is kept on this device and completes the next time convene connects",
+                self.timeout.as_secs()
+            ),
+        }
+    }
+}
