@@ -73,43 +73,31 @@ impl Session {
         ))
     }
 
-    /// Runs `attempt` with a builder holding the key derived from this
-    /// device's passphrase: under the current salt, then under one left by
-    /// an interrupted change of passphrase (which then becomes current).
-    pub(crate) async fn unlock<T, F, Fut>(&self, attempt: F) -> Result<T>
-    where
-        F: Fn(ClientBuilder) -> Fut,
-        Fut: std::future::Future<Output = Result<T, ClientError>>,
-    {
-        let salts = passphrase::salts(&self.state_dir)?;
-        if salts.is_empty() {
+    /// A builder holding the key this device's passphrase unlocks.
+    pub(crate) async fn unlock(&self) -> Result<ClientBuilder> {
+        let builder = self.builder();
+        // Nothing to unlock: say so before asking for a passphrase.
+        if !builder.has_passphrase()? {
             return Err(self.not_enrolled());
         }
         let secret = self
             .passphrase
             .read("Passphrase of this device's Convene state: ")?;
-        for (salt, pending) in salts {
-            let builder = self
-                .builder()
-                .store_key(passphrase::derive(&secret, &salt)?);
-            match attempt(builder).await {
-                Err(ClientError::WrongStoreKey) => continue,
-                Err(ClientError::NotEnrolled) => return Err(self.not_enrolled()),
-                Err(err) => return Err(err.into()),
-                Ok(done) => {
-                    if pending {
-                        passphrase::promote_next_salt(&self.state_dir)?;
-                    }
-                    return Ok(done);
-                }
-            }
+        self.enrolled(builder.passphrase(&secret).await)
+    }
+
+    /// `result`, with "not enrolled" saying which directory and what to do.
+    fn enrolled<T>(&self, result: Result<T, ClientError>) -> Result<T> {
+        match result {
+            Err(ClientError::NotEnrolled) => Err(self.not_enrolled()),
+            other => Ok(other?),
         }
-        Err(ClientError::WrongStoreKey.into())
     }
 
     /// Opens the device without waiting for the relay.
     async fn open(&self) -> Result<Client> {
-        self.unlock(ClientBuilder::open).await
+        let builder = self.unlock().await?;
+        self.enrolled(builder.open().await)
     }
 
     /// Waits for an operation, at most the timeout. An operation that does

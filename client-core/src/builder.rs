@@ -23,7 +23,7 @@ use crate::mls::Mls;
 use crate::store::records::{
     identity_key, key_packages_key, IdentityRecord, KeyPackageKey, KeyPackagesRecord,
 };
-use crate::store::{LocalStore, StoreKey};
+use crate::store::{passphrase, LocalStore, StoreKey};
 use crate::transport::{ConnectOptions, Connector, TrustRoots, WebSocketConnector};
 use crate::types::{Identity, Role};
 use crate::DeviceKey;
@@ -88,12 +88,86 @@ impl ClientBuilder {
     }
 
     /// The key that encrypts the local state (required). Keep it in the
-    /// platform's keystore, or derive it from a passphrase with a slow KDF
-    /// (the `convene` CLI uses argon2id); without it the state reveals
-    /// nothing.
+    /// platform's keystore, or let a passphrase make it
+    /// ([`ClientBuilder::new_passphrase`], [`ClientBuilder::passphrase`]);
+    /// without it the state reveals nothing.
     pub fn store_key(mut self, key: StoreKey) -> Self {
         self.store_key = Some(key);
         self
+    }
+
+    /// Locks a new state with a passphrase chosen for it: checks it
+    /// ([`check_new_passphrase`]), makes the state directory and its salt,
+    /// and derives the store key (argon2id; see [`crate::store::passphrase`]).
+    /// Use instead of [`ClientBuilder::store_key`] before
+    /// [`ClientBuilder::enrol`] or [`ClientBuilder::request_link`].
+    ///
+    /// # Errors
+    /// [`ClientError::Passphrase`]: too weak, or the salt cannot be stored.
+    ///
+    /// [`check_new_passphrase`]: crate::store::check_new_passphrase
+    pub fn new_passphrase(mut self, passphrase: &str) -> Result<Self, ClientError> {
+        passphrase::check_new_passphrase(passphrase)?;
+        let salt = passphrase::salt_for_new_state(&self.state_dir)?;
+        self.store_key = Some(passphrase::derive(passphrase, &salt)?);
+        Ok(self)
+    }
+
+    /// Whether a passphrase was chosen for this state directory (it holds a
+    /// salt). Cheap: it reads no state, so a caller can say "not enrolled"
+    /// before asking for a passphrase.
+    ///
+    /// # Errors
+    /// [`ClientError::Passphrase`] if a salt file cannot be read or is damaged.
+    pub fn has_passphrase(&self) -> Result<bool, ClientError> {
+        Ok(passphrase::has_salt(&self.state_dir)?)
+    }
+
+    /// Unlocks an existing state with its passphrase: tries the current
+    /// salt, then one a change of passphrase left aside (which becomes
+    /// current once it opens the state).
+    ///
+    /// # Errors
+    /// [`ClientError::NotEnrolled`] if no passphrase was ever chosen here,
+    /// [`ClientError::WrongStoreKey`] if the passphrase opens neither,
+    /// [`ClientError::Storage`] or [`ClientError::Passphrase`] if the files
+    /// fail.
+    pub async fn passphrase(mut self, passphrase: &str) -> Result<Self, ClientError> {
+        let salts = passphrase::salts(&self.state_dir)?;
+        if salts.is_empty() {
+            return Err(ClientError::NotEnrolled);
+        }
+        for stored in salts {
+            let key = passphrase::derive(passphrase, &stored.salt)?;
+            match open_store(&self.state_dir, &key).await {
+                Err(ClientError::WrongStoreKey) => continue,
+                Err(err) => return Err(err),
+                Ok(store) => drop(store),
+            }
+            if stored.pending {
+                passphrase::promote_next_salt(&self.state_dir)?;
+            }
+            self.store_key = Some(key);
+            return Ok(self);
+        }
+        Err(ClientError::WrongStoreKey)
+    }
+
+    /// Changes the passphrase of a state this builder unlocked
+    /// ([`ClientBuilder::passphrase`]), crash-safely: the new salt is
+    /// written aside first, the state re-encrypted, then the salt made
+    /// current. The device must not be open.
+    ///
+    /// # Errors
+    /// [`ClientError::Passphrase`] if `new` is too weak or a salt cannot be
+    /// stored; [`ClientError::Storage`] if re-encrypting fails (the old
+    /// passphrase still opens the state).
+    pub async fn change_passphrase(&self, new: &str) -> Result<(), ClientError> {
+        passphrase::check_new_passphrase(new)?;
+        let salt = passphrase::next_salt(&self.state_dir)?;
+        self.change_store_key(&passphrase::derive(new, &salt)?)
+            .await?;
+        Ok(passphrase::promote_next_salt(&self.state_dir)?)
     }
 
     /// Re-encrypts the local state under `new` (the device must not be

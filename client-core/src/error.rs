@@ -1,7 +1,7 @@
 //! The client's errors, each with a stable code for apps and scripts.
 
 use crate::mls::MlsError;
-use crate::store::{MlsStorageError, StoreError};
+use crate::store::{MlsStorageError, PassphraseError, StoreError};
 use crate::transport::{RelayRefusal, TransportError};
 
 /// Everything that can go wrong in the client library.
@@ -25,6 +25,10 @@ pub enum ClientError {
     /// This device is not (or no longer) a member of the group.
     #[error("this device is not a member of that group")]
     NotAMember,
+    /// A passphrase was refused as too weak, or the salt files around it
+    /// failed (see [`crate::store::passphrase`]).
+    #[error(transparent)]
+    Passphrase(#[from] PassphraseError),
     /// The key given does not open the local state.
     #[error("the local state cannot be opened with this key (is the passphrase right?)")]
     WrongStoreKey,
@@ -87,6 +91,8 @@ impl ClientError {
             ClientError::Forbidden(_) => "forbidden",
             ClientError::Untrusted(_) => "untrusted",
             ClientError::WrongStoreKey => "wrong_key",
+            ClientError::Passphrase(err) if err.is_weak() => "weak_passphrase",
+            ClientError::Passphrase(_) => "storage",
             ClientError::InvalidArgument(_) => "invalid_argument",
             ClientError::RelayUnreachable(_) => "relay_unreachable",
             ClientError::Revoked => "revoked",

@@ -45,10 +45,8 @@ pub async fn enrol(
     pin_cert: Option<PathBuf>,
 ) -> Result<()> {
     // The invite names its relay; --relay overrides it.
-    let salt = passphrase::salt_for_new_state(&ctx.state_dir)?;
     let secret = ctx.passphrase.choose()?;
-    let mut builder =
-        ClientBuilder::new(&ctx.state_dir).store_key(passphrase::derive(&secret, &salt)?);
+    let mut builder = ClientBuilder::new(&ctx.state_dir).new_passphrase(&secret)?;
     if let Some(url) = &ctx.relay {
         builder = builder.relay_url(url);
     }
@@ -85,21 +83,12 @@ pub async fn whoami(ctx: &Session) -> Result<()> {
 
 /// Changes the passphrase that encrypts this device's state.
 pub async fn change_passphrase(ctx: &Session) -> Result<()> {
-    // Settles the current salt before a new one is written aside.
-    let builder = ctx
-        .unlock(|builder| async move {
-            match builder.is_enrolled().await? {
-                true => Ok(builder),
-                false => Err(ClientError::NotEnrolled),
-            }
-        })
-        .await?;
+    let builder = ctx.unlock().await?;
+    if !builder.is_enrolled().await? {
+        return Err(ClientError::NotEnrolled.into());
+    }
     let new_secret = passphrase::read_new()?;
-    let salt = passphrase::next_salt(&ctx.state_dir)?;
-    builder
-        .change_store_key(&passphrase::derive(&new_secret, &salt)?)
-        .await?;
-    passphrase::promote_next_salt(&ctx.state_dir)?;
+    builder.change_passphrase(&new_secret).await?;
     print(ctx.json, json!({ "changed": true }), || {
         "The passphrase is changed: use the new one from now on.".into()
     })

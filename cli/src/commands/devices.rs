@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use convene_client::{hex, ClientBuilder, ClientError, DeviceInfo, LinkRequest};
+use convene_client::{hex, ClientError, DeviceInfo, LinkRequest};
 use serde_json::json;
 
 use crate::output::print;
-use crate::passphrase;
 use crate::session::{Open, Session};
 use crate::DevicesCommand;
 
@@ -23,9 +22,8 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
     if ctx.relay.is_none() {
         bail!("linking a device needs the relay's address: give --relay (the one your other device uses)");
     }
-    let salt = passphrase::salt_for_new_state(&ctx.state_dir)?;
     let secret = ctx.passphrase.choose()?;
-    let mut builder: ClientBuilder = ctx.builder().store_key(passphrase::derive(&secret, &salt)?);
+    let mut builder = ctx.builder().new_passphrase(&secret)?;
     if let Some(path) = pin_cert {
         let pem = std::fs::read(&path)
             .with_context(|| format!("cannot read the certificate {}", path.display()))?;

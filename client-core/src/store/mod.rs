@@ -23,6 +23,7 @@
 mod cipher;
 mod mls_encoding;
 mod mls_storage;
+pub mod passphrase;
 pub mod records;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use prost::Message;
 
 pub use cipher::StoreKey;
 pub use mls_encoding::MlsStorageError;
+pub use passphrase::{check_new_passphrase, PassphraseError};
 
 use cipher::StoreCipher;
 
