@@ -4,35 +4,46 @@
 //! devices and never holds a key that decrypts content. The modules follow
 //! the life of a request:
 //!
-//! - [`server`] accepts connections and bounds them; [`tls`] wraps them;
-//! - [`session`] authenticates a device and reads its requests;
-//!   [`connection`] moves frames over the websocket;
-//! - [`handlers`] serve each request against the [`store`] (sled);
-//! - [`durability`] makes writes durable before they are acknowledged, and
-//!   [`visibility`] delivers only what is durable;
-//! - [`hub`] knows the connected devices, and each one's [`pump`] pushes its
+//! - [`server`] accepts connections and bounds them (`admission`,
+//!   `fd_limit`); [`tls`] wraps them;
+//! - `session` authenticates a device and reads its requests;
+//!   `connection` moves frames over the websocket;
+//! - `handlers` serve each request against the [`store`] (sled);
+//! - `durability` makes writes durable before they are acknowledged, and
+//!   `visibility` delivers only what is durable;
+//! - `hub` knows the connected devices, and each one's `pump` pushes its
 //!   streams;
-//! - [`maintenance`] trims and sweeps; [`shutdown`] ends it all in order.
+//! - `maintenance` trims and sweeps; `shutdown` ends it all in order.
 //!
-//! [`config`] describes every setting, [`error`] every failure.
+//! [`config`] describes every setting, `error` every failure, and
+//! [`relay`] holds what every connection shares. Only these and
+//! [`protocol`]'s bounds are public: the binary, the end-to-end tests and
+//! docs/PROTOCOL.md's check need nothing else.
 
-pub mod acks;
-pub mod admission;
+mod acks;
+mod admission;
 pub mod config;
-pub mod connection;
-pub mod durability;
-pub mod error;
-pub mod fd_limit;
-pub mod frames;
-pub mod handlers;
-pub mod hub;
-pub mod maintenance;
-pub mod pump;
-pub mod rate_limit;
+mod connection;
+mod durability;
+mod error;
+mod fd_limit;
+mod frames;
+mod handlers;
+mod hub;
+mod maintenance;
+mod pump;
+mod rate_limit;
 pub mod relay;
 pub mod server;
-pub mod session;
-pub mod shutdown;
+mod session;
+mod shutdown;
 pub mod store;
 pub mod tls;
-pub mod visibility;
+mod visibility;
+
+/// The protocol's bounds and close codes that clients and docs/PROTOCOL.md
+/// rely on, from the modules that enforce them.
+pub mod protocol {
+    pub use crate::connection::close;
+    pub use crate::handlers::{LINK_TTL_MS, MAX_ACKS, MAX_CERTIFICATE_BYTES, MAX_SEALED_BYTES};
+}

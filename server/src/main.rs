@@ -147,8 +147,6 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<()> {
         config.tls = Some(TlsConfig { cert, key });
     }
     config.validate()?;
-    config.limits.max_connections =
-        convene_server::fd_limit::fit_connections(config.limits.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -70,9 +70,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Opens the store and loads what delivery needs. Must run inside a
+    /// Fits `max_connections` to the open-file limit (see `fd_limit`),
+    /// opens the store and loads what delivery needs. Must run inside a
     /// tokio runtime (the flusher is a task).
-    pub fn open(config: Config) -> Result<Arc<Relay>, StartError> {
+    pub fn open(mut config: Config) -> Result<Arc<Relay>, StartError> {
+        config.limits.max_connections =
+            crate::fd_limit::fit_connections(config.limits.max_connections);
         let options = StoreOptions {
             cache_bytes: config.store_cache_bytes,
         };

@@ -20,10 +20,6 @@ impl Shutdown {
         }
     }
 
-    pub fn is_shutdown(&self) -> bool {
-        self.is_shutdown
-    }
-
     /// Waits for the shutdown signal (returns at once if already received).
     pub async fn recv(&mut self) {
         if self.is_shutdown {

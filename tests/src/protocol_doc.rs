@@ -7,7 +7,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use convene_server::config::Config;
-    use convene_server::connection::close;
+    use convene_server::protocol::close;
 
     /// The `name | value` rows between the constants markers.
     fn documented() -> BTreeMap<String, u64> {
@@ -40,16 +40,16 @@ mod tests {
             ("close_revoked", u64::from(close::REVOKED)),
             ("frame_limit_bytes", as_u64(limits.max_frame_bytes())),
             ("max_payload_bytes", u64::from(limits.max_payload_bytes)),
-            ("ack_cap", as_u64(convene_server::handlers::MAX_ACKS)),
+            ("ack_cap", as_u64(convene_server::protocol::MAX_ACKS)),
             (
                 "max_certificate_bytes",
-                as_u64(convene_server::handlers::MAX_CERTIFICATE_BYTES),
+                as_u64(convene_server::protocol::MAX_CERTIFICATE_BYTES),
             ),
             (
                 "max_sealed_link_bytes",
-                as_u64(convene_server::handlers::MAX_SEALED_BYTES),
+                as_u64(convene_server::protocol::MAX_SEALED_BYTES),
             ),
-            ("link_request_ttl_ms", convene_server::handlers::LINK_TTL_MS),
+            ("link_request_ttl_ms", convene_server::protocol::LINK_TTL_MS),
             (
                 "pending_links_per_user",
                 as_u64(convene_server::store::MAX_PENDING_LINKS),

@@ -27,8 +27,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 
-pub use responder::apply as apply_effects;
-
 use crate::connection::{self, close, Inbound, Outbound, OutboundSender};
 use crate::error::RelayError;
 use crate::handlers::{self, Caller};

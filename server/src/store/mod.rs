@@ -1,13 +1,13 @@
 //! The relay's embedded store: sled in one data directory.
 //!
-//! Everything lives in one sled tree under table-tagged keys ([`keys`]), so
+//! Everything lives in one sled tree under table-tagged keys (`keys`), so
 //! that every operation writes all of its records in one atomic batch.
 //! Operations that read before they write hold the entity's lock stripe
-//! ([`locks`]) from the read to the batch, which serialises them.
+//! (`locks`) from the read to the batch, which serialises them.
 //!
 //! Writing is not yet durability: sled buffers writes and flushes them in
 //! the background. Callers make an operation durable before acknowledging it
-//! through [`crate::durability::Flusher`], which shares one flush among all
+//! through the durability module's `Flusher`, which shares one flush among all
 //! concurrent writers.
 //!
 //! The submodules group the operations by what they serve: accounts and
