@@ -196,8 +196,8 @@ impl ClientBuilder {
     /// Makes this client misbehave: it no longer checks the group's policy
     /// before committing a membership change, as a tampered client would
     /// not. Only for tests that check that the other members refuse such
-    /// commits.
-    #[doc(hidden)]
+    /// commits. Only with the `testing` feature.
+    #[cfg(feature = "testing")]
     pub fn skip_local_policy_checks_for_adversarial_tests(mut self) -> Self {
         self.skip_local_policy = true;
         self
@@ -205,8 +205,9 @@ impl ClientBuilder {
 
     /// Makes this client read the time `offset_ms` ahead of the system's
     /// clock (behind, if negative) when it checks certificates and compares
-    /// its clock with the relay's: for tests of clock skew.
-    #[doc(hidden)]
+    /// its clock with the relay's: for tests of clock skew. Only with the
+    /// `testing` feature.
+    #[cfg(feature = "testing")]
     pub fn clock_offset_for_tests(mut self, offset_ms: i64) -> Self {
         self.clock_offset_ms = offset_ms;
         self
