@@ -24,6 +24,12 @@ pub const MAX_USER_ID_LEN: usize = 64;
 /// Longest accepted display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 128;
 
+/// The first six bytes of a public identifier (a device key, a group id)
+/// in hex: enough to tell them apart in a log line, never a secret.
+pub fn hex_prefix(bytes: &[u8]) -> String {
+    bytes.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {

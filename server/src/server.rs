@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 use crate::admission::Admission;
 use crate::maintenance;
@@ -61,11 +62,14 @@ pub async fn run(
         notify_shutdown,
         shutdown_complete,
     };
-    tokio::spawn(maintenance::run(
-        relay.clone(),
-        Shutdown::new(server.notify_shutdown.subscribe()),
-        server.shutdown_complete.clone(),
-    ));
+    tokio::spawn(
+        maintenance::run(
+            relay.clone(),
+            Shutdown::new(server.notify_shutdown.subscribe()),
+            server.shutdown_complete.clone(),
+        )
+        .instrument(tracing::info_span!("maintenance")),
+    );
 
     tokio::select! {
         result = server.accept_loop() => {
@@ -117,7 +121,15 @@ impl Listener {
             let done = self.shutdown_complete.clone();
             let deadline = Instant::now()
                 + Duration::from_millis(u64::from(relay.config.limits.auth_timeout_ms));
-            tokio::spawn(async move {
+            // Every line a connection logs says whose it is: the peer now,
+            // the user and device once authenticated (`session::serve`).
+            let span = tracing::info_span!(
+                "connection",
+                %peer,
+                user = tracing::field::Empty,
+                device = tracing::field::Empty
+            );
+            let connection = async move {
                 match tls {
                     None => {
                         session::serve(relay, socket, deadline, shutdown, unauthenticated).await
@@ -137,7 +149,8 @@ impl Listener {
                 }
                 drop(permit);
                 drop(done);
-            });
+            };
+            tokio::spawn(connection.instrument(span));
         }
     }
 

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
 
 use crate::connection::{self, close, Inbound, Outbound, OutboundSender};
 use crate::error::RelayError;
@@ -97,7 +98,7 @@ pub async fn serve<S>(
     let write_timeout = Duration::from_millis(u64::from(limits.write_timeout_ms));
     let (sink, reader) = ws.split();
     let (out, queue) = connection::outbound_queue();
-    let writer = tokio::spawn(connection::write_loop(sink, queue, write_timeout));
+    let writer = tokio::spawn(connection::write_loop(sink, queue, write_timeout).in_current_span());
     let mut session = Session {
         relay,
         reader,
@@ -152,10 +153,16 @@ where
                     self.respond(request_id, handlers::pong().result).await?;
                     continue;
                 }
-                request::Kind::GetInvite(_)
-                | request::Kind::RequestLink(_)
-                | request::Kind::GetLink(_) => {
-                    match self.before_authentication(&nonce, &request).await {
+                other => {
+                    let Some(served) = self.before_authentication(&nonce, other).await else {
+                        self.respond_error(
+                            request_id,
+                            &crate::error::Refusal::NotAuthenticated.into(),
+                        )
+                        .await?;
+                        continue;
+                    };
+                    match served {
                         Ok(details) => self.respond(request_id, details).await?,
                         Err(err) => {
                             // A wrong token or link counts as a failed
@@ -164,11 +171,6 @@ where
                             one_more_failure(&mut failures)?;
                         }
                     }
-                    continue;
-                }
-                _ => {
-                    self.respond_error(request_id, &crate::error::Refusal::NotAuthenticated.into())
-                        .await?;
                     continue;
                 }
             };
@@ -197,28 +199,27 @@ where
     }
 
     /// Serves the requests, other than authenticating, that a device may
-    /// make before it is enrolled: reading an invite, and linking.
+    /// make before it is enrolled: reading an invite, and linking. `None`
+    /// for any other request, which needs authentication.
     async fn before_authentication(
         &self,
         nonce: &[u8; convene_proto::ids::NONCE_LEN],
         request: &request::Kind,
-    ) -> Result<response::Result, RelayError> {
-        match request {
+    ) -> Option<Result<response::Result, RelayError>> {
+        Some(match request {
             request::Kind::GetInvite(req) => handlers::invite_details(&self.relay, req),
             // An approval read here may have been stored a moment ago: the
             // new device must not enrol on one a crash could take back.
-            request::Kind::GetLink(req) => {
-                let result = handlers::link_status(&self.relay, req)?;
-                self.flushed().await?;
-                Ok(result)
-            }
-            request::Kind::RequestLink(req) => {
-                let result = auth::request_link(&self.relay, nonce, req)?;
-                self.flushed().await?;
-                Ok(result)
-            }
-            _ => Err(crate::error::Refusal::NotAuthenticated.into()),
-        }
+            request::Kind::GetLink(req) => match handlers::link_status(&self.relay, req) {
+                Ok(result) => self.flushed().await.map(|()| result),
+                Err(err) => Err(err),
+            },
+            request::Kind::RequestLink(req) => match auth::request_link(&self.relay, nonce, req) {
+                Ok(result) => self.flushed().await.map(|()| result),
+                Err(err) => Err(err),
+            },
+            _ => return None,
+        })
     }
 
     /// Waits until everything written so far is on disk.
@@ -233,12 +234,18 @@ where
     async fn run(&mut self, caller: Caller, shutdown: &mut Shutdown) -> Ending {
         let relay = self.relay.clone();
         let link = relay.hub.register(caller.device, self.out.clone());
-        let pump = tokio::spawn(pump::run(relay.clone(), link.clone(), self.out.clone()));
+        let span = tracing::Span::current();
+        span.record("user", caller.user_id.as_str());
+        span.record("device", convene_proto::ids::hex_prefix(&caller.device));
+        let pump = tokio::spawn(
+            pump::run(relay.clone(), link.clone(), self.out.clone()).in_current_span(),
+        );
         let (responses, queue) = mpsc::channel(RESPONSE_QUEUE);
         let response_bytes = Arc::new(tokio::sync::Semaphore::new(RESPONSE_BYTES));
-        let responder = tokio::spawn(responder::run(relay.clone(), queue, self.out.clone()));
+        let responder =
+            tokio::spawn(responder::run(relay.clone(), queue, self.out.clone()).in_current_span());
         let idle = Duration::from_millis(u64::from(relay.config.limits.idle_timeout_ms));
-        tracing::debug!(user = %caller.user_id, "device connected");
+        tracing::debug!("device connected");
 
         let ending = loop {
             let inbound = tokio::select! {

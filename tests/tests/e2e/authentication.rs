@@ -147,3 +147,31 @@ async fn silent_and_persistent_failures_are_disconnected() {
         .unwrap();
     assert_eq!(code, Some(4002));
 }
+
+#[tokio::test]
+async fn a_connections_log_lines_say_whose_it_is() {
+    let relay = RelayProcess::start_default().unwrap();
+    let staff = bootstrap_staff(&relay).await.unwrap();
+    let device = convene_proto::ids::hex_prefix(&staff.device());
+    staff
+        .invite(convene_proto::relay::Role::Leader)
+        .await
+        .unwrap();
+    // The relay logs "device connected" inside the connection's span once
+    // the device has authenticated; lines are written as they happen.
+    let logs = relay.logs();
+    let connected: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("device connected"))
+        .collect();
+    assert!(!connected.is_empty(), "no connection was logged: {logs}");
+    for line in connected {
+        assert!(
+            line.contains("connection{")
+                && line.contains("peer=127.0.0.1:")
+                && line.contains("staff")
+                && line.contains(&device),
+            "a connection's line does not say whose it is: {line}"
+        );
+    }
+}
