@@ -18,33 +18,51 @@ pub enum Event {
     JoinedGroup(GroupSummary),
     /// Members joined or left a group.
     MembersChanged {
+        /// The group whose members changed.
         group: GroupId,
+        /// The users added (user ids, sorted).
         added: Vec<String>,
+        /// The users removed (user ids, sorted).
         removed: Vec<String>,
     },
     /// This device was removed from a group.
-    RemovedFromGroup { group: GroupId },
+    RemovedFromGroup {
+        /// The group this device was removed from.
+        group: GroupId,
+    },
     /// An operation was given up; `reason` says why.
     DeliveryFailed {
+        /// The group the operation was for.
         group: GroupId,
+        /// The message that was not sent, when the operation was a send.
         message: Option<MessageId>,
+        /// Why it was given up, a sentence for humans.
         reason: String,
     },
     /// Staff suspended a user (`device` is `None`) or revoked one of their
     /// devices. This client removes them from the groups it may change.
     Revoked {
+        /// The user suspended, or whose device was revoked.
         user_id: String,
+        /// The revoked device's key (32 bytes); `None` when the whole user is
+        /// suspended.
         device: Option<Vec<u8>>,
     },
     /// Staff ended staff member `user_id`'s delegation to certify users:
     /// users it certified that the authority has not renewed are refused
     /// from now on. The staff member stays.
-    DelegationRevoked { user_id: String },
+    DelegationRevoked {
+        /// The staff member whose delegation ended.
+        user_id: String,
+    },
     /// A member, device, KeyPackage or change failed the organisation's
     /// chain of trust or the group's policy, and was refused. The group
     /// stays as it was.
     Untrusted {
+        /// The group concerned; `None` when the refusal concerns no one group
+        /// (a revocation that does not verify).
         group: Option<GroupId>,
+        /// What was refused and why, a sentence for humans.
         detail: String,
     },
     /// A user's identity key is not the one this device knew them by: their
@@ -52,11 +70,18 @@ pub enum Event {
     /// phone with no old device to link it), or someone holding the
     /// organisation's authority key is impersonating them. Show it loudly
     /// and ask the user to compare safety numbers again.
-    IdentityChanged { user_id: String, group: GroupId },
+    IdentityChanged {
+        /// The user whose identity key changed.
+        user_id: String,
+        /// The group whose members' keys showed the change.
+        group: GroupId,
+    },
     /// Something looked wrong and was set aside (an unreadable message, a
     /// commit whose declared routing did not match its content).
     Warning {
+        /// The group concerned, if any.
         group: Option<GroupId>,
+        /// What was set aside and why, a sentence for humans.
         detail: String,
     },
     /// This device cannot follow the group right now: it missed or could
@@ -64,22 +89,40 @@ pub enum Event {
     /// was refused or trimmed away before this device fetched it, its
     /// invitation could not be opened). It has asked the group's members to
     /// add it back, and keeps what arrives meanwhile.
-    GroupStalled { group: GroupId, reason: String },
+    GroupStalled {
+        /// The group this device cannot follow.
+        group: GroupId,
+        /// Why, a sentence for humans.
+        reason: String,
+    },
     /// This device follows the group again. `missed` entries that arrived
     /// in between could not be read (they were encrypted for a state this
     /// device never had).
-    GroupRecovered { group: GroupId, missed: u64 },
+    GroupRecovered {
+        /// The group this device follows again.
+        group: GroupId,
+        /// How many entries could not be read meanwhile.
+        missed: u64,
+    },
     /// `count` entries of the group were dropped before this device could
     /// read them: the relay keeps a group's entries for a bounded time and
     /// number however long a device stays away, and this device keeps a
     /// bounded number for a group it cannot follow yet.
-    EntriesDropped { group: GroupId, count: u64 },
+    EntriesDropped {
+        /// The group whose entries were dropped.
+        group: GroupId,
+        /// How many entries were dropped.
+        count: u64,
+    },
     /// This device's clock is off from the relay's by more than the
     /// leeway certificates are checked with
     /// ([`crate::trust::CLOCK_LEEWAY_MS`]): `offset_ms` ahead (behind, if
     /// negative). Certificates may be refused until it is set right; tell
     /// the user to set the device's date and time.
-    ClockSkew { offset_ms: i64 },
+    ClockSkew {
+        /// This device's clock minus the relay's, in ms.
+        offset_ms: i64,
+    },
     /// The relay refused this device's state as a copy: another copy of
     /// this device (the original, or another restore of the same backup)
     /// connected since this state was saved. Two copies acting as one
@@ -91,9 +134,15 @@ pub enum Event {
     /// Staff renewed this user's certificate and this device now uses it,
     /// valid until `valid_until_ms` (ms since the Unix epoch). Nothing to
     /// do: the safety number is unchanged.
-    CertificateRenewed { valid_until_ms: u64 },
+    CertificateRenewed {
+        /// When the renewed certificate ends, ms since the Unix epoch.
+        valid_until_ms: u64,
+    },
     /// The connection to the relay dropped; the client reconnects by itself.
-    ConnectionLost { reason: String },
+    ConnectionLost {
+        /// Why it dropped, a sentence for humans.
+        reason: String,
+    },
     /// The connection to the relay is back.
     ConnectionRestored,
     /// Everything the relay held for this device has been processed.

@@ -12,6 +12,8 @@
 //! [`Client`] is the app's handle on it. The library installs no logger: it
 //! logs through `tracing` for the app to collect.
 
+#![warn(missing_docs)]
+
 mod builder;
 mod client;
 pub mod device_key;

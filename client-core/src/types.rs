@@ -84,7 +84,10 @@ impl GroupKind {
 /// A user's role in the programme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// A participant in the programme.
     Leader,
+    /// A member of the staff who run the programme: invites users and
+    /// creates cohorts.
     Staff,
 }
 
@@ -115,6 +118,7 @@ impl Role {
 /// One device of one member of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The member's user.
     pub user_id: String,
     /// The device's public key.
     pub device: Vec<u8>,
@@ -126,7 +130,9 @@ pub struct Member {
 /// A group as this device sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupSummary {
+    /// The group's id.
     pub id: GroupId,
+    /// What the group is for.
     pub kind: GroupKind,
     /// The group's name; for a direct channel, the other user's id.
     pub name: String,
@@ -203,16 +209,21 @@ impl GroupSummary {
 /// A message of a group's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// The group it belongs to.
     pub group: GroupId,
     /// Its place in the conversation (the relay's log order).
     pub position: u64,
+    /// Its id, chosen by its sender.
     pub id: MessageId,
+    /// The sender's user id.
     pub sender: String,
+    /// The sender's device key (32 bytes).
     pub sender_device: Vec<u8>,
     /// The sender's clock, ms since the Unix epoch.
     pub sent_at_ms: u64,
     /// When this device stored it, ms since the Unix epoch.
     pub received_at_ms: u64,
+    /// The text.
     pub text: String,
     /// Sent from this device.
     pub own: bool,
@@ -244,19 +255,26 @@ impl Message {
 /// Who this device belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// This device's user.
     pub user_id: String,
+    /// The user's name, as certified.
     pub display_name: String,
+    /// The user's role.
     pub role: Role,
     /// This device's public key.
     pub device: Vec<u8>,
+    /// The relay's address.
     pub relay_url: String,
 }
 
 /// A user in the relay's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
+    /// The user's id.
     pub user_id: String,
+    /// The user's name.
     pub display_name: String,
+    /// The user's role.
     pub role: Role,
     /// Public keys of the user's devices.
     pub devices: Vec<Vec<u8>>,

@@ -100,6 +100,8 @@ pub fn authority_fingerprint(authority_key: &[u8]) -> [u8; FINGERPRINT_LEN] {
 /// A whole invite: the secret and what the invitee needs besides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invite {
+    /// The one-time secret, from which the relay token and the invite key
+    /// are derived; never sent to the relay.
     pub secret: InviteSecret,
     /// `None` only in the relay's bootstrap invite.
     pub authority_fingerprint: Option<[u8; FINGERPRINT_LEN]>,

@@ -13,6 +13,8 @@
 //! Both the relay (`convene-server`) and the client library
 //! (`convene-client-core`) depend on this crate; neither depends on the other.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod direct;
 pub mod frame;

@@ -61,19 +61,24 @@ impl ContentType {
 /// `PublicMessage` or `PrivateMessage`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageHeader<'a> {
+    /// Whether the message is a `PublicMessage` or a `PrivateMessage`.
     pub wire_format: WireFormat,
     /// The MLS group id.
     pub group_id: &'a [u8],
     /// The epoch the message was built in.
     pub epoch: u64,
+    /// What the message carries: application data, a proposal or a commit.
     pub content_type: ContentType,
 }
 
 /// A KeyPackage's validity (RFC 9420, section 7.2), in seconds since the
-/// Unix epoch, both ends inclusive.
+/// Unix epoch. openmls takes a KeyPackage as valid strictly between the two
+/// ends, and [`Lifetime::has_ended`] agrees at the end that matters here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifetime {
+    /// Start of the validity, seconds since the Unix epoch.
     pub not_before_secs: u64,
+    /// End of the validity, seconds since the Unix epoch.
     pub not_after_secs: u64,
 }
 
@@ -163,6 +168,7 @@ pub fn read_message_header(bytes: &[u8]) -> Result<MessageHeader<'_>, MlsFrameEr
 pub struct KeyPackageLeaf<'a> {
     /// The leaf's signature key: a Convene device key.
     pub signature_key: &'a [u8],
+    /// The KeyPackage's validity, as its leaf states it.
     pub lifetime: Lifetime,
 }
 

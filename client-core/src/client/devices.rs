@@ -28,6 +28,7 @@ const LINK_CONFIRM_POLL: std::time::Duration = std::time::Duration::from_millis(
 pub struct DeviceInfo {
     /// The device key (32 bytes).
     pub device: Vec<u8>,
+    /// When the device enrolled, ms since the Unix epoch.
     pub created_at_ms: u64,
     /// The device this client runs on.
     pub this_device: bool,
@@ -36,10 +37,12 @@ pub struct DeviceInfo {
 /// A new device waiting for this user to approve it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkRequest {
+    /// The new device's key (32 bytes).
     pub device: Vec<u8>,
     /// The first 4 digits of the code the new device shows (the rest is
     /// known only to the person who sees its screen).
     pub code_start: String,
+    /// When the request lapses at the relay, ms since the Unix epoch.
     pub expires_at_ms: u64,
 }
 

@@ -20,7 +20,9 @@ use crate::types::Invite;
 /// What `convene verify` shows: the number two users compare out of band.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SafetyNumber {
+    /// The other user's id.
     pub user_id: String,
+    /// The other user's name, as their certificate gives it.
     pub display_name: String,
     /// 60 digits in 12 groups of 5, the same on both sides.
     pub number: String,

@@ -79,6 +79,7 @@ pub enum ConnectionState {
 /// The connection as the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionStatus {
+    /// Whether the client is offline, connected, or caught up.
     pub state: ConnectionState,
     /// Connection attempts that failed since the last success.
     pub failed_attempts: u32,

@@ -13,13 +13,16 @@ use super::{capabilities, group_meta, member_device, op_err, MemberDevice, MlsEr
 /// A commit ready for the relay, with its routing change.
 #[derive(Debug, Clone)]
 pub struct CommitBundle {
+    /// The commit, a TLS-serialised `MLSMessage`.
     pub commit: Vec<u8>,
     /// Empty when nobody is added.
     pub welcome: Vec<u8>,
     /// The new epoch's GroupInfo for the group's managers; empty when the
     /// group has none.
     pub group_info: Vec<u8>,
+    /// The member devices the commit adds.
     pub added: Vec<MemberDevice>,
+    /// The member devices the commit removes.
     pub removed: Vec<MemberDevice>,
 }
 

@@ -45,7 +45,9 @@ pub type KeyPackageBatch = (Vec<Vec<u8>>, Option<Vec<u8>>);
 /// KeyPackages made for upload, with their private keys' handles.
 #[derive(Debug, Default, Clone)]
 pub struct MadeKeyPackages {
+    /// The one-time KeyPackages, each TLS-serialised.
     pub one_time: Vec<Vec<u8>>,
+    /// The last-resort KeyPackage, TLS-serialised, if one was asked for.
     pub last_resort: Option<Vec<u8>>,
     /// One per KeyPackage made.
     pub keys: Vec<MadeKey>,

@@ -130,9 +130,15 @@ pub fn author_of(
 /// What one author changed: the devices it proposed to add and remove, and
 /// whether it changed the group's context.
 pub struct AuthoredChange {
+    /// Who proposed: a member, or a manager as an external sender
+    /// (verified).
     pub author: VerifiedDevice,
+    /// The devices it proposed to add, their chains verified.
     pub added: Vec<VerifiedDevice>,
+    /// The member devices it proposed to remove.
     pub removed: Vec<MemberDevice>,
+    /// Whether it proposed to change the group's context extensions (its
+    /// metadata or policy).
     pub changes_context: bool,
     /// Added devices whose KeyPackage was made to rejoin this very group
     /// now (see [`super::rejoins`]).
@@ -203,6 +209,7 @@ pub fn authored_changes<'p>(
 /// checked.
 #[derive(Debug, Clone)]
 pub struct ManagedView {
+    /// The epoch of the GroupInfo read.
     pub epoch: u64,
     /// Every member device with its leaf.
     pub members: Vec<(LeafNodeIndex, MemberDevice)>,

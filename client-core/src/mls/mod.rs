@@ -86,7 +86,9 @@ pub enum MlsError {
     /// in `newcomers` (devices not in the group before it).
     #[error("refused a change the group's policy forbids: {reason}")]
     RefusedChange {
+        /// Why the group's policy forbids the change.
         reason: String,
+        /// The device keys the commit would have brought into the group.
         newcomers: Vec<[u8; 32]>,
     },
 }
@@ -98,6 +100,7 @@ pub struct Provider<'a> {
 }
 
 impl<'a> Provider<'a> {
+    /// A provider over `crypto` and the local `store`.
     pub fn new(crypto: &'a RustCrypto, store: &'a LocalStore) -> Self {
         Provider { crypto, store }
     }
@@ -134,7 +137,9 @@ impl Signer for DeviceKey {
 /// A member of a group as MLS knows it: one device of one user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MemberDevice {
+    /// The device's user.
     pub user_id: String,
+    /// The device key (32 bytes): the leaf's signature key.
     pub device: [u8; 32],
 }
 
@@ -386,10 +391,12 @@ impl Mls {
         &self.anchor
     }
 
+    /// This device's signing key: its leaves' signature key.
     pub fn key(&self) -> &DeviceKey {
         &self.key
     }
 
+    /// This device's user.
     pub fn user_id(&self) -> &str {
         &self.user_id
     }

@@ -22,13 +22,18 @@ use crate::trust::{TrustAnchor, VerifiedDevice};
 pub enum Incoming {
     /// An application message, decrypted.
     Application {
+        /// The member device that sent it.
         sender: MemberDevice,
+        /// The decrypted application data (an encoded `Content`).
         plaintext: Vec<u8>,
     },
     /// Another member's commit, merged.
     Commit {
+        /// The member device that committed, if it could be named.
         sender: Option<MemberDevice>,
+        /// The member devices the commit added.
         added: Vec<MemberDevice>,
+        /// The member devices the commit removed.
         removed: Vec<MemberDevice>,
         /// This device was removed by it.
         self_removed: bool,
@@ -44,6 +49,7 @@ pub enum Incoming {
 /// A member device re-added from a KeyPackage it made to rejoin the group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejoined {
+    /// The re-added device's key (32 bytes).
     pub device: [u8; 32],
     /// The KeyPackage's HPKE init key: what tells it from any other.
     pub init_key: Vec<u8>,
@@ -79,6 +85,9 @@ pub struct MlsOps<'a> {
 }
 
 impl<'a> MlsOps<'a> {
+    /// The operations of the device that signs with `signer`, of user
+    /// `user_id`, whose encoded credential chain is `chain`, over `crypto`
+    /// and `store`; members are verified against `anchor`.
     pub fn new(
         crypto: &'a RustCrypto,
         store: &'a LocalStore,

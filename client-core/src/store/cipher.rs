@@ -31,6 +31,7 @@ const POSITION_LEN: usize = 8;
 pub struct StoreKey(Zeroizing<[u8; 32]>);
 
 impl StoreKey {
+    /// A key from its 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         StoreKey(Zeroizing::new(bytes))
     }

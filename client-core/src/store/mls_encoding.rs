@@ -13,8 +13,10 @@ use super::{key, tag, LocalStore, StoreError};
 /// A failure of the MLS state storage.
 #[derive(Debug, thiserror::Error)]
 pub enum MlsStorageError {
+    /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// MLS state could not be encoded or decoded as JSON.
     #[error("cannot encode or decode MLS state: {0}")]
     Json(#[from] serde_json::Error),
 }

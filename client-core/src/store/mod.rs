@@ -75,16 +75,28 @@ pub(crate) mod tag {
 /// Why the local store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The state directory cannot be opened (another process may hold its
+    /// lock).
     #[error("cannot open the local state in {path} (another process may be using it): {source}")]
-    Open { path: String, source: sled::Error },
+    Open {
+        /// The state directory.
+        path: String,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// sled failed to read or write.
     #[error("local storage failed: {0}")]
     Sled(#[from] sled::Error),
+    /// A stored record or value cannot be decoded; the text says which.
     #[error("a stored record is damaged: {0}")]
     Corrupt(String),
     /// The state's files are damaged (cut short, overwritten); they are
     /// left as they are.
     #[error("the local state in {path} is damaged and was left untouched; restore it from a backup, or link this device again")]
-    Damaged { path: String },
+    Damaged {
+        /// The state directory.
+        path: String,
+    },
     /// The key does not open this state (a wrong passphrase, usually).
     #[error("the local state cannot be opened with this key (is the passphrase right?)")]
     WrongKey,

@@ -38,10 +38,20 @@ impl From<WireError> for RelayRefusal {
 pub enum TransportError {
     /// The relay address is not a `ws://` or `wss://` URL.
     #[error("invalid relay address {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The address as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The relay could not be reached.
     #[error("cannot reach the relay at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The relay's address.
+        url: String,
+        /// Why it could not be reached.
+        reason: String,
+    },
     /// TLS failed (wrong certificate, wrong name, ...).
     #[error("secure connection to the relay failed: {0}")]
     Tls(String),

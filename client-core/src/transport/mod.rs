@@ -70,6 +70,8 @@ pub struct WebSocketConnector {
 }
 
 impl WebSocketConnector {
+    /// A connector to the relay at `url` (`ws://` or `wss://`), with
+    /// `options`; nothing is opened until [`Connector::connect`].
     pub fn new(url: impl Into<String>, options: ConnectOptions) -> Self {
         WebSocketConnector {
             url: url.into(),

@@ -76,7 +76,9 @@ impl Authority {
 /// Who signs a user certificate: the authority itself, or a staff member
 /// under its delegation.
 pub enum Certifier {
+    /// The authority itself, with its secret key.
     Authority(Authority),
+    /// A staff member, under a delegation from the authority.
     Delegate {
         /// The staff member's identity key, the delegated one.
         key: IdentityKey,
@@ -138,9 +140,13 @@ impl std::fmt::Debug for Certifier {
 /// A delegation that verified: who may certify, with which key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedDelegation {
+    /// The staff member delegated to.
     pub staff_user_id: String,
+    /// The staff member's identity key, which may sign user certificates.
     pub delegate_key: [u8; 32],
+    /// Whether the delegation covers staff as well as leaders.
     pub may_certify_staff: bool,
+    /// When the delegation ends, ms since the Unix epoch.
     pub not_after_ms: u64,
 }
 

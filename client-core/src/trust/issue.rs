@@ -16,9 +16,13 @@ use crate::types::Role;
 /// What the authority says about a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserDetails {
+    /// The user's id.
     pub user_id: String,
+    /// The name shown for the user.
     pub display_name: String,
+    /// The user's role.
     pub role: Role,
+    /// The user's sector ("police", "nhs", ...); may be empty.
     pub sector: String,
 }
 
@@ -43,14 +47,17 @@ impl Authority {
         Authority(SigningKey::generate(&mut rand::rngs::OsRng))
     }
 
+    /// The authority with this ed25519 secret key.
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
         Authority(SigningKey::from_bytes(secret))
     }
 
+    /// The ed25519 secret key (32 bytes), wiped when dropped.
     pub fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.0.to_bytes())
     }
 
+    /// The authority's ed25519 public key, which its certificates name.
     pub fn public(&self) -> [u8; 32] {
         self.0.verifying_key().to_bytes()
     }
@@ -168,18 +175,22 @@ impl std::fmt::Debug for Authority {
 pub struct IdentityKey(SigningKey);
 
 impl IdentityKey {
+    /// A fresh identity key from the operating system's random source.
     pub fn generate() -> Self {
         IdentityKey(SigningKey::generate(&mut rand::rngs::OsRng))
     }
 
+    /// The identity key with this ed25519 secret key.
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
         IdentityKey(SigningKey::from_bytes(secret))
     }
 
+    /// The ed25519 secret key (32 bytes), wiped when dropped.
     pub fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.0.to_bytes())
     }
 
+    /// The identity key's ed25519 public key.
     pub fn public(&self) -> [u8; 32] {
         self.0.verifying_key().to_bytes()
     }

@@ -80,9 +80,13 @@ pub enum TrustError {
 /// Who a verified chain says a device belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedDevice {
+    /// The user's id, as the user certificate gives it.
     pub user_id: String,
+    /// The user's name, as the user certificate gives it.
     pub display_name: String,
+    /// The user's role, as the user certificate gives it.
     pub role: Role,
+    /// The user's sector, as the user certificate gives it; may be empty.
     pub sector: String,
     /// The user's identity key, which certified the device.
     pub identity_key: [u8; 32],
@@ -121,6 +125,8 @@ pub struct TrustAnchor {
 }
 
 impl TrustAnchor {
+    /// An anchor pinning `authority_key` (the organisation's ed25519 public
+    /// key), with no clock offset and no revocations.
     pub fn new(authority_key: [u8; 32]) -> Self {
         TrustAnchor {
             authority_key,

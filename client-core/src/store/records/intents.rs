@@ -5,14 +5,20 @@
 /// or a lost response neither loses nor doubles it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct IntentRecord {
+    /// The intent's id, from the intent counter: the outbox's order.
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// When the intent was stored, ms since the Unix epoch.
     #[prost(uint64, tag = "2")]
     pub created_at_ms: u64,
+    /// The group it acts on (for a creation, the new group's id).
     #[prost(bytes = "vec", tag = "3")]
     pub group_id: Vec<u8>,
+    /// How many times it had to start over (a commit that lost a race, a
+    /// GroupInfo not yet current); each kind gives up past a bound.
     #[prost(uint32, tag = "4")]
     pub attempts: u32,
+    /// What the operation is, with what it must remember.
     #[prost(
         oneof = "IntentKind",
         tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21"
@@ -24,6 +30,8 @@ pub struct IntentRecord {
     pub pending_commit: Vec<u8>,
 }
 
+/// The kind of an operation, with what it must remember between its
+/// attempts.
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum IntentKind {
     /// Send an application message.
@@ -70,6 +78,7 @@ pub struct UpdateIntent {}
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RejoinIntent {}
 
+/// A member device to re-add, at its request.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ReaddIntent {
     /// The member device asking (32 bytes).
@@ -87,27 +96,34 @@ pub struct ReaddIntent {
     pub not_before_ms: u64,
 }
 
+/// A message to send.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SendIntent {
+    /// The message's id (16 random bytes), as its content carries it.
     #[prost(bytes = "vec", tag = "1")]
     pub message_id: Vec<u8>,
     /// The encoded `convene_proto::content::Content`.
     #[prost(bytes = "vec", tag = "2")]
     pub content: Vec<u8>,
+    /// 16 random bytes kept across retries, so that the relay stores the
+    /// message once.
     #[prost(bytes = "vec", tag = "3")]
     pub submission_id: Vec<u8>,
     /// The ciphertext, once encrypted: a retry sends exactly these bytes.
     #[prost(bytes = "vec", tag = "4")]
     pub ciphertext: Vec<u8>,
+    /// The message's text, for the history.
     #[prost(string, tag = "5")]
     pub text: String,
 }
 
+/// A group to create.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CreateIntent {
     /// The encoded `convene_proto::content::GroupMeta`.
     #[prost(bytes = "vec", tag = "1")]
     pub meta: Vec<u8>,
+    /// The users to add besides this one (user ids).
     #[prost(string, repeated, tag = "2")]
     pub members: Vec<String>,
     /// A direct channel: the other user, who may have created it first.
@@ -115,8 +131,10 @@ pub struct CreateIntent {
     pub direct_peer: String,
 }
 
+/// Users to add to or remove from a group.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MembersIntent {
+    /// The users' ids.
     #[prost(string, repeated, tag = "1")]
     pub user_ids: Vec<String>,
 }
@@ -124,8 +142,10 @@ pub struct MembersIntent {
 /// A manager's change, made by external proposals that a member commits.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ManageIntent {
+    /// The users to add (user ids).
     #[prost(string, repeated, tag = "1")]
     pub add_users: Vec<String>,
+    /// The users to remove (user ids).
     #[prost(string, repeated, tag = "2")]
     pub remove_users: Vec<String>,
     /// One more than the epoch the proposals were last sent for (0: never).
@@ -144,6 +164,7 @@ pub struct ManageIntent {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CommitProposalsIntent {}
 
+/// Devices of this device's own user to add to or remove from a group.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DevicesIntent {
     /// 32-byte device keys.

@@ -9,8 +9,10 @@ pub use intents::*;
 /// Who this device is. Written once, at enrolment.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct IdentityRecord {
+    /// This device's user.
     #[prost(string, tag = "1")]
     pub user_id: String,
+    /// The user's name, as certified.
     #[prost(string, tag = "2")]
     pub display_name: String,
     /// `convene_proto::relay::Role` as i32.
@@ -19,11 +21,13 @@ pub struct IdentityRecord {
     /// The device's ed25519 secret key.
     #[prost(bytes = "vec", tag = "4")]
     pub device_secret: Vec<u8>,
+    /// The relay's address (a `ws://` or `wss://` URL).
     #[prost(string, tag = "5")]
     pub relay_url: String,
     /// The relay identity pinned at enrolment.
     #[prost(bytes = "vec", tag = "6")]
     pub relay_id: Vec<u8>,
+    /// When this device enrolled, ms since the Unix epoch.
     #[prost(uint64, tag = "7")]
     pub enrolled_at_ms: u64,
     /// A pinned TLS certificate (PEM) for the relay, if any.
@@ -41,6 +45,7 @@ pub struct IdentityRecord {
     /// The authority's secret key, on the staff device that holds it.
     #[prost(bytes = "vec", tag = "12")]
     pub authority_secret: Vec<u8>,
+    /// The user's sector, as certified; may be empty.
     #[prost(string, tag = "13")]
     pub sector: String,
 }
@@ -48,8 +53,10 @@ pub struct IdentityRecord {
 /// One member device of a group.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct MemberEntry {
+    /// The member's user.
     #[prost(string, tag = "1")]
     pub user_id: String,
+    /// The device key (32 bytes).
     #[prost(bytes = "vec", tag = "2")]
     pub device: Vec<u8>,
     /// When the member's user certificate, as its leaf carries it, ends
@@ -61,6 +68,7 @@ pub struct MemberEntry {
 /// The newest KeyPackage a member device was re-added to a group with.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct RejoinMark {
+    /// The re-added device's key (32 bytes).
     #[prost(bytes = "vec", tag = "1")]
     pub device: Vec<u8>,
     /// That KeyPackage's lifetime end, seconds since the Unix epoch: a
@@ -80,20 +88,25 @@ pub const MAX_REJOIN_MARKS: usize = 256;
 /// The client's view of a group it belongs to (or belonged to).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GroupRecord {
+    /// The MLS group id.
     #[prost(bytes = "vec", tag = "1")]
     pub group_id: Vec<u8>,
     /// `convene_proto::content::GroupKind` as i32.
     #[prost(int32, tag = "2")]
     pub kind: i32,
+    /// The group's name; empty for a direct channel.
     #[prost(string, tag = "3")]
     pub name: String,
     /// For a direct channel: the two users, ascending.
     #[prost(string, repeated, tag = "4")]
     pub direct_pair: Vec<String>,
+    /// The MLS epoch this device's state of the group is at.
     #[prost(uint64, tag = "5")]
     pub epoch: u64,
+    /// That epoch's MLS epoch authenticator.
     #[prost(bytes = "vec", tag = "6")]
     pub epoch_authenticator: Vec<u8>,
+    /// Every member device at that epoch.
     #[prost(message, repeated, tag = "7")]
     pub members: Vec<MemberEntry>,
     /// Every log entry up to here was processed (and may be acknowledged).
@@ -102,6 +115,7 @@ pub struct GroupRecord {
     /// False once this device was removed.
     #[prost(bool, tag = "9")]
     pub active: bool,
+    /// When this device joined or created the group, ms since the Unix epoch.
     #[prost(uint64, tag = "10")]
     pub joined_at_ms: u64,
     /// The users who manage the group from outside it (its MLS external
@@ -191,21 +205,28 @@ impl GroupRecord {
 /// One message of a group's history.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MessageRecord {
+    /// The group the message belongs to.
     #[prost(bytes = "vec", tag = "1")]
     pub group_id: Vec<u8>,
     /// Position in the group's relay log: the conversation's order.
     #[prost(uint64, tag = "2")]
     pub position: u64,
+    /// The message's id, chosen by its sender (16 random bytes).
     #[prost(bytes = "vec", tag = "3")]
     pub message_id: Vec<u8>,
+    /// The sender's user id; empty for a notice.
     #[prost(string, tag = "4")]
     pub sender_user: String,
+    /// The sender's device key (32 bytes); empty for a notice.
     #[prost(bytes = "vec", tag = "5")]
     pub sender_device: Vec<u8>,
+    /// The sender's clock when it was written, ms since the Unix epoch.
     #[prost(uint64, tag = "6")]
     pub sent_at_ms: u64,
+    /// When this device stored it, ms since the Unix epoch.
     #[prost(uint64, tag = "7")]
     pub received_at_ms: u64,
+    /// The message's text; empty for a notice.
     #[prost(string, tag = "8")]
     pub text: String,
     /// Sent by this device.
@@ -228,6 +249,7 @@ pub struct KeyPackagesRecord {
     /// once (format 1 lacked the last-resort capability).
     #[prost(uint32, tag = "2")]
     pub format: u32,
+    /// The KeyPackages whose private keys this device still holds.
     #[prost(message, repeated, tag = "3")]
     pub keys: Vec<KeyPackageKey>,
 }
@@ -238,6 +260,7 @@ pub struct KeyPackageKey {
     /// Its hash reference, as the store keys it.
     #[prost(bytes = "vec", tag = "1")]
     pub hash_ref: Vec<u8>,
+    /// When it expires, ms since the Unix epoch.
     #[prost(uint64, tag = "2")]
     pub expires_at_ms: u64,
 }
@@ -253,54 +276,69 @@ pub struct ContinuityRecord {
     pub pending: Vec<u8>,
 }
 
+/// Key of the [`ContinuityRecord`].
 pub fn continuity_key() -> Vec<u8> {
     key(tag::META, &[b"continuity"])
 }
 
+/// Key of the [`KeyPackagesRecord`].
 pub fn key_packages_key() -> Vec<u8> {
     key(tag::META, &[b"key_packages"])
 }
 
+/// Key of the [`IdentityRecord`].
 pub fn identity_key() -> Vec<u8> {
     key(tag::META, &[b"identity"])
 }
 
+/// Key of the position (a big-endian u64) of the last inbox message
+/// (Welcome) processed.
 pub fn inbox_cursor_key() -> Vec<u8> {
     key(tag::META, &[b"inbox_processed"])
 }
 
+/// Key of the last intent id given out (a big-endian u64).
 pub fn intent_counter_key() -> Vec<u8> {
     key(tag::META, &[b"intent_counter"])
 }
 
+/// Key of a group's [`GroupRecord`].
 pub fn group_key(group_id: &[u8]) -> Vec<u8> {
     key(tag::GROUP, &[group_id])
 }
 
+/// Prefix of every [`GroupRecord`].
 pub fn groups_prefix() -> Vec<u8> {
     vec![tag::GROUP]
 }
 
+/// Prefix of a group's history (its [`MessageRecord`]s).
 pub fn history_prefix(group_id: &[u8]) -> Vec<u8> {
     key(tag::HISTORY, &[group_id])
 }
 
+/// Key of the [`MessageRecord`] at `position` in a group's history: the
+/// history scans in log order.
 pub fn history_key(group_id: &[u8], position: u64) -> Vec<u8> {
     let mut key = history_prefix(group_id);
     key.extend_from_slice(&position.to_be_bytes());
     key
 }
 
+/// Key marking a message as shown (its value is empty), so that a
+/// repeat is dropped.
 pub fn seen_key(group_id: &[u8], sender_device: &[u8], message_id: &[u8]) -> Vec<u8> {
     key(tag::SEEN, &[group_id, sender_device, message_id])
 }
 
+/// Key of the [`IntentRecord`] with `id`: the outbox scans in id order.
 pub fn intent_key(id: u64) -> Vec<u8> {
     let mut key = vec![tag::OUTBOX];
     key.extend_from_slice(&id.to_be_bytes());
     key
 }
 
+/// Prefix of every [`IntentRecord`]: the outbox.
 pub fn outbox_prefix() -> Vec<u8> {
     vec![tag::OUTBOX]
 }
@@ -308,16 +346,20 @@ pub fn outbox_prefix() -> Vec<u8> {
 /// The sealing key pair of a group this device manages.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ManagerKeyRecord {
+    /// The HPKE (X25519) private key.
     #[prost(bytes = "vec", tag = "1")]
     pub private: Vec<u8>,
+    /// The HPKE (X25519) public key, which the group's metadata carries.
     #[prost(bytes = "vec", tag = "2")]
     pub public: Vec<u8>,
 }
 
+/// Key of the [`ManagerKeyRecord`] of a group this device manages.
 pub fn manager_key(group_id: &[u8]) -> Vec<u8> {
     key(tag::MANAGER_KEY, &[group_id])
 }
 
+/// Key of the id of the direct channel with the user `peer`.
 pub fn direct_key(peer: &str) -> Vec<u8> {
     key(tag::DIRECT, &[peer.as_bytes()])
 }
@@ -353,10 +395,12 @@ pub fn held_key(group_id: &[u8], position: u64) -> Vec<u8> {
     key
 }
 
+/// Prefix of a group's held messages (see [`held_key`]).
 pub fn held_prefix(group_id: &[u8]) -> Vec<u8> {
     key(tag::HELD, &[group_id])
 }
 
+/// Prefix of every held message, whatever its group.
 pub fn all_held_prefix() -> Vec<u8> {
     vec![tag::HELD]
 }
@@ -367,6 +411,7 @@ pub fn revoked_key(user_id: &str, device: &[u8]) -> Vec<u8> {
     key(tag::REVOKED, &[user_id.as_bytes(), device])
 }
 
+/// Prefix of every stored revocation (see [`revoked_key`]).
 pub fn revoked_prefix() -> Vec<u8> {
     vec![tag::REVOKED]
 }
