@@ -89,7 +89,7 @@ impl Engine {
     /// Runs every intent that can make progress now.
     pub(super) async fn run_outbox(&mut self) {
         self.queue_proposal_commits();
-        if self.conn.is_none() || !self.caught_up || !self.outbox_dirty {
+        if !self.relay.caught_up() || !self.outbox_dirty {
             return;
         }
         self.outbox_dirty = false;

@@ -57,7 +57,7 @@ impl Engine {
 
     /// Runs what is due: KeyPackages rotated or forgotten, leaves renewed.
     pub(super) async fn run_lifecycle(&mut self) {
-        if self.conn.is_none() || !self.caught_up {
+        if !self.relay.caught_up() {
             return;
         }
         // The stock's size is known only if a top-up waits; otherwise only

@@ -26,6 +26,7 @@ mod notices;
 mod peers;
 mod readd;
 mod rejoin;
+mod relay_state;
 mod revocations;
 mod send;
 mod session;
@@ -53,15 +54,10 @@ use crate::events::Event;
 use crate::mls::Mls;
 use crate::store::records::{GroupRecord, IdentityRecord, IntentRecord};
 use crate::store::LocalStore;
-use crate::transport::{Connection, Connector, PushReceiver};
+use crate::transport::Connector;
 use crate::types::Message;
+use relay_state::{RelayState, KEEPALIVE};
 
-/// Longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// First wait after a connection is lost.
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-/// A connected client that has been quiet this long pings the relay.
-const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Pushes processed before one flush and one acknowledgement.
 const PUSH_BATCH: usize = 128;
 
@@ -139,12 +135,6 @@ pub(crate) enum Command {
 }
 
 /// What the engine shares with the app's handles.
-/// A time the engine never reaches: when a device that must not connect
-/// again would next try.
-fn never() -> Instant {
-    Instant::now() + Duration::from_secs(365 * 24 * 3600)
-}
-
 pub(crate) struct Shared {
     pub store: Arc<LocalStore>,
     /// Who this device is (without its secret key, which the engine holds).
@@ -177,10 +167,9 @@ pub(crate) struct Engine {
     /// Groups loaded from the store, kept while they are consistent with it.
     groups: HashMap<Vec<u8>, MlsGroup>,
     connector: Arc<dyn Connector>,
-    conn: Option<Arc<dyn Connection>>,
-    pushes: Option<PushReceiver>,
+    /// The connection to the relay, or when the next attempt is.
+    relay: RelayState,
     commands: mpsc::Receiver<Command>,
-    caught_up: bool,
     waiters: HashMap<u64, oneshot::Sender<Result<Completed, ClientError>>>,
     /// Answers for intents, handed to their callers with the events.
     resolved: Vec<(u64, Result<Completed, ClientError>)>,
@@ -201,14 +190,8 @@ pub(crate) struct Engine {
     proposals_arrived: HashSet<Vec<u8>>,
     /// The outbox should be run (something changed).
     outbox_dirty: bool,
+    /// When the outbox runs again for intents that asked to wait.
     retry_at: Option<Instant>,
-    reconnect_at: Instant,
-    backoff: Duration,
-    was_connected: bool,
-    reported_offline: bool,
-    last_activity: Instant,
-    /// When the current connection was made (ms since the epoch).
-    connected_at_ms: u64,
     /// When the key lifecycle checks run next.
     lifecycle_at: Instant,
     /// When the KeyPackage stock was topped up within the last minute.
@@ -234,10 +217,8 @@ impl Engine {
             mls,
             groups: HashMap::new(),
             connector,
-            conn: None,
-            pushes: None,
+            relay: RelayState::starting(),
             commands,
-            caught_up: false,
             waiters: HashMap::new(),
             resolved: Vec::new(),
             awaiting_epoch: HashMap::new(),
@@ -248,12 +229,6 @@ impl Engine {
             proposals_arrived: HashSet::new(),
             outbox_dirty: true,
             retry_at: None,
-            reconnect_at: Instant::now(),
-            backoff: MIN_BACKOFF,
-            was_connected: false,
-            reported_offline: false,
-            last_activity: Instant::now(),
-            connected_at_ms: 0,
             lifecycle_at: Instant::now() + Duration::from_secs(3600),
             top_ups: std::collections::VecDeque::new(),
             stock_low: None,
@@ -284,7 +259,7 @@ impl Engine {
                     Some(command) => self.on_command(command).await,
                     None => break,
                 },
-                push = recv_push(&mut self.pushes) => match push {
+                push = recv_push(&mut self.relay) => match push {
                     Some(push) => self.on_pushes(push).await,
                     None => self.disconnected("the relay closed the connection"),
                 },
@@ -319,13 +294,11 @@ impl Engine {
         if let Some(since) = self.unknown_groups.values().min() {
             wake = wake.min(*since + sync::UNKNOWN_GROUP_GRACE);
         }
-        if self.caught_up {
+        if self.relay.caught_up() {
             wake = wake.min(self.lifecycle_at);
         }
-        if self.conn.is_none() {
-            wake = wake.min(self.reconnect_at);
-        } else {
-            wake = wake.min(self.last_activity + KEEPALIVE);
+        if let Some(due) = self.relay.due_at() {
+            wake = wake.min(due);
         }
         if let Some(retry) = self.retry_at {
             wake = wake.min(retry);
@@ -335,19 +308,21 @@ impl Engine {
 
     async fn on_timer(&mut self) {
         let now = Instant::now();
-        if self.conn.is_none() && now >= self.reconnect_at {
-            self.connect().await;
-        } else if self.conn.is_some() && now >= self.last_activity + KEEPALIVE {
-            let _ = self.request(request::Kind::Ping(Default::default())).await;
+        match &self.relay {
+            RelayState::Offline(offline) if now >= offline.retry_at => self.connect().await,
+            RelayState::Online(online) if now >= online.last_activity + KEEPALIVE => {
+                let _ = self.request(request::Kind::Ping(Default::default())).await;
+            }
+            _ => {}
         }
-        if self.caught_up && !self.unknown_groups.is_empty() {
+        if self.relay.caught_up() && !self.unknown_groups.is_empty() {
             if let Err(err) = self.stall_unknown_groups(false) {
                 tracing::error!(error = %err, "cannot record a group without its Welcome");
                 self.store().rollback();
             }
             self.publish();
         }
-        if self.caught_up && now >= self.lifecycle_at {
+        if self.relay.caught_up() && now >= self.lifecycle_at {
             self.lifecycle_at = now + self.lifecycle_tick();
             self.run_lifecycle().await;
             self.run_outbox().await;
@@ -383,7 +358,7 @@ impl Engine {
             }
             Command::TakeOver { reply } => {
                 self.take_over = true;
-                self.reconnect_at = Instant::now();
+                self.relay.retry_now();
                 self.shared
                     .status
                     .send_modify(|status| status.copied = false);
@@ -403,11 +378,11 @@ impl Engine {
     /// Processes a push and whatever else is already queued, then makes it
     /// durable, publishes its events and acknowledges it.
     async fn on_pushes(&mut self, first: push::Kind) {
-        self.last_activity = Instant::now();
         let mut batch = vec![first];
-        if let Some(pushes) = self.pushes.as_mut() {
+        if let Some(online) = self.relay.online_mut() {
+            online.last_activity = Instant::now();
             while batch.len() < PUSH_BATCH {
-                match pushes.try_recv() {
+                match online.pushes.try_recv() {
                     Ok(push) => batch.push(push),
                     Err(_) => break,
                 }
@@ -439,7 +414,7 @@ impl Engine {
         }
         self.publish();
         self.send_acks().await;
-        if self.caught_up && self.outbox_dirty {
+        if self.relay.caught_up() && self.outbox_dirty {
             self.run_outbox().await;
         }
     }
@@ -527,9 +502,9 @@ fn load_group<'a>(
     Ok(groups.get_mut(group_id))
 }
 
-async fn recv_push(pushes: &mut Option<PushReceiver>) -> Option<push::Kind> {
-    match pushes {
-        Some(pushes) => pushes.recv().await,
-        None => std::future::pending().await,
+async fn recv_push(relay: &mut RelayState) -> Option<push::Kind> {
+    match relay {
+        RelayState::Online(online) => online.pushes.recv().await,
+        _ => std::future::pending().await,
     }
 }

@@ -252,7 +252,8 @@ impl Engine {
         }
         // A new connection is a new chance (members may be online now, a
         // clock may have been set right): ask again at once.
-        if record.rejoin_attempts > 0 && record.rejoin_requested_at_ms >= self.connected_at_ms {
+        let connected_at_ms = self.relay.online().map_or(0, |online| online.since_ms);
+        if record.rejoin_attempts > 0 && record.rejoin_requested_at_ms >= connected_at_ms {
             let due =
                 record.rejoin_requested_at_ms + backoff(record.rejoin_attempts).as_millis() as u64;
             let now = crate::now_ms();

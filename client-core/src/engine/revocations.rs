@@ -14,6 +14,7 @@ use convene_proto::relay::{request, response, ListRevocations};
 use convene_proto::trust::Signed;
 use prost::Message as _;
 
+use super::relay_state::RelayState;
 use super::Engine;
 use crate::error::ClientError;
 use crate::events::Event;
@@ -172,7 +173,9 @@ impl Engine {
                     "the relay refuses this device as revoked without a revocation it can check; \
                      trying again later"
                 );
-                self.reconnect_at = tokio::time::Instant::now() + RETRY_REFUSED_AS_REVOKED;
+                if let RelayState::Offline(offline) = &mut self.relay {
+                    offline.retry_at = tokio::time::Instant::now() + RETRY_REFUSED_AS_REVOKED;
+                }
             }
         }
     }
@@ -193,14 +196,12 @@ impl Engine {
                 .put_record(records::group_key(&group.group_id), &group);
         }
         self.store().commit_durably()?;
-        self.conn = None;
-        self.pushes = None;
+        self.relay = RelayState::ShutOut;
         self.shared.status.send_modify(|status| {
             status.state = crate::engine::ConnectionState::Offline;
             status.revoked = true;
             status.last_error = Some("this device was revoked by the organisation".into());
         });
-        self.reconnect_at = super::never();
         self.publish();
         Ok(())
     }

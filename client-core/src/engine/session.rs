@@ -7,7 +7,8 @@ use convene_proto::ids::CONTINUITY_LEN;
 use convene_proto::relay::{request, response, ErrorCode};
 use tokio::time::Instant;
 
-use super::{ConnectionState, Engine, PendingAcks, MAX_BACKOFF};
+use super::relay_state::{Online, RelayState};
+use super::{ConnectionState, Engine, PendingAcks};
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::store::records::{self, ContinuityRecord, GroupRecord};
@@ -20,8 +21,12 @@ impl Engine {
             Ok(continuity) => continuity,
             Err(err) => {
                 tracing::error!(error = %err, "cannot store the continuity token; not connecting");
-                self.reconnect_at = Instant::now() + self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                if self.relay.failed() {
+                    self.emit(Event::ConnectionLost {
+                        reason: "local storage failed".into(),
+                    });
+                    self.publish();
+                }
                 return;
             }
         };
@@ -41,23 +46,28 @@ impl Engine {
                     tracing::warn!(error = %err, "cannot record the continuity token");
                 }
                 let took_over = std::mem::take(&mut self.take_over);
-                self.conn = Some(conn);
-                self.pushes = Some(pushes);
-                self.caught_up = false;
-                self.last_activity = Instant::now();
+                let (backoff, restored) = match &self.relay {
+                    RelayState::Offline(offline) => (offline.backoff, offline.told_lost),
+                    _ => (super::relay_state::MIN_BACKOFF, false),
+                };
+                self.relay = RelayState::Online(Online {
+                    conn,
+                    pushes,
+                    caught_up: false,
+                    last_activity: Instant::now(),
+                    since_ms: crate::now_ms(),
+                    backoff,
+                });
                 self.shared.status.send_modify(|status| {
                     status.state = ConnectionState::Connected;
                     status.failed_attempts = 0;
                     status.last_error = None;
                     status.copied = false;
                 });
-                if self.was_connected || self.reported_offline {
+                if restored {
                     self.emit(Event::ConnectionRestored);
                     self.publish();
                 }
-                self.was_connected = true;
-                self.reported_offline = false;
-                self.connected_at_ms = crate::now_ms();
                 self.check_clock(authenticated.relay_time_ms);
                 let stock = authenticated.key_package_stock.unwrap_or_default();
                 self.replenish_key_packages(stock.one_time, stock.last_resort)
@@ -90,24 +100,21 @@ impl Engine {
             status.copied = copied;
         });
         if copied {
+            // Trying again changes nothing: the user must choose between
+            // the copies (re-link, or take over with `Client::take_over`).
             tracing::warn!(
                 "this device's state is a copy another copy has moved past; not reconnecting"
             );
+            self.relay = RelayState::ShutOut;
             self.emit(Event::StateCopied);
             self.publish();
-        } else if !self.reported_offline {
-            self.reported_offline = true;
+            return;
+        }
+        if self.relay.failed() {
             self.emit(Event::ConnectionLost {
                 reason: err.to_string(),
             });
             self.publish();
-        }
-        self.reconnect_at = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        if copied {
-            // Trying again changes nothing: the user must choose between
-            // the copies (re-link, or take over with `Client::take_over`).
-            self.reconnect_at = super::never();
         }
         if let TransportError::Refused(refusal) = &err {
             if refusal.code == ErrorCode::Revoked {
@@ -193,24 +200,20 @@ impl Engine {
 
     /// Forgets the connection; pending operations wait for the next one.
     pub(super) fn disconnected(&mut self, reason: &str) {
-        if self.conn.take().is_none() {
+        if self.relay.online().is_none() {
             return;
         }
-        self.pushes = None;
-        self.caught_up = false;
+        self.relay.failed();
         self.acks = PendingAcks::default();
         self.awaiting_epoch.clear();
         self.shared.status.send_modify(|status| {
             status.state = ConnectionState::Offline;
             status.last_error = Some(reason.to_string());
         });
-        self.reported_offline = true;
         self.emit(Event::ConnectionLost {
             reason: reason.to_string(),
         });
         self.publish();
-        self.reconnect_at = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
     /// Sends a request on the current connection. A transport failure ends
@@ -219,13 +222,14 @@ impl Engine {
         &mut self,
         kind: request::Kind,
     ) -> Result<response::Result, TransportError> {
-        let Some(conn) = self.conn.clone() else {
+        let Some(online) = self.relay.online_mut() else {
             return Err(TransportError::Closed {
                 code: None,
                 reason: "not connected".into(),
             });
         };
-        self.last_activity = Instant::now();
+        online.last_activity = Instant::now();
+        let conn = online.conn.clone();
         let result = conn.request(kind).await;
         if let Err(err) = &result {
             if !matches!(err, TransportError::Refused(_)) {

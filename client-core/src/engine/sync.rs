@@ -42,12 +42,14 @@ impl Engine {
             push::Kind::InboxMessage(welcome) => self.on_welcome(welcome),
             push::Kind::StreamGap(gap) => self.on_gap(gap),
             push::Kind::CaughtUp(_) => {
-                self.caught_up = true;
                 // Only a session that got this far resets the reconnection
                 // backoff: a relay that drops each connection right after
                 // authenticating does not get a reconnection (and what
                 // comes with one) every 200 ms.
-                self.backoff = super::MIN_BACKOFF;
+                if let Some(online) = self.relay.online_mut() {
+                    online.caught_up = true;
+                    online.backoff = super::relay_state::MIN_BACKOFF;
+                }
                 self.lifecycle_at = tokio::time::Instant::now();
                 self.outbox_dirty = true;
                 self.set_state(ConnectionState::CaughtUp);
