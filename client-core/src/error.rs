@@ -70,9 +70,24 @@ pub enum ClientError {
     /// group until it is re-added.
     #[error("this device lost its own accepted change to the group")]
     LostCommit,
-    /// The operation was given up after repeated conflicts.
+    /// The operation was given up; the reason says why.
     #[error("the operation did not go through: {0}")]
-    Failed(String),
+    GaveUp(#[source] GaveUp),
+    /// None of the named users has a device that can be added now (no
+    /// KeyPackage the relay can hand out passes the chain of trust).
+    #[error("no device of {} can be added right now", users.join(", "))]
+    NoDeviceToAdd {
+        /// The users asked for.
+        users: Vec<String>,
+    },
+    /// This device's own state is not as the client left it: a record it
+    /// wrote is damaged or missing. Nothing else was changed.
+    #[error("this device's state is damaged: {0}")]
+    DamagedState(&'static str),
+    /// A cryptographic operation that does not fail on well-formed input
+    /// (key generation, sealing) failed.
+    #[error("a cryptographic operation failed: {0}")]
+    Crypto(&'static str),
     /// The client has stopped.
     #[error("the client has stopped")]
     Stopped,
@@ -102,9 +117,48 @@ impl ClientError {
             ClientError::Storage(_) => "storage",
             ClientError::Mls(_) => "mls",
             ClientError::LostCommit => "lost_commit",
-            ClientError::Failed(_) => "failed",
+            ClientError::GaveUp(_) => "gave_up",
+            ClientError::NoDeviceToAdd { .. } => "no_device_to_add",
+            ClientError::DamagedState(_) => "damaged_state",
+            ClientError::Crypto(_) => "crypto",
             ClientError::Stopped => "stopped",
         }
+    }
+}
+
+/// Why the client gave an operation up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GaveUp {
+    /// Other members' commits won the group's epoch every time this
+    /// change was tried.
+    #[error("the group changed too often while this change was being made")]
+    TooManyConflicts,
+    /// The relay refused the message's epoch though this device was not
+    /// behind: what reached the relay is not what was encrypted.
+    #[error("the relay keeps refusing this message's epoch")]
+    EpochRefused,
+    /// A newly linked device was to join a group, but never published a
+    /// KeyPackage.
+    #[error("the linked device never came online to join this group")]
+    LinkedDeviceAbsent,
+    /// A managed group's GroupInfo stayed behind its epoch.
+    #[error("the group's newest state is not available to its managers")]
+    GroupInfoStale,
+    /// The group has no GroupInfo for managers: it was not created to be
+    /// managed from outside.
+    #[error("the relay has no GroupInfo for this group: it was not created to be managed")]
+    NotManaged,
+    /// No device of the user approved the link request in time.
+    #[error("no device of this user approved the link in time")]
+    LinkNotApproved,
+    /// The link request expired at the relay.
+    #[error("the link request expired; ask to link again")]
+    LinkExpired,
+}
+
+impl From<GaveUp> for ClientError {
+    fn from(reason: GaveUp) -> Self {
+        ClientError::GaveUp(reason)
     }
 }
 

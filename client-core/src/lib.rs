@@ -34,7 +34,7 @@ pub use builder::ClientBuilder;
 pub use client::{direct_group_id, Client, DeviceInfo, LinkRequest, SafetyNumber};
 pub use device_key::DeviceKey;
 pub use engine::{ConnectionState, ConnectionStatus};
-pub use error::ClientError;
+pub use error::{ClientError, GaveUp};
 pub use events::{Event, EventStream};
 pub use lifecycle::KeyLifecycle;
 pub use link::PendingLink;

@@ -259,10 +259,10 @@ impl Client {
         })?;
         let identity_key = IdentityKey::from_secret_bytes(secret);
         let own_chain = CredentialChain::decode(identity.credential.as_slice())
-            .map_err(|_| ClientError::Failed("this device's certificate is damaged".into()))?;
+            .map_err(|_| ClientError::DamagedState("this device's certificate is damaged"))?;
         let user_certificate = own_chain
             .user_certificate
-            .ok_or_else(|| ClientError::Failed("this device's certificate is damaged".into()))?;
+            .ok_or_else(|| ClientError::DamagedState("this device's certificate is damaged"))?;
         let device_certificate =
             identity_key.certify_device(&identity.user_id, device, crate::now_ms());
         let credential = IdentityKey::delegated_chain(

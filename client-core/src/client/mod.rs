@@ -307,7 +307,7 @@ impl Client {
         let completed = self.submit(send_intent(&group.0, text)).await?;
         completed
             .message
-            .ok_or_else(|| ClientError::Failed("the message was not stored".into()))
+            .ok_or_else(|| ClientError::DamagedState("the message was not stored"))
     }
 
     /// Sends a text to `user`'s direct channel, opening it if needed.

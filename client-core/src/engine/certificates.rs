@@ -269,7 +269,7 @@ impl Engine {
         let identity_secret: &[u8; 32] = identity_secret
             .as_slice()
             .try_into()
-            .map_err(|_| ClientError::Failed("this device holds no identity key".into()))?;
+            .map_err(|_| ClientError::DamagedState("this device holds no identity key"))?;
         let identity_key = IdentityKey::from_secret_bytes(identity_secret);
         if renewed.user_id != own
             || renewed.bound_by_invite

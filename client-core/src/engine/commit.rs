@@ -13,10 +13,10 @@ use bytes::Bytes;
 use convene_proto::relay::{request, response, ClaimKeyPackages, ErrorCode, SubmitCommit};
 use prost::Message as _;
 
-use super::intents::Step;
+use super::intents::{Attempt, Step};
 use super::snapshot::Snapshot;
 use super::{load_group, Completed, Engine};
-use crate::error::ClientError;
+use crate::error::{ClientError, GaveUp};
 use crate::events::Event;
 use crate::mls::{CommitBundle, MlsError};
 use crate::store::records::{self, GroupRecord, IntentKind, IntentRecord};
@@ -84,17 +84,20 @@ pub(super) fn membership_event(
 
 impl Engine {
     /// One attempt at a membership change.
-    pub(super) async fn commit_step(&mut self, mut intent: IntentRecord, change: Change) -> Step {
+    pub(super) async fn commit_step(
+        &mut self,
+        mut intent: IntentRecord,
+        change: Change,
+    ) -> Attempt {
         let submit = if intent.pending_commit.is_empty() {
-            match self.build_commit(&mut intent, change).await {
-                Ok(submit) => submit,
-                Err(step) => return step,
-            }
+            self.build_commit(&mut intent, change).await?
         } else {
             match SubmitCommit::decode(intent.pending_commit.as_slice()) {
                 Ok(submit) => submit,
                 Err(_) => {
-                    return Step::Failed(ClientError::Failed("a damaged pending commit".into()))
+                    return Err(Step::Failed(ClientError::DamagedState(
+                        "a damaged pending commit",
+                    )))
                 }
             }
         };
@@ -105,26 +108,24 @@ impl Engine {
                 let mut record = match self.group_record(&group_id) {
                     Ok(Some(record)) => record,
                     Ok(None) => {
-                        return Step::Failed(ClientError::UnknownGroup(
+                        return Err(Step::Failed(ClientError::UnknownGroup(
                             GroupId(group_id).to_string(),
-                        ))
+                        )))
                     }
-                    Err(err) => return Step::Failed(err),
+                    Err(err) => return Err(err.into()),
                 };
                 match self.complete_commit(intent.clone(), &mut record) {
                     Ok(()) => {}
                     Err(ClientError::LostCommit) => return self.lost_commit(intent, record),
-                    Err(err) => return Step::Failed(err),
+                    Err(err) => return Err(err.into()),
                 }
                 self.store()
                     .put_record(records::group_key(&group_id), &record);
-                if let Err(err) = self.store().commit_durably() {
-                    return Step::Failed(err.into());
-                }
-                Step::Done
+                self.store().commit_durably()?;
+                Ok(Step::Done)
             }
-            Ok(_) => Step::Failed(ClientError::Transport(TransportError::Protocol(
-                "unexpected response to a commit".into(),
+            Ok(_) => Err(Step::Failed(ClientError::Transport(
+                TransportError::Protocol("unexpected response to a commit".into()),
             ))),
             Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::StaleEpoch => {
                 // Another member's commit won this epoch. Ours is void: drop
@@ -134,17 +135,13 @@ impl Engine {
                     current = refusal.current_epoch,
                     "commit lost a race; retrying"
                 );
-                if let Err(err) = self.discard_commit(&mut intent) {
-                    return Step::Failed(err);
-                }
+                self.discard_commit(&mut intent)?;
                 if intent.attempts >= MAX_COMMIT_ATTEMPTS {
-                    return Step::Failed(ClientError::Failed(
-                        "the group changed too often while this change was being made".into(),
-                    ));
+                    return Err(Step::Failed(ClientError::GaveUp(GaveUp::TooManyConflicts)));
                 }
                 self.awaiting_epoch
                     .insert(intent.group_id.clone(), refusal.current_epoch);
-                Step::Retry
+                Ok(Step::Retry)
             }
             // The relay may have stored the commit before it failed: its
             // fate is unknown, so the very same submission goes again until
@@ -152,19 +149,17 @@ impl Engine {
             // was stored).
             Err(TransportError::Refused(refusal)) if super::intents::outcome_unknown(&refusal) => {
                 tracing::debug!(code = ?refusal.code, "a commit's outcome is unknown; resubmitting");
-                Step::RetryAfter(super::intents::retry_delay(&refusal))
+                Ok(Step::RetryAfter(super::intents::retry_delay(&refusal)))
             }
             Err(TransportError::Refused(refusal)) => {
-                if let Err(err) = self.discard_commit(&mut intent) {
-                    return Step::Failed(err);
-                }
+                self.discard_commit(&mut intent)?;
                 if refusal.code == ErrorCode::NotAMember {
-                    Step::Failed(ClientError::NotAMember)
+                    Err(Step::Failed(ClientError::NotAMember))
                 } else {
-                    Step::Failed(ClientError::Refused(refusal))
+                    Err(Step::Failed(ClientError::Refused(refusal)))
                 }
             }
-            Err(_) => Step::Offline,
+            Err(_) => Ok(Step::Offline),
         }
     }
 
@@ -197,7 +192,7 @@ impl Engine {
                         GroupId(group_id).to_string(),
                     )))
                 }
-                Err(err) => return Err(Step::Failed(err)),
+                Err(err) => return Err(err.into()),
             };
             let epoch = group.epoch().as_u64();
             let ops = self.mls.ops();
@@ -214,14 +209,16 @@ impl Engine {
                         ))
                     }
                     Some(key_package) => ops.readd(group, device, key_package),
-                    None => Err(MlsError::Operation("no KeyPackage".into())),
+                    None => Err(MlsError::Operation(crate::mls::OperationError::described(
+                        "no KeyPackage",
+                    ))),
                 },
                 (Change::Remove(devices), _) => ops.remove(group, devices),
                 (Change::Proposals, _) => ops.commit_pending(group),
                 (Change::Update, _) => ops.update(group, None),
-                (Change::Add(_) | Change::AddDevices(_) | Change::Readd(..), None) => {
-                    Err(MlsError::Operation("no KeyPackages".into()))
-                }
+                (Change::Add(_) | Change::AddDevices(_) | Change::Readd(..), None) => Err(
+                    MlsError::Operation(crate::mls::OperationError::described("no KeyPackages")),
+                ),
             }
             .map(|bundle| (epoch, bundle))
         };
@@ -230,7 +227,7 @@ impl Engine {
             Err(err) => {
                 self.store().rollback();
                 self.groups.remove(&group_id);
-                return Err(Step::Failed(err.into()));
+                return Err(err.into());
             }
         };
         let device_list = |list: &[crate::mls::MemberDevice]| {
@@ -255,7 +252,7 @@ impl Engine {
         if let Err(err) = self.store().commit_durably() {
             self.store().rollback();
             self.groups.remove(&group_id);
-            return Err(Step::Failed(err.into()));
+            return Err(err.into());
         }
         Ok(submit)
     }
@@ -283,10 +280,9 @@ impl Engine {
             .map(|(_, _, key_package)| key_package)
             .collect();
         if !any_asked {
-            return Err(Step::Failed(ClientError::Failed(format!(
-                "no device of {} can be added right now",
-                users.join(", ")
-            ))));
+            return Err(Step::Failed(ClientError::NoDeviceToAdd {
+                users: users.to_vec(),
+            }));
         }
         Ok(key_packages)
     }
@@ -378,7 +374,7 @@ impl Engine {
     /// The relay accepted this device's commit, which the device no longer
     /// holds: it cannot follow the group until it is re-added. The intent
     /// waits, and looks again at what is left to do once it is back.
-    fn lost_commit(&mut self, mut intent: IntentRecord, mut record: GroupRecord) -> Step {
+    fn lost_commit(&mut self, mut intent: IntentRecord, mut record: GroupRecord) -> Attempt {
         self.store().rollback();
         self.groups.remove(&intent.group_id);
         intent.pending_commit.clear();
@@ -391,10 +387,8 @@ impl Engine {
                     .put_record(records::group_key(&record.group_id), &record);
                 Ok(self.store().commit_durably()?)
             });
-        match stalled {
-            Ok(()) => Step::Wait,
-            Err(err) => Step::Failed(err),
-        }
+        stalled?;
+        Ok(Step::Wait)
     }
 
     /// Drops this device's pending commit after the relay refused it, and

@@ -8,7 +8,7 @@ use convene_proto::relay::{request, response, CreateGroup, ErrorCode, GetGroup};
 use prost::Message as _;
 
 use super::commit::Change;
-use super::intents::Step;
+use super::intents::{Attempt, Step};
 use super::{Completed, Engine};
 use crate::error::ClientError;
 use crate::store::records::{self, CreateIntent, GroupRecord, IntentRecord};
@@ -21,16 +21,20 @@ enum Registered {
 }
 
 impl Engine {
-    pub(super) async fn step_create(&mut self, intent: IntentRecord, create: CreateIntent) -> Step {
+    pub(super) async fn step_create(
+        &mut self,
+        intent: IntentRecord,
+        create: CreateIntent,
+    ) -> Attempt {
         let group_id = intent.group_id.clone();
         let Ok(meta) = GroupMeta::decode(create.meta.as_slice()) else {
-            return Step::Failed(ClientError::InvalidArgument(
+            return Err(Step::Failed(ClientError::InvalidArgument(
                 "damaged group metadata".into(),
-            ));
+            )));
         };
         let exists = match super::load_group(&mut self.groups, &self.mls, &group_id) {
             Ok(group) => group.is_some(),
-            Err(err) => return Step::Failed(err),
+            Err(err) => return Err(err.into()),
         };
         if !exists {
             match self.register_group(&group_id, &create).await {
@@ -41,24 +45,19 @@ impl Engine {
                     self.store()
                         .put(records::awaiting_key(&group_id), Vec::new());
                     self.store().delete(records::intent_key(intent.id));
-                    if let Err(err) = self.store().commit_durably() {
-                        return Step::Failed(err.into());
-                    }
+                    self.store().commit_durably()?;
                     self.resolve(intent.id, Ok(Completed { message: None }));
-                    return Step::Done;
+                    return Ok(Step::Done);
                 }
-                Registered::Failed(step) => return step,
+                Registered::Failed(step) => return Err(step),
             }
             if let Err(err) = self.create_locally(&group_id, &meta, &create) {
                 self.store().rollback();
                 self.groups.remove(&group_id);
-                return Step::Failed(err);
+                return Err(err.into());
             }
         }
-        let missing = match self.missing_users(&group_id, &create.members) {
-            Ok(missing) => missing,
-            Err(err) => return Step::Failed(err),
-        };
+        let missing = self.missing_users(&group_id, &create.members)?;
         if missing.is_empty() {
             return self.drop_intent(&intent);
         }
@@ -100,8 +99,8 @@ impl Engine {
             // The other user opened the channel first and already added
             // this device: its Welcome is on the way.
             Ok(response::Result::GroupState(_)) if direct => Registered::Theirs,
-            Ok(_) => Registered::Failed(Step::Failed(ClientError::Failed(
-                "this device lost its state of the group".into(),
+            Ok(_) => Registered::Failed(Step::Failed(ClientError::DamagedState(
+                "this device lost its state of the group",
             ))),
             Err(TransportError::Refused(r)) if r.code == ErrorCode::NotAMember && direct => {
                 Registered::Theirs
@@ -128,7 +127,7 @@ impl Engine {
         let mut meta = meta.clone();
         if managed {
             let key = crate::sealing::SealingKey::generate()
-                .map_err(|_| ClientError::Failed("cannot make a sealing key".into()))?;
+                .map_err(|_| ClientError::Crypto("cannot make a sealing key"))?;
             meta.manager_seal_key = Bytes::copy_from_slice(key.public());
             let mut record = records::ManagerKeyRecord {
                 private: key.private().to_vec(),

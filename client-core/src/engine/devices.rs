@@ -10,9 +10,9 @@ use std::time::Duration;
 use openmls::prelude::KeyPackage;
 
 use super::commit::Change;
-use super::intents::Step;
+use super::intents::{Attempt, Step};
 use super::Engine;
-use crate::error::ClientError;
+use crate::error::{ClientError, GaveUp};
 use crate::store::records::{DevicesIntent, IntentRecord};
 
 /// How long adding a linked device waits for its KeyPackages.
@@ -36,11 +36,8 @@ impl Engine {
         intent: IntentRecord,
         devices: DevicesIntent,
         add: bool,
-    ) -> Step {
-        let in_group = match self.member_devices(&intent.group_id) {
-            Ok(in_group) => in_group,
-            Err(err) => return Step::Failed(err),
-        };
+    ) -> Attempt {
+        let in_group = self.member_devices(&intent.group_id)?;
         // What is still to do: the devices not in the group yet, or still in it.
         let left: Vec<[u8; 32]> = device_keys(&devices)
             .into_iter()
@@ -77,8 +74,8 @@ impl Engine {
             return Ok(key_packages);
         }
         if crate::now_ms().saturating_sub(intent.created_at_ms) > LINKED_DEVICE_PATIENCE_MS {
-            return Err(Step::Failed(ClientError::Failed(
-                "the linked device never came online to join this group".into(),
+            return Err(Step::Failed(ClientError::GaveUp(
+                GaveUp::LinkedDeviceAbsent,
             )));
         }
         Err(Step::RetryAfter(KEY_PACKAGE_POLL))

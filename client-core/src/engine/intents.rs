@@ -39,6 +39,29 @@ pub(super) enum Step {
     Offline,
 }
 
+/// One attempt at an intent: `Ok` when it ran to its end, `Err` when it
+/// stopped early; either way, the [`Step`] it came to. `?` on any error of
+/// the client's stops it with [`Step::Failed`].
+pub(super) type Attempt = Result<Step, Step>;
+
+impl From<ClientError> for Step {
+    fn from(err: ClientError) -> Step {
+        Step::Failed(err)
+    }
+}
+
+impl From<crate::store::StoreError> for Step {
+    fn from(err: crate::store::StoreError) -> Step {
+        Step::Failed(err.into())
+    }
+}
+
+impl From<crate::mls::MlsError> for Step {
+    fn from(err: crate::mls::MlsError) -> Step {
+        Step::Failed(err.into())
+    }
+}
+
 /// How long after a conflict the outbox is run again at the latest.
 const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -127,7 +150,7 @@ impl Engine {
                 Some(IntentKind::Send(send)) => Some(MessageId(send.message_id.clone())),
                 _ => None,
             };
-            match self.step(intent).await {
+            match self.step(intent).await.unwrap_or_else(|stopped| stopped) {
                 Step::Done => {}
                 Step::Failed(err) => self.fail_intent(id, &group_id, message_id, err),
                 Step::Wait => {
@@ -177,25 +200,19 @@ impl Engine {
         }
     }
 
-    async fn step(&mut self, intent: IntentRecord) -> Step {
+    async fn step(&mut self, intent: IntentRecord) -> Attempt {
         match intent.kind.clone() {
             Some(IntentKind::Send(send)) => self.step_send(intent, send).await,
             Some(IntentKind::Create(create)) => self.step_create(intent, create).await,
             Some(IntentKind::Add(add)) => {
-                let missing = match self.missing_users(&intent.group_id, &add.user_ids) {
-                    Ok(missing) => missing,
-                    Err(err) => return Step::Failed(err),
-                };
+                let missing = self.missing_users(&intent.group_id, &add.user_ids)?;
                 if missing.is_empty() {
                     return self.drop_intent(&intent);
                 }
                 self.commit_step(intent, Change::Add(missing)).await
             }
             Some(IntentKind::Remove(remove)) => {
-                let devices = match self.devices_of(&intent.group_id, &remove.user_ids) {
-                    Ok(devices) => devices,
-                    Err(err) => return Step::Failed(err),
-                };
+                let devices = self.devices_of(&intent.group_id, &remove.user_ids)?;
                 if devices.is_empty() {
                     return self.drop_intent(&intent);
                 }
@@ -212,21 +229,21 @@ impl Engine {
             Some(IntentKind::Rejoin(_)) => self.step_rejoin(intent).await,
             Some(IntentKind::Readd(readd)) => self.step_readd(intent, readd).await,
             Some(IntentKind::Update(_)) => self.step_update(intent).await,
-            None => Step::Failed(ClientError::InvalidArgument("an empty intent".into())),
+            None => Err(Step::Failed(ClientError::InvalidArgument(
+                "an empty intent".into(),
+            ))),
         }
     }
 
     /// An intent with nothing left to do.
-    pub(super) fn drop_intent(&mut self, intent: &IntentRecord) -> Step {
+    pub(super) fn drop_intent(&mut self, intent: &IntentRecord) -> Attempt {
         self.store().delete(records::intent_key(intent.id));
-        if let Err(err) = self.store().commit_durably() {
-            return Step::Failed(err.into());
-        }
+        self.store().commit_durably()?;
         if let Some(IntentKind::Create(_)) = intent.kind {
             self.emit_group_created(&intent.group_id);
         }
         self.resolve(intent.id, Ok(Completed { message: None }));
-        Step::Done
+        Ok(Step::Done)
     }
 
     pub(super) fn emit_group_created(&mut self, group_id: &[u8]) {

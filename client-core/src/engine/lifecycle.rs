@@ -13,7 +13,7 @@ use convene_proto::relay::{request, UploadKeyPackages};
 use sha2::{Digest, Sha256};
 
 use super::commit::Change;
-use super::intents::Step;
+use super::intents::{Attempt, Step};
 use super::Engine;
 use crate::error::ClientError;
 use crate::store::records::{
@@ -276,7 +276,7 @@ impl Engine {
     }
 
     /// One attempt at renewing this device's leaf in a group.
-    pub(super) async fn step_update(&mut self, intent: IntentRecord) -> Step {
+    pub(super) async fn step_update(&mut self, intent: IntentRecord) -> Attempt {
         if intent.pending_commit.is_empty() && self.own_chain_valid().is_err() {
             // Tried again at the next check, once the certificate (or the
             // clock) is right; nobody needs to be told each time.
@@ -286,17 +286,17 @@ impl Engine {
             let due = match self.group_record(&intent.group_id) {
                 Ok(Some(group)) => group.following() && self.leaf_due(&group, crate::now_ms()),
                 Ok(None) => false,
-                Err(err) => return Step::Failed(err),
+                Err(err) => return Err(err.into()),
             };
             let leaving = match super::load_group(&mut self.groups, &self.mls, &intent.group_id) {
                 Ok(Some(group)) => crate::mls::own_removal_pending(group),
                 Ok(None) => false,
-                Err(err) => return Step::Failed(err),
+                Err(err) => return Err(err.into()),
             };
             if leaving {
                 // A commit cannot remove its sender (RFC 9420, 12.2): the
                 // renewal waits for the others to commit the removal.
-                return Step::Later(UPDATE_WHILE_LEAVING);
+                return Ok(Step::Later(UPDATE_WHILE_LEAVING));
             }
             if !due {
                 // Another commit of this device renewed it meanwhile.

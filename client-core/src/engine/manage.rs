@@ -20,9 +20,9 @@ use convene_proto::relay::{
 };
 
 use super::commit::Change;
-use super::intents::Step;
+use super::intents::{Attempt, Step};
 use super::{load_group, Engine};
-use crate::error::ClientError;
+use crate::error::{ClientError, GaveUp};
 use crate::events::Event;
 use crate::store::records::{
     self, CommitProposalsIntent, IntentKind, IntentRecord, ManageIntent, MemberEntry,
@@ -42,35 +42,22 @@ impl Engine {
         &mut self,
         mut intent: IntentRecord,
         mut manage: ManageIntent,
-    ) -> Step {
+    ) -> Attempt {
         let group_id = intent.group_id.clone();
         if manage.remove_users.iter().any(|u| u == self.mls.user_id()) {
-            if let Err(err) = self.stop_reading(&group_id) {
-                return Step::Failed(err);
-            }
+            self.stop_reading(&group_id)?;
         }
-        let state = match self.group_state(&group_id).await {
-            Ok(state) => state,
-            Err(step) => return step,
-        };
+        let state = self.group_state(&group_id).await?;
         if state.group_info.is_empty() {
-            return Step::Failed(ClientError::Failed(
-                "the relay has no GroupInfo for this group: it was not created to be managed"
-                    .into(),
-            ));
+            return Err(Step::Failed(ClientError::GaveUp(GaveUp::NotManaged)));
         }
-        let view = match self.mls.read_group_info(&group_id, &state.group_info) {
-            Ok(view) => view,
-            Err(err) => return Step::Failed(err),
-        };
+        let view = self.mls.read_group_info(&group_id, &state.group_info)?;
         if view.epoch != state.epoch {
             // The newest commit left no GroupInfo (yet): a tree from an
             // older epoch would make proposals nobody accepts.
             intent.attempts += 1;
             if intent.attempts > MAX_STALE_READS {
-                return Step::Failed(ClientError::Failed(
-                    "the group's newest state is not available to its managers".into(),
-                ));
+                return Err(Step::Failed(ClientError::GaveUp(GaveUp::GroupInfoStale)));
             }
             return self.save_manage(intent, manage, MANAGE_POLL);
         }
@@ -99,29 +86,23 @@ impl Engine {
             return self.drop_intent(&intent);
         }
         if manage.proposed_for == view.epoch + 1 {
-            return Step::RetryAfter(MANAGE_POLL);
+            return Ok(Step::RetryAfter(MANAGE_POLL));
         }
         let key_packages = if to_add.is_empty() {
             Vec::new()
         } else {
-            let claimed = match self.claim(&group_id, to_add.clone(), Vec::new()).await {
-                Ok(claimed) => claimed,
-                Err(step) => return step,
-            };
+            let claimed = self.claim(&group_id, to_add.clone(), Vec::new()).await?;
             if let Some(user) = to_add
                 .iter()
                 .find(|u| !claimed.iter().any(|(owner, _, _)| owner == *u))
             {
-                return Step::Failed(ClientError::Failed(format!(
-                    "no device of {user} can be added right now"
-                )));
+                return Err(Step::Failed(ClientError::NoDeviceToAdd {
+                    users: vec![user.clone()],
+                }));
             }
             claimed.into_iter().map(|(_, _, kp)| kp).collect()
         };
-        let proposals = match view.proposals(&group_id, self.mls.key(), key_packages, &to_remove) {
-            Ok(proposals) => proposals,
-            Err(err) => return Step::Failed(err.into()),
-        };
+        let proposals = view.proposals(&group_id, self.mls.key(), key_packages, &to_remove)?;
         for payload in proposals {
             let send = request::Kind::SendMessage(SendMessage {
                 group_id: Bytes::from(group_id.clone()),
@@ -131,14 +112,16 @@ impl Engine {
             });
             match self.request(send).await {
                 Ok(response::Result::MessageAccepted(_)) => {}
-                Ok(_) => return Step::Failed(unexpected()),
+                Ok(_) => return Err(Step::Failed(unexpected())),
                 // A commit moved the group on since the GroupInfo was read:
                 // read it again and propose for the new epoch.
                 Err(TransportError::Refused(r)) if r.code == ErrorCode::StaleEpoch => {
-                    return Step::RetryAfter(MANAGE_POLL)
+                    return Ok(Step::RetryAfter(MANAGE_POLL))
                 }
-                Err(TransportError::Refused(r)) => return Step::Failed(ClientError::Refused(r)),
-                Err(_) => return Step::Offline,
+                Err(TransportError::Refused(r)) => {
+                    return Err(Step::Failed(ClientError::Refused(r)))
+                }
+                Err(_) => return Ok(Step::Offline),
             }
         }
         tracing::debug!(epoch = view.epoch, "proposed a managed change");
@@ -151,14 +134,12 @@ impl Engine {
         mut intent: IntentRecord,
         manage: ManageIntent,
         wait: std::time::Duration,
-    ) -> Step {
+    ) -> Attempt {
         intent.kind = Some(IntentKind::Manage(manage));
         self.store()
             .put_record(records::intent_key(intent.id), &intent);
-        match self.store().commit_durably() {
-            Ok(()) => Step::RetryAfter(wait),
-            Err(err) => Step::Failed(err.into()),
-        }
+        self.store().commit_durably()?;
+        Ok(Step::RetryAfter(wait))
     }
 
     async fn group_state(&mut self, group_id: &[u8]) -> Result<GroupState, Step> {
@@ -228,13 +209,13 @@ impl Engine {
     }
 
     /// One attempt at committing the proposals pending in a group.
-    pub(super) async fn step_commit_proposals(&mut self, intent: IntentRecord) -> Step {
+    pub(super) async fn step_commit_proposals(&mut self, intent: IntentRecord) -> Attempt {
         if intent.pending_commit.is_empty() {
             let pending = match load_group(&mut self.groups, &self.mls, &intent.group_id) {
                 Ok(Some(group)) if crate::mls::own_removal_pending(group) => false,
                 Ok(Some(group)) => group.pending_proposals().next().is_some(),
                 Ok(None) => false,
-                Err(err) => return Step::Failed(err),
+                Err(err) => return Err(err.into()),
             };
             if !pending {
                 return self.drop_intent(&intent);

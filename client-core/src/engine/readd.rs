@@ -13,7 +13,7 @@ use convene_proto::relay::GroupMessage;
 use openmls::prelude::tls_codec::Serialize as _;
 
 use super::commit::Change;
-use super::intents::Step;
+use super::intents::{Attempt, Step};
 use super::{load_group, Engine};
 use crate::error::ClientError;
 use crate::mls::MlsError;
@@ -134,11 +134,13 @@ impl Engine {
     }
 
     /// One attempt at re-adding a member device that asked for it.
-    pub(super) async fn step_readd(&mut self, intent: IntentRecord, readd: ReaddIntent) -> Step {
+    pub(super) async fn step_readd(&mut self, intent: IntentRecord, readd: ReaddIntent) -> Attempt {
         let now = crate::now_ms();
         if intent.pending_commit.is_empty() && now < readd.not_before_ms {
             // Waiting for its turn holds nothing else of the group back.
-            return Step::Later(Duration::from_millis(readd.not_before_ms - now));
+            return Ok(Step::Later(Duration::from_millis(
+                readd.not_before_ms - now,
+            )));
         }
         let Ok(device) = <[u8; 32]>::try_from(readd.device_key.as_slice()) else {
             return self.drop_intent(&intent);
@@ -147,7 +149,7 @@ impl Engine {
             match self.already_readded(&intent.group_id, &device, &readd) {
                 Ok(true) => return self.drop_intent(&intent),
                 Ok(false) => {}
-                Err(err) => return Step::Failed(err),
+                Err(err) => return Err(err.into()),
             }
         }
         self.commit_step(
@@ -174,7 +176,7 @@ impl Engine {
             .leaf_node()
             .encryption_key()
             .tls_serialize_detached()
-            .map_err(|err| MlsError::Operation(err.to_string()))?;
+            .map_err(|err| MlsError::Operation(crate::mls::OperationError::new(err)))?;
         let Some(group) = load_group(&mut self.groups, &self.mls, group_id)? else {
             return Ok(true);
         };

@@ -23,7 +23,7 @@ use convene_proto::relay::{
 };
 use prost::Message as _;
 
-use super::intents::Step;
+use super::intents::{Attempt, Step};
 use super::{load_group, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
@@ -86,17 +86,14 @@ impl Engine {
         Ok(())
     }
 
-    fn give_up_joining(&mut self, intent: IntentRecord, mut record: GroupRecord) -> Step {
+    fn give_up_joining(&mut self, intent: IntentRecord, mut record: GroupRecord) -> Attempt {
         let group_id = record.group_id.clone();
         record.active = false;
         record.stalled.clear();
         let discarded = self.take_held(&group_id).map(|held| held.len());
         self.store()
             .put_record(records::group_key(&group_id), &record);
-        let discarded = match discarded {
-            Ok(count) => count,
-            Err(err) => return Step::Failed(err),
-        };
+        let discarded = discarded?;
         tracing::warn!(
             discarded,
             "gave up joining a group whose invitation never worked"
@@ -155,7 +152,7 @@ impl Engine {
 
     /// The group let this device go while it asked to be re-added: there
     /// is nothing to rejoin.
-    fn let_go(&mut self, intent: IntentRecord, mut record: GroupRecord) -> Step {
+    fn let_go(&mut self, intent: IntentRecord, mut record: GroupRecord) -> Attempt {
         record.active = false;
         record.stalled.clear();
         self.store()
@@ -193,7 +190,7 @@ impl Engine {
                 })
                 .and_then(|()| Ok(self.store().commit_durably()?));
             if let Err(err) = stalled {
-                return Err(Step::Failed(err));
+                return Err(err.into());
             }
             self.publish();
         }
@@ -234,12 +231,12 @@ impl Engine {
     }
 
     /// One attempt at asking a group to re-add this device.
-    pub(super) async fn step_rejoin(&mut self, intent: IntentRecord) -> Step {
+    pub(super) async fn step_rejoin(&mut self, intent: IntentRecord) -> Attempt {
         let group_id = intent.group_id.clone();
         let mut record = match self.group_record(&group_id) {
             Ok(Some(record)) => record,
             Ok(None) => return self.drop_intent(&intent),
-            Err(err) => return Step::Failed(err),
+            Err(err) => return Err(err.into()),
         };
         if record.stalled.is_empty() || !record.active {
             return self.drop_intent(&intent);
@@ -258,7 +255,7 @@ impl Engine {
                 record.rejoin_requested_at_ms + backoff(record.rejoin_attempts).as_millis() as u64;
             let now = crate::now_ms();
             if now < due {
-                return Step::RetryAfter(Duration::from_millis(due - now));
+                return Ok(Step::RetryAfter(Duration::from_millis(due - now)));
             }
         }
         // The KeyPackage names the group's epoch now: members take it only
@@ -281,39 +278,33 @@ impl Engine {
             Ok(response::Result::GroupState(state))
                 if holds_state && state.epoch == record.epoch =>
             {
-                return match self.resume_following(&intent, record) {
-                    Ok(()) => Step::Done,
-                    Err(err) => Step::Failed(err),
-                };
+                self.resume_following(&intent, record)?;
+                return Ok(Step::Done);
             }
             Ok(response::Result::GroupState(state)) => state.epoch,
-            Ok(_) => return Step::Failed(super::manage::unexpected()),
+            Ok(_) => return Err(Step::Failed(super::manage::unexpected())),
             Err(TransportError::Refused(r)) if r.code == ErrorCode::NotAMember => {
                 return self.let_go(intent, record);
             }
-            Err(TransportError::Refused(r)) => return Step::Failed(ClientError::Refused(r)),
-            Err(_) => return Step::Offline,
+            Err(TransportError::Refused(r)) => return Err(Step::Failed(ClientError::Refused(r))),
+            Err(_) => return Ok(Step::Offline),
         };
         let key_package = match self.mls.ops().rejoin_key_package(&group_id, epoch) {
             Ok(made) => match made.one_time.into_iter().next() {
                 Some(key_package) => {
                     // Forgotten with the others once it expires.
-                    if let Err(err) = self.remember_key_packages(made.keys) {
-                        return Step::Failed(err);
-                    }
+                    self.remember_key_packages(made.keys)?;
                     key_package
                 }
-                None => return Step::Failed(ClientError::Failed("no KeyPackage was made".into())),
+                None => return Err(Step::Failed(ClientError::Crypto("no KeyPackage was made"))),
             },
             Err(err) => {
                 self.store().rollback();
-                return Step::Failed(err.into());
+                return Err(err.into());
             }
         };
         // Its private key is on disk before anyone can answer with it.
-        if let Err(err) = self.store().commit_durably() {
-            return Step::Failed(err.into());
-        }
+        self.store().commit_durably()?;
         let ask = request::Kind::SendMessage(SendMessage {
             group_id: Bytes::from(group_id.clone()),
             kind: MessageKind::Rejoin as i32,
@@ -328,21 +319,21 @@ impl Engine {
             // Asked a moment ago (before a reconnection): the members are
             // already on it.
             Err(TransportError::Refused(r)) if r.code == ErrorCode::RateLimited => {
-                return Step::RetryAfter(Duration::from_millis(r.retry_after_ms.into()));
+                return Ok(Step::RetryAfter(Duration::from_millis(
+                    r.retry_after_ms.into(),
+                )));
             }
             Err(TransportError::Refused(r)) => {
                 tracing::warn!(refusal = %r, "a rejoin request was refused");
             }
-            Err(_) => return Step::Offline,
+            Err(_) => return Ok(Step::Offline),
         }
         record.rejoin_attempts += 1;
         record.rejoin_requested_at_ms = crate::now_ms();
         self.store()
             .put_record(records::group_key(&group_id), &record);
-        if let Err(err) = self.store().commit_durably() {
-            return Step::Failed(err.into());
-        }
-        Step::RetryAfter(backoff(record.rejoin_attempts))
+        self.store().commit_durably()?;
+        Ok(Step::RetryAfter(backoff(record.rejoin_attempts)))
     }
 }
 

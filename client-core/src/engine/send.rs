@@ -7,9 +7,9 @@
 use bytes::Bytes;
 use convene_proto::relay::{request, response, ErrorCode, MessageKind, SendMessage};
 
-use super::intents::{outcome_unknown, retry_delay, Step};
+use super::intents::{outcome_unknown, retry_delay, Attempt, Step};
 use super::{Completed, Engine};
-use crate::error::ClientError;
+use crate::error::{ClientError, GaveUp};
 use crate::events::Event;
 use crate::store::records::{self, IntentKind, IntentRecord, MessageRecord, SendIntent};
 use crate::transport::TransportError;
@@ -27,7 +27,7 @@ impl Engine {
         &mut self,
         mut intent: IntentRecord,
         mut send: SendIntent,
-    ) -> Step {
+    ) -> Attempt {
         let group_id = intent.group_id.clone();
         let record = match self.group_record(&group_id) {
             Ok(Some(record)) => record,
@@ -39,15 +39,17 @@ impl Engine {
                     .flatten()
                     .is_some() =>
             {
-                return Step::Wait
+                return Ok(Step::Wait)
             }
             Ok(None) => {
-                return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
+                return Err(Step::Failed(ClientError::UnknownGroup(
+                    GroupId(group_id).to_string(),
+                )))
             }
-            Err(err) => return Step::Failed(err),
+            Err(err) => return Err(err.into()),
         };
         if !record.active {
-            return Step::Failed(ClientError::NotAMember);
+            return Err(Step::Failed(ClientError::NotAMember));
         }
         if send.ciphertext.is_empty() {
             // Encrypt once; the ratchet step and the ciphertext are stored
@@ -57,34 +59,34 @@ impl Engine {
                     // Another member commits this device's removal; the
                     // text fails then, or goes out if the removal never
                     // comes to pass.
-                    return Step::RetryAfter(OWN_REMOVAL_WAIT);
+                    return Ok(Step::RetryAfter(OWN_REMOVAL_WAIT));
                 }
                 Ok(Some(group)) if group.pending_proposals().next().is_some() => {
                     // openmls encrypts nothing while proposals are pending.
                     self.proposals_arrived.insert(group_id);
                     self.outbox_dirty = true;
-                    return Step::Retry;
+                    return Ok(Step::Retry);
                 }
                 Ok(Some(group)) => self.mls.ops().encrypt(group, &send.content),
                 Ok(None) => {
-                    return Step::Failed(ClientError::UnknownGroup(GroupId(group_id).to_string()))
+                    return Err(Step::Failed(ClientError::UnknownGroup(
+                        GroupId(group_id).to_string(),
+                    )))
                 }
-                Err(err) => return Step::Failed(err),
+                Err(err) => return Err(err.into()),
             };
             match ciphertext {
                 Ok(ciphertext) => send.ciphertext = ciphertext,
                 Err(err) => {
                     self.store().rollback();
                     self.groups.remove(&group_id);
-                    return Step::Failed(err.into());
+                    return Err(err.into());
                 }
             }
             intent.kind = Some(IntentKind::Send(send.clone()));
             self.store()
                 .put_record(records::intent_key(intent.id), &intent);
-            if let Err(err) = self.store().commit_durably() {
-                return Step::Failed(err.into());
-            }
+            self.store().commit_durably()?;
         }
         let request = request::Kind::SendMessage(SendMessage {
             group_id: Bytes::from(group_id.clone()),
@@ -94,16 +96,12 @@ impl Engine {
         });
         match self.request(request).await {
             Ok(response::Result::MessageAccepted(accepted)) => {
-                if let Err(err) = self.complete_send(intent, accepted.position) {
-                    return Step::Failed(err);
-                }
-                if let Err(err) = self.store().commit_durably() {
-                    return Step::Failed(err.into());
-                }
-                Step::Done
+                self.complete_send(intent, accepted.position)?;
+                self.store().commit_durably()?;
+                Ok(Step::Done)
             }
-            Ok(_) => Step::Failed(ClientError::Transport(TransportError::Protocol(
-                "unexpected response".into(),
+            Ok(_) => Err(Step::Failed(ClientError::Transport(
+                TransportError::Protocol("unexpected response".into()),
             ))),
             Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::StaleEpoch => {
                 // The group moved on before this device saw it: a reader
@@ -116,33 +114,29 @@ impl Engine {
                     // not what it encrypted. Try a few more times.
                     intent.attempts += 1;
                     if intent.attempts >= MAX_EPOCH_REFUSALS {
-                        return Step::Failed(ClientError::Failed(
-                            "the relay keeps refusing this message's epoch".into(),
-                        ));
+                        return Err(Step::Failed(ClientError::GaveUp(GaveUp::EpochRefused)));
                     }
                 }
                 self.store()
                     .put_record(records::intent_key(intent.id), &intent);
-                if let Err(err) = self.store().commit_durably() {
-                    return Step::Failed(err.into());
-                }
+                self.store().commit_durably()?;
                 if refusal.current_epoch > record.epoch {
-                    if let Err(step) = self.check_behind(&group_id).await {
-                        return step;
-                    }
+                    self.check_behind(&group_id).await?;
                 }
                 self.awaiting_epoch.insert(group_id, refusal.current_epoch);
-                Step::Retry
+                Ok(Step::Retry)
             }
             Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::NotAMember => {
-                Step::Failed(ClientError::NotAMember)
+                Err(Step::Failed(ClientError::NotAMember))
             }
             // Perhaps stored: the same bytes and submission id go again.
             Err(TransportError::Refused(refusal)) if outcome_unknown(&refusal) => {
-                Step::RetryAfter(retry_delay(&refusal))
+                Ok(Step::RetryAfter(retry_delay(&refusal)))
             }
-            Err(TransportError::Refused(refusal)) => Step::Failed(ClientError::Refused(refusal)),
-            Err(_) => Step::Offline,
+            Err(TransportError::Refused(refusal)) => {
+                Err(Step::Failed(ClientError::Refused(refusal)))
+            }
+            Err(_) => Ok(Step::Offline),
         }
     }
 

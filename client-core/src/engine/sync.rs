@@ -263,9 +263,9 @@ impl Engine {
         let group_id = record.group_id.clone();
         let own_user = self.mls.user_id().to_string();
         let Ok(Some(group)) = super::load_group(&mut self.groups, &self.mls, &group_id) else {
-            return Err(MlsError::Operation(
-                "the group's MLS state is missing".into(),
-            ));
+            return Err(MlsError::Operation(crate::mls::OperationError::described(
+                "the group's MLS state is missing",
+            )));
         };
         let ops = self.mls.ops();
         if message.kind == MessageKind::Commit as i32 && group.pending_commit().is_some() {
@@ -342,7 +342,7 @@ impl Engine {
                         record,
                         "another member replaced this device's place in the group",
                     )
-                    .map_err(|err| MlsError::Operation(err.to_string()))?;
+                    .map_err(|err| MlsError::Operation(crate::mls::OperationError::new(err)))?;
                 } else if self_removed {
                     record.active = false;
                     self.groups.remove(&group_id);
@@ -382,7 +382,7 @@ impl Engine {
         if self
             .store()
             .get(&seen)
-            .map_err(|e| MlsError::Operation(e.to_string()))?
+            .map_err(|e| MlsError::Operation(crate::mls::OperationError::new(e)))?
             .is_some()
         {
             return Ok(());

@@ -153,7 +153,7 @@ impl BundleKey {
         };
         self.cipher()
             .encrypt(&[0; 12].into(), payload)
-            .map_err(|_| ClientError::Failed("cannot seal the link bundle".into()))
+            .map_err(|_| ClientError::Crypto("cannot seal the link bundle"))
     }
 
     /// Opens a bundle sealed under this key.

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::{identities, request_tag, BundleKey, LinkCode, PASSWORD_DIGITS};
 use crate::builder::settle_device;
-use crate::error::ClientError;
+use crate::error::{ClientError, GaveUp};
 use crate::store::records::IdentityRecord;
 use crate::store::LocalStore;
 use crate::transport::{authenticate, Connection, Connector, TransportError};
@@ -127,9 +127,7 @@ impl PendingLink {
                 return Ok(identity);
             }
             if tokio::time::Instant::now() + APPROVAL_POLL >= deadline {
-                return Err(ClientError::Failed(
-                    "no device of this user approved the link in time".into(),
-                ));
+                return Err(ClientError::GaveUp(GaveUp::LinkNotApproved));
             }
             tokio::time::sleep(APPROVAL_POLL).await;
         }
@@ -158,9 +156,7 @@ impl PendingLink {
             Ok(response::Result::LinkStatus(status)) => status,
             Ok(_) => return Err(TransportError::Protocol("expected LinkStatus".into()).into()),
             Err(TransportError::Refused(r)) if r.code == ErrorCode::NotFound => {
-                return Err(ClientError::Failed(
-                    "the link request expired; ask to link again".into(),
-                ))
+                return Err(ClientError::GaveUp(GaveUp::LinkExpired))
             }
             Err(TransportError::Refused(r)) => return Err(ClientError::Refused(r)),
             Err(_) => return Ok(None),

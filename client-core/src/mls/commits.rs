@@ -166,9 +166,11 @@ impl MlsOps<'_> {
         let (commit, welcome, group_info) = group
             .commit_to_pending_proposals(&self.provider, self.signer)
             .map_err(op_err)?;
-        let staged = group
-            .pending_commit()
-            .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
+        let staged = group.pending_commit().ok_or_else(|| {
+            MlsError::Operation(crate::mls::OperationError::described(
+                "the commit was not staged",
+            ))
+        })?;
         let (added, removed) = routing_change(group, staged);
         let welcome = welcome
             .map(|w| w.tls_serialize_detached())
@@ -209,9 +211,11 @@ pub(super) fn routing_change(
 /// pending commit changes: proposals pending in the group are committed
 /// with it, and the relay must route what they change too.
 fn pending_bundle(group: &MlsGroup, staged: CommitMessageBundle) -> Result<CommitBundle, MlsError> {
-    let pending = group
-        .pending_commit()
-        .ok_or_else(|| MlsError::Operation("the commit was not staged".into()))?;
+    let pending = group.pending_commit().ok_or_else(|| {
+        MlsError::Operation(crate::mls::OperationError::described(
+            "the commit was not staged",
+        ))
+    })?;
     let (added, removed) = routing_change(group, pending);
     bundle(group, staged, added, removed)
 }

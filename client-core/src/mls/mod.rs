@@ -58,7 +58,7 @@ pub const REJOIN_EXTENSION: u16 = 0xF101;
 pub const MAX_PAST_EPOCHS: usize = 5;
 
 /// Why an MLS operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MlsError {
     /// A message, Welcome or KeyPackage could not be parsed or validated.
     #[error("invalid MLS input: {0}")]
@@ -69,9 +69,10 @@ pub enum MlsError {
     /// A KeyPackage is not what the relay said it was.
     #[error("the relay handed out a KeyPackage that belongs to {0}")]
     WrongKeyPackage(String),
-    /// openmls refused the operation.
+    /// openmls refused the operation; the source is its own error for that
+    /// operation (openmls's per-operation error enums).
     #[error("MLS operation failed: {0}")]
-    Operation(String),
+    Operation(#[source] OperationError),
     /// A credential failed the organisation's chain of trust.
     #[error("refused an untrusted member: {0}")]
     Untrusted(String),
@@ -269,8 +270,44 @@ fn meta_from(extensions: &Extensions<GroupContext>) -> Option<GroupMeta> {
     GroupMeta::decode(raw.0.as_slice()).ok()
 }
 
-fn op_err(err: impl std::fmt::Display) -> MlsError {
-    MlsError::Operation(err.to_string())
+/// openmls's error for one operation, kept whole as the cause.
+#[derive(Debug, Clone)]
+pub struct OperationError(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl OperationError {
+    /// Keeps `err` as the cause.
+    pub fn new(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        OperationError(std::sync::Arc::new(err))
+    }
+
+    /// A failure openmls did not report, described.
+    pub fn described(what: &'static str) -> Self {
+        #[derive(Debug)]
+        struct Described(&'static str);
+        impl std::fmt::Display for Described {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Described {}
+        OperationError::new(Described(what))
+    }
+}
+
+impl std::fmt::Display for OperationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for OperationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+fn op_err(err: impl std::error::Error + Send + Sync + 'static) -> MlsError {
+    MlsError::Operation(OperationError::new(err))
 }
 
 fn invalid(err: impl std::fmt::Display) -> MlsError {

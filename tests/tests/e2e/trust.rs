@@ -81,7 +81,7 @@ async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
         .await
         .err()
         .context("adding a device outside the chain succeeded")?;
-    ensure!(matches!(err, ClientError::Failed(_)), "{err:?}");
+    ensure!(matches!(err, ClientError::NoDeviceToAdd { .. }), "{err:?}");
     let detail = untrusted(&mut staff).await?;
     ensure!(detail.contains("mallory"), "{detail}");
     let summary = staff.client.group(&group.id)?.context("group")?;
@@ -120,7 +120,7 @@ async fn a_key_package_swapped_for_another_users_is_refused() -> Result<()> {
         .await
         .err()
         .context("adding with a swapped KeyPackage succeeded")?;
-    ensure!(matches!(err, ClientError::Failed(_)), "{err:?}");
+    ensure!(matches!(err, ClientError::NoDeviceToAdd { .. }), "{err:?}");
     let detail = untrusted(&mut staff).await?;
     ensure!(detail.contains("belongs to l1"), "{detail}");
     let summary = staff.client.group(&group.id)?.context("group")?;
