@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use convene_proto::invite::{lookup_hash, Invite, InviteSecret};
-use convene_proto::relay::Role;
+use convene_proto::invite::Invite;
 use convene_server::config::{Config, TlsConfig, DEFAULT_DATA_DIR};
 use convene_server::relay::Relay;
-use convene_server::store::{now_ms, NewInvite, Store, StoreOptions};
+use convene_server::store::{now_ms, Founding, Store, StoreOptions};
 use convene_server::{server, tls};
 use tracing_subscriber::EnvFilter;
 
@@ -234,29 +233,14 @@ fn offline_invite(config: Config, args: InviteArgs) -> Result<()> {
              certify new users: create invites with `convene invite`"
         );
     }
-    // Like the bootstrap invite, this one lets its redeemer create the
-    // organisation's authority.
-    let invite = Invite {
-        secret: InviteSecret::generate(),
-        authority_fingerprint: None,
-        relay_url: None,
-    };
-    let new_invite = NewInvite {
-        // Its redeemer creates the authority: a staff member.
-        role: Role::Staff,
-        user_id: args.user_id.unwrap_or_default(),
-        display_name: args.name.unwrap_or_default(),
-        ttl_ms: u64::from(config.limits.invite_ttl_secs) * 1000,
-        user_certificate: Vec::new(),
-        created_by: None,
-        delegation: Vec::new(),
-    };
-    store.create_invite(
-        &lookup_hash(&invite.secret.relay_token()),
-        &new_invite,
+    let invite = store.issue_founding_invite(
+        Founding::Offline {
+            user_id: args.user_id.unwrap_or_default(),
+            display_name: args.name.unwrap_or_default(),
+        },
+        u64::from(config.limits.invite_ttl_secs) * 1000,
         now_ms(),
     )?;
-    store.flush()?;
     println!("{}", invite.to_code());
     Ok(())
 }

@@ -11,9 +11,9 @@ use crate::error::RelayError;
 use crate::frames::FrameCache;
 use crate::hub::Hub;
 use crate::rate_limit::{KeyedBuckets, Rate, Spacing};
-use convene_proto::invite::{lookup_hash, Invite, InviteSecret};
+use convene_proto::invite::Invite;
 
-use crate::store::{now_ms, OpenError, QueueLimits, Store, StoreOptions, TrimPolicy};
+use crate::store::{now_ms, Founding, OpenError, QueueLimits, Store, StoreOptions, TrimPolicy};
 use crate::visibility::Visibility;
 
 /// Why the relay could not start on its data directory.
@@ -170,18 +170,12 @@ impl Relay {
         if self.store.has_users()? {
             return Ok(None);
         }
-        let invite = Invite {
-            secret: InviteSecret::generate(),
-            authority_fingerprint: None,
-            relay_url: Some(relay_url.to_string()),
-        };
         let ttl_secs = self.config.limits.invite_ttl_secs;
-        self.store.replace_bootstrap_invite(
-            &lookup_hash(&invite.secret.relay_token()),
+        let invite = self.store.issue_founding_invite(
+            Founding::Bootstrap { relay_url },
             u64::from(ttl_secs) * 1000,
             now_ms(),
         )?;
-        self.store.flush()?;
         Ok(Some((invite, ttl_secs)))
     }
 }

@@ -19,6 +19,7 @@ mod blobs;
 mod certificates;
 mod commits;
 mod delivery;
+mod founding;
 #[cfg(test)]
 mod group_tests;
 mod groups;
@@ -32,7 +33,6 @@ mod revocations;
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use convene_proto::ids::RELAY_ID_LEN;
 use prost::Message;
@@ -42,6 +42,7 @@ pub use accounts::{Enrolment, NewInvite};
 pub use blobs::{BlobOwner, BlobQuota};
 pub use commits::CommitSubmission;
 pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
+pub use founding::Founding;
 pub use groups::{AppendOutcome, MessageSubmission, QueueLimits};
 pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
 pub use keys::DeviceKey;
@@ -206,13 +207,7 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use convene_proto::now_ms;
 
 fn encode<R: Message>(record: &R) -> Vec<u8> {
     record.encode_to_vec()
