@@ -94,6 +94,11 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The relay answered a request with a response of another kind.
+    pub(crate) fn unexpected_response() -> ClientError {
+        ClientError::Transport(TransportError::Protocol("unexpected response".into()))
+    }
+
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {

@@ -48,13 +48,7 @@ pub use types::{
     UserInfo,
 };
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use convene_proto::now_ms;
 
 /// `N` random bytes from the operating system's generator.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {

@@ -38,3 +38,12 @@ pub mod content {
 }
 
 pub use frame::{decode_envelope, encode_envelope, FrameError};
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it): the
+/// protocol's unit of time, on the relay and on every device.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

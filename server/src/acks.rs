@@ -12,8 +12,9 @@
 //! once, as before.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
+use crate::locked::lock;
 use crate::store::DeviceKey;
 
 /// (group, device) pairs held at most before acknowledgements go straight
@@ -56,12 +57,6 @@ impl AckBuffer {
             .map(|((group_id, device), position)| (group_id, device, position))
             .collect()
     }
-}
-
-// Plain map updates cannot panic half-way: a poisoned lock holds
-// consistent data.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@
 //! grow it without limit.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 
+use crate::locked::lock;
 use crate::store::DeviceKey;
 
 /// Entries kept per group: more than a busy cohort has in flight.
@@ -144,12 +145,6 @@ impl FrameCache {
     pub fn bytes(&self) -> usize {
         lock(&self.inner).total
     }
-}
-
-// Every critical section is a plain collection update that cannot panic
-// half-way, so a poisoned lock holds consistent data.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -9,12 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::{watch, Notify};
 
 use crate::connection::{Outbound, OutboundSender};
+use crate::locked::lock;
 use crate::rate_limit::{Rate, TokenBucket};
 use crate::store::DeviceKey;
 
@@ -186,12 +187,6 @@ impl Hub {
     pub fn connected(&self) -> usize {
         lock(&self.links).len()
     }
-}
-
-// Every critical section here is a plain map or set update that cannot
-// panic half-way, so a poisoned lock holds consistent data.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

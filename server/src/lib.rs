@@ -30,6 +30,7 @@ mod fd_limit;
 mod frames;
 mod handlers;
 mod hub;
+mod locked;
 mod maintenance;
 mod pump;
 mod rate_limit;

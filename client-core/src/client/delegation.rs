@@ -8,7 +8,7 @@ use convene_proto::trust::Signed;
 use prost::Message as _;
 use zeroize::Zeroizing;
 
-use super::{unexpected, Client};
+use super::Client;
 use crate::error::ClientError;
 use crate::store::records::{identity_key, IdentityRecord};
 use crate::trust::{verify_delegation, Certifier, IdentityKey, DELEGATION_VALIDITY_MS};
@@ -44,7 +44,7 @@ impl Client {
         });
         match self.relay(request).await? {
             response::Result::Delegated(_) => Ok(()),
-            _ => Err(unexpected()),
+            _ => Err(ClientError::unexpected_response()),
         }
     }
 
@@ -83,7 +83,7 @@ impl Client {
             });
             match self.relay(request).await? {
                 response::Result::RevocationStored(_) => {}
-                _ => return Err(unexpected()),
+                _ => return Err(ClientError::unexpected_response()),
             }
         }
         Ok(())
@@ -148,7 +148,7 @@ impl Client {
         });
         match self.relay(request).await {
             Ok(response::Result::User(found)) => Ok(found),
-            Ok(_) => Err(unexpected()),
+            Ok(_) => Err(ClientError::unexpected_response()),
             Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
                 Err(ClientError::UnknownUser(user.to_string()))
             }

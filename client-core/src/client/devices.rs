@@ -9,7 +9,7 @@ use convene_proto::trust::{CredentialChain, LinkBundle};
 use prost::Message as _;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{unexpected, Client};
+use super::Client;
 use crate::error::ClientError;
 use crate::link::{answer, request_tag, LinkCode};
 use crate::store::records::{
@@ -54,7 +54,7 @@ impl Client {
         });
         let user = match self.relay(request).await? {
             response::Result::User(user) => user,
-            _ => return Err(unexpected()),
+            _ => return Err(ClientError::unexpected_response()),
         };
         let own = self.device();
         Ok(user
@@ -133,7 +133,7 @@ impl Client {
         });
         match self.relay(approve).await {
             Ok(response::Result::LinkApproved(_)) => {}
-            Ok(_) => return Err(unexpected()),
+            Ok(_) => return Err(ClientError::unexpected_response()),
             Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
                 return Err(ClientError::InvalidArgument(
                     "the link request expired; ask to link again".into(),
@@ -202,7 +202,7 @@ impl Client {
         });
         match self.relay(request).await {
             Ok(response::Result::DeviceRemoved(_)) => {}
-            Ok(_) => return Err(unexpected()),
+            Ok(_) => return Err(ClientError::unexpected_response()),
             Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
                 return Err(ClientError::InvalidArgument(
                     "you have no such device".into(),
@@ -217,7 +217,7 @@ impl Client {
     async fn pending_links(&self) -> Result<Vec<PendingLink>, ClientError> {
         match self.relay(request::Kind::ListLinks(ListLinks {})).await? {
             response::Result::Links(links) => Ok(links.links),
-            _ => Err(unexpected()),
+            _ => Err(ClientError::unexpected_response()),
         }
     }
 

@@ -22,7 +22,6 @@ use crate::events::EventStream;
 use crate::store::records::{
     self, CreateIntent, GroupRecord, IntentKind, IntentRecord, MembersIntent, MessageRecord,
 };
-use crate::transport::TransportError;
 use crate::types::{GroupId, GroupKind, GroupSummary, Identity, Message, Role, UserInfo};
 
 /// Connection attempts that fail in a row before
@@ -381,7 +380,7 @@ impl Client {
         });
         match self.relay(request).await {
             Ok(response::Result::User(user)) => Ok(user_info(user)),
-            Ok(_) => Err(unexpected()),
+            Ok(_) => Err(ClientError::unexpected_response()),
             Err(ClientError::Refused(r))
                 if matches!(r.code, ErrorCode::NotFound | ErrorCode::InvalidArgument) =>
             {
@@ -405,7 +404,7 @@ impl Client {
             });
             let page = match self.relay(request).await? {
                 response::Result::UserList(page) => page,
-                _ => return Err(unexpected()),
+                _ => return Err(ClientError::unexpected_response()),
             };
             let more = page.more && !page.users.is_empty();
             users.extend(page.users.into_iter().map(user_info));
@@ -517,10 +516,6 @@ fn user_info(user: convene_proto::relay::User) -> UserInfo {
             .map(|d| d.device_key.to_vec())
             .collect(),
     }
-}
-
-fn unexpected() -> ClientError {
-    ClientError::Transport(TransportError::Protocol("unexpected response".into()))
 }
 
 mod delegation;

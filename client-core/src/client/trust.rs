@@ -6,7 +6,7 @@ use convene_proto::invite::{authority_fingerprint, Invite as ProtoInvite, Invite
 use convene_proto::relay::{request, response, CreateInvite, ErrorCode, Revoke};
 use prost::Message as _;
 
-use super::{unexpected, Client};
+use super::Client;
 use crate::error::ClientError;
 use crate::store::records::{identity_key, IdentityRecord};
 use crate::store::StoreError;
@@ -83,7 +83,7 @@ impl Client {
                 code: invite.to_code(),
                 expires_at_ms: created.expires_at_ms,
             }),
-            Ok(_) => Err(unexpected()),
+            Ok(_) => Err(ClientError::unexpected_response()),
             Err(ClientError::Refused(r)) if r.code == ErrorCode::Forbidden => {
                 Err(ClientError::Forbidden("only staff can invite".into()))
             }
@@ -116,7 +116,7 @@ impl Client {
         });
         match self.relay(request).await {
             Ok(response::Result::RevocationStored(_)) => Ok(()),
-            Ok(_) => Err(unexpected()),
+            Ok(_) => Err(ClientError::unexpected_response()),
             Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
                 Err(ClientError::UnknownUser(user.to_string()))
             }

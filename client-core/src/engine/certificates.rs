@@ -90,7 +90,7 @@ impl Engine {
                 .await?
             {
                 response::Result::UserList(page) => page,
-                _ => return Err(unexpected()),
+                _ => return Err(ClientError::unexpected_response()),
             };
             for listed in &page.users {
                 let expires = listed.certificate_expires_at_ms;
@@ -125,7 +125,7 @@ impl Engine {
             .await?
         {
             response::Result::User(user) => user,
-            _ => return Err(unexpected()),
+            _ => return Err(ClientError::unexpected_response()),
         };
         let Some((details, identity_key, relied_on)) = self.certified_identity(&user) else {
             tracing::warn!(
@@ -245,7 +245,7 @@ impl Engine {
             .await?
         {
             response::Result::User(user) => user,
-            _ => return Err(unexpected()),
+            _ => return Err(ClientError::unexpected_response()),
         };
         let current = chain_user_certificate(self.mls.chain()).unwrap_or_default();
         if user.user_certificate.is_empty() || user.user_certificate.as_ref() == current {
@@ -317,8 +317,4 @@ fn wipe(identity: &mut IdentityRecord) {
     identity.device_secret.zeroize();
     identity.identity_secret.zeroize();
     identity.authority_secret.zeroize();
-}
-
-fn unexpected() -> ClientError {
-    ClientError::Transport(TransportError::Protocol("unexpected response".into()))
 }

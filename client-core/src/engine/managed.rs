@@ -112,7 +112,7 @@ impl Engine {
             });
             match self.request(send).await {
                 Ok(response::Result::MessageAccepted(_)) => {}
-                Ok(_) => return Err(Step::Failed(unexpected())),
+                Ok(_) => return Err(Step::Failed(ClientError::unexpected_response())),
                 // A commit moved the group on since the GroupInfo was read:
                 // read it again and propose for the new epoch.
                 Err(TransportError::Refused(r)) if r.code == ErrorCode::StaleEpoch => {
@@ -148,7 +148,7 @@ impl Engine {
         });
         match self.request(get).await {
             Ok(response::Result::GroupState(state)) => Ok(state),
-            Ok(_) => Err(Step::Failed(unexpected())),
+            Ok(_) => Err(Step::Failed(ClientError::unexpected_response())),
             Err(TransportError::Refused(r)) => Err(Step::Failed(ClientError::Refused(r))),
             Err(_) => Err(Step::Offline),
         }
@@ -267,8 +267,4 @@ impl Engine {
         }
         self.outbox_dirty = true;
     }
-}
-
-pub(super) fn unexpected() -> ClientError {
-    ClientError::Transport(TransportError::Protocol("unexpected response".into()))
 }

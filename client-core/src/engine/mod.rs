@@ -21,7 +21,7 @@ mod devices;
 mod held;
 mod intents;
 mod lifecycle;
-mod manage;
+mod managed;
 mod notices;
 mod peers;
 mod readd;

@@ -282,7 +282,7 @@ impl Engine {
                 return Ok(Step::Done);
             }
             Ok(response::Result::GroupState(state)) => state.epoch,
-            Ok(_) => return Err(Step::Failed(super::manage::unexpected())),
+            Ok(_) => return Err(Step::Failed(ClientError::unexpected_response())),
             Err(TransportError::Refused(r)) if r.code == ErrorCode::NotAMember => {
                 return self.let_go(intent, record);
             }

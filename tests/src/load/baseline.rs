@@ -27,6 +27,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::client::lock;
+
 type Device = Bytes;
 
 #[derive(Default)]
@@ -260,8 +262,4 @@ fn trim(group: &mut Group) {
 
 fn error(why: &str) -> response::Result {
     response::Result::Error(WireError::new(ErrorCode::InvalidArgument, why))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

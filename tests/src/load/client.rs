@@ -372,6 +372,8 @@ impl Reader {
     }
 }
 
+/// Locks `mutex`, poisoned or not: the load generator's critical sections
+/// are plain counter and map updates, consistent whatever panicked.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
