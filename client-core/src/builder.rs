@@ -327,8 +327,14 @@ impl ClientBuilder {
         });
         let (commands, receiver) = mpsc::channel(64);
         wipe_secrets(&mut identity);
+        // Every line the engine logs says whose it is.
+        let span = tracing::info_span!(
+            "engine",
+            user = %shared.identity.user_id,
+            device = %convene_proto::ids::hex_prefix(&shared.device),
+        );
         let engine = Engine::new(shared.clone(), mls, connector, receiver)?;
-        let task = tokio::spawn(engine.run());
+        let task = tokio::spawn(tracing::Instrument::instrument(engine.run(), span));
         Ok(Client::new(shared, commands, task))
     }
 

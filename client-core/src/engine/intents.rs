@@ -9,6 +9,8 @@
 
 use std::collections::HashSet;
 
+use tracing::Instrument;
+
 use bytes::Bytes;
 use convene_proto::relay::{ErrorCode, SubmitCommit};
 use prost::Message as _;
@@ -150,7 +152,14 @@ impl Engine {
                 Some(IntentKind::Send(send)) => Some(MessageId(send.message_id.clone())),
                 _ => None,
             };
-            match self.step(intent).await.unwrap_or_else(|stopped| stopped) {
+            let span = tracing::debug_span!(
+                "intent",
+                id,
+                kind = intent.kind.as_ref().map_or("none", IntentKind::name),
+                group = %convene_proto::ids::hex_prefix(&group_id),
+            );
+            let step = self.step(intent).instrument(span).await;
+            match step.unwrap_or_else(|stopped| stopped) {
                 Step::Done => {}
                 Step::Failed(err) => self.fail_intent(id, &group_id, message_id, err),
                 Step::Wait => {

@@ -48,6 +48,7 @@ use convene_proto::relay::{push, request, response, stream_ack, Ack, StreamAck};
 use openmls::prelude::MlsGroup;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::error::ClientError;
 use crate::events::Event;
@@ -389,7 +390,8 @@ impl Engine {
             }
         }
         for push in batch {
-            if let Err(err) = self.process_push(push).await {
+            let span = push_span(&push);
+            if let Err(err) = self.process_push(push).instrument(span).await {
                 // Nothing of this push was kept, and nothing after it may be
                 // processed before it: start again from the last
                 // acknowledgement, on a new connection.
@@ -500,6 +502,20 @@ fn load_group<'a>(
         }
     }
     Ok(groups.get_mut(group_id))
+}
+
+/// The span one push is processed in: its kind, and its group if it has
+/// one.
+fn push_span(push: &push::Kind) -> tracing::Span {
+    let (kind, group): (&str, &[u8]) = match push {
+        push::Kind::GroupMessage(m) => ("group_message", &m.group_id),
+        push::Kind::Receipt(r) => ("receipt", &r.group_id),
+        push::Kind::InboxMessage(w) => ("welcome", &w.group_id),
+        push::Kind::StreamGap(g) => ("stream_gap", &g.group_id),
+        push::Kind::CaughtUp(_) => ("caught_up", &[]),
+        _ => ("other", &[]),
+    };
+    tracing::debug_span!("push", kind, group = %convene_proto::ids::hex_prefix(group))
 }
 
 async fn recv_push(relay: &mut RelayState) -> Option<push::Kind> {

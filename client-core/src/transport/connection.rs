@@ -149,7 +149,12 @@ impl RelayConnection {
         let waiters: Waiters = Arc::default();
         let (push_tx, pushes) = mpsc::channel(super::MAX_QUEUED_PUSHES);
         let (closed_tx, closed) = watch::channel(None);
-        tokio::spawn(read_loop(stream, waiters.clone(), push_tx, closed_tx));
+        tokio::spawn(tracing::Instrument::in_current_span(read_loop(
+            stream,
+            waiters.clone(),
+            push_tx,
+            closed_tx,
+        )));
         Ok(RelayConnection {
             sink: tokio::sync::Mutex::new(sink),
             waiters,

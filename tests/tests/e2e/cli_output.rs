@@ -26,20 +26,26 @@ fn run_into_closed_pipe(args: &[&str], state: &std::path::Path) -> Result<Output
         .output()?)
 }
 
-#[test]
-fn output_to_a_closed_pipe_ends_the_command_quietly() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
-    let root = tempfile::tempdir()?;
-    let state = root.path().join("sam");
+/// Enrols "sam" with the relay's bootstrap invite in `state`.
+fn enrol_sam(relay: &RelayProcess, state: &std::path::Path) -> Result<()> {
     let bootstrap = relay.bootstrap_invite.as_deref().context("no invite")?;
     let enrolled = Command::new(binary("convene"))
         .arg("--state-dir")
-        .arg(&state)
+        .arg(state)
         .args(["--json", "enrol", bootstrap, "--user-id", "sam"])
         .env_remove("CONVENE_PASSPHRASE_COMMAND")
         .env("CONVENE_PASSPHRASE", "passphrase of sam, for this test")
         .output()?;
     ensure!(enrolled.status.success(), "enrol failed: {enrolled:?}");
+    Ok(())
+}
+
+#[test]
+fn output_to_a_closed_pipe_ends_the_command_quietly() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let root = tempfile::tempdir()?;
+    let state = root.path().join("sam");
+    enrol_sam(&relay, &state)?;
 
     // A command that worked: its output had nowhere to go, which is the
     // reader's choice, not a failure.
@@ -63,5 +69,37 @@ fn output_to_a_closed_pipe_ends_the_command_quietly() -> Result<()> {
         "a failed --json ping into a closed pipe: {:?}, stderr {stderr:?}",
         out.status
     );
+    Ok(())
+}
+
+#[test]
+fn a_clients_log_lines_say_whose_engine_it_is() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let root = tempfile::tempdir()?;
+    let state = root.path().join("sam");
+    enrol_sam(&relay, &state)?;
+    drop(relay);
+    // With the relay gone, the engine logs its failed attempts; `groups`
+    // waits a second for it, then shows what is stored.
+    let out = Command::new(binary("convene"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--timeout", "1", "groups"])
+        .env_remove("CONVENE_PASSPHRASE_COMMAND")
+        .env("CONVENE_PASSPHRASE", "passphrase of sam, for this test")
+        .env("CONVENE_LOG", "convene_client=debug")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let attempts: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("cannot connect to the relay"))
+        .collect();
+    ensure!(!attempts.is_empty(), "no attempt was logged: {stderr}");
+    for line in attempts {
+        ensure!(
+            line.contains("engine{") && line.contains("sam"),
+            "a log line of the engine does not say whose it is: {line}"
+        );
+    }
     Ok(())
 }

@@ -70,6 +70,25 @@ pub enum IntentKind {
     Update(UpdateIntent),
 }
 
+impl IntentKind {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            IntentKind::Send(_) => "send",
+            IntentKind::Create(_) => "create",
+            IntentKind::Add(_) => "add",
+            IntentKind::Remove(_) => "remove",
+            IntentKind::AddDevices(_) => "add_devices",
+            IntentKind::RemoveDevices(_) => "remove_devices",
+            IntentKind::Manage(_) => "manage",
+            IntentKind::CommitProposals(_) => "commit_proposals",
+            IntentKind::Rejoin(_) => "rejoin",
+            IntentKind::Readd(_) => "readd",
+            IntentKind::Update(_) => "update",
+        }
+    }
+}
+
 /// Nothing to record: the group's record says when the leaf was renewed.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct UpdateIntent {}
