@@ -24,7 +24,8 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 pub struct FlushFailed;
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Progress {
+/// How far the flushes have come, by ticket.
+struct FlushedThrough {
     /// Every ticket up to here is on disk.
     durable: u64,
     /// Every ticket up to here was covered by a flush that failed.
@@ -35,7 +36,7 @@ struct Progress {
 pub struct Flusher {
     next_ticket: AtomicU64,
     wake: Notify,
-    progress: watch::Sender<Progress>,
+    progress: watch::Sender<FlushedThrough>,
 }
 
 /// A writer's place in the flush order.
@@ -48,7 +49,7 @@ impl Flusher {
         let flusher = Arc::new(Flusher {
             next_ticket: AtomicU64::new(0),
             wake: Notify::new(),
-            progress: watch::Sender::new(Progress::default()),
+            progress: watch::Sender::new(FlushedThrough::default()),
         });
         tokio::spawn(flush_loop(flusher.clone(), store));
         flusher

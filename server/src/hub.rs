@@ -4,7 +4,7 @@
 //! A device has at most one live connection: a new one supersedes the old,
 //! which is closed, so that two pumps never deliver to the same device.
 //! Other parts of the relay never write to a connection directly for stream
-//! traffic; they mark a stream as having news ([`DeviceLink::mark`]) and the
+//! traffic; they mark a stream as having news ([`LiveConnection::mark`]) and the
 //! device's pump reads the store. That keeps delivery ordered and bounded.
 
 use std::collections::{HashMap, HashSet};
@@ -35,7 +35,7 @@ struct Mailbox {
 }
 
 /// One live connection of a device, as seen by the rest of the relay.
-pub struct DeviceLink {
+pub struct LiveConnection {
     id: u64,
     device: DeviceKey,
     mailbox: Mutex<Mailbox>,
@@ -45,7 +45,7 @@ pub struct DeviceLink {
     out: OutboundSender,
 }
 
-impl DeviceLink {
+impl LiveConnection {
     pub fn device(&self) -> &DeviceKey {
         &self.device
     }
@@ -100,7 +100,7 @@ impl DeviceLink {
 
 /// All live device connections, and per-device request budgets.
 pub struct Hub {
-    links: Mutex<HashMap<DeviceKey, Arc<DeviceLink>>>,
+    connections: Mutex<HashMap<DeviceKey, Arc<LiveConnection>>>,
     buckets: Mutex<HashMap<DeviceKey, TokenBucket>>,
     rate: Rate,
     next_id: AtomicU64,
@@ -109,7 +109,7 @@ pub struct Hub {
 impl Hub {
     pub fn new(rate: Rate) -> Self {
         Hub {
-            links: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
             rate,
             next_id: AtomicU64::new(1),
@@ -117,8 +117,8 @@ impl Hub {
     }
 
     /// Registers a device's new connection, superseding any older one.
-    pub fn register(&self, device: DeviceKey, out: OutboundSender) -> Arc<DeviceLink> {
-        let link = Arc::new(DeviceLink {
+    pub fn register(&self, device: DeviceKey, out: OutboundSender) -> Arc<LiveConnection> {
+        let live = Arc::new(LiveConnection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             device,
             mailbox: Mutex::new(Mailbox::default()),
@@ -127,49 +127,53 @@ impl Hub {
             revoked: watch::Sender::new(false),
             out,
         });
-        if let Some(old) = lock(&self.links).insert(device, link.clone()) {
+        if let Some(old) = lock(&self.connections).insert(device, live.clone()) {
             old.superseded.send_replace(true);
         }
-        link
+        live
     }
 
     /// Removes a connection, unless a newer one already replaced it.
-    pub fn unregister(&self, link: &DeviceLink) {
-        let mut links = lock(&self.links);
-        if links.get(&link.device).is_some_and(|l| l.id == link.id) {
-            links.remove(&link.device);
+    pub fn unregister(&self, live: &LiveConnection) {
+        let mut connections = lock(&self.connections);
+        if connections
+            .get(&live.device)
+            .is_some_and(|l| l.id == live.id)
+        {
+            connections.remove(&live.device);
         }
     }
 
     /// Closes the live connections of revoked devices.
     pub fn revoke(&self, devices: &[DeviceKey]) {
-        let links = lock(&self.links);
+        let connections = lock(&self.connections);
         for device in devices {
-            if let Some(link) = links.get(device) {
-                link.revoked.send_replace(true);
+            if let Some(live) = connections.get(device) {
+                live.revoked.send_replace(true);
             }
         }
     }
 
     /// Sends an advisory frame to every connected device.
     pub fn broadcast(&self, make: impl Fn() -> Outbound) {
-        let links: Vec<Arc<DeviceLink>> = lock(&self.links).values().cloned().collect();
-        for link in links {
-            link.try_send(make());
+        let connections: Vec<Arc<LiveConnection>> =
+            lock(&self.connections).values().cloned().collect();
+        for live in connections {
+            live.try_send(make());
         }
     }
 
     /// The live connection of a device, if any.
-    pub fn link(&self, device: &DeviceKey) -> Option<Arc<DeviceLink>> {
-        lock(&self.links).get(device).cloned()
+    pub fn connection(&self, device: &DeviceKey) -> Option<Arc<LiveConnection>> {
+        lock(&self.connections).get(device).cloned()
     }
 
     /// Marks `stream` as having news for each of `devices` that is connected.
     pub fn notify<'a>(&self, stream: &Stream, devices: impl IntoIterator<Item = &'a DeviceKey>) {
-        let links = lock(&self.links);
+        let connections = lock(&self.connections);
         for device in devices {
-            if let Some(link) = links.get(device) {
-                link.mark(stream.clone());
+            if let Some(live) = connections.get(device) {
+                live.mark(stream.clone());
             }
         }
     }
@@ -185,7 +189,7 @@ impl Hub {
 
     /// Connected devices.
     pub fn connected(&self) -> usize {
-        lock(&self.links).len()
+        lock(&self.connections).len()
     }
 }
 
@@ -210,7 +214,7 @@ mod tests {
             .await
             .unwrap();
         hub.unregister(&old);
-        assert!(hub.link(&[1; 32]).is_some_and(|l| l.id == new.id));
+        assert!(hub.connection(&[1; 32]).is_some_and(|l| l.id == new.id));
         hub.unregister(&new);
         assert_eq!(hub.connected(), 0);
     }
@@ -219,11 +223,11 @@ mod tests {
     async fn marks_reach_the_mailbox_once() {
         let hub = hub();
         let (tx, _rx) = crate::connection::outbound_queue();
-        let link = hub.register([1; 32], tx);
+        let live = hub.register([1; 32], tx);
         hub.notify(&Stream::Group(b"g".to_vec()), [&[1; 32], &[2; 32]]);
         hub.notify(&Stream::Group(b"g".to_vec()), [&[1; 32]]);
-        link.wait().await;
-        let (news, acks) = link.take();
+        live.wait().await;
+        let (news, acks) = live.take();
         assert_eq!(news.len(), 1);
         assert!(acks.is_empty());
     }

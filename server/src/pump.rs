@@ -23,7 +23,7 @@ use convene_proto::relay::{
 
 use crate::connection::{Outbound, OutboundSender};
 use crate::error::RelayResult;
-use crate::hub::{DeviceLink, Stream};
+use crate::hub::{LiveConnection, Stream};
 use crate::relay::Relay;
 use crate::store::{InboxItem, LogItem, ReadBudget};
 
@@ -54,7 +54,7 @@ impl InFlight {
 
 struct Pump {
     relay: Arc<Relay>,
-    link: Arc<DeviceLink>,
+    live: Arc<LiveConnection>,
     out: OutboundSender,
     /// The newest position pushed per stream.
     sent: HashMap<Stream, u64>,
@@ -65,7 +65,8 @@ struct Pump {
     window_bytes: usize,
 }
 
-enum Progress {
+/// Where delivering one stream stopped.
+enum Delivery {
     /// Everything visible in the stream was pushed.
     Drained,
     /// The window is full; wait for acknowledgements.
@@ -73,12 +74,12 @@ enum Progress {
 }
 
 /// Runs the pump until the connection goes away.
-pub async fn run(relay: Arc<Relay>, link: Arc<DeviceLink>, out: OutboundSender) {
+pub async fn run(relay: Arc<Relay>, live: Arc<LiveConnection>, out: OutboundSender) {
     let window = relay.config.limits.push_window as usize;
     let window_bytes = relay.config.limits.push_window_bytes as usize;
     let mut pump = Pump {
         relay,
-        link,
+        live,
         out,
         sent: HashMap::new(),
         in_flight: HashMap::new(),
@@ -94,12 +95,12 @@ impl Pump {
     async fn run(&mut self) -> RelayResult<()> {
         let mut pending: BTreeSet<Stream> = BTreeSet::new();
         pending.insert(Stream::Inbox);
-        for group_id in self.relay.store.device_groups(self.link.device())? {
+        for group_id in self.relay.store.device_groups(self.live.device())? {
             pending.insert(Stream::Group(group_id));
         }
         let mut caught_up = false;
         loop {
-            let (news, acks) = self.link.take();
+            let (news, acks) = self.live.take();
             for (stream, position) in acks {
                 if let Some(in_flight) = self.in_flight.get_mut(&stream) {
                     in_flight.acked(position);
@@ -111,10 +112,10 @@ impl Pump {
             let streams: Vec<Stream> = pending.iter().cloned().collect();
             for stream in streams {
                 match self.deliver(&stream).await {
-                    Ok(Progress::Drained) => {
+                    Ok(Delivery::Drained) => {
                         pending.remove(&stream);
                     }
-                    Ok(Progress::WindowFull) => {}
+                    Ok(Delivery::WindowFull) => {}
                     Err(Disconnected) => return Ok(()),
                 }
             }
@@ -124,7 +125,7 @@ impl Pump {
                     return Ok(());
                 }
             }
-            self.link.wait().await;
+            self.live.wait().await;
         }
     }
 
@@ -150,15 +151,15 @@ impl Pump {
             .sent(position, bytes);
     }
 
-    async fn deliver(&mut self, stream: &Stream) -> Result<Progress, Disconnected> {
+    async fn deliver(&mut self, stream: &Stream) -> Result<Delivery, Disconnected> {
         match stream {
             Stream::Inbox => self.deliver_inbox().await,
             Stream::Group(group_id) => self.deliver_group(group_id).await,
         }
     }
 
-    async fn deliver_inbox(&mut self) -> Result<Progress, Disconnected> {
-        let device = *self.link.device();
+    async fn deliver_inbox(&mut self) -> Result<Delivery, Disconnected> {
+        let device = *self.live.device();
         let stream = Stream::Inbox;
         let mut sent = match self.sent.get(&stream) {
             Some(sent) => *sent,
@@ -170,7 +171,7 @@ impl Pump {
         while sent < through {
             let Some(budget) = self.room(&stream) else {
                 self.sent.insert(stream, sent);
-                return Ok(Progress::WindowFull);
+                return Ok(Delivery::WindowFull);
             };
             let Some(items) =
                 self.logged(self.relay.store.read_inbox(&device, sent, through, budget))
@@ -190,11 +191,11 @@ impl Pump {
             }
         }
         self.sent.insert(stream, sent);
-        Ok(Progress::Drained)
+        Ok(Delivery::Drained)
     }
 
-    async fn deliver_group(&mut self, group_id: &[u8]) -> Result<Progress, Disconnected> {
-        let device = *self.link.device();
+    async fn deliver_group(&mut self, group_id: &[u8]) -> Result<Delivery, Disconnected> {
+        let device = *self.live.device();
         let stream = Stream::Group(group_id.to_vec());
         let Some(member) = self
             .logged(self.relay.store.membership(group_id, &device))
@@ -202,7 +203,7 @@ impl Pump {
         else {
             // No longer follows the group (removed, and acknowledged it).
             self.sent.remove(&stream);
-            return Ok(Progress::Drained);
+            return Ok(Delivery::Drained);
         };
         let mut sent = match self.sent.get(&stream) {
             Some(sent) => *sent,
@@ -216,7 +217,7 @@ impl Pump {
         while sent < through {
             let Some(budget) = self.room(&stream) else {
                 self.sent.insert(stream, sent);
-                return Ok(Progress::WindowFull);
+                return Ok(Delivery::WindowFull);
             };
             // Most deliveries are of what was just sent: share its frame.
             if let Some(cached) = self.relay.frames.get(group_id, sent + 1) {
@@ -258,7 +259,7 @@ impl Pump {
             }
         }
         self.sent.insert(stream, sent);
-        Ok(Progress::Drained)
+        Ok(Delivery::Drained)
     }
 
     /// Pushes a `StreamGap` if the group's log was trimmed past `sent`,

@@ -5,7 +5,7 @@ use convene_proto::relay::{response, stream_ack, Ack, Acked};
 
 use super::{Caller, Reply};
 use crate::error::{Refusal, RelayResult};
-use crate::hub::{DeviceLink, Stream};
+use crate::hub::{LiveConnection, Stream};
 use crate::relay::Relay;
 
 /// Acknowledgements one request may carry.
@@ -14,7 +14,7 @@ pub const MAX_ACKS: usize = 1_024;
 pub(super) fn ack(
     relay: &Relay,
     caller: &Caller,
-    link: &DeviceLink,
+    live: &LiveConnection,
     req: Ack,
 ) -> RelayResult<Reply> {
     if req.acks.len() > MAX_ACKS {
@@ -47,12 +47,12 @@ pub(super) fn ack(
                     }
                     written = true;
                 }
-                link.acked(Stream::Group(group_id.to_vec()), ack.position);
+                live.acked(Stream::Group(group_id.to_vec()), ack.position);
             }
             Some(stream_ack::Stream::Inbox(true)) => {
                 relay.store.ack_inbox(&caller.device, ack.position)?;
                 written = true;
-                link.acked(Stream::Inbox, ack.position);
+                live.acked(Stream::Inbox, ack.position);
             }
             Some(stream_ack::Stream::Inbox(false)) | None => {
                 return Err(Refusal::InvalidArgument(
@@ -88,7 +88,7 @@ mod tests {
         .unwrap();
         let device = [9; 32];
         let (out, _queue) = crate::connection::outbound_queue();
-        let link = relay.hub.register(device, out);
+        let live = relay.hub.register(device, out);
         let caller = Caller {
             device,
             user_id: "mallory".into(),
@@ -100,7 +100,7 @@ mod tests {
                 position: 5,
             })
             .collect();
-        ack(&relay, &caller, &link, Ack { acks }).unwrap();
+        ack(&relay, &caller, &live, Ack { acks }).unwrap();
         assert!(relay.acks.take().is_empty(), "a stranger's acks were kept");
     }
 }

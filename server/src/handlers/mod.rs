@@ -27,7 +27,7 @@ pub use links::{LINK_TTL_MS, MAX_SEALED_BYTES};
 use convene_proto::relay::{request, response, Pong, Role};
 
 use crate::error::{Refusal, RelayResult};
-use crate::hub::DeviceLink;
+use crate::hub::LiveConnection;
 use crate::relay::Relay;
 use crate::store::{now_ms, DeviceKey, KeyPackageStock};
 
@@ -101,7 +101,7 @@ impl Reply {
 pub fn handle(
     relay: &Relay,
     caller: &Caller,
-    link: &DeviceLink,
+    live: &LiveConnection,
     request: request::Kind,
 ) -> RelayResult<Reply> {
     use request::Kind;
@@ -116,7 +116,7 @@ pub fn handle(
         Kind::GetGroup(req) => groups::get(relay, caller, req),
         Kind::SubmitCommit(req) => groups::submit_commit(relay, caller, req),
         Kind::SendMessage(req) => groups::send_message(relay, caller, req),
-        Kind::Ack(req) => delivery::ack(relay, caller, link, req),
+        Kind::Ack(req) => delivery::ack(relay, caller, live, req),
         Kind::BeginBlob(req) => blobs::begin(relay, caller, req),
         Kind::PutBlobChunk(req) => blobs::put(relay, caller, req),
         Kind::GetBlob(req) => blobs::get(relay, req),

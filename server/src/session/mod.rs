@@ -165,7 +165,7 @@ where
                     match served {
                         Ok(details) => self.respond(request_id, details).await?,
                         Err(err) => {
-                            // A wrong token or link counts as a failed
+                            // A wrong token or live counts as a failed
                             // attempt, so that a connection cannot probe.
                             self.respond_error(request_id, &err).await?;
                             one_more_failure(&mut failures)?;
@@ -233,12 +233,12 @@ where
 
     async fn run(&mut self, caller: Caller, shutdown: &mut Shutdown) -> Ending {
         let relay = self.relay.clone();
-        let link = relay.hub.register(caller.device, self.out.clone());
+        let live = relay.hub.register(caller.device, self.out.clone());
         let span = tracing::Span::current();
         span.record("user", caller.user_id.as_str());
         span.record("device", convene_proto::ids::hex_prefix(&caller.device));
         let pump = tokio::spawn(
-            pump::run(relay.clone(), link.clone(), self.out.clone()).in_current_span(),
+            pump::run(relay.clone(), live.clone(), self.out.clone()).in_current_span(),
         );
         let (responses, queue) = mpsc::channel(RESPONSE_QUEUE);
         let response_bytes = Arc::new(tokio::sync::Semaphore::new(RESPONSE_BYTES));
@@ -251,8 +251,8 @@ where
             let inbound = tokio::select! {
                 biased;
                 _ = shutdown.recv() => break Ending::Close(close::GOING_AWAY, "the relay is shutting down"),
-                _ = link.superseded() => break Ending::Close(close::SUPERSEDED, "a newer connection of this device took over"),
-                _ = link.revoked() => break Ending::Close(close::REVOKED, "this device was revoked"),
+                _ = live.superseded() => break Ending::Close(close::SUPERSEDED, "a newer connection of this device took over"),
+                _ = live.revoked() => break Ending::Close(close::REVOKED, "this device was revoked"),
                 _ = self.out.closed() => break Ending::Gone,
                 read = tokio::time::timeout(idle, connection::read(&mut self.reader)) => match read {
                     Ok(inbound) => inbound,
@@ -273,7 +273,7 @@ where
                     ticket: None,
                     effects: Vec::new(),
                 },
-                Ok(()) => match handlers::handle(&relay, &caller, &link, request) {
+                Ok(()) => match handlers::handle(&relay, &caller, &live, request) {
                     Ok(reply) => responder::Pending {
                         request_id,
                         result: reply.result,
@@ -305,7 +305,7 @@ where
         // Let the responder send what became durable, within bounds.
         let write_timeout = Duration::from_millis(u64::from(relay.config.limits.write_timeout_ms));
         let _ = tokio::time::timeout(write_timeout, responder).await;
-        relay.hub.unregister(&link);
+        relay.hub.unregister(&live);
         tracing::debug!(user = %caller.user_id, "device disconnected");
         ending
     }

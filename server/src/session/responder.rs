@@ -76,14 +76,14 @@ pub fn apply(relay: &Relay, effects: Vec<Effect>) {
                 relay.hub.notify(&Stream::Inbox, [&device]);
             }
             Effect::KeyPackagesLow { device, stock } => {
-                if let Some(link) = relay.hub.link(&device) {
+                if let Some(live) = relay.hub.connection(&device) {
                     let push = convene_proto::relay::push::Kind::KeyPackagesLow(
                         convene_proto::relay::KeyPackagesLow {
                             one_time_remaining: stock.one_time,
                             last_resort: stock.last_resort,
                         },
                     );
-                    link.try_send(Outbound::Frame(encode_envelope(&Envelope::push(push))));
+                    live.try_send(Outbound::Frame(encode_envelope(&Envelope::push(push))));
                 }
             }
             Effect::Revoked { devices, sequence } => {
