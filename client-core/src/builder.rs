@@ -331,7 +331,7 @@ impl ClientBuilder {
         let span = tracing::info_span!(
             "engine",
             user = %shared.identity.user_id,
-            device = %convene_proto::ids::hex_prefix(&shared.device),
+            device = %convene_proto::ids::hex_prefix(shared.device),
         );
         let engine = Engine::new(shared.clone(), mls, connector, receiver)?;
         let task = tokio::spawn(tracing::Instrument::instrument(engine.run(), span));

@@ -53,14 +53,11 @@ impl DeviceKey {
 
 impl std::fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DeviceKey(public {})", hex_prefix(&self.public()))
+        write!(f, "DeviceKey(public {})", hex_prefix(self.public()))
     }
 }
 
-/// The first bytes of a key in hex, to tell keys apart in logs.
-pub fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().take(6).map(|b| format!("{b:02x}")).collect()
-}
+pub use convene_proto::ids::hex_prefix;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::locked::lock;
-use crate::store::DeviceKey;
+use crate::store::DevicePublicKey;
 
 /// (group, device) pairs held at most before acknowledgements go straight
 /// to the store.
@@ -24,13 +24,13 @@ const MAX_PENDING: usize = 100_000;
 /// Acknowledged positions not yet written to the store.
 #[derive(Default)]
 pub struct AckBuffer {
-    pending: Mutex<HashMap<(Vec<u8>, DeviceKey), u64>>,
+    pending: Mutex<HashMap<(Vec<u8>, DevicePublicKey), u64>>,
 }
 
 impl AckBuffer {
     /// Keeps `position` for the device's group; `false` if the buffer is
     /// full and the caller must write it itself.
-    pub fn record(&self, group_id: &[u8], device: &DeviceKey, position: u64) -> bool {
+    pub fn record(&self, group_id: &[u8], device: &DevicePublicKey, position: u64) -> bool {
         let mut pending = lock(&self.pending);
         if let Some(kept) = pending.get_mut(&(group_id.to_vec(), *device)) {
             *kept = (*kept).max(position);
@@ -44,14 +44,14 @@ impl AckBuffer {
     }
 
     /// The newest acknowledged position not yet written, if any.
-    pub fn get(&self, group_id: &[u8], device: &DeviceKey) -> Option<u64> {
+    pub fn get(&self, group_id: &[u8], device: &DevicePublicKey) -> Option<u64> {
         lock(&self.pending)
             .get(&(group_id.to_vec(), *device))
             .copied()
     }
 
     /// Takes everything gathered, for writing.
-    pub fn take(&self) -> Vec<(Vec<u8>, DeviceKey, u64)> {
+    pub fn take(&self) -> Vec<(Vec<u8>, DevicePublicKey, u64)> {
         lock(&self.pending)
             .drain()
             .map(|((group_id, device), position)| (group_id, device, position))
@@ -66,11 +66,14 @@ mod tests {
     #[test]
     fn keeps_the_newest_position_until_taken() {
         let acks = AckBuffer::default();
-        assert!(acks.record(b"g", &[1; 32], 5));
-        assert!(acks.record(b"g", &[1; 32], 3));
-        assert_eq!(acks.get(b"g", &[1; 32]), Some(5));
-        assert_eq!(acks.get(b"g", &[2; 32]), None);
-        assert_eq!(acks.take(), vec![(b"g".to_vec(), [1; 32], 5)]);
-        assert_eq!(acks.get(b"g", &[1; 32]), None);
+        assert!(acks.record(b"g", &DevicePublicKey([1; 32]), 5));
+        assert!(acks.record(b"g", &DevicePublicKey([1; 32]), 3));
+        assert_eq!(acks.get(b"g", &DevicePublicKey([1; 32])), Some(5));
+        assert_eq!(acks.get(b"g", &DevicePublicKey([2; 32])), None);
+        assert_eq!(
+            acks.take(),
+            vec![(b"g".to_vec(), DevicePublicKey([1; 32]), 5)]
+        );
+        assert_eq!(acks.get(b"g", &DevicePublicKey([1; 32])), None);
     }
 }

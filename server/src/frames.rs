@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use crate::locked::lock;
-use crate::store::DeviceKey;
+use crate::store::DevicePublicKey;
 
 /// Entries kept per group: more than a busy cohort has in flight.
 const PER_GROUP: usize = 4_096;
@@ -30,7 +30,7 @@ const PER_GROUP_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct CachedEntry {
     /// The device that sent it: it gets `receipt` instead of `frame`.
-    pub sender: DeviceKey,
+    pub sender: DevicePublicKey,
     /// The `GroupMessage` push for every other member.
     pub frame: Bytes,
     /// The `Receipt` push for the sender.
@@ -153,7 +153,7 @@ mod tests {
 
     fn entry(byte: u8) -> CachedEntry {
         CachedEntry {
-            sender: [byte; 32],
+            sender: DevicePublicKey([byte; 32]),
             frame: Bytes::from(vec![byte; 100]),
             receipt: Bytes::from(vec![byte; 10]),
             payload_len: 80,
@@ -167,7 +167,10 @@ mod tests {
             cache.insert(b"g", position, entry(position as u8));
         }
         assert!(cache.get(b"g", 4).is_none());
-        assert_eq!(cache.get(b"g", 7).map(|e| e.sender), Some([7; 32]));
+        assert_eq!(
+            cache.get(b"g", 7).map(|e| e.sender),
+            Some(DevicePublicKey([7; 32]))
+        );
         assert!(cache.get(b"g", 10).is_none());
         cache.trim(b"g", 7);
         assert!(cache.get(b"g", 7).is_none());
@@ -180,8 +183,14 @@ mod tests {
         let cache = FrameCache::new(1 << 20);
         cache.insert(b"g", 3, entry(3));
         cache.insert(b"g", 2, entry(2));
-        assert_eq!(cache.get(b"g", 2).map(|e| e.sender), Some([2; 32]));
-        assert_eq!(cache.get(b"g", 3).map(|e| e.sender), Some([3; 32]));
+        assert_eq!(
+            cache.get(b"g", 2).map(|e| e.sender),
+            Some(DevicePublicKey([2; 32]))
+        );
+        assert_eq!(
+            cache.get(b"g", 3).map(|e| e.sender),
+            Some(DevicePublicKey([3; 32]))
+        );
         assert_eq!(cache.bytes(), 220);
     }
 

@@ -17,7 +17,7 @@ use tokio::sync::{watch, Notify};
 use crate::connection::{Outbound, OutboundSender};
 use crate::locked::lock;
 use crate::rate_limit::{Rate, TokenBucket};
-use crate::store::DeviceKey;
+use crate::store::DevicePublicKey;
 
 /// A stream of entries the relay delivers to a device.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,7 +37,7 @@ struct Mailbox {
 /// One live connection of a device, as seen by the rest of the relay.
 pub struct LiveConnection {
     id: u64,
-    device: DeviceKey,
+    device: DevicePublicKey,
     mailbox: Mutex<Mailbox>,
     wake: Notify,
     superseded: watch::Sender<bool>,
@@ -46,7 +46,7 @@ pub struct LiveConnection {
 }
 
 impl LiveConnection {
-    pub fn device(&self) -> &DeviceKey {
+    pub fn device(&self) -> &DevicePublicKey {
         &self.device
     }
 
@@ -100,8 +100,8 @@ impl LiveConnection {
 
 /// All live device connections, and per-device request budgets.
 pub struct Hub {
-    connections: Mutex<HashMap<DeviceKey, Arc<LiveConnection>>>,
-    buckets: Mutex<HashMap<DeviceKey, TokenBucket>>,
+    connections: Mutex<HashMap<DevicePublicKey, Arc<LiveConnection>>>,
+    buckets: Mutex<HashMap<DevicePublicKey, TokenBucket>>,
     rate: Rate,
     next_id: AtomicU64,
 }
@@ -117,7 +117,7 @@ impl Hub {
     }
 
     /// Registers a device's new connection, superseding any older one.
-    pub fn register(&self, device: DeviceKey, out: OutboundSender) -> Arc<LiveConnection> {
+    pub fn register(&self, device: DevicePublicKey, out: OutboundSender) -> Arc<LiveConnection> {
         let live = Arc::new(LiveConnection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             device,
@@ -145,7 +145,7 @@ impl Hub {
     }
 
     /// Closes the live connections of revoked devices.
-    pub fn revoke(&self, devices: &[DeviceKey]) {
+    pub fn revoke(&self, devices: &[DevicePublicKey]) {
         let connections = lock(&self.connections);
         for device in devices {
             if let Some(live) = connections.get(device) {
@@ -164,12 +164,16 @@ impl Hub {
     }
 
     /// The live connection of a device, if any.
-    pub fn connection(&self, device: &DeviceKey) -> Option<Arc<LiveConnection>> {
+    pub fn connection(&self, device: &DevicePublicKey) -> Option<Arc<LiveConnection>> {
         lock(&self.connections).get(device).cloned()
     }
 
     /// Marks `stream` as having news for each of `devices` that is connected.
-    pub fn notify<'a>(&self, stream: &Stream, devices: impl IntoIterator<Item = &'a DeviceKey>) {
+    pub fn notify<'a>(
+        &self,
+        stream: &Stream,
+        devices: impl IntoIterator<Item = &'a DevicePublicKey>,
+    ) {
         let connections = lock(&self.connections);
         for device in devices {
             if let Some(live) = connections.get(device) {
@@ -179,7 +183,7 @@ impl Hub {
     }
 
     /// Spends one request of a device's budget, or says how long to wait.
-    pub fn check_rate(&self, device: &DeviceKey) -> Result<(), u32> {
+    pub fn check_rate(&self, device: &DevicePublicKey) -> Result<(), u32> {
         let now = Instant::now();
         lock(&self.buckets)
             .entry(*device)
@@ -208,13 +212,15 @@ mod tests {
     async fn a_new_connection_supersedes_the_old() {
         let hub = hub();
         let (tx, _rx) = crate::connection::outbound_queue();
-        let old = hub.register([1; 32], tx.clone());
-        let new = hub.register([1; 32], tx);
+        let old = hub.register(DevicePublicKey([1; 32]), tx.clone());
+        let new = hub.register(DevicePublicKey([1; 32]), tx);
         tokio::time::timeout(std::time::Duration::from_secs(1), old.superseded())
             .await
             .unwrap();
         hub.unregister(&old);
-        assert!(hub.connection(&[1; 32]).is_some_and(|l| l.id == new.id));
+        assert!(hub
+            .connection(&DevicePublicKey([1; 32]))
+            .is_some_and(|l| l.id == new.id));
         hub.unregister(&new);
         assert_eq!(hub.connected(), 0);
     }
@@ -223,9 +229,12 @@ mod tests {
     async fn marks_reach_the_mailbox_once() {
         let hub = hub();
         let (tx, _rx) = crate::connection::outbound_queue();
-        let live = hub.register([1; 32], tx);
-        hub.notify(&Stream::Group(b"g".to_vec()), [&[1; 32], &[2; 32]]);
-        hub.notify(&Stream::Group(b"g".to_vec()), [&[1; 32]]);
+        let live = hub.register(DevicePublicKey([1; 32]), tx);
+        hub.notify(
+            &Stream::Group(b"g".to_vec()),
+            [&DevicePublicKey([1; 32]), &DevicePublicKey([2; 32])],
+        );
+        hub.notify(&Stream::Group(b"g".to_vec()), [&DevicePublicKey([1; 32])]);
         live.wait().await;
         let (news, acks) = live.take();
         assert_eq!(news.len(), 1);
@@ -235,8 +244,8 @@ mod tests {
     #[test]
     fn rate_is_per_device() {
         let hub = hub();
-        assert!(hub.check_rate(&[1; 32]).is_ok());
-        assert!(hub.check_rate(&[1; 32]).is_err());
-        assert!(hub.check_rate(&[2; 32]).is_ok());
+        assert!(hub.check_rate(&DevicePublicKey([1; 32])).is_ok());
+        assert!(hub.check_rate(&DevicePublicKey([1; 32])).is_err());
+        assert!(hub.check_rate(&DevicePublicKey([2; 32])).is_ok());
     }
 }

@@ -56,15 +56,16 @@ pub struct Relay {
     pub frames: FrameCache,
     pub acks: AckBuffer,
     /// When each device last asked each group to re-add it.
-    pub rejoin_spacing: Spacing<(Vec<u8>, crate::store::DeviceKey)>,
+    pub rejoin_spacing: Spacing<(Vec<u8>, crate::store::DevicePublicKey)>,
     /// Each claimer's share of each other device's one-time KeyPackages.
-    pub claims_per_target: KeyedBuckets<(crate::store::DeviceKey, crate::store::DeviceKey)>,
+    pub claims_per_target:
+        KeyedBuckets<(crate::store::DevicePublicKey, crate::store::DevicePublicKey)>,
     /// Each claimer's KeyPackage claims in all.
-    pub claims_per_claimer: KeyedBuckets<crate::store::DeviceKey>,
+    pub claims_per_claimer: KeyedBuckets<crate::store::DevicePublicKey>,
     /// Each device's group creations.
-    pub groups_per_device: KeyedBuckets<crate::store::DeviceKey>,
+    pub groups_per_device: KeyedBuckets<crate::store::DevicePublicKey>,
     /// Proposals each staff device may send to groups as their manager.
-    pub outside_proposals_per_device: KeyedBuckets<crate::store::DeviceKey>,
+    pub outside_proposals_per_device: KeyedBuckets<crate::store::DevicePublicKey>,
     /// Groups whose members acknowledged something since the last trim.
     trim_queue: Mutex<HashSet<Vec<u8>>>,
 }

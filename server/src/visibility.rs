@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::error::RelayResult;
-use crate::store::{DeviceKey, Store};
+use crate::store::{DevicePublicKey, Store};
 
 /// Durable watermarks of every group log and every device inbox.
 #[derive(Default)]
 pub struct Visibility {
     groups: RwLock<HashMap<Vec<u8>, AtomicU64>>,
-    inboxes: RwLock<HashMap<DeviceKey, AtomicU64>>,
+    inboxes: RwLock<HashMap<DevicePublicKey, AtomicU64>>,
 }
 
 impl Visibility {
@@ -56,7 +56,7 @@ impl Visibility {
     }
 
     /// The newest durable position of a device's inbox.
-    pub fn inbox(&self, device: &DeviceKey) -> u64 {
+    pub fn inbox(&self, device: &DevicePublicKey) -> u64 {
         read(&self.inboxes)
             .get(device)
             .map_or(0, |w| w.load(Ordering::Acquire))
@@ -75,7 +75,7 @@ impl Visibility {
     }
 
     /// Raises a device inbox's watermark after a flush covered `position`.
-    pub fn publish_inbox(&self, device: &DeviceKey, position: u64) {
+    pub fn publish_inbox(&self, device: &DevicePublicKey, position: u64) {
         if let Some(watermark) = read(&self.inboxes).get(device) {
             watermark.fetch_max(position, Ordering::AcqRel);
             return;
@@ -108,8 +108,8 @@ mod tests {
         visibility.publish_group(b"g", 5);
         visibility.publish_group(b"g", 3);
         assert_eq!(visibility.group(b"g"), 5);
-        visibility.publish_inbox(&[1; 32], 2);
-        assert_eq!(visibility.inbox(&[1; 32]), 2);
-        assert_eq!(visibility.inbox(&[2; 32]), 0);
+        visibility.publish_inbox(&DevicePublicKey([1; 32]), 2);
+        assert_eq!(visibility.inbox(&DevicePublicKey([1; 32])), 2);
+        assert_eq!(visibility.inbox(&DevicePublicKey([2; 32])), 0);
     }
 }

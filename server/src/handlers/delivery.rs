@@ -72,6 +72,7 @@ pub(super) fn ack(
 
 #[cfg(test)]
 mod tests {
+    use crate::store::DevicePublicKey;
     use bytes::Bytes;
     use convene_proto::relay::{Role, StreamAck};
 
@@ -86,7 +87,7 @@ mod tests {
             ..Config::default()
         })
         .unwrap();
-        let device = [9; 32];
+        let device = DevicePublicKey([9; 32]);
         let (out, _queue) = crate::connection::outbound_queue();
         let live = relay.hub.register(device, out);
         let caller = Caller {

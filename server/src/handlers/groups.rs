@@ -305,7 +305,7 @@ fn cache_frames(
         position: outcome.position,
         epoch: outcome.epoch,
         kind: message.kind as i32,
-        sender_device: Bytes::copy_from_slice(&caller.device),
+        sender_device: Bytes::copy_from_slice(caller.device.as_bytes()),
         payload: message.payload.clone(),
         received_at_ms: now,
         added_devices: Vec::new(),

@@ -11,7 +11,7 @@ use convene_proto::relay::{
 use super::{check_size, device_keys, Caller, Effect, Reply};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
-use crate::store::{now_ms, DeviceKey, KeyPackageStock, KeyPackageUpload};
+use crate::store::{now_ms, DevicePublicKey, KeyPackageStock, KeyPackageUpload};
 
 pub(super) fn upload(relay: &Relay, caller: &Caller, req: UploadKeyPackages) -> RelayResult<Reply> {
     let limits = &relay.config.limits;
@@ -55,7 +55,7 @@ pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> Re
     }
     // Every target is resolved before anything is claimed, so a bad name
     // wastes no KeyPackage.
-    let mut targets: BTreeSet<(DeviceKey, String)> = BTreeSet::new();
+    let mut targets: BTreeSet<(DevicePublicKey, String)> = BTreeSet::new();
     for user_id in &req.user_ids {
         check_user_id(user_id)?;
         let user = relay

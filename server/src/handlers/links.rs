@@ -7,7 +7,7 @@
 //! and checked by clients, and set by the new device itself once it holds
 //! it (`UpdateCredential`).
 
-use convene_proto::ids::{check_user_id, fixed, DEVICE_KEY_LEN};
+use convene_proto::ids::check_user_id;
 use convene_proto::relay::{
     response, ApproveLink, DeviceRemoved, GetLink, LinkApproved, LinkRequested, LinkStatus, Links,
     PendingLink, RemoveDevice, RequestLink,
@@ -16,7 +16,7 @@ use convene_proto::relay::{
 use super::{Caller, Effect, Reply};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
-use crate::store::{now_ms, DeviceKey, LinkAnswer, NewLink};
+use crate::store::{now_ms, DevicePublicKey, LinkAnswer, NewLink};
 
 /// How long a link request waits for approval.
 pub const LINK_TTL_MS: u64 = 10 * 60 * 1000;
@@ -39,7 +39,7 @@ fn check_pake_message(message: &[u8]) -> RelayResult<()> {
 /// signature over this connection's nonce the session has checked.
 pub(crate) fn request_link(
     relay: &Relay,
-    device: DeviceKey,
+    device: DevicePublicKey,
     req: &RequestLink,
 ) -> RelayResult<response::Result> {
     check_user_id(&req.user_id)?;
@@ -60,7 +60,7 @@ pub(crate) fn request_link(
 /// Serves `GetLink` (before authentication). The sealed bundle is readable
 /// only by the device that shows the request's code.
 pub(crate) fn link_status(relay: &Relay, req: &GetLink) -> RelayResult<response::Result> {
-    let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
+    let device = DevicePublicKey::from_field("device_key", &req.device_key)?;
     let link = relay
         .store
         .link(&device)?
@@ -92,7 +92,7 @@ pub(super) fn list(relay: &Relay, caller: &Caller) -> RelayResult<Reply> {
 }
 
 pub(super) fn approve(relay: &Relay, caller: &Caller, req: ApproveLink) -> RelayResult<Reply> {
-    let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
+    let device = DevicePublicKey::from_field("device_key", &req.device_key)?;
     check_pake_message(&req.pake_message)?;
     if req.sealed.is_empty() || req.sealed.len() > MAX_SEALED_BYTES {
         return Err(Refusal::InvalidArgument("a sealed bundle is required".into()).into());
@@ -115,7 +115,7 @@ pub(super) fn remove_device(
     caller: &Caller,
     req: RemoveDevice,
 ) -> RelayResult<Reply> {
-    let device = fixed::<DEVICE_KEY_LEN>("device_key", &req.device_key)?;
+    let device = DevicePublicKey::from_field("device_key", &req.device_key)?;
     if device == caller.device {
         return Err(Refusal::InvalidArgument(
             "a device cannot remove itself; use another of the user's devices".into(),

@@ -29,12 +29,12 @@ use convene_proto::relay::{request, response, Pong, Role};
 use crate::error::{Refusal, RelayResult};
 use crate::hub::LiveConnection;
 use crate::relay::Relay;
-use crate::store::{now_ms, DeviceKey, KeyPackageStock};
+use crate::store::{now_ms, DevicePublicKey, KeyPackageStock};
 
 /// The authenticated device a request comes from.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub device: DeviceKey,
+    pub device: DevicePublicKey,
     pub user_id: String,
     pub role: Role,
 }
@@ -46,20 +46,23 @@ pub enum Effect {
     /// followers.
     GroupAppended { group_id: Vec<u8>, position: u64 },
     /// A device inbox grew to `position`.
-    InboxAppended { device: DeviceKey, position: u64 },
+    InboxAppended {
+        device: DevicePublicKey,
+        position: u64,
+    },
     /// A device's one-time KeyPackages are running low.
     KeyPackagesLow {
-        device: DeviceKey,
+        device: DevicePublicKey,
         stock: KeyPackageStock,
     },
     /// Staff revoked these devices: close their connections, and tell every
     /// connected device to fetch revocations up to `sequence`.
     Revoked {
-        devices: Vec<DeviceKey>,
+        devices: Vec<DevicePublicKey>,
         sequence: u64,
     },
     /// A user removed these devices of theirs: close their connections.
-    DevicesRemoved { devices: Vec<DeviceKey> },
+    DevicesRemoved { devices: Vec<DevicePublicKey> },
 }
 
 /// A handler's answer.
@@ -145,12 +148,16 @@ pub fn pong() -> Reply {
 }
 
 /// Parses a list of 32-byte device keys, refusing too many.
-fn device_keys(field: &'static str, raw: &[bytes::Bytes], max: u32) -> RelayResult<Vec<DeviceKey>> {
+fn device_keys(
+    field: &'static str,
+    raw: &[bytes::Bytes],
+    max: u32,
+) -> RelayResult<Vec<DevicePublicKey>> {
     if raw.len() > max as usize {
         return Err(Refusal::TooLarge(format!("{field} names more than {max} devices")).into());
     }
     raw.iter()
-        .map(|key| Ok(convene_proto::ids::fixed(field, key)?))
+        .map(|key| Ok(DevicePublicKey::from_field(field, key)?))
         .collect()
 }
 

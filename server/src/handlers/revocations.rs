@@ -1,7 +1,7 @@
 //! Staff revoking devices and suspending users; clients fetching the
 //! signed revocations.
 
-use convene_proto::ids::{check_user_id, fixed};
+use convene_proto::ids::{check_user_id, DevicePublicKey};
 use convene_proto::relay::{
     response, ListRevocations, RevocationEntry, RevocationStored, Revocations, Revoke, Role,
 };
@@ -40,7 +40,9 @@ fn check_signed_target(relay: &Relay, req: &Revoke, target: RevocationTarget) ->
     ) {
         (false, []) => Some(RevocationTarget::Delegation),
         (true, []) => Some(RevocationTarget::User),
-        (true, key) => <[u8; 32]>::try_from(key).ok().map(RevocationTarget::Device),
+        (true, key) => DevicePublicKey::from_field("device_key", key)
+            .ok()
+            .map(RevocationTarget::Device),
         (false, _) => None,
     };
     if revocation.user_id != req.user_id || says != Some(target) {
@@ -60,7 +62,9 @@ pub(super) fn revoke(relay: &Relay, caller: &Caller, req: Revoke) -> RelayResult
     let target = match (req.delegation_only, req.device_key.len()) {
         (true, _) => RevocationTarget::Delegation,
         (false, 0) => RevocationTarget::User,
-        (false, _) => RevocationTarget::Device(fixed::<32>("device_key", &req.device_key)?),
+        (false, _) => {
+            RevocationTarget::Device(DevicePublicKey::from_field("device_key", &req.device_key)?)
+        }
     };
     check_signed_target(relay, &req, target)?;
     let (sequence, devices) =

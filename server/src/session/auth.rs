@@ -2,7 +2,7 @@
 //! `Enrol`, within the authentication deadline.
 
 use convene_proto::auth::{transcript, AuthPurpose};
-use convene_proto::ids::{fixed, CONTINUITY_LEN, DEVICE_KEY_LEN, NONCE_LEN, SIGNATURE_LEN};
+use convene_proto::ids::{fixed, CONTINUITY_LEN, NONCE_LEN, SIGNATURE_LEN};
 use convene_proto::invite::lookup_hash;
 use convene_proto::relay::{response, Authenticate, Authenticated, Enrol, RequestLink, Role};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -11,7 +11,7 @@ use crate::error::{Refusal, RelayError, RelayResult};
 use crate::handlers::Caller;
 use crate::handlers::{wire_stock, MAX_CERTIFICATE_BYTES};
 use crate::relay::Relay;
-use crate::store::{now_ms, DeviceKey, Enrolment};
+use crate::store::{now_ms, DevicePublicKey, Enrolment};
 
 /// Checks an ed25519 signature over the transcript of this connection.
 fn verify(
@@ -20,10 +20,11 @@ fn verify(
     nonce: &[u8; NONCE_LEN],
     device_key: &[u8],
     signature: &[u8],
-) -> RelayResult<DeviceKey> {
-    let device: DeviceKey = fixed::<DEVICE_KEY_LEN>("device_key", device_key)?;
+) -> RelayResult<DevicePublicKey> {
+    let device = DevicePublicKey::from_field("device_key", device_key)?;
     let signature: [u8; SIGNATURE_LEN] = fixed("signature", signature)?;
-    let key = VerifyingKey::from_bytes(&device).map_err(|_| Refusal::AuthenticationFailed)?;
+    let key =
+        VerifyingKey::from_bytes(device.as_bytes()).map_err(|_| Refusal::AuthenticationFailed)?;
     let signed = transcript(purpose, &relay.store.relay_id(), nonce, &device);
     key.verify_strict(&signed, &Signature::from_bytes(&signature))
         .map_err(|_| Refusal::AuthenticationFailed)?;

@@ -236,7 +236,7 @@ where
         let live = relay.hub.register(caller.device, self.out.clone());
         let span = tracing::Span::current();
         span.record("user", caller.user_id.as_str());
-        span.record("device", convene_proto::ids::hex_prefix(&caller.device));
+        span.record("device", tracing::field::display(caller.device));
         let pump = tokio::spawn(
             pump::run(relay.clone(), live.clone(), self.out.clone()).in_current_span(),
         );

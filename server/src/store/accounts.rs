@@ -10,7 +10,7 @@ use convene_proto::trust::{chain_user_certificate, read_user_certificate};
 use sled::Batch;
 
 use super::records::{DeviceRecord, InviteRecord, UserRecord};
-use super::{corrupt, encode, keys, DeviceKey, Store};
+use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 
 /// An invite to create.
@@ -26,7 +26,7 @@ pub struct NewInvite {
     /// The invitee's signed user certificate (opaque; may be empty).
     pub user_certificate: Vec<u8>,
     /// The staff device that created it; `None` for the bootstrap invite.
-    pub created_by: Option<DeviceKey>,
+    pub created_by: Option<DevicePublicKey>,
     /// The delegation under which staff certified the invitee (opaque; may
     /// be empty).
     pub delegation: Vec<u8>,
@@ -43,7 +43,7 @@ pub struct Enrolment<'a> {
     pub user_id: &'a str,
     /// Used when the invite does not name a display name.
     pub display_name: &'a str,
-    pub device: DeviceKey,
+    pub device: DevicePublicKey,
     /// The device's credential chain (opaque).
     pub credential: &'a [u8],
     /// The organisation's authority key, set by the first staff member
@@ -231,7 +231,7 @@ impl Store {
         self.get(&keys::user(user_id))
     }
 
-    pub fn device(&self, device: &DeviceKey) -> RelayResult<Option<DeviceRecord>> {
+    pub fn device(&self, device: &DevicePublicKey) -> RelayResult<Option<DeviceRecord>> {
         self.get(&keys::device(device))
     }
 
@@ -242,7 +242,7 @@ impl Store {
     /// saw; `take_over` accepts either way.
     pub fn pass_continuity(
         &self,
-        device: &DeviceKey,
+        device: &DevicePublicKey,
         continuity: &[u8],
         next: &[u8],
         take_over: bool,
@@ -269,7 +269,7 @@ impl Store {
     }
 
     /// The devices of a user, in key order.
-    pub fn user_devices(&self, user_id: &str) -> RelayResult<Vec<(DeviceKey, DeviceRecord)>> {
+    pub fn user_devices(&self, user_id: &str) -> RelayResult<Vec<(DevicePublicKey, DeviceRecord)>> {
         let mut devices = Vec::new();
         for item in self.tree.scan_prefix(keys::user_devices_prefix(user_id)) {
             let (key, _) = item?;
@@ -332,7 +332,7 @@ mod tests {
             invite_hash: hash,
             user_id: user,
             display_name: "Someone",
-            device: [device; 32],
+            device: DevicePublicKey([device; 32]),
         }
     }
 
@@ -398,7 +398,7 @@ mod tests {
         let (_dir, store) = store();
         invite(&store, [1; 32], 10_000);
         store.enrol(&enrolment([1; 32], "ann", 1), 2_000).unwrap();
-        let device = [1; 32];
+        let device = DevicePublicKey([1; 32]);
         let copied = |result: RelayResult<()>| {
             matches!(
                 result,

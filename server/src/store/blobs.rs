@@ -10,7 +10,7 @@ use rand::RngCore;
 use sled::Batch;
 
 use super::records::BlobRecord;
-use super::{encode, keys, DeviceKey, Store};
+use super::{encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 
 /// What one user may hold in attachments.
@@ -29,7 +29,7 @@ const BLOB_QUOTA_RETRY_MS: u32 = 3_600_000;
 /// Who is uploading a blob.
 #[derive(Debug, Clone, Copy)]
 pub struct BlobOwner<'a> {
-    pub device: &'a DeviceKey,
+    pub device: &'a DevicePublicKey,
     pub user_id: &'a str,
 }
 
@@ -85,7 +85,7 @@ impl Store {
     /// Stores the next piece of a blob that `owner` is uploading.
     pub fn put_blob_chunk(
         &self,
-        owner: &DeviceKey,
+        owner: &DevicePublicKey,
         blob_id: &[u8],
         offset: u64,
         data: &[u8],
@@ -179,7 +179,7 @@ mod tests {
         count: 10,
     };
 
-    fn ann(device: &DeviceKey) -> BlobOwner<'_> {
+    fn ann(device: &DevicePublicKey) -> BlobOwner<'_> {
         BlobOwner {
             device,
             user_id: "ann",
@@ -190,7 +190,7 @@ mod tests {
     fn upload_in_order_then_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let owner = [1; 32];
+        let owner = DevicePublicKey([1; 32]);
         let content: Vec<u8> = (0..10u8).collect();
         let id = store.begin_blob(ann(&owner), 10, 4, ROOMY, 0).unwrap();
         assert!(
@@ -205,7 +205,7 @@ mod tests {
         );
         assert!(
             store
-                .put_blob_chunk(&[2; 32], &id, 0, &content[..4])
+                .put_blob_chunk(&DevicePublicKey([2; 32]), &id, 0, &content[..4])
                 .is_err(),
             "not the owner"
         );
@@ -228,9 +228,15 @@ mod tests {
     fn short_pieces_are_refused_except_the_last() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let id = store.begin_blob(ann(&[1; 32]), 10, 4, ROOMY, 0).unwrap();
-        assert!(store.put_blob_chunk(&[1; 32], &id, 0, &[0; 3]).is_err());
-        assert!(store.put_blob_chunk(&[1; 32], &id, 0, &[0; 5]).is_err());
+        let id = store
+            .begin_blob(ann(&DevicePublicKey([1; 32])), 10, 4, ROOMY, 0)
+            .unwrap();
+        assert!(store
+            .put_blob_chunk(&DevicePublicKey([1; 32]), &id, 0, &[0; 3])
+            .is_err());
+        assert!(store
+            .put_blob_chunk(&DevicePublicKey([1; 32]), &id, 0, &[0; 5])
+            .is_err());
     }
 
     /// Bytes promised by uploads begun count as much as bytes stored, and
@@ -243,24 +249,32 @@ mod tests {
             bytes: 100,
             count: 3,
         };
-        let first = store.begin_blob(ann(&[1; 32]), 60, 64, quota, 0).unwrap();
+        let first = store
+            .begin_blob(ann(&DevicePublicKey([1; 32])), 60, 64, quota, 0)
+            .unwrap();
         let over = store
-            .begin_blob(ann(&[2; 32]), 41, 64, quota, 0)
+            .begin_blob(ann(&DevicePublicKey([2; 32])), 41, 64, quota, 0)
             .unwrap_err();
         assert!(matches!(
             over,
             crate::error::RelayError::Refused(Refusal::RateLimited { .. })
         ));
         let bob = BlobOwner {
-            device: &[3; 32],
+            device: &DevicePublicKey([3; 32]),
             user_id: "bob",
         };
         store.begin_blob(bob, 100, 64, quota, 0).unwrap();
-        store.begin_blob(ann(&[2; 32]), 40, 64, quota, 0).unwrap();
+        store
+            .begin_blob(ann(&DevicePublicKey([2; 32])), 40, 64, quota, 0)
+            .unwrap();
         store.delete_blob(&first).unwrap();
-        store.begin_blob(ann(&[1; 32]), 30, 64, quota, 0).unwrap();
-        store.begin_blob(ann(&[1; 32]), 1, 64, quota, 0).unwrap();
-        let too_many = store.begin_blob(ann(&[1; 32]), 1, 64, quota, 0);
+        store
+            .begin_blob(ann(&DevicePublicKey([1; 32])), 30, 64, quota, 0)
+            .unwrap();
+        store
+            .begin_blob(ann(&DevicePublicKey([1; 32])), 1, 64, quota, 0)
+            .unwrap();
+        let too_many = store.begin_blob(ann(&DevicePublicKey([1; 32])), 1, 64, quota, 0);
         assert!(too_many.is_err(), "a fourth attachment was begun");
     }
 }

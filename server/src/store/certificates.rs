@@ -3,7 +3,7 @@
 //! has certified itself under the new one. Both are opaque to the relay
 //! beyond what it checks in the handlers; every client verifies them.
 
-use super::{encode, keys, DeviceKey, Store};
+use super::{encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 
 impl Store {
@@ -42,7 +42,11 @@ impl Store {
     }
 
     /// Replaces a device's credential chain.
-    pub fn update_credential(&self, device: &DeviceKey, credential: &[u8]) -> RelayResult<()> {
+    pub fn update_credential(
+        &self,
+        device: &DevicePublicKey,
+        credential: &[u8],
+    ) -> RelayResult<()> {
         let _guard = self.device_locks.lock(device);
         let mut record = self.device(device)?.ok_or(Refusal::NotFound("device"))?;
         record.credential = credential.to_vec();

@@ -14,7 +14,7 @@ use sled::Batch;
 
 use super::groups::{AppendOutcome, QueueLimits};
 use super::records::{InboxRecord, LogEntry, MemberRecord, WelcomeRecord};
-use super::{corrupt, encode, keys, DeviceKey, Store};
+use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 
 /// When a sender whose Welcomes fill its share of a device's inbox may try
@@ -28,15 +28,15 @@ pub struct CommitSubmission<'a> {
     /// The epoch the commit was built on.
     pub epoch: u64,
     pub submission_id: &'a [u8],
-    pub sender: DeviceKey,
+    pub sender: DevicePublicKey,
     /// The sending device's user (joiners' inbox shares are per user).
     pub sender_user: &'a str,
     pub commit: Bytes,
     pub welcome: Bytes,
     pub ratchet_tree: Bytes,
     pub group_info: Bytes,
-    pub added: &'a [DeviceKey],
-    pub removed: &'a [DeviceKey],
+    pub added: &'a [DevicePublicKey],
+    pub removed: &'a [DevicePublicKey],
 }
 
 impl Store {
@@ -103,7 +103,7 @@ impl Store {
         };
         batch.insert(keys::log_entry(commit.group_id, position), encode(&entry));
 
-        let readded: HashSet<&DeviceKey> = commit
+        let readded: HashSet<&DevicePublicKey> = commit
             .added
             .iter()
             .filter(|d| commit.removed.contains(d))
@@ -190,8 +190,8 @@ impl Store {
     /// Checks the declared routing change against the relay's membership.
     fn check_routing_change(&self, commit: &CommitSubmission<'_>) -> RelayResult<()> {
         let invalid = |why: &str| Err(Refusal::InvalidArgument(why.to_string()).into());
-        let added: HashSet<&DeviceKey> = commit.added.iter().collect();
-        let removed: HashSet<&DeviceKey> = commit.removed.iter().collect();
+        let added: HashSet<&DevicePublicKey> = commit.added.iter().collect();
+        let removed: HashSet<&DevicePublicKey> = commit.removed.iter().collect();
         if added.len() != commit.added.len() || removed.len() != commit.removed.len() {
             return invalid("a device is listed twice in the routing change");
         }

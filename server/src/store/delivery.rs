@@ -9,7 +9,7 @@
 use sled::Batch;
 
 use super::records::{GroupRecord, InboxRecord, LogEntry, WelcomeRecord};
-use super::{corrupt, encode, keys, DeviceKey, Store};
+use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::RelayResult;
 
 /// A group log entry read for delivery.
@@ -85,7 +85,7 @@ impl Store {
     /// Inbox entries of a device at positions `after + 1 ..= through`.
     pub fn read_inbox(
         &self,
-        device: &DeviceKey,
+        device: &DevicePublicKey,
         after: u64,
         through: u64,
         budget: ReadBudget,
@@ -118,12 +118,12 @@ impl Store {
     }
 
     /// The newest position in a device's inbox.
-    pub fn inbox_head(&self, device: &DeviceKey) -> RelayResult<u64> {
+    pub fn inbox_head(&self, device: &DevicePublicKey) -> RelayResult<u64> {
         self.inbox_counter(&keys::inbox_head(device))
     }
 
     /// The newest inbox position of every device that ever had one.
-    pub fn inbox_heads(&self) -> impl Iterator<Item = RelayResult<(DeviceKey, u64)>> + '_ {
+    pub fn inbox_heads(&self) -> impl Iterator<Item = RelayResult<(DevicePublicKey, u64)>> + '_ {
         self.tree.scan_prefix([keys::INBOX_HEAD]).map(|item| {
             let (key, raw) = item?;
             let device = keys::trailing_device(&key).ok_or_else(|| corrupt("inbox head key"))?;
@@ -137,7 +137,7 @@ impl Store {
     }
 
     /// Everything up to here in a device's inbox was acknowledged.
-    pub fn inbox_acked(&self, device: &DeviceKey) -> RelayResult<u64> {
+    pub fn inbox_acked(&self, device: &DevicePublicKey) -> RelayResult<u64> {
         self.inbox_counter(&keys::inbox_acked(device))
     }
 
@@ -147,7 +147,7 @@ impl Store {
     pub fn ack_group(
         &self,
         group_id: &[u8],
-        device: &DeviceKey,
+        device: &DevicePublicKey,
         position: u64,
     ) -> RelayResult<AckOutcome> {
         let unchanged = AckOutcome {
@@ -280,7 +280,7 @@ impl Store {
     /// entries are read.
     pub(super) fn inbox_entries_from(
         &self,
-        device: &DeviceKey,
+        device: &DevicePublicKey,
         sender: &str,
         acked: u64,
         head: u64,
@@ -304,7 +304,7 @@ impl Store {
     /// Deletes a device's inbox entries up to `position`, and each Welcome
     /// once all its recipients have acknowledged it. Two sessions may
     /// acknowledge at once: an entry counts toward its Welcome only once.
-    pub fn ack_inbox(&self, device: &DeviceKey, position: u64) -> RelayResult<()> {
+    pub fn ack_inbox(&self, device: &DevicePublicKey, position: u64) -> RelayResult<()> {
         let position = position.min(self.inbox_head(device)?);
         if position == 0 {
             return Ok(());

@@ -49,11 +49,13 @@ fn fixture() -> Fixture {
             invite_hash: [d; 32],
             user_id: &name,
             display_name: "User",
-            device: [d; 32],
+            device: DevicePublicKey([d; 32]),
         };
         store.enrol(&enrolment, 1).unwrap();
     }
-    store.create_group(b"g", &[1; 32], 0).unwrap();
+    store
+        .create_group(b"g", &DevicePublicKey([1; 32]), 0)
+        .unwrap();
     Fixture { _dir: dir, store }
 }
 
@@ -61,14 +63,14 @@ fn commit<'a>(
     epoch: u64,
     id: &'a [u8],
     sender: u8,
-    added: &'a [DeviceKey],
-    removed: &'a [DeviceKey],
+    added: &'a [DevicePublicKey],
+    removed: &'a [DevicePublicKey],
 ) -> CommitSubmission<'a> {
     CommitSubmission {
         group_id: b"g",
         epoch,
         submission_id: id,
-        sender: [sender; 32],
+        sender: DevicePublicKey([sender; 32]),
         sender_user: "sender",
         commit: Bytes::from_static(b"commit"),
         welcome: if added.is_empty() {
@@ -90,7 +92,7 @@ fn message<'a>(store: &Store, id: &'a [u8], sender: u8) -> MessageSubmission<'a>
         group_id: b"g",
         kind: MessageKind::Application,
         submission_id: id,
-        sender: [sender; 32],
+        sender: DevicePublicKey([sender; 32]),
         payload: Bytes::from_static(b"ciphertext"),
         epoch: Some(epoch),
         from_outside: false,
@@ -107,7 +109,7 @@ fn refusal(result: RelayResult<AppendOutcome>) -> Refusal {
 #[test]
 fn exactly_one_commit_per_epoch() {
     let f = fixture();
-    let added = [[2; 32]];
+    let added = [DevicePublicKey([2; 32])];
     let first = f
         .store
         .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
@@ -129,7 +131,7 @@ fn exactly_one_commit_per_epoch() {
 #[test]
 fn concurrent_commits_on_one_epoch_accept_one() {
     let f = std::sync::Arc::new(fixture());
-    let added = [[2; 32], [3; 32]];
+    let added = [DevicePublicKey([2; 32]), DevicePublicKey([3; 32])];
     f.store
         .submit_commit(&commit(0, b"setup", 1, &added, &[]), LIMITS, 5)
         .unwrap();
@@ -183,18 +185,23 @@ fn resubmission_returns_the_first_outcome() {
 #[test]
 fn welcome_reaches_only_an_accepted_commit_s_joiners() {
     let f = fixture();
-    let added = [[2; 32]];
+    let added = [DevicePublicKey([2; 32])];
     f.store
         .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
         .unwrap();
-    let losing_added = [[3; 32]];
+    let losing_added = [DevicePublicKey([3; 32])];
     assert!(f
         .store
         .submit_commit(&commit(0, b"c2", 1, &losing_added, &[]), LIMITS, 5)
         .is_err());
     let inbox2 = f
         .store
-        .read_inbox(&[2; 32], 0, f.store.inbox_head(&[2; 32]).unwrap(), ALL)
+        .read_inbox(
+            &DevicePublicKey([2; 32]),
+            0,
+            f.store.inbox_head(&DevicePublicKey([2; 32])).unwrap(),
+            ALL,
+        )
         .unwrap();
     assert_eq!(inbox2.len(), 1);
     assert_eq!(inbox2[0].welcome.welcome.as_ref(), b"welcome");
@@ -203,12 +210,16 @@ fn welcome_reaches_only_an_accepted_commit_s_joiners() {
         (1, 1)
     );
     assert_eq!(
-        f.store.inbox_head(&[3; 32]).unwrap(),
+        f.store.inbox_head(&DevicePublicKey([3; 32])).unwrap(),
         0,
         "the refused commit's Welcome was stored"
     );
     // The joiner follows from after the commit.
-    let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
+    let member = f
+        .store
+        .membership(b"g", &DevicePublicKey([2; 32]))
+        .unwrap()
+        .unwrap();
     assert_eq!((member.from_position, member.acked), (2, 1));
 }
 
@@ -222,11 +233,11 @@ fn non_members_cannot_post_and_removed_members_leave_after_acking() {
         ),
         Refusal::NotAMember
     );
-    let added = [[2; 32]];
+    let added = [DevicePublicKey([2; 32])];
     f.store
         .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
         .unwrap();
-    let removed = [[2; 32]];
+    let removed = [DevicePublicKey([2; 32])];
     let removal = f
         .store
         .submit_commit(&commit(1, b"c2", 1, &[], &removed), LIMITS, 6)
@@ -242,18 +253,33 @@ fn non_members_cannot_post_and_removed_members_leave_after_acking() {
         .append_message(&message(&f.store, b"z", 1), LIMITS, 8)
         .unwrap();
     // The removed device still gets the removing commit, and nothing after.
-    let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
+    let member = f
+        .store
+        .membership(b"g", &DevicePublicKey([2; 32]))
+        .unwrap()
+        .unwrap();
     assert_eq!(member.last_deliverable(3), removal.position);
-    let outcome = f.store.ack_group(b"g", &[2; 32], 99).unwrap();
+    let outcome = f
+        .store
+        .ack_group(b"g", &DevicePublicKey([2; 32]), 99)
+        .unwrap();
     assert!(outcome.left_group);
-    assert!(f.store.membership(b"g", &[2; 32]).unwrap().is_none());
-    assert!(f.store.device_groups(&[2; 32]).unwrap().is_empty());
+    assert!(f
+        .store
+        .membership(b"g", &DevicePublicKey([2; 32]))
+        .unwrap()
+        .is_none());
+    assert!(f
+        .store
+        .device_groups(&DevicePublicKey([2; 32]))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
 fn trimming_waits_for_every_follower() {
     let f = fixture();
-    let added = [[2; 32], [3; 32]];
+    let added = [DevicePublicKey([2; 32]), DevicePublicKey([3; 32])];
     f.store
         .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
         .unwrap();
@@ -263,16 +289,24 @@ fn trimming_waits_for_every_follower() {
             .unwrap();
     }
     assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 4);
-    f.store.ack_group(b"g", &[1; 32], 4).unwrap();
-    f.store.ack_group(b"g", &[2; 32], 4).unwrap();
+    f.store
+        .ack_group(b"g", &DevicePublicKey([1; 32]), 4)
+        .unwrap();
+    f.store
+        .ack_group(b"g", &DevicePublicKey([2; 32]), 4)
+        .unwrap();
     assert_eq!(
         f.store.trim_group(b"g", KEEP_ALL).unwrap(),
         1,
         "only the commit, which device 3 never follows"
     );
-    f.store.ack_group(b"g", &[3; 32], 3).unwrap();
+    f.store
+        .ack_group(b"g", &DevicePublicKey([3; 32]), 3)
+        .unwrap();
     assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 2);
-    f.store.ack_group(b"g", &[3; 32], 4).unwrap();
+    f.store
+        .ack_group(b"g", &DevicePublicKey([3; 32]), 4)
+        .unwrap();
     assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 1);
     assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 0);
     let read = f.store.read_log(b"g", 0, 4, ALL).unwrap();
@@ -283,18 +317,26 @@ fn trimming_waits_for_every_follower() {
 fn a_revoked_device_holds_no_group_log_back() {
     let f = fixture();
     f.store
-        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .submit_commit(
+            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
+            LIMITS,
+            5,
+        )
         .unwrap();
     for i in 0..3u8 {
         f.store
             .append_message(&message(&f.store, &[i; 16], 1), LIMITS, 6)
             .unwrap();
     }
-    f.store.ack_group(b"g", &[1; 32], 4).unwrap();
+    f.store
+        .ack_group(b"g", &DevicePublicKey([1; 32]), 4)
+        .unwrap();
     // Device 2 never acknowledges: it was lost, and its user removed it.
     // Only the commit that added it, which it never follows, goes.
     assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 1);
-    f.store.remove_own_device("user2", &[2; 32], 7).unwrap();
+    f.store
+        .remove_own_device("user2", &DevicePublicKey([2; 32]), 7)
+        .unwrap();
     assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 3);
     assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 0);
 }
@@ -302,17 +344,20 @@ fn a_revoked_device_holds_no_group_log_back() {
 #[test]
 fn inbox_ack_frees_the_shared_welcome() {
     let f = fixture();
-    let added = [[2; 32], [3; 32]];
+    let added = [DevicePublicKey([2; 32]), DevicePublicKey([3; 32])];
     f.store
         .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
         .unwrap();
-    f.store.ack_inbox(&[2; 32], 1).unwrap();
+    f.store.ack_inbox(&DevicePublicKey([2; 32]), 1).unwrap();
     assert_eq!(
-        f.store.read_inbox(&[3; 32], 0, 1, ALL).unwrap().len(),
+        f.store
+            .read_inbox(&DevicePublicKey([3; 32]), 0, 1, ALL)
+            .unwrap()
+            .len(),
         1,
         "still there for device 3"
     );
-    f.store.ack_inbox(&[3; 32], 1).unwrap();
+    f.store.ack_inbox(&DevicePublicKey([3; 32]), 1).unwrap();
     assert!(f
         .store
         .get::<records::WelcomeRecord>(&keys::welcome(b"g", 1))
@@ -329,7 +374,11 @@ fn a_full_group_log_drops_its_oldest_entries_instead_of_refusing() {
         max_inbox_per_sender: 1,
     };
     f.store
-        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), small, 5)
+        .submit_commit(
+            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
+            small,
+            5,
+        )
         .unwrap();
     // Device 2 never acknowledges anything; device 1 goes on sending.
     for id in [b"a", b"b", b"c"] {
@@ -355,7 +404,11 @@ fn a_full_group_log_drops_its_oldest_entries_instead_of_refusing() {
 fn entries_nobody_fetched_age_out() {
     let f = fixture();
     f.store
-        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .submit_commit(
+            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
+            LIMITS,
+            5,
+        )
         .unwrap();
     f.store
         .append_message(&message(&f.store, b"old", 1), LIMITS, 10)
@@ -378,7 +431,11 @@ fn entries_nobody_fetched_age_out() {
 fn a_message_for_another_epoch_is_refused_with_the_current_one() {
     let f = fixture();
     f.store
-        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .submit_commit(
+            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
+            LIMITS,
+            5,
+        )
         .unwrap();
     for (id, epoch) in [(&b"old"[..], 0), (&b"new"[..], 2)] {
         let mut stale = message(&f.store, id, 2);
@@ -446,7 +503,7 @@ fn the_newest_position_survives_a_restart_without_a_group_record_write() {
         .unwrap();
     assert_eq!(next.position, 4);
     // Trimmed to the end, the record itself remembers the position.
-    store.ack_group(b"g", &[1; 32], 4).unwrap();
+    store.ack_group(b"g", &DevicePublicKey([1; 32]), 4).unwrap();
     store.trim_group(b"g", KEEP_ALL).unwrap();
     assert_eq!(store.stored_log_entries(b"g").unwrap(), 0);
     drop(store);
@@ -465,21 +522,49 @@ fn the_newest_position_survives_a_restart_without_a_group_record_write() {
 fn a_device_both_added_and_removed_is_readded_and_sent_the_welcome() {
     let f = fixture();
     f.store
-        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .submit_commit(
+            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
+            LIMITS,
+            5,
+        )
         .unwrap();
-    f.store.ack_group(b"g", &[2; 32], 1).unwrap();
+    f.store
+        .ack_group(b"g", &DevicePublicKey([2; 32]), 1)
+        .unwrap();
     let readd = f
         .store
-        .submit_commit(&commit(1, b"c2", 1, &[[2; 32]], &[[2; 32]]), LIMITS, 6)
+        .submit_commit(
+            &commit(
+                1,
+                b"c2",
+                1,
+                &[DevicePublicKey([2; 32])],
+                &[DevicePublicKey([2; 32])],
+            ),
+            LIMITS,
+            6,
+        )
         .unwrap();
-    assert_eq!(readd.inbox, vec![([2; 32], 2)]);
-    let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
+    assert_eq!(readd.inbox, vec![(DevicePublicKey([2; 32]), 2)]);
+    let member = f
+        .store
+        .membership(b"g", &DevicePublicKey([2; 32]))
+        .unwrap()
+        .unwrap();
     assert!(member.is_active());
     assert_eq!((member.from_position, member.acked), (2, 1));
     // Only a member can be re-added.
-    let stranger = f
-        .store
-        .submit_commit(&commit(2, b"c3", 1, &[[3; 32]], &[[3; 32]]), LIMITS, 7);
+    let stranger = f.store.submit_commit(
+        &commit(
+            2,
+            b"c3",
+            1,
+            &[DevicePublicKey([3; 32])],
+            &[DevicePublicKey([3; 32])],
+        ),
+        LIMITS,
+        7,
+    );
     assert!(matches!(refusal(stranger), Refusal::InvalidArgument(_)));
 }
 
@@ -487,20 +572,38 @@ fn a_device_both_added_and_removed_is_readded_and_sent_the_welcome() {
 fn a_device_added_back_before_it_fetched_its_removal_keeps_its_cursor() {
     let f = fixture();
     f.store
-        .submit_commit(&commit(0, b"c1", 1, &[[2; 32]], &[]), LIMITS, 5)
+        .submit_commit(
+            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
+            LIMITS,
+            5,
+        )
         .unwrap();
-    f.store.ack_group(b"g", &[2; 32], 1).unwrap();
+    f.store
+        .ack_group(b"g", &DevicePublicKey([2; 32]), 1)
+        .unwrap();
     let before = f
         .store
         .append_message(&message(&f.store, b"m", 1), LIMITS, 6)
         .unwrap();
     f.store
-        .submit_commit(&commit(1, b"c2", 1, &[], &[[2; 32]]), LIMITS, 7)
+        .submit_commit(
+            &commit(1, b"c2", 1, &[], &[DevicePublicKey([2; 32])]),
+            LIMITS,
+            7,
+        )
         .unwrap();
     f.store
-        .submit_commit(&commit(2, b"c3", 1, &[[2; 32]], &[]), LIMITS, 8)
+        .submit_commit(
+            &commit(2, b"c3", 1, &[DevicePublicKey([2; 32])], &[]),
+            LIMITS,
+            8,
+        )
         .unwrap();
-    let member = f.store.membership(b"g", &[2; 32]).unwrap().unwrap();
+    let member = f
+        .store
+        .membership(b"g", &DevicePublicKey([2; 32]))
+        .unwrap()
+        .unwrap();
     assert!(member.is_active());
     assert_eq!(
         member.acked, 1,

@@ -10,7 +10,7 @@ use convene_proto::relay::MessageKind;
 use sled::Batch;
 
 use super::records::{GroupRecord, LogEntry, MemberRecord, SubmissionRecord};
-use super::{corrupt, encode, keys, DeviceKey, Store};
+use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 
 /// An application message or standalone proposal.
@@ -19,7 +19,7 @@ pub struct MessageSubmission<'a> {
     pub group_id: &'a [u8],
     pub kind: MessageKind,
     pub submission_id: &'a [u8],
-    pub sender: DeviceKey,
+    pub sender: DevicePublicKey,
     pub payload: Bytes,
     /// The epoch its MLS framing names, which must be the group's current
     /// one; `None` for a rejoin request, which is not an MLS message.
@@ -41,7 +41,7 @@ pub struct AppendOutcome {
     /// The log's oldest entries up to here went to make room for this one.
     pub trimmed_through: Option<u64>,
     /// Inbox entries written for the joiners, as (device, inbox position).
-    pub inbox: Vec<(DeviceKey, u64)>,
+    pub inbox: Vec<(DevicePublicKey, u64)>,
 }
 
 /// Bounds on the queues that a submission extends.
@@ -58,7 +58,12 @@ pub struct QueueLimits {
 
 impl Store {
     /// Registers a new group at epoch 0 with `creator` as its only member.
-    pub fn create_group(&self, group_id: &[u8], creator: &DeviceKey, now: u64) -> RelayResult<()> {
+    pub fn create_group(
+        &self,
+        group_id: &[u8],
+        creator: &DevicePublicKey,
+        now: u64,
+    ) -> RelayResult<()> {
         let _guard = self.group_locks.lock(group_id);
         if self.tree.contains_key(keys::group(group_id))? {
             return Err(Refusal::AlreadyExists("group").into());
@@ -146,14 +151,14 @@ impl Store {
     pub fn membership(
         &self,
         group_id: &[u8],
-        device: &DeviceKey,
+        device: &DevicePublicKey,
     ) -> RelayResult<Option<MemberRecord>> {
         self.get(&keys::member(group_id, device))
     }
 
     /// Every device the group routes to, including removed devices that
     /// have not yet acknowledged their removal.
-    pub fn members(&self, group_id: &[u8]) -> RelayResult<Vec<(DeviceKey, MemberRecord)>> {
+    pub fn members(&self, group_id: &[u8]) -> RelayResult<Vec<(DevicePublicKey, MemberRecord)>> {
         self.scan::<MemberRecord>(&keys::members_prefix(group_id))
             .map(|item| {
                 let (key, record) = item?;
@@ -165,7 +170,7 @@ impl Store {
 
     /// The devices the group routes to, as [`Store::members`] without
     /// reading their records: for waking them, once per message.
-    pub fn member_devices(&self, group_id: &[u8]) -> RelayResult<Vec<DeviceKey>> {
+    pub fn member_devices(&self, group_id: &[u8]) -> RelayResult<Vec<DevicePublicKey>> {
         self.tree
             .scan_prefix(keys::members_prefix(group_id))
             .keys()
@@ -174,7 +179,7 @@ impl Store {
     }
 
     /// The groups whose logs a device follows.
-    pub fn device_groups(&self, device: &DeviceKey) -> RelayResult<Vec<Vec<u8>>> {
+    pub fn device_groups(&self, device: &DevicePublicKey) -> RelayResult<Vec<Vec<u8>>> {
         self.tree
             .scan_prefix(keys::device_groups_prefix(device))
             .map(|item| {
@@ -262,7 +267,7 @@ impl Store {
     pub(super) fn active_group(
         &self,
         group_id: &[u8],
-        sender: &DeviceKey,
+        sender: &DevicePublicKey,
     ) -> RelayResult<GroupRecord> {
         let group = self.group(group_id)?.ok_or(Refusal::NotFound("group"))?;
         match self.membership(group_id, sender)? {
@@ -274,7 +279,7 @@ impl Store {
     /// The recorded outcome of an earlier identical submission.
     pub(super) fn replay(
         &self,
-        sender: &DeviceKey,
+        sender: &DevicePublicKey,
         submission_id: &[u8],
         group_id: &[u8],
     ) -> RelayResult<Option<AppendOutcome>> {
@@ -302,7 +307,7 @@ impl Store {
     pub(super) fn record_submission(
         &self,
         batch: &mut Batch,
-        sender: &DeviceKey,
+        sender: &DevicePublicKey,
         submission_id: &[u8],
         group_id: &[u8],
         outcome: &AppendOutcome,

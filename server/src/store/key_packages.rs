@@ -12,7 +12,7 @@ use bytes::Bytes;
 use convene_proto::mls_frame::read_key_package;
 use sled::Batch;
 
-use super::{keys, DeviceKey, Store};
+use super::{keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 
 /// Whether a stored KeyPackage has expired at `now` (one that cannot be
@@ -50,7 +50,7 @@ impl Store {
     /// one) to a device's stock, which may not grow beyond `max_stock`.
     pub fn upload_key_packages(
         &self,
-        device: &DeviceKey,
+        device: &DevicePublicKey,
         upload: &KeyPackageUpload<'_>,
         max_stock: u32,
     ) -> RelayResult<KeyPackageStock> {
@@ -92,7 +92,7 @@ impl Store {
         })
     }
 
-    pub fn key_package_stock(&self, device: &DeviceKey) -> RelayResult<KeyPackageStock> {
+    pub fn key_package_stock(&self, device: &DevicePublicKey) -> RelayResult<KeyPackageStock> {
         let mut one_time = 0u32;
         for item in self.tree.scan_prefix(keys::key_packages_prefix(device)) {
             item?;
@@ -109,7 +109,11 @@ impl Store {
     /// one-time KeyPackage that has not expired, removed as it is handed
     /// out (expired ones on the way are deleted), or else the last-resort
     /// one if it has not expired. `None` when the device has neither.
-    pub fn claim_key_package(&self, device: &DeviceKey, now: u64) -> RelayResult<Option<Claim>> {
+    pub fn claim_key_package(
+        &self,
+        device: &DevicePublicKey,
+        now: u64,
+    ) -> RelayResult<Option<Claim>> {
         self.claim_key_package_of(device, true, now)
     }
 
@@ -117,7 +121,7 @@ impl Store {
     /// last-resort KeyPackage is handed out (a claimer past its quota).
     pub fn claim_key_package_of(
         &self,
-        device: &DeviceKey,
+        device: &DevicePublicKey,
         one_time: bool,
         now: u64,
     ) -> RelayResult<Option<Claim>> {
@@ -184,9 +188,9 @@ mod tests {
     const NOW: u64 = 1_000_000_000;
 
     /// A KeyPackage of `device` labelled `label`, valid for an hour from NOW.
-    fn kp(device: &DeviceKey, label: &str) -> Bytes {
+    fn kp(device: &DevicePublicKey, label: &str) -> Bytes {
         Bytes::from(frame_key_package(
-            device,
+            device.as_slice(),
             label.as_bytes(),
             Lifetime::starting_at(NOW, 3600),
         ))
@@ -204,7 +208,7 @@ mod tests {
     fn one_time_then_last_resort() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let device = [1; 32];
+        let device = DevicePublicKey([1; 32]);
         let (one, last) = (kp(&device, "kp1"), kp(&device, "lr"));
         let stock = store
             .upload_key_packages(
@@ -229,21 +233,26 @@ mod tests {
             let next = store.claim_key_package(&device, NOW).unwrap().unwrap();
             assert_eq!((next.key_package, next.last_resort), (last.to_vec(), true));
         }
-        assert_eq!(store.claim_key_package(&[2; 32], NOW).unwrap(), None);
+        assert_eq!(
+            store
+                .claim_key_package(&DevicePublicKey([2; 32]), NOW)
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
     fn an_expired_key_package_is_never_handed_out() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let device = [1; 32];
+        let device = DevicePublicKey([1; 32]);
         let old = Bytes::from(frame_key_package(
-            &device,
+            device.as_slice(),
             b"old",
             Lifetime::starting_at(NOW, 10),
         ));
         let fresh = kp(&device, "fresh");
-        let last = frame_key_package(&device, b"lr", Lifetime::starting_at(NOW, 10));
+        let last = frame_key_package(device.as_slice(), b"lr", Lifetime::starting_at(NOW, 10));
         store
             .upload_key_packages(&device, &upload(&[old, fresh.clone()], Some(&last)), 10)
             .unwrap();
@@ -270,7 +279,7 @@ mod tests {
     fn a_rotation_replaces_the_stock_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let device = [1; 32];
+        let device = DevicePublicKey([1; 32]);
         let old: Vec<Bytes> = (0..3).map(|i| kp(&device, &format!("old{i}"))).collect();
         store
             .upload_key_packages(&device, &upload(&old, None), 4)
@@ -296,21 +305,29 @@ mod tests {
     fn stock_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let many: Vec<Bytes> = (0..3).map(|i| kp(&[1; 32], &i.to_string())).collect();
+        let many: Vec<Bytes> = (0..3)
+            .map(|i| kp(&DevicePublicKey([1; 32]), &i.to_string()))
+            .collect();
         store
-            .upload_key_packages(&[1; 32], &upload(&many, None), 4)
+            .upload_key_packages(&DevicePublicKey([1; 32]), &upload(&many, None), 4)
             .unwrap();
         assert!(store
-            .upload_key_packages(&[1; 32], &upload(&many, None), 4)
+            .upload_key_packages(&DevicePublicKey([1; 32]), &upload(&many, None), 4)
             .is_err());
-        assert_eq!(store.key_package_stock(&[1; 32]).unwrap().one_time, 3);
+        assert_eq!(
+            store
+                .key_package_stock(&DevicePublicKey([1; 32]))
+                .unwrap()
+                .one_time,
+            3
+        );
     }
 
     #[test]
     fn concurrent_claims_never_share_a_key_package() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
-        let device = [3; 32];
+        let device = DevicePublicKey([3; 32]);
         let kps: Vec<Bytes> = (0..200u32).map(|i| kp(&device, &i.to_string())).collect();
         store
             .upload_key_packages(&device, &upload(&kps, None), 1000)

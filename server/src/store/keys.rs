@@ -5,10 +5,8 @@
 //! variable-length parts are length-prefixed and integers are big-endian, so
 //! that sled's byte order is the order we scan in (positions ascending).
 
+pub use convene_proto::ids::DevicePublicKey;
 use convene_proto::ids::DEVICE_KEY_LEN;
-
-/// A device's ed25519 public key: its identity on the relay.
-pub type DeviceKey = [u8; DEVICE_KEY_LEN];
 
 pub(crate) const META: u8 = 0x01;
 pub(crate) const INVITE: u8 = 0x02;
@@ -65,9 +63,9 @@ pub(crate) fn user(user_id: &str) -> Vec<u8> {
     key
 }
 
-pub(crate) fn device(device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn device(device: &DevicePublicKey) -> Vec<u8> {
     let mut key = with_tag(DEVICE, DEVICE_KEY_LEN);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
@@ -77,27 +75,27 @@ pub(crate) fn user_devices_prefix(user_id: &str) -> Vec<u8> {
     key
 }
 
-pub(crate) fn user_device(user_id: &str, device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn user_device(user_id: &str, device: &DevicePublicKey) -> Vec<u8> {
     let mut key = user_devices_prefix(user_id);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
-pub(crate) fn key_packages_prefix(device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn key_packages_prefix(device: &DevicePublicKey) -> Vec<u8> {
     let mut key = with_tag(KEY_PACKAGE, DEVICE_KEY_LEN + 8);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
-pub(crate) fn key_package(device: &DeviceKey, id: u64) -> Vec<u8> {
+pub(crate) fn key_package(device: &DevicePublicKey, id: u64) -> Vec<u8> {
     let mut key = key_packages_prefix(device);
     key.extend_from_slice(&id.to_be_bytes());
     key
 }
 
-pub(crate) fn last_resort(device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn last_resort(device: &DevicePublicKey) -> Vec<u8> {
     let mut key = with_tag(LAST_RESORT, DEVICE_KEY_LEN);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
@@ -120,19 +118,19 @@ pub(crate) fn members_prefix(group_id: &[u8]) -> Vec<u8> {
     key
 }
 
-pub(crate) fn member(group_id: &[u8], device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn member(group_id: &[u8], device: &DevicePublicKey) -> Vec<u8> {
     let mut key = members_prefix(group_id);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
-pub(crate) fn device_groups_prefix(device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn device_groups_prefix(device: &DevicePublicKey) -> Vec<u8> {
     let mut key = with_tag(DEVICE_GROUP, DEVICE_KEY_LEN + 65);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
-pub(crate) fn device_group(device: &DeviceKey, group_id: &[u8]) -> Vec<u8> {
+pub(crate) fn device_group(device: &DevicePublicKey, group_id: &[u8]) -> Vec<u8> {
     let mut key = device_groups_prefix(device);
     push_var(&mut key, group_id);
     key
@@ -157,27 +155,27 @@ pub(crate) fn log_entry(group_id: &[u8], position: u64) -> Vec<u8> {
     key
 }
 
-pub(crate) fn inbox_prefix(device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn inbox_prefix(device: &DevicePublicKey) -> Vec<u8> {
     let mut key = with_tag(INBOX, DEVICE_KEY_LEN + 8);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
-pub(crate) fn inbox_entry(device: &DeviceKey, position: u64) -> Vec<u8> {
+pub(crate) fn inbox_entry(device: &DevicePublicKey, position: u64) -> Vec<u8> {
     let mut key = inbox_prefix(device);
     key.extend_from_slice(&position.to_be_bytes());
     key
 }
 
-pub(crate) fn inbox_head(device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn inbox_head(device: &DevicePublicKey) -> Vec<u8> {
     let mut key = with_tag(INBOX_HEAD, DEVICE_KEY_LEN);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
-pub(crate) fn inbox_acked(device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn inbox_acked(device: &DevicePublicKey) -> Vec<u8> {
     let mut key = with_tag(INBOX_ACKED, DEVICE_KEY_LEN);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
@@ -188,9 +186,9 @@ pub(crate) fn welcome(group_id: &[u8], position: u64) -> Vec<u8> {
     key
 }
 
-pub(crate) fn submission(device: &DeviceKey, submission_id: &[u8]) -> Vec<u8> {
+pub(crate) fn submission(device: &DevicePublicKey, submission_id: &[u8]) -> Vec<u8> {
     let mut key = with_tag(SUBMISSION, DEVICE_KEY_LEN + submission_id.len());
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key.extend_from_slice(submission_id);
     key
 }
@@ -220,9 +218,9 @@ pub(crate) fn trailing_u64(key: &[u8]) -> Option<u64> {
 }
 
 /// The trailing 32 bytes of a key (a device key).
-pub(crate) fn trailing_device(key: &[u8]) -> Option<DeviceKey> {
+pub(crate) fn trailing_device(key: &[u8]) -> Option<DevicePublicKey> {
     let tail = key.get(key.len().checked_sub(DEVICE_KEY_LEN)?..)?;
-    tail.try_into().ok()
+    DevicePublicKey::from_field("device", tail).ok()
 }
 
 /// A stored revocation, by sequence number.
@@ -233,9 +231,9 @@ pub(crate) fn revocation(sequence: u64) -> Vec<u8> {
 }
 
 /// A request to link a new device, by the new device's key.
-pub(crate) fn link(device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn link(device: &DevicePublicKey) -> Vec<u8> {
     let mut key = with_tag(LINK, DEVICE_KEY_LEN);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
@@ -246,9 +244,9 @@ pub(crate) fn user_links_prefix(user_id: &str) -> Vec<u8> {
 }
 
 /// A user's link request, so that the user's devices can list them.
-pub(crate) fn user_link(user_id: &str, device: &DeviceKey) -> Vec<u8> {
+pub(crate) fn user_link(user_id: &str, device: &DevicePublicKey) -> Vec<u8> {
     let mut key = user_links_prefix(user_id);
-    key.extend_from_slice(device);
+    key.extend_from_slice(device.as_bytes());
     key
 }
 
@@ -283,13 +281,16 @@ mod tests {
     fn prefixes_do_not_collide_across_group_ids() {
         // "ab" must not be a prefix match for group "a" followed by "b...".
         assert!(!log_entry(b"ab", 1).starts_with(&log_prefix(b"a")));
-        assert!(!member(b"ab", &[0; 32]).starts_with(&members_prefix(b"a")));
+        assert!(!member(b"ab", &DevicePublicKey([0; 32])).starts_with(&members_prefix(b"a")));
     }
 
     #[test]
     fn device_group_key_round_trips() {
-        let key = device_group(&[7; 32], b"group-1");
+        let key = device_group(&DevicePublicKey([7; 32]), b"group-1");
         assert_eq!(group_of_device_group_key(&key), Some(&b"group-1"[..]));
-        assert_eq!(trailing_device(&member(b"g", &[9; 32])), Some([9; 32]));
+        assert_eq!(
+            trailing_device(&member(b"g", &DevicePublicKey([9; 32]))),
+            Some(DevicePublicKey([9; 32]))
+        );
     }
 }

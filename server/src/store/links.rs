@@ -7,7 +7,7 @@
 
 use sled::Batch;
 
-use super::keys::{self, DeviceKey};
+use super::keys::{self, DevicePublicKey};
 use super::records::{DeviceRecord, LinkRecord, UserRecord};
 use super::{encode, Store};
 use crate::error::{Refusal, RelayResult};
@@ -19,7 +19,7 @@ pub const MAX_PENDING_LINKS: usize = 3;
 #[derive(Debug, Clone)]
 pub struct NewLink<'a> {
     pub user_id: &'a str,
-    pub device: DeviceKey,
+    pub device: DevicePublicKey,
     /// The new device's SPAKE2 message, opaque.
     pub pake_message: &'a [u8],
     pub ttl_ms: u64,
@@ -76,12 +76,12 @@ impl Store {
     }
 
     /// The link request of this device, if any.
-    pub fn link(&self, device: &DeviceKey) -> RelayResult<Option<LinkRecord>> {
+    pub fn link(&self, device: &DevicePublicKey) -> RelayResult<Option<LinkRecord>> {
         self.get(&keys::link(device))
     }
 
     /// Every link request of a user, expired or not, in device key order.
-    pub fn user_links(&self, user_id: &str) -> RelayResult<Vec<(DeviceKey, LinkRecord)>> {
+    pub fn user_links(&self, user_id: &str) -> RelayResult<Vec<(DevicePublicKey, LinkRecord)>> {
         let mut links = Vec::new();
         for item in self.tree.scan_prefix(keys::user_links_prefix(user_id)) {
             let (key, _) = item?;
@@ -100,7 +100,7 @@ impl Store {
     pub fn approve_link(
         &self,
         user_id: &str,
-        device: &DeviceKey,
+        device: &DevicePublicKey,
         answer: &LinkAnswer<'_>,
         now: u64,
     ) -> RelayResult<()> {
@@ -136,7 +136,7 @@ impl Store {
     pub fn remove_own_device(
         &self,
         user_id: &str,
-        device: &DeviceKey,
+        device: &DevicePublicKey,
         now: u64,
     ) -> RelayResult<()> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -177,7 +177,7 @@ mod tests {
             invite_hash: [1; 32],
             user_id: "ann",
             display_name: "Ann",
-            device: [1; 32],
+            device: DevicePublicKey([1; 32]),
             credential: &[],
             authority_key: None,
         };
@@ -188,7 +188,7 @@ mod tests {
     fn link(device: u8) -> NewLink<'static> {
         NewLink {
             user_id: "ann",
-            device: [device; 32],
+            device: DevicePublicKey([device; 32]),
             pake_message: &[7; 33],
             ttl_ms: 1_000,
         }
@@ -203,15 +203,17 @@ mod tests {
             pake_message: b"answer",
             sealed: b"sealed",
         };
-        store.approve_link("ann", &[2; 32], &answer, 2_100).unwrap();
+        store
+            .approve_link("ann", &DevicePublicKey([2; 32]), &answer, 2_100)
+            .unwrap();
         let devices = store.user_devices("ann").unwrap();
         assert_eq!(devices.len(), 2);
-        let link = store.link(&[2; 32]).unwrap().unwrap();
+        let link = store.link(&DevicePublicKey([2; 32])).unwrap().unwrap();
         assert_eq!(
             (link.sealed.as_slice(), link.pake_answer.as_slice()),
             (&b"sealed"[..], &b"answer"[..])
         );
-        let again = store.approve_link("ann", &[2; 32], &answer, 2_200);
+        let again = store.approve_link("ann", &DevicePublicKey([2; 32]), &answer, 2_200);
         assert!(again.is_err());
     }
 
@@ -233,17 +235,25 @@ mod tests {
             pake_message: b"a",
             sealed: b"s",
         };
-        let expired = store.approve_link("ann", &[9; 32], &answer, 4_600);
+        let expired = store.approve_link("ann", &DevicePublicKey([9; 32]), &answer, 4_600);
         assert!(expired.is_err());
     }
 
     #[test]
     fn another_users_device_cannot_be_removed() {
         let (_dir, store) = store_with_ann();
-        assert!(store.remove_own_device("bob", &[1; 32], 2_000).is_err());
-        store.remove_own_device("ann", &[1; 32], 2_000).unwrap();
+        assert!(store
+            .remove_own_device("bob", &DevicePublicKey([1; 32]), 2_000)
+            .is_err());
+        store
+            .remove_own_device("ann", &DevicePublicKey([1; 32]), 2_000)
+            .unwrap();
         assert_eq!(
-            store.device(&[1; 32]).unwrap().unwrap().revoked_at_ms,
+            store
+                .device(&DevicePublicKey([1; 32]))
+                .unwrap()
+                .unwrap()
+                .revoked_at_ms,
             2_000
         );
     }

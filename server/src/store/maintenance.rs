@@ -68,7 +68,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{NewInvite, StoreOptions};
+    use super::super::{DevicePublicKey, NewInvite, StoreOptions};
     use super::*;
     use convene_proto::relay::Role;
 
@@ -88,7 +88,7 @@ mod tests {
         store.create_invite(&[1; 32], &invite(100), 0).unwrap();
         store.create_invite(&[2; 32], &invite(10_000), 0).unwrap();
         let owner = crate::store::BlobOwner {
-            device: &[1; 32],
+            device: &DevicePublicKey([1; 32]),
             user_id: "ann",
         };
         let quota = crate::store::BlobQuota {

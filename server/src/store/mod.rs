@@ -45,7 +45,7 @@ pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
 pub use founding::Founding;
 pub use groups::{AppendOutcome, MessageSubmission, QueueLimits};
 pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
-pub use keys::DeviceKey;
+pub use keys::DevicePublicKey;
 pub use links::{LinkAnswer, NewLink, MAX_PENDING_LINKS};
 pub use maintenance::{Retention, SweepReport};
 pub use revocations::RevocationTarget;

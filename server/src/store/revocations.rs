@@ -6,7 +6,7 @@
 
 use sled::Batch;
 
-use super::keys::{self, DeviceKey};
+use super::keys::{self, DevicePublicKey};
 use super::records::{DeviceRecord, UserRecord};
 use super::{encode, Store};
 use crate::error::{Refusal, RelayResult};
@@ -19,7 +19,7 @@ pub enum RevocationTarget {
     /// The user: every device (a suspension).
     User,
     /// One device of the user.
-    Device(DeviceKey),
+    Device(DevicePublicKey),
     /// The user's delegation to certify others; the user stays.
     Delegation,
 }
@@ -34,7 +34,7 @@ impl Store {
         target: RevocationTarget,
         revocation: &[u8],
         now: u64,
-    ) -> RelayResult<(u64, Vec<DeviceKey>)> {
+    ) -> RelayResult<(u64, Vec<DevicePublicKey>)> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut user: UserRecord = self
             .get(&keys::user(user_id))?

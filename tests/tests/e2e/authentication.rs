@@ -152,7 +152,7 @@ async fn silent_and_persistent_failures_are_disconnected() {
 async fn a_connections_log_lines_say_whose_it_is() {
     let relay = RelayProcess::start_default().unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
-    let device = convene_proto::ids::hex_prefix(&staff.device());
+    let device = convene_proto::ids::hex_prefix(staff.device());
     staff
         .invite(convene_proto::relay::Role::Leader)
         .await
