@@ -19,6 +19,7 @@ mod commit;
 mod create;
 mod devices;
 mod held;
+mod incoming_commit;
 mod intents;
 mod lifecycle;
 mod managed;

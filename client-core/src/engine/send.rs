@@ -52,41 +52,7 @@ impl Engine {
             return Err(Step::Failed(ClientError::NotAMember));
         }
         if send.ciphertext.is_empty() {
-            // Encrypt once; the ratchet step and the ciphertext are stored
-            // together, so a retry sends the very same bytes.
-            let ciphertext = match super::load_group(&mut self.groups, &self.mls, &group_id) {
-                Ok(Some(group)) if crate::mls::own_removal_pending(group) => {
-                    // Another member commits this device's removal; the
-                    // text fails then, or goes out if the removal never
-                    // comes to pass.
-                    return Ok(Step::RetryAfter(OWN_REMOVAL_WAIT));
-                }
-                Ok(Some(group)) if group.pending_proposals().next().is_some() => {
-                    // openmls encrypts nothing while proposals are pending.
-                    self.proposals_arrived.insert(group_id);
-                    self.outbox_dirty = true;
-                    return Ok(Step::Retry);
-                }
-                Ok(Some(group)) => self.mls.ops().encrypt(group, &send.content),
-                Ok(None) => {
-                    return Err(Step::Failed(ClientError::UnknownGroup(
-                        GroupId(group_id).to_string(),
-                    )))
-                }
-                Err(err) => return Err(err.into()),
-            };
-            match ciphertext {
-                Ok(ciphertext) => send.ciphertext = ciphertext,
-                Err(err) => {
-                    self.store().rollback();
-                    self.groups.remove(&group_id);
-                    return Err(err.into());
-                }
-            }
-            intent.kind = Some(IntentKind::Send(send.clone()));
-            self.store()
-                .put_record(records::intent_key(intent.id), &intent);
-            self.store().commit_durably()?;
+            self.encrypt_once(&mut intent, &mut send)?;
         }
         let request = request::Kind::SendMessage(SendMessage {
             group_id: Bytes::from(group_id.clone()),
@@ -104,27 +70,8 @@ impl Engine {
                 TransportError::Protocol("unexpected response".into()),
             ))),
             Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::StaleEpoch => {
-                // The group moved on before this device saw it: a reader
-                // who joined at the new epoch could not decrypt these bytes.
-                // Encrypt again once the newer commits are processed.
-                send.ciphertext.clear();
-                intent.kind = Some(IntentKind::Send(send));
-                if refusal.current_epoch <= record.epoch {
-                    // Not behind, yet refused: what left this device is
-                    // not what it encrypted. Try a few more times.
-                    intent.attempts += 1;
-                    if intent.attempts >= MAX_EPOCH_REFUSALS {
-                        return Err(Step::Failed(ClientError::GaveUp(GaveUp::EpochRefused)));
-                    }
-                }
-                self.store()
-                    .put_record(records::intent_key(intent.id), &intent);
-                self.store().commit_durably()?;
-                if refusal.current_epoch > record.epoch {
-                    self.check_behind(&group_id).await?;
-                }
-                self.awaiting_epoch.insert(group_id, refusal.current_epoch);
-                Ok(Step::Retry)
+                self.stale_send(intent, send, record.epoch, refusal.current_epoch)
+                    .await
             }
             Err(TransportError::Refused(refusal)) if refusal.code == ErrorCode::NotAMember => {
                 Err(Step::Failed(ClientError::NotAMember))
@@ -138,6 +85,83 @@ impl Engine {
             }
             Err(_) => Ok(Step::Offline),
         }
+    }
+
+    /// Encrypts the text once, storing the ratchet step and the ciphertext
+    /// together, so a retry sends the very same bytes. Stops early while
+    /// the group's state cannot encrypt (proposals pending, or this
+    /// device's own removal proposed).
+    fn encrypt_once(
+        &mut self,
+        intent: &mut IntentRecord,
+        send: &mut SendIntent,
+    ) -> Result<(), Step> {
+        let group_id = intent.group_id.clone();
+        let ciphertext = match super::load_group(&mut self.groups, &self.mls, &group_id)? {
+            Some(group) if crate::mls::own_removal_pending(group) => {
+                // Another member commits this device's removal; the text
+                // fails then, or goes out if the removal never comes to
+                // pass.
+                return Err(Step::RetryAfter(OWN_REMOVAL_WAIT));
+            }
+            Some(group) if group.pending_proposals().next().is_some() => {
+                // openmls encrypts nothing while proposals are pending.
+                self.proposals_arrived.insert(group_id);
+                self.outbox_dirty = true;
+                return Err(Step::Retry);
+            }
+            Some(group) => self.mls.ops().encrypt(group, &send.content),
+            None => {
+                return Err(Step::Failed(ClientError::UnknownGroup(
+                    GroupId(group_id).to_string(),
+                )))
+            }
+        };
+        match ciphertext {
+            Ok(ciphertext) => send.ciphertext = ciphertext,
+            Err(err) => {
+                self.store().rollback();
+                self.groups.remove(&group_id);
+                return Err(err.into());
+            }
+        }
+        intent.kind = Some(IntentKind::Send(send.clone()));
+        self.store()
+            .put_record(records::intent_key(intent.id), intent);
+        self.store().commit_durably()?;
+        Ok(())
+    }
+
+    /// The relay refused the text's epoch: the group moved on before this
+    /// device saw it, and a reader who joined at the new epoch could not
+    /// decrypt these bytes. Encrypt again once the newer commits are
+    /// processed.
+    async fn stale_send(
+        &mut self,
+        mut intent: IntentRecord,
+        mut send: SendIntent,
+        own_epoch: u64,
+        relay_epoch: u64,
+    ) -> Attempt {
+        let group_id = intent.group_id.clone();
+        send.ciphertext.clear();
+        intent.kind = Some(IntentKind::Send(send));
+        if relay_epoch <= own_epoch {
+            // Not behind, yet refused: what left this device is not what it
+            // encrypted. Try a few more times.
+            intent.attempts += 1;
+            if intent.attempts >= MAX_EPOCH_REFUSALS {
+                return Err(Step::Failed(ClientError::GaveUp(GaveUp::EpochRefused)));
+            }
+        }
+        self.store()
+            .put_record(records::intent_key(intent.id), &intent);
+        self.store().commit_durably()?;
+        if relay_epoch > own_epoch {
+            self.check_behind(&group_id).await?;
+        }
+        self.awaiting_epoch.insert(group_id, relay_epoch);
+        Ok(Step::Retry)
     }
 
     /// Stores this device's accepted message in the history and retires its

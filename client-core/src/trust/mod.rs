@@ -15,6 +15,56 @@ mod delegation;
 mod issue;
 mod revocations;
 mod safety;
+/// The user's identity key: the certificate's subject, or for a user
+/// certified at invite time, the key the invite's one-time key bound to
+/// them.
+fn identity_key_of(
+    user: &UserCertificate,
+    binding: Option<Signed>,
+) -> Result<[u8; 32], TrustError> {
+    let subject = key32(&user.subject_key, "user certificate key")?;
+    match (user.bound_by_invite, binding) {
+        (false, None) => Ok(subject),
+        (true, Some(signed_binding)) => {
+            let binding: IdentityBinding = decode(&signed_binding, "identity binding")?;
+            check_signature(
+                &subject,
+                SignaturePurpose::IdentityBinding,
+                &signed_binding,
+                "identity binding",
+            )?;
+            if binding.user_id != user.user_id {
+                return Err(TrustError::Mismatch("identity binding names another user"));
+            }
+            key32(&binding.identity_key, "identity key")
+        }
+        (true, None) => Err(TrustError::Malformed("no identity binding")),
+        (false, Some(_)) => Err(TrustError::Malformed("unexpected identity binding")),
+    }
+}
+
+/// The device key the user's identity key certified for `user_id`.
+fn certified_device_key(
+    signed: Option<Signed>,
+    identity_key: &[u8; 32],
+    user_id: &str,
+) -> Result<[u8; 32], TrustError> {
+    let signed = signed.ok_or(TrustError::Malformed("no device certificate"))?;
+    let device: DeviceCertificate = decode(&signed, "device certificate")?;
+    check_signature(
+        identity_key,
+        SignaturePurpose::DeviceCertificate,
+        &signed,
+        "device certificate",
+    )?;
+    if device.user_id != user_id {
+        return Err(TrustError::Mismatch(
+            "device certificate names another user",
+        ));
+    }
+    key32(&device.device_key, "device key")
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -243,41 +293,9 @@ impl TrustAnchor {
         if !within_validity(user.not_before_ms, user.not_after_ms, now_ms) {
             return Err(TrustError::Expired);
         }
-        let subject = key32(&user.subject_key, "user certificate key")?;
-        let identity_key = match (user.bound_by_invite, chain.identity_binding) {
-            (false, None) => subject,
-            (true, Some(signed_binding)) => {
-                let binding: IdentityBinding = decode(&signed_binding, "identity binding")?;
-                check_signature(
-                    &subject,
-                    SignaturePurpose::IdentityBinding,
-                    &signed_binding,
-                    "identity binding",
-                )?;
-                if binding.user_id != user.user_id {
-                    return Err(TrustError::Mismatch("identity binding names another user"));
-                }
-                key32(&binding.identity_key, "identity key")?
-            }
-            (true, None) => return Err(TrustError::Malformed("no identity binding")),
-            (false, Some(_)) => return Err(TrustError::Malformed("unexpected identity binding")),
-        };
-        let signed_device = chain
-            .device_certificate
-            .ok_or(TrustError::Malformed("no device certificate"))?;
-        let device: DeviceCertificate = decode(&signed_device, "device certificate")?;
-        check_signature(
-            &identity_key,
-            SignaturePurpose::DeviceCertificate,
-            &signed_device,
-            "device certificate",
-        )?;
-        if device.user_id != user.user_id {
-            return Err(TrustError::Mismatch(
-                "device certificate names another user",
-            ));
-        }
-        let certified_device = key32(&device.device_key, "device key")?;
+        let identity_key = identity_key_of(&user, chain.identity_binding)?;
+        let certified_device =
+            certified_device_key(chain.device_certificate, &identity_key, &user.user_id)?;
         if certified_device.as_slice() != device_key {
             return Err(TrustError::WrongDevice);
         }

@@ -64,23 +64,7 @@ impl Store {
         // Joiners' inbox positions are per device and dense, so the inboxes
         // are locked too (group first, then devices: the only order used).
         let _inbox_guards = self.device_locks.lock_many(commit.added.iter());
-        let mut inbox_positions = Vec::with_capacity(commit.added.len());
-        for device in commit.added {
-            let head = self.inbox_counter(&keys::inbox_head(device))?;
-            let acked = self.inbox_counter(&keys::inbox_acked(device))?;
-            if head.saturating_sub(acked) >= limits.max_inbox {
-                return Err(Refusal::QueueFull("a joining device's inbox is full").into());
-            }
-            if self.inbox_entries_from(device, commit.sender_user, acked, head)?
-                >= limits.max_inbox_per_sender
-            {
-                return Err(Refusal::RateLimited {
-                    retry_after_ms: INBOX_SENDER_RETRY_MS,
-                }
-                .into());
-            }
-            inbox_positions.push((*device, head + 1));
-        }
+        let inbox_positions = self.joiners_inbox_positions(commit, limits)?;
 
         let position = group.last_position + 1;
         let trimmed_before = group.trimmed_through;
@@ -102,63 +86,18 @@ impl Store {
             removed_devices: commit.removed.iter().map(|d| d.to_vec()).collect(),
         };
         batch.insert(keys::log_entry(commit.group_id, position), encode(&entry));
-
-        let readded: HashSet<&DevicePublicKey> = commit
-            .added
-            .iter()
-            .filter(|d| commit.removed.contains(d))
-            .collect();
-        for device in commit.removed.iter().filter(|d| !readded.contains(d)) {
-            let mut member = self
-                .membership(commit.group_id, device)?
-                .ok_or_else(|| corrupt("checked member vanished"))?;
-            // The removed device still receives the commit that removes it.
-            member.until_position = position;
-            batch.insert(keys::member(commit.group_id, device), encode(&member));
-        }
-        // A re-added device keeps its subscription and cursor: it goes on
-        // following the log and joins again from the Welcome.
-        for device in commit.added.iter().filter(|d| !readded.contains(d)) {
-            // A device removed earlier that has not fetched its removal yet
-            // keeps its cursor: what was said before its removal is still
-            // its to read, and it joins again from the Welcome.
-            let member = match self.membership(commit.group_id, device)? {
-                Some(pending) => MemberRecord {
-                    until_position: 0,
-                    ..pending
-                },
-                None => MemberRecord {
-                    from_position: position + 1,
-                    until_position: 0,
-                    acked: position,
-                },
-            };
-            batch.insert(keys::member(commit.group_id, device), encode(&member));
-            batch.insert(keys::device_group(device, commit.group_id), &[]);
-        }
+        self.route_membership(&mut batch, commit, position)?;
         if !commit.added.is_empty() {
-            let welcome = WelcomeRecord {
-                welcome: commit.welcome.clone(),
-                ratchet_tree: commit.ratchet_tree.clone(),
-                group_info: commit.group_info.clone(),
-                remaining: commit.added.len() as u32,
-            };
-            batch.insert(keys::welcome(commit.group_id, position), encode(&welcome));
-            let inbox = InboxRecord {
-                group_id: commit.group_id.to_vec(),
-                group_position: position,
-                epoch: group.epoch + 1,
-                sender_device: commit.sender.to_vec(),
-                received_at_ms: now,
-                sender_user: commit.sender_user.to_string(),
-            };
-            let inbox = encode(&inbox);
-            for (device, inbox_position) in &inbox_positions {
-                batch.insert(keys::inbox_entry(device, *inbox_position), inbox.as_slice());
-                batch.insert(keys::inbox_head(device), &inbox_position.to_be_bytes());
-            }
+            let joined_epoch = group.epoch + 1;
+            Self::deliver_welcome(
+                &mut batch,
+                commit,
+                position,
+                joined_epoch,
+                &inbox_positions,
+                now,
+            );
         }
-
         if !commit.group_info.is_empty() {
             batch.insert(
                 keys::group_info(commit.group_id),
@@ -187,6 +126,108 @@ impl Store {
         self.tree.apply_batch(batch)?;
         Ok(outcome)
     }
+
+    /// Where each joining device's Welcome goes in its inbox, refused when
+    /// an inbox is full or the committer's user already fills its share of
+    /// it. Call with the joiners' inboxes locked.
+    fn joiners_inbox_positions(
+        &self,
+        commit: &CommitSubmission<'_>,
+        limits: QueueLimits,
+    ) -> RelayResult<Vec<(DevicePublicKey, u64)>> {
+        let mut positions = Vec::with_capacity(commit.added.len());
+        for device in commit.added {
+            let head = self.inbox_counter(&keys::inbox_head(device))?;
+            let acked = self.inbox_counter(&keys::inbox_acked(device))?;
+            if head.saturating_sub(acked) >= limits.max_inbox {
+                return Err(Refusal::QueueFull("a joining device's inbox is full").into());
+            }
+            if self.inbox_entries_from(device, commit.sender_user, acked, head)?
+                >= limits.max_inbox_per_sender
+            {
+                return Err(Refusal::RateLimited {
+                    retry_after_ms: INBOX_SENDER_RETRY_MS,
+                }
+                .into());
+            }
+            positions.push((*device, head + 1));
+        }
+        Ok(positions)
+    }
+
+    /// Changes who follows the group's log from the commit at `position`:
+    /// a removed device still receives the commit that removes it; a device
+    /// both removed and added (re-added) keeps its subscription and cursor.
+    fn route_membership(
+        &self,
+        batch: &mut Batch,
+        commit: &CommitSubmission<'_>,
+        position: u64,
+    ) -> RelayResult<()> {
+        let readded: HashSet<&DevicePublicKey> = commit
+            .added
+            .iter()
+            .filter(|d| commit.removed.contains(d))
+            .collect();
+        for device in commit.removed.iter().filter(|d| !readded.contains(d)) {
+            let mut member = self
+                .membership(commit.group_id, device)?
+                .ok_or_else(|| corrupt("checked member vanished"))?;
+            member.until_position = position;
+            batch.insert(keys::member(commit.group_id, device), encode(&member));
+        }
+        for device in commit.added.iter().filter(|d| !readded.contains(d)) {
+            // A device removed earlier that has not fetched its removal yet
+            // keeps its cursor: what was said before its removal is still
+            // its to read, and it joins again from the Welcome.
+            let member = match self.membership(commit.group_id, device)? {
+                Some(pending) => MemberRecord {
+                    until_position: 0,
+                    ..pending
+                },
+                None => MemberRecord {
+                    from_position: position + 1,
+                    until_position: 0,
+                    acked: position,
+                },
+            };
+            batch.insert(keys::member(commit.group_id, device), encode(&member));
+            batch.insert(keys::device_group(device, commit.group_id), &[]);
+        }
+        Ok(())
+    }
+
+    /// Stores the commit's Welcome once, and an entry naming it in each
+    /// joiner's inbox at the position reserved for it.
+    fn deliver_welcome(
+        batch: &mut Batch,
+        commit: &CommitSubmission<'_>,
+        position: u64,
+        joined_epoch: u64,
+        inbox_positions: &[(DevicePublicKey, u64)],
+        now: u64,
+    ) {
+        let welcome = WelcomeRecord {
+            welcome: commit.welcome.clone(),
+            ratchet_tree: commit.ratchet_tree.clone(),
+            group_info: commit.group_info.clone(),
+            remaining: commit.added.len() as u32,
+        };
+        batch.insert(keys::welcome(commit.group_id, position), encode(&welcome));
+        let inbox = encode(&InboxRecord {
+            group_id: commit.group_id.to_vec(),
+            group_position: position,
+            epoch: joined_epoch,
+            sender_device: commit.sender.to_vec(),
+            received_at_ms: now,
+            sender_user: commit.sender_user.to_string(),
+        });
+        for (device, inbox_position) in inbox_positions {
+            batch.insert(keys::inbox_entry(device, *inbox_position), inbox.as_slice());
+            batch.insert(keys::inbox_head(device), &inbox_position.to_be_bytes());
+        }
+    }
+
     /// Checks the declared routing change against the relay's membership.
     fn check_routing_change(&self, commit: &CommitSubmission<'_>) -> RelayResult<()> {
         let invalid = |why: &str| Err(Refusal::InvalidArgument(why.to_string()).into());
