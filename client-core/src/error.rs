@@ -1,6 +1,6 @@
 //! The client's errors, each with a stable code for apps and scripts.
 
-use crate::mls::MlsError;
+use crate::mls::{MlsError, ReadGroupInfoError};
 use crate::store::{MlsStorageError, PassphraseError, StoreError};
 use crate::transport::{RelayRefusal, TransportError};
 
@@ -159,6 +159,18 @@ pub enum GaveUp {
     /// The link request expired at the relay.
     #[error("the link request expired; ask to link again")]
     LinkExpired,
+}
+
+impl From<ReadGroupInfoError> for ClientError {
+    fn from(err: ReadGroupInfoError) -> Self {
+        match err {
+            ReadGroupInfoError::NotManager => {
+                ClientError::Forbidden("this device does not manage the group".into())
+            }
+            ReadGroupInfoError::Store(err) => err.into(),
+            ReadGroupInfoError::Mls(err) => err.into(),
+        }
+    }
 }
 
 impl From<GaveUp> for ClientError {

@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod link;
 pub mod mls;
 mod sealing;
+mod settle;
 pub mod store;
 pub mod transport;
 pub mod trust;

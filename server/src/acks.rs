@@ -1,15 +1,15 @@
 //! Group acknowledgements, gathered in memory and written in batches.
 //!
 //! A busy device acknowledges every burst of pushes; writing each to the
-//! store (and waiting for a flush) made acknowledgements cost as much as
-//! the messages themselves. An acknowledgement need not be durable: if the
+//! store (and waiting for a flush) would make acknowledgements cost as much
+//! as the messages themselves. An acknowledgement need not be durable: if the
 //! relay loses one in a crash, the device is sent those entries again and
 //! its client drops what it already has. So the latest position per device
 //! and group is kept here, the device's pump uses it at once, and the
 //! maintenance task writes them all to the store a few times a second.
 //!
-//! The buffer is bounded: past its limit, an acknowledgement is written at
-//! once, as before.
+//! The buffer is bounded: past its limit, an acknowledgement is written to
+//! the store at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

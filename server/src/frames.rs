@@ -1,14 +1,14 @@
 //! Recently appended group messages, already encoded as the push frames
 //! their recipients get.
 //!
-//! A group message is stored once, but it used to be read back from the
-//! store, decoded and re-encoded once per member device: for a cohort of
-//! 33, thirty-two copies of the same bytes. Every member other than the
-//! sender receives exactly the same `GroupMessage` push, so the handler
-//! that accepts a message encodes it once, and each member's pump sends a
-//! reference to those bytes. The cache only speeds delivery up: an entry
-//! missing from it (evicted, a commit, a restarted relay) is read from the
-//! store as before, so what is delivered never depends on it.
+//! Every member other than the sender receives exactly the same
+//! `GroupMessage` push, so reading it back from the store and encoding it
+//! once per member device would make, for a cohort of 33, thirty-two
+//! copies of the same bytes. The handler that accepts a message encodes it
+//! once, and each member's pump sends a reference to those bytes. The cache
+//! only speeds delivery up: an entry missing from it (evicted, a commit, a
+//! restarted relay) is read from the store, so what is delivered never
+//! depends on it.
 //!
 //! It is bounded per group and in all, so a busy or hostile group cannot
 //! grow it without limit.

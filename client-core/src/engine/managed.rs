@@ -51,7 +51,10 @@ impl Engine {
         if state.group_info.is_empty() {
             return Err(Step::Failed(ClientError::GaveUp(GaveUp::NotManaged)));
         }
-        let view = self.mls.read_group_info(&group_id, &state.group_info)?;
+        let view = self
+            .mls
+            .read_group_info(&group_id, &state.group_info)
+            .map_err(ClientError::from)?;
         if view.epoch != state.epoch {
             // The newest commit left no GroupInfo (yet): a tree from an
             // older epoch would make proposals nobody accepts.

@@ -12,8 +12,8 @@ use spake2::{Ed25519Group, Password, Spake2};
 use zeroize::Zeroizing;
 
 use super::{identities, request_tag, BundleKey, LinkCode, PASSWORD_DIGITS};
-use crate::builder::settle_device;
 use crate::error::{ClientError, GaveUp};
+use crate::settle::settle_device;
 use crate::store::records::IdentityRecord;
 use crate::store::LocalStore;
 use crate::transport::{authenticate, Connection, Connector, TransportError};

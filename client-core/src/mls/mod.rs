@@ -38,7 +38,6 @@ pub use key_packages::{rejoin_target, rejoins, KeyPackageBatch, MadeKey, MadeKey
 pub use ops::{Incoming, MlsOps, Rejoined};
 
 use crate::device_key::DeviceKey;
-use crate::error::ClientError;
 use crate::store::records::IdentityRecord;
 use crate::store::{LocalStore, StoreError};
 use crate::trust::{TrustAnchor, VerifiedDevice};
@@ -56,6 +55,21 @@ pub const REJOIN_EXTENSION: u16 = 0xF101;
 
 /// Past epochs whose keys are kept for late messages.
 pub const MAX_PAST_EPOCHS: usize = 5;
+
+/// Why a manager could not read a managed group's GroupInfo
+/// ([`Mls::read_group_info`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadGroupInfoError {
+    /// This device holds no manager key for the group.
+    #[error("this device does not manage the group")]
+    NotManager,
+    /// The manager key could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The GroupInfo could not be opened or failed its checks.
+    #[error(transparent)]
+    Mls(#[from] MlsError),
+}
 
 /// Why an MLS operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -145,14 +159,14 @@ pub struct MemberDevice {
 }
 
 /// The revocations this device verified and stored, for its anchor.
-fn held_revocations(store: &LocalStore) -> Result<crate::trust::Revocations, ClientError> {
+fn held_revocations(store: &LocalStore) -> Result<crate::trust::Revocations, StoreError> {
     let revocations = crate::trust::Revocations::default();
     for item in store.scan::<convene_proto::trust::Signed>(&crate::store::records::revoked_prefix())
     {
         let (_, signed) = item?;
         // Verified before it was stored; the store is this device's own.
         let revocation = convene_proto::trust::Revocation::decode(signed.body.as_slice())
-            .map_err(|_| ClientError::Storage(StoreError::Corrupt("a stored revocation".into())))?;
+            .map_err(|_| StoreError::Corrupt("a stored revocation".into()))?;
         let revoked_key = match revocation.delegate_key.is_empty() {
             true => &revocation.device_key,
             false => &revocation.delegate_key,
@@ -356,11 +370,11 @@ impl Mls {
         key: DeviceKey,
         identity: &IdentityRecord,
         clock_offset_ms: i64,
-    ) -> Result<Mls, ClientError> {
+    ) -> Result<Mls, StoreError> {
         let authority: [u8; 32] = identity.authority_key.as_slice().try_into().map_err(|_| {
-            ClientError::Storage(StoreError::Corrupt(
+            StoreError::Corrupt(
                 "this device has no organisation authority pinned; enrol it again".into(),
-            ))
+            )
         })?;
         let revocations = held_revocations(&store)?;
         Ok(Mls {
@@ -393,13 +407,11 @@ impl Mls {
         &self,
         group_id: &[u8],
         sealed: &[u8],
-    ) -> Result<managed::ManagedView, ClientError> {
+    ) -> Result<managed::ManagedView, ReadGroupInfoError> {
         let mut record: crate::store::records::ManagerKeyRecord = self
             .store
             .get_record(&crate::store::records::manager_key(group_id))?
-            .ok_or_else(|| {
-                ClientError::Forbidden("this device does not manage the group".into())
-            })?;
+            .ok_or(ReadGroupInfoError::NotManager)?;
         let key = crate::sealing::SealingKey::from_parts(&record.private, &record.public);
         zeroize::Zeroize::zeroize(&mut record.private);
         let plain = managed::open_group_info(&key, group_id, sealed)?;
