@@ -49,6 +49,18 @@ pub fn print(json: bool, value: Value, text: impl FnOnce() -> String) -> Result<
     }
 }
 
+/// `printed`, where what was printed is the only copy of something the
+/// user must act on (an invite code, a link code): a reader that stopped
+/// reading loses it, so that is a failure, not a quiet end.
+pub fn must_be_read(printed: Result<()>, what: &str) -> Result<()> {
+    match printed {
+        Err(err) if err.is::<OutputClosed>() => Err(anyhow::anyhow!(
+            "standard output was closed before the {what} could be shown"
+        )),
+        other => other,
+    }
+}
+
 /// Prints a failure: on standard error for people, or as a JSON document
 /// on standard output with `--json`. Where neither can be written there is
 /// no one left to tell, and the exit status says it.

@@ -68,7 +68,7 @@ pub fn read_new() -> Result<Zeroizing<String>> {
 /// that would be refused is refused before it is typed again.
 fn prompt_twice(var: &str, prompt: &str) -> Result<Zeroizing<String>> {
     let first = read_env_or_prompt(var, prompt)?;
-    check_new_passphrase(&first)?;
+    check_new_passphrase(&first).map_err(convene_client::ClientError::from)?;
     let second = read_env_or_prompt(var, "The same passphrase again: ")?;
     if *first != *second {
         bail!("the two passphrases differ");

@@ -151,15 +151,17 @@ pub async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
             };
             let Some(event) = event else { break };
             let (value, line) = output::event(&event);
-            if ctx.json {
-                output::line(&value.to_string())?;
-            } else if let Some(line) = line {
-                output::line(&line)?;
-            }
-            // This copy stopped: listening on would show nothing.
+            let printed = match (ctx.json, line) {
+                (true, _) => output::line(&value.to_string()),
+                (false, Some(line)) => output::line(&line),
+                (false, None) => Ok(()),
+            };
+            // This copy stopped: listening on would show nothing, and the
+            // command fails whether or not the line reached anyone.
             if matches!(event, Event::StateCopied) {
                 return Err(ClientError::StateCopied.into());
             }
+            printed?;
             if matches!(event, Event::MessageReceived(_)) {
                 received += 1;
                 if count.is_some_and(|count| received >= count) {

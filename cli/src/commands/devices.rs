@@ -31,7 +31,7 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
     }
     let pending = builder.request_link(user).await?;
     let code = pending.code();
-    print(
+    let shown = print(
         ctx.json,
         json!({ "code": code, "expires_at_ms": pending.expires_at_ms() }),
         || {
@@ -42,7 +42,8 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
                  Waiting up to ten minutes..."
             )
         },
-    )?;
+    );
+    crate::output::must_be_read(shown, "link code")?;
     let identity = pending.wait_for_approval(APPROVAL_WAIT).await?;
     crate::paths::remember_relay(&ctx.state_dir, &identity.relay_url)?;
     print(ctx.json, crate::output::identity(&identity), || {

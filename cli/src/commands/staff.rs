@@ -33,7 +33,7 @@ pub async fn invite(ctx: &Session, args: InviteArgs) -> Result<()> {
         })
         .await?;
     let expires = std::time::UNIX_EPOCH + Duration::from_millis(invite.expires_at_ms);
-    print(
+    let shown = print(
         ctx.json,
         json!({ "code": invite.code, "expires_at_ms": invite.expires_at_ms, "role": role.as_str(), "user_id": user_id }),
         || {
@@ -44,7 +44,8 @@ pub async fn invite(ctx: &Session, args: InviteArgs) -> Result<()> {
                 invite.code
             )
         },
-    )
+    );
+    crate::output::must_be_read(shown, "invite code")
 }
 
 /// Suspends `user`: the relay cuts their devices off and their groups

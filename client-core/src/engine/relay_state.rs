@@ -30,7 +30,10 @@ pub(super) enum RelayState {
     /// The relay refuses this device until the user acts: a revocation the
     /// authority signed names it, or its state is a copy another copy has
     /// moved past. Nothing is attempted (`Client::take_over` leaves it).
-    ShutOut,
+    ShutOut {
+        /// The app was told the connection is lost before it was shut out.
+        told_lost: bool,
+    },
 }
 
 /// Waiting to connect.
@@ -102,7 +105,7 @@ impl RelayState {
         match self {
             RelayState::Offline(offline) => Some(offline.retry_at),
             RelayState::Online(online) => Some(online.last_activity + KEEPALIVE),
-            RelayState::ShutOut => None,
+            RelayState::ShutOut { .. } => None,
         }
     }
 
@@ -111,7 +114,7 @@ impl RelayState {
         match self {
             RelayState::Offline(offline) => offline.backoff,
             RelayState::Online(online) => online.backoff,
-            RelayState::ShutOut => MIN_BACKOFF,
+            RelayState::ShutOut { .. } => MIN_BACKOFF,
         }
     }
 
@@ -135,16 +138,30 @@ impl RelayState {
         !told
     }
 
+    /// Stops trying: the relay refuses this device until the user acts.
+    /// Whether the app was told the connection is lost is kept, so that a
+    /// connection after taking over is announced as restored only then.
+    pub(super) fn shut_out(&mut self) {
+        let told_lost = matches!(
+            self,
+            RelayState::Offline(Offline {
+                told_lost: true,
+                ..
+            }) | RelayState::ShutOut { told_lost: true }
+        );
+        *self = RelayState::ShutOut { told_lost };
+    }
+
     /// Makes the next attempt at once (a user taking over this device's
     /// state); a connection already made stays.
     pub(super) fn retry_now(&mut self) {
         match self {
             RelayState::Offline(offline) => offline.retry_at = Instant::now(),
-            RelayState::ShutOut => {
+            RelayState::ShutOut { told_lost } => {
                 *self = RelayState::Offline(Offline {
                     retry_at: Instant::now(),
                     backoff: MIN_BACKOFF,
-                    told_lost: true,
+                    told_lost: *told_lost,
                 })
             }
             RelayState::Online(_) => {}
@@ -175,11 +192,39 @@ mod tests {
 
     #[test]
     fn a_shut_out_device_schedules_nothing_until_it_takes_over() {
-        let mut state = RelayState::ShutOut;
+        let mut state = RelayState::starting();
+        state.shut_out();
         assert_eq!(state.due_at(), None);
         assert!(!state.caught_up());
         state.retry_now();
         let due = state.due_at().expect("an attempt is scheduled");
         assert!(due <= Instant::now());
+    }
+
+    #[test]
+    fn taking_over_announces_a_restored_connection_only_after_a_lost_one() {
+        // Refused as a copy at the very first attempt: nothing was lost.
+        let mut first = RelayState::starting();
+        first.shut_out();
+        first.retry_now();
+        assert!(matches!(
+            first,
+            RelayState::Offline(Offline {
+                told_lost: false,
+                ..
+            })
+        ));
+        // Refused after the app heard the connection was lost.
+        let mut later = RelayState::starting();
+        later.failed();
+        later.shut_out();
+        later.retry_now();
+        assert!(matches!(
+            later,
+            RelayState::Offline(Offline {
+                told_lost: true,
+                ..
+            })
+        ));
     }
 }

@@ -196,7 +196,7 @@ impl Engine {
                 .put_record(records::group_key(&group.group_id), &group);
         }
         self.store().commit_durably()?;
-        self.relay = RelayState::ShutOut;
+        self.relay.shut_out();
         self.shared.status.send_modify(|status| {
             status.state = crate::engine::ConnectionState::Offline;
             status.revoked = true;

@@ -7,8 +7,9 @@ use convene_proto::ids::CONTINUITY_LEN;
 use convene_proto::relay::{request, response, ErrorCode};
 use tokio::time::Instant;
 
+use super::acks::PendingAcks;
 use super::relay_state::{Online, RelayState};
-use super::{ConnectionState, Engine, PendingAcks};
+use super::{ConnectionState, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::store::records::{self, ContinuityRecord, GroupRecord};
@@ -105,7 +106,7 @@ impl Engine {
             tracing::warn!(
                 "this device's state is a copy another copy has moved past; not reconnecting"
             );
-            self.relay = RelayState::ShutOut;
+            self.relay.shut_out();
             self.emit(Event::StateCopied);
             self.publish();
             return;

@@ -165,7 +165,7 @@ where
                     match served {
                         Ok(details) => self.respond(request_id, details).await?,
                         Err(err) => {
-                            // A wrong token or live counts as a failed
+                            // A wrong token or link counts as a failed
                             // attempt, so that a connection cannot probe.
                             self.respond_error(request_id, &err).await?;
                             one_more_failure(&mut failures)?;

@@ -59,6 +59,15 @@ fn output_to_a_closed_pipe_ends_the_command_quietly() -> Result<()> {
         );
     }
 
+    // An invite code nobody read is lost: that is a failure.
+    let out = run_into_closed_pipe(&["invite", "kim", "--name", "Kim"], &state)?;
+    ensure!(
+        out.status.code() == Some(1),
+        "an invite code written into a closed pipe: {:?}, stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A command that failed still fails, and says nothing on a closed
     // output either.
     drop(relay);
