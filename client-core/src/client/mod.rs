@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use convene_proto::content::MembershipPolicy;
 use convene_proto::content::{GroupKind as WireKind, GroupMeta};
-use convene_proto::relay::{request, response, ErrorCode, GetUser, ListUsers};
+use convene_proto::relay::{request, response};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -22,7 +22,7 @@ use crate::events::EventStream;
 use crate::store::records::{
     self, CreateIntent, GroupRecord, IntentKind, IntentRecord, MembersIntent, MessageRecord,
 };
-use crate::types::{GroupId, GroupKind, GroupSummary, Identity, Message, Role, UserInfo};
+use crate::types::{GroupId, GroupKind, GroupSummary, Identity, Message, Role};
 
 /// Connection attempts that fail in a row before
 /// [`Client::wait_caught_up`] gives up (the client keeps trying).
@@ -373,47 +373,6 @@ impl Client {
         Ok(messages)
     }
 
-    /// Looks a user up in the relay's directory.
-    pub async fn lookup_user(&self, user_id: &str) -> Result<UserInfo, ClientError> {
-        let request = request::Kind::GetUser(GetUser {
-            user_id: user_id.to_string(),
-        });
-        match self.relay(request).await {
-            Ok(response::Result::User(user)) => Ok(user_info(user)),
-            Ok(_) => Err(ClientError::unexpected_response()),
-            Err(ClientError::Refused(r))
-                if matches!(r.code, ErrorCode::NotFound | ErrorCode::InvalidArgument) =>
-            {
-                Err(ClientError::UnknownUser(user_id.to_string()))
-            }
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Every user in the relay's directory.
-    pub async fn list_users(&self) -> Result<Vec<UserInfo>, ClientError> {
-        let mut users = Vec::new();
-        loop {
-            let after = users
-                .last()
-                .map(|u: &UserInfo| u.user_id.clone())
-                .unwrap_or_default();
-            let request = request::Kind::ListUsers(ListUsers {
-                after_user_id: after,
-                limit: 0,
-            });
-            let page = match self.relay(request).await? {
-                response::Result::UserList(page) => page,
-                _ => return Err(ClientError::unexpected_response()),
-            };
-            let more = page.more && !page.users.is_empty();
-            users.extend(page.users.into_iter().map(user_info));
-            if !more {
-                return Ok(users);
-            }
-        }
-    }
-
     /// Stops the client: the engine finishes the step it is in, and nothing
     /// acknowledged is lost. Other clones stop working.
     pub async fn shutdown(&self) {
@@ -450,16 +409,6 @@ impl Client {
             return Err(ClientError::NotAMember);
         }
         Ok(summary)
-    }
-
-    /// Fails with [`ClientError::UnknownUser`] unless every user exists.
-    async fn check_users(&self, users: &[String]) -> Result<(), ClientError> {
-        for user in users {
-            if user != self.user_id() {
-                self.lookup_user(user).await?;
-            }
-        }
-        Ok(())
     }
 
     async fn submit(&self, intent: IntentRecord) -> Result<Completed, ClientError> {
@@ -505,24 +454,12 @@ fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord 
     }
 }
 
-fn user_info(user: convene_proto::relay::User) -> UserInfo {
-    UserInfo {
-        user_id: user.user_id,
-        display_name: user.display_name,
-        role: Role::from_wire(user.role),
-        devices: user
-            .devices
-            .into_iter()
-            .map(|d| d.device_key.to_vec())
-            .collect(),
-    }
-}
-
 mod delegation;
 mod devices;
 mod keys;
 mod managed;
 mod trust;
+mod users;
 pub use devices::{DeviceInfo, LinkRequest};
 pub use trust::SafetyNumber;
 

@@ -14,6 +14,7 @@
 //!   before anything was sent, retried until they succeed or fail for good;
 //! - answers relay requests made on the app's behalf.
 
+mod acks;
 mod certificates;
 mod commit;
 mod create;
@@ -32,20 +33,21 @@ mod revocations;
 mod send;
 mod session;
 mod snapshot;
+mod status;
 mod sync;
 mod uncertified;
 mod welcome;
 
 pub(crate) use intents::send_intent;
 pub(crate) use lifecycle::KEY_PACKAGE_FORMAT;
+pub use status::{ConnectionState, ConnectionStatus};
 pub(crate) use sync::MAX_TEXT_BYTES;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use convene_proto::relay::{push, request, response, stream_ack, Ack, StreamAck};
+use convene_proto::relay::{push, request, response};
 use openmls::prelude::MlsGroup;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -58,55 +60,11 @@ use crate::store::records::{GroupRecord, IdentityRecord, IntentRecord};
 use crate::store::LocalStore;
 use crate::transport::Connector;
 use crate::types::Message;
+use acks::PendingAcks;
 use relay_state::{RelayState, KEEPALIVE};
 
 /// Pushes processed before one flush and one acknowledgement.
 const PUSH_BATCH: usize = 128;
-
-/// Where the client stands with the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Not connected; the engine retries with backoff.
-    Offline,
-    /// Connected and authenticated; catching up on the backlog.
-    Connected,
-    /// Connected, and everything the relay held has been processed.
-    CaughtUp,
-}
-
-/// The connection as the app sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionStatus {
-    /// Whether the client is offline, connected, or caught up.
-    pub state: ConnectionState,
-    /// Connection attempts that failed since the last success.
-    pub failed_attempts: u32,
-    /// Why the last attempt failed, or why the last connection ended.
-    pub last_error: Option<String>,
-    /// The relay refused this device for good: it was revoked or removed.
-    pub revoked: bool,
-    /// The relay refused this device's state as a copy (restored from a
-    /// backup, or cloned) that another copy has moved past: re-link the
-    /// device, or [`crate::Client::take_over`] if this copy is the one to
-    /// keep.
-    pub copied: bool,
-    /// How far this device's clock was ahead of the relay's at the last
-    /// connection, in ms (behind, if negative).
-    pub clock_offset_ms: i64,
-}
-
-impl Default for ConnectionStatus {
-    fn default() -> Self {
-        ConnectionStatus {
-            state: ConnectionState::Offline,
-            failed_attempts: 0,
-            last_error: None,
-            revoked: false,
-            copied: false,
-            clock_offset_ms: 0,
-        }
-    }
-}
 
 /// What an intent produced when it completed.
 #[derive(Debug, Clone)]
@@ -154,13 +112,6 @@ pub(crate) struct Shared {
     pub lifecycle: crate::lifecycle::KeyLifecycle,
     /// The revocations this device holds (shared with its MLS anchor).
     pub revocations: crate::trust::Revocations,
-}
-
-/// What the relay should be told was processed.
-#[derive(Default)]
-struct PendingAcks {
-    groups: HashMap<Vec<u8>, u64>,
-    inbox: Option<u64>,
 }
 
 pub(crate) struct Engine {
@@ -420,43 +371,6 @@ impl Engine {
         if self.relay.caught_up() && self.outbox_dirty {
             self.run_outbox().await;
         }
-    }
-
-    async fn send_acks(&mut self) {
-        let acks = std::mem::take(&mut self.acks);
-        let mut entries: Vec<StreamAck> = acks
-            .groups
-            .into_iter()
-            .map(|(group_id, position)| StreamAck {
-                stream: Some(stream_ack::Stream::GroupId(Bytes::from(group_id))),
-                position,
-            })
-            .collect();
-        if let Some(position) = acks.inbox {
-            entries.push(StreamAck {
-                stream: Some(stream_ack::Stream::Inbox(true)),
-                position,
-            });
-        }
-        if entries.is_empty() {
-            return;
-        }
-        if let Err(err) = self
-            .request(request::Kind::Ack(Ack { acks: entries }))
-            .await
-        {
-            // Unacknowledged entries come again and are recognised then.
-            tracing::debug!(error = %err, "acknowledgement not delivered");
-        }
-    }
-
-    fn ack_group(&mut self, group_id: &[u8], position: u64) {
-        let entry = self.acks.groups.entry(group_id.to_vec()).or_default();
-        *entry = (*entry).max(position);
-    }
-
-    fn ack_inbox(&mut self, position: u64) {
-        self.acks.inbox = Some(self.acks.inbox.unwrap_or(0).max(position));
     }
 
     /// Queues an event until the current batch is durable.

@@ -1,5 +1,5 @@
-//! Tests of the commit gate, routing and trimming across `groups` and
-//! `delivery`.
+//! Tests of the commit gate and routing across `groups` and `delivery`;
+//! the fixture and helpers are shared with `trim_tests`.
 
 use bytes::Bytes;
 use convene_proto::relay::{MessageKind, Role};
@@ -7,28 +7,28 @@ use convene_proto::relay::{MessageKind, Role};
 use super::*;
 use crate::error::Refusal;
 
-const LIMITS: QueueLimits = QueueLimits {
+pub(super) const LIMITS: QueueLimits = QueueLimits {
     max_group_backlog: 1_000,
     max_inbox: 10,
     max_inbox_per_sender: 10,
 };
 /// Trims only what every follower acknowledged.
-const KEEP_ALL: TrimPolicy = TrimPolicy {
+pub(super) const KEEP_ALL: TrimPolicy = TrimPolicy {
     max_backlog: u64::MAX,
     keep_since_ms: 0,
 };
-const ALL: ReadBudget = ReadBudget {
+pub(super) const ALL: ReadBudget = ReadBudget {
     max_items: usize::MAX,
     max_bytes: usize::MAX,
 };
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    store: Store,
+    pub(super) store: Store,
 }
 
 /// A store with devices 1..=4 enrolled and group "g" created by device 1.
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     for d in 1..=4u8 {
@@ -59,7 +59,7 @@ fn fixture() -> Fixture {
     Fixture { _dir: dir, store }
 }
 
-fn commit<'a>(
+pub(super) fn commit<'a>(
     epoch: u64,
     id: &'a [u8],
     sender: u8,
@@ -86,7 +86,7 @@ fn commit<'a>(
 }
 
 /// An application message at the group's current epoch.
-fn message<'a>(store: &Store, id: &'a [u8], sender: u8) -> MessageSubmission<'a> {
+pub(super) fn message<'a>(store: &Store, id: &'a [u8], sender: u8) -> MessageSubmission<'a> {
     let epoch = store.group(b"g").unwrap().map_or(0, |g| g.epoch);
     MessageSubmission {
         group_id: b"g",
@@ -99,7 +99,7 @@ fn message<'a>(store: &Store, id: &'a [u8], sender: u8) -> MessageSubmission<'a>
     }
 }
 
-fn refusal(result: RelayResult<AppendOutcome>) -> Refusal {
+pub(super) fn refusal(result: RelayResult<AppendOutcome>) -> Refusal {
     match result {
         Err(crate::error::RelayError::Refused(refusal)) => refusal,
         other => panic!("expected a refusal, got {other:?}"),
@@ -274,157 +274,6 @@ fn non_members_cannot_post_and_removed_members_leave_after_acking() {
         .device_groups(&DevicePublicKey([2; 32]))
         .unwrap()
         .is_empty());
-}
-
-#[test]
-fn trimming_waits_for_every_follower() {
-    let f = fixture();
-    let added = [DevicePublicKey([2; 32]), DevicePublicKey([3; 32])];
-    f.store
-        .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
-        .unwrap();
-    for i in 0..3u8 {
-        f.store
-            .append_message(&message(&f.store, &[i; 16], 1), LIMITS, 6)
-            .unwrap();
-    }
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 4);
-    f.store
-        .ack_group(b"g", &DevicePublicKey([1; 32]), 4)
-        .unwrap();
-    f.store
-        .ack_group(b"g", &DevicePublicKey([2; 32]), 4)
-        .unwrap();
-    assert_eq!(
-        f.store.trim_group(b"g", KEEP_ALL).unwrap(),
-        1,
-        "only the commit, which device 3 never follows"
-    );
-    f.store
-        .ack_group(b"g", &DevicePublicKey([3; 32]), 3)
-        .unwrap();
-    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 2);
-    f.store
-        .ack_group(b"g", &DevicePublicKey([3; 32]), 4)
-        .unwrap();
-    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 1);
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 0);
-    let read = f.store.read_log(b"g", 0, 4, ALL).unwrap();
-    assert!(read.is_empty());
-}
-
-#[test]
-fn a_revoked_device_holds_no_group_log_back() {
-    let f = fixture();
-    f.store
-        .submit_commit(
-            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
-            LIMITS,
-            5,
-        )
-        .unwrap();
-    for i in 0..3u8 {
-        f.store
-            .append_message(&message(&f.store, &[i; 16], 1), LIMITS, 6)
-            .unwrap();
-    }
-    f.store
-        .ack_group(b"g", &DevicePublicKey([1; 32]), 4)
-        .unwrap();
-    // Device 2 never acknowledges: it was lost, and its user removed it.
-    // Only the commit that added it, which it never follows, goes.
-    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 1);
-    f.store
-        .remove_own_device("user2", &DevicePublicKey([2; 32]), 7)
-        .unwrap();
-    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 3);
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 0);
-}
-
-#[test]
-fn inbox_ack_frees_the_shared_welcome() {
-    let f = fixture();
-    let added = [DevicePublicKey([2; 32]), DevicePublicKey([3; 32])];
-    f.store
-        .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
-        .unwrap();
-    f.store.ack_inbox(&DevicePublicKey([2; 32]), 1).unwrap();
-    assert_eq!(
-        f.store
-            .read_inbox(&DevicePublicKey([3; 32]), 0, 1, ALL)
-            .unwrap()
-            .len(),
-        1,
-        "still there for device 3"
-    );
-    f.store.ack_inbox(&DevicePublicKey([3; 32]), 1).unwrap();
-    assert!(f
-        .store
-        .get::<records::WelcomeRecord>(&keys::welcome(b"g", 1))
-        .unwrap()
-        .is_none());
-}
-
-#[test]
-fn a_full_group_log_drops_its_oldest_entries_instead_of_refusing() {
-    let f = fixture();
-    let small = QueueLimits {
-        max_group_backlog: 2,
-        max_inbox: 1,
-        max_inbox_per_sender: 1,
-    };
-    f.store
-        .submit_commit(
-            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
-            small,
-            5,
-        )
-        .unwrap();
-    // Device 2 never acknowledges anything; device 1 goes on sending.
-    for id in [b"a", b"b", b"c"] {
-        f.store
-            .append_message(&message(&f.store, id, 1), small, 6)
-            .unwrap();
-    }
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
-    let group = f.store.group(b"g").unwrap().unwrap();
-    assert_eq!((group.trimmed_through, group.last_position), (2, 4));
-    // The commit at 1 started epoch 1, which is what follows the gap.
-    assert_eq!(group.trimmed_epoch, 1);
-    let read = f.store.read_log(b"g", 0, 4, ALL).unwrap();
-    assert_eq!(read.iter().map(|i| i.position).collect::<Vec<_>>(), [3, 4]);
-    // A commit is never refused for it either.
-    f.store
-        .submit_commit(&commit(1, b"c2", 1, &[], &[]), small, 7)
-        .unwrap();
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
-}
-
-#[test]
-fn entries_nobody_fetched_age_out() {
-    let f = fixture();
-    f.store
-        .submit_commit(
-            &commit(0, b"c1", 1, &[DevicePublicKey([2; 32])], &[]),
-            LIMITS,
-            5,
-        )
-        .unwrap();
-    f.store
-        .append_message(&message(&f.store, b"old", 1), LIMITS, 10)
-        .unwrap();
-    f.store
-        .append_message(&message(&f.store, b"new", 1), LIMITS, 50)
-        .unwrap();
-    let policy = TrimPolicy {
-        max_backlog: u64::MAX,
-        keep_since_ms: 20,
-    };
-    assert_eq!(f.store.trim_group(b"g", policy).unwrap(), 2);
-    let group = f.store.group(b"g").unwrap().unwrap();
-    assert_eq!((group.trimmed_through, group.trimmed_epoch), (2, 1));
-    assert_eq!(f.store.trim_group(b"g", policy).unwrap(), 0);
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 1);
 }
 
 #[test]

@@ -30,6 +30,8 @@ mod locks;
 mod maintenance;
 pub(crate) mod records;
 mod revocations;
+#[cfg(test)]
+mod trim_tests;
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -15,6 +15,7 @@ mod commits;
 mod confidentiality;
 mod crash;
 mod crash_loop;
+mod delegation;
 mod delivery;
 mod devices;
 mod direct;
