@@ -69,16 +69,35 @@ pub fn error(json: bool, err: &anyhow::Error) {
         .downcast_ref::<ClientError>()
         .map(ClientError::code)
         .unwrap_or("error");
+    let message = chain_text(err);
     if json {
-        let document = json!({ "error": { "code": code, "message": format!("{err:#}") } });
+        let document = json!({ "error": { "code": code, "message": message } });
         let _ = line(&document.to_string());
     } else {
         let mut out = std::io::stderr().lock();
-        let _ = writeln!(out, "error: {err:#}");
+        let _ = writeln!(out, "error: {message}");
         if let Some(hint) = hint(code) {
             let _ = writeln!(out, "hint: {hint}");
         }
     }
+}
+
+/// An error and its causes, joined by ": ", leaving out a cause whose text
+/// an outer error already shows (some errors print their source, and
+/// keep it as their source too).
+fn chain_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// What to do about an error whose cause is this device's own state.
@@ -90,6 +109,14 @@ fn hint(code: &str) -> Option<&'static str> {
         ),
         _ => None,
     }
+}
+
+/// One line per item, or `none` when there are none.
+pub fn lines_or<T>(items: &[T], none: &str, line: impl Fn(&T) -> String) -> String {
+    if items.is_empty() {
+        return none.to_string();
+    }
+    items.iter().map(line).collect::<Vec<_>>().join("\n")
 }
 
 pub fn identity(identity: &Identity) -> Value {
@@ -320,4 +347,45 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
 /// see [`convene_proto::text`]).
 pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
     convene_proto::text::safe_text(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_text;
+
+    #[derive(Debug)]
+    struct Locked;
+
+    impl std::fmt::Display for Locked {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("could not acquire lock")
+        }
+    }
+
+    impl std::error::Error for Locked {}
+
+    /// Shows its source in its own text, and keeps it as its source too.
+    #[derive(Debug)]
+    struct CannotOpen(Locked);
+
+    impl std::fmt::Display for CannotOpen {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot open the state: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for CannotOpen {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_an_outer_error_already_shows_is_not_repeated() {
+        let err = anyhow::Error::new(CannotOpen(Locked)).context("no device in /tmp/x");
+        assert_eq!(
+            chain_text(&err),
+            "no device in /tmp/x: cannot open the state: could not acquire lock"
+        );
+    }
 }

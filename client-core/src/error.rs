@@ -42,8 +42,8 @@ pub enum ClientError {
     /// An argument the library does not accept.
     #[error("{0}")]
     InvalidArgument(String),
-    /// The relay cannot be reached.
-    #[error("the relay cannot be reached: {0}")]
+    /// The relay cannot be reached; the text names the relay and why.
+    #[error("{0}")]
     RelayUnreachable(String),
     /// Staff revoked this device or suspended its user, or the user removed
     /// it from another device: it can no longer connect.
@@ -183,7 +183,7 @@ impl From<TransportError> for ClientError {
     fn from(err: TransportError) -> Self {
         match err {
             TransportError::Unreachable { url, reason } => {
-                ClientError::RelayUnreachable(format!("{url}: {reason}"))
+                ClientError::RelayUnreachable(format!("cannot reach the relay at {url}: {reason}"))
             }
             TransportError::Refused(refusal) => ClientError::Refused(refusal),
             other => ClientError::Transport(other),

@@ -24,11 +24,15 @@ pub async fn ping(ctx: &Session) -> Result<()> {
         .or_else(|| crate::paths::remembered_relay(&ctx.state_dir))
         .unwrap_or_else(|| DEFAULT_RELAY.to_string());
     let started = Instant::now();
-    let conn = RelayConnection::connect(&url, &ConnectOptions::default()).await?;
+    // As a client error, so that it has the code every other command
+    // gives (`relay_unreachable`).
+    let conn = RelayConnection::connect(&url, &ConnectOptions::default())
+        .await
+        .map_err(ClientError::from)?;
     let answered = conn.request(request::Kind::Ping(Ping {})).await;
     let ms = started.elapsed().as_millis();
     conn.close().await;
-    answered?;
+    answered.map_err(ClientError::from)?;
     print(
         ctx.json,
         json!({ "relay": url, "round_trip_ms": ms }),

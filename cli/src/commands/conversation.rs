@@ -14,15 +14,7 @@ pub async fn groups(ctx: &Session) -> Result<()> {
         .with_client(Open::Synced, async |client| Ok(client.groups()?))
         .await?;
     print(ctx.json, groups.iter().map(output::group).collect(), || {
-        if groups.is_empty() {
-            "no groups yet".into()
-        } else {
-            groups
-                .iter()
-                .map(output::group_line)
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
+        output::lines_or(&groups, "no groups yet", output::group_line)
     })
 }
 
@@ -113,17 +105,7 @@ pub async fn read(ctx: &Session, group: &str, limit: usize) -> Result<()> {
     print(
         ctx.json,
         messages.iter().map(output::message).collect(),
-        || {
-            if messages.is_empty() {
-                "no messages yet".into()
-            } else {
-                messages
-                    .iter()
-                    .map(output::message_line)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
-        },
+        || output::lines_or(&messages, "no messages yet", output::message_line),
     )
 }
 

@@ -115,9 +115,7 @@ impl Client {
                         return Err(ClientError::StateCopied);
                     }
                     if now.failed_attempts >= ATTEMPTS_BEFORE_GIVING_UP {
-                        return Err(ClientError::RelayUnreachable(
-                            now.last_error.clone().unwrap_or_default(),
-                        ));
+                        return Err(unreachable(now.last_error.clone()));
                     }
                 }
                 if status.changed().await.is_err() {
@@ -127,13 +125,7 @@ impl Client {
         };
         match tokio::time::timeout(timeout, wait).await {
             Ok(result) => result,
-            Err(_) => {
-                let reason = self
-                    .status()
-                    .last_error
-                    .unwrap_or_else(|| "no answer in time".into());
-                Err(ClientError::RelayUnreachable(reason))
-            }
+            Err(_) => Err(unreachable(self.status().last_error)),
         }
     }
 
@@ -430,6 +422,17 @@ impl Client {
             .map_err(|_| ClientError::Stopped)?;
         answer.await.map_err(|_| ClientError::Stopped)?
     }
+}
+
+/// The relay could not be reached, saying why and naming the relay once:
+/// the last connection error already does when it is
+/// `TransportError::Unreachable` ("cannot reach the relay at ...").
+fn unreachable(last_error: Option<String>) -> ClientError {
+    ClientError::RelayUnreachable(match last_error {
+        Some(reason) if reason.starts_with("cannot reach the relay") => reason,
+        Some(reason) => format!("cannot reach the relay: {reason}"),
+        None => "the relay did not answer in time".into(),
+    })
 }
 
 /// The id of the direct channel between two users: the same whoever

@@ -100,12 +100,21 @@ pub fn check_new_passphrase(passphrase: &str) -> Result<(), PassphraseError> {
             .map(|w| w.to_string())
             .into_iter()
             .chain(feedback.suggestions().iter().map(|s| s.to_string()));
-        advice.extend(sentences.map(|s| s.trim_end_matches('.').to_lowercase()));
+        advice.extend(sentences.map(|s| lowercase_first(s.trim_end_matches('.'))));
     }
     advice.push("a few unrelated words make a strong one".into());
     Err(PassphraseError::TooWeak {
         advice: advice.join("; "),
     })
+}
+
+/// `sentence` with its first letter in lower case, to go after a "; ".
+fn lowercase_first(sentence: &str) -> String {
+    let mut chars = sentence.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Stretches a passphrase into the store key (argon2id, 46 MiB, one pass).

@@ -317,6 +317,10 @@ fn ping_uses_the_remembered_relay_and_an_unreachable_one_is_reported() -> Result
     relay.kill()?;
     let code = cli.fails("sam", &["send", "anything", "hello"])?;
     assert_eq!(code, "relay_unreachable");
+    // `ping` says so with the same code.
+    let out = ping.output()?;
+    assert!(!out.status.success(), "ping reached a stopped relay");
+    assert_eq!(error_code(&out)?, "relay_unreachable");
     Ok(())
 }
 
