@@ -65,26 +65,7 @@ impl Engine {
             return self.save_manage(intent, manage, MANAGE_POLL);
         }
         self.mirror_members(&group_id, &view);
-        let present = |user: &String| view.members.iter().any(|(_, m)| &m.user_id == user);
-        let to_add: Vec<String> = manage
-            .add_users
-            .iter()
-            .filter(|u| !present(u))
-            .cloned()
-            .collect();
-        let to_remove: Vec<[u8; 32]> = view
-            .members
-            .iter()
-            .filter(|(_, m)| {
-                manage.remove_users.contains(&m.user_id)
-                    || manage
-                        .remove_devices
-                        .iter()
-                        .any(|d| d.as_slice() == m.device)
-                    || (manage.remove_revoked && view.revoked.contains(&m.device))
-            })
-            .map(|(_, m)| m.device)
-            .collect();
+        let (to_add, to_remove) = changes_left(&manage, &view);
         if to_add.is_empty() && to_remove.is_empty() {
             return self.drop_intent(&intent);
         }
@@ -106,27 +87,7 @@ impl Engine {
             claimed.into_iter().map(|(_, _, kp)| kp).collect()
         };
         let proposals = view.proposals(&group_id, self.mls.key(), key_packages, &to_remove)?;
-        for payload in proposals {
-            let send = request::Kind::SendMessage(SendMessage {
-                group_id: Bytes::from(group_id.clone()),
-                kind: MessageKind::Proposal as i32,
-                submission_id: Bytes::copy_from_slice(&crate::random_bytes::<16>()),
-                payload: Bytes::from(payload),
-            });
-            match self.request(send).await {
-                Ok(response::Result::MessageAccepted(_)) => {}
-                Ok(_) => return Err(Step::Failed(ClientError::unexpected_response())),
-                // A commit moved the group on since the GroupInfo was read:
-                // read it again and propose for the new epoch.
-                Err(TransportError::Refused(r)) if r.code == ErrorCode::StaleEpoch => {
-                    return Ok(Step::RetryAfter(MANAGE_POLL))
-                }
-                Err(TransportError::Refused(r)) => {
-                    return Err(Step::Failed(ClientError::Refused(r)))
-                }
-                Err(_) => return Ok(Step::Offline),
-            }
-        }
+        self.send_proposals(&group_id, proposals).await?;
         tracing::debug!(epoch = view.epoch, "proposed a managed change");
         manage.proposed_for = view.epoch + 1;
         self.save_manage(intent, manage, MANAGE_POLL)
@@ -143,6 +104,32 @@ impl Engine {
             .put_record(records::intent_key(intent.id), &intent);
         self.store().commit_durably()?;
         Ok(Step::RetryAfter(wait))
+    }
+
+    /// Sends a manager's proposals as the group's external sender; stops
+    /// early when a commit moved the group on since the GroupInfo was read
+    /// (they are made again for the new epoch).
+    async fn send_proposals(&mut self, group_id: &[u8], proposals: Vec<Vec<u8>>) -> Attempt {
+        for payload in proposals {
+            let send = request::Kind::SendMessage(SendMessage {
+                group_id: Bytes::from(group_id.to_vec()),
+                kind: MessageKind::Proposal as i32,
+                submission_id: Bytes::copy_from_slice(&crate::random_bytes::<16>()),
+                payload: Bytes::from(payload),
+            });
+            match self.request(send).await {
+                Ok(response::Result::MessageAccepted(_)) => {}
+                Ok(_) => return Err(Step::Failed(ClientError::unexpected_response())),
+                Err(TransportError::Refused(r)) if r.code == ErrorCode::StaleEpoch => {
+                    return Err(Step::RetryAfter(MANAGE_POLL))
+                }
+                Err(TransportError::Refused(r)) => {
+                    return Err(Step::Failed(ClientError::Refused(r)))
+                }
+                Err(_) => return Err(Step::Offline),
+            }
+        }
+        Ok(Step::Done)
     }
 
     async fn group_state(&mut self, group_id: &[u8]) -> Result<GroupState, Step> {
@@ -270,4 +257,34 @@ impl Engine {
         }
         self.outbox_dirty = true;
     }
+}
+
+/// What a manager's change still has to do in the group as its GroupInfo
+/// shows it: the users to add who are not members, and the member devices
+/// to remove (of users to remove, devices named, or revoked ones).
+fn changes_left(
+    manage: &ManageIntent,
+    view: &crate::mls::managed::ManagedView,
+) -> (Vec<String>, Vec<[u8; 32]>) {
+    let present = |user: &String| view.members.iter().any(|(_, m)| &m.user_id == user);
+    let to_add = manage
+        .add_users
+        .iter()
+        .filter(|u| !present(u))
+        .cloned()
+        .collect();
+    let to_remove = view
+        .members
+        .iter()
+        .filter(|(_, m)| {
+            manage.remove_users.contains(&m.user_id)
+                || manage
+                    .remove_devices
+                    .iter()
+                    .any(|d| d.as_slice() == m.device)
+                || (manage.remove_revoked && view.revoked.contains(&m.device))
+        })
+        .map(|(_, m)| m.device)
+        .collect();
+    (to_add, to_remove)
 }
