@@ -95,7 +95,7 @@ impl Bystanders {
 
 /// A process's resident set now, in bytes.
 pub fn resident_bytes(pid: u32) -> u64 {
-    crate::load::stats::memory(pid, "VmRSS")
+    process_memory(pid, "VmRSS")
 }
 
 /// Starts a new peak: the kernel's high-water mark of the process's
@@ -108,5 +108,17 @@ pub fn reset_peak(pid: u32) -> Result<()> {
 
 /// The highest resident set since the last [`reset_peak`], in bytes.
 pub fn peak_resident_bytes(pid: u32) -> u64 {
-    crate::load::stats::memory(pid, "VmHWM")
+    process_memory(pid, "VmHWM")
+}
+
+/// A `/proc/PID/status` memory field (`VmRSS`, `VmHWM`), in bytes.
+pub fn process_memory(pid: u32, field: &str) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }

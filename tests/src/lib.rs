@@ -10,7 +10,6 @@ pub mod bystander;
 pub mod connectors;
 pub mod device;
 pub mod fuzz;
-pub mod load;
 pub mod protocol_doc;
 pub mod raw;
 pub mod relay_process;

@@ -28,7 +28,6 @@ mod identity_change;
 mod key_package_stock;
 mod key_packages;
 mod liveness;
-mod load_generator;
 mod managed_cohort;
 mod revocation;
 mod shutdown;

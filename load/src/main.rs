@@ -4,14 +4,14 @@
 //! Build and run in release mode, for example:
 //!
 //! ```sh
-//! cargo build --release -p convene-server -p convene-tests --bins
+//! cargo build --release -p convene-server -p convene-load
 //! target/release/convene-load fanout --groups 36 --group-size 33
 //! target/release/convene-load --json day > day.json
 //! ```
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use convene_tests::load::{self, Common, Scenario};
+use convene_load::{self as load, Common, Scenario};
 
 #[derive(Debug, Parser)]
 #[command(name = "convene-load", version, about = "Load generator for the Convene relay", long_about = None)]
@@ -68,8 +68,7 @@ fn main() -> Result<()> {
 /// Thousands of connections need thousands of descriptors: take the hard
 /// limit.
 fn raise_file_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    if let Ok((_, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        let _ = rlimit::increase_nofile_limit(hard);
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 
 use super::stats;
-use crate::relay_process::{RelayOptions, RelayProcess};
+use convene_tests::relay_process::{RelayOptions, RelayProcess};
 
 /// Which server a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

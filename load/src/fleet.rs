@@ -21,7 +21,7 @@ use rand::RngCore;
 use super::client::{lock, LoadConn};
 use super::stats::Sample;
 use super::target::Target;
-use crate::device::{random_id, TestDevice};
+use convene_tests::device::{random_id, TestDevice};
 
 /// Enrolments and connections made at once during set-up.
 const SETUP_CONCURRENCY: usize = 64;

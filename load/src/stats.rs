@@ -137,17 +137,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// A `/proc/PID/status` memory field (`VmRSS`, `VmHWM`), in bytes.
-pub fn memory(pid: u32, field: &str) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return 0;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
+pub use convene_tests::bystander::process_memory as memory;
 
 /// Bytes a directory occupies on disk (allocated blocks, not lengths).
 pub fn disk_usage(dir: &Path) -> u64 {
