@@ -100,6 +100,12 @@ fn chain_text(err: &anyhow::Error) -> String {
     text
 }
 
+/// A note for people on standard error (never for scripts); lost, not a
+/// panic, if standard error is closed.
+pub fn note(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "note: {text}");
+}
+
 /// What to do about an error whose cause is this device's own state.
 fn hint(code: &str) -> Option<&'static str> {
     match code {

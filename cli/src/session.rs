@@ -54,7 +54,9 @@ impl Session {
                 Open::Stored => {}
                 Open::Synced => {
                     if let Err(err) = client.wait_caught_up(self.timeout).await {
-                        eprintln!("note: showing what this device has stored ({err})");
+                        crate::output::note(&format!(
+                            "showing what this device has stored ({err})"
+                        ));
                     }
                 }
                 Open::Connected => client.wait_caught_up(self.timeout).await?,
