@@ -311,7 +311,7 @@ impl ClientBuilder {
         let shared = Arc::new(Shared {
             store,
             identity: shared_identity,
-            device,
+            device: device.into(),
             events,
             status,
             skip_local_policy: builder.skip_local_policy,

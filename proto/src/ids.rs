@@ -59,6 +59,14 @@ impl AsRef<[u8]> for DevicePublicKey {
     }
 }
 
+impl TryFrom<&[u8]> for DevicePublicKey {
+    type Error = IdError;
+
+    fn try_from(bytes: &[u8]) -> Result<Self, IdError> {
+        DevicePublicKey::from_field("device_key", bytes)
+    }
+}
+
 impl From<[u8; DEVICE_KEY_LEN]> for DevicePublicKey {
     fn from(bytes: [u8; DEVICE_KEY_LEN]) -> Self {
         DevicePublicKey(bytes)

@@ -203,7 +203,7 @@ impl Client {
         anchor
             .verify(
                 &self.own_chain()?,
-                &self.inner.shared.device,
+                self.inner.shared.device.as_bytes(),
                 anchor.now_ms(),
             )
             .map_err(|err| ClientError::Untrusted(format!("this device's own certificate: {err}")))

@@ -232,7 +232,7 @@ impl Engine {
         };
         let device_list = |list: &[crate::mls::MemberDevice]| {
             list.iter()
-                .map(|m| Bytes::copy_from_slice(&m.device))
+                .map(|m| Bytes::copy_from_slice(m.device.as_bytes()))
                 .collect()
         };
         let submit = SubmitCommit {
@@ -446,7 +446,7 @@ impl Engine {
                 })
                 .and_then(|key_package| crate::mls::Rejoined::of(&key_package));
             if let Some(mark) = mark {
-                record.note_rejoined(&mark.device, mark.not_after, &mark.init_key);
+                record.note_rejoined(mark.device.as_bytes(), mark.not_after, &mark.init_key);
             }
         }
         self.store().delete(records::intent_key(intent.id));

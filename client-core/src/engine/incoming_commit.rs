@@ -50,7 +50,7 @@ impl Engine {
         });
         snapshot.apply(record);
         for mark in &rejoined {
-            record.note_rejoined(&mark.device, mark.not_after, &mark.init_key);
+            record.note_rejoined(mark.device.as_bytes(), mark.not_after, &mark.init_key);
         }
         self.note_identities(&group_id, identities);
         // Another device of this user left (lost, revoked): what it

@@ -265,7 +265,7 @@ impl Engine {
 fn changes_left(
     manage: &ManageIntent,
     view: &crate::mls::managed::ManagedView,
-) -> (Vec<String>, Vec<[u8; 32]>) {
+) -> (Vec<String>, Vec<convene_proto::ids::DevicePublicKey>) {
     let present = |user: &String| view.members.iter().any(|(_, m)| &m.user_id == user);
     let to_add = manage
         .add_users

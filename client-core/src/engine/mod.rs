@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     /// Who this device is (without its secret key, which the engine holds).
     pub identity: IdentityRecord,
     /// This device's public key.
-    pub device: [u8; 32],
+    pub device: convene_proto::ids::DevicePublicKey,
     pub events: broadcast::Sender<Event>,
     pub status: watch::Sender<ConnectionStatus>,
     /// Lets this client attempt changes its own policy check would stop

@@ -108,7 +108,7 @@ impl Engine {
         }
         self.publish();
         let own = self.shared.identity.user_id.clone();
-        if self.is_revoked(&own, &self.shared.device) {
+        if self.is_revoked(&own, self.shared.device.as_bytes()) {
             // Whatever the relay does next, this device acts no more.
             return self.close_as_revoked();
         }
@@ -120,7 +120,11 @@ impl Engine {
             // delegation signed: take up the authority's renewal at once.
             let anchor = self.mls.anchor();
             let own_chain_revoked = matches!(
-                anchor.verify(self.mls.chain(), &self.shared.device, anchor.now_ms()),
+                anchor.verify(
+                    self.mls.chain(),
+                    self.shared.device.as_bytes(),
+                    anchor.now_ms()
+                ),
                 Err(crate::trust::TrustError::Revoked)
             );
             if own_chain_revoked {

@@ -318,7 +318,11 @@ impl Engine {
         plaintext: &[u8],
     ) -> Result<(), MlsError> {
         let content = read_content(plaintext)?;
-        let seen = records::seen_key(&record.group_id, &sender.device, &content.message_id);
+        let seen = records::seen_key(
+            &record.group_id,
+            sender.device.as_bytes(),
+            &content.message_id,
+        );
         if self
             .store()
             .get(&seen)

@@ -13,6 +13,7 @@
 //! Member-side, a commit's changes are judged by who proposed each of them
 //! ([`authored_changes`]), not only by who committed it.
 
+use convene_proto::ids::DevicePublicKey;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_memory_storage::MemoryStorage;
@@ -214,7 +215,7 @@ pub struct ManagedView {
     /// Every member device with its leaf.
     pub members: Vec<(LeafNodeIndex, MemberDevice)>,
     /// The member devices a revocation this device holds now covers.
-    pub revoked: Vec<[u8; 32]>,
+    pub revoked: Vec<DevicePublicKey>,
     /// This device's place among the group's external senders.
     sender: SenderExtensionIndex,
 }
@@ -266,7 +267,7 @@ pub fn read_group_info(
         let device = match verify_leaf(anchor, &member.credential, &member.signature_key) {
             Ok(verified) => MemberDevice {
                 user_id: verified.user_id,
-                device: verified.device_key,
+                device: verified.device_key.into(),
             },
             Err(err) => {
                 let claimed = member_device(&member.credential, &member.signature_key)
@@ -296,7 +297,7 @@ impl ManagedView {
         group_id: &[u8],
         signer: &DeviceKey,
         key_packages: Vec<KeyPackage>,
-        remove: &[[u8; 32]],
+        remove: &[DevicePublicKey],
     ) -> Result<Vec<Vec<u8>>, MlsError> {
         type P<'a> = super::Provider<'a>;
         let group_id = GroupId::from_slice(group_id);

@@ -104,7 +104,7 @@ pub enum MlsError {
         /// Why the group's policy forbids the change.
         reason: String,
         /// The device keys the commit would have brought into the group.
-        newcomers: Vec<[u8; 32]>,
+        newcomers: Vec<convene_proto::ids::DevicePublicKey>,
     },
 }
 
@@ -155,7 +155,7 @@ pub struct MemberDevice {
     /// The device's user.
     pub user_id: String,
     /// The device key (32 bytes): the leaf's signature key.
-    pub device: [u8; 32],
+    pub device: convene_proto::ids::DevicePublicKey,
 }
 
 /// The revocations this device verified and stored, for its anchor.

@@ -50,7 +50,7 @@ pub enum Incoming {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejoined {
     /// The re-added device's key (32 bytes).
-    pub device: [u8; 32],
+    pub device: convene_proto::ids::DevicePublicKey,
     /// The KeyPackage's HPKE init key: what tells it from any other.
     pub init_key: Vec<u8>,
     /// Its lifetime's end, seconds since the Unix epoch.
@@ -210,7 +210,7 @@ impl<'a> MlsOps<'a> {
             .transpose()?;
         let sender = verified_sender.as_ref().map(|v| MemberDevice {
             user_id: v.user_id.clone(),
-            device: v.device_key,
+            device: v.device_key.into(),
         });
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(message) => {

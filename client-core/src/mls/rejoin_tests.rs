@@ -47,7 +47,7 @@ fn trio() -> Trio {
 fn held_by_bob(t: &Trio) -> PreviousState {
     PreviousState {
         meta: Some(meta()),
-        members: members(&t.groups[1]).iter().map(|m| m.device).collect(),
+        members: members(&t.groups[1]).iter().map(|m| *m.device).collect(),
         managers: Vec::new(),
     }
 }
