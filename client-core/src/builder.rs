@@ -123,13 +123,22 @@ impl ClientBuilder {
     ///
     /// # Errors
     /// [`ClientError::NotEnrolled`] if no passphrase was ever chosen here,
-    /// [`ClientError::WrongStoreKey`] if the passphrase opens neither,
+    /// [`ClientError::WrongStoreKey`] if the passphrase opens neither (with
+    /// a single salt, from the first call that opens the state),
     /// [`ClientError::Storage`] or [`ClientError::Passphrase`] if the files
     /// fail.
     pub async fn passphrase(mut self, passphrase: &str) -> Result<Self, ClientError> {
         let salts = passphrase::salts(&self.state_dir)?;
         if salts.is_empty() {
             return Err(ClientError::NotEnrolled);
+        }
+        // With one salt there is nothing to choose: the key is tried when
+        // the state is opened, which spares opening it twice.
+        if let [only] = salts.as_slice() {
+            if !only.pending {
+                self.store_key = Some(passphrase::derive(passphrase, &only.salt)?);
+                return Ok(self);
+            }
         }
         for stored in salts {
             let key = passphrase::derive(passphrase, &stored.salt)?;

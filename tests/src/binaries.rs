@@ -28,8 +28,8 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 fn profile_dir() -> Result<PathBuf, String> {
-    // Test executables live in <target>/<profile>/deps/, this crate's
-    // binaries (the load generator) in <target>/<profile>/.
+    // Test executables live in <target>/<profile>/deps/, the workspace's
+    // binaries in <target>/<profile>/.
     let exe =
         std::env::current_exe().map_err(|e| format!("cannot locate the test executable: {e}"))?;
     let dir = exe
