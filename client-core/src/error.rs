@@ -208,3 +208,11 @@ impl From<StoreError> for ClientError {
         }
     }
 }
+
+/// An identifier the relay sent (a group id in a push or a response) that
+/// no honest relay sends: the relay broke the protocol.
+impl From<convene_proto::ids::IdError> for ClientError {
+    fn from(err: convene_proto::ids::IdError) -> Self {
+        ClientError::Transport(TransportError::Protocol(err.to_string()))
+    }
+}

@@ -1,39 +1,14 @@
 //! The data an app sees: groups, members, messages, identities.
 
 use std::fmt;
-use std::str::FromStr;
 
 use convene_proto::content::GroupKind as WireKind;
 use convene_proto::relay::Role as WireRole;
 
 use crate::store::records::{GroupRecord, MessageRecord};
+use crate::store::StoreError;
 
-/// A group's id (random for cohorts and network channels, derived from the
-/// pair for direct channels). Shown as hex.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupId(pub Vec<u8>);
-
-impl fmt::Display for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex(&self.0))
-    }
-}
-
-impl fmt::Debug for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GroupId({self})")
-    }
-}
-
-impl FromStr for GroupId {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        unhex(s)
-            .map(GroupId)
-            .ok_or_else(|| format!("{s:?} is not a group id"))
-    }
-}
+pub use convene_proto::ids::GroupId;
 
 /// A message's id, chosen by its sender.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -161,7 +136,10 @@ pub struct GroupSummary {
 }
 
 impl GroupSummary {
-    pub(crate) fn from_record(record: &GroupRecord, own_user: &str) -> GroupSummary {
+    pub(crate) fn from_record(
+        record: &GroupRecord,
+        own_user: &str,
+    ) -> Result<GroupSummary, StoreError> {
         let kind = GroupKind::from_wire(record.kind);
         let name = if kind == GroupKind::Direct {
             record
@@ -173,8 +151,8 @@ impl GroupSummary {
         } else {
             record.name.clone()
         };
-        GroupSummary {
-            id: GroupId(record.group_id.clone()),
+        Ok(GroupSummary {
+            id: record.group()?,
             kind,
             name,
             epoch: record.epoch,
@@ -194,7 +172,7 @@ impl GroupSummary {
             stalled: (!record.stalled.is_empty()).then(|| record.stalled.clone()),
             keys_renewed_at_ms: (record.leaf_renewed_at_ms > 1)
                 .then_some(record.leaf_renewed_at_ms),
-        }
+        })
     }
 
     /// The distinct user ids of the members, sorted.
@@ -236,9 +214,11 @@ pub struct Message {
 }
 
 impl Message {
-    pub(crate) fn from_record(record: MessageRecord) -> Message {
+    /// The message `record` holds, in `group` (the record's own group id,
+    /// which the caller has already read).
+    pub(crate) fn from_record(group: GroupId, record: MessageRecord) -> Message {
         Message {
-            group: GroupId(record.group_id),
+            group,
             position: record.position,
             id: MessageId(record.message_id),
             sender: record.sender_user,
@@ -292,28 +272,4 @@ pub struct Invite {
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.is_empty() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn group_ids_round_trip_through_hex() {
-        let id = GroupId(vec![0, 1, 0xab, 0xff]);
-        assert_eq!(id.to_string(), "0001abff");
-        assert_eq!("0001abff".parse::<GroupId>().unwrap(), id);
-        assert!("xyz".parse::<GroupId>().is_err());
-        assert!("abc".parse::<GroupId>().is_err());
-    }
 }

@@ -12,6 +12,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::ids::GroupId;
+
 /// The first byte of every direct channel's group id.
 pub const DIRECT_GROUP_ID_MARKER: u8 = 0xD1;
 /// Length of a direct channel's group id, in bytes.
@@ -19,7 +21,7 @@ pub const DIRECT_GROUP_ID_LEN: usize = 17;
 
 /// The group id of the direct channel between users `a` and `b` (in either
 /// order).
-pub fn direct_group_id(a: &str, b: &str) -> Vec<u8> {
+pub fn direct_group_id(a: &str, b: &str) -> GroupId {
     let (first, second) = if a <= b { (a, b) } else { (b, a) };
     let digest = Sha256::new()
         .chain_update(b"convene/direct/v2\0")
@@ -30,7 +32,7 @@ pub fn direct_group_id(a: &str, b: &str) -> Vec<u8> {
     let mut id = Vec::with_capacity(DIRECT_GROUP_ID_LEN);
     id.push(DIRECT_GROUP_ID_MARKER);
     id.extend_from_slice(&digest[..DIRECT_GROUP_ID_LEN - 1]);
-    id
+    GroupId::derived(id)
 }
 
 /// Whether `group_id` has a direct channel's shape (and so is reserved for

@@ -11,6 +11,7 @@
 //! The buffer is bounded: past its limit, an acknowledgement is written to
 //! the store at once.
 
+use convene_proto::ids::GroupId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -24,34 +25,34 @@ const MAX_PENDING: usize = 100_000;
 /// Acknowledged positions not yet written to the store.
 #[derive(Default)]
 pub struct AckBuffer {
-    pending: Mutex<HashMap<(Vec<u8>, DevicePublicKey), u64>>,
+    pending: Mutex<HashMap<(GroupId, DevicePublicKey), u64>>,
 }
 
 impl AckBuffer {
     /// Keeps `position` for the device's group; `false` if the buffer is
     /// full and the caller must write it itself.
-    pub fn record(&self, group_id: &[u8], device: &DevicePublicKey, position: u64) -> bool {
+    pub fn record(&self, group_id: &GroupId, device: &DevicePublicKey, position: u64) -> bool {
         let mut pending = lock(&self.pending);
-        if let Some(kept) = pending.get_mut(&(group_id.to_vec(), *device)) {
+        if let Some(kept) = pending.get_mut(&(group_id.clone(), *device)) {
             *kept = (*kept).max(position);
             return true;
         }
         if pending.len() >= MAX_PENDING {
             return false;
         }
-        pending.insert((group_id.to_vec(), *device), position);
+        pending.insert((group_id.clone(), *device), position);
         true
     }
 
     /// The newest acknowledged position not yet written, if any.
-    pub fn get(&self, group_id: &[u8], device: &DevicePublicKey) -> Option<u64> {
+    pub fn get(&self, group_id: &GroupId, device: &DevicePublicKey) -> Option<u64> {
         lock(&self.pending)
-            .get(&(group_id.to_vec(), *device))
+            .get(&(group_id.clone(), *device))
             .copied()
     }
 
     /// Takes everything gathered, for writing.
-    pub fn take(&self) -> Vec<(Vec<u8>, DevicePublicKey, u64)> {
+    pub fn take(&self) -> Vec<(GroupId, DevicePublicKey, u64)> {
         lock(&self.pending)
             .drain()
             .map(|((group_id, device), position)| (group_id, device, position))
@@ -66,14 +67,23 @@ mod tests {
     #[test]
     fn keeps_the_newest_position_until_taken() {
         let acks = AckBuffer::default();
-        assert!(acks.record(b"g", &DevicePublicKey([1; 32]), 5));
-        assert!(acks.record(b"g", &DevicePublicKey([1; 32]), 3));
-        assert_eq!(acks.get(b"g", &DevicePublicKey([1; 32])), Some(5));
-        assert_eq!(acks.get(b"g", &DevicePublicKey([2; 32])), None);
+        assert!(acks.record(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32]), 5));
+        assert!(acks.record(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32]), 3));
+        assert_eq!(
+            acks.get(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32])),
+            Some(5)
+        );
+        assert_eq!(
+            acks.get(&crate::test_group_id(b"g"), &DevicePublicKey([2; 32])),
+            None
+        );
         assert_eq!(
             acks.take(),
-            vec![(b"g".to_vec(), DevicePublicKey([1; 32]), 5)]
+            vec![(crate::test_group_id(b"g"), DevicePublicKey([1; 32]), 5)]
         );
-        assert_eq!(acks.get(b"g", &DevicePublicKey([1; 32])), None);
+        assert_eq!(
+            acks.get(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32])),
+            None
+        );
     }
 }

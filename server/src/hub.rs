@@ -7,6 +7,7 @@
 //! traffic; they mark a stream as having news ([`LiveConnection::mark`]) and the
 //! device's pump reads the store. That keeps delivery ordered and bounded.
 
+use convene_proto::ids::GroupId;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ pub enum Stream {
     /// The device's own inbox (Welcomes).
     Inbox,
     /// A group log the device follows.
-    Group(Vec<u8>),
+    Group(GroupId),
 }
 
 #[derive(Default)]
@@ -231,10 +232,13 @@ mod tests {
         let (tx, _rx) = crate::connection::outbound_queue();
         let live = hub.register(DevicePublicKey([1; 32]), tx);
         hub.notify(
-            &Stream::Group(b"g".to_vec()),
+            &Stream::Group(crate::test_group_id(b"g")),
             [&DevicePublicKey([1; 32]), &DevicePublicKey([2; 32])],
         );
-        hub.notify(&Stream::Group(b"g".to_vec()), [&DevicePublicKey([1; 32])]);
+        hub.notify(
+            &Stream::Group(crate::test_group_id(b"g")),
+            [&DevicePublicKey([1; 32])],
+        );
         live.wait().await;
         let (news, acks) = live.take();
         assert_eq!(news.len(), 1);

@@ -42,6 +42,12 @@ pub mod store;
 pub mod tls;
 mod visibility;
 
+/// A group id for unit tests, from a short name.
+#[cfg(test)]
+pub(crate) fn test_group_id(name: &[u8]) -> convene_proto::ids::GroupId {
+    convene_proto::ids::GroupId::from_field(name).unwrap_or_else(|err| panic!("{err}"))
+}
+
 /// The protocol's bounds and close codes that clients and docs/PROTOCOL.md
 /// rely on, from the modules that enforce them.
 pub mod protocol {

@@ -6,6 +6,7 @@
 //! Trimming is deferred from the acknowledgement itself, which stays cheap,
 //! and batched: many acknowledgements of one group cost one trim.
 
+use convene_proto::ids::GroupId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ async fn trim(relay: &Arc<Relay>) {
 /// Trims each of `groups` by acknowledgement and by the group bound.
 fn trim_groups(
     relay: &Relay,
-    groups: impl IntoIterator<Item = Vec<u8>>,
+    groups: impl IntoIterator<Item = GroupId>,
 ) -> Result<u64, crate::error::RelayError> {
     let policy = relay.trim_policy(now_ms());
     let mut deleted = 0;

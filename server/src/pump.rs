@@ -13,6 +13,7 @@
 //! commit or message was accepted. Entries deleted before the device
 //! fetched them (a log past its bound) are announced with a `StreamGap`.
 
+use convene_proto::ids::GroupId;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -194,9 +195,9 @@ impl Pump {
         Ok(Delivery::Drained)
     }
 
-    async fn deliver_group(&mut self, group_id: &[u8]) -> Result<Delivery, Disconnected> {
+    async fn deliver_group(&mut self, group_id: &GroupId) -> Result<Delivery, Disconnected> {
         let device = *self.live.device();
-        let stream = Stream::Group(group_id.to_vec());
+        let stream = Stream::Group(group_id.clone());
         let Some(member) = self
             .logged(self.relay.store.membership(group_id, &device))
             .flatten()
@@ -264,7 +265,7 @@ impl Pump {
 
     /// Pushes a `StreamGap` if the group's log was trimmed past `sent`,
     /// and returns the position delivery continues after.
-    async fn announce_gap(&self, group_id: &[u8], sent: u64) -> Result<u64, Disconnected> {
+    async fn announce_gap(&self, group_id: &GroupId, sent: u64) -> Result<u64, Disconnected> {
         let Some(group) = self.logged(self.relay.store.group(group_id)).flatten() else {
             return Ok(sent);
         };
@@ -302,7 +303,7 @@ impl Pump {
     }
 }
 
-fn group_message(group_id: &[u8], item: LogItem) -> GroupMessage {
+fn group_message(group_id: &GroupId, item: LogItem) -> GroupMessage {
     GroupMessage {
         group_id: group_id.to_vec().into(),
         position: item.position,
@@ -326,7 +327,7 @@ fn group_message(group_id: &[u8], item: LogItem) -> GroupMessage {
     }
 }
 
-fn receipt(group_id: &[u8], item: LogItem) -> Receipt {
+fn receipt(group_id: &GroupId, item: LogItem) -> Receipt {
     Receipt {
         group_id: group_id.to_vec().into(),
         position: item.position,

@@ -1,6 +1,7 @@
 //! The state every connection shares: configuration, store, flusher,
 //! visibility watermarks and the hub of connected devices.
 
+use convene_proto::ids::GroupId;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -56,7 +57,7 @@ pub struct Relay {
     pub frames: FrameCache,
     pub acks: AckBuffer,
     /// When each device last asked each group to re-add it.
-    pub rejoin_spacing: Spacing<(Vec<u8>, crate::store::DevicePublicKey)>,
+    pub rejoin_spacing: Spacing<(GroupId, crate::store::DevicePublicKey)>,
     /// Each claimer's share of each other device's one-time KeyPackages.
     pub claims_per_target:
         KeyedBuckets<(crate::store::DevicePublicKey, crate::store::DevicePublicKey)>,
@@ -67,7 +68,7 @@ pub struct Relay {
     /// Proposals each staff device may send to groups as their manager.
     pub outside_proposals_per_device: KeyedBuckets<crate::store::DevicePublicKey>,
     /// Groups whose members acknowledged something since the last trim.
-    trim_queue: Mutex<HashSet<Vec<u8>>>,
+    trim_queue: Mutex<HashSet<GroupId>>,
 }
 
 impl Relay {
@@ -136,11 +137,11 @@ impl Relay {
     }
 
     /// Asks the maintenance task to trim a group's log.
-    pub fn schedule_trim(&self, group_id: &[u8]) {
+    pub fn schedule_trim(&self, group_id: &GroupId) {
         self.trim_queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(group_id.to_vec());
+            .insert(group_id.clone());
     }
 
     /// Writes the acknowledgements gathered in memory to the store, and
@@ -155,7 +156,7 @@ impl Relay {
     }
 
     /// The groups to trim, emptying the queue.
-    pub fn take_trims(&self) -> HashSet<Vec<u8>> {
+    pub fn take_trims(&self) -> HashSet<GroupId> {
         std::mem::take(&mut *self.trim_queue.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

@@ -15,6 +15,7 @@
 //! start at each stream's newest position, read before any connection is
 //! accepted.
 
+use convene_proto::ids::GroupId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -25,7 +26,7 @@ use crate::store::{DevicePublicKey, Store};
 /// Durable watermarks of every group log and every device inbox.
 #[derive(Default)]
 pub struct Visibility {
-    groups: RwLock<HashMap<Vec<u8>, AtomicU64>>,
+    groups: RwLock<HashMap<GroupId, AtomicU64>>,
     inboxes: RwLock<HashMap<DevicePublicKey, AtomicU64>>,
 }
 
@@ -49,7 +50,7 @@ impl Visibility {
     }
 
     /// The newest durable position of a group log.
-    pub fn group(&self, group_id: &[u8]) -> u64 {
+    pub fn group(&self, group_id: &GroupId) -> u64 {
         read(&self.groups)
             .get(group_id)
             .map_or(0, |w| w.load(Ordering::Acquire))
@@ -63,13 +64,13 @@ impl Visibility {
     }
 
     /// Raises a group's watermark after a flush covered `position`.
-    pub fn publish_group(&self, group_id: &[u8], position: u64) {
+    pub fn publish_group(&self, group_id: &GroupId, position: u64) {
         if let Some(watermark) = read(&self.groups).get(group_id) {
             watermark.fetch_max(position, Ordering::AcqRel);
             return;
         }
         write(&self.groups)
-            .entry(group_id.to_vec())
+            .entry(group_id.clone())
             .or_default()
             .fetch_max(position, Ordering::AcqRel);
     }
@@ -104,10 +105,10 @@ mod tests {
     #[test]
     fn watermarks_only_rise() {
         let visibility = Visibility::default();
-        assert_eq!(visibility.group(b"g"), 0);
-        visibility.publish_group(b"g", 5);
-        visibility.publish_group(b"g", 3);
-        assert_eq!(visibility.group(b"g"), 5);
+        assert_eq!(visibility.group(&crate::test_group_id(b"g")), 0);
+        visibility.publish_group(&crate::test_group_id(b"g"), 5);
+        visibility.publish_group(&crate::test_group_id(b"g"), 3);
+        assert_eq!(visibility.group(&crate::test_group_id(b"g")), 5);
         visibility.publish_inbox(&DevicePublicKey([1; 32]), 2);
         assert_eq!(visibility.inbox(&DevicePublicKey([1; 32])), 2);
         assert_eq!(visibility.inbox(&DevicePublicKey([2; 32])), 0);

@@ -71,7 +71,8 @@ fn create_rows(size: usize, runs: usize) -> Result<Row, Error> {
             || Ok(ids()),
             |id| {
                 let ops = ours.ops();
-                let mut group = ops.create_group(&id, &meta(), false)?;
+                let mut group =
+                    ops.create_group(&convene_proto::ids::GroupId::from(id), &meta(), false)?;
                 ops.add(&mut group, &kps)?;
                 ops.merge_pending(&mut group)?;
                 ours.finish(durable)
@@ -157,7 +158,10 @@ fn steady_rows(size: usize, runs: usize) -> Result<Vec<Row>, Error> {
     let ours_b = Ours::new(Device::new(1))?;
     let mut our_kps = vec![ours_b.key_package(&ours_a)?];
     our_kps.extend(kps[1..].iter().cloned());
-    let mut our_a = ours_a.ops().create_group(&id, &meta(), false)?;
+    let mut our_a =
+        ours_a
+            .ops()
+            .create_group(&convene_proto::ids::GroupId::from(id), &meta(), false)?;
     let bundle = ours_a.ops().add(&mut our_a, &our_kps)?;
     ours_a.ops().merge_pending(&mut our_a)?;
     ours_a.finish(false)?;
@@ -280,7 +284,11 @@ fn relay_reads() -> Result<(), Error> {
     let ours = Ours::new(Device::new(0))?;
     let (kps, _) = ours.ops().key_packages(1, false)?;
     let kp = kps.first().ok_or("no KeyPackage")?.clone();
-    let mut group = ours.ops().create_group(b"relay-reads", &meta(), false)?;
+    let mut group = ours.ops().create_group(
+        &convene_proto::ids::GroupId::from(*b"relay-reads-0000"),
+        &meta(),
+        false,
+    )?;
     let message = ours.ops().encrypt(&mut group, &[0x5a; 256])?;
     let per_call = |f: &dyn Fn() -> bool| {
         const CALLS: u32 = 100_000;

@@ -230,7 +230,7 @@ impl Client {
                 device_keys: vec![device.to_vec()],
             };
             self.submit(IntentRecord {
-                group_id: group.id.0.clone(),
+                group_id: group.id.to_vec(),
                 kind: Some(if add {
                     IntentKind::AddDevices(devices)
                 } else {

@@ -50,7 +50,7 @@ impl Client {
         remove: &[String],
     ) -> Result<(), ClientError> {
         let intent = IntentRecord {
-            group_id: group.0.clone(),
+            group_id: group.to_vec(),
             kind: Some(IntentKind::Manage(ManageIntent {
                 add_users: add.to_vec(),
                 remove_users: remove.to_vec(),

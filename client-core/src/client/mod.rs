@@ -147,7 +147,7 @@ impl Client {
             ));
         }
         self.check_users(members).await?;
-        let group_id = crate::random_bytes::<16>().to_vec();
+        let group_id = GroupId::from(crate::random_bytes::<16>());
         let meta = GroupMeta {
             version: 1,
             kind: WireKind::Cohort as i32,
@@ -157,7 +157,7 @@ impl Client {
             ..Default::default()
         };
         let intent = IntentRecord {
-            group_id: group_id.clone(),
+            group_id: group_id.to_vec(),
             kind: Some(IntentKind::Create(CreateIntent {
                 meta: meta.encode_to_vec(),
                 members: members.to_vec(),
@@ -166,8 +166,8 @@ impl Client {
             ..Default::default()
         };
         self.submit(intent).await?;
-        self.group(&GroupId(group_id.clone()))?
-            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id).to_string()))
+        self.group(&group_id)?
+            .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))
     }
 
     /// Opens (or finds) the one-to-one channel with `user`. When the other
@@ -203,7 +203,7 @@ impl Client {
             ..Default::default()
         };
         let intent = IntentRecord {
-            group_id: group_id.clone(),
+            group_id: group_id.to_vec(),
             kind: Some(IntentKind::Create(CreateIntent {
                 meta: meta.encode_to_vec(),
                 members: vec![user.to_string()],
@@ -212,7 +212,7 @@ impl Client {
             ..Default::default()
         };
         self.submit(intent).await?;
-        Ok(GroupId(group_id))
+        Ok(group_id)
     }
 
     /// The direct channel with `user`, if this device has one.
@@ -221,7 +221,7 @@ impl Client {
         let record: Option<GroupRecord> = self
             .store()
             .get_committed_record(&records::group_key(&group_id))?;
-        Ok(record.filter(|r| r.active).map(|_| GroupId(group_id)))
+        Ok(record.filter(|r| r.active).map(|_| group_id))
     }
 
     /// Adds users to a group (every device of each).
@@ -290,12 +290,12 @@ impl Client {
         let known = self.group(group)?.is_some()
             || self
                 .store()
-                .get(&records::awaiting_key(&group.0))?
+                .get(&records::awaiting_key(group.as_bytes()))?
                 .is_some();
         if !known {
             return Err(ClientError::UnknownGroup(group.to_string()));
         }
-        let completed = self.submit(send_intent(&group.0, text)).await?;
+        let completed = self.submit(send_intent(group, text)).await?;
         completed
             .message
             .ok_or_else(|| ClientError::DamagedState("the message was not stored"))
@@ -313,8 +313,8 @@ impl Client {
         self.store()
             .scan::<GroupRecord>(&records::groups_prefix())
             .map(|item| {
-                item.map(|(_, record)| GroupSummary::from_record(&record, own))
-                    .map_err(Into::into)
+                let (_, record) = item?;
+                Ok(GroupSummary::from_record(&record, own)?)
             })
             .collect()
     }
@@ -323,8 +323,10 @@ impl Client {
     pub fn group(&self, id: &GroupId) -> Result<Option<GroupSummary>, ClientError> {
         let record: Option<GroupRecord> = self
             .store()
-            .get_committed_record(&records::group_key(&id.0))?;
-        Ok(record.map(|r| GroupSummary::from_record(&r, self.user_id())))
+            .get_committed_record(&records::group_key(id.as_bytes()))?;
+        Ok(record
+            .map(|r| GroupSummary::from_record(&r, self.user_id()))
+            .transpose()?)
     }
 
     /// Finds a group by id (or a unique id prefix of at least 4 hex digits),
@@ -354,10 +356,10 @@ impl Client {
     pub fn history(&self, group: &GroupId, limit: usize) -> Result<Vec<Message>, ClientError> {
         let mut messages = self
             .store()
-            .scan_rev::<MessageRecord>(&records::history_prefix(&group.0))
+            .scan_rev::<MessageRecord>(&records::history_prefix(group.as_bytes()))
             .take(limit)
             .map(|item| {
-                item.map(|(_, record)| Message::from_record(record))
+                item.map(|(_, record)| Message::from_record(group.clone(), record))
                     .map_err(Into::into)
             })
             .collect::<Result<Vec<_>, ClientError>>()?;
@@ -438,7 +440,7 @@ fn unreachable(last_error: Option<String>) -> ClientError {
 /// The id of the direct channel between two users: the same whoever
 /// computes it, so that both ends open the same group (see
 /// [`convene_proto::direct`]).
-pub fn direct_group_id(a: &str, b: &str) -> Vec<u8> {
+pub fn direct_group_id(a: &str, b: &str) -> GroupId {
     convene_proto::direct::direct_group_id(a, b)
 }
 
@@ -447,7 +449,7 @@ fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord 
         user_ids: users.to_vec(),
     };
     IntentRecord {
-        group_id: group.0.clone(),
+        group_id: group.to_vec(),
         kind: Some(if add {
             IntentKind::Add(members)
         } else {

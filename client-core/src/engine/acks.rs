@@ -9,11 +9,12 @@ use bytes::Bytes;
 use convene_proto::relay::{request, stream_ack, Ack, StreamAck};
 
 use super::Engine;
+use crate::types::GroupId;
 
 /// What the relay should be told was processed.
 #[derive(Default)]
 pub(super) struct PendingAcks {
-    groups: HashMap<Vec<u8>, u64>,
+    groups: HashMap<GroupId, u64>,
     inbox: Option<u64>,
 }
 
@@ -46,8 +47,8 @@ impl Engine {
         }
     }
 
-    pub(super) fn ack_group(&mut self, group_id: &[u8], position: u64) {
-        let entry = self.acks.groups.entry(group_id.to_vec()).or_default();
+    pub(super) fn ack_group(&mut self, group_id: &GroupId, position: u64) {
+        let entry = self.acks.groups.entry(group_id.clone()).or_default();
         *entry = (*entry).max(position);
     }
 

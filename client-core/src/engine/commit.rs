@@ -48,7 +48,7 @@ pub(super) enum Change {
 /// device), if a user came or went: a leaf renewed, or a device replaced,
 /// changes nobody.
 pub(super) fn members_changed(
-    group_id: &[u8],
+    group_id: &GroupId,
     before: &[String],
     after: &[String],
 ) -> Option<Event> {
@@ -71,12 +71,12 @@ pub(super) fn members_changed(
 
 /// `MembersChanged` for these users, unless there are none.
 pub(super) fn membership_event(
-    group_id: &[u8],
+    group_id: &GroupId,
     added: Vec<String>,
     removed: Vec<String>,
 ) -> Option<Event> {
     (!added.is_empty() || !removed.is_empty()).then(|| Event::MembersChanged {
-        group: GroupId(group_id.to_vec()),
+        group: group_id.clone(),
         added,
         removed,
     })
@@ -104,12 +104,12 @@ impl Engine {
         let epoch = submit.epoch;
         match self.request(request::Kind::SubmitCommit(submit)).await {
             Ok(response::Result::CommitAccepted(_)) => {
-                let group_id = intent.group_id.clone();
+                let group_id = intent.group()?;
                 let mut record = match self.group_record(&group_id) {
                     Ok(Some(record)) => record,
                     Ok(None) => {
                         return Err(Step::Failed(ClientError::UnknownGroup(
-                            GroupId(group_id).to_string(),
+                            group_id.to_string(),
                         )))
                     }
                     Err(err) => return Err(err.into()),
@@ -140,7 +140,7 @@ impl Engine {
                     return Err(Step::Failed(ClientError::GaveUp(GaveUp::TooManyConflicts)));
                 }
                 self.awaiting_epoch
-                    .insert(intent.group_id.clone(), refusal.current_epoch);
+                    .insert(intent.group()?, refusal.current_epoch);
                 Ok(Step::Retry)
             }
             // The relay may have stored the commit before it failed: its
@@ -170,7 +170,7 @@ impl Engine {
         intent: &mut IntentRecord,
         change: Change,
     ) -> Result<SubmitCommit, Step> {
-        let group_id = intent.group_id.clone();
+        let group_id = intent.group()?;
         // Every member would refuse a commit signed under a certificate not
         // valid now, and be left behind by it.
         self.own_chain_valid().map_err(Step::Failed)?;
@@ -189,7 +189,7 @@ impl Engine {
                 Ok(Some(group)) => group,
                 Ok(None) => {
                     return Err(Step::Failed(ClientError::UnknownGroup(
-                        GroupId(group_id).to_string(),
+                        group_id.to_string(),
                     )))
                 }
                 Err(err) => return Err(err.into()),
@@ -261,7 +261,7 @@ impl Engine {
     /// user's other devices not yet in the group, which come along.
     async fn claim_key_packages(
         &mut self,
-        group_id: &[u8],
+        group_id: &GroupId,
         users: &[String],
     ) -> Result<Vec<openmls::prelude::KeyPackage>, Step> {
         let own = self.mls.user_id().to_string();
@@ -301,10 +301,10 @@ impl Engine {
     }
 
     /// The devices in a group, as this device last saw it.
-    pub(super) fn member_devices(&self, group_id: &[u8]) -> Result<Vec<[u8; 32]>, ClientError> {
+    pub(super) fn member_devices(&self, group_id: &GroupId) -> Result<Vec<[u8; 32]>, ClientError> {
         let record = self
             .group_record(group_id)?
-            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.to_vec()).to_string()))?;
+            .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))?;
         Ok(record
             .members
             .iter()
@@ -317,7 +317,7 @@ impl Engine {
     /// others are reported and left out.
     pub(super) async fn claim(
         &mut self,
-        group_id: &[u8],
+        group_id: &GroupId,
         users: Vec<String>,
         devices: Vec<[u8; 32]>,
     ) -> Result<Vec<(String, [u8; 32], openmls::prelude::KeyPackage)>, Step> {
@@ -376,7 +376,7 @@ impl Engine {
     /// waits, and looks again at what is left to do once it is back.
     fn lost_commit(&mut self, mut intent: IntentRecord, mut record: GroupRecord) -> Attempt {
         self.store().rollback();
-        self.groups.remove(&intent.group_id);
+        self.groups.remove(&intent.group()?);
         intent.pending_commit.clear();
         self.store()
             .put_record(records::intent_key(intent.id), &intent);
@@ -384,7 +384,7 @@ impl Engine {
             .stall(&mut record, &ClientError::LostCommit.to_string())
             .and_then(|()| {
                 self.store()
-                    .put_record(records::group_key(&record.group_id), &record);
+                    .put_record(records::group_key(&record.group()?), &record);
                 Ok(self.store().commit_durably()?)
             });
         stalled?;
@@ -394,7 +394,7 @@ impl Engine {
     /// Drops this device's pending commit after the relay refused it, and
     /// counts the attempt (in one durable write).
     fn discard_commit(&mut self, intent: &mut IntentRecord) -> Result<(), ClientError> {
-        if let Some(group) = load_group(&mut self.groups, &self.mls, &intent.group_id)? {
+        if let Some(group) = load_group(&mut self.groups, &self.mls, &intent.group()?)? {
             if group.pending_commit().is_some() {
                 self.mls.ops().clear_pending(group)?;
             }
@@ -415,11 +415,11 @@ impl Engine {
         intent: IntentRecord,
         record: &mut GroupRecord,
     ) -> Result<(), ClientError> {
-        let group_id = intent.group_id.clone();
+        let group_id = intent.group()?;
         let before: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
         let identities = {
             let group = load_group(&mut self.groups, &self.mls, &group_id)?
-                .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.clone()).to_string()))?;
+                .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))?;
             if group.pending_commit().is_none() {
                 // The relay accepted a commit this device no longer holds: it
                 // cannot follow the group from here.
@@ -452,7 +452,7 @@ impl Engine {
         self.store().delete(records::intent_key(intent.id));
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
         if let Some(IntentKind::Create(_)) = intent.kind {
-            let summary = GroupSummary::from_record(record, self.mls.user_id());
+            let summary = GroupSummary::from_record(record, self.mls.user_id())?;
             self.emit(Event::GroupCreated(summary));
         } else if let Some(event) = members_changed(&group_id, &before, &after) {
             self.emit(event);

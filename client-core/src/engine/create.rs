@@ -13,6 +13,7 @@ use super::{Completed, Engine};
 use crate::error::ClientError;
 use crate::store::records::{self, CreateIntent, GroupRecord, IntentRecord};
 use crate::transport::TransportError;
+use crate::types::GroupId;
 
 enum Registered {
     Ours,
@@ -26,7 +27,7 @@ impl Engine {
         intent: IntentRecord,
         create: CreateIntent,
     ) -> Attempt {
-        let group_id = intent.group_id.clone();
+        let group_id = intent.group()?;
         let Ok(meta) = GroupMeta::decode(create.meta.as_slice()) else {
             return Err(Step::Failed(ClientError::InvalidArgument(
                 "damaged group metadata".into(),
@@ -66,7 +67,7 @@ impl Engine {
 
     /// Registers the group at the relay, telling apart "created now", "we
     /// created it before a crash" and "someone else did".
-    async fn register_group(&mut self, group_id: &[u8], create: &CreateIntent) -> Registered {
+    async fn register_group(&mut self, group_id: &GroupId, create: &CreateIntent) -> Registered {
         let id = Bytes::from(group_id.to_vec());
         match self
             .request(request::Kind::CreateGroup(CreateGroup {
@@ -114,7 +115,7 @@ impl Engine {
 
     fn create_locally(
         &mut self,
-        group_id: &[u8],
+        group_id: &GroupId,
         meta: &GroupMeta,
         create: &CreateIntent,
     ) -> Result<(), ClientError> {
@@ -157,7 +158,7 @@ impl Engine {
                 .put(records::direct_key(&create.direct_peer), group_id.to_vec());
         }
         self.store().commit_durably()?;
-        self.groups.insert(group_id.to_vec(), group);
+        self.groups.insert(group_id.clone(), group);
         Ok(())
     }
 }

@@ -37,7 +37,7 @@ impl Engine {
         devices: DevicesIntent,
         add: bool,
     ) -> Attempt {
-        let in_group = self.member_devices(&intent.group_id)?;
+        let in_group = self.member_devices(&intent.group()?)?;
         // What is still to do: the devices not in the group yet, or still in it.
         let left: Vec<[u8; 32]> = device_keys(&devices)
             .into_iter()
@@ -63,7 +63,7 @@ impl Engine {
     ) -> Result<Vec<KeyPackage>, Step> {
         let own = self.mls.user_id().to_string();
         let claimed = self
-            .claim(&intent.group_id, Vec::new(), devices.to_vec())
+            .claim(&intent.group()?, Vec::new(), devices.to_vec())
             .await?;
         let key_packages: Vec<KeyPackage> = claimed
             .into_iter()

@@ -21,6 +21,7 @@ use super::Engine;
 use crate::error::ClientError;
 use crate::store::records::{self, GroupRecord};
 use crate::store::LocalStore;
+use crate::types::GroupId;
 
 /// Entries kept for one group at most.
 const MAX_PER_GROUP: u64 = 1_000;
@@ -52,11 +53,11 @@ impl Tally {
 /// How much is held, per group and in all (the entries are in the store).
 #[derive(Debug, Default)]
 pub(super) struct HeldEntries {
-    groups: HashMap<Vec<u8>, Tally>,
+    groups: HashMap<GroupId, Tally>,
     all: Tally,
     /// Entries dropped since the app was last told, per group: how many,
     /// and the last one's position.
-    dropped: HashMap<Vec<u8>, (u64, u64)>,
+    dropped: HashMap<GroupId, (u64, u64)>,
 }
 
 impl HeldEntries {
@@ -66,17 +67,15 @@ impl HeldEntries {
         for item in store.scan::<GroupMessage>(&records::all_held_prefix()) {
             let (_, message) = item?;
             let bytes = message.encoded_len() as u64;
-            held.groups
-                .entry(message.group_id.to_vec())
-                .or_default()
-                .add(bytes);
+            let group_id = records::stored_group_id(&message.group_id)?;
+            held.groups.entry(group_id).or_default().add(bytes);
             held.all.add(bytes);
         }
         Ok(held)
     }
 
     /// Groups with entries held.
-    pub(super) fn groups(&self) -> Vec<Vec<u8>> {
+    pub(super) fn groups(&self) -> Vec<GroupId> {
         self.groups
             .iter()
             .filter(|(_, t)| t.count > 0)
@@ -88,10 +87,10 @@ impl HeldEntries {
     /// kept for `group_id`: the group itself past its own bound, or past
     /// the bound in all, the group holding the most (so that one flooded
     /// group cannot push out another's entries).
-    fn to_make_room(&self, group_id: &[u8], adding: u64) -> Option<Vec<u8>> {
+    fn to_make_room(&self, group_id: &GroupId, adding: u64) -> Option<GroupId> {
         let group = self.groups.get(group_id).copied().unwrap_or_default();
         if group.count + 1 > MAX_PER_GROUP || group.bytes + adding > MAX_BYTES_PER_GROUP {
-            return Some(group_id.to_vec());
+            return Some(group_id.clone());
         }
         if self.all.count + 1 > MAX_IN_ALL || self.all.bytes + adding > MAX_BYTES_IN_ALL {
             return self
@@ -108,7 +107,7 @@ impl Engine {
     /// Keeps `message` for later, in the open operation, making room within
     /// the bounds by dropping the group's oldest entries.
     pub(super) fn hold(&mut self, message: &GroupMessage) -> Result<(), ClientError> {
-        let group_id = message.group_id.to_vec();
+        let group_id = GroupId::from_field(&message.group_id)?;
         let key = records::held_key(&group_id, message.position);
         if self.store().get(&key)?.is_some() {
             return Ok(());
@@ -128,7 +127,7 @@ impl Engine {
     }
 
     /// Drops the group's oldest held entry; false when it has none.
-    fn drop_oldest_held(&mut self, group_id: &[u8]) -> Result<bool, ClientError> {
+    fn drop_oldest_held(&mut self, group_id: &GroupId) -> Result<bool, ClientError> {
         // The scan sees committed entries; one already dropped in the open
         // operation is passed over.
         let mut oldest = None;
@@ -151,7 +150,7 @@ impl Engine {
         Ok(true)
     }
 
-    pub(super) fn forget_held(&mut self, group_id: &[u8], bytes: u64) {
+    pub(super) fn forget_held(&mut self, group_id: &GroupId, bytes: u64) {
         if let Some(tally) = self.held.groups.get_mut(group_id) {
             tally.remove(bytes);
             if tally.count == 0 {
@@ -161,8 +160,8 @@ impl Engine {
         self.held.all.remove(bytes);
     }
 
-    fn note_dropped(&mut self, group_id: &[u8], position: u64) {
-        let (count, last) = self.held.dropped.entry(group_id.to_vec()).or_default();
+    fn note_dropped(&mut self, group_id: &GroupId, position: u64) {
+        let (count, last) = self.held.dropped.entry(group_id.clone()).or_default();
         *count += 1;
         *last = (*last).max(position);
     }
@@ -170,7 +169,10 @@ impl Engine {
     /// Takes every entry held for a group, in log order, deleting them in
     /// the open operation. Only committed entries are seen: call between
     /// operations' commits (each push commits its own).
-    pub(super) fn take_held(&mut self, group_id: &[u8]) -> Result<Vec<GroupMessage>, ClientError> {
+    pub(super) fn take_held(
+        &mut self,
+        group_id: &GroupId,
+    ) -> Result<Vec<GroupMessage>, ClientError> {
         let held: Vec<(Vec<u8>, GroupMessage)> = self
             .store()
             .scan::<GroupMessage>(&records::held_prefix(group_id))
@@ -191,7 +193,7 @@ impl Engine {
     /// that applies it, so a failure or a crash loses none of the rest.
     pub(super) fn release_held(
         &mut self,
-        group_id: &[u8],
+        group_id: &GroupId,
         joined_at: u64,
     ) -> Result<(), ClientError> {
         let held: Vec<(Vec<u8>, GroupMessage)> = self
@@ -217,7 +219,7 @@ impl Engine {
     /// this device will never read.
     pub(super) fn held_application_entries(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         position: u64,
     ) -> Result<u64, ClientError> {
         let mut count = 0;
@@ -251,7 +253,7 @@ impl Engine {
     }
 
     /// Whether anything is held for a group with no record yet.
-    pub(super) fn held_without_record(&self) -> Result<Vec<Vec<u8>>, ClientError> {
+    pub(super) fn held_without_record(&self) -> Result<Vec<GroupId>, ClientError> {
         let mut unknown = Vec::new();
         for group_id in self.held.groups() {
             if self.group_record(&group_id)?.is_none() {
@@ -264,7 +266,7 @@ impl Engine {
 
 /// A record for a group this device is in at the relay without holding
 /// its MLS state (its Welcome failed or never came).
-pub(super) fn pending_join_record(group_id: &[u8]) -> GroupRecord {
+pub(super) fn pending_join_record(group_id: &GroupId) -> GroupRecord {
     GroupRecord {
         group_id: group_id.to_vec(),
         active: true,

@@ -28,6 +28,7 @@ impl Engine {
     /// (or that this device was removed, or replaced and must ask again).
     pub(super) fn apply_commit(
         &mut self,
+        group_id: &GroupId,
         record: &mut GroupRecord,
         message: &GroupMessage,
         snapshot: Snapshot,
@@ -40,11 +41,10 @@ impl Engine {
             self_removed,
             rejoined,
         } = commit;
-        let group_id = record.group_id.clone();
         let own_user = self.mls.user_id().to_string();
         check_routing(message, &added, &removed).unwrap_or_else(|detail| {
             self.emit(Event::Warning {
-                group: Some(GroupId(group_id.clone())),
+                group: Some(group_id.clone()),
                 detail,
             })
         });
@@ -52,7 +52,7 @@ impl Engine {
         for mark in &rejoined {
             record.note_rejoined(mark.device.as_bytes(), mark.not_after, &mark.init_key);
         }
-        self.note_identities(&group_id, identities);
+        self.note_identities(group_id, identities);
         // Another device of this user left (lost, revoked): what it
         // knew is suspect, so this device renews its leaf at once.
         let own_device = self.mls.key().public();
@@ -82,7 +82,7 @@ impl Engine {
             // Put back in its place with a KeyPackage of its own
             // (a replayed one, or one whose Welcome it could not
             // use): it is still in the group, and asks again.
-            self.groups.remove(&group_id);
+            self.groups.remove(group_id);
             self.stall(
                 record,
                 "another member replaced this device's place in the group",
@@ -90,12 +90,12 @@ impl Engine {
             .map_err(|err| MlsError::Operation(crate::mls::OperationError::new(err)))?;
         } else if self_removed {
             record.active = false;
-            self.groups.remove(&group_id);
+            self.groups.remove(group_id);
             self.emit(Event::RemovedFromGroup {
-                group: GroupId(group_id),
+                group: group_id.clone(),
             });
         } else if let Some(event) = super::commit::membership_event(
-            &group_id,
+            group_id,
             added_users,
             removed_users
                 .into_iter()

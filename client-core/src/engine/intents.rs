@@ -95,7 +95,7 @@ impl Engine {
     /// the open operation.
     pub(super) fn queued_intent(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         matches: impl Fn(&IntentKind) -> bool,
     ) -> Result<Option<IntentRecord>, ClientError> {
         for item in self.store().scan::<IntentRecord>(&records::outbox_prefix()) {
@@ -104,7 +104,7 @@ impl Engine {
             let Some(intent) = self.store().get_record::<IntentRecord>(&key)? else {
                 continue;
             };
-            if intent.group_id == group_id && intent.kind.as_ref().is_some_and(&matches) {
+            if intent.group_id == *group_id && intent.kind.as_ref().is_some_and(&matches) {
                 return Ok(Some(intent));
             }
         }
@@ -137,17 +137,24 @@ impl Engine {
             Some(IntentKind::CommitProposals(_)) => 1,
             _ => 2,
         });
-        let mut held_back: HashSet<Vec<u8>> = HashSet::new();
+        let mut held_back: HashSet<GroupId> = HashSet::new();
         for intent in intents {
             let rejoin = matches!(intent.kind, Some(IntentKind::Rejoin(_)));
-            if held_back.contains(&intent.group_id)
-                || (!rejoin && self.cannot_act_in(&intent.group_id))
-                || self.behind_relay(&intent.group_id)
+            let group_id = match intent.group() {
+                Ok(group_id) => group_id,
+                Err(err) => {
+                    tracing::error!(error = %err, id = intent.id, "an outbox intent names no valid group; left as it is");
+                    continue;
+                }
+            };
+            if held_back.contains(&group_id)
+                || (!rejoin && self.cannot_act_in(&group_id))
+                || self.behind_relay(&group_id)
             {
-                held_back.insert(intent.group_id.clone());
+                held_back.insert(group_id);
                 continue;
             }
-            let (id, group_id) = (intent.id, intent.group_id.clone());
+            let id = intent.id;
             let message_id = match &intent.kind {
                 Some(IntentKind::Send(send)) => Some(MessageId(send.message_id.clone())),
                 _ => None,
@@ -156,7 +163,7 @@ impl Engine {
                 "intent",
                 id,
                 kind = intent.kind.as_ref().map_or("none", IntentKind::name),
-                group = %convene_proto::ids::hex_prefix(&group_id),
+                group = %convene_proto::ids::hex_prefix(&group_id[..]),
             );
             let step = self.step(intent).instrument(span).await;
             match step.unwrap_or_else(|stopped| stopped) {
@@ -189,14 +196,14 @@ impl Engine {
 
     /// The device is in the group at the relay but cannot follow it until
     /// it is re-added: its other operations there wait.
-    fn cannot_act_in(&self, group_id: &[u8]) -> bool {
+    fn cannot_act_in(&self, group_id: &GroupId) -> bool {
         matches!(self.group_record(group_id), Ok(Some(r)) if r.active && !r.following())
     }
 
     /// The relay said the group is at a later epoch than this device has
     /// processed: its commits are on their way, and a change built now
     /// would be refused again.
-    fn behind_relay(&mut self, group_id: &[u8]) -> bool {
+    fn behind_relay(&mut self, group_id: &GroupId) -> bool {
         let Some(&epoch) = self.awaiting_epoch.get(group_id) else {
             return false;
         };
@@ -214,14 +221,14 @@ impl Engine {
             Some(IntentKind::Send(send)) => self.step_send(intent, send).await,
             Some(IntentKind::Create(create)) => self.step_create(intent, create).await,
             Some(IntentKind::Add(add)) => {
-                let missing = self.missing_users(&intent.group_id, &add.user_ids)?;
+                let missing = self.missing_users(&intent.group()?, &add.user_ids)?;
                 if missing.is_empty() {
                     return self.drop_intent(&intent);
                 }
                 self.commit_step(intent, Change::Add(missing)).await
             }
             Some(IntentKind::Remove(remove)) => {
-                let devices = self.devices_of(&intent.group_id, &remove.user_ids)?;
+                let devices = self.devices_of(&intent.group()?, &remove.user_ids)?;
                 if devices.is_empty() {
                     return self.drop_intent(&intent);
                 }
@@ -249,16 +256,17 @@ impl Engine {
         self.store().delete(records::intent_key(intent.id));
         self.store().commit_durably()?;
         if let Some(IntentKind::Create(_)) = intent.kind {
-            self.emit_group_created(&intent.group_id);
+            self.emit_group_created(&intent.group()?);
         }
         self.resolve(intent.id, Ok(Completed { message: None }));
         Ok(Step::Done)
     }
 
-    pub(super) fn emit_group_created(&mut self, group_id: &[u8]) {
+    pub(super) fn emit_group_created(&mut self, group_id: &GroupId) {
         if let Ok(Some(record)) = self.group_record(group_id) {
-            let summary = GroupSummary::from_record(&record, self.mls.user_id());
-            self.emit(Event::GroupCreated(summary));
+            if let Ok(summary) = GroupSummary::from_record(&record, self.mls.user_id()) {
+                self.emit(Event::GroupCreated(summary));
+            }
         }
     }
 
@@ -286,7 +294,7 @@ impl Engine {
     fn fail_intent(
         &mut self,
         id: u64,
-        group_id: &[u8],
+        group_id: &GroupId,
         message: Option<MessageId>,
         err: ClientError,
     ) {
@@ -299,7 +307,7 @@ impl Engine {
             tracing::error!(error = %store_err, "cannot remove a failed operation from the outbox");
         }
         self.emit(Event::DeliveryFailed {
-            group: GroupId(group_id.to_vec()),
+            group: group_id.clone(),
             message,
             reason: err.to_string(),
         });
@@ -316,12 +324,12 @@ impl Engine {
     /// Users among `wanted` with no device in the group (this user aside).
     pub(super) fn missing_users(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         wanted: &[String],
     ) -> Result<Vec<String>, ClientError> {
         let record = self
             .group_record(group_id)?
-            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.to_vec()).to_string()))?;
+            .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))?;
         let own = self.mls.user_id();
         let mut missing: Vec<String> = wanted
             .iter()
@@ -334,10 +342,14 @@ impl Engine {
     }
 
     /// The devices of these users in the group.
-    fn devices_of(&self, group_id: &[u8], users: &[String]) -> Result<Vec<[u8; 32]>, ClientError> {
+    fn devices_of(
+        &self,
+        group_id: &GroupId,
+        users: &[String],
+    ) -> Result<Vec<[u8; 32]>, ClientError> {
         let record = self
             .group_record(group_id)?
-            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.to_vec()).to_string()))?;
+            .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))?;
         if !record.active {
             return Err(ClientError::NotAMember);
         }
@@ -380,7 +392,7 @@ pub(super) fn retry_delay(refusal: &crate::transport::RelayRefusal) -> std::time
 }
 
 /// An intent to send `text`, ready to persist.
-pub(crate) fn send_intent(group_id: &[u8], text: &str) -> IntentRecord {
+pub(crate) fn send_intent(group_id: &GroupId, text: &str) -> IntentRecord {
     use convene_proto::content::{content, Content, Text};
     let message_id = crate::random_bytes::<16>().to_vec();
     let content = Content {

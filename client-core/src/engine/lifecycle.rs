@@ -235,7 +235,7 @@ impl Engine {
                 continue;
             }
             let pending =
-                self.queued_intent(&group.group_id, |k| matches!(k, IntentKind::Update(_)))?;
+                self.queued_intent(&group.group()?, |k| matches!(k, IntentKind::Update(_)))?;
             if pending.is_none() {
                 self.stage_intent(IntentRecord {
                     group_id: group.group_id.clone(),
@@ -283,12 +283,12 @@ impl Engine {
             return self.drop_intent(&intent);
         }
         if intent.pending_commit.is_empty() {
-            let due = match self.group_record(&intent.group_id) {
+            let due = match self.group_record(&intent.group()?) {
                 Ok(Some(group)) => group.following() && self.leaf_due(&group, crate::now_ms()),
                 Ok(None) => false,
                 Err(err) => return Err(err.into()),
             };
-            let leaving = match super::load_group(&mut self.groups, &self.mls, &intent.group_id) {
+            let leaving = match super::load_group(&mut self.groups, &self.mls, &intent.group()?) {
                 Ok(Some(group)) => crate::mls::own_removal_pending(group),
                 Ok(None) => false,
                 Err(err) => return Err(err.into()),
@@ -317,7 +317,7 @@ impl Engine {
         for mut group in groups.into_iter().filter(|g| g.following()) {
             group.leaf_renewed_at_ms = 1;
             self.store()
-                .put_record(records::group_key(&group.group_id), &group);
+                .put_record(records::group_key(&group.group()?), &group);
         }
         let mut record = self.key_packages_record()?;
         record.rotated_at_ms = 0;

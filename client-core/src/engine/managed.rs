@@ -43,7 +43,7 @@ impl Engine {
         mut intent: IntentRecord,
         mut manage: ManageIntent,
     ) -> Attempt {
-        let group_id = intent.group_id.clone();
+        let group_id = intent.group()?;
         if manage.remove_users.iter().any(|u| u == self.mls.user_id()) {
             self.stop_reading(&group_id)?;
         }
@@ -109,7 +109,7 @@ impl Engine {
     /// Sends a manager's proposals as the group's external sender; stops
     /// early when a commit moved the group on since the GroupInfo was read
     /// (they are made again for the new epoch).
-    async fn send_proposals(&mut self, group_id: &[u8], proposals: Vec<Vec<u8>>) -> Attempt {
+    async fn send_proposals(&mut self, group_id: &GroupId, proposals: Vec<Vec<u8>>) -> Attempt {
         for payload in proposals {
             let send = request::Kind::SendMessage(SendMessage {
                 group_id: Bytes::from(group_id.to_vec()),
@@ -132,7 +132,7 @@ impl Engine {
         Ok(Step::Done)
     }
 
-    async fn group_state(&mut self, group_id: &[u8]) -> Result<GroupState, Step> {
+    async fn group_state(&mut self, group_id: &GroupId) -> Result<GroupState, Step> {
         let get = request::Kind::GetGroup(GetGroup {
             group_id: Bytes::from(group_id.to_vec()),
         });
@@ -146,10 +146,10 @@ impl Engine {
 
     /// Leaves the group's cryptographic state behind for good, keeping
     /// only what a manager needs: from here this device cannot read it.
-    fn stop_reading(&mut self, group_id: &[u8]) -> Result<(), ClientError> {
+    fn stop_reading(&mut self, group_id: &GroupId) -> Result<(), ClientError> {
         let mut record = self
             .group_record(group_id)?
-            .ok_or_else(|| ClientError::UnknownGroup(GroupId(group_id.to_vec()).to_string()))?;
+            .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))?;
         if record.managing {
             return Ok(());
         }
@@ -163,14 +163,14 @@ impl Engine {
             .put_record(records::group_key(group_id), &record);
         self.store().commit_durably()?;
         self.emit(Event::RemovedFromGroup {
-            group: GroupId(group_id.to_vec()),
+            group: group_id.clone(),
         });
         Ok(())
     }
 
     /// Keeps a managed group's member list as the checked GroupInfo shows
     /// it, so that the manager sees who is in the group.
-    fn mirror_members(&mut self, group_id: &[u8], view: &crate::mls::managed::ManagedView) {
+    fn mirror_members(&mut self, group_id: &GroupId, view: &crate::mls::managed::ManagedView) {
         let Ok(Some(mut record)) = self.group_record(group_id) else {
             return;
         };
@@ -201,7 +201,7 @@ impl Engine {
     /// One attempt at committing the proposals pending in a group.
     pub(super) async fn step_commit_proposals(&mut self, intent: IntentRecord) -> Attempt {
         if intent.pending_commit.is_empty() {
-            let pending = match load_group(&mut self.groups, &self.mls, &intent.group_id) {
+            let pending = match load_group(&mut self.groups, &self.mls, &intent.group()?) {
                 Ok(Some(group)) if crate::mls::own_removal_pending(group) => false,
                 Ok(Some(group)) => group.pending_proposals().next().is_some(),
                 Ok(None) => false,
@@ -220,7 +220,7 @@ impl Engine {
         if self.proposals_arrived.is_empty() {
             return;
         }
-        let queued: Vec<Vec<u8>> = match self
+        let queued: Vec<GroupId> = match self
             .store()
             .scan::<IntentRecord>(&records::outbox_prefix())
             .collect::<Result<Vec<_>, _>>()
@@ -228,7 +228,7 @@ impl Engine {
             Ok(intents) => intents
                 .into_iter()
                 .filter(|(_, i)| matches!(i.kind, Some(IntentKind::CommitProposals(_))))
-                .map(|(_, i)| i.group_id)
+                .filter_map(|(_, i)| i.group().ok())
                 .collect(),
             Err(err) => {
                 tracing::error!(error = %err, "cannot read the outbox");
@@ -245,7 +245,7 @@ impl Engine {
                 }
             }
             let intent = IntentRecord {
-                group_id: group_id.clone(),
+                group_id: group_id.to_vec(),
                 kind: Some(IntentKind::CommitProposals(CommitProposalsIntent {})),
                 ..Default::default()
             };

@@ -59,6 +59,7 @@ use crate::mls::Mls;
 use crate::store::records::{GroupRecord, IdentityRecord, IntentRecord};
 use crate::store::LocalStore;
 use crate::transport::Connector;
+use crate::types::GroupId;
 use crate::types::Message;
 use acks::PendingAcks;
 use relay_state::{RelayState, KEEPALIVE};
@@ -118,7 +119,7 @@ pub(crate) struct Engine {
     shared: Arc<Shared>,
     mls: Mls,
     /// Groups loaded from the store, kept while they are consistent with it.
-    groups: HashMap<Vec<u8>, MlsGroup>,
+    groups: HashMap<GroupId, MlsGroup>,
     connector: Arc<dyn Connector>,
     /// The connection to the relay, or when the next attempt is.
     relay: RelayState,
@@ -128,7 +129,7 @@ pub(crate) struct Engine {
     resolved: Vec<(u64, Result<Completed, ClientError>)>,
     /// Groups whose next commit waits until this epoch is processed (the
     /// relay refused a commit because the group had moved on).
-    awaiting_epoch: HashMap<Vec<u8>, u64>,
+    awaiting_epoch: HashMap<GroupId, u64>,
     acks: PendingAcks,
     /// Events of the open batch, published once it is durable.
     events: Vec<Event>,
@@ -137,10 +138,10 @@ pub(crate) struct Engine {
     held: held::HeldEntries,
     /// Groups whose entries came with no Welcome, since when: asked to be
     /// re-added if none comes.
-    unknown_groups: HashMap<Vec<u8>, Instant>,
+    unknown_groups: HashMap<GroupId, Instant>,
     /// Groups where a proposal was kept since the outbox last ran: each
     /// gets a `CommitProposals` intent.
-    proposals_arrived: HashSet<Vec<u8>>,
+    proposals_arrived: HashSet<GroupId>,
     /// The outbox should be run (something changed).
     outbox_dirty: bool,
     /// When the outbox runs again for intents that asked to wait.
@@ -393,7 +394,7 @@ impl Engine {
         }
     }
 
-    fn group_record(&self, group_id: &[u8]) -> Result<Option<GroupRecord>, ClientError> {
+    fn group_record(&self, group_id: &GroupId) -> Result<Option<GroupRecord>, ClientError> {
         Ok(self
             .store()
             .get_record(&crate::store::records::group_key(group_id))?)
@@ -404,14 +405,14 @@ impl Engine {
 /// the two fields it needs, so that callers can borrow the group and the
 /// operations at once.
 fn load_group<'a>(
-    groups: &'a mut HashMap<Vec<u8>, MlsGroup>,
+    groups: &'a mut HashMap<GroupId, MlsGroup>,
     mls: &Mls,
-    group_id: &[u8],
+    group_id: &GroupId,
 ) -> Result<Option<&'a mut MlsGroup>, ClientError> {
     if !groups.contains_key(group_id) {
         match mls.ops().load(group_id)? {
             Some(group) => {
-                groups.insert(group_id.to_vec(), group);
+                groups.insert(group_id.clone(), group);
             }
             None => return Ok(None),
         }

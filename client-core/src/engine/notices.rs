@@ -21,7 +21,7 @@ impl Engine {
     /// to `position` could not be read, adding to a notice already there.
     pub(super) fn note_lost(
         &mut self,
-        group_id: &[u8],
+        group_id: &GroupId,
         position: u64,
         count: u64,
     ) -> Result<(), ClientError> {
@@ -52,7 +52,7 @@ impl Engine {
     /// were dropped before this device could read them.
     pub(super) fn entries_dropped(
         &mut self,
-        group_id: &[u8],
+        group_id: &GroupId,
         position: u64,
         count: u64,
     ) -> Result<(), ClientError> {
@@ -65,7 +65,7 @@ impl Engine {
             "entries of a group were lost before this device read them"
         );
         self.emit(Event::EntriesDropped {
-            group: GroupId(group_id.to_vec()),
+            group: group_id.clone(),
             count,
         });
         Ok(())

@@ -14,7 +14,11 @@ use crate::types::GroupId;
 impl Engine {
     /// Compares the identity keys of a group's members with the ones known,
     /// in the open operation.
-    pub(super) fn note_identities(&mut self, group_id: &[u8], identities: &[(String, [u8; 32])]) {
+    pub(super) fn note_identities(
+        &mut self,
+        group_id: &GroupId,
+        identities: &[(String, [u8; 32])],
+    ) {
         let own = self.mls.user_id().to_string();
         for (user, key) in identities {
             if *user == own {
@@ -34,7 +38,7 @@ impl Engine {
                     self.store().put(slot, key.to_vec());
                     self.emit(Event::IdentityChanged {
                         user_id: user.clone(),
-                        group: GroupId(group_id.to_vec()),
+                        group: group_id.clone(),
                     });
                 }
                 None => self.store().put(slot, key.to_vec()),

@@ -18,6 +18,7 @@ use super::{load_group, Engine};
 use crate::error::ClientError;
 use crate::mls::MlsError;
 use crate::store::records::{self, GroupRecord, IntentKind, IntentRecord, ReaddIntent};
+use crate::types::GroupId;
 
 /// How much longer each further member waits before answering a request.
 const ANSWER_STAGGER_MS: u64 = 300;
@@ -29,7 +30,12 @@ impl Engine {
     /// A member device asked to be re-added (in the open operation): checks
     /// that it is a member and that its KeyPackage is its own and valid, and
     /// queues the re-add, later the further this device is from it.
-    pub(super) fn on_rejoin_request(&mut self, record: &GroupRecord, message: &GroupMessage) {
+    pub(super) fn on_rejoin_request(
+        &mut self,
+        group_id: &GroupId,
+        record: &GroupRecord,
+        message: &GroupMessage,
+    ) {
         let device: Option<[u8; 32]> = message.sender_device.as_ref().try_into().ok();
         let member = device.and_then(|d| {
             record
@@ -73,7 +79,7 @@ impl Engine {
         };
         if let Some(err) = refused {
             self.emit(super::sync::refusal_event(
-                &record.group_id,
+                group_id,
                 &err,
                 format!("a request from {user_id} to be re-added was refused: {err}"),
             ));
@@ -99,7 +105,7 @@ impl Engine {
             not_before_ms: crate::now_ms() + delay,
         };
         let queued = self.queued_intent(
-            &record.group_id,
+            group_id,
             |k| matches!(k, IntentKind::Readd(r) if r.device_key == readd.device_key),
         );
         let result = match queued {
@@ -146,7 +152,7 @@ impl Engine {
             return self.drop_intent(&intent);
         };
         if intent.pending_commit.is_empty() {
-            match self.already_readded(&intent.group_id, &device, &readd) {
+            match self.already_readded(&intent.group()?, &device, &readd) {
                 Ok(true) => return self.drop_intent(&intent),
                 Ok(false) => {}
                 Err(err) => return Err(err.into()),
@@ -163,7 +169,7 @@ impl Engine {
     /// the one its request asked for (another member answered first).
     fn already_readded(
         &mut self,
-        group_id: &[u8],
+        group_id: &GroupId,
         device: &[u8; 32],
         readd: &ReaddIntent,
     ) -> Result<bool, ClientError> {

@@ -67,14 +67,14 @@ impl Engine {
         record.stalled = reason.to_string();
         record.rejoin_attempts = 0;
         record.rejoin_requested_at_ms = 0;
-        self.groups.remove(&record.group_id);
-        self.awaiting_epoch.remove(&record.group_id);
+        self.groups.remove(&record.group()?);
+        self.awaiting_epoch.remove(&record.group()?);
         self.emit(Event::GroupStalled {
-            group: GroupId(record.group_id.clone()),
+            group: record.group()?,
             reason: reason.to_string(),
         });
         let queued =
-            self.queued_intent(&record.group_id, |k| matches!(k, IntentKind::Rejoin(_)))?;
+            self.queued_intent(&record.group()?, |k| matches!(k, IntentKind::Rejoin(_)))?;
         if queued.is_none() {
             self.stage_intent(IntentRecord {
                 group_id: record.group_id.clone(),
@@ -87,7 +87,7 @@ impl Engine {
     }
 
     fn give_up_joining(&mut self, intent: IntentRecord, mut record: GroupRecord) -> Attempt {
-        let group_id = record.group_id.clone();
+        let group_id = record.group()?;
         record.active = false;
         record.stalled.clear();
         let discarded = self.take_held(&group_id).map(|held| held.len());
@@ -99,7 +99,7 @@ impl Engine {
             "gave up joining a group whose invitation never worked"
         );
         self.emit(Event::Warning {
-            group: Some(GroupId(group_id)),
+            group: Some(group_id),
             detail: format!(
                 "gave up joining a group whose invitation could not be opened; {discarded} entries kept for it were dropped"
             ),
@@ -116,7 +116,7 @@ impl Engine {
         intent: &IntentRecord,
         mut record: GroupRecord,
     ) -> Result<(), ClientError> {
-        let group_id = record.group_id.clone();
+        let group_id = record.group()?;
         tracing::warn!("the relay's word that this device fell behind a group was not true");
         record.stalled.clear();
         record.rejoin_attempts = 0;
@@ -141,7 +141,7 @@ impl Engine {
         self.store().delete(records::intent_key(intent.id));
         self.store().commit_durably()?;
         self.emit(Event::GroupRecovered {
-            group: GroupId(group_id.clone()),
+            group: group_id.clone(),
             missed: dropped,
         });
         self.release_held(&group_id, record.processed_through)?;
@@ -156,9 +156,9 @@ impl Engine {
         record.active = false;
         record.stalled.clear();
         self.store()
-            .put_record(records::group_key(&record.group_id), &record);
+            .put_record(records::group_key(&record.group()?), &record);
         self.emit(Event::RemovedFromGroup {
-            group: GroupId(record.group_id.clone()),
+            group: record.group()?,
         });
         self.drop_intent(&intent)
     }
@@ -166,7 +166,7 @@ impl Engine {
     /// The relay says the group is at a later epoch than this device. If
     /// the device has processed everything the log holds, the commits in
     /// between are gone for it: it cannot follow the group any more.
-    pub(super) async fn check_behind(&mut self, group_id: &[u8]) -> Result<(), Step> {
+    pub(super) async fn check_behind(&mut self, group_id: &GroupId) -> Result<(), Step> {
         let get = request::Kind::GetGroup(GetGroup {
             group_id: Bytes::from(group_id.to_vec()),
         });
@@ -201,7 +201,10 @@ impl Engine {
     /// relay holds the device as having acknowledged entries past what this
     /// state processed, those entries are lost to it; and if the group
     /// moved on meanwhile, it cannot follow it any more.
-    pub(super) async fn check_lost_entries(&mut self, group_id: &[u8]) -> Result<(), ClientError> {
+    pub(super) async fn check_lost_entries(
+        &mut self,
+        group_id: &GroupId,
+    ) -> Result<(), ClientError> {
         let get = request::Kind::GetGroup(GetGroup {
             group_id: Bytes::from(group_id.to_vec()),
         });
@@ -232,7 +235,7 @@ impl Engine {
 
     /// One attempt at asking a group to re-add this device.
     pub(super) async fn step_rejoin(&mut self, intent: IntentRecord) -> Attempt {
-        let group_id = intent.group_id.clone();
+        let group_id = intent.group()?;
         let mut record = match self.group_record(&group_id) {
             Ok(Some(record)) => record,
             Ok(None) => return self.drop_intent(&intent),

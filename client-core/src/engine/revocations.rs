@@ -197,7 +197,7 @@ impl Engine {
         for mut group in groups.into_iter().filter(|g| g.active) {
             group.active = false;
             self.store()
-                .put_record(records::group_key(&group.group_id), &group);
+                .put_record(records::group_key(&group.group()?), &group);
         }
         self.store().commit_durably()?;
         self.relay.shut_out();

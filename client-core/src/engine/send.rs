@@ -13,7 +13,7 @@ use crate::error::{ClientError, GaveUp};
 use crate::events::Event;
 use crate::store::records::{self, IntentKind, IntentRecord, MessageRecord, SendIntent};
 use crate::transport::TransportError;
-use crate::types::{GroupId, Message};
+use crate::types::Message;
 
 /// A message refused for its epoch while this device is not behind is
 /// given up after this many tries.
@@ -28,7 +28,7 @@ impl Engine {
         mut intent: IntentRecord,
         mut send: SendIntent,
     ) -> Attempt {
-        let group_id = intent.group_id.clone();
+        let group_id = intent.group()?;
         let record = match self.group_record(&group_id) {
             Ok(Some(record)) => record,
             Ok(None)
@@ -43,7 +43,7 @@ impl Engine {
             }
             Ok(None) => {
                 return Err(Step::Failed(ClientError::UnknownGroup(
-                    GroupId(group_id).to_string(),
+                    group_id.to_string(),
                 )))
             }
             Err(err) => return Err(err.into()),
@@ -96,7 +96,7 @@ impl Engine {
         intent: &mut IntentRecord,
         send: &mut SendIntent,
     ) -> Result<(), Step> {
-        let group_id = intent.group_id.clone();
+        let group_id = intent.group()?;
         let ciphertext = match super::load_group(&mut self.groups, &self.mls, &group_id)? {
             Some(group) if crate::mls::own_removal_pending(group) => {
                 // Another member commits this device's removal; the text
@@ -113,7 +113,7 @@ impl Engine {
             Some(group) => self.mls.ops().encrypt(group, &send.content),
             None => {
                 return Err(Step::Failed(ClientError::UnknownGroup(
-                    GroupId(group_id).to_string(),
+                    group_id.to_string(),
                 )))
             }
         };
@@ -143,7 +143,7 @@ impl Engine {
         own_epoch: u64,
         relay_epoch: u64,
     ) -> Attempt {
-        let group_id = intent.group_id.clone();
+        let group_id = intent.group()?;
         send.ciphertext.clear();
         intent.kind = Some(IntentKind::Send(send));
         if relay_epoch <= own_epoch {
@@ -171,6 +171,7 @@ impl Engine {
         intent: IntentRecord,
         position: u64,
     ) -> Result<Option<Message>, ClientError> {
+        let group_id = intent.group()?;
         let Some(IntentKind::Send(send)) = intent.kind else {
             return Ok(None);
         };
@@ -194,7 +195,7 @@ impl Engine {
         self.store()
             .put_record(records::history_key(&intent.group_id, position), &record);
         self.store().delete(records::intent_key(intent.id));
-        let message = Message::from_record(record);
+        let message = Message::from_record(group_id, record);
         self.emit(Event::MessageSent(message.clone()));
         self.resolve(
             intent.id,

@@ -14,6 +14,7 @@ use crate::error::ClientError;
 use crate::events::Event;
 use crate::store::records::{self, ContinuityRecord, GroupRecord};
 use crate::transport::{authenticate_continuing, Continuity, TransportError};
+use crate::types::GroupId;
 
 impl Engine {
     /// Connects and authenticates, or schedules the next attempt.
@@ -157,7 +158,7 @@ impl Engine {
     /// older than what the relay delivered it: every group whose entries
     /// it lost that way, and that moved on meanwhile, is rejoined.
     async fn check_groups_after_take_over(&mut self) {
-        let groups: Vec<Vec<u8>> = match self
+        let groups: Vec<GroupId> = match self
             .store()
             .scan::<GroupRecord>(&records::groups_prefix())
             .map(|item| item.map(|(_, record)| record))
@@ -166,7 +167,7 @@ impl Engine {
             Ok(groups) => groups
                 .into_iter()
                 .filter(GroupRecord::following)
-                .map(|g| g.group_id)
+                .filter_map(|g| g.group().ok())
                 .collect(),
             Err(err) => {
                 tracing::error!(error = %err, "cannot read the groups");

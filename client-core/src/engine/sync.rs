@@ -78,7 +78,7 @@ impl Engine {
     /// Takes one group entry: applies it, or keeps it for later, in one
     /// committed operation; either way it is then acknowledged.
     pub(super) fn on_group_message(&mut self, message: GroupMessage) -> Result<(), ClientError> {
-        let group_id = message.group_id.to_vec();
+        let group_id = GroupId::from_field(&message.group_id)?;
         let Some(record) = self.group_record(&group_id)? else {
             // Not joined yet: its Welcome may be on the way.
             self.hold(&message)?;
@@ -104,7 +104,7 @@ impl Engine {
     /// Commits the open operation and acknowledges `message`.
     fn taken(&mut self, message: &GroupMessage) -> Result<(), ClientError> {
         self.store().commit()?;
-        self.ack_group(&message.group_id, message.position);
+        self.ack_group(&GroupId::from_field(&message.group_id)?, message.position);
         Ok(())
     }
 
@@ -115,9 +115,9 @@ impl Engine {
         mut record: GroupRecord,
         message: &GroupMessage,
     ) -> Result<(), ClientError> {
-        let group_id = record.group_id.clone();
+        let group_id = record.group()?;
         if record.active && message.kind == MessageKind::Rejoin as i32 {
-            self.on_rejoin_request(&record, message);
+            self.on_rejoin_request(&group_id, &record, message);
         } else if record.active {
             let header = read_message_header(&message.payload).ok();
             // The relay's epoch and the message's own say the group has
@@ -137,7 +137,7 @@ impl Engine {
             let application = header
                 .as_ref()
                 .is_some_and(|h| h.content_type == ContentType::Application);
-            if let Err(err) = self.decrypt_and_apply(&mut record, message) {
+            if let Err(err) = self.decrypt_and_apply(&group_id, &mut record, message) {
                 // Nothing of it is kept.
                 self.store().rollback();
                 self.groups.remove(&group_id);
@@ -174,7 +174,7 @@ impl Engine {
         err: &MlsError,
     ) -> Result<(), ClientError> {
         let detail = format!("a change to the group was refused: {err}");
-        self.emit(refusal_event(&record.group_id, err, detail.clone()));
+        self.emit(refusal_event(&record.group()?, err, detail.clone()));
         if let MlsError::RefusedChange { newcomers, .. } = err {
             // Its chain checks are made again on rejoining; a breach of
             // the group's policy cannot be seen in a tree later, so what it
@@ -195,7 +195,7 @@ impl Engine {
     /// them: it lost them, and if the group moved on meanwhile, it lost
     /// its place too.
     fn on_gap(&mut self, gap: StreamGap) -> Result<(), ClientError> {
-        let group_id = gap.group_id.to_vec();
+        let group_id = GroupId::from_field(&gap.group_id)?;
         let Some(mut record) = self.group_record(&group_id)? else {
             return Ok(());
         };
@@ -229,12 +229,12 @@ impl Engine {
     /// so it asks to be added again. At `CaughtUp` (`all`), every such
     /// group; later, those whose Welcome had time to arrive and did not.
     pub(super) fn stall_unknown_groups(&mut self, all: bool) -> Result<(), ClientError> {
-        let due: Vec<Vec<u8>> = if all {
+        let due: Vec<GroupId> = if all {
             self.unknown_groups.clear();
             self.held_without_record()?
         } else {
             let cutoff = tokio::time::Instant::now() - UNKNOWN_GROUP_GRACE;
-            let due: Vec<Vec<u8>> = self
+            let due: Vec<GroupId> = self
                 .unknown_groups
                 .iter()
                 .filter(|(_, since)| **since <= cutoff)
@@ -256,11 +256,11 @@ impl Engine {
 
     fn decrypt_and_apply(
         &mut self,
+        group_id: &GroupId,
         record: &mut GroupRecord,
         message: &GroupMessage,
     ) -> Result<(), MlsError> {
-        let group_id = record.group_id.clone();
-        let Ok(Some(group)) = super::load_group(&mut self.groups, &self.mls, &group_id) else {
+        let Ok(Some(group)) = super::load_group(&mut self.groups, &self.mls, group_id) else {
             return Err(MlsError::Operation(crate::mls::OperationError::described(
                 "the group's MLS state is missing",
             )));
@@ -278,14 +278,14 @@ impl Engine {
             Incoming::Application { sender, plaintext } => {
                 if sender.device.as_slice() != message.sender_device.as_ref() {
                     self.emit(Event::Warning {
-                        group: Some(GroupId(group_id.clone())),
+                        group: Some(group_id.clone()),
                         detail: format!(
                             "the relay routed a message from {} as another device's",
                             sender.user_id
                         ),
                     });
                 }
-                self.store_received(record, message, &sender, &plaintext)
+                self.store_received(group_id, record, message, &sender, &plaintext)
             }
             Incoming::Commit {
                 added,
@@ -300,10 +300,10 @@ impl Engine {
                     self_removed,
                     rejoined,
                 };
-                self.apply_commit(record, message, snapshot, &identities, applied)
+                self.apply_commit(group_id, record, message, snapshot, &identities, applied)
             }
             Incoming::Proposal => {
-                self.proposals_arrived.insert(group_id);
+                self.proposals_arrived.insert(group_id.clone());
                 self.outbox_dirty = true;
                 Ok(())
             }
@@ -312,17 +312,14 @@ impl Engine {
 
     fn store_received(
         &mut self,
+        group_id: &GroupId,
         record: &GroupRecord,
         message: &GroupMessage,
         sender: &MemberDevice,
         plaintext: &[u8],
     ) -> Result<(), MlsError> {
         let content = read_content(plaintext)?;
-        let seen = records::seen_key(
-            &record.group_id,
-            sender.device.as_bytes(),
-            &content.message_id,
-        );
+        let seen = records::seen_key(group_id, sender.device.as_bytes(), &content.message_id);
         if self
             .store()
             .get(&seen)
@@ -348,12 +345,15 @@ impl Engine {
             records::history_key(&record.group_id, message.position),
             &stored,
         );
-        self.emit(Event::MessageReceived(Message::from_record(stored)));
+        self.emit(Event::MessageReceived(Message::from_record(
+            group_id.clone(),
+            stored,
+        )));
         Ok(())
     }
 
     fn on_receipt(&mut self, receipt: Receipt) -> Result<(), ClientError> {
-        let group_id = receipt.group_id.to_vec();
+        let group_id = GroupId::from_field(&receipt.group_id)?;
         let Some(mut record) = self.group_record(&group_id)? else {
             self.ack_group(&group_id, receipt.position);
             return Ok(());
@@ -396,8 +396,8 @@ impl Engine {
 
 /// The event that tells the app about an input set aside: `Untrusted` for
 /// refusals of trust or policy, `Warning` for the rest.
-pub(super) fn refusal_event(group_id: &[u8], err: &MlsError, detail: String) -> Event {
-    let group = Some(GroupId(group_id.to_vec()));
+pub(super) fn refusal_event(group_id: &GroupId, err: &MlsError, detail: String) -> Event {
+    let group = Some(group_id.clone());
     if err.is_refusal() {
         Event::Untrusted { group, detail }
     } else {

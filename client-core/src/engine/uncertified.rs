@@ -59,7 +59,7 @@ impl Engine {
                 if !group.active || !allowed {
                     continue;
                 }
-                let Some(mls_group) = load_group(&mut self.groups, &self.mls, &group.group_id)?
+                let Some(mls_group) = load_group(&mut self.groups, &self.mls, &group.group()?)?
                 else {
                     continue;
                 };

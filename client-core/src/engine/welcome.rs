@@ -35,7 +35,7 @@ impl Engine {
             self.ack_inbox(welcome.position);
             return Ok(());
         }
-        let group_id = welcome.group_id.to_vec();
+        let group_id = GroupId::from_field(&welcome.group_id)?;
         let before = self.group_record(&group_id)?;
         // A Welcome for a group this device follows is only taken when it
         // leads past the epoch held (the device was removed and added
@@ -71,7 +71,7 @@ impl Engine {
     /// Uses a Welcome a group waited with, once the group's entries up to
     /// the commit it came with are read, or this device no longer follows
     /// the group (it saw itself removed, or fell out of step).
-    pub(super) fn use_deferred_welcome(&mut self, group_id: &[u8]) -> Result<(), ClientError> {
+    pub(super) fn use_deferred_welcome(&mut self, group_id: &GroupId) -> Result<(), ClientError> {
         let Some(mut record) = self.group_record(group_id)? else {
             return Ok(());
         };
@@ -108,7 +108,7 @@ impl Engine {
         for item in self.store().scan::<GroupRecord>(&records::groups_prefix()) {
             let (_, record) = item?;
             if !record.deferred_welcome.is_empty() {
-                waiting.push(record.group_id);
+                waiting.push(record.group()?);
             }
         }
         for group_id in waiting {
@@ -124,8 +124,8 @@ impl Engine {
         welcome: &InboxMessage,
         before: Option<GroupRecord>,
     ) -> Result<Option<u64>, ClientError> {
-        let group_id = welcome.group_id.to_vec();
-        match self.join(welcome, before.as_ref()) {
+        let group_id = GroupId::from_field(&welcome.group_id)?;
+        match self.join(&group_id, welcome, before.as_ref()) {
             Ok(record) => {
                 match &before {
                     Some(old) if old.active && !old.pending_join => {
@@ -135,14 +135,14 @@ impl Engine {
                         let missed = self.held_application_entries(&group_id, position)?;
                         self.note_lost(&group_id, position, missed)?;
                         self.emit(Event::GroupRecovered {
-                            group: GroupId(group_id.clone()),
+                            group: group_id.clone(),
                             missed,
                         })
                     }
                     _ => self.emit(Event::JoinedGroup(GroupSummary::from_record(
                         &record,
                         self.mls.user_id(),
-                    ))),
+                    )?)),
                 }
                 self.outbox_dirty = true;
                 Ok(Some(welcome.group_position))
@@ -170,7 +170,7 @@ impl Engine {
     /// re-added (the relay refuses that if it is not a member after all).
     fn welcome_failed(
         &mut self,
-        group_id: &[u8],
+        group_id: &GroupId,
         before: Option<GroupRecord>,
         err: &MlsError,
     ) -> Result<(), ClientError> {
@@ -202,6 +202,7 @@ impl Engine {
     /// Joins (or rejoins) from a Welcome, in the open operation.
     fn join(
         &mut self,
+        group_id: &GroupId,
         welcome: &InboxMessage,
         before: Option<&GroupRecord>,
     ) -> Result<GroupRecord, MlsError> {
@@ -259,7 +260,7 @@ impl Engine {
             ..Default::default()
         };
         Snapshot::of(&group, self.mls.anchor()).apply(&mut record);
-        self.note_identities(&record.group_id, &crate::mls::member_identities(&group));
+        self.note_identities(group_id, &crate::mls::member_identities(&group));
         self.store()
             .put_record(records::group_key(&record.group_id), &record);
         if meta.kind == WireKind::Direct as i32 {
@@ -268,7 +269,7 @@ impl Engine {
                     .put(records::direct_key(peer), record.group_id.clone());
             }
         }
-        self.groups.insert(record.group_id.clone(), group);
+        self.groups.insert(group_id.clone(), group);
         Ok(record)
     }
 }

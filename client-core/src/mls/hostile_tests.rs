@@ -5,14 +5,17 @@
 use openmls::prelude::MlsGroup;
 use openmls_rust_crypto::RustCrypto;
 
-use super::tests::{meta, Device};
+use super::tests::{group_id, meta, Device};
 use super::{Incoming, MlsError};
 
 const GROUP: &[u8] = b"hostile";
 
 /// ann's group with the given members added by ann in one commit.
 fn group_of(crypto: &RustCrypto, ann: &Device, others: &[&Device]) -> (MlsGroup, Vec<MlsGroup>) {
-    let mut group = ann.ops(crypto).create_group(GROUP, &meta(), false).unwrap();
+    let mut group = ann
+        .ops(crypto)
+        .create_group(&group_id(GROUP), &meta(), false)
+        .unwrap();
     let mut kps = Vec::new();
     for other in others {
         let (raw, _) = other.ops(crypto).key_packages(1, false).unwrap();

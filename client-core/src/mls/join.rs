@@ -120,7 +120,7 @@ impl MlsOps<'_> {
             let storage = self.provider.storage();
             let group_id = staged.group_context().group_id().clone();
             storage
-                .clear_proposal_queue::<GroupId, openmls::ciphersuite::hash_ref::ProposalRef>(
+                .clear_proposal_queue::<openmls::group::GroupId, openmls::ciphersuite::hash_ref::ProposalRef>(
                     &group_id,
                 )
                 .map_err(super::op_err)?;

@@ -8,6 +8,7 @@ use openmls::prelude::*;
 
 use super::ops::MlsOps;
 use super::{capabilities, invalid, op_err, MlsError, CIPHERSUITE, REJOIN_EXTENSION};
+use convene_proto::ids::GroupId;
 
 /// How long a KeyPackage made to rejoin a group lives, in seconds.
 const REJOIN_KEY_PACKAGE_LIFETIME_SECS: u64 = 3600;
@@ -99,7 +100,7 @@ impl MlsOps<'_> {
     /// [`rejoins`]); it lives an hour.
     pub fn rejoin_key_package(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         epoch: u64,
     ) -> Result<MadeKeyPackages, MlsError> {
         let target = RejoinTarget {

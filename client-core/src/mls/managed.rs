@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 use crate::device_key::DeviceKey;
 use crate::sealing::SealingKey;
 use crate::trust::{TrustAnchor, VerifiedDevice};
+use convene_proto::ids::GroupId;
 
 /// The `external_senders` extension naming this device as the group's
 /// manager.
@@ -81,7 +82,7 @@ pub fn seal_group_info(key: &[u8], group_id: &[u8], plain: &[u8]) -> Result<Vec<
 /// Opens a sealed GroupInfo of `group_id` with the manager's key.
 pub fn open_group_info(
     key: &SealingKey,
-    group_id: &[u8],
+    group_id: &GroupId,
     sealed: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, MlsError> {
     key.open(GROUP_INFO_SEAL, group_id, sealed)
@@ -225,7 +226,7 @@ pub struct ManagedView {
 pub fn read_group_info(
     crypto: &RustCrypto,
     anchor: &TrustAnchor,
-    group_id: &[u8],
+    group_id: &GroupId,
     bytes: &[u8],
     manager: &[u8; 32],
 ) -> Result<ManagedView, MlsError> {
@@ -294,13 +295,13 @@ impl ManagedView {
     /// member devices in `remove`, for this view's epoch.
     pub fn proposals(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         signer: &DeviceKey,
         key_packages: Vec<KeyPackage>,
         remove: &[DevicePublicKey],
     ) -> Result<Vec<Vec<u8>>, MlsError> {
         type P<'a> = super::Provider<'a>;
-        let group_id = GroupId::from_slice(group_id);
+        let group_id = openmls::group::GroupId::from_slice(group_id);
         let epoch = GroupEpoch::from(self.epoch);
         let mut out = Vec::new();
         for key_package in key_packages {

@@ -7,7 +7,7 @@ use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
 
 use super::managed::open_group_info;
-use super::tests::{meta, Device};
+use super::tests::{group_id, meta, Device};
 use super::{Incoming, MlsError, Provider};
 use crate::sealing::SealingKey;
 use crate::types::Role;
@@ -40,7 +40,10 @@ fn cohort(crypto: &RustCrypto) -> Cohort {
     let seal = SealingKey::generate().unwrap();
     let mut meta = meta();
     meta.manager_seal_key = bytes::Bytes::copy_from_slice(seal.public());
-    let mut group = staff.ops(crypto).create_group(GROUP, &meta, true).unwrap();
+    let mut group = staff
+        .ops(crypto)
+        .create_group(&group_id(GROUP), &meta, true)
+        .unwrap();
     let kps = [
         key_package(crypto, &ann, &staff),
         key_package(crypto, &ben, &staff),
@@ -55,10 +58,10 @@ fn cohort(crypto: &RustCrypto) -> Cohort {
     for plain in [&b"Cohort 2026"[..], b"ann", b"ben"] {
         assert!(!add.group_info.windows(plain.len()).any(|w| w == plain));
     }
-    let group_info = open_group_info(&seal, GROUP, &add.group_info)
+    let group_info = open_group_info(&seal, &group_id(GROUP), &add.group_info)
         .unwrap()
         .to_vec();
-    assert!(open_group_info(&seal, b"another group", &add.group_info).is_err());
+    assert!(open_group_info(&seal, &group_id(b"another group"), &add.group_info).is_err());
     staff.ops(crypto).merge_pending(&mut group).unwrap();
     let anns = ann
         .ops(crypto)
@@ -92,7 +95,7 @@ fn a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts() {
     let view = super::managed::read_group_info(
         &crypto,
         &staff.anchor,
-        GROUP,
+        &group_id(GROUP),
         &group_info,
         &staff.key.public(),
     )
@@ -102,7 +105,9 @@ fn a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts() {
 
     let carl = Device::with_role("carl", Role::Leader);
     let kp = key_package(&crypto, &carl, &staff);
-    let proposals = view.proposals(GROUP, &staff.key, vec![kp], &[]).unwrap();
+    let proposals = view
+        .proposals(&group_id(GROUP), &staff.key, vec![kp], &[])
+        .unwrap();
     assert_eq!(proposals.len(), 1);
     for (device, group) in [(&ann, &mut anns), (&ben, &mut bens)] {
         let kept = device.ops(&crypto).process(group, &proposals[0]).unwrap();
@@ -163,7 +168,7 @@ fn a_proposal_forged_in_the_managers_name_is_refused() {
     let err = super::managed::read_group_info(
         &crypto,
         &eve.anchor,
-        GROUP,
+        &group_id(GROUP),
         &group_info,
         &eve.key.public(),
     )

@@ -41,6 +41,7 @@ use crate::device_key::DeviceKey;
 use crate::store::records::IdentityRecord;
 use crate::store::{LocalStore, StoreError};
 use crate::trust::{TrustAnchor, VerifiedDevice};
+use convene_proto::ids::GroupId;
 
 /// The one ciphersuite Convene uses.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -405,7 +406,7 @@ impl Mls {
     /// for this device as its manager.
     pub fn read_group_info(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         sealed: &[u8],
     ) -> Result<managed::ManagedView, ReadGroupInfoError> {
         let mut record: crate::store::records::ManagerKeyRecord = self

@@ -16,6 +16,7 @@ use super::{
 use crate::device_key::DeviceKey;
 use crate::store::LocalStore;
 use crate::trust::{TrustAnchor, VerifiedDevice};
+use convene_proto::ids::GroupId;
 
 /// What an incoming group message turned out to be.
 #[derive(Debug, Clone)]
@@ -123,15 +124,19 @@ impl<'a> MlsOps<'a> {
     }
 
     /// The group's state, if this device is in it.
-    pub fn load(&self, group_id: &[u8]) -> Result<Option<MlsGroup>, MlsError> {
-        MlsGroup::load(self.provider.storage(), &GroupId::from_slice(group_id)).map_err(op_err)
+    pub fn load(&self, group_id: &GroupId) -> Result<Option<MlsGroup>, MlsError> {
+        MlsGroup::load(
+            self.provider.storage(),
+            &openmls::group::GroupId::from_slice(group_id),
+        )
+        .map_err(op_err)
     }
 
     /// Creates a group at epoch 0 with this device as its only member and,
     /// when `managed`, as the manager who may change it from outside.
     pub fn create_group(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         meta: &GroupMeta,
         managed: bool,
     ) -> Result<MlsGroup, MlsError> {
@@ -142,7 +147,7 @@ impl<'a> MlsOps<'a> {
         }
         let extensions = Extensions::from_vec(extensions).map_err(op_err)?;
         MlsGroup::builder()
-            .with_group_id(GroupId::from_slice(group_id))
+            .with_group_id(openmls::group::GroupId::from_slice(group_id))
             .ciphersuite(CIPHERSUITE)
             .with_capabilities(capabilities())
             .with_group_context_extensions(extensions)

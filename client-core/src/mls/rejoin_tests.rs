@@ -3,7 +3,7 @@
 
 use openmls_rust_crypto::RustCrypto;
 
-use super::tests::{meta, Device};
+use super::tests::{group_id, meta, Device};
 use super::*;
 
 /// Ann's group `g` with Bob and Carol in it, as each of them holds it.
@@ -18,7 +18,10 @@ struct Trio {
 fn trio() -> Trio {
     let crypto = RustCrypto::default();
     let (ann, bob, carol) = (Device::new("ann"), Device::new("bob"), Device::new("carol"));
-    let mut anns = ann.ops(&crypto).create_group(b"g", &meta(), false).unwrap();
+    let mut anns = ann
+        .ops(&crypto)
+        .create_group(&group_id(b"g"), &meta(), false)
+        .unwrap();
     let claimed = [&bob, &carol].map(|device| {
         let (kps, _) = device.ops(&crypto).key_packages(1, false).unwrap();
         device.store.commit_durably().unwrap();
@@ -70,7 +73,7 @@ fn a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_gro
     let elsewhere = t
         .bob
         .ops(crypto)
-        .rejoin_key_package(b"other", epoch)
+        .rejoin_key_package(&group_id(b"other"), epoch)
         .unwrap();
     for bytes in [&stock[0], &elsewhere.one_time[0]] {
         let kp = claim(bytes);
@@ -93,7 +96,11 @@ fn a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_gro
 
     // The KeyPackage Bob made to rejoin this group is taken, and the
     // Welcome brings him back.
-    let rejoin = t.bob.ops(crypto).rejoin_key_package(b"g", epoch).unwrap();
+    let rejoin = t
+        .bob
+        .ops(crypto)
+        .rejoin_key_package(&group_id(b"g"), epoch)
+        .unwrap();
     t.bob.store.commit_durably().unwrap();
     let kp = claim(&rejoin.one_time[0]);
     let readd = t
@@ -130,7 +137,10 @@ fn a_welcome_is_refused_when_it_goes_back_changes_the_group_comes_from_a_strange
         .ops(&crypto)
         .parse_key_package(&last_resort.unwrap(), "bob", &bob.key.public())
         .unwrap();
-    let mut anns = ann.ops(&crypto).create_group(b"g", &meta(), false).unwrap();
+    let mut anns = ann
+        .ops(&crypto)
+        .create_group(&group_id(b"g"), &meta(), false)
+        .unwrap();
     let add = ann.ops(&crypto).add(&mut anns, &[kp]).unwrap();
     ann.ops(&crypto).merge_pending(&mut anns).unwrap();
     let epoch = anns.epoch().as_u64();
@@ -179,7 +189,11 @@ fn a_request_to_be_re_added_replayed_later_replaces_nothing() {
     let crypto = &t.crypto;
     let bob_key = t.bob.key.public();
     let epoch = t.groups[0].epoch().as_u64();
-    let rejoin = t.bob.ops(crypto).rejoin_key_package(b"g", epoch).unwrap();
+    let rejoin = t
+        .bob
+        .ops(crypto)
+        .rejoin_key_package(&group_id(b"g"), epoch)
+        .unwrap();
     t.bob.store.commit_durably().unwrap();
     let bytes = rejoin.one_time[0].clone();
     let claim = |t: &Trio| {

@@ -19,6 +19,11 @@ pub(super) struct Device {
     pub(super) anchor: TrustAnchor,
 }
 
+/// A group id from a short name.
+pub(super) fn group_id(name: &[u8]) -> GroupId {
+    GroupId::from_field(name).unwrap()
+}
+
 /// The organisation these tests' devices belong to.
 fn authority() -> Authority {
     Authority::from_secret_bytes(&[42; 32])
@@ -116,7 +121,7 @@ fn a_group_survives_reopening_both_stores() {
     // ann creates the group and adds bob.
     let mut group = ann
         .ops(&crypto)
-        .create_group(b"group-1", &meta(), false)
+        .create_group(&group_id(b"group-1"), &meta(), false)
         .unwrap();
     let kp = ann
         .ops(&crypto)
@@ -158,12 +163,12 @@ fn a_group_survives_reopening_both_stores() {
     let bob = bob.reopen();
     let mut group = ann
         .ops(&crypto)
-        .load(b"group-1")
+        .load(&group_id(b"group-1"))
         .unwrap()
         .expect("ann's group persisted");
     let mut bobs = bob
         .ops(&crypto)
-        .load(b"group-1")
+        .load(&group_id(b"group-1"))
         .unwrap()
         .expect("bob's group persisted");
     let ct = bob.ops(&crypto).encrypt(&mut bobs, b"hello ann").unwrap();
@@ -179,9 +184,11 @@ fn a_group_survives_reopening_both_stores() {
 fn an_uncommitted_operation_leaves_no_trace() {
     let crypto = RustCrypto::default();
     let ann = Device::new("ann");
-    ann.ops(&crypto).create_group(b"g", &meta(), false).unwrap();
+    ann.ops(&crypto)
+        .create_group(&group_id(b"g"), &meta(), false)
+        .unwrap();
     ann.store.rollback();
-    assert!(ann.ops(&crypto).load(b"g").unwrap().is_none());
+    assert!(ann.ops(&crypto).load(&group_id(b"g")).unwrap().is_none());
 }
 
 #[test]
@@ -211,7 +218,10 @@ fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten() {
     let ann = Device::new("ann");
     let bob = Device::new("bob");
     let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
-    let mut group = ann.ops(&crypto).create_group(b"g", &meta(), false).unwrap();
+    let mut group = ann
+        .ops(&crypto)
+        .create_group(&group_id(b"g"), &meta(), false)
+        .unwrap();
     let kp = ann
         .ops(&crypto)
         .parse_key_package(&kps[0], "bob", &bob.key.public())

@@ -1,6 +1,6 @@
 //! Acknowledgements: what lets the relay forget.
 
-use convene_proto::ids::check_group_id;
+use convene_proto::ids::GroupId;
 use convene_proto::relay::{response, stream_ack, Ack, Acked};
 
 use super::{Caller, Reply};
@@ -28,7 +28,7 @@ pub(super) fn ack(
     for ack in req.acks {
         match ack.stream {
             Some(stream_ack::Stream::GroupId(group_id)) => {
-                check_group_id(&group_id)?;
+                let group_id = GroupId::from_field(&group_id)?;
                 // Acknowledgements for a group the device does not follow
                 // are ignored, not refused (a removed device's client may
                 // still send one along with others), and never buffered:
@@ -47,7 +47,7 @@ pub(super) fn ack(
                     }
                     written = true;
                 }
-                live.acked(Stream::Group(group_id.to_vec()), ack.position);
+                live.acked(Stream::Group(group_id.clone()), ack.position);
             }
             Some(stream_ack::Stream::Inbox(true)) => {
                 relay.store.ack_inbox(&caller.device, ack.position)?;

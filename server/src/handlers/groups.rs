@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use convene_proto::encode_envelope;
-use convene_proto::ids::{check_group_id, fixed, SUBMISSION_ID_LEN};
+use convene_proto::ids::{fixed, GroupId, SUBMISSION_ID_LEN};
 use convene_proto::mls_frame::{read_key_package, read_message_header, ContentType, WireFormat};
 use convene_proto::relay::{
     push, response, CommitAccepted, CreateGroup, Envelope, GetGroup, GroupCreated, GroupMessage,
@@ -21,7 +21,7 @@ use crate::store::{now_ms, AppendOutcome, CommitSubmission, MessageSubmission};
 const GROUP_RETRY_MS: u32 = 60_000;
 
 pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayResult<Reply> {
-    check_group_id(&req.group_id)?;
+    let group_id = GroupId::from_field(&req.group_id)?;
     // Each group a device makes can carry junk Welcomes to others: bounded.
     if !relay
         .groups_per_device
@@ -34,9 +34,9 @@ pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayR
     }
     // A direct channel's id is reserved for its pair: nobody else may
     // register it first and keep the two from talking.
-    let direct = convene_proto::direct::is_direct_group_id(&req.group_id);
+    let direct = convene_proto::direct::is_direct_group_id(&group_id);
     if direct || !req.direct_pair.is_empty() {
-        let pair_ok = convene_proto::direct::is_direct_channel_of(&req.group_id, &req.direct_pair);
+        let pair_ok = convene_proto::direct::is_direct_channel_of(&group_id, &req.direct_pair);
         if !pair_ok || !req.direct_pair.contains(&caller.user_id) {
             return Err(Refusal::Forbidden(
                 "a direct channel's id is registered only by one of its two users",
@@ -46,19 +46,19 @@ pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayR
     }
     relay
         .store
-        .create_group(&req.group_id, &caller.device, now_ms())?;
+        .create_group(&group_id, &caller.device, now_ms())?;
     Ok(Reply::durable(response::Result::GroupCreated(
         GroupCreated { epoch: 0 },
     )))
 }
 
 pub(super) fn get(relay: &Relay, caller: &Caller, req: GetGroup) -> RelayResult<Reply> {
-    check_group_id(&req.group_id)?;
+    let group_id = GroupId::from_field(&req.group_id)?;
     let group = relay
         .store
-        .group(&req.group_id)?
+        .group(&group_id)?
         .ok_or(Refusal::NotFound("group"))?;
-    let members = relay.store.members(&req.group_id)?;
+    let members = relay.store.members(&group_id)?;
     // Staff read the state of the cohorts they manage from outside them.
     if caller.role != Role::Staff
         && !members
@@ -67,13 +67,13 @@ pub(super) fn get(relay: &Relay, caller: &Caller, req: GetGroup) -> RelayResult<
     {
         return Err(Refusal::NotAMember.into());
     }
-    let group_info = relay.store.group_info(&req.group_id)?.unwrap_or_default();
+    let group_info = relay.store.group_info(&group_id)?.unwrap_or_default();
     let acked_position = members
         .iter()
         .find(|(d, _)| *d == caller.device)
         .map_or(0, |(_, m)| {
             m.acked
-                .max(relay.acks.get(&req.group_id, &caller.device).unwrap_or(0))
+                .max(relay.acks.get(&group_id, &caller.device).unwrap_or(0))
         });
     Ok(Reply::durable(response::Result::GroupState(GroupState {
         group_id: req.group_id,
@@ -95,12 +95,12 @@ pub(super) fn submit_commit(
     req: SubmitCommit,
 ) -> RelayResult<Reply> {
     let limits = &relay.config.limits;
-    check_group_id(&req.group_id)?;
+    let group_id = GroupId::from_field(&req.group_id)?;
     fixed::<SUBMISSION_ID_LEN>("submission_id", &req.submission_id)?;
     if req.commit.is_empty() {
         return Err(Refusal::InvalidArgument("the commit is empty".into()).into());
     }
-    let framed_epoch = check_framing(&req.group_id, &req.commit, MessageKind::Commit)?;
+    let framed_epoch = check_framing(&group_id, &req.commit, MessageKind::Commit)?;
     if framed_epoch != req.epoch {
         return Err(Refusal::InvalidArgument(format!(
             "the commit is framed for epoch {framed_epoch} but declared for epoch {}",
@@ -126,7 +126,7 @@ pub(super) fn submit_commit(
         limits.max_devices_per_request,
     )?;
     let submission = CommitSubmission {
-        group_id: &req.group_id,
+        group_id: &group_id,
         epoch: req.epoch,
         submission_id: &req.submission_id,
         sender: caller.device,
@@ -150,7 +150,7 @@ pub(super) fn submit_commit(
             "commit accepted"
         );
     }
-    let mut effects = appended(relay, &req.group_id, &outcome);
+    let mut effects = appended(relay, &group_id, &outcome);
     effects.extend(
         outcome
             .inbox
@@ -170,7 +170,7 @@ pub(super) fn submit_commit(
 }
 
 pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> RelayResult<Reply> {
-    check_group_id(&req.group_id)?;
+    let group_id = GroupId::from_field(&req.group_id)?;
     fixed::<SUBMISSION_ID_LEN>("submission_id", &req.submission_id)?;
     let kind = match MessageKind::try_from(req.kind) {
         Ok(kind @ (MessageKind::Application | MessageKind::Proposal | MessageKind::Rejoin)) => kind,
@@ -192,23 +192,20 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
             check_rejoin(caller, &req.payload)?;
             // Only a member's asking is spaced (and remembered), so that
             // nobody fills the spacing table with other groups' ids.
-            match relay.store.membership(&req.group_id, &caller.device)? {
+            match relay.store.membership(&group_id, &caller.device)? {
                 Some(member) if member.is_active() => {}
                 _ => return Err(Refusal::NotAMember.into()),
             }
             relay
                 .rejoin_spacing
-                .allow(
-                    (req.group_id.to_vec(), caller.device),
-                    std::time::Instant::now(),
-                )
+                .allow((group_id.clone(), caller.device), std::time::Instant::now())
                 .map_err(|retry_after_ms| Refusal::RateLimited { retry_after_ms })?;
             None
         }
-        _ => Some(check_framing(&req.group_id, &req.payload, kind)?),
+        _ => Some(check_framing(&group_id, &req.payload, kind)?),
     };
     let message = MessageSubmission {
-        group_id: &req.group_id,
+        group_id: &group_id,
         kind,
         submission_id: &req.submission_id,
         sender: caller.device,
@@ -240,7 +237,7 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
         Reply::durable(response::Result::MessageAccepted(MessageAccepted {
             position: outcome.position,
         }))
-        .with_effects(appended(relay, &req.group_id, &outcome)),
+        .with_effects(appended(relay, &group_id, &outcome)),
     )
 }
 
@@ -249,7 +246,7 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
 /// Returns the epoch it was built in, which the store checks against the
 /// group's current epoch (RFC 9750, section 5.2: a message for another
 /// epoch is refused, never stored for readers who cannot decrypt it).
-fn check_framing(group_id: &[u8], payload: &[u8], kind: MessageKind) -> RelayResult<u64> {
+fn check_framing(group_id: &GroupId, payload: &[u8], kind: MessageKind) -> RelayResult<u64> {
     let header = read_message_header(payload)
         .map_err(|err| Refusal::InvalidArgument(format!("the MLS framing: {err}")))?;
     if header.group_id != group_id {
@@ -331,7 +328,7 @@ fn cache_frames(
 }
 
 /// A replayed outcome was already published by its first request.
-fn appended(relay: &Relay, group_id: &[u8], outcome: &AppendOutcome) -> Vec<Effect> {
+fn appended(relay: &Relay, group_id: &GroupId, outcome: &AppendOutcome) -> Vec<Effect> {
     if outcome.replayed {
         return Vec::new();
     }
@@ -341,7 +338,7 @@ fn appended(relay: &Relay, group_id: &[u8], outcome: &AppendOutcome) -> Vec<Effe
         relay.frames.trim(group_id, through);
     }
     vec![Effect::GroupAppended {
-        group_id: group_id.to_vec(),
+        group_id: group_id.clone(),
         position: outcome.position,
     }]
 }

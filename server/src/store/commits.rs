@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
+use convene_proto::ids::GroupId;
 use convene_proto::relay::MessageKind;
 use sled::Batch;
 
@@ -24,7 +25,7 @@ const INBOX_SENDER_RETRY_MS: u32 = 60_000;
 /// A commit and everything that travels with it.
 #[derive(Debug, Clone)]
 pub struct CommitSubmission<'a> {
-    pub group_id: &'a [u8],
+    pub group_id: &'a GroupId,
     /// The epoch the commit was built on.
     pub epoch: u64,
     pub submission_id: &'a [u8],

@@ -6,6 +6,7 @@
 //! bound in count or age, whoever has not fetched it ([`Store::trim_group`]);
 //! an inbox entry goes once its device has acknowledged it.
 
+use convene_proto::ids::GroupId;
 use sled::Batch;
 
 use super::records::{GroupRecord, InboxRecord, LogEntry, WelcomeRecord};
@@ -57,7 +58,7 @@ impl Store {
     /// Log entries of a group at positions `after + 1 ..= through`.
     pub fn read_log(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         after: u64,
         through: u64,
         budget: ReadBudget,
@@ -146,7 +147,7 @@ impl Store {
     /// backwards, changes nothing.
     pub fn ack_group(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         device: &DevicePublicKey,
         position: u64,
     ) -> RelayResult<AckOutcome> {
@@ -189,7 +190,7 @@ impl Store {
     /// newest, or received before `policy.keep_since_ms`. A device that
     /// missed entries this way is told so by its pump (`StreamGap`).
     /// Returns how many entries were deleted.
-    pub fn trim_group(&self, group_id: &[u8], policy: TrimPolicy) -> RelayResult<u64> {
+    pub fn trim_group(&self, group_id: &GroupId, policy: TrimPolicy) -> RelayResult<u64> {
         let _guard = self.group_locks.lock(group_id);
         let Some(mut group) = self.group(group_id)? else {
             return Ok(0);
@@ -250,7 +251,7 @@ impl Store {
     pub(super) fn make_room(
         &self,
         batch: &mut Batch,
-        group_id: &[u8],
+        group_id: &GroupId,
         group: &mut GroupRecord,
         max_backlog: u64,
     ) -> RelayResult<()> {
@@ -346,7 +347,7 @@ impl Store {
     }
 
     /// Log entries stored for a group (for operators and tests).
-    pub fn stored_log_entries(&self, group_id: &[u8]) -> RelayResult<usize> {
+    pub fn stored_log_entries(&self, group_id: &GroupId) -> RelayResult<usize> {
         let mut count = 0;
         for item in self.tree.scan_prefix(keys::log_prefix(group_id)) {
             item?;

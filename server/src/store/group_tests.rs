@@ -5,6 +5,10 @@ use bytes::Bytes;
 use convene_proto::relay::{MessageKind, Role};
 
 use super::*;
+
+/// The group these tests work in.
+pub(super) static G: std::sync::LazyLock<GroupId> =
+    std::sync::LazyLock::new(|| crate::test_group_id(b"g"));
 use crate::error::Refusal;
 
 pub(super) const LIMITS: QueueLimits = QueueLimits {
@@ -54,7 +58,7 @@ pub(super) fn fixture() -> Fixture {
         store.enrol(&enrolment, 1).unwrap();
     }
     store
-        .create_group(b"g", &DevicePublicKey([1; 32]), 0)
+        .create_group(&G, &DevicePublicKey([1; 32]), 0)
         .unwrap();
     Fixture { _dir: dir, store }
 }
@@ -67,7 +71,7 @@ pub(super) fn commit<'a>(
     removed: &'a [DevicePublicKey],
 ) -> CommitSubmission<'a> {
     CommitSubmission {
-        group_id: b"g",
+        group_id: &G,
         epoch,
         submission_id: id,
         sender: DevicePublicKey([sender; 32]),
@@ -87,9 +91,9 @@ pub(super) fn commit<'a>(
 
 /// An application message at the group's current epoch.
 pub(super) fn message<'a>(store: &Store, id: &'a [u8], sender: u8) -> MessageSubmission<'a> {
-    let epoch = store.group(b"g").unwrap().map_or(0, |g| g.epoch);
+    let epoch = store.group(&G).unwrap().map_or(0, |g| g.epoch);
     MessageSubmission {
-        group_id: b"g",
+        group_id: &G,
         kind: MessageKind::Application,
         submission_id: id,
         sender: DevicePublicKey([sender; 32]),
@@ -125,7 +129,7 @@ fn exactly_one_commit_per_epoch() {
             current: 1
         }
     );
-    assert_eq!(f.store.group(b"g").unwrap().unwrap().epoch, 1);
+    assert_eq!(f.store.group(&G).unwrap().unwrap().epoch, 1);
 }
 
 #[test]
@@ -152,7 +156,7 @@ fn concurrent_commits_on_one_epoch_accept_one() {
         .filter(|&ok| ok)
         .count();
     assert_eq!(accepted, 1);
-    assert_eq!(f.store.group(b"g").unwrap().unwrap().epoch, 2);
+    assert_eq!(f.store.group(&G).unwrap().unwrap().epoch, 2);
 }
 
 #[test]
@@ -168,7 +172,7 @@ fn resubmission_returns_the_first_outcome() {
         .unwrap();
     assert!(again.replayed);
     assert_eq!((again.position, again.epoch), (first.position, first.epoch));
-    assert_eq!(f.store.group(b"g").unwrap().unwrap().last_position, 1);
+    assert_eq!(f.store.group(&G).unwrap().unwrap().last_position, 1);
 
     let m1 = f
         .store
@@ -179,7 +183,7 @@ fn resubmission_returns_the_first_outcome() {
         .append_message(&message(&f.store, b"m", 1), LIMITS, 8)
         .unwrap();
     assert_eq!(m1.position, m2.position);
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
+    assert_eq!(f.store.stored_log_entries(&G).unwrap(), 2);
 }
 
 #[test]
@@ -217,7 +221,7 @@ fn welcome_reaches_only_an_accepted_commit_s_joiners() {
     // The joiner follows from after the commit.
     let member = f
         .store
-        .membership(b"g", &DevicePublicKey([2; 32]))
+        .membership(&G, &DevicePublicKey([2; 32]))
         .unwrap()
         .unwrap();
     assert_eq!((member.from_position, member.acked), (2, 1));
@@ -255,18 +259,18 @@ fn non_members_cannot_post_and_removed_members_leave_after_acking() {
     // The removed device still gets the removing commit, and nothing after.
     let member = f
         .store
-        .membership(b"g", &DevicePublicKey([2; 32]))
+        .membership(&G, &DevicePublicKey([2; 32]))
         .unwrap()
         .unwrap();
     assert_eq!(member.last_deliverable(3), removal.position);
     let outcome = f
         .store
-        .ack_group(b"g", &DevicePublicKey([2; 32]), 99)
+        .ack_group(&G, &DevicePublicKey([2; 32]), 99)
         .unwrap();
     assert!(outcome.left_group);
     assert!(f
         .store
-        .membership(b"g", &DevicePublicKey([2; 32]))
+        .membership(&G, &DevicePublicKey([2; 32]))
         .unwrap()
         .is_none());
     assert!(f
@@ -297,7 +301,7 @@ fn a_message_for_another_epoch_is_refused_with_the_current_one() {
             }
         );
     }
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 1);
+    assert_eq!(f.store.stored_log_entries(&G).unwrap(), 1);
     let current = f
         .store
         .append_message(&message(&f.store, b"now", 2), LIMITS, 6)
@@ -320,7 +324,7 @@ fn a_managers_outside_proposal_is_logged_and_the_newest_group_info_kept() {
     let logged = f.store.append_message(&outside, LIMITS, 1).unwrap();
     assert_eq!(logged.position, 1);
 
-    assert_eq!(f.store.group_info(b"g").unwrap(), None);
+    assert_eq!(f.store.group_info(&G).unwrap(), None);
     let mut first = commit(0, b"c1", 1, &[], &[]);
     first.group_info = Bytes::from_static(b"info-1");
     f.store.submit_commit(&first, LIMITS, 2).unwrap();
@@ -329,7 +333,7 @@ fn a_managers_outside_proposal_is_logged_and_the_newest_group_info_kept() {
         .submit_commit(&commit(1, b"c2", 1, &[], &[]), LIMITS, 3)
         .unwrap();
     assert_eq!(
-        f.store.group_info(b"g").unwrap(),
+        f.store.group_info(&G).unwrap(),
         Some(Bytes::from_static(b"info-1"))
     );
 }
@@ -342,22 +346,22 @@ fn the_newest_position_survives_a_restart_without_a_group_record_write() {
             .append_message(&message(&store, id, 1), LIMITS, 5)
             .unwrap();
     }
-    assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 3);
+    assert_eq!(store.group(&G).unwrap().unwrap().last_position, 3);
     drop(store);
 
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 3);
+    assert_eq!(store.group(&G).unwrap().unwrap().last_position, 3);
     let next = store
         .append_message(&message(&store, b"m4", 1), LIMITS, 6)
         .unwrap();
     assert_eq!(next.position, 4);
     // Trimmed to the end, the record itself remembers the position.
-    store.ack_group(b"g", &DevicePublicKey([1; 32]), 4).unwrap();
-    store.trim_group(b"g", KEEP_ALL).unwrap();
-    assert_eq!(store.stored_log_entries(b"g").unwrap(), 0);
+    store.ack_group(&G, &DevicePublicKey([1; 32]), 4).unwrap();
+    store.trim_group(&G, KEEP_ALL).unwrap();
+    assert_eq!(store.stored_log_entries(&G).unwrap(), 0);
     drop(store);
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 4);
+    assert_eq!(store.group(&G).unwrap().unwrap().last_position, 4);
     assert_eq!(
         store
             .append_message(&message(&store, b"m5", 1), LIMITS, 7)
@@ -377,9 +381,7 @@ fn a_device_both_added_and_removed_is_readded_and_sent_the_welcome() {
             5,
         )
         .unwrap();
-    f.store
-        .ack_group(b"g", &DevicePublicKey([2; 32]), 1)
-        .unwrap();
+    f.store.ack_group(&G, &DevicePublicKey([2; 32]), 1).unwrap();
     let readd = f
         .store
         .submit_commit(
@@ -397,7 +399,7 @@ fn a_device_both_added_and_removed_is_readded_and_sent_the_welcome() {
     assert_eq!(readd.inbox, vec![(DevicePublicKey([2; 32]), 2)]);
     let member = f
         .store
-        .membership(b"g", &DevicePublicKey([2; 32]))
+        .membership(&G, &DevicePublicKey([2; 32]))
         .unwrap()
         .unwrap();
     assert!(member.is_active());
@@ -427,9 +429,7 @@ fn a_device_added_back_before_it_fetched_its_removal_keeps_its_cursor() {
             5,
         )
         .unwrap();
-    f.store
-        .ack_group(b"g", &DevicePublicKey([2; 32]), 1)
-        .unwrap();
+    f.store.ack_group(&G, &DevicePublicKey([2; 32]), 1).unwrap();
     let before = f
         .store
         .append_message(&message(&f.store, b"m", 1), LIMITS, 6)
@@ -450,7 +450,7 @@ fn a_device_added_back_before_it_fetched_its_removal_keeps_its_cursor() {
         .unwrap();
     let member = f
         .store
-        .membership(b"g", &DevicePublicKey([2; 32]))
+        .membership(&G, &DevicePublicKey([2; 32]))
         .unwrap()
         .unwrap();
     assert!(member.is_active());

@@ -6,6 +6,7 @@
 //! outcome rather than appended twice.
 
 use bytes::Bytes;
+use convene_proto::ids::GroupId;
 use convene_proto::relay::MessageKind;
 use sled::Batch;
 
@@ -16,7 +17,7 @@ use crate::error::{Refusal, RelayResult};
 /// An application message or standalone proposal.
 #[derive(Debug, Clone)]
 pub struct MessageSubmission<'a> {
-    pub group_id: &'a [u8],
+    pub group_id: &'a GroupId,
     pub kind: MessageKind,
     pub submission_id: &'a [u8],
     pub sender: DevicePublicKey,
@@ -60,7 +61,7 @@ impl Store {
     /// Registers a new group at epoch 0 with `creator` as its only member.
     pub fn create_group(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         creator: &DevicePublicKey,
         now: u64,
     ) -> RelayResult<()> {
@@ -92,7 +93,7 @@ impl Store {
     /// (one write fewer per message): its `last_position` is the newest of
     /// the stored value and the group's newest log entry, which is kept in
     /// memory and, after a restart, read from the log's last key.
-    pub fn group(&self, group_id: &[u8]) -> RelayResult<Option<GroupRecord>> {
+    pub fn group(&self, group_id: &GroupId) -> RelayResult<Option<GroupRecord>> {
         let Some(mut record) = self.get::<GroupRecord>(&keys::group(group_id))? else {
             return Ok(None);
         };
@@ -101,18 +102,21 @@ impl Store {
     }
 
     /// Every group with its record (for start-up).
-    pub fn groups(&self) -> impl Iterator<Item = RelayResult<(Vec<u8>, GroupRecord)>> + '_ {
+    pub fn groups(&self) -> impl Iterator<Item = RelayResult<(GroupId, GroupRecord)>> + '_ {
         self.scan::<GroupRecord>(&[keys::GROUP]).map(|item| {
             let (key, mut record) = item?;
-            let id = key.get(2..).ok_or_else(|| corrupt("group key"))?;
-            record.last_position = record.last_position.max(self.head(id)?);
-            Ok((id.to_vec(), record))
+            let id = key
+                .get(2..)
+                .and_then(|id| GroupId::from_field(id).ok())
+                .ok_or_else(|| corrupt("group key"))?;
+            record.last_position = record.last_position.max(self.head(&id)?);
+            Ok((id, record))
         })
     }
 
     /// The position of a group's newest log entry still stored, or the
     /// newest appended since the store opened (0 when neither).
-    pub(super) fn head(&self, group_id: &[u8]) -> RelayResult<u64> {
+    pub(super) fn head(&self, group_id: &GroupId) -> RelayResult<u64> {
         if let Some(head) = self.heads_lock().get(group_id) {
             return Ok(*head);
         }
@@ -125,23 +129,23 @@ impl Store {
             None => 0,
         };
         let mut heads = self.heads_lock();
-        let head = heads.entry(group_id.to_vec()).or_insert(stored);
+        let head = heads.entry(group_id.clone()).or_insert(stored);
         Ok(*head)
     }
 
-    pub(super) fn set_head(&self, group_id: &[u8], position: u64) {
+    pub(super) fn set_head(&self, group_id: &GroupId, position: u64) {
         let mut heads = self.heads_lock();
-        let head = heads.entry(group_id.to_vec()).or_insert(0);
+        let head = heads.entry(group_id.clone()).or_insert(0);
         *head = (*head).max(position);
     }
 
-    fn heads_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Vec<u8>, u64>> {
+    fn heads_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<GroupId, u64>> {
         // Plain map updates cannot panic half-way.
         self.heads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The newest GroupInfo a committer left for the group's managers.
-    pub fn group_info(&self, group_id: &[u8]) -> RelayResult<Option<Bytes>> {
+    pub fn group_info(&self, group_id: &GroupId) -> RelayResult<Option<Bytes>> {
         Ok(self
             .tree
             .get(keys::group_info(group_id))?
@@ -150,7 +154,7 @@ impl Store {
 
     pub fn membership(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         device: &DevicePublicKey,
     ) -> RelayResult<Option<MemberRecord>> {
         self.get(&keys::member(group_id, device))
@@ -158,7 +162,7 @@ impl Store {
 
     /// Every device the group routes to, including removed devices that
     /// have not yet acknowledged their removal.
-    pub fn members(&self, group_id: &[u8]) -> RelayResult<Vec<(DevicePublicKey, MemberRecord)>> {
+    pub fn members(&self, group_id: &GroupId) -> RelayResult<Vec<(DevicePublicKey, MemberRecord)>> {
         self.scan::<MemberRecord>(&keys::members_prefix(group_id))
             .map(|item| {
                 let (key, record) = item?;
@@ -170,7 +174,7 @@ impl Store {
 
     /// The devices the group routes to, as [`Store::members`] without
     /// reading their records: for waking them, once per message.
-    pub fn member_devices(&self, group_id: &[u8]) -> RelayResult<Vec<DevicePublicKey>> {
+    pub fn member_devices(&self, group_id: &GroupId) -> RelayResult<Vec<DevicePublicKey>> {
         self.tree
             .scan_prefix(keys::members_prefix(group_id))
             .keys()
@@ -179,14 +183,14 @@ impl Store {
     }
 
     /// The groups whose logs a device follows.
-    pub fn device_groups(&self, device: &DevicePublicKey) -> RelayResult<Vec<Vec<u8>>> {
+    pub fn device_groups(&self, device: &DevicePublicKey) -> RelayResult<Vec<GroupId>> {
         self.tree
             .scan_prefix(keys::device_groups_prefix(device))
             .map(|item| {
                 let (key, _) = item?;
-                let id = keys::group_of_device_group_key(&key)
-                    .ok_or_else(|| corrupt("device group key"))?;
-                Ok(id.to_vec())
+                keys::group_of_device_group_key(&key)
+                    .and_then(|id| GroupId::from_field(id).ok())
+                    .ok_or_else(|| corrupt("device group key"))
             })
             .collect()
     }
@@ -266,7 +270,7 @@ impl Store {
     /// The group, if `sender` is one of its current members.
     pub(super) fn active_group(
         &self,
-        group_id: &[u8],
+        group_id: &GroupId,
         sender: &DevicePublicKey,
     ) -> RelayResult<GroupRecord> {
         let group = self.group(group_id)?.ok_or(Refusal::NotFound("group"))?;
@@ -281,14 +285,14 @@ impl Store {
         &self,
         sender: &DevicePublicKey,
         submission_id: &[u8],
-        group_id: &[u8],
+        group_id: &GroupId,
     ) -> RelayResult<Option<AppendOutcome>> {
         let Some(record) =
             self.get::<SubmissionRecord>(&keys::submission(sender, submission_id))?
         else {
             return Ok(None);
         };
-        if record.group_id != group_id {
+        if record.group_id != *group_id {
             return Err(Refusal::InvalidArgument(
                 "this submission id was already used for another group".into(),
             )
@@ -309,7 +313,7 @@ impl Store {
         batch: &mut Batch,
         sender: &DevicePublicKey,
         submission_id: &[u8],
-        group_id: &[u8],
+        group_id: &GroupId,
         outcome: &AppendOutcome,
         kind: MessageKind,
         now: u64,

@@ -36,7 +36,7 @@ mod trim_tests;
 use std::path::Path;
 use std::sync::Mutex;
 
-use convene_proto::ids::RELAY_ID_LEN;
+use convene_proto::ids::{GroupId, RELAY_ID_LEN};
 use prost::Message;
 use rand::RngCore;
 
@@ -103,7 +103,7 @@ pub struct Store {
     enrol_lock: Mutex<()>,
     /// The newest log position of each group read or written since the
     /// store opened (see [`Store::group`]).
-    heads: Mutex<std::collections::HashMap<Vec<u8>, u64>>,
+    heads: Mutex<std::collections::HashMap<GroupId, u64>>,
 }
 
 impl Store {

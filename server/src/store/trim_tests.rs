@@ -2,7 +2,7 @@
 //! and when (every follower acknowledged, a revoked device, the log's
 //! bound, age).
 
-use super::group_tests::{commit, fixture, message, ALL, KEEP_ALL, LIMITS};
+use super::group_tests::{commit, fixture, message, ALL, G, KEEP_ALL, LIMITS};
 use super::*;
 
 #[test]
@@ -17,28 +17,20 @@ fn trimming_waits_for_every_follower() {
             .append_message(&message(&f.store, &[i; 16], 1), LIMITS, 6)
             .unwrap();
     }
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 4);
-    f.store
-        .ack_group(b"g", &DevicePublicKey([1; 32]), 4)
-        .unwrap();
-    f.store
-        .ack_group(b"g", &DevicePublicKey([2; 32]), 4)
-        .unwrap();
+    assert_eq!(f.store.stored_log_entries(&G).unwrap(), 4);
+    f.store.ack_group(&G, &DevicePublicKey([1; 32]), 4).unwrap();
+    f.store.ack_group(&G, &DevicePublicKey([2; 32]), 4).unwrap();
     assert_eq!(
-        f.store.trim_group(b"g", KEEP_ALL).unwrap(),
+        f.store.trim_group(&G, KEEP_ALL).unwrap(),
         1,
         "only the commit, which device 3 never follows"
     );
-    f.store
-        .ack_group(b"g", &DevicePublicKey([3; 32]), 3)
-        .unwrap();
-    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 2);
-    f.store
-        .ack_group(b"g", &DevicePublicKey([3; 32]), 4)
-        .unwrap();
-    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 1);
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 0);
-    let read = f.store.read_log(b"g", 0, 4, ALL).unwrap();
+    f.store.ack_group(&G, &DevicePublicKey([3; 32]), 3).unwrap();
+    assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 2);
+    f.store.ack_group(&G, &DevicePublicKey([3; 32]), 4).unwrap();
+    assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 1);
+    assert_eq!(f.store.stored_log_entries(&G).unwrap(), 0);
+    let read = f.store.read_log(&G, 0, 4, ALL).unwrap();
     assert!(read.is_empty());
 }
 
@@ -57,17 +49,15 @@ fn a_revoked_device_holds_no_group_log_back() {
             .append_message(&message(&f.store, &[i; 16], 1), LIMITS, 6)
             .unwrap();
     }
-    f.store
-        .ack_group(b"g", &DevicePublicKey([1; 32]), 4)
-        .unwrap();
+    f.store.ack_group(&G, &DevicePublicKey([1; 32]), 4).unwrap();
     // Device 2 never acknowledges: it was lost, and its user removed it.
     // Only the commit that added it, which it never follows, goes.
-    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 1);
+    assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 1);
     f.store
         .remove_own_device("user2", &DevicePublicKey([2; 32]), 7)
         .unwrap();
-    assert_eq!(f.store.trim_group(b"g", KEEP_ALL).unwrap(), 3);
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 0);
+    assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 3);
+    assert_eq!(f.store.stored_log_entries(&G).unwrap(), 0);
 }
 
 #[test]
@@ -89,7 +79,7 @@ fn inbox_ack_frees_the_shared_welcome() {
     f.store.ack_inbox(&DevicePublicKey([3; 32]), 1).unwrap();
     assert!(f
         .store
-        .get::<records::WelcomeRecord>(&keys::welcome(b"g", 1))
+        .get::<records::WelcomeRecord>(&keys::welcome(&G, 1))
         .unwrap()
         .is_none());
 }
@@ -115,18 +105,18 @@ fn a_full_group_log_drops_its_oldest_entries_instead_of_refusing() {
             .append_message(&message(&f.store, id, 1), small, 6)
             .unwrap();
     }
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
-    let group = f.store.group(b"g").unwrap().unwrap();
+    assert_eq!(f.store.stored_log_entries(&G).unwrap(), 2);
+    let group = f.store.group(&G).unwrap().unwrap();
     assert_eq!((group.trimmed_through, group.last_position), (2, 4));
     // The commit at 1 started epoch 1, which is what follows the gap.
     assert_eq!(group.trimmed_epoch, 1);
-    let read = f.store.read_log(b"g", 0, 4, ALL).unwrap();
+    let read = f.store.read_log(&G, 0, 4, ALL).unwrap();
     assert_eq!(read.iter().map(|i| i.position).collect::<Vec<_>>(), [3, 4]);
     // A commit is never refused for it either.
     f.store
         .submit_commit(&commit(1, b"c2", 1, &[], &[]), small, 7)
         .unwrap();
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 2);
+    assert_eq!(f.store.stored_log_entries(&G).unwrap(), 2);
 }
 
 #[test]
@@ -149,9 +139,9 @@ fn entries_nobody_fetched_age_out() {
         max_backlog: u64::MAX,
         keep_since_ms: 20,
     };
-    assert_eq!(f.store.trim_group(b"g", policy).unwrap(), 2);
-    let group = f.store.group(b"g").unwrap().unwrap();
+    assert_eq!(f.store.trim_group(&G, policy).unwrap(), 2);
+    let group = f.store.group(&G).unwrap().unwrap();
     assert_eq!((group.trimmed_through, group.trimmed_epoch), (2, 1));
-    assert_eq!(f.store.trim_group(b"g", policy).unwrap(), 0);
-    assert_eq!(f.store.stored_log_entries(b"g").unwrap(), 1);
+    assert_eq!(f.store.trim_group(&G, policy).unwrap(), 0);
+    assert_eq!(f.store.stored_log_entries(&G).unwrap(), 1);
 }

@@ -30,7 +30,7 @@ pub fn invite_and_ids(data: &[u8]) {
     }
     let _ = convene_proto::ids::check_user_id(&text);
     let _ = convene_proto::ids::check_display_name(&text);
-    let _ = convene_proto::ids::check_group_id(data);
+    let _ = convene_proto::ids::GroupId::from_field(data);
 }
 
 /// A credential chain (in every MLS leaf) and a signed revocation, against
@@ -68,7 +68,7 @@ pub fn key_package(data: &[u8]) {
 pub fn mls_message(data: &[u8]) {
     with_fixture(|f| {
         let ops = f.bob();
-        if let Ok(Some(mut group)) = ops.load(super::fixture::GROUP_ID) {
+        if let Ok(Some(mut group)) = ops.load(&super::fixture::group_id()) {
             let _ = ops.process(&mut group, data);
             // Nothing a hostile message does may outlive the attempt.
             f.bob_store.rollback();
@@ -92,7 +92,7 @@ pub fn group_info(data: &[u8]) {
         let _ = convene_client::mls::managed::read_group_info(
             &crypto,
             &anchor,
-            super::fixture::GROUP_ID,
+            &super::fixture::group_id(),
             data,
             &f.ann_device(),
         );

@@ -21,6 +21,11 @@ use prost::Message;
 
 /// The id of the fixture's group.
 pub const GROUP_ID: &[u8] = b"fuzz-group";
+
+/// [`GROUP_ID`] as a group id.
+pub fn group_id() -> convene_proto::ids::GroupId {
+    convene_proto::ids::GroupId::from_field(GROUP_ID).expect("a valid group id")
+}
 const AUTHORITY_SECRET: [u8; 32] = [42; 32];
 
 /// The organisation authority every fixture credential chains to.
@@ -150,7 +155,7 @@ impl Fixture {
             membership: MembershipPolicy::Staff as i32,
             ..Default::default()
         };
-        let mut group = self.ann().create_group(GROUP_ID, &meta, true)?;
+        let mut group = self.ann().create_group(&group_id(), &meta, true)?;
         let kp = self
             .ann()
             .parse_key_package(&kps[0], "bob", &self.bob_device())?;

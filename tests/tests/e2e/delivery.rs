@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use convene_client::TransportError;
+use convene_proto::ids::GroupId;
 use convene_proto::relay::{push, request, response, ErrorCode, MessageKind, SendMessage};
 use convene_tests::device::{bootstrap_staff, enrol_leaders, opaque};
 use convene_tests::{RelayProcess, TestDevice};
@@ -76,7 +77,9 @@ async fn an_offline_device_gets_its_backlog_in_order_and_acked_entries_are_delet
     relay.terminate(Duration::from_secs(10)).unwrap();
     let store = relay.open_store().unwrap();
     assert_eq!(
-        store.stored_log_entries(b"g").unwrap(),
+        store
+            .stored_log_entries(&GroupId::from_field(b"g").unwrap())
+            .unwrap(),
         0,
         "acknowledged entries are deleted"
     );
@@ -104,7 +107,12 @@ async fn unacknowledged_entries_are_redelivered_and_kept() {
     members[0].settle().await.unwrap();
     relay.terminate(Duration::from_secs(10)).unwrap();
     let store = relay.open_store().unwrap();
-    assert_eq!(store.stored_log_entries(b"g").unwrap(), 0);
+    assert_eq!(
+        store
+            .stored_log_entries(&GroupId::from_field(b"g").unwrap())
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -252,7 +260,9 @@ fn rejoin_key_package(key: &convene_client::DeviceKey) -> Vec<u8> {
         b"a chain the relay does not read",
         convene_client::trust::TrustAnchor::new([0; 32]),
     );
-    let made = ops.rejoin_key_package(b"g", 0).unwrap();
+    let made = ops
+        .rejoin_key_package(&GroupId::from_field(b"g").unwrap(), 0)
+        .unwrap();
     made.one_time.into_iter().next().unwrap()
 }
 

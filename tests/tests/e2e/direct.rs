@@ -150,7 +150,7 @@ async fn a_third_user_cannot_squat_a_direct_channels_id() -> Result<()> {
     }
 
     let sent = ana.client.send_direct("ben", "only for you").await?;
-    assert_eq!(sent.group.0, id);
+    assert_eq!(sent.group, id);
     ben.hears(&sent.group, "ana", "only for you").await?;
     Ok(())
 }
@@ -194,7 +194,7 @@ async fn a_direct_channel_away_from_its_pairs_id_is_refused() -> Result<()> {
         other => anyhow::bail!("no KeyPackage: {other:?}"),
     };
     let ana_kp = claimed.first().expect("one KeyPackage").clone();
-    let group_id = b"not-the-pairs-id".to_vec();
+    let group_id = convene_proto::ids::GroupId::from_field(b"not-the-pairs-id")?;
     let meta = GroupMeta {
         version: 1,
         kind: WireKind::Direct as i32,
@@ -229,7 +229,7 @@ async fn a_direct_channel_away_from_its_pairs_id_is_refused() -> Result<()> {
             Event::Untrusted {
                 group: Some(g),
                 detail,
-            } if g.0 == group_id => Some(detail.clone()),
+            } if *g == group_id => Some(detail.clone()),
             _ => None,
         })
         .await?;

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use convene_proto::ids::GroupId;
 use convene_tests::device::bootstrap_staff;
 use convene_tests::{RelayProcess, TestDevice};
 
@@ -28,7 +29,14 @@ async fn sigterm_closes_connections_flushes_and_exits_zero() {
     // The data directory opens cleanly and has what was acknowledged.
     {
         let store = relay.open_store().unwrap();
-        assert_eq!(store.group(b"g").unwrap().unwrap().last_position, 1);
+        assert_eq!(
+            store
+                .group(&GroupId::from_field(b"g").unwrap())
+                .unwrap()
+                .unwrap()
+                .last_position,
+            1
+        );
     }
     relay.restart().unwrap();
     let key = staff.vanish();

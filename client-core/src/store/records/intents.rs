@@ -1,6 +1,10 @@
 //! The outbox's records: one intent per operation, and what each kind of
 //! operation must remember between its attempts.
 
+use convene_proto::ids::GroupId;
+
+use crate::store::StoreError;
+
 /// An operation persisted before anything about it is sent, so that a crash
 /// or a lost response neither loses nor doubles it.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -28,6 +32,16 @@ pub struct IntentRecord {
     /// exact request, resubmitted as is after a reconnect.
     #[prost(bytes = "vec", tag = "20")]
     pub pending_commit: Vec<u8>,
+}
+
+impl IntentRecord {
+    /// The group the intent acts on.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the stored id is not a valid one.
+    pub fn group(&self) -> Result<GroupId, StoreError> {
+        super::stored_group_id(&self.group_id)
+    }
 }
 
 /// The kind of an operation, with what it must remember between its

@@ -1,7 +1,9 @@
 //! The client's own records, as protobuf messages (fields can be added
 //! without rewriting old records), and their keys.
 
-use super::{key, tag};
+use convene_proto::ids::GroupId;
+
+use super::{key, tag, StoreError};
 
 mod intents;
 pub use intents::*;
@@ -166,7 +168,22 @@ pub struct GroupRecord {
     pub rejoined: Vec<RejoinMark>,
 }
 
+/// Reads a group id kept in a record: one of a length the relay would
+/// refuse was never written by this client, so it is damage.
+pub fn stored_group_id(bytes: &[u8]) -> Result<GroupId, StoreError> {
+    GroupId::from_field(bytes)
+        .map_err(|err| StoreError::Corrupt(format!("a stored group id: {err}")))
+}
+
 impl GroupRecord {
+    /// The group's id.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the stored id is not a valid one.
+    pub fn group(&self) -> Result<GroupId, StoreError> {
+        stored_group_id(&self.group_id)
+    }
+
     /// Notes that a device was re-added with a KeyPackage made to rejoin,
     /// keeping marks for members only.
     pub fn note_rejoined(&mut self, device: &[u8], not_after: u64, init_key: &[u8]) {
@@ -199,6 +216,16 @@ impl GroupRecord {
     /// Whether this device is in the group and able to follow it.
     pub fn following(&self) -> bool {
         self.active && self.stalled.is_empty() && !self.pending_join
+    }
+}
+
+impl MessageRecord {
+    /// The group the message belongs to.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the stored id is not a valid one.
+    pub fn group(&self) -> Result<GroupId, StoreError> {
+        stored_group_id(&self.group_id)
     }
 }
 

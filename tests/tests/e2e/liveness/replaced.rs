@@ -40,7 +40,7 @@ async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() 
     let ann_stopped = ann.stop().await;
     let ann_device = device_key_of(&ann_stopped.state_dir, "l1")?.public();
     let key_package = with_ops(&ann_stopped.state_dir, "l1", anchor.clone(), false, |ops| {
-        let made = ops.rejoin_key_package(&cohort.id.0, epoch)?;
+        let made = ops.rejoin_key_package(&cohort.id, epoch)?;
         made.one_time.into_iter().next().context("one KeyPackage")
     })?;
     let mut ann = ann_stopped.resume().await?;
@@ -48,7 +48,7 @@ async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() 
     // Ben's client, tampered with, puts her back in her place with it.
     let ben_stopped = ben.stop().await;
     let bundle = with_ops(&ben_stopped.state_dir, "l2", anchor, false, |ops| {
-        let mut group = ops.load(&cohort.id.0)?.context("ben's cohort")?;
+        let mut group = ops.load(&cohort.id)?.context("ben's cohort")?;
         let key_package = ops.parse_key_package(&key_package, "l1", &ann_device)?;
         Ok(ops.readd(&mut group, &ann_device, key_package)?)
     })?;
@@ -60,7 +60,7 @@ async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() 
     )
     .await?;
     let submit = request::Kind::SubmitCommit(SubmitCommit {
-        group_id: Bytes::from(cohort.id.0.clone()),
+        group_id: Bytes::from(cohort.id.clone()),
         epoch,
         submission_id: convene_tests::device::random_id(),
         commit: Bytes::from(bundle.commit),

@@ -139,7 +139,7 @@ async fn a_junk_welcome_and_a_flood_from_a_hostile_group_stop_nothing() -> Resul
             .send(&hostile, format!("junk {i}").as_bytes())
             .await?;
     }
-    let group = GroupId(hostile);
+    let group = GroupId::try_from(hostile)?;
     stalled(&mut ann, &group).await?;
     still_delivers(&staff, &ann, &other.id, "hostile flood").await?;
     ensure!(

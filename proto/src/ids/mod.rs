@@ -24,96 +24,13 @@ pub const MAX_USER_ID_LEN: usize = 64;
 /// Longest accepted display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 128;
 
-/// A device's identity: its ed25519 public key, [`DEVICE_KEY_LEN`] bytes.
-/// Public by nature; `Debug` and `Display` show its first six bytes in hex,
-/// enough to tell devices apart in a log.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct DevicePublicKey(pub [u8; DEVICE_KEY_LEN]);
+mod device;
+mod group;
+mod log;
 
-impl DevicePublicKey {
-    /// Reads a device key from a wire field.
-    ///
-    /// # Errors
-    /// [`IdError::Length`] when `bytes` is not [`DEVICE_KEY_LEN`] long.
-    pub fn from_field(field: &'static str, bytes: &[u8]) -> Result<Self, IdError> {
-        fixed(field, bytes).map(DevicePublicKey)
-    }
-
-    /// The key's bytes.
-    pub fn as_bytes(&self) -> &[u8; DEVICE_KEY_LEN] {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for DevicePublicKey {
-    type Target = [u8; DEVICE_KEY_LEN];
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl AsRef<[u8]> for DevicePublicKey {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl TryFrom<&[u8]> for DevicePublicKey {
-    type Error = IdError;
-
-    fn try_from(bytes: &[u8]) -> Result<Self, IdError> {
-        DevicePublicKey::from_field("device_key", bytes)
-    }
-}
-
-impl From<[u8; DEVICE_KEY_LEN]> for DevicePublicKey {
-    fn from(bytes: [u8; DEVICE_KEY_LEN]) -> Self {
-        DevicePublicKey(bytes)
-    }
-}
-
-impl PartialEq<[u8; DEVICE_KEY_LEN]> for DevicePublicKey {
-    fn eq(&self, other: &[u8; DEVICE_KEY_LEN]) -> bool {
-        &self.0 == other
-    }
-}
-
-impl PartialEq<DevicePublicKey> for [u8; DEVICE_KEY_LEN] {
-    fn eq(&self, other: &DevicePublicKey) -> bool {
-        self == &other.0
-    }
-}
-
-impl PartialEq<DevicePublicKey> for [u8] {
-    fn eq(&self, other: &DevicePublicKey) -> bool {
-        self == other.0.as_slice()
-    }
-}
-
-impl PartialEq<DevicePublicKey> for &[u8] {
-    fn eq(&self, other: &DevicePublicKey) -> bool {
-        *self == other.0.as_slice()
-    }
-}
-
-impl PartialEq<DevicePublicKey> for Vec<u8> {
-    fn eq(&self, other: &DevicePublicKey) -> bool {
-        self.as_slice() == other.0.as_slice()
-    }
-}
-
-impl std::fmt::Debug for DevicePublicKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DevicePublicKey({})", hex_prefix(self.0))
-    }
-}
-
-impl std::fmt::Display for DevicePublicKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex_prefix(self.0))
-    }
-}
+pub use device::DevicePublicKey;
+pub use group::GroupId;
+pub use log::{Epoch, Position};
 
 /// The first six bytes of a public identifier (a device key, a group id)
 /// in hex: enough to tell them apart in a log line, never a secret.
@@ -149,6 +66,12 @@ pub enum IdError {
         /// The length received.
         actual: usize,
     },
+    /// A field written as hex was not an even number of hex digits.
+    #[error("{field} must be written in hex")]
+    NotHex {
+        /// The field's name.
+        field: &'static str,
+    },
     /// A user id contained a character outside `a-z 0-9 . _ -`.
     #[error("user id may only contain a-z, 0-9, '.', '_' and '-'")]
     BadUserIdCharacter,
@@ -164,18 +87,6 @@ pub fn fixed<const N: usize>(field: &'static str, bytes: &[u8]) -> Result<[u8; N
         expected: N,
         actual: bytes.len(),
     })
-}
-
-/// Checks a group id: 1 to [`MAX_GROUP_ID_LEN`] bytes.
-pub fn check_group_id(group_id: &[u8]) -> Result<(), IdError> {
-    if group_id.is_empty() || group_id.len() > MAX_GROUP_ID_LEN {
-        return Err(IdError::BadLength {
-            field: "group_id",
-            max: MAX_GROUP_ID_LEN,
-            actual: group_id.len(),
-        });
-    }
-    Ok(())
 }
 
 /// Checks a user id: 1 to [`MAX_USER_ID_LEN`] bytes of `a-z 0-9 . _ -`.
