@@ -11,7 +11,7 @@
 //! The buffer is bounded: past its limit, an acknowledgement is written to
 //! the store at once.
 
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{GroupId, Position};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -25,13 +25,13 @@ const MAX_PENDING: usize = 100_000;
 /// Acknowledged positions not yet written to the store.
 #[derive(Default)]
 pub struct AckBuffer {
-    pending: Mutex<HashMap<(GroupId, DevicePublicKey), u64>>,
+    pending: Mutex<HashMap<(GroupId, DevicePublicKey), Position>>,
 }
 
 impl AckBuffer {
     /// Keeps `position` for the device's group; `false` if the buffer is
     /// full and the caller must write it itself.
-    pub fn record(&self, group_id: &GroupId, device: &DevicePublicKey, position: u64) -> bool {
+    pub fn record(&self, group_id: &GroupId, device: &DevicePublicKey, position: Position) -> bool {
         let mut pending = lock(&self.pending);
         if let Some(kept) = pending.get_mut(&(group_id.clone(), *device)) {
             *kept = (*kept).max(position);
@@ -45,14 +45,14 @@ impl AckBuffer {
     }
 
     /// The newest acknowledged position not yet written, if any.
-    pub fn get(&self, group_id: &GroupId, device: &DevicePublicKey) -> Option<u64> {
+    pub fn get(&self, group_id: &GroupId, device: &DevicePublicKey) -> Option<Position> {
         lock(&self.pending)
             .get(&(group_id.clone(), *device))
             .copied()
     }
 
     /// Takes everything gathered, for writing.
-    pub fn take(&self) -> Vec<(GroupId, DevicePublicKey, u64)> {
+    pub fn take(&self) -> Vec<(GroupId, DevicePublicKey, Position)> {
         lock(&self.pending)
             .drain()
             .map(|((group_id, device), position)| (group_id, device, position))
@@ -67,11 +67,19 @@ mod tests {
     #[test]
     fn keeps_the_newest_position_until_taken() {
         let acks = AckBuffer::default();
-        assert!(acks.record(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32]), 5));
-        assert!(acks.record(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32]), 3));
+        assert!(acks.record(
+            &crate::test_group_id(b"g"),
+            &DevicePublicKey([1; 32]),
+            Position(5)
+        ));
+        assert!(acks.record(
+            &crate::test_group_id(b"g"),
+            &DevicePublicKey([1; 32]),
+            Position(3)
+        ));
         assert_eq!(
             acks.get(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32])),
-            Some(5)
+            Some(Position(5))
         );
         assert_eq!(
             acks.get(&crate::test_group_id(b"g"), &DevicePublicKey([2; 32])),
@@ -79,7 +87,11 @@ mod tests {
         );
         assert_eq!(
             acks.take(),
-            vec![(crate::test_group_id(b"g"), DevicePublicKey([1; 32]), 5)]
+            vec![(
+                crate::test_group_id(b"g"),
+                DevicePublicKey([1; 32]),
+                Position(5)
+            )]
         );
         assert_eq!(
             acks.get(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32])),

@@ -13,7 +13,7 @@
 //! It is bounded per group and in all, so a busy or hostile group cannot
 //! grow it without limit.
 
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{GroupId, Position};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -44,7 +44,7 @@ pub struct CachedEntry {
 struct GroupFrames {
     /// By position. Handlers insert after releasing the group's lock, so
     /// positions may arrive slightly out of order.
-    entries: BTreeMap<u64, CachedEntry>,
+    entries: BTreeMap<Position, CachedEntry>,
     bytes: usize,
 }
 
@@ -93,7 +93,7 @@ impl FrameCache {
     /// Keeps the entry appended at `position`, making room by forgetting
     /// the group's oldest entries; when the whole cache is full the entry
     /// is not kept (its recipients read it from the store).
-    pub fn insert(&self, group_id: &GroupId, position: u64, entry: CachedEntry) {
+    pub fn insert(&self, group_id: &GroupId, position: Position, entry: CachedEntry) {
         let size = entry.size();
         let mut inner = lock(&self.inner);
         let Inner { groups, total } = &mut *inner;
@@ -118,13 +118,13 @@ impl FrameCache {
     }
 
     /// The entry at `position` of a group, if still cached.
-    pub fn get(&self, group_id: &GroupId, position: u64) -> Option<CachedEntry> {
+    pub fn get(&self, group_id: &GroupId, position: Position) -> Option<CachedEntry> {
         let inner = lock(&self.inner);
         inner.groups.get(group_id)?.entries.get(&position).cloned()
     }
 
     /// Forgets a group's entries up to `position` (every member has them).
-    pub fn trim(&self, group_id: &GroupId, position: u64) {
+    pub fn trim(&self, group_id: &GroupId, position: Position) {
         let mut inner = lock(&self.inner);
         let Inner { groups, total } = &mut *inner;
         let Some(group) = groups.get_mut(group_id) else {
@@ -165,31 +165,49 @@ mod tests {
     fn serves_consecutive_positions_and_forgets_trimmed_ones() {
         let cache = FrameCache::new(1 << 20);
         for position in 5..10 {
-            cache.insert(&crate::test_group_id(b"g"), position, entry(position as u8));
+            cache.insert(
+                &crate::test_group_id(b"g"),
+                Position(position),
+                entry(position as u8),
+            );
         }
-        assert!(cache.get(&crate::test_group_id(b"g"), 4).is_none());
+        assert!(cache
+            .get(&crate::test_group_id(b"g"), Position(4))
+            .is_none());
         assert_eq!(
-            cache.get(&crate::test_group_id(b"g"), 7).map(|e| e.sender),
+            cache
+                .get(&crate::test_group_id(b"g"), Position(7))
+                .map(|e| e.sender),
             Some(DevicePublicKey([7; 32]))
         );
-        assert!(cache.get(&crate::test_group_id(b"g"), 10).is_none());
-        cache.trim(&crate::test_group_id(b"g"), 7);
-        assert!(cache.get(&crate::test_group_id(b"g"), 7).is_none());
-        assert!(cache.get(&crate::test_group_id(b"g"), 8).is_some());
+        assert!(cache
+            .get(&crate::test_group_id(b"g"), Position(10))
+            .is_none());
+        cache.trim(&crate::test_group_id(b"g"), Position(7));
+        assert!(cache
+            .get(&crate::test_group_id(b"g"), Position(7))
+            .is_none());
+        assert!(cache
+            .get(&crate::test_group_id(b"g"), Position(8))
+            .is_some());
         assert_eq!(cache.bytes(), 2 * 110);
     }
 
     #[test]
     fn positions_may_arrive_out_of_order() {
         let cache = FrameCache::new(1 << 20);
-        cache.insert(&crate::test_group_id(b"g"), 3, entry(3));
-        cache.insert(&crate::test_group_id(b"g"), 2, entry(2));
+        cache.insert(&crate::test_group_id(b"g"), Position(3), entry(3));
+        cache.insert(&crate::test_group_id(b"g"), Position(2), entry(2));
         assert_eq!(
-            cache.get(&crate::test_group_id(b"g"), 2).map(|e| e.sender),
+            cache
+                .get(&crate::test_group_id(b"g"), Position(2))
+                .map(|e| e.sender),
             Some(DevicePublicKey([2; 32]))
         );
         assert_eq!(
-            cache.get(&crate::test_group_id(b"g"), 3).map(|e| e.sender),
+            cache
+                .get(&crate::test_group_id(b"g"), Position(3))
+                .map(|e| e.sender),
             Some(DevicePublicKey([3; 32]))
         );
         assert_eq!(cache.bytes(), 220);
@@ -199,21 +217,21 @@ mod tests {
     fn stays_within_its_budgets() {
         let cache = FrameCache::new(300);
         for position in 1..=10 {
-            cache.insert(&crate::test_group_id(b"a"), position, entry(1));
+            cache.insert(&crate::test_group_id(b"a"), Position(position), entry(1));
         }
         assert!(cache.bytes() <= 300);
         for position in 1..=(PER_GROUP as u64 + 10) {
-            cache.insert(&crate::test_group_id(b"b"), position, entry(2));
+            cache.insert(&crate::test_group_id(b"b"), Position(position), entry(2));
         }
         assert!(cache.bytes() <= 300);
 
         let big = FrameCache::new(usize::MAX);
         for position in 1..=(PER_GROUP as u64 + 10) {
-            big.insert(&crate::test_group_id(b"c"), position, entry(3));
+            big.insert(&crate::test_group_id(b"c"), Position(position), entry(3));
         }
-        assert!(big.get(&crate::test_group_id(b"c"), 10).is_none());
+        assert!(big.get(&crate::test_group_id(b"c"), Position(10)).is_none());
         assert!(big
-            .get(&crate::test_group_id(b"c"), PER_GROUP as u64 + 10)
+            .get(&crate::test_group_id(b"c"), Position(PER_GROUP as u64 + 10))
             .is_some());
         assert_eq!(big.bytes(), PER_GROUP * 110);
     }

@@ -6,7 +6,7 @@
 //! Trimming is deferred from the acknowledgement itself, which stays cheap,
 //! and batched: many acknowledgements of one group cost one trim.
 
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{GroupId, Position};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,7 +69,9 @@ fn trim_groups(
     for group_id in groups {
         deleted += relay.store.trim_group(&group_id, policy)?;
         if let Some(group) = relay.store.group(&group_id)? {
-            relay.frames.trim(&group_id, group.trimmed_through);
+            relay
+                .frames
+                .trim(&group_id, Position(group.trimmed_through));
         }
     }
     Ok(deleted)

@@ -13,7 +13,7 @@
 //! commit or message was accepted. Entries deleted before the device
 //! fetched them (a log past its bound) are announced with a `StreamGap`.
 
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{GroupId, Position};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -210,7 +210,12 @@ impl Pump {
             Some(sent) => *sent,
             None => member
                 .acked
-                .max(self.relay.acks.get(group_id, &device).unwrap_or(0))
+                .max(
+                    self.relay
+                        .acks
+                        .get(group_id, &device)
+                        .map_or(0, Position::get),
+                )
                 .max(member.from_position.saturating_sub(1)),
         };
         let through = member.last_deliverable(self.relay.visibility.group(group_id));
@@ -221,7 +226,7 @@ impl Pump {
                 return Ok(Delivery::WindowFull);
             };
             // Most deliveries are of what was just sent: share its frame.
-            if let Some(cached) = self.relay.frames.get(group_id, sent + 1) {
+            if let Some(cached) = self.relay.frames.get(group_id, Position(sent + 1)) {
                 let frame = if cached.sender == device {
                     cached.receipt
                 } else {

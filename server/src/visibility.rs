@@ -15,7 +15,7 @@
 //! start at each stream's newest position, read before any connection is
 //! accepted.
 
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{GroupId, Position};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -64,15 +64,15 @@ impl Visibility {
     }
 
     /// Raises a group's watermark after a flush covered `position`.
-    pub fn publish_group(&self, group_id: &GroupId, position: u64) {
+    pub fn publish_group(&self, group_id: &GroupId, position: Position) {
         if let Some(watermark) = read(&self.groups).get(group_id) {
-            watermark.fetch_max(position, Ordering::AcqRel);
+            watermark.fetch_max(position.get(), Ordering::AcqRel);
             return;
         }
         write(&self.groups)
             .entry(group_id.clone())
             .or_default()
-            .fetch_max(position, Ordering::AcqRel);
+            .fetch_max(position.get(), Ordering::AcqRel);
     }
 
     /// Raises a device inbox's watermark after a flush covered `position`.
@@ -106,8 +106,8 @@ mod tests {
     fn watermarks_only_rise() {
         let visibility = Visibility::default();
         assert_eq!(visibility.group(&crate::test_group_id(b"g")), 0);
-        visibility.publish_group(&crate::test_group_id(b"g"), 5);
-        visibility.publish_group(&crate::test_group_id(b"g"), 3);
+        visibility.publish_group(&crate::test_group_id(b"g"), Position(5));
+        visibility.publish_group(&crate::test_group_id(b"g"), Position(3));
         assert_eq!(visibility.group(&crate::test_group_id(b"g")), 5);
         visibility.publish_inbox(&DevicePublicKey([1; 32]), 2);
         assert_eq!(visibility.inbox(&DevicePublicKey([1; 32])), 2);

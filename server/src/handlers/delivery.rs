@@ -1,6 +1,6 @@
 //! Acknowledgements: what lets the relay forget.
 
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{GroupId, Position};
 use convene_proto::relay::{response, stream_ack, Ack, Acked};
 
 use super::{Caller, Reply};
@@ -38,10 +38,14 @@ pub(super) fn ack(
                 }
                 // Written to the store within a moment (see `crate::acks`);
                 // at once only when the buffer is full.
-                if !relay.acks.record(&group_id, &caller.device, ack.position) {
-                    let outcome = relay
-                        .store
-                        .ack_group(&group_id, &caller.device, ack.position)?;
+                if !relay
+                    .acks
+                    .record(&group_id, &caller.device, Position(ack.position))
+                {
+                    let outcome =
+                        relay
+                            .store
+                            .ack_group(&group_id, &caller.device, Position(ack.position))?;
                     if outcome.advanced {
                         relay.schedule_trim(&group_id);
                     }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use convene_proto::encode_envelope;
-use convene_proto::ids::{fixed, GroupId, SUBMISSION_ID_LEN};
+use convene_proto::ids::{fixed, Epoch, GroupId, Position, SUBMISSION_ID_LEN};
 use convene_proto::mls_frame::{read_key_package, read_message_header, ContentType, WireFormat};
 use convene_proto::relay::{
     push, response, CommitAccepted, CreateGroup, Envelope, GetGroup, GroupCreated, GroupMessage,
@@ -72,8 +72,12 @@ pub(super) fn get(relay: &Relay, caller: &Caller, req: GetGroup) -> RelayResult<
         .iter()
         .find(|(d, _)| *d == caller.device)
         .map_or(0, |(_, m)| {
-            m.acked
-                .max(relay.acks.get(&group_id, &caller.device).unwrap_or(0))
+            m.acked.max(
+                relay
+                    .acks
+                    .get(&group_id, &caller.device)
+                    .map_or(0, Position::get),
+            )
         });
     Ok(Reply::durable(response::Result::GroupState(GroupState {
         group_id: req.group_id,
@@ -101,7 +105,7 @@ pub(super) fn submit_commit(
         return Err(Refusal::InvalidArgument("the commit is empty".into()).into());
     }
     let framed_epoch = check_framing(&group_id, &req.commit, MessageKind::Commit)?;
-    if framed_epoch != req.epoch {
+    if framed_epoch.get() != req.epoch {
         return Err(Refusal::InvalidArgument(format!(
             "the commit is framed for epoch {framed_epoch} but declared for epoch {}",
             req.epoch
@@ -127,7 +131,7 @@ pub(super) fn submit_commit(
     )?;
     let submission = CommitSubmission {
         group_id: &group_id,
-        epoch: req.epoch,
+        epoch: Epoch(req.epoch),
         submission_id: &req.submission_id,
         sender: caller.device,
         sender_user: &caller.user_id,
@@ -143,8 +147,8 @@ pub(super) fn submit_commit(
         .submit_commit(&submission, relay.queue_limits(), now_ms())?;
     if !outcome.replayed {
         tracing::debug!(
-            epoch = outcome.epoch,
-            position = outcome.position,
+            epoch = %outcome.epoch,
+            position = %outcome.position,
             added = added.len(),
             removed = removed.len(),
             "commit accepted"
@@ -162,8 +166,8 @@ pub(super) fn submit_commit(
     );
     Ok(
         Reply::durable(response::Result::CommitAccepted(CommitAccepted {
-            epoch: outcome.epoch,
-            position: outcome.position,
+            epoch: outcome.epoch.get(),
+            position: outcome.position.get(),
         }))
         .with_effects(effects),
     )
@@ -235,7 +239,7 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
     }
     Ok(
         Reply::durable(response::Result::MessageAccepted(MessageAccepted {
-            position: outcome.position,
+            position: outcome.position.get(),
         }))
         .with_effects(appended(relay, &group_id, &outcome)),
     )
@@ -246,7 +250,7 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
 /// Returns the epoch it was built in, which the store checks against the
 /// group's current epoch (RFC 9750, section 5.2: a message for another
 /// epoch is refused, never stored for readers who cannot decrypt it).
-fn check_framing(group_id: &GroupId, payload: &[u8], kind: MessageKind) -> RelayResult<u64> {
+fn check_framing(group_id: &GroupId, payload: &[u8], kind: MessageKind) -> RelayResult<Epoch> {
     let header = read_message_header(payload)
         .map_err(|err| Refusal::InvalidArgument(format!("the MLS framing: {err}")))?;
     if header.group_id != group_id {
@@ -268,7 +272,7 @@ fn check_framing(group_id: &GroupId, payload: &[u8], kind: MessageKind) -> Relay
         )
         .into());
     }
-    Ok(header.epoch)
+    Ok(Epoch(header.epoch))
 }
 
 /// A rejoin request carries a KeyPackage of the very device that sends it:
@@ -299,8 +303,8 @@ fn cache_frames(
     let group_id = Bytes::copy_from_slice(message.group_id);
     let frame = encode_envelope(&Envelope::push(push::Kind::GroupMessage(GroupMessage {
         group_id: group_id.clone(),
-        position: outcome.position,
-        epoch: outcome.epoch,
+        position: outcome.position.get(),
+        epoch: outcome.epoch.get(),
         kind: message.kind as i32,
         sender_device: Bytes::copy_from_slice(caller.device.as_bytes()),
         payload: message.payload.clone(),
@@ -310,8 +314,8 @@ fn cache_frames(
     })));
     let receipt = encode_envelope(&Envelope::push(push::Kind::Receipt(Receipt {
         group_id,
-        position: outcome.position,
-        epoch: outcome.epoch,
+        position: outcome.position.get(),
+        epoch: outcome.epoch.get(),
         kind: message.kind as i32,
         submission_id: Bytes::copy_from_slice(message.submission_id),
     })));

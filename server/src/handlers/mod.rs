@@ -24,7 +24,7 @@ pub(crate) use key_packages::wire_stock;
 pub(crate) use links::{link_status, request_link};
 pub use links::{LINK_TTL_MS, MAX_SEALED_BYTES};
 
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{GroupId, Position};
 use convene_proto::relay::{request, response, Pong, Role};
 
 use crate::error::{Refusal, RelayResult};
@@ -45,7 +45,10 @@ pub struct Caller {
 pub enum Effect {
     /// A group log grew to `position`: make it visible and wake its
     /// followers.
-    GroupAppended { group_id: GroupId, position: u64 },
+    GroupAppended {
+        group_id: GroupId,
+        position: Position,
+    },
     /// A device inbox grew to `position`.
     InboxAppended {
         device: DevicePublicKey,

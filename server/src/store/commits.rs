@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{Epoch, GroupId, Position};
 use convene_proto::relay::MessageKind;
 use sled::Batch;
 
@@ -27,7 +27,7 @@ const INBOX_SENDER_RETRY_MS: u32 = 60_000;
 pub struct CommitSubmission<'a> {
     pub group_id: &'a GroupId,
     /// The epoch the commit was built on.
-    pub epoch: u64,
+    pub epoch: Epoch,
     pub submission_id: &'a [u8],
     pub sender: DevicePublicKey,
     /// The sending device's user (joiners' inbox shares are per user).
@@ -53,9 +53,9 @@ impl Store {
             return Ok(outcome);
         }
         let mut group = self.active_group(commit.group_id, &commit.sender)?;
-        if commit.epoch != group.epoch {
+        if commit.epoch.get() != group.epoch {
             return Err(Refusal::StaleEpoch {
-                submitted: commit.epoch,
+                submitted: commit.epoch.get(),
                 current: group.epoch,
             }
             .into());
@@ -109,11 +109,13 @@ impl Store {
         group.last_position = position;
         batch.insert(keys::group(commit.group_id), encode(&group));
         let outcome = AppendOutcome {
-            position,
-            epoch: group.epoch,
+            position: Position(position),
+            epoch: Epoch(group.epoch),
             replayed: false,
             inbox: inbox_positions,
-            trimmed_through: Some(group.trimmed_through).filter(|t| *t > trimmed_before),
+            trimmed_through: Some(group.trimmed_through)
+                .filter(|t| *t > trimmed_before)
+                .map(Position),
         };
         self.record_submission(
             &mut batch,

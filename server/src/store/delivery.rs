@@ -6,7 +6,7 @@
 //! bound in count or age, whoever has not fetched it ([`Store::trim_group`]);
 //! an inbox entry goes once its device has acknowledged it.
 
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{GroupId, Position};
 use sled::Batch;
 
 use super::records::{GroupRecord, InboxRecord, LogEntry, WelcomeRecord};
@@ -149,8 +149,9 @@ impl Store {
         &self,
         group_id: &GroupId,
         device: &DevicePublicKey,
-        position: u64,
+        position: Position,
     ) -> RelayResult<AckOutcome> {
+        let position = position.get();
         let unchanged = AckOutcome {
             advanced: false,
             left_group: false,

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use convene_proto::relay::{MessageKind, Role};
 
 use super::*;
+use convene_proto::ids::{Epoch, Position};
 
 /// The group these tests work in.
 pub(super) static G: std::sync::LazyLock<GroupId> =
@@ -72,7 +73,7 @@ pub(super) fn commit<'a>(
 ) -> CommitSubmission<'a> {
     CommitSubmission {
         group_id: &G,
-        epoch,
+        epoch: Epoch(epoch),
         submission_id: id,
         sender: DevicePublicKey([sender; 32]),
         sender_user: "sender",
@@ -98,7 +99,7 @@ pub(super) fn message<'a>(store: &Store, id: &'a [u8], sender: u8) -> MessageSub
         submission_id: id,
         sender: DevicePublicKey([sender; 32]),
         payload: Bytes::from_static(b"ciphertext"),
-        epoch: Some(epoch),
+        epoch: Some(Epoch(epoch)),
         from_outside: false,
     }
 }
@@ -118,7 +119,7 @@ fn exactly_one_commit_per_epoch() {
         .store
         .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
         .unwrap();
-    assert_eq!((first.position, first.epoch), (1, 1));
+    assert_eq!((first.position, first.epoch), (Position(1), Epoch(1)));
     let second = f
         .store
         .submit_commit(&commit(0, b"c2", 2, &[], &[]), LIMITS, 5);
@@ -262,10 +263,10 @@ fn non_members_cannot_post_and_removed_members_leave_after_acking() {
         .membership(&G, &DevicePublicKey([2; 32]))
         .unwrap()
         .unwrap();
-    assert_eq!(member.last_deliverable(3), removal.position);
+    assert_eq!(member.last_deliverable(3), removal.position.get());
     let outcome = f
         .store
-        .ack_group(&G, &DevicePublicKey([2; 32]), 99)
+        .ack_group(&G, &DevicePublicKey([2; 32]), Position(99))
         .unwrap();
     assert!(outcome.left_group);
     assert!(f
@@ -292,7 +293,7 @@ fn a_message_for_another_epoch_is_refused_with_the_current_one() {
         .unwrap();
     for (id, epoch) in [(&b"old"[..], 0), (&b"new"[..], 2)] {
         let mut stale = message(&f.store, id, 2);
-        stale.epoch = Some(epoch);
+        stale.epoch = Some(Epoch(epoch));
         assert_eq!(
             refusal(f.store.append_message(&stale, LIMITS, 6)),
             Refusal::StaleEpoch {
@@ -306,7 +307,7 @@ fn a_message_for_another_epoch_is_refused_with_the_current_one() {
         .store
         .append_message(&message(&f.store, b"now", 2), LIMITS, 6)
         .unwrap();
-    assert_eq!((current.position, current.epoch), (2, 1));
+    assert_eq!((current.position, current.epoch), (Position(2), Epoch(1)));
 }
 
 #[test]
@@ -322,7 +323,7 @@ fn a_managers_outside_proposal_is_logged_and_the_newest_group_info_kept() {
     );
     outside.from_outside = true;
     let logged = f.store.append_message(&outside, LIMITS, 1).unwrap();
-    assert_eq!(logged.position, 1);
+    assert_eq!(logged.position, Position(1));
 
     assert_eq!(f.store.group_info(&G).unwrap(), None);
     let mut first = commit(0, b"c1", 1, &[], &[]);
@@ -354,9 +355,11 @@ fn the_newest_position_survives_a_restart_without_a_group_record_write() {
     let next = store
         .append_message(&message(&store, b"m4", 1), LIMITS, 6)
         .unwrap();
-    assert_eq!(next.position, 4);
+    assert_eq!(next.position, Position(4));
     // Trimmed to the end, the record itself remembers the position.
-    store.ack_group(&G, &DevicePublicKey([1; 32]), 4).unwrap();
+    store
+        .ack_group(&G, &DevicePublicKey([1; 32]), Position(4))
+        .unwrap();
     store.trim_group(&G, KEEP_ALL).unwrap();
     assert_eq!(store.stored_log_entries(&G).unwrap(), 0);
     drop(store);
@@ -367,7 +370,7 @@ fn the_newest_position_survives_a_restart_without_a_group_record_write() {
             .append_message(&message(&store, b"m5", 1), LIMITS, 7)
             .unwrap()
             .position,
-        5
+        Position(5)
     );
 }
 
@@ -381,7 +384,9 @@ fn a_device_both_added_and_removed_is_readded_and_sent_the_welcome() {
             5,
         )
         .unwrap();
-    f.store.ack_group(&G, &DevicePublicKey([2; 32]), 1).unwrap();
+    f.store
+        .ack_group(&G, &DevicePublicKey([2; 32]), Position(1))
+        .unwrap();
     let readd = f
         .store
         .submit_commit(
@@ -429,7 +434,9 @@ fn a_device_added_back_before_it_fetched_its_removal_keeps_its_cursor() {
             5,
         )
         .unwrap();
-    f.store.ack_group(&G, &DevicePublicKey([2; 32]), 1).unwrap();
+    f.store
+        .ack_group(&G, &DevicePublicKey([2; 32]), Position(1))
+        .unwrap();
     let before = f
         .store
         .append_message(&message(&f.store, b"m", 1), LIMITS, 6)
@@ -458,5 +465,5 @@ fn a_device_added_back_before_it_fetched_its_removal_keeps_its_cursor() {
         member.acked, 1,
         "the message before the removal is still owed"
     );
-    assert!(member.acked < before.position);
+    assert!(member.acked < before.position.get());
 }

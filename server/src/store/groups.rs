@@ -6,7 +6,7 @@
 //! outcome rather than appended twice.
 
 use bytes::Bytes;
-use convene_proto::ids::GroupId;
+use convene_proto::ids::{Epoch, GroupId, Position};
 use convene_proto::relay::MessageKind;
 use sled::Batch;
 
@@ -24,7 +24,7 @@ pub struct MessageSubmission<'a> {
     pub payload: Bytes,
     /// The epoch its MLS framing names, which must be the group's current
     /// one; `None` for a rejoin request, which is not an MLS message.
-    pub epoch: Option<u64>,
+    pub epoch: Option<Epoch>,
     /// The sender is staff sending an external proposal to a group it
     /// manages from outside: it need not be a member.
     pub from_outside: bool,
@@ -33,14 +33,14 @@ pub struct MessageSubmission<'a> {
 /// Where an accepted submission landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendOutcome {
-    pub position: u64,
+    pub position: Position,
     /// For a commit, the epoch after it; for a message, the epoch it was
     /// accepted in.
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// True when this answers a resubmission of an earlier request.
     pub replayed: bool,
     /// The log's oldest entries up to here went to make room for this one.
-    pub trimmed_through: Option<u64>,
+    pub trimmed_through: Option<Position>,
     /// Inbox entries written for the joiners, as (device, inbox position).
     pub inbox: Vec<(DevicePublicKey, u64)>,
 }
@@ -214,9 +214,9 @@ impl Store {
         } else {
             self.active_group(message.group_id, &message.sender)?
         };
-        if let Some(epoch) = message.epoch.filter(|e| *e != group.epoch) {
+        if let Some(epoch) = message.epoch.filter(|e| e.get() != group.epoch) {
             return Err(Refusal::StaleEpoch {
-                submitted: epoch,
+                submitted: epoch.get(),
                 current: group.epoch,
             }
             .into());
@@ -247,11 +247,13 @@ impl Store {
         };
         batch.insert(keys::log_entry(message.group_id, position), encode(&entry));
         let outcome = AppendOutcome {
-            position,
-            epoch: group.epoch,
+            position: Position(position),
+            epoch: Epoch(group.epoch),
             replayed: false,
             inbox: Vec::new(),
-            trimmed_through: Some(group.trimmed_through).filter(|t| *t > trimmed_before),
+            trimmed_through: Some(group.trimmed_through)
+                .filter(|t| *t > trimmed_before)
+                .map(Position),
         };
         self.record_submission(
             &mut batch,
@@ -299,8 +301,8 @@ impl Store {
             .into());
         }
         Ok(Some(AppendOutcome {
-            position: record.position,
-            epoch: record.epoch,
+            position: Position(record.position),
+            epoch: Epoch(record.epoch),
             replayed: true,
             inbox: Vec::new(),
             trimmed_through: None,
@@ -320,8 +322,8 @@ impl Store {
     ) {
         let record = SubmissionRecord {
             group_id: group_id.to_vec(),
-            position: outcome.position,
-            epoch: outcome.epoch,
+            position: outcome.position.get(),
+            epoch: outcome.epoch.get(),
             kind: kind as i32,
             created_at_ms: now,
         };

@@ -4,6 +4,7 @@
 
 use super::group_tests::{commit, fixture, message, ALL, G, KEEP_ALL, LIMITS};
 use super::*;
+use convene_proto::ids::Position;
 
 #[test]
 fn trimming_waits_for_every_follower() {
@@ -18,16 +19,24 @@ fn trimming_waits_for_every_follower() {
             .unwrap();
     }
     assert_eq!(f.store.stored_log_entries(&G).unwrap(), 4);
-    f.store.ack_group(&G, &DevicePublicKey([1; 32]), 4).unwrap();
-    f.store.ack_group(&G, &DevicePublicKey([2; 32]), 4).unwrap();
+    f.store
+        .ack_group(&G, &DevicePublicKey([1; 32]), Position(4))
+        .unwrap();
+    f.store
+        .ack_group(&G, &DevicePublicKey([2; 32]), Position(4))
+        .unwrap();
     assert_eq!(
         f.store.trim_group(&G, KEEP_ALL).unwrap(),
         1,
         "only the commit, which device 3 never follows"
     );
-    f.store.ack_group(&G, &DevicePublicKey([3; 32]), 3).unwrap();
+    f.store
+        .ack_group(&G, &DevicePublicKey([3; 32]), Position(3))
+        .unwrap();
     assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 2);
-    f.store.ack_group(&G, &DevicePublicKey([3; 32]), 4).unwrap();
+    f.store
+        .ack_group(&G, &DevicePublicKey([3; 32]), Position(4))
+        .unwrap();
     assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 1);
     assert_eq!(f.store.stored_log_entries(&G).unwrap(), 0);
     let read = f.store.read_log(&G, 0, 4, ALL).unwrap();
@@ -49,7 +58,9 @@ fn a_revoked_device_holds_no_group_log_back() {
             .append_message(&message(&f.store, &[i; 16], 1), LIMITS, 6)
             .unwrap();
     }
-    f.store.ack_group(&G, &DevicePublicKey([1; 32]), 4).unwrap();
+    f.store
+        .ack_group(&G, &DevicePublicKey([1; 32]), Position(4))
+        .unwrap();
     // Device 2 never acknowledges: it was lost, and its user removed it.
     // Only the commit that added it, which it never follows, goes.
     assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 1);
