@@ -13,7 +13,7 @@ use convene_client::{
     KeyLifecycle, Message, Role, StoreKey,
 };
 
-use crate::{RelayProcess, PATIENCE};
+use crate::PATIENCE;
 
 /// A client as an app runs it, with the events it has seen.
 pub struct App {
@@ -427,22 +427,25 @@ pub fn display_name(user: &str) -> String {
 }
 
 /// The first staff member, enrolled with the relay's bootstrap invite.
-pub async fn staff_app(relay: &RelayProcess) -> Result<App> {
+pub async fn staff_app(relay: &impl crate::RelayUnderTest) -> Result<App> {
     let invite = relay
-        .bootstrap_invite
-        .as_deref()
+        .bootstrap_invite()
         .ok_or_else(|| anyhow!("the relay printed no bootstrap invite"))?;
-    App::enrol(&relay.url, invite, "staff").await
+    App::enrol(relay.url(), invite, "staff").await
 }
 
 /// Leaders invited by `staff` and enrolled, one client each.
-pub async fn leader_apps(relay: &RelayProcess, staff: &App, names: &[String]) -> Result<Vec<App>> {
+pub async fn leader_apps(
+    relay: &impl crate::RelayUnderTest,
+    staff: &App,
+    names: &[String],
+) -> Result<Vec<App>> {
     invited_apps(relay, staff, names, Role::Leader).await
 }
 
 /// Users with `role` invited by `staff` and enrolled, one client each.
 pub async fn invited_apps(
-    relay: &RelayProcess,
+    relay: &impl crate::RelayUnderTest,
     staff: &App,
     names: &[String],
     role: Role,
@@ -458,7 +461,7 @@ pub async fn invited_apps(
                 sector: "test".into(),
             })
             .await?;
-        apps.push(App::enrol(&relay.url, &invite.code, name).await?);
+        apps.push(App::enrol(relay.url(), &invite.code, name).await?);
     }
     Ok(apps)
 }
@@ -467,7 +470,7 @@ pub async fn invited_apps(
 /// directly ([`TestDevice`]): it holds no MLS state of ours, as a device the
 /// relay made up, or a test's own claimer, would not.
 pub async fn raw_device(
-    relay: &RelayProcess,
+    relay: &impl crate::RelayUnderTest,
     staff: &App,
     user_id: &str,
     role: Role,
@@ -481,7 +484,7 @@ pub async fn raw_device(
             sector: String::new(),
         })
         .await?;
-    crate::TestDevice::enrol(&relay.url, &invite.code, user_id).await
+    crate::TestDevice::enrol(relay.url(), &invite.code, user_id).await
 }
 
 /// Polls `probe` until it yields a value, for at most [`PATIENCE`].

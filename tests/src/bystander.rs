@@ -10,7 +10,7 @@ use anyhow::Result;
 use tokio::task::JoinHandle;
 
 use crate::device::{bootstrap_staff, enrol_leaders};
-use crate::{RelayProcess, TestDevice};
+use crate::TestDevice;
 
 /// The group the bystanders talk in.
 pub const GROUP: &[u8] = b"bystanders";
@@ -47,7 +47,7 @@ pub struct Bystanders {
 impl Bystanders {
     /// Enrols staff, ann and bob, puts ann and bob in a group and starts
     /// them talking: ann sends, bob receives and acknowledges, in turn.
-    pub async fn start(relay: &RelayProcess) -> Result<Bystanders> {
+    pub async fn start(relay: &impl crate::RelayUnderTest) -> Result<Bystanders> {
         let staff = bootstrap_staff(relay).await?;
         let mut members = enrol_leaders(relay, &staff, &["ann", "bob"]).await?;
         members[0].create_group(GROUP).await?;

@@ -357,23 +357,23 @@ fn unexpected(result: response::Result) -> TransportError {
 }
 
 /// Staff enrolled through the relay's bootstrap invite.
-pub async fn bootstrap_staff(relay: &crate::RelayProcess) -> Result<TestDevice> {
-    let Some(invite) = &relay.bootstrap_invite else {
+pub async fn bootstrap_staff(relay: &impl crate::RelayUnderTest) -> Result<TestDevice> {
+    let Some(invite) = relay.bootstrap_invite() else {
         bail!("the relay printed no bootstrap invite");
     };
-    TestDevice::enrol(&relay.url, invite, "staff").await
+    TestDevice::enrol(relay.url(), invite, "staff").await
 }
 
 /// Enrols `names` as leaders invited by `staff`.
 pub async fn enrol_leaders(
-    relay: &crate::RelayProcess,
+    relay: &impl crate::RelayUnderTest,
     staff: &TestDevice,
     names: &[&str],
 ) -> Result<Vec<TestDevice>> {
     let mut devices = Vec::new();
     for name in names {
         let invite = staff.invite(Role::Leader).await?;
-        devices.push(TestDevice::enrol(&relay.url, &invite, name).await?);
+        devices.push(TestDevice::enrol(relay.url(), &invite, name).await?);
     }
     Ok(devices)
 }

@@ -7,9 +7,9 @@ use convene_client::{ConnectOptions, DeviceKey, RelayConnection};
 use convene_proto::auth::AuthPurpose;
 use convene_proto::relay::{request, Authenticate, ErrorCode, GetUser, Ping};
 use convene_tests::device::bootstrap_staff;
-use convene_tests::{RelayOptions, RelayProcess};
+use convene_tests::{InProcessRelay, RelayOptions, RelayProcess};
 
-async fn connect(relay: &RelayProcess) -> RelayConnection {
+async fn connect(relay: &InProcessRelay) -> RelayConnection {
     RelayConnection::connect(&relay.url, &ConnectOptions::default())
         .await
         .unwrap()
@@ -34,7 +34,7 @@ async fn authenticate_raw(
 
 #[tokio::test]
 async fn forged_and_replayed_signatures_are_refused() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
     let device = staff.device();
     let key = staff.vanish();
@@ -97,7 +97,7 @@ async fn forged_and_replayed_signatures_are_refused() {
 
 #[tokio::test]
 async fn a_pinned_relay_identity_is_enforced_by_the_client() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
     let key = staff.vanish();
     let conn = connect(&relay).await;
@@ -110,7 +110,7 @@ async fn a_pinned_relay_identity_is_enforced_by_the_client() {
 
 #[tokio::test]
 async fn requests_before_authentication_are_refused() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let conn = connect(&relay).await;
     conn.request(request::Kind::Ping(Ping {})).await.unwrap();
     let err = conn
@@ -124,7 +124,7 @@ async fn requests_before_authentication_are_refused() {
 
 #[tokio::test]
 async fn silent_and_persistent_failures_are_disconnected() {
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nauth_timeout_ms = 500\n".into(),
         ..Default::default()
     })

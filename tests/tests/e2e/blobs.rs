@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use convene_proto::relay::{request, response, BeginBlob, ErrorCode, GetBlob, PutBlobChunk};
 use convene_tests::device::{bootstrap_staff, enrol_leaders};
-use convene_tests::{RelayOptions, RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, RelayOptions, TestDevice};
 
 async fn upload(
     device: &TestDevice,
@@ -54,7 +54,7 @@ async fn download(
 
 #[tokio::test]
 async fn an_attachment_uploaded_in_pieces_downloads_whole() {
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nblob_chunk_bytes = 65536\nmax_blob_bytes = 1000000\n".into(),
         ..Default::default()
     })
@@ -78,7 +78,7 @@ async fn an_attachment_uploaded_in_pieces_downloads_whole() {
 /// once all accepted), and another user still uploads.
 #[tokio::test]
 async fn a_user_cannot_promise_more_attachment_bytes_than_the_quota() {
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nmax_blob_bytes = 1000000\nblob_bytes_per_user = 1500000\n".into(),
         ..Default::default()
     })

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use anyhow::{ensure, Context, Result};
 use convene_tests::binaries::binary;
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 /// Runs `convene` with its standard output a pipe nobody reads: the read
 /// end is closed before the command starts, so its first write fails with
@@ -27,7 +27,7 @@ fn run_into_closed_pipe(args: &[&str], state: &std::path::Path) -> Result<Output
 }
 
 /// Enrols "sam" with the relay's bootstrap invite in `state`.
-fn enrol_sam(relay: &RelayProcess, state: &std::path::Path) -> Result<()> {
+fn enrol_sam(relay: &InProcessRelay, state: &std::path::Path) -> Result<()> {
     let bootstrap = relay.bootstrap_invite.as_deref().context("no invite")?;
     let enrolled = Command::new(binary("convene"))
         .arg("--state-dir")
@@ -42,7 +42,7 @@ fn enrol_sam(relay: &RelayProcess, state: &std::path::Path) -> Result<()> {
 
 #[test]
 fn output_to_a_closed_pipe_ends_the_command_quietly() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let root = tempfile::tempdir()?;
     let state = root.path().join("sam");
     enrol_sam(&relay, &state)?;
@@ -83,7 +83,7 @@ fn output_to_a_closed_pipe_ends_the_command_quietly() -> Result<()> {
 
 #[test]
 fn a_clients_log_lines_say_whose_engine_it_is() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let root = tempfile::tempdir()?;
     let state = root.path().join("sam");
     enrol_sam(&relay, &state)?;

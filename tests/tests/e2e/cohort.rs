@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use convene_client::{Event, GroupId, Role};
 use convene_tests::app::{invited_apps, leader_apps, staff_app, App};
 use convene_tests::connectors::TwistedConnector;
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 use futures_util::future::join_all;
 
 fn names(prefix: &str, n: usize) -> Vec<String> {
@@ -31,7 +31,7 @@ async fn converged(apps: &[&App], group: &GroupId, users: &[&str]) -> Result<Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cohort_of_33_leaders_hears_every_message_once_in_order() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leader_names = names("leader", 33);
     let mut leaders = leader_apps(&relay, &staff, &leader_names).await?;
@@ -101,7 +101,7 @@ async fn a_cohort_of_33_leaders_hears_every_message_once_in_order() -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_leader_catches_up_with_messages_and_membership() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 4)).await?;
     let late = leaders.pop().expect("four leaders");
@@ -147,7 +147,7 @@ async fn an_offline_leader_catches_up_with_messages_and_membership() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_client_continues_in_all_its_groups() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &names("r", 2)).await?;
     let [ana, ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
@@ -189,7 +189,7 @@ async fn a_restarted_client_continues_in_all_its_groups() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_committing_at_the_same_epoch_converge() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     // Ana and Ben are staff too: in a cohort only staff change members.
     let mut members = invited_apps(&relay, &staff, &names("c", 2), Role::Staff).await?;
@@ -243,7 +243,7 @@ async fn members_committing_at_the_same_epoch_converge() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_cannot_read_what_follows() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &names("x", 2)).await?;
     let [ana, mut ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");
@@ -284,7 +284,7 @@ async fn a_removed_member_cannot_read_what_follows() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_delivered_twice_are_shown_once() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &names("d", 2)).await?;
     let [ana, ben] = <[App; 2]>::try_from(leaders).ok().expect("two leaders");

@@ -2,7 +2,7 @@
 
 use convene_proto::relay::{push, request, response, ErrorCode, GetGroup};
 use convene_tests::device::{bootstrap_staff, enrol_leaders, random_id};
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, TestDevice};
 
 async fn epoch(device: &TestDevice, group: &[u8]) -> u64 {
     let request = request::Kind::GetGroup(GetGroup {
@@ -15,7 +15,7 @@ async fn epoch(device: &TestDevice, group: &[u8]) -> u64 {
 }
 
 /// A group "g" with `names` as members at epoch 1.
-async fn group_of(relay: &RelayProcess, names: &[&str]) -> Vec<TestDevice> {
+async fn group_of(relay: &InProcessRelay, names: &[&str]) -> Vec<TestDevice> {
     let staff = bootstrap_staff(relay).await.unwrap();
     let mut members = enrol_leaders(relay, &staff, names).await.unwrap();
     members[0].create_group(b"g").await.unwrap();
@@ -29,7 +29,7 @@ async fn group_of(relay: &RelayProcess, names: &[&str]) -> Vec<TestDevice> {
 
 #[tokio::test]
 async fn two_commits_on_one_epoch_one_wins_the_other_learns_the_epoch() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let members = group_of(&relay, &["ann", "bob", "cat"]).await;
     let first = members[1].commit(b"g", 1, &[], &[]).await.unwrap();
     assert_eq!(first.epoch, 2);
@@ -44,7 +44,7 @@ async fn two_commits_on_one_epoch_one_wins_the_other_learns_the_epoch() {
 
 #[tokio::test]
 async fn simultaneous_commits_accept_exactly_one_and_only_its_welcome() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
     let mut members = enrol_leaders(&relay, &staff, &["ann", "bob", "cat", "dan", "eve"])
         .await
@@ -84,7 +84,7 @@ async fn simultaneous_commits_accept_exactly_one_and_only_its_welcome() {
 
 #[tokio::test]
 async fn a_commit_resubmitted_after_a_lost_response_is_applied_once() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let mut members = group_of(&relay, &["ann", "bob"]).await;
     let ann = members.remove(0);
     let submission = random_id();
@@ -124,7 +124,7 @@ async fn a_commit_resubmitted_after_a_lost_response_is_applied_once() {
 
 #[tokio::test]
 async fn only_members_may_post_and_removed_members_stop_receiving() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let mut members = group_of(&relay, &["ann", "bob", "cat"]).await;
     let cat = members[2].device();
     let removal = members[0].commit(b"g", 1, &[], &[cat]).await.unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use convene_tests::app::{leader_apps, staff_app, App};
-use convene_tests::RelayProcess;
+use convene_tests::{InProcessRelay, RelayProcess};
 
 /// Every file under `dir`, read as bytes.
 fn files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
@@ -106,7 +106,7 @@ async fn a_copied_state_directory_reveals_no_text_name_or_key() -> Result<()> {
     use convene_client::store::LocalStore;
 
     let marker = format!("MARKER{}", convene_client::hex(&rand::random::<[u8; 8]>()));
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let names = vec![
         format!("ana.{}", &marker[6..14]),

@@ -9,7 +9,7 @@ use convene_client::trust::{Authority, UserDetails};
 use convene_client::{ClientError, Role};
 use convene_proto::relay::{request, response};
 use convene_tests::app::{display_name, invited_apps, leader_apps, raw_device, staff_app, App};
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, TestDevice};
 
 fn details(user: &str, role: Role) -> UserDetails {
     UserDetails {
@@ -23,7 +23,7 @@ fn details(user: &str, role: Role) -> UserDetails {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_staff_member_invites_under_delegation_and_a_revoked_one_is_refused() -> Result<()>
 {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let mut staff = staff_app(&relay).await?;
     let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
         .ok()
@@ -110,7 +110,7 @@ async fn a_second_staff_member_invites_under_delegation_and_a_revoked_one_is_ref
 /// A cohort of ann and lee, where lee was invited by kim, a second staff
 /// member, under the authority's delegation.
 struct DelegatedCohort {
-    _relay: RelayProcess,
+    _relay: InProcessRelay,
     staff: App,
     ann: App,
     lee: App,
@@ -122,7 +122,7 @@ struct DelegatedCohort {
 }
 
 async fn delegated_cohort() -> Result<DelegatedCohort> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
         .ok()
@@ -264,7 +264,7 @@ async fn the_relay_refuses_revocations_and_delegations_the_authority_did_not_sig
     use convene_proto::relay::{Delegate, ErrorCode, Revoke};
     use prost::Message as _;
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
         .ok()

@@ -8,10 +8,10 @@ use convene_client::TransportError;
 use convene_proto::ids::GroupId;
 use convene_proto::relay::{push, request, response, ErrorCode, MessageKind, SendMessage};
 use convene_tests::device::{bootstrap_staff, enrol_leaders, opaque};
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, RelayProcess, RelayUnderTest, TestDevice};
 
 /// A group "g" with `names` as members; everyone settled.
-async fn group_of(relay: &RelayProcess, names: &[&str]) -> Vec<TestDevice> {
+async fn group_of(relay: &impl RelayUnderTest, names: &[&str]) -> Vec<TestDevice> {
     let staff = bootstrap_staff(relay).await.unwrap();
     let mut members = enrol_leaders(relay, &staff, names).await.unwrap();
     members[0].create_group(b"g").await.unwrap();
@@ -117,7 +117,7 @@ async fn unacknowledged_entries_are_redelivered_and_kept() {
 
 #[tokio::test]
 async fn a_slow_acknowledger_is_sent_a_bounded_window() {
-    let relay = RelayProcess::start(convene_tests::RelayOptions {
+    let relay = InProcessRelay::start(convene_tests::RelayOptions {
         config_toml: "[limits]\npush_window = 4\n".into(),
         ..Default::default()
     })
@@ -148,7 +148,7 @@ async fn a_slow_acknowledger_is_sent_a_bounded_window() {
 /// (the window is per stream): case 1 of the liveness issue, at the relay.
 #[tokio::test]
 async fn a_stream_left_unacknowledged_does_not_hold_back_another() {
-    let relay = RelayProcess::start(convene_tests::RelayOptions {
+    let relay = InProcessRelay::start(convene_tests::RelayOptions {
         config_toml: "[limits]\npush_window = 4\n".into(),
         ..Default::default()
     })
@@ -192,7 +192,7 @@ async fn a_stream_left_unacknowledged_does_not_hold_back_another() {
 /// missed.
 #[tokio::test]
 async fn a_device_away_past_the_log_bound_is_told_what_it_missed() {
-    let relay = RelayProcess::start(convene_tests::RelayOptions {
+    let relay = InProcessRelay::start(convene_tests::RelayOptions {
         config_toml: "[limits]\nmax_group_backlog = 20\n".into(),
         ..Default::default()
     })
@@ -272,7 +272,7 @@ fn rejoin_key_package(key: &convene_client::DeviceKey) -> Vec<u8> {
 /// another device re-added.
 #[tokio::test]
 async fn rejoin_requests_carry_the_senders_key_package_and_are_spaced() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let mut members = group_of(&relay, &["ann", "bob"]).await;
     let refusal = |result: Result<response::Result, TransportError>| match result {
         Err(TransportError::Refused(r)) => Some(r),

@@ -6,11 +6,11 @@ use anyhow::{ensure, Context, Result};
 use convene_client::{ClientBuilder, ClientError, ConnectionState, RelayConnection};
 use convene_proto::relay::ErrorCode;
 use convene_tests::app::{leader_apps, staff_app, store_key, wait_until, App};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 /// A relay, staff, and leader ann in a cohort staff made.
-async fn ann_in_a_cohort() -> Result<(RelayProcess, App, App, convene_client::GroupSummary)> {
-    let relay = RelayProcess::start_default()?;
+async fn ann_in_a_cohort() -> Result<(InProcessRelay, App, App, convene_client::GroupSummary)> {
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let [ann] = <[App; 1]>::try_from(leader_apps(&relay, &staff, &["ann".into()]).await?)
         .ok()
@@ -26,7 +26,7 @@ fn device_count(group: &convene_client::GroupSummary, user: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_both_receive_and_a_removed_one_is_cut_off() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &["ann".into(), "ben".into()]).await?;
     let [ann, mut ben] = <[App; 2]>::try_from(leaders).ok().context("two leaders")?;
@@ -108,7 +108,7 @@ async fn two_devices_both_receive_and_a_removed_one_is_cut_off() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_is_approved_only_with_the_code_the_new_device_shows() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let dir = tempfile::tempdir()?;
     let pending = ClientBuilder::new(dir.path())
@@ -161,7 +161,7 @@ async fn a_link_is_approved_only_with_the_code_the_new_device_shows() -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_revoking_one_device_leaves_the_users_other_device_in_place() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &["ann".into(), "ben".into()]).await?;
     let [ann, ben] = <[App; 2]>::try_from(leaders).ok().context("two leaders")?;
@@ -229,7 +229,7 @@ async fn a_link_approval_forged_by_the_relay_is_refused() -> Result<()> {
     use convene_proto::trust::LinkBundle;
     use convene_tests::connectors::HookedConnector;
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &["ann".into()]).await?;
     let ann = &leaders[0];
@@ -316,7 +316,7 @@ async fn a_link_approval_forged_by_the_relay_is_refused() -> Result<()> {
 async fn a_removed_device_holds_no_group_back() -> Result<()> {
     use convene_tests::RelayOptions;
 
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nmax_group_backlog = 20\n".into(),
         ..Default::default()
     })?;

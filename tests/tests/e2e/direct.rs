@@ -3,11 +3,11 @@
 use anyhow::Result;
 use convene_client::GroupKind;
 use convene_tests::app::{leader_apps, staff_app, App};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_users_opening_a_direct_channel_at_once_share_one() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let names = vec!["chief.constable".to_string(), "fire.chief".to_string()];
     let leaders = leader_apps(&relay, &staff, &names).await?;
@@ -51,7 +51,7 @@ async fn two_users_opening_a_direct_channel_at_once_share_one() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_message_to_an_unknown_user_is_refused_clearly() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let err = staff
         .client
@@ -74,7 +74,7 @@ async fn a_direct_channel_opened_from_both_sides_converges_whatever_the_timing()
     use rand::Rng;
     use std::sync::Arc;
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let delays: RequestHook = Arc::new(|kind: request::Kind| {
         Box::pin(async move {
@@ -123,7 +123,7 @@ async fn a_third_user_cannot_squat_a_direct_channels_id() -> Result<()> {
     use convene_proto::relay::{request, CreateGroup, ErrorCode};
     use convene_tests::app::raw_device;
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let names = vec!["ana".to_string(), "ben".to_string()];
     let leaders = leader_apps(&relay, &staff, &names).await?;
@@ -168,7 +168,7 @@ async fn a_direct_channel_away_from_its_pairs_id_is_refused() -> Result<()> {
     use convene_tests::tampered::with_ops;
     use convene_tests::TestDevice;
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let names = vec!["ana".to_string(), "sam".to_string()];
     let leaders = leader_apps(&relay, &staff, &names).await?;
@@ -248,7 +248,7 @@ async fn a_direct_channel_whose_first_add_failed_is_repaired_before_use() -> Res
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let names = vec!["ana".to_string(), "ben".to_string()];
     let leaders = leader_apps(&relay, &staff, &names).await?;

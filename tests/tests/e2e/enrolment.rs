@@ -5,7 +5,7 @@ use std::time::Duration;
 use convene_client::{ConnectOptions, RelayConnection};
 use convene_proto::relay::{request, CreateInvite, ErrorCode, Role};
 use convene_tests::device::{bootstrap_staff, enrol_leaders};
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, RelayProcess, TestDevice};
 
 async fn try_enrol(url: &str, invite: &str, user_id: &str) -> Result<TestDevice, ErrorCode> {
     TestDevice::enrol(url, invite, user_id)
@@ -19,7 +19,7 @@ async fn try_enrol(url: &str, invite: &str, user_id: &str) -> Result<TestDevice,
 
 #[tokio::test]
 async fn bootstrap_invite_enrols_the_first_staff_member_once() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let invite = relay
         .bootstrap_invite
         .clone()
@@ -38,7 +38,7 @@ async fn bootstrap_invite_enrols_the_first_staff_member_once() {
 
 #[tokio::test]
 async fn reused_unknown_and_expired_invites_are_refused() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
 
     let invite = staff.invite(Role::Leader).await.unwrap();
@@ -94,7 +94,7 @@ async fn reused_unknown_and_expired_invites_are_refused() {
 
 #[tokio::test]
 async fn only_staff_create_invites_and_user_ids_are_unique() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
     let leaders = enrol_leaders(&relay, &staff, &["fire.chief"])
         .await
@@ -146,7 +146,7 @@ async fn a_relay_claiming_a_staff_invite_is_the_bootstrap_one_is_refused() {
     use convene_tests::app::{display_name, staff_app, store_key, App};
     use convene_tests::connectors::HookedConnector;
 
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let staff = staff_app(&relay).await.unwrap();
     let invite = staff
         .client

@@ -5,11 +5,11 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use convene_tests::binaries::example;
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 #[test]
 fn the_two_clients_example_exchanges_a_message() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let invite = relay
         .bootstrap_invite
         .clone()

@@ -8,11 +8,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use convene_proto::relay::{envelope::Body, response, Envelope, ErrorCode};
 use convene_tests::device::{bootstrap_staff, enrol_leaders, opaque};
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, TestDevice};
 
 use convene_tests::raw::RawSocket;
 
-async fn raw(relay: &RelayProcess) -> RawSocket {
+async fn raw(relay: &InProcessRelay) -> RawSocket {
     let (socket, _) = tokio_tungstenite::connect_async(relay.url.as_str())
         .await
         .unwrap();
@@ -46,7 +46,7 @@ async fn drain(socket: &mut RawSocket) -> (Vec<i32>, Option<u16>) {
 }
 
 /// Two members exchanging messages while something else happens.
-async fn conversation(relay: &RelayProcess) -> (TestDevice, TestDevice) {
+async fn conversation(relay: &InProcessRelay) -> (TestDevice, TestDevice) {
     let staff = bootstrap_staff(relay).await.unwrap();
     let mut members = enrol_leaders(relay, &staff, &["ann", "bob"]).await.unwrap();
     members[0].create_group(b"g").await.unwrap();
@@ -70,7 +70,7 @@ async fn still_talking(ann: &TestDevice, bob: &mut TestDevice, rounds: usize) {
 
 #[tokio::test]
 async fn an_oversized_frame_closes_only_that_connection() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let (ann, mut bob) = conversation(&relay).await;
     let mut attacker = raw(&relay).await;
     // 3 MiB: over the 2 MiB payload limit plus envelope room.
@@ -84,7 +84,7 @@ async fn an_oversized_frame_closes_only_that_connection() {
 
 #[tokio::test]
 async fn garbage_frames_get_errors_then_a_close_while_others_carry_on() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let (ann, mut bob) = conversation(&relay).await;
     let mut attacker = raw(&relay).await;
     let attack = async {
@@ -113,7 +113,7 @@ async fn garbage_frames_get_errors_then_a_close_while_others_carry_on() {
 
 #[tokio::test]
 async fn a_valid_envelope_of_another_version_is_refused() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let mut socket = raw(&relay).await;
     let mut envelope = Envelope::request(
         1,
@@ -131,7 +131,7 @@ async fn a_valid_envelope_of_another_version_is_refused() {
 
 #[tokio::test]
 async fn requests_over_the_rate_limit_are_refused_with_a_retry_time() {
-    let relay = RelayProcess::start(convene_tests::RelayOptions {
+    let relay = InProcessRelay::start(convene_tests::RelayOptions {
         config_toml: "[limits]\nrequests_per_second = 5\nrequest_burst = 5\n".into(),
         ..Default::default()
     })

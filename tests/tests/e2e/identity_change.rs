@@ -14,12 +14,12 @@ use convene_proto::relay::{
     request, ApproveLink, RequestLink, UpdateCredential, UploadKeyPackages,
 };
 use convene_tests::app::{authority_of, continuity_of, device_key_of, leader_apps, staff_app, App};
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, TestDevice};
 use openmls_rust_crypto::RustCrypto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &["ann".into(), "ben".into()]).await?;
     let [mut ann, ben] = <[App; 2]>::try_from(leaders).ok().context("two leaders")?;

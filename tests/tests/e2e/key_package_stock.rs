@@ -9,7 +9,7 @@ use convene_client::Role;
 use convene_proto::relay::{push, request, response, ClaimKeyPackages, KeyPackagesLow};
 use convene_tests::app::{leader_apps, raw_device, staff_app, store_key, StoppedApp};
 use convene_tests::connectors::TwistedConnector;
-use convene_tests::{RelayOptions, RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, RelayOptions, TestDevice};
 
 /// Claims one KeyPackage of `user`; true if it was the last-resort one.
 async fn claim(staff: &TestDevice, user: &str) -> Result<bool> {
@@ -28,8 +28,8 @@ async fn claim(staff: &TestDevice, user: &str) -> Result<bool> {
 /// A relay that lets one claimer take as many of one device's one-time
 /// KeyPackages as it likes: these tests are about the client's stock, not
 /// the relay's quotas.
-fn generous_relay() -> Result<RelayProcess> {
-    RelayProcess::start(RelayOptions {
+fn generous_relay() -> Result<InProcessRelay> {
+    InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nkey_package_claims_per_target = 100000\n".into(),
         ..Default::default()
     })
@@ -93,7 +93,7 @@ fn key_package_keys(stopped: &StoppedApp) -> Result<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_keeps_saying_the_last_resort_is_gone_gets_a_bounded_number() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &["ana".to_string()]).await?;
     let stopped = leaders.pop().context("one leader")?.stop().await;
@@ -126,7 +126,7 @@ async fn a_relay_that_keeps_saying_the_last_resort_is_gone_gets_a_bounded_number
 /// ones; past its share in all, claims are refused with a retry time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claimer_past_its_share_gets_the_last_resort_or_waits() -> Result<()> {
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml:
             "[limits]\nkey_package_claims_per_target = 5\nkey_package_claims_per_claimer = 12\n"
                 .into(),

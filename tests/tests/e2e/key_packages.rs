@@ -8,7 +8,7 @@ use convene_proto::relay::{
     push, request, response, ClaimKeyPackages, ClaimedKeyPackages, ErrorCode, UploadKeyPackages,
 };
 use convene_tests::device::{bootstrap_staff, enrol_leaders};
-use convene_tests::{RelayOptions, RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, RelayOptions, TestDevice};
 
 /// A KeyPackage of `device` as the relay reads one, labelled `label`
 /// (valid for decades: these tests are not about lifetimes).
@@ -60,7 +60,7 @@ async fn claim(
 
 #[tokio::test]
 async fn one_time_key_packages_are_claimed_once_then_the_last_resort_is_served() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
     let leaders = enrol_leaders(&relay, &staff, &["ann", "bob"])
         .await
@@ -95,7 +95,7 @@ async fn one_time_key_packages_are_claimed_once_then_the_last_resort_is_served()
 async fn concurrent_claimers_never_receive_the_same_key_package() {
     // Each claimer takes more than its default share of one device's
     // stock: this test is about concurrency, not quotas.
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nkey_package_claims_per_target = 1000\n".into(),
         ..Default::default()
     })
@@ -132,7 +132,7 @@ async fn concurrent_claimers_never_receive_the_same_key_package() {
 
 #[tokio::test]
 async fn the_owner_is_told_when_its_stock_runs_low() {
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nkey_package_low_watermark = 2\n".into(),
         ..Default::default()
     })
@@ -162,7 +162,7 @@ async fn the_owner_is_told_when_its_stock_runs_low() {
 
 #[tokio::test]
 async fn claims_for_unknown_users_waste_nothing() {
-    let relay = RelayProcess::start_default().unwrap();
+    let relay = InProcessRelay::start_default().unwrap();
     let staff = bootstrap_staff(&relay).await.unwrap();
     let leaders = enrol_leaders(&relay, &staff, &["ann"]).await.unwrap();
     upload(&leaders[0], &["only"], "").await;

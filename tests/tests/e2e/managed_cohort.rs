@@ -6,7 +6,7 @@
 
 use anyhow::{ensure, Context, Result};
 use convene_tests::app::{leader_apps, staff_app, App};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 fn users(list: &[&str]) -> Vec<String> {
     list.iter().map(|u| u.to_string()).collect()
@@ -14,7 +14,7 @@ fn users(list: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_outside_a_cohort_add_and_remove_leaders_but_cannot_read_it() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &users(&["ann", "ben", "cat"])).await?;
     let [ann, ben, cat] = <[App; 3]>::try_from(leaders)
@@ -121,7 +121,7 @@ async fn staff_outside_a_cohort_add_and_remove_leaders_but_cannot_read_it() -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_manager_can_leave_and_keep_managing() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &users(&["ann"])).await?;
     let ann = leaders.into_iter().next().context("one leader")?;
@@ -149,7 +149,7 @@ async fn only_the_manager_can_leave_and_keep_managing() -> Result<()> {
 /// commits it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_leader_leaves_a_managed_cohort() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &users(&["ann", "ben", "cat"])).await?;
     let [ann, ben, cat] = <[App; 3]>::try_from(leaders)

@@ -6,7 +6,7 @@ use anyhow::{ensure, Context, Result};
 use convene_client::{ClientError, ConnectionState, Event, RelayConnection};
 use convene_proto::relay::ErrorCode;
 use convene_tests::app::{leader_apps, staff_app, wait_until, App};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 fn names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("l{i}")).collect()
@@ -14,7 +14,7 @@ fn names(n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_user_is_cut_off_and_removed_from_their_groups() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &names(3)).await?;
     let [mut l1, l2, mut l3] = <[App; 3]>::try_from(leaders).ok().expect("three leaders");

@@ -1,13 +1,13 @@
 //! TLS 1.3: a relay with a certificate, clients that pin it.
 
 use convene_client::{ConnectOptions, RelayConnection, TransportError, TrustRoots};
-use convene_tests::{RelayOptions, RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, RelayOptions, RelayProcess, TestDevice};
 
 #[tokio::test]
 async fn clients_reach_a_tls_relay_only_through_its_pinned_certificate() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = RelayProcess::dev_certificate(certs.path()).unwrap();
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         tls: Some((cert.clone(), key)),
         ..Default::default()
     })

@@ -10,7 +10,7 @@ use convene_client::trust::{Authority, TrustAnchor, UserDetails};
 use convene_client::{ClientError, Event, Role};
 use convene_proto::relay::{request, response, ClaimKeyPackages, UploadKeyPackages};
 use convene_tests::app::{leader_apps, raw_device, staff_app, App};
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, TestDevice};
 use openmls_rust_crypto::RustCrypto;
 
 /// Puts `key_package` in `device`'s stock on the relay.
@@ -39,7 +39,7 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let mut staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &names("l", 1)).await?;
     let group = staff
@@ -94,7 +94,7 @@ async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_package_swapped_for_another_users_is_refused() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let mut staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &names("l", 1)).await?;
     let group = staff.client.create_group("Cohort", &[]).await?;
@@ -130,7 +130,7 @@ async fn a_key_package_swapped_for_another_users_is_refused() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_adding_to_a_cohort_is_refused_by_every_member() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let mut staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 4)).await?;
     let outsider = leaders.pop().context("four leaders")?;
@@ -222,7 +222,7 @@ async fn a_leader_adding_to_a_cohort_is_refused_by_every_member() -> Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn safety_numbers_agree_on_both_sides() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
     let ab = leaders[0].client.safety_number("l2").await?;

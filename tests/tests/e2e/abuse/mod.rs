@@ -10,7 +10,7 @@ use bytes::Bytes;
 use convene_proto::relay::{request, response, Envelope, ErrorCode, GetBlob, Role};
 use convene_tests::bystander::{peak_resident_bytes, reset_peak, resident_bytes, Bystanders};
 use convene_tests::raw::{authenticated_socket, next_envelope};
-use convene_tests::{RelayOptions, RelayProcess, TestDevice};
+use convene_tests::{RelayOptions, RelayProcess, RelayUnderTest, TestDevice};
 use futures_util::SinkExt;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -35,9 +35,12 @@ fn relay() -> RelayProcess {
 }
 
 /// An enrolled leader's key, for a raw attacker.
-async fn attacker_key(relay: &RelayProcess, staff: &TestDevice) -> convene_client::DeviceKey {
+async fn attacker_key(
+    relay: &impl RelayUnderTest,
+    staff: &TestDevice,
+) -> convene_client::DeviceKey {
     let invite = staff.invite(Role::Leader).await.unwrap();
-    TestDevice::enrol(&relay.url, &invite, "mallory")
+    TestDevice::enrol(relay.url(), &invite, "mallory")
         .await
         .unwrap()
         .vanish()

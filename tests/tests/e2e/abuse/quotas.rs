@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use convene_proto::relay::{request, ErrorCode};
 use convene_tests::bystander::Bystanders;
-use convene_tests::{RelayOptions, RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, RelayOptions, TestDevice};
 use std::time::{Duration, Instant};
 
 use super::{attacker_key, relay, LIMITS};
@@ -15,7 +15,7 @@ use super::{attacker_key, relay, LIMITS};
 /// retry time; other devices create theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_creating_groups_without_pause_is_rate_limited() {
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\ngroups_per_device = 3\n".into(),
         ..Default::default()
     })
@@ -44,7 +44,7 @@ async fn a_device_creating_groups_without_pause_is_rate_limited() {
 /// staff can still add her: the inbox is not full for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_sender_cannot_fill_a_devices_inbox() {
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nmax_inbox = 10\nmax_inbox_per_sender = 3\n".into(),
         ..Default::default()
     })
@@ -80,7 +80,7 @@ async fn a_staff_device_proposing_without_pause_is_rate_limited() {
     use convene_proto::mls_frame::{frame_private_message, ContentType};
     use convene_proto::relay::{MessageKind, SendMessage};
 
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\noutside_proposals_per_device = 3\n".into(),
         ..Default::default()
     })
@@ -129,7 +129,7 @@ async fn quotas_hit_together_leave_other_users_latency_alone() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let baseline = baseline.stop().await.unwrap();
 
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: format!(
             "{LIMITS}key_package_claims_per_claimer = 20\ngroups_per_device = 20\n\
              max_inbox_per_sender = 5\nblob_bytes_per_user = 1000000\n\

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use convene_tests::app::copy_dir;
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 use serde_json::{json, Value};
 use std::process::Stdio;
 
@@ -12,7 +12,7 @@ use super::{enrol_first_staff, error_code, without_json, Cli};
 
 #[test]
 fn the_passphrase_locks_the_state_and_can_be_changed() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let root = tempfile::tempdir()?;
     let cli = Cli {
         relay: &relay.url.clone(),
@@ -77,7 +77,7 @@ fn the_passphrase_locks_the_state_and_can_be_changed() -> Result<()> {
 fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
     use std::io::{BufRead, BufReader};
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let root = tempfile::tempdir()?;
     let cli = Cli {
         relay: &relay.url,
@@ -129,7 +129,7 @@ fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
 /// with a code that says so, until its user takes over with it.
 #[test]
 fn a_restored_backup_is_refused_until_the_user_takes_over() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let root = tempfile::tempdir()?;
     let cli = Cli {
         relay: &relay.url,

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use convene_tests::binaries::binary;
-use convene_tests::RelayProcess;
+use convene_tests::{InProcessRelay, RelayProcess, RelayUnderTest};
 use serde_json::Value;
 
 mod devices;
@@ -63,11 +63,8 @@ impl Cli<'_> {
 }
 
 /// Enrols "sam", the first staff member, with the relay's bootstrap invite.
-fn enrol_first_staff(cli: &Cli, relay: &RelayProcess) -> Result<Value> {
-    let bootstrap = relay
-        .bootstrap_invite
-        .as_deref()
-        .context("no bootstrap invite")?;
+fn enrol_first_staff(cli: &Cli, relay: &impl RelayUnderTest) -> Result<Value> {
+    let bootstrap = relay.bootstrap_invite().context("no bootstrap invite")?;
     cli.run("sam", &["enrol", bootstrap, "--user-id", "sam"])
 }
 
@@ -95,7 +92,7 @@ fn error_code(out: &std::process::Output) -> Result<String> {
 
 #[test]
 fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let root = tempfile::tempdir()?;
     let cli = Cli {
         relay: &relay.url,
@@ -329,7 +326,7 @@ fn ping_uses_the_remembered_relay_and_an_unreachable_one_is_reported() -> Result
 /// and a name with a bidi override is refused when staff certify it.
 #[test]
 fn untrusted_text_is_shown_escaped_and_disguised_names_are_refused() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let root = tempfile::tempdir()?;
     let cli = Cli {
         relay: &relay.url,

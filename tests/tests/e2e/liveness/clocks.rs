@@ -4,7 +4,7 @@
 use anyhow::{ensure, Context, Result};
 use convene_client::Event;
 use convene_tests::app::{leader_apps, staff_app};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 use super::names;
 
@@ -12,7 +12,7 @@ const MINUTE_MS: i64 = 60 * 1000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_ten_minutes_off_keep_hearing_and_one_a_day_off_is_told() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
     let cat = leaders.pop().context("three")?;

@@ -5,13 +5,13 @@
 use anyhow::{ensure, Context, Result};
 use convene_client::{ClientError, ConnectionState, Event};
 use convene_tests::app::{leader_apps, staff_app};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_run_beside_the_original_is_refused_and_the_original_goes_on() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
     let ben = leaders.pop().context("two")?;

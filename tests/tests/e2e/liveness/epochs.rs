@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::connectors::TwistedConnector;
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 use super::names;
 
@@ -16,7 +16,7 @@ use super::names;
 /// the new member reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_written_before_an_add_reaches_the_new_member() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
     let cat = leaders.pop().context("three leaders")?;

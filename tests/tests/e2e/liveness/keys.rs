@@ -15,7 +15,7 @@ use convene_proto::relay::{
 };
 use convene_proto::trust::Signed;
 use convene_tests::app::{authority_of, display_name, leader_apps, raw_device, staff_app, App};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 use prost::Message as _;
 
 use super::names;
@@ -54,7 +54,7 @@ async fn all_renewed(apps: &[&App], group: &GroupId) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_past_every_key_lifetime_still_admits_members_devices_and_managers() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
     let eve = leaders.pop().context("three")?;
@@ -141,7 +141,7 @@ async fn a_group_past_every_key_lifetime_still_admits_members_devices_and_manage
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_near_its_end_is_renewed_with_nothing_asked_of_the_user() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay)
         .await?
         .reopen_with_lifecycle(renewing())
@@ -188,7 +188,7 @@ async fn a_certificate_near_its_end_is_renewed_with_nothing_asked_of_the_user() 
 /// staff device cannot lock a user out or change who they are by renewing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_keeps_only_a_renewal_that_extends_the_certificate() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let clerk = raw_device(&relay, &staff, "clerk", Role::Staff).await?;
     let ann = leader_apps(&relay, &staff, &names("l", 1))

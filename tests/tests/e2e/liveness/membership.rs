@@ -4,13 +4,13 @@
 use anyhow::{ensure, Context, Result};
 use convene_client::Event;
 use convene_tests::app::{leader_apps, staff_app};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_removed_and_added_back_is_back() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
     let ben = leaders.pop().context("two")?;
@@ -63,7 +63,7 @@ async fn a_member_removed_and_added_back_is_back() -> Result<()> {
 /// write as soon as she is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_removed_by_a_manager_and_added_back_can_write() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
     let ben = leaders.pop().context("two")?;

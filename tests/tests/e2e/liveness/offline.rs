@@ -2,7 +2,7 @@
 
 use anyhow::{ensure, Result};
 use convene_tests::app::{leader_apps, staff_app};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 use super::names;
 
@@ -10,7 +10,7 @@ use super::names;
 /// and its last-resort KeyPackage must still let everyone add it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_offline_while_40_groups_are_created_joins_all_40() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
     let ben = leaders.pop().expect("two leaders");
@@ -50,7 +50,7 @@ async fn a_device_away_for_long_holds_nobody_back_and_catches_up() -> Result<()>
     use convene_tests::app::App;
     use convene_tests::RelayOptions;
 
-    let relay = RelayProcess::start(RelayOptions {
+    let relay = InProcessRelay::start(RelayOptions {
         config_toml: "[limits]\nmax_group_backlog = 20\n".into(),
         ..Default::default()
     })?;

@@ -10,13 +10,13 @@ use convene_client::{RelayRefusal, TransportError};
 use convene_proto::relay::{request, ErrorCode};
 use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::connectors::HookedConnector;
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_answered_internal_but_stored_is_completed_not_forked() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
     let ben = leaders.pop().context("two")?;

@@ -9,13 +9,13 @@ use anyhow::{Context, Result};
 use convene_client::Event;
 use convene_tests::app::{leader_apps, staff_app};
 use convene_tests::connectors::TwistedConnector;
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_stalled_by_a_relays_forged_epoch_follow_the_group_again() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
     let carl = leaders.pop().context("three")?;

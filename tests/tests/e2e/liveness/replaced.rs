@@ -11,13 +11,13 @@ use convene_client::{DeviceKey, Event};
 use convene_proto::relay::{request, response, SubmitCommit};
 use convene_tests::app::{authority_of, continuity_of, device_key_of, leader_apps, staff_app};
 use convene_tests::tampered::with_ops;
-use convene_tests::{RelayProcess, TestDevice};
+use convene_tests::{InProcessRelay, TestDevice};
 
 use super::names;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
     let ben = leaders.pop().context("two")?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use convene_client::{Event, GroupId, Role};
 use convene_tests::app::{leader_apps, raw_device, staff_app, App};
-use convene_tests::RelayProcess;
+use convene_tests::InProcessRelay;
 
 use super::names;
 
@@ -50,7 +50,7 @@ pub async fn recovered(app: &mut App, group: &GroupId) -> Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_restored_from_a_copy_one_commit_behind_rejoins() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 3)).await?;
     let cat = leaders.pop().context("three")?;
@@ -119,7 +119,7 @@ async fn a_device_restored_from_a_copy_one_commit_behind_rejoins() -> Result<()>
 /// Welcome and floods it: the victim keeps hearing its other groups.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_junk_welcome_and_a_flood_from_a_hostile_group_stop_nothing() -> Result<()> {
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 1)).await?;
     let mut ann = leaders.pop().context("one")?;
@@ -171,7 +171,7 @@ async fn a_message_with_a_forged_epoch_is_refused_and_the_group_goes_on() -> Res
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 2)).await?;
     let ben = leaders.pop().context("two")?;
@@ -225,7 +225,7 @@ async fn a_message_with_a_forged_epoch_is_refused_and_the_group_goes_on() -> Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_clock_was_behind_at_a_commit_rejoins_once_it_is_right() -> Result<()> {
     const HOUR_MS: i64 = 3600 * 1000;
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     // Ann and Ben are certified by a staff clock three hours slow, so their
     // certificates are old enough for a device two hours slow; staff's own
     // and Dan's, issued now, are not.
@@ -271,7 +271,7 @@ async fn a_welcome_whose_key_package_key_is_gone_ends_in_a_rejoin() -> Result<()
     use convene_tests::connectors::TwistedConnector;
     use std::time::Duration;
 
-    let relay = RelayProcess::start_default()?;
+    let relay = InProcessRelay::start_default()?;
     let staff = staff_app(&relay).await?;
     let mut leaders = leader_apps(&relay, &staff, &names("l", 1)).await?;
     let ann = leaders.pop().context("one")?;
