@@ -139,8 +139,14 @@ impl Engine {
                 if intent.attempts >= MAX_COMMIT_ATTEMPTS {
                     return Err(Step::Failed(ClientError::GaveUp(GaveUp::TooManyConflicts)));
                 }
-                self.awaiting_epoch
-                    .insert(intent.group()?, refusal.current_epoch);
+                let group_id = intent.group()?;
+                // Unless the relay holds the commits in between, this
+                // device cannot follow the group any more (as for a stale
+                // message).
+                if refusal.current_epoch > epoch {
+                    self.check_behind(&group_id).await?;
+                }
+                self.awaiting_epoch.insert(group_id, refusal.current_epoch);
                 Ok(Step::Retry)
             }
             // The relay may have stored the commit before it failed: its

@@ -147,9 +147,11 @@ impl Engine {
                     continue;
                 }
             };
+            // A rejoin is what a device that cannot follow its group does,
+            // however far behind the relay says it is: the commits it
+            // waits for may never come.
             if held_back.contains(&group_id)
-                || (!rejoin && self.cannot_act_in(&group_id))
-                || self.behind_relay(&group_id)
+                || (!rejoin && (self.cannot_act_in(&group_id) || self.behind_relay(&group_id)))
             {
                 held_back.insert(group_id);
                 continue;

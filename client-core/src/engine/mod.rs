@@ -30,6 +30,8 @@ mod readd;
 mod rejoin;
 mod relay_state;
 mod revocations;
+#[cfg(test)]
+mod scripted_tests;
 mod send;
 mod session;
 mod snapshot;

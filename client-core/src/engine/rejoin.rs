@@ -145,6 +145,10 @@ impl Engine {
             missed: dropped,
         });
         self.release_held(&group_id, record.processed_through)?;
+        // The later epoch the relay claimed is as false as the rest:
+        // what waited for it goes now.
+        self.awaiting_epoch.remove(&group_id);
+        self.outbox_dirty = true;
         self.resolve(intent.id, Ok(super::Completed { message: None }));
         self.publish();
         Ok(())

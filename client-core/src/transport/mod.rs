@@ -8,6 +8,8 @@
 mod auth;
 mod connection;
 mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod scripted;
 mod tls;
 
 use std::future::Future;

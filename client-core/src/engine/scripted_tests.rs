@@ -1,0 +1,346 @@
+//! The engine against a scripted relay ([`crate::transport::scripted`]):
+//! what a device does when its relay loses a response, claims a later
+//! epoch, delivers a push twice, or is not the relay it enrolled with. No
+//! relay runs; each test scripts the one answer that matters and leaves
+//! the rest to the scripted relay's honest defaults.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use convene_proto::invite::{Invite, InviteSecret};
+use convene_proto::relay::{
+    push, request, response, ErrorCode, GroupState, MessageKind, Receipt, SendMessage,
+};
+
+use crate::events::Event;
+use crate::store::StoreKey;
+use crate::transport::scripted::{Answer, ScriptedRelay};
+use crate::transport::RelayRefusal;
+use crate::{Client, ClientBuilder, GroupSummary};
+
+/// The engine's first connection: enrolment had the one before.
+const ENGINE_FIRST_CONNECTION: u32 = 2;
+
+/// How long a test waits for what should happen promptly.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A staff device enrolled with the scripted relay's bootstrap invite and
+/// caught up, with a cohort of its own.
+async fn staff_with_group(relay: &ScriptedRelay) -> (tempfile::TempDir, Client, GroupSummary) {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = || {
+        ClientBuilder::new(dir.path())
+            .store_key(StoreKey::from_bytes([3; 32]))
+            .connector(Arc::new(relay.clone()))
+    };
+    let invite = Invite {
+        secret: InviteSecret::generate(),
+        authority_fingerprint: None,
+        relay_url: Some("ws://scripted.invalid".into()),
+    };
+    builder()
+        .enrol(&invite.to_code(), "ana", "Ana")
+        .await
+        .unwrap();
+    let client = builder().open().await.unwrap();
+    client.wait_caught_up(PATIENCE).await.unwrap();
+    let group = client.create_group("cohort", &[]).await.unwrap();
+    (dir, client, group)
+}
+
+/// The application messages the relay was asked to store, in order.
+fn application_sends(relay: &ScriptedRelay) -> Vec<SendMessage> {
+    sends_of_kind(relay, MessageKind::Application)
+}
+
+fn sends_of_kind(relay: &ScriptedRelay, kind: MessageKind) -> Vec<SendMessage> {
+    relay
+        .requests()
+        .into_iter()
+        .filter_map(|(_, request)| match request {
+            request::Kind::SendMessage(send) if send.kind == kind as i32 => Some(send),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until `done` holds of the relay's requests.
+async fn until(relay: &ScriptedRelay, done: impl Fn(&ScriptedRelay) -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !done(relay) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the device did what the test waits for");
+}
+
+fn application(kind: &request::Kind) -> bool {
+    matches!(kind, request::Kind::SendMessage(send) if send.kind == MessageKind::Application as i32)
+}
+
+#[tokio::test]
+async fn a_lost_response_is_answered_by_sending_the_same_bytes_once_more() {
+    let lost = Arc::new(Mutex::new(false));
+    let relay = ScriptedRelay::new({
+        let lost = lost.clone();
+        move |kind, _| {
+            let mut lost = lost.lock().unwrap();
+            if application(kind) && !*lost {
+                *lost = true;
+                return Answer::Drop;
+            }
+            Answer::Honest
+        }
+    });
+    let (_dir, client, group) = staff_with_group(&relay).await;
+
+    let sent = client.send_text(&group.id, "hello").await.unwrap();
+
+    let sends = application_sends(&relay);
+    assert_eq!(sends.len(), 2, "sent once, and once more after the loss");
+    assert_eq!(sends[0].submission_id, sends[1].submission_id);
+    assert_eq!(sends[0].payload, sends[1].payload, "the very same bytes");
+    assert_eq!(relay.connections(), ENGINE_FIRST_CONNECTION + 1);
+    let history = client.history(&group.id, 10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].text.as_str(), history[0].position),
+        ("hello", sent.position)
+    );
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn receipts_of_a_message_whose_response_was_lost_complete_it_once_without_a_resend() {
+    // The relay stores the message and loses the response; on the next
+    // connection it delivers the receipt twice before `CaughtUp`.
+    let submitted: Arc<Mutex<Option<SendMessage>>> = Arc::default();
+    let relay = ScriptedRelay::new({
+        let submitted = submitted.clone();
+        move |kind, connection| {
+            let mut submitted = submitted.lock().unwrap();
+            match kind {
+                request::Kind::SendMessage(send) if application(kind) && submitted.is_none() => {
+                    *submitted = Some(send.clone());
+                    Answer::HonestThenDrop
+                }
+                request::Kind::Authenticate(_) if connection == ENGINE_FIRST_CONNECTION + 1 => {
+                    let Some(send) = submitted.as_ref() else {
+                        return Answer::Honest;
+                    };
+                    let receipt = push::Kind::Receipt(Receipt {
+                        group_id: send.group_id.clone(),
+                        position: 1,
+                        epoch: 0,
+                        kind: MessageKind::Application as i32,
+                        submission_id: send.submission_id.clone(),
+                    });
+                    Answer::HonestWithPushes(vec![receipt.clone(), receipt])
+                }
+                _ => Answer::Honest,
+            }
+        }
+    });
+    let (_dir, client, group) = staff_with_group(&relay).await;
+    let mut events = client.events();
+
+    let sent = client.send_text(&group.id, "hello").await.unwrap();
+
+    assert_eq!(sent.position, 1);
+    assert_eq!(application_sends(&relay).len(), 1, "never sent again");
+    let mut sent_events = 0;
+    while let Some(event) = events.try_recv() {
+        sent_events += usize::from(matches!(event, Event::MessageSent(_)));
+    }
+    assert_eq!(sent_events, 1);
+    assert_eq!(client.history(&group.id, 10).unwrap().len(), 1);
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_relay_that_claims_a_later_epoch_it_cannot_show_delays_a_message_but_loses_nothing() {
+    // The relay refuses the message as stale, and says at first that the
+    // group is at epoch 5 with nothing left to fetch: the device cannot
+    // follow such a group and asks to be re-added. When it asks, the relay
+    // shows the group where the device's own state is.
+    let claims = Arc::new(Mutex::new(0u32));
+    let relay = ScriptedRelay::new({
+        let claims = claims.clone();
+        move |kind, _| {
+            let mut claims = claims.lock().unwrap();
+            match kind {
+                _ if application(kind) && *claims == 0 => {
+                    *claims += 1;
+                    Answer::Refuse(RelayRefusal {
+                        code: ErrorCode::StaleEpoch,
+                        message: "stale epoch".into(),
+                        current_epoch: 5,
+                        retry_after_ms: 0,
+                        revocation: Vec::new(),
+                    })
+                }
+                request::Kind::GetGroup(get) if *claims == 1 => {
+                    *claims += 1;
+                    Answer::Respond(response::Result::GroupState(GroupState {
+                        group_id: get.group_id.clone(),
+                        epoch: 5,
+                        last_position: 0,
+                        ..Default::default()
+                    }))
+                }
+                _ => Answer::Honest,
+            }
+        }
+    });
+    let (_dir, client, group) = staff_with_group(&relay).await;
+
+    let sent = tokio::time::timeout(PATIENCE, client.send_text(&group.id, "hello"))
+        .await
+        .expect("the message went out once the relay's word was found false")
+        .unwrap();
+
+    let sends = application_sends(&relay);
+    assert_eq!(sends.len(), 2, "refused once, then sent");
+    assert_eq!(sends[0].submission_id, sends[1].submission_id);
+    assert_eq!(
+        sends_of_kind(&relay, MessageKind::Rejoin).len(),
+        0,
+        "the relay showed the group where the device was: no re-add asked"
+    );
+    let summary = client.group(&group.id).unwrap().unwrap();
+    assert_eq!(summary.stalled, None, "the device follows the group again");
+    assert_eq!(
+        client.history(&group.id, 10).unwrap()[0].position,
+        sent.position
+    );
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_relay_ahead_with_nothing_to_fetch_makes_the_device_ask_to_be_re_added() {
+    // The relay says the group moved to epoch 5 and holds nothing this
+    // device has not processed: the commits in between are gone for it.
+    let relay = ScriptedRelay::new(move |kind, _| match kind {
+        _ if application(kind) => Answer::Refuse(RelayRefusal {
+            code: ErrorCode::StaleEpoch,
+            message: "stale epoch".into(),
+            current_epoch: 5,
+            retry_after_ms: 0,
+            revocation: Vec::new(),
+        }),
+        request::Kind::GetGroup(get) => Answer::Respond(response::Result::GroupState(GroupState {
+            group_id: get.group_id.clone(),
+            epoch: 5,
+            last_position: 0,
+            ..Default::default()
+        })),
+        _ => Answer::Honest,
+    });
+    let (_dir, client, group) = staff_with_group(&relay).await;
+
+    let sending = {
+        let client = client.clone();
+        let group = group.id.clone();
+        tokio::spawn(async move { client.send_text(&group, "hello").await })
+    };
+    until(&relay, |relay| {
+        !sends_of_kind(relay, MessageKind::Rejoin).is_empty()
+    })
+    .await;
+
+    let rejoin = &sends_of_kind(&relay, MessageKind::Rejoin)[0];
+    assert_eq!(rejoin.group_id, Bytes::from(group.id.to_vec()));
+    assert!(
+        !rejoin.payload.is_empty(),
+        "a KeyPackage to be re-added with"
+    );
+    assert_eq!(
+        application_sends(&relay).len(),
+        1,
+        "not sent again at the old epoch"
+    );
+    let summary = client.group(&group.id).unwrap().unwrap();
+    assert!(summary.stalled.is_some(), "{summary:?}");
+    assert!(!sending.is_finished(), "the message waits for the group");
+    sending.abort();
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_relay_showing_another_identity_is_never_authenticated_to() {
+    let relay = ScriptedRelay::new(|kind, connection| match kind {
+        // The first connection ends at the first message; the relay the
+        // device reaches next is another one.
+        _ if application(kind) && connection == ENGINE_FIRST_CONNECTION => Answer::Drop,
+        _ => Answer::Honest,
+    });
+    let (_dir, client, group) = staff_with_group(&relay).await;
+    relay.set_relay_id([9; 16]);
+
+    let sending = {
+        let client = client.clone();
+        let group = group.id.clone();
+        tokio::spawn(async move { client.send_text(&group, "hello").await })
+    };
+    until(&relay, |relay| {
+        relay.connections() >= ENGINE_FIRST_CONNECTION + 2
+    })
+    .await;
+
+    let after_first: Vec<_> = relay
+        .requests()
+        .into_iter()
+        .filter(|(connection, _)| *connection > ENGINE_FIRST_CONNECTION)
+        .collect();
+    assert!(
+        after_first.is_empty(),
+        "nothing sent to the impostor: {after_first:?}"
+    );
+    let status = client.status();
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|error| error.contains("not the relay this device enrolled with")),
+        "{status:?}"
+    );
+    assert_eq!(client.history(&group.id, 10).unwrap().len(), 0);
+    sending.abort();
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_commit_refused_by_a_relay_ahead_with_nothing_to_fetch_makes_the_device_ask_to_be_re_added(
+) {
+    // The same claim as above, made of a commit (a key update) instead of
+    // a message.
+    let relay = ScriptedRelay::new(move |kind, _| match kind {
+        request::Kind::SubmitCommit(_) => Answer::Refuse(RelayRefusal {
+            code: ErrorCode::StaleEpoch,
+            message: "stale epoch".into(),
+            current_epoch: 5,
+            retry_after_ms: 0,
+            revocation: Vec::new(),
+        }),
+        request::Kind::GetGroup(get) => Answer::Respond(response::Result::GroupState(GroupState {
+            group_id: get.group_id.clone(),
+            epoch: 5,
+            last_position: 0,
+            ..Default::default()
+        })),
+        _ => Answer::Honest,
+    });
+    let (_dir, client, group) = staff_with_group(&relay).await;
+
+    client.renew_keys().await.unwrap();
+    until(&relay, |relay| {
+        !sends_of_kind(relay, MessageKind::Rejoin).is_empty()
+    })
+    .await;
+
+    let summary = client.group(&group.id).unwrap().unwrap();
+    assert!(summary.stalled.is_some(), "{summary:?}");
+    client.shutdown().await;
+}
