@@ -26,7 +26,7 @@ pub struct CommitBundle {
     pub removed: Vec<MemberDevice>,
 }
 
-impl MlsOps<'_> {
+impl<S: super::MlsStorage> MlsOps<'_, S> {
     /// Builds a commit adding `key_packages`; it stays pending until merged
     /// or cleared.
     pub fn add(

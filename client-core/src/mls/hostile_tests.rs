@@ -1,6 +1,9 @@
 //! Hostile input at the MLS level, as a compromised relay or a removed
 //! member could send it: each is refused with a typed error, never a
 //! panic, and the group goes on afterwards (nothing stored is lost).
+//! On the local store only: after each refusal these tests roll back the
+//! store's open operation, which openmls's memory storage has no notion
+//! of.
 
 use openmls::prelude::MlsGroup;
 use openmls_rust_crypto::RustCrypto;

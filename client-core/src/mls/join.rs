@@ -40,7 +40,7 @@ pub struct PreviousState {
     pub managers: Vec<String>,
 }
 
-impl MlsOps<'_> {
+impl<S: super::MlsStorage> MlsOps<'_, S> {
     /// Joins a group from a Welcome, after checking every member's chain
     /// and the rules above.
     ///
@@ -116,7 +116,6 @@ impl MlsOps<'_> {
         // queue: proposals of the state this device left (its own removal,
         // say) would come back on the next load and block every send.
         {
-            use openmls_traits::storage::StorageProvider as _;
             let storage = self.provider.storage();
             let group_id = staged.group_context().group_id().clone();
             storage

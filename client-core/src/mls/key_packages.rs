@@ -64,7 +64,7 @@ pub struct MadeKey {
     pub expires_at_ms: u64,
 }
 
-impl MlsOps<'_> {
+impl<S: super::MlsStorage> MlsOps<'_, S> {
     /// Makes `count` one-time KeyPackages (and a last-resort one if asked),
     /// serialised for upload, valid for openmls's default lifetime. Their
     /// private keys are written to the store's open operation, which must
@@ -175,7 +175,6 @@ impl MlsOps<'_> {
     /// Deletes the private keys of a KeyPackage this device made (in the
     /// open operation): nobody can join with it from now on.
     pub fn forget_key_package(&self, hash_ref: &[u8]) -> Result<(), MlsError> {
-        use openmls_traits::storage::StorageProvider as _;
         let hash_ref: KeyPackageRef = serde_json::from_slice(hash_ref).map_err(invalid)?;
         self.provider
             .storage()

@@ -7,16 +7,20 @@ use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
 
 use super::managed::open_group_info;
-use super::tests::{group_id, meta, Device};
+use super::tests::{group_id, meta, on_both_storages, Device, TestStorage};
 use super::{Incoming, MlsError, Provider};
 use crate::sealing::SealingKey;
 use crate::types::Role;
 
 const GROUP: &[u8] = b"cohort";
 
-fn key_package(crypto: &RustCrypto, owner: &Device, claimer: &Device) -> KeyPackage {
+fn key_package<S: TestStorage>(
+    crypto: &RustCrypto,
+    owner: &Device<S>,
+    claimer: &Device<S>,
+) -> KeyPackage {
     let (kps, _) = owner.ops(crypto).key_packages(1, false).unwrap();
-    owner.store.commit_durably().unwrap();
+    owner.store.keep();
     claimer
         .ops(crypto)
         .parse_key_package(&kps[0], owner.user, &owner.key.public())
@@ -24,19 +28,19 @@ fn key_package(crypto: &RustCrypto, owner: &Device, claimer: &Device) -> KeyPack
 }
 
 /// A cohort that staff created and filled with two leaders.
-struct Cohort {
-    staff: Device,
-    ann: Device,
-    ben: Device,
+struct Cohort<S> {
+    staff: Device<S>,
+    ann: Device<S>,
+    ben: Device<S>,
     anns: MlsGroup,
     bens: MlsGroup,
     group_info: Vec<u8>,
 }
 
-fn cohort(crypto: &RustCrypto) -> Cohort {
-    let staff = Device::new("staff");
-    let ann = Device::with_role("ann", Role::Leader);
-    let ben = Device::with_role("ben", Role::Leader);
+fn cohort<S: TestStorage>(crypto: &RustCrypto) -> Cohort<S> {
+    let staff = Device::<S>::of("staff", Role::Staff);
+    let ann = Device::<S>::of("ann", Role::Leader);
+    let ben = Device::<S>::of("ben", Role::Leader);
     let seal = SealingKey::generate().unwrap();
     let mut meta = meta();
     meta.manager_seal_key = bytes::Bytes::copy_from_slice(seal.public());
@@ -81,8 +85,7 @@ fn cohort(crypto: &RustCrypto) -> Cohort {
     }
 }
 
-#[test]
-fn a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts() {
+fn a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts<S: TestStorage>() {
     let crypto = RustCrypto::default();
     let Cohort {
         staff,
@@ -91,7 +94,7 @@ fn a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts() {
         mut anns,
         mut bens,
         group_info,
-    } = cohort(&crypto);
+    } = cohort::<S>(&crypto);
     let view = super::managed::read_group_info(
         &crypto,
         &staff.anchor,
@@ -103,7 +106,7 @@ fn a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts() {
     assert_eq!(view.epoch, 1);
     assert_eq!(view.members.len(), 3);
 
-    let carl = Device::with_role("carl", Role::Leader);
+    let carl = Device::<S>::of("carl", Role::Leader);
     let kp = key_package(&crypto, &carl, &staff);
     let proposals = view
         .proposals(&group_id(GROUP), &staff.key, vec![kp], &[])
@@ -134,8 +137,7 @@ fn a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts() {
     );
 }
 
-#[test]
-fn a_leaders_own_proposal_to_add_someone_is_refused() {
+fn a_leaders_own_proposal_to_add_someone_is_refused<S: TestStorage>() {
     let crypto = RustCrypto::default();
     let Cohort {
         ann,
@@ -143,8 +145,8 @@ fn a_leaders_own_proposal_to_add_someone_is_refused() {
         mut anns,
         mut bens,
         ..
-    } = cohort(&crypto);
-    let carl = Device::with_role("carl", Role::Leader);
+    } = cohort::<S>(&crypto);
+    let carl = Device::<S>::of("carl", Role::Leader);
     let kp = key_package(&crypto, &carl, &ann);
     let provider = Provider::new(&crypto, &ann.store);
     let (proposal, _) = anns.propose_add_member(&provider, &ann.key, &kp).unwrap();
@@ -154,17 +156,16 @@ fn a_leaders_own_proposal_to_add_someone_is_refused() {
     assert_eq!(bens.pending_proposals().count(), 0);
 }
 
-#[test]
-fn a_proposal_forged_in_the_managers_name_is_refused() {
+fn a_proposal_forged_in_the_managers_name_is_refused<S: TestStorage>() {
     let crypto = RustCrypto::default();
     let Cohort {
         ben,
         mut bens,
         group_info,
         ..
-    } = cohort(&crypto);
+    } = cohort::<S>(&crypto);
     // Another staff member is not this group's manager...
-    let eve = Device::new("eve");
+    let eve = Device::<S>::of("eve", Role::Staff);
     let err = super::managed::read_group_info(
         &crypto,
         &eve.anchor,
@@ -176,9 +177,9 @@ fn a_proposal_forged_in_the_managers_name_is_refused() {
     assert!(matches!(err, MlsError::PolicyViolation(_)), "{err:?}");
 
     // ...and cannot sign as the manager.
-    let carl = Device::with_role("carl", Role::Leader);
+    let carl = Device::<S>::of("carl", Role::Leader);
     let kp = key_package(&crypto, &carl, &eve);
-    let forged = ExternalProposal::new_add::<Provider<'_>>(
+    let forged = ExternalProposal::new_add::<Provider<'_, S>>(
         kp,
         GroupId::from_slice(GROUP),
         bens.epoch(),
@@ -191,3 +192,9 @@ fn a_proposal_forged_in_the_managers_name_is_refused() {
     assert!(ben.ops(&crypto).process(&mut bens, &forged).is_err());
     assert_eq!(bens.pending_proposals().count(), 0);
 }
+
+on_both_storages!(
+    a_managers_proposal_is_kept_committed_by_a_member_and_its_joiner_accepts,
+    a_leaders_own_proposal_to_add_someone_is_refused,
+    a_proposal_forged_in_the_managers_name_is_refused,
+);

@@ -109,25 +109,48 @@ pub enum MlsError {
     },
 }
 
-/// openmls's view of the client: its crypto, and the local store.
-pub struct Provider<'a> {
-    crypto: &'a RustCrypto,
-    store: &'a LocalStore,
+/// A storage openmls can keep a device's MLS state in: the local store
+/// ([`LocalStore`], what devices use), or openmls's own memory storage,
+/// which the MLS tests run against as well (openmls_test's per-provider
+/// pattern), so that a difference between the two shows.
+pub trait MlsStorage:
+    openmls_traits::storage::StorageProvider<
+    { openmls_traits::storage::CURRENT_VERSION },
+    Error = <Self as MlsStorage>::Failure,
+>
+{
+    /// The storage's error.
+    type Failure: std::error::Error + Send + Sync + 'static;
 }
 
-impl<'a> Provider<'a> {
-    /// A provider over `crypto` and the local `store`.
-    pub fn new(crypto: &'a RustCrypto, store: &'a LocalStore) -> Self {
+impl MlsStorage for LocalStore {
+    type Failure = crate::store::MlsStorageError;
+}
+
+impl MlsStorage for openmls_memory_storage::MemoryStorage {
+    type Failure = openmls_memory_storage::MemoryStorageError;
+}
+
+/// openmls's view of the client: its crypto, and its storage (the local
+/// store unless a test says otherwise).
+pub struct Provider<'a, S = LocalStore> {
+    crypto: &'a RustCrypto,
+    store: &'a S,
+}
+
+impl<'a, S> Provider<'a, S> {
+    /// A provider over `crypto` and `store`.
+    pub fn new(crypto: &'a RustCrypto, store: &'a S) -> Self {
         Provider { crypto, store }
     }
 }
 
-impl OpenMlsProvider for Provider<'_> {
+impl<S: MlsStorage> OpenMlsProvider for Provider<'_, S> {
     type CryptoProvider = RustCrypto;
     type RandProvider = RustCrypto;
-    type StorageProvider = LocalStore;
+    type StorageProvider = S;
 
-    fn storage(&self) -> &LocalStore {
+    fn storage(&self) -> &S {
         self.store
     }
 

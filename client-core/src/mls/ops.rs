@@ -11,7 +11,7 @@ use super::managed::authored_changes;
 use super::policy::{check_commit, Change};
 use super::{
     capabilities, credential, group_meta, invalid, members, op_err, verify_leaf, MemberDevice,
-    MlsError, Provider, CIPHERSUITE, GROUP_META_EXTENSION, MAX_PAST_EPOCHS,
+    MlsError, MlsStorage, Provider, CIPHERSUITE, GROUP_META_EXTENSION, MAX_PAST_EPOCHS,
 };
 use crate::device_key::DeviceKey;
 use crate::store::LocalStore;
@@ -74,9 +74,10 @@ impl Rejoined {
     }
 }
 
-/// The MLS operations of one device, over its local store.
-pub struct MlsOps<'a> {
-    pub(super) provider: Provider<'a>,
+/// The MLS operations of one device, over its local store (or, in tests,
+/// another [`MlsStorage`]).
+pub struct MlsOps<'a, S = LocalStore> {
+    pub(super) provider: Provider<'a, S>,
     pub(super) signer: &'a DeviceKey,
     /// This device's user.
     pub(super) user_id: &'a str,
@@ -85,13 +86,13 @@ pub struct MlsOps<'a> {
     pub(super) anchor: TrustAnchor,
 }
 
-impl<'a> MlsOps<'a> {
+impl<'a, S: MlsStorage> MlsOps<'a, S> {
     /// The operations of the device that signs with `signer`, of user
     /// `user_id`, whose encoded credential chain is `chain`, over `crypto`
     /// and `store`; members are verified against `anchor`.
     pub fn new(
         crypto: &'a RustCrypto,
-        store: &'a LocalStore,
+        store: &'a S,
         signer: &'a DeviceKey,
         user_id: &'a str,
         chain: &'a [u8],

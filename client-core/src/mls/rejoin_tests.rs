@@ -3,28 +3,30 @@
 
 use openmls_rust_crypto::RustCrypto;
 
-use super::tests::{group_id, meta, Device};
+use super::tests::{group_id, meta, on_both_storages, Device, TestStorage};
 use super::*;
+use crate::types::Role;
 
 /// Ann's group `g` with Bob and Carol in it, as each of them holds it.
-struct Trio {
+struct Trio<S> {
     crypto: RustCrypto,
-    ann: Device,
-    bob: Device,
-    carol: Device,
+    ann: Device<S>,
+    bob: Device<S>,
+    carol: Device<S>,
     groups: [MlsGroup; 3],
 }
 
-fn trio() -> Trio {
+fn trio<S: TestStorage>() -> Trio<S> {
     let crypto = RustCrypto::default();
-    let (ann, bob, carol) = (Device::new("ann"), Device::new("bob"), Device::new("carol"));
+    let device = |user| Device::<S>::of(user, Role::Staff);
+    let (ann, bob, carol) = (device("ann"), device("bob"), device("carol"));
     let mut anns = ann
         .ops(&crypto)
         .create_group(&group_id(b"g"), &meta(), false)
         .unwrap();
     let claimed = [&bob, &carol].map(|device| {
         let (kps, _) = device.ops(&crypto).key_packages(1, false).unwrap();
-        device.store.commit_durably().unwrap();
+        device.store.keep();
         ann.ops(&crypto)
             .parse_key_package(&kps[0], device.user, &device.key.public())
             .unwrap()
@@ -47,7 +49,7 @@ fn trio() -> Trio {
 }
 
 /// Bob's state of the group, as a Welcome that re-adds him is judged.
-fn held_by_bob(t: &Trio) -> PreviousState {
+fn held_by_bob<S: TestStorage>(t: &Trio<S>) -> PreviousState {
     PreviousState {
         meta: Some(meta()),
         members: members(&t.groups[1]).iter().map(|m| *m.device).collect(),
@@ -55,9 +57,10 @@ fn held_by_bob(t: &Trio) -> PreviousState {
     }
 }
 
-#[test]
-fn a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_group() {
-    let mut t = trio();
+fn a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_group<
+    S: TestStorage,
+>() {
+    let mut t = trio::<S>();
     let crypto = &t.crypto;
     let bob_key = t.bob.key.public();
     let claim = |bytes: &[u8]| {
@@ -101,7 +104,7 @@ fn a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_gro
         .ops(crypto)
         .rejoin_key_package(&group_id(b"g"), epoch)
         .unwrap();
-    t.bob.store.commit_durably().unwrap();
+    t.bob.store.keep();
     let kp = claim(&rejoin.one_time[0]);
     let readd = t
         .carol
@@ -183,9 +186,8 @@ fn a_welcome_is_refused_when_it_goes_back_changes_the_group_comes_from_a_strange
     assert!(joined.is_ok(), "{:?}", joined.err());
 }
 
-#[test]
-fn a_request_to_be_re_added_replayed_later_replaces_nothing() {
-    let mut t = trio();
+fn a_request_to_be_re_added_replayed_later_replaces_nothing<S: TestStorage>() {
+    let mut t = trio::<S>();
     let crypto = &t.crypto;
     let bob_key = t.bob.key.public();
     let epoch = t.groups[0].epoch().as_u64();
@@ -194,9 +196,9 @@ fn a_request_to_be_re_added_replayed_later_replaces_nothing() {
         .ops(crypto)
         .rejoin_key_package(&group_id(b"g"), epoch)
         .unwrap();
-    t.bob.store.commit_durably().unwrap();
+    t.bob.store.keep();
     let bytes = rejoin.one_time[0].clone();
-    let claim = |t: &Trio| {
+    let claim = |t: &Trio<S>| {
         t.carol
             .ops(&t.crypto)
             .parse_key_package(&bytes, "bob", &bob_key)
@@ -223,7 +225,7 @@ fn a_request_to_be_re_added_replayed_later_replaces_nothing() {
     // Carol replays the same request at once (the leaf it would put in is
     // the one Bob has), and again after Bob renewed his leaf (an epoch too
     // late): Ann refuses both.
-    let refused = |t: &mut Trio| {
+    let refused = |t: &mut Trio<S>| {
         let kp = claim(t);
         let replay = t
             .carol
@@ -258,3 +260,8 @@ fn a_request_to_be_re_added_replayed_later_replaces_nothing() {
         .unwrap();
     refused(&mut t);
 }
+
+on_both_storages!(
+    a_members_leaf_is_replaced_only_from_a_key_package_it_made_to_rejoin_that_group,
+    a_request_to_be_re_added_replayed_later_replaces_nothing,
+);

@@ -1,5 +1,8 @@
-//! Two devices running MLS over their own local stores, including after
-//! the stores are closed and reopened.
+//! Two devices running MLS over their own storage, including after the
+//! stores are closed and reopened; and the test devices the other MLS
+//! tests use. A test that relies on neither the local store's transactions
+//! nor reopening it runs on both storages ([`on_both_storages`]), as
+//! openmls_test runs a test on each provider.
 
 use convene_proto::content::{GroupKind, GroupMeta};
 use openmls_rust_crypto::RustCrypto;
@@ -10,10 +13,55 @@ use crate::store::LocalStore;
 use crate::trust::{Authority, TrustAnchor, UserDetails};
 use crate::types::Role;
 
-pub(super) struct Device {
+/// Where a test device keeps its MLS state.
+pub(super) trait TestStorage: MlsStorage + Sized {
+    /// A new, empty storage (in `dir` if it needs one).
+    fn fresh(dir: &std::path::Path) -> Self;
+    /// Makes what the operation wrote durable (nothing to do in memory).
+    fn keep(&self);
+}
+
+impl TestStorage for LocalStore {
+    fn fresh(dir: &std::path::Path) -> Self {
+        LocalStore::open(dir, &crate::store::StoreKey::from_bytes([1; 32])).unwrap()
+    }
+
+    fn keep(&self) {
+        self.commit_durably().unwrap();
+    }
+}
+
+impl TestStorage for openmls_memory_storage::MemoryStorage {
+    fn fresh(_: &std::path::Path) -> Self {
+        Self::default()
+    }
+
+    fn keep(&self) {}
+}
+
+/// Runs each named test, generic over [`TestStorage`], once on the local
+/// store and once on openmls's memory storage.
+macro_rules! on_both_storages {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn local_store() {
+                super::$name::<crate::store::LocalStore>()
+            }
+
+            #[test]
+            fn memory_storage() {
+                super::$name::<openmls_memory_storage::MemoryStorage>()
+            }
+        }
+    )*};
+}
+pub(super) use on_both_storages;
+
+pub(super) struct Device<S = LocalStore> {
     pub(super) user: &'static str,
     pub(super) dir: tempfile::TempDir,
-    pub(super) store: LocalStore,
+    pub(super) store: S,
     pub(super) key: DeviceKey,
     pub(super) chain: Vec<u8>,
     pub(super) anchor: TrustAnchor,
@@ -30,16 +78,19 @@ fn authority() -> Authority {
 }
 
 impl Device {
-    /// A staff member's device, certified by [`authority`].
+    /// A staff member's device over a local store, certified by
+    /// [`authority`].
     pub(super) fn new(user: &'static str) -> Device {
-        Device::with_role(user, Role::Staff)
+        Device::of(user, Role::Staff)
     }
+}
 
-    /// A device of a user with `role`, certified by [`authority`].
-    pub(super) fn with_role(user: &'static str, role: Role) -> Device {
+impl<S: TestStorage> Device<S> {
+    /// A device of a user with `role` over a new `S`, certified by
+    /// [`authority`].
+    pub(super) fn of(user: &'static str, role: Role) -> Device<S> {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            LocalStore::open(dir.path(), &crate::store::StoreKey::from_bytes([1; 32])).unwrap();
+        let store = S::fresh(dir.path());
         let key = DeviceKey::generate();
         let details = UserDetails {
             user_id: user.into(),
@@ -63,6 +114,19 @@ impl Device {
         }
     }
 
+    pub(super) fn ops<'a>(&'a self, crypto: &'a RustCrypto) -> MlsOps<'a, S> {
+        MlsOps::new(
+            crypto,
+            &self.store,
+            &self.key,
+            self.user,
+            &self.chain,
+            self.anchor.clone(),
+        )
+    }
+}
+
+impl Device {
     fn reopen(self) -> Device {
         let Device {
             user,
@@ -84,17 +148,6 @@ impl Device {
             anchor,
         }
     }
-
-    pub(super) fn ops<'a>(&'a self, crypto: &'a RustCrypto) -> MlsOps<'a> {
-        MlsOps::new(
-            crypto,
-            &self.store,
-            &self.key,
-            self.user,
-            &self.chain,
-            self.anchor.clone(),
-        )
-    }
 }
 
 pub(super) fn meta() -> GroupMeta {
@@ -107,6 +160,51 @@ pub(super) fn meta() -> GroupMeta {
         ..Default::default()
     }
 }
+
+fn a_welcomed_member_and_its_adder_read_each_other<S: TestStorage>() {
+    let crypto = RustCrypto::default();
+    let ann = Device::<S>::of("ann", Role::Staff);
+    let bob = Device::<S>::of("bob", Role::Staff);
+    let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
+    bob.store.keep();
+    let mut group = ann
+        .ops(&crypto)
+        .create_group(&group_id(b"group-1"), &meta(), false)
+        .unwrap();
+    let kp = ann
+        .ops(&crypto)
+        .parse_key_package(&kps[0], "bob", &bob.key.public())
+        .unwrap();
+    let bundle = ann.ops(&crypto).add(&mut group, &[kp]).unwrap();
+    ann.ops(&crypto).merge_pending(&mut group).unwrap();
+    let mut bobs = bob
+        .ops(&crypto)
+        .join(&bundle.welcome, &Default::default())
+        .unwrap();
+    assert_eq!(members(&bobs), members(&group));
+    let ct = ann.ops(&crypto).encrypt(&mut group, b"hello bob").unwrap();
+    match bob.ops(&crypto).process(&mut bobs, &ct).unwrap() {
+        Incoming::Application { sender, plaintext } => assert_eq!(
+            (sender.user_id.as_str(), plaintext.as_slice()),
+            ("ann", &b"hello bob"[..])
+        ),
+        other => panic!("{other:?}"),
+    }
+    let ct = bob.ops(&crypto).encrypt(&mut bobs, b"hello ann").unwrap();
+    match ann.ops(&crypto).process(&mut group, &ct).unwrap() {
+        Incoming::Application { plaintext, .. } => assert_eq!(plaintext, b"hello ann"),
+        other => panic!("{other:?}"),
+    }
+    // A replayed ciphertext is refused (its key was deleted after use).
+    assert!(ann.ops(&crypto).process(&mut group, &ct).is_err());
+}
+
+on_both_storages!(
+    a_welcomed_member_and_its_adder_read_each_other,
+    a_key_package_for_someone_else_is_refused,
+    removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten,
+    the_relay_reads_a_key_packages_device_and_lifetime,
+);
 
 #[test]
 fn a_group_survives_reopening_both_stores() {
@@ -191,12 +289,11 @@ fn an_uncommitted_operation_leaves_no_trace() {
     assert!(ann.ops(&crypto).load(&group_id(b"g")).unwrap().is_none());
 }
 
-#[test]
-fn a_key_package_for_someone_else_is_refused() {
+fn a_key_package_for_someone_else_is_refused<S: TestStorage>() {
     let crypto = RustCrypto::default();
-    let bob = Device::new("bob");
+    let bob = Device::<S>::of("bob", Role::Staff);
     let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
-    let ann = Device::new("ann");
+    let ann = Device::<S>::of("ann", Role::Staff);
     let err = ann
         .ops(&crypto)
         .parse_key_package(&kps[0], "carol", &bob.key.public())
@@ -212,11 +309,10 @@ fn a_key_package_for_someone_else_is_refused() {
     assert!(matches!(err, MlsError::WrongKeyPackage(_)));
 }
 
-#[test]
-fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten() {
+fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten<S: TestStorage>() {
     let crypto = RustCrypto::default();
-    let ann = Device::new("ann");
-    let bob = Device::new("bob");
+    let ann = Device::<S>::of("ann", Role::Staff);
+    let bob = Device::<S>::of("bob", Role::Staff);
     let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
     let mut group = ann
         .ops(&crypto)
@@ -270,10 +366,9 @@ fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten() {
     assert!(bob.ops(&crypto).process(&mut bobs, &ct).is_err());
 }
 
-#[test]
-fn the_relay_reads_a_key_packages_device_and_lifetime() {
+fn the_relay_reads_a_key_packages_device_and_lifetime<S: TestStorage>() {
     let crypto = RustCrypto::default();
-    let bob = Device::new("bob");
+    let bob = Device::<S>::of("bob", Role::Staff);
     let (kps, last_resort) = bob.ops(&crypto).key_packages(1, true).unwrap();
     for bytes in [&kps[0], &last_resort.unwrap()] {
         let leaf = convene_proto::mls_frame::read_key_package(bytes).unwrap();
@@ -287,7 +382,7 @@ fn the_relay_reads_a_key_packages_device_and_lifetime() {
     }
 }
 
-fn ops_parse(device: &Device, crypto: &RustCrypto, bytes: &[u8]) -> KeyPackage {
+fn ops_parse<S: TestStorage>(device: &Device<S>, crypto: &RustCrypto, bytes: &[u8]) -> KeyPackage {
     device
         .ops(crypto)
         .parse_key_package(bytes, device.user, &device.key.public())
