@@ -83,8 +83,8 @@ pub fn error(json: bool, err: &anyhow::Error) {
 }
 
 /// An error and its causes, joined by ": ", leaving out a cause whose text
-/// an outer error already shows (some errors print their source, and
-/// keep it as their source too).
+/// an outer error already shows. Convene's own errors never print their
+/// source; some of other crates' do, and keep it as their source too.
 fn chain_text(err: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in err.chain() {

@@ -71,7 +71,7 @@ pub enum ClientError {
     #[error("this device lost its own accepted change to the group")]
     LostCommit,
     /// The operation was given up; the reason says why.
-    #[error("the operation did not go through: {0}")]
+    #[error("the operation did not go through")]
     GaveUp(#[source] GaveUp),
     /// None of the named users has a device that can be added now (no
     /// KeyPackage the relay can hand out passes the chain of trust).

@@ -62,7 +62,10 @@ pub(crate) async fn settle_device(
     });
     if let Err(err) = connection.request(upload).await {
         // Not fatal: the device tops up its stock whenever it connects.
-        tracing::warn!(error = %err, "initial KeyPackages not uploaded");
+        tracing::warn!(
+            error = &err as &dyn std::error::Error,
+            "initial KeyPackages not uploaded"
+        );
     }
     Ok(Identity {
         user_id: identity.user_id,

@@ -16,7 +16,7 @@ pub const VERSION: ProtocolVersion = ProtocolVersion::V1;
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// The bytes are not a protobuf `Envelope`.
-    #[error("frame is not a valid envelope: {0}")]
+    #[error("frame is not a valid envelope")]
     Decode(#[from] prost::DecodeError),
     /// The envelope names a protocol version this end does not speak.
     #[error("unsupported protocol version {0}")]

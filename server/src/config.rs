@@ -19,12 +19,12 @@ pub const DEFAULT_DATA_DIR: &str = "convene-data";
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the configuration file {path}: {source}")]
+    #[error("cannot read the configuration file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the configuration file {path} is not valid: {source}")]
+    #[error("the configuration file {path} is not valid")]
     Parse {
         path: PathBuf,
         source: toml::de::Error,
@@ -332,6 +332,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_file_names_its_cause_once_as_the_source() {
+        let err = Config::from_file(Path::new("/nonexistent/convene/relay.toml")).unwrap_err();
+        let source = std::error::Error::source(&err).expect("the I/O error is the source");
+        assert!(
+            !err.to_string().contains(&source.to_string()),
+            "{err} repeats its source"
+        );
+    }
 
     #[test]
     fn defaults_are_valid_and_loopback() {

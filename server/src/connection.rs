@@ -200,7 +200,10 @@ pub async fn write_loop<S>(
         match written {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                tracing::debug!(error = %err, "write to device failed");
+                tracing::debug!(
+                    error = &err as &dyn std::error::Error,
+                    "write to device failed"
+                );
                 return;
             }
             Err(_) => {

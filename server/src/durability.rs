@@ -103,11 +103,17 @@ async fn flush_loop(flusher: Arc<Flusher>, store: Arc<Store>) {
         match outcome {
             Ok(Ok(_)) => flusher.progress.send_modify(|p| p.durable = target),
             Ok(Err(err)) => {
-                tracing::error!(error = %err, "flushing the store failed; requests are answered with an internal error");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "flushing the store failed; requests are answered with an internal error"
+                );
                 flusher.progress.send_modify(|p| p.failed = target);
             }
             Err(err) => {
-                tracing::error!(error = %err, "the flush task failed");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "the flush task failed"
+                );
                 flusher.progress.send_modify(|p| p.failed = target);
             }
         }

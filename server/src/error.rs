@@ -105,7 +105,7 @@ pub enum RelayError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     /// The embedded store failed (disk full, I/O error, ...).
-    #[error("storage failure: {0}")]
+    #[error("storage failure")]
     Storage(#[from] sled::Error),
     /// A stored record could not be decoded.
     #[error("stored record is corrupt: {0}")]

@@ -25,7 +25,10 @@ pub fn fit_connections(max_connections: u32) -> u32 {
     let limit = match rlimit::increase_nofile_limit(wanted) {
         Ok(limit) => limit,
         Err(err) => {
-            tracing::warn!(error = %err, "cannot read or raise the open-file limit");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "cannot read or raise the open-file limit"
+            );
             match rlimit::getrlimit(rlimit::Resource::NOFILE) {
                 Ok((soft, _)) => soft,
                 Err(_) => return max_connections,

@@ -42,8 +42,14 @@ async fn trim(relay: &Arc<Relay>) {
     let writer = relay.clone();
     match tokio::task::spawn_blocking(move || writer.write_acks()).await {
         Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, "writing acknowledgements failed"),
-        Err(err) => tracing::error!(error = %err, "the acknowledgement task failed"),
+        Ok(Err(err)) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "writing acknowledgements failed"
+        ),
+        Err(err) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "the acknowledgement task failed"
+        ),
     }
     let groups = relay.take_trims();
     if groups.is_empty() {
@@ -54,8 +60,14 @@ async fn trim(relay: &Arc<Relay>) {
     match outcome {
         Ok(Ok(deleted)) if deleted > 0 => tracing::trace!(deleted, "trimmed group logs"),
         Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, "trimming group logs failed"),
-        Err(err) => tracing::error!(error = %err, "the trim task failed"),
+        Ok(Err(err)) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "trimming group logs failed"
+        ),
+        Err(err) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "the trim task failed"
+        ),
     }
 }
 
@@ -92,8 +104,14 @@ async fn sweep(relay: &Arc<Relay>) {
     match aged {
         Ok(Ok(deleted)) if deleted > 0 => tracing::debug!(deleted, "aged out group log entries"),
         Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, "aging out group logs failed"),
-        Err(err) => tracing::error!(error = %err, "the aging task failed"),
+        Ok(Err(err)) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "aging out group logs failed"
+        ),
+        Err(err) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "the aging task failed"
+        ),
     }
     let retention = &relay.config.retention;
     let retention = Retention {
@@ -104,7 +122,13 @@ async fn sweep(relay: &Arc<Relay>) {
     let relay = relay.clone();
     match tokio::task::spawn_blocking(move || relay.store.sweep(retention, now_ms())).await {
         Ok(Ok(report)) => tracing::debug!(?report, "swept expired records"),
-        Ok(Err(err)) => tracing::error!(error = %err, "sweeping expired records failed"),
-        Err(err) => tracing::error!(error = %err, "the sweep task failed"),
+        Ok(Err(err)) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "sweeping expired records failed"
+        ),
+        Err(err) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "the sweep task failed"
+        ),
     }
 }

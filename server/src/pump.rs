@@ -88,7 +88,10 @@ pub async fn run(relay: Arc<Relay>, live: Arc<LiveConnection>, out: OutboundSend
         window_bytes,
     };
     if let Err(err) = pump.run().await {
-        tracing::error!(error = %err, "delivery stopped: the store failed");
+        tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "delivery stopped: the store failed"
+        );
     }
 }
 
@@ -303,7 +306,12 @@ impl Pump {
     /// logged, and the stream is retried at its next news.
     fn logged<T>(&self, result: RelayResult<T>) -> Option<T> {
         result
-            .map_err(|err| tracing::error!(error = %err, "reading a stream for delivery failed"))
+            .map_err(|err| {
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "reading a stream for delivery failed"
+                )
+            })
             .ok()
     }
 }

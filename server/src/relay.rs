@@ -22,7 +22,7 @@ use crate::visibility::Visibility;
 pub enum StartError {
     #[error(transparent)]
     Open(#[from] OpenError),
-    #[error("cannot read the data directory: {0}")]
+    #[error("cannot read the data directory")]
     Load(#[from] RelayError),
 }
 

@@ -74,7 +74,7 @@ pub async fn run(
     tokio::select! {
         result = server.accept_loop() => {
             if let Err(err) = result {
-                tracing::error!(error = %err, "the listener failed");
+                tracing::error!(error = &err as &dyn std::error::Error, "the listener failed");
             }
         }
         _ = shutdown => tracing::info!("shutting down"),
@@ -96,8 +96,13 @@ pub async fn run(
     let store = relay.store.clone();
     match tokio::task::spawn_blocking(move || store.flush()).await {
         Ok(Ok(_)) => tracing::info!("store flushed; stopped"),
-        Ok(Err(err)) => tracing::error!(error = %err, "final flush failed"),
-        Err(err) => tracing::error!(error = %err, "final flush task failed"),
+        Ok(Err(err)) => {
+            tracing::error!(error = &err as &dyn std::error::Error, "final flush failed")
+        }
+        Err(err) => tracing::error!(
+            error = &err as &dyn std::error::Error,
+            "final flush task failed"
+        ),
     }
 }
 
@@ -141,7 +146,7 @@ impl Listener {
                                     .await
                             }
                             Ok(Err(err)) => {
-                                tracing::debug!(%peer, error = %err, "TLS handshake failed")
+                                tracing::debug!(%peer, error = &err as &dyn std::error::Error, "TLS handshake failed")
                             }
                             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
@@ -165,7 +170,10 @@ impl Listener {
                 Ok(accepted) => return Ok(accepted),
                 Err(err) => {
                     if backoff == Duration::from_millis(10) || backoff == MAX_ACCEPT_BACKOFF {
-                        tracing::warn!(error = %err, "accept failed; retrying");
+                        tracing::warn!(
+                            error = &err as &dyn std::error::Error,
+                            "accept failed; retrying"
+                        );
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);

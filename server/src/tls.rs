@@ -15,11 +15,11 @@ pub enum TlsError {
     Cert { path: PathBuf, detail: String },
     #[error("cannot read the TLS private key {path}: {detail}")]
     Key { path: PathBuf, detail: String },
-    #[error("the TLS certificate and key do not make a valid configuration: {0}")]
+    #[error("the TLS certificate and key do not make a valid configuration")]
     Config(#[from] rustls::Error),
-    #[error("cannot create a development certificate: {0}")]
+    #[error("cannot create a development certificate")]
     Generate(#[from] rcgen::Error),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -148,7 +148,10 @@ impl Client {
                 device_key: Bytes::copy_from_slice(&device),
             });
             if let Err(err) = self.relay(remove).await {
-                tracing::warn!(error = %err, "cannot remove a link nobody took");
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot remove a link nobody took"
+                );
             }
             return Err(ClientError::InvalidArgument(
                 "the new device did not take the approval: the code typed here is not the one \

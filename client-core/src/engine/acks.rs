@@ -43,7 +43,10 @@ impl Engine {
             .await
         {
             // Unacknowledged entries come again and are recognised then.
-            tracing::debug!(error = %err, "acknowledgement not delivered");
+            tracing::debug!(
+                error = &err as &dyn std::error::Error,
+                "acknowledgement not delivered"
+            );
         }
     }
 

@@ -41,10 +41,16 @@ impl Engine {
         }
         self.certificates_at_ms = now + self.shared.lifecycle.certificate_check.as_millis() as u64;
         if let Err(err) = self.renew_expiring_certificates().await {
-            tracing::warn!(error = %err, "renewing users' certificates failed; will try again");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "renewing users' certificates failed; will try again"
+            );
         }
         if let Err(err) = self.adopt_renewed_certificate().await {
-            tracing::warn!(error = %err, "taking up a renewed certificate failed; will try again");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "taking up a renewed certificate failed; will try again"
+            );
         }
     }
 

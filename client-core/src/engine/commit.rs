@@ -365,7 +365,7 @@ impl Engine {
                     key_packages.push((claimed.user_id.clone(), device, key_package))
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, user = %claimed.user_id, "refused a KeyPackage");
+                    tracing::warn!(error = &err as &dyn std::error::Error, user = %claimed.user_id, "refused a KeyPackage");
                     self.emit(super::sync::refusal_event(
                         group_id,
                         &err,

@@ -125,7 +125,10 @@ impl Engine {
         {
             Ok(intents) => intents.into_iter().map(|(_, intent)| intent).collect(),
             Err(err) => {
-                tracing::error!(error = %err, "cannot read the outbox");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot read the outbox"
+                );
                 return;
             }
         };
@@ -143,7 +146,11 @@ impl Engine {
             let group_id = match intent.group() {
                 Ok(group_id) => group_id,
                 Err(err) => {
-                    tracing::error!(error = %err, id = intent.id, "an outbox intent names no valid group; left as it is");
+                    tracing::error!(
+                        error = &err as &dyn std::error::Error,
+                        id = intent.id,
+                        "an outbox intent names no valid group; left as it is"
+                    );
                     continue;
                 }
             };
@@ -300,13 +307,19 @@ impl Engine {
         message: Option<MessageId>,
         err: ClientError,
     ) {
-        tracing::info!(error = %err, "an operation was given up");
+        tracing::info!(
+            error = &err as &dyn std::error::Error,
+            "an operation was given up"
+        );
         self.store().rollback();
         // The cached group may hold changes that were just rolled back.
         self.groups.remove(group_id);
         self.store().delete(records::intent_key(id));
         if let Err(store_err) = self.store().commit_durably() {
-            tracing::error!(error = %store_err, "cannot remove a failed operation from the outbox");
+            tracing::error!(
+                error = &store_err as &dyn std::error::Error,
+                "cannot remove a failed operation from the outbox"
+            );
         }
         self.emit(Event::DeliveryFailed {
             group: group_id.clone(),

@@ -65,12 +65,18 @@ impl Engine {
         let (one_time, last_resort) = self.stock_low.take().unwrap_or((KEY_PACKAGE_TARGET, true));
         self.replenish_key_packages(one_time, last_resort).await;
         if let Err(err) = self.forget_expired_key_packages() {
-            tracing::warn!(error = %err, "cannot forget expired KeyPackages");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "cannot forget expired KeyPackages"
+            );
             self.store().rollback();
         }
         self.check_certificates().await;
         if let Err(err) = self.queue_leaf_renewals() {
-            tracing::warn!(error = %err, "cannot queue leaf renewals");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "cannot queue leaf renewals"
+            );
             self.store().rollback();
         }
     }
@@ -83,7 +89,10 @@ impl Engine {
         let mut record = match self.key_packages_record() {
             Ok(record) => record,
             Err(err) => {
-                tracing::error!(error = %err, "cannot read the KeyPackage record");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot read the KeyPackage record"
+                );
                 return;
             }
         };
@@ -133,7 +142,10 @@ impl Engine {
             Ok(made) => made,
             Err(err) => {
                 self.store().rollback();
-                tracing::error!(error = %err, "cannot make KeyPackages");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot make KeyPackages"
+                );
                 return;
             }
         };
@@ -146,7 +158,10 @@ impl Engine {
         self.store()
             .put_record(records::key_packages_key(), &record);
         if let Err(err) = self.store().commit_durably() {
-            tracing::error!(error = %err, "cannot store KeyPackages");
+            tracing::error!(
+                error = &err as &dyn std::error::Error,
+                "cannot store KeyPackages"
+            );
             return;
         }
         let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
@@ -155,7 +170,10 @@ impl Engine {
             replace_one_time: rotate,
         });
         if let Err(err) = self.request(upload).await {
-            tracing::warn!(error = %err, "KeyPackages not uploaded; will retry on the next connection");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "KeyPackages not uploaded; will retry on the next connection"
+            );
             return;
         }
         if rotate {
@@ -164,7 +182,10 @@ impl Engine {
             self.store()
                 .put_record(records::key_packages_key(), &record);
             if let Err(err) = self.store().commit_durably() {
-                tracing::error!(error = %err, "cannot record a KeyPackage rotation");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot record a KeyPackage rotation"
+                );
             }
         }
     }

@@ -231,7 +231,10 @@ impl Engine {
                 .filter_map(|(_, i)| i.group().ok())
                 .collect(),
             Err(err) => {
-                tracing::error!(error = %err, "cannot read the outbox");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot read the outbox"
+                );
                 return;
             }
         };
@@ -250,7 +253,10 @@ impl Engine {
                 ..Default::default()
             };
             if let Err(err) = self.persist_intent(intent) {
-                tracing::error!(error = %err, "cannot queue a commit of proposals");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot queue a commit of proposals"
+                );
                 self.proposals_arrived.insert(group_id);
                 return;
             }

@@ -207,7 +207,7 @@ impl Engine {
                         // Everything committed is on disk before the app is
                         // told the client stopped.
                         if let Err(err) = self.store().flush() {
-                            tracing::error!(error = %err, "flushing the local store at shutdown failed");
+                            tracing::error!(error = &err as &dyn std::error::Error, "flushing the local store at shutdown failed");
                         }
                         let _ = reply.send(());
                         break;
@@ -273,7 +273,10 @@ impl Engine {
         }
         if self.relay.caught_up() && !self.unknown_groups.is_empty() {
             if let Err(err) = self.stall_unknown_groups(false) {
-                tracing::error!(error = %err, "cannot record a group without its Welcome");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot record a group without its Welcome"
+                );
                 self.store().rollback();
             }
             self.publish();
@@ -350,7 +353,10 @@ impl Engine {
                 // Nothing of this push was kept, and nothing after it may be
                 // processed before it: start again from the last
                 // acknowledgement, on a new connection.
-                tracing::error!(error = %err, "processing a push failed; reconnecting");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "processing a push failed; reconnecting"
+                );
                 self.store().rollback();
                 self.groups.clear();
                 self.disconnected(&format!("local processing failed: {err}"));
@@ -361,11 +367,17 @@ impl Engine {
             .report_dropped()
             .and_then(|()| Ok(self.store().commit()?))
         {
-            tracing::error!(error = %err, "cannot record dropped entries");
+            tracing::error!(
+                error = &err as &dyn std::error::Error,
+                "cannot record dropped entries"
+            );
             self.store().rollback();
         }
         if let Err(err) = self.store().flush() {
-            tracing::error!(error = %err, "flushing the local store failed; reconnecting");
+            tracing::error!(
+                error = &err as &dyn std::error::Error,
+                "flushing the local store failed; reconnecting"
+            );
             self.disconnected("local storage failed");
             return;
         }

@@ -28,7 +28,10 @@ impl Engine {
             let known = match self.store().get(&slot) {
                 Ok(known) => known,
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot read a known identity key");
+                    tracing::warn!(
+                        error = &err as &dyn std::error::Error,
+                        "cannot read a known identity key"
+                    );
                     continue;
                 }
             };

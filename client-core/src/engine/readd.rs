@@ -134,7 +134,10 @@ impl Engine {
             Err(err) => Err(err),
         };
         if let Err(err) = result {
-            tracing::warn!(error = %err, "cannot queue a re-add");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "cannot queue a re-add"
+            );
         }
         self.outbox_dirty = true;
     }

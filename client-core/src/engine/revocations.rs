@@ -61,7 +61,10 @@ impl Engine {
                 Err(err) => {
                     // A relay cannot sign revocations; one that fails is
                     // ignored, and said.
-                    tracing::warn!(error = %err, "ignored a revocation that does not verify");
+                    tracing::warn!(
+                        error = &err as &dyn std::error::Error,
+                        "ignored a revocation that does not verify"
+                    );
                     events.push(Event::Untrusted {
                         group: None,
                         detail: format!("ignored a revocation: {err}"),
@@ -129,7 +132,10 @@ impl Engine {
             );
             if own_chain_revoked {
                 if let Err(err) = self.adopt_renewed_certificate().await {
-                    tracing::warn!(error = %err, "cannot take up a renewed certificate");
+                    tracing::warn!(
+                        error = &err as &dyn std::error::Error,
+                        "cannot take up a renewed certificate"
+                    );
                 }
             }
             self.remove_revoked_members().await?;
@@ -169,7 +175,10 @@ impl Engine {
                     .revocations()
                     .add(&revocation.user_id, &revocation.device_key);
                 if let Err(err) = self.close_as_revoked() {
-                    tracing::warn!(error = %err, "cannot record that this device was revoked");
+                    tracing::warn!(
+                        error = &err as &dyn std::error::Error,
+                        "cannot record that this device was revoked"
+                    );
                 }
             }
             None => {

@@ -22,7 +22,10 @@ impl Engine {
         let continuity = match self.next_continuity() {
             Ok(continuity) => continuity,
             Err(err) => {
-                tracing::error!(error = %err, "cannot store the continuity token; not connecting");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot store the continuity token; not connecting"
+                );
                 if self.relay.failed() {
                     self.emit(Event::ConnectionLost {
                         reason: "local storage failed".into(),
@@ -45,7 +48,10 @@ impl Engine {
                 if let Err(err) = self.confirm_continuity(&continuity) {
                     // The relay moved on to the pending token, which the
                     // next authentication names too: nothing is lost.
-                    tracing::warn!(error = %err, "cannot record the continuity token");
+                    tracing::warn!(
+                        error = &err as &dyn std::error::Error,
+                        "cannot record the continuity token"
+                    );
                 }
                 let took_over = std::mem::take(&mut self.take_over);
                 let (backoff, restored) = match &self.relay {
@@ -75,7 +81,10 @@ impl Engine {
                 self.replenish_key_packages(stock.one_time, stock.last_resort)
                     .await;
                 if let Err(err) = self.sync_revocations().await {
-                    tracing::warn!(error = %err, "cannot read the revocations");
+                    tracing::warn!(
+                        error = &err as &dyn std::error::Error,
+                        "cannot read the revocations"
+                    );
                 }
                 if took_over {
                     self.check_groups_after_take_over().await;
@@ -86,7 +95,10 @@ impl Engine {
     }
 
     fn connect_failed(&mut self, err: TransportError) {
-        tracing::debug!(error = %err, "cannot connect to the relay");
+        tracing::debug!(
+            error = &err as &dyn std::error::Error,
+            "cannot connect to the relay"
+        );
         let refused = |code| matches!(&err, TransportError::Refused(r) if r.code == code);
         let (revoked, copied) = (refused(ErrorCode::Revoked), refused(ErrorCode::StateCopied));
         if matches!(err, TransportError::WrongRelay) {
@@ -170,13 +182,19 @@ impl Engine {
                 .filter_map(|g| g.group().ok())
                 .collect(),
             Err(err) => {
-                tracing::error!(error = %err, "cannot read the groups");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot read the groups"
+                );
                 return;
             }
         };
         for group_id in groups {
             if let Err(err) = self.check_lost_entries(&group_id).await {
-                tracing::warn!(error = %err, "cannot check a group after taking over");
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot check a group after taking over"
+                );
             }
         }
     }

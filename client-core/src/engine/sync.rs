@@ -68,7 +68,10 @@ impl Engine {
             push::Kind::RevocationNotice(_) => {
                 // Not fatal to the push batch: the next connect reads them.
                 if let Err(err) = self.sync_revocations().await {
-                    tracing::warn!(error = %err, "cannot read the revocations");
+                    tracing::warn!(
+                        error = &err as &dyn std::error::Error,
+                        "cannot read the revocations"
+                    );
                 }
                 Ok(())
             }
@@ -141,7 +144,11 @@ impl Engine {
                 // Nothing of it is kept.
                 self.store().rollback();
                 self.groups.remove(&group_id);
-                tracing::warn!(error = %err, position = message.position, "a group entry could not be processed");
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    position = message.position,
+                    "a group entry could not be processed"
+                );
                 if commit {
                     self.refused_commit(&mut record, &err)?;
                 } else {

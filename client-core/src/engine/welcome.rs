@@ -150,7 +150,10 @@ impl Engine {
             Err(err) => {
                 self.store().rollback();
                 self.groups.remove(&group_id);
-                tracing::warn!(error = %err, "a Welcome could not be used");
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "a Welcome could not be used"
+                );
                 self.emit(refusal_event(
                     &group_id,
                     &err,

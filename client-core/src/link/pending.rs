@@ -144,7 +144,10 @@ impl PendingLink {
                 Ok((open, _pushes)) => open,
                 // The relay may be restarting: keep waiting.
                 Err(err) => {
-                    tracing::debug!(error = %err, "link status not reachable");
+                    tracing::debug!(
+                        error = &err as &dyn std::error::Error,
+                        "link status not reachable"
+                    );
                     return Ok(None);
                 }
             },

@@ -86,7 +86,7 @@ pub enum MlsError {
     WrongKeyPackage(String),
     /// openmls refused the operation; the source is its own error for that
     /// operation (openmls's per-operation error enums).
-    #[error("MLS operation failed: {0}")]
+    #[error("MLS operation failed")]
     Operation(#[source] OperationError),
     /// A credential failed the organisation's chain of trust.
     #[error("refused an untrusted member: {0}")]

@@ -17,7 +17,7 @@ pub enum MlsStorageError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// MLS state could not be encoded or decoded as JSON.
-    #[error("cannot encode or decode MLS state: {0}")]
+    #[error("cannot encode or decode MLS state")]
     Json(#[from] serde_json::Error),
 }
 

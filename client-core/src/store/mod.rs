@@ -77,7 +77,7 @@ pub(crate) mod tag {
 pub enum StoreError {
     /// The state directory cannot be opened (another process may hold its
     /// lock).
-    #[error("cannot open the local state in {path} (another process may be using it): {source}")]
+    #[error("cannot open the local state in {path} (another process may be using it)")]
     Open {
         /// The state directory.
         path: String,
@@ -85,7 +85,7 @@ pub enum StoreError {
         source: sled::Error,
     },
     /// sled failed to read or write.
-    #[error("local storage failed: {0}")]
+    #[error("local storage failed")]
     Sled(#[from] sled::Error),
     /// A stored record or value cannot be decoded; the text says which.
     #[error("a stored record is damaged: {0}")]

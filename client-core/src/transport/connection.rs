@@ -378,14 +378,20 @@ async fn read_loop(
             }
             Ok(_) => continue,
             Err(err) => {
-                tracing::debug!(error = %err, "relay connection failed");
+                tracing::debug!(
+                    error = &err as &dyn std::error::Error,
+                    "relay connection failed"
+                );
                 break;
             }
         };
         let envelope = match decode_envelope(bytes) {
             Ok(envelope) => envelope,
             Err(err) => {
-                tracing::warn!(error = %err, "ignoring an undecodable frame from the relay");
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "ignoring an undecodable frame from the relay"
+                );
                 continue;
             }
         };

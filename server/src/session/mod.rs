@@ -90,7 +90,10 @@ pub async fn serve<S>(
     let ws = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(err)) => {
-            tracing::debug!(error = %err, "websocket handshake failed");
+            tracing::debug!(
+                error = &err as &dyn std::error::Error,
+                "websocket handshake failed"
+            );
             return;
         }
         Err(_) => return,
@@ -402,7 +405,10 @@ fn log_failure(err: &RelayError) {
     match err {
         RelayError::Refused(refusal) => tracing::debug!(%refusal, "request refused"),
         RelayError::Storage(_) | RelayError::Corrupt(_) => {
-            tracing::error!(error = %err, "request failed inside the relay")
+            tracing::error!(
+                error = err as &dyn std::error::Error,
+                "request failed inside the relay"
+            )
         }
     }
 }

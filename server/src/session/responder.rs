@@ -67,7 +67,10 @@ pub fn apply(relay: &Relay, effects: Vec<Effect>) {
                         relay.hub.notify(&stream, members.iter());
                     }
                     Err(err) => {
-                        tracing::error!(error = %err, "cannot read a group's members to notify them")
+                        tracing::error!(
+                            error = &err as &dyn std::error::Error,
+                            "cannot read a group's members to notify them"
+                        )
                     }
                 }
             }

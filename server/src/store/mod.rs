@@ -62,7 +62,7 @@ const SCHEMA_VERSION: u64 = 1;
 /// Why a data directory could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot open the data directory {path}: {source}")]
+    #[error("cannot open the data directory {path}")]
     Sled { path: String, source: sled::Error },
     #[error(
         "the data directory {path} was written by a newer relay (schema {found}, this relay knows {known})"
