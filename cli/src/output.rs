@@ -277,10 +277,13 @@ pub fn event(event: &Event) -> (Value, Option<String>) {
             json!({ "event": "warning", "group": group.as_ref().map(ToString::to_string), "detail": detail }),
             Some(format!("warning: {}", safe(detail))),
         ),
-        Event::ConnectionLost { reason } => (
-            json!({ "event": "connection_lost", "reason": reason }),
-            Some(format!("connection lost ({}); reconnecting", safe(reason))),
-        ),
+        Event::ConnectionLost { reason } => {
+            let reason = reason.to_string();
+            (
+                json!({ "event": "connection_lost", "reason": reason }),
+                Some(format!("connection lost ({}); reconnecting", safe(&reason))),
+            )
+        }
         Event::ConnectionRestored => (
             json!({ "event": "connection_restored" }),
             Some("connection restored".into()),

@@ -12,9 +12,10 @@ fn an_unreachable_relay_gets_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("cannot reach the relay at ws://127.0.0.1:9"),
+        stderr.contains("cannot reach the relay: no connection to ws://127.0.0.1:9"),
         "{stderr}"
     );
+    assert_eq!(stderr.matches("cannot reach").count(), 1, "{stderr}");
 }
 
 #[test]

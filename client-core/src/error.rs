@@ -42,9 +42,9 @@ pub enum ClientError {
     /// An argument the library does not accept.
     #[error("{0}")]
     InvalidArgument(String),
-    /// The relay cannot be reached; the text names the relay and why.
-    #[error("{0}")]
-    RelayUnreachable(String),
+    /// The relay cannot be reached; the source says why.
+    #[error("cannot reach the relay")]
+    RelayUnreachable(#[source] crate::engine::ConnectionProblem),
     /// Staff revoked this device or suspended its user, or the user removed
     /// it from another device: it can no longer connect.
     #[error("this device was removed from its account (or the account suspended)")]
@@ -182,8 +182,8 @@ impl From<GaveUp> for ClientError {
 impl From<TransportError> for ClientError {
     fn from(err: TransportError) -> Self {
         match err {
-            TransportError::Unreachable { url, reason } => {
-                ClientError::RelayUnreachable(format!("cannot reach the relay at {url}: {reason}"))
+            err @ TransportError::Unreachable { .. } => {
+                ClientError::RelayUnreachable(crate::engine::ConnectionProblem::Transport(err))
             }
             TransportError::Refused(refusal) => ClientError::Refused(refusal),
             other => ClientError::Transport(other),

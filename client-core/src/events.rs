@@ -140,8 +140,8 @@ pub enum Event {
     },
     /// The connection to the relay dropped; the client reconnects by itself.
     ConnectionLost {
-        /// Why it dropped, a sentence for humans.
-        reason: String,
+        /// Why it dropped.
+        reason: crate::engine::ConnectionProblem,
     },
     /// The connection to the relay is back.
     ConnectionRestored,

@@ -34,7 +34,7 @@ mod types;
 pub use builder::ClientBuilder;
 pub use client::{direct_group_id, Client, DeviceInfo, LinkRequest, SafetyNumber};
 pub use device_key::DeviceKey;
-pub use engine::{ConnectionState, ConnectionStatus};
+pub use engine::{ConnectionProblem, ConnectionState, ConnectionStatus};
 pub use error::{ClientError, GaveUp};
 pub use events::{Event, EventStream};
 pub use lifecycle::KeyLifecycle;

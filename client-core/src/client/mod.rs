@@ -15,13 +15,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::engine::{
-    send_intent, Command, Completed, ConnectionState, ConnectionStatus, Shared, MAX_TEXT_BYTES,
+    send_intent, Command, Completed, ConnectionProblem, ConnectionState, ConnectionStatus, Shared,
+    MAX_TEXT_BYTES,
 };
 use crate::error::ClientError;
 use crate::events::EventStream;
 use crate::store::records::{
     self, CreateIntent, GroupRecord, IntentKind, IntentRecord, MembersIntent, MessageRecord,
 };
+use crate::transport::TransportError;
 use crate::types::{GroupId, GroupKind, GroupSummary, Identity, Message, Role};
 
 /// Connection attempts that fail in a row before
@@ -426,15 +428,12 @@ impl Client {
     }
 }
 
-/// The relay could not be reached, saying why and naming the relay once:
-/// the last connection error already does when it is
-/// `TransportError::Unreachable` ("cannot reach the relay at ...").
-fn unreachable(last_error: Option<String>) -> ClientError {
-    ClientError::RelayUnreachable(match last_error {
-        Some(reason) if reason.starts_with("cannot reach the relay") => reason,
-        Some(reason) => format!("cannot reach the relay: {reason}"),
-        None => "the relay did not answer in time".into(),
-    })
+/// The relay could not be reached; the last connection problem (or, if
+/// there was none, the wait that ran out) is the cause.
+fn unreachable(last_error: Option<ConnectionProblem>) -> ClientError {
+    ClientError::RelayUnreachable(
+        last_error.unwrap_or(ConnectionProblem::Transport(TransportError::Timeout)),
+    )
 }
 
 /// The id of the direct channel between two users: the same whoever

@@ -42,7 +42,7 @@ mod welcome;
 
 pub(crate) use intents::send_intent;
 pub(crate) use lifecycle::KEY_PACKAGE_FORMAT;
-pub use status::{ConnectionState, ConnectionStatus};
+pub use status::{ConnectionProblem, ConnectionState, ConnectionStatus};
 pub(crate) use sync::MAX_TEXT_BYTES;
 
 use std::collections::{HashMap, HashSet};
@@ -217,7 +217,7 @@ impl Engine {
                 },
                 push = recv_push(&mut self.relay) => match push {
                     Some(push) => self.on_pushes(push).await,
-                    None => self.disconnected("the relay closed the connection"),
+                    None => self.disconnected(ConnectionProblem::ClosedByRelay),
                 },
                 _ = tokio::time::sleep_until(wake) => self.on_timer().await,
             }
@@ -359,7 +359,7 @@ impl Engine {
                 );
                 self.store().rollback();
                 self.groups.clear();
-                self.disconnected(&format!("local processing failed: {err}"));
+                self.disconnected(ConnectionProblem::LocalFailure);
                 return;
             }
         }
@@ -378,7 +378,7 @@ impl Engine {
                 error = &err as &dyn std::error::Error,
                 "flushing the local store failed; reconnecting"
             );
-            self.disconnected("local storage failed");
+            self.disconnected(ConnectionProblem::LocalFailure);
             return;
         }
         self.publish();

@@ -213,7 +213,7 @@ impl Engine {
         self.shared.status.send_modify(|status| {
             status.state = crate::engine::ConnectionState::Offline;
             status.revoked = true;
-            status.last_error = Some("this device was revoked by the organisation".into());
+            status.last_error = Some(crate::engine::ConnectionProblem::Revoked);
         });
         self.publish();
         Ok(())

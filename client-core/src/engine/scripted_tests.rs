@@ -16,8 +16,8 @@ use convene_proto::relay::{
 use crate::events::Event;
 use crate::store::StoreKey;
 use crate::transport::scripted::{Answer, ScriptedRelay};
-use crate::transport::RelayRefusal;
-use crate::{Client, ClientBuilder, GroupSummary};
+use crate::transport::{RelayRefusal, TransportError};
+use crate::{Client, ClientBuilder, ConnectionProblem, GroupSummary};
 
 /// The engine's first connection: enrolment had the one before.
 const ENGINE_FIRST_CONNECTION: u32 = 2;
@@ -299,11 +299,9 @@ async fn a_relay_showing_another_identity_is_never_authenticated_to() {
         "nothing sent to the impostor: {after_first:?}"
     );
     let status = client.status();
-    assert!(
-        status
-            .last_error
-            .as_deref()
-            .is_some_and(|error| error.contains("not the relay this device enrolled with")),
+    assert_eq!(
+        status.last_error,
+        Some(ConnectionProblem::Transport(TransportError::WrongRelay)),
         "{status:?}"
     );
     assert_eq!(client.history(&group.id, 10).unwrap().len(), 0);

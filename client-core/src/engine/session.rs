@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::acks::PendingAcks;
 use super::relay_state::{Online, RelayState};
+use super::status::ConnectionProblem;
 use super::{ConnectionState, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
@@ -28,7 +29,7 @@ impl Engine {
                 );
                 if self.relay.failed() {
                     self.emit(Event::ConnectionLost {
-                        reason: "local storage failed".into(),
+                        reason: ConnectionProblem::LocalFailure,
                     });
                     self.publish();
                 }
@@ -109,7 +110,7 @@ impl Engine {
         self.shared.status.send_modify(|status| {
             status.state = ConnectionState::Offline;
             status.failed_attempts += 1;
-            status.last_error = Some(err.to_string());
+            status.last_error = Some(ConnectionProblem::Transport(err.clone()));
             status.revoked = revoked;
             status.copied = copied;
         });
@@ -126,7 +127,7 @@ impl Engine {
         }
         if self.relay.failed() {
             self.emit(Event::ConnectionLost {
-                reason: err.to_string(),
+                reason: ConnectionProblem::Transport(err.clone()),
             });
             self.publish();
         }
@@ -219,7 +220,7 @@ impl Engine {
     }
 
     /// Forgets the connection; pending operations wait for the next one.
-    pub(super) fn disconnected(&mut self, reason: &str) {
+    pub(super) fn disconnected(&mut self, reason: ConnectionProblem) {
         if self.relay.online().is_none() {
             return;
         }
@@ -228,11 +229,9 @@ impl Engine {
         self.awaiting_epoch.clear();
         self.shared.status.send_modify(|status| {
             status.state = ConnectionState::Offline;
-            status.last_error = Some(reason.to_string());
+            status.last_error = Some(reason.clone());
         });
-        self.emit(Event::ConnectionLost {
-            reason: reason.to_string(),
-        });
+        self.emit(Event::ConnectionLost { reason });
         self.publish();
     }
 
@@ -253,7 +252,7 @@ impl Engine {
         let result = conn.request(kind).await;
         if let Err(err) = &result {
             if !matches!(err, TransportError::Refused(_)) {
-                self.disconnected(&err.to_string());
+                self.disconnected(ConnectionProblem::Transport(err.clone()));
             }
         }
         result

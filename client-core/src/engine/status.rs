@@ -1,6 +1,8 @@
 //! The connection as the app sees it ([`crate::Client::watch_status`]):
 //! a summary the engine keeps current, never the engine's own state.
 
+use crate::transport::TransportError;
+
 /// Where the client stands with the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionState {
@@ -12,6 +14,27 @@ pub enum ConnectionState {
     CaughtUp,
 }
 
+/// Why the connection to the relay is down, or the last attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionProblem {
+    /// Connecting, authenticating or a request failed; the transport error
+    /// says how.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The relay ended the connection.
+    #[error("the relay closed the connection")]
+    ClosedByRelay,
+    /// This device could not process what the relay sent, or could not
+    /// store its own state; its log has the cause. It reconnects and the
+    /// relay sends again what was not acknowledged.
+    #[error("this device could not process or store what it received")]
+    LocalFailure,
+    /// Staff revoked this device (or suspended its user); it no longer
+    /// connects.
+    #[error("this device was revoked by the organisation")]
+    Revoked,
+}
+
 /// The connection as the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionStatus {
@@ -20,7 +43,7 @@ pub struct ConnectionStatus {
     /// Connection attempts that failed since the last success.
     pub failed_attempts: u32,
     /// Why the last attempt failed, or why the last connection ended.
-    pub last_error: Option<String>,
+    pub last_error: Option<ConnectionProblem>,
     /// The relay refused this device for good: it was revoked or removed.
     pub revoked: bool,
     /// The relay refused this device's state as a copy (restored from a

@@ -34,7 +34,7 @@ impl From<WireError> for RelayRefusal {
 }
 
 /// A failure of the relay connection or of one request over it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// The relay address is not a `ws://` or `wss://` URL.
     #[error("invalid relay address {url:?}: {reason}")]
@@ -45,7 +45,7 @@ pub enum TransportError {
         reason: String,
     },
     /// The relay could not be reached.
-    #[error("cannot reach the relay at {url}: {reason}")]
+    #[error("no connection to {url}: {reason}")]
     Unreachable {
         /// The relay's address.
         url: String,
