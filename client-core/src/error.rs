@@ -216,3 +216,35 @@ impl From<convene_proto::ids::IdError> for ClientError {
         ClientError::Transport(TransportError::Protocol(err.to_string()))
     }
 }
+
+/// An error with its causes, joined by ": ": what a person is told (an
+/// event's detail), since each error's own text says one layer only.
+pub(crate) fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        cause = err.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::TrustError;
+
+    #[test]
+    fn an_error_says_one_layer_and_a_person_is_told_every_cause() {
+        let err = MlsError::Untrusted {
+            who: "bob".into(),
+            reason: TrustError::Revoked,
+        };
+        assert_eq!(err.to_string(), "refused an untrusted member (bob)");
+        assert_eq!(
+            with_causes(&err),
+            "refused an untrusted member (bob): the device was revoked by the organisation"
+        );
+    }
+}

@@ -369,7 +369,7 @@ impl Engine {
                     self.emit(super::sync::refusal_event(
                         group_id,
                         &err,
-                        format!("a device of {} was not added: {err}", claimed.user_id),
+                        &format!("a device of {} was not added", claimed.user_id),
                     ));
                 }
             }

@@ -324,7 +324,7 @@ impl Engine {
         self.emit(Event::DeliveryFailed {
             group: group_id.clone(),
             message,
-            reason: err.to_string(),
+            reason: crate::error::with_causes(&err),
         });
         self.resolve(id, Err(err));
     }

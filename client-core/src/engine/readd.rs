@@ -81,7 +81,7 @@ impl Engine {
             self.emit(super::sync::refusal_event(
                 group_id,
                 &err,
-                format!("a request from {user_id} to be re-added was refused: {err}"),
+                &format!("a request from {user_id} to be re-added was refused"),
             ));
             return;
         }

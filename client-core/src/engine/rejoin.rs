@@ -345,6 +345,9 @@ impl Engine {
 }
 
 /// The reason told when a device's Welcome could not be used.
-pub(super) fn welcome_failed(err: &impl std::fmt::Display) -> String {
-    format!("its invitation to the group could not be opened ({err})")
+pub(super) fn welcome_failed(err: &(dyn std::error::Error + 'static)) -> String {
+    format!(
+        "its invitation to the group could not be opened ({})",
+        crate::error::with_causes(err)
+    )
 }

@@ -67,7 +67,10 @@ impl Engine {
                     );
                     events.push(Event::Untrusted {
                         group: None,
-                        detail: format!("ignored a revocation: {err}"),
+                        detail: format!(
+                            "ignored a revocation: {}",
+                            crate::error::with_causes(&err)
+                        ),
                     });
                     continue;
                 }

@@ -161,7 +161,7 @@ impl Engine {
                     self.emit(refusal_event(
                         &group_id,
                         &err,
-                        format!("a message could not be read: {err}"),
+                        "a message could not be read",
                     ));
                 }
             }
@@ -180,8 +180,9 @@ impl Engine {
         record: &mut GroupRecord,
         err: &MlsError,
     ) -> Result<(), ClientError> {
-        let detail = format!("a change to the group was refused: {err}");
-        self.emit(refusal_event(&record.group()?, err, detail.clone()));
+        const WHAT: &str = "a change to the group was refused";
+        self.emit(refusal_event(&record.group()?, err, WHAT));
+        let detail = refusal_detail(WHAT, err);
         if let MlsError::RefusedChange { newcomers, .. } = err {
             // Its chain checks are made again on rejoining; a breach of
             // the group's policy cannot be seen in a tree later, so what it
@@ -402,12 +403,19 @@ impl Engine {
 }
 
 /// The event that tells the app about an input set aside: `Untrusted` for
-/// refusals of trust or policy, `Warning` for the rest.
-pub(super) fn refusal_event(group_id: &GroupId, err: &MlsError, detail: String) -> Event {
+/// refusals of trust or policy, `Warning` for the rest. Its detail is
+/// `what` happened, then why, with every cause.
+pub(super) fn refusal_event(group_id: &GroupId, err: &MlsError, what: &str) -> Event {
     let group = Some(group_id.clone());
+    let detail = refusal_detail(what, err);
     if err.is_refusal() {
         Event::Untrusted { group, detail }
     } else {
         Event::Warning { group, detail }
     }
+}
+
+/// What happened, then why, with every cause.
+fn refusal_detail(what: &str, err: &MlsError) -> String {
+    format!("{what}: {}", crate::error::with_causes(err))
 }

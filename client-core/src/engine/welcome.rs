@@ -157,7 +157,7 @@ impl Engine {
                 self.emit(refusal_event(
                     &group_id,
                     &err,
-                    format!("an invitation to a group could not be used: {err}"),
+                    "an invitation to a group could not be used",
                 ));
                 self.welcome_failed(&group_id, before, &err)?;
                 Ok(None)

@@ -203,23 +203,59 @@ fn a_revoked_devices_message_commit_key_package_and_group_are_refused() {
         device.anchor.revocations().add("ann", &ann.key.public());
     }
     let refused = bob.ops(&crypto).process(bobs, &message).unwrap_err();
-    assert!(matches!(refused, MlsError::Untrusted(_)), "{refused:?}");
+    assert!(
+        matches!(
+            refused,
+            MlsError::Untrusted {
+                reason: crate::trust::TrustError::Revoked,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
     bob.store.rollback();
     let refused = bob
         .ops(&crypto)
         .process(bobs, &adding_cat.commit)
         .unwrap_err();
-    assert!(matches!(refused, MlsError::Untrusted(_)), "{refused:?}");
+    assert!(
+        matches!(
+            refused,
+            MlsError::Untrusted {
+                reason: crate::trust::TrustError::Revoked,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
     bob.store.rollback();
     let refused = bob
         .ops(&crypto)
         .parse_key_package(&ann_key_packages[0], "ann", &ann.key.public())
         .unwrap_err();
-    assert!(matches!(refused, MlsError::Untrusted(_)), "{refused:?}");
+    assert!(
+        matches!(
+            refused,
+            MlsError::Untrusted {
+                reason: crate::trust::TrustError::Revoked,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
     let refused = cat
         .ops(&crypto)
         .join(&adding_cat.welcome, &Default::default())
         .unwrap_err();
-    assert!(matches!(refused, MlsError::Untrusted(_)), "{refused:?}");
+    assert!(
+        matches!(
+            refused,
+            MlsError::Untrusted {
+                reason: crate::trust::TrustError::Revoked,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
     cat.store.rollback();
 }

@@ -88,13 +88,32 @@ pub enum MlsError {
     /// operation (openmls's per-operation error enums).
     #[error("MLS operation failed")]
     Operation(#[source] OperationError),
-    /// A credential failed the organisation's chain of trust.
-    #[error("refused an untrusted member: {0}")]
-    Untrusted(String),
+    /// A credential failed the organisation's chain of trust; the source
+    /// says which check.
+    #[error("refused an untrusted member ({who})")]
+    Untrusted {
+        /// The user the credential claims, or "an unknown user".
+        who: String,
+        /// The check it failed.
+        #[source]
+        reason: crate::trust::TrustError,
+    },
     /// A credential is not valid at this time by this device's clock: it
     /// may be later, or once the clock is set right.
-    #[error("refused a member whose certificate is not valid now: {0}")]
-    NotValidNow(String),
+    #[error("refused a member whose certificate is not valid now ({who}); is this device's clock right?")]
+    NotValidNow {
+        /// The user the credential names.
+        who: String,
+    },
+    /// A commit's new leaf for its committer carries another user's
+    /// credential: a member may renew its own leaf, never take over one.
+    #[error("{committer} tried to take over a leaf as {owner}")]
+    LeafTakeover {
+        /// The committing user.
+        committer: String,
+        /// The user the new leaf's credential names.
+        owner: String,
+    },
     /// A commit or Welcome breaks the group's membership policy.
     #[error("refused a change the group's policy forbids: {0}")]
     PolicyViolation(String),
@@ -228,16 +247,18 @@ pub fn verify_leaf(
     credential: &Credential,
     signature_key: &[u8],
 ) -> Result<VerifiedDevice, MlsError> {
-    let basic = BasicCredential::try_from(credential.clone())
-        .map_err(|_| MlsError::Untrusted("a credential of an unknown type".into()))?;
+    let basic = BasicCredential::try_from(credential.clone()).map_err(|_| MlsError::Untrusted {
+        who: "an unknown user".into(),
+        reason: crate::trust::TrustError::Malformed("not a basic credential"),
+    })?;
     anchor
         .verify(basic.identity(), signature_key, anchor.now_ms())
-        .map_err(|err| {
+        .map_err(|reason| {
             let who = crate::trust::claimed_user_id(basic.identity())
                 .unwrap_or_else(|| "an unknown user".into());
-            match err {
-                crate::trust::TrustError::Expired => MlsError::NotValidNow(format!("{who}: {err}")),
-                err => MlsError::Untrusted(format!("{who}: {err}")),
+            match reason {
+                crate::trust::TrustError::Expired => MlsError::NotValidNow { who },
+                reason => MlsError::Untrusted { who, reason },
             }
         })
 }
@@ -358,8 +379,9 @@ impl MlsError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            MlsError::Untrusted(_)
-                | MlsError::NotValidNow(_)
+            MlsError::Untrusted { .. }
+                | MlsError::NotValidNow { .. }
+                | MlsError::LeafTakeover { .. }
                 | MlsError::PolicyViolation(_)
                 | MlsError::RefusedChange { .. }
                 | MlsError::WrongKeyPackage(_)
@@ -370,7 +392,7 @@ impl MlsError {
     /// valid now (a clock off, or a certificate dated ahead), or an input
     /// that could not be processed rather than one refused.
     pub fn may_pass_later(&self) -> bool {
-        !self.is_refusal() || matches!(self, MlsError::NotValidNow(_))
+        !self.is_refusal() || matches!(self, MlsError::NotValidNow { .. })
     }
 }
 

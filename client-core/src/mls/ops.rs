@@ -291,10 +291,10 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
             // A member may renew its own leaf, never turn it into someone
             // else's.
             if owner.user_id != committer.user_id {
-                return Err(MlsError::Untrusted(format!(
-                    "{} tried to take over a leaf as {}",
-                    committer.user_id, owner.user_id
-                )));
+                return Err(MlsError::LeafTakeover {
+                    committer: committer.user_id.clone(),
+                    owner: owner.user_id,
+                });
             }
             check_not_older(committer, &owner)?;
         }
