@@ -242,7 +242,7 @@ impl ClientBuilder {
     ) -> Result<Identity, ClientError> {
         // A mistyped code is caught here, without spending a round trip.
         let invite =
-            Invite::from_code(invite).map_err(|err| ClientError::InvalidInvite(err.to_string()))?;
+            Invite::from_code(invite).map_err(|err| ClientError::InvalidInvite(err.into()))?;
         let store = Arc::new(open_store(&self.state_dir, self.key()?).await?);
         if let Some(existing) = store.get_committed_record::<IdentityRecord>(&identity_key())? {
             return Err(ClientError::AlreadyEnrolled(existing.user_id));

@@ -19,7 +19,7 @@ use convene_proto::relay::InviteDetails;
 use convene_proto::trust::Signed;
 use prost::Message;
 
-use crate::error::ClientError;
+use crate::error::{ClientError, InviteRefusal};
 use crate::store::records::IdentityRecord;
 use crate::transport::{enrol, get_invite, Connection, EnrolRequest, TransportError};
 use crate::trust::{
@@ -126,9 +126,7 @@ fn bootstrap(
     now: u64,
 ) -> Result<Issued, ClientError> {
     if !details.authority_key.is_empty() {
-        return Err(ClientError::InvalidInvite(
-            "this organisation already has an authority; ask its staff for an invite".into(),
-        ));
+        return Err(ClientError::InvalidInvite(InviteRefusal::AuthorityExists));
     }
     let user_id = if details.user_id.is_empty() {
         user_id
@@ -186,9 +184,9 @@ fn invited(
     token: [u8; 32],
     now: u64,
 ) -> Result<Issued, ClientError> {
-    let fingerprint = invite.authority_fingerprint.ok_or_else(|| {
-        ClientError::InvalidInvite("the invite names no organisation authority".into())
-    })?;
+    let fingerprint = invite
+        .authority_fingerprint
+        .ok_or_else(|| ClientError::InvalidInvite(InviteRefusal::NoAuthority))?;
     let authority_key: [u8; 32] = details.authority_key.as_ref().try_into().map_err(|_| {
         ClientError::Untrusted("the relay did not show the organisation's authority key".into())
     })?;
@@ -252,15 +250,9 @@ pub(crate) fn invite_error(err: TransportError) -> ClientError {
     use convene_proto::relay::ErrorCode;
     match err {
         TransportError::Refused(refusal) => match refusal.code {
-            ErrorCode::InviteUnknown => {
-                ClientError::InvalidInvite("the relay does not know this invite".into())
-            }
-            ErrorCode::InviteUsed => {
-                ClientError::InvalidInvite("this invite has already been used".into())
-            }
-            ErrorCode::InviteExpired => {
-                ClientError::InvalidInvite("this invite has expired".into())
-            }
+            ErrorCode::InviteUnknown => ClientError::InvalidInvite(InviteRefusal::Unknown),
+            ErrorCode::InviteUsed => ClientError::InvalidInvite(InviteRefusal::Used),
+            ErrorCode::InviteExpired => ClientError::InvalidInvite(InviteRefusal::Expired),
             ErrorCode::AlreadyExists => {
                 ClientError::InvalidArgument(format!("that user id is taken: {}", refusal.message))
             }

@@ -13,9 +13,9 @@ pub enum ClientError {
     /// The state directory already has an enrolled device.
     #[error("this state directory already belongs to {0}")]
     AlreadyEnrolled(String),
-    /// The invite was refused.
-    #[error("the invite was refused: {0}")]
-    InvalidInvite(String),
+    /// The invite was refused; the source says why.
+    #[error("the invite was refused")]
+    InvalidInvite(#[source] InviteRefusal),
     /// No such user on the relay.
     #[error("no user is called {0:?}")]
     UnknownUser(String),
@@ -91,6 +91,29 @@ pub enum ClientError {
     /// The client has stopped.
     #[error("the client has stopped")]
     Stopped,
+}
+
+/// Why an invite cannot be redeemed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InviteRefusal {
+    /// The code was mistyped or cut short.
+    #[error(transparent)]
+    Code(#[from] convene_proto::invite::InviteCodeError),
+    /// The relay does not know it.
+    #[error("the relay does not know this invite")]
+    Unknown,
+    /// It was redeemed already.
+    #[error("this invite has already been used")]
+    Used,
+    /// It expired.
+    #[error("this invite has expired")]
+    Expired,
+    /// A bootstrap invite, but the organisation already has an authority.
+    #[error("this organisation already has an authority; ask its staff for an invite")]
+    AuthorityExists,
+    /// A staff invite that names no authority.
+    #[error("the invite names no organisation authority")]
+    NoAuthority,
 }
 
 impl ClientError {

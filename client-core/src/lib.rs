@@ -35,7 +35,7 @@ pub use builder::ClientBuilder;
 pub use client::{direct_group_id, Client, DeviceInfo, LinkRequest, SafetyNumber};
 pub use device_key::DeviceKey;
 pub use engine::{ConnectionProblem, ConnectionState, ConnectionStatus};
-pub use error::{ClientError, GaveUp};
+pub use error::{ClientError, GaveUp, InviteRefusal};
 pub use events::{Event, EventStream};
 pub use lifecycle::KeyLifecycle;
 pub use link::PendingLink;
