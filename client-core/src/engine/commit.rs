@@ -201,32 +201,7 @@ impl Engine {
                 Err(err) => return Err(err.into()),
             };
             let epoch = group.epoch().as_u64();
-            let ops = self.mls.ops();
-            match (&change, key_packages) {
-                (Change::Add(_) | Change::AddDevices(_), Some(key_packages)) => {
-                    ops.add(group, &key_packages)
-                }
-                (Change::Readd(device, ..), Some(mut key_packages)) => match key_packages.pop() {
-                    // Every member would refuse it now (the group moved on
-                    // since the device asked): it asks again.
-                    Some(key_package) if !crate::mls::rejoins(group, &key_package) => {
-                        Err(MlsError::PolicyViolation(
-                            "the request to be re-added is no longer current".into(),
-                        ))
-                    }
-                    Some(key_package) => ops.readd(group, device, key_package),
-                    None => Err(MlsError::Operation(crate::mls::OperationError::described(
-                        "no KeyPackage",
-                    ))),
-                },
-                (Change::Remove(devices), _) => ops.remove(group, devices),
-                (Change::Proposals, _) => ops.commit_pending(group),
-                (Change::Update, _) => ops.update(group, None),
-                (Change::Add(_) | Change::AddDevices(_) | Change::Readd(..), None) => Err(
-                    MlsError::Operation(crate::mls::OperationError::described("no KeyPackages")),
-                ),
-            }
-            .map(|bundle| (epoch, bundle))
+            commit_for(&self.mls.ops(), group, &change, key_packages).map(|bundle| (epoch, bundle))
         };
         let (epoch, bundle) = match bundle {
             Ok(bundle) => bundle,
@@ -467,5 +442,36 @@ impl Engine {
         self.outbox_dirty = true;
         self.resolve(intent.id, Ok(Completed { message: None }));
         Ok(())
+    }
+}
+
+/// The commit `change` makes in `group`, with the KeyPackages it adds.
+fn commit_for(
+    ops: &crate::mls::MlsOps<'_>,
+    group: &mut openmls::group::MlsGroup,
+    change: &Change,
+    key_packages: Option<Vec<openmls::prelude::KeyPackage>>,
+) -> Result<CommitBundle, MlsError> {
+    match (change, key_packages) {
+        (Change::Add(_) | Change::AddDevices(_), Some(key_packages)) => {
+            ops.add(group, &key_packages)
+        }
+        (Change::Readd(device, ..), Some(mut key_packages)) => match key_packages.pop() {
+            // Every member would refuse it now (the group moved on
+            // since the device asked): it asks again.
+            Some(key_package) if !crate::mls::rejoins(group, &key_package) => Err(
+                MlsError::PolicyViolation("the request to be re-added is no longer current".into()),
+            ),
+            Some(key_package) => ops.readd(group, device, key_package),
+            None => Err(MlsError::Operation(crate::mls::OperationError::described(
+                "no KeyPackage",
+            ))),
+        },
+        (Change::Remove(devices), _) => ops.remove(group, devices),
+        (Change::Proposals, _) => ops.commit_pending(group),
+        (Change::Update, _) => ops.update(group, None),
+        (Change::Add(_) | Change::AddDevices(_) | Change::Readd(..), None) => Err(
+            MlsError::Operation(crate::mls::OperationError::described("no KeyPackages")),
+        ),
     }
 }

@@ -44,6 +44,16 @@ const UPDATE_WHILE_LEAVING: Duration = Duration::from_secs(60);
 const MAX_TICK: Duration = Duration::from_secs(60);
 const MIN_TICK: Duration = Duration::from_millis(200);
 
+/// What one replenishment of the KeyPackage stock makes.
+struct StockPlan {
+    /// The whole stock is replaced (its one-time KeyPackages with it).
+    rotate: bool,
+    /// One-time KeyPackages to make.
+    one_time: u32,
+    /// Whether to make a last-resort KeyPackage too.
+    last_resort: bool,
+}
+
 impl Engine {
     /// How often the lifecycle checks run.
     pub(super) fn lifecycle_tick(&self) -> Duration {
@@ -85,7 +95,6 @@ impl Engine {
     /// whole stock when it is due for rotation. Their private keys are on
     /// disk before the relay can hand them out.
     pub(super) async fn replenish_key_packages(&mut self, one_time: u32, last_resort: bool) {
-        let lifecycle = self.shared.lifecycle;
         let mut record = match self.key_packages_record() {
             Ok(record) => record,
             Err(err) => {
@@ -97,11 +106,54 @@ impl Engine {
             }
         };
         let now = crate::now_ms();
+        let Some(plan) = self.plan_stock(&record, one_time, last_resort, now) else {
+            return;
+        };
+        let Some(made) = self.make_key_packages(&mut record, &plan) else {
+            return;
+        };
+        let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
+            one_time: made.one_time.into_iter().map(Bytes::from).collect(),
+            last_resort: made.last_resort.map(Bytes::from).unwrap_or_default(),
+            replace_one_time: plan.rotate,
+        });
+        if let Err(err) = self.request(upload).await {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "KeyPackages not uploaded; will retry on the next connection"
+            );
+            return;
+        }
+        if plan.rotate {
+            record.rotated_at_ms = now;
+            record.format = KEY_PACKAGE_FORMAT;
+            self.store()
+                .put_record(records::key_packages_key(), &record);
+            if let Err(err) = self.store().commit_durably() {
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot record a KeyPackage rotation"
+                );
+            }
+        }
+    }
+
+    /// What to make, given the relay's word on the stock (`one_time` left,
+    /// a `last_resort` one or not): the whole stock anew when it is due for
+    /// rotation, else a top-up, held back when the relay asks faster than
+    /// a few times a window; `None` when nothing is to be made.
+    fn plan_stock(
+        &mut self,
+        record: &KeyPackagesRecord,
+        one_time: u32,
+        last_resort: bool,
+        now: u64,
+    ) -> Option<StockPlan> {
         let rotate = record.format < KEY_PACKAGE_FORMAT
             || now.saturating_sub(record.rotated_at_ms)
-                >= lifecycle.key_package_rotation.as_millis() as u64;
+                >= self.shared.lifecycle.key_package_rotation.as_millis() as u64;
         if !rotate && one_time >= KEY_PACKAGE_LOW && last_resort {
-            return;
+            return None;
         }
         while self
             .top_ups
@@ -121,22 +173,36 @@ impl Engine {
         // gets no more.
         if held_back && (last_resort || capped || self.top_ups.len() >= 2 * TOP_UPS_PER_WINDOW) {
             tracing::debug!("KeyPackages claimed faster than they are topped up");
-            return;
+            return None;
         }
         if !rotate {
             self.top_ups.push_back(tokio::time::Instant::now());
         }
-        let count = if rotate {
+        let one_time = if rotate {
             KEY_PACKAGE_TARGET
         } else if held_back {
             0
         } else {
             KEY_PACKAGE_TARGET.saturating_sub(one_time)
         };
+        Some(StockPlan {
+            rotate,
+            one_time,
+            last_resort: rotate || !last_resort,
+        })
+    }
+
+    /// Makes the planned KeyPackages and keeps their private keys, durably;
+    /// `None` (logged) when that fails.
+    fn make_key_packages(
+        &mut self,
+        record: &mut KeyPackagesRecord,
+        plan: &StockPlan,
+    ) -> Option<crate::mls::MadeKeyPackages> {
         let made = self.mls.ops().key_packages_for(
-            count as usize,
-            rotate || !last_resort,
-            lifecycle.key_package_lifetime,
+            plan.one_time as usize,
+            plan.last_resort,
+            self.shared.lifecycle.key_package_lifetime,
         );
         let made = match made {
             Ok(made) => made,
@@ -146,48 +212,24 @@ impl Engine {
                     error = &err as &dyn std::error::Error,
                     "cannot make KeyPackages"
                 );
-                return;
+                return None;
             }
         };
         record
             .keys
-            .extend(made.keys.into_iter().map(|key| KeyPackageKey {
-                hash_ref: key.hash_ref,
+            .extend(made.keys.iter().map(|key| KeyPackageKey {
+                hash_ref: key.hash_ref.clone(),
                 expires_at_ms: key.expires_at_ms,
             }));
-        self.store()
-            .put_record(records::key_packages_key(), &record);
+        self.store().put_record(records::key_packages_key(), record);
         if let Err(err) = self.store().commit_durably() {
             tracing::error!(
                 error = &err as &dyn std::error::Error,
                 "cannot store KeyPackages"
             );
-            return;
+            return None;
         }
-        let upload = request::Kind::UploadKeyPackages(UploadKeyPackages {
-            one_time: made.one_time.into_iter().map(Bytes::from).collect(),
-            last_resort: made.last_resort.map(Bytes::from).unwrap_or_default(),
-            replace_one_time: rotate,
-        });
-        if let Err(err) = self.request(upload).await {
-            tracing::warn!(
-                error = &err as &dyn std::error::Error,
-                "KeyPackages not uploaded; will retry on the next connection"
-            );
-            return;
-        }
-        if rotate {
-            record.rotated_at_ms = now;
-            record.format = KEY_PACKAGE_FORMAT;
-            self.store()
-                .put_record(records::key_packages_key(), &record);
-            if let Err(err) = self.store().commit_durably() {
-                tracing::error!(
-                    error = &err as &dyn std::error::Error,
-                    "cannot record a KeyPackage rotation"
-                );
-            }
-        }
+        Some(made)
     }
 
     /// Records KeyPackages made outside the stock (to rejoin a group), so

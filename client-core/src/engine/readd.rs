@@ -49,46 +49,78 @@ impl Engine {
             return;
         };
         let user_id = record.members[at].user_id.clone();
-        let refused = match self
-            .mls
-            .ops()
-            .parse_key_package(&message.payload, &user_id, &device)
-        {
-            // A request from before the device's last re-add, sent again
-            // (by the relay, say): answering it would push the device out.
-            Ok(key_package)
-                if record.is_old_rejoin(
-                    &device,
-                    key_package.life_time().not_after(),
-                    key_package.hpke_init_key().as_slice(),
-                ) =>
-            {
-                tracing::debug!("a request to be re-added older than the last re-add; ignored");
-                return;
-            }
-            Ok(key_package)
-                if crate::mls::rejoin_target(&key_package)
-                    .is_some_and(|target| target.group_id == record.group_id) =>
-            {
-                None
-            }
-            Ok(_) => Some(MlsError::PolicyViolation(
-                "its KeyPackage was not made to rejoin this group".into(),
-            )),
-            Err(err) => Some(err),
-        };
-        if let Some(err) = refused {
-            self.emit(super::sync::refusal_event(
-                group_id,
-                &err,
-                &format!("a request from {user_id} to be re-added was refused"),
-            ));
+        if !self.rejoin_key_package_holds(group_id, record, &user_id, &device, &message.payload) {
             return;
         }
         if self.is_revoked(&user_id, &device) {
             tracing::debug!("a rejoin request from a revoked device; ignored");
             return;
         }
+        let readd = ReaddIntent {
+            device_key: device.to_vec(),
+            user_id,
+            key_package: message.payload.to_vec(),
+            not_before_ms: crate::now_ms() + self.answer_delay_ms(record, at),
+        };
+        if let Err(err) = self.queue_readd(group_id, readd) {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "cannot queue a re-add"
+            );
+        }
+        self.outbox_dirty = true;
+    }
+
+    /// Whether a rejoin request's KeyPackage is the member's own, made to
+    /// rejoin this group, and newer than its last re-add; a refusal is told.
+    fn rejoin_key_package_holds(
+        &mut self,
+        group_id: &GroupId,
+        record: &GroupRecord,
+        user_id: &str,
+        device: &[u8; 32],
+        key_package: &[u8],
+    ) -> bool {
+        let refused = match self
+            .mls
+            .ops()
+            .parse_key_package(key_package, user_id, device)
+        {
+            // A request from before the device's last re-add, sent again
+            // (by the relay, say): answering it would push the device out.
+            Ok(key_package)
+                if record.is_old_rejoin(
+                    device,
+                    key_package.life_time().not_after(),
+                    key_package.hpke_init_key().as_slice(),
+                ) =>
+            {
+                tracing::debug!("a request to be re-added older than the last re-add; ignored");
+                return false;
+            }
+            Ok(key_package)
+                if crate::mls::rejoin_target(&key_package)
+                    .is_some_and(|target| target.group_id == record.group_id) =>
+            {
+                return true;
+            }
+            Ok(_) => {
+                MlsError::PolicyViolation("its KeyPackage was not made to rejoin this group".into())
+            }
+            Err(err) => err,
+        };
+        self.emit(super::sync::refusal_event(
+            group_id,
+            &refused,
+            &format!("a request from {user_id} to be re-added was refused"),
+        ));
+        false
+    }
+
+    /// How long this device waits before answering the member at `at`:
+    /// the member next after the requester answers at once, each further
+    /// one a stagger later, so that one re-add, not many, is committed.
+    fn answer_delay_ms(&self, record: &GroupRecord, at: usize) -> u64 {
         let own = self.mls.key().public();
         let mine = record
             .members
@@ -97,24 +129,22 @@ impl Engine {
             .unwrap_or(0);
         let n = record.members.len().max(1);
         let distance = ((mine + n - at) % n) as u64;
-        let delay = distance.min(MAX_STAGGER_STEPS).saturating_sub(1) * ANSWER_STAGGER_MS;
-        let readd = ReaddIntent {
-            device_key: device.to_vec(),
-            user_id,
-            key_package: message.payload.to_vec(),
-            not_before_ms: crate::now_ms() + delay,
-        };
+        distance.min(MAX_STAGGER_STEPS).saturating_sub(1) * ANSWER_STAGGER_MS
+    }
+
+    /// Queues `readd`, or updates the one queued for the same device.
+    fn queue_readd(&mut self, group_id: &GroupId, readd: ReaddIntent) -> Result<(), ClientError> {
         let queued = self.queued_intent(
             group_id,
             |k| matches!(k, IntentKind::Readd(r) if r.device_key == readd.device_key),
-        );
-        let result = match queued {
+        )?;
+        match queued {
             // A commit for the older request is out: its fate decides.
-            Ok(Some(intent)) if !intent.pending_commit.is_empty() => Ok(()),
+            Some(intent) if !intent.pending_commit.is_empty() => Ok(()),
             // A newer request replaces an older one's KeyPackage, not its
             // turn: requests repeated faster than the turn comes must not
             // keep it from coming.
-            Ok(Some(mut intent)) => {
+            Some(mut intent) => {
                 let mut readd = readd;
                 if let Some(IntentKind::Readd(older)) = &intent.kind {
                     readd.not_before_ms = readd.not_before_ms.min(older.not_before_ms);
@@ -124,22 +154,14 @@ impl Engine {
                     .put_record(records::intent_key(intent.id), &intent);
                 Ok(())
             }
-            Ok(None) => self
+            None => self
                 .stage_intent(IntentRecord {
-                    group_id: record.group_id.clone(),
+                    group_id: group_id.to_vec(),
                     kind: Some(IntentKind::Readd(readd)),
                     ..Default::default()
                 })
                 .map(|_| ()),
-            Err(err) => Err(err),
-        };
-        if let Err(err) = result {
-            tracing::warn!(
-                error = &err as &dyn std::error::Error,
-                "cannot queue a re-add"
-            );
         }
-        self.outbox_dirty = true;
     }
 
     /// One attempt at re-adding a member device that asked for it.

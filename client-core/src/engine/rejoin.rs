@@ -254,16 +254,8 @@ impl Engine {
             // was kept for it goes.
             return self.give_up_joining(intent, record);
         }
-        // A new connection is a new chance (members may be online now, a
-        // clock may have been set right): ask again at once.
-        let connected_at_ms = self.relay.online().map_or(0, |online| online.since_ms);
-        if record.rejoin_attempts > 0 && record.rejoin_requested_at_ms >= connected_at_ms {
-            let due =
-                record.rejoin_requested_at_ms + backoff(record.rejoin_attempts).as_millis() as u64;
-            let now = crate::now_ms();
-            if now < due {
-                return Ok(Step::RetryAfter(Duration::from_millis(due - now)));
-            }
+        if let Some(wait) = self.until_next_rejoin_request(&record) {
+            return Ok(Step::RetryAfter(wait));
         }
         // The KeyPackage names the group's epoch now: members take it only
         // in a commit on that epoch or the next.
@@ -296,22 +288,7 @@ impl Engine {
             Err(TransportError::Refused(r)) => return Err(Step::Failed(ClientError::Refused(r))),
             Err(_) => return Ok(Step::Offline),
         };
-        let key_package = match self.mls.ops().rejoin_key_package(&group_id, epoch) {
-            Ok(made) => match made.one_time.into_iter().next() {
-                Some(key_package) => {
-                    // Forgotten with the others once it expires.
-                    self.remember_key_packages(made.keys)?;
-                    key_package
-                }
-                None => return Err(Step::Failed(ClientError::Crypto("no KeyPackage was made"))),
-            },
-            Err(err) => {
-                self.store().rollback();
-                return Err(err.into());
-            }
-        };
-        // Its private key is on disk before anyone can answer with it.
-        self.store().commit_durably()?;
+        let key_package = self.make_rejoin_key_package(&group_id, epoch)?;
         let ask = request::Kind::SendMessage(SendMessage {
             group_id: Bytes::from(group_id.clone()),
             kind: MessageKind::Rejoin as i32,
@@ -341,6 +318,43 @@ impl Engine {
             .put_record(records::group_key(&group_id), &record);
         self.store().commit_durably()?;
         Ok(Step::RetryAfter(backoff(record.rejoin_attempts)))
+    }
+
+    /// How long to wait before asking again to be re-added, if at all: a
+    /// new connection is a new chance (members may be online now, a clock
+    /// may have been set right), so asking waits only within one.
+    fn until_next_rejoin_request(&self, record: &GroupRecord) -> Option<Duration> {
+        let connected_at_ms = self.relay.online().map_or(0, |online| online.since_ms);
+        if record.rejoin_attempts == 0 || record.rejoin_requested_at_ms < connected_at_ms {
+            return None;
+        }
+        let due =
+            record.rejoin_requested_at_ms + backoff(record.rejoin_attempts).as_millis() as u64;
+        let now = crate::now_ms();
+        (now < due).then(|| Duration::from_millis(due - now))
+    }
+
+    /// A KeyPackage made to rejoin the group at `epoch`, its private key on
+    /// disk (and forgotten once it expires) before anyone can answer with
+    /// it.
+    fn make_rejoin_key_package(&mut self, group_id: &GroupId, epoch: u64) -> Result<Vec<u8>, Step> {
+        let key_package = match self.mls.ops().rejoin_key_package(group_id, epoch) {
+            Ok(made) => match made.one_time.into_iter().next() {
+                Some(key_package) => {
+                    // Forgotten with the others once it expires.
+                    self.remember_key_packages(made.keys)?;
+                    key_package
+                }
+                None => return Err(Step::Failed(ClientError::Crypto("no KeyPackage was made"))),
+            },
+            Err(err) => {
+                self.store().rollback();
+                return Err(err.into());
+            }
+        };
+        // Its private key is on disk before anyone can answer with it.
+        self.store().commit_durably()?;
+        Ok(key_package)
     }
 }
 

@@ -10,7 +10,7 @@
 //! find nobody left to remove.
 
 use convene_proto::content::GroupKind as WireKind;
-use convene_proto::relay::{request, response, ListRevocations};
+use convene_proto::relay::{request, response, ListRevocations, RevocationEntry};
 use convene_proto::trust::Signed;
 use prost::Message as _;
 
@@ -27,9 +27,45 @@ use crate::types::Role;
 /// revocation to show, waits before trying again.
 const RETRY_REFUSED_AS_REVOKED: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// What the revocations taken in ask of this device, once they are kept.
+#[derive(Default)]
+struct TakenIn {
+    /// Users revoked, with the one device revoked (or all of theirs).
+    revoked_users: Vec<(String, Option<[u8; 32]>)>,
+    /// A delegation was revoked or a user suspended: certificates someone
+    /// signed may have lost their certifier.
+    certifiers_revoked: bool,
+    /// Told only once what they tell is on disk.
+    events: Vec<Event>,
+}
+
 impl Engine {
     /// Fetches and applies the revocations after this device's cursor.
     pub(super) async fn sync_revocations(&mut self) -> Result<(), ClientError> {
+        let Some((entries, last)) = self.new_revocations().await? else {
+            return Ok(());
+        };
+        let mut taken = TakenIn::default();
+        for entry in entries {
+            self.take_in_revocation(&entry, &mut taken);
+        }
+        self.store().put(
+            records::revocation_cursor_key(),
+            last.to_be_bytes().to_vec(),
+        );
+        self.store().commit_durably()?;
+        for event in std::mem::take(&mut taken.events) {
+            self.emit(event);
+        }
+        self.publish();
+        self.act_on_revocations(taken).await
+    }
+
+    /// The revocations the relay holds past this device's cursor, with the
+    /// sequence of the last; `None` when there are none.
+    async fn new_revocations(
+        &mut self,
+    ) -> Result<Option<(Vec<RevocationEntry>, u64)>, ClientError> {
         let after = self
             .store()
             .get(&records::revocation_cursor_key())?
@@ -41,89 +77,80 @@ impl Engine {
             .await?
         {
             response::Result::Revocations(list) => list.entries,
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
-        let Some(last) = entries.last().map(|e| e.sequence) else {
-            return Ok(());
-        };
-        let mut revoked_users = Vec::new();
-        // Whether certificates someone signed may have lost their
-        // certifier: a delegation revoked, or a (staff) user suspended.
-        let mut certifiers_revoked = false;
-        // Told only once what they tell is on disk.
-        let mut events = Vec::new();
-        for entry in entries {
-            let verified = Signed::decode(entry.revocation.as_ref())
-                .map_err(|_| crate::trust::TrustError::Malformed("revocation"))
-                .and_then(|signed| self.mls.anchor().verify_revocation(&signed));
-            let revocation = match verified {
-                Ok(revocation) => revocation,
-                Err(err) => {
-                    // A relay cannot sign revocations; one that fails is
-                    // ignored, and said.
-                    tracing::warn!(
-                        error = &err as &dyn std::error::Error,
-                        "ignored a revocation that does not verify"
-                    );
-                    events.push(Event::Untrusted {
-                        group: None,
-                        detail: format!(
-                            "ignored a revocation: {}",
-                            crate::error::with_causes(&err)
-                        ),
-                    });
-                    continue;
-                }
-            };
-            // A delegation's revocation names the delegated key: the
-            // certificates it signed are refused from now on.
-            let delegation_only = !revocation.delegate_key.is_empty();
-            certifiers_revoked |= delegation_only || revocation.device_key.is_empty();
-            let revoked_key = match delegation_only {
-                true => &revocation.delegate_key,
-                false => &revocation.device_key,
-            };
-            self.store().put(
-                records::revoked_key(&revocation.user_id, revoked_key),
-                entry.revocation.to_vec(),
-            );
-            self.mls
-                .anchor()
-                .revocations()
-                .add(&revocation.user_id, revoked_key);
-            if delegation_only {
-                events.push(Event::DelegationRevoked {
-                    user_id: revocation.user_id.clone(),
+        Ok(entries
+            .last()
+            .map(|e| e.sequence)
+            .map(|last| (entries, last)))
+    }
+
+    /// Verifies one revocation and, if it holds, keeps it (in the open
+    /// operation and in the trust anchor) and notes what it asks.
+    fn take_in_revocation(&mut self, entry: &RevocationEntry, taken: &mut TakenIn) {
+        let verified = Signed::decode(entry.revocation.as_ref())
+            .map_err(|_| crate::trust::TrustError::Malformed("revocation"))
+            .and_then(|signed| self.mls.anchor().verify_revocation(&signed));
+        let revocation = match verified {
+            Ok(revocation) => revocation,
+            Err(err) => {
+                // A relay cannot sign revocations; one that fails is
+                // ignored, and said.
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "ignored a revocation that does not verify"
+                );
+                taken.events.push(Event::Untrusted {
+                    group: None,
+                    detail: format!("ignored a revocation: {}", crate::error::with_causes(&err)),
                 });
-                continue;
+                return;
             }
-            events.push(Event::Revoked {
-                user_id: revocation.user_id.clone(),
-                device: (!revocation.device_key.is_empty()).then(|| revocation.device_key.clone()),
-            });
-            let device = <[u8; 32]>::try_from(revocation.device_key.as_slice()).ok();
-            revoked_users.push((revocation.user_id, device));
-        }
+        };
+        // A delegation's revocation names the delegated key: the
+        // certificates it signed are refused from now on.
+        let delegation_only = !revocation.delegate_key.is_empty();
+        taken.certifiers_revoked |= delegation_only || revocation.device_key.is_empty();
+        let revoked_key = match delegation_only {
+            true => &revocation.delegate_key,
+            false => &revocation.device_key,
+        };
         self.store().put(
-            records::revocation_cursor_key(),
-            last.to_be_bytes().to_vec(),
+            records::revoked_key(&revocation.user_id, revoked_key),
+            entry.revocation.to_vec(),
         );
-        self.store().commit_durably()?;
-        for event in events {
-            self.emit(event);
+        self.mls
+            .anchor()
+            .revocations()
+            .add(&revocation.user_id, revoked_key);
+        if delegation_only {
+            taken.events.push(Event::DelegationRevoked {
+                user_id: revocation.user_id.clone(),
+            });
+            return;
         }
-        self.publish();
+        taken.events.push(Event::Revoked {
+            user_id: revocation.user_id.clone(),
+            device: (!revocation.device_key.is_empty()).then(|| revocation.device_key.clone()),
+        });
+        let device = <[u8; 32]>::try_from(revocation.device_key.as_slice()).ok();
+        taken.revoked_users.push((revocation.user_id, device));
+    }
+
+    /// Once the revocations are kept: this device stops if it is revoked;
+    /// otherwise the revoked leave every group it can commit in, and, if a
+    /// certifier was revoked, so do members certified by it (this device's
+    /// own certificate first taken up anew if it was one of them).
+    async fn act_on_revocations(&mut self, taken: TakenIn) -> Result<(), ClientError> {
         let own = self.shared.identity.user_id.clone();
         if self.is_revoked(&own, self.shared.device.as_bytes()) {
             // Whatever the relay does next, this device acts no more.
             return self.close_as_revoked();
         }
-        for (user, device) in revoked_users {
+        for (user, device) in taken.revoked_users {
             self.remove_everywhere(&user, device)?;
         }
-        if certifiers_revoked {
-            // This device's own certificate may be one the revoked
-            // delegation signed: take up the authority's renewal at once.
+        if taken.certifiers_revoked {
             let anchor = self.mls.anchor();
             let own_chain_revoked = matches!(
                 anchor.verify(

@@ -229,38 +229,7 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
                 })
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
-                let committer = verified_sender.ok_or_else(|| {
-                    MlsError::PolicyViolation("a commit from outside the group".into())
-                })?;
-                let (added, removed) = routing_change(group, &staged);
-                if let Err(err) = self.check_staged_commit(group, &committer, &staged) {
-                    // What the commit really brings in (not what its
-                    // committer declared), so that a state holding it is
-                    // never rejoined.
-                    return Err(match err {
-                        MlsError::PolicyViolation(reason) => MlsError::RefusedChange {
-                            reason,
-                            newcomers: added
-                                .iter()
-                                .filter(|d| group.members().all(|m| m.signature_key != d.device))
-                                .map(|d| d.device)
-                                .collect(),
-                        },
-                        err => err,
-                    });
-                }
-                let self_removed = staged.self_removed();
-                let rejoined = rejoined_with(group.group_id().as_slice(), &staged);
-                group
-                    .merge_staged_commit(&self.provider, *staged)
-                    .map_err(op_err)?;
-                Ok(Incoming::Commit {
-                    sender,
-                    added,
-                    removed,
-                    self_removed,
-                    rejoined,
-                })
+                self.merge_checked(group, verified_sender, sender, *staged)
             }
             ProcessedMessageContent::ProposalMessage(proposal) => {
                 // Kept only if its author could make the change itself: a
@@ -275,6 +244,49 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
                 "unexpected message content: {other:?}"
             ))),
         }
+    }
+
+    /// Checks another member's commit (its committer must be a verified
+    /// member, and what it changes must pass the group's policy) and merges
+    /// it.
+    fn merge_checked(
+        &self,
+        group: &mut MlsGroup,
+        verified_sender: Option<VerifiedDevice>,
+        sender: Option<MemberDevice>,
+        staged: StagedCommit,
+    ) -> Result<Incoming, MlsError> {
+        let committer = verified_sender
+            .ok_or_else(|| MlsError::PolicyViolation("a commit from outside the group".into()))?;
+        let (added, removed) = routing_change(group, &staged);
+        if let Err(err) = self.check_staged_commit(group, &committer, &staged) {
+            // What the commit really brings in (not what its
+            // committer declared), so that a state holding it is
+            // never rejoined.
+            return Err(match err {
+                MlsError::PolicyViolation(reason) => MlsError::RefusedChange {
+                    reason,
+                    newcomers: added
+                        .iter()
+                        .filter(|d| group.members().all(|m| m.signature_key != d.device))
+                        .map(|d| d.device)
+                        .collect(),
+                },
+                err => err,
+            });
+        }
+        let self_removed = staged.self_removed();
+        let rejoined = rejoined_with(group.group_id().as_slice(), &staged);
+        group
+            .merge_staged_commit(&self.provider, staged)
+            .map_err(op_err)?;
+        Ok(Incoming::Commit {
+            sender,
+            added,
+            removed,
+            self_removed,
+            rejoined,
+        })
     }
 
     /// Checks a staged commit before it is merged: every new or changed

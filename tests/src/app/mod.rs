@@ -1,5 +1,9 @@
 //! Real `client-core` clients for end-to-end tests, each with its own state
-//! directory, talking to a real relay process.
+//! directory, talking to a real relay.
+
+mod state;
+
+pub use state::{authority_of, continuity_of, copy_dir, device_key_of, store_key};
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,7 +14,7 @@ use anyhow::{anyhow, bail, ensure, Result};
 use convene_client::trust::UserDetails;
 use convene_client::{
     Client, ClientBuilder, ConnectionState, Connector, Event, EventStream, GroupId, GroupSummary,
-    KeyLifecycle, Message, Role, StoreKey,
+    KeyLifecycle, Message, Role,
 };
 
 use crate::PATIENCE;
@@ -362,63 +366,6 @@ impl StoppedApp {
         std::fs::remove_dir_all(&self.state_dir)?;
         copy_dir(snapshot.path(), &self.state_dir)
     }
-}
-
-/// Copies a directory tree (a state directory, say).
-pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
-/// The key of a test user's local store (tests need to know it; an app
-/// keeps its own in a keystore or derives it from a passphrase).
-pub fn store_key(user: &str) -> StoreKey {
-    let mut key = [0x5a; 32];
-    for (i, byte) in user.bytes().enumerate().take(32) {
-        key[i] ^= byte;
-    }
-    StoreKey::from_bytes(key)
-}
-
-/// The device key kept in a stopped client's state directory.
-pub fn device_key_of(state_dir: &std::path::Path, user: &str) -> Result<convene_client::DeviceKey> {
-    let store = convene_client::store::LocalStore::open(state_dir, &store_key(user))?;
-    let identity: convene_client::store::records::IdentityRecord = store
-        .get_committed_record(&convene_client::store::records::identity_key())?
-        .ok_or_else(|| anyhow!("no identity in {}", state_dir.display()))?;
-    let secret = zeroize::Zeroizing::new(identity.device_secret);
-    let secret: &[u8; 32] = secret.as_slice().try_into()?;
-    Ok(convene_client::DeviceKey::from_secret_bytes(secret))
-}
-
-/// The organisation's authority key kept in a stopped staff device's state
-/// (what a test plays a compromised authority or a staff tool with).
-pub fn authority_of(state_dir: &std::path::Path) -> Result<convene_client::trust::Authority> {
-    let store = convene_client::store::LocalStore::open(state_dir, &store_key("staff"))?;
-    let identity: convene_client::store::records::IdentityRecord = store
-        .get_committed_record(&convene_client::store::records::identity_key())?
-        .ok_or_else(|| anyhow!("no identity in {}", state_dir.display()))?;
-    let secret = zeroize::Zeroizing::new(identity.authority_secret);
-    let secret: &[u8; 32] = secret.as_slice().try_into()?;
-    Ok(convene_client::trust::Authority::from_secret_bytes(secret))
-}
-
-/// The continuity token a stopped client's state will name next time.
-pub fn continuity_of(state_dir: &std::path::Path, user: &str) -> Result<Vec<u8>> {
-    let store = convene_client::store::LocalStore::open(state_dir, &store_key(user))?;
-    let record: convene_client::store::records::ContinuityRecord = store
-        .get_committed_record(&convene_client::store::records::continuity_key())?
-        .unwrap_or_default();
-    Ok(record.confirmed)
 }
 
 /// A display name for a test user.
