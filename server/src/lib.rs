@@ -42,6 +42,12 @@ pub mod store;
 pub mod tls;
 mod visibility;
 
+/// A user id for unit tests.
+#[cfg(test)]
+pub(crate) fn test_user_id(name: &str) -> convene_proto::ids::UserId {
+    convene_proto::ids::UserId::parse(name).unwrap_or_else(|err| panic!("{err}"))
+}
+
 /// A group id for unit tests, from a short name.
 #[cfg(test)]
 pub(crate) fn test_group_id(name: &[u8]) -> convene_proto::ids::GroupId {

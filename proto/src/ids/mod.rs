@@ -27,10 +27,12 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 128;
 mod device;
 mod group;
 mod log;
+mod user;
 
 pub use device::DevicePublicKey;
 pub use group::GroupId;
 pub use log::{Epoch, Position};
+pub use user::UserId;
 
 /// The first six bytes of a public identifier (a device key, a group id)
 /// in hex: enough to tell them apart in a log line, never a secret.

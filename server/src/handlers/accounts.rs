@@ -1,6 +1,6 @@
 //! Invites and the user directory.
 
-use convene_proto::ids::{check_user_id, fixed};
+use convene_proto::ids::{fixed, UserId};
 use convene_proto::invite::lookup_hash;
 use convene_proto::relay::{
     response, CreateInvite, Device, GetInvite, GetUser, InviteCreated, InviteDetails, ListUsers,
@@ -97,14 +97,14 @@ pub(crate) fn invite_details(relay: &Relay, req: &GetInvite) -> RelayResult<resp
 }
 
 pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
-    check_user_id(&req.user_id)?;
+    let user_id = UserId::parse(&req.user_id)?;
     let record = relay
         .store
-        .user(&req.user_id)?
+        .user(&user_id)?
         .ok_or(Refusal::NotFound("user"))?;
     let devices = relay
         .store
-        .user_devices(&req.user_id)?
+        .user_devices(&user_id)?
         .into_iter()
         .map(|(key, device)| Device {
             device_key: key.to_vec().into(),

@@ -6,7 +6,7 @@
 //! replace someone's certificate with junk that would lock them out. It
 //! still cannot make one itself; clients verify everything again.
 
-use convene_proto::ids::check_user_id;
+use convene_proto::ids::UserId;
 use convene_proto::relay::{
     response, CertificateRenewed, CredentialUpdated, Delegate, Delegated, RenewCertificate, Role,
     UpdateCredential,
@@ -26,7 +26,7 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
     if caller.role != Role::Staff {
         return Err(Refusal::Forbidden("only staff may renew certificates").into());
     }
-    check_user_id(&req.user_id)?;
+    let user_id = UserId::parse(&req.user_id)?;
     if req.user_certificate.len() > MAX_CERTIFICATE_BYTES {
         return Err(Refusal::TooLarge("user certificate".into()).into());
     }
@@ -62,7 +62,7 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
     }
     let user = relay
         .store
-        .user(&req.user_id)?
+        .user(&user_id)?
         .ok_or(Refusal::NotFound("user"))?;
     if let Some(current) = read_user_certificate(&user.certificate) {
         let identity_changed = current_identity(&current)
@@ -71,12 +71,10 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
             return Err(invalid("changes the user's role or identity key").into());
         }
     }
-    relay.store.renew_certificate(
-        &req.user_id,
-        &req.user_certificate,
-        certificate.not_after_ms,
-    )?;
-    tracing::info!(by = %caller.user_id, user = %req.user_id, "certificate renewed");
+    relay
+        .store
+        .renew_certificate(&user_id, &req.user_certificate, certificate.not_after_ms)?;
+    tracing::info!(by = %caller.user_id, user = %user_id, "certificate renewed");
     Ok(Reply::durable(response::Result::CertificateRenewed(
         CertificateRenewed {
             expires_at_ms: certificate.not_after_ms,
@@ -107,7 +105,7 @@ pub(super) fn delegate(relay: &Relay, caller: &Caller, req: Delegate) -> RelayRe
     if caller.role != Role::Staff {
         return Err(Refusal::Forbidden("only staff may delegate").into());
     }
-    check_user_id(&req.user_id)?;
+    let user_id = UserId::parse(&req.user_id)?;
     if req.delegation.len() > MAX_CERTIFICATE_BYTES {
         return Err(Refusal::TooLarge("delegation".into()).into());
     }
@@ -129,7 +127,7 @@ pub(super) fn delegate(relay: &Relay, caller: &Caller, req: Delegate) -> RelayRe
     }
     let user = relay
         .store
-        .user(&req.user_id)?
+        .user(&user_id)?
         .ok_or(Refusal::NotFound("user"))?;
     if user.role != Role::Staff as i32 {
         return Err(invalid("is for someone who is not staff").into());
@@ -142,8 +140,8 @@ pub(super) fn delegate(relay: &Relay, caller: &Caller, req: Delegate) -> RelayRe
     if kept.is_some_and(|kept| kept.not_before_ms >= delegation.not_before_ms) {
         return Err(invalid("is not newer than the one kept").into());
     }
-    relay.store.set_delegation(&req.user_id, &req.delegation)?;
-    tracing::info!(by = %caller.user_id, user = %req.user_id, "delegation stored");
+    relay.store.set_delegation(&user_id, &req.delegation)?;
+    tracing::info!(by = %caller.user_id, user = %user_id, "delegation stored");
     Ok(Reply::durable(response::Result::Delegated(Delegated {})))
 }
 

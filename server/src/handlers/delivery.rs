@@ -96,7 +96,7 @@ mod tests {
         let live = relay.hub.register(device, out);
         let caller = Caller {
             device,
-            user_id: "mallory".into(),
+            user_id: crate::test_user_id("mallory"),
             role: Role::Leader,
         };
         let acks = (0..100u8)

@@ -37,7 +37,7 @@ pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayR
     let direct = convene_proto::direct::is_direct_group_id(&group_id);
     if direct || !req.direct_pair.is_empty() {
         let pair_ok = convene_proto::direct::is_direct_channel_of(&group_id, &req.direct_pair);
-        if !pair_ok || !req.direct_pair.contains(&caller.user_id) {
+        if !pair_ok || !req.direct_pair.iter().any(|user| *user == caller.user_id) {
             return Err(Refusal::Forbidden(
                 "a direct channel's id is registered only by one of its two users",
             )

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use convene_proto::ids::check_user_id;
+use convene_proto::ids::UserId;
 use convene_proto::mls_frame::read_key_package;
 use convene_proto::relay::{
     response, ClaimKeyPackages, ClaimedKeyPackage, ClaimedKeyPackages, UploadKeyPackages,
@@ -57,7 +57,7 @@ pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> Re
     // wastes no KeyPackage.
     let mut targets: BTreeSet<(DevicePublicKey, String)> = BTreeSet::new();
     for user_id in &req.user_ids {
-        check_user_id(user_id)?;
+        let user_id = &UserId::parse(user_id)?;
         let user = relay
             .store
             .user(user_id)?
@@ -68,7 +68,7 @@ pub(super) fn claim(relay: &Relay, caller: &Caller, req: ClaimKeyPackages) -> Re
         for (device, record) in relay.store.user_devices(user_id)? {
             // A revoked device is never added again.
             if device != caller.device && record.revoked_at_ms == 0 {
-                targets.insert((device, user_id.clone()));
+                targets.insert((device, user_id.to_string()));
             }
         }
     }

@@ -7,7 +7,7 @@
 //! and checked by clients, and set by the new device itself once it holds
 //! it (`UpdateCredential`).
 
-use convene_proto::ids::check_user_id;
+use convene_proto::ids::UserId;
 use convene_proto::relay::{
     response, ApproveLink, DeviceRemoved, GetLink, LinkApproved, LinkRequested, LinkStatus, Links,
     PendingLink, RemoveDevice, RequestLink,
@@ -42,16 +42,16 @@ pub(crate) fn request_link(
     device: DevicePublicKey,
     req: &RequestLink,
 ) -> RelayResult<response::Result> {
-    check_user_id(&req.user_id)?;
+    let user_id = UserId::parse(&req.user_id)?;
     check_pake_message(&req.pake_message)?;
     let link = NewLink {
-        user_id: &req.user_id,
+        user_id: &user_id,
         device,
         pake_message: &req.pake_message,
         ttl_ms: LINK_TTL_MS,
     };
     let expires_at_ms = relay.store.request_link(&link, now_ms())?;
-    tracing::info!(user = %req.user_id, "device link requested");
+    tracing::info!(user = %user_id, "device link requested");
     Ok(response::Result::LinkRequested(LinkRequested {
         expires_at_ms,
     }))

@@ -24,7 +24,7 @@ pub(crate) use key_packages::wire_stock;
 pub(crate) use links::{link_status, request_link};
 pub use links::{LINK_TTL_MS, MAX_SEALED_BYTES};
 
-use convene_proto::ids::{GroupId, Position};
+use convene_proto::ids::{GroupId, Position, UserId};
 use convene_proto::relay::{request, response, Pong, Role};
 
 use crate::error::{Refusal, RelayResult};
@@ -36,7 +36,7 @@ use crate::store::{now_ms, DevicePublicKey, KeyPackageStock};
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub device: DevicePublicKey,
-    pub user_id: String,
+    pub user_id: UserId,
     pub role: Role,
 }
 

@@ -1,7 +1,7 @@
 //! Staff revoking devices and suspending users; clients fetching the
 //! signed revocations.
 
-use convene_proto::ids::{check_user_id, DevicePublicKey};
+use convene_proto::ids::{DevicePublicKey, UserId};
 use convene_proto::relay::{
     response, ListRevocations, RevocationEntry, RevocationStored, Revocations, Revoke, Role,
 };
@@ -55,7 +55,7 @@ pub(super) fn revoke(relay: &Relay, caller: &Caller, req: Revoke) -> RelayResult
     if caller.role != Role::Staff {
         return Err(Refusal::Forbidden("only staff may revoke").into());
     }
-    check_user_id(&req.user_id)?;
+    let user_id = UserId::parse(&req.user_id)?;
     if req.revocation.is_empty() || req.revocation.len() > MAX_CERTIFICATE_BYTES {
         return Err(Refusal::InvalidArgument("a signed revocation is required".into()).into());
     }
@@ -67,11 +67,10 @@ pub(super) fn revoke(relay: &Relay, caller: &Caller, req: Revoke) -> RelayResult
         }
     };
     check_signed_target(relay, &req, target)?;
-    let (sequence, devices) =
-        relay
-            .store
-            .revoke(&req.user_id, target, &req.revocation, now_ms())?;
-    tracing::info!(by = %caller.user_id, user = %req.user_id, devices = devices.len(), "revoked");
+    let (sequence, devices) = relay
+        .store
+        .revoke(&user_id, target, &req.revocation, now_ms())?;
+    tracing::info!(by = %caller.user_id, user = %user_id, devices = devices.len(), "revoked");
     let mut reply = Reply::durable(response::Result::RevocationStored(RevocationStored {
         sequence,
         devices: devices.iter().map(|d| d.to_vec().into()).collect(),

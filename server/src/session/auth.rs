@@ -51,7 +51,7 @@ pub fn authenticate(
         .ok_or(Refusal::AuthenticationFailed)?;
     let user = relay
         .store
-        .user(&record.user_id)?
+        .user(&crate::store::stored_user_id(&record.user_id)?)?
         .ok_or_else(|| RelayError::Corrupt("a device's user is missing".into()))?;
     if record.revoked_at_ms != 0 || user.suspended_at_ms != 0 {
         // The signed revocation goes with the refusal: the device acts on
@@ -85,7 +85,7 @@ pub fn authenticate(
     )?;
     let caller = Caller {
         device,
-        user_id: user.user_id.clone(),
+        user_id: crate::store::stored_user_id(&user.user_id)?,
         role: Role::try_from(user.role).unwrap_or(Role::Leader),
     };
     let result = authenticated(relay, &caller, user.display_name)?;
@@ -127,7 +127,7 @@ pub fn enrol(
     tracing::info!(user = %user.user_id, role = user.role, "user enrolled");
     let caller = Caller {
         device,
-        user_id: user.user_id.clone(),
+        user_id: crate::store::stored_user_id(&user.user_id)?,
         role: Role::try_from(user.role).unwrap_or(Role::Leader),
     };
     let result = authenticated(relay, &caller, user.display_name)?;
@@ -158,7 +158,7 @@ fn authenticated(
 ) -> RelayResult<response::Result> {
     let stock = relay.store.key_package_stock(&caller.device)?;
     Ok(response::Result::Authenticated(Authenticated {
-        user_id: caller.user_id.clone(),
+        user_id: caller.user_id.to_string(),
         display_name,
         role: caller.role as i32,
         relay_id: relay.store.relay_id().to_vec().into(),

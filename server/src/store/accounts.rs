@@ -4,7 +4,7 @@
 //! creates the user and the first device and marks the invite used, in one
 //! batch, so an invite can never make two users.
 
-use convene_proto::ids::{check_display_name, check_user_id};
+use convene_proto::ids::{check_display_name, UserId};
 use convene_proto::relay::Role;
 use convene_proto::trust::{chain_user_certificate, read_user_certificate};
 use sled::Batch;
@@ -55,11 +55,8 @@ impl Store {
     /// Stores a new invite under the hash of its secret and returns when it
     /// expires.
     pub fn create_invite(&self, hash: &[u8; 32], invite: &NewInvite, now: u64) -> RelayResult<u64> {
-        if !invite.user_id.is_empty() {
-            check_user_id(&invite.user_id)?;
-            if self.user(&invite.user_id)?.is_some() {
-                return Err(Refusal::AlreadyExists("user id").into());
-            }
+        if !invite.user_id.is_empty() && self.user(&UserId::parse(&invite.user_id)?)?.is_some() {
+            return Err(Refusal::AlreadyExists("user id").into());
         }
         if !invite.display_name.is_empty() {
             check_display_name(&invite.display_name)?;
@@ -144,9 +141,9 @@ impl Store {
             ("", chosen) => chosen,
             (invited, _) => invited,
         };
-        check_user_id(user_id)?;
+        let checked = UserId::parse(user_id)?;
         check_display_name(display_name)?;
-        if self.user(user_id)?.is_some() {
+        if self.user(&checked)?.is_some() {
             return Err(Refusal::AlreadyExists("user id").into());
         }
         if self.device(&enrolment.device)?.is_some() {
@@ -227,7 +224,7 @@ impl Store {
         }
     }
 
-    pub fn user(&self, user_id: &str) -> RelayResult<Option<UserRecord>> {
+    pub fn user(&self, user_id: &UserId) -> RelayResult<Option<UserRecord>> {
         self.get(&keys::user(user_id))
     }
 
@@ -269,7 +266,10 @@ impl Store {
     }
 
     /// The devices of a user, in key order.
-    pub fn user_devices(&self, user_id: &str) -> RelayResult<Vec<(DevicePublicKey, DeviceRecord)>> {
+    pub fn user_devices(
+        &self,
+        user_id: &UserId,
+    ) -> RelayResult<Vec<(DevicePublicKey, DeviceRecord)>> {
         let mut devices = Vec::new();
         for item in self.tree.scan_prefix(keys::user_devices_prefix(user_id)) {
             let (key, _) = item?;
@@ -349,8 +349,14 @@ mod tests {
             again,
             crate::error::RelayError::Refused(Refusal::InviteUsed)
         ));
-        assert!(store.user("bob").unwrap().is_none());
-        assert_eq!(store.user_devices("ann").unwrap().len(), 1);
+        assert!(store.user(&crate::test_user_id("bob")).unwrap().is_none());
+        assert_eq!(
+            store
+                .user_devices(&crate::test_user_id("ann"))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

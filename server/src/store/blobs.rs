@@ -5,7 +5,7 @@
 //! uploaded in order, one chunk per request, so that no single frame has to
 //! carry a whole attachment, and can be read once complete.
 
-use convene_proto::ids::BLOB_ID_LEN;
+use convene_proto::ids::{UserId, BLOB_ID_LEN};
 use rand::RngCore;
 use sled::Batch;
 
@@ -30,7 +30,7 @@ const BLOB_QUOTA_RETRY_MS: u32 = 3_600_000;
 #[derive(Debug, Clone, Copy)]
 pub struct BlobOwner<'a> {
     pub device: &'a DevicePublicKey,
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
 }
 
 impl Store {
@@ -174,6 +174,9 @@ mod tests {
     use super::super::StoreOptions;
     use super::*;
 
+    static ANN: std::sync::LazyLock<convene_proto::ids::UserId> =
+        std::sync::LazyLock::new(|| crate::test_user_id("ann"));
+
     const ROOMY: BlobQuota = BlobQuota {
         bytes: 1_000,
         count: 10,
@@ -182,7 +185,7 @@ mod tests {
     fn ann(device: &DevicePublicKey) -> BlobOwner<'_> {
         BlobOwner {
             device,
-            user_id: "ann",
+            user_id: &ANN,
         }
     }
 
@@ -261,7 +264,7 @@ mod tests {
         ));
         let bob = BlobOwner {
             device: &DevicePublicKey([3; 32]),
-            user_id: "bob",
+            user_id: &crate::test_user_id("bob"),
         };
         store.begin_blob(bob, 100, 64, quota, 0).unwrap();
         store

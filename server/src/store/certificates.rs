@@ -5,13 +5,14 @@
 
 use super::{encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
+use convene_proto::ids::UserId;
 
 impl Store {
     /// Replaces a user's certificate with one that expires at
     /// `expires_at_ms`, unless the one held lasts as long or longer.
     pub fn renew_certificate(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         certificate: &[u8],
         expires_at_ms: u64,
     ) -> RelayResult<()> {
@@ -33,7 +34,7 @@ impl Store {
 
     /// Keeps the delegation the authority signed for staff member
     /// `user_id` (the newest replaces the one before).
-    pub fn set_delegation(&self, user_id: &str, delegation: &[u8]) -> RelayResult<()> {
+    pub fn set_delegation(&self, user_id: &UserId, delegation: &[u8]) -> RelayResult<()> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut user = self.user(user_id)?.ok_or(Refusal::NotFound("user"))?;
         user.delegation = delegation.to_vec();

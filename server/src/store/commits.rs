@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use convene_proto::ids::{Epoch, GroupId, Position};
+use convene_proto::ids::{Epoch, GroupId, Position, UserId};
 use convene_proto::relay::MessageKind;
 use sled::Batch;
 
@@ -31,7 +31,7 @@ pub struct CommitSubmission<'a> {
     pub submission_id: &'a [u8],
     pub sender: DevicePublicKey,
     /// The sending device's user (joiners' inbox shares are per user).
-    pub sender_user: &'a str,
+    pub sender_user: &'a UserId,
     pub commit: Bytes,
     pub welcome: Bytes,
     pub ratchet_tree: Bytes,

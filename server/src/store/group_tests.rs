@@ -5,6 +5,10 @@ use bytes::Bytes;
 use convene_proto::relay::{MessageKind, Role};
 
 use super::*;
+
+static SENDER: std::sync::LazyLock<convene_proto::ids::UserId> =
+    std::sync::LazyLock::new(|| crate::test_user_id("sender"));
+
 use convene_proto::ids::{Epoch, Position};
 
 /// The group these tests work in.
@@ -76,7 +80,7 @@ pub(super) fn commit<'a>(
         epoch: Epoch(epoch),
         submission_id: id,
         sender: DevicePublicKey([sender; 32]),
-        sender_user: "sender",
+        sender_user: &SENDER,
         commit: Bytes::from_static(b"commit"),
         welcome: if added.is_empty() {
             Bytes::new()

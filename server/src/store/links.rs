@@ -5,6 +5,7 @@
 //! sealed to it. Requests expire after a few minutes, and a user has only a
 //! few pending at once, so that strangers cannot fill the store with them.
 
+use convene_proto::ids::UserId;
 use sled::Batch;
 
 use super::keys::{self, DevicePublicKey};
@@ -18,7 +19,7 @@ pub const MAX_PENDING_LINKS: usize = 3;
 /// A link request to store.
 #[derive(Debug, Clone)]
 pub struct NewLink<'a> {
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     pub device: DevicePublicKey,
     /// The new device's SPAKE2 message, opaque.
     pub pake_message: &'a [u8],
@@ -81,7 +82,7 @@ impl Store {
     }
 
     /// Every link request of a user, expired or not, in device key order.
-    pub fn user_links(&self, user_id: &str) -> RelayResult<Vec<(DevicePublicKey, LinkRecord)>> {
+    pub fn user_links(&self, user_id: &UserId) -> RelayResult<Vec<(DevicePublicKey, LinkRecord)>> {
         let mut links = Vec::new();
         for item in self.tree.scan_prefix(keys::user_links_prefix(user_id)) {
             let (key, _) = item?;
@@ -99,7 +100,7 @@ impl Store {
     /// bundle) and keeps `answer` for it, atomically.
     pub fn approve_link(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         device: &DevicePublicKey,
         answer: &LinkAnswer<'_>,
         now: u64,
@@ -107,7 +108,7 @@ impl Store {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut link = self
             .link(device)?
-            .filter(|link| link.user_id == user_id && now < link.expires_at_ms)
+            .filter(|link| link.user_id == *user_id && now < link.expires_at_ms)
             .ok_or(Refusal::NotFound("link request"))?;
         if link.approved_at_ms != 0 || self.device(device)?.is_some() {
             return Err(Refusal::AlreadyExists("device").into());
@@ -135,14 +136,14 @@ impl Store {
     /// of their devices). Idempotent.
     pub fn remove_own_device(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         device: &DevicePublicKey,
         now: u64,
     ) -> RelayResult<()> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = self
             .device(device)?
-            .filter(|record| record.user_id == user_id)
+            .filter(|record| record.user_id == *user_id)
             .ok_or(Refusal::NotFound("device"))?;
         if record.revoked_at_ms == 0 {
             record.revoked_at_ms = now;
@@ -157,6 +158,10 @@ impl Store {
 mod tests {
     use super::super::{NewInvite, StoreOptions};
     use super::*;
+
+    static ANN: std::sync::LazyLock<convene_proto::ids::UserId> =
+        std::sync::LazyLock::new(|| crate::test_user_id("ann"));
+
     use crate::store::Enrolment;
     use convene_proto::relay::Role;
 
@@ -187,7 +192,7 @@ mod tests {
 
     fn link(device: u8) -> NewLink<'static> {
         NewLink {
-            user_id: "ann",
+            user_id: &ANN,
             device: DevicePublicKey([device; 32]),
             pake_message: &[7; 33],
             ttl_ms: 1_000,
@@ -198,22 +203,38 @@ mod tests {
     fn an_approved_link_registers_the_device_once() {
         let (_dir, store) = store_with_ann();
         store.request_link(&link(2), 2_000).unwrap();
-        assert_eq!(store.user_devices("ann").unwrap().len(), 1);
+        assert_eq!(
+            store
+                .user_devices(&crate::test_user_id("ann"))
+                .unwrap()
+                .len(),
+            1
+        );
         let answer = LinkAnswer {
             pake_message: b"answer",
             sealed: b"sealed",
         };
         store
-            .approve_link("ann", &DevicePublicKey([2; 32]), &answer, 2_100)
+            .approve_link(
+                &crate::test_user_id("ann"),
+                &DevicePublicKey([2; 32]),
+                &answer,
+                2_100,
+            )
             .unwrap();
-        let devices = store.user_devices("ann").unwrap();
+        let devices = store.user_devices(&crate::test_user_id("ann")).unwrap();
         assert_eq!(devices.len(), 2);
         let link = store.link(&DevicePublicKey([2; 32])).unwrap().unwrap();
         assert_eq!(
             (link.sealed.as_slice(), link.pake_answer.as_slice()),
             (&b"sealed"[..], &b"answer"[..])
         );
-        let again = store.approve_link("ann", &DevicePublicKey([2; 32]), &answer, 2_200);
+        let again = store.approve_link(
+            &crate::test_user_id("ann"),
+            &DevicePublicKey([2; 32]),
+            &answer,
+            2_200,
+        );
         assert!(again.is_err());
     }
 
@@ -230,12 +251,20 @@ mod tests {
         ));
         // Once the earlier ones expire, they make room and are deleted.
         store.request_link(&link(9), 3_500).unwrap();
-        assert_eq!(store.user_links("ann").unwrap().len(), 1);
+        assert_eq!(
+            store.user_links(&crate::test_user_id("ann")).unwrap().len(),
+            1
+        );
         let answer = LinkAnswer {
             pake_message: b"a",
             sealed: b"s",
         };
-        let expired = store.approve_link("ann", &DevicePublicKey([9; 32]), &answer, 4_600);
+        let expired = store.approve_link(
+            &crate::test_user_id("ann"),
+            &DevicePublicKey([9; 32]),
+            &answer,
+            4_600,
+        );
         assert!(expired.is_err());
     }
 
@@ -243,10 +272,18 @@ mod tests {
     fn another_users_device_cannot_be_removed() {
         let (_dir, store) = store_with_ann();
         assert!(store
-            .remove_own_device("bob", &DevicePublicKey([1; 32]), 2_000)
+            .remove_own_device(
+                &crate::test_user_id("bob"),
+                &DevicePublicKey([1; 32]),
+                2_000
+            )
             .is_err());
         store
-            .remove_own_device("ann", &DevicePublicKey([1; 32]), 2_000)
+            .remove_own_device(
+                &crate::test_user_id("ann"),
+                &DevicePublicKey([1; 32]),
+                2_000,
+            )
             .unwrap();
         assert_eq!(
             store

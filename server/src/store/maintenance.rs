@@ -89,7 +89,7 @@ mod tests {
         store.create_invite(&[2; 32], &invite(10_000), 0).unwrap();
         let owner = crate::store::BlobOwner {
             device: &DevicePublicKey([1; 32]),
-            user_id: "ann",
+            user_id: &crate::test_user_id("ann"),
         };
         let quota = crate::store::BlobQuota {
             bytes: 100,

@@ -36,7 +36,7 @@ mod trim_tests;
 use std::path::Path;
 use std::sync::Mutex;
 
-use convene_proto::ids::{GroupId, RELAY_ID_LEN};
+use convene_proto::ids::{GroupId, UserId, RELAY_ID_LEN};
 use prost::Message;
 use rand::RngCore;
 
@@ -213,6 +213,12 @@ pub use convene_proto::now_ms;
 
 fn encode<R: Message>(record: &R) -> Vec<u8> {
     record.encode_to_vec()
+}
+
+/// Reads a user id the store holds: one the relay would refuse was never
+/// written by it, so it is damage.
+pub(crate) fn stored_user_id(text: &str) -> RelayResult<UserId> {
+    UserId::parse(text).map_err(|_| corrupt("a stored user id"))
 }
 
 fn corrupt(what: &str) -> RelayError {

@@ -4,6 +4,7 @@
 //! revocations, in order, for every client to fetch and check: the relay
 //! cannot sign one, so it cannot make clients remove anyone.
 
+use convene_proto::ids::UserId;
 use sled::Batch;
 
 use super::keys::{self, DevicePublicKey};
@@ -30,7 +31,7 @@ impl Store {
     /// sequence number and the devices cut off.
     pub fn revoke(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         target: RevocationTarget,
         revocation: &[u8],
         now: u64,

@@ -65,7 +65,7 @@ fn a_revoked_device_holds_no_group_log_back() {
     // Only the commit that added it, which it never follows, goes.
     assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 1);
     f.store
-        .remove_own_device("user2", &DevicePublicKey([2; 32]), 7)
+        .remove_own_device(&crate::test_user_id("user2"), &DevicePublicKey([2; 32]), 7)
         .unwrap();
     assert_eq!(f.store.trim_group(&G, KEEP_ALL).unwrap(), 3);
     assert_eq!(f.store.stored_log_entries(&G).unwrap(), 0);
