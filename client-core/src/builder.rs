@@ -320,7 +320,7 @@ impl ClientBuilder {
         let shared = Arc::new(Shared {
             store,
             identity: shared_identity,
-            device: device.into(),
+            device,
             events,
             status,
             skip_local_policy: builder.skip_local_policy,

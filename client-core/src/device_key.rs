@@ -5,7 +5,7 @@
 //! wiped from memory on drop, and its `Debug` output is redacted.
 
 use convene_proto::auth::{transcript, AuthPurpose};
-use convene_proto::ids::{DEVICE_KEY_LEN, NONCE_LEN, RELAY_ID_LEN, SIGNATURE_LEN};
+use convene_proto::ids::{NONCE_LEN, RELAY_ID_LEN, SIGNATURE_LEN};
 use ed25519_dalek::{Signer, SigningKey};
 use zeroize::Zeroizing;
 
@@ -28,9 +28,9 @@ impl DeviceKey {
         Zeroizing::new(self.0.to_bytes())
     }
 
-    /// The public key: the device's id on the relay.
-    pub fn public(&self) -> [u8; DEVICE_KEY_LEN] {
-        self.0.verifying_key().to_bytes()
+    /// The public key: the device's id on the relay and in every group.
+    pub fn public(&self) -> convene_proto::ids::DevicePublicKey {
+        convene_proto::ids::DevicePublicKey(self.0.verifying_key().to_bytes())
     }
 
     /// Signs arbitrary bytes (MLS signs its own labelled structures through

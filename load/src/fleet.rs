@@ -95,7 +95,7 @@ impl Fleet {
         for (epoch, chunk) in others.chunks(ADD_CHUNK).enumerate() {
             let added: Vec<[u8; 32]> = chunk
                 .iter()
-                .map(|&i| self.devices[i].key.public())
+                .map(|&i| self.devices[i].key.public().0)
                 .collect();
             let commit =
                 TestDevice::commit_request(group_id, epoch as u64, random_id(), &added, &[]);

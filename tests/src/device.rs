@@ -114,7 +114,7 @@ impl TestDevice {
 
     /// The device's key: its id on the relay.
     pub fn device(&self) -> [u8; 32] {
-        self.key.public()
+        self.key.public().0
     }
 
     /// Creates an invite (staff only), without a certificate: the relay

@@ -32,7 +32,7 @@ pub fn authenticate_frame(key: &DeviceKey, relay_id: &[u8; 16], nonce: &[u8; 32]
     let auth = Envelope::request(
         1,
         request::Kind::Authenticate(Authenticate {
-            device_key: Bytes::copy_from_slice(&key.public()),
+            device_key: Bytes::copy_from_slice(key.public().as_bytes()),
             signature: Bytes::copy_from_slice(&signature),
             ..Default::default()
         }),

@@ -267,7 +267,7 @@ impl Client {
             .user_certificate
             .ok_or_else(|| ClientError::DamagedState("this device's certificate is damaged"))?;
         let device_certificate =
-            identity_key.certify_device(&identity.user_id, device, crate::now_ms());
+            identity_key.certify_device(&identity.user_id, device.into(), crate::now_ms());
         let credential = IdentityKey::delegated_chain(
             user_certificate,
             own_chain.identity_binding,

@@ -1,7 +1,7 @@
 //! The trust side of the client's API: inviting (staff holding the
 //! authority key, or a delegation from it), revoking, and safety numbers.
 
-use convene_proto::ids::check_user_id;
+use convene_proto::ids::{check_user_id, DevicePublicKey};
 use convene_proto::invite::{authority_fingerprint, Invite as ProtoInvite, InviteSecret};
 use convene_proto::relay::{request, response, CreateInvite, ErrorCode, Revoke};
 use prost::Message as _;
@@ -107,7 +107,7 @@ impl Client {
     async fn revoke(&self, user: &str, device: Option<[u8; 32]>) -> Result<(), ClientError> {
         check_user_id(user).map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
         let authority = self.authority()?;
-        let signed = authority.revoke(user, device, crate::now_ms());
+        let signed = authority.revoke(user, device.map(DevicePublicKey), crate::now_ms());
         let request = request::Kind::Revoke(Revoke {
             revocation: signed.encode_to_vec().into(),
             user_id: user.to_string(),

@@ -290,7 +290,7 @@ impl Engine {
         let certificate = identity_key.certify_device(&own, device, anchor.now_ms());
         let chain = IdentityKey::chain(signed, None, certificate);
         anchor
-            .verify(&chain, &device, anchor.now_ms())
+            .verify(&chain, device.as_bytes(), anchor.now_ms())
             .map_err(|err| ClientError::Untrusted(format!("the renewed chain: {err}")))?;
         identity.credential = chain.clone();
         self.store().put_record(records::identity_key(), &identity);

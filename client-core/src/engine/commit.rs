@@ -10,6 +10,7 @@
 //! intent is built again on the new epoch.
 
 use bytes::Bytes;
+use convene_proto::ids::DevicePublicKey;
 use convene_proto::relay::{request, response, ClaimKeyPackages, ErrorCode, SubmitCommit};
 use prost::Message as _;
 
@@ -32,14 +33,14 @@ pub(super) enum Change {
     /// are not in the group yet).
     Add(Vec<String>),
     /// Add these devices of this device's own user.
-    AddDevices(Vec<[u8; 32]>),
+    AddDevices(Vec<DevicePublicKey>),
     /// Remove these devices.
-    Remove(Vec<[u8; 32]>),
+    Remove(Vec<DevicePublicKey>),
     /// Commit the proposals pending in the group.
     Proposals,
     /// Replace a member device's leaf with its new KeyPackage (it asked to
     /// be re-added): the device, its user, the KeyPackage.
-    Readd([u8; 32], String, Vec<u8>),
+    Readd(DevicePublicKey, String, Vec<u8>),
     /// Renew this device's own leaf.
     Update,
 }
@@ -272,7 +273,7 @@ impl Engine {
     pub(super) fn own_chain_valid(&self) -> Result<(), ClientError> {
         let anchor = self.mls.anchor();
         anchor
-            .verify(self.mls.chain(), &self.mls.key().public(), anchor.now_ms())
+            .verify(self.mls.chain(), self.mls.key().public().as_bytes(), anchor.now_ms())
             .map(|_| ())
             .map_err(|err| {
                 ClientError::Untrusted(format!(
@@ -282,14 +283,17 @@ impl Engine {
     }
 
     /// The devices in a group, as this device last saw it.
-    pub(super) fn member_devices(&self, group_id: &GroupId) -> Result<Vec<[u8; 32]>, ClientError> {
+    pub(super) fn member_devices(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Vec<DevicePublicKey>, ClientError> {
         let record = self
             .group_record(group_id)?
             .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))?;
         Ok(record
             .members
             .iter()
-            .filter_map(|m| m.device.as_slice().try_into().ok())
+            .filter_map(|m| DevicePublicKey::try_from(m.device.as_slice()).ok())
             .collect())
     }
 
@@ -300,12 +304,15 @@ impl Engine {
         &mut self,
         group_id: &GroupId,
         users: Vec<String>,
-        devices: Vec<[u8; 32]>,
-    ) -> Result<Vec<(String, [u8; 32], openmls::prelude::KeyPackage)>, Step> {
+        devices: Vec<DevicePublicKey>,
+    ) -> Result<Vec<(String, DevicePublicKey, openmls::prelude::KeyPackage)>, Step> {
         let asked_users = users.clone();
         let claim = request::Kind::ClaimKeyPackages(ClaimKeyPackages {
             user_ids: users,
-            device_keys: devices.iter().map(|d| Bytes::copy_from_slice(d)).collect(),
+            device_keys: devices
+                .iter()
+                .map(|d| Bytes::copy_from_slice(d.as_bytes()))
+                .collect(),
         });
         let claimed = match self.request(claim).await {
             Ok(response::Result::ClaimedKeyPackages(claimed)) => claimed,
@@ -324,7 +331,7 @@ impl Engine {
         };
         let mut key_packages = Vec::new();
         for claimed in claimed.key_packages {
-            let Ok(device) = <[u8; 32]>::try_from(claimed.device_key.as_ref()) else {
+            let Ok(device) = DevicePublicKey::try_from(claimed.device_key.as_ref()) else {
                 continue;
             };
             // The relay may only hand out what it was asked for.

@@ -5,6 +5,7 @@
 //! it is approved, so adding it waits for them, a while, rather than
 //! failing at once.
 
+use convene_proto::ids::DevicePublicKey;
 use std::time::Duration;
 
 use openmls::prelude::KeyPackage;
@@ -20,11 +21,11 @@ const LINKED_DEVICE_PATIENCE_MS: u64 = 10 * 60 * 1000;
 /// How often it looks for them meanwhile.
 const KEY_PACKAGE_POLL: Duration = Duration::from_secs(1);
 
-fn device_keys(intent: &DevicesIntent) -> Vec<[u8; 32]> {
+fn device_keys(intent: &DevicesIntent) -> Vec<DevicePublicKey> {
     intent
         .device_keys
         .iter()
-        .filter_map(|d| d.as_slice().try_into().ok())
+        .filter_map(|d| DevicePublicKey::try_from(d.as_slice()).ok())
         .collect()
 }
 
@@ -39,7 +40,7 @@ impl Engine {
     ) -> Attempt {
         let in_group = self.member_devices(&intent.group()?)?;
         // What is still to do: the devices not in the group yet, or still in it.
-        let left: Vec<[u8; 32]> = device_keys(&devices)
+        let left: Vec<DevicePublicKey> = device_keys(&devices)
             .into_iter()
             .filter(|d| in_group.contains(d) != add)
             .collect();
@@ -59,7 +60,7 @@ impl Engine {
     pub(super) async fn claim_own_devices(
         &mut self,
         intent: &IntentRecord,
-        devices: &[[u8; 32]],
+        devices: &[DevicePublicKey],
     ) -> Result<Vec<KeyPackage>, Step> {
         let own = self.mls.user_id().to_string();
         let claimed = self

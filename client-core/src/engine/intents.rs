@@ -7,6 +7,7 @@
 //! intent must wait (for a Welcome, or to catch up after a conflict) holds
 //! back its later intents but not other groups'.
 
+use convene_proto::ids::DevicePublicKey;
 use std::collections::HashSet;
 
 use tracing::Instrument;
@@ -361,7 +362,7 @@ impl Engine {
         &self,
         group_id: &GroupId,
         users: &[String],
-    ) -> Result<Vec<[u8; 32]>, ClientError> {
+    ) -> Result<Vec<DevicePublicKey>, ClientError> {
         let record = self
             .group_record(group_id)?
             .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))?;
@@ -372,7 +373,7 @@ impl Engine {
             .members
             .iter()
             .filter(|m| users.contains(&m.user_id))
-            .filter_map(|m| m.device.as_slice().try_into().ok())
+            .filter_map(|m| DevicePublicKey::try_from(m.device.as_slice()).ok())
             .collect())
     }
 }

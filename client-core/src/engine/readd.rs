@@ -7,6 +7,7 @@
 //! device's own KeyPackage made to rejoin this group at its current epoch
 //! (see `mls::rejoins`), and never one older than the last re-add.
 
+use convene_proto::ids::DevicePublicKey;
 use std::time::Duration;
 
 use convene_proto::relay::GroupMessage;
@@ -173,7 +174,7 @@ impl Engine {
                 readd.not_before_ms - now,
             )));
         }
-        let Ok(device) = <[u8; 32]>::try_from(readd.device_key.as_slice()) else {
+        let Ok(device) = DevicePublicKey::try_from(readd.device_key.as_slice()) else {
             return self.drop_intent(&intent);
         };
         if intent.pending_commit.is_empty() {

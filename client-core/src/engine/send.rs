@@ -189,7 +189,7 @@ impl Engine {
         };
         let own_device = self.mls.key().public();
         self.store().put(
-            records::seen_key(&intent.group_id, &own_device, &send.message_id),
+            records::seen_key(&intent.group_id, own_device.as_bytes(), &send.message_id),
             Vec::new(),
         );
         self.store()

@@ -55,7 +55,7 @@ impl PendingLink {
     ) -> Result<PendingLink, ClientError> {
         let key = DeviceKey::generate();
         let password = Zeroizing::new(random_digits(PASSWORD_DIGITS));
-        let (new_device, approving) = identities(user_id, &key.public());
+        let (new_device, approving) = identities(user_id, key.public().as_bytes());
         let (pake, pake_message) = Spake2::<Ed25519Group>::start_a(
             &Password::new(password.as_bytes()),
             &new_device,
@@ -69,7 +69,7 @@ impl PendingLink {
         );
         let request = request::Kind::RequestLink(RequestLink {
             user_id: user_id.to_string(),
-            device_key: Bytes::copy_from_slice(&key.public()),
+            device_key: Bytes::copy_from_slice(key.public().as_bytes()),
             signature: Bytes::copy_from_slice(&signature),
             pake_message: Bytes::copy_from_slice(&pake_message),
         });
@@ -87,7 +87,7 @@ impl PendingLink {
             Err(err) => return Err(err.into()),
         };
         let code = LinkCode {
-            tag: request_tag(&key.public(), &pake_message),
+            tag: request_tag(key.public().as_bytes(), &pake_message),
             password,
         };
         Ok(PendingLink {
@@ -153,7 +153,7 @@ impl PendingLink {
             },
         };
         let request = request::Kind::GetLink(GetLink {
-            device_key: Bytes::copy_from_slice(&self.key.public()),
+            device_key: Bytes::copy_from_slice(self.key.public().as_bytes()),
         });
         let status = match current.request(request).await {
             Ok(response::Result::LinkStatus(status)) => status,
@@ -214,7 +214,7 @@ impl PendingLink {
         *pake = match std::mem::replace(&mut *pake, PakeState::Spent) {
             PakeState::Waiting(state) => {
                 let shared = Zeroizing::new(state.finish(pake_message).map_err(|_| malformed())?);
-                PakeState::Answered(BundleKey::derive(&shared, &self.key.public()))
+                PakeState::Answered(BundleKey::derive(&shared, self.key.public().as_bytes()))
             }
             settled => settled,
         };
@@ -238,7 +238,7 @@ impl PendingLink {
             .map_err(|_| bad("names no authority"))?;
         let now = crate::now_ms();
         let verified = TrustAnchor::new(authority_key)
-            .verify(&bundle.credential, &self.key.public(), now)
+            .verify(&bundle.credential, self.key.public().as_bytes(), now)
             .map_err(|err| bad(&format!("carries a bad certificate: {err}")))?;
         if verified.user_id != self.user_id {
             return Err(bad(&format!("is for {}", verified.user_id)));

@@ -6,6 +6,8 @@
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 
+use convene_proto::ids::DevicePublicKey;
+
 use super::managed::seal_group_info;
 use super::ops::MlsOps;
 use super::{capabilities, group_meta, member_device, op_err, MemberDevice, MlsError};
@@ -60,7 +62,7 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
     pub fn remove(
         &self,
         group: &mut MlsGroup,
-        devices: &[[u8; 32]],
+        devices: &[DevicePublicKey],
     ) -> Result<CommitBundle, MlsError> {
         let mut leaves = Vec::new();
         let mut removed = Vec::new();
@@ -91,12 +93,12 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
     pub fn readd(
         &self,
         group: &mut MlsGroup,
-        device: &[u8; 32],
+        device: &DevicePublicKey,
         key_package: KeyPackage,
     ) -> Result<CommitBundle, MlsError> {
         let old = group
             .members()
-            .find(|m| m.signature_key.as_slice() == device)
+            .find(|m| m.signature_key.as_slice() == device.as_bytes())
             .ok_or_else(|| MlsError::Invalid("the device is not a member".into()))?;
         if member_device(&old.credential, &old.signature_key).is_none() {
             return Err(MlsError::Invalid("the device's leaf is unreadable".into()));

@@ -200,7 +200,10 @@ fn a_revoked_devices_message_commit_key_package_and_group_are_refused() {
     ann.store.commit_durably().unwrap();
 
     for device in [&bob, &cat] {
-        device.anchor.revocations().add("ann", &ann.key.public());
+        device
+            .anchor
+            .revocations()
+            .add("ann", ann.key.public().as_bytes());
     }
     let refused = bob.ops(&crypto).process(bobs, &message).unwrap_err();
     assert!(

@@ -35,7 +35,7 @@ pub struct PreviousState {
     /// Its metadata, when recorded.
     pub meta: Option<GroupMeta>,
     /// Its member devices.
-    pub members: Vec<[u8; 32]>,
+    pub members: Vec<convene_proto::ids::DevicePublicKey>,
     /// The users who managed it from outside, sorted.
     pub managers: Vec<String>,
 }

@@ -181,7 +181,7 @@ pub fn authored_changes<'p>(
                 let verified =
                     verify_leaf(anchor, leaf.credential(), leaf.signature_key().as_slice())?;
                 if super::key_packages::rejoins(group, add.key_package()) {
-                    change.rejoining.push(verified.device_key);
+                    change.rejoining.push(*verified.device_key);
                 }
                 change.added.push(verified);
             }
@@ -268,7 +268,7 @@ pub fn read_group_info(
         let device = match verify_leaf(anchor, &member.credential, &member.signature_key) {
             Ok(verified) => MemberDevice {
                 user_id: verified.user_id,
-                device: verified.device_key.into(),
+                device: verified.device_key,
             },
             Err(err) => {
                 let claimed = member_device(&member.credential, &member.signature_key)

@@ -216,7 +216,7 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
             .transpose()?;
         let sender = verified_sender.as_ref().map(|v| MemberDevice {
             user_id: v.user_id.clone(),
-            device: v.device_key.into(),
+            device: v.device_key,
         });
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(message) => {

@@ -52,7 +52,7 @@ fn trio<S: TestStorage>() -> Trio<S> {
 fn held_by_bob<S: TestStorage>(t: &Trio<S>) -> PreviousState {
     PreviousState {
         meta: Some(meta()),
-        members: members(&t.groups[1]).iter().map(|m| *m.device).collect(),
+        members: members(&t.groups[1]).iter().map(|m| m.device).collect(),
         managers: Vec::new(),
     }
 }
@@ -147,7 +147,7 @@ fn a_welcome_is_refused_when_it_goes_back_changes_the_group_comes_from_a_strange
     let add = ann.ops(&crypto).add(&mut anns, &[kp]).unwrap();
     ann.ops(&crypto).merge_pending(&mut anns).unwrap();
     let epoch = anns.epoch().as_u64();
-    let knew = |members: Vec<[u8; 32]>, meta| JoinRules {
+    let knew = |members: Vec<convene_proto::ids::DevicePublicKey>, meta| JoinRules {
         after_epoch: Some(epoch - 1),
         rejoining: Some(PreviousState {
             meta: Some(meta),

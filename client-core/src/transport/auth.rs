@@ -47,7 +47,7 @@ pub async fn authenticate_continuing(
     }
     let signature = key.sign_challenge(AuthPurpose::Authenticate, &relay_id, &connection.nonce());
     let request = request::Kind::Authenticate(Authenticate {
-        device_key: Bytes::copy_from_slice(&key.public()),
+        device_key: Bytes::copy_from_slice(key.public().as_bytes()),
         signature: Bytes::copy_from_slice(&signature),
         continuity: Bytes::copy_from_slice(&continuity.previous),
         next_continuity: Bytes::copy_from_slice(&continuity.next),
@@ -101,7 +101,7 @@ pub async fn enrol(
         invite_token: Bytes::copy_from_slice(&enrolment.invite_token),
         user_id: enrolment.user_id.clone(),
         display_name: enrolment.display_name.clone(),
-        device_key: Bytes::copy_from_slice(&key.public()),
+        device_key: Bytes::copy_from_slice(key.public().as_bytes()),
         signature: Bytes::copy_from_slice(&signature),
         credential: Bytes::copy_from_slice(&enrolment.credential),
         authority_key: enrolment

@@ -10,6 +10,8 @@ use ed25519_dalek::{Signer, SigningKey};
 use prost::Message;
 use zeroize::Zeroizing;
 
+use convene_proto::ids::DevicePublicKey;
+
 use super::CHAIN_VERSION;
 use crate::types::Role;
 
@@ -133,7 +135,7 @@ impl Authority {
     pub fn issue_direct_chain(
         &self,
         details: &UserDetails,
-        device_key: [u8; 32],
+        device_key: DevicePublicKey,
         now_ms: u64,
         validity_ms: u64,
     ) -> (IdentityKey, Vec<u8>) {
@@ -148,7 +150,12 @@ impl Authority {
 impl Authority {
     /// Revokes `device_key` of `user_id`, or (with `None`) suspends the
     /// user: every device.
-    pub fn revoke(&self, user_id: &str, device_key: Option<[u8; 32]>, now_ms: u64) -> Signed {
+    pub fn revoke(
+        &self,
+        user_id: &str,
+        device_key: Option<DevicePublicKey>,
+        now_ms: u64,
+    ) -> Signed {
         let revocation = convene_proto::trust::Revocation {
             version: CHAIN_VERSION,
             authority_key: self.public().to_vec(),
@@ -200,7 +207,12 @@ impl IdentityKey {
     }
 
     /// Certifies that `device_key` is one of `user_id`'s devices.
-    pub fn certify_device(&self, user_id: &str, device_key: [u8; 32], now_ms: u64) -> Signed {
+    pub fn certify_device(
+        &self,
+        user_id: &str,
+        device_key: DevicePublicKey,
+        now_ms: u64,
+    ) -> Signed {
         let certificate = DeviceCertificate {
             version: CHAIN_VERSION,
             user_id: user_id.to_string(),

@@ -68,6 +68,7 @@ fn certified_device_key(
 #[cfg(test)]
 mod tests;
 
+use convene_proto::ids::DevicePublicKey;
 use convene_proto::trust::{
     signed_bytes, CredentialChain, DeviceCertificate, IdentityBinding, Revocation,
     Role as WireRole, SignaturePurpose, Signed, UserCertificate,
@@ -141,7 +142,7 @@ pub struct VerifiedDevice {
     /// The user's identity key, which certified the device.
     pub identity_key: [u8; 32],
     /// The device key (the MLS leaf's signature key).
-    pub device_key: [u8; 32],
+    pub device_key: DevicePublicKey,
     /// When the user's certificate starts being valid (ms since the epoch).
     pub valid_from_ms: u64,
     /// When the user's certificate stops being valid (ms since the epoch).
@@ -239,7 +240,7 @@ impl TrustAnchor {
         };
         if self
             .revocations
-            .covers(&verified.user_id, &verified.device_key)
+            .covers(&verified.user_id, verified.device_key.as_bytes())
         {
             return Err(TrustError::Revoked);
         }
@@ -305,7 +306,7 @@ impl TrustAnchor {
             role,
             sector: user.sector,
             identity_key,
-            device_key: certified_device,
+            device_key: DevicePublicKey(certified_device),
             valid_from_ms: user.not_before_ms,
             // A delegated certificate is good no longer than its delegation
             // (this is also how long the chain stays cached).

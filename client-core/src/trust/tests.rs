@@ -24,7 +24,7 @@ fn invited_chain(authority: &Authority, user_id: &str, device: [u8; 32]) -> (Vec
     );
     let identity = IdentityKey::generate();
     let binding = bind_identity(&seed, user_id, identity.public());
-    let device_cert = identity.certify_device(user_id, device, NOW);
+    let device_cert = identity.certify_device(user_id, device.into(), NOW);
     (
         IdentityKey::chain(user, Some(binding), device_cert),
         identity.public(),
@@ -54,7 +54,11 @@ fn a_directly_certified_identity_needs_no_binding() {
         NOW,
         YEAR,
     );
-    let chain = IdentityKey::chain(user, None, identity.certify_device("staff", [2; 32], NOW));
+    let chain = IdentityKey::chain(
+        user,
+        None,
+        identity.certify_device("staff", [2; 32].into(), NOW),
+    );
     let verified = TrustAnchor::new(authority.public())
         .verify(&chain, &[2; 32], NOW)
         .unwrap();
@@ -128,7 +132,7 @@ fn a_binding_by_someone_without_the_invite_secret_is_refused() {
     let chain = IdentityKey::chain(
         user,
         Some(binding),
-        relay_identity.certify_device("ada", [1; 32], NOW),
+        relay_identity.certify_device("ada", [1; 32].into(), NOW),
     );
     assert_eq!(
         TrustAnchor::new(authority.public()).verify(&chain, &[1; 32], NOW),
@@ -175,7 +179,7 @@ fn delegated_chain(kim: &IdentityKey, delegation: Signed, role: Role, device: [u
     IdentityKey::delegated_chain(
         user,
         None,
-        lee.certify_device("lee", device, NOW),
+        lee.certify_device("lee", device.into(), NOW),
         certifier.delegation().cloned(),
     )
 }

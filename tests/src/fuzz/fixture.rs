@@ -118,11 +118,11 @@ impl Fixture {
     }
 
     pub fn ann_device(&self) -> [u8; 32] {
-        self.ann.key.public()
+        self.ann.key.public().0
     }
 
     pub fn bob_device(&self) -> [u8; 32] {
-        self.bob.key.public()
+        self.bob.key.public().0
     }
 
     fn build() -> anyhow::Result<(Fixture, Seeds)> {

@@ -289,7 +289,7 @@ async fn a_link_approval_forged_by_the_relay_is_refused() -> Result<()> {
             .unwrap()
             .as_millis() as u64;
         let (identity, credential) =
-            authority.issue_direct_chain(&details, device, now, 86_400_000);
+            authority.issue_direct_chain(&details, device.into(), now, 86_400_000);
         let bundle = LinkBundle {
             version: 1,
             authority_key: authority.public().to_vec(),

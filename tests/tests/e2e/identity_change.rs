@@ -60,7 +60,7 @@ async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() 
     asking
         .request(request::Kind::RequestLink(RequestLink {
             user_id: "ben".into(),
-            device_key: Bytes::copy_from_slice(&impostor.public()),
+            device_key: Bytes::copy_from_slice(impostor.public().as_bytes()),
             signature: Bytes::copy_from_slice(&signature),
             pake_message: Bytes::copy_from_slice(&[9; 33]),
         }))
@@ -68,7 +68,7 @@ async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() 
     ben_device
         .conn
         .request(request::Kind::ApproveLink(ApproveLink {
-            device_key: Bytes::copy_from_slice(&impostor.public()),
+            device_key: Bytes::copy_from_slice(impostor.public().as_bytes()),
             sealed: Bytes::from_static(b"unused"),
             pake_message: Bytes::copy_from_slice(&[1; 33]),
         }))

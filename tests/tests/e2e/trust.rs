@@ -62,7 +62,8 @@ async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
-    let (_, chain) = fake.issue_direct_chain(&details, mallory.device(), now - 1000, 3_600_000);
+    let (_, chain) =
+        fake.issue_direct_chain(&details, mallory.device().into(), now - 1000, 3_600_000);
     let crypto = RustCrypto::default();
     let ops = MlsOps::new(
         &crypto,

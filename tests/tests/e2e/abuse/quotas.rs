@@ -148,7 +148,8 @@ async fn quotas_hit_together_leave_other_users_latency_alone() {
         .pop()
         .unwrap()
         .vanish()
-        .public();
+        .public()
+        .0;
     fn limited<T>(result: Result<T, convene_client::TransportError>) -> bool {
         matches!(
             result.err().and_then(|e| e.refusal_code()),

@@ -67,8 +67,8 @@ async fn a_device_put_back_in_its_place_without_asking_asks_again_and_is_back() 
         welcome: Bytes::from(bundle.welcome),
         ratchet_tree: Bytes::new(),
         group_info: Bytes::from(bundle.group_info),
-        added_devices: vec![Bytes::copy_from_slice(&ann_device)],
-        removed_devices: vec![Bytes::copy_from_slice(&ann_device)],
+        added_devices: vec![Bytes::copy_from_slice(ann_device.as_bytes())],
+        removed_devices: vec![Bytes::copy_from_slice(ann_device.as_bytes())],
     });
     match tampered.conn.request(submit).await? {
         response::Result::CommitAccepted(_) => {}
