@@ -75,11 +75,19 @@ pub fn error(json: bool, err: &anyhow::Error) {
         let _ = line(&document.to_string());
     } else {
         let mut out = std::io::stderr().lock();
-        let _ = writeln!(out, "error: {message}");
+        let _ = writeln!(out, "{}", error_line(&message));
         if let Some(hint) = hint(code) {
             let _ = writeln!(out, "hint: {hint}");
         }
     }
+}
+
+/// The line a person reads for an error whose causes are `message`. The
+/// text may carry the relay's words (a refusal's message, a close reason)
+/// or a name from another member's credential, so it goes through the one
+/// safe path.
+fn error_line(message: &str) -> String {
+    format!("error: {}", safe(message))
 }
 
 /// An error and its causes, joined by ": ", leaving out a cause whose text
@@ -360,7 +368,17 @@ pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::chain_text;
+    use super::{chain_text, error_line};
+
+    #[test]
+    fn an_error_carrying_the_relays_words_is_shown_safely() {
+        let line = error_line("the relay refused the request: \u{1b}[2Jgone\u{202e}");
+        assert!(
+            !line.contains('\u{1b}') && !line.contains('\u{202e}'),
+            "{line:?}"
+        );
+        assert!(line.starts_with("error: the relay refused the request: "));
+    }
 
     #[derive(Debug)]
     struct Locked;

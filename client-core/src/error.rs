@@ -218,7 +218,7 @@ impl From<MlsStorageError> for ClientError {
     fn from(err: MlsStorageError) -> Self {
         match err {
             MlsStorageError::Store(store) => ClientError::Storage(store),
-            other => ClientError::Storage(StoreError::Corrupt(other.to_string())),
+            other => ClientError::Storage(StoreError::Corrupt(with_causes(&other))),
         }
     }
 }

@@ -446,6 +446,7 @@ impl Engine {
             self.emit(event);
         }
         self.awaiting_epoch.remove(&group_id);
+        self.disproved_epochs.remove(&group_id);
         self.outbox_dirty = true;
         self.resolve(intent.id, Ok(Completed { message: None }));
         Ok(())

@@ -35,6 +35,9 @@ impl Engine {
         identities: &[(String, [u8; 32])],
         commit: AppliedCommit,
     ) -> Result<(), MlsError> {
+        // The group really moved on: the relay's word about its epoch is
+        // taken afresh.
+        self.disproved_epochs.remove(group_id);
         let AppliedCommit {
             added,
             removed,

@@ -36,6 +36,7 @@ mod send;
 mod session;
 mod snapshot;
 mod status;
+mod sweep;
 mod sync;
 mod uncertified;
 mod welcome;
@@ -132,6 +133,12 @@ pub(crate) struct Engine {
     /// Groups whose next commit waits until this epoch is processed (the
     /// relay refused a commit because the group had moved on).
     awaiting_epoch: HashMap<GroupId, u64>,
+    /// Groups where the relay claimed a later epoch and then showed the
+    /// group where this device is, since the group last really moved on:
+    /// there, every refusal of a message as stale counts towards giving
+    /// it up, so that a relay repeating the claim cannot keep it going
+    /// round.
+    disproved_epochs: HashSet<GroupId>,
     acks: PendingAcks,
     /// Events of the open batch, published once it is durable.
     events: Vec<Event>,
@@ -167,6 +174,7 @@ impl Engine {
         connector: Arc<dyn Connector>,
         commands: mpsc::Receiver<Command>,
     ) -> Result<Engine, ClientError> {
+        sweep::sweep_invalid_group_ids(&shared.store)?;
         let held = held::HeldEntries::load(&shared.store)?;
         Ok(Engine {
             shared,
@@ -178,6 +186,7 @@ impl Engine {
             waiters: HashMap::new(),
             resolved: Vec::new(),
             awaiting_epoch: HashMap::new(),
+            disproved_epochs: HashSet::new(),
             acks: PendingAcks::default(),
             events: Vec::new(),
             held,
@@ -359,7 +368,12 @@ impl Engine {
                 );
                 self.store().rollback();
                 self.groups.clear();
-                self.disconnected(ConnectionProblem::LocalFailure);
+                self.disconnected(match err {
+                    // The relay broke the protocol (a group id no group
+                    // can have, say): its fault, not this device's.
+                    ClientError::Transport(err) => ConnectionProblem::Transport(err),
+                    _ => ConnectionProblem::LocalFailure,
+                });
                 return;
             }
         }

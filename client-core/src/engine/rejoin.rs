@@ -148,6 +148,7 @@ impl Engine {
         // The later epoch the relay claimed is as false as the rest:
         // what waited for it goes now.
         self.awaiting_epoch.remove(&group_id);
+        self.disproved_epochs.insert(group_id.clone());
         self.outbox_dirty = true;
         self.resolve(intent.id, Ok(super::Completed { message: None }));
         self.publish();

@@ -342,3 +342,50 @@ async fn a_commit_refused_by_a_relay_ahead_with_nothing_to_fetch_makes_the_devic
     assert!(summary.stalled.is_some(), "{summary:?}");
     client.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_relay_repeating_a_later_epoch_it_cannot_show_does_not_hold_a_device_in_a_loop() {
+    // Every time: the message is refused as stale, the relay first says
+    // the group is ahead with nothing to fetch, then, asked again, shows
+    // it where the device is. The message must not go round for ever.
+    let asked = Arc::new(Mutex::new(0u32));
+    let relay = ScriptedRelay::new({
+        let asked = asked.clone();
+        move |kind, _| match kind {
+            _ if application(kind) => Answer::Refuse(RelayRefusal {
+                code: ErrorCode::StaleEpoch,
+                message: "stale epoch".into(),
+                current_epoch: 5,
+                retry_after_ms: 0,
+                revocation: Vec::new(),
+            }),
+            request::Kind::GetGroup(get) => {
+                let mut asked = asked.lock().unwrap();
+                *asked += 1;
+                let epoch = if *asked % 2 == 1 { 5 } else { 0 };
+                Answer::Respond(response::Result::GroupState(GroupState {
+                    group_id: get.group_id.clone(),
+                    epoch,
+                    last_position: 0,
+                    ..Default::default()
+                }))
+            }
+            _ => Answer::Honest,
+        }
+    });
+    let (_dir, client, group) = staff_with_group(&relay).await;
+
+    let sent = tokio::time::timeout(PATIENCE, client.send_text(&group.id, "hello"))
+        .await
+        .expect("the device gave up on the relay's word instead of looping");
+
+    assert!(
+        matches!(
+            sent,
+            Err(crate::ClientError::GaveUp(crate::GaveUp::EpochRefused))
+        ),
+        "{sent:?}"
+    );
+    assert!(application_sends(&relay).len() <= 11);
+    client.shutdown().await;
+}

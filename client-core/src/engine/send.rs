@@ -146,9 +146,10 @@ impl Engine {
         let group_id = intent.group()?;
         send.ciphertext.clear();
         intent.kind = Some(IntentKind::Send(send));
-        if relay_epoch <= own_epoch {
-            // Not behind, yet refused: what left this device is not what it
-            // encrypted. Try a few more times.
+        if relay_epoch <= own_epoch || self.disproved_epochs.contains(&group_id) {
+            // Not behind (or the relay's word that it is was found false
+            // before), yet refused: what left this device is not what it
+            // encrypted, or the relay is not honest. Try a few more times.
             intent.attempts += 1;
             if intent.attempts >= MAX_EPOCH_REFUSALS {
                 return Err(Step::Failed(ClientError::GaveUp(GaveUp::EpochRefused)));

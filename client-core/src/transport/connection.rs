@@ -326,7 +326,7 @@ async fn first_challenge(stream: &mut SplitStream<Ws>) -> Result<Challenge, Tran
         match stream.next().await {
             Some(Ok(Message::Binary(bytes))) => {
                 let envelope = decode_envelope(bytes)
-                    .map_err(|err| TransportError::Protocol(err.to_string()))?;
+                    .map_err(|err| TransportError::Protocol(crate::error::with_causes(&err)))?;
                 return match envelope.body {
                     Some(Body::Push(push)) => match push.kind {
                         Some(push::Kind::Challenge(challenge)) => Ok(challenge),

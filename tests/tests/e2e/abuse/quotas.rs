@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use convene_proto::relay::{request, ErrorCode};
 use convene_tests::bystander::Bystanders;
-use convene_tests::{InProcessRelay, RelayOptions, TestDevice};
+use convene_tests::{InProcessRelay, RelayOptions, RelayProcess, TestDevice};
 use std::time::{Duration, Instant};
 
 use super::{attacker_key, relay, LIMITS};
@@ -129,7 +129,8 @@ async fn quotas_hit_together_leave_other_users_latency_alone() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let baseline = baseline.stop().await.unwrap();
 
-    let relay = InProcessRelay::start(RelayOptions {
+    // The same kind of relay as the quiet one, so that the figures compare.
+    let relay = RelayProcess::start(RelayOptions {
         config_toml: format!(
             "{LIMITS}key_package_claims_per_claimer = 20\ngroups_per_device = 20\n\
              max_inbox_per_sender = 5\nblob_bytes_per_user = 1000000\n\

@@ -92,7 +92,9 @@ fn error_code(out: &std::process::Output) -> Result<String> {
 
 #[test]
 fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
-    let relay = InProcessRelay::start_default()?;
+    // The relay binary as README.md runs it, and the bootstrap invite it
+    // prints.
+    let relay = RelayProcess::start_default()?;
     let root = tempfile::tempdir()?;
     let cli = Cli {
         relay: &relay.url,
