@@ -76,6 +76,29 @@ async fn until(relay: &ScriptedRelay, done: impl Fn(&ScriptedRelay) -> bool) {
     .expect("the device did what the test waits for");
 }
 
+/// A refusal of a submission as stale: the relay says the group is at
+/// `epoch`.
+fn stale(epoch: u64) -> Answer {
+    Answer::Refuse(RelayRefusal {
+        code: ErrorCode::StaleEpoch,
+        message: "stale epoch".into(),
+        current_epoch: epoch,
+        retry_after_ms: 0,
+        revocation: Vec::new(),
+    })
+}
+
+/// The relay's word that the group is at `epoch` and holds nothing this
+/// device has not read.
+fn nothing_to_fetch(get: &convene_proto::relay::GetGroup, epoch: u64) -> Answer {
+    Answer::Respond(response::Result::GroupState(GroupState {
+        group_id: get.group_id.clone(),
+        epoch,
+        last_position: 0,
+        ..Default::default()
+    }))
+}
+
 fn application(kind: &request::Kind) -> bool {
     matches!(kind, request::Kind::SendMessage(send) if send.kind == MessageKind::Application as i32)
 }
@@ -173,22 +196,11 @@ async fn a_relay_that_claims_a_later_epoch_it_cannot_show_delays_a_message_but_l
             match kind {
                 _ if application(kind) && *claims == 0 => {
                     *claims += 1;
-                    Answer::Refuse(RelayRefusal {
-                        code: ErrorCode::StaleEpoch,
-                        message: "stale epoch".into(),
-                        current_epoch: 5,
-                        retry_after_ms: 0,
-                        revocation: Vec::new(),
-                    })
+                    stale(5)
                 }
                 request::Kind::GetGroup(get) if *claims == 1 => {
                     *claims += 1;
-                    Answer::Respond(response::Result::GroupState(GroupState {
-                        group_id: get.group_id.clone(),
-                        epoch: 5,
-                        last_position: 0,
-                        ..Default::default()
-                    }))
+                    nothing_to_fetch(get, 5)
                 }
                 _ => Answer::Honest,
             }
@@ -223,19 +235,8 @@ async fn a_relay_ahead_with_nothing_to_fetch_makes_the_device_ask_to_be_re_added
     // The relay says the group moved to epoch 5 and holds nothing this
     // device has not processed: the commits in between are gone for it.
     let relay = ScriptedRelay::new(move |kind, _| match kind {
-        _ if application(kind) => Answer::Refuse(RelayRefusal {
-            code: ErrorCode::StaleEpoch,
-            message: "stale epoch".into(),
-            current_epoch: 5,
-            retry_after_ms: 0,
-            revocation: Vec::new(),
-        }),
-        request::Kind::GetGroup(get) => Answer::Respond(response::Result::GroupState(GroupState {
-            group_id: get.group_id.clone(),
-            epoch: 5,
-            last_position: 0,
-            ..Default::default()
-        })),
+        _ if application(kind) => stale(5),
+        request::Kind::GetGroup(get) => nothing_to_fetch(get, 5),
         _ => Answer::Honest,
     });
     let (_dir, client, group) = staff_with_group(&relay).await;
@@ -315,19 +316,8 @@ async fn a_commit_refused_by_a_relay_ahead_with_nothing_to_fetch_makes_the_devic
     // The same claim as above, made of a commit (a key update) instead of
     // a message.
     let relay = ScriptedRelay::new(move |kind, _| match kind {
-        request::Kind::SubmitCommit(_) => Answer::Refuse(RelayRefusal {
-            code: ErrorCode::StaleEpoch,
-            message: "stale epoch".into(),
-            current_epoch: 5,
-            retry_after_ms: 0,
-            revocation: Vec::new(),
-        }),
-        request::Kind::GetGroup(get) => Answer::Respond(response::Result::GroupState(GroupState {
-            group_id: get.group_id.clone(),
-            epoch: 5,
-            last_position: 0,
-            ..Default::default()
-        })),
+        request::Kind::SubmitCommit(_) => stale(5),
+        request::Kind::GetGroup(get) => nothing_to_fetch(get, 5),
         _ => Answer::Honest,
     });
     let (_dir, client, group) = staff_with_group(&relay).await;
@@ -352,23 +342,12 @@ async fn a_relay_repeating_a_later_epoch_it_cannot_show_does_not_hold_a_device_i
     let relay = ScriptedRelay::new({
         let asked = asked.clone();
         move |kind, _| match kind {
-            _ if application(kind) => Answer::Refuse(RelayRefusal {
-                code: ErrorCode::StaleEpoch,
-                message: "stale epoch".into(),
-                current_epoch: 5,
-                retry_after_ms: 0,
-                revocation: Vec::new(),
-            }),
+            _ if application(kind) => stale(5),
             request::Kind::GetGroup(get) => {
                 let mut asked = asked.lock().unwrap();
                 *asked += 1;
                 let epoch = if *asked % 2 == 1 { 5 } else { 0 };
-                Answer::Respond(response::Result::GroupState(GroupState {
-                    group_id: get.group_id.clone(),
-                    epoch,
-                    last_position: 0,
-                    ..Default::default()
-                }))
+                nothing_to_fetch(get, epoch)
             }
             _ => Answer::Honest,
         }

@@ -206,59 +206,34 @@ fn a_revoked_devices_message_commit_key_package_and_group_are_refused() {
             .add("ann", ann.key.public().as_bytes());
     }
     let refused = bob.ops(&crypto).process(bobs, &message).unwrap_err();
-    assert!(
-        matches!(
-            refused,
-            MlsError::Untrusted {
-                reason: crate::trust::TrustError::Revoked,
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
+    assert!(refused_as_revoked(&refused), "{refused:?}");
     bob.store.rollback();
     let refused = bob
         .ops(&crypto)
         .process(bobs, &adding_cat.commit)
         .unwrap_err();
-    assert!(
-        matches!(
-            refused,
-            MlsError::Untrusted {
-                reason: crate::trust::TrustError::Revoked,
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
+    assert!(refused_as_revoked(&refused), "{refused:?}");
     bob.store.rollback();
     let refused = bob
         .ops(&crypto)
         .parse_key_package(&ann_key_packages[0], "ann", &ann.key.public())
         .unwrap_err();
-    assert!(
-        matches!(
-            refused,
-            MlsError::Untrusted {
-                reason: crate::trust::TrustError::Revoked,
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
+    assert!(refused_as_revoked(&refused), "{refused:?}");
     let refused = cat
         .ops(&crypto)
         .join(&adding_cat.welcome, &Default::default())
         .unwrap_err();
-    assert!(
-        matches!(
-            refused,
-            MlsError::Untrusted {
-                reason: crate::trust::TrustError::Revoked,
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
+    assert!(refused_as_revoked(&refused), "{refused:?}");
     cat.store.rollback();
+}
+
+/// Whether `err` refuses a member because its device was revoked.
+fn refused_as_revoked(err: &MlsError) -> bool {
+    matches!(
+        err,
+        MlsError::Untrusted {
+            reason: crate::trust::TrustError::Revoked,
+            ..
+        }
+    )
 }

@@ -161,26 +161,41 @@ pub(super) fn meta() -> GroupMeta {
     }
 }
 
+/// `ann`'s new group `name` with `bob` added from a KeyPackage of his, as
+/// each of them holds it.
+pub(super) fn ann_adds_bob<S: TestStorage>(
+    crypto: &RustCrypto,
+    ann: &Device<S>,
+    bob: &Device<S>,
+    name: &[u8],
+) -> (MlsGroup, MlsGroup) {
+    let (kps, _) = bob.ops(crypto).key_packages(1, false).unwrap();
+    bob.store.keep();
+    let mut group = ann
+        .ops(crypto)
+        .create_group(&group_id(name), &meta(), false)
+        .unwrap();
+    let kp = ann
+        .ops(crypto)
+        .parse_key_package(&kps[0], bob.user, &bob.key.public())
+        .unwrap();
+    let add = ann.ops(crypto).add(&mut group, &[kp]).unwrap();
+    assert_eq!(add.added.len(), 1);
+    ann.ops(crypto).merge_pending(&mut group).unwrap();
+    ann.store.keep();
+    let bobs = bob
+        .ops(crypto)
+        .join(&add.welcome, &Default::default())
+        .unwrap();
+    bob.store.keep();
+    (group, bobs)
+}
+
 fn a_welcomed_member_and_its_adder_read_each_other<S: TestStorage>() {
     let crypto = RustCrypto::default();
     let ann = Device::<S>::of("ann", Role::Staff);
     let bob = Device::<S>::of("bob", Role::Staff);
-    let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
-    bob.store.keep();
-    let mut group = ann
-        .ops(&crypto)
-        .create_group(&group_id(b"group-1"), &meta(), false)
-        .unwrap();
-    let kp = ann
-        .ops(&crypto)
-        .parse_key_package(&kps[0], "bob", &bob.key.public())
-        .unwrap();
-    let bundle = ann.ops(&crypto).add(&mut group, &[kp]).unwrap();
-    ann.ops(&crypto).merge_pending(&mut group).unwrap();
-    let mut bobs = bob
-        .ops(&crypto)
-        .join(&bundle.welcome, &Default::default())
-        .unwrap();
+    let (mut group, mut bobs) = ann_adds_bob(&crypto, &ann, &bob, b"group-1");
     assert_eq!(members(&bobs), members(&group));
     let ct = ann.ops(&crypto).encrypt(&mut group, b"hello bob").unwrap();
     match bob.ops(&crypto).process(&mut bobs, &ct).unwrap() {
@@ -313,21 +328,7 @@ fn removal_is_seen_by_the_removed_and_a_cleared_commit_is_forgotten<S: TestStora
     let crypto = RustCrypto::default();
     let ann = Device::<S>::of("ann", Role::Staff);
     let bob = Device::<S>::of("bob", Role::Staff);
-    let (kps, _) = bob.ops(&crypto).key_packages(1, false).unwrap();
-    let mut group = ann
-        .ops(&crypto)
-        .create_group(&group_id(b"g"), &meta(), false)
-        .unwrap();
-    let kp = ann
-        .ops(&crypto)
-        .parse_key_package(&kps[0], "bob", &bob.key.public())
-        .unwrap();
-    let add = ann.ops(&crypto).add(&mut group, &[kp]).unwrap();
-    ann.ops(&crypto).merge_pending(&mut group).unwrap();
-    let mut bobs = bob
-        .ops(&crypto)
-        .join(&add.welcome, &Default::default())
-        .unwrap();
+    let (mut group, mut bobs) = ann_adds_bob(&crypto, &ann, &bob, b"g");
 
     // A commit built and then cleared (refused by the relay) changes nothing.
     let before = group.epoch();
