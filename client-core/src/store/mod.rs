@@ -75,9 +75,17 @@ pub(crate) mod tag {
 /// Why the local store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The state directory cannot be opened (another process may hold its
-    /// lock).
-    #[error("cannot open the local state in {path} (another process may be using it)")]
+    /// Another process (or another open instance in this one) holds the
+    /// state directory's lock.
+    #[error(
+        "the local state in {path} is in use by another process (a running `convene listen`, say)"
+    )]
+    Locked {
+        /// The state directory.
+        path: String,
+    },
+    /// The state directory cannot be opened.
+    #[error("cannot open the local state in {path}")]
     Open {
         /// The state directory.
         path: String,
@@ -106,11 +114,7 @@ impl StoreError {
     /// The state is locked by another open instance (another process, or
     /// one in this process that is still closing).
     pub fn is_locked(&self) -> bool {
-        // sled reports a held lock as an `Other` I/O error whose message
-        // carries the OS error, so the kind alone cannot tell it apart.
-        matches!(self, StoreError::Open { source: sled::Error::Io(io), .. }
-            if io.kind() == std::io::ErrorKind::WouldBlock
-                || io.to_string().contains("could not acquire lock"))
+        matches!(self, StoreError::Locked { .. })
     }
 }
 
@@ -331,6 +335,17 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             sled::Error::Corruption { .. } => StoreError::Damaged {
                 path: dir.display().to_string(),
             },
+            // sled reports a held lock as an `Other` I/O error whose
+            // message carries the OS error, so the kind alone cannot tell
+            // it apart.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Locked {
+                    path: dir.display().to_string(),
+                }
+            }
             source => StoreError::Open {
                 path: dir.display().to_string(),
                 source,

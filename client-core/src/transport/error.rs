@@ -2,9 +2,10 @@
 
 use convene_proto::relay::{Error as WireError, ErrorCode};
 
-/// The relay refused a request; [`RelayRefusal::code`] says why.
+/// The relay refused a request; [`RelayRefusal::code`] says why (and the
+/// CLI's `--json` shows it), the message says it to people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the relay refused the request ({code:?}): {message}")]
+#[error("the relay refused the request: {message}")]
 pub struct RelayRefusal {
     /// The stable error code.
     pub code: ErrorCode,
