@@ -19,6 +19,7 @@ use crate::lifecycle::KeyLifecycle;
 use crate::link::PendingLink;
 use crate::mls::Mls;
 use crate::settle::{settle_device, wipe_secrets};
+use crate::store::fresh::Before;
 use crate::store::records::{identity_key, IdentityRecord};
 use crate::store::{passphrase, LocalStore, StoreKey};
 use crate::transport::{ConnectOptions, Connector, TrustRoots, WebSocketConnector};
@@ -50,6 +51,9 @@ pub struct ClientBuilder {
     skip_local_policy: bool,
     clock_offset_ms: i64,
     lifecycle: KeyLifecycle,
+    /// The state directory before this builder first wrote to it (a salt,
+    /// the store): what a failed enrolment puts back.
+    before_setup: Option<Before>,
 }
 
 impl ClientBuilder {
@@ -64,6 +68,14 @@ impl ClientBuilder {
             skip_local_policy: false,
             clock_offset_ms: 0,
             lifecycle: KeyLifecycle::default(),
+            before_setup: None,
+        }
+    }
+
+    /// Notes what the state directory holds, before the first write.
+    fn note_state_dir(&mut self) {
+        if self.before_setup.is_none() {
+            self.before_setup = Some(Before::of(&self.state_dir));
         }
     }
 
@@ -102,6 +114,7 @@ impl ClientBuilder {
     /// [`check_new_passphrase`]: crate::store::check_new_passphrase
     pub fn new_passphrase(mut self, passphrase: &str) -> Result<Self, ClientError> {
         passphrase::check_new_passphrase(passphrase)?;
+        self.note_state_dir();
         let salt = passphrase::salt_for_new_state(&self.state_dir)?;
         self.store_key = Some(passphrase::derive(passphrase, &salt)?);
         Ok(self)
@@ -233,8 +246,30 @@ impl ClientBuilder {
     }
 
     /// Enrols this device with an invite, as a new user. `user_id` and
-    /// `display_name` are used when the invite does not name them.
+    /// `display_name` are used when the invite does not name them. If it
+    /// fails, the state directory is left as it was before this builder
+    /// wrote to it (the salt of [`ClientBuilder::new_passphrase`] included).
     pub async fn enrol(
+        mut self,
+        invite: &str,
+        user_id: &str,
+        display_name: &str,
+    ) -> Result<Identity, ClientError> {
+        self.note_state_dir();
+        let state_dir = self.state_dir.clone();
+        let before = self.before_setup.clone();
+        let enrolled = self.enrol_in_state(invite, user_id, display_name).await;
+        if let (Err(err), Some(before)) = (&enrolled, before) {
+            // An enrolled state is never undone; a refusal before the
+            // store was even opened has nothing to undo but the salt.
+            if !matches!(err, ClientError::AlreadyEnrolled(_)) {
+                before.restore(&state_dir);
+            }
+        }
+        enrolled
+    }
+
+    async fn enrol_in_state(
         self,
         invite: &str,
         user_id: &str,
@@ -371,5 +406,86 @@ pub(crate) async fn open_store(
             }
             result => return result.map_err(Into::into),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use convene_proto::invite::{Invite, InviteSecret};
+    use convene_proto::relay::{request, ErrorCode};
+
+    use super::*;
+    use crate::transport::scripted::{Answer, ScriptedRelay};
+    use crate::transport::RelayRefusal;
+
+    /// A relay that says every invite was used already.
+    fn refusing_relay() -> ScriptedRelay {
+        ScriptedRelay::new(|kind, _| match kind {
+            request::Kind::GetInvite(_) => Answer::Refuse(RelayRefusal {
+                code: ErrorCode::InviteUsed,
+                message: "used".into(),
+                current_epoch: 0,
+                retry_after_ms: 0,
+                revocation: Vec::new(),
+            }),
+            _ => Answer::Honest,
+        })
+    }
+
+    fn invite() -> String {
+        Invite {
+            secret: InviteSecret::generate(),
+            authority_fingerprint: None,
+            relay_url: Some("ws://scripted.invalid".into()),
+        }
+        .to_code()
+    }
+
+    async fn enrol_with_passphrase(dir: &std::path::Path) -> Result<Identity, ClientError> {
+        ClientBuilder::new(dir)
+            .connector(Arc::new(refusing_relay()))
+            .new_passphrase("correct horse battery staple")?
+            .enrol(&invite(), "ana", "Ana")
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_failed_enrolment_leaves_the_state_directory_as_it_was() {
+        let root = tempfile::tempdir().unwrap();
+
+        // A directory that was not there is not there afterwards.
+        let absent = root.path().join("absent");
+        let err = enrol_with_passphrase(&absent).await.unwrap_err();
+        assert!(matches!(err, ClientError::InvalidInvite(_)), "{err:?}");
+        assert!(!absent.exists(), "left behind: {absent:?}");
+
+        // An empty directory stays empty.
+        let empty = root.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        enrol_with_passphrase(&empty).await.unwrap_err();
+        let left: Vec<_> = std::fs::read_dir(&empty).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+
+        // What was there before stays, untouched.
+        let used = root.path().join("used");
+        std::fs::create_dir(&used).unwrap();
+        std::fs::write(used.join("notes.txt"), b"mine").unwrap();
+        enrol_with_passphrase(&used).await.unwrap_err();
+        let names: Vec<_> = std::fs::read_dir(&used)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["notes.txt"]);
+        assert_eq!(std::fs::read(used.join("notes.txt")).unwrap(), b"mine");
+
+        // And a retry with another passphrase works from the start.
+        let err = ClientBuilder::new(&empty)
+            .connector(Arc::new(refusing_relay()))
+            .new_passphrase("another fine horse staple")
+            .unwrap()
+            .enrol(&invite(), "ana", "Ana")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::InvalidInvite(_)), "{err:?}");
     }
 }

@@ -21,6 +21,7 @@
 //! values, in memory only.
 
 mod cipher;
+pub(crate) mod fresh;
 mod mls_encoding;
 mod mls_storage;
 pub mod passphrase;
