@@ -117,6 +117,10 @@ pub fn note(text: &str) {
 /// What to do about an error whose cause is this device's own state.
 fn hint(code: &str) -> Option<&'static str> {
     match code {
+        "not_enrolled" => Some(
+            "run `convene enrol <invite>`, or `convene link <your user id>` on a new device \
+             of yours; `--state-dir` chooses another state directory",
+        ),
         "state_copied" => Some(
             "if this is the copy to keep (the old device is gone), run `convene take-over`; \
              otherwise link this device again with `convene link` and remove the old one",

@@ -69,10 +69,7 @@ impl Session {
     }
 
     fn not_enrolled(&self) -> anyhow::Error {
-        anyhow::Error::new(ClientError::NotEnrolled).context(format!(
-            "no device in {} (run `convene enrol <invite>` first)",
-            self.state_dir.display()
-        ))
+        anyhow::Error::new(ClientError::NotEnrolled).context(self.state_dir.display().to_string())
     }
 
     /// A builder holding the key this device's passphrase unlocks.

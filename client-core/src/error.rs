@@ -8,7 +8,7 @@ use crate::transport::{RelayRefusal, TransportError};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The state directory has no enrolled device.
-    #[error("this device is not enrolled yet: enrol with an invite first")]
+    #[error("no device is enrolled here yet; enrol one with an invite, or link it to an existing account")]
     NotEnrolled,
     /// The state directory already has an enrolled device.
     #[error("this state directory already belongs to {0}")]
@@ -22,6 +22,15 @@ pub enum ClientError {
     /// No such group on this device.
     #[error("no group matches {0:?}")]
     UnknownGroup(String),
+    /// No group this device is in has the name or id a person gave;
+    /// `suggestions` are the names closest to it (at most three).
+    #[error("no group matches {query:?}{}", did_you_mean(suggestions))]
+    NoGroupMatches {
+        /// What was asked for.
+        query: String,
+        /// The closest group names, best first.
+        suggestions: Vec<String>,
+    },
     /// This device is not (or no longer) a member of the group.
     #[error("this device is not a member of that group")]
     NotAMember,
@@ -129,7 +138,7 @@ impl ClientError {
             ClientError::AlreadyEnrolled(_) => "already_enrolled",
             ClientError::InvalidInvite(_) => "invalid_invite",
             ClientError::UnknownUser(_) => "unknown_user",
-            ClientError::UnknownGroup(_) => "unknown_group",
+            ClientError::UnknownGroup(_) | ClientError::NoGroupMatches { .. } => "unknown_group",
             ClientError::NotAMember => "not_a_member",
             ClientError::Forbidden(_) => "forbidden",
             ClientError::Untrusted(_) => "untrusted",
@@ -237,6 +246,22 @@ impl From<StoreError> for ClientError {
 impl From<convene_proto::ids::IdError> for ClientError {
     fn from(err: convene_proto::ids::IdError) -> Self {
         ClientError::Transport(TransportError::Protocol(err.to_string()))
+    }
+}
+
+/// "; did you mean ...?" for the suggested names, or nothing.
+fn did_you_mean(suggestions: &[String]) -> String {
+    match suggestions {
+        [] => String::new(),
+        [one] => format!("; did you mean {one:?}?"),
+        [first @ .., last] => format!(
+            "; did you mean {} or {last:?}?",
+            first
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
