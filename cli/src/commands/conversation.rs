@@ -161,11 +161,9 @@ pub async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
 fn find_group(client: &Client, query: &str) -> Result<GroupSummary, ClientError> {
     match client.find_group(query) {
         Ok(group) => Ok(group),
-        Err(ClientError::UnknownGroup(_)) => match client.direct_channel(query)? {
-            Some(id) => client
-                .group(&id)?
-                .ok_or_else(|| ClientError::UnknownGroup(query.to_string())),
-            None => Err(ClientError::UnknownGroup(query.to_string())),
+        Err(unknown @ ClientError::NoGroupMatches { .. }) => match client.direct_channel(query)? {
+            Some(id) => client.group(&id)?.ok_or(unknown),
+            None => Err(unknown),
         },
         Err(err) => Err(err),
     }

@@ -334,24 +334,7 @@ impl Client {
     /// Finds a group by id (or a unique id prefix of at least 4 hex digits),
     /// by name, or, for a direct channel, by the other user's id.
     pub fn find_group(&self, query: &str) -> Result<GroupSummary, ClientError> {
-        let groups = self.groups()?;
-        let query_lower = query.to_lowercase();
-        let by_id: Vec<&GroupSummary> = groups
-            .iter()
-            .filter(|g| query.len() >= 4 && g.id.to_string().starts_with(&query_lower))
-            .collect();
-        let found: Vec<&GroupSummary> = if by_id.is_empty() {
-            groups.iter().filter(|g| g.name == query).collect()
-        } else {
-            by_id
-        };
-        match found.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(ClientError::UnknownGroup(query.to_string())),
-            _ => Err(ClientError::InvalidArgument(format!(
-                "{query:?} matches several groups; use its id"
-            ))),
-        }
+        find::pick_group(&self.groups()?, query).cloned()
     }
 
     /// The last `limit` messages of a group, oldest first.
@@ -460,6 +443,7 @@ fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord 
 
 mod delegation;
 mod devices;
+mod find;
 mod keys;
 mod managed;
 mod trust;
