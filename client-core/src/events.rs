@@ -25,6 +25,18 @@ pub enum Event {
         /// The users removed (user ids, sorted).
         removed: Vec<String>,
     },
+    /// A member's devices in a group changed while the member stayed in
+    /// it: they linked a new device, or one of theirs was removed.
+    MemberDevicesChanged {
+        /// The group.
+        group: GroupId,
+        /// The member.
+        user_id: String,
+        /// Devices of theirs added to the group.
+        added: usize,
+        /// Devices of theirs removed from it.
+        removed: usize,
+    },
     /// This device was removed from a group.
     RemovedFromGroup {
         /// The group this device was removed from.

@@ -83,14 +83,18 @@ pub async fn dm(ctx: &Session, user: &str, text: &str) -> Result<()> {
 
 /// Sends a message to a group.
 pub async fn send(ctx: &Session, group: &str, text: &str) -> Result<()> {
-    let message = ctx
+    let (message, group) = ctx
         .with_client(Open::Connected, async |client| {
             let group = find_group(client, group)?;
-            ctx.within(client.send_text(&group.id, text)).await
+            let message = ctx.within(client.send_text(&group.id, text)).await?;
+            Ok((message, group))
         })
         .await?;
     print(ctx.json, output::message(&message), || {
-        format!("sent to {}", message.group)
+        format!(
+            "sent to {}",
+            output::GroupNames::of_groups(&[group]).of(&message.group)
+        )
     })
 }
 
@@ -124,6 +128,7 @@ pub async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
         // status tells it either way.
         let mut status = client.watch_status();
         let mut received = 0usize;
+        let mut names = output::GroupNames::of_groups(&client.groups()?);
         loop {
             let event = tokio::select! {
                 event = events.recv() => event,
@@ -132,7 +137,10 @@ pub async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
                 _ = terminate.recv() => break,
             };
             let Some(event) = event else { break };
-            let (value, line) = output::event(&event);
+            if let Event::GroupCreated(group) | Event::JoinedGroup(group) = &event {
+                names.learn(group);
+            }
+            let (value, line) = output::event(&event, &names);
             let printed = match (ctx.json, line) {
                 (true, _) => output::line(&value.to_string()),
                 (false, Some(line)) => output::line(&line),

@@ -51,7 +51,9 @@ impl Engine {
                 detail,
             })
         });
+        let members_before = user_ids_of(record);
         snapshot.apply(record);
+        let members_after = user_ids_of(record);
         for mark in &rejoined {
             record.note_rejoined(mark.device.as_bytes(), mark.not_after, &mark.init_key);
         }
@@ -78,9 +80,13 @@ impl Engine {
             .filter(|d| !replaced(d, &added))
             .cloned()
             .collect();
+        // A user who was a member before and after changed devices, not
+        // membership.
         let mut added_users = user_ids(&joined);
-        let removed_users = user_ids(&left);
-        added_users.retain(|u| !removed_users.contains(u));
+        let mut removed_users = user_ids(&left);
+        added_users.retain(|u| !removed_users.contains(u) && !members_before.contains(u));
+        removed_users.retain(|u| !members_after.contains(u));
+        let device_changes = device_changes(&joined, &left, &members_before, &members_after);
         if self_removed && added.iter().any(|d| d.device == own_device) {
             // Put back in its place with a KeyPackage of its own
             // (a replayed one, or one whose Welcome it could not
@@ -107,9 +113,43 @@ impl Engine {
         ) {
             self.emit(event);
         }
+        if !self_removed {
+            for (user_id, (added, removed)) in device_changes {
+                self.emit(Event::MemberDevicesChanged {
+                    group: group_id.clone(),
+                    user_id,
+                    added,
+                    removed,
+                });
+            }
+        }
         self.outbox_dirty = true;
         Ok(())
     }
+}
+
+/// The users a group record lists as members.
+fn user_ids_of(record: &GroupRecord) -> std::collections::BTreeSet<String> {
+    record.members.iter().map(|m| m.user_id.clone()).collect()
+}
+
+/// Per member who stayed in the group: how many of their devices joined
+/// and left it.
+fn device_changes(
+    joined: &[MemberDevice],
+    left: &[MemberDevice],
+    before: &BTreeSet<String>,
+    after: &BTreeSet<String>,
+) -> std::collections::BTreeMap<String, (usize, usize)> {
+    let mut changes = std::collections::BTreeMap::new();
+    let stayed = |user: &String| before.contains(user) && after.contains(user);
+    for device in joined.iter().filter(|d| stayed(&d.user_id)) {
+        changes.entry(device.user_id.clone()).or_insert((0, 0)).0 += 1;
+    }
+    for device in left.iter().filter(|d| stayed(&d.user_id)) {
+        changes.entry(device.user_id.clone()).or_insert((0, 0)).1 += 1;
+    }
+    changes
 }
 
 /// Checks a commit's routing change as declared to the relay against what

@@ -3,7 +3,7 @@
 //! the second (lost) device, which is then cut off and hears nothing more.
 
 use anyhow::{ensure, Context, Result};
-use convene_client::{ClientBuilder, ClientError, ConnectionState, RelayConnection};
+use convene_client::{ClientBuilder, ClientError, ConnectionState, Event, RelayConnection};
 use convene_proto::relay::ErrorCode;
 use convene_tests::app::{leader_apps, staff_app, store_key, wait_until, App};
 use convene_tests::InProcessRelay;
@@ -18,6 +18,40 @@ async fn ann_in_a_cohort() -> Result<(InProcessRelay, App, App, convene_client::
     let cohort = staff.client.create_group("Cohort", &["ann".into()]).await?;
     ann.wait_group(&cohort.id, |g| g.active).await?;
     Ok((relay, staff, ann, cohort))
+}
+
+/// Whether `app` was told that ann's devices in `group` changed by
+/// `(added, removed)`, and not that ann joined or left.
+async fn told_of_anns_devices(
+    app: &mut App,
+    group: &convene_client::GroupId,
+    (added, removed): (usize, usize),
+) -> Result<()> {
+    let mut told = Vec::new();
+    let deadline = tokio::time::Instant::now() + convene_tests::PATIENCE;
+    loop {
+        told.extend(app.drain_events());
+        let seen = told.iter().any(|e| {
+            matches!(e, Event::MemberDevicesChanged { group: g, user_id, added: a, removed: r }
+                if g == group && user_id == "ann" && (*a, *r) == (added, removed))
+        });
+        if seen {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the change of ann's devices was not told: {told:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    ensure!(
+        !told
+            .iter()
+            .any(|e| matches!(e, Event::MembersChanged { added, removed, .. }
+            if added.iter().chain(removed).any(|u| u == "ann"))),
+        "a device change was told as ann joining or leaving: {told:?}"
+    );
+    Ok(())
 }
 
 fn device_count(group: &convene_client::GroupSummary, user: &str) -> usize {
@@ -50,6 +84,7 @@ async fn two_devices_both_receive_and_a_removed_one_is_cut_off() -> Result<()> {
                 .await?;
         }
     }
+    told_of_anns_devices(&mut ben, &cohort.id, (1, 0)).await?;
 
     // Whatever is sent reaches both of ann's devices, in both groups.
     ben.client.send_text(&cohort.id, "to the cohort").await?;
@@ -85,6 +120,7 @@ async fn two_devices_both_receive_and_a_removed_one_is_cut_off() -> Result<()> {
     staff
         .wait_group(&cohort.id, |g| device_count(g, "ann") == 1)
         .await?;
+    told_of_anns_devices(&mut ben, &cohort.id, (0, 1)).await?;
     ben.client.send_text(&cohort.id, "after the loss").await?;
     ann.hears(&cohort.id, "ben", "after the loss").await?;
     let lost_history = ann2.client.history(&cohort.id, 100)?;

@@ -5,8 +5,12 @@
 use std::io::Write;
 
 use anyhow::Result;
-use convene_client::{hex, ClientError, Event, GroupSummary, Identity, Message, UserInfo};
+use convene_client::{hex, ClientError, GroupSummary, Identity, Message, UserInfo};
 use serde_json::{json, Value};
+
+mod events;
+
+pub use events::{event, GroupNames};
 
 /// Standard output was closed by whoever read it (`convene listen |
 /// head -1`): the command stops there and exits quietly, as a pipeline
@@ -238,130 +242,6 @@ pub fn user(user: &UserInfo) -> Value {
         "display_name": user.display_name,
         "role": user.role.as_str(),
     })
-}
-
-/// An event for `listen`: JSON, and a line for people (`None` for events
-/// people need not see).
-pub fn event(event: &Event) -> (Value, Option<String>) {
-    match event {
-        Event::MessageReceived(m) => (
-            json!({ "event": "message", "message": message(m) }),
-            Some(message_line(m)),
-        ),
-        Event::MessageSent(m) => (json!({ "event": "sent", "message": message(m) }), None),
-        Event::GroupCreated(g) => (
-            json!({ "event": "group_created", "group": group(g) }),
-            Some(format!("created {}", group_line(g))),
-        ),
-        Event::JoinedGroup(g) => (
-            json!({ "event": "joined", "group": group(g) }),
-            Some(format!("you were added to {}", group_line(g))),
-        ),
-        Event::MembersChanged {
-            group,
-            added,
-            removed,
-        } => (
-            json!({ "event": "members_changed", "group": group.to_string(), "added": added, "removed": removed }),
-            Some(format!("{group}: added {added:?}, removed {removed:?}")),
-        ),
-        Event::RemovedFromGroup { group } => (
-            json!({ "event": "removed", "group": group.to_string() }),
-            Some(format!("you were removed from {group}")),
-        ),
-        Event::DeliveryFailed {
-            group,
-            message,
-            reason,
-        } => (
-            json!({ "event": "delivery_failed", "group": group.to_string(),
-                    "message": message.as_ref().map(ToString::to_string), "reason": reason }),
-            Some(format!("{group}: not delivered: {}", safe(reason))),
-        ),
-        Event::IdentityChanged { user_id, group } => (
-            json!({ "event": "identity_changed", "user_id": user_id, "group": group.to_string() }),
-            Some(format!(
-                "WARNING: {user_id}'s identity key changed. Do not trust what they send until you \
-                 have compared safety numbers again (convene verify {user_id}) in person or on a call."
-            )),
-        ),
-        Event::Warning { group, detail } => (
-            json!({ "event": "warning", "group": group.as_ref().map(ToString::to_string), "detail": detail }),
-            Some(format!("warning: {}", safe(detail))),
-        ),
-        Event::ConnectionLost { reason } => {
-            let reason = reason.to_string();
-            (
-                json!({ "event": "connection_lost", "reason": reason }),
-                Some(format!("connection lost ({}); reconnecting", safe(&reason))),
-            )
-        }
-        Event::ConnectionRestored => (
-            json!({ "event": "connection_restored" }),
-            Some("connection restored".into()),
-        ),
-        Event::CaughtUp => (json!({ "event": "caught_up" }), None),
-        Event::GroupStalled { group, reason } => (
-            json!({ "event": "group_stalled", "group": group.to_string(), "reason": reason }),
-            Some(format!(
-                "{group}: this device cannot follow this group right now ({}); \
-                 it asked to be added back, which happens once another member is online, \
-                 and keeps what arrives meanwhile",
-                safe(reason)
-            )),
-        ),
-        Event::GroupRecovered { group, missed } => (
-            json!({ "event": "group_recovered", "group": group.to_string(), "missed": missed }),
-            Some(match missed {
-                0 => format!("{group}: this device follows the group again"),
-                n => format!(
-                    "{group}: this device follows the group again; {n} message(s) sent meanwhile could not be read"
-                ),
-            }),
-        ),
-        Event::EntriesDropped { group, count } => (
-            json!({ "event": "entries_dropped", "group": group.to_string(), "count": count }),
-            Some(format!(
-                "{group}: {count} message(s) were lost before this device could read them"
-            )),
-        ),
-        Event::ClockSkew { offset_ms } => (
-            json!({ "event": "clock_skew", "offset_ms": offset_ms }),
-            Some(format!(
-                "WARNING: this device's clock is {} minutes {} the relay's: set its date and time right, \
-                 or others' certificates may be refused",
-                offset_ms.unsigned_abs() / 60_000,
-                if *offset_ms > 0 { "ahead of" } else { "behind" }
-            )),
-        ),
-        Event::StateCopied => (
-            json!({ "event": "state_copied" }),
-            Some(
-                "This device's state is a copy (restored from a backup, or cloned) and another copy \
-                 has connected since, so it stopped. If this is the copy to keep, run `convene take-over`; \
-                 otherwise link this device again (`convene link`) and remove the old one."
-                    .into(),
-            ),
-        ),
-        Event::CertificateRenewed { valid_until_ms } => (
-            json!({ "event": "certificate_renewed", "valid_until_ms": valid_until_ms }),
-            Some(format!(
-                "your certificate was renewed; it is valid until {}",
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(*valid_until_ms)
-                )
-            )),
-        ),
-        Event::DelegationRevoked { user_id } => (
-            json!({ "event": "delegation_revoked", "user_id": user_id }),
-            Some(format!(
-                "{} can no longer invite; users they certified that the authority has not \
-                 renewed are refused",
-                safe(user_id)
-            )),
-        ),
-        _ => (json!({ "event": "other" }), None),
-    }
 }
 
 /// Text someone else wrote, as it is safe to print (the one path for it;
