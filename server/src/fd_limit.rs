@@ -36,13 +36,22 @@ pub fn fit_connections(max_connections: u32) -> u32 {
         }
     };
     let fitting = connections_that_fit(limit, max_connections);
-    if fitting < max_connections {
+    // A few connections fewer (room for the store's own files) is what
+    // the default settings give on a default system: not worth a warning.
+    if fitting < max_connections / 20 * 19 {
         tracing::warn!(
             open_file_limit = limit,
             max_connections,
             lowered_to = fitting,
             "the open-file limit is too low for max_connections; accepting fewer connections \
              (raise the hard limit, e.g. LimitNOFILE in a systemd unit)"
+        );
+    } else if fitting < max_connections {
+        tracing::info!(
+            open_file_limit = limit,
+            max_connections,
+            lowered_to = fitting,
+            "a few connections fewer than max_connections, to leave room for the store's files"
         );
     } else {
         tracing::info!(

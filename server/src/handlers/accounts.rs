@@ -56,7 +56,7 @@ pub(super) fn create_invite(
     let expires_at_ms = relay
         .store
         .create_invite(&lookup_hash(&token), &invite, now_ms())?;
-    tracing::info!(by = %caller.user_id, role = ?role, "invite created");
+    tracing::info!(by = %caller.user_id, role = super::role_name(role), "invite created");
     Ok(Reply::durable(response::Result::InviteCreated(
         InviteCreated { expires_at_ms },
     )))

@@ -104,7 +104,9 @@ pub(super) fn approve(relay: &Relay, caller: &Caller, req: ApproveLink) -> Relay
     relay
         .store
         .approve_link(&caller.user_id, &device, &answer, now_ms())?;
-    tracing::info!(user = %caller.user_id, "device linked");
+    // The new device checks the answer itself: whether it links is its
+    // own word, not the relay's.
+    tracing::info!(user = %caller.user_id, "link answer stored for the new device");
     Ok(Reply::durable(response::Result::LinkApproved(
         LinkApproved {},
     )))

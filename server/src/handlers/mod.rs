@@ -173,3 +173,12 @@ fn check_size(field: &str, len: usize, max: u32) -> RelayResult<()> {
     }
     Ok(())
 }
+
+/// A role as the relay's log spells it, one spelling everywhere.
+pub(crate) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader",
+        Role::Staff => "staff",
+        Role::Unspecified => "unspecified",
+    }
+}

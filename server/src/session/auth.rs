@@ -124,7 +124,11 @@ pub fn enrol(
         authority_key,
     };
     let user = relay.store.enrol(&enrolment, now_ms())?;
-    tracing::info!(user = %user.user_id, role = user.role, "user enrolled");
+    tracing::info!(
+        user = %user.user_id,
+        role = crate::handlers::role_name(Role::try_from(user.role).unwrap_or_default()),
+        "user enrolled"
+    );
     let caller = Caller {
         device,
         user_id: crate::store::stored_user_id(&user.user_id)?,
