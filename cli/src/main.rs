@@ -22,7 +22,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "convene", version, propagate_version = true)]
 pub struct Cli {
     /// The relay's address, e.g. wss://relay.example.org or ws://127.0.0.1:7420.
-    /// Needed to enrol; an enrolled device remembers its relay.
+    /// Rarely needed: an invite names its relay, and an enrolled device
+    /// remembers it; give it to `link`, to `ping` before enrolling, or to
+    /// reach a relay that moved.
     #[arg(long, global = true, env = "CONVENE_RELAY", value_name = "URL")]
     relay: Option<String>,
 
@@ -194,21 +196,32 @@ enum GroupCommand {
     },
     /// Add users to a group.
     Add {
+        /// The group: its name (any case), id or id prefix.
         group: String,
-        #[arg(required = true)]
+        /// The user ids to add, each with all of their devices.
+        #[arg(required = true, value_name = "USER")]
         users: Vec<String>,
     },
     /// Remove users from a group.
     Remove {
+        /// The group: its name (any case), id or id prefix.
         group: String,
-        #[arg(required = true)]
+        /// The user ids to remove, each with all of their devices.
+        #[arg(required = true, value_name = "USER")]
         users: Vec<String>,
     },
     /// Show a group, its members and who manages it.
-    Show { group: String },
+    Show {
+        /// The group: its name (any case), id or id prefix, or a direct
+        /// channel's user.
+        group: String,
+    },
     /// Leave a group you manage (staff) and keep managing it from outside:
     /// you can still add and remove members, but can no longer read it.
-    Leave { group: String },
+    Leave {
+        /// The group: its name (any case), id or id prefix.
+        group: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -265,5 +278,32 @@ fn main() -> ExitCode {
             output::error(json, &err);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command, with the command's path, that
+    /// `--help` would show without a word on it.
+    fn undocumented(command: &clap::Command, path: &str) -> Vec<String> {
+        let path = format!("{path} {}", command.get_name());
+        let mut missing: Vec<String> = command
+            .get_arguments()
+            .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
+            .filter(|arg| arg.get_help().is_none() && arg.get_long_help().is_none())
+            .map(|arg| format!("{path} <{}>", arg.get_id()))
+            .collect();
+        for sub in command.get_subcommands() {
+            missing.extend(undocumented(sub, &path));
+        }
+        missing
+    }
+
+    #[test]
+    fn every_argument_of_every_command_says_what_it_is() {
+        let missing = undocumented(&super::Cli::command(), "");
+        assert!(missing.is_empty(), "no help for: {missing:#?}");
     }
 }
