@@ -9,6 +9,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use convene_client::store::check_new_passphrase;
+use convene_client::store::passphrase::MIN_PASSPHRASE_CHARS;
 use zeroize::Zeroizing;
 
 /// Environment variable holding the passphrase.
@@ -64,16 +65,45 @@ pub fn read_new() -> Result<Zeroizing<String>> {
     prompt_twice(NEW_ENV, "New passphrase: ")
 }
 
-/// Asks for a new passphrase twice (the terminal hides what is typed); one
-/// that would be refused is refused before it is typed again.
+/// How many times a new passphrase is asked for before giving up.
+const NEW_ATTEMPTS: u32 = 3;
+
+/// Asks for a new passphrase twice (the terminal hides what is typed),
+/// saying the rule first. One that would be refused is refused before it is
+/// typed again, and a slip (refused, or the two differ) is asked again.
+/// From `var`, it is read once and checked.
 fn prompt_twice(var: &str, prompt: &str) -> Result<Zeroizing<String>> {
-    let first = read_env_or_prompt(var, prompt)?;
-    check_new_passphrase(&first).map_err(convene_client::ClientError::from)?;
-    let second = read_env_or_prompt(var, "The same passphrase again: ")?;
-    if *first != *second {
-        bail!("the two passphrases differ");
+    if let Ok(value) = std::env::var(var) {
+        check_new_passphrase(&value).map_err(convene_client::ClientError::from)?;
+        return Ok(Zeroizing::new(value));
     }
-    Ok(first)
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("a new passphrase is needed: set {var}, or run in a terminal to be asked");
+    }
+    crate::output::note(&format!(
+        "the passphrase has at least {MIN_PASSPHRASE_CHARS} characters and must be hard to \
+         guess; a few unrelated words make a strong one"
+    ));
+    for attempt in 1..=NEW_ATTEMPTS {
+        let last = attempt == NEW_ATTEMPTS;
+        let first = read_env_or_prompt(var, prompt)?;
+        if let Err(err) = check_new_passphrase(&first) {
+            if last {
+                return Err(convene_client::ClientError::from(err).into());
+            }
+            crate::output::note(&format!("{err}; try another"));
+            continue;
+        }
+        let second = read_env_or_prompt(var, "The same passphrase again: ")?;
+        if *first == *second {
+            return Ok(first);
+        }
+        if last {
+            bail!("the two passphrases differ");
+        }
+        crate::output::note("the two passphrases differ; once more");
+    }
+    bail!("no passphrase was chosen")
 }
 
 fn run_command(command: &str) -> Result<Zeroizing<String>> {
