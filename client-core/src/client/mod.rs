@@ -246,11 +246,15 @@ impl Client {
         group: &GroupId,
         users: &[String],
     ) -> Result<(), ClientError> {
-        if self.is_managing(group)? {
-            return self.manage(group, &[], users).await;
-        }
-        let summary = self.active_group(group)?;
-        self.check_may_manage(&summary)?;
+        let managing = self.is_managing(group)?;
+        // A group managed from outside is known by the members this device
+        // last saw in its GroupInfo.
+        let summary = match managing {
+            true => self
+                .group(group)?
+                .ok_or_else(|| ClientError::UnknownGroup(group.to_string()))?,
+            false => self.active_group(group)?,
+        };
         if let Some(missing) = users
             .iter()
             .find(|u| !summary.members.iter().any(|m| &m.user_id == *u))
@@ -259,6 +263,10 @@ impl Client {
                 "{missing} is not in this group"
             )));
         }
+        if managing {
+            return self.manage(group, &[], users).await;
+        }
+        self.check_may_manage(&summary)?;
         self.submit(members_intent(group, users, false))
             .await
             .map(|_| ())

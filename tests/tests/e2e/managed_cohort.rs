@@ -5,6 +5,7 @@
 //! group's keys.
 
 use anyhow::{ensure, Context, Result};
+use convene_client::ClientError;
 use convene_tests::app::{leader_apps, staff_app, App};
 use convene_tests::InProcessRelay;
 
@@ -83,6 +84,20 @@ async fn staff_outside_a_cohort_add_and_remove_leaders_but_cannot_read_it() -> R
             .await?;
     }
     ben.wait_group(&cohort.id, |g| !g.active).await?;
+    // Removing someone who is not in it is refused, not done silently.
+    staff
+        .wait_group(&cohort.id, |g| !g.users().contains(&"ben".to_string()))
+        .await?;
+    for absent in ["ben", "zed"] {
+        let refused = staff
+            .client
+            .remove_members(&cohort.id, &users(&[absent]))
+            .await;
+        ensure!(
+            matches!(refused, Err(ClientError::InvalidArgument(_))),
+            "removing {absent}: {refused:?}"
+        );
+    }
     cat.client.send_text(&cohort.id, "just us now").await?;
     ann.hears(&cohort.id, "cat", "just us now").await?;
     let (a, c) = (
