@@ -302,10 +302,27 @@ impl ClientBuilder {
     /// Asks to link this device, not enrolled yet, to `user_id`, an
     /// existing user: shows the code to confirm on one of the user's
     /// enrolled devices ([`Client::approve_link`]), then
-    /// [`PendingLink::wait_for_approval`]. Needs the relay's address.
-    pub async fn request_link(self, user_id: &str) -> Result<PendingLink, ClientError> {
+    /// [`PendingLink::wait_for_approval`]. Needs the relay's address. If
+    /// the request or the approval fails, the state directory is left as it
+    /// was before this builder wrote to it.
+    pub async fn request_link(mut self, user_id: &str) -> Result<PendingLink, ClientError> {
         convene_proto::ids::check_user_id(user_id)
             .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
+        self.note_state_dir();
+        let state_dir = self.state_dir.clone();
+        let before = self.before_setup.clone();
+        let requested = self.request_link_in_state(user_id).await;
+        match (requested, before) {
+            (Ok(pending), Some(before)) => Ok(pending.undo_on_failure(state_dir, before)),
+            (Err(err), Some(before)) if !matches!(err, ClientError::AlreadyEnrolled(_)) => {
+                before.restore(&state_dir);
+                Err(err)
+            }
+            (requested, _) => requested,
+        }
+    }
+
+    async fn request_link_in_state(self, user_id: &str) -> Result<PendingLink, ClientError> {
         let store = Arc::new(open_store(&self.state_dir, self.key()?).await?);
         if let Some(existing) = store.get_committed_record::<IdentityRecord>(&identity_key())? {
             return Err(ClientError::AlreadyEnrolled(existing.user_id));

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::{identities, request_tag, BundleKey, LinkCode, PASSWORD_DIGITS};
 use crate::error::{ClientError, GaveUp};
 use crate::settle::settle_device;
+use crate::store::fresh::Before;
 use crate::store::records::IdentityRecord;
 use crate::store::LocalStore;
 use crate::transport::{authenticate, Connection, Connector, TransportError};
@@ -37,6 +38,9 @@ pub struct PendingLink {
     /// answers are opened with that key, never another.
     pake: Mutex<PakeState>,
     expires_at_ms: u64,
+    /// The state directory, and what it held before this device was set
+    /// up in it: put back if the link is not approved.
+    setup: Option<(std::path::PathBuf, Before)>,
 }
 
 enum PakeState {
@@ -100,7 +104,14 @@ impl PendingLink {
             code,
             pake: Mutex::new(PakeState::Waiting(pake)),
             expires_at_ms,
+            setup: None,
         })
+    }
+
+    /// Puts `dir` back as `before` if this link fails.
+    pub(crate) fn undo_on_failure(mut self, dir: std::path::PathBuf, before: Before) -> Self {
+        self.setup = Some((dir, before));
+        self
     }
 
     /// The code to type on one of the user's other devices (12 digits in
@@ -117,7 +128,16 @@ impl PendingLink {
     /// Waits until one of the user's devices approves the link (or
     /// `timeout`), then enrols this device with what it sealed. The new
     /// device joins the user's groups as the approving device adds it.
-    pub async fn wait_for_approval(self, timeout: Duration) -> Result<Identity, ClientError> {
+    pub async fn wait_for_approval(mut self, timeout: Duration) -> Result<Identity, ClientError> {
+        let setup = self.setup.take();
+        let linked = self.wait(timeout).await;
+        if let (Err(_), Some((dir, before))) = (&linked, setup) {
+            before.restore(&dir);
+        }
+        linked
+    }
+
+    async fn wait(self, timeout: Duration) -> Result<Identity, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         // One connection serves the polls until the relay ends it (it closes
         // connections that stay unauthenticated too long).
