@@ -163,6 +163,14 @@ enum Command {
     /// fell behind in are rejoined. If another copy may be in someone
     /// else's hands, link this device again instead and remove the old one.
     TakeOver,
+    /// Print a shell completion script, to be sourced by the shell (e.g.
+    /// `convene completions bash > ~/.local/share/bash-completion/completions/convene`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, in roff (e.g. `convene man | man -l -`).
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

@@ -86,3 +86,74 @@ fn the_same_failure_has_the_same_code_from_every_command() {
     }
     assert!(!empty.exists(), "a failed command left a state directory");
 }
+
+/// The command names `convene --help` lists.
+fn commands_in_help() -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_convene"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    help.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        // A command starts its line (two spaces in); wrapped help does not.
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_readme_lists_every_command_help_lists() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let list: String = readme
+        .split("\n\n")
+        .find(|paragraph| paragraph.starts_with("All the commands"))
+        .expect("README.md has its list of commands")
+        .to_string();
+    let mut listed: Vec<String> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|code| {
+            !code.contains(' ') && !code.starts_with("convene") && !code.starts_with('-')
+        })
+        .map(str::to_string)
+        .collect();
+    listed.sort();
+    listed.dedup();
+    let mut commands = commands_in_help();
+    commands.sort();
+    assert!(commands.len() > 15, "{commands:?}");
+    assert_eq!(listed, commands);
+}
+
+#[test]
+fn completions_and_the_manual_page_cover_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_convene"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("take-over") && script.contains("enrol"),
+            "{shell}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_convene"))
+        .arg("man")
+        .output()
+        .unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie"), "not roff");
+    for command in commands_in_help() {
+        let entry = format!("convene\\-{}(1)", command.replace('-', "\\-"));
+        assert!(page.contains(&entry), "the manual page lacks {entry}");
+    }
+}

@@ -4,6 +4,7 @@
 mod account;
 mod conversation;
 mod devices;
+mod docs;
 mod staff;
 
 use std::time::Duration;
@@ -16,6 +17,12 @@ use crate::{Cli, Command};
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
+    // What is printed about the command line itself needs no state.
+    match &cli.command {
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man => return docs::man_page(),
+        _ => {}
+    }
     let ctx = Session {
         state_dir: match cli.state_dir.clone() {
             Some(dir) => dir,
@@ -56,5 +63,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Link { user, pin_cert } => devices::link(&ctx, &user, pin_cert).await,
         Command::Devices { command } => devices::devices(&ctx, command).await,
         Command::TakeOver => devices::take_over(&ctx).await,
+        Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
