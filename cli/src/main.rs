@@ -7,6 +7,7 @@ mod output;
 mod passphrase;
 mod paths;
 mod session;
+mod waiting;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

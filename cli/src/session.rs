@@ -53,13 +53,25 @@ impl Session {
             match open {
                 Open::Stored => {}
                 Open::Synced => {
-                    if let Err(err) = client.wait_caught_up(self.timeout).await {
+                    let caught_up = crate::waiting::while_waiting(
+                        !self.json,
+                        "catching up with the relay",
+                        client.wait_caught_up(self.timeout),
+                    );
+                    if let Err(err) = caught_up.await {
                         crate::output::note(&format!(
                             "showing what this device has stored ({err})"
                         ));
                     }
                 }
-                Open::Connected => client.wait_caught_up(self.timeout).await?,
+                Open::Connected => {
+                    crate::waiting::while_waiting(
+                        !self.json,
+                        "connecting to the relay and catching up",
+                        client.wait_caught_up(self.timeout),
+                    )
+                    .await?
+                }
             }
             command(&client).await
         }
@@ -105,7 +117,12 @@ impl Session {
         &self,
         operation: impl std::future::Future<Output = Result<T, ClientError>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, operation).await {
+        let waited = crate::waiting::while_waiting(
+            !self.json,
+            "waiting for the relay to confirm",
+            tokio::time::timeout(self.timeout, operation),
+        );
+        match waited.await {
             Ok(result) => Ok(result?),
             Err(_) => bail!(
                 "not confirmed within {} s; the operation is kept on this device and completes the next time convene connects",
