@@ -21,9 +21,10 @@ pub async fn invite(ctx: &Session, args: InviteArgs) -> Result<()> {
         RoleArg::Staff => Role::Staff,
     };
     let user_id = args.user_id;
+    let display_name = args.name;
     let details = UserDetails {
         user_id: user_id.clone(),
-        display_name: args.name,
+        display_name: display_name.clone(),
         role,
         sector: args.sector.unwrap_or_default(),
     };
@@ -38,7 +39,9 @@ pub async fn invite(ctx: &Session, args: InviteArgs) -> Result<()> {
         json!({ "code": invite.code, "expires_at_ms": invite.expires_at_ms, "role": role.as_str(), "user_id": user_id }),
         || {
             format!(
-                "Invite for a new {} (one use, until {}):\n  {}\nHand it over privately: it works like a password.",
+                "Invite for {} ({}), a new {} (one use, until {}):\n  {}\nHand it over privately: it works like a password.",
+                crate::output::safe(&display_name),
+                user_id,
                 role.as_str(),
                 humantime::format_rfc3339_seconds(expires),
                 invite.code
