@@ -69,10 +69,7 @@ pub async fn devices(ctx: &Session, command: Option<DevicesCommand>) -> Result<(
             // Typed at a prompt, the secret digits stay out of the
             // shell's history and the process list.
             let code = match code.is_empty() {
-                true => zeroize::Zeroizing::new(
-                    rpassword::prompt_password("Code shown on the new device: ")
-                        .context("cannot read the code")?,
-                ),
+                true => read_code()?,
                 false => zeroize::Zeroizing::new(code.join(" ")),
             };
             let device = ctx.within(client.approve_link(&code)).await?;
@@ -133,12 +130,41 @@ fn listing_json(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> serde_json::
     })
 }
 
+/// The link code: asked for at a terminal (hidden as it is typed), or the
+/// first line of standard input when it comes from a pipe.
+fn read_code() -> Result<zeroize::Zeroizing<String>> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        return Ok(zeroize::Zeroizing::new(
+            rpassword::prompt_password("Code shown on the new device: ")
+                .context("cannot read the code")?,
+        ));
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the code from standard input")?;
+    if line.trim().is_empty() {
+        anyhow::bail!(
+            "no code: give the 12 digits the new device shows as arguments, or run in a \
+             terminal to be asked"
+        );
+    }
+    Ok(zeroize::Zeroizing::new(line.trim().to_string()))
+}
+
 fn listing_text(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> String {
     let mut lines: Vec<String> = devices
         .iter()
         .map(|d| {
             let marker = if d.this_device { "  (this device)" } else { "" };
-            format!("{}{marker}", short(&d.device))
+            let since = std::time::UNIX_EPOCH + Duration::from_millis(d.created_at_ms);
+            format!(
+                "{}  enrolled {}{marker}",
+                short(&d.device),
+                humantime::format_rfc3339_seconds(since)
+            )
         })
         .collect();
     for link in waiting {

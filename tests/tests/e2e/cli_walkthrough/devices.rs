@@ -106,7 +106,25 @@ fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
         code.starts_with(start),
         "{code} does not start with {start}"
     );
-    let approved = cli.run("ana", &["devices", "approve", &code])?;
+    // The code comes through a pipe, as a script would give it.
+    let mut approving = cli
+        .command("ana", &["devices", "approve"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        let mut stdin = approving.stdin.take().context("no stdin")?;
+        writeln!(stdin, "{code}")?;
+    }
+    let out = approving.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let approved: Value = serde_json::from_slice(&out.stdout)?;
     let linked: Value = serde_json::from_str(&lines.next().context("no identity")??)?;
     assert!(linking.wait()?.success());
     assert_eq!(linked["user_id"], "ana");
