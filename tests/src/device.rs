@@ -378,6 +378,26 @@ pub async fn enrol_leaders(
     Ok(devices)
 }
 
+/// Leaders `names`, invited by the bootstrap staff member, in a group "g"
+/// at epoch 1 that the first of them made; every member settled.
+pub async fn group_of(
+    relay: &impl crate::RelayUnderTest,
+    names: &[&str],
+) -> Result<Vec<TestDevice>> {
+    let staff = bootstrap_staff(relay).await?;
+    let mut members = enrol_leaders(relay, &staff, names).await?;
+    let Some((first, others)) = members.split_first() else {
+        bail!("a group needs a member");
+    };
+    first.create_group(b"g").await?;
+    let others: Vec<[u8; 32]> = others.iter().map(TestDevice::device).collect();
+    members[0].commit(b"g", 0, &others, &[]).await?;
+    for member in &mut members {
+        member.settle().await?;
+    }
+    Ok(members)
+}
+
 /// The relay token of an invite code; an unreadable code gives a token no
 /// relay knows, so that the relay's answer is what a test sees.
 pub fn invite_token(code: &str) -> [u8; 32] {

@@ -1,7 +1,7 @@
 //! The per-epoch commit gate: exactly one commit per (group, epoch).
 
 use convene_proto::relay::{push, request, response, ErrorCode, GetGroup};
-use convene_tests::device::{bootstrap_staff, enrol_leaders, random_id};
+use convene_tests::device::{bootstrap_staff, enrol_leaders, group_of, random_id};
 use convene_tests::{InProcessRelay, TestDevice};
 
 async fn epoch(device: &TestDevice, group: &[u8]) -> u64 {
@@ -14,23 +14,10 @@ async fn epoch(device: &TestDevice, group: &[u8]) -> u64 {
     }
 }
 
-/// A group "g" with `names` as members at epoch 1.
-async fn group_of(relay: &InProcessRelay, names: &[&str]) -> Vec<TestDevice> {
-    let staff = bootstrap_staff(relay).await.unwrap();
-    let mut members = enrol_leaders(relay, &staff, names).await.unwrap();
-    members[0].create_group(b"g").await.unwrap();
-    let others: Vec<[u8; 32]> = members[1..].iter().map(TestDevice::device).collect();
-    members[0].commit(b"g", 0, &others, &[]).await.unwrap();
-    for member in &mut members {
-        member.settle().await.unwrap();
-    }
-    members
-}
-
 #[tokio::test]
 async fn two_commits_on_one_epoch_one_wins_the_other_learns_the_epoch() {
     let relay = InProcessRelay::start_default().unwrap();
-    let members = group_of(&relay, &["ann", "bob", "cat"]).await;
+    let members = group_of(&relay, &["ann", "bob", "cat"]).await.unwrap();
     let first = members[1].commit(b"g", 1, &[], &[]).await.unwrap();
     assert_eq!(first.epoch, 2);
     let second = members[2].commit(b"g", 1, &[], &[]).await.unwrap_err();
@@ -85,7 +72,7 @@ async fn simultaneous_commits_accept_exactly_one_and_only_its_welcome() {
 #[tokio::test]
 async fn a_commit_resubmitted_after_a_lost_response_is_applied_once() {
     let relay = InProcessRelay::start_default().unwrap();
-    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    let mut members = group_of(&relay, &["ann", "bob"]).await.unwrap();
     let ann = members.remove(0);
     let submission = random_id();
     // The request reaches the relay; the response is lost with the connection.
@@ -125,7 +112,7 @@ async fn a_commit_resubmitted_after_a_lost_response_is_applied_once() {
 #[tokio::test]
 async fn only_members_may_post_and_removed_members_stop_receiving() {
     let relay = InProcessRelay::start_default().unwrap();
-    let mut members = group_of(&relay, &["ann", "bob", "cat"]).await;
+    let mut members = group_of(&relay, &["ann", "bob", "cat"]).await.unwrap();
     let cat = members[2].device();
     let removal = members[0].commit(b"g", 1, &[], &[cat]).await.unwrap();
     members[0].send(b"g", b"after removal").await.unwrap();

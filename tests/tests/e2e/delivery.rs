@@ -7,26 +7,13 @@ use bytes::Bytes;
 use convene_client::TransportError;
 use convene_proto::ids::GroupId;
 use convene_proto::relay::{push, request, response, ErrorCode, MessageKind, SendMessage};
-use convene_tests::device::{bootstrap_staff, enrol_leaders, opaque};
-use convene_tests::{InProcessRelay, RelayProcess, RelayUnderTest, TestDevice};
-
-/// A group "g" with `names` as members; everyone settled.
-async fn group_of(relay: &impl RelayUnderTest, names: &[&str]) -> Vec<TestDevice> {
-    let staff = bootstrap_staff(relay).await.unwrap();
-    let mut members = enrol_leaders(relay, &staff, names).await.unwrap();
-    members[0].create_group(b"g").await.unwrap();
-    let others: Vec<[u8; 32]> = members[1..].iter().map(TestDevice::device).collect();
-    members[0].commit(b"g", 0, &others, &[]).await.unwrap();
-    for member in &mut members {
-        member.settle().await.unwrap();
-    }
-    members
-}
+use convene_tests::device::{group_of, opaque};
+use convene_tests::{InProcessRelay, RelayProcess, TestDevice};
 
 #[tokio::test]
 async fn an_offline_device_gets_its_backlog_in_order_and_acked_entries_are_deleted() {
     let mut relay = RelayProcess::start_default().unwrap();
-    let mut members = group_of(&relay, &["ann", "bob", "cat"]).await;
+    let mut members = group_of(&relay, &["ann", "bob", "cat"]).await.unwrap();
     let cat = members.pop().unwrap().vanish();
 
     let texts = ["first", "second", "third"];
@@ -88,7 +75,7 @@ async fn an_offline_device_gets_its_backlog_in_order_and_acked_entries_are_delet
 #[tokio::test]
 async fn unacknowledged_entries_are_redelivered_and_kept() {
     let mut relay = RelayProcess::start_default().unwrap();
-    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    let mut members = group_of(&relay, &["ann", "bob"]).await.unwrap();
     members[0].send(b"g", b"hello").await.unwrap();
     let bob = members.pop().unwrap();
     // bob reads without acknowledging, then drops off.
@@ -122,7 +109,7 @@ async fn a_slow_acknowledger_is_sent_a_bounded_window() {
         ..Default::default()
     })
     .unwrap();
-    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    let mut members = group_of(&relay, &["ann", "bob"]).await.unwrap();
     for i in 0..10 {
         members[0]
             .send(b"g", format!("m{i}").as_bytes())
@@ -153,7 +140,7 @@ async fn a_stream_left_unacknowledged_does_not_hold_back_another() {
         ..Default::default()
     })
     .unwrap();
-    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    let mut members = group_of(&relay, &["ann", "bob"]).await.unwrap();
     let bob = members[1].device();
     members[0].create_group(b"h").await.unwrap();
     members[0].commit(b"h", 0, &[bob], &[]).await.unwrap();
@@ -197,7 +184,7 @@ async fn a_device_away_past_the_log_bound_is_told_what_it_missed() {
         ..Default::default()
     })
     .unwrap();
-    let mut members = group_of(&relay, &["ann", "bob", "cat"]).await;
+    let mut members = group_of(&relay, &["ann", "bob", "cat"]).await.unwrap();
     let cat = members.pop().unwrap().vanish();
     for i in 0..30 {
         members[0]
@@ -273,7 +260,7 @@ fn rejoin_key_package(key: &convene_client::DeviceKey) -> Vec<u8> {
 #[tokio::test]
 async fn rejoin_requests_carry_the_senders_key_package_and_are_spaced() {
     let relay = InProcessRelay::start_default().unwrap();
-    let mut members = group_of(&relay, &["ann", "bob"]).await;
+    let mut members = group_of(&relay, &["ann", "bob"]).await.unwrap();
     let refusal = |result: Result<response::Result, TransportError>| match result {
         Err(TransportError::Refused(r)) => Some(r),
         _ => None,

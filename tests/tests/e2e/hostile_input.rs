@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use convene_proto::relay::{envelope::Body, response, Envelope, ErrorCode};
-use convene_tests::device::{bootstrap_staff, enrol_leaders, opaque};
+use convene_tests::device::{bootstrap_staff, group_of, opaque};
 use convene_tests::{InProcessRelay, TestDevice};
 
 use convene_tests::raw::RawSocket;
@@ -47,14 +47,7 @@ async fn drain(socket: &mut RawSocket) -> (Vec<i32>, Option<u16>) {
 
 /// Two members exchanging messages while something else happens.
 async fn conversation(relay: &InProcessRelay) -> (TestDevice, TestDevice) {
-    let staff = bootstrap_staff(relay).await.unwrap();
-    let mut members = enrol_leaders(relay, &staff, &["ann", "bob"]).await.unwrap();
-    members[0].create_group(b"g").await.unwrap();
-    let bob = members[1].device();
-    members[0].commit(b"g", 0, &[bob], &[]).await.unwrap();
-    for member in &mut members {
-        member.settle().await.unwrap();
-    }
+    let mut members = group_of(relay, &["ann", "bob"]).await.unwrap();
     let bob = members.pop().unwrap();
     (members.pop().unwrap(), bob)
 }
