@@ -61,17 +61,27 @@ pub(super) struct HeldEntries {
 }
 
 impl HeldEntries {
-    /// Counts what a store holds (at start-up).
-    pub(super) fn load(store: &LocalStore) -> Result<HeldEntries, ClientError> {
+    /// Counts what a store holds (at start-up), and deletes (in the open
+    /// operation) the entries of group ids no group can have (see
+    /// `sweep`); returns how many it deleted.
+    pub(super) fn load(store: &LocalStore) -> Result<(HeldEntries, usize), ClientError> {
         let mut held = HeldEntries::default();
+        let mut impossible = Vec::new();
         for item in store.scan::<GroupMessage>(&records::all_held_prefix()) {
-            let (_, message) = item?;
+            let (key, message) = item?;
+            let Ok(group_id) = records::stored_group_id(&message.group_id) else {
+                impossible.push(key);
+                continue;
+            };
             let bytes = message.encoded_len() as u64;
-            let group_id = records::stored_group_id(&message.group_id)?;
             held.groups.entry(group_id).or_default().add(bytes);
             held.all.add(bytes);
         }
-        Ok(held)
+        let swept = impossible.len();
+        for key in impossible {
+            store.delete(key);
+        }
+        Ok((held, swept))
     }
 
     /// Groups with entries held.

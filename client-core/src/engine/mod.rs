@@ -174,8 +174,8 @@ impl Engine {
         connector: Arc<dyn Connector>,
         commands: mpsc::Receiver<Command>,
     ) -> Result<Engine, ClientError> {
-        sweep::sweep_invalid_group_ids(&shared.store)?;
-        let held = held::HeldEntries::load(&shared.store)?;
+        let (held, swept) = held::HeldEntries::load(&shared.store)?;
+        sweep::sweep_invalid_group_ids(&shared.store, swept)?;
         Ok(Engine {
             shared,
             mls,

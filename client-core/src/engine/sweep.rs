@@ -12,13 +12,16 @@ use prost::Message;
 
 use crate::store::records::{self, stored_group_id, GroupRecord, IntentRecord};
 use crate::store::{LocalStore, StoreError};
-use convene_proto::relay::GroupMessage;
 
-/// Deletes every held entry, group record and intent whose group id is not
-/// a valid one; returns how many.
-pub(super) fn sweep_invalid_group_ids(store: &LocalStore) -> Result<usize, StoreError> {
-    let mut swept = 0;
-    swept += sweep::<GroupMessage>(store, &records::all_held_prefix(), |m| &m.group_id)?;
+/// Deletes every group record and intent whose group id is not a valid
+/// one and, with the `held_swept` held entries the start-up count already
+/// deleted in the open operation, makes it durable; returns how many in
+/// all.
+pub(super) fn sweep_invalid_group_ids(
+    store: &LocalStore,
+    held_swept: usize,
+) -> Result<usize, StoreError> {
+    let mut swept = held_swept;
     swept += sweep::<GroupRecord>(store, &records::groups_prefix(), |r| &r.group_id)?;
     swept += sweep::<IntentRecord>(store, &records::outbox_prefix(), |i| &i.group_id)?;
     if swept > 0 {
@@ -54,6 +57,7 @@ fn sweep<R: Message + Default>(
 mod tests {
     use super::*;
     use crate::store::StoreKey;
+    use convene_proto::relay::GroupMessage;
 
     #[test]
     fn entries_of_impossible_group_ids_go_and_the_others_stay() {
@@ -81,7 +85,9 @@ mod tests {
         store.put_record(records::intent_key(7), &intent);
         store.commit_durably().unwrap();
 
-        assert_eq!(sweep_invalid_group_ids(&store).unwrap(), 5);
+        let (_, held_swept) = super::super::held::HeldEntries::load(&store).unwrap();
+        assert_eq!(held_swept, 2);
+        assert_eq!(sweep_invalid_group_ids(&store, held_swept).unwrap(), 5);
 
         let held: Vec<_> = store
             .scan::<GroupMessage>(&records::all_held_prefix())
