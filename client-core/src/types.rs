@@ -8,7 +8,7 @@ use convene_proto::relay::Role as WireRole;
 use crate::store::records::{GroupRecord, MessageRecord};
 use crate::store::StoreError;
 
-pub use convene_proto::ids::GroupId;
+pub use convene_proto::ids::{hex, GroupId};
 
 /// A message's id, chosen by its sender.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -267,9 +267,4 @@ pub struct Invite {
     pub code: String,
     /// When it expires, ms since the Unix epoch.
     pub expires_at_ms: u64,
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -91,10 +91,7 @@ pub async fn send(ctx: &Session, group: &str, text: &str) -> Result<()> {
         })
         .await?;
     print(ctx.json, output::message(&message), || {
-        format!(
-            "sent to {}",
-            output::GroupNames::of_groups(&[group]).of(&message.group)
-        )
+        format!("sent to {}", output::shown_name(&group))
     })
 }
 

@@ -162,12 +162,7 @@ impl GroupNames {
 
     /// Learns (or updates) one group's name.
     pub fn learn(&mut self, group: &GroupSummary) {
-        let shown = if group.name.is_empty() {
-            group.id.to_string()
-        } else {
-            safe(&group.name).into_owned()
-        };
-        self.0.insert(group.id.clone(), shown);
+        self.0.insert(group.id.clone(), shown_name(group));
     }
 
     /// How `group` is shown.
@@ -176,6 +171,15 @@ impl GroupNames {
             .get(group)
             .cloned()
             .unwrap_or_else(|| group.to_string())
+    }
+}
+
+/// How a group is shown to people: its name, or its id if it has none.
+pub fn shown_name(group: &GroupSummary) -> String {
+    if group.name.is_empty() {
+        group.id.to_string()
+    } else {
+        safe(&group.name).into_owned()
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 mod events;
 
-pub use events::{event, GroupNames};
+pub use events::{event, shown_name, GroupNames};
 
 /// Standard output was closed by whoever read it (`convene listen |
 /// head -1`): the command stops there and exits quietly, as a pipeline

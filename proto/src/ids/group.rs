@@ -42,7 +42,7 @@ impl GroupId {
 
     /// The whole id in lowercase hex, as the CLI and `--json` show it.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        super::hex(&self.0)
     }
 }
 

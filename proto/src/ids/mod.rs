@@ -37,12 +37,13 @@ pub use user::UserId;
 /// The first six bytes of a public identifier (a device key, a group id)
 /// in hex: enough to tell them apart in a log line, never a secret.
 pub fn hex_prefix(bytes: impl AsRef<[u8]>) -> String {
-    bytes
-        .as_ref()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let bytes = bytes.as_ref();
+    hex(&bytes[..bytes.len().min(6)])
+}
+
+/// Bytes in lowercase hex, as ids are shown to people and scripts.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why an identifier was refused.
