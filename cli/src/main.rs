@@ -2,11 +2,15 @@
 //! `convene-client-core`. Parsing and printing live here; everything else
 //! is the library's.
 
+mod call;
 mod commands;
+mod daemon;
+mod execute;
 mod output;
 mod passphrase;
 mod paths;
 mod session;
+mod shapes;
 mod waiting;
 
 use std::path::PathBuf;
@@ -103,7 +107,14 @@ enum Command {
         #[arg(long, short = 'n', default_value_t = 50)]
         limit: usize,
     },
-    /// Print messages and changes as they arrive, until interrupted.
+    /// Hold this device's state and relay connection, and serve every other
+    /// convene command for the same state directory (and other programs,
+    /// in JSON-RPC 2.0: see docs/JSON-RPC.md) over a socket in it, until
+    /// interrupted. Without a daemon, commands open the state themselves.
+    Daemon,
+    /// Print messages and changes as they arrive, until interrupted. While
+    /// it listens, your other convene commands work beside it (through the
+    /// daemon if one runs, or through this command).
     Listen {
         /// Stop after this many messages.
         #[arg(long, value_name = "N")]

@@ -1,27 +1,25 @@
-//! What every command needs to open this device's client: the state
-//! directory, the relay, the passphrase and the patience. A command runs
+//! What every command needs to reach this device's client: the state
+//! directory, the relay, the passphrase and the patience. A call goes to
+//! the daemon when one serves the state directory, and otherwise runs
 //! inside [`Session::with_client`], which shuts the client down whatever
-//! the command's outcome, so no path leaves the engine running.
+//! the outcome, so no path leaves the engine running.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use convene_client::{Client, ClientBuilder, ClientError};
+use serde_json::Value;
 
+use crate::call::Call;
+use crate::daemon::rpc::DaemonError;
+use crate::daemon::Daemon;
+use crate::execute::{execute, not_confirmed, Ops};
 use crate::passphrase;
 
-/// How much of the relay a command needs before it starts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Open {
-    /// Only what is stored on this device.
-    Stored,
-    /// Caught up with the relay if it can be reached; otherwise what is
-    /// stored, with a note saying so.
-    Synced,
-    /// Caught up with the relay, or the command fails.
-    Connected,
-}
+/// How long a call through the daemon may take beyond the timeout: the
+/// daemon's own waits are bounded by its timeout, and its answer follows.
+const DAEMON_GRACE: Duration = Duration::from_secs(5);
 
 /// What every command needs to open the device.
 pub(crate) struct Session {
@@ -30,6 +28,11 @@ pub(crate) struct Session {
     pub(crate) timeout: Duration,
     pub(crate) json: bool,
     pub(crate) passphrase: passphrase::Source,
+}
+
+/// Notes for people, on standard error.
+fn note(text: &str) {
+    crate::output::note(text);
 }
 
 impl Session {
@@ -41,41 +44,69 @@ impl Session {
         }
     }
 
-    /// Opens the device as `open` says, runs `command` with it, and shuts
-    /// the client down before returning the command's outcome.
+    /// How calls run in this process.
+    pub(crate) fn ops(&self) -> Ops<'static> {
+        Ops {
+            timeout: self.timeout,
+            progress: !self.json,
+            notes: &note,
+        }
+    }
+
+    /// Runs `call` through the daemon if one serves this state directory,
+    /// or in this process, and prints its answer.
+    pub(crate) async fn run_call(&self, call: Call) -> Result<()> {
+        let value = match Daemon::connect(&self.state_dir).await {
+            Some(daemon) => self.through_daemon(daemon, &call).await?,
+            None => {
+                self.with_client(async |client| execute(&self.ops(), client, &call).await)
+                    .await?
+            }
+        };
+        let printed =
+            crate::output::print(self.json, &value, || crate::output::render(&call, &value));
+        match call {
+            Call::Invite { .. } => crate::output::must_be_read(printed, "invite code"),
+            _ => printed,
+        }
+    }
+
+    async fn through_daemon(&self, mut daemon: Daemon, call: &Call) -> Result<Value> {
+        let answered = crate::waiting::while_waiting(
+            !self.json,
+            "waiting for the daemon and the relay",
+            tokio::time::timeout(self.timeout + DAEMON_GRACE, daemon.call(call, note)),
+        );
+        match answered.await {
+            Ok(answer) => answer,
+            Err(_) => Err(not_confirmed(self.timeout)),
+        }
+    }
+
+    /// Fails when a daemon serves this state directory: for commands that
+    /// need the state to themselves.
+    pub(crate) async fn no_daemon(&self, what: &'static str) -> Result<()> {
+        match Daemon::connect(&self.state_dir).await {
+            Some(_) => Err(DaemonError::Running {
+                socket: crate::daemon::socket_path(&self.state_dir)
+                    .display()
+                    .to_string(),
+                what,
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the device (without waiting for the relay), runs `command`
+    /// with it, and shuts the client down before returning the command's
+    /// outcome.
     pub(crate) async fn with_client<T>(
         &self,
-        open: Open,
         command: impl AsyncFnOnce(&Client) -> Result<T>,
     ) -> Result<T> {
         let client = self.open().await?;
-        let result = async {
-            match open {
-                Open::Stored => {}
-                Open::Synced => {
-                    let caught_up = crate::waiting::while_waiting(
-                        !self.json,
-                        "catching up with the relay",
-                        client.wait_caught_up(self.timeout),
-                    );
-                    if let Err(err) = caught_up.await {
-                        crate::output::note(&format!(
-                            "showing what this device has stored ({err})"
-                        ));
-                    }
-                }
-                Open::Connected => {
-                    crate::waiting::while_waiting(
-                        !self.json,
-                        "connecting to the relay and catching up",
-                        client.wait_caught_up(self.timeout),
-                    )
-                    .await?
-                }
-            }
-            command(&client).await
-        }
-        .await;
+        let result = command(&client).await;
         client.shutdown().await;
         result
     }
@@ -106,28 +137,8 @@ impl Session {
     }
 
     /// Opens the device without waiting for the relay.
-    async fn open(&self) -> Result<Client> {
+    pub(crate) async fn open(&self) -> Result<Client> {
         let builder = self.unlock().await?;
         self.enrolled(builder.open().await)
-    }
-
-    /// Waits for an operation, at most the timeout. An operation that does
-    /// not finish in time stays in the device's outbox.
-    pub(crate) async fn within<T>(
-        &self,
-        operation: impl std::future::Future<Output = Result<T, ClientError>>,
-    ) -> Result<T> {
-        let waited = crate::waiting::while_waiting(
-            !self.json,
-            "waiting for the relay to confirm",
-            tokio::time::timeout(self.timeout, operation),
-        );
-        match waited.await {
-            Ok(result) => Ok(result?),
-            Err(_) => bail!(
-                "not confirmed within {} s; the operation is kept on this device and completes the next time convene connects",
-                self.timeout.as_secs()
-            ),
-        }
     }
 }

@@ -1,5 +1,5 @@
-//! This device and its account: `ping`, `enrol`, `whoami`, `passphrase`,
-//! `verify` and `users`.
+//! This device and its account, before or beside a client: `ping`,
+//! `enrol` and `passphrase`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::output::{self, print};
 use crate::passphrase;
-use crate::session::{Open, Session};
+use crate::session::Session;
+use crate::shapes::IdentityShape;
 
 /// The relay a new device enrols with when none is named.
 const DEFAULT_RELAY: &str = "ws://127.0.0.1:7420";
@@ -35,8 +36,8 @@ pub async fn ping(ctx: &Session) -> Result<()> {
     answered.map_err(ClientError::from)?;
     print(
         ctx.json,
-        json!({ "relay": url, "round_trip_ms": ms }),
-        || format!("relay at {url} answered in {ms} ms"),
+        &json!({ "relay": url, "round_trip_ms": ms }),
+        || Ok(format!("relay at {url} answered in {ms} ms")),
     )
 }
 
@@ -63,82 +64,28 @@ pub async fn enrol(
     let name = name.unwrap_or_default();
     let identity = builder.enrol(invite, &user_id, &name).await?;
     crate::paths::remember_relay(&ctx.state_dir, &identity.relay_url)?;
-    print(ctx.json, output::identity(&identity), || {
-        format!(
+    let shape = IdentityShape::from(&identity);
+    print(ctx.json, &serde_json::to_value(&shape)?, || {
+        Ok(format!(
             "Enrolled as {} ({}), {}. State kept in {}.",
-            identity.user_id,
-            output::safe(&identity.display_name),
-            identity.role.as_str(),
+            shape.user_id,
+            output::safe(&shape.display_name),
+            shape.role,
             ctx.state_dir.display()
-        )
+        ))
     })
-}
-
-/// Shows who this device belongs to.
-pub async fn whoami(ctx: &Session) -> Result<()> {
-    ctx.with_client(Open::Stored, async |client| {
-        let identity = client.identity();
-        print(ctx.json, output::identity(&identity), || {
-            output::identity_text(&identity)
-        })
-    })
-    .await
 }
 
 /// Changes the passphrase that encrypts this device's state.
 pub async fn change_passphrase(ctx: &Session) -> Result<()> {
+    ctx.no_daemon("change the passphrase").await?;
     let builder = ctx.unlock().await?;
     if !builder.is_enrolled().await? {
         return Err(ClientError::NotEnrolled.into());
     }
     let new_secret = passphrase::read_new()?;
     builder.change_passphrase(&new_secret).await?;
-    print(ctx.json, json!({ "changed": true }), || {
-        "The passphrase is changed: use the new one from now on.".into()
-    })
-}
-
-/// Shows the safety number with another user.
-pub async fn verify(ctx: &Session, user: &str) -> Result<()> {
-    let number = ctx
-        .with_client(Open::Connected, async |client| {
-            ctx.within(client.safety_number(user)).await
-        })
-        .await?;
-    print(
-        ctx.json,
-        json!({ "user_id": number.user_id, "display_name": number.display_name, "safety_number": number.number }),
-        || {
-            format!(
-                "Safety number with {} ({}):\n  {}\nCompare it with theirs in person or on a call: \
-                 if the digits match, no one stands between you.",
-                number.user_id,
-                output::safe(&number.display_name),
-                number.number
-            )
-        },
-    )
-}
-
-/// Lists the users of the network.
-pub async fn users(ctx: &Session) -> Result<()> {
-    let users = ctx
-        .with_client(Open::Connected, async |client| {
-            ctx.within(client.list_users()).await
-        })
-        .await?;
-    print(ctx.json, users.iter().map(output::user).collect(), || {
-        users
-            .iter()
-            .map(|u| {
-                format!(
-                    "{}  {} ({})",
-                    u.user_id,
-                    output::safe(&u.display_name),
-                    u.role.as_str()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+    print(ctx.json, &json!({ "changed": true }), || {
+        Ok("The passphrase is changed: use the new one from now on.".into())
     })
 }

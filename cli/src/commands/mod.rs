@@ -1,19 +1,22 @@
-//! One function per command: each opens what it needs through
-//! [`Session`], asks client-core, and prints through [`crate::output`].
+//! One function per command that is more than a call: each opens what it
+//! needs through [`Session`] and prints through [`crate::output`]. Every
+//! other command is a [`Call`], run through the daemon or here by
+//! [`Session::run_call`].
 
 mod account;
-mod conversation;
+mod daemon;
 mod devices;
 mod docs;
-mod staff;
+mod listen;
 
 use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::call::Call;
 use crate::passphrase;
 use crate::session::Session;
-use crate::{Cli, Command};
+use crate::{Cli, Command, DevicesCommand};
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -35,6 +38,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             command: cli.passphrase_command.clone(),
         },
     };
+    if let Some(call) = Call::of_command(&cli.command) {
+        return ctx.run_call(call).await;
+    }
     match cli.command {
         Command::Ping => account::ping(&ctx).await,
         Command::Enrol {
@@ -43,26 +49,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             name,
             pin_cert,
         } => account::enrol(&ctx, &invite, user_id, name, pin_cert).await,
-        Command::Whoami => account::whoami(&ctx).await,
         Command::Passphrase => account::change_passphrase(&ctx).await,
-        Command::Verify { user } => account::verify(&ctx, &user).await,
-        Command::Users => account::users(&ctx).await,
-        Command::Groups => conversation::groups(&ctx).await,
-        Command::Group(command) => conversation::group(&ctx, command).await,
-        Command::Dm { user, text } => conversation::dm(&ctx, &user, &text).await,
-        Command::Send { group, text } => conversation::send(&ctx, &group, &text).await,
-        Command::Read { group, limit } => conversation::read(&ctx, &group, limit).await,
-        Command::Listen { count } => conversation::listen(&ctx, count).await,
-        Command::Invite(args) => staff::invite(&ctx, args).await,
-        Command::Suspend { user } => staff::suspend(&ctx, &user).await,
-        Command::Delegate {
-            user,
-            may_certify_staff,
-        } => staff::delegate(&ctx, &user, may_certify_staff).await,
-        Command::Undelegate { user } => staff::undelegate(&ctx, &user).await,
+        Command::Listen { count } => listen::listen(&ctx, count).await,
+        Command::Daemon => daemon::daemon(&ctx).await,
         Command::Link { user, pin_cert } => devices::link(&ctx, &user, pin_cert).await,
-        Command::Devices { command } => devices::devices(&ctx, command).await,
-        Command::TakeOver => devices::take_over(&ctx).await,
-        Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Devices {
+            command: Some(DevicesCommand::Approve { code }),
+        } => devices::approve(&ctx, code).await,
+        // Every other command is a call, run above.
+        command => Err(anyhow::anyhow!(
+            "internal error: `{command:?}` is neither a call nor a command of its own"
+        )),
     }
 }

@@ -1,186 +1,114 @@
-//! Events as `listen` shows them: a JSON document for scripts, and for
-//! people a line in their words, naming the group (by its name where this
-//! device knows it) and saying what happened.
+//! Events as people read them in `listen`: a line in their words, naming
+//! the group by how it is shown and saying what happened. Rendered from
+//! the event's JSON shape, so that it reads the same through the daemon.
 
-use convene_client::{Event, GroupId, GroupSummary};
-use serde_json::{json, Value};
+use super::{group_line, message_line, safe, time};
+use crate::shapes::EventShape;
 
-use super::{group, group_line, message, message_line, safe};
-
-/// An event for `listen`: JSON, and a line for people (`None` for events
-/// people need not see).
-pub fn event(event: &Event, names: &GroupNames) -> (Value, Option<String>) {
-    let name = |group: &GroupId| names.of(group);
-    match event {
-        Event::MessageReceived(m) => (
-            json!({ "event": "message", "message": message(m) }),
-            Some(format!("{}: {}", name(&m.group), message_line(m))),
-        ),
-        Event::MessageSent(m) => (json!({ "event": "sent", "message": message(m) }), None),
-        Event::GroupCreated(g) => (
-            json!({ "event": "group_created", "group": group(g) }),
-            Some(format!("created {}", group_line(g))),
-        ),
-        Event::JoinedGroup(g) => (
-            json!({ "event": "joined", "group": group(g) }),
-            Some(format!("you were added to {}", group_line(g))),
-        ),
-        Event::MembersChanged {
-            group,
+/// The line people read for `event`; `None` for events they need not see.
+pub fn event_line(event: &EventShape) -> Option<String> {
+    Some(match event {
+        EventShape::Message { message } => {
+            format!("{}: {}", safe(&message.group_name), message_line(message))
+        }
+        EventShape::Sent { .. } | EventShape::CaughtUp | EventShape::Other => return None,
+        EventShape::GroupCreated { group } => format!("created {}", group_line(group)),
+        EventShape::Joined { group } => format!("you were added to {}", group_line(group)),
+        EventShape::MembersChanged {
+            group_name,
             added,
             removed,
-        } => (
-            json!({ "event": "members_changed", "group": group.to_string(), "added": added, "removed": removed }),
-            Some(membership_line(&name(group), added, removed)),
-        ),
-        Event::MemberDevicesChanged {
-            group,
+            ..
+        } => membership_line(&safe(group_name), added, removed),
+        EventShape::MemberDevicesChanged {
+            group_name,
             user_id,
             added,
             removed,
-        } => (
-            json!({ "event": "member_devices_changed", "group": group.to_string(),
-                    "user_id": user_id, "added": added, "removed": removed }),
-            Some(devices_line(&name(group), user_id, *added, *removed)),
+            ..
+        } => devices_line(&safe(group_name), user_id, *added, *removed),
+        EventShape::Removed { group_name, .. } => {
+            format!("you were removed from {}", safe(group_name))
+        }
+        EventShape::DeliveryFailed {
+            group_name, reason, ..
+        } => format!("{}: not delivered: {}", safe(group_name), safe(reason)),
+        EventShape::Revoked {
+            user_id,
+            device: None,
+        } => format!(
+            "{} was suspended: their devices are cut off and leave their groups",
+            safe(user_id)
         ),
-        Event::RemovedFromGroup { group } => (
-            json!({ "event": "removed", "group": group.to_string() }),
-            Some(format!("you were removed from {}", name(group))),
+        EventShape::Revoked {
+            user_id,
+            device: Some(_),
+        } => format!(
+            "a device of {} was revoked: it is cut off and leaves their groups",
+            safe(user_id)
         ),
-        Event::DeliveryFailed {
-            group,
-            message,
-            reason,
-        } => (
-            json!({ "event": "delivery_failed", "group": group.to_string(),
-                    "message": message.as_ref().map(ToString::to_string), "reason": reason }),
-            Some(format!("{}: not delivered: {}", name(group), safe(reason))),
-        ),
-        Event::IdentityChanged { user_id, group } => (
-            json!({ "event": "identity_changed", "user_id": user_id, "group": group.to_string() }),
-            Some(format!(
+        EventShape::Untrusted {
+            group_name, detail, ..
+        } => match group_name {
+            Some(name) => format!("{}: refused, not trusted: {}", safe(name), safe(detail)),
+            None => format!("refused, not trusted: {}", safe(detail)),
+        },
+        EventShape::IdentityChanged { user_id, .. } => {
+            let user_id = safe(user_id);
+            format!(
                 "WARNING: {user_id}'s identity key changed. Do not trust what they send until you \
                  have compared safety numbers again (convene verify {user_id}) in person or on a call."
-            )),
-        ),
-        Event::Warning { group, detail } => (
-            json!({ "event": "warning", "group": group.as_ref().map(ToString::to_string), "detail": detail }),
-            Some(format!("warning: {}", safe(detail))),
-        ),
-        Event::ConnectionLost { reason } => {
-            let reason = reason.to_string();
-            (
-                json!({ "event": "connection_lost", "reason": reason }),
-                Some(format!("connection lost ({}); reconnecting", safe(&reason))),
             )
         }
-        Event::ConnectionRestored => (
-            json!({ "event": "connection_restored" }),
-            Some("connection restored".into()),
-        ),
-        Event::CaughtUp => (json!({ "event": "caught_up" }), None),
-        Event::GroupStalled { group, reason } => (
-            json!({ "event": "group_stalled", "group": group.to_string(), "reason": reason }),
-            Some(format!(
-                "{}: this device cannot follow this group right now ({}); \
-                 it asked to be added back, which happens once another member is online, \
-                 and keeps what arrives meanwhile",
-                name(group),
-                safe(reason)
-            )),
-        ),
-        Event::GroupRecovered { group, missed } => (
-            json!({ "event": "group_recovered", "group": group.to_string(), "missed": missed }),
-            Some(match missed {
-                0 => format!("{}: this device follows the group again", name(group)),
-                n => format!(
-                    "{}: this device follows the group again; {n} message(s) sent meanwhile could not be read",
-                    name(group)
-                ),
-            }),
-        ),
-        Event::EntriesDropped { group, count } => (
-            json!({ "event": "entries_dropped", "group": group.to_string(), "count": count }),
-            Some(format!(
-                "{}: {count} message(s) were lost before this device could read them",
-                name(group)
-            )),
-        ),
-        Event::ClockSkew { offset_ms } => (
-            json!({ "event": "clock_skew", "offset_ms": offset_ms }),
-            Some(format!(
-                "WARNING: this device's clock is {} minutes {} the relay's: set its date and time right, \
-                 or others' certificates may be refused",
-                offset_ms.unsigned_abs() / 60_000,
-                if *offset_ms > 0 { "ahead of" } else { "behind" }
-            )),
-        ),
-        Event::StateCopied => (
-            json!({ "event": "state_copied" }),
-            Some(
-                "This device's state is a copy (restored from a backup, or cloned) and another copy \
-                 has connected since, so it stopped. If this is the copy to keep, run `convene take-over`; \
-                 otherwise link this device again (`convene link`) and remove the old one."
-                    .into(),
-            ),
-        ),
-        Event::CertificateRenewed { valid_until_ms } => (
-            json!({ "event": "certificate_renewed", "valid_until_ms": valid_until_ms }),
-            Some(format!(
-                "your certificate was renewed; it is valid until {}",
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(*valid_until_ms)
-                )
-            )),
-        ),
-        Event::DelegationRevoked { user_id } => (
-            json!({ "event": "delegation_revoked", "user_id": user_id }),
-            Some(format!(
-                "{} can no longer invite; users they certified that the authority has not \
-                 renewed are refused",
-                safe(user_id)
-            )),
-        ),
-        _ => (json!({ "event": "other" }), None),
-    }
-}
-
-/// Group names by id, for lines people read; a group this device does not
-/// know (yet) is shown by its id.
-#[derive(Default)]
-pub struct GroupNames(std::collections::HashMap<GroupId, String>);
-
-impl GroupNames {
-    /// The names of `groups`.
-    pub fn of_groups(groups: &[GroupSummary]) -> GroupNames {
-        let mut names = GroupNames::default();
-        for group in groups {
-            names.learn(group);
+        EventShape::Warning { detail, .. } => format!("warning: {}", safe(detail)),
+        EventShape::ConnectionLost { reason } => {
+            format!("connection lost ({}); reconnecting", safe(reason))
         }
-        names
-    }
-
-    /// Learns (or updates) one group's name.
-    pub fn learn(&mut self, group: &GroupSummary) {
-        self.0.insert(group.id.clone(), shown_name(group));
-    }
-
-    /// How `group` is shown.
-    pub fn of(&self, group: &GroupId) -> String {
-        self.0
-            .get(group)
-            .cloned()
-            .unwrap_or_else(|| group.to_string())
-    }
-}
-
-/// How a group is shown to people: its name, or its id if it has none.
-pub fn shown_name(group: &GroupSummary) -> String {
-    if group.name.is_empty() {
-        group.id.to_string()
-    } else {
-        safe(&group.name).into_owned()
-    }
+        EventShape::ConnectionRestored => "connection restored".into(),
+        EventShape::GroupStalled {
+            group_name, reason, ..
+        } => format!(
+            "{}: this device cannot follow this group right now ({}); \
+             it asked to be added back, which happens once another member is online, \
+             and keeps what arrives meanwhile",
+            safe(group_name),
+            safe(reason)
+        ),
+        EventShape::GroupRecovered {
+            group_name, missed, ..
+        } => match missed {
+            0 => format!("{}: this device follows the group again", safe(group_name)),
+            n => format!(
+                "{}: this device follows the group again; {n} message(s) sent meanwhile could not be read",
+                safe(group_name)
+            ),
+        },
+        EventShape::EntriesDropped {
+            group_name, count, ..
+        } => format!(
+            "{}: {count} message(s) were lost before this device could read them",
+            safe(group_name)
+        ),
+        EventShape::ClockSkew { offset_ms } => format!(
+            "WARNING: this device's clock is {} minutes {} the relay's: set its date and time right, \
+             or others' certificates may be refused",
+            offset_ms.unsigned_abs() / 60_000,
+            if *offset_ms > 0 { "ahead of" } else { "behind" }
+        ),
+        EventShape::StateCopied => "This device's state is a copy (restored from a backup, or cloned) and another copy \
+             has connected since, so it stopped. If this is the copy to keep, run `convene take-over`; \
+             otherwise link this device again (`convene link`) and remove the old one."
+            .into(),
+        EventShape::CertificateRenewed { valid_until_ms } => format!(
+            "your certificate was renewed; it is valid until {}",
+            time(*valid_until_ms)
+        ),
+        EventShape::DelegationRevoked { user_id } => format!(
+            "{} can no longer invite; users they certified that the authority has not \
+             renewed are refused",
+            safe(user_id)
+        ),
+    })
 }
 
 /// Who joined and left a group, in a sentence.
@@ -236,7 +164,7 @@ fn people(users: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{devices_line, membership_line, GroupNames};
+    use super::{devices_line, membership_line};
 
     #[test]
     fn membership_and_device_changes_read_as_what_happened() {
@@ -257,11 +185,5 @@ mod tests {
             devices_line("Cohort 2026", "ana", 0, 2),
             "Cohort 2026: ana removed 2 devices"
         );
-    }
-
-    #[test]
-    fn a_group_not_known_yet_is_shown_by_its_id() {
-        let id = convene_client::GroupId::from([0xab; 16]);
-        assert_eq!(GroupNames::default().of(&id), "ab".repeat(16));
     }
 }

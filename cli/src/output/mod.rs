@@ -5,12 +5,16 @@
 use std::io::Write;
 
 use anyhow::Result;
-use convene_client::{hex, ClientError, GroupSummary, Identity, Message, UserInfo};
+use convene_client::ClientError;
 use serde_json::{json, Value};
 
-mod events;
+use crate::shapes::{GroupShape, IdentityShape, MessageShape};
 
-pub use events::{event, shown_name, GroupNames};
+mod events;
+mod text;
+
+pub use events::event_line;
+pub use text::render;
 
 /// Standard output was closed by whoever read it (`convene listen |
 /// head -1`): the command stops there and exits quietly, as a pipeline
@@ -44,12 +48,12 @@ pub fn line(text: &str) -> Result<()> {
 /// Prints `value` as JSON, or `text` for people.
 ///
 /// # Errors
-/// As [`line`].
-pub fn print(json: bool, value: Value, text: impl FnOnce() -> String) -> Result<()> {
+/// As [`line`], and `text`'s own.
+pub fn print(json: bool, value: &Value, text: impl FnOnce() -> Result<String>) -> Result<()> {
     if json {
         line(&value.to_string())
     } else {
-        line(&text())
+        line(&text()?)
     }
 }
 
@@ -69,10 +73,7 @@ pub fn must_be_read(printed: Result<()>, what: &str) -> Result<()> {
 /// on standard output with `--json`. Where neither can be written there is
 /// no one left to tell, and the exit status says it.
 pub fn error(json: bool, err: &anyhow::Error) {
-    let code = err
-        .downcast_ref::<ClientError>()
-        .map(ClientError::code)
-        .unwrap_or("error");
+    let code = error_code(err);
     let message = chain_text(err);
     if json {
         let document = json!({ "error": { "code": code, "message": message } });
@@ -86,6 +87,21 @@ pub fn error(json: bool, err: &anyhow::Error) {
     }
 }
 
+/// The stable code `--json` gives for `err`: the same for the same
+/// failure from every command, and through the daemon.
+pub fn error_code(err: &anyhow::Error) -> &str {
+    if let Some(err) = err.downcast_ref::<ClientError>() {
+        return err.code();
+    }
+    if let Some(err) = err.downcast_ref::<crate::daemon::rpc::CallFailed>() {
+        return &err.code;
+    }
+    if let Some(err) = err.downcast_ref::<crate::daemon::rpc::DaemonError>() {
+        return err.code();
+    }
+    "error"
+}
+
 /// The line a person reads for an error whose causes are `message`. The
 /// text may carry the relay's words (a refusal's message, a close reason)
 /// or a name from another member's credential, so it goes through the one
@@ -97,7 +113,7 @@ fn error_line(message: &str) -> String {
 /// An error and its causes, joined by ": ", leaving out a cause whose text
 /// an outer error already shows. Convene's own errors never print their
 /// source; some of other crates' do, and keep it as their source too.
-fn chain_text(err: &anyhow::Error) -> String {
+pub fn chain_text(err: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in err.chain() {
         let part = cause.to_string();
@@ -141,45 +157,24 @@ pub fn lines_or<T>(items: &[T], none: &str, line: impl Fn(&T) -> String) -> Stri
     items.iter().map(line).collect::<Vec<_>>().join("\n")
 }
 
-pub fn identity(identity: &Identity) -> Value {
-    json!({
-        "user_id": identity.user_id,
-        "display_name": identity.display_name,
-        "role": identity.role.as_str(),
-        "device": hex(&identity.device),
-        "relay": identity.relay_url,
-    })
-}
-
-pub fn identity_text(identity: &Identity) -> String {
+/// The lines for who a device belongs to.
+pub fn identity_text(identity: &IdentityShape) -> String {
     format!(
         "{} ({}), {}, on {}\ndevice {}",
         identity.user_id,
         safe(&identity.display_name),
-        identity.role.as_str(),
-        identity.relay_url,
-        hex(&identity.device)
+        identity.role,
+        identity.relay,
+        identity.device
     )
 }
 
-pub fn group(group: &GroupSummary) -> Value {
-    json!({
-        "id": group.id.to_string(),
-        "kind": group.kind.as_str(),
-        "name": group.name,
-        "epoch": group.epoch,
-        "members": group.users(),
-        "active": group.active,
-        "managers": group.managers,
-        "managing": group.managing,
-        "stalled": group.stalled,
-    })
-}
-
-pub fn group_line(group: &GroupSummary) -> String {
-    let label = match group.kind {
-        convene_client::GroupKind::Direct => format!("direct with {}", safe(&group.name)),
-        kind => format!("{} \"{}\"", kind.as_str(), safe(&group.name)),
+/// One line for a group: its id, kind, name, size, managers and this
+/// device's standing in it.
+pub fn group_line(group: &GroupShape) -> String {
+    let label = match group.kind.as_str() {
+        "direct" => format!("direct with {}", safe(&group.name)),
+        kind => format!("{kind} \"{}\"", safe(&group.name)),
     };
     let state = if group.managing {
         " (you manage it from outside and cannot read it)".to_string()
@@ -201,47 +196,31 @@ pub fn group_line(group: &GroupSummary) -> String {
     format!(
         "{}  {label}, {} members{managers}{state}",
         group.id,
-        group.users().len()
+        group.members.len()
     )
 }
 
-pub fn message(message: &Message) -> Value {
-    json!({
-        "group": message.group.to_string(),
-        "position": message.position,
-        "id": message.id.to_string(),
-        "sender": message.sender,
-        "sent_at_ms": message.sent_at_ms,
-        "text": message.text,
-        "own": message.own,
-        "lost": message.lost,
-    })
-}
-
-pub fn message_line(message: &Message) -> String {
+/// One line for a message, or for a notice of entries lost.
+pub fn message_line(message: &MessageShape) -> String {
     if message.lost > 0 {
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(message.received_at_ms);
         return format!(
             "[{}] ({} message(s) or change(s) here could not be read on this device)",
-            humantime::format_rfc3339_seconds(when),
+            time(message.received_at_ms),
             message.lost
         );
     }
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(message.sent_at_ms);
     format!(
         "[{}] {}: {}",
-        humantime::format_rfc3339_seconds(when),
+        time(message.sent_at_ms),
         safe(&message.sender),
         safe(&message.text)
     )
 }
 
-pub fn user(user: &UserInfo) -> Value {
-    json!({
-        "user_id": user.user_id,
-        "display_name": user.display_name,
-        "role": user.role.as_str(),
-    })
+/// A time given in ms since the Unix epoch, as RFC 3339 in UTC, to the
+/// second.
+pub fn time(ms: u64) -> humantime::Rfc3339Timestamp {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// Text someone else wrote, as it is safe to print (the one path for it;

@@ -10,6 +10,7 @@ use convene_tests::binaries::binary;
 use convene_tests::{InProcessRelay, RelayProcess, RelayUnderTest};
 use serde_json::Value;
 
+mod daemon;
 mod devices;
 
 struct Cli<'a> {

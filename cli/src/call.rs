@@ -1,0 +1,241 @@
+//! What a command asks of a device's client, as one value: the daemon's
+//! JSON-RPC methods are these calls (their `method` and `params`), and a
+//! command run without a daemon executes the same value in its own
+//! process. Commands that need no client (`ping`, `enrol`, `link`) or
+//! that must have the state to themselves (`passphrase`) are not calls.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Command, DevicesCommand, GroupCommand, InviteArgs, RoleArg};
+
+/// One call: a JSON-RPC method name and its params (docs/JSON-RPC.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params", deny_unknown_fields)]
+pub enum Call {
+    #[serde(rename = "whoami")]
+    Whoami,
+    #[serde(rename = "groups")]
+    Groups,
+    #[serde(rename = "group.create")]
+    GroupCreate {
+        name: String,
+        #[serde(default)]
+        members: Vec<String>,
+    },
+    #[serde(rename = "group.add")]
+    GroupAdd { group: String, users: Vec<String> },
+    #[serde(rename = "group.remove")]
+    GroupRemove { group: String, users: Vec<String> },
+    #[serde(rename = "group.show")]
+    GroupShow { group: String },
+    #[serde(rename = "group.leave")]
+    GroupLeave { group: String },
+    #[serde(rename = "dm")]
+    Dm { user: String, text: String },
+    #[serde(rename = "send")]
+    Send { group: String, text: String },
+    #[serde(rename = "read")]
+    Read {
+        group: String,
+        #[serde(default = "default_limit")]
+        limit: usize,
+    },
+    #[serde(rename = "users")]
+    Users,
+    #[serde(rename = "verify")]
+    Verify { user: String },
+    #[serde(rename = "invite")]
+    Invite {
+        user_id: String,
+        name: String,
+        #[serde(default)]
+        sector: Option<String>,
+        #[serde(default)]
+        role: Role,
+    },
+    #[serde(rename = "suspend")]
+    Suspend { user: String },
+    #[serde(rename = "delegate")]
+    Delegate {
+        user: String,
+        #[serde(default)]
+        may_certify_staff: bool,
+    },
+    #[serde(rename = "undelegate")]
+    Undelegate { user: String },
+    #[serde(rename = "devices")]
+    Devices,
+    #[serde(rename = "devices.approve")]
+    DevicesApprove { code: String },
+    #[serde(rename = "devices.remove")]
+    DevicesRemove { device: String },
+    #[serde(rename = "take-over")]
+    TakeOver,
+}
+
+/// How many messages `read` shows when not told.
+pub const DEFAULT_READ_LIMIT: usize = 50;
+
+fn default_limit() -> usize {
+    DEFAULT_READ_LIMIT
+}
+
+/// A user's role, as `invite` takes it.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Leader,
+    Staff,
+}
+
+/// How much of the relay a call needs before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Only what is stored on this device.
+    Stored,
+    /// Caught up with the relay if it can be reached; otherwise what is
+    /// stored, with a note saying so.
+    Synced,
+    /// Caught up with the relay, or the call fails.
+    Connected,
+}
+
+impl Call {
+    /// What the call needs of the relay before it runs.
+    pub fn readiness(&self) -> Readiness {
+        match self {
+            Call::Whoami | Call::TakeOver => Readiness::Stored,
+            Call::Groups | Call::Read { .. } | Call::GroupShow { .. } => Readiness::Synced,
+            _ => Readiness::Connected,
+        }
+    }
+
+    /// The JSON-RPC method name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Call::Whoami => "whoami",
+            Call::Groups => "groups",
+            Call::GroupCreate { .. } => "group.create",
+            Call::GroupAdd { .. } => "group.add",
+            Call::GroupRemove { .. } => "group.remove",
+            Call::GroupShow { .. } => "group.show",
+            Call::GroupLeave { .. } => "group.leave",
+            Call::Dm { .. } => "dm",
+            Call::Send { .. } => "send",
+            Call::Read { .. } => "read",
+            Call::Users => "users",
+            Call::Verify { .. } => "verify",
+            Call::Invite { .. } => "invite",
+            Call::Suspend { .. } => "suspend",
+            Call::Delegate { .. } => "delegate",
+            Call::Undelegate { .. } => "undelegate",
+            Call::Devices => "devices",
+            Call::DevicesApprove { .. } => "devices.approve",
+            Call::DevicesRemove { .. } => "devices.remove",
+            Call::TakeOver => "take-over",
+        }
+    }
+
+    /// The call a command line makes, or `None` for a command that is not
+    /// a call. `devices approve` with no code on the command line is a
+    /// call once the code has been read (see `commands::devices`).
+    pub fn of_command(command: &Command) -> Option<Call> {
+        Some(match command {
+            Command::Whoami => Call::Whoami,
+            Command::Groups => Call::Groups,
+            Command::Group(group) => match group {
+                GroupCommand::Create { name, members } => Call::GroupCreate {
+                    name: name.clone(),
+                    members: members.clone(),
+                },
+                GroupCommand::Add { group, users } => Call::GroupAdd {
+                    group: group.clone(),
+                    users: users.clone(),
+                },
+                GroupCommand::Remove { group, users } => Call::GroupRemove {
+                    group: group.clone(),
+                    users: users.clone(),
+                },
+                GroupCommand::Show { group } => Call::GroupShow {
+                    group: group.clone(),
+                },
+                GroupCommand::Leave { group } => Call::GroupLeave {
+                    group: group.clone(),
+                },
+            },
+            Command::Dm { user, text } => Call::Dm {
+                user: user.clone(),
+                text: text.clone(),
+            },
+            Command::Send { group, text } => Call::Send {
+                group: group.clone(),
+                text: text.clone(),
+            },
+            Command::Read { group, limit } => Call::Read {
+                group: group.clone(),
+                limit: *limit,
+            },
+            Command::Users => Call::Users,
+            Command::Verify { user } => Call::Verify { user: user.clone() },
+            Command::Invite(InviteArgs {
+                user_id,
+                name,
+                sector,
+                role,
+            }) => Call::Invite {
+                user_id: user_id.clone(),
+                name: name.clone(),
+                sector: sector.clone(),
+                role: match role {
+                    RoleArg::Leader => Role::Leader,
+                    RoleArg::Staff => Role::Staff,
+                },
+            },
+            Command::Suspend { user } => Call::Suspend { user: user.clone() },
+            Command::Delegate {
+                user,
+                may_certify_staff,
+            } => Call::Delegate {
+                user: user.clone(),
+                may_certify_staff: *may_certify_staff,
+            },
+            Command::Undelegate { user } => Call::Undelegate { user: user.clone() },
+            Command::Devices { command } => match command {
+                None => Call::Devices,
+                Some(DevicesCommand::Remove { device }) => Call::DevicesRemove {
+                    device: device.clone(),
+                },
+                Some(DevicesCommand::Approve { .. }) => return None,
+            },
+            Command::TakeOver => Call::TakeOver,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Call;
+
+    #[test]
+    fn a_call_is_its_json_rpc_method_and_params() {
+        let call: Call = serde_json::from_value(serde_json::json!({
+            "method": "send", "params": { "group": "Cohort 2026", "text": "hello" }
+        }))
+        .expect("a send call");
+        assert_eq!(call.method(), "send");
+        let back = serde_json::to_value(&call).expect("serialises");
+        assert_eq!(back["params"]["text"], "hello");
+
+        let read: Call = serde_json::from_value(serde_json::json!({
+            "method": "read", "params": { "group": "x" }
+        }))
+        .expect("a read call without a limit");
+        assert!(matches!(read, Call::Read { limit: 50, .. }));
+
+        let unit: Call = serde_json::from_value(serde_json::json!({ "method": "groups" }))
+            .expect("a call with no params");
+        assert_eq!(unit.method(), "groups");
+    }
+}

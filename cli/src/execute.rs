@@ -1,0 +1,263 @@
+//! Runs a [`Call`] against a device's open client, here or in the daemon,
+//! and answers with its JSON shape (see [`crate::shapes`]).
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use convene_client::trust::UserDetails;
+use convene_client::{hex, Client, ClientError, DeviceInfo, GroupSummary};
+use serde_json::Value;
+
+use crate::call::{Call, Readiness, Role};
+use crate::shapes::{
+    DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
+    MessageShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
+    UndelegatedShape, UserShape,
+};
+
+/// Where notes for people go: standard error here, a JSON-RPC `note`
+/// notification from the daemon.
+pub type Notes<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// How a call is run: its patience, whether a spinner may show what it
+/// waits for, and where notes go.
+pub struct Ops<'a> {
+    pub timeout: Duration,
+    pub progress: bool,
+    pub notes: Notes<'a>,
+}
+
+impl Ops<'_> {
+    /// Waits for an operation, at most the timeout. An operation that
+    /// does not finish in time stays in the device's outbox.
+    async fn within<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T> {
+        let waited = crate::waiting::while_waiting(
+            self.progress,
+            "waiting for the relay to confirm",
+            tokio::time::timeout(self.timeout, operation),
+        );
+        match waited.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(not_confirmed(self.timeout)),
+        }
+    }
+
+    /// Makes `client` as ready as `readiness` asks.
+    pub async fn ready(&self, client: &Client, readiness: Readiness) -> Result<()> {
+        let what = match readiness {
+            Readiness::Stored => return Ok(()),
+            Readiness::Synced => "catching up with the relay",
+            Readiness::Connected => "connecting to the relay and catching up",
+        };
+        let caught_up =
+            crate::waiting::while_waiting(self.progress, what, client.wait_caught_up(self.timeout))
+                .await;
+        match (caught_up, readiness) {
+            (Err(err), Readiness::Synced) => {
+                (self.notes)(&format!("showing what this device has stored ({err})"));
+                Ok(())
+            }
+            (result, _) => Ok(result?),
+        }
+    }
+}
+
+/// The error of an operation that was not confirmed in time: it stays in
+/// the device's outbox.
+pub fn not_confirmed(timeout: Duration) -> anyhow::Error {
+    anyhow::anyhow!(
+        "not confirmed within {} s; the operation is kept on this device and completes the next time convene connects",
+        timeout.as_secs()
+    )
+}
+
+fn shape(value: impl serde::Serialize) -> Result<Value> {
+    Ok(serde_json::to_value(value)?)
+}
+
+/// Runs `call` once `client` is as ready as the call needs.
+pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Value> {
+    ops.ready(client, call.readiness()).await?;
+    match call {
+        Call::Whoami => shape(IdentityShape::from(&client.identity())),
+        Call::Groups => shape(
+            client
+                .groups()?
+                .iter()
+                .map(GroupShape::from)
+                .collect::<Vec<_>>(),
+        ),
+        Call::GroupCreate { name, members } => shape(GroupShape::from(
+            &ops.within(client.create_group(name, members)).await?,
+        )),
+        Call::GroupAdd { group, users } => {
+            let found = find_group(client, group)?;
+            ops.within(client.add_members(&found.id, users)).await?;
+            shape(GroupShape::from(&client.group(&found.id)?.unwrap_or(found)))
+        }
+        Call::GroupRemove { group, users } => {
+            let found = find_group(client, group)?;
+            ops.within(client.remove_members(&found.id, users)).await?;
+            shape(GroupShape::from(&client.group(&found.id)?.unwrap_or(found)))
+        }
+        Call::GroupShow { group } => shape(GroupShape::from(&find_group(client, group)?)),
+        Call::GroupLeave { group } => {
+            let found = find_group(client, group)?;
+            ops.within(client.leave_group(&found.id)).await?;
+            shape(GroupShape::from(&client.group(&found.id)?.unwrap_or(found)))
+        }
+        Call::Dm { user, text } => {
+            let message = ops.within(client.send_direct(user, text)).await?;
+            shape(MessageShape::new(&message, user.clone()))
+        }
+        Call::Send { group, text } => {
+            let group = find_group(client, group)?;
+            let message = ops.within(client.send_text(&group.id, text)).await?;
+            shape(MessageShape::new(
+                &message,
+                GroupShape::from(&group).shown_name(),
+            ))
+        }
+        Call::Read { group, limit } => {
+            let group = find_group(client, group)?;
+            let name = GroupShape::from(&group).shown_name();
+            let messages = client.history(&group.id, *limit)?;
+            shape(
+                messages
+                    .iter()
+                    .map(|m| MessageShape::new(m, name.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        Call::Users => shape(
+            ops.within(client.list_users())
+                .await?
+                .iter()
+                .map(UserShape::from)
+                .collect::<Vec<_>>(),
+        ),
+        Call::Verify { user } => {
+            let number = ops.within(client.safety_number(user)).await?;
+            shape(SafetyNumberShape {
+                user_id: number.user_id,
+                display_name: number.display_name,
+                safety_number: number.number,
+            })
+        }
+        Call::Invite {
+            user_id,
+            name,
+            sector,
+            role,
+        } => {
+            let role = match role {
+                Role::Leader => convene_client::Role::Leader,
+                Role::Staff => convene_client::Role::Staff,
+            };
+            let details = UserDetails {
+                user_id: user_id.clone(),
+                display_name: name.clone(),
+                role,
+                sector: sector.clone().unwrap_or_default(),
+            };
+            let invite = ops.within(client.invite(&details)).await?;
+            shape(InviteShape {
+                code: invite.code,
+                expires_at_ms: invite.expires_at_ms,
+                role: role.as_str().to_string(),
+                user_id: user_id.clone(),
+                display_name: name.clone(),
+            })
+        }
+        Call::Suspend { user } => {
+            ops.within(client.suspend_user(user)).await?;
+            shape(SuspendedShape {
+                suspended: user.clone(),
+            })
+        }
+        Call::Delegate {
+            user,
+            may_certify_staff,
+        } => {
+            ops.within(client.delegate(user, *may_certify_staff))
+                .await?;
+            shape(DelegatedShape {
+                delegated: user.clone(),
+                may_certify_staff: *may_certify_staff,
+            })
+        }
+        Call::Undelegate { user } => {
+            ops.within(client.revoke_delegation(user)).await?;
+            shape(UndelegatedShape {
+                undelegated: user.clone(),
+            })
+        }
+        Call::Devices => {
+            let devices = ops.within(client.devices()).await?;
+            let waiting = ops.within(client.link_requests()).await?;
+            shape(DevicesShape::new(&devices, &waiting))
+        }
+        Call::DevicesApprove { code } => {
+            let device = ops.within(client.approve_link(code)).await?;
+            shape(LinkedShape {
+                linked: hex(&device),
+            })
+        }
+        Call::DevicesRemove { device } => {
+            let devices = ops.within(client.devices()).await?;
+            let found = find_device(&devices, device)?;
+            ops.within(client.remove_device(&found.device)).await?;
+            shape(RemovedShape {
+                removed: hex(&found.device),
+            })
+        }
+        Call::TakeOver => shape(TakenOverShape {
+            taken_over: take_over(ops, client).await?,
+        }),
+    }
+}
+
+/// The group `query` names: by name, id or id prefix, or the other user of
+/// a direct channel.
+fn find_group(client: &Client, query: &str) -> Result<GroupSummary, ClientError> {
+    match client.find_group(query) {
+        Ok(group) => Ok(group),
+        Err(unknown @ ClientError::NoGroupMatches { .. }) => match client.direct_channel(query)? {
+            Some(id) => client.group(&id)?.ok_or(unknown),
+            None => Err(unknown),
+        },
+        Err(err) => Err(err),
+    }
+}
+
+fn find_device<'a>(devices: &'a [DeviceInfo], prefix: &str) -> Result<&'a DeviceInfo> {
+    let prefix = prefix.trim().to_ascii_lowercase();
+    let matching: Vec<_> = devices
+        .iter()
+        .filter(|d| !prefix.is_empty() && hex(&d.device).starts_with(&prefix))
+        .collect();
+    match matching.as_slice() {
+        [one] if one.this_device => {
+            bail!("that is this device; remove it from another of your devices")
+        }
+        [one] => Ok(one),
+        [] => bail!("none of your devices has a key starting with {prefix:?}"),
+        _ => bail!("several of your devices start with {prefix:?}; give more of the key"),
+    }
+}
+
+/// Makes this copy of the device the one the relay accepts, if the relay
+/// refused it as a copy; a device the relay accepts has nothing to take.
+async fn take_over(ops: &Ops<'_>, client: &Client) -> Result<bool> {
+    match client.wait_caught_up(ops.timeout).await {
+        Ok(()) => return Ok(false),
+        Err(ClientError::StateCopied) => {}
+        Err(err) => return Err(err.into()),
+    }
+    client.take_over().await?;
+    client.wait_caught_up(ops.timeout).await?;
+    Ok(true)
+}

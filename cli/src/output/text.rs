@@ -1,0 +1,164 @@
+//! The text people read for a call's answer, rendered from its JSON shape
+//! alone: the same whether the call ran in this process or in the daemon.
+
+use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{group_line, identity_text, lines_or, message_line, safe, time};
+use crate::call::Call;
+use crate::shapes::{
+    DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
+    MessageShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
+    UndelegatedShape, UserShape,
+};
+
+/// The answer read as the shape `T`. A daemon of another version may
+/// answer in another shape: that is said, with what to do.
+fn read<T: DeserializeOwned>(call: &Call, value: &Value) -> Result<T> {
+    T::deserialize(value).with_context(|| {
+        format!(
+            "the answer to `{}` is not in the shape this version of convene reads; \
+             if a daemon of another version runs, restart it",
+            call.method()
+        )
+    })
+}
+
+/// The text for `call`'s answer `value`.
+///
+/// # Errors
+/// When `value` is not the shape the call answers with.
+pub fn render(call: &Call, value: &Value) -> Result<String> {
+    Ok(match call {
+        Call::Whoami => identity_text(&read::<IdentityShape>(call, value)?),
+        Call::Groups => lines_or(
+            &read::<Vec<GroupShape>>(call, value)?,
+            "no groups yet",
+            group_line,
+        ),
+        Call::GroupCreate { .. } => {
+            format!("created {}", group_line(&read::<GroupShape>(call, value)?))
+        }
+        Call::GroupAdd { .. } | Call::GroupRemove { .. } | Call::GroupLeave { .. } => {
+            group_line(&read::<GroupShape>(call, value)?)
+        }
+        Call::GroupShow { .. } => {
+            let group = read::<GroupShape>(call, value)?;
+            let mut text = group_line(&group);
+            for user in &group.members {
+                text.push_str(&format!("\n  {}", safe(user)));
+            }
+            text
+        }
+        Call::Dm { user, .. } => {
+            read::<MessageShape>(call, value)?;
+            format!("sent to {}", safe(user))
+        }
+        Call::Send { .. } => {
+            let message = read::<MessageShape>(call, value)?;
+            format!("sent to {}", safe(&message.group_name))
+        }
+        Call::Read { .. } => lines_or(
+            &read::<Vec<MessageShape>>(call, value)?,
+            "no messages yet",
+            message_line,
+        ),
+        Call::Users => read::<Vec<UserShape>>(call, value)?
+            .iter()
+            .map(|u| format!("{}  {} ({})", u.user_id, safe(&u.display_name), u.role))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Call::Verify { .. } => {
+            let number = read::<SafetyNumberShape>(call, value)?;
+            format!(
+                "Safety number with {} ({}):\n  {}\nCompare it with theirs in person or on a call: \
+                 if the digits match, no one stands between you.",
+                number.user_id,
+                safe(&number.display_name),
+                number.safety_number
+            )
+        }
+        Call::Invite { .. } => {
+            let invite = read::<InviteShape>(call, value)?;
+            format!(
+                "Invite for {} ({}), a new {} (one use, until {}):\n  {}\nHand it over privately: it works like a password.",
+                safe(&invite.display_name),
+                invite.user_id,
+                invite.role,
+                time(invite.expires_at_ms),
+                invite.code
+            )
+        }
+        Call::Suspend { .. } => {
+            let user = read::<SuspendedShape>(call, value)?.suspended;
+            format!("{user} is suspended: their devices are cut off and removed from their groups.")
+        }
+        Call::Delegate { .. } => {
+            let delegated = read::<DelegatedShape>(call, value)?;
+            let user = delegated.delegated;
+            let whom = if delegated.may_certify_staff {
+                "leaders and staff"
+            } else {
+                "leaders"
+            };
+            format!(
+                "{user} can now invite {whom} (for a year, or until `convene undelegate {user}`)."
+            )
+        }
+        Call::Undelegate { .. } => {
+            let user = read::<UndelegatedShape>(call, value)?.undelegated;
+            format!(
+                "{user} can no longer invite; users they certified that the authority has not \
+                 renewed yet are refused from now on."
+            )
+        }
+        Call::Devices => devices_text(&read::<DevicesShape>(call, value)?),
+        Call::DevicesApprove { .. } => format!(
+            "Linked device {}: it is now in all your groups.",
+            short(&read::<LinkedShape>(call, value)?.linked)
+        ),
+        Call::DevicesRemove { .. } => format!(
+            "Removed device {}: it is cut off and out of all your groups.",
+            short(&read::<RemovedShape>(call, value)?.removed)
+        ),
+        Call::TakeOver => {
+            if read::<TakenOverShape>(call, value)?.taken_over {
+                "This copy of the device is now the one in use; any other copy is refused. \
+                 Groups it had fallen behind in are being rejoined: another member must be \
+                 online to add it back, and what was sent meanwhile cannot be read."
+                    .into()
+            } else {
+                "Nothing to do: the relay accepts this device's state as the one in use.".into()
+            }
+        }
+    })
+}
+
+/// A device key as people compare it: its first 16 hex digits.
+fn short(device: &str) -> String {
+    device.chars().take(16).collect()
+}
+
+fn devices_text(listing: &DevicesShape) -> String {
+    let mut lines: Vec<String> = listing
+        .devices
+        .iter()
+        .map(|d| {
+            let marker = if d.this_device { "  (this device)" } else { "" };
+            format!(
+                "{}  enrolled {}{marker}",
+                short(&d.device),
+                time(d.created_at_ms)
+            )
+        })
+        .collect();
+    for link in &listing.waiting {
+        lines.push(format!(
+            "waiting to be linked: {}  code starting {}",
+            short(&link.device),
+            safe(&link.code_start)
+        ));
+    }
+    lines.join("\n")
+}

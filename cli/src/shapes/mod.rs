@@ -1,0 +1,259 @@
+//! The JSON shapes of what commands answer: what `--json` prints and what
+//! the daemon's JSON-RPC methods return (docs/JSON-RPC.md documents each).
+//! Text for people is rendered from these shapes, never from the client's
+//! own types, so that a command reads the same whether it ran in this
+//! process or in the daemon.
+
+use convene_client::{hex, DeviceInfo, GroupSummary, Identity, LinkRequest, Message, UserInfo};
+use serde::{Deserialize, Serialize};
+
+mod events;
+
+pub use events::{EventShape, GroupNames};
+
+/// Who a device belongs to (`whoami`, `enrol`, `link`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityShape {
+    pub user_id: String,
+    pub display_name: String,
+    /// `leader` or `staff`.
+    pub role: String,
+    /// The device's public key, hex.
+    pub device: String,
+    /// The relay's address.
+    pub relay: String,
+}
+
+impl From<&Identity> for IdentityShape {
+    fn from(identity: &Identity) -> IdentityShape {
+        IdentityShape {
+            user_id: identity.user_id.clone(),
+            display_name: identity.display_name.clone(),
+            role: identity.role.as_str().to_string(),
+            device: hex(&identity.device),
+            relay: identity.relay_url.clone(),
+        }
+    }
+}
+
+/// A group or direct channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupShape {
+    /// The group id, hex.
+    pub id: String,
+    /// `cohort` or `direct` (see `GroupKind`).
+    pub kind: String,
+    /// Its name; for a direct channel, the other user's id.
+    pub name: String,
+    /// The MLS epoch (RFC 9420, section 8).
+    pub epoch: u64,
+    /// The members' user ids.
+    pub members: Vec<String>,
+    /// False once this device was removed, or left to manage from outside.
+    pub active: bool,
+    /// The staff who may manage it from outside (its external senders).
+    pub managers: Vec<String>,
+    /// This device manages it from outside and cannot read it.
+    pub managing: bool,
+    /// Why this device cannot follow it right now.
+    pub stalled: Option<String>,
+}
+
+impl From<&GroupSummary> for GroupShape {
+    fn from(group: &GroupSummary) -> GroupShape {
+        GroupShape {
+            id: group.id.to_string(),
+            kind: group.kind.as_str().to_string(),
+            name: group.name.clone(),
+            epoch: group.epoch,
+            members: group.users(),
+            active: group.active,
+            managers: group.managers.clone(),
+            managing: group.managing,
+            stalled: group.stalled.clone(),
+        }
+    }
+}
+
+impl GroupShape {
+    /// How the group is shown to people: its name, or its id if it has
+    /// none.
+    pub fn shown_name(&self) -> String {
+        if self.name.is_empty() {
+            self.id.clone()
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// A message, sent or received, or a notice of entries lost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageShape {
+    /// Its group's id, hex.
+    pub group: String,
+    /// How its group is shown to people (its name, or its id).
+    pub group_name: String,
+    /// Its place in the group's log.
+    pub position: u64,
+    /// Its id, chosen by its sender.
+    pub id: String,
+    /// The sender's user id.
+    pub sender: String,
+    /// The sender's clock, ms since the Unix epoch.
+    pub sent_at_ms: u64,
+    /// When this device stored it, ms since the Unix epoch.
+    pub received_at_ms: u64,
+    pub text: String,
+    /// Sent from this device.
+    pub own: bool,
+    /// Not zero: a notice that this many entries could not be read.
+    pub lost: u64,
+}
+
+impl MessageShape {
+    /// `message`, in the group shown as `group_name`.
+    pub fn new(message: &Message, group_name: String) -> MessageShape {
+        MessageShape {
+            group: message.group.to_string(),
+            group_name,
+            position: message.position,
+            id: message.id.to_string(),
+            sender: message.sender.clone(),
+            sent_at_ms: message.sent_at_ms,
+            received_at_ms: message.received_at_ms,
+            text: message.text.clone(),
+            own: message.own,
+            lost: message.lost,
+        }
+    }
+}
+
+/// A user of the network (`users`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserShape {
+    pub user_id: String,
+    pub display_name: String,
+    /// `leader` or `staff`.
+    pub role: String,
+}
+
+impl From<&UserInfo> for UserShape {
+    fn from(user: &UserInfo) -> UserShape {
+        UserShape {
+            user_id: user.user_id.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role.as_str().to_string(),
+        }
+    }
+}
+
+/// A user's devices and the new ones waiting to be linked (`devices`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevicesShape {
+    pub devices: Vec<DeviceShape>,
+    pub waiting: Vec<WaitingDeviceShape>,
+}
+
+/// One device in use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceShape {
+    /// Its public key, hex.
+    pub device: String,
+    /// When it enrolled, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// The device that answers.
+    pub this_device: bool,
+}
+
+/// A new device waiting to be linked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitingDeviceShape {
+    /// Its public key, hex.
+    pub device: String,
+    /// The first 4 digits of the code it shows.
+    pub code_start: String,
+    /// When the request lapses, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
+impl DevicesShape {
+    /// `devices` in use and `waiting` to be linked.
+    pub fn new(devices: &[DeviceInfo], waiting: &[LinkRequest]) -> DevicesShape {
+        DevicesShape {
+            devices: devices
+                .iter()
+                .map(|d| DeviceShape {
+                    device: hex(&d.device),
+                    created_at_ms: d.created_at_ms,
+                    this_device: d.this_device,
+                })
+                .collect(),
+            waiting: waiting
+                .iter()
+                .map(|l| WaitingDeviceShape {
+                    device: hex(&l.device),
+                    code_start: l.code_start.clone(),
+                    expires_at_ms: l.expires_at_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A safety number (`verify`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SafetyNumberShape {
+    pub user_id: String,
+    pub display_name: String,
+    /// 60 digits in 12 groups of 5.
+    pub safety_number: String,
+}
+
+/// An invite (`invite`). The code is a secret: it is shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InviteShape {
+    pub code: String,
+    /// ms since the Unix epoch.
+    pub expires_at_ms: u64,
+    pub role: String,
+    pub user_id: String,
+    pub display_name: String,
+}
+
+/// What `suspend` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuspendedShape {
+    pub suspended: String,
+}
+
+/// What `delegate` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DelegatedShape {
+    pub delegated: String,
+    pub may_certify_staff: bool,
+}
+
+/// What `undelegate` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UndelegatedShape {
+    pub undelegated: String,
+}
+
+/// What `devices approve` did: the new device's key, hex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkedShape {
+    pub linked: String,
+}
+
+/// What `devices remove` did: the removed device's key, hex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemovedShape {
+    pub removed: String,
+}
+
+/// What `take-over` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TakenOverShape {
+    pub taken_over: bool,
+}
