@@ -44,7 +44,9 @@ fn profile_dir() -> Result<PathBuf, String> {
     }
 }
 
-/// The path of client-core's example `name`, built if missing.
+/// The path of client-core's example `name`, built if missing (with the
+/// whole workspace's selection, as the test command builds it, so that
+/// nothing is compiled twice).
 pub fn example(name: &str) -> PathBuf {
     let dir = binary_dir().join("examples");
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
@@ -54,8 +56,7 @@ pub fn example(name: &str) -> PathBuf {
             .args([
                 "build",
                 "--quiet",
-                "-p",
-                "convene-client-core",
+                "--workspace",
                 "--example",
                 name,
             ])
@@ -80,10 +81,7 @@ fn build(profile_dir: &std::path::Path) -> Result<(), String> {
     command.args([
         "build",
         "--quiet",
-        "-p",
-        "convene-server",
-        "-p",
-        "convene-cli",
+        "--workspace",
         "--bins",
     ]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
