@@ -111,24 +111,21 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
         }
         Call::Dm { user, text } => {
             let message = ops.within(client.send_direct(user, text)).await?;
-            shape(MessageShape::new(&message, user.clone()))
+            let group = client.group(&message.group)?;
+            shape(MessageShape::new(&message, group.as_ref()))
         }
         Call::Send { group, text } => {
             let group = find_group(client, group)?;
             let message = ops.within(client.send_text(&group.id, text)).await?;
-            shape(MessageShape::new(
-                &message,
-                GroupShape::from(&group).shown_name(),
-            ))
+            shape(MessageShape::new(&message, Some(&group)))
         }
         Call::Read { group, limit } => {
             let group = find_group(client, group)?;
-            let name = GroupShape::from(&group).shown_name();
             let messages = client.history(&group.id, *limit)?;
             shape(
                 messages
                     .iter()
-                    .map(|m| MessageShape::new(m, name.clone()))
+                    .map(|m| MessageShape::new(m, Some(&group)))
                     .collect::<Vec<_>>(),
             )
         }

@@ -100,6 +100,9 @@ pub struct Member {
     /// When the user's certificate, as this device's leaf carries it, stops
     /// being valid (ms since the Unix epoch).
     pub certificate_valid_until_ms: u64,
+    /// The user's name, as their certificate gives it (verified when the
+    /// leaf was accepted); empty if this device has not read it yet.
+    pub display_name: String,
 }
 
 /// A group as this device sees it.
@@ -164,6 +167,7 @@ impl GroupSummary {
                     user_id: m.user_id.clone(),
                     device: m.device.clone(),
                     certificate_valid_until_ms: m.certificate_valid_until_ms,
+                    display_name: m.display_name.clone(),
                 })
                 .collect(),
             active: record.active,
@@ -173,6 +177,28 @@ impl GroupSummary {
             keys_renewed_at_ms: (record.leaf_renewed_at_ms > 1)
                 .then_some(record.leaf_renewed_at_ms),
         })
+    }
+
+    /// How a member is shown to people: their name as certified, with
+    /// their user id after it when another member has the same name (or
+    /// the id alone while the name is not known).
+    pub fn shown_member(&self, user_id: &str) -> String {
+        let Some(name) = self
+            .members
+            .iter()
+            .find(|m| m.user_id == user_id && !m.display_name.is_empty())
+            .map(|m| m.display_name.as_str())
+        else {
+            return user_id.to_string();
+        };
+        let shared = self.members.iter().any(|m| {
+            m.user_id != user_id && m.display_name.trim().eq_ignore_ascii_case(name.trim())
+        });
+        if shared {
+            format!("{name} ({user_id})")
+        } else {
+            name.to_string()
+        }
     }
 
     /// The distinct user ids of the members, sorted.
@@ -267,4 +293,48 @@ pub struct Invite {
     pub code: String,
     /// When it expires, ms since the Unix epoch.
     pub expires_at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GroupKind, GroupSummary, Member};
+
+    fn group_of(members: &[(&str, &str)]) -> GroupSummary {
+        GroupSummary {
+            id: crate::GroupId::from([7; 16]),
+            kind: GroupKind::Cohort,
+            name: "Cohort".into(),
+            epoch: 1,
+            epoch_authenticator: Vec::new(),
+            members: members
+                .iter()
+                .map(|(user_id, name)| Member {
+                    user_id: (*user_id).into(),
+                    device: user_id.as_bytes().to_vec(),
+                    certificate_valid_until_ms: 0,
+                    display_name: (*name).into(),
+                })
+                .collect(),
+            active: true,
+            managers: Vec::new(),
+            managing: false,
+            stalled: None,
+            keys_renewed_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_member_is_shown_by_name_with_the_user_id_only_where_names_clash() {
+        let group = group_of(&[
+            ("ana", "Ana Okafor"),
+            ("ana.k", "ana okafor"),
+            ("ben", "Ben Shah"),
+            ("new", ""),
+        ]);
+        assert_eq!(group.shown_member("ben"), "Ben Shah");
+        assert_eq!(group.shown_member("ana"), "Ana Okafor (ana)");
+        assert_eq!(group.shown_member("ana.k"), "ana okafor (ana.k)");
+        assert_eq!(group.shown_member("new"), "new");
+        assert_eq!(group.shown_member("gone"), "gone");
+    }
 }

@@ -53,13 +53,7 @@ pub fn example(name: &str) -> PathBuf {
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--workspace",
-                "--example",
-                name,
-            ])
+            .args(["build", "--quiet", "--workspace", "--example", name])
             .status();
         if !matches!(&status, Ok(s) if s.success()) {
             panic!("building the example {name} failed: {status:?}");
@@ -78,12 +72,7 @@ fn binary_dir() -> PathBuf {
 fn build(profile_dir: &std::path::Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
-    command.args([
-        "build",
-        "--quiet",
-        "--workspace",
-        "--bins",
-    ]);
+    command.args(["build", "--quiet", "--workspace", "--bins"]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");
     }

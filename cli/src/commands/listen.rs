@@ -75,6 +75,7 @@ enum Source {
 
 /// This process's own client.
 struct Local {
+    client: Client,
     events: EventStream,
     status: watch::Receiver<ConnectionStatus>,
     names: GroupNames,
@@ -84,6 +85,7 @@ struct Local {
 impl Local {
     fn new(client: &Client) -> Result<Local> {
         Ok(Local {
+            client: client.clone(),
             events: client.events(),
             // A copy can be refused before the events were subscribed to:
             // the status tells it either way.
@@ -103,7 +105,7 @@ impl Local {
         if matches!(event, Event::StateCopied) {
             self.told_copied = true;
         }
-        self.names.learn_from(&event);
+        self.names.learn_from(&event, &self.client);
         Some(EventShape::new(&event, &self.names))
     }
 }

@@ -146,7 +146,7 @@ pub struct CallFailed {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The command needs the state directory to itself.
-    #[error("a convene daemon holds this state directory ({socket}); stop it first (Ctrl-C where it runs) to {what}")]
+    #[error("another convene process (`convene daemon` or `convene listen`) holds this state directory and serves it on {socket}; stop it first (Ctrl-C where it runs) to {what}")]
     Running { socket: String, what: &'static str },
     /// The daemon went away or broke the protocol mid-call.
     #[error("the convene daemon stopped answering ({0}); if the operation was sent, it stays on this device and completes when convene next runs")]

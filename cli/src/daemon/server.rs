@@ -301,7 +301,7 @@ async fn forward_events(client: Client, outbox: mpsc::Sender<String>) {
         if matches!(event, Event::StateCopied) {
             told_copied = true;
         }
-        names.learn_from(&event);
+        names.learn_from(&event, &client);
         let params = serde_json::to_value(EventShape::new(&event, &names)).unwrap_or_default();
         if outbox
             .send(Outgoing::notification("event", params).line())

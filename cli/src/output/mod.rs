@@ -212,7 +212,7 @@ pub fn message_line(message: &MessageShape) -> String {
     format!(
         "[{}] {}: {}",
         time(message.sent_at_ms),
-        safe(&message.sender),
+        safe(&message.sender_shown),
         safe(&message.text)
     )
 }

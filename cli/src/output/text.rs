@@ -47,7 +47,10 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             let group = read::<GroupShape>(call, value)?;
             let mut text = group_line(&group);
             for user in &group.members {
-                text.push_str(&format!("\n  {}", safe(user)));
+                match group.member_names.get(user) {
+                    Some(name) => text.push_str(&format!("\n  {} ({})", safe(name), safe(user))),
+                    None => text.push_str(&format!("\n  {}", safe(user))),
+                }
             }
             text
         }

@@ -3,7 +3,7 @@
 //! is shown, so that the line people read can be rendered from the
 //! document alone.
 
-use convene_client::{hex, Event, GroupId, GroupSummary};
+use convene_client::{hex, Client, Event, GroupId, GroupSummary};
 use serde::{Deserialize, Serialize};
 
 use super::{GroupShape, MessageShape};
@@ -114,10 +114,10 @@ impl EventShape {
         let maybe = |group: &Option<GroupId>| group.as_ref().map(|g| (id(g), name(g)));
         match event {
             Event::MessageReceived(m) => EventShape::Message {
-                message: MessageShape::new(m, name(&m.group)),
+                message: MessageShape::new(m, names.group(&m.group)),
             },
             Event::MessageSent(m) => EventShape::Sent {
-                message: MessageShape::new(m, name(&m.group)),
+                message: MessageShape::new(m, names.group(&m.group)),
             },
             Event::GroupCreated(g) => EventShape::GroupCreated { group: g.into() },
             Event::JoinedGroup(g) => EventShape::Joined { group: g.into() },
@@ -217,11 +217,11 @@ impl EventShape {
     }
 }
 
-/// Group names by id, for what people read; a group this device does not
-/// know (yet) is shown by its id. Kept up to date from the events
-/// themselves.
+/// The groups this device knows, by id, for naming groups and members in
+/// what people read; a group it does not know (yet) is shown by its id.
+/// Kept up to date from the events themselves.
 #[derive(Default)]
-pub struct GroupNames(std::collections::HashMap<GroupId, String>);
+pub struct GroupNames(std::collections::HashMap<GroupId, GroupSummary>);
 
 impl GroupNames {
     /// The names of `groups`.
@@ -233,24 +233,41 @@ impl GroupNames {
         names
     }
 
-    /// Learns (or updates) one group's name.
+    /// Learns (or updates) one group.
     pub fn learn(&mut self, group: &GroupSummary) {
-        self.0
-            .insert(group.id.clone(), GroupShape::from(group).shown_name());
+        self.0.insert(group.id.clone(), group.clone());
     }
 
-    /// Learns the group an event makes known.
-    pub fn learn_from(&mut self, event: &Event) {
-        if let Event::GroupCreated(group) | Event::JoinedGroup(group) = event {
-            self.learn(group);
+    /// Learns what `event` changes: a group made known, or members who
+    /// came and went (read again from `client`).
+    pub fn learn_from(&mut self, event: &Event, client: &Client) {
+        let changed = match event {
+            Event::GroupCreated(group) | Event::JoinedGroup(group) => {
+                self.learn(group);
+                return;
+            }
+            Event::MembersChanged { group, .. } | Event::MemberDevicesChanged { group, .. } => {
+                group
+            }
+            _ => return,
+        };
+        match client.group(changed) {
+            Ok(Some(group)) => self.learn(&group),
+            Ok(None) => {}
+            Err(err) => tracing::debug!(error = %err, "cannot read a group to name its members"),
         }
+    }
+
+    /// The group `id`, if this device knows it.
+    pub fn group(&self, id: &GroupId) -> Option<&GroupSummary> {
+        self.0.get(id)
     }
 
     /// How `group` is shown.
     pub fn of(&self, group: &GroupId) -> String {
         self.0
             .get(group)
-            .cloned()
+            .map(|g| GroupShape::from(g).shown_name())
             .unwrap_or_else(|| group.to_string())
     }
 }

@@ -49,6 +49,9 @@ pub struct GroupShape {
     pub epoch: u64,
     /// The members' user ids.
     pub members: Vec<String>,
+    /// Each member's name as their certificate gives it, by user id
+    /// (missing while this device has not read it).
+    pub member_names: std::collections::BTreeMap<String, String>,
     /// False once this device was removed, or left to manage from outside.
     pub active: bool,
     /// The staff who may manage it from outside (its external senders).
@@ -67,6 +70,12 @@ impl From<&GroupSummary> for GroupShape {
             name: group.name.clone(),
             epoch: group.epoch,
             members: group.users(),
+            member_names: group
+                .members
+                .iter()
+                .filter(|m| !m.display_name.is_empty())
+                .map(|m| (m.user_id.clone(), m.display_name.clone()))
+                .collect(),
             active: group.active,
             managers: group.managers.clone(),
             managing: group.managing,
@@ -100,6 +109,10 @@ pub struct MessageShape {
     pub id: String,
     /// The sender's user id.
     pub sender: String,
+    /// How the sender is shown to people: their certified name, with their
+    /// user id where another member has the same name (their user id
+    /// alone while the name is not known).
+    pub sender_shown: String,
     /// The sender's clock, ms since the Unix epoch.
     pub sent_at_ms: u64,
     /// When this device stored it, ms since the Unix epoch.
@@ -112,14 +125,23 @@ pub struct MessageShape {
 }
 
 impl MessageShape {
-    /// `message`, in the group shown as `group_name`.
-    pub fn new(message: &Message, group_name: String) -> MessageShape {
+    /// `message`, in `group` as this device knows it (`None`: a group it
+    /// does not know yet, shown by its id).
+    pub fn new(message: &Message, group: Option<&GroupSummary>) -> MessageShape {
+        let (group_name, sender_shown) = match group {
+            Some(group) => (
+                GroupShape::from(group).shown_name(),
+                group.shown_member(&message.sender),
+            ),
+            None => (message.group.to_string(), message.sender.clone()),
+        };
         MessageShape {
             group: message.group.to_string(),
             group_name,
             position: message.position,
             id: message.id.to_string(),
             sender: message.sender.clone(),
+            sender_shown,
             sent_at_ms: message.sent_at_ms,
             received_at_ms: message.received_at_ms,
             text: message.text.clone(),

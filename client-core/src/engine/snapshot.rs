@@ -33,6 +33,8 @@ impl Snapshot {
                     user_id: device.user_id,
                     device: device.device.to_vec(),
                     certificate_valid_until_ms: valid_until_ms,
+                    display_name: crate::trust::claimed_display_name(chain.identity())
+                        .unwrap_or_default(),
                 })
             })
             .collect();

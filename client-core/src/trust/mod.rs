@@ -408,30 +408,36 @@ fn check_signature(
     .map_err(|_| TrustError::BadSignature(what))
 }
 
+/// The user certificate a chain carries, and the chain, decoded without
+/// verifying either.
+fn unverified_user_certificate(chain: &[u8]) -> Option<(CredentialChain, UserCertificate)> {
+    let chain = CredentialChain::decode(chain).ok()?;
+    let user = UserCertificate::decode(chain.user_certificate.as_ref()?.body.as_slice()).ok()?;
+    Some((chain, user))
+}
+
 /// Reads a chain's claims without verifying them: only for showing what an
 /// already refused credential claimed to be.
 pub fn claimed_user_id(chain: &[u8]) -> Option<String> {
-    let chain = CredentialChain::decode(chain).ok()?;
-    let user: UserCertificate =
-        UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
-    Some(user.user_id)
+    unverified_user_certificate(chain).map(|(_, user)| user.user_id)
+}
+
+/// Reads the name a chain's user certificate gives, without verifying it:
+/// only for leaves whose chain was verified when they were accepted.
+pub fn claimed_display_name(chain: &[u8]) -> Option<String> {
+    unverified_user_certificate(chain).map(|(_, user)| user.display_name)
 }
 
 /// Reads the validity (not before, not after; ms since the epoch) of a
 /// chain's user certificate, without verifying it.
 pub fn claimed_validity(chain: &[u8]) -> Option<(u64, u64)> {
-    let chain = CredentialChain::decode(chain).ok()?;
-    let user: UserCertificate =
-        UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
-    Some((user.not_before_ms, user.not_after_ms))
+    unverified_user_certificate(chain).map(|(_, user)| (user.not_before_ms, user.not_after_ms))
 }
 
 /// Reads the user id and identity key a chain names, without verifying it:
 /// only for leaves whose chain was verified when they were accepted.
 pub fn claimed_identity(chain: &[u8]) -> Option<(String, [u8; 32])> {
-    let chain = CredentialChain::decode(chain).ok()?;
-    let user: UserCertificate =
-        UserCertificate::decode(chain.user_certificate?.body.as_slice()).ok()?;
+    let (chain, user) = unverified_user_certificate(chain)?;
     let key = if user.bound_by_invite {
         let binding =
             convene_proto::trust::IdentityBinding::decode(chain.identity_binding?.body.as_slice())

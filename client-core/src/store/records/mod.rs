@@ -65,6 +65,10 @@ pub struct MemberEntry {
     /// (ms since the epoch).
     #[prost(uint64, tag = "3")]
     pub certificate_valid_until_ms: u64,
+    /// The member's name, as their certificate gives it; empty in records
+    /// written before names were kept, until the group's next epoch.
+    #[prost(string, tag = "4")]
+    pub display_name: String,
 }
 
 /// The newest KeyPackage a member device was re-added to a group with.

@@ -90,17 +90,6 @@ fn cohort_of_sam_and_ana(cli: &Cli, relay: &InProcessRelay) -> Result<()> {
     Ok(())
 }
 
-/// `convene` as `user`, for people: its standard output, or its failure.
-fn plain(cli: &Cli, user: &str, args: &[&str]) -> Result<String> {
-    let out = without_json(cli.command(user, args)).output()?;
-    ensure!(
-        out.status.success(),
-        "convene {args:?} as {user}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
-
 #[test]
 fn listen_through_the_daemon_while_the_same_user_sends_reads_and_lists() -> Result<()> {
     let relay = InProcessRelay::start_default()?;
@@ -120,16 +109,17 @@ fn listen_through_the_daemon_while_the_same_user_sends_reads_and_lists() -> Resu
 
     // Ana's other commands work while the daemon holds her state.
     assert_eq!(
-        plain(&cli, "ana", &["send", "cohort 2026", "Morning from Ana"])?.trim(),
+        cli.plain("ana", &["send", "cohort 2026", "Morning from Ana"])?
+            .trim(),
         "sent to Cohort 2026"
     );
-    let groups = plain(&cli, "ana", &["groups"])?;
+    let groups = cli.plain("ana", &["groups"])?;
     assert!(
         groups.contains("cohort \"Cohort 2026\", 2 members"),
         "{groups}"
     );
-    let read = plain(&cli, "ana", &["read", "Cohort 2026"])?;
-    assert!(read.contains("ana: Morning from Ana"), "{read}");
+    let read = cli.plain("ana", &["read", "Cohort 2026"])?;
+    assert!(read.contains("] Ana Okafor: Morning from Ana"), "{read}");
     let unknown = cli.fails("ana", &["send", "No such group", "hello"])?;
     assert_eq!(unknown, "unknown_group");
 
@@ -146,9 +136,9 @@ fn listen_through_the_daemon_while_the_same_user_sends_reads_and_lists() -> Resu
 
     // The same commands without the daemon read the same.
     let through_daemon = (
-        plain(&cli, "ana", &["groups"])?,
-        plain(&cli, "ana", &["read", "Cohort 2026"])?,
-        plain(&cli, "ana", &["whoami"])?,
+        cli.plain("ana", &["groups"])?,
+        cli.plain("ana", &["read", "Cohort 2026"])?,
+        cli.plain("ana", &["whoami"])?,
     );
     assert!(daemon.interrupt()?.success());
     assert!(
@@ -156,9 +146,9 @@ fn listen_through_the_daemon_while_the_same_user_sends_reads_and_lists() -> Resu
         "the daemon left its socket behind"
     );
     let alone = (
-        plain(&cli, "ana", &["groups"])?,
-        plain(&cli, "ana", &["read", "Cohort 2026"])?,
-        plain(&cli, "ana", &["whoami"])?,
+        cli.plain("ana", &["groups"])?,
+        cli.plain("ana", &["read", "Cohort 2026"])?,
+        cli.plain("ana", &["whoami"])?,
     );
     assert_eq!(through_daemon, alone);
     assert_eq!(
@@ -182,12 +172,8 @@ fn listen_alone_serves_the_same_users_other_commands() -> Result<()> {
     ))?;
     Running::wait_for(&listen.stderr, "go through this one")?;
     assert_eq!(
-        plain(
-            &cli,
-            "ana",
-            &["send", "Cohort 2026", "Replying while I listen"]
-        )?
-        .trim(),
+        cli.plain("ana", &["send", "Cohort 2026", "Replying while I listen"])?
+            .trim(),
         "sent to Cohort 2026"
     );
     cli.run("sam", &["send", "Cohort 2026", "Got it"])?;

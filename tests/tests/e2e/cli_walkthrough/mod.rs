@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod daemon;
 mod devices;
+mod readme;
 
 struct Cli<'a> {
     relay: &'a str,
@@ -51,6 +52,19 @@ impl Cli<'_> {
             );
         }
         serde_json::from_str(&stdout).with_context(|| format!("not JSON: {stdout:?}"))
+    }
+
+    /// Runs `convene` as `user` for people (without `--json`); returns
+    /// its standard output, or fails with its error output.
+    fn plain(&self, user: &str, args: &[&str]) -> Result<String> {
+        let out = without_json(self.command(user, args)).output()?;
+        if !out.status.success() {
+            bail!(
+                "convene {args:?} as {user} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
     }
 
     /// Runs `convene` expecting failure; returns the error's code.
@@ -120,15 +134,28 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
     )?;
     assert_eq!(sam["user_id"], "sam");
     assert_eq!(sam["role"], "staff");
+    // What people read is what README.md shows, line for line.
+    let readme = readme::ReadmeOutputs::load()?;
     for (user, name) in [
         ("ana", "Ana Okafor"),
         ("ben", "Ben Shah"),
         ("cara", "Cara Lewis"),
     ] {
-        let invite = cli.run("sam", &["invite", user, "--name", name])?;
-        assert_eq!(invite["role"], "leader");
-        let code = invite["code"].as_str().context("no code")?;
-        let me = cli.run(user, &["enrol", code])?;
+        let code = if user == "ana" {
+            let shown = cli.plain("sam", &["invite", user, "--name", name])?;
+            readme.check("invite", &shown)?;
+            shown
+                .lines()
+                .map(str::trim)
+                .find(|line| line.starts_with("cvn2_"))
+                .context("no code in the invite")?
+                .to_string()
+        } else {
+            let invite = cli.run("sam", &["invite", user, "--name", name])?;
+            assert_eq!(invite["role"], "leader");
+            invite["code"].as_str().context("no code")?.to_string()
+        };
+        let me = cli.run(user, &["enrol", &code])?;
         assert_eq!(me["user_id"], user);
         assert_eq!(me["display_name"], name);
         assert_eq!(me["role"], "leader");
@@ -167,12 +194,11 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
     );
 
     // Cara listens while Ana and Ben talk.
-    let listener = cli
-        .command("cara", &["listen", "--count", "2"])
+    let listener = without_json(cli.command("cara", &["listen", "--count", "2"]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    let sent = cli.run(
+    let sent = cli.plain(
         "ana",
         &[
             "send",
@@ -180,8 +206,7 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
             "Morning all: who is free on Thursday?",
         ],
     )?;
-    assert_eq!(sent["sender"], "ana");
-    assert_eq!(sent["own"], true);
+    readme.check("send", &sent)?;
     cli.run("ben", &["send", "Cohort 2026", "Thursday works for me."])?;
 
     let out = listener.wait_with_output()?;
@@ -190,27 +215,8 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let heard: Vec<Value> = String::from_utf8(out.stdout)?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
-    let messages: Vec<(&str, &str)> = heard
-        .iter()
-        .filter(|e| e["event"] == "message")
-        .map(|e| {
-            (
-                e["message"]["sender"].as_str().unwrap_or(""),
-                e["message"]["text"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
-    assert_eq!(
-        messages,
-        [
-            ("ana", "Morning all: who is free on Thursday?"),
-            ("ben", "Thursday works for me.")
-        ]
-    );
+    readme.check("listen", &String::from_utf8(out.stdout)?)?;
+    readme.check("read", &cli.plain("ben", &["read", "Cohort 2026"])?)?;
 
     let history = cli.run("ben", &["read", "Cohort 2026"])?;
     let texts: Vec<&str> = history
@@ -229,6 +235,7 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
 
     // A direct message, read on the other side by the sender's user id.
     cli.run("ana", &["dm", "ben", "Can we talk about the inspection?"])?;
+    readme.check("read direct", &cli.plain("ben", &["read", "ana"])?)?;
     let direct = cli.run("ben", &["read", "ana"])?;
     assert_eq!(direct[0]["text"], "Can we talk about the inspection?");
     assert_eq!(direct[0]["sender"], "ana");
@@ -257,6 +264,10 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
     assert_eq!(left["managing"], true);
     assert_eq!(left["members"], serde_json::json!(["ana", "ben", "cara"]));
     assert_eq!(removed["members"], serde_json::json!(["ana", "cara"]));
+    readme.check(
+        "group show",
+        &cli.plain("ana", &["group", "show", "Cohort 2026"])?,
+    )?;
     let shown = cli.run("ana", &["group", "show", "Cohort 2026"])?;
     assert_eq!(shown["managers"], serde_json::json!(["sam"]));
     assert_eq!(shown["members"], serde_json::json!(["ana", "cara"]));
