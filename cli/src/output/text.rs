@@ -148,9 +148,13 @@ fn devices_text(listing: &DevicesShape) -> String {
         .devices
         .iter()
         .map(|d| {
-            let marker = if d.this_device { "  (this device)" } else { "" };
+            let seen = match (d.this_device, d.last_seen_ms) {
+                (true, _) => "  (this device)".to_string(),
+                (false, Some(ms)) => format!(", last seen {}", time(ms)),
+                (false, None) => String::new(),
+            };
             format!(
-                "{}  enrolled {}{marker}",
+                "{}  enrolled {}{seen}",
                 short(&d.device),
                 time(d.created_at_ms)
             )

@@ -186,6 +186,10 @@ pub struct DeviceShape {
     pub created_at_ms: u64,
     /// The device that answers.
     pub this_device: bool,
+    /// When it last connected to the relay, to the minute, ms since the
+    /// Unix epoch; null if the relay has not seen it since it began
+    /// keeping this.
+    pub last_seen_ms: Option<u64>,
 }
 
 /// A new device waiting to be linked.
@@ -209,6 +213,7 @@ impl DevicesShape {
                     device: hex(&d.device),
                     created_at_ms: d.created_at_ms,
                     this_device: d.this_device,
+                    last_seen_ms: d.last_seen_ms,
                 })
                 .collect(),
             waiting: waiting

@@ -32,6 +32,10 @@ pub struct DeviceInfo {
     pub created_at_ms: u64,
     /// The device this client runs on.
     pub this_device: bool,
+    /// When the device last connected to the relay, to the minute (ms
+    /// since the Unix epoch); `None` if the relay has not seen it since it
+    /// began keeping this.
+    pub last_seen_ms: Option<u64>,
 }
 
 /// A new device waiting for this user to approve it.
@@ -65,6 +69,7 @@ impl Client {
                 this_device: d.device_key.as_ref() == own.as_slice(),
                 device: d.device_key.to_vec(),
                 created_at_ms: d.created_at_ms,
+                last_seen_ms: (d.last_seen_ms > 0).then_some(d.last_seen_ms),
             })
             .collect())
     }

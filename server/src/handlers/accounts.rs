@@ -96,8 +96,11 @@ pub(crate) fn invite_details(relay: &Relay, req: &GetInvite) -> RelayResult<resp
     }))
 }
 
-pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
+pub(super) fn get_user(relay: &Relay, caller: &Caller, req: GetUser) -> RelayResult<Reply> {
     let user_id = UserId::parse(&req.user_id)?;
+    // When a device was last seen is its own user's to know: to anyone
+    // else it would tell when they are online.
+    let own = user_id == caller.user_id;
     let record = relay
         .store
         .user(&user_id)?
@@ -111,6 +114,7 @@ pub(super) fn get_user(relay: &Relay, req: GetUser) -> RelayResult<Reply> {
             created_at_ms: device.created_at_ms,
             credential: device.credential.into(),
             revoked: device.revoked_at_ms != 0,
+            last_seen_ms: if own { device.last_seen_ms } else { 0 },
         })
         .collect();
     let certificate = record.certificate.clone();

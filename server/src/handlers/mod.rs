@@ -115,7 +115,7 @@ pub fn handle(
     match request {
         Kind::Authenticate(_) | Kind::Enrol(_) => Err(Refusal::AlreadyAuthenticated.into()),
         Kind::CreateInvite(req) => accounts::create_invite(relay, caller, req),
-        Kind::GetUser(req) => accounts::get_user(relay, req),
+        Kind::GetUser(req) => accounts::get_user(relay, caller, req),
         Kind::ListUsers(req) => accounts::list_users(relay, req),
         Kind::UploadKeyPackages(req) => key_packages::upload(relay, caller, req),
         Kind::ClaimKeyPackages(req) => key_packages::claim(relay, caller, req),

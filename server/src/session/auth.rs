@@ -83,6 +83,7 @@ pub fn authenticate(
         &req.next_continuity,
         req.take_over,
     )?;
+    relay.store.record_seen(&device, now_ms())?;
     let caller = Caller {
         device,
         user_id: crate::store::stored_user_id(&user.user_id)?,

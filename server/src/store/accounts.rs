@@ -9,6 +9,9 @@ use convene_proto::relay::Role;
 use convene_proto::trust::{chain_user_certificate, read_user_certificate};
 use sled::Batch;
 
+/// How finely a device's last authentication is kept.
+const SEEN_RESOLUTION_MS: u64 = 60_000;
+
 use super::records::{DeviceRecord, InviteRecord, UserRecord};
 use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
@@ -192,6 +195,8 @@ impl Store {
             revoked_at_ms: 0,
             continuity: Vec::new(),
             revoked_by: 0,
+            // It is connected as it enrols.
+            last_seen_ms: now,
         };
         invite.redeemed_at_ms = now;
 
@@ -261,6 +266,22 @@ impl Store {
             return Ok(());
         }
         record.continuity = next.to_vec();
+        self.tree.insert(keys::device(device), encode(&record))?;
+        Ok(())
+    }
+
+    /// Records that `device` authenticated at `now_ms`. Kept to the
+    /// minute, so that a device reconnecting often writes once a minute
+    /// at most.
+    pub fn record_seen(&self, device: &DevicePublicKey, now_ms: u64) -> RelayResult<()> {
+        let _guard = self.device_locks.lock(device);
+        let Some(mut record) = self.device(device)? else {
+            return Ok(());
+        };
+        if now_ms.saturating_sub(record.last_seen_ms) < SEEN_RESOLUTION_MS {
+            return Ok(());
+        }
+        record.last_seen_ms = now_ms;
         self.tree.insert(keys::device(device), encode(&record))?;
         Ok(())
     }

@@ -123,6 +123,8 @@ impl Store {
             revoked_at_ms: 0,
             continuity: Vec::new(),
             revoked_by: 0,
+            // Seen when it first authenticates.
+            last_seen_ms: 0,
         };
         let mut batch = Batch::default();
         batch.insert(keys::link(device), encode(&link));

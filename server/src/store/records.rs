@@ -115,6 +115,10 @@ pub struct DeviceRecord {
     /// (its user removed it, or it is not revoked).
     #[prost(uint64, tag = "6")]
     pub revoked_by: u64,
+    /// When it last authenticated, to the minute (ms since the Unix
+    /// epoch), or 0 before the first: shown to its own user only.
+    #[prost(uint64, tag = "7")]
+    pub last_seen_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

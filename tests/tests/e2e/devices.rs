@@ -468,3 +468,45 @@ async fn a_mistyped_link_code_links_nothing_and_blocks_nothing() -> Result<()> {
     staff.hears(&cohort.id, "ann", "nothing waits").await?;
     Ok(())
 }
+
+/// When a device last connected is its own user's to know (`convene
+/// devices` shows it); the relay tells no-one else, to whom it would say
+/// when the user is online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_device_was_last_seen_is_told_to_its_own_user_only() -> Result<()> {
+    use convene_proto::relay::{request, response, GetUser};
+    let relay = InProcessRelay::start_default()?;
+    let staff = convene_tests::device::bootstrap_staff(&relay).await?;
+    let leaders = convene_tests::device::enrol_leaders(&relay, &staff, &["ann", "ben"]).await?;
+    let [ann, ben] = <[_; 2]>::try_from(leaders).ok().context("two leaders")?;
+    let last_seen = async |asking: &convene_tests::device::TestDevice| -> Result<u64> {
+        let answer = asking
+            .conn
+            .request(request::Kind::GetUser(GetUser {
+                user_id: "ann".into(),
+            }))
+            .await?;
+        let response::Result::User(user) = answer else {
+            anyhow::bail!("not a user: {answer:?}");
+        };
+        user.devices
+            .first()
+            .map(|d| d.last_seen_ms)
+            .context("ann has no device")
+    };
+    let before = convene_proto::now_ms();
+    ensure!(
+        last_seen(&ann).await? > 0,
+        "ann is not told when her device was seen"
+    );
+    ensure!(last_seen(&ann).await? <= before + 60_000);
+    ensure!(
+        last_seen(&ben).await? == 0,
+        "ben is told when ann was online"
+    );
+    ensure!(
+        last_seen(&staff).await? == 0,
+        "staff are told when ann was online"
+    );
+    Ok(())
+}
