@@ -67,6 +67,8 @@ pub enum Call {
     Devices,
     #[serde(rename = "devices.approve")]
     DevicesApprove { code: String },
+    #[serde(rename = "devices.name")]
+    DevicesName { name: String },
     #[serde(rename = "devices.remove")]
     DevicesRemove { device: String },
     #[serde(rename = "take-over")]
@@ -132,6 +134,7 @@ impl Call {
             Call::Undelegate { .. } => "undelegate",
             Call::Devices => "devices",
             Call::DevicesApprove { .. } => "devices.approve",
+            Call::DevicesName { .. } => "devices.name",
             Call::DevicesRemove { .. } => "devices.remove",
             Call::TakeOver => "take-over",
         }
@@ -206,6 +209,7 @@ impl Call {
                 Some(DevicesCommand::Remove { device }) => Call::DevicesRemove {
                     device: device.clone(),
                 },
+                Some(DevicesCommand::Name { name }) => Call::DevicesName { name: name.clone() },
                 Some(DevicesCommand::Approve { .. }) => return None,
             },
             Command::TakeOver => Call::TakeOver,

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::call::{Call, Readiness, Role};
 use crate::shapes::{
     DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
-    MessageShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
+    MessageShape, NamedShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
     UndelegatedShape, UserShape,
 };
 
@@ -201,6 +201,12 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
             let device = ops.within(client.approve_link(code)).await?;
             shape(LinkedShape {
                 linked: hex(&device),
+            })
+        }
+        Call::DevicesName { name } => {
+            ops.within(client.set_device_name(name)).await?;
+            shape(NamedShape {
+                named: name.trim().to_string(),
             })
         }
         Call::DevicesRemove { device } => {

@@ -196,6 +196,13 @@ enum DevicesCommand {
         #[arg(num_args = 0..)]
         code: Vec<String>,
     },
+    /// Name this device as your other devices list it (a device is named
+    /// after its computer when it enrols or links). Only your devices can
+    /// read the name: it is sealed before it reaches the relay.
+    Name {
+        /// The name, e.g. "Work laptop" (1 to 64 characters).
+        name: String,
+    },
     /// Remove another of your devices (a lost one): it is cut off and
     /// leaves all your groups.
     Remove {

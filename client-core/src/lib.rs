@@ -32,7 +32,9 @@ pub mod trust;
 mod types;
 
 pub use builder::ClientBuilder;
-pub use client::{direct_group_id, Client, DeviceInfo, LinkRequest, SafetyNumber};
+pub use client::{
+    direct_group_id, Client, DeviceInfo, LinkRequest, SafetyNumber, MAX_DEVICE_NAME_CHARS,
+};
 pub use device_key::DeviceKey;
 pub use engine::{ConnectionProblem, ConnectionState, ConnectionStatus};
 pub use error::{ClientError, GaveUp, InviteRefusal};

@@ -32,8 +32,15 @@ pub struct SealError;
 impl SealingKey {
     pub fn generate() -> Result<SealingKey, SealError> {
         let seed = Zeroizing::new(crate::random_bytes::<32>());
+        SealingKey::derive(seed.as_slice())
+    }
+
+    /// The key pair `seed` (at least 32 secret bytes) derives (HPKE's
+    /// DeriveKeyPair, RFC 9180 section 7.1.3): the same seed, the same
+    /// pair.
+    pub fn derive(seed: &[u8]) -> Result<SealingKey, SealError> {
         let pair = RustCrypto::default()
-            .derive_hpke_keypair(HPKE, seed.as_slice())
+            .derive_hpke_keypair(HPKE, seed)
             .map_err(|_| SealError)?;
         Ok(SealingKey {
             private: pair.private,

@@ -49,6 +49,10 @@ mod tests {
                 "max_sealed_link_bytes",
                 as_u64(convene_server::protocol::MAX_SEALED_BYTES),
             ),
+            (
+                "max_device_label_bytes",
+                as_u64(convene_server::protocol::MAX_DEVICE_LABEL_BYTES),
+            ),
             ("link_request_ttl_ms", convene_server::protocol::LINK_TTL_MS),
             (
                 "pending_links_per_user",

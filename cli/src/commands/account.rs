@@ -62,8 +62,9 @@ pub async fn enrol(
     }
     let user_id = user_id.unwrap_or_default();
     let name = name.unwrap_or_default();
-    let identity = builder.enrol(invite, &user_id, &name).await?;
+    let identity = builder.clone().enrol(invite, &user_id, &name).await?;
     crate::paths::remember_relay(&ctx.state_dir, &identity.relay_url)?;
+    super::devices::name_after_host(ctx, builder).await;
     let shape = IdentityShape::from(&identity);
     print(ctx.json, &serde_json::to_value(&shape)?, || {
         Ok(format!(

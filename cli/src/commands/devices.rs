@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use convene_client::ClientBuilder;
 use serde_json::json;
 
 use crate::call::Call;
@@ -28,7 +29,7 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
             .with_context(|| format!("cannot read the certificate {}", path.display()))?;
         builder = builder.pinned_certificate_pem(pem);
     }
-    let pending = builder.request_link(user).await?;
+    let pending = builder.clone().request_link(user).await?;
     let code = pending.code();
     let shown = print(
         ctx.json,
@@ -45,6 +46,7 @@ pub async fn link(ctx: &Session, user: &str, pin_cert: Option<PathBuf>) -> Resul
     crate::output::must_be_read(shown, "link code")?;
     let identity = pending.wait_for_approval(APPROVAL_WAIT).await?;
     crate::paths::remember_relay(&ctx.state_dir, &identity.relay_url)?;
+    name_after_host(ctx, builder).await;
     let shape = IdentityShape::from(&identity);
     print(ctx.json, &serde_json::to_value(&shape)?, || {
         Ok(format!(
@@ -92,4 +94,48 @@ fn read_code() -> Result<zeroize::Zeroizing<String>> {
         );
     }
     Ok(zeroize::Zeroizing::new(line.trim().to_string()))
+}
+
+/// Names a device that just enrolled or linked after its computer, so that
+/// its user's other devices can tell it apart. A failure leaves it unnamed
+/// and says how to name it; the enrolment stands either way.
+pub(crate) async fn name_after_host(ctx: &Session, builder: ClientBuilder) {
+    let Some(host) = host_name() else {
+        return;
+    };
+    let named = async {
+        let client = builder.open().await?;
+        let named = tokio::time::timeout(ctx.timeout, async {
+            client.wait_caught_up(ctx.timeout).await?;
+            client.set_device_name(&host).await
+        })
+        .await;
+        client.shutdown().await;
+        match named {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(crate::execute::not_confirmed(ctx.timeout)),
+        }
+    };
+    let named: Result<()> = named.await;
+    if let Err(err) = named {
+        crate::output::note(&format!(
+            "this device is not named for your other devices yet ({}); \
+             `convene devices name <name>` names it",
+            crate::output::chain_text(&err)
+        ));
+    }
+}
+
+/// This computer's host name, as a device name: `None` if there is none
+/// that would do.
+fn host_name() -> Option<String> {
+    let host = nix::unistd::gethostname().ok()?;
+    let host = host.to_string_lossy();
+    let host: String = host
+        .trim()
+        .chars()
+        .take(convene_client::MAX_DEVICE_NAME_CHARS)
+        .collect();
+    let usable = !host.is_empty() && !host.chars().any(convene_proto::text::is_hidden);
+    usable.then_some(host)
 }

@@ -9,7 +9,7 @@ use super::{group_line, identity_text, lines_or, message_line, safe, time};
 use crate::call::Call;
 use crate::shapes::{
     DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
-    MessageShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
+    MessageShape, NamedShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
     UndelegatedShape, UserShape,
 };
 
@@ -121,6 +121,10 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             "Linked device {}: it is now in all your groups.",
             short(&read::<LinkedShape>(call, value)?.linked)
         ),
+        Call::DevicesName { .. } => format!(
+            "This device is now \"{}\" on your other devices.",
+            safe(&read::<NamedShape>(call, value)?.named)
+        ),
         Call::DevicesRemove { .. } => format!(
             "Removed device {}: it is cut off and out of all your groups.",
             short(&read::<RemovedShape>(call, value)?.removed)
@@ -153,8 +157,15 @@ fn devices_text(listing: &DevicesShape) -> String {
                 (false, Some(ms)) => format!(", last seen {}", time(ms)),
                 (false, None) => String::new(),
             };
+            let label = match (&d.name, &d.platform) {
+                (Some(name), Some(platform)) if !platform.is_empty() => {
+                    format!("\"{}\" ({}), ", safe(name), safe(platform))
+                }
+                (Some(name), _) => format!("\"{}\", ", safe(name)),
+                (None, _) => String::new(),
+            };
             format!(
-                "{}  enrolled {}{seen}",
+                "{}  {label}enrolled {}{seen}",
                 short(&d.device),
                 time(d.created_at_ms)
             )

@@ -190,6 +190,10 @@ pub struct DeviceShape {
     /// Unix epoch; null if the relay has not seen it since it began
     /// keeping this.
     pub last_seen_ms: Option<u64>,
+    /// The name the device gave itself, if any (text from the device).
+    pub name: Option<String>,
+    /// The platform it runs on, with its name.
+    pub platform: Option<String>,
 }
 
 /// A new device waiting to be linked.
@@ -214,6 +218,8 @@ impl DevicesShape {
                     created_at_ms: d.created_at_ms,
                     this_device: d.this_device,
                     last_seen_ms: d.last_seen_ms,
+                    name: d.name.clone(),
+                    platform: d.platform.clone(),
                 })
                 .collect(),
             waiting: waiting
@@ -271,6 +277,12 @@ pub struct UndelegatedShape {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkedShape {
     pub linked: String,
+}
+
+/// What `devices name` did: this device's new name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamedShape {
+    pub named: String,
 }
 
 /// What `devices remove` did: the removed device's key, hex.

@@ -36,6 +36,12 @@ pub struct DeviceInfo {
     /// since the Unix epoch); `None` if the relay has not seen it since it
     /// began keeping this.
     pub last_seen_ms: Option<u64>,
+    /// The name the device gave itself ([`Client::set_device_name`]), if
+    /// it did and its label opened here; text from the device, to be shown
+    /// through a safe path.
+    pub name: Option<String>,
+    /// The platform it runs on ("linux", "macos", ...), with the name.
+    pub platform: Option<String>,
 }
 
 /// A new device waiting for this user to approve it.
@@ -61,15 +67,21 @@ impl Client {
             _ => return Err(ClientError::unexpected_response()),
         };
         let own = self.device();
+        let key = self.label_key()?;
         Ok(user
             .devices
             .into_iter()
             .filter(|d| !d.revoked)
-            .map(|d| DeviceInfo {
-                this_device: d.device_key.as_ref() == own.as_slice(),
-                device: d.device_key.to_vec(),
-                created_at_ms: d.created_at_ms,
-                last_seen_ms: (d.last_seen_ms > 0).then_some(d.last_seen_ms),
+            .map(|d| {
+                let label = super::device_label::open_label(&key, &d.device_key, &d.sealed_label);
+                DeviceInfo {
+                    this_device: d.device_key.as_ref() == own.as_slice(),
+                    device: d.device_key.to_vec(),
+                    created_at_ms: d.created_at_ms,
+                    last_seen_ms: (d.last_seen_ms > 0).then_some(d.last_seen_ms),
+                    name: label.as_ref().map(|l| l.name.clone()),
+                    platform: label.map(|l| l.platform),
+                }
             })
             .collect())
     }

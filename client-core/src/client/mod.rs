@@ -450,12 +450,14 @@ fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord 
 }
 
 mod delegation;
+mod device_label;
 mod devices;
 mod find;
 mod keys;
 mod managed;
 mod trust;
 mod users;
+pub use device_label::MAX_DEVICE_NAME_CHARS;
 pub use devices::{DeviceInfo, LinkRequest};
 pub use trust::SafetyNumber;
 

@@ -115,6 +115,11 @@ pub(super) fn get_user(relay: &Relay, caller: &Caller, req: GetUser) -> RelayRes
             credential: device.credential.into(),
             revoked: device.revoked_at_ms != 0,
             last_seen_ms: if own { device.last_seen_ms } else { 0 },
+            sealed_label: if own {
+                device.sealed_label.into()
+            } else {
+                Default::default()
+            },
         })
         .collect();
     let certificate = record.certificate.clone();

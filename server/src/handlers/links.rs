@@ -9,8 +9,8 @@
 
 use convene_proto::ids::UserId;
 use convene_proto::relay::{
-    response, ApproveLink, DeviceRemoved, GetLink, LinkApproved, LinkRequested, LinkStatus, Links,
-    PendingLink, RemoveDevice, RequestLink,
+    response, ApproveLink, DeviceLabelSet, DeviceRemoved, GetLink, LinkApproved, LinkRequested,
+    LinkStatus, Links, PendingLink, RemoveDevice, RequestLink, SetDeviceLabel,
 };
 
 use super::{Caller, Effect, Reply};
@@ -22,6 +22,8 @@ use crate::store::{now_ms, DevicePublicKey, LinkAnswer, NewLink};
 pub const LINK_TTL_MS: u64 = 10 * 60 * 1000;
 /// Largest sealed bundle the relay keeps for a new device.
 pub const MAX_SEALED_BYTES: usize = 8192;
+/// The largest sealed device label the relay stores.
+pub const MAX_DEVICE_LABEL_BYTES: usize = 512;
 /// Largest SPAKE2 message the relay keeps (one is 33 bytes today).
 const MAX_PAKE_MESSAGE_BYTES: usize = 64;
 
@@ -109,6 +111,22 @@ pub(super) fn approve(relay: &Relay, caller: &Caller, req: ApproveLink) -> Relay
     tracing::info!(user = %caller.user_id, "link answer stored for the new device");
     Ok(Reply::durable(response::Result::LinkApproved(
         LinkApproved {},
+    )))
+}
+
+/// Stores the caller's own device label, sealed (opaque to the relay).
+pub(super) fn set_label(relay: &Relay, caller: &Caller, req: SetDeviceLabel) -> RelayResult<Reply> {
+    if req.sealed_label.len() > MAX_DEVICE_LABEL_BYTES {
+        return Err(Refusal::TooLarge(format!(
+            "a device label is at most {MAX_DEVICE_LABEL_BYTES} bytes"
+        ))
+        .into());
+    }
+    relay
+        .store
+        .set_device_label(&caller.device, &req.sealed_label)?;
+    Ok(Reply::durable(response::Result::DeviceLabelSet(
+        DeviceLabelSet {},
     )))
 }
 

@@ -22,7 +22,7 @@ pub use accounts::MAX_CERTIFICATE_BYTES;
 pub use delivery::MAX_ACKS;
 pub(crate) use key_packages::wire_stock;
 pub(crate) use links::{link_status, request_link};
-pub use links::{LINK_TTL_MS, MAX_SEALED_BYTES};
+pub use links::{LINK_TTL_MS, MAX_DEVICE_LABEL_BYTES, MAX_SEALED_BYTES};
 
 use convene_proto::ids::{GroupId, Position, UserId};
 use convene_proto::relay::{request, response, Pong, Role};
@@ -138,6 +138,7 @@ pub fn handle(
         Kind::ListLinks(_) => links::list(relay, caller),
         Kind::ApproveLink(req) => links::approve(relay, caller, req),
         Kind::RemoveDevice(req) => links::remove_device(relay, caller, req),
+        Kind::SetDeviceLabel(req) => links::set_label(relay, caller, req),
         Kind::RenewCertificate(req) => certificates::renew(relay, caller, req),
         Kind::UpdateCredential(req) => certificates::update_credential(relay, caller, req),
         Kind::Delegate(req) => certificates::delegate(relay, caller, req),

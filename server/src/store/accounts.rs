@@ -197,6 +197,7 @@ impl Store {
             revoked_by: 0,
             // It is connected as it enrols.
             last_seen_ms: now,
+            sealed_label: Vec::new(),
         };
         invite.redeemed_at_ms = now;
 
@@ -282,6 +283,15 @@ impl Store {
             return Ok(());
         }
         record.last_seen_ms = now_ms;
+        self.tree.insert(keys::device(device), encode(&record))?;
+        Ok(())
+    }
+
+    /// Stores `device`'s sealed label (opaque), replacing the one before.
+    pub fn set_device_label(&self, device: &DevicePublicKey, sealed: &[u8]) -> RelayResult<()> {
+        let _guard = self.device_locks.lock(device);
+        let mut record = self.device(device)?.ok_or(Refusal::NotFound("device"))?;
+        record.sealed_label = sealed.to_vec();
         self.tree.insert(keys::device(device), encode(&record))?;
         Ok(())
     }

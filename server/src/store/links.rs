@@ -125,6 +125,7 @@ impl Store {
             revoked_by: 0,
             // Seen when it first authenticates.
             last_seen_ms: 0,
+            sealed_label: Vec::new(),
         };
         let mut batch = Batch::default();
         batch.insert(keys::link(device), encode(&link));

@@ -119,6 +119,9 @@ pub struct DeviceRecord {
     /// epoch), or 0 before the first: shown to its own user only.
     #[prost(uint64, tag = "7")]
     pub last_seen_ms: u64,
+    /// Its label (name and platform), sealed by its user's devices: opaque.
+    #[prost(bytes = "vec", tag = "8")]
+    pub sealed_label: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -133,6 +133,30 @@ fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
     assert_eq!(devices["devices"].as_array().map(Vec::len), Some(2));
     assert_eq!(cli.run("ana-laptop", &["whoami"])?["user_id"], "ana");
 
+    // Each device named itself after its computer as it enrolled or
+    // linked; the names reach ana's devices only sealed, and she renames
+    // the laptop. The other device was seen when it last connected.
+    let host = nix::unistd::gethostname()?
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    for device in devices["devices"].as_array().context("a list")? {
+        assert_eq!(device["name"], host.as_str(), "{device}");
+        assert_eq!(device["platform"], std::env::consts::OS, "{device}");
+    }
+    cli.run("ana-laptop", &["devices", "name", "Ana's laptop"])?;
+    let listed = cli.plain("ana", &["devices"])?;
+    let expected = format!("\"Ana's laptop\" ({}), enrolled ", std::env::consts::OS);
+    let laptop_line = listed
+        .lines()
+        .find(|line| line.contains(&expected))
+        .with_context(|| format!("the laptop is not listed by its new name: {listed}"))?;
+    assert!(laptop_line.contains(", last seen "), "{listed}");
+    assert_eq!(
+        cli.fails("ana", &["devices", "name", "  "])?,
+        "invalid_argument"
+    );
+
     // Ana loses the laptop and removes it from the first device.
     let laptop = approved["linked"].as_str().context("device")?;
     cli.run("ana", &["devices", "remove", &laptop[..12]])?;
