@@ -56,6 +56,13 @@ impl Ops<'_> {
             crate::waiting::while_waiting(self.progress, what, client.wait_caught_up(self.timeout))
                 .await;
         match (caught_up, readiness) {
+            (Err(ClientError::Revoked), Readiness::Synced) => {
+                (self.notes)(
+                    "this device was removed from its account (or the account suspended): \
+                     it can no longer send or receive, and shows only what it had stored",
+                );
+                Ok(())
+            }
             (Err(err), Readiness::Synced) => {
                 (self.notes)(&format!("showing what this device has stored ({err})"));
                 Ok(())

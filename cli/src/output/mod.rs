@@ -141,6 +141,11 @@ fn hint(code: &str) -> Option<&'static str> {
             "run `convene enrol <invite>`, or `convene link <your user id>` on a new device \
              of yours; `--state-dir` chooses another state directory",
         ),
+        "revoked" => Some(
+            "if this is still your device, link it again (`convene link <your user id>` with a \
+             new --state-dir) from one of your others; if your account was suspended, ask the \
+             programme's staff",
+        ),
         "state_copied" => Some(
             "if this is the copy to keep (the old device is gone), run `convene take-over`; \
              otherwise link this device again with `convene link` and remove the old one",

@@ -164,6 +164,16 @@ fn a_second_device_is_linked_and_removed_from_the_command_line() -> Result<()> {
     assert_eq!(devices["devices"].as_array().map(Vec::len), Some(1));
     let code = cli.fails("ana-laptop", &["users"])?;
     assert_eq!(code, "revoked");
+    // What the removed device still shows says that it was removed.
+    let shown = without_json(cli.command("ana-laptop", &["groups"])).output()?;
+    let said = String::from_utf8_lossy(&shown.stderr);
+    assert!(said.contains("it can no longer send or receive"), "{said}");
+    let refused = without_json(cli.command("ana-laptop", &["users"])).output()?;
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("hint: if this is still your device"),
+        "{said}"
+    );
     Ok(())
 }
 
