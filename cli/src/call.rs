@@ -77,6 +77,8 @@ pub enum Call {
 
 /// How many messages `read` shows when not told.
 pub const DEFAULT_READ_LIMIT: usize = 50;
+/// The most messages one `read` shows.
+pub const MAX_READ_LIMIT: usize = 1000;
 
 fn default_limit() -> usize {
     DEFAULT_READ_LIMIT

@@ -8,7 +8,7 @@ use convene_client::trust::UserDetails;
 use convene_client::{hex, Client, ClientError, DeviceInfo, GroupSummary};
 use serde_json::Value;
 
-use crate::call::{Call, Readiness, Role};
+use crate::call::{Call, Readiness, Role, MAX_READ_LIMIT};
 use crate::shapes::{
     DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
     MessageShape, NamedShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
@@ -76,7 +76,9 @@ impl Ops<'_> {
 /// the device's outbox.
 pub fn not_confirmed(timeout: Duration) -> anyhow::Error {
     anyhow::anyhow!(
-        "not confirmed within {} s; the operation is kept on this device and completes the next time convene connects",
+        "not confirmed within {} s; the operation is kept and completes later (once a member \
+         of the group is online to commit it, or when convene next runs here): `convene groups` \
+         shows when it has",
         timeout.as_secs()
     )
 }
@@ -101,11 +103,13 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
             &ops.within(client.create_group(name, members)).await?,
         )),
         Call::GroupAdd { group, users } => {
+            some_users(users)?;
             let found = find_group(client, group)?;
             ops.within(client.add_members(&found.id, users)).await?;
             shape(GroupShape::from(&client.group(&found.id)?.unwrap_or(found)))
         }
         Call::GroupRemove { group, users } => {
+            some_users(users)?;
             let found = find_group(client, group)?;
             ops.within(client.remove_members(&found.id, users)).await?;
             shape(GroupShape::from(&client.group(&found.id)?.unwrap_or(found)))
@@ -127,6 +131,12 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
             shape(MessageShape::new(&message, Some(&group)))
         }
         Call::Read { group, limit } => {
+            if !(1..=MAX_READ_LIMIT).contains(limit) {
+                return Err(ClientError::InvalidArgument(format!(
+                    "read shows 1 to {MAX_READ_LIMIT} messages at a time"
+                ))
+                .into());
+            }
             let group = find_group(client, group)?;
             let messages = client.history(&group.id, *limit)?;
             shape(
@@ -230,6 +240,16 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
     }
 }
 
+/// Fails unless `users` names someone: a change of members needs one.
+fn some_users(users: &[String]) -> Result<(), ClientError> {
+    match users.is_empty() {
+        true => Err(ClientError::InvalidArgument(
+            "name at least one user to add or remove".into(),
+        )),
+        false => Ok(()),
+    }
+}
+
 /// The group `query` names: by name, id or id prefix, or the other user of
 /// a direct channel.
 fn find_group(client: &Client, query: &str) -> Result<GroupSummary, ClientError> {
@@ -254,7 +274,9 @@ fn find_device<'a>(devices: &'a [DeviceInfo], prefix: &str) -> Result<&'a Device
             bail!("that is this device; remove it from another of your devices")
         }
         [one] => Ok(one),
-        [] => bail!("none of your devices has a key starting with {prefix:?}"),
+        [] => bail!(
+            "none of your devices has a key starting with {prefix:?} (`convene devices` lists them)"
+        ),
         _ => bail!("several of your devices start with {prefix:?}; give more of the key"),
     }
 }

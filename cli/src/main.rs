@@ -103,8 +103,8 @@ enum Command {
     Read {
         /// The group: its name, id (or id prefix), or a direct channel's user.
         group: String,
-        /// How many messages.
-        #[arg(long, short = 'n', default_value_t = 50)]
+        /// How many messages, the latest (1 to 1000).
+        #[arg(long, short = 'n', default_value_t = call::DEFAULT_READ_LIMIT, value_parser = read_limit)]
         limit: usize,
     },
     /// Hold this device's state and relay connection, and serve every other
@@ -270,6 +270,14 @@ struct InviteArgs {
 enum RoleArg {
     Leader,
     Staff,
+}
+
+/// `--limit` of `read`: 1 to [`call::MAX_READ_LIMIT`].
+fn read_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=call::MAX_READ_LIMIT).contains(&n) => Ok(n),
+        _ => Err(format!("a number from 1 to {}", call::MAX_READ_LIMIT)),
+    }
 }
 
 fn main() -> ExitCode {

@@ -17,9 +17,14 @@ use crate::daemon::Daemon;
 use crate::execute::{execute, not_confirmed, Ops};
 use crate::passphrase;
 
-/// How long a call through the daemon may take beyond the timeout: the
-/// daemon's own waits are bounded by its timeout, and its answer follows.
+/// How long a call through the daemon may take beyond its waits: the
+/// daemon bounds each of a call's waits for the relay (at most three, as
+/// `devices` and `devices remove` make) by its timeout, and its answer
+/// follows. A caller that gave up sooner could lose an invite code the
+/// daemon had made.
 const DAEMON_GRACE: Duration = Duration::from_secs(5);
+/// The most waits for the relay one call makes.
+const WAITS_PER_CALL: u32 = 4;
 
 /// What every command needs to open the device.
 pub(crate) struct Session {
@@ -75,7 +80,12 @@ impl Session {
         let answered = crate::waiting::while_waiting(
             !self.json,
             "waiting for the daemon and the relay",
-            tokio::time::timeout(self.timeout + DAEMON_GRACE, daemon.call(call, note)),
+            tokio::time::timeout(
+                self.timeout
+                    .saturating_mul(WAITS_PER_CALL)
+                    .saturating_add(DAEMON_GRACE),
+                daemon.call(call, note),
+            ),
         );
         match answered.await {
             Ok(answer) => answer,

@@ -8,7 +8,9 @@ use crate::transport::{RelayRefusal, TransportError};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The state directory has no enrolled device.
-    #[error("no device is enrolled here yet; enrol one with an invite, or link it to an existing account")]
+    /// (What to do — enrol with an invite, or link to an existing account
+    /// — is the app's to say, in its own words.)
+    #[error("no device is enrolled here yet")]
     NotEnrolled,
     /// The state directory already has an enrolled device.
     #[error("this state directory already belongs to {0}")]
@@ -60,7 +62,9 @@ pub enum ClientError {
     Revoked,
     /// This device's state is a copy another copy has moved past (see
     /// [`crate::Event::StateCopied`]).
-    #[error("this device's state is a copy (restored from a backup, or cloned) and another copy has connected since: link this device again, or take over if this is the copy to keep")]
+    /// (What to do — take over with this copy, or link this device again —
+    /// is the app's to say.)
+    #[error("this device's state is a copy (restored from a backup, or cloned) and another copy has connected since")]
     StateCopied,
     /// The relay refused a request.
     #[error(transparent)]

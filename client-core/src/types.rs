@@ -120,6 +120,9 @@ pub struct GroupSummary {
     pub epoch_authenticator: Vec<u8>,
     /// Every member device.
     pub members: Vec<Member>,
+    /// The certified name of every user this device saw in the group,
+    /// current members and former ones, by user id.
+    pub names: std::collections::BTreeMap<String, String>,
     /// False once this device was removed (or left to manage the group
     /// from outside).
     pub active: bool,
@@ -170,6 +173,11 @@ impl GroupSummary {
                     display_name: m.display_name.clone(),
                 })
                 .collect(),
+            names: record
+                .names
+                .iter()
+                .map(|(user, name)| (user.clone(), name.clone()))
+                .collect(),
             active: record.active,
             managers: record.managers.clone(),
             managing: record.managing,
@@ -180,21 +188,31 @@ impl GroupSummary {
     }
 
     /// How a member is shown to people: their name as certified, with
-    /// their user id after it when another member has the same name (or
-    /// the id alone while the name is not known).
+    /// their user id after it wherever the name alone could be mistaken
+    /// for someone else's (or the id alone while the name is not known).
     pub fn shown_member(&self, user_id: &str) -> String {
         let Some(name) = self
             .members
             .iter()
             .find(|m| m.user_id == user_id && !m.display_name.is_empty())
             .map(|m| m.display_name.as_str())
+            .or_else(|| self.names.get(user_id).map(String::as_str))
+            .filter(|name| !name.is_empty())
         else {
             return user_id.to_string();
         };
-        let shared = self.members.iter().any(|m| {
-            m.user_id != user_id && m.display_name.trim().eq_ignore_ascii_case(name.trim())
-        });
-        if shared {
+        // Everyone this device saw in the group, members or not any more.
+        let others = self
+            .members
+            .iter()
+            .map(|m| (m.user_id.as_str(), m.display_name.as_str()))
+            .chain(self.names.iter().map(|(u, n)| (u.as_str(), n.as_str())))
+            .filter(|(other, _)| *other != user_id);
+        let mistakable = could_be_mistaken(name, user_id)
+            || others.into_iter().any(|(other, other_name)| {
+                comparable(other_name) == comparable(name) || comparable(other) == comparable(name)
+            });
+        if mistakable {
             format!("{name} ({user_id})")
         } else {
             name.to_string()
@@ -295,6 +313,26 @@ pub struct Invite {
     pub expires_at_ms: u64,
 }
 
+/// A name as two names are compared: case and spacing ignored.
+fn comparable(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Whether `user_id`'s name could pass for another person on its own: one
+/// that reads as another user id (how a member whose name is unknown, or
+/// who left, is shown), one that copies the "Name (id)" form, or one with
+/// letters outside ASCII (which look-alikes from other scripts hide
+/// among).
+fn could_be_mistaken(name: &str, user_id: &str) -> bool {
+    let lowered = comparable(name);
+    (lowered != user_id && convene_proto::ids::check_user_id(&lowered).is_ok())
+        || name.contains(['(', ')'])
+        || !name.is_ascii()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{GroupKind, GroupSummary, Member};
@@ -314,6 +352,10 @@ mod tests {
                     certificate_valid_until_ms: 0,
                     display_name: (*name).into(),
                 })
+                .collect(),
+            names: [("left", "Lee Former")]
+                .iter()
+                .map(|(u, n)| (u.to_string(), n.to_string()))
                 .collect(),
             active: true,
             managers: Vec::new(),
@@ -336,5 +378,27 @@ mod tests {
         assert_eq!(group.shown_member("ana.k"), "ana okafor (ana.k)");
         assert_eq!(group.shown_member("new"), "new");
         assert_eq!(group.shown_member("gone"), "gone");
+        // A former member keeps the name this device saw.
+        assert_eq!(group.shown_member("left"), "Lee Former");
+    }
+
+    #[test]
+    fn a_name_made_to_pass_for_someone_else_is_shown_with_its_user_id() {
+        let group = group_of(&[
+            ("ana", "Ana Okafor"),
+            ("eve", "Ana  okafor"),
+            ("mal", "ben"),
+            ("max", "Ana Okafor (ana)"),
+            ("ivy", "Аna Okafor"),
+            ("sian", "Siân Jones"),
+            ("sam", "Sam"),
+        ]);
+        assert_eq!(group.shown_member("sam"), "Sam");
+        assert_eq!(group.shown_member("eve"), "Ana  okafor (eve)");
+        assert_eq!(group.shown_member("ana"), "Ana Okafor (ana)");
+        assert_eq!(group.shown_member("mal"), "ben (mal)");
+        assert_eq!(group.shown_member("max"), "Ana Okafor (ana) (max)");
+        assert_eq!(group.shown_member("ivy"), "Аna Okafor (ivy)");
+        assert_eq!(group.shown_member("sian"), "Siân Jones (sian)");
     }
 }

@@ -57,7 +57,8 @@ percentile() { # sorted microseconds on stdin, percentile as $1
 }
 
 direct=$(times)
-convene daemon >"$work/daemon.out" 2>&1 &
+# The binary itself, not the shell function, so that $! is the daemon.
+"$bin/convene" --state-dir "$state" daemon >"$work/daemon.out" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do
   [ -S "$state/daemon.sock" ] && break

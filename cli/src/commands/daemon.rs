@@ -11,6 +11,7 @@ use crate::session::Session;
 
 /// Serves the state directory until SIGINT or SIGTERM.
 pub async fn daemon(ctx: &Session) -> Result<()> {
+    ctx.no_daemon("start another daemon").await?;
     ctx.with_client(async |client| {
         let path = socket_path(&ctx.state_dir);
         let socket = Socket::bind(&ctx.state_dir, &path)?;

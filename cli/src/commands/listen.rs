@@ -21,11 +21,15 @@ pub async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
     if let Some(mut daemon) = Daemon::connect(&ctx.state_dir).await {
         daemon.subscribe().await?;
         if !ctx.json {
-            output::note("listening through the daemon; Ctrl-C stops");
+            output::note(
+                "listening through the convene process that holds this state \
+                 (`convene daemon` or another `listen`); Ctrl-C stops",
+            );
         }
         return print_events(ctx, count, Source::Daemon(daemon)).await;
     }
     ctx.with_client(async |client| {
+        // Ends with this command, however it ends.
         let serving = serve_beside(ctx, client);
         let source = Source::Local(Local::new(client)?);
         if !ctx.json {
@@ -38,10 +42,10 @@ pub async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
             });
         }
         let printed = print_events(ctx, count, source).await;
-        if let Some(serving) = serving {
-            serving.abort();
+        if let Some(mut serving) = serving {
+            serving.0.abort();
             // The socket is removed as the serving task ends.
-            let _ = serving.await;
+            let _ = (&mut serving.0).await;
         }
         printed
     })
@@ -50,14 +54,14 @@ pub async fn listen(ctx: &Session, count: Option<usize>) -> Result<()> {
 
 /// Serves the daemon's socket while this process holds the state; without
 /// it (a socket that cannot be made), `listen` still works alone.
-fn serve_beside(ctx: &Session, client: &Client) -> Option<tokio::task::JoinHandle<()>> {
+fn serve_beside(ctx: &Session, client: &Client) -> Option<crate::daemon::Task> {
     let path = crate::daemon::socket_path(&ctx.state_dir);
     match crate::daemon::Socket::bind(&ctx.state_dir, &path) {
-        Ok(socket) => Some(tokio::spawn(crate::daemon::serve(
+        Ok(socket) => Some(crate::daemon::Task(tokio::spawn(crate::daemon::serve(
             socket,
             client.clone(),
             ctx.timeout,
-        ))),
+        )))),
         Err(err) => {
             output::note(&format!(
                 "other convene commands cannot run while this one listens: {err}"

@@ -12,7 +12,7 @@ pub mod rpc;
 mod server;
 
 pub use remote::Daemon;
-pub use server::{serve, Socket};
+pub use server::{serve, Socket, Task};
 
 /// The socket's file name in the state directory.
 const SOCKET_FILE: &str = "daemon.sock";

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
 
-use super::rpc::{CallFailed, DaemonError, Outgoing, MAX_LINE_BYTES};
+use super::rpc::{CallFailed, DaemonError, Outgoing, MAX_ANSWER_BYTES};
 use crate::call::Call;
 use crate::shapes::EventShape;
 
@@ -24,10 +24,14 @@ impl Daemon {
     pub async fn connect(state_dir: &Path) -> Option<Daemon> {
         let path = super::socket_path(state_dir);
         match UnixStream::connect(&path).await {
-            Ok(stream) => Some(Daemon {
+            Ok(stream) if served_by_owner(state_dir, &stream) => Some(Daemon {
                 stream: BufReader::new(stream),
                 next_id: 1,
             }),
+            Ok(_) => {
+                tracing::warn!(socket = %path.display(), "a socket not served by this user; not used");
+                None
+            }
             Err(err) => {
                 tracing::debug!(error = %err, socket = %path.display(), "no daemon");
                 None
@@ -92,7 +96,10 @@ impl Daemon {
                 }
                 continue;
             }
-            if message.id.as_ref() != Some(&id) {
+            // An error answered with a null id is the daemon refusing a
+            // request it could not read: ours.
+            let unreadable = message.id == Some(Value::Null) && message.error.is_some();
+            if message.id.as_ref() != Some(&id) && !unreadable {
                 continue;
             }
             if let Some(error) = message.error {
@@ -113,7 +120,7 @@ impl Daemon {
     /// The daemon's next line; `None` at its end.
     async fn receive(&mut self) -> Result<Option<Outgoing>, DaemonError> {
         let mut bytes = Vec::new();
-        let mut limited = (&mut self.stream).take(MAX_LINE_BYTES as u64 + 1);
+        let mut limited = (&mut self.stream).take(MAX_ANSWER_BYTES as u64 + 1);
         let read = limited
             .read_until(b'\n', &mut bytes)
             .await
@@ -121,11 +128,24 @@ impl Daemon {
         if read == 0 {
             return Ok(None);
         }
-        if bytes.len() > MAX_LINE_BYTES {
+        if bytes.len() > MAX_ANSWER_BYTES {
             return Err(DaemonError::Lost("it sent an over-long line".into()));
         }
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|err| DaemonError::Lost(format!("it sent what is not JSON-RPC: {err}")))
     }
+}
+
+/// Whether `stream` is served by a process of this user, in a state
+/// directory of this user's that no-one else may write: otherwise
+/// whatever listens there could read what is sent to it.
+fn served_by_owner(state_dir: &Path, stream: &UnixStream) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = nix::unistd::geteuid().as_raw();
+    let Ok(dir) = std::fs::metadata(state_dir) else {
+        return false;
+    };
+    let peer = stream.peer_cred().map(|cred| cred.uid());
+    dir.uid() == me && dir.mode() & 0o022 == 0 && matches!(peer, Ok(uid) if uid == me)
 }

@@ -5,8 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Longest line either side accepts: a message's text is far shorter.
+/// Longest request line the daemon accepts: a message's text is far
+/// shorter.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Longest answer line the daemon sends and a caller accepts; a longer
+/// answer (a `read` of many long messages) is refused as such, asking for
+/// less.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// JSON-RPC 2.0 error codes (section 5.1 of the specification).
 pub mod code {
@@ -30,8 +35,15 @@ pub struct Request {
     pub method: String,
     #[serde(default)]
     pub params: Option<Value>,
-    #[serde(default)]
+    /// `None` when the member is absent (a notification); `Some(Null)`
+    /// for `"id": null`, which is answered like any id.
+    #[serde(default, deserialize_with = "present")]
     pub id: Option<Value>,
+}
+
+/// A member that is present, even as `null`.
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(value).map(Some)
 }
 
 /// What the daemon writes: a response (`id` set) or a notification
@@ -149,7 +161,7 @@ pub enum DaemonError {
     #[error("another convene process (`convene daemon` or `convene listen`) holds this state directory and serves it on {socket}; stop it first (Ctrl-C where it runs) to {what}")]
     Running { socket: String, what: &'static str },
     /// The daemon went away or broke the protocol mid-call.
-    #[error("the convene daemon stopped answering ({0}); if the operation was sent, it stays on this device and completes when convene next runs")]
+    #[error("the convene daemon stopped answering ({0}); run the command again, or stop the daemon and run it alone")]
     Lost(String),
     /// The socket cannot be made.
     #[error("cannot listen on {socket}: {reason}")]

@@ -15,7 +15,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use super::rpc::{code, DaemonError, ErrorObject, Outgoing, Request, MAX_LINE_BYTES};
+use super::rpc::{
+    code, DaemonError, ErrorObject, Outgoing, Request, MAX_ANSWER_BYTES, MAX_LINE_BYTES,
+};
 use crate::call::Call;
 use crate::execute::{execute, Ops};
 use crate::shapes::{EventShape, GroupNames};
@@ -26,11 +28,24 @@ const MAX_CALLERS: usize = 32;
 /// read falls behind and loses events, never the daemon's memory.
 const OUTBOX_LINES: usize = 256;
 
+/// A task that ends when its handle is dropped, so that no task of a
+/// caller outlives the caller, nor the daemon's serving.
+pub struct Task(pub tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The socket, bound and owner-only; removed when dropped.
 pub struct Socket {
     listener: UnixListener,
     path: PathBuf,
     owner: u32,
+    /// The socket file's device and inode: what is removed on drop must be
+    /// this socket, not one a later daemon bound at the same path.
+    file: (u64, u64),
 }
 
 impl Socket {
@@ -55,17 +70,22 @@ impl Socket {
         // too, whatever the umask.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|err| failed(err.to_string()))?;
+        let file = std::fs::metadata(path).map_err(|err| failed(err.to_string()))?;
         Ok(Socket {
             listener,
             path: path.to_path_buf(),
             owner,
+            file: (file.dev(), file.ino()),
         })
     }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let ours = std::fs::metadata(&self.path).is_ok_and(|f| (f.dev(), f.ino()) == self.file);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -108,16 +128,16 @@ pub async fn serve(socket: Socket, client: Client, timeout: Duration) {
 async fn caller(stream: UnixStream, client: Client, timeout: Duration) {
     let (read, mut write) = stream.into_split();
     let (outbox, mut outgoing) = mpsc::channel::<String>(OUTBOX_LINES);
-    let writer = tokio::spawn(async move {
+    let mut writer = Task(tokio::spawn(async move {
         while let Some(mut line) = outgoing.recv().await {
             line.push('\n');
             if write.write_all(line.as_bytes()).await.is_err() {
                 break;
             }
         }
-    });
+    }));
     let mut reader = BufReader::new(read);
-    let mut subscription: Option<tokio::task::JoinHandle<()>> = None;
+    let mut subscription: Option<Task> = None;
     loop {
         let line = match read_line(&mut reader).await {
             Ok(Some(line)) => line,
@@ -135,15 +155,25 @@ async fn caller(stream: UnixStream, client: Client, timeout: Duration) {
             Ok(result) => Outgoing::result(id, result),
             Err(error) => Outgoing::error(Some(id), error),
         };
-        if outbox.send(response.line()).await.is_err() {
+        let mut line = response.line();
+        if line.len() > MAX_ANSWER_BYTES {
+            let too_long = ErrorObject::failed(
+                "invalid_argument",
+                format!(
+                    "the answer is over {} MiB: ask for less",
+                    MAX_ANSWER_BYTES >> 20
+                ),
+            );
+            line = Outgoing::error(response.id, too_long).line();
+        }
+        if outbox.send(line).await.is_err() {
             break;
         }
     }
-    if let Some(subscription) = subscription {
-        subscription.abort();
-    }
+    drop(subscription);
     drop(outbox);
-    let _ = writer.await;
+    // The writer sends what is queued, then ends with the queue.
+    let _ = (&mut writer.0).await;
 }
 
 /// One line from the caller, at most [`MAX_LINE_BYTES`]; `None` at the end.
@@ -173,44 +203,58 @@ async fn answer(
     client: &Client,
     timeout: Duration,
     outbox: &mpsc::Sender<String>,
-    subscription: &mut Option<tokio::task::JoinHandle<()>>,
+    subscription: &mut Option<Task>,
 ) -> Option<(Value, Result<Value, ErrorObject>)> {
     if line.trim().is_empty() {
         return None;
     }
-    let request: Request = match serde_json::from_str(line) {
-        Ok(request) => request,
+    let parsed: Value = match serde_json::from_str(line) {
+        Ok(value) => value,
         Err(err) => {
-            let code = if serde_json::from_str::<Value>(line).is_ok() {
-                code::INVALID_REQUEST
-            } else {
-                code::PARSE_ERROR
-            };
-            return Some((
-                Value::Null,
-                Err(ErrorObject::protocol(code, err.to_string())),
-            ));
+            let error = ErrorObject::protocol(code::PARSE_ERROR, format!("not JSON: {err}"));
+            return Some((Value::Null, Err(error)));
+        }
+    };
+    // Only an object is a request (batches are not served).
+    let request: Request = match parsed {
+        Value::Object(_) => match serde_json::from_value(parsed) {
+            Ok(request) => request,
+            Err(err) => {
+                let error = ErrorObject::protocol(
+                    code::INVALID_REQUEST,
+                    format!("not a JSON-RPC 2.0 request (jsonrpc, method, params, id): {err}"),
+                );
+                return Some((Value::Null, Err(error)));
+            }
+        },
+        _ => {
+            let error = ErrorObject::protocol(
+                code::INVALID_REQUEST,
+                "a request is one JSON object (batches are not served)",
+            );
+            return Some((Value::Null, Err(error)));
         }
     };
     if request.jsonrpc != "2.0" {
         let error = ErrorObject::protocol(code::INVALID_REQUEST, "jsonrpc must be \"2.0\"");
         return Some((request.id.unwrap_or(Value::Null), Err(error)));
     }
-    let span = tracing::info_span!("request", method = %request.method);
+    // The method is the caller's text: logged escaped and short.
+    let logged: String = request.method.chars().take(64).collect();
+    let span = tracing::info_span!("request", method = ?logged);
     let result = async {
         match request.method.as_str() {
             "version" => Ok(json!({ "version": env!("CARGO_PKG_VERSION") })),
             "subscribe" => {
                 if subscription.is_none() {
-                    *subscription =
-                        Some(tokio::spawn(forward_events(client.clone(), outbox.clone())));
+                    let events = forward_events(client.clone(), outbox.clone());
+                    *subscription = Some(Task(tokio::spawn(events)));
                 }
                 Ok(json!({ "subscribed": true }))
             }
             "unsubscribe" => {
-                if let Some(task) = subscription.take() {
-                    task.abort();
-                }
+                // Dropping the task ends it.
+                subscription.take();
                 Ok(json!({ "subscribed": false }))
             }
             method => run(method, request.params, client, timeout, outbox).await,
@@ -268,10 +312,16 @@ fn call_of(method: &str, params: Option<Value>) -> Result<Call, ErrorObject> {
             code::METHOD_NOT_FOUND,
             format!("no method {method:?}"),
         )),
-        Err(err) => Err(ErrorObject::protocol(
-            code::INVALID_PARAMS,
-            format!("the params of {method:?} are not right: {err}"),
-        )),
+        Err(err) => {
+            let bare = serde_json::json!({ "method": method });
+            let message = match serde_json::from_value::<Call>(bare) {
+                Ok(_) => format!("{method:?} takes no params"),
+                Err(_) => format!(
+                    "the params of {method:?} are not what it takes (docs/JSON-RPC.md): {err}"
+                ),
+            };
+            Err(ErrorObject::protocol(code::INVALID_PARAMS, message))
+        }
     }
 }
 

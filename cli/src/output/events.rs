@@ -111,14 +111,19 @@ pub fn event_line(event: &EventShape) -> Option<String> {
     })
 }
 
-/// Who joined and left a group, in a sentence.
+/// Who joined a group and who is no longer in it (they left, or were
+/// removed: the event does not say which), in a sentence.
 fn membership_line(group: &str, added: &[String], removed: &[String]) -> String {
     let mut parts = Vec::new();
     if !added.is_empty() {
         parts.push(format!("{} joined", people(added)));
     }
     if !removed.is_empty() {
-        parts.push(format!("{} left", people(removed)));
+        let verb = match removed.len() {
+            1 => "is no longer a member",
+            _ => "are no longer members",
+        };
+        parts.push(format!("{} {verb}", people(removed)));
     }
     format!("{group}: {}", parts.join("; "))
 }
@@ -175,7 +180,7 @@ mod tests {
                 &users(&["ana", "ben", "cara"]),
                 &users(&["sam"])
             ),
-            "Cohort 2026: ana, ben and cara joined; sam left"
+            "Cohort 2026: ana, ben and cara joined; sam is no longer a member"
         );
         assert_eq!(
             devices_line("Cohort 2026", "ana", 1, 0),

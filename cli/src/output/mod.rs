@@ -131,7 +131,9 @@ pub fn chain_text(err: &anyhow::Error) -> String {
 /// A note for people on standard error (never for scripts); lost, not a
 /// panic, if standard error is closed.
 pub fn note(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "note: {text}");
+    // A note can carry the relay's words (a refusal) or come from the
+    // daemon: it goes through the safe path too.
+    let _ = writeln!(std::io::stderr().lock(), "note: {}", safe(text));
 }
 
 /// What to do about an error whose cause is this device's own state.
@@ -146,6 +148,9 @@ fn hint(code: &str) -> Option<&'static str> {
              new --state-dir) from one of your others; if your account was suspended, ask the \
              programme's staff",
         ),
+        "unknown_user" => {
+            Some("user ids are lowercase, e.g. `ana`; `convene users` lists everyone")
+        }
         "state_copied" => Some(
             "if this is the copy to keep (the old device is gone), run `convene take-over`; \
              otherwise link this device again with `convene link` and remove the old one",
@@ -166,11 +171,11 @@ pub fn lines_or<T>(items: &[T], none: &str, line: impl Fn(&T) -> String) -> Stri
 pub fn identity_text(identity: &IdentityShape) -> String {
     format!(
         "{} ({}), {}, on {}\ndevice {}",
-        identity.user_id,
+        safe(&identity.user_id),
         safe(&identity.display_name),
-        identity.role,
-        identity.relay,
-        identity.device
+        safe(&identity.role),
+        safe(&identity.relay),
+        safe(&identity.device)
     )
 }
 
@@ -179,7 +184,7 @@ pub fn identity_text(identity: &IdentityShape) -> String {
 pub fn group_line(group: &GroupShape) -> String {
     let label = match group.kind.as_str() {
         "direct" => format!("direct with {}", safe(&group.name)),
-        kind => format!("{kind} \"{}\"", safe(&group.name)),
+        kind => format!("{} \"{}\"", safe(kind), safe(&group.name)),
     };
     let state = if group.managing {
         " (you manage it from outside and cannot read it)".to_string()
@@ -200,7 +205,7 @@ pub fn group_line(group: &GroupShape) -> String {
     };
     format!(
         "{}  {label}, {} members{managers}{state}",
-        group.id,
+        safe(&group.id),
         group.members.len()
     )
 }
@@ -208,10 +213,13 @@ pub fn group_line(group: &GroupShape) -> String {
 /// One line for a message, or for a notice of entries lost.
 pub fn message_line(message: &MessageShape) -> String {
     if message.lost > 0 {
+        let what = match message.lost {
+            1 => "1 message or change here".to_string(),
+            n => format!("{n} messages or changes here"),
+        };
         return format!(
-            "[{}] ({} message(s) or change(s) here could not be read on this device)",
-            time(message.received_at_ms),
-            message.lost
+            "[{}] ({what} could not be read on this device)",
+            time(message.received_at_ms)
         );
     }
     format!(
@@ -224,8 +232,17 @@ pub fn message_line(message: &MessageShape) -> String {
 
 /// A time given in ms since the Unix epoch, as RFC 3339 in UTC, to the
 /// second.
-pub fn time(ms: u64) -> humantime::Rfc3339Timestamp {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+/// Times come from other members (a message's `sent_at_ms`) and from the
+/// relay: one that RFC 3339 cannot write (year 10000 on) is shown as the
+/// number it is, never a panic.
+pub fn time(ms: u64) -> String {
+    /// 9999-12-31T23:59:59Z, the last time RFC 3339 can write.
+    const LAST_WRITABLE_MS: u64 = 253_402_300_799_999;
+    if ms > LAST_WRITABLE_MS {
+        return format!("{ms} ms after 1970");
+    }
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(when).to_string()
 }
 
 /// Text someone else wrote, as it is safe to print (the one path for it;
@@ -237,6 +254,13 @@ pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::{chain_text, error_line};
+
+    #[test]
+    fn a_time_no_calendar_can_write_is_shown_as_a_number() {
+        assert_eq!(super::time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::time(253_402_300_799_999), "9999-12-31T23:59:59Z");
+        assert_eq!(super::time(u64::MAX), format!("{} ms after 1970", u64::MAX));
+    }
 
     #[test]
     fn an_error_carrying_the_relays_words_is_shown_safely() {

@@ -69,7 +69,14 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
         ),
         Call::Users => read::<Vec<UserShape>>(call, value)?
             .iter()
-            .map(|u| format!("{}  {} ({})", u.user_id, safe(&u.display_name), u.role))
+            .map(|u| {
+                format!(
+                    "{}  {} ({})",
+                    safe(&u.user_id),
+                    safe(&u.display_name),
+                    safe(&u.role)
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n"),
         Call::Verify { .. } => {
@@ -77,9 +84,9 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             format!(
                 "Safety number with {} ({}):\n  {}\nCompare it with theirs in person or on a call: \
                  if the digits match, no one stands between you.",
-                number.user_id,
+                safe(&number.user_id),
                 safe(&number.display_name),
-                number.safety_number
+                safe(&number.safety_number)
             )
         }
         Call::Invite { .. } => {
@@ -87,19 +94,19 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             format!(
                 "Invite for {} ({}), a new {} (one use, until {}):\n  {}\nHand it over privately: it works like a password.",
                 safe(&invite.display_name),
-                invite.user_id,
-                invite.role,
+                safe(&invite.user_id),
+                safe(&invite.role),
                 time(invite.expires_at_ms),
-                invite.code
+                safe(&invite.code)
             )
         }
         Call::Suspend { .. } => {
-            let user = read::<SuspendedShape>(call, value)?.suspended;
+            let user = safe(&read::<SuspendedShape>(call, value)?.suspended).into_owned();
             format!("{user} is suspended: their devices are cut off and removed from their groups.")
         }
         Call::Delegate { .. } => {
             let delegated = read::<DelegatedShape>(call, value)?;
-            let user = delegated.delegated;
+            let user = safe(&delegated.delegated).into_owned();
             let whom = if delegated.may_certify_staff {
                 "leaders and staff"
             } else {
@@ -110,7 +117,7 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             )
         }
         Call::Undelegate { .. } => {
-            let user = read::<UndelegatedShape>(call, value)?.undelegated;
+            let user = safe(&read::<UndelegatedShape>(call, value)?.undelegated).into_owned();
             format!(
                 "{user} can no longer invite; users they certified that the authority has not \
                  renewed yet are refused from now on."
@@ -144,7 +151,8 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
 
 /// A device key as people compare it: its first 16 hex digits.
 fn short(device: &str) -> String {
-    device.chars().take(16).collect()
+    let start: String = device.chars().take(16).collect();
+    safe(&start).into_owned()
 }
 
 fn devices_text(listing: &DevicesShape) -> String {

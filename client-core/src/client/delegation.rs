@@ -98,8 +98,9 @@ impl Client {
         }
         let no_delegation = || {
             ClientError::Forbidden(
-                "this device can neither certify for the organisation nor under a delegation \
-                 from it: staff holding the authority key can delegate to you"
+                "only staff can invite, and this device can neither certify for the \
+                 organisation nor under a delegation from it (staff holding the authority \
+                 key can delegate to another staff member)"
                     .into(),
             )
         };

@@ -30,7 +30,16 @@ const LABEL_INFO: &[u8] = b"convene/device-label/v1";
 
 /// The key this user's devices seal their labels to, derived from the
 /// user's identity key (`identity_secret`, 32 bytes).
+///
+/// # Errors
+/// [`ClientError::Forbidden`] when `identity_secret` is not 32 bytes: a
+/// key derived from anything less could be derived by anyone.
 pub(crate) fn label_key(identity_secret: &[u8]) -> Result<SealingKey, ClientError> {
+    if identity_secret.len() != 32 {
+        return Err(ClientError::Forbidden(
+            "this device does not hold your identity key".into(),
+        ));
+    }
     let seed = RustCrypto::default()
         .hkdf_extract(HashType::Sha2_256, LABEL_KEY_SALT, identity_secret)
         .map_err(|_| ClientError::Crypto("cannot derive the device label key"))?;
@@ -96,12 +105,13 @@ impl Client {
 
     /// The key this user's devices seal their labels to.
     pub(super) fn label_key(&self) -> Result<SealingKey, ClientError> {
-        let identity: IdentityRecord = self
+        let mut identity: IdentityRecord = self
             .store()
             .get_committed_record(&identity_key())?
             .ok_or(ClientError::NotEnrolled)?;
-        let secret = Zeroizing::new(identity.identity_secret);
-        label_key(&secret)
+        let key = label_key(&identity.identity_secret);
+        crate::settle::wipe_secrets(&mut identity);
+        key
     }
 }
 
@@ -134,6 +144,8 @@ mod tests {
         assert!(open_label(&key, b"device b", &label).is_none());
         let other = label_key(&[8u8; 32]).expect("a key");
         assert!(open_label(&other, b"device a", &label).is_none());
+        // No key comes from a secret that is not one.
+        assert!(label_key(&[]).is_err());
         assert!(open_label(&key, b"device a", b"not sealed").is_none());
         // A label over the bounds is not shown.
         let long = sealed(&secret, b"device a", &"x".repeat(65));

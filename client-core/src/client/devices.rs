@@ -67,13 +67,16 @@ impl Client {
             _ => return Err(ClientError::unexpected_response()),
         };
         let own = self.device();
-        let key = self.label_key()?;
+        // A device without the identity key lists its devices unnamed.
+        let key = self.label_key().ok();
         Ok(user
             .devices
             .into_iter()
             .filter(|d| !d.revoked)
             .map(|d| {
-                let label = super::device_label::open_label(&key, &d.device_key, &d.sealed_label);
+                let label = key.as_ref().and_then(|key| {
+                    super::device_label::open_label(key, &d.device_key, &d.sealed_label)
+                });
                 DeviceInfo {
                     this_device: d.device_key.as_ref() == own.as_slice(),
                     device: d.device_key.to_vec(),

@@ -84,6 +84,7 @@ mod tests {
             epoch: 0,
             epoch_authenticator: Vec::new(),
             members: Vec::new(),
+            names: Default::default(),
             active: true,
             managers: Vec::new(),
             managing: false,

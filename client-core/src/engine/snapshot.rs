@@ -51,6 +51,13 @@ impl Snapshot {
         record.managers = self.managers;
         record.epoch = self.epoch;
         record.epoch_authenticator = self.epoch_authenticator;
+        for member in &self.members {
+            if !member.display_name.is_empty() {
+                record
+                    .names
+                    .insert(member.user_id.clone(), member.display_name.clone());
+            }
+        }
         record.members = self.members;
     }
 }

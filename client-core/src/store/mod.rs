@@ -78,9 +78,7 @@ pub(crate) mod tag {
 pub enum StoreError {
     /// Another process (or another open instance in this one) holds the
     /// state directory's lock.
-    #[error(
-        "the local state in {path} is in use by another process (a running `convene listen`, say)"
-    )]
+    #[error("the local state in {path} is in use by another process (a convene command or app)")]
     Locked {
         /// The state directory.
         path: String,

@@ -282,7 +282,7 @@ impl Store {
         if now_ms.saturating_sub(record.last_seen_ms) < SEEN_RESOLUTION_MS {
             return Ok(());
         }
-        record.last_seen_ms = now_ms;
+        record.last_seen_ms = now_ms - now_ms % SEEN_RESOLUTION_MS;
         self.tree.insert(keys::device(device), encode(&record))?;
         Ok(())
     }

@@ -144,6 +144,8 @@ impl Store {
         now: u64,
     ) -> RelayResult<()> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // As every write of a device's record, under its lock.
+        let _device_guard = self.device_locks.lock(device);
         let mut record = self
             .device(device)?
             .filter(|record| record.user_id == *user_id)

@@ -56,6 +56,15 @@ impl Store {
                 return Ok((sequence, Vec::new()));
             }
         };
+        // Every write of a device's record holds its lock (a device
+        // recording its last authentication or its label reads, changes and
+        // writes the whole record): the records are read again under them.
+        let keys: Vec<DevicePublicKey> = self
+            .user_devices(user_id)?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let _devices_guard = self.device_locks.lock_many(keys.iter());
         let devices = self.user_devices(user_id)?;
         let sequence = self.last_revocation()? + 1;
         let mut batch = Batch::default();

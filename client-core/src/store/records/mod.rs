@@ -170,6 +170,11 @@ pub struct GroupRecord {
     /// The newest KeyPackage each member device was re-added with.
     #[prost(message, repeated, tag = "22")]
     pub rejoined: Vec<RejoinMark>,
+    /// The certified name of every user seen in the group, members or not
+    /// any more, by user id: so that what a former member said still shows
+    /// their name. At most one per user of the network.
+    #[prost(map = "string, string", tag = "23")]
+    pub names: std::collections::HashMap<String, String>,
 }
 
 /// Reads a group id kept in a record: one of a length the relay would

@@ -105,7 +105,7 @@ fn listen_through_the_daemon_while_the_same_user_sends_reads_and_lists() -> Resu
     let listen = Running::start(without_json(
         cli.command("ana", &["listen", "--count", "2"]),
     ))?;
-    Running::wait_for(&listen.stderr, "listening through the daemon")?;
+    Running::wait_for(&listen.stderr, "listening through the convene process")?;
 
     // Ana's other commands work while the daemon holds her state.
     assert_eq!(
@@ -307,6 +307,23 @@ fn a_program_sends_subscribes_and_receives_over_json_rpc() -> Result<()> {
     rpc.send_line(r#"{"jsonrpc": "2.0", "method": "groups"}"#)?;
     let version = rpc.call(8, "version", Value::Null)?;
     assert!(version["result"].is_object(), "{version}");
+    // `"id": null` is an id, and answered with it; a batch is refused.
+    rpc.send_line(r#"{"jsonrpc": "2.0", "id": null, "method": "version"}"#)?;
+    let null_id = loop {
+        let message = rpc.next()?;
+        if message.get("id") == Some(&Value::Null) {
+            break message;
+        }
+    };
+    assert!(null_id["result"]["version"].is_string(), "{null_id}");
+    rpc.send_line(r#"[{"jsonrpc": "2.0", "id": 10, "method": "version"}]"#)?;
+    let batch = loop {
+        let message = rpc.next()?;
+        if message.get("id") == Some(&Value::Null) {
+            break message;
+        }
+    };
+    assert_eq!(batch["error"]["code"], -32600, "{batch}");
     // A line that is not JSON has no id to answer to: the answer's is null.
     rpc.send_line("{not json")?;
     let parse = loop {

@@ -269,6 +269,12 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
         &cli.plain("ana", &["group", "show", "Cohort 2026"])?,
     )?;
     let shown = cli.run("ana", &["group", "show", "Cohort 2026"])?;
+    // Ben is no longer a member; what he said still shows his name.
+    let history = cli.plain("ana", &["read", "Cohort 2026"])?;
+    assert!(
+        history.contains("] Ben Shah: Thursday works for me."),
+        "{history}"
+    );
     assert_eq!(shown["managers"], serde_json::json!(["sam"]));
     assert_eq!(shown["members"], serde_json::json!(["ana", "cara"]));
     assert_eq!(
