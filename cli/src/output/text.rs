@@ -139,7 +139,7 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
         Call::TakeOver => {
             if read::<TakenOverShape>(call, value)?.taken_over {
                 "This copy of the device is now the one in use; any other copy is refused. \
-                 Groups it had fallen behind in are being rejoined: another member must be \
+                 Groups the other copy went on in are being rejoined: another member must be \
                  online to add it back, and what was sent meanwhile cannot be read."
                     .into()
             } else {

@@ -29,8 +29,9 @@ impl Client {
     /// Makes this copy of the device the one the relay accepts, after it
     /// was refused as a copy ([`crate::Event::StateCopied`]): for a backup
     /// restored onto a new device while the old one is gone. Any other copy
-    /// is refused from then on. Groups this state had fallen behind in are
-    /// rejoined, and the user is told what could not be recovered
+    /// is refused from then on. Groups the other copy went on in are
+    /// rejoined (even at the same epoch: its ratchets would use keys again),
+    /// and the user is told what could not be recovered
     /// ([`crate::Event::GroupRecovered`]). If the other copy may be in
     /// someone else's hands, re-link this device instead and remove the old
     /// one. Returns once the next connection is under way.

@@ -204,8 +204,12 @@ impl Engine {
 
     /// After this device took over from another copy of itself: if the
     /// relay holds the device as having acknowledged entries past what this
-    /// state processed, those entries are lost to it; and if the group
-    /// moved on meanwhile, it cannot follow it any more.
+    /// state processed, those entries are lost to it, and the group is
+    /// rejoined. Whether or not the group moved to a later epoch
+    /// meanwhile: the other copy may have sent in this epoch, and this
+    /// state's ratchets would use again keys the group has consumed, so
+    /// what it sent could never be read (RFC 9420, section 9.2: each
+    /// generation's key is used once).
     pub(super) async fn check_lost_entries(
         &mut self,
         group_id: &GroupId,
@@ -228,9 +232,8 @@ impl Engine {
         record.missed = record.missed.saturating_add(lost);
         record.processed_through = state.acked_position;
         self.entries_dropped(group_id, state.acked_position, lost)?;
-        if state.epoch > record.epoch {
-            self.stall(&mut record, "this device's state is older than the group's")?;
-        }
+        record.ratchets_spent = true;
+        self.stall(&mut record, "this device's state is older than the group's")?;
         self.store()
             .put_record(records::group_key(group_id), &record);
         self.store().commit_durably()?;
@@ -276,7 +279,7 @@ impl Engine {
             // claiming a later epoch), false then or false now; it follows
             // the group again.
             Ok(response::Result::GroupState(state))
-                if holds_state && state.epoch == record.epoch =>
+                if holds_state && state.epoch == record.epoch && !record.ratchets_spent =>
             {
                 self.resume_following(&intent, record)?;
                 return Ok(Step::Done);

@@ -260,6 +260,8 @@ impl Engine {
                 .filter(|r| !r.pending_join)
                 .map_or(now, |r| r.joined_at_ms),
             refused_devices: refused,
+            // Former members' names stay for the history they wrote.
+            names: before.map(|r| r.names.clone()).unwrap_or_default(),
             ..Default::default()
         };
         Snapshot::of(&group, self.mls.anchor()).apply(&mut record);

@@ -175,6 +175,12 @@ pub struct GroupRecord {
     /// their name. At most one per user of the network.
     #[prost(map = "string, string", tag = "23")]
     pub names: std::collections::HashMap<String, String>,
+    /// Another copy of this device went on in the group after this
+    /// state was saved: its ratchets may hold keys the group consumed, so
+    /// only a rejoin (a new leaf) ends its stall, never the relay's epoch
+    /// matching this state's.
+    #[prost(bool, tag = "24")]
+    pub ratchets_spent: bool,
 }
 
 /// Reads a group id kept in a record: one of a length the relay would

@@ -115,6 +115,49 @@ async fn a_device_restored_from_a_copy_one_commit_behind_rejoins() -> Result<()>
     Ok(())
 }
 
+/// A backup restored after the device went on sending: its ratchets are
+/// behind what it already used, so what it sends in the same epoch would
+/// reuse keys its group has consumed and could never be read. Taking over
+/// with it rejoins such a group before it sends again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_restored_after_the_device_sent_rejoins_before_it_sends() -> Result<()> {
+    let relay = InProcessRelay::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = leader_apps(&relay, &staff, &names("r", 2)).await?;
+    let ben = leaders.pop().context("two")?;
+    let ann = leaders.pop().context("two")?;
+    let cohort = staff
+        .client
+        .create_group("Cohort", &[ann.user.clone(), ben.user.clone()])
+        .await?;
+    ann.wait_group(&cohort.id, |g| g.active).await?;
+    ben.wait_group(&cohort.id, |g| g.active).await?;
+
+    let stopped = ann.stop().await;
+    let backup = stopped.snapshot()?;
+    let ann = stopped.resume().await?;
+    ann.client
+        .send_text(&cohort.id, "sent after the backup")
+        .await?;
+    ben.hears(&cohort.id, &ann.user, "sent after the backup")
+        .await?;
+    let stopped = ann.stop().await;
+    stopped.restore(&backup)?;
+    let mut ann = stopped.resume_refused_as_copy().await?;
+    ann.client.take_over().await?;
+    ann.client.wait_caught_up(convene_tests::PATIENCE).await?;
+
+    // The same epoch, but not the same ratchets: the group is rejoined
+    // (ben is online to re-add ann), and what ann says then is read.
+    recovered(&mut ann, &cohort.id).await?;
+    ann.client
+        .send_text(&cohort.id, "from the restored copy")
+        .await?;
+    ben.hears(&cohort.id, &ann.user, "from the restored copy")
+        .await?;
+    Ok(())
+}
+
 /// A hostile device registers a group, commits the victim in with a junk
 /// Welcome and floods it: the victim keeps hearing its other groups.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
