@@ -167,7 +167,7 @@ async fn run(config: Config) -> Result<()> {
     let relay = Relay::open(config)?;
     let url = format!("{scheme}://{addr}");
     if let Some((invite, ttl_secs)) = relay.bootstrap_invite(&url)? {
-        print_bootstrap(&url, &invite, ttl_secs);
+        print_bootstrap(&invite, ttl_secs);
     }
     // Last, so that scripts can wait for this line: the relay is ready.
     println!(
@@ -180,8 +180,8 @@ async fn run(config: Config) -> Result<()> {
 }
 
 /// The bootstrap invite goes to standard output for the operator, never
-/// through the log.
-fn print_bootstrap(url: &str, invite: &Invite, ttl_secs: u32) {
+/// through the log. It names the relay, so enrolling needs no `--relay`.
+fn print_bootstrap(invite: &Invite, ttl_secs: u32) {
     let code = invite.to_code();
     println!(
         "No one has enrolled yet. Bootstrap staff invite (one use, valid {} hours):",
@@ -189,7 +189,7 @@ fn print_bootstrap(url: &str, invite: &Invite, ttl_secs: u32) {
     );
     println!("  {code}");
     println!("Enrol the first staff member with:");
-    println!("  convene --relay {url} enrol {code} --user-id <handle> --name \"<Your Name>\"");
+    println!("  convene enrol {code} --user-id <handle> --name \"<Your Name>\"");
     println!("Each start of an empty relay replaces this invite with a new one.");
     println!();
 }
