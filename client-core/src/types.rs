@@ -313,12 +313,25 @@ pub struct Invite {
     pub expires_at_ms: u64,
 }
 
-/// A name as two names are compared: case and spacing ignored.
+/// A name as two names are compared: case and spacing ignored, and the
+/// ASCII letters and digits that pass for one another (0 and o; 1, i and l;
+/// rn and m; vv and w) taken as one.
 fn comparable(name: &str) -> String {
-    name.split_whitespace()
+    let spaced = name
+        .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-        .to_lowercase()
+        .to_lowercase();
+    let single: String = spaced
+        .chars()
+        .map(|c| match c {
+            '0' => 'o',
+            '1' | 'i' | '|' => 'l',
+            '5' => 's',
+            other => other,
+        })
+        .collect();
+    single.replace("rn", "m").replace("vv", "w")
 }
 
 /// Whether `user_id`'s name could pass for another person on its own: one
@@ -327,9 +340,13 @@ fn comparable(name: &str) -> String {
 /// letters outside ASCII (which look-alikes from other scripts hide
 /// among).
 fn could_be_mistaken(name: &str, user_id: &str) -> bool {
-    let lowered = comparable(name);
-    (lowered != user_id && convene_proto::ids::check_user_id(&lowered).is_ok())
-        || name.contains(['(', ')'])
+    let own = name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    (own != user_id && convene_proto::ids::check_user_id(&own).is_ok())
+        || name.contains(['(', ')', ':', '[', ']'])
         || !name.is_ascii()
 }
 
@@ -394,6 +411,16 @@ mod tests {
             ("sam", "Sam"),
         ]);
         assert_eq!(group.shown_member("sam"), "Sam");
+        let lookalikes = group_of(&[
+            ("ana", "Ana Okafor"),
+            ("zed", "Ana 0kafor"),
+            ("iris", "Iris Brown"),
+            ("lou", "lris Brown"),
+            ("mo", "Ana Okafor: I quit"),
+        ]);
+        assert_eq!(lookalikes.shown_member("zed"), "Ana 0kafor (zed)");
+        assert_eq!(lookalikes.shown_member("lou"), "lris Brown (lou)");
+        assert_eq!(lookalikes.shown_member("mo"), "Ana Okafor: I quit (mo)");
         assert_eq!(group.shown_member("eve"), "Ana  okafor (eve)");
         assert_eq!(group.shown_member("ana"), "Ana Okafor (ana)");
         assert_eq!(group.shown_member("mal"), "ben (mal)");

@@ -120,7 +120,8 @@ impl Daemon {
     /// The daemon's next line; `None` at its end.
     async fn receive(&mut self) -> Result<Option<Outgoing>, DaemonError> {
         let mut bytes = Vec::new();
-        let mut limited = (&mut self.stream).take(MAX_ANSWER_BYTES as u64 + 1);
+        // The answer, its newline, and one byte more to tell a longer one.
+        let mut limited = (&mut self.stream).take(MAX_ANSWER_BYTES as u64 + 2);
         let read = limited
             .read_until(b'\n', &mut bytes)
             .await
@@ -128,7 +129,7 @@ impl Daemon {
         if read == 0 {
             return Ok(None);
         }
-        if bytes.len() > MAX_ANSWER_BYTES {
+        if bytes.len() > MAX_ANSWER_BYTES + 1 {
             return Err(DaemonError::Lost("it sent an over-long line".into()));
         }
         serde_json::from_slice(&bytes)

@@ -51,7 +51,12 @@ fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Value>, 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Outgoing {
     pub jsonrpc: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `Some(Null)` for an answer to a request whose id could not be read.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub id: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
