@@ -219,7 +219,10 @@ impl Engine {
         });
         let state = match self.request(get).await {
             Ok(response::Result::GroupState(state)) => state,
-            Ok(_) | Err(_) => return Ok(()),
+            // The relay answered, and holds nothing to compare with.
+            Ok(_) | Err(TransportError::Refused(_)) => return Ok(()),
+            // Not checked: it is, after the next authentication.
+            Err(err) => return Err(ClientError::from(err)),
         };
         let Some(mut record) = self.group_record(group_id)? else {
             return Ok(());

@@ -368,3 +368,70 @@ async fn a_relay_repeating_a_later_epoch_it_cannot_show_does_not_hold_a_device_i
     assert!(application_sends(&relay).len() <= 11);
     client.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_take_over_check_cut_short_is_finished_after_the_next_authentication() {
+    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+    // 0: honest; 1: this state is a copy (refused, and a send is lost);
+    // 2: taken over: the connection that authenticates first loses every
+    // GroupState it asks for; later ones show the device acknowledged far
+    // past what this state read (the other copy went on in the group).
+    let mode = Arc::new(AtomicU8::new(0));
+    let first = Arc::new(AtomicU32::new(0));
+    let relay = {
+        let (mode, first) = (mode.clone(), first.clone());
+        ScriptedRelay::new(
+            move |kind, connection| match (mode.load(Ordering::SeqCst), kind) {
+                (1, request::Kind::Authenticate(_)) => Answer::Refuse(RelayRefusal {
+                    code: ErrorCode::StateCopied,
+                    message: "a copy".into(),
+                    current_epoch: 0,
+                    retry_after_ms: 0,
+                    revocation: Vec::new(),
+                }),
+                (1, kind) if application(kind) => Answer::Drop,
+                (2, request::Kind::Authenticate(_)) => {
+                    let _ =
+                        first.compare_exchange(0, connection, Ordering::SeqCst, Ordering::SeqCst);
+                    Answer::Honest
+                }
+                (2, request::Kind::GetGroup(_)) if connection == first.load(Ordering::SeqCst) => {
+                    Answer::Drop
+                }
+                (2, request::Kind::GetGroup(get)) => {
+                    Answer::Respond(response::Result::GroupState(GroupState {
+                        group_id: get.group_id.clone(),
+                        acked_position: 1_000,
+                        ..Default::default()
+                    }))
+                }
+                _ => Answer::Honest,
+            },
+        )
+    };
+    let (_dir, client, group) = staff_with_group(&relay).await;
+    mode.store(1, std::sync::atomic::Ordering::SeqCst);
+    let sending = {
+        let client = client.clone();
+        let group = group.id.clone();
+        tokio::spawn(async move { client.send_text(&group, "lost with the copy").await })
+    };
+    let mut status = client.watch_status();
+    tokio::time::timeout(PATIENCE, status.wait_for(|s| s.copied))
+        .await
+        .expect("refused as a copy")
+        .expect("the client runs");
+
+    mode.store(2, std::sync::atomic::Ordering::SeqCst);
+    client.take_over().await.unwrap();
+    // The check was cut short on the first connection; made after the
+    // next, it finds the group moved on without this state and rejoins it.
+    until(&relay, |relay| {
+        !sends_of_kind(relay, MessageKind::Rejoin).is_empty()
+    })
+    .await;
+    let summary = client.group(&group.id).unwrap().unwrap();
+    assert!(summary.stalled.is_some(), "{summary:?}");
+    sending.abort();
+    client.shutdown().await;
+}

@@ -87,7 +87,7 @@ impl Engine {
                         "cannot read the revocations"
                     );
                 }
-                if took_over {
+                if took_over || self.take_over_check_pending() {
                     self.check_groups_after_take_over().await;
                 }
             }
@@ -158,18 +158,44 @@ impl Engine {
     }
 
     fn confirm_continuity(&mut self, sent: &Continuity) -> Result<(), ClientError> {
+        let before: ContinuityRecord = self
+            .store()
+            .get_record(&records::continuity_key())?
+            .unwrap_or_default();
         let record = ContinuityRecord {
             confirmed: sent.next.clone(),
             pending: Vec::new(),
+            // Kept until every group was checked, across connections and
+            // restarts.
+            check_after_take_over: sent.take_over || before.check_after_take_over,
         };
         self.store().put_record(records::continuity_key(), &record);
         self.store().commit_durably()?;
         Ok(())
     }
 
+    /// Whether a take-over's check of the groups is still to be finished.
+    fn take_over_check_pending(&mut self) -> bool {
+        match self
+            .store()
+            .get_record::<ContinuityRecord>(&records::continuity_key())
+        {
+            Ok(record) => record.is_some_and(|r| r.check_after_take_over),
+            Err(err) => {
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot read the continuity record"
+                );
+                false
+            }
+        }
+    }
+
     /// After taking over from another copy, this device's state may be
     /// older than what the relay delivered it: every group whose entries
-    /// it lost that way, and that moved on meanwhile, is rejoined.
+    /// it lost that way is rejoined. Once every group was checked, the
+    /// check is done for good; a group that could not be (the connection
+    /// went) is checked again after the next authentication.
     async fn check_groups_after_take_over(&mut self) {
         let groups: Vec<GroupId> = match self
             .store()
@@ -190,11 +216,31 @@ impl Engine {
                 return;
             }
         };
+        let mut all_checked = true;
         for group_id in groups {
             if let Err(err) = self.check_lost_entries(&group_id).await {
+                all_checked = false;
                 tracing::warn!(
                     error = &err as &dyn std::error::Error,
                     "cannot check a group after taking over"
+                );
+            }
+        }
+        if all_checked {
+            let done = self
+                .store()
+                .get_record::<ContinuityRecord>(&records::continuity_key())
+                .map(|record| {
+                    let mut record = record.unwrap_or_default();
+                    record.check_after_take_over = false;
+                    self.store().put_record(records::continuity_key(), &record);
+                })
+                .map_err(ClientError::from)
+                .and_then(|()| Ok(self.store().commit_durably()?));
+            if let Err(err) = done {
+                tracing::warn!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot record that the groups were checked"
                 );
             }
         }

@@ -316,6 +316,11 @@ pub struct ContinuityRecord {
     /// The token sent with an authentication whose answer has not come yet.
     #[prost(bytes = "vec", tag = "2")]
     pub pending: Vec<u8>,
+    /// This device took over from another copy, and not every group has
+    /// been checked for what that copy did in it yet: checked after each
+    /// authentication until all were.
+    #[prost(bool, tag = "3")]
+    pub check_after_take_over: bool,
 }
 
 /// Key of the [`ContinuityRecord`].
