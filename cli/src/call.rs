@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::{Command, DevicesCommand, GroupCommand, InviteArgs, RoleArg};
 
 /// One call: a JSON-RPC method name and its params (docs/JSON-RPC.md).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Its `Debug` names the method only: params can hold a link code.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "method", content = "params", deny_unknown_fields)]
 pub enum Call {
     #[serde(rename = "whoami")]
@@ -73,6 +74,12 @@ pub enum Call {
     DevicesRemove { device: String },
     #[serde(rename = "take-over")]
     TakeOver,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Call({})", self.method())
+    }
 }
 
 /// How many messages `read` shows when not told.
@@ -243,5 +250,22 @@ mod tests {
         let unit: Call = serde_json::from_value(serde_json::json!({ "method": "groups" }))
             .expect("a call with no params");
         assert_eq!(unit.method(), "groups");
+    }
+
+    #[test]
+    fn a_calls_debug_names_the_method_and_never_a_code() {
+        let call = Call::DevicesApprove {
+            code: "1234 5678 9012".into(),
+        };
+        let shown = format!("{call:?}");
+        assert_eq!(shown, "Call(devices.approve)");
+        let invite = crate::shapes::InviteShape {
+            code: "cvn2_secret".into(),
+            expires_at_ms: 1,
+            role: "leader".into(),
+            user_id: "ana".into(),
+            display_name: "Ana".into(),
+        };
+        assert!(!format!("{invite:?}").contains("cvn2_secret"));
     }
 }

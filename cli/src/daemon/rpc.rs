@@ -28,8 +28,9 @@ pub mod code {
     pub const CALL_FAILED: i64 = -32000;
 }
 
-/// A request, or a notification when it has no `id`.
-#[derive(Debug, Deserialize)]
+/// A request, or a notification when it has no `id`. Its `Debug` leaves
+/// the params out (they can hold a link code).
+#[derive(Deserialize)]
 pub struct Request {
     pub jsonrpc: String,
     pub method: String,
@@ -41,14 +42,24 @@ pub struct Request {
     pub id: Option<Value>,
 }
 
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A member that is present, even as `null`.
 fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(value).map(Some)
 }
 
 /// What the daemon writes: a response (`id` set) or a notification
-/// (`method` set).
-#[derive(Debug, Serialize, Deserialize)]
+/// (`method` set). Its `Debug` leaves results and params out (an invite
+/// code, a message's text).
+#[derive(Serialize, Deserialize)]
 pub struct Outgoing {
     pub jsonrpc: String,
     /// `Some(Null)` for an answer to a request whose id could not be read.
@@ -66,6 +77,16 @@ pub struct Outgoing {
     pub method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Value>,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Outgoing {

@@ -243,8 +243,9 @@ pub struct SafetyNumberShape {
     pub safety_number: String,
 }
 
-/// An invite (`invite`). The code is a secret: it is shown once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An invite (`invite`). The code is a secret: it is shown once, and its
+/// `Debug` leaves it out.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct InviteShape {
     pub code: String,
     /// ms since the Unix epoch.
@@ -252,6 +253,16 @@ pub struct InviteShape {
     pub role: String,
     pub user_id: String,
     pub display_name: String,
+}
+
+impl std::fmt::Debug for InviteShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InviteShape")
+            .field("user_id", &self.user_id)
+            .field("role", &self.role)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What `suspend` did.
