@@ -24,6 +24,10 @@ pub enum Event {
         added: Vec<String>,
         /// The users removed (user ids, sorted).
         removed: Vec<String>,
+        /// Who proposed the change (a member, or staff managing the group
+        /// from outside), when one user did; `None` when several did or it
+        /// cannot be told.
+        by: Option<String>,
     },
     /// A member's devices in a group changed while the member stayed in
     /// it: they linked a new device, or one of theirs was removed.

@@ -18,8 +18,9 @@ pub fn event_line(event: &EventShape) -> Option<String> {
             group_name,
             added,
             removed,
+            by,
             ..
-        } => membership_line(&safe(group_name), added, removed),
+        } => membership_line(&safe(group_name), by.as_deref(), added, removed),
         EventShape::MemberDevicesChanged {
             group_name,
             user_id,
@@ -111,19 +112,39 @@ pub fn event_line(event: &EventShape) -> Option<String> {
     })
 }
 
-/// Who joined a group and who is no longer in it (they left, or were
-/// removed: the event does not say which), in a sentence.
-fn membership_line(group: &str, added: &[String], removed: &[String]) -> String {
+/// Who joined a group and who is no longer in it, in a sentence: "sam
+/// added ana", "sam removed ben", "ben left", or, when who proposed it
+/// cannot be told, "ana joined" and "ben is no longer a member".
+fn membership_line(group: &str, by: Option<&str>, added: &[String], removed: &[String]) -> String {
     let mut parts = Vec::new();
+    let by = by.map(|by| safe(by).into_owned());
     if !added.is_empty() {
-        parts.push(format!("{} joined", people(added)));
+        parts.push(match &by {
+            Some(by) if !added.contains(by) => format!("{by} added {}", people(added)),
+            _ => format!("{} joined", people(added)),
+        });
     }
     if !removed.is_empty() {
-        let verb = match removed.len() {
-            1 => "is no longer a member",
-            _ => "are no longer members",
-        };
-        parts.push(format!("{} {verb}", people(removed)));
+        let left: Vec<String> = removed
+            .iter()
+            .filter(|u| Some(*u) == by.as_ref())
+            .cloned()
+            .collect();
+        let others: Vec<String> = removed
+            .iter()
+            .filter(|u| Some(*u) != by.as_ref())
+            .cloned()
+            .collect();
+        if !left.is_empty() {
+            parts.push(format!("{} left", people(&left)));
+        }
+        if !others.is_empty() {
+            parts.push(match &by {
+                Some(by) => format!("{by} removed {}", people(&others)),
+                None if others.len() == 1 => format!("{} is no longer a member", people(&others)),
+                None => format!("{} are no longer members", people(&others)),
+            });
+        }
     }
     format!("{group}: {}", parts.join("; "))
 }
@@ -177,10 +198,24 @@ mod tests {
         assert_eq!(
             membership_line(
                 "Cohort 2026",
+                None,
                 &users(&["ana", "ben", "cara"]),
                 &users(&["sam"])
             ),
             "Cohort 2026: ana, ben and cara joined; sam is no longer a member"
+        );
+        assert_eq!(
+            membership_line(
+                "Cohort 2026",
+                Some("sam"),
+                &users(&["ana"]),
+                &users(&["ben"])
+            ),
+            "Cohort 2026: sam added ana; sam removed ben"
+        );
+        assert_eq!(
+            membership_line("Cohort 2026", Some("ben"), &[], &users(&["ben"])),
+            "Cohort 2026: ben left"
         );
         assert_eq!(
             devices_line("Cohort 2026", "ana", 1, 0),

@@ -26,6 +26,8 @@ pub enum EventShape {
         group_name: String,
         added: Vec<String>,
         removed: Vec<String>,
+        /// Who proposed it, when one user did.
+        by: Option<String>,
     },
     /// A member linked or removed devices of theirs.
     MemberDevicesChanged {
@@ -125,11 +127,13 @@ impl EventShape {
                 group,
                 added,
                 removed,
+                by,
             } => EventShape::MembersChanged {
                 group: id(group),
                 group_name: name(group),
                 added: added.clone(),
                 removed: removed.clone(),
+                by: by.clone(),
             },
             Event::MemberDevicesChanged {
                 group,

@@ -50,6 +50,7 @@ pub(super) enum Change {
 /// changes nobody.
 pub(super) fn members_changed(
     group_id: &GroupId,
+    by: Option<String>,
     before: &[String],
     after: &[String],
 ) -> Option<Event> {
@@ -65,14 +66,28 @@ pub(super) fn members_changed(
     };
     membership_event(
         group_id,
+        by,
         missing_from(after, before),
         missing_from(before, after),
     )
 }
 
+/// Who a commit of this device's acted for: its own user for a change it
+/// asked for, the proposer of the proposals it committed, or no-one known.
+fn acting_for(intent: &IntentRecord, own_user: &str) -> Option<String> {
+    match &intent.kind {
+        Some(IntentKind::Add(_) | IntentKind::Remove(_)) => Some(own_user.to_string()),
+        Some(IntentKind::CommitProposals(proposals)) if !proposals.proposed_by.is_empty() => {
+            Some(proposals.proposed_by.clone())
+        }
+        _ => None,
+    }
+}
+
 /// `MembersChanged` for these users, unless there are none.
 pub(super) fn membership_event(
     group_id: &GroupId,
+    by: Option<String>,
     added: Vec<String>,
     removed: Vec<String>,
 ) -> Option<Event> {
@@ -80,6 +95,7 @@ pub(super) fn membership_event(
         group: group_id.clone(),
         added,
         removed,
+        by,
     })
 }
 
@@ -202,6 +218,9 @@ impl Engine {
                 Err(err) => return Err(err.into()),
             };
             let epoch = group.epoch().as_u64();
+            if let Some(IntentKind::CommitProposals(proposals)) = &mut intent.kind {
+                proposals.proposed_by = self.mls.ops().pending_proposer(group).unwrap_or_default();
+            }
             commit_for(&self.mls.ops(), group, &change, key_packages).map(|bundle| (epoch, bundle))
         };
         let (epoch, bundle) = match bundle {
@@ -442,7 +461,12 @@ impl Engine {
         if let Some(IntentKind::Create(_)) = intent.kind {
             let summary = GroupSummary::from_record(record, self.mls.user_id())?;
             self.emit(Event::GroupCreated(summary));
-        } else if let Some(event) = members_changed(&group_id, &before, &after) {
+        } else if let Some(event) = members_changed(
+            &group_id,
+            acting_for(&intent, self.mls.user_id()),
+            &before,
+            &after,
+        ) {
             self.emit(event);
         }
         self.awaiting_epoch.remove(&group_id);

@@ -19,6 +19,7 @@ pub(super) struct AppliedCommit {
     pub(super) added: Vec<MemberDevice>,
     pub(super) removed: Vec<MemberDevice>,
     pub(super) self_removed: bool,
+    pub(super) proposed_by: Option<String>,
     pub(super) rejoined: Vec<crate::mls::Rejoined>,
 }
 
@@ -42,6 +43,7 @@ impl Engine {
             added,
             removed,
             self_removed,
+            proposed_by,
             rejoined,
         } = commit;
         let own_user = self.mls.user_id().to_string();
@@ -105,6 +107,7 @@ impl Engine {
             });
         } else if let Some(event) = super::commit::membership_event(
             group_id,
+            proposed_by,
             added_users,
             removed_users
                 .into_iter()

@@ -192,7 +192,8 @@ impl Engine {
         self.store()
             .put_record(records::group_key(group_id), &record);
         if self.store().commit().is_ok() {
-            if let Some(event) = super::commit::members_changed(group_id, &before, &after) {
+            // Seen in the GroupInfo, which does not say who proposed it.
+            if let Some(event) = super::commit::members_changed(group_id, None, &before, &after) {
                 self.emit(event);
             }
         }
@@ -249,7 +250,7 @@ impl Engine {
             }
             let intent = IntentRecord {
                 group_id: group_id.to_vec(),
-                kind: Some(IntentKind::CommitProposals(CommitProposalsIntent {})),
+                kind: Some(IntentKind::CommitProposals(CommitProposalsIntent::default())),
                 ..Default::default()
             };
             if let Err(err) = self.persist_intent(intent) {

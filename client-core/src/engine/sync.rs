@@ -299,6 +299,7 @@ impl Engine {
                 added,
                 removed,
                 self_removed,
+                proposed_by,
                 rejoined,
                 ..
             } => {
@@ -306,6 +307,7 @@ impl Engine {
                     added,
                     removed,
                     self_removed,
+                    proposed_by,
                     rejoined,
                 };
                 self.apply_commit(group_id, record, message, snapshot, &identities, applied)

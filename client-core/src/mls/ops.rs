@@ -38,6 +38,10 @@ pub enum Incoming {
         removed: Vec<MemberDevice>,
         /// This device was removed by it.
         self_removed: bool,
+        /// The user who proposed the members it added and removed, when
+        /// one did (the committer, or a manager outside the group); `None`
+        /// when several did, or it changed no-one.
+        proposed_by: Option<String>,
         /// Member devices it re-added from a KeyPackage made to rejoin this
         /// group: a request to be re-added with that KeyPackage, or an
         /// older one, is a replay.
@@ -276,6 +280,7 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
             });
         }
         let self_removed = staged.self_removed();
+        let proposed_by = proposer(&self.anchor, group, staged.queued_proposals());
         let rejoined = rejoined_with(group.group_id().as_slice(), &staged);
         group
             .merge_staged_commit(&self.provider, staged)
@@ -285,6 +290,7 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
             added,
             removed,
             self_removed,
+            proposed_by,
             rejoined,
         })
     }
@@ -373,6 +379,12 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
         Ok(())
     }
 
+    /// The one user whose pending proposals add or remove members, if one
+    /// does: who a commit of them acts for.
+    pub fn pending_proposer(&self, group: &MlsGroup) -> Option<String> {
+        proposer(&self.anchor, group, group.pending_proposals())
+    }
+
     /// The member devices of a group.
     pub fn members(&self, group: &MlsGroup) -> Vec<MemberDevice> {
         members(group)
@@ -409,4 +421,20 @@ fn check_not_older(before: &VerifiedDevice, after: &VerifiedDevice) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// The one user whose `proposals` add or remove members (see
+/// `Incoming::Commit::proposed_by`), read before they are committed.
+fn proposer<'p>(
+    anchor: &TrustAnchor,
+    group: &MlsGroup,
+    proposals: impl Iterator<Item = &'p QueuedProposal>,
+) -> Option<String> {
+    let changes = super::managed::authored_changes(anchor, group, proposals).ok()?;
+    let mut authors = changes
+        .iter()
+        .filter(|c| !c.added.is_empty() || !c.removed.is_empty())
+        .map(|c| c.author.user_id.clone());
+    let first = authors.next()?;
+    authors.all(|a| a == first).then_some(first)
 }

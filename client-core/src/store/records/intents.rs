@@ -195,7 +195,12 @@ pub struct ManageIntent {
 
 /// Nothing to record: the proposals are in the group's MLS state.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct CommitProposalsIntent {}
+pub struct CommitProposalsIntent {
+    /// The user who proposed the members the commit adds and removes, when
+    /// one did (see `Event::MembersChanged::by`); empty otherwise.
+    #[prost(string, tag = "1")]
+    pub proposed_by: String,
+}
 
 /// Devices of this device's own user to add to or remove from a group.
 #[derive(Clone, PartialEq, prost::Message)]

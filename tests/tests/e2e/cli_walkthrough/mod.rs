@@ -251,15 +251,39 @@ fn the_readme_walkthrough_works_from_the_command_line() -> Result<()> {
 
     // Staff step out of the cohort and manage it from outside; Cara's
     // running client checks and commits each change.
-    let mut cara_online = cli
-        .command("cara", &["listen"])
-        .stdout(Stdio::null())
+    let mut cara_online = without_json(cli.command("cara", &["listen"]))
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
     let left = cli.run("sam", &["group", "leave", "Cohort 2026"]);
     let removed = cli.run("sam", &["group", "remove", "Cohort 2026", "ben"]);
+    // Cara is told who did what, once she has committed it.
+    let out = cara_online.stdout.take().context("stdout")?;
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut cara_saw = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let cara_heard = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with("Cohort 2026: sam removed ben") => break true,
+            Ok(line) => cara_saw.push(line),
+            Err(_) => break false,
+        }
+    };
     cara_online.kill()?;
     cara_online.wait()?;
+    assert!(
+        cara_heard,
+        "cara's listen did not say that sam removed ben: {cara_saw:?}"
+    );
     let (left, removed) = (left?, removed?);
     assert_eq!(left["managing"], true);
     assert_eq!(left["members"], serde_json::json!(["ana", "ben", "cara"]));
