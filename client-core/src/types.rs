@@ -351,14 +351,14 @@ fn could_be_mistaken(name: &str, user_id: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{GroupKind, GroupSummary, Member};
-
-    fn group_of(members: &[(&str, &str)]) -> GroupSummary {
+impl GroupSummary {
+    /// A cohort `name` with id `[id; 16]` and these (user id, name)
+    /// members, one device each: for unit tests.
+    pub(crate) fn for_tests(id: u8, name: &str, members: &[(&str, &str)]) -> GroupSummary {
         GroupSummary {
-            id: crate::GroupId::from([7; 16]),
+            id: GroupId::from([id; 16]),
             kind: GroupKind::Cohort,
-            name: "Cohort".into(),
+            name: name.into(),
             epoch: 1,
             epoch_authenticator: Vec::new(),
             members: members
@@ -370,16 +370,27 @@ mod tests {
                     display_name: (*name).into(),
                 })
                 .collect(),
-            names: [("left", "Lee Former")]
-                .iter()
-                .map(|(u, n)| (u.to_string(), n.to_string()))
-                .collect(),
+            names: Default::default(),
             active: true,
             managers: Vec::new(),
             managing: false,
             stalled: None,
             keys_renewed_at_ms: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupSummary;
+
+    fn group_of(members: &[(&str, &str)]) -> GroupSummary {
+        let mut group = GroupSummary::for_tests(7, "Cohort", members);
+        group.names = [("left", "Lee Former")]
+            .iter()
+            .map(|(u, n)| (u.to_string(), n.to_string()))
+            .collect();
+        group
     }
 
     #[test]

@@ -271,7 +271,7 @@ impl GroupNames {
     pub fn of(&self, group: &GroupId) -> String {
         self.0
             .get(group)
-            .map(|g| GroupShape::from(g).shown_name())
+            .map(super::shown_name)
             .unwrap_or_else(|| group.to_string())
     }
 }

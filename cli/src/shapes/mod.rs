@@ -84,15 +84,12 @@ impl From<&GroupSummary> for GroupShape {
     }
 }
 
-impl GroupShape {
-    /// How the group is shown to people: its name, or its id if it has
-    /// none.
-    pub fn shown_name(&self) -> String {
-        if self.name.is_empty() {
-            self.id.clone()
-        } else {
-            self.name.clone()
-        }
+/// How a group is shown to people: its name, or its id if it has none.
+pub fn shown_name(group: &GroupSummary) -> String {
+    if group.name.is_empty() {
+        group.id.to_string()
+    } else {
+        group.name.clone()
     }
 }
 
@@ -129,10 +126,7 @@ impl MessageShape {
     /// does not know yet, shown by its id).
     pub fn new(message: &Message, group: Option<&GroupSummary>) -> MessageShape {
         let (group_name, sender_shown) = match group {
-            Some(group) => (
-                GroupShape::from(group).shown_name(),
-                group.shown_member(&message.sender),
-            ),
+            Some(group) => (shown_name(group), group.shown_member(&message.sender)),
             None => (message.group.to_string(), message.sender.clone()),
         };
         MessageShape {

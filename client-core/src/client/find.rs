@@ -74,23 +74,9 @@ fn closest_names(groups: &[GroupSummary], wanted: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{GroupId, GroupKind};
 
     fn group(id: u8, name: &str) -> GroupSummary {
-        GroupSummary {
-            id: GroupId::from([id; 16]),
-            kind: GroupKind::Cohort,
-            name: name.into(),
-            epoch: 0,
-            epoch_authenticator: Vec::new(),
-            members: Vec::new(),
-            names: Default::default(),
-            active: true,
-            managers: Vec::new(),
-            managing: false,
-            stalled: None,
-            keys_renewed_at_ms: None,
-        }
+        GroupSummary::for_tests(id, name, &[])
     }
 
     #[test]

@@ -46,15 +46,23 @@ impl Engine {
         };
         match attempt.await {
             Ok((conn, pushes, authenticated)) => {
-                if let Err(err) = self.confirm_continuity(&continuity) {
-                    // The relay moved on to the pending token, which the
-                    // next authentication names too: nothing is lost.
-                    tracing::warn!(
-                        error = &err as &dyn std::error::Error,
-                        "cannot record the continuity token"
-                    );
-                }
-                let took_over = std::mem::take(&mut self.take_over);
+                // Whether a take-over's check of the groups is still to be
+                // finished (this one's, or one cut short before).
+                let check_pending = match self.confirm_continuity(&continuity) {
+                    Ok(pending) => pending,
+                    Err(err) => {
+                        // The relay moved on to the pending token, which
+                        // the next authentication names too: nothing is
+                        // lost.
+                        tracing::warn!(
+                            error = &err as &dyn std::error::Error,
+                            "cannot record the continuity token"
+                        );
+                        continuity.take_over
+                    }
+                };
+                // Asked once: the relay has accepted this copy now.
+                self.take_over = false;
                 let (backoff, restored) = match &self.relay {
                     RelayState::Offline(offline) => (offline.backoff, offline.told_lost),
                     _ => (super::relay_state::MIN_BACKOFF, false),
@@ -87,7 +95,7 @@ impl Engine {
                         "cannot read the revocations"
                     );
                 }
-                if took_over || self.take_over_check_pending() {
+                if check_pending {
                     self.check_groups_after_take_over().await;
                 }
             }
@@ -157,7 +165,9 @@ impl Engine {
         })
     }
 
-    fn confirm_continuity(&mut self, sent: &Continuity) -> Result<(), ClientError> {
+    /// Records the token the relay confirmed; returns whether a
+    /// take-over's check of the groups is still to be finished.
+    fn confirm_continuity(&mut self, sent: &Continuity) -> Result<bool, ClientError> {
         let before: ContinuityRecord = self
             .store()
             .get_record(&records::continuity_key())?
@@ -171,24 +181,7 @@ impl Engine {
         };
         self.store().put_record(records::continuity_key(), &record);
         self.store().commit_durably()?;
-        Ok(())
-    }
-
-    /// Whether a take-over's check of the groups is still to be finished.
-    fn take_over_check_pending(&mut self) -> bool {
-        match self
-            .store()
-            .get_record::<ContinuityRecord>(&records::continuity_key())
-        {
-            Ok(record) => record.is_some_and(|r| r.check_after_take_over),
-            Err(err) => {
-                tracing::warn!(
-                    error = &err as &dyn std::error::Error,
-                    "cannot read the continuity record"
-                );
-                false
-            }
-        }
+        Ok(record.check_after_take_over)
     }
 
     /// After taking over from another copy, this device's state may be
