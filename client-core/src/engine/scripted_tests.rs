@@ -435,3 +435,60 @@ async fn a_take_over_check_cut_short_is_finished_after_the_next_authentication()
     sending.abort();
     client.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_receipt_for_a_send_this_state_never_made_makes_the_device_rejoin() {
+    // Another copy of this device sent in the group and never acknowledged
+    // it (it died first): the relay delivers that entry here as this
+    // device's own. Its key came from the ratchet this state still holds,
+    // so this state must not send in this epoch again.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let drop_next = Arc::new(AtomicBool::new(false));
+    let sent: Arc<Mutex<Option<(SendMessage, u64)>>> = Arc::default();
+    let relay = {
+        let (drop_next, sent) = (drop_next.clone(), sent.clone());
+        ScriptedRelay::new(move |kind, _| match kind {
+            request::Kind::GetUser(_) if drop_next.swap(false, Ordering::SeqCst) => Answer::Drop,
+            request::Kind::Authenticate(_) => {
+                let Some((send, position)) = sent.lock().unwrap().clone() else {
+                    return Answer::Honest;
+                };
+                let receipt = |position: u64, submission_id: Bytes| {
+                    push::Kind::Receipt(Receipt {
+                        group_id: send.group_id.clone(),
+                        position,
+                        epoch: 0,
+                        kind: MessageKind::Application as i32,
+                        submission_id,
+                    })
+                };
+                Answer::HonestWithPushes(vec![
+                    receipt(position, send.submission_id.clone()),
+                    receipt(position + 1, Bytes::from_static(b"the other copy's")),
+                ])
+            }
+            _ => Answer::Honest,
+        })
+    };
+    let (_dir, client, group) = staff_with_group(&relay).await;
+    let hello = client.send_text(&group.id, "hello").await.unwrap();
+    let send = application_sends(&relay).pop().unwrap();
+    *sent.lock().unwrap() = Some((send, hello.position));
+    let mut events = client.events();
+
+    drop_next.store(true, Ordering::SeqCst);
+    let _ = client.devices().await;
+    until(&relay, |relay| {
+        !sends_of_kind(relay, MessageKind::Rejoin).is_empty()
+    })
+    .await;
+
+    let summary = client.group(&group.id).unwrap().unwrap();
+    assert!(summary.stalled.is_some(), "{summary:?}");
+    let mut stalls = 0;
+    while let Some(event) = events.try_recv() {
+        stalls += usize::from(matches!(event, Event::GroupStalled { .. }));
+    }
+    assert_eq!(stalls, 1, "the receipt of its own send stalls nothing");
+    client.shutdown().await;
+}

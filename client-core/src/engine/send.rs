@@ -63,6 +63,11 @@ impl Engine {
         match self.request(request).await {
             Ok(response::Result::MessageAccepted(accepted)) => {
                 self.complete_send(intent, accepted.position)?;
+                if let Some(mut record) = self.group_record(&group_id)? {
+                    record.sent_through = record.sent_through.max(accepted.position);
+                    self.store()
+                        .put_record(records::group_key(&group_id), &record);
+                }
                 self.store().commit_durably()?;
                 Ok(Step::Done)
             }

@@ -394,6 +394,20 @@ impl Engine {
             }
         } else if let Some(intent) = intent {
             self.complete_send(intent, receipt.position)?;
+            if receipt.kind == MessageKind::Application as i32 {
+                record.sent_through = record.sent_through.max(receipt.position);
+            }
+        } else if receipt.kind == MessageKind::Application as i32
+            && receipt.position > record.sent_through
+            && record.following()
+        {
+            // Sent by another copy of this device (one restored from the
+            // same state, or the original after a take-over), with a
+            // generation of the ratchet this state still holds: what this
+            // state sends in this epoch could not be read (RFC 9420,
+            // section 9.2), so it rejoins with a new leaf.
+            record.ratchets_spent = true;
+            self.stall(&mut record, "another copy of this device sent in the group")?;
         }
         record.processed_through = receipt.position;
         self.store()

@@ -181,6 +181,12 @@ pub struct GroupRecord {
     /// matching this state's.
     #[prost(bool, tag = "24")]
     pub ratchets_spent: bool,
+    /// The newest log position of an application message this state sent
+    /// and saw accepted. A receipt past it and past `processed_through`,
+    /// for a submission this state does not hold, was sent by another copy
+    /// of this device.
+    #[prost(uint64, tag = "25")]
+    pub sent_through: u64,
 }
 
 /// Reads a group id kept in a record: one of a length the relay would
