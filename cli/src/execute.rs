@@ -176,6 +176,7 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
                 display_name: name.clone(),
                 role,
                 sector: sector.clone().unwrap_or_default(),
+                certified: Default::default(),
             };
             let invite = ops.within(client.invite(&details)).await?;
             shape(InviteShape {

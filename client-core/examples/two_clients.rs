@@ -48,6 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             display_name: "Example Leader".into(),
             role: Role::Leader,
             sector: "police".into(),
+            certified: Default::default(),
         })
         .await?;
     let leader = ClientBuilder::new(dir.path().join("leader"))

@@ -146,6 +146,7 @@ fn bootstrap(
         display_name: display_name.to_string(),
         role: Role::Staff,
         sector: String::new(),
+        certified: Default::default(),
     };
     let (identity_key, chain) = authority.issue_direct_chain(
         &user_details,

@@ -17,6 +17,7 @@
 mod builder;
 mod client;
 pub mod device_key;
+pub mod directory;
 mod engine;
 mod enrolment;
 mod error;

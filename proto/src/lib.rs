@@ -23,6 +23,7 @@ pub mod invite;
 pub mod mls_frame;
 pub mod text;
 pub mod trust;
+pub mod vocabulary;
 
 /// Types generated from `proto/convene/relay/v1/*.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

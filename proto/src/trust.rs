@@ -27,6 +27,8 @@ pub enum SignaturePurpose {
     /// The authority lets a staff member certify users
     /// ([`StaffDelegation`]).
     StaffDelegation,
+    /// A user describes themselves ([`Profile`]).
+    Profile,
 }
 
 impl SignaturePurpose {
@@ -37,6 +39,7 @@ impl SignaturePurpose {
             SignaturePurpose::DeviceCertificate => b"device-certificate",
             SignaturePurpose::Revocation => b"revocation",
             SignaturePurpose::StaffDelegation => b"staff-delegation",
+            SignaturePurpose::Profile => b"profile",
         }
     }
 }

@@ -59,6 +59,7 @@ pub(crate) fn test_group_id(name: &[u8]) -> convene_proto::ids::GroupId {
 pub mod protocol {
     pub use crate::connection::close;
     pub use crate::handlers::{
-        LINK_TTL_MS, MAX_ACKS, MAX_CERTIFICATE_BYTES, MAX_DEVICE_LABEL_BYTES, MAX_SEALED_BYTES,
+        LINK_TTL_MS, MAX_ACKS, MAX_CERTIFICATE_BYTES, MAX_DEVICE_LABEL_BYTES, MAX_PROFILE_BYTES,
+        MAX_SEALED_BYTES, MAX_USERS_PER_LOOKUP,
     };
 }

@@ -53,6 +53,14 @@ mod tests {
                 "max_device_label_bytes",
                 as_u64(convene_server::protocol::MAX_DEVICE_LABEL_BYTES),
             ),
+            (
+                "max_profile_bytes",
+                as_u64(convene_server::protocol::MAX_PROFILE_BYTES),
+            ),
+            (
+                "max_users_per_lookup",
+                as_u64(convene_server::protocol::MAX_USERS_PER_LOOKUP),
+            ),
             ("link_request_ttl_ms", convene_server::protocol::LINK_TTL_MS),
             (
                 "pending_links_per_user",

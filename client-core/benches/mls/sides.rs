@@ -38,6 +38,7 @@ impl Device {
             display_name: format!("User {n}"),
             role: Role::Staff,
             sector: String::new(),
+            certified: Default::default(),
         };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -452,6 +452,7 @@ fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord 
 mod delegation;
 mod device_label;
 mod devices;
+mod directory;
 mod find;
 mod keys;
 mod managed;

@@ -42,6 +42,7 @@ impl Client {
         // invisible character would be certified for good.
         convene_proto::ids::check_display_name(name)
             .map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
+        details.check().map_err(ClientError::InvalidArgument)?;
         let certifier = self.certifier().await?;
         if !certifier.may_certify(details.role) {
             return Err(ClientError::Forbidden(

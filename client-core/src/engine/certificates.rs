@@ -224,6 +224,7 @@ impl Engine {
                         display_name: verified.display_name.clone(),
                         role: verified.role,
                         sector: verified.sector.clone(),
+                        certified: verified.certified.clone(),
                     },
                     verified.identity_key,
                     not_before,

@@ -82,6 +82,7 @@ impl Engine {
             self.store().rollback();
         }
         self.check_certificates().await;
+        self.check_directory().await;
         if let Err(err) = self.queue_leaf_renewals() {
             tracing::warn!(
                 error = &err as &dyn std::error::Error,

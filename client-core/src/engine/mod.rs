@@ -19,6 +19,7 @@ mod certificates;
 mod commit;
 mod create;
 mod devices;
+mod directory;
 mod held;
 mod incoming_commit;
 mod intents;
@@ -94,6 +95,10 @@ pub(crate) enum Command {
     RenewKeys {
         reply: oneshot::Sender<Result<(), ClientError>>,
     },
+    /// Sync the directory now.
+    SyncDirectory {
+        reply: oneshot::Sender<Result<crate::directory::DirectorySync, ClientError>>,
+    },
     /// Stop.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -165,6 +170,9 @@ pub(crate) struct Engine {
     take_over: bool,
     /// When certificates are looked at next (ms since the epoch).
     certificates_at_ms: u64,
+    /// When the directory is synced next (ms since the epoch; 0 after
+    /// each catch-up).
+    directory_at_ms: u64,
 }
 
 impl Engine {
@@ -199,6 +207,7 @@ impl Engine {
             stock_low: None,
             take_over: false,
             certificates_at_ms: 0,
+            directory_at_ms: 0,
         })
     }
 
@@ -338,6 +347,9 @@ impl Engine {
                     self.lifecycle_at = Instant::now();
                 }
                 let _ = reply.send(renewed);
+            }
+            Command::SyncDirectory { reply } => {
+                let _ = reply.send(self.sync_directory().await);
             }
             Command::Shutdown { .. } => {}
         }

@@ -50,6 +50,8 @@ impl Engine {
                     online.backoff = super::relay_state::MIN_BACKOFF;
                 }
                 self.lifecycle_at = tokio::time::Instant::now();
+                // What changed while this device was away.
+                self.directory_at_ms = 0;
                 self.outbox_dirty = true;
                 self.set_state(ConnectionState::CaughtUp);
                 self.emit(Event::CaughtUp);

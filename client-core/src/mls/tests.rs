@@ -97,6 +97,7 @@ impl<S: TestStorage> Device<S> {
             display_name: user.into(),
             role,
             sector: String::new(),
+            certified: Default::default(),
         };
         let (_, chain) = authority().issue_direct_chain(
             &details,

@@ -71,6 +71,8 @@ pub(crate) mod tag {
     /// Group messages taken from the relay and kept for later, per group
     /// in log order.
     pub const HELD: u8 = 0x0B;
+    /// The verified directory: one entry per user.
+    pub const DIRECTORY: u8 = 0x0C;
 }
 
 /// Why the local store failed.

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use convene_proto::ids::DevicePublicKey;
 
-use super::CHAIN_VERSION;
+use super::{CHAIN_VERSION, USER_CERTIFICATE_VERSION};
 use crate::types::Role;
 
 /// What the authority says about a user.
@@ -24,8 +24,74 @@ pub struct UserDetails {
     pub display_name: String,
     /// The user's role.
     pub role: Role,
-    /// The user's sector ("police", "nhs", ...); may be empty.
+    /// The user's sector: a [`Sector`](convene_proto::vocabulary::Sector)
+    /// code ("police", "nhs-health", ...), or empty.
     pub sector: String,
+    /// The rest of what staff certify about them (job title,
+    /// organisation, region, programme, cohort).
+    pub certified: CertifiedFields,
+}
+
+/// The profile fields a user certificate of version 2 carries beyond the
+/// name, role and sector (`convene.trust.v1.UserCertificate`, fields 11 to
+/// 15). Empty strings where staff gave none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertifiedFields {
+    /// The job title, at most [`MAX_TITLE_CHARS`] characters.
+    pub job_title: String,
+    /// The organisation, at most [`MAX_ORGANISATION_CHARS`] characters.
+    pub organisation: String,
+    /// An ITL1 [`Region`](convene_proto::vocabulary::Region) code ("TLC"),
+    /// or empty.
+    pub region: String,
+    /// The programme ("CEO programme 2026"), at most
+    /// [`MAX_PROGRAMME_CHARS`] characters.
+    pub programme: String,
+    /// The cohort within it ("cohort 2"), at most [`MAX_COHORT_CHARS`]
+    /// characters.
+    pub cohort: String,
+}
+
+/// Longest job title a certificate carries, in characters.
+pub const MAX_TITLE_CHARS: usize = 120;
+/// Longest organisation, in characters.
+pub const MAX_ORGANISATION_CHARS: usize = 160;
+/// Longest programme, in characters.
+pub const MAX_PROGRAMME_CHARS: usize = 120;
+/// Longest cohort, in characters.
+pub const MAX_COHORT_CHARS: usize = 60;
+
+impl UserDetails {
+    /// Checks what is about to be certified for good: the sector and region
+    /// are codes of their vocabularies (or empty), and each text field is
+    /// within its length and shows as it reads (no control, bidi or
+    /// invisible characters). The error says which field.
+    pub fn check(&self) -> Result<(), String> {
+        use convene_proto::vocabulary::{Region, Sector};
+        if !self.sector.is_empty() && Sector::from_code(&self.sector).is_none() {
+            return Err(format!("{:?} is not a sector code", self.sector));
+        }
+        let c = &self.certified;
+        if !c.region.is_empty() && Region::from_code(&c.region).is_none() {
+            return Err(format!("{:?} is not an ITL1 region code", c.region));
+        }
+        for (field, text, max) in [
+            ("job title", &c.job_title, MAX_TITLE_CHARS),
+            ("organisation", &c.organisation, MAX_ORGANISATION_CHARS),
+            ("programme", &c.programme, MAX_PROGRAMME_CHARS),
+            ("cohort", &c.cohort, MAX_COHORT_CHARS),
+        ] {
+            if text.chars().count() > max {
+                return Err(format!("the {field} is longer than {max} characters"));
+            }
+            if text.chars().any(convene_proto::text::is_hidden) {
+                return Err(format!(
+                    "the {field} has a control, direction or invisible character"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn sign(key: &SigningKey, purpose: SignaturePurpose, body: Vec<u8>) -> Signed {
@@ -111,7 +177,7 @@ pub(super) fn certify_user_with(
     terms: &CertificateTerms,
 ) -> Signed {
     let certificate = UserCertificate {
-        version: CHAIN_VERSION,
+        version: USER_CERTIFICATE_VERSION,
         authority_key: authority_key.to_vec(),
         user_id: details.user_id.clone(),
         display_name: details.display_name.clone(),
@@ -121,6 +187,11 @@ pub(super) fn certify_user_with(
         bound_by_invite: terms.bound_by_invite,
         not_before_ms: terms.not_before_ms,
         not_after_ms: terms.not_before_ms.saturating_add(terms.validity_ms),
+        job_title: details.certified.job_title.clone(),
+        organisation: details.certified.organisation.clone(),
+        region: details.certified.region.clone(),
+        programme: details.certified.programme.clone(),
+        cohort: details.certified.cohort.clone(),
     };
     sign(
         signer,
@@ -200,6 +271,11 @@ impl IdentityKey {
     /// The identity key's ed25519 public key.
     pub fn public(&self) -> [u8; 32] {
         self.0.verifying_key().to_bytes()
+    }
+
+    /// Signs the user's own profile (purpose "profile").
+    pub fn sign_profile(&self, profile: &convene_proto::trust::Profile) -> Signed {
+        sign(&self.0, SignaturePurpose::Profile, profile.encode_to_vec())
     }
 
     pub(super) fn signer(&self) -> &SigningKey {

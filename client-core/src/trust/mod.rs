@@ -78,7 +78,8 @@ use prost::Message;
 
 pub use delegation::{verify_delegation, Certifier, VerifiedDelegation, DELEGATION_VALIDITY_MS};
 pub use issue::{
-    bind_identity, invite_public_key, Authority, CertificateTerms, IdentityKey, UserDetails,
+    bind_identity, invite_public_key, Authority, CertificateTerms, CertifiedFields, IdentityKey,
+    UserDetails, MAX_COHORT_CHARS, MAX_ORGANISATION_CHARS, MAX_PROGRAMME_CHARS, MAX_TITLE_CHARS,
 };
 pub use revocations::Revocations;
 pub use safety::safety_number;
@@ -87,6 +88,15 @@ use crate::types::Role;
 
 /// Version of every layout in the chain that this client writes and reads.
 pub const CHAIN_VERSION: u32 = 1;
+
+/// The user certificate layout issued: version 2 carries the certified
+/// profile fields ([`CertifiedFields`]). Version 1 is still read.
+pub const USER_CERTIFICATE_VERSION: u32 = 2;
+
+/// Whether this client reads a user certificate of layout `version`.
+fn readable_user_certificate(version: u32) -> bool {
+    version == CHAIN_VERSION || version == USER_CERTIFICATE_VERSION
+}
 
 /// How far back a new certificate's validity starts: a device whose clock
 /// is somewhat slow accepts a user certified a moment ago (certificate
@@ -139,6 +149,9 @@ pub struct VerifiedDevice {
     pub role: Role,
     /// The user's sector, as the user certificate gives it; may be empty.
     pub sector: String,
+    /// The rest of what the user certificate certifies (empty fields in a
+    /// certificate of version 1).
+    pub certified: CertifiedFields,
     /// The user's identity key, which certified the device.
     pub identity_key: [u8; 32],
     /// The device key (the MLS leaf's signature key).
@@ -267,7 +280,7 @@ impl TrustAnchor {
             .user_certificate
             .ok_or(TrustError::Malformed("no user certificate"))?;
         let user: UserCertificate = decode(&signed_user, "user certificate")?;
-        if user.version != CHAIN_VERSION {
+        if !readable_user_certificate(user.version) {
             return Err(TrustError::Malformed("user certificate version"));
         }
         if user.authority_key.as_slice() != self.authority_key {
@@ -300,10 +313,12 @@ impl TrustAnchor {
         if certified_device.as_slice() != device_key {
             return Err(TrustError::WrongDevice);
         }
+        let certified = certified_fields(&user);
         Ok(VerifiedDevice {
             user_id: user.user_id,
             display_name: user.display_name,
             role,
+            certified,
             sector: user.sector,
             identity_key,
             device_key: DevicePublicKey(certified_device),
@@ -379,6 +394,26 @@ impl TrustAnchor {
         }
         Ok(user)
     }
+}
+
+/// The profile fields of a user certificate (empty in version 1).
+pub(crate) fn certified_fields(user: &UserCertificate) -> CertifiedFields {
+    CertifiedFields {
+        job_title: user.job_title.clone(),
+        organisation: user.organisation.clone(),
+        region: user.region.clone(),
+        programme: user.programme.clone(),
+        cohort: user.cohort.clone(),
+    }
+}
+
+/// Reads a signed profile and checks that `identity_key` signed it.
+pub(crate) fn verified_profile(
+    identity_key: &[u8; 32],
+    signed: &Signed,
+) -> Result<convene_proto::trust::Profile, TrustError> {
+    check_signature(identity_key, SignaturePurpose::Profile, signed, "profile")?;
+    decode(signed, "profile")
 }
 
 fn decode<M: Message + Default>(signed: &Signed, what: &'static str) -> Result<M, TrustError> {

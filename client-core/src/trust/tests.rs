@@ -9,6 +9,7 @@ fn details(user_id: &str, role: Role) -> UserDetails {
         display_name: format!("Name of {user_id}"),
         role,
         sector: "police".into(),
+        certified: Default::default(),
     }
 }
 

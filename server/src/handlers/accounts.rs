@@ -1,20 +1,13 @@
-//! Invites and the user directory.
+//! Invites: staff create them, an invitee reads one before enrolling.
 
-use convene_proto::ids::{fixed, UserId};
+use convene_proto::ids::fixed;
 use convene_proto::invite::lookup_hash;
-use convene_proto::relay::{
-    response, CreateInvite, Device, GetInvite, GetUser, InviteCreated, InviteDetails, ListUsers,
-    Role, User, UserList,
-};
+use convene_proto::relay::{response, CreateInvite, GetInvite, InviteCreated, InviteDetails, Role};
 
 use super::{Caller, Reply};
 use crate::error::{Refusal, RelayResult};
 use crate::relay::Relay;
-use crate::store::records::UserRecord;
 use crate::store::{now_ms, NewInvite};
-
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 500;
 
 pub(super) fn create_invite(
     relay: &Relay,
@@ -94,66 +87,4 @@ pub(crate) fn invite_details(relay: &Relay, req: &GetInvite) -> RelayResult<resp
         bootstrap: invite.created_by.is_empty(),
         delegation: invite.delegation.into(),
     }))
-}
-
-pub(super) fn get_user(relay: &Relay, caller: &Caller, req: GetUser) -> RelayResult<Reply> {
-    let user_id = UserId::parse(&req.user_id)?;
-    // When a device was last seen is its own user's to know: to anyone
-    // else it would tell when they are online.
-    let own = user_id == caller.user_id;
-    let record = relay
-        .store
-        .user(&user_id)?
-        .ok_or(Refusal::NotFound("user"))?;
-    let devices = relay
-        .store
-        .user_devices(&user_id)?
-        .into_iter()
-        .map(|(key, device)| Device {
-            device_key: key.to_vec().into(),
-            created_at_ms: device.created_at_ms,
-            credential: device.credential.into(),
-            revoked: device.revoked_at_ms != 0,
-            last_seen_ms: if own { device.last_seen_ms } else { 0 },
-            sealed_label: if own {
-                device.sealed_label.into()
-            } else {
-                Default::default()
-            },
-        })
-        .collect();
-    let certificate = record.certificate.clone();
-    let delegation = record.delegation.clone();
-    let mut user = wire_user(record);
-    user.devices = devices;
-    user.user_certificate = certificate.into();
-    user.delegation = delegation.into();
-    Ok(Reply::durable(response::Result::User(user)))
-}
-
-pub(super) fn list_users(relay: &Relay, req: ListUsers) -> RelayResult<Reply> {
-    let limit = match req.limit {
-        0 => DEFAULT_PAGE,
-        asked => asked.min(MAX_PAGE),
-    };
-    let (users, more) = relay.store.list_users(&req.after_user_id, limit as usize)?;
-    Ok(Reply::durable(response::Result::UserList(UserList {
-        users: users.into_iter().map(wire_user).collect(),
-        more,
-    })))
-}
-
-/// The user as the directory lists them: no devices, no certificate.
-pub(crate) fn wire_user(record: UserRecord) -> User {
-    User {
-        user_id: record.user_id,
-        display_name: record.display_name,
-        role: record.role,
-        devices: Vec::new(),
-        created_at_ms: record.created_at_ms,
-        user_certificate: Default::default(),
-        certificate_expires_at_ms: record.certificate_expires_at_ms,
-        delegation: Default::default(),
-        certified_by_delegate: record.certified_by_delegate,
-    }
 }

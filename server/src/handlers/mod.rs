@@ -12,6 +12,7 @@ mod accounts;
 mod blobs;
 mod certificates;
 mod delivery;
+mod directory;
 mod groups;
 mod key_packages;
 mod links;
@@ -20,6 +21,7 @@ mod revocations;
 pub(crate) use accounts::invite_details;
 pub use accounts::MAX_CERTIFICATE_BYTES;
 pub use delivery::MAX_ACKS;
+pub use directory::{MAX_PROFILE_BYTES, MAX_USERS_PER_LOOKUP};
 pub(crate) use key_packages::wire_stock;
 pub(crate) use links::{link_status, request_link};
 pub use links::{LINK_TTL_MS, MAX_DEVICE_LABEL_BYTES, MAX_SEALED_BYTES};
@@ -115,8 +117,10 @@ pub fn handle(
     match request {
         Kind::Authenticate(_) | Kind::Enrol(_) => Err(Refusal::AlreadyAuthenticated.into()),
         Kind::CreateInvite(req) => accounts::create_invite(relay, caller, req),
-        Kind::GetUser(req) => accounts::get_user(relay, caller, req),
-        Kind::ListUsers(req) => accounts::list_users(relay, req),
+        Kind::GetUser(req) => directory::get_user(relay, caller, req),
+        Kind::GetUsers(req) => directory::get_users(relay, caller, req),
+        Kind::ListUsers(req) => directory::list_users(relay, req),
+        Kind::SetProfile(req) => directory::set_profile(relay, caller, req),
         Kind::UploadKeyPackages(req) => key_packages::upload(relay, caller, req),
         Kind::ClaimKeyPackages(req) => key_packages::claim(relay, caller, req),
         Kind::CreateGroup(req) => groups::create(relay, caller, req),

@@ -187,6 +187,8 @@ impl Store {
             delegation: Vec::new(),
             certified_by_delegate: !invite.delegation.is_empty(),
             suspended_by: 0,
+            profile: Vec::new(),
+            profile_revision: 0,
         };
         let device = DeviceRecord {
             user_id: user.user_id.clone(),

@@ -42,6 +42,24 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a user's own profile of `revision`, unless the one held is
+    /// of that revision or later.
+    pub fn set_profile(&self, user_id: &UserId, profile: &[u8], revision: u64) -> RelayResult<()> {
+        let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut user = self.user(user_id)?.ok_or(Refusal::NotFound("user"))?;
+        if revision <= user.profile_revision {
+            return Err(Refusal::InvalidArgument(format!(
+                "the profile's revision must be above {}",
+                user.profile_revision
+            ))
+            .into());
+        }
+        user.profile = profile.to_vec();
+        user.profile_revision = revision;
+        self.tree.insert(keys::user(user_id), encode(&user))?;
+        Ok(())
+    }
+
     /// Replaces a device's credential chain.
     pub fn update_credential(
         &self,

@@ -69,6 +69,13 @@ pub struct UserRecord {
     /// The sequence number of the revocation that suspended the user, or 0.
     #[prost(uint64, tag = "10")]
     pub suspended_by: u64,
+    /// The user's own profile (an encoded `Signed` profile), opaque but for
+    /// its user and revision; empty if none.
+    #[prost(bytes = "vec", tag = "11")]
+    pub profile: Vec<u8>,
+    /// That profile's revision (0 if none).
+    #[prost(uint64, tag = "12")]
+    pub profile_revision: u64,
 }
 
 /// A new device asking to join a user, until it is approved or expires.

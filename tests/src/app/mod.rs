@@ -405,7 +405,8 @@ pub async fn invited_apps(
                 user_id: name.clone(),
                 display_name: display_name(name),
                 role,
-                sector: "test".into(),
+                sector: "education".into(),
+                certified: Default::default(),
             })
             .await?;
         apps.push(App::enrol(relay.url(), &invite.code, name).await?);
@@ -429,6 +430,7 @@ pub async fn raw_device(
             display_name: display_name(user_id),
             role,
             sector: String::new(),
+            certified: Default::default(),
         })
         .await?;
     crate::TestDevice::enrol(relay.url(), &invite.code, user_id).await

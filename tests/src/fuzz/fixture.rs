@@ -76,6 +76,7 @@ fn device(user: &str) -> anyhow::Result<(Device, LocalStore)> {
         display_name: user.into(),
         role: Role::Staff,
         sector: String::new(),
+        certified: Default::default(),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

@@ -17,6 +17,7 @@ fn details(user: &str, role: Role) -> UserDetails {
         display_name: display_name(user),
         role,
         sector: String::new(),
+        certified: Default::default(),
     }
 }
 

@@ -189,6 +189,7 @@ async fn a_link_is_approved_only_with_the_code_the_new_device_shows() -> Result<
             display_name: "Cat".into(),
             role: convene_client::Role::Leader,
             sector: String::new(),
+            certified: Default::default(),
         })
         .await?;
     ensure!(invite.code.starts_with("cvn2_"));
@@ -319,6 +320,7 @@ async fn a_link_approval_forged_by_the_relay_is_refused() -> Result<()> {
             display_name: "Ann (the relay's)".into(),
             role: convene_client::Role::Leader,
             sector: String::new(),
+            certified: Default::default(),
         };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

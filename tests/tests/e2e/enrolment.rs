@@ -155,6 +155,7 @@ async fn a_relay_claiming_a_staff_invite_is_the_bootstrap_one_is_refused() {
             display_name: display_name("ana"),
             role: convene_client::Role::Leader,
             sector: String::new(),
+            certified: Default::default(),
         })
         .await
         .unwrap();

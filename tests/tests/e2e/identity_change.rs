@@ -51,7 +51,8 @@ async fn a_changed_identity_key_is_shown_loudly_and_changes_the_safety_number() 
         user_id: "ben".into(),
         display_name: "Test ben".into(),
         role: Role::Leader,
-        sector: "test".into(),
+        sector: "education".into(),
+        certified: Default::default(),
     };
     let (_, chain) =
         authority.issue_direct_chain(&details, impostor.public(), now - 1000, 3_600_000);

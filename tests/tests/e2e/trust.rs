@@ -58,6 +58,7 @@ async fn a_device_certified_outside_the_authority_is_refused() -> Result<()> {
         display_name: "Mallory".into(),
         role: Role::Staff,
         sector: String::new(),
+        certified: Default::default(),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

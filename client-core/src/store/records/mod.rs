@@ -5,7 +5,9 @@ use convene_proto::ids::GroupId;
 
 use super::{key, tag, StoreError};
 
+mod directory;
 mod intents;
+pub use directory::*;
 pub use intents::*;
 
 /// Who this device is. Written once, at enrolment.

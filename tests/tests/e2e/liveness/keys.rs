@@ -213,6 +213,7 @@ async fn the_relay_keeps_only_a_renewal_that_extends_the_certificate() -> Result
         display_name: display_name(&ann.user),
         role: Role::Leader,
         sector: String::new(),
+        certified: Default::default(),
     };
     let as_staff = UserDetails {
         role: Role::Staff,
