@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, DevicesCommand, GroupCommand, InviteArgs, RoleArg};
+use crate::{
+    Command, DevicesCommand, GroupCommand, InviteArgs, PeopleCommand, ProfileCommand, RoleArg,
+};
 
 /// One call: a JSON-RPC method name and its params (docs/JSON-RPC.md).
 /// Its `Debug` names the method only: params can hold a link code.
@@ -53,6 +55,48 @@ pub enum Call {
         sector: Option<String>,
         #[serde(default)]
         role: Role,
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default)]
+        title: Option<String>,
+        #[serde(default)]
+        organisation: Option<String>,
+        #[serde(default)]
+        programme: Option<String>,
+        #[serde(default)]
+        cohort: Option<String>,
+    },
+    #[serde(rename = "people")]
+    People {
+        #[serde(default)]
+        query: String,
+        #[serde(default)]
+        sector: Option<String>,
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default)]
+        topic: Option<String>,
+        #[serde(default)]
+        programme: Option<String>,
+        #[serde(default)]
+        cohort: Option<String>,
+        #[serde(default)]
+        all: bool,
+    },
+    #[serde(rename = "people.show")]
+    PeopleShow { user: String },
+    #[serde(rename = "profile.show")]
+    ProfileShow,
+    #[serde(rename = "profile.set")]
+    ProfileSet {
+        #[serde(default)]
+        topics: Option<Vec<String>>,
+        #[serde(default)]
+        working_on: Option<String>,
+        #[serde(default)]
+        bio: Option<String>,
+        #[serde(default)]
+        contact: Option<String>,
     },
     #[serde(rename = "suspend")]
     Suspend { user: String },
@@ -117,7 +161,12 @@ impl Call {
     pub fn readiness(&self) -> Readiness {
         match self {
             Call::Whoami | Call::TakeOver => Readiness::Stored,
-            Call::Groups | Call::Read { .. } | Call::GroupShow { .. } => Readiness::Synced,
+            Call::Groups
+            | Call::Read { .. }
+            | Call::GroupShow { .. }
+            | Call::People { .. }
+            | Call::PeopleShow { .. }
+            | Call::ProfileShow => Readiness::Synced,
             _ => Readiness::Connected,
         }
     }
@@ -138,6 +187,10 @@ impl Call {
             Call::Users => "users",
             Call::Verify { .. } => "verify",
             Call::Invite { .. } => "invite",
+            Call::People { .. } => "people",
+            Call::PeopleShow { .. } => "people.show",
+            Call::ProfileShow => "profile.show",
+            Call::ProfileSet { .. } => "profile.set",
             Call::Suspend { .. } => "suspend",
             Call::Delegate { .. } => "delegate",
             Call::Undelegate { .. } => "undelegate",
@@ -195,6 +248,11 @@ impl Call {
                 name,
                 sector,
                 role,
+                region,
+                title,
+                organisation,
+                programme,
+                cohort,
             }) => Call::Invite {
                 user_id: user_id.clone(),
                 name: name.clone(),
@@ -203,6 +261,35 @@ impl Call {
                     RoleArg::Leader => Role::Leader,
                     RoleArg::Staff => Role::Staff,
                 },
+                region: region.clone(),
+                title: title.clone(),
+                organisation: organisation.clone(),
+                programme: programme.clone(),
+                cohort: cohort.clone(),
+            },
+            Command::People { command, search } => match command {
+                Some(PeopleCommand::Show { user }) => Call::PeopleShow { user: user.clone() },
+                None => Call::People {
+                    query: search.query.join(" "),
+                    sector: search.sector.clone(),
+                    region: search.region.clone(),
+                    topic: search.topic.clone(),
+                    programme: search.programme.clone(),
+                    cohort: search.cohort.clone(),
+                    all: search.all,
+                },
+            },
+            Command::Profile(ProfileCommand::Show) => Call::ProfileShow,
+            Command::Profile(ProfileCommand::Set {
+                topics,
+                working_on,
+                bio,
+                contact,
+            }) => Call::ProfileSet {
+                topics: topics.clone(),
+                working_on: working_on.clone(),
+                bio: bio.clone(),
+                contact: contact.clone(),
             },
             Command::Suspend { user } => Call::Suspend { user: user.clone() },
             Command::Delegate {

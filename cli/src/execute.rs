@@ -4,15 +4,17 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use convene_client::trust::UserDetails;
+use convene_client::directory::{PeopleQuery, Person, ProfileDraft};
+use convene_client::trust::{CertifiedFields, UserDetails};
 use convene_client::{hex, Client, ClientError, DeviceInfo, GroupSummary};
+use convene_proto::vocabulary::{Region, Sector};
 use serde_json::Value;
 
 use crate::call::{Call, Readiness, Role, MAX_READ_LIMIT};
 use crate::shapes::{
     DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
-    MessageShape, NamedShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
-    UndelegatedShape, UserShape,
+    MessageShape, NamedShape, PersonShape, ProfileShape, RemovedShape, SafetyNumberShape,
+    SuspendedShape, TakenOverShape, TopicCount, UndelegatedShape, UserShape,
 };
 
 /// Where notes for people go: standard error here, a JSON-RPC `note`
@@ -166,17 +168,29 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
             name,
             sector,
             role,
+            region,
+            title,
+            organisation,
+            programme,
+            cohort,
         } => {
             let role = match role {
                 Role::Leader => convene_client::Role::Leader,
                 Role::Staff => convene_client::Role::Staff,
             };
+            let text = |t: &Option<String>| t.as_deref().unwrap_or_default().trim().to_string();
             let details = UserDetails {
                 user_id: user_id.clone(),
                 display_name: name.clone(),
                 role,
-                sector: sector.clone().unwrap_or_default(),
-                certified: Default::default(),
+                sector: sector_code(sector.as_deref())?,
+                certified: CertifiedFields {
+                    job_title: text(title),
+                    organisation: text(organisation),
+                    region: region_code(region.as_deref())?,
+                    programme: text(programme),
+                    cohort: text(cohort),
+                },
             };
             let invite = ops.within(client.invite(&details)).await?;
             shape(InviteShape {
@@ -186,6 +200,76 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
                 user_id: user_id.clone(),
                 display_name: name.clone(),
             })
+        }
+        Call::People {
+            query,
+            sector,
+            region,
+            topic,
+            programme,
+            cohort,
+            all,
+        } => {
+            sync_directory(ops, client).await;
+            let query = PeopleQuery {
+                text: query.clone(),
+                sector: sector
+                    .as_deref()
+                    .map(Sector::parse)
+                    .transpose()
+                    .map_err(invalid)?,
+                region: region
+                    .as_deref()
+                    .map(Region::parse)
+                    .transpose()
+                    .map_err(invalid)?,
+                topic: topic.clone(),
+                programme: programme.clone(),
+                cohort: cohort.clone(),
+                include_suspended: *all,
+            };
+            shape(
+                client
+                    .people(&query)?
+                    .iter()
+                    .map(PersonShape::from)
+                    .collect::<Vec<_>>(),
+            )
+        }
+        Call::PeopleShow { user } => {
+            sync_directory(ops, client).await;
+            let person = client
+                .person(user)?
+                .ok_or_else(|| ClientError::UnknownUser(user.clone()))?;
+            shape(PersonShape::from(&person))
+        }
+        Call::ProfileShow => {
+            sync_directory(ops, client).await;
+            shape(profile_shape(
+                client,
+                client.person(&client.identity().user_id)?,
+            )?)
+        }
+        Call::ProfileSet {
+            topics,
+            working_on,
+            bio,
+            contact,
+        } => {
+            let draft = ProfileDraft {
+                topics: topics.clone(),
+                working_on: working_on.clone(),
+                bio: bio.clone(),
+                contact: contact.clone(),
+            };
+            if draft == ProfileDraft::default() {
+                return Err(ClientError::InvalidArgument(
+                    "say what to change: --topic, --working-on, --bio or --contact".into(),
+                )
+                .into());
+            }
+            let person = ops.within(client.set_profile(&draft)).await?;
+            shape(profile_shape(client, Some(person))?)
         }
         Call::Suspend { user } => {
             ops.within(client.suspend_user(user)).await?;
@@ -239,6 +323,62 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
             taken_over: take_over(ops, client).await?,
         }),
     }
+}
+
+/// Brings the directory up to date if the relay answers; otherwise says
+/// that what shows is this device's last copy.
+async fn sync_directory(ops: &Ops<'_>, client: &Client) {
+    if let Err(err) = ops.within(client.sync_directory()).await {
+        (ops.notes)(&format!(
+            "showing the directory as this device last synced it ({err})"
+        ));
+    }
+}
+
+/// The user's own entry with the topics others list most.
+fn profile_shape(client: &Client, person: Option<Person>) -> Result<ProfileShape> {
+    let suggested_topics = client
+        .directory()?
+        .topic_counts()
+        .into_iter()
+        .take(SUGGESTED_TOPICS)
+        .map(|(topic, people)| TopicCount { topic, people })
+        .collect();
+    Ok(ProfileShape {
+        person: person.as_ref().map(PersonShape::from),
+        suggested_topics,
+    })
+}
+
+/// How many of the most listed topics `profile` suggests.
+const SUGGESTED_TOPICS: usize = 10;
+
+fn invalid(err: impl std::fmt::Display) -> ClientError {
+    ClientError::InvalidArgument(err.to_string())
+}
+
+/// The sector code for what was typed (empty for none).
+fn sector_code(typed: Option<&str>) -> Result<String, ClientError> {
+    typed
+        .map(|t| {
+            Sector::parse(t)
+                .map(|s| s.code().to_string())
+                .map_err(invalid)
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// The ITL1 region code for what was typed (empty for none).
+fn region_code(typed: Option<&str>) -> Result<String, ClientError> {
+    typed
+        .map(|t| {
+            Region::parse(t)
+                .map(|r| r.code().to_string())
+                .map_err(invalid)
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// Fails unless `users` names someone: a change of members needs one.

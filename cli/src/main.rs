@@ -124,6 +124,23 @@ enum Command {
     Invite(InviteArgs),
     /// List the users of the network.
     Users,
+    /// Find people in the network: by name, organisation, what they can
+    /// help with or work on (typos forgiven), and by sector, region,
+    /// topic, programme or cohort. Searches this device's verified copy of
+    /// the directory; the relay never learns what you looked for.
+    #[command(args_conflicts_with_subcommands = true)]
+    People {
+        #[command(subcommand)]
+        command: Option<PeopleCommand>,
+        #[command(flatten)]
+        search: PeopleArgs,
+    },
+    /// Show or write your profile: what you can help with, what you are
+    /// working on, a short bio and how you prefer to be contacted. Your
+    /// name, title, organisation, sector, region and cohort are certified
+    /// by staff.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Suspend a user (staff): the relay cuts off their devices at once and
     /// their groups remove them.
     Suspend {
@@ -212,6 +229,66 @@ enum DevicesCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PeopleCommand {
+    /// Show one person's whole profile.
+    Show {
+        /// Their user id.
+        user: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PeopleArgs {
+    /// Words to look for (all must match): names, organisations, titles,
+    /// topics, what people work on. Leave out to list everyone.
+    #[arg(value_name = "QUERY")]
+    query: Vec<String>,
+    /// Only this sector, e.g. police, "fire and rescue", nhs (see
+    /// docs/DIRECTORY.md for the list).
+    #[arg(long, value_name = "SECTOR")]
+    sector: Option<String>,
+    /// Only this ITL1 region or nation, e.g. london, "north east", wales.
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+    /// Only people who can help with this topic.
+    #[arg(long, value_name = "TOPIC")]
+    topic: Option<String>,
+    /// Only this programme, e.g. "CEO programme 2026".
+    #[arg(long, value_name = "PROGRAMME")]
+    programme: Option<String>,
+    /// Only this cohort, e.g. "cohort 2".
+    #[arg(long, value_name = "COHORT")]
+    cohort: Option<String>,
+    /// Also list suspended people.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfileCommand {
+    /// Show your profile as the network sees it, and the topics others
+    /// list most.
+    Show,
+    /// Change your profile; what you leave out stays as it is. Only a
+    /// device that holds your identity key (the one you enrolled) can.
+    Set {
+        /// A topic you can help with (repeat, or separate with commas);
+        /// replaces the list. At most 12, each at most 40 characters.
+        #[arg(long = "topic", value_name = "TOPIC", value_delimiter = ',')]
+        topics: Option<Vec<String>>,
+        /// What you are working on (at most 500 characters).
+        #[arg(long, value_name = "TEXT")]
+        working_on: Option<String>,
+        /// A short bio (at most 1,000 characters).
+        #[arg(long, value_name = "TEXT")]
+        bio: Option<String>,
+        /// How you prefer to be contacted (at most 200 characters).
+        #[arg(long, value_name = "TEXT")]
+        contact: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum GroupCommand {
     /// Create a cohort group.
     Create {
@@ -258,9 +335,26 @@ struct InviteArgs {
     /// The new user's name as others see it; certified with the id.
     #[arg(long, value_name = "NAME")]
     name: String,
-    /// The new user's sector (police, nhs, fire, council, ...).
+    /// The new user's sector, e.g. police, nhs, "fire and rescue", "local
+    /// government" (see docs/DIRECTORY.md for the list).
     #[arg(long, value_name = "SECTOR")]
     sector: Option<String>,
+    /// The ITL1 region or nation they work in, e.g. london, "north east",
+    /// scotland.
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+    /// Their job title, e.g. "Chief Fire Officer".
+    #[arg(long, value_name = "TITLE")]
+    title: Option<String>,
+    /// Their organisation.
+    #[arg(long, value_name = "ORGANISATION")]
+    organisation: Option<String>,
+    /// Their programme, e.g. "CEO programme 2026".
+    #[arg(long, value_name = "PROGRAMME")]
+    programme: Option<String>,
+    /// Their cohort within the programme, e.g. "cohort 2".
+    #[arg(long, value_name = "COHORT")]
+    cohort: Option<String>,
     /// The new user's role.
     #[arg(long, value_enum, default_value_t = RoleArg::Leader)]
     role: RoleArg,

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::shapes::{GroupShape, IdentityShape, MessageShape};
 
 mod events;
+mod people;
 mod text;
 
 pub use events::event_line;

@@ -5,12 +5,13 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::people::{person_entry, person_text, profile_text};
 use super::{group_line, identity_text, lines_or, message_line, safe, time};
 use crate::call::Call;
 use crate::shapes::{
     DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
-    MessageShape, NamedShape, RemovedShape, SafetyNumberShape, SuspendedShape, TakenOverShape,
-    UndelegatedShape, UserShape,
+    MessageShape, NamedShape, PersonShape, ProfileShape, RemovedShape, SafetyNumberShape,
+    SuspendedShape, TakenOverShape, UndelegatedShape, UserShape,
 };
 
 /// The answer read as the shape `T`. A daemon of another version may
@@ -99,6 +100,15 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
                 time(invite.expires_at_ms),
                 safe(&invite.code)
             )
+        }
+        Call::People { .. } => lines_or(
+            &read::<Vec<PersonShape>>(call, value)?,
+            "no one matches",
+            person_entry,
+        ),
+        Call::PeopleShow { .. } => person_text(&read::<PersonShape>(call, value)?),
+        Call::ProfileShow | Call::ProfileSet { .. } => {
+            profile_text(&read::<ProfileShape>(call, value)?)
         }
         Call::Suspend { .. } => {
             let user = safe(&read::<SuspendedShape>(call, value)?.suspended).into_owned();

@@ -8,8 +8,10 @@ use convene_client::{hex, DeviceInfo, GroupSummary, Identity, LinkRequest, Messa
 use serde::{Deserialize, Serialize};
 
 mod events;
+mod people;
 
 pub use events::{EventShape, GroupNames};
+pub use people::{PersonShape, ProfileShape, TopicCount};
 
 /// Who a device belongs to (`whoami`, `enrol`, `link`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::Client;
 use crate::directory::{
-    search, verify_user, DirectorySync, PeopleQuery, Person, ProfileDraft, SearchIndex, Verified,
+    search, verify_user, DirectorySync, PeopleQuery, Person, ProfileDraft, SearchIndex,
 };
 use crate::engine::Command;
 use crate::error::ClientError;
@@ -88,10 +88,8 @@ impl Client {
             .get_committed_record(&records::directory_key(&own))?;
         let anchor = self.anchor()?;
         let now = anchor.now_ms();
-        let current = match verify_user(&anchor, &user, held.as_ref(), now) {
-            Verified::Record(record) => Person::from_record(&record, false).profile,
-            Verified::Nothing => None,
-        };
+        let current = verify_user(&anchor, &user, held.as_ref(), now)
+            .and_then(|record| Person::from_record(&record, false).profile);
         let profile = draft
             .apply(&own, current.as_ref(), now)
             .map_err(ClientError::InvalidArgument)?;

@@ -13,7 +13,7 @@ mod search;
 mod verify;
 
 pub use search::{search, PeopleQuery, SearchIndex};
-pub use verify::{verify_user, Verified};
+pub use verify::verify_user;
 
 use convene_proto::trust::Profile;
 use convene_proto::vocabulary::{Region, Sector};

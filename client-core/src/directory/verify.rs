@@ -14,39 +14,27 @@ use super::check_profile;
 use crate::store::records::DirectoryRecord;
 use crate::trust::{certified_fields, verified_profile, TrustAnchor};
 
-/// The outcome of verifying one user.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verified {
-    /// This record is what the directory now holds for the user (new, or
-    /// the one held with some part refused: see its `refused`).
-    Record(DirectoryRecord),
-    /// Nothing of the user verifies and nothing was held: not listed.
-    Nothing,
-}
-
 /// Verifies `user` as the relay served it, against what this device held
-/// (`held`), at `now_ms`.
+/// (`held`), at `now_ms`: the record the directory now holds for the user
+/// (new, or the one held with the part that failed refused: see its
+/// `refused`), or `None` when nothing of the user verifies and nothing was
+/// held (they are not listed).
 pub fn verify_user(
     anchor: &TrustAnchor,
     user: &User,
     held: Option<&DirectoryRecord>,
     now_ms: u64,
-) -> Verified {
+) -> Option<DirectoryRecord> {
     let certified = match certified_part(anchor, user, now_ms) {
         Ok(certified) => certified,
-        Err(why) => {
-            return match held {
-                Some(held) => Verified::Record(refused(held, user, why)),
-                None => Verified::Nothing,
-            }
-        }
+        Err(why) => return held.map(|held| refused(held, user, why)),
     };
     let mut record = match held {
         // The same identity: an older certificate than the one relied on
         // is a rollback.
         Some(held) if held.identity_key == certified.identity_key => {
             if certified.certificate_from_ms < held.certificate_from_ms {
-                return Verified::Record(refused(
+                return Some(refused(
                     held,
                     user,
                     "the relay served an older certificate than the one this device holds",
@@ -72,7 +60,7 @@ pub fn verify_user(
     if let Err(why) = take_profile(&mut record, &user.profile) {
         record.refused = why;
     }
-    Verified::Record(record)
+    Some(record)
 }
 
 /// The held record, noting why the relay's newest was refused.

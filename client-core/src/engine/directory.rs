@@ -7,7 +7,7 @@
 use convene_proto::relay::{request, response, GetUsers, ListUsers};
 
 use super::Engine;
-use crate::directory::{verify_user, DirectorySync, Verified};
+use crate::directory::{verify_user, DirectorySync};
 use crate::error::ClientError;
 use crate::store::records::{self, DirectoryRecord};
 
@@ -67,8 +67,8 @@ impl Engine {
             for user in users.iter().filter(|u| chunk.contains(&u.user_id)) {
                 let key = records::directory_key(&user.user_id);
                 let held: Option<DirectoryRecord> = self.store().get_record(&key)?;
-                match verify_user(&anchor, user, held.as_ref(), now) {
-                    Verified::Record(record) => {
+                match verify_user(anchor, user, held.as_ref(), now) {
+                    Some(record) => {
                         report.updated += 1;
                         if !record.refused.is_empty() {
                             tracing::warn!(
@@ -80,7 +80,7 @@ impl Engine {
                         }
                         self.store().put_record(key, &record);
                     }
-                    Verified::Nothing => report.unverified += 1,
+                    None => report.unverified += 1,
                 }
             }
             self.store().commit_durably()?;

@@ -20,6 +20,8 @@ mod commit;
 mod create;
 mod devices;
 mod directory;
+#[cfg(test)]
+mod directory_tests;
 mod held;
 mod incoming_commit;
 mod intents;

@@ -19,6 +19,7 @@ mod delegation;
 mod delivery;
 mod devices;
 mod direct;
+mod directory;
 mod enrolment;
 mod example;
 mod fuzz_decoders;
