@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Command, DevicesCommand, GroupCommand, InviteArgs, PeopleCommand, ProfileCommand, RoleArg,
+    Command, DevicesCommand, GroupCommand, InviteArgs, NetworkCommand, PeopleCommand,
+    ProfileCommand, RoleArg,
 };
 
 /// One call: a JSON-RPC method name and its params (docs/JSON-RPC.md).
@@ -66,6 +67,8 @@ pub enum Call {
         #[serde(default)]
         cohort: Option<String>,
     },
+    #[serde(rename = "network.create")]
+    NetworkCreate { name: String },
     #[serde(rename = "people")]
     People {
         #[serde(default)]
@@ -187,6 +190,7 @@ impl Call {
             Call::Users => "users",
             Call::Verify { .. } => "verify",
             Call::Invite { .. } => "invite",
+            Call::NetworkCreate { .. } => "network.create",
             Call::People { .. } => "people",
             Call::PeopleShow { .. } => "people.show",
             Call::ProfileShow => "profile.show",
@@ -279,6 +283,9 @@ impl Call {
                     all: search.all,
                 },
             },
+            Command::Network(NetworkCommand::Create { name }) => {
+                Call::NetworkCreate { name: name.clone() }
+            }
             Command::Profile(ProfileCommand::Show) => Call::ProfileShow,
             Command::Profile(ProfileCommand::Set {
                 topics,

@@ -201,6 +201,10 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
                 display_name: name.clone(),
             })
         }
+        Call::NetworkCreate { name } => {
+            let group = ops.within(client.create_network_channel(name)).await?;
+            shape(GroupShape::from(&group))
+        }
         Call::People {
             query,
             sector,

@@ -135,6 +135,10 @@ enum Command {
         #[command(flatten)]
         search: PeopleArgs,
     },
+    /// The network channel: one group of every leader and staff, where
+    /// staff announce and leaders ask the network for help.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Show or write your profile: what you can help with, what you are
     /// working on, a short bio and how you prefer to be contacted. Your
     /// name, title, organisation, sector, region and cohort are certified
@@ -225,6 +229,18 @@ enum DevicesCommand {
     Remove {
         /// The device's key, in hex (a unique prefix will do).
         device: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkCommand {
+    /// Create the network channel (staff, once): every leader and staff
+    /// member is added to it, and everyone enrolled later, by staff's
+    /// devices on their own.
+    Create {
+        /// The channel's name.
+        #[arg(default_value = "Network")]
+        name: String,
     },
 }
 

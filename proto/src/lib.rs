@@ -21,6 +21,7 @@ pub mod frame;
 pub mod ids;
 pub mod invite;
 pub mod mls_frame;
+pub mod network;
 pub mod text;
 pub mod trust;
 pub mod vocabulary;

@@ -272,8 +272,24 @@ impl TestDevice {
             .ok_or_else(|| anyhow!("no push from the relay within {PATIENCE:?}"))
     }
 
-    /// The next push, or `None` if none comes within `wait`.
+    /// The next push other than a `DirectoryNotice`, or `None` if none
+    /// comes within `wait`. Directory notices are skipped because the relay
+    /// sends them to every connected device whenever anyone enrols or
+    /// writes a profile, so they arrive at any point of any test;
+    /// [`TestDevice::any_push_within`] sees them.
     pub async fn push_within(&mut self, wait: Duration) -> Option<push::Kind> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.any_push_within(remaining).await? {
+                push::Kind::DirectoryNotice(_) => continue,
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// The next push of any kind, or `None` if none comes within `wait`.
+    pub async fn any_push_within(&mut self, wait: Duration) -> Option<push::Kind> {
         tokio::time::timeout(wait, self.conn.next_push())
             .await
             .ok()

@@ -38,7 +38,7 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             "no groups yet",
             group_line,
         ),
-        Call::GroupCreate { .. } => {
+        Call::GroupCreate { .. } | Call::NetworkCreate { .. } => {
             format!("created {}", group_line(&read::<GroupShape>(call, value)?))
         }
         Call::GroupAdd { .. } | Call::GroupRemove { .. } | Call::GroupLeave { .. } => {

@@ -8,7 +8,8 @@ use tokio::sync::oneshot;
 
 use super::Client;
 use crate::directory::{
-    search, verify_user, DirectorySync, PeopleQuery, Person, ProfileDraft, SearchIndex,
+    sealed_profile, search, verify_user, DirectorySync, NetworkKeyRing, PeopleQuery, Person,
+    ProfileDraft, SearchIndex,
 };
 use crate::engine::Command;
 use crate::error::ClientError;
@@ -33,13 +34,14 @@ impl Client {
     /// verified, suspended ones marked.
     pub fn directory(&self) -> Result<SearchIndex, ClientError> {
         let revocations = &self.inner.shared.revocations;
+        let keys = self.network_key_ring()?;
         let people = self
             .store()
             .scan::<DirectoryRecord>(&records::directory_prefix())
             .map(|item| {
                 item.map(|(_, record)| {
                     let suspended = revocations.covers(&record.user_id, &[]);
-                    Person::from_record(&record, suspended)
+                    Person::from_record(&record, suspended, &keys)
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -59,20 +61,33 @@ impl Client {
         let record: Option<DirectoryRecord> = self
             .store()
             .get_committed_record(&records::directory_key(user_id))?;
+        let keys = self.network_key_ring()?;
         Ok(record.map(|record| {
             let suspended = self.inner.shared.revocations.covers(user_id, &[]);
-            Person::from_record(&record, suspended)
+            Person::from_record(&record, suspended, &keys)
         }))
     }
 
     /// Writes this user's profile: `draft` applied to the profile the
-    /// relay holds now (verified), at the next revision, signed with the
-    /// identity key and stored by the relay; then the directory is synced
-    /// and this user's entry returned. Only a device that holds the
-    /// identity key can ([`ClientError::Forbidden`] otherwise); a field out
-    /// of bounds is [`ClientError::InvalidArgument`].
+    /// relay holds now (verified), at the next revision, sealed with the
+    /// current network key, signed with the identity key and stored by the
+    /// relay; then the directory is synced and this user's entry returned.
+    ///
+    /// # Errors
+    /// [`ClientError::Forbidden`] on a device that does not hold the
+    /// identity key, or before this device holds a network key (it comes
+    /// with membership of the network channel);
+    /// [`ClientError::InvalidArgument`] for a field out of bounds.
     pub async fn set_profile(&self, draft: &ProfileDraft) -> Result<Person, ClientError> {
         let identity_key = self.identity_key()?;
+        let keys = self.network_key_ring()?;
+        let Some(key) = keys.current() else {
+            return Err(ClientError::Forbidden(
+                "your profile can be written once you are in the network channel (staff add \
+                 every leader to it)"
+                    .into(),
+            ));
+        };
         let own = self.user_id().to_string();
         let user = match self
             .relay(request::Kind::GetUser(GetUser {
@@ -88,10 +103,23 @@ impl Client {
             .get_committed_record(&records::directory_key(&own))?;
         let anchor = self.anchor()?;
         let now = anchor.now_ms();
-        let current = verify_user(&anchor, &user, held.as_ref(), now)
-            .and_then(|record| Person::from_record(&record, false).profile);
-        let profile = draft
-            .apply(&own, current.as_ref(), now)
+        let record = verify_user(&anchor, &user, held.as_ref(), now);
+        let revision = record.as_ref().map_or(0, |r| r.profile_revision);
+        let current = record
+            .as_ref()
+            .map(|r| Person::from_record(r, false, &keys))
+            .and_then(|person| person.profile);
+        if revision > 0 && current.is_none() {
+            return Err(ClientError::Forbidden(
+                "your profile is sealed with a network key this device does not hold yet; \
+                 try again once it has caught up in the network channel"
+                    .into(),
+            ));
+        }
+        let text = draft
+            .apply(current.as_ref())
+            .map_err(ClientError::InvalidArgument)?;
+        let profile = sealed_profile(&own, revision + 1, &text, key, now)
             .map_err(ClientError::InvalidArgument)?;
         let signed = identity_key.sign_profile(&profile);
         match self
@@ -107,6 +135,14 @@ impl Client {
         self.person(&own)?.ok_or_else(|| {
             ClientError::Untrusted("your own directory entry does not verify".into())
         })
+    }
+
+    /// The network keys this device holds.
+    fn network_key_ring(&self) -> Result<NetworkKeyRing, ClientError> {
+        Ok(self
+            .store()
+            .get_committed_record(&records::network_keys_key())?
+            .unwrap_or_default())
     }
 
     /// The user's identity key, if this device holds it.

@@ -137,12 +137,7 @@ impl Client {
         name: &str,
         members: &[String],
     ) -> Result<GroupSummary, ClientError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_GROUP_NAME_CHARS {
-            return Err(ClientError::InvalidArgument(format!(
-                "a group name has 1 to {MAX_GROUP_NAME_CHARS} characters"
-            )));
-        }
+        let name = checked_group_name(name)?;
         if self.identity().role != Role::Staff {
             return Err(ClientError::Forbidden(
                 "only staff create cohort groups".into(),
@@ -153,7 +148,7 @@ impl Client {
         let meta = GroupMeta {
             version: 1,
             kind: WireKind::Cohort as i32,
-            name: name.to_string(),
+            name,
             direct_pair: Vec::new(),
             membership: MembershipPolicy::Staff as i32,
             ..Default::default()
@@ -305,6 +300,7 @@ impl Client {
         if !known {
             return Err(ClientError::UnknownGroup(group.to_string()));
         }
+        self.check_may_post_text(group)?;
         let completed = self.submit(send_intent(group, text)).await?;
         completed
             .message
@@ -434,6 +430,18 @@ pub fn direct_group_id(a: &str, b: &str) -> GroupId {
     convene_proto::direct::direct_group_id(a, b)
 }
 
+/// A group name trimmed, if it has 1 to [`MAX_GROUP_NAME_CHARS`]
+/// characters.
+fn checked_group_name(name: &str) -> Result<String, ClientError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_GROUP_NAME_CHARS {
+        return Err(ClientError::InvalidArgument(format!(
+            "a group name has 1 to {MAX_GROUP_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
 fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord {
     let members = MembersIntent {
         user_ids: users.to_vec(),
@@ -456,6 +464,7 @@ mod directory;
 mod find;
 mod keys;
 mod managed;
+mod network;
 mod trust;
 mod users;
 pub use device_label::MAX_DEVICE_NAME_CHARS;

@@ -9,13 +9,15 @@
 //! [`ProfileDraft`] checks and normalises what a user writes. The engine
 //! syncs (`engine/directory.rs`); the client reads (`client/directory.rs`).
 
+mod network_key;
 mod search;
 mod verify;
 
+pub use network_key::{key_id, NetworkKeyRing, KEY_ID_LEN, MAX_NETWORK_KEYS};
 pub use search::{search, PeopleQuery, SearchIndex};
 pub use verify::verify_user;
 
-use convene_proto::trust::Profile;
+use convene_proto::trust::{Profile, ProfileText};
 use convene_proto::vocabulary::{Region, Sector};
 
 use crate::store::records::DirectoryRecord;
@@ -71,8 +73,12 @@ pub struct Person {
     pub programme: String,
     /// Certified cohort; may be empty.
     pub cohort: String,
-    /// What they wrote, if they did.
+    /// What they wrote, if they did and this device holds the network key
+    /// it is sealed with.
     pub profile: Option<WrittenProfile>,
+    /// They wrote a profile this device cannot read yet: it waits for the
+    /// network key, which comes with membership of the network channel.
+    pub profile_sealed: bool,
     /// Staff suspended them (a signed revocation this device holds).
     pub suspended: bool,
     /// Why the relay's newest entry for them was refused (this shows the
@@ -98,8 +104,13 @@ pub struct WrittenProfile {
 }
 
 impl Person {
-    pub(crate) fn from_record(record: &DirectoryRecord, suspended: bool) -> Person {
+    pub(crate) fn from_record(
+        record: &DirectoryRecord,
+        suspended: bool,
+        keys: &NetworkKeyRing,
+    ) -> Person {
         let sector = Sector::from_code(&record.sector);
+        let profile = written_profile(record, keys);
         Person {
             user_id: record.user_id.clone(),
             display_name: record.display_name.clone(),
@@ -115,18 +126,36 @@ impl Person {
             organisation: record.organisation.clone(),
             programme: record.programme.clone(),
             cohort: record.cohort.clone(),
-            profile: (record.profile_revision > 0).then(|| WrittenProfile {
-                revision: record.profile_revision,
-                topics: record.topics.clone(),
-                working_on: record.working_on.clone(),
-                bio: record.bio.clone(),
-                contact: record.contact.clone(),
-                written_at_ms: record.profile_written_at_ms,
-            }),
+            profile_sealed: record.profile_revision > 0 && profile.is_none(),
+            profile,
             suspended,
             refused: (!record.refused.is_empty()).then(|| record.refused.clone()),
         }
     }
+}
+
+/// The profile text of `record` opened with the key it was sealed with,
+/// if this device holds it and the text is within bounds.
+fn written_profile(record: &DirectoryRecord, keys: &NetworkKeyRing) -> Option<WrittenProfile> {
+    if record.profile_revision == 0 {
+        return None;
+    }
+    let key = keys.find(&record.profile_key_id)?;
+    let text = network_key::open(
+        key,
+        &record.user_id,
+        record.profile_revision,
+        &record.profile_sealed,
+    )?;
+    check_text(&text).ok()?;
+    Some(WrittenProfile {
+        revision: record.profile_revision,
+        topics: text.topics,
+        working_on: text.working_on,
+        bio: text.bio,
+        contact: text.contact,
+        written_at_ms: record.profile_written_at_ms,
+    })
 }
 
 /// What a user writes about themselves, before it is checked, normalised
@@ -144,35 +173,50 @@ pub struct ProfileDraft {
 }
 
 impl ProfileDraft {
-    /// The profile `current` becomes with this draft applied, at the next
-    /// revision; an error names the field that is out of bounds.
-    pub(crate) fn apply(
-        &self,
-        user_id: &str,
-        current: Option<&WrittenProfile>,
-        now_ms: u64,
-    ) -> Result<Profile, String> {
+    /// The text `current` becomes with this draft applied; an error names
+    /// the field that is out of bounds.
+    pub(crate) fn apply(&self, current: Option<&WrittenProfile>) -> Result<ProfileText, String> {
         let base = current.cloned().unwrap_or_default();
         let topics = match &self.topics {
-            Some(typed) => normalise_topics(typed)?,
+            Some(typed) => normalise_topics(typed),
             None => base.topics,
         };
         let pick = |new: &Option<String>, old: String| {
             new.as_deref().map_or(old, |t| t.trim().to_string())
         };
-        let profile = Profile {
-            version: 1,
-            user_id: user_id.to_string(),
-            revision: base.revision + 1,
+        let text = ProfileText {
             topics,
             working_on: pick(&self.working_on, base.working_on),
             bio: pick(&self.bio, base.bio),
             contact: pick(&self.contact, base.contact),
-            written_at_ms: now_ms,
         };
-        check_profile(&profile)?;
-        Ok(profile)
+        check_text(&text)?;
+        Ok(text)
     }
+}
+
+/// `text` as `user_id`'s profile of `revision`, sealed under the network
+/// key `key` (the identity key signs it next).
+pub(crate) fn sealed_profile(
+    user_id: &str,
+    revision: u64,
+    text: &ProfileText,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Profile, String> {
+    let sealed = network_key::seal(key, user_id, revision, text)
+        .ok_or_else(|| "the profile could not be sealed".to_string())?;
+    if sealed.len() > network_key::MAX_SEALED_PROFILE_BYTES {
+        return Err("the profile is too long".into());
+    }
+    Ok(Profile {
+        version: 1,
+        user_id: user_id.to_string(),
+        revision,
+        written_at_ms: now_ms,
+        key_id: key_id(key).to_vec(),
+        sealed,
+    })
 }
 
 /// A topic as it is kept and compared: lower case, trimmed, inner runs of
@@ -186,22 +230,19 @@ pub fn normalise_topic(topic: &str) -> Option<String> {
     (!folded.is_empty()).then_some(folded)
 }
 
-fn normalise_topics(typed: &[String]) -> Result<Vec<String>, String> {
+fn normalise_topics(typed: &[String]) -> Vec<String> {
     let mut topics: Vec<String> = Vec::new();
     for topic in typed.iter().filter_map(|t| normalise_topic(t)) {
         if !topics.contains(&topic) {
             topics.push(topic);
         }
     }
-    Ok(topics)
+    topics
 }
 
-/// Checks a profile's bounds and characters (what a client refuses to
-/// sign, and refuses to accept from another).
-pub(crate) fn check_profile(profile: &Profile) -> Result<(), String> {
-    if profile.version != 1 {
-        return Err(format!("profile layout {} is not read", profile.version));
-    }
+/// Checks a profile text's bounds and characters (what a client refuses
+/// to sign, and refuses to show from another).
+pub(crate) fn check_text(profile: &ProfileText) -> Result<(), String> {
     if profile.topics.len() > MAX_TOPICS {
         return Err(format!("at most {MAX_TOPICS} topics"));
     }
@@ -262,13 +303,12 @@ mod tests {
             ]),
             ..Default::default()
         };
-        let profile = draft.apply("ana", None, 5).unwrap();
+        let profile = draft.apply(None).unwrap();
         assert_eq!(profile.topics, ["cyber skills", "workforce"]);
-        assert_eq!(profile.revision, 1);
     }
 
     #[test]
-    fn a_draft_keeps_what_it_does_not_change_and_raises_the_revision() {
+    fn a_draft_keeps_what_it_does_not_change() {
         let current = WrittenProfile {
             revision: 4,
             topics: vec!["estates".into()],
@@ -279,8 +319,7 @@ mod tests {
             working_on: Some("Keeping stations open".into()),
             ..Default::default()
         };
-        let profile = draft.apply("ana", Some(&current), 5).unwrap();
-        assert_eq!(profile.revision, 5);
+        let profile = draft.apply(Some(&current)).unwrap();
         assert_eq!(profile.topics, ["estates"]);
         assert_eq!(profile.bio, "Fire chief");
         assert_eq!(profile.working_on, "Keeping stations open");
@@ -292,16 +331,16 @@ mod tests {
             bio: Some("x".repeat(MAX_BIO_CHARS + 1)),
             ..Default::default()
         };
-        assert!(long.apply("ana", None, 0).unwrap_err().contains("bio"));
+        assert!(long.apply(None).unwrap_err().contains("bio"));
         let many = ProfileDraft {
             topics: Some((0..=MAX_TOPICS).map(|i| format!("t{i}")).collect()),
             ..Default::default()
         };
-        assert!(many.apply("ana", None, 0).is_err());
+        assert!(many.apply(None).is_err());
         let hidden = ProfileDraft {
             contact: Some("call me\u{202e}".into()),
             ..Default::default()
         };
-        assert!(hidden.apply("ana", None, 0).is_err());
+        assert!(hidden.apply(None).is_err());
     }
 }

@@ -282,6 +282,7 @@ mod tests {
                 topics: topics.iter().map(|t| t.to_string()).collect(),
                 ..Default::default()
             }),
+            profile_sealed: false,
             suspended: false,
             refused: None,
         }

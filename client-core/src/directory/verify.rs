@@ -10,7 +10,8 @@ use convene_proto::trust::{Signed, UserCertificate};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use super::check_profile;
+use super::network_key::MAX_SEALED_PROFILE_BYTES;
+use super::KEY_ID_LEN;
 use crate::store::records::DirectoryRecord;
 use crate::trust::{certified_fields, verified_profile, TrustAnchor};
 
@@ -42,10 +43,8 @@ pub fn verify_user(
             }
             DirectoryRecord {
                 profile_revision: held.profile_revision,
-                topics: held.topics.clone(),
-                working_on: held.working_on.clone(),
-                bio: held.bio.clone(),
-                contact: held.contact.clone(),
+                profile_key_id: held.profile_key_id.clone(),
+                profile_sealed: held.profile_sealed.clone(),
                 profile_written_at_ms: held.profile_written_at_ms,
                 profile_digest: held.profile_digest.clone(),
                 ..certified
@@ -168,7 +167,12 @@ fn take_profile(record: &mut DirectoryRecord, served: &[u8]) -> Result<(), Strin
     if profile.user_id != record.user_id {
         return Err("the profile describes another user".into());
     }
-    check_profile(&profile).map_err(|why| format!("the profile is out of bounds: {why}"))?;
+    if profile.version != 1 {
+        return Err(format!("profile layout {} is not read", profile.version));
+    }
+    if profile.key_id.len() != KEY_ID_LEN || profile.sealed.len() > MAX_SEALED_PROFILE_BYTES {
+        return Err("the profile is out of bounds".into());
+    }
     let digest = Sha256::digest(served).to_vec();
     if profile.revision < record.profile_revision {
         return Err(format!(
@@ -186,10 +190,8 @@ fn take_profile(record: &mut DirectoryRecord, served: &[u8]) -> Result<(), Strin
         ));
     }
     record.profile_revision = profile.revision;
-    record.topics = profile.topics;
-    record.working_on = profile.working_on;
-    record.bio = profile.bio;
-    record.contact = profile.contact;
+    record.profile_key_id = profile.key_id;
+    record.profile_sealed = profile.sealed;
     record.profile_written_at_ms = profile.written_at_ms;
     record.profile_digest = digest;
     Ok(())

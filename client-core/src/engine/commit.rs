@@ -424,6 +424,8 @@ impl Engine {
     ) -> Result<(), ClientError> {
         let group_id = intent.group()?;
         let before: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
+        let devices_before: std::collections::BTreeSet<Vec<u8>> =
+            record.members.iter().map(|m| m.device.clone()).collect();
         let identities = {
             let group = load_group(&mut self.groups, &self.mls, &group_id)?
                 .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))?;
@@ -458,6 +460,12 @@ impl Engine {
         }
         self.store().delete(records::intent_key(intent.id));
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
+        if self.is_network_channel(&group_id) {
+            let devices_after = record.members.iter().map(|m| m.device.clone()).collect();
+            self.hand_out_network_keys(&group_id, &devices_before, &devices_after)?;
+            // Staff: the next batch of users who are not in it yet.
+            self.add_missing_to_network_channel(record)?;
+        }
         if let Some(IntentKind::Create(_)) = intent.kind {
             let summary = GroupSummary::from_record(record, self.mls.user_id())?;
             self.emit(Event::GroupCreated(summary));

@@ -139,6 +139,11 @@ impl Engine {
             zeroize::Zeroize::zeroize(&mut record.private);
         }
         let meta = &meta;
+        if self.is_network_channel(group_id) {
+            // Its creator holds the first key, to seal its own profile
+            // before anyone else is in it.
+            self.ensure_network_key()?;
+        }
         let group = self.mls.ops().create_group(group_id, meta, managed)?;
         let mut record = GroupRecord {
             group_id: group_id.to_vec(),

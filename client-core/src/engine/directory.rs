@@ -19,6 +19,10 @@ const PAGE: u32 = 500;
 const MAX_PAGES: u32 = 200;
 /// Users fetched per `GetUsers` (the relay's bound).
 const FETCH: usize = 50;
+/// How long after the relay says the directory changed this device looks,
+/// in ms: a burst of changes costs one look, and a relay repeating the
+/// notice gets no more than one a while.
+const NOTICE_DELAY_MS: u64 = 2_000;
 
 impl Engine {
     /// Syncs the directory when it is due.
@@ -33,6 +37,27 @@ impl Engine {
                 error = &err as &dyn std::error::Error,
                 "syncing the directory failed; will try again"
             );
+        }
+        let completed = self
+            .complete_network_channel()
+            .and_then(|()| Ok(self.store().commit_durably()?));
+        if let Err(err) = completed {
+            self.store().rollback();
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "cannot add users to the network channel; will try again"
+            );
+        }
+    }
+
+    /// The relay says the directory changed: look soon.
+    pub(super) fn directory_changed(&mut self) {
+        let soon = crate::now_ms() + NOTICE_DELAY_MS;
+        if soon < self.directory_at_ms {
+            self.directory_at_ms = soon;
+            let at =
+                tokio::time::Instant::now() + std::time::Duration::from_millis(NOTICE_DELAY_MS);
+            self.lifecycle_at = self.lifecycle_at.min(at);
         }
     }
 

@@ -128,6 +128,8 @@ fn signed_profile(signed: &Bytes) -> (Signed, Profile) {
 async fn a_profile_replayed_altered_or_signed_by_another_key_is_refused_and_the_last_good_kept() {
     let served = Arc::new(Mutex::new(Served::default()));
     let (_dir, client) = client_with(served.clone()).await;
+    // Its creator holds the network key that seals profiles.
+    client.create_network_channel("Network").await.unwrap();
     let bio = |text: &str| ProfileDraft {
         bio: Some(text.into()),
         ..Default::default()
@@ -145,9 +147,10 @@ async fn a_profile_replayed_altered_or_signed_by_another_key_is_refused_and_the_
     assert_eq!((revision, text.as_str()), (2, "second"));
     assert!(refused.unwrap().contains("older profile"));
 
-    // Altered: the bio changed, the signature kept.
+    // Altered: the sealed text changed, the signature kept.
     let (signed, mut profile) = signed_profile(&newest);
-    profile.bio = "altered".into();
+    let last = profile.sealed.len() - 1;
+    profile.sealed[last] ^= 1;
     let altered = Signed {
         body: profile.encode_to_vec(),
         signature: signed.signature.clone(),
@@ -160,7 +163,6 @@ async fn a_profile_replayed_altered_or_signed_by_another_key_is_refused_and_the_
 
     // A later version signed by someone else's key.
     profile.revision = 3;
-    profile.bio = "forged".into();
     let forged = IdentityKey::generate().sign_profile(&profile);
     let (revision, text, refused) = serve(&client, &served, forged.encode_to_vec().into()).await;
     assert_eq!((revision, text.as_str()), (2, "second"));
@@ -169,7 +171,7 @@ async fn a_profile_replayed_altered_or_signed_by_another_key_is_refused_and_the_
     // The same version saying something else (the relay's, or a second
     // device's, equivocation) is not taken either.
     let (_, mut same) = signed_profile(&newest);
-    same.bio = "the same version, another text".into();
+    same.written_at_ms += 1;
     let (revision, text, refused) = serve(
         &client,
         &served,

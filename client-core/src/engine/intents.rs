@@ -426,6 +426,36 @@ pub(crate) fn send_intent(group_id: &GroupId, text: &str) -> IntentRecord {
             submission_id: crate::random_bytes::<16>().to_vec(),
             ciphertext: Vec::new(),
             text: text.to_string(),
+            silent: false,
+        })),
+        ..Default::default()
+    }
+}
+
+/// An intent to post the network keys `keys` (the current one last) in the
+/// network channel `group_id`, ready to persist.
+pub(crate) fn network_keys_intent(group_id: &GroupId, keys: &[Vec<u8>]) -> IntentRecord {
+    use convene_proto::content::{content, Content, NetworkKeys};
+    let message_id = crate::random_bytes::<16>().to_vec();
+    let content = zeroize::Zeroizing::new(
+        Content {
+            message_id: Bytes::from(message_id.clone()),
+            sent_at_ms: crate::now_ms(),
+            body: Some(content::Body::NetworkKeys(NetworkKeys {
+                keys: keys.iter().map(|k| Bytes::copy_from_slice(k)).collect(),
+            })),
+        }
+        .encode_to_vec(),
+    );
+    IntentRecord {
+        group_id: group_id.to_vec(),
+        kind: Some(IntentKind::Send(SendIntent {
+            message_id,
+            content: content.to_vec(),
+            submission_id: crate::random_bytes::<16>().to_vec(),
+            ciphertext: Vec::new(),
+            text: String::new(),
+            silent: true,
         })),
         ..Default::default()
     }

@@ -27,6 +27,7 @@ mod incoming_commit;
 mod intents;
 mod lifecycle;
 mod managed;
+mod network;
 mod notices;
 mod peers;
 mod readd;

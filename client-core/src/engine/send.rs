@@ -178,9 +178,16 @@ impl Engine {
         position: u64,
     ) -> Result<Option<Message>, ClientError> {
         let group_id = intent.group()?;
-        let Some(IntentKind::Send(send)) = intent.kind else {
+        let Some(IntentKind::Send(mut send)) = intent.kind else {
             return Ok(None);
         };
+        if send.silent {
+            // The plaintext held keys: not kept once it has gone.
+            zeroize::Zeroize::zeroize(&mut send.content);
+            self.store().delete(records::intent_key(intent.id));
+            self.resolve(intent.id, Ok(Completed { message: None }));
+            return Ok(None);
+        }
         let record = MessageRecord {
             group_id: intent.group_id.clone(),
             position,

@@ -11,14 +11,16 @@ use std::time::Duration;
 use convene_proto::mls_frame::{read_message_header, ContentType};
 use convene_proto::relay::{push, GroupMessage, MessageKind, Receipt, StreamGap};
 
+use super::network::network_chat;
 use super::snapshot::Snapshot;
 use super::{ConnectionState, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
-use crate::mls::content::read_content;
+use crate::mls::content::{read_content, ReadContent};
 use crate::mls::{Incoming, MemberDevice, MlsError};
 use crate::store::records::{self, GroupRecord, MessageRecord};
-use crate::types::{GroupId, Message};
+use crate::types::{GroupId, Message, Role};
+use convene_proto::content::GroupKind as WireKind;
 
 pub(crate) use crate::mls::content::MAX_TEXT_BYTES;
 
@@ -67,6 +69,10 @@ impl Engine {
                 Ok(())
             }
             push::Kind::Challenge(_) => Ok(()),
+            push::Kind::DirectoryNotice(_) => {
+                self.directory_changed();
+                Ok(())
+            }
             push::Kind::RevocationNotice(_) => {
                 // Not fatal to the push batch: the next connect reads them.
                 if let Err(err) = self.sync_revocations().await {
@@ -285,7 +291,11 @@ impl Engine {
         let snapshot = Snapshot::of(group, self.mls.anchor());
         let identities = crate::mls::member_identities(group);
         match incoming {
-            Incoming::Application { sender, plaintext } => {
+            Incoming::Application {
+                sender,
+                role,
+                plaintext,
+            } => {
                 if sender.device.as_slice() != message.sender_device.as_ref() {
                     self.emit(Event::Warning {
                         group: Some(group_id.clone()),
@@ -295,7 +305,7 @@ impl Engine {
                         ),
                     });
                 }
-                self.store_received(group_id, record, message, &sender, &plaintext)
+                self.store_received(group_id, record, message, &sender, role, &plaintext)
             }
             Incoming::Commit {
                 added,
@@ -328,9 +338,30 @@ impl Engine {
         record: &GroupRecord,
         message: &GroupMessage,
         sender: &MemberDevice,
+        role: Role,
         plaintext: &[u8],
     ) -> Result<(), MlsError> {
-        let content = read_content(plaintext)?;
+        let network = record.kind == WireKind::Network as i32;
+        let content = match read_content(plaintext)? {
+            ReadContent::NetworkKeys(keys) if network && self.is_network_channel(group_id) => {
+                return self
+                    .take_network_keys(&keys)
+                    .map_err(|e| MlsError::Operation(crate::mls::OperationError::new(e)));
+            }
+            ReadContent::NetworkKeys(_) => {
+                return Err(MlsError::PolicyViolation(
+                    "network keys outside the network channel".into(),
+                ))
+            }
+            ReadContent::Text(_) if network && role != Role::Staff && !network_chat(record) => {
+                return Err(MlsError::PolicyViolation(format!(
+                    "{} posted ordinary text in the network channel, where only staff post \
+                     announcements while chat is off",
+                    sender.user_id
+                )))
+            }
+            ReadContent::Text(content) => content,
+        };
         let seen = records::seen_key(group_id, sender.device.as_bytes(), &content.message_id);
         if self
             .store()

@@ -22,18 +22,41 @@ pub struct TextContent {
     pub text: String,
 }
 
-/// Reads decrypted plaintext: a text within the size limit, or a typed
-/// refusal (never a panic) for anything else.
-pub fn read_content(plaintext: &[u8]) -> Result<TextContent, MlsError> {
+/// What a decrypted application message carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadContent {
+    /// A text people read.
+    Text(TextContent),
+    /// Network keys (in the network channel only): each 32 bytes, at most
+    /// [`crate::directory::MAX_NETWORK_KEYS`], the current one last.
+    NetworkKeys(Vec<Vec<u8>>),
+}
+
+/// Reads decrypted plaintext: a text within the size limit, network keys
+/// within theirs, or a typed refusal (never a panic) for anything else.
+pub fn read_content(plaintext: &[u8]) -> Result<ReadContent, MlsError> {
     let content = Content::decode(plaintext)
         .map_err(|e| MlsError::Invalid(format!("message content: {e}")))?;
     match content.body {
-        Some(content::Body::Text(text)) if text.text.len() <= MAX_TEXT_BYTES => Ok(TextContent {
-            message_id: content.message_id,
-            sent_at_ms: content.sent_at_ms,
-            text: text.text,
-        }),
+        Some(content::Body::Text(text)) if text.text.len() <= MAX_TEXT_BYTES => {
+            Ok(ReadContent::Text(TextContent {
+                message_id: content.message_id,
+                sent_at_ms: content.sent_at_ms,
+                text: text.text,
+            }))
+        }
         Some(content::Body::Text(_)) => Err(MlsError::Invalid("a text over the size limit".into())),
+        Some(content::Body::NetworkKeys(keys))
+            if keys.keys.len() <= crate::directory::MAX_NETWORK_KEYS
+                && keys.keys.iter().all(|k| k.len() == 32) =>
+        {
+            Ok(ReadContent::NetworkKeys(
+                keys.keys.iter().map(|k| k.to_vec()).collect(),
+            ))
+        }
+        Some(content::Body::NetworkKeys(_)) => {
+            Err(MlsError::Invalid("network keys out of bounds".into()))
+        }
         None => Err(MlsError::Invalid(
             "a message of a kind this client does not know".into(),
         )),

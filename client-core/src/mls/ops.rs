@@ -25,6 +25,8 @@ pub enum Incoming {
     Application {
         /// The member device that sent it.
         sender: MemberDevice,
+        /// The sender's role, as their certificate gives it.
+        role: crate::types::Role,
         /// The decrypted application data (an encoded `Content`).
         plaintext: Vec<u8>,
     },
@@ -224,11 +226,14 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
         });
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(message) => {
-                let sender = sender.ok_or_else(|| {
-                    MlsError::Invalid("an application message from a non-member".into())
-                })?;
+                let (Some(sender), Some(verified)) = (sender, verified_sender) else {
+                    return Err(MlsError::Invalid(
+                        "an application message from a non-member".into(),
+                    ));
+                };
                 Ok(Incoming::Application {
                     sender,
+                    role: verified.role,
                     plaintext: message.into_bytes(),
                 })
             }

@@ -200,7 +200,9 @@ fn a_welcomed_member_and_its_adder_read_each_other<S: TestStorage>() {
     assert_eq!(members(&bobs), members(&group));
     let ct = ann.ops(&crypto).encrypt(&mut group, b"hello bob").unwrap();
     match bob.ops(&crypto).process(&mut bobs, &ct).unwrap() {
-        Incoming::Application { sender, plaintext } => assert_eq!(
+        Incoming::Application {
+            sender, plaintext, ..
+        } => assert_eq!(
             (sender.user_id.as_str(), plaintext.as_slice()),
             ("ann", &b"hello bob"[..])
         ),
@@ -261,7 +263,9 @@ fn a_group_survives_reopening_both_stores() {
     let ct = ann.ops(&crypto).encrypt(&mut group, b"hello bob").unwrap();
     ann.store.commit_durably().unwrap();
     match bob.ops(&crypto).process(&mut bobs, &ct).unwrap() {
-        Incoming::Application { sender, plaintext } => {
+        Incoming::Application {
+            sender, plaintext, ..
+        } => {
             assert_eq!(
                 (sender.user_id.as_str(), plaintext.as_slice()),
                 ("ann", &b"hello bob"[..])

@@ -75,11 +75,12 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
         .store
         .renew_certificate(&user_id, &req.user_certificate, certificate.not_after_ms)?;
     tracing::info!(by = %caller.user_id, user = %user_id, "certificate renewed");
-    Ok(Reply::durable(response::Result::CertificateRenewed(
-        CertificateRenewed {
-            expires_at_ms: certificate.not_after_ms,
-        },
-    )))
+    let mut reply = Reply::durable(response::Result::CertificateRenewed(CertificateRenewed {
+        expires_at_ms: certificate.not_after_ms,
+    }));
+    // A certificate carries the certified profile.
+    reply.effects.push(super::Effect::DirectoryChanged);
+    Ok(reply)
 }
 
 /// Whether `signed` carries `key`'s ed25519 signature for `purpose`.

@@ -90,9 +90,11 @@ pub(super) fn set_profile(relay: &Relay, caller: &Caller, req: SetProfile) -> Re
         .store
         .set_profile(&caller.user_id, &req.profile, profile.revision)?;
     tracing::info!(user = %caller.user_id, revision = profile.revision, "profile stored");
-    Ok(Reply::durable(response::Result::ProfileSet(ProfileSet {
+    let mut reply = Reply::durable(response::Result::ProfileSet(ProfileSet {
         revision: profile.revision,
-    })))
+    }));
+    reply.effects.push(super::Effect::DirectoryChanged);
+    Ok(reply)
 }
 
 /// The user with devices, certificate and profile, or `None` if unknown.

@@ -69,6 +69,8 @@ pub enum Effect {
     },
     /// A user removed these devices of theirs: close their connections.
     DevicesRemoved { devices: Vec<DevicePublicKey> },
+    /// A user's directory entry changed: tell every connected device.
+    DirectoryChanged,
 }
 
 /// A handler's answer.

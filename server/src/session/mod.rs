@@ -191,6 +191,9 @@ where
                         ));
                     }
                     self.respond(request_id, result).await?;
+                    if matches!(request, request::Kind::Enrol(_)) {
+                        responder::directory_changed(&self.relay);
+                    }
                     return Ok(caller);
                 }
                 Err(err) => {

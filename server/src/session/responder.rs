@@ -98,6 +98,15 @@ pub fn apply(relay: &Relay, effects: Vec<Effect>) {
                 relay.hub.broadcast(|| Outbound::Frame(frame.clone()));
             }
             Effect::DevicesRemoved { devices } => relay.hub.revoke(&devices),
+            Effect::DirectoryChanged => directory_changed(relay),
         }
     }
+}
+
+/// Tells every connected device that the directory changed.
+pub(crate) fn directory_changed(relay: &Relay) {
+    let push =
+        convene_proto::relay::push::Kind::DirectoryNotice(convene_proto::relay::DirectoryNotice {});
+    let frame = encode_envelope(&Envelope::push(push));
+    relay.hub.broadcast(|| Outbound::Frame(frame.clone()));
 }

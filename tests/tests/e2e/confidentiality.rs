@@ -55,6 +55,29 @@ async fn no_text_or_marker_reaches_the_relay_data_or_logs() -> Result<()> {
     let channel = ben.client.open_direct("ana").await?;
     ben.wait_history(&channel, 1).await?;
 
+    // What a leader writes in their profile is sealed with the network key,
+    // which the relay never holds; so is a staff announcement.
+    let network = staff.client.create_network_channel("Network").await?;
+    let bio = format!("a bio {marker}");
+    let draft = convene_client::directory::ProfileDraft {
+        topics: Some(vec![format!("topic{marker}")]),
+        working_on: Some(format!("working on {marker}")),
+        bio: Some(bio.clone()),
+        contact: Some(format!("contact {marker}")),
+    };
+    super::directory::write_profile(&ana, &draft).await?;
+    texts.push(bio);
+    let announcement = format!("an announcement {marker}");
+    staff.client.send_text(&network.id, &announcement).await?;
+    ben.hears(&network.id, &staff.user, &announcement).await?;
+    texts.push(announcement);
+    ben.client.sync_directory().await?;
+    let seen = ben.client.person("ana")?.and_then(|p| p.profile);
+    assert!(
+        seen.is_some_and(|p| p.bio.contains(&marker)),
+        "ben reads ana's profile"
+    );
+
     // Stop everything, so that the relay's files are complete on disk.
     for app in [staff, ana, ben, cara] {
         app.stop().await;

@@ -6,7 +6,7 @@
 use anyhow::{ensure, Context, Result};
 use convene_client::directory::{PeopleQuery, ProfileDraft};
 use convene_client::trust::{CertifiedFields, UserDetails};
-use convene_client::Role;
+use convene_client::{ClientError, Role};
 use convene_proto::vocabulary::{Region, Sector};
 use convene_tests::app::{staff_app, wait_until, App};
 use convene_tests::RelayProcess;
@@ -148,11 +148,14 @@ const NETWORK: [Leader; 12] = [
     ),
 ];
 
-/// Staff invite each leader with their certified profile; each enrols and
-/// writes their own.
+/// Staff create the network channel and invite each leader with their
+/// certified profile; each enrols, is added to the channel by staff's
+/// device on its own, and writes their profile (sealed with the network
+/// key the channel hands out).
 async fn network(relay: &RelayProcess, staff: &App) -> Result<Vec<App>> {
+    staff.client.create_network_channel("Network").await?;
     let mut apps = Vec::new();
-    for &(id, name, title, organisation, sector, region, topics, working_on) in &NETWORK {
+    for &(id, name, title, organisation, sector, region, ..) in &NETWORK {
         let invite = staff
             .client
             .invite(&UserDetails {
@@ -171,16 +174,30 @@ async fn network(relay: &RelayProcess, staff: &App) -> Result<Vec<App>> {
             .await?;
         let app = App::enrol(&relay.url, &invite.code, id).await?;
         app.client.wait_caught_up(convene_tests::PATIENCE).await?;
-        app.client
-            .set_profile(&ProfileDraft {
-                topics: Some(topics.iter().map(|t| t.to_string()).collect()),
-                working_on: Some(working_on.into()),
-                ..Default::default()
-            })
-            .await?;
         apps.push(app);
     }
+    for (app, &(.., topics, working_on)) in apps.iter().zip(&NETWORK) {
+        let draft = ProfileDraft {
+            topics: Some(topics.iter().map(|t| t.to_string()).collect()),
+            working_on: Some(working_on.into()),
+            ..Default::default()
+        };
+        write_profile(app, &draft).await?;
+    }
     Ok(apps)
+}
+
+/// Writes `app`'s profile once it holds the network key (which comes with
+/// the network channel, once staff's device has added it).
+pub async fn write_profile(app: &App, draft: &ProfileDraft) -> Result<()> {
+    wait_until(&format!("{} to write a profile", app.user), || async {
+        match app.client.set_profile(draft).await {
+            Ok(_) => Some(()),
+            Err(ClientError::Forbidden(_)) => None,
+            Err(err) => panic!("{}: {err}", app.user),
+        }
+    })
+    .await
 }
 
 fn found(app: &App, query: &PeopleQuery) -> Result<Vec<String>> {
@@ -274,12 +291,14 @@ async fn a_profile_change_reaches_others_and_a_suspended_leader_is_hidden() -> R
     let staff = staff_app(&relay).await?;
     let apps = network(&relay, &staff).await?;
     let (ana, reader) = (&apps[0], &apps[1]);
-    ana.client
-        .set_profile(&ProfileDraft {
+    write_profile(
+        ana,
+        &ProfileDraft {
             bio: Some("Twenty years in blood and transplant".into()),
             ..Default::default()
-        })
-        .await?;
+        },
+    )
+    .await?;
     reader.client.sync_directory().await?;
     let seen = reader.client.person("ana")?.context("ana")?;
     let profile = seen.profile.context("a profile")?;

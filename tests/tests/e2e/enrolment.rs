@@ -184,3 +184,22 @@ async fn a_relay_claiming_a_staff_invite_is_the_bootstrap_one_is_refused() {
     // Nothing was spent: the invite still enrols ana through an honest relay.
     App::enrol(&relay.url, &invite.code, "ana").await.unwrap();
 }
+
+/// Clients sync their directory when told, so a new leader shows up in
+/// searches (and is added to the network channel) within seconds.
+#[tokio::test]
+async fn every_connected_device_is_told_when_someone_enrols() {
+    let relay = InProcessRelay::start_default().unwrap();
+    let mut staff = bootstrap_staff(&relay).await.unwrap();
+    enrol_leaders(&relay, &staff, &["fire.chief"])
+        .await
+        .unwrap();
+    let notice = staff.any_push_within(Duration::from_secs(10)).await;
+    assert!(
+        matches!(
+            notice,
+            Some(convene_proto::relay::push::Kind::DirectoryNotice(_))
+        ),
+        "{notice:?}"
+    );
+}

@@ -30,6 +30,7 @@ mod key_package_stock;
 mod key_packages;
 mod liveness;
 mod managed_cohort;
+mod network_channel;
 mod revocation;
 mod shutdown;
 mod tls;

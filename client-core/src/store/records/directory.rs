@@ -45,21 +45,16 @@ pub struct DirectoryRecord {
     /// taken again.
     #[prost(uint64, tag = "12")]
     pub certificate_from_ms: u64,
-    /// The written part (`Profile`); revision 0 when there is none.
+    /// The written part (`Profile`): its revision, 0 when there is none.
     #[prost(uint64, tag = "13")]
     pub profile_revision: u64,
-    /// Topics they can help with, normalised.
-    #[prost(string, repeated, tag = "14")]
-    pub topics: Vec<String>,
-    /// What they are working on.
-    #[prost(string, tag = "15")]
-    pub working_on: String,
-    /// Their short biography.
-    #[prost(string, tag = "16")]
-    pub bio: String,
-    /// How they prefer to be contacted.
-    #[prost(string, tag = "17")]
-    pub contact: String,
+    /// The id of the network key the profile text is sealed with.
+    #[prost(bytes = "vec", tag = "14")]
+    pub profile_key_id: Vec<u8>,
+    /// The profile text (`ProfileText`), sealed as the user wrote it:
+    /// opened when shown, with the network key of that id.
+    #[prost(bytes = "vec", tag = "15")]
+    pub profile_sealed: Vec<u8>,
     /// When they wrote the profile (ms since the Unix epoch).
     #[prost(uint64, tag = "18")]
     pub profile_written_at_ms: u64,

@@ -148,6 +148,9 @@ pub struct SendIntent {
     /// The message's text, for the history.
     #[prost(string, tag = "5")]
     pub text: String,
+    /// Not a message people read (network keys): kept out of the history.
+    #[prost(bool, tag = "6")]
+    pub silent: bool,
 }
 
 /// A group to create.

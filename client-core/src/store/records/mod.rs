@@ -437,6 +437,11 @@ pub fn renewal_floor_key(user_id: &str) -> Vec<u8> {
     key(tag::META, &[b"renewal_floor", user_id.as_bytes()])
 }
 
+/// The network keys this device was given (a `NetworkKeyRing`).
+pub fn network_keys_key() -> Vec<u8> {
+    key(tag::META, &[b"network_keys"])
+}
+
 /// How far this device has read the relay's revocations.
 pub fn revocation_cursor_key() -> Vec<u8> {
     key(tag::META, &[b"revocation_cursor"])
