@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Command, DevicesCommand, GroupCommand, InviteArgs, NetworkCommand, PeopleCommand,
-    ProfileCommand, RoleArg,
+    AskCommand, Command, DevicesCommand, GroupCommand, InviteArgs, NetworkCommand, PeopleCommand,
+    ProfileCommand, RequestsCommand, RoleArg,
 };
 
 /// One call: a JSON-RPC method name and its params (docs/JSON-RPC.md).
@@ -101,6 +101,35 @@ pub enum Call {
         #[serde(default)]
         contact: Option<String>,
     },
+    #[serde(rename = "ask")]
+    Ask {
+        title: String,
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        topics: Vec<String>,
+        #[serde(default)]
+        sectors: Vec<String>,
+        #[serde(default)]
+        regions: Vec<String>,
+        #[serde(default)]
+        days: Option<u32>,
+        #[serde(default)]
+        via_staff: Option<String>,
+    },
+    #[serde(rename = "ask.close")]
+    AskClose { request: String },
+    #[serde(rename = "requests")]
+    Requests {
+        #[serde(default)]
+        all: bool,
+        #[serde(default)]
+        mine: bool,
+    },
+    #[serde(rename = "requests.show")]
+    RequestsShow { request: String },
+    #[serde(rename = "offer")]
+    Offer { request: String, text: String },
     #[serde(rename = "suspend")]
     Suspend { user: String },
     #[serde(rename = "delegate")]
@@ -169,7 +198,9 @@ impl Call {
             | Call::GroupShow { .. }
             | Call::People { .. }
             | Call::PeopleShow { .. }
-            | Call::ProfileShow => Readiness::Synced,
+            | Call::ProfileShow
+            | Call::Requests { .. }
+            | Call::RequestsShow { .. } => Readiness::Synced,
             _ => Readiness::Connected,
         }
     }
@@ -195,6 +226,11 @@ impl Call {
             Call::PeopleShow { .. } => "people.show",
             Call::ProfileShow => "profile.show",
             Call::ProfileSet { .. } => "profile.set",
+            Call::Ask { .. } => "ask",
+            Call::AskClose { .. } => "ask.close",
+            Call::Requests { .. } => "requests",
+            Call::RequestsShow { .. } => "requests.show",
+            Call::Offer { .. } => "offer",
             Call::Suspend { .. } => "suspend",
             Call::Delegate { .. } => "delegate",
             Call::Undelegate { .. } => "undelegate",
@@ -297,6 +333,33 @@ impl Call {
                 working_on: working_on.clone(),
                 bio: bio.clone(),
                 contact: contact.clone(),
+            },
+            Command::Ask { command, ask } => match command {
+                Some(AskCommand::Close { request }) => Call::AskClose {
+                    request: request.clone(),
+                },
+                None => Call::Ask {
+                    title: ask.title.clone().unwrap_or_default(),
+                    text: ask.text.clone().unwrap_or_default(),
+                    topics: ask.topics.clone(),
+                    sectors: ask.sectors.clone(),
+                    regions: ask.regions.clone(),
+                    days: Some(ask.days),
+                    via_staff: ask.via_staff.clone(),
+                },
+            },
+            Command::Requests { command, all, mine } => match command {
+                Some(RequestsCommand::Show { request }) => Call::RequestsShow {
+                    request: request.clone(),
+                },
+                None => Call::Requests {
+                    all: *all,
+                    mine: *mine,
+                },
+            },
+            Command::Offer { request, text } => Call::Offer {
+                request: request.clone(),
+                text: text.clone(),
             },
             Command::Suspend { user } => Call::Suspend { user: user.clone() },
             Command::Delegate {

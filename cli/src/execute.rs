@@ -32,7 +32,7 @@ pub struct Ops<'a> {
 impl Ops<'_> {
     /// Waits for an operation, at most the timeout. An operation that
     /// does not finish in time stays in the device's outbox.
-    async fn within<T>(
+    pub(crate) async fn within<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T, ClientError>>,
     ) -> Result<T> {
@@ -326,6 +326,11 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
         Call::TakeOver => shape(TakenOverShape {
             taken_over: take_over(ops, client).await?,
         }),
+        Call::Ask { .. }
+        | Call::AskClose { .. }
+        | Call::Requests { .. }
+        | Call::RequestsShow { .. }
+        | Call::Offer { .. } => crate::asking::execute(ops, client, call).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! `convene-client-core`. Parsing and printing live here; everything else
 //! is the library's.
 
+mod asking;
 mod call;
 mod commands;
 mod daemon;
@@ -145,6 +146,40 @@ enum Command {
     /// by staff.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Ask the network for help: a request in the network channel that
+    /// every leader sees, those it is aimed at first. Offers come to you
+    /// privately. With --via-staff, a member of staff posts it for you and
+    /// no-one else learns it was you.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Ask {
+        #[command(subcommand)]
+        command: Option<AskCommand>,
+        #[command(flatten)]
+        ask: AskArgs,
+    },
+    /// List the open help requests, those you can best answer first (your
+    /// sector, region and topics), and your own with the offers they had.
+    #[command(args_conflicts_with_subcommands = true)]
+    Requests {
+        #[command(subcommand)]
+        command: Option<RequestsCommand>,
+        /// Also list closed and expired requests.
+        #[arg(long)]
+        all: bool,
+        /// Only your own requests.
+        #[arg(long)]
+        mine: bool,
+    },
+    /// Offer help with a request, privately: it goes to the one who asked
+    /// (or to the staff member who posted it for them) in your direct
+    /// channel, never to the network.
+    Offer {
+        /// The request: the first 4 or more digits of its id, as
+        /// `convene requests` shows it.
+        request: String,
+        /// What you offer (1 to 4,000 characters).
+        text: String,
+    },
     /// Suspend a user (staff): the relay cuts off their devices at once and
     /// their groups remove them.
     Suspend {
@@ -241,6 +276,55 @@ enum NetworkCommand {
         /// The channel's name.
         #[arg(default_value = "Network")]
         name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AskArgs {
+    /// A short title (1 to 120 characters), e.g. "Cyber instructors for
+    /// further education".
+    #[arg(value_name = "TITLE", required = true)]
+    title: Option<String>,
+    /// What you need, in a few sentences (at most 4,000 characters).
+    #[arg(value_name = "TEXT")]
+    text: Option<String>,
+    /// What it is about (repeat, or separate with commas): at most 8.
+    #[arg(long = "topic", value_name = "TOPIC", value_delimiter = ',')]
+    topics: Vec<String>,
+    /// A sector it is mostly for, e.g. education, police (repeat for
+    /// several; leave out for every sector). Its leaders see it first.
+    #[arg(long = "sector", value_name = "SECTOR")]
+    sectors: Vec<String>,
+    /// An ITL1 region or nation it is mostly for, e.g. "north east"
+    /// (repeat for several; leave out for everywhere).
+    #[arg(long = "region", value_name = "REGION")]
+    regions: Vec<String>,
+    /// How many days it stays open: 1 to 90.
+    #[arg(long, value_name = "DAYS", default_value_t = 14,
+          value_parser = clap::value_parser!(u32).range(1..=90))]
+    days: u32,
+    /// Ask through this member of staff: they post it for you, pass the
+    /// offers on to you, and no-one else learns who asked.
+    #[arg(long, value_name = "STAFF_USER")]
+    via_staff: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AskCommand {
+    /// Close your request when you have the help you need: every client
+    /// shows it closed.
+    Close {
+        /// The request: the first 4 or more digits of its id.
+        request: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestsCommand {
+    /// Show one request whole, with the offers it had if it is yours.
+    Show {
+        /// The request: the first 4 or more digits of its id.
+        request: String,
     },
 }
 

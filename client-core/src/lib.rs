@@ -22,6 +22,7 @@ mod engine;
 mod enrolment;
 mod error;
 mod events;
+pub mod help;
 pub mod lifecycle;
 pub mod link;
 pub mod mls;
@@ -34,7 +35,7 @@ mod types;
 
 pub use builder::ClientBuilder;
 pub use client::{
-    direct_group_id, Client, DeviceInfo, LinkRequest, SafetyNumber, MAX_DEVICE_NAME_CHARS,
+    direct_group_id, AskDraft, Client, DeviceInfo, LinkRequest, SafetyNumber, MAX_DEVICE_NAME_CHARS,
 };
 pub use device_key::DeviceKey;
 pub use engine::{ConnectionProblem, ConnectionState, ConnectionStatus};
@@ -48,8 +49,8 @@ pub use transport::{
     TrustRoots, WebSocketConnector,
 };
 pub use types::{
-    hex, GroupId, GroupKind, GroupSummary, Identity, Invite, Member, Message, MessageId, Role,
-    UserInfo,
+    hex, GroupId, GroupKind, GroupSummary, Identity, Invite, Member, Message, MessageId,
+    MessageKind, Role, UserInfo,
 };
 
 pub(crate) use convene_proto::now_ms;

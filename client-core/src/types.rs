@@ -35,6 +35,8 @@ pub enum GroupKind {
     Direct,
     /// An announcement or help channel for everyone.
     Network,
+    /// Two or three leaders introduced by staff.
+    Introduction,
 }
 
 impl GroupKind {
@@ -42,16 +44,19 @@ impl GroupKind {
         match WireKind::try_from(kind) {
             Ok(WireKind::Direct) => GroupKind::Direct,
             Ok(WireKind::Network) => GroupKind::Network,
+            Ok(WireKind::Introduction) => GroupKind::Introduction,
             _ => GroupKind::Cohort,
         }
     }
 
-    /// A lowercase name: "cohort", "direct" or "network".
+    /// A lowercase name: "cohort", "direct", "network" or
+    /// "introduction".
     pub fn as_str(self) -> &'static str {
         match self {
             GroupKind::Cohort => "cohort",
             GroupKind::Direct => "direct",
             GroupKind::Network => "network",
+            GroupKind::Introduction => "introduction",
         }
     }
 }
@@ -255,6 +260,62 @@ pub struct Message {
     /// them before it fetched them, or they were encrypted for a state it
     /// did not have). `sender` and `text` are empty.
     pub lost: u64,
+    /// What kind of message it is; `text` is its words (a request's
+    /// title, an offer, an introduction's note; empty for a close).
+    pub kind: MessageKind,
+    /// For a help request, offer or close: the request it is about.
+    pub request: Option<crate::help::RequestId>,
+}
+
+/// What kind of message a [`Message`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageKind {
+    /// Words a member wrote.
+    #[default]
+    Text,
+    /// A help request (its title; `convene requests` shows the rest).
+    HelpRequest,
+    /// An offer answering a help request, sent privately.
+    HelpOffer,
+    /// A help request closed.
+    HelpClose,
+    /// Staff's note introducing the members of an introduction group.
+    Introduction,
+}
+
+impl MessageKind {
+    /// The number kept in the store.
+    pub(crate) fn to_i32(self) -> i32 {
+        match self {
+            MessageKind::Text => 0,
+            MessageKind::HelpRequest => 1,
+            MessageKind::HelpOffer => 2,
+            MessageKind::HelpClose => 3,
+            MessageKind::Introduction => 4,
+        }
+    }
+
+    /// The kind a stored number stands for (an unknown one reads as text).
+    pub(crate) fn from_i32(value: i32) -> MessageKind {
+        match value {
+            1 => MessageKind::HelpRequest,
+            2 => MessageKind::HelpOffer,
+            3 => MessageKind::HelpClose,
+            4 => MessageKind::Introduction,
+            _ => MessageKind::Text,
+        }
+    }
+
+    /// The name used in `--json` and JSON-RPC.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::HelpRequest => "help_request",
+            MessageKind::HelpOffer => "help_offer",
+            MessageKind::HelpClose => "help_close",
+            MessageKind::Introduction => "introduction",
+        }
+    }
 }
 
 impl Message {
@@ -272,6 +333,8 @@ impl Message {
             text: record.text,
             own: record.own,
             lost: record.lost,
+            kind: MessageKind::from_i32(record.kind),
+            request: crate::help::RequestId::from_field(&record.request_id).ok(),
         }
     }
 }

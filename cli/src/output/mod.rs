@@ -12,6 +12,7 @@ use crate::shapes::{GroupShape, IdentityShape, MessageShape};
 
 mod events;
 mod people;
+mod requests;
 mod text;
 
 pub use events::event_line;
@@ -223,12 +224,26 @@ pub fn message_line(message: &MessageShape) -> String {
             time(message.received_at_ms)
         );
     }
-    format!(
-        "[{}] {}: {}",
-        time(message.sent_at_ms),
-        safe(&message.sender_shown),
-        safe(&message.text)
-    )
+    let sender = safe(&message.sender_shown);
+    let request = message
+        .request
+        .as_deref()
+        .map(|id| id.get(..8).unwrap_or(id).to_string())
+        .unwrap_or_default();
+    let said = match message.kind.as_str() {
+        "help_request" => format!(
+            "{sender} asked the network: {} (`convene requests show {request}`)",
+            safe(&message.text)
+        ),
+        "help_offer" => format!(
+            "{sender} offered help with request {request}: {}",
+            safe(&message.text)
+        ),
+        "help_close" => format!("{sender} closed request {request}"),
+        "introduction" => format!("{sender} introduced you: {}", safe(&message.text)),
+        _ => format!("{sender}: {}", safe(&message.text)),
+    };
+    format!("[{}] {said}", time(message.sent_at_ms))
 }
 
 /// A time given in ms since the Unix epoch, as RFC 3339 in UTC, to the

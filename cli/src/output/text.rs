@@ -6,12 +6,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::people::{person_entry, person_text, profile_text};
+use super::requests::{request_entry, request_text};
 use super::{group_line, identity_text, lines_or, message_line, safe, time};
 use crate::call::Call;
 use crate::shapes::{
     DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
-    MessageShape, NamedShape, PersonShape, ProfileShape, RemovedShape, SafetyNumberShape,
-    SuspendedShape, TakenOverShape, UndelegatedShape, UserShape,
+    MessageShape, NamedShape, PersonShape, ProfileShape, RemovedShape, RequestShape,
+    SafetyNumberShape, SuspendedShape, TakenOverShape, UndelegatedShape, UserShape,
 };
 
 /// The answer read as the shape `T`. A daemon of another version may
@@ -99,6 +100,42 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
                 safe(&invite.role),
                 time(invite.expires_at_ms),
                 safe(&invite.code)
+            )
+        }
+        Call::Ask { .. } => {
+            let request = read::<RequestShape>(call, value)?;
+            let posted = if request.via_staff {
+                "Sent to staff to post for you: no-one else will see that it was you."
+            } else {
+                "Posted to the network."
+            };
+            format!(
+                "{posted} Offers come to you privately; close it when you have the help you need: convene ask close {}\n{}",
+                request.id.get(..8).unwrap_or(&request.id),
+                request_text(&request)
+            )
+        }
+        Call::AskClose { .. } | Call::RequestsShow { .. } => {
+            request_text(&read::<RequestShape>(call, value)?)
+        }
+        Call::Requests { .. } => {
+            let requests = read::<Vec<RequestShape>>(call, value)?;
+            if requests.is_empty() {
+                "no open requests (`convene requests --all` lists closed ones too)".to_string()
+            } else {
+                requests
+                    .iter()
+                    .map(request_entry)
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            }
+        }
+        Call::Offer { .. } => {
+            let message = read::<MessageShape>(call, value)?;
+            format!(
+                "offer sent privately to {} ({})",
+                safe(&message.group_name),
+                message_line(&message)
             )
         }
         Call::People { .. } => lines_or(

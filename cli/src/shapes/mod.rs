@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 
 mod events;
 mod people;
+mod requests;
 
 pub use events::{EventShape, GroupNames};
 pub use people::{PersonShape, ProfileShape, TopicCount};
+pub use requests::RequestShape;
 
 /// Who a device belongs to (`whoami`, `enrol`, `link`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +123,17 @@ pub struct MessageShape {
     pub own: bool,
     /// Not zero: a notice that this many entries could not be read.
     pub lost: u64,
+    /// `text`, `help_request` (text: its title), `help_offer`,
+    /// `help_close` (text empty) or `introduction` (text: the note).
+    #[serde(default = "text_kind")]
+    pub kind: String,
+    /// For a help request, offer or close: the request's id.
+    #[serde(default)]
+    pub request: Option<String>,
+}
+
+fn text_kind() -> String {
+    "text".into()
 }
 
 impl MessageShape {
@@ -143,6 +156,8 @@ impl MessageShape {
             text: message.text.clone(),
             own: message.own,
             lost: message.lost,
+            kind: message.kind.as_str().to_string(),
+            request: message.request.map(|r| r.to_hex()),
         }
     }
 }

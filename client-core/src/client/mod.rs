@@ -462,6 +462,7 @@ mod device_label;
 mod devices;
 mod directory;
 mod find;
+mod help;
 mod keys;
 mod managed;
 mod network;
@@ -469,6 +470,7 @@ mod trust;
 mod users;
 pub use device_label::MAX_DEVICE_NAME_CHARS;
 pub use devices::{DeviceInfo, LinkRequest};
+pub use help::AskDraft;
 pub use trust::SafetyNumber;
 
 #[cfg(test)]

@@ -17,11 +17,12 @@ use convene_proto::relay::{ErrorCode, SubmitCommit};
 use prost::Message as _;
 
 use super::commit::Change;
+use super::received::Shown;
 use super::{Completed, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::store::records::{self, IntentKind, IntentRecord, SendIntent};
-use crate::types::{GroupId, GroupSummary, MessageId};
+use crate::types::{GroupId, GroupSummary, MessageId, MessageKind};
 
 /// What one attempt at an intent came to.
 pub(super) enum Step {
@@ -409,14 +410,33 @@ pub(super) fn retry_delay(refusal: &crate::transport::RelayRefusal) -> std::time
 
 /// An intent to send `text`, ready to persist.
 pub(crate) fn send_intent(group_id: &GroupId, text: &str) -> IntentRecord {
-    use convene_proto::content::{content, Content, Text};
+    use convene_proto::content::{content, Text};
+    content_intent(
+        group_id,
+        content::Body::Text(Text {
+            text: text.to_string(),
+        }),
+        Shown {
+            kind: MessageKind::Text,
+            text: text.to_string(),
+            request: None,
+        },
+    )
+}
+
+/// An intent to send a message of any kind people read, `shown` as the
+/// history will keep it, ready to persist.
+pub(crate) fn content_intent(
+    group_id: &GroupId,
+    body: convene_proto::content::content::Body,
+    shown: Shown,
+) -> IntentRecord {
+    use convene_proto::content::Content;
     let message_id = crate::random_bytes::<16>().to_vec();
     let content = Content {
         message_id: Bytes::from(message_id.clone()),
         sent_at_ms: crate::now_ms(),
-        body: Some(content::Body::Text(Text {
-            text: text.to_string(),
-        })),
+        body: Some(body),
     };
     IntentRecord {
         group_id: group_id.to_vec(),
@@ -425,8 +445,10 @@ pub(crate) fn send_intent(group_id: &GroupId, text: &str) -> IntentRecord {
             content: content.encode_to_vec(),
             submission_id: crate::random_bytes::<16>().to_vec(),
             ciphertext: Vec::new(),
-            text: text.to_string(),
+            text: shown.text,
             silent: false,
+            kind: shown.kind.to_i32(),
+            request_id: shown.request.map(|r| r.0.to_vec()).unwrap_or_default(),
         })),
         ..Default::default()
     }
@@ -456,6 +478,7 @@ pub(crate) fn network_keys_intent(group_id: &GroupId, keys: &[Vec<u8>]) -> Inten
             ciphertext: Vec::new(),
             text: String::new(),
             silent: true,
+            ..Default::default()
         })),
         ..Default::default()
     }

@@ -23,6 +23,7 @@ mod directory;
 #[cfg(test)]
 mod directory_tests;
 mod held;
+mod help;
 mod incoming_commit;
 mod intents;
 mod lifecycle;
@@ -31,6 +32,7 @@ mod network;
 mod notices;
 mod peers;
 mod readd;
+mod received;
 mod rejoin;
 mod relay_state;
 mod revocations;
@@ -45,8 +47,9 @@ mod sync;
 mod uncertified;
 mod welcome;
 
-pub(crate) use intents::send_intent;
+pub(crate) use intents::{content_intent, send_intent};
 pub(crate) use lifecycle::KEY_PACKAGE_FORMAT;
+pub(crate) use received::Shown;
 pub use status::{ConnectionProblem, ConnectionState, ConnectionStatus};
 pub(crate) use sync::MAX_TEXT_BYTES;
 

@@ -140,7 +140,7 @@ impl Engine {
     }
 
     /// The network channel, if this device is an active member of it.
-    fn network_channel(&self) -> Result<Option<GroupRecord>, ClientError> {
+    pub(super) fn network_channel(&self) -> Result<Option<GroupRecord>, ClientError> {
         let group_id = network_channel_id(&self.mls.anchor().authority_key());
         let record: Option<GroupRecord> =
             self.store().get_record(&records::group_key(&group_id))?;

@@ -196,10 +196,13 @@ impl Engine {
             sender_device: self.mls.key().public().to_vec(),
             sent_at_ms: intent.created_at_ms,
             received_at_ms: crate::now_ms(),
-            text: send.text,
+            text: std::mem::take(&mut send.text),
             own: true,
             lost: 0,
+            kind: send.kind,
+            request_id: send.request_id.clone(),
         };
+        self.after_own_help_sent(&intent.group_id, &send)?;
         let own_device = self.mls.key().public();
         self.store().put(
             records::seen_key(&intent.group_id, own_device.as_bytes(), &send.message_id),

@@ -11,16 +11,13 @@ use std::time::Duration;
 use convene_proto::mls_frame::{read_message_header, ContentType};
 use convene_proto::relay::{push, GroupMessage, MessageKind, Receipt, StreamGap};
 
-use super::network::network_chat;
 use super::snapshot::Snapshot;
 use super::{ConnectionState, Engine};
 use crate::error::ClientError;
 use crate::events::Event;
-use crate::mls::content::{read_content, ReadContent};
-use crate::mls::{Incoming, MemberDevice, MlsError};
-use crate::store::records::{self, GroupRecord, MessageRecord};
-use crate::types::{GroupId, Message, Role};
-use convene_proto::content::GroupKind as WireKind;
+use crate::mls::{Incoming, MlsError};
+use crate::store::records::{self, GroupRecord};
+use crate::types::GroupId;
 
 pub(crate) use crate::mls::content::MAX_TEXT_BYTES;
 
@@ -330,69 +327,6 @@ impl Engine {
                 Ok(())
             }
         }
-    }
-
-    fn store_received(
-        &mut self,
-        group_id: &GroupId,
-        record: &GroupRecord,
-        message: &GroupMessage,
-        sender: &MemberDevice,
-        role: Role,
-        plaintext: &[u8],
-    ) -> Result<(), MlsError> {
-        let network = record.kind == WireKind::Network as i32;
-        let content = match read_content(plaintext)? {
-            ReadContent::NetworkKeys(keys) if network && self.is_network_channel(group_id) => {
-                return self
-                    .take_network_keys(&keys)
-                    .map_err(|e| MlsError::Operation(crate::mls::OperationError::new(e)));
-            }
-            ReadContent::NetworkKeys(_) => {
-                return Err(MlsError::PolicyViolation(
-                    "network keys outside the network channel".into(),
-                ))
-            }
-            ReadContent::Text(_) if network && role != Role::Staff && !network_chat(record) => {
-                return Err(MlsError::PolicyViolation(format!(
-                    "{} posted ordinary text in the network channel, where only staff post \
-                     announcements while chat is off",
-                    sender.user_id
-                )))
-            }
-            ReadContent::Text(content) => content,
-        };
-        let seen = records::seen_key(group_id, sender.device.as_bytes(), &content.message_id);
-        if self
-            .store()
-            .get(&seen)
-            .map_err(|e| MlsError::Operation(crate::mls::OperationError::new(e)))?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let stored = MessageRecord {
-            group_id: record.group_id.clone(),
-            position: message.position,
-            message_id: content.message_id.to_vec(),
-            sender_user: sender.user_id.clone(),
-            sender_device: sender.device.to_vec(),
-            sent_at_ms: content.sent_at_ms,
-            received_at_ms: crate::now_ms(),
-            text: content.text,
-            own: false,
-            lost: 0,
-        };
-        self.store().put(seen, Vec::new());
-        self.store().put_record(
-            records::history_key(&record.group_id, message.position),
-            &stored,
-        );
-        self.emit(Event::MessageReceived(Message::from_record(
-            group_id.clone(),
-            stored,
-        )));
-        Ok(())
     }
 
     fn on_receipt(&mut self, receipt: Receipt) -> Result<(), ClientError> {

@@ -73,6 +73,8 @@ pub(crate) mod tag {
     pub const HELD: u8 = 0x0B;
     /// The verified directory: one entry per user.
     pub const DIRECTORY: u8 = 0x0C;
+    /// Help requests this device knows, with their offers.
+    pub const HELP: u8 = 0x0D;
 }
 
 /// Why the local store failed.

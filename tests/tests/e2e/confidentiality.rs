@@ -78,6 +78,49 @@ async fn no_text_or_marker_reaches_the_relay_data_or_logs() -> Result<()> {
         "ben reads ana's profile"
     );
 
+    // A help request, an offer and a request asked through staff travel
+    // only inside MLS.
+    let request = convene_client::AskDraft {
+        title: format!("a request {marker}"),
+        text: format!("what is asked {marker}"),
+        topics: vec![format!("need{marker}")],
+        ..Default::default()
+    };
+    let asked = ana.client.ask(request).await?;
+    let cara_sees = || async {
+        cara.client
+            .request(&asked.id)
+            .ok()
+            .flatten()
+            .filter(|r| r.posted)
+    };
+    convene_tests::app::wait_until("cara to see the request", cara_sees).await?;
+    let offer = format!("an offer {marker}");
+    cara.client.offer(&asked.id, &offer).await?;
+    texts.push(offer);
+    let through_staff = convene_client::AskDraft {
+        title: format!("asked through staff {marker}"),
+        through_staff: Some(staff.user.clone()),
+        ..Default::default()
+    };
+    let anonymous = ben.client.ask(through_staff).await?;
+    convene_tests::app::wait_until("cara to see the request asked through staff", || async {
+        cara.client
+            .request(&anonymous.id)
+            .ok()
+            .flatten()
+            .filter(|r| r.posted)
+    })
+    .await?;
+    convene_tests::app::wait_until("ana to hold the offer", || async {
+        ana.client
+            .request(&asked.id)
+            .ok()
+            .flatten()
+            .filter(|r| !r.offers.is_empty())
+    })
+    .await?;
+
     // Stop everything, so that the relay's files are complete on disk.
     for app in [staff, ana, ben, cara] {
         app.stop().await;

@@ -152,7 +152,7 @@ const NETWORK: [Leader; 12] = [
 /// certified profile; each enrols, is added to the channel by staff's
 /// device on its own, and writes their profile (sealed with the network
 /// key the channel hands out).
-async fn network(relay: &RelayProcess, staff: &App) -> Result<Vec<App>> {
+pub async fn network(relay: &RelayProcess, staff: &App) -> Result<Vec<App>> {
     staff.client.create_network_channel("Network").await?;
     let mut apps = Vec::new();
     for &(id, name, title, organisation, sector, region, ..) in &NETWORK {

@@ -151,6 +151,13 @@ pub struct SendIntent {
     /// Not a message people read (network keys): kept out of the history.
     #[prost(bool, tag = "6")]
     pub silent: bool,
+    /// What kind of message it is, for the history
+    /// ([`crate::types::MessageKind`] as a number).
+    #[prost(int32, tag = "7")]
+    pub kind: i32,
+    /// For a help request, offer or close: the request's id.
+    #[prost(bytes = "vec", tag = "8")]
+    pub request_id: Vec<u8>,
 }
 
 /// A group to create.

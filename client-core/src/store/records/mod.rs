@@ -6,8 +6,10 @@ use convene_proto::ids::GroupId;
 use super::{key, tag, StoreError};
 
 mod directory;
+mod help;
 mod intents;
 pub use directory::*;
+pub use help::*;
 pub use intents::*;
 
 /// Who this device is. Written once, at enrolment.
@@ -286,6 +288,13 @@ pub struct MessageRecord {
     /// this position, could not be read on this device.
     #[prost(uint64, tag = "10")]
     pub lost: u64,
+    /// What kind of message it is ([`crate::types::MessageKind`] as a
+    /// number; 0 for a text).
+    #[prost(int32, tag = "11")]
+    pub kind: i32,
+    /// For a help request, offer or close: the request's id.
+    #[prost(bytes = "vec", tag = "12")]
+    pub request_id: Vec<u8>,
 }
 
 /// This device's KeyPackages: when its stock on the relay was last

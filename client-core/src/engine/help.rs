@@ -1,0 +1,315 @@
+//! Help requests as they arrive, and what this device does about them: it
+//! keeps every request posted in the network channel (and its close), the
+//! offers made to its own, and, on a staff device that a leader asked
+//! through, posts the request for them and passes each offer and the close
+//! on, so that no-one else learns who asked.
+//!
+//! Who may send what, checked on receipt whatever the sender's client
+//! did: a request in the network channel from any member (`via_staff` only
+//! from staff); a request in a direct channel only to staff, from a leader,
+//! asked through them; an offer only in a direct channel (`forwarded_from`
+//! only from staff); a close in the network channel only from the one who
+//! posted the request, or staff.
+
+use convene_proto::content::{content, GroupKind as WireKind, HelpClose};
+use convene_proto::direct::direct_group_id;
+use prost::Message as _;
+
+use super::received::{stored, Shown};
+use super::Engine;
+use crate::error::ClientError;
+use crate::events::Event;
+use crate::help::{HelpOfferBody, HelpRequestBody, RequestId, MAX_OFFERS_KEPT};
+use crate::mls::{MemberDevice, MlsError};
+use crate::store::records::{self, GroupRecord, HelpRequestRecord, OfferRecord, SendIntent};
+use crate::types::{GroupId, MessageKind, Role};
+
+fn refused(why: &str) -> MlsError {
+    MlsError::PolicyViolation(why.to_string())
+}
+
+impl Engine {
+    fn help_record(&self, id: &RequestId) -> Result<Option<HelpRequestRecord>, ClientError> {
+        Ok(self.store().get_record(&records::help_request_key(&id.0))?)
+    }
+
+    fn put_help_record(&mut self, id: &RequestId, record: &HelpRequestRecord) {
+        self.store()
+            .put_record(records::help_request_key(&id.0), record);
+    }
+
+    fn own_role(&self) -> Role {
+        Role::from_wire(self.shared.identity.role)
+    }
+
+    /// The active direct channel of this user and `peer`, if there is one.
+    fn direct_with(&self, peer: &str) -> Result<Option<GroupId>, ClientError> {
+        let group_id = direct_group_id(self.mls.user_id(), peer);
+        let record: Option<GroupRecord> =
+            self.store().get_record(&records::group_key(&group_id))?;
+        Ok(record.filter(|r| r.active).map(|_| group_id))
+    }
+
+    /// The other user of the direct channel `group_id`.
+    fn direct_peer(&self, group_id: &[u8]) -> Result<Option<String>, ClientError> {
+        let record: Option<GroupRecord> = self.store().get_record(&records::group_key(group_id))?;
+        let own = self.mls.user_id();
+        Ok(record
+            .and_then(|r| convene_proto::content::GroupMeta::decode(r.meta.as_slice()).ok())
+            .and_then(|meta| meta.direct_pair.into_iter().find(|u| u != own)))
+    }
+
+    pub(super) fn receive_help_request(
+        &mut self,
+        group_id: &GroupId,
+        record: &GroupRecord,
+        sender: &MemberDevice,
+        role: Role,
+        sent_at_ms: u64,
+        request: HelpRequestBody,
+    ) -> Result<Option<Shown>, MlsError> {
+        let id = request.request_id;
+        let shown = Shown {
+            kind: MessageKind::HelpRequest,
+            text: request.title.clone(),
+            request: Some(id),
+        };
+        let mut held = self.help_record(&id).map_err(stored)?.unwrap_or_default();
+        if record.kind == WireKind::Network as i32 && self.is_network_channel(group_id) {
+            if request.via_staff && role != Role::Staff {
+                return Err(refused("only staff post a request for someone else"));
+            }
+            if !held.poster.is_empty() {
+                if held.poster != sender.user_id {
+                    return Err(refused("a help request under another member's request id"));
+                }
+                return Ok(None);
+            }
+            if held.mine && !(request.via_staff && role == Role::Staff) {
+                return Err(refused("a help request under this user's own request id"));
+            }
+            held.request = request.to_wire().encode_to_vec();
+            held.poster = sender.user_id.clone();
+            held.posted_at_ms = sent_at_ms;
+            // Posted by this user's other device.
+            held.mine |= sender.user_id == self.mls.user_id() && !request.via_staff;
+            if held.close_pending {
+                held.closed_at_ms = crate::now_ms();
+            }
+            self.put_help_record(&id, &held);
+            return Ok(Some(shown));
+        }
+        if record.kind != WireKind::Direct as i32 {
+            return Err(refused("a help request outside the network channel"));
+        }
+        if self.own_role() != Role::Staff || role == Role::Staff || !request.via_staff {
+            return Err(refused(
+                "a help request in a direct channel is only a leader's, asked through staff",
+            ));
+        }
+        if !held.request.is_empty() {
+            return Ok(None);
+        }
+        held.request = request.to_wire().encode_to_vec();
+        held.asked_by = sender.user_id.clone();
+        self.put_help_record(&id, &held);
+        self.post_in_network_channel(content::Body::HelpRequest(request.to_wire()), &shown)
+            .map_err(stored)?;
+        Ok(Some(shown))
+    }
+
+    pub(super) fn receive_help_offer(
+        &mut self,
+        record: &GroupRecord,
+        sender: &MemberDevice,
+        role: Role,
+        offer: HelpOfferBody,
+    ) -> Result<Option<Shown>, MlsError> {
+        if record.kind != WireKind::Direct as i32 {
+            return Err(refused("an offer outside a direct channel"));
+        }
+        if offer.forwarded_from.is_some() && role != Role::Staff {
+            return Err(refused("only staff pass an offer on"));
+        }
+        let id = offer.request_id;
+        let shown = Shown {
+            kind: MessageKind::HelpOffer,
+            text: offer.text.clone(),
+            request: Some(id),
+        };
+        let Some(mut held) = self.help_record(&id).map_err(stored)? else {
+            // About a request this device does not know: the conversation
+            // shows it, nothing more.
+            return Ok(Some(shown));
+        };
+        if held.mine {
+            if held.offers.len() < MAX_OFFERS_KEPT {
+                let passed_on = offer.forwarded_from.is_some();
+                held.offers.push(OfferRecord {
+                    from: offer
+                        .forwarded_from
+                        .clone()
+                        .unwrap_or_else(|| sender.user_id.clone()),
+                    text: offer.text.clone(),
+                    received_at_ms: crate::now_ms(),
+                    passed_on_by: if passed_on {
+                        sender.user_id.clone()
+                    } else {
+                        String::new()
+                    },
+                });
+                self.put_help_record(&id, &held);
+            }
+        } else if !held.asked_by.is_empty() && offer.forwarded_from.is_none() {
+            self.pass_offer_on(&held.asked_by.clone(), &sender.user_id, offer)
+                .map_err(stored)?;
+        }
+        Ok(Some(shown))
+    }
+
+    pub(super) fn receive_help_close(
+        &mut self,
+        group_id: &GroupId,
+        record: &GroupRecord,
+        sender: &MemberDevice,
+        role: Role,
+        id: RequestId,
+    ) -> Result<Option<Shown>, MlsError> {
+        let shown = Shown {
+            kind: MessageKind::HelpClose,
+            text: String::new(),
+            request: Some(id),
+        };
+        let Some(mut held) = self.help_record(&id).map_err(stored)? else {
+            return Ok(None);
+        };
+        if record.kind == WireKind::Network as i32 && self.is_network_channel(group_id) {
+            if held.poster != sender.user_id && role != Role::Staff {
+                return Err(refused("a close of a request its sender did not post"));
+            }
+            if held.closed_at_ms == 0 {
+                held.closed_at_ms = crate::now_ms();
+                self.put_help_record(&id, &held);
+            }
+            return Ok(Some(shown));
+        }
+        if record.kind == WireKind::Direct as i32 && held.asked_by == sender.user_id {
+            // The leader who asked through this staff member closes it.
+            let close = content::Body::HelpClose(HelpClose {
+                request_id: bytes::Bytes::copy_from_slice(&id.0),
+            });
+            self.post_in_network_channel(close, &shown)
+                .map_err(stored)?;
+            return Ok(Some(shown));
+        }
+        Err(refused("a close that is not its sender's to make"))
+    }
+
+    /// Queues `body` for the network channel, or warns that this device
+    /// cannot post there.
+    fn post_in_network_channel(
+        &mut self,
+        body: content::Body,
+        shown: &Shown,
+    ) -> Result<(), ClientError> {
+        let Some(channel) = self.network_channel()? else {
+            self.emit(Event::Warning {
+                group: None,
+                detail: "a leader asked the network through you, but this device is not in \
+                         the network channel to post it"
+                    .into(),
+            });
+            return Ok(());
+        };
+        let channel = GroupId::from_field(&channel.group_id)?;
+        self.stage_intent(super::intents::content_intent(
+            &channel,
+            body,
+            Shown {
+                kind: shown.kind,
+                text: shown.text.clone(),
+                request: shown.request,
+            },
+        ))?;
+        self.outbox_dirty = true;
+        Ok(())
+    }
+
+    /// Passes an offer from `offerer` on to `asker`, who asked through
+    /// this staff member.
+    fn pass_offer_on(
+        &mut self,
+        asker: &str,
+        offerer: &str,
+        offer: HelpOfferBody,
+    ) -> Result<(), ClientError> {
+        let Some(direct) = self.direct_with(asker)? else {
+            self.emit(Event::Warning {
+                group: None,
+                detail: format!(
+                    "an offer for {asker}'s request could not be passed on: no direct channel"
+                ),
+            });
+            return Ok(());
+        };
+        let passed = HelpOfferBody {
+            forwarded_from: Some(offerer.to_string()),
+            ..offer
+        };
+        let shown = Shown {
+            kind: MessageKind::HelpOffer,
+            text: passed.text.clone(),
+            request: Some(passed.request_id),
+        };
+        self.stage_intent(super::intents::content_intent(
+            &direct,
+            content::Body::HelpOffer(passed.to_wire()),
+            shown,
+        ))?;
+        self.outbox_dirty = true;
+        Ok(())
+    }
+
+    /// Keeps what this device's own help message changed, once the relay
+    /// has it (in the operation that completes the send).
+    pub(super) fn after_own_help_sent(
+        &mut self,
+        group_id: &[u8],
+        send: &SendIntent,
+    ) -> Result<(), ClientError> {
+        let Ok(id) = RequestId::from_field(&send.request_id) else {
+            return Ok(());
+        };
+        let network = GroupId::from_field(group_id).is_ok_and(|g| self.is_network_channel(&g));
+        let mut held = self.help_record(&id)?.unwrap_or_default();
+        match MessageKind::from_i32(send.kind) {
+            MessageKind::HelpRequest => {
+                let content = convene_proto::content::Content::decode(send.content.as_slice())
+                    .map_err(|_| ClientError::DamagedState("a help request to send"))?;
+                let Some(content::Body::HelpRequest(request)) = content.body else {
+                    return Err(ClientError::DamagedState("a help request to send"));
+                };
+                if held.request.is_empty() {
+                    held.request = request.encode_to_vec();
+                }
+                if network {
+                    held.poster = self.mls.user_id().to_string();
+                    held.posted_at_ms = crate::now_ms();
+                } else {
+                    held.asked_through = self.direct_peer(group_id)?.unwrap_or_default();
+                }
+                held.mine = held.asked_by.is_empty();
+            }
+            MessageKind::HelpClose if held.closed_at_ms == 0 => {
+                if network || !held.poster.is_empty() {
+                    held.closed_at_ms = crate::now_ms();
+                } else {
+                    held.close_pending = true;
+                }
+            }
+            _ => return Ok(()),
+        }
+        self.put_help_record(&id, &held);
+        Ok(())
+    }
+}
