@@ -86,6 +86,8 @@ pub enum Call {
         #[serde(default)]
         all: bool,
     },
+    #[serde(rename = "cohort")]
+    Cohort,
     #[serde(rename = "people.show")]
     PeopleShow { user: String },
     #[serde(rename = "profile.show")]
@@ -199,6 +201,7 @@ impl Call {
             | Call::People { .. }
             | Call::PeopleShow { .. }
             | Call::ProfileShow
+            | Call::Cohort
             | Call::Requests { .. }
             | Call::RequestsShow { .. } => Readiness::Synced,
             _ => Readiness::Connected,
@@ -224,6 +227,7 @@ impl Call {
             Call::NetworkCreate { .. } => "network.create",
             Call::People { .. } => "people",
             Call::PeopleShow { .. } => "people.show",
+            Call::Cohort => "cohort",
             Call::ProfileShow => "profile.show",
             Call::ProfileSet { .. } => "profile.set",
             Call::Ask { .. } => "ask",
@@ -319,6 +323,7 @@ impl Call {
                     all: search.all,
                 },
             },
+            Command::Cohort => Call::Cohort,
             Command::Network(NetworkCommand::Create { name }) => {
                 Call::NetworkCreate { name: name.clone() }
             }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::call::{Call, Readiness, Role, MAX_READ_LIMIT};
 use crate::shapes::{
-    DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
+    CohortShape, DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
     MessageShape, NamedShape, PersonShape, ProfileShape, RemovedShape, SafetyNumberShape,
     SuspendedShape, TakenOverShape, TopicCount, UndelegatedShape, UserShape,
 };
@@ -237,6 +237,16 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
                     .people(&query)?
                     .iter()
                     .map(PersonShape::from)
+                    .collect::<Vec<_>>(),
+            )
+        }
+        Call::Cohort => {
+            sync_directory(ops, client).await;
+            shape(
+                client
+                    .cohorts()?
+                    .iter()
+                    .map(CohortShape::from)
                     .collect::<Vec<_>>(),
             )
         }

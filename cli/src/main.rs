@@ -136,6 +136,9 @@ enum Command {
         #[command(flatten)]
         search: PeopleArgs,
     },
+    /// Your cohort: the people you joined the programme with, each with
+    /// their profile.
+    Cohort,
     /// The network channel: one group of every leader and staff, where
     /// staff announce and leaders ask the network for help.
     #[command(subcommand)]

@@ -35,7 +35,8 @@ mod types;
 
 pub use builder::ClientBuilder;
 pub use client::{
-    direct_group_id, AskDraft, Client, DeviceInfo, LinkRequest, SafetyNumber, MAX_DEVICE_NAME_CHARS,
+    direct_group_id, AskDraft, Client, Cohort, DeviceInfo, LinkRequest, SafetyNumber,
+    MAX_DEVICE_NAME_CHARS,
 };
 pub use device_key::DeviceKey;
 pub use engine::{ConnectionProblem, ConnectionState, ConnectionStatus};

@@ -3,7 +3,7 @@
 //! a user or from staff and goes through [`safe`].
 
 use super::{safe, time};
-use crate::shapes::{PersonShape, ProfileShape};
+use crate::shapes::{CohortShape, PersonShape, ProfileShape};
 
 /// A person as `people` lists them: who, what they do and where, and what
 /// they can help with.
@@ -126,4 +126,16 @@ fn topics(person: &PersonShape) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", ")
     })
+}
+
+/// A cohort: its name, then each of its people as `people` lists them.
+pub fn cohort_text(cohort: &CohortShape) -> String {
+    let mut lines = vec![match cohort.people.len() {
+        1 => format!("{}: you and 1 other", safe(&cohort.name)),
+        n => format!("{}: you and {n} others", safe(&cohort.name)),
+    }];
+    for person in &cohort.people {
+        lines.extend(person_entry(person).lines().map(|l| format!("  {l}")));
+    }
+    lines.join("\n")
 }

@@ -5,12 +5,12 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::people::{person_entry, person_text, profile_text};
+use super::people::{cohort_text, person_entry, person_text, profile_text};
 use super::requests::{request_entry, request_text};
 use super::{group_line, identity_text, lines_or, message_line, safe, time};
 use crate::call::Call;
 use crate::shapes::{
-    DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
+    CohortShape, DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
     MessageShape, NamedShape, PersonShape, ProfileShape, RemovedShape, RequestShape,
     SafetyNumberShape, SuspendedShape, TakenOverShape, UndelegatedShape, UserShape,
 };
@@ -144,6 +144,11 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             person_entry,
         ),
         Call::PeopleShow { .. } => person_text(&read::<PersonShape>(call, value)?),
+        Call::Cohort => lines_or(
+            &read::<Vec<CohortShape>>(call, value)?,
+            "no cohort yet: staff put you in one",
+            cohort_text,
+        ),
         Call::ProfileShow | Call::ProfileSet { .. } => {
             profile_text(&read::<ProfileShape>(call, value)?)
         }

@@ -12,7 +12,7 @@ mod people;
 mod requests;
 
 pub use events::{EventShape, GroupNames};
-pub use people::{PersonShape, ProfileShape, TopicCount};
+pub use people::{CohortShape, PersonShape, ProfileShape, TopicCount};
 pub use requests::RequestShape;
 
 /// Who a device belongs to (`whoami`, `enrol`, `link`).

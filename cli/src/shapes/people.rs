@@ -100,3 +100,25 @@ pub struct TopicCount {
     pub topic: String,
     pub people: usize,
 }
+
+/// One of the reader's cohorts (`cohort`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CohortShape {
+    /// Its group's id, or `null` for the cohort staff certified the reader
+    /// in when no group of it is on this device.
+    pub group: Option<String>,
+    /// The group's name, or "programme, cohort".
+    pub name: String,
+    /// Everyone in it but the reader, by name.
+    pub people: Vec<PersonShape>,
+}
+
+impl From<&convene_client::Cohort> for CohortShape {
+    fn from(cohort: &convene_client::Cohort) -> CohortShape {
+        CohortShape {
+            group: cohort.group.as_ref().map(ToString::to_string),
+            name: cohort.name.clone(),
+            people: cohort.people.iter().map(PersonShape::from).collect(),
+        }
+    }
+}

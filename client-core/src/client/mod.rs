@@ -457,6 +457,7 @@ fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord 
     }
 }
 
+mod cohort;
 mod delegation;
 mod device_label;
 mod devices;
@@ -468,6 +469,7 @@ mod managed;
 mod network;
 mod trust;
 mod users;
+pub use cohort::Cohort;
 pub use device_label::MAX_DEVICE_NAME_CHARS;
 pub use devices::{DeviceInfo, LinkRequest};
 pub use help::AskDraft;

@@ -104,6 +104,27 @@ pub struct WrittenProfile {
 }
 
 impl Person {
+    /// Someone this device knows only as a group member (their name from
+    /// their certificate in the group), not from the directory.
+    pub(crate) fn unlisted(user_id: &str, display_name: &str) -> Person {
+        Person {
+            user_id: user_id.to_string(),
+            display_name: display_name.to_string(),
+            role: Role::Leader,
+            sector: None,
+            sector_text: String::new(),
+            region: None,
+            job_title: String::new(),
+            organisation: String::new(),
+            programme: String::new(),
+            cohort: String::new(),
+            profile: None,
+            profile_sealed: false,
+            suspended: false,
+            refused: None,
+        }
+    }
+
     pub(crate) fn from_record(
         record: &DirectoryRecord,
         suspended: bool,

@@ -326,3 +326,42 @@ async fn a_profile_change_reaches_others_and_a_suspended_leader_is_hidden() -> R
     ensure!(reader.client.person("jon")?.context("jon")?.suspended);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_sees_their_cohort_with_each_members_profile() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let apps = network(&relay, &staff).await?;
+    let members: Vec<String> = ["ana", "ben", "dev"].map(String::from).to_vec();
+    let group = staff.client.create_group("Cohort 2", &members).await?;
+    let ana = &apps[0];
+    ana.wait_group(&group.id, |g| g.members.len() == 4).await?;
+    ana.client.sync_directory().await?;
+
+    let cohorts = ana.client.cohorts()?;
+    ensure!(cohorts.len() == 2, "{cohorts:?}");
+    // The group: its other members, by name, with what they wrote.
+    ensure!(cohorts[0].group.as_ref() == Some(&group.id));
+    let people: Vec<&str> = cohorts[0]
+        .people
+        .iter()
+        .map(|p| p.user_id.as_str())
+        .collect();
+    ensure!(people == ["ben", "dev", "staff"], "{people:?}");
+    let ben = &cohorts[0].people[0];
+    ensure!(ben.job_title == "Chief Fire Officer");
+    ensure!(ben
+        .profile
+        .as_ref()
+        .is_some_and(|p| p.working_on == "opening fire stations to partners"));
+    // The cohort staff certified: all eleven others of "cohort 2".
+    ensure!(cohorts[1].group.is_none());
+    ensure!(cohorts[1].name == "CEO programme 2026, cohort 2");
+    ensure!(
+        cohorts[1].people.len() == 11,
+        "{:?}",
+        cohorts[1].people.len()
+    );
+    ensure!(cohorts[1].people.iter().all(|p| p.user_id != "ana"));
+    Ok(())
+}
