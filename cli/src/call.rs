@@ -88,6 +88,8 @@ pub enum Call {
     },
     #[serde(rename = "cohort")]
     Cohort,
+    #[serde(rename = "introduce")]
+    Introduce { users: Vec<String>, note: String },
     #[serde(rename = "people.show")]
     PeopleShow { user: String },
     #[serde(rename = "profile.show")]
@@ -228,6 +230,7 @@ impl Call {
             Call::People { .. } => "people",
             Call::PeopleShow { .. } => "people.show",
             Call::Cohort => "cohort",
+            Call::Introduce { .. } => "introduce",
             Call::ProfileShow => "profile.show",
             Call::ProfileSet { .. } => "profile.set",
             Call::Ask { .. } => "ask",
@@ -324,6 +327,10 @@ impl Call {
                 },
             },
             Command::Cohort => Call::Cohort,
+            Command::Introduce { users, note } => Call::Introduce {
+                users: users.clone(),
+                note: note.clone(),
+            },
             Command::Network(NetworkCommand::Create { name }) => {
                 Call::NetworkCreate { name: name.clone() }
             }

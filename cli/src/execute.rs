@@ -119,7 +119,11 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
         Call::GroupShow { group } => shape(GroupShape::from(&find_group(client, group)?)),
         Call::GroupLeave { group } => {
             let found = find_group(client, group)?;
-            ops.within(client.leave_group(&found.id)).await?;
+            if found.kind == convene_client::GroupKind::Introduction {
+                ops.within(client.leave_introduction(&found.id)).await?;
+            } else {
+                ops.within(client.leave_group(&found.id)).await?;
+            }
             shape(GroupShape::from(&client.group(&found.id)?.unwrap_or(found)))
         }
         Call::Dm { user, text } => {
@@ -200,6 +204,10 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
                 user_id: user_id.clone(),
                 display_name: name.clone(),
             })
+        }
+        Call::Introduce { users, note } => {
+            let group = ops.within(client.introduce(users, note)).await?;
+            shape(GroupShape::from(&group))
         }
         Call::NetworkCreate { name } => {
             let group = ops.within(client.create_network_channel(name)).await?;

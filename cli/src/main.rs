@@ -136,6 +136,18 @@ enum Command {
         #[command(flatten)]
         search: PeopleArgs,
     },
+    /// Introduce two or three leaders to each other (staff): a small group
+    /// of their own with your note as its first message, which you leave
+    /// at once, so that the conversation is theirs.
+    Introduce {
+        /// The leaders' user ids: 2 or 3.
+        #[arg(required = true, num_args = 2..=3, value_name = "USER")]
+        users: Vec<String>,
+        /// Why they should talk (1 to 2,000 characters); each of them is
+        /// shown it with your name.
+        #[arg(long, value_name = "TEXT")]
+        note: String,
+    },
     /// Your cohort: the people you joined the programme with, each with
     /// their profile.
     Cohort,
@@ -424,7 +436,9 @@ enum GroupCommand {
         group: String,
     },
     /// Leave a group you manage (staff) and keep managing it from outside:
-    /// you can still add and remove members, but can no longer read it.
+    /// you can still add and remove members, but can no longer read it. Or
+    /// leave an introduction you were put in (any member; another member's
+    /// device commits it).
     Leave {
         /// The group: its name (any case), id or id prefix.
         group: String,

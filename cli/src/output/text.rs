@@ -39,6 +39,10 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             "no groups yet",
             group_line,
         ),
+        Call::Introduce { .. } => format!(
+            "introduced them in {}; you leave it once one of them is online to commit it",
+            group_line(&read::<GroupShape>(call, value)?)
+        ),
         Call::GroupCreate { .. } | Call::NetworkCreate { .. } => {
             format!("created {}", group_line(&read::<GroupShape>(call, value)?))
         }

@@ -464,6 +464,7 @@ mod devices;
 mod directory;
 mod find;
 mod help;
+mod introduce;
 mod keys;
 mod managed;
 mod network;

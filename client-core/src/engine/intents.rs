@@ -256,6 +256,7 @@ impl Engine {
             Some(IntentKind::Rejoin(_)) => self.step_rejoin(intent).await,
             Some(IntentKind::Readd(readd)) => self.step_readd(intent, readd).await,
             Some(IntentKind::Update(_)) => self.step_update(intent).await,
+            Some(IntentKind::Leave(leave)) => self.step_leave(intent, leave).await,
             None => Err(Step::Failed(ClientError::InvalidArgument(
                 "an empty intent".into(),
             ))),

@@ -26,6 +26,7 @@ mod held;
 mod help;
 mod incoming_commit;
 mod intents;
+mod leave;
 mod lifecycle;
 mod managed;
 mod network;

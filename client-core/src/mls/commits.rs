@@ -29,6 +29,36 @@ pub struct CommitBundle {
 }
 
 impl<S: super::MlsStorage> MlsOps<'_, S> {
+    /// Proposals that remove every leaf of this device's user from
+    /// `group`, this device's own last (RFC 9420, section 12.1.3; a member
+    /// cannot commit its own removal, so the others commit them). Each is
+    /// a TLS-serialised `MLSMessage`; openmls keeps them pending here, so
+    /// this device sends nothing else in the group meanwhile.
+    pub fn propose_leaving(&self, group: &mut MlsGroup) -> Result<Vec<Vec<u8>>, MlsError> {
+        let own = group.own_leaf_index();
+        let others: Vec<LeafNodeIndex> = group
+            .members()
+            .filter(|m| m.index != own)
+            .filter(|m| {
+                member_device(&m.credential, &m.signature_key)
+                    .is_some_and(|d| d.user_id == self.user_id)
+            })
+            .map(|m| m.index)
+            .collect();
+        let mut proposals = Vec::with_capacity(others.len() + 1);
+        for index in others {
+            let (message, _) = group
+                .propose_remove_member(&self.provider, self.signer, index)
+                .map_err(op_err)?;
+            proposals.push(message.tls_serialize_detached().map_err(op_err)?);
+        }
+        let own_removal = group
+            .leave_group(&self.provider, self.signer)
+            .map_err(op_err)?;
+        proposals.push(own_removal.tls_serialize_detached().map_err(op_err)?);
+        Ok(proposals)
+    }
+
     /// Builds a commit adding `key_packages`; it stays pending until merged
     /// or cleared.
     pub fn add(

@@ -27,6 +27,7 @@ mod fuzz_session;
 mod help_requests;
 mod hostile_input;
 mod identity_change;
+mod introductions;
 mod key_package_stock;
 mod key_packages;
 mod liveness;

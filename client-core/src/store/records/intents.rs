@@ -25,7 +25,7 @@ pub struct IntentRecord {
     /// What the operation is, with what it must remember.
     #[prost(
         oneof = "IntentKind",
-        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21"
+        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22"
     )]
     pub kind: Option<IntentKind>,
     /// A commit submitted and not yet known to be accepted or refused: the
@@ -82,6 +82,9 @@ pub enum IntentKind {
     /// Renew this device's leaf in a group (an update commit).
     #[prost(message, tag = "21")]
     Update(UpdateIntent),
+    /// Leave a group: its other members commit this user's removal.
+    #[prost(message, tag = "22")]
+    Leave(LeaveIntent),
 }
 
 impl IntentKind {
@@ -99,8 +102,19 @@ impl IntentKind {
             IntentKind::Rejoin(_) => "rejoin",
             IntentKind::Readd(_) => "readd",
             IntentKind::Update(_) => "update",
+            IntentKind::Leave(_) => "leave",
         }
     }
+}
+
+/// Leaving a group.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LeaveIntent {
+    /// The epoch after the one the removal was last proposed in (0: not
+    /// yet): proposals live for one epoch, so they are made again if the
+    /// group moves on without them.
+    #[prost(uint64, tag = "1")]
+    pub proposed_for: u64,
 }
 
 /// Nothing to record: the group's record says when the leaf was renewed.
