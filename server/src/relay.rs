@@ -36,6 +36,8 @@ const REJOIN_SPACING_KEYS: usize = 100_000;
 /// Devices (and claimer-target pairs) whose hourly quotas are tracked at
 /// once.
 const CLAIM_QUOTA_KEYS: usize = 100_000;
+/// Profile writes a device may make in an hour (a person edits a few).
+pub const PROFILE_WRITES_PER_HOUR: u32 = 60;
 
 /// `per_hour` a second, with all of it available at once.
 fn hourly(per_hour: u32) -> Rate {
@@ -65,6 +67,9 @@ pub struct Relay {
     pub claims_per_claimer: KeyedBuckets<crate::store::DevicePublicKey>,
     /// Each device's group creations.
     pub groups_per_device: KeyedBuckets<crate::store::DevicePublicKey>,
+    /// Profile writes per device: each one tells every connected device
+    /// to sync its directory.
+    pub profiles_per_device: KeyedBuckets<crate::store::DevicePublicKey>,
     /// Proposals each staff device may send to groups as their manager.
     pub outside_proposals_per_device: KeyedBuckets<crate::store::DevicePublicKey>,
     /// Groups whose members acknowledged something since the last trim.
@@ -98,6 +103,8 @@ impl Relay {
         );
         let groups_per_device =
             KeyedBuckets::new(hourly(config.limits.groups_per_device), CLAIM_QUOTA_KEYS);
+        let profiles_per_device =
+            KeyedBuckets::new(hourly(PROFILE_WRITES_PER_HOUR), CLAIM_QUOTA_KEYS);
         let outside_proposals_per_device = KeyedBuckets::new(
             hourly(config.limits.outside_proposals_per_device),
             CLAIM_QUOTA_KEYS,
@@ -114,6 +121,7 @@ impl Relay {
             claims_per_target,
             claims_per_claimer,
             groups_per_device,
+            profiles_per_device,
             outside_proposals_per_device,
             trim_queue: Mutex::new(HashSet::new()),
         }))

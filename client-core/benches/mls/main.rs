@@ -21,6 +21,7 @@ use openmls::prelude::*;
 
 type Error = Box<dyn std::error::Error>;
 
+mod network;
 mod sides;
 use sides::{meta, Device, Ours, Plain};
 
@@ -334,5 +335,6 @@ fn main() -> Result<(), Error> {
             ratio(row.durable)
         );
     }
-    relay_reads()
+    relay_reads()?;
+    network::network_figures(if quick { 200 } else { 1_200 })
 }

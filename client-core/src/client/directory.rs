@@ -81,12 +81,15 @@ impl Client {
     pub async fn set_profile(&self, draft: &ProfileDraft) -> Result<Person, ClientError> {
         let identity_key = self.identity_key()?;
         let keys = self.network_key_ring()?;
-        let Some(key) = keys.current() else {
-            return Err(ClientError::Forbidden(
+        let Some(key) = keys.sealing_key() else {
+            let why = if keys.current().is_none() {
                 "your profile can be written once you are in the network channel (staff add \
                  every leader to it)"
-                    .into(),
-            ));
+            } else {
+                "someone left the network channel and a new network key has not reached this \
+                 device yet (a staff device hands it out); try again shortly"
+            };
+            return Err(ClientError::Forbidden(why.into()));
         };
         let own = self.user_id().to_string();
         let user = match self
@@ -105,6 +108,12 @@ impl Client {
         let now = anchor.now_ms();
         let record = verify_user(&anchor, &user, held.as_ref(), now);
         let revision = record.as_ref().map_or(0, |r| r.profile_revision);
+        // The relay refuses a revision not above the one it holds, even an
+        // entry this device refused: the next is above both.
+        let stored = convene_proto::trust::Signed::decode(user.profile.as_ref())
+            .ok()
+            .and_then(|s| convene_proto::trust::Profile::decode(s.body.as_slice()).ok())
+            .map_or(0, |p| p.revision);
         let current = record
             .as_ref()
             .map(|r| Person::from_record(r, false, &keys))
@@ -119,8 +128,9 @@ impl Client {
         let text = draft
             .apply(current.as_ref())
             .map_err(ClientError::InvalidArgument)?;
-        let profile = sealed_profile(&own, revision + 1, &text, key, now)
-            .map_err(ClientError::InvalidArgument)?;
+        let next = revision.max(stored).saturating_add(1);
+        let profile =
+            sealed_profile(&own, next, &text, key, now).map_err(ClientError::InvalidArgument)?;
         let signed = identity_key.sign_profile(&profile);
         match self
             .relay(request::Kind::SetProfile(SetProfile {

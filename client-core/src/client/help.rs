@@ -15,7 +15,8 @@ use crate::engine::{content_intent, Shown};
 use crate::error::ClientError;
 use crate::help::{
     check_offer_text, rank, HelpOfferBody, HelpRequestBody, Offer, Poster, Request, RequestFilter,
-    RequestId, DEFAULT_REQUEST_LIFETIME, MAX_REQUEST_LIFETIME,
+    RequestId, DEFAULT_REQUEST_LIFETIME, MAX_OPEN_REQUESTS, MAX_OPEN_REQUESTS_STAFF,
+    MAX_REQUEST_LIFETIME,
 };
 use crate::store::records::{self, HelpRequestRecord};
 use crate::types::{Message, MessageKind, Role};
@@ -75,11 +76,29 @@ impl Client {
             topics,
             sectors,
             regions,
-            expires_at_ms: crate::now_ms().saturating_add(lifetime.as_millis() as u64),
+            // To the hour, so that the request carries no exact time of
+            // the asker's clock into a repost by staff.
+            expires_at_ms: to_the_hour(crate::now_ms().saturating_add(lifetime.as_millis() as u64)),
             via_staff: draft.through_staff.is_some(),
         };
         body.check().map_err(ClientError::InvalidArgument)?;
         self.check_in_network_channel()?;
+        let cap = match self.identity().role {
+            Role::Staff => MAX_OPEN_REQUESTS_STAFF,
+            _ => MAX_OPEN_REQUESTS,
+        };
+        let open = self
+            .requests(RequestFilter {
+                include_closed: false,
+                only_mine: true,
+            })?
+            .len();
+        if open >= cap {
+            return Err(ClientError::InvalidArgument(format!(
+                "you have {open} open requests, the most one person may: close one first \
+                 (`convene ask close <request>`)"
+            )));
+        }
         let shown = Shown {
             kind: MessageKind::HelpRequest,
             text: body.title.clone(),
@@ -258,6 +277,12 @@ impl Client {
             None => Err(ClientError::UnknownUser(user.to_string())),
         }
     }
+}
+
+/// `ms` rounded up to the next whole hour.
+fn to_the_hour(ms: u64) -> u64 {
+    const HOUR_MS: u64 = 3_600_000;
+    ms.div_ceil(HOUR_MS).saturating_mul(HOUR_MS)
 }
 
 /// A stored request as it is shown; `None` for one that does not decode

@@ -13,7 +13,7 @@ mod network_key;
 mod search;
 mod verify;
 
-pub use network_key::{key_id, NetworkKeyRing, KEY_ID_LEN, MAX_NETWORK_KEYS};
+pub use network_key::{key_id, NetworkKeyEntry, NetworkKeyRing, KEY_ID_LEN, MAX_NETWORK_KEYS};
 pub use search::{search, PeopleQuery, SearchIndex};
 pub use verify::verify_user;
 

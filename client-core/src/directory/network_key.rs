@@ -21,27 +21,51 @@ pub const KEY_ID_LEN: usize = 8;
 
 const NONCE_LEN: usize = 12;
 
-/// The keys a device was given, oldest first; the last is current. Its
-/// `Debug` counts the keys and shows none.
+/// The keys a device was given, ordered by the network channel's epoch
+/// each was made in (then by id); the last is current. A key a member
+/// re-posts keeps the epoch it was first given with, so re-posting an old
+/// key never makes it current again. Its `Debug` counts the keys and shows
+/// none; every key is zeroized when the ring is dropped or a key evicted.
 #[derive(Clone, PartialEq, prost::Message)]
 #[prost(skip_debug)]
 pub struct NetworkKeyRing {
-    /// Each key, 32 bytes.
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    pub keys: Vec<Vec<u8>>,
+    /// The keys.
+    #[prost(message, repeated, tag = "2")]
+    pub entries: Vec<NetworkKeyEntry>,
+    /// The network channel's epoch of the last commit that removed anyone
+    /// from it: a key made before it may be held by someone removed, so
+    /// nothing new is sealed with it.
+    #[prost(uint64, tag = "3")]
+    pub removal_epoch: u64,
 }
 
-impl Drop for NetworkKeyRing {
+/// One network key.
+#[derive(Clone, PartialEq, prost::Message)]
+#[prost(skip_debug)]
+pub struct NetworkKeyEntry {
+    /// 32 bytes.
+    #[prost(bytes = "vec", tag = "1")]
+    pub key: Vec<u8>,
+    /// The network channel's epoch it was made in.
+    #[prost(uint64, tag = "2")]
+    pub epoch: u64,
+}
+
+impl Drop for NetworkKeyEntry {
     fn drop(&mut self) {
-        for key in &mut self.keys {
-            key.zeroize();
-        }
+        self.key.zeroize();
+    }
+}
+
+impl std::fmt::Debug for NetworkKeyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NetworkKeyEntry(epoch {})", self.epoch)
     }
 }
 
 impl std::fmt::Debug for NetworkKeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "NetworkKeyRing({} keys)", self.keys.len())
+        write!(f, "NetworkKeyRing({} keys)", self.entries.len())
     }
 }
 
@@ -63,34 +87,59 @@ impl NetworkKeyRing {
         Zeroizing::new(crate::random_bytes::<32>().to_vec())
     }
 
-    /// Takes up `keys` as posted (the last one becomes current); keys
-    /// that are not 32 bytes are skipped. Returns whether anything changed.
-    pub fn merge(&mut self, keys: &[Vec<u8>]) -> bool {
-        let before = self.keys.clone();
-        for key in keys.iter().filter(|k| k.len() == 32) {
-            self.keys.retain(|held| held != key);
-            self.keys.push(key.clone());
+    /// Takes up `keys` as posted, each with the epoch it was made in; a key
+    /// already held keeps its epoch, and keys that are not 32 bytes are
+    /// skipped. Beyond [`MAX_NETWORK_KEYS`], the oldest are dropped.
+    /// Returns whether anything changed.
+    pub fn merge(&mut self, keys: &[(Vec<u8>, u64)]) -> bool {
+        let mut changed = false;
+        for (key, epoch) in keys.iter().filter(|(k, _)| k.len() == 32) {
+            if self.entries.iter().all(|held| held.key != *key) {
+                self.entries.push(NetworkKeyEntry {
+                    key: key.clone(),
+                    epoch: *epoch,
+                });
+                changed = true;
+            }
         }
-        let excess = self.keys.len().saturating_sub(MAX_NETWORK_KEYS);
-        self.keys.drain(..excess);
-        let changed = self.keys != before;
-        for mut key in before {
-            key.zeroize();
-        }
+        self.entries.sort_by(|a, b| {
+            a.epoch
+                .cmp(&b.epoch)
+                .then(key_id(&a.key).cmp(&key_id(&b.key)))
+        });
+        let excess = self.entries.len().saturating_sub(MAX_NETWORK_KEYS);
+        self.entries.drain(..excess);
         changed
     }
 
-    /// The current key (the newest given), if any.
+    /// The current key (made in the latest epoch), if any.
     pub fn current(&self) -> Option<&[u8]> {
-        self.keys.last().map(Vec::as_slice)
+        self.entries.last().map(|e| e.key.as_slice())
+    }
+
+    /// The current key, if it was made after the last removal from the
+    /// network channel: the one to seal with.
+    pub fn sealing_key(&self) -> Option<&[u8]> {
+        self.entries
+            .last()
+            .filter(|e| e.epoch >= self.removal_epoch)
+            .map(|e| e.key.as_slice())
     }
 
     /// The key with this id.
     pub fn find(&self, id: &[u8]) -> Option<&[u8]> {
-        self.keys
+        self.entries
             .iter()
-            .find(|k| key_id(k).as_slice() == id)
-            .map(Vec::as_slice)
+            .find(|e| key_id(&e.key).as_slice() == id)
+            .map(|e| e.key.as_slice())
+    }
+
+    /// Every key with its epoch, as they are posted.
+    pub fn posted(&self) -> Vec<(Vec<u8>, u64)> {
+        self.entries
+            .iter()
+            .map(|e| (e.key.clone(), e.epoch))
+            .collect()
     }
 }
 
@@ -171,20 +220,27 @@ mod tests {
     }
 
     #[test]
-    fn a_ring_keeps_the_newest_keys_and_the_last_posted_is_current() {
+    fn a_ring_orders_keys_by_epoch_and_a_repost_never_brings_an_old_one_back() {
         let mut ring = NetworkKeyRing::default();
-        let a = vec![1; 32];
-        let b = vec![2; 32];
-        assert!(ring.merge(&[a.clone(), b.clone()]));
+        let (a, b) = (vec![1; 32], vec![2; 32]);
+        assert!(ring.merge(&[(a.clone(), 1), (b.clone(), 5)]));
         assert_eq!(ring.current(), Some(b.as_slice()));
-        assert!(!ring.merge(&[a.clone(), b.clone()]));
-        assert!(ring.merge(&[b.clone(), a.clone()]));
-        assert_eq!(ring.current(), Some(a.as_slice()));
-        assert_eq!(ring.find(&key_id(&b)), Some(b.as_slice()));
-        assert!(!ring.merge(&[vec![3; 31]]));
-        let many: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 32]).collect();
+        // The old key posted again, even claiming a later epoch, stays old.
+        assert!(!ring.merge(&[(b.clone(), 5), (a.clone(), 9)]));
+        assert_eq!(ring.current(), Some(b.as_slice()));
+        assert_eq!(ring.find(&key_id(&a)), Some(a.as_slice()));
+        assert!(!ring.merge(&[(vec![3; 31], 10)]));
+        // After a removal at epoch 6, nothing is sealed until a newer key.
+        ring.removal_epoch = 6;
+        assert_eq!(ring.sealing_key(), None);
+        let c = vec![3; 32];
+        ring.merge(&[(c.clone(), 6)]);
+        assert_eq!(ring.sealing_key(), Some(c.as_slice()));
+        let many: Vec<(Vec<u8>, u64)> = (0..100u8)
+            .map(|i| (vec![i + 10; 32], u64::from(i) + 20))
+            .collect();
         ring.merge(&many);
-        assert_eq!(ring.keys.len(), MAX_NETWORK_KEYS);
-        assert_eq!(ring.current(), Some([99; 32].as_slice()));
+        assert_eq!(ring.entries.len(), MAX_NETWORK_KEYS);
+        assert_eq!(ring.current(), Some([109; 32].as_slice()));
     }
 }

@@ -30,26 +30,27 @@ pub fn verify_user(
         Ok(certified) => certified,
         Err(why) => return held.map(|held| refused(held, user, why)),
     };
-    let mut record = match held {
-        // The same identity: an older certificate than the one relied on
-        // is a rollback.
-        Some(held) if held.identity_key == certified.identity_key => {
-            if certified.certificate_from_ms < held.certificate_from_ms {
-                return Some(refused(
-                    held,
-                    user,
-                    "the relay served an older certificate than the one this device holds",
-                ));
-            }
-            DirectoryRecord {
-                profile_revision: held.profile_revision,
-                profile_key_id: held.profile_key_id.clone(),
-                profile_sealed: held.profile_sealed.clone(),
-                profile_written_at_ms: held.profile_written_at_ms,
-                profile_digest: held.profile_digest.clone(),
-                ..certified
-            }
+    // An older certificate than the one relied on is a rollback, with the
+    // same identity key or another (an old identity's chains, unrevoked,
+    // would otherwise reset the entry and its profile).
+    if let Some(held) = held {
+        if certified.certificate_from_ms < held.certificate_from_ms {
+            return Some(refused(
+                held,
+                user,
+                "the relay served an older certificate than the one this device holds",
+            ));
         }
+    }
+    let mut record = match held {
+        Some(held) if held.identity_key == certified.identity_key => DirectoryRecord {
+            profile_revision: held.profile_revision,
+            profile_key_id: held.profile_key_id.clone(),
+            profile_sealed: held.profile_sealed.clone(),
+            profile_written_at_ms: held.profile_written_at_ms,
+            profile_digest: held.profile_digest.clone(),
+            ..certified
+        },
         // A new user, or one enrolled again with a new identity key: what
         // the old key signed says nothing about the new one.
         _ => certified,

@@ -19,13 +19,34 @@ use super::received::{stored, Shown};
 use super::Engine;
 use crate::error::ClientError;
 use crate::events::Event;
-use crate::help::{HelpOfferBody, HelpRequestBody, RequestId, MAX_OFFERS_KEPT};
+use crate::help::{
+    HelpOfferBody, HelpRequestBody, RequestId, MAX_OFFERS_KEPT, MAX_OFFERS_PER_MEMBER,
+    MAX_OPEN_REQUESTS, MAX_OPEN_REQUESTS_STAFF,
+};
 use crate::mls::{MemberDevice, MlsError};
 use crate::store::records::{self, GroupRecord, HelpRequestRecord, OfferRecord, SendIntent};
 use crate::types::{GroupId, MessageKind, Role};
 
+/// How long a closed or expired request is kept before it is forgotten.
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 fn refused(why: &str) -> MlsError {
     MlsError::PolicyViolation(why.to_string())
+}
+
+/// How many open requests one member may have posted: staff post for
+/// leaders who ask through them.
+fn open_cap(role: Role) -> usize {
+    match role {
+        Role::Staff => MAX_OPEN_REQUESTS_STAFF,
+        _ => MAX_OPEN_REQUESTS,
+    }
+}
+
+/// When the request `held` stops being open (0 if it does not decode).
+fn expires_at(held: &HelpRequestRecord) -> u64 {
+    convene_proto::content::HelpRequest::decode(held.request.as_slice())
+        .map_or(0, |r| r.expires_at_ms)
 }
 
 impl Engine {
@@ -65,7 +86,6 @@ impl Engine {
         record: &GroupRecord,
         sender: &MemberDevice,
         role: Role,
-        sent_at_ms: u64,
         request: HelpRequestBody,
     ) -> Result<Option<Shown>, MlsError> {
         let id = request.request_id;
@@ -74,6 +94,7 @@ impl Engine {
             text: request.title.clone(),
             request: Some(id),
         };
+        let own_user = self.mls.user_id().to_string();
         let mut held = self.help_record(&id).map_err(stored)?.unwrap_or_default();
         if record.kind == WireKind::Network as i32 && self.is_network_channel(group_id) {
             if request.via_staff && role != Role::Staff {
@@ -88,33 +109,70 @@ impl Engine {
             if held.mine && !(request.via_staff && role == Role::Staff) {
                 return Err(refused("a help request under this user's own request id"));
             }
+            let cap = open_cap(role);
+            if self
+                .open_requests(|r| r.poster == sender.user_id)
+                .map_err(stored)?
+                >= cap
+            {
+                return Err(MlsError::PolicyViolation(format!(
+                    "{} has more than {cap} open requests",
+                    sender.user_id
+                )));
+            }
+            self.prune_help_records().map_err(stored)?;
             held.request = request.to_wire().encode_to_vec();
             held.poster = sender.user_id.clone();
-            held.posted_at_ms = sent_at_ms;
+            // Ranked by when it arrived: a sender's clock set ahead would
+            // keep it on top.
+            held.posted_at_ms = crate::now_ms();
             // Posted by this user's other device.
-            held.mine |= sender.user_id == self.mls.user_id() && !request.via_staff;
+            held.mine |= sender.user_id == own_user && !request.via_staff;
             if held.close_pending {
                 held.closed_at_ms = crate::now_ms();
             }
             self.put_help_record(&id, &held);
             return Ok(Some(shown));
         }
-        if record.kind != WireKind::Direct as i32 {
-            return Err(refused("a help request outside the network channel"));
-        }
-        if self.own_role() != Role::Staff || role == Role::Staff || !request.via_staff {
+        if record.kind != WireKind::Direct as i32 || !request.via_staff {
             return Err(refused(
-                "a help request in a direct channel is only a leader's, asked through staff",
+                "a help request outside the network channel, other than one asked through staff",
             ));
         }
         if !held.request.is_empty() {
             return Ok(None);
         }
         held.request = request.to_wire().encode_to_vec();
+        if sender.user_id == own_user {
+            // Asked through staff from this user's other device.
+            held.mine = true;
+            held.asked_through = self
+                .direct_peer(group_id)
+                .map_err(stored)?
+                .unwrap_or_default();
+            self.put_help_record(&id, &held);
+            return Ok(Some(shown));
+        }
+        if self.own_role() != Role::Staff || role == Role::Staff {
+            return Err(refused(
+                "a request asked through staff reaches staff, from a leader",
+            ));
+        }
+        let asked = self
+            .open_requests(|r| r.asked_by == sender.user_id)
+            .map_err(stored)?;
+        if asked >= MAX_OPEN_REQUESTS {
+            return Err(MlsError::PolicyViolation(format!(
+                "{} asked for more than {MAX_OPEN_REQUESTS} open requests to be posted",
+                sender.user_id
+            )));
+        }
         held.asked_by = sender.user_id.clone();
         self.put_help_record(&id, &held);
-        self.post_in_network_channel(content::Body::HelpRequest(request.to_wire()), &shown)
-            .map_err(stored)?;
+        if self.acts_for_own_user(record) {
+            self.post_in_network_channel(content::Body::HelpRequest(request.to_wire()), &shown)
+                .map_err(stored)?;
+        }
         Ok(Some(shown))
     }
 
@@ -128,31 +186,42 @@ impl Engine {
         if record.kind != WireKind::Direct as i32 {
             return Err(refused("an offer outside a direct channel"));
         }
-        if offer.forwarded_from.is_some() && role != Role::Staff {
-            return Err(refused("only staff pass an offer on"));
-        }
         let id = offer.request_id;
         let shown = Shown {
             kind: MessageKind::HelpOffer,
             text: offer.text.clone(),
             request: Some(id),
         };
-        let Some(mut held) = self.help_record(&id).map_err(stored)? else {
+        let held = self.help_record(&id).map_err(stored)?;
+        if offer.forwarded_from.is_some()
+            && (role != Role::Staff
+                || !held
+                    .as_ref()
+                    .is_some_and(|h| h.mine && h.asked_through == sender.user_id))
+        {
+            return Err(refused(
+                "an offer passed on by someone other than the staff member the request was \
+                 asked through",
+            ));
+        }
+        let Some(mut held) = held else {
             // About a request this device does not know: the conversation
             // shows it, nothing more.
             return Ok(Some(shown));
         };
+        let from = offer
+            .forwarded_from
+            .clone()
+            .unwrap_or_else(|| sender.user_id.clone());
+        let open = held.closed_at_ms == 0 && !held.close_pending;
         if held.mine {
-            if held.offers.len() < MAX_OFFERS_KEPT {
-                let passed_on = offer.forwarded_from.is_some();
+            let by_them = held.offers.iter().filter(|o| o.from == from).count();
+            if held.offers.len() < MAX_OFFERS_KEPT && by_them < MAX_OFFERS_PER_MEMBER {
                 held.offers.push(OfferRecord {
-                    from: offer
-                        .forwarded_from
-                        .clone()
-                        .unwrap_or_else(|| sender.user_id.clone()),
+                    from,
                     text: offer.text.clone(),
                     received_at_ms: crate::now_ms(),
-                    passed_on_by: if passed_on {
+                    passed_on_by: if offer.forwarded_from.is_some() {
                         sender.user_id.clone()
                     } else {
                         String::new()
@@ -160,11 +229,72 @@ impl Engine {
                 });
                 self.put_help_record(&id, &held);
             }
-        } else if !held.asked_by.is_empty() && offer.forwarded_from.is_none() {
+        } else if !held.asked_by.is_empty()
+            && offer.forwarded_from.is_none()
+            && open
+            && self.acts_for_own_user(record)
+        {
             self.pass_offer_on(&held.asked_by.clone(), &sender.user_id, offer)
                 .map_err(stored)?;
         }
         Ok(Some(shown))
+    }
+
+    /// Whether this device acts for its user in `record`'s group when
+    /// several of the user's devices receive the same message: the one
+    /// with the lowest device key, so that a request is posted (and an
+    /// offer passed on) once.
+    fn acts_for_own_user(&self, record: &GroupRecord) -> bool {
+        let own_user = self.mls.user_id();
+        let own_device = self.mls.key().public();
+        record
+            .members
+            .iter()
+            .filter(|m| m.user_id == own_user)
+            .map(|m| m.device.as_slice())
+            .min()
+            .is_none_or(|lowest| lowest == own_device.as_bytes())
+    }
+
+    /// How many requests this device holds that are open and `matches`.
+    fn open_requests(
+        &self,
+        matches: impl Fn(&HelpRequestRecord) -> bool,
+    ) -> Result<usize, ClientError> {
+        let now = crate::now_ms();
+        let mut count = 0;
+        for item in self
+            .store()
+            .scan::<HelpRequestRecord>(&records::help_request_prefix())
+        {
+            let (_, held) = item?;
+            if held.closed_at_ms == 0 && expires_at(&held) > now && matches(&held) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Forgets requests closed or expired more than [`FORGET_AFTER`] ago.
+    fn prune_help_records(&mut self) -> Result<(), ClientError> {
+        let before = crate::now_ms().saturating_sub(FORGET_AFTER.as_millis() as u64);
+        let stale: Vec<Vec<u8>> = self
+            .store()
+            .scan::<HelpRequestRecord>(&records::help_request_prefix())
+            .filter_map(Result::ok)
+            .filter(|(_, held)| {
+                let ended = match held.closed_at_ms {
+                    0 => expires_at(held),
+                    closed => closed,
+                };
+                ended < before
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in stale {
+            self.store().delete(key);
+        }
+        Ok(())
     }
 
     pub(super) fn receive_help_close(
@@ -246,9 +376,9 @@ impl Engine {
         let Some(direct) = self.direct_with(asker)? else {
             self.emit(Event::Warning {
                 group: None,
-                detail: format!(
-                    "an offer for {asker}'s request could not be passed on: no direct channel"
-                ),
+                detail: "an offer for a request asked through you could not be passed on: no \
+                         direct channel with the leader who asked"
+                    .into(),
             });
             return Ok(());
         };

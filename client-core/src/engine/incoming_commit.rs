@@ -82,6 +82,10 @@ impl Engine {
             .filter(|d| !replaced(d, &added))
             .cloned()
             .collect();
+        if !left.is_empty() && !self_removed && self.is_network_channel(group_id) {
+            self.note_network_removal(record.epoch)
+                .map_err(super::received::stored)?;
+        }
         // A user who was a member before and after changed devices, not
         // membership.
         let mut added_users = user_ids(&joined);

@@ -455,17 +455,23 @@ pub(crate) fn content_intent(
     }
 }
 
-/// An intent to post the network keys `keys` (the current one last) in the
-/// network channel `group_id`, ready to persist.
-pub(crate) fn network_keys_intent(group_id: &GroupId, keys: &[Vec<u8>]) -> IntentRecord {
-    use convene_proto::content::{content, Content, NetworkKeys};
+/// An intent to post the network keys `keys` (each with the epoch it was
+/// made in) in the network channel `group_id`, ready to persist.
+pub(crate) fn network_keys_intent(group_id: &GroupId, keys: &[(Vec<u8>, u64)]) -> IntentRecord {
+    use convene_proto::content::{content, Content, NetworkKey, NetworkKeys};
     let message_id = crate::random_bytes::<16>().to_vec();
     let content = zeroize::Zeroizing::new(
         Content {
             message_id: Bytes::from(message_id.clone()),
             sent_at_ms: crate::now_ms(),
             body: Some(content::Body::NetworkKeys(NetworkKeys {
-                keys: keys.iter().map(|k| Bytes::copy_from_slice(k)).collect(),
+                keys: keys
+                    .iter()
+                    .map(|(key, epoch)| NetworkKey {
+                        key: Bytes::copy_from_slice(key),
+                        epoch: *epoch,
+                    })
+                    .collect(),
             })),
         }
         .encode_to_vec(),

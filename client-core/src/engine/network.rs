@@ -40,35 +40,81 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// Takes up keys posted in the network channel.
-    pub(super) fn take_network_keys(&mut self, keys: &[Vec<u8>]) -> Result<(), ClientError> {
-        let mut ring = self.network_keys()?;
-        if ring.merge(keys) {
+    /// Takes up keys posted in the network channel by `sender` (of
+    /// `role`): only staff hand keys out, and a device takes its own
+    /// user's (a device it linked holds nothing else yet).
+    pub(super) fn take_network_keys(
+        &mut self,
+        sender: &str,
+        role: Role,
+        posted: &NetworkKeyRing,
+    ) -> Result<(), crate::mls::MlsError> {
+        if role != Role::Staff && sender != self.mls.user_id() {
+            return Err(crate::mls::MlsError::PolicyViolation(format!(
+                "{sender} posted network keys, which only staff hand out"
+            )));
+        }
+        let mut ring = self.network_keys().map_err(super::received::stored)?;
+        if ring.merge(&posted.posted()) {
             self.store().put_record(records::network_keys_key(), &ring);
-            tracing::info!(keys = ring.keys.len(), "network keys received");
+            tracing::info!(keys = ring.entries.len(), "network keys received");
         }
         Ok(())
     }
 
     /// After this device's commit changed the network channel's members
-    /// from `before` to `after` (device keys): posts the keys, with a
-    /// fresh one first if anyone left (or none is held yet).
+    /// from `before` to `after` (device keys), now at `epoch`: posts the
+    /// keys so that newcomers hold them (a staff device first adds a fresh
+    /// one if anyone left).
     pub(super) fn hand_out_network_keys(
         &mut self,
         group_id: &GroupId,
+        epoch: u64,
         before: &BTreeSet<Vec<u8>>,
         after: &BTreeSet<Vec<u8>>,
     ) -> Result<(), ClientError> {
         if before == after {
             return Ok(());
         }
-        let mut ring = self.network_keys()?;
-        if ring.current().is_none() || !before.is_subset(after) {
-            ring.merge(&[NetworkKeyRing::generate_key().to_vec()]);
-            self.store().put_record(records::network_keys_key(), &ring);
+        if !before.is_subset(after) {
+            self.note_network_removal(epoch)?;
+            if self.is_staff() {
+                // The fresh key went out with the removal's notice.
+                return Ok(());
+            }
         }
-        self.stage_intent(super::intents::network_keys_intent(group_id, &ring.keys))?;
+        let ring = self.network_keys()?;
+        if ring.entries.is_empty() {
+            return Ok(());
+        }
+        self.stage_intent(super::intents::network_keys_intent(
+            group_id,
+            &ring.posted(),
+        ))?;
         self.outbox_dirty = true;
+        Ok(())
+    }
+
+    /// Someone was removed from the network channel in `epoch`: nothing
+    /// new is sealed with an older key, and a staff device makes a fresh
+    /// one and posts the keys (several staff devices may each make one:
+    /// every member orders them the same way, by epoch then id).
+    pub(super) fn note_network_removal(&mut self, epoch: u64) -> Result<(), ClientError> {
+        let mut ring = self.network_keys()?;
+        ring.removal_epoch = ring.removal_epoch.max(epoch);
+        let staff = self.is_staff();
+        if staff {
+            ring.merge(&[(NetworkKeyRing::generate_key().to_vec(), epoch)]);
+        }
+        self.store().put_record(records::network_keys_key(), &ring);
+        if let (true, Some(channel)) = (staff, self.network_channel()?) {
+            let group_id = channel.group()?;
+            self.stage_intent(super::intents::network_keys_intent(
+                &group_id,
+                &ring.posted(),
+            ))?;
+            self.outbox_dirty = true;
+        }
         Ok(())
     }
 
@@ -77,10 +123,14 @@ impl Engine {
     pub(super) fn ensure_network_key(&mut self) -> Result<(), ClientError> {
         let mut ring = self.network_keys()?;
         if ring.current().is_none() {
-            ring.merge(&[NetworkKeyRing::generate_key().to_vec()]);
+            ring.merge(&[(NetworkKeyRing::generate_key().to_vec(), 0)]);
             self.store().put_record(records::network_keys_key(), &ring);
         }
         Ok(())
+    }
+
+    fn is_staff(&self) -> bool {
+        Role::from_wire(self.shared.identity.role) == Role::Staff
     }
 
     /// Staff: adds to the network channel every user the directory holds,
@@ -99,7 +149,7 @@ impl Engine {
         &mut self,
         channel: &GroupRecord,
     ) -> Result<(), ClientError> {
-        if Role::from_wire(self.shared.identity.role) != Role::Staff {
+        if !self.is_staff() {
             return Ok(());
         }
         let group_id = channel.group()?;

@@ -59,7 +59,7 @@ impl Engine {
         let network = record.kind == WireKind::Network as i32;
         let shown = match content.body {
             ContentBody::NetworkKeys(keys) if network && self.is_network_channel(group_id) => {
-                return self.take_network_keys(&keys).map_err(stored);
+                return self.take_network_keys(&sender.user_id, role, &keys);
             }
             ContentBody::NetworkKeys(_) => {
                 return Err(MlsError::PolicyViolation(
@@ -74,14 +74,9 @@ impl Engine {
                 )))
             }
             ContentBody::Text(text) => Some(Shown::text(text)),
-            ContentBody::HelpRequest(request) => self.receive_help_request(
-                group_id,
-                record,
-                sender,
-                role,
-                content.sent_at_ms,
-                request,
-            )?,
+            ContentBody::HelpRequest(request) => {
+                self.receive_help_request(group_id, record, sender, role, request)?
+            }
             ContentBody::HelpOffer(offer) => {
                 self.receive_help_offer(record, sender, role, offer)?
             }

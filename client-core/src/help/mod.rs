@@ -36,8 +36,17 @@ pub const DEFAULT_REQUEST_LIFETIME: Duration = Duration::from_secs(14 * 24 * 360
 pub const MAX_NOTE_CHARS: usize = 2000;
 /// How many leaders one introduction puts in touch: 2 or 3.
 pub const INTRODUCED: std::ops::RangeInclusive<usize> = 2..=3;
-/// Most offers kept under one request: a flood from one member stops here.
+/// Most offers kept under one request.
 pub const MAX_OFFERS_KEPT: usize = 200;
+/// Most offers kept under one request from one member, so that one member
+/// cannot crowd out the others.
+pub const MAX_OFFERS_PER_MEMBER: usize = 3;
+/// Most open requests one leader may have posted (or asked through staff):
+/// more are refused by every client.
+pub const MAX_OPEN_REQUESTS: usize = 5;
+/// Most open requests one staff member may have posted, for themselves
+/// and for the leaders who ask through them.
+pub const MAX_OPEN_REQUESTS_STAFF: usize = 50;
 /// How far ahead of its receiver's clock a request's expiry may be, beyond
 /// [`MAX_REQUEST_LIFETIME`], before it is refused (the sender's clock may
 /// run ahead).

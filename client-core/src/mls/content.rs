@@ -14,7 +14,7 @@ use crate::help::{HelpOfferBody, HelpRequestBody, IntroductionBody, RequestId};
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// A decrypted application message, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReadContent {
     /// The sender's id for the message; receivers show it once per sender.
     pub message_id: Bytes,
@@ -25,13 +25,14 @@ pub struct ReadContent {
 }
 
 /// What a decrypted application message carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ContentBody {
     /// A text people read.
     Text(String),
-    /// Network keys (in the network channel only): each 32 bytes, at most
-    /// [`crate::directory::MAX_NETWORK_KEYS`], the current one last.
-    NetworkKeys(Vec<Vec<u8>>),
+    /// Network keys (in the network channel only), each 32 bytes with the
+    /// epoch it was made in, at most [`crate::directory::MAX_NETWORK_KEYS`];
+    /// zeroized when dropped.
+    NetworkKeys(crate::directory::NetworkKeyRing),
     /// A help request.
     HelpRequest(HelpRequestBody),
     /// An offer answering a help request.
@@ -55,9 +56,22 @@ pub fn read_content(plaintext: &[u8]) -> Result<ReadContent, MlsError> {
         Some(content::Body::Text(_)) => return Err(invalid("a text over the size limit".into())),
         Some(content::Body::NetworkKeys(keys))
             if keys.keys.len() <= crate::directory::MAX_NETWORK_KEYS
-                && keys.keys.iter().all(|k| k.len() == 32) =>
+                && keys.keys.iter().all(|k| k.key.len() == 32) =>
         {
-            ContentBody::NetworkKeys(keys.keys.iter().map(|k| k.to_vec()).collect())
+            let ring = crate::directory::NetworkKeyRing {
+                entries: keys
+                    .keys
+                    .iter()
+                    .map(|k| crate::directory::NetworkKeyEntry {
+                        key: k.key.to_vec(),
+                        epoch: k.epoch,
+                    })
+                    .collect(),
+                removal_epoch: 0,
+            };
+            // The decoded message's copies go as soon as they are read.
+            drop(keys);
+            ContentBody::NetworkKeys(ring)
         }
         Some(content::Body::NetworkKeys(_)) => {
             return Err(invalid("network keys out of bounds".into()))

@@ -237,3 +237,29 @@ fn refused_as_revoked(err: &MlsError) -> bool {
         }
     )
 }
+
+/// A leader who made a group of the network kind, or took the network
+/// channel's id with a policy of their own, does not get it taken for the
+/// network channel.
+#[test]
+fn only_the_staff_network_channel_passes_for_the_network_channel() {
+    use convene_proto::content::{GroupKind, GroupMeta, MembershipPolicy};
+    let authority = crate::trust::Authority::from_secret_bytes(&[7; 32]);
+    let anchor = crate::trust::TrustAnchor::new(authority.public());
+    let network_id = convene_proto::network::network_channel_id(&anchor.authority_key());
+    let meta = |kind: GroupKind, membership: MembershipPolicy| GroupMeta {
+        version: 1,
+        kind: kind as i32,
+        membership: membership as i32,
+        ..Default::default()
+    };
+    let check = super::join::check_network_channel;
+    let network = meta(GroupKind::Network, MembershipPolicy::Staff);
+    assert!(check(&anchor, network_id.as_bytes(), &network).is_ok());
+    let any_member = meta(GroupKind::Network, MembershipPolicy::AnyMember);
+    assert!(check(&anchor, network_id.as_bytes(), &any_member).is_err());
+    let cohort = meta(GroupKind::Cohort, MembershipPolicy::Staff);
+    assert!(check(&anchor, network_id.as_bytes(), &cohort).is_err());
+    assert!(check(&anchor, b"elsewhere-0123456", &network).is_err());
+    assert!(check(&anchor, b"elsewhere-0123456", &cohort).is_ok());
+}

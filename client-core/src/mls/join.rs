@@ -92,6 +92,12 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
         let meta = meta_from(staged.group_context().extensions())
             .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
         let managers = managers(&self.anchor, staged.group_context().extensions());
+        check_network_channel(
+            &self.anchor,
+            staged.group_context().group_id().as_slice(),
+            &meta,
+        )
+        .map_err(MlsError::PolicyViolation)?;
         match &rules.rejoining {
             None => check_welcome(&meta, &sender, &members, self.user_id, &managers)
                 .map_err(MlsError::PolicyViolation)?,
@@ -173,4 +179,30 @@ fn check_rejoin(
             changes_context: false,
         },
     )
+}
+
+/// The network channel is the group whose id the organisation's authority
+/// key gives (`convene_proto::network`): a group of that id must be of the
+/// network kind with staff alone changing its members, and no other group
+/// may claim the network kind, so that nobody passes a group of their own
+/// off as the network channel (or takes its id first).
+pub(crate) fn check_network_channel(
+    anchor: &crate::trust::TrustAnchor,
+    group_id: &[u8],
+    meta: &convene_proto::content::GroupMeta,
+) -> Result<(), String> {
+    use convene_proto::content::{GroupKind, MembershipPolicy};
+    let network_id = convene_proto::network::network_channel_id(&anchor.authority_key());
+    let is_network_id = group_id == network_id.as_bytes();
+    let network_kind = meta.kind == GroupKind::Network as i32;
+    match (is_network_id, network_kind) {
+        (true, true) if meta.membership == MembershipPolicy::Staff as i32 => Ok(()),
+        (true, _) => Err(
+            "a group with the network channel's id that is not the network \
+                          channel staff run"
+                .into(),
+        ),
+        (false, true) => Err("a network channel other than the organisation's".into()),
+        (false, false) => Ok(()),
+    }
 }

@@ -73,6 +73,9 @@ pub(super) fn list_users(relay: &Relay, req: ListUsers) -> RelayResult<Reply> {
     })))
 }
 
+/// How long a device that wrote too many profiles is asked to wait.
+const PROFILE_RETRY_MS: u32 = 60_000;
+
 pub(super) fn set_profile(relay: &Relay, caller: &Caller, req: SetProfile) -> RelayResult<Reply> {
     if req.profile.len() > MAX_PROFILE_BYTES {
         return Err(
@@ -85,6 +88,15 @@ pub(super) fn set_profile(relay: &Relay, caller: &Caller, req: SetProfile) -> Re
         .ok_or_else(|| Refusal::InvalidArgument("not a signed profile".into()))?;
     if profile.user_id != caller.user_id.as_str() {
         return Err(Refusal::Forbidden("a profile names the user who stores it").into());
+    }
+    if !relay
+        .profiles_per_device
+        .take(caller.device, std::time::Instant::now())
+    {
+        return Err(Refusal::RateLimited {
+            retry_after_ms: PROFILE_RETRY_MS,
+        }
+        .into());
     }
     relay
         .store

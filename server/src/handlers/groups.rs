@@ -44,6 +44,19 @@ pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayR
             .into());
         }
     }
+    // The network channel's id follows from the authority key: only staff
+    // register it, so that no leader takes it first (clients also refuse
+    // a group of that id that is not staff's network channel).
+    if caller.role != Role::Staff {
+        if let Some(authority) = relay.store.authority_key()? {
+            if group_id == convene_proto::network::network_channel_id(&authority) {
+                return Err(Refusal::Forbidden(
+                    "the network channel's id is registered only by staff",
+                )
+                .into());
+            }
+        }
+    }
     relay
         .store
         .create_group(&group_id, &caller.device, now_ms())?;

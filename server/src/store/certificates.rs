@@ -7,6 +7,9 @@ use super::{encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 use convene_proto::ids::UserId;
 
+/// How far one profile write may raise the revision.
+pub const MAX_PROFILE_REVISION_STEP: u64 = 1_000;
+
 impl Store {
     /// Replaces a user's certificate with one that expires at
     /// `expires_at_ms`, unless the one held lasts as long or longer.
@@ -47,10 +50,17 @@ impl Store {
     pub fn set_profile(&self, user_id: &UserId, profile: &[u8], revision: u64) -> RelayResult<()> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut user = self.user(user_id)?.ok_or(Refusal::NotFound("user"))?;
-        if revision <= user.profile_revision {
+        // Never lower (a rollback), and never far higher, so that no write
+        // can take the revision out of reach of the next.
+        if revision <= user.profile_revision
+            || revision
+                > user
+                    .profile_revision
+                    .saturating_add(MAX_PROFILE_REVISION_STEP)
+        {
             return Err(Refusal::InvalidArgument(format!(
-                "the profile's revision must be above {}",
-                user.profile_revision
+                "the profile's revision must be above {} and at most {} above it",
+                user.profile_revision, MAX_PROFILE_REVISION_STEP
             ))
             .into());
         }

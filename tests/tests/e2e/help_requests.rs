@@ -93,12 +93,38 @@ async fn a_request_reaches_its_audience_first_offers_reach_the_asker_privately_a
     )
     .await?;
     ensure!(venues.topics == ["estates"], "{:?}", venues.topics);
+    // One leader keeps at most five requests open.
+    for n in 2..=5 {
+        let more = AskDraft {
+            title: format!("Cyber request {n}"),
+            ..Default::default()
+        };
+        dev.client.ask(more).await?;
+    }
+    let sixth = AskDraft {
+        title: "One too many".into(),
+        ..Default::default()
+    };
+    let too_many = dev.client.ask(sixth).await.unwrap_err();
+    ensure!(
+        matches!(too_many, ClientError::InvalidArgument(_)),
+        "{too_many}"
+    );
 
     // Each reader sees the one aimed at them first.
     for (reader, first, second) in [(ben, venues.id, cyber.id), (&cat, cyber.id, venues.id)] {
         seen(reader, venues.id).await?;
         seen(reader, cyber.id).await?;
-        let order: Vec<RequestId> = open_requests(reader)?.iter().map(|r| r.id).collect();
+        let all: Vec<RequestId> = open_requests(reader)?.iter().map(|r| r.id).collect();
+        ensure!(
+            all.first() == Some(&first),
+            "{} sees {all:?} first",
+            reader.user
+        );
+        let order: Vec<RequestId> = all
+            .into_iter()
+            .filter(|id| *id == venues.id || *id == cyber.id)
+            .collect();
         ensure!(
             order == [first, second],
             "{} sees {order:?}, expected {first} then {second}",

@@ -60,6 +60,14 @@ async fn every_leader_is_in_the_network_channel_without_staff_action_and_a_suspe
     witness
         .wait_group(&network.id, |g| !g.users().iter().any(|u| u == "n1"))
         .await?;
+    // The removed leader held the network key: nothing new is sealed with
+    // it, and the fresh key a staff device makes reaches the others, so
+    // that they can still write their profiles.
+    let draft = convene_client::directory::ProfileDraft {
+        bio: Some("written after a removal".into()),
+        ..Default::default()
+    };
+    super::directory::write_profile(witness, &draft).await?;
     // Sixty clients: each stopped before its state directory goes.
     for app in leaders.into_iter().chain([late, staff]) {
         app.stop().await;
@@ -121,5 +129,38 @@ async fn ordinary_chat_from_a_leader_is_refused_by_their_client_and_by_every_mem
             .any(|m| m.text == "chat past the policy"),
         "the refused text is in the history"
     );
+    Ok(())
+}
+
+/// The channel's id follows from the authority key, so a leader could
+/// register it before staff create the channel and pass a group of their
+/// own off as it: the relay lets only staff register it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_staff_register_the_network_channels_id() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let invite = staff
+        .client
+        .invite(&convene_client::trust::UserDetails {
+            user_id: "mallory".into(),
+            display_name: "Mallory".into(),
+            role: Role::Leader,
+            sector: String::new(),
+            certified: Default::default(),
+        })
+        .await?;
+    let mallory = convene_tests::TestDevice::enrol(&relay.url, &invite.code, "mallory").await?;
+    let channel = staff.client.network_channel_id();
+    let refused = mallory
+        .create_group(channel.as_bytes())
+        .await
+        .expect_err("a leader registered the network channel's id");
+    ensure!(
+        refused.refusal_code() == Some(convene_proto::relay::ErrorCode::Forbidden),
+        "{refused}"
+    );
+    mallory.create_group(b"any-other-group!").await?;
+    // Staff still create the channel.
+    staff.client.create_network_channel("Network").await?;
     Ok(())
 }
