@@ -260,9 +260,10 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
         }
         Call::PeopleShow { user } => {
             sync_directory(ops, client).await;
-            let person = client
-                .person(user)?
-                .ok_or_else(|| ClientError::UnknownUser(user.clone()))?;
+            let person = match client.person(user)? {
+                Some(person) => person,
+                None => person_named(client, user)?,
+            };
             shape(PersonShape::from(&person))
         }
         Call::ProfileShow => {
@@ -349,6 +350,28 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
         | Call::Requests { .. }
         | Call::RequestsShow { .. }
         | Call::Offer { .. } => crate::asking::execute(ops, client, call).await,
+    }
+}
+
+/// The one person of the directory whose name is `name` (any case), for
+/// `people show "Ana Okafor"`.
+fn person_named(client: &Client, name: &str) -> Result<Person, ClientError> {
+    let wanted = name.trim().to_lowercase();
+    let mut named: Vec<Person> = client
+        .people(&PeopleQuery {
+            include_suspended: true,
+            ..Default::default()
+        })?
+        .into_iter()
+        .filter(|p| p.display_name.to_lowercase() == wanted)
+        .collect();
+    match named.len() {
+        1 => Ok(named.remove(0)),
+        0 => Err(ClientError::UnknownUser(name.to_string())),
+        _ => Err(ClientError::InvalidArgument(format!(
+            "several people are called {name:?}: give a user id (`convene people {name}` \
+             lists them)"
+        ))),
     }
 }
 

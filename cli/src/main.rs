@@ -10,6 +10,7 @@ mod execute;
 mod output;
 mod passphrase;
 mod paths;
+mod peer_args;
 mod session;
 mod shapes;
 mod waiting;
@@ -18,6 +19,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use peer_args::{
+    AskArgs, AskCommand, NetworkCommand, PeopleArgs, PeopleCommand, ProfileCommand, RequestsCommand,
+};
 
 /// Convene: end-to-end encrypted conversations for the leadership network.
 ///
@@ -129,7 +133,7 @@ enum Command {
     /// help with or work on (typos forgiven), and by sector, region,
     /// topic, programme or cohort. Searches this device's verified copy of
     /// the directory; the relay never learns what you looked for.
-    #[command(args_conflicts_with_subcommands = true)]
+    #[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
     People {
         #[command(subcommand)]
         command: Option<PeopleCommand>,
@@ -165,7 +169,11 @@ enum Command {
     /// every leader sees, those it is aimed at first. Offers come to you
     /// privately. With --via-staff, a member of staff posts it for you and
     /// no-one else learns it was you.
-    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        disable_help_subcommand = true
+    )]
     Ask {
         #[command(subcommand)]
         command: Option<AskCommand>,
@@ -174,7 +182,7 @@ enum Command {
     },
     /// List the open help requests, those you can best answer first (your
     /// sector, region and topics), and your own with the offers they had.
-    #[command(args_conflicts_with_subcommands = true)]
+    #[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
     Requests {
         #[command(subcommand)]
         command: Option<RequestsCommand>,
@@ -279,127 +287,6 @@ enum DevicesCommand {
     Remove {
         /// The device's key, in hex (a unique prefix will do).
         device: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum NetworkCommand {
-    /// Create the network channel (staff, once): every leader and staff
-    /// member is added to it, and everyone enrolled later, by staff's
-    /// devices on their own.
-    Create {
-        /// The channel's name.
-        #[arg(default_value = "Network")]
-        name: String,
-    },
-}
-
-#[derive(Debug, Args)]
-struct AskArgs {
-    /// A short title (1 to 120 characters), e.g. "Cyber instructors for
-    /// further education".
-    #[arg(value_name = "TITLE", required = true)]
-    title: Option<String>,
-    /// What you need, in a few sentences (at most 4,000 characters).
-    #[arg(value_name = "TEXT")]
-    text: Option<String>,
-    /// What it is about (repeat, or separate with commas): at most 8.
-    #[arg(long = "topic", value_name = "TOPIC", value_delimiter = ',')]
-    topics: Vec<String>,
-    /// A sector it is mostly for, e.g. education, police (repeat for
-    /// several; leave out for every sector). Its leaders see it first.
-    #[arg(long = "sector", value_name = "SECTOR")]
-    sectors: Vec<String>,
-    /// An ITL1 region or nation it is mostly for, e.g. "north east"
-    /// (repeat for several; leave out for everywhere).
-    #[arg(long = "region", value_name = "REGION")]
-    regions: Vec<String>,
-    /// How many days it stays open: 1 to 90.
-    #[arg(long, value_name = "DAYS", default_value_t = 14,
-          value_parser = clap::value_parser!(u32).range(1..=90))]
-    days: u32,
-    /// Ask through this member of staff: they post it for you, pass the
-    /// offers on to you, and no-one else learns who asked.
-    #[arg(long, value_name = "STAFF_USER")]
-    via_staff: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-enum AskCommand {
-    /// Close your request when you have the help you need: every client
-    /// shows it closed.
-    Close {
-        /// The request: the first 4 or more digits of its id.
-        request: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum RequestsCommand {
-    /// Show one request whole, with the offers it had if it is yours.
-    Show {
-        /// The request: the first 4 or more digits of its id.
-        request: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum PeopleCommand {
-    /// Show one person's whole profile.
-    Show {
-        /// Their user id.
-        user: String,
-    },
-}
-
-#[derive(Debug, Args)]
-struct PeopleArgs {
-    /// Words to look for (all must match): names, organisations, titles,
-    /// topics, what people work on. Leave out to list everyone.
-    #[arg(value_name = "QUERY")]
-    query: Vec<String>,
-    /// Only this sector, e.g. police, "fire and rescue", nhs (see
-    /// docs/DIRECTORY.md for the list).
-    #[arg(long, value_name = "SECTOR")]
-    sector: Option<String>,
-    /// Only this ITL1 region or nation, e.g. london, "north east", wales.
-    #[arg(long, value_name = "REGION")]
-    region: Option<String>,
-    /// Only people who can help with this topic.
-    #[arg(long, value_name = "TOPIC")]
-    topic: Option<String>,
-    /// Only this programme, e.g. "CEO programme 2026".
-    #[arg(long, value_name = "PROGRAMME")]
-    programme: Option<String>,
-    /// Only this cohort, e.g. "cohort 2".
-    #[arg(long, value_name = "COHORT")]
-    cohort: Option<String>,
-    /// Also list suspended people.
-    #[arg(long)]
-    all: bool,
-}
-
-#[derive(Debug, Subcommand)]
-enum ProfileCommand {
-    /// Show your profile as the network sees it, and the topics others
-    /// list most.
-    Show,
-    /// Change your profile; what you leave out stays as it is. Only a
-    /// device that holds your identity key (the one you enrolled) can.
-    Set {
-        /// A topic you can help with (repeat, or separate with commas);
-        /// replaces the list. At most 12, each at most 40 characters.
-        #[arg(long = "topic", value_name = "TOPIC", value_delimiter = ',')]
-        topics: Option<Vec<String>>,
-        /// What you are working on (at most 500 characters).
-        #[arg(long, value_name = "TEXT")]
-        working_on: Option<String>,
-        /// A short bio (at most 1,000 characters).
-        #[arg(long, value_name = "TEXT")]
-        bio: Option<String>,
-        /// How you prefer to be contacted (at most 200 characters).
-        #[arg(long, value_name = "TEXT")]
-        contact: Option<String>,
     },
 }
 

@@ -265,6 +265,9 @@ pub struct Message {
     pub kind: MessageKind,
     /// For a help request, offer or close: the request it is about.
     pub request: Option<crate::help::RequestId>,
+    /// For an offer staff passed on: who made it (the sender is the staff
+    /// member who passed it on).
+    pub passed_on_from: Option<String>,
 }
 
 /// What kind of message a [`Message`] is.
@@ -335,6 +338,7 @@ impl Message {
             lost: record.lost,
             kind: MessageKind::from_i32(record.kind),
             request: crate::help::RequestId::from_field(&record.request_id).ok(),
+            passed_on_from: (!record.passed_on_from.is_empty()).then_some(record.passed_on_from),
         }
     }
 }

@@ -150,9 +150,10 @@ fn hint(code: &str) -> Option<&'static str> {
              new --state-dir) from one of your others; if your account was suspended, ask the \
              programme's staff",
         ),
-        "unknown_user" => {
-            Some("user ids are lowercase, e.g. `ana`; `convene users` lists everyone")
-        }
+        "unknown_user" => Some(
+            "`convene people <name>` finds people by name, organisation or topic, with their \
+             user ids",
+        ),
         "state_copied" => Some(
             "if this is the copy to keep (the old device is gone), run `convene take-over`; \
              otherwise link this device again with `convene link` and remove the old one",
@@ -197,6 +198,8 @@ pub fn group_line(group: &GroupShape) -> String {
         )
     } else if group.active {
         String::new()
+    } else if group.kind == "introduction" {
+        " (you are no longer in it)".to_string()
     } else {
         " (you were removed)".to_string()
     };
@@ -205,11 +208,11 @@ pub fn group_line(group: &GroupShape) -> String {
     } else {
         format!(", managed by {}", safe(&group.managers.join(", ")))
     };
-    format!(
-        "{}  {label}, {} members{managers}{state}",
-        safe(&group.id),
-        group.members.len()
-    )
+    let members = match group.members.len() {
+        1 => "1 member".to_string(),
+        n => format!("{n} members"),
+    };
+    format!("{}  {label}, {members}{managers}{state}", safe(&group.id))
 }
 
 /// One line for a message, or for a notice of entries lost.
@@ -235,10 +238,17 @@ pub fn message_line(message: &MessageShape) -> String {
             "{sender} asked the network: {} (`convene requests show {request}`)",
             safe(&message.text)
         ),
-        "help_offer" => format!(
-            "{sender} offered help with request {request}: {}",
-            safe(&message.text)
-        ),
+        "help_offer" => match &message.passed_on_from {
+            Some(from) => format!(
+                "{sender} passed on an offer from {} for your request {request}: {}",
+                safe(from),
+                safe(&message.text)
+            ),
+            None => format!(
+                "{sender} offered help with request {request}: {}",
+                safe(&message.text)
+            ),
+        },
         "help_close" => format!("{sender} closed request {request}"),
         "introduction" => format!("{sender} introduced you: {}", safe(&message.text)),
         _ => format!("{sender}: {}", safe(&message.text)),

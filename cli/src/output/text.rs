@@ -122,10 +122,17 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
         Call::AskClose { .. } | Call::RequestsShow { .. } => {
             request_text(&read::<RequestShape>(call, value)?)
         }
-        Call::Requests { .. } => {
+        Call::Requests { all, mine } => {
             let requests = read::<Vec<RequestShape>>(call, value)?;
             if requests.is_empty() {
-                "no open requests (`convene requests --all` lists closed ones too)".to_string()
+                match (all, mine) {
+                    (_, true) => "you have asked nothing yet (`convene ask`)".to_string(),
+                    (true, false) => "no requests yet".to_string(),
+                    (false, false) => {
+                        "no open requests (`convene requests --all` lists closed ones too)"
+                            .to_string()
+                    }
+                }
             } else {
                 requests
                     .iter()
@@ -137,8 +144,8 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
         Call::Offer { .. } => {
             let message = read::<MessageShape>(call, value)?;
             format!(
-                "offer sent privately to {} ({})",
-                safe(&message.group_name),
+                "offer sent privately: only the one who asked reads it (through the member of \
+                 staff who posted it, if they asked through staff)\n{}",
                 message_line(&message)
             )
         }
@@ -150,7 +157,8 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
         Call::PeopleShow { .. } => person_text(&read::<PersonShape>(call, value)?),
         Call::Cohort => lines_or(
             &read::<Vec<CohortShape>>(call, value)?,
-            "no cohort yet: staff put you in one",
+            "no cohort here yet: no cohort group on this device, and no programme and cohort \
+             certified for you",
             cohort_text,
         ),
         Call::ProfileShow | Call::ProfileSet { .. } => {

@@ -130,6 +130,10 @@ pub struct MessageShape {
     /// For a help request, offer or close: the request's id.
     #[serde(default)]
     pub request: Option<String>,
+    /// For an offer staff passed on: the user id of the one who made it
+    /// (`sender` is the staff member who passed it on).
+    #[serde(default)]
+    pub passed_on_from: Option<String>,
 }
 
 fn text_kind() -> String {
@@ -158,6 +162,7 @@ impl MessageShape {
             lost: message.lost,
             kind: message.kind.as_str().to_string(),
             request: message.request.map(|r| r.to_hex()),
+            passed_on_from: message.passed_on_from.clone(),
         }
     }
 }

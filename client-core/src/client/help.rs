@@ -103,6 +103,7 @@ impl Client {
             kind: MessageKind::HelpRequest,
             text: body.title.clone(),
             request: Some(body.request_id),
+            passed_on_from: None,
         };
         let wire = content::Body::HelpRequest(body.to_wire());
         let group = match &draft.through_staff {
@@ -204,6 +205,7 @@ impl Client {
             kind: MessageKind::HelpOffer,
             text: offer.text.clone(),
             request: Some(*request),
+            passed_on_from: None,
         };
         let group = self.open_direct(&to).await?;
         let completed = self
@@ -252,6 +254,7 @@ impl Client {
             kind: MessageKind::HelpClose,
             text: String::new(),
             request: Some(*request),
+            passed_on_from: None,
         };
         self.submit(content_intent(&group, close, shown)).await?;
         self.request(request)?

@@ -23,8 +23,8 @@ impl Client {
     /// (1 to [`crate::help::MAX_NOTE_CHARS`] characters): a group of kind
     /// introduction with them, the note as its first message, and this
     /// staff member's departure, which one of them commits. Returns the
-    /// group once the note is sent; the departure completes when one of
-    /// them is online (it is kept until then).
+    /// group once the note is sent, with the departure queued: it completes
+    /// when one of them is online.
     ///
     /// Errors: `Forbidden` for a leader; `InvalidArgument` for a note out
     /// of bounds, too few or too many leaders, the same one twice, or
@@ -93,16 +93,19 @@ impl Client {
             kind: MessageKind::Introduction,
             text: note.to_string(),
             request: None,
+            passed_on_from: None,
         };
         self.submit(content_intent(&group_id, introduction, shown))
             .await?;
-        self.submit(leave_intent(&group_id)).await?;
+        self.queue(leave_intent(&group_id)).await?;
         self.group(&group_id)?
             .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))
     }
 
     /// Leaves an introduction: this user's devices are removed once
-    /// another member commits it (which needs one of them online).
+    /// another member commits it. Returns once that is queued; it
+    /// completes when another member is online (nothing more is sent to
+    /// the group from this device meanwhile).
     ///
     /// Errors: `Forbidden` for any other kind of group (staff manage
     /// cohorts; a direct channel stays); `UnknownGroup`.
@@ -121,7 +124,7 @@ impl Client {
                 "no-one else is left in this introduction to commit your leaving".into(),
             ));
         }
-        self.submit(leave_intent(group)).await.map(|_| ())
+        self.queue(leave_intent(group)).await
     }
 }
 

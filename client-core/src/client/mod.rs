@@ -404,6 +404,18 @@ impl Client {
         answer.await.map_err(|_| ClientError::Stopped)?
     }
 
+    /// Persists `intent` in the outbox and returns without waiting for it
+    /// to be carried out.
+    async fn queue(&self, intent: IntentRecord) -> Result<(), ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Queue { intent, reply })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        answer.await.map_err(|_| ClientError::Stopped)?
+    }
+
     async fn relay(&self, request: request::Kind) -> Result<response::Result, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.inner

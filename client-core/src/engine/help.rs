@@ -93,6 +93,7 @@ impl Engine {
             kind: MessageKind::HelpRequest,
             text: request.title.clone(),
             request: Some(id),
+            passed_on_from: None,
         };
         let own_user = self.mls.user_id().to_string();
         let mut held = self.help_record(&id).map_err(stored)?.unwrap_or_default();
@@ -191,6 +192,7 @@ impl Engine {
             kind: MessageKind::HelpOffer,
             text: offer.text.clone(),
             request: Some(id),
+            passed_on_from: offer.forwarded_from.clone(),
         };
         let held = self.help_record(&id).map_err(stored)?;
         if offer.forwarded_from.is_some()
@@ -309,6 +311,7 @@ impl Engine {
             kind: MessageKind::HelpClose,
             text: String::new(),
             request: Some(id),
+            passed_on_from: None,
         };
         let Some(mut held) = self.help_record(&id).map_err(stored)? else {
             return Ok(None);
@@ -359,6 +362,7 @@ impl Engine {
                 kind: shown.kind,
                 text: shown.text.clone(),
                 request: shown.request,
+                passed_on_from: shown.passed_on_from.clone(),
             },
         ))?;
         self.outbox_dirty = true;
@@ -390,6 +394,7 @@ impl Engine {
             kind: MessageKind::HelpOffer,
             text: passed.text.clone(),
             request: Some(passed.request_id),
+            passed_on_from: Some(offerer.to_string()),
         };
         self.stage_intent(super::intents::content_intent(
             &direct,

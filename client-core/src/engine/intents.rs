@@ -421,6 +421,7 @@ pub(crate) fn send_intent(group_id: &GroupId, text: &str) -> IntentRecord {
             kind: MessageKind::Text,
             text: text.to_string(),
             request: None,
+            passed_on_from: None,
         },
     )
 }
@@ -450,6 +451,7 @@ pub(crate) fn content_intent(
             silent: false,
             kind: shown.kind.to_i32(),
             request_id: shown.request.map(|r| r.0.to_vec()).unwrap_or_default(),
+            passed_on_from: shown.passed_on_from.unwrap_or_default(),
         })),
         ..Default::default()
     }

@@ -91,6 +91,12 @@ pub(crate) enum Command {
         intent: IntentRecord,
         reply: oneshot::Sender<Result<Completed, ClientError>>,
     },
+    /// Persist this intent and answer at once; it is carried out when it
+    /// can be (a member's own removal, which another member commits).
+    Queue {
+        intent: IntentRecord,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
     /// Send a request to the relay (invites, the directory).
     Relay {
         request: request::Kind,
@@ -326,6 +332,19 @@ impl Engine {
             Command::Submit { intent, reply } => match self.persist_intent(intent) {
                 Ok(id) => {
                     self.waiters.insert(id, reply);
+                    self.outbox_dirty = true;
+                    self.run_outbox().await;
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
+            Command::Queue { reply, .. } if self.shut_out().is_some() => {
+                let _ = reply.send(Err(self.shut_out().unwrap_or(ClientError::Stopped)));
+            }
+            Command::Queue { intent, reply } => match self.persist_intent(intent) {
+                Ok(_) => {
+                    let _ = reply.send(Ok(()));
                     self.outbox_dirty = true;
                     self.run_outbox().await;
                 }

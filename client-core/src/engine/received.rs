@@ -24,6 +24,8 @@ pub(crate) struct Shown {
     pub(crate) text: String,
     /// The help request it is about.
     pub(crate) request: Option<RequestId>,
+    /// For an offer passed on by staff: who made it.
+    pub(crate) passed_on_from: Option<String>,
 }
 
 impl Shown {
@@ -32,6 +34,7 @@ impl Shown {
             kind: MessageKind::Text,
             text,
             request: None,
+            passed_on_from: None,
         }
     }
 }
@@ -93,6 +96,7 @@ impl Engine {
                     kind: MessageKind::Introduction,
                     text: introduction.note,
                     request: None,
+                    passed_on_from: None,
                 })
             }
         };
@@ -113,6 +117,7 @@ impl Engine {
             lost: 0,
             kind: shown.kind.to_i32(),
             request_id: shown.request.map(|r| r.0.to_vec()).unwrap_or_default(),
+            passed_on_from: shown.passed_on_from.unwrap_or_default(),
         };
         self.store().put_record(
             records::history_key(&record.group_id, message.position),

@@ -201,6 +201,7 @@ impl Engine {
             lost: 0,
             kind: send.kind,
             request_id: send.request_id.clone(),
+            passed_on_from: std::mem::take(&mut send.passed_on_from),
         };
         self.after_own_help_sent(&intent.group_id, &send)?;
         let own_device = self.mls.key().public();

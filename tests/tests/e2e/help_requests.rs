@@ -281,8 +281,23 @@ async fn a_request_asked_through_staff_never_shows_the_askers_name() -> Result<(
     ensure!(offered.offers.len() == 1);
     ensure!(offered.offers[0].from == "jon");
     ensure!(offered.offers[0].passed_on_by.as_deref() == Some("staff"));
-    // Jon's offer went to staff, not to Hal.
+    // Jon's offer went to staff, not to Hal; Hal's conversation with
+    // staff shows it as Jon's, passed on.
     ensure!(jon.client.direct_channel("hal")?.is_none());
+    let with_staff = hal
+        .client
+        .direct_channel("staff")?
+        .context("direct channel")?;
+    let passed: Vec<_> = hal
+        .client
+        .history(&with_staff, 10)?
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::HelpOffer)
+        .collect();
+    ensure!(
+        passed.len() == 1 && passed[0].passed_on_from.as_deref() == Some("jon"),
+        "{passed:?}"
+    );
 
     // Hal closes it through staff; everyone sees it closed.
     hal.client.close_request(&asked.id).await?;

@@ -74,7 +74,7 @@ async fn three_leaders_are_introduced_with_a_note_and_staff_leave_at_once() -> R
         app.wait_group(&group.id, |g| users(g) == ["ana", "ben"])
             .await?;
     }
-    ensure!(!leaders[2].client.group(&group.id)?.context("kept")?.active);
+    leaders[2].wait_group(&group.id, |g| !g.active).await?;
     leaders[1]
         .client
         .send_text(&group.id, "Yes, Tuesday.")

@@ -172,6 +172,9 @@ pub struct SendIntent {
     /// For a help request, offer or close: the request's id.
     #[prost(bytes = "vec", tag = "8")]
     pub request_id: Vec<u8>,
+    /// For an offer passed on: the user id of the one who made it.
+    #[prost(string, tag = "9")]
+    pub passed_on_from: String,
 }
 
 /// A group to create.

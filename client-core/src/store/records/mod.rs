@@ -295,6 +295,9 @@ pub struct MessageRecord {
     /// For a help request, offer or close: the request's id.
     #[prost(bytes = "vec", tag = "12")]
     pub request_id: Vec<u8>,
+    /// For an offer staff passed on: the user id of the one who made it.
+    #[prost(string, tag = "13")]
+    pub passed_on_from: String,
 }
 
 /// This device's KeyPackages: when its stock on the relay was last
