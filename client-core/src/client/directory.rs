@@ -16,6 +16,10 @@ use crate::error::ClientError;
 use crate::store::records::{self, DirectoryRecord, IdentityRecord};
 use crate::trust::IdentityKey;
 
+/// How far above the verified revision this device follows the relay's
+/// (the relay refuses a write more than 1,000 above the one it holds).
+const MAX_REVISION_STEP: u64 = 999;
+
 impl Client {
     /// Brings this device's copy of the directory up to date with the
     /// relay now (it is also synced after every connection and every ten
@@ -128,7 +132,12 @@ impl Client {
         let text = draft
             .apply(current.as_ref())
             .map_err(ClientError::InvalidArgument)?;
-        let next = revision.max(stored).saturating_add(1);
+        // The relay's number is unverified: trusted only as far as one
+        // step above the verified one, so that a relay cannot make this
+        // device sign a revision no later write can pass.
+        let next = revision
+            .max(stored.min(revision.saturating_add(MAX_REVISION_STEP)))
+            .saturating_add(1);
         let profile =
             sealed_profile(&own, next, &text, key, now).map_err(ClientError::InvalidArgument)?;
         let signed = identity_key.sign_profile(&profile);

@@ -134,6 +134,13 @@ impl NetworkKeyRing {
             .map(|e| e.key.as_slice())
     }
 
+    /// Whether a ring posted when the channel was at `epoch` claims
+    /// nothing from a later one (a key or removal from the future would
+    /// stay current, or block sealing, for good).
+    pub fn fits_epoch(&self, epoch: u64) -> bool {
+        self.removal_epoch <= epoch && self.entries.iter().all(|e| e.epoch <= epoch)
+    }
+
     /// Every key with its epoch, as they are posted.
     pub fn posted(&self) -> Vec<(Vec<u8>, u64)> {
         self.entries
@@ -242,5 +249,18 @@ mod tests {
         ring.merge(&many);
         assert_eq!(ring.entries.len(), MAX_NETWORK_KEYS);
         assert_eq!(ring.current(), Some([109; 32].as_slice()));
+    }
+
+    #[test]
+    fn a_post_from_a_later_epoch_than_the_channels_does_not_fit() {
+        let mut posted = NetworkKeyRing::default();
+        posted.merge(&[(vec![1; 32], 4)]);
+        assert!(posted.fits_epoch(4));
+        assert!(!posted.fits_epoch(3));
+        posted.removal_epoch = 9;
+        assert!(!posted.fits_epoch(8));
+        assert!(posted.fits_epoch(9));
+        posted.merge(&[(vec![2; 32], u64::MAX)]);
+        assert!(!posted.fits_epoch(1_000));
     }
 }

@@ -170,10 +170,10 @@ impl Engine {
         }
         held.asked_by = sender.user_id.clone();
         self.put_help_record(&id, &held);
-        if self.acts_for_own_user(record) {
-            self.post_in_network_channel(content::Body::HelpRequest(request.to_wire()), &shown)
-                .map_err(stored)?;
-        }
+        // Every device of the staff member posts it: receivers keep the
+        // first and drop the rest, so one device offline loses nothing.
+        self.post_in_network_channel(content::Body::HelpRequest(request.to_wire()), &shown)
+            .map_err(stored)?;
         Ok(Some(shown))
     }
 
@@ -218,7 +218,13 @@ impl Engine {
         let open = held.closed_at_ms == 0 && !held.close_pending;
         if held.mine {
             let by_them = held.offers.iter().filter(|o| o.from == from).count();
-            if held.offers.len() < MAX_OFFERS_KEPT && by_them < MAX_OFFERS_PER_MEMBER {
+            // Each device of the staff member passes an offer on: the same
+            // offer twice is kept once.
+            let again = held
+                .offers
+                .iter()
+                .any(|o| o.from == from && o.text == offer.text);
+            if !again && held.offers.len() < MAX_OFFERS_KEPT && by_them < MAX_OFFERS_PER_MEMBER {
                 held.offers.push(OfferRecord {
                     from,
                     text: offer.text.clone(),
@@ -231,31 +237,11 @@ impl Engine {
                 });
                 self.put_help_record(&id, &held);
             }
-        } else if !held.asked_by.is_empty()
-            && offer.forwarded_from.is_none()
-            && open
-            && self.acts_for_own_user(record)
-        {
+        } else if !held.asked_by.is_empty() && offer.forwarded_from.is_none() && open {
             self.pass_offer_on(&held.asked_by.clone(), &sender.user_id, offer)
                 .map_err(stored)?;
         }
         Ok(Some(shown))
-    }
-
-    /// Whether this device acts for its user in `record`'s group when
-    /// several of the user's devices receive the same message: the one
-    /// with the lowest device key, so that a request is posted (and an
-    /// offer passed on) once.
-    fn acts_for_own_user(&self, record: &GroupRecord) -> bool {
-        let own_user = self.mls.user_id();
-        let own_device = self.mls.key().public();
-        record
-            .members
-            .iter()
-            .filter(|m| m.user_id == own_user)
-            .map(|m| m.device.as_slice())
-            .min()
-            .is_none_or(|lowest| lowest == own_device.as_bytes())
     }
 
     /// How many requests this device holds that are open and `matches`.

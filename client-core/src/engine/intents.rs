@@ -459,7 +459,11 @@ pub(crate) fn content_intent(
 
 /// An intent to post the network keys `keys` (each with the epoch it was
 /// made in) in the network channel `group_id`, ready to persist.
-pub(crate) fn network_keys_intent(group_id: &GroupId, keys: &[(Vec<u8>, u64)]) -> IntentRecord {
+pub(crate) fn network_keys_intent(
+    group_id: &GroupId,
+    keys: &[(Vec<u8>, u64)],
+    removal_epoch: u64,
+) -> IntentRecord {
     use convene_proto::content::{content, Content, NetworkKey, NetworkKeys};
     let message_id = crate::random_bytes::<16>().to_vec();
     let content = zeroize::Zeroizing::new(
@@ -474,6 +478,7 @@ pub(crate) fn network_keys_intent(group_id: &GroupId, keys: &[(Vec<u8>, u64)]) -
                         epoch: *epoch,
                     })
                     .collect(),
+                removal_epoch,
             })),
         }
         .encode_to_vec(),

@@ -41,21 +41,30 @@ impl Engine {
     }
 
     /// Takes up keys posted in the network channel by `sender` (of
-    /// `role`): only staff hand keys out, and a device takes its own
-    /// user's (a device it linked holds nothing else yet).
+    /// `role`), which is at `epoch`: only staff hand keys out, and a device
+    /// takes its own user's (a device it linked holds nothing else yet).
+    /// Anyone else's post is ignored (a member's client posts for its own
+    /// user's new device). A key or removal epoch above the channel's
+    /// epoch is refused: it would stay current for good.
     pub(super) fn take_network_keys(
         &mut self,
         sender: &str,
         role: Role,
+        epoch: u64,
         posted: &NetworkKeyRing,
     ) -> Result<(), crate::mls::MlsError> {
         if role != Role::Staff && sender != self.mls.user_id() {
+            return Ok(());
+        }
+        if !posted.fits_epoch(epoch) {
             return Err(crate::mls::MlsError::PolicyViolation(format!(
-                "{sender} posted network keys, which only staff hand out"
+                "{sender} posted a network key from an epoch the channel has not reached"
             )));
         }
         let mut ring = self.network_keys().map_err(super::received::stored)?;
-        if ring.merge(&posted.posted()) {
+        let raised = posted.removal_epoch > ring.removal_epoch;
+        ring.removal_epoch = ring.removal_epoch.max(posted.removal_epoch);
+        if ring.merge(&posted.posted()) || raised {
             self.store().put_record(records::network_keys_key(), &ring);
             tracing::info!(keys = ring.entries.len(), "network keys received");
         }
@@ -90,6 +99,7 @@ impl Engine {
         self.stage_intent(super::intents::network_keys_intent(
             group_id,
             &ring.posted(),
+            ring.removal_epoch,
         ))?;
         self.outbox_dirty = true;
         Ok(())
@@ -112,6 +122,7 @@ impl Engine {
             self.stage_intent(super::intents::network_keys_intent(
                 &group_id,
                 &ring.posted(),
+                ring.removal_epoch,
             ))?;
             self.outbox_dirty = true;
         }

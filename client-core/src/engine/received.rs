@@ -62,7 +62,7 @@ impl Engine {
         let network = record.kind == WireKind::Network as i32;
         let shown = match content.body {
             ContentBody::NetworkKeys(keys) if network && self.is_network_channel(group_id) => {
-                return self.take_network_keys(&sender.user_id, role, &keys);
+                return self.take_network_keys(&sender.user_id, role, record.epoch, &keys);
             }
             ContentBody::NetworkKeys(_) => {
                 return Err(MlsError::PolicyViolation(

@@ -67,7 +67,7 @@ pub fn read_content(plaintext: &[u8]) -> Result<ReadContent, MlsError> {
                         epoch: k.epoch,
                     })
                     .collect(),
-                removal_epoch: 0,
+                removal_epoch: keys.removal_epoch,
             };
             // The decoded message's copies go as soon as they are read.
             drop(keys);
