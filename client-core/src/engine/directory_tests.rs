@@ -4,21 +4,16 @@
 //! that verified is kept and shown.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use convene_proto::invite::{Invite, InviteSecret};
 use convene_proto::relay::{request, response, Device, ProfileSet, User, UserList};
 use convene_proto::trust::{Profile, Signed};
 use prost::Message as _;
 
 use crate::directory::ProfileDraft;
-use crate::store::StoreKey;
 use crate::transport::scripted::{Answer, ScriptedRelay};
 use crate::trust::IdentityKey;
-use crate::{Client, ClientBuilder};
-
-const PATIENCE: Duration = Duration::from_secs(20);
+use crate::Client;
 
 /// What the scripted relay knows of its one user, and what it serves.
 #[derive(Default)]
@@ -80,24 +75,7 @@ async fn client_with(served: Arc<Mutex<Served>>) -> (tempfile::TempDir, Client) 
             _ => Answer::Honest,
         }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let builder = || {
-        ClientBuilder::new(dir.path())
-            .store_key(StoreKey::from_bytes([4; 32]))
-            .connector(Arc::new(relay.clone()))
-    };
-    let invite = Invite {
-        secret: InviteSecret::generate(),
-        authority_fingerprint: None,
-        relay_url: Some("ws://scripted.invalid".into()),
-    };
-    builder()
-        .enrol(&invite.to_code(), "ana", "Ana")
-        .await
-        .unwrap();
-    let client = builder().open().await.unwrap();
-    client.wait_caught_up(PATIENCE).await.unwrap();
-    (dir, client)
+    super::scripted_tests::scripted_staff(&relay).await
 }
 
 /// Serves `profile` (with a new stamp) and syncs; returns the version and

@@ -5,14 +5,10 @@
 //! made again whenever the group moves on without them; the intent ends
 //! when the commit that removes this device arrives.
 
-use bytes::Bytes;
-use convene_proto::relay::{request, response, ErrorCode, MessageKind, SendMessage};
-
 use super::intents::{Attempt, Step};
 use super::{load_group, Engine};
 use crate::error::ClientError;
 use crate::store::records::{self, IntentKind, IntentRecord, LeaveIntent};
-use crate::transport::TransportError;
 
 /// How often a leaving device looks whether its removal was committed.
 const LEAVE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -56,25 +52,11 @@ impl Engine {
         self.store()
             .put_record(records::intent_key(intent.id), &intent);
         self.store().commit_durably()?;
-        for payload in proposals {
-            let send = request::Kind::SendMessage(SendMessage {
-                group_id: Bytes::from(group_id.to_vec()),
-                kind: MessageKind::Proposal as i32,
-                submission_id: Bytes::copy_from_slice(&crate::random_bytes::<16>()),
-                payload: Bytes::from(payload),
-            });
-            match self.request(send).await {
-                Ok(response::Result::MessageAccepted(_)) => {}
-                Ok(_) => return Err(Step::Failed(ClientError::unexpected_response())),
-                // The group moved on: propose again once it is processed.
-                Err(TransportError::Refused(r)) if r.code == ErrorCode::StaleEpoch => {
-                    return self.propose_again(intent)
-                }
-                Err(TransportError::Refused(r)) => {
-                    return Err(Step::Failed(ClientError::Refused(r)))
-                }
-                Err(_) => return self.propose_again(intent).and(Err(Step::Offline)),
-            }
+        match self.send_proposals(&group_id, proposals).await {
+            Ok(_) => {}
+            Err(Step::Failed(err)) => return Err(Step::Failed(err)),
+            // The group moved on, or the relay is away: propose again.
+            Err(step) => return self.propose_again(intent).and(Err(step)),
         }
         tracing::debug!(epoch = record.epoch, "proposed leaving");
         Ok(Step::RetryAfter(LEAVE_POLL))

@@ -109,7 +109,11 @@ impl Engine {
     /// Sends a manager's proposals as the group's external sender; stops
     /// early when a commit moved the group on since the GroupInfo was read
     /// (they are made again for the new epoch).
-    async fn send_proposals(&mut self, group_id: &GroupId, proposals: Vec<Vec<u8>>) -> Attempt {
+    pub(super) async fn send_proposals(
+        &mut self,
+        group_id: &GroupId,
+        proposals: Vec<Vec<u8>>,
+    ) -> Attempt {
         for payload in proposals {
             let send = request::Kind::SendMessage(SendMessage {
                 group_id: Bytes::from(group_id.to_vec()),

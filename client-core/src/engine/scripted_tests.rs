@@ -25,9 +25,9 @@ const ENGINE_FIRST_CONNECTION: u32 = 2;
 /// How long a test waits for what should happen promptly.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A staff device enrolled with the scripted relay's bootstrap invite and
-/// caught up, with a cohort of its own.
-async fn staff_with_group(relay: &ScriptedRelay) -> (tempfile::TempDir, Client, GroupSummary) {
+/// A staff device ("ana") enrolled with the scripted relay's bootstrap
+/// invite, opened and caught up.
+pub(super) async fn scripted_staff(relay: &ScriptedRelay) -> (tempfile::TempDir, Client) {
     let dir = tempfile::tempdir().unwrap();
     let builder = || {
         ClientBuilder::new(dir.path())
@@ -45,6 +45,12 @@ async fn staff_with_group(relay: &ScriptedRelay) -> (tempfile::TempDir, Client, 
         .unwrap();
     let client = builder().open().await.unwrap();
     client.wait_caught_up(PATIENCE).await.unwrap();
+    (dir, client)
+}
+
+/// [`scripted_staff`] with a cohort of its own.
+async fn staff_with_group(relay: &ScriptedRelay) -> (tempfile::TempDir, Client, GroupSummary) {
+    let (dir, client) = scripted_staff(relay).await;
     let group = client.create_group("cohort", &[]).await.unwrap();
     (dir, client, group)
 }
