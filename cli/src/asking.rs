@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use convene_client::help::{Request, RequestFilter};
-use convene_client::{AskDraft, Client, ClientError};
+use convene_client::{AskDraft, Client};
 use convene_proto::vocabulary::{Region, Sector};
 use serde_json::Value;
 
 use crate::call::Call;
-use crate::execute::Ops;
+use crate::execute::{invalid, sync_directory, Ops};
 use crate::shapes::{MessageShape, RequestShape};
 
 /// Runs one of the calls of asking the network.
@@ -69,7 +69,7 @@ async fn ask(
     };
     if via_staff.is_some() {
         // The staff member must be known to be staff: a fresh directory.
-        sync_quietly(ops, client).await;
+        sync_directory(ops, client).await;
     }
     let request = ops.within(client.ask(draft)).await?;
     shape(client, &request)
@@ -82,7 +82,7 @@ async fn close(ops: &Ops<'_>, client: &Client, request: &str) -> Result<Value> {
 }
 
 async fn list(ops: &Ops<'_>, client: &Client, all: bool, mine: bool) -> Result<Value> {
-    sync_quietly(ops, client).await;
+    sync_directory(ops, client).await;
     let filter = RequestFilter {
         include_closed: all,
         only_mine: mine,
@@ -98,7 +98,7 @@ async fn list(ops: &Ops<'_>, client: &Client, all: bool, mine: bool) -> Result<V
 }
 
 async fn show(ops: &Ops<'_>, client: &Client, request: &str) -> Result<Value> {
-    sync_quietly(ops, client).await;
+    sync_directory(ops, client).await;
     shape(client, &client.find_request(request)?)
 }
 
@@ -110,16 +110,6 @@ async fn offer(ops: &Ops<'_>, client: &Client, request: &str, text: &str) -> Res
         &message,
         group.as_ref(),
     ))?)
-}
-
-/// Brings the directory up to date (so that sectors, regions and topics
-/// rank requests) if the relay answers.
-async fn sync_quietly(ops: &Ops<'_>, client: &Client) {
-    if let Err(err) = ops.within(client.sync_directory()).await {
-        (ops.notes)(&format!(
-            "ranked by the directory as this device last synced it ({err})"
-        ));
-    }
 }
 
 /// How people are shown: their certified name and user id, or the id.
@@ -137,8 +127,4 @@ fn shape(client: &Client, request: &Request) -> Result<Value> {
         convene_proto::now_ms(),
         &names,
     ))?)
-}
-
-fn invalid(err: impl std::fmt::Display) -> ClientError {
-    ClientError::InvalidArgument(err.to_string())
 }

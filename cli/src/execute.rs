@@ -377,7 +377,7 @@ fn person_named(client: &Client, name: &str) -> Result<Person, ClientError> {
 
 /// Brings the directory up to date if the relay answers; otherwise says
 /// that what shows is this device's last copy.
-async fn sync_directory(ops: &Ops<'_>, client: &Client) {
+pub(crate) async fn sync_directory(ops: &Ops<'_>, client: &Client) {
     if let Err(err) = ops.within(client.sync_directory()).await {
         (ops.notes)(&format!(
             "showing the directory as this device last synced it ({err})"
@@ -403,7 +403,7 @@ fn profile_shape(client: &Client, person: Option<Person>) -> Result<ProfileShape
 /// How many of the most listed topics `profile` suggests.
 const SUGGESTED_TOPICS: usize = 10;
 
-fn invalid(err: impl std::fmt::Display) -> ClientError {
+pub(crate) fn invalid(err: impl std::fmt::Display) -> ClientError {
     ClientError::InvalidArgument(err.to_string())
 }
 

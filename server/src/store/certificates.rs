@@ -83,3 +83,25 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::group_tests::fixture;
+    use super::MAX_PROFILE_REVISION_STEP;
+
+    /// Never lower (a rollback), and never so far up that no later write
+    /// could pass it.
+    #[test]
+    fn a_profile_revision_only_rises_and_by_a_bounded_step() {
+        let f = fixture();
+        let user = crate::test_user_id("user1");
+        f.store.set_profile(&user, b"first", 1).unwrap();
+        assert!(f.store.set_profile(&user, b"again", 1).is_err());
+        let too_far = 2 + MAX_PROFILE_REVISION_STEP;
+        assert!(f.store.set_profile(&user, b"far", too_far).is_err());
+        f.store
+            .set_profile(&user, b"next", 1 + MAX_PROFILE_REVISION_STEP)
+            .unwrap();
+        assert!(f.store.set_profile(&user, b"max", u64::MAX).is_err());
+    }
+}
