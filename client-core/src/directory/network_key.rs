@@ -5,6 +5,8 @@
 //! a device was given and seals and opens profile texts with them
 //! (ChaCha20-Poly1305, RFC 8439).
 
+use std::collections::BTreeSet;
+
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
 use convene_proto::trust::ProfileText;
@@ -12,7 +14,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-/// Most keys a ring keeps (the newest).
+/// Most keys a ring keeps (the newest) besides those held profiles are
+/// sealed with.
 pub const MAX_NETWORK_KEYS: usize = 64;
 /// Largest sealed profile text, in bytes.
 pub const MAX_SEALED_PROFILE_BYTES: usize = 4096;
@@ -92,6 +95,19 @@ impl NetworkKeyRing {
     /// skipped. Beyond [`MAX_NETWORK_KEYS`], the oldest are dropped.
     /// Returns whether anything changed.
     pub fn merge(&mut self, keys: &[(Vec<u8>, u64)]) -> bool {
+        self.merge_keeping(keys, &BTreeSet::new())
+    }
+
+    /// [`NetworkKeyRing::merge`], never dropping a key whose id is in
+    /// `referenced` (the keys profiles this device holds are sealed with):
+    /// members who leave and come back again and again make fresh keys
+    /// that push old ones out, and a profile nobody rewrote must stay
+    /// readable. At most [`MAX_NETWORK_KEYS`] keys besides those.
+    pub fn merge_keeping(
+        &mut self,
+        keys: &[(Vec<u8>, u64)],
+        referenced: &BTreeSet<[u8; KEY_ID_LEN]>,
+    ) -> bool {
         let mut changed = false;
         for (key, epoch) in keys.iter().filter(|(k, _)| k.len() == 32) {
             if self.entries.iter().all(|held| held.key != *key) {
@@ -107,8 +123,26 @@ impl NetworkKeyRing {
                 .cmp(&b.epoch)
                 .then(key_id(&a.key).cmp(&key_id(&b.key)))
         });
-        let excess = self.entries.len().saturating_sub(MAX_NETWORK_KEYS);
-        self.entries.drain(..excess);
+        let kept_for_profiles = self
+            .entries
+            .iter()
+            .filter(|e| referenced.contains(&key_id(&e.key)))
+            .count();
+        let mut excess = self
+            .entries
+            .len()
+            .saturating_sub(MAX_NETWORK_KEYS + kept_for_profiles);
+        // The newest is current whatever else is dropped.
+        let newest = self.entries.len().saturating_sub(1);
+        let mut index = 0;
+        self.entries.retain(|entry| {
+            let keep = excess == 0 || index == newest || referenced.contains(&key_id(&entry.key));
+            index += 1;
+            if !keep {
+                excess -= 1;
+            }
+            keep
+        });
         changed
     }
 
@@ -249,6 +283,29 @@ mod tests {
         ring.merge(&many);
         assert_eq!(ring.entries.len(), MAX_NETWORK_KEYS);
         assert_eq!(ring.current(), Some([109; 32].as_slice()));
+    }
+
+    #[test]
+    fn keys_that_held_profiles_are_sealed_with_outlive_any_number_of_newer_ones() {
+        let mut ring = NetworkKeyRing::default();
+        let (old, unused) = (vec![1; 32], vec![2; 32]);
+        ring.merge(&[(old.clone(), 1), (unused.clone(), 2)]);
+        let referenced = BTreeSet::from([key_id(&old)]);
+        for round in 0..3u8 {
+            let fresh: Vec<(Vec<u8>, u64)> = (0..MAX_NETWORK_KEYS as u8)
+                .map(|i| {
+                    (
+                        vec![round * 70 + i + 3; 32],
+                        u64::from(round) * 100 + u64::from(i) + 3,
+                    )
+                })
+                .collect();
+            ring.merge_keeping(&fresh, &referenced);
+        }
+        assert_eq!(ring.entries.len(), MAX_NETWORK_KEYS + 1);
+        assert_eq!(ring.find(&key_id(&old)), Some(old.as_slice()));
+        assert_eq!(ring.find(&key_id(&unused)), None);
+        assert_eq!(ring.current(), Some([2 * 70 + 63 + 3; 32].as_slice()));
     }
 
     #[test]

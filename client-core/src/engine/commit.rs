@@ -462,7 +462,14 @@ impl Engine {
         let after: Vec<String> = record.members.iter().map(|m| m.user_id.clone()).collect();
         if self.is_network_channel(&group_id) {
             let devices_after = record.members.iter().map(|m| m.device.clone()).collect();
-            self.hand_out_network_keys(&group_id, record.epoch, &devices_before, &devices_after)?;
+            let readded = matches!(intent.kind, Some(IntentKind::Readd(_)));
+            self.hand_out_network_keys(
+                &group_id,
+                record.epoch,
+                &devices_before,
+                &devices_after,
+                readded,
+            )?;
             // Staff: the next batch of users who are not in it yet.
             self.add_missing_to_network_channel(record)?;
         }

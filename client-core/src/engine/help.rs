@@ -391,6 +391,42 @@ impl Engine {
         Ok(())
     }
 
+    /// Members joined the network channel `channel`: posts again every
+    /// open request this device posted, so that they see what was asked
+    /// before they came (members who hold a request drop the copy).
+    /// Silent: the poster's own history shows the request once.
+    pub(super) fn repost_open_requests(&mut self, channel: &GroupId) -> Result<(), ClientError> {
+        let now = crate::now_ms();
+        let open: Vec<convene_proto::content::HelpRequest> = self
+            .store()
+            .scan::<HelpRequestRecord>(&records::help_request_prefix())
+            .filter_map(Result::ok)
+            .filter(|(_, held)| held.posted_here && held.closed_at_ms == 0)
+            .filter(|(_, held)| expires_at(held) > now)
+            .filter_map(|(_, held)| {
+                convene_proto::content::HelpRequest::decode(held.request.as_slice()).ok()
+            })
+            .collect();
+        for request in open {
+            let mut intent = super::intents::content_intent(
+                channel,
+                content::Body::HelpRequest(request),
+                Shown {
+                    kind: MessageKind::HelpRequest,
+                    text: String::new(),
+                    request: None,
+                    passed_on_from: None,
+                },
+            );
+            if let Some(records::IntentKind::Send(send)) = intent.kind.as_mut() {
+                send.silent = true;
+            }
+            self.stage_intent(intent)?;
+            self.outbox_dirty = true;
+        }
+        Ok(())
+    }
+
     /// Keeps what this device's own help message changed, once the relay
     /// has it (in the operation that completes the send).
     pub(super) fn after_own_help_sent(
@@ -414,8 +450,11 @@ impl Engine {
                     held.request = request.encode_to_vec();
                 }
                 if network {
+                    if held.poster.is_empty() {
+                        held.posted_at_ms = crate::now_ms();
+                    }
                     held.poster = self.mls.user_id().to_string();
-                    held.posted_at_ms = crate::now_ms();
+                    held.posted_here = true;
                 } else {
                     held.asked_through = self.direct_peer(group_id)?.unwrap_or_default();
                 }

@@ -82,8 +82,8 @@ impl Engine {
             .filter(|d| !replaced(d, &added))
             .cloned()
             .collect();
-        if !left.is_empty() && !self_removed && self.is_network_channel(group_id) {
-            self.note_network_removal(record.epoch)
+        if !self_removed && self.is_network_channel(group_id) {
+            self.network_members_changed(group_id, record.epoch, &joined, &added, &left)
                 .map_err(super::received::stored)?;
         }
         // A user who was a member before and after changed devices, not

@@ -4,7 +4,8 @@
 //! directory (staff devices add every verified leader who is not in it),
 //! and hands out the network keys that seal profiles: the member whose
 //! commit changed its membership posts them right after, with a fresh key
-//! first when someone left.
+//! first when someone left, and staff devices post them after any
+//! member's commit that adds (members take keys only from staff).
 
 use std::collections::BTreeSet;
 
@@ -13,8 +14,9 @@ use convene_proto::network::network_channel_id;
 use prost::Message as _;
 
 use super::Engine;
-use crate::directory::NetworkKeyRing;
+use crate::directory::{NetworkKeyRing, KEY_ID_LEN};
 use crate::error::ClientError;
+use crate::mls::MemberDevice;
 use crate::store::records::{self, DirectoryRecord, GroupRecord, IntentKind};
 use crate::types::{GroupId, Role};
 
@@ -64,7 +66,10 @@ impl Engine {
         let mut ring = self.network_keys().map_err(super::received::stored)?;
         let raised = posted.removal_epoch > ring.removal_epoch;
         ring.removal_epoch = ring.removal_epoch.max(posted.removal_epoch);
-        if ring.merge(&posted.posted()) || raised {
+        let referenced = self
+            .referenced_network_keys()
+            .map_err(super::received::stored)?;
+        if ring.merge_keeping(&posted.posted(), &referenced) || raised {
             self.store().put_record(records::network_keys_key(), &ring);
             tracing::info!(keys = ring.entries.len(), "network keys received");
         }
@@ -73,16 +78,21 @@ impl Engine {
 
     /// After this device's commit changed the network channel's members
     /// from `before` to `after` (device keys), now at `epoch`: posts the
-    /// keys so that newcomers hold them (a staff device first adds a fresh
-    /// one if anyone left).
+    /// keys so that newcomers, and a device put back in its place
+    /// (`readded`), hold them (a staff device first adds a fresh one if
+    /// anyone left), and this device's open requests for newcomers.
     pub(super) fn hand_out_network_keys(
         &mut self,
         group_id: &GroupId,
         epoch: u64,
         before: &BTreeSet<Vec<u8>>,
         after: &BTreeSet<Vec<u8>>,
+        readded: bool,
     ) -> Result<(), ClientError> {
-        if before == after {
+        if !after.is_subset(before) {
+            self.repost_open_requests(group_id)?;
+        }
+        if before == after && !readded {
             return Ok(());
         }
         if !before.is_subset(after) {
@@ -92,12 +102,58 @@ impl Engine {
                 return Ok(());
             }
         }
+        self.post_network_keys(group_id)
+    }
+
+    /// Another member's commit changed the network channel's members
+    /// (`added` includes devices re-added in place; `joined` does not):
+    /// newcomers get this device's open requests; a staff device hands
+    /// them, and any device put back in its place, the keys (they take
+    /// keys only from staff, whoever committed); and a removal retires the
+    /// keys the removed could hold.
+    pub(super) fn network_members_changed(
+        &mut self,
+        channel: &GroupId,
+        epoch: u64,
+        joined: &[MemberDevice],
+        added: &[MemberDevice],
+        left: &[MemberDevice],
+    ) -> Result<(), ClientError> {
+        if !joined.is_empty() {
+            self.repost_open_requests(channel)?;
+        }
+        if !left.is_empty() {
+            // A staff device posts the keys with its fresh one.
+            return self.note_network_removal(epoch);
+        }
+        if !added.is_empty() && self.is_staff() {
+            self.post_network_keys(channel)?;
+        }
+        Ok(())
+    }
+
+    /// The ids of the keys the profiles this device holds are sealed with.
+    fn referenced_network_keys(&self) -> Result<BTreeSet<[u8; KEY_ID_LEN]>, ClientError> {
+        let mut referenced = BTreeSet::new();
+        for item in self
+            .store()
+            .scan::<DirectoryRecord>(&records::directory_prefix())
+        {
+            if let Ok(id) = item?.1.profile_key_id.as_slice().try_into() {
+                referenced.insert(id);
+            }
+        }
+        Ok(referenced)
+    }
+
+    /// Posts every network key this device holds in the channel.
+    fn post_network_keys(&mut self, channel: &GroupId) -> Result<(), ClientError> {
         let ring = self.network_keys()?;
         if ring.entries.is_empty() {
             return Ok(());
         }
         self.stage_intent(super::intents::network_keys_intent(
-            group_id,
+            channel,
             &ring.posted(),
             ring.removal_epoch,
         ))?;
@@ -114,7 +170,11 @@ impl Engine {
         ring.removal_epoch = ring.removal_epoch.max(epoch);
         let staff = self.is_staff();
         if staff {
-            ring.merge(&[(NetworkKeyRing::generate_key().to_vec(), epoch)]);
+            let referenced = self.referenced_network_keys()?;
+            ring.merge_keeping(
+                &[(NetworkKeyRing::generate_key().to_vec(), epoch)],
+                &referenced,
+            );
         }
         self.store().put_record(records::network_keys_key(), &ring);
         if let (true, Some(channel)) = (staff, self.network_channel()?) {

@@ -7,7 +7,7 @@ use anyhow::{ensure, Context, Result};
 use convene_client::help::{Poster, Request, RequestFilter, RequestId};
 use convene_client::{AskDraft, ClientError, MessageKind};
 use convene_proto::vocabulary::Sector;
-use convene_tests::app::{staff_app, wait_until, App};
+use convene_tests::app::{leader_apps, staff_app, wait_until, App};
 use convene_tests::RelayProcess;
 
 use crate::directory::network;
@@ -206,6 +206,30 @@ async fn a_request_reaches_its_audience_first_offers_reach_the_asker_privately_a
     }
     let late = dev.client.offer(&venues.id, "Too late?").await.unwrap_err();
     ensure!(matches!(late, ClientError::InvalidArgument(_)), "{late}");
+
+    // A leader who joins later sees what is still open, from its poster,
+    // and not what closed; the poster's own history shows it once.
+    let mia = leader_apps(&relay, &staff, &["mia".to_string()])
+        .await?
+        .pop()
+        .context("mia")?;
+    let reposted = seen(&mia, cyber.id).await?;
+    ensure!(matches!(&reposted.poster, Poster::Member(u) if u == "dev"));
+    ensure!(
+        mia.client.request(&venues.id)?.is_none(),
+        "a closed request was posted again"
+    );
+    let posted_by_dev = dev
+        .client
+        .history(&network_id, 1000)?
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::HelpRequest && m.request == Some(cyber.id))
+        .count();
+    ensure!(
+        posted_by_dev == 1,
+        "dev's history shows the request {posted_by_dev} times"
+    );
+    apps.push(mia);
     apps.push(cat);
     stop_all(apps, staff).await;
     Ok(())
@@ -215,7 +239,7 @@ async fn a_request_reaches_its_audience_first_offers_reach_the_asker_privately_a
 async fn a_request_asked_through_staff_never_shows_the_askers_name() -> Result<()> {
     let relay = RelayProcess::start_default()?;
     let staff = staff_app(&relay).await?;
-    let apps = network(&relay, &staff).await?;
+    let mut apps = network(&relay, &staff).await?;
     let (hal, jon) = (by(&apps, "hal"), by(&apps, "jon"));
     let secret_title = "A workforce gap I cannot talk about at home";
 
@@ -298,6 +322,25 @@ async fn a_request_asked_through_staff_never_shows_the_askers_name() -> Result<(
         passed.len() == 1 && passed[0].passed_on_from.as_deref() == Some("jon"),
         "{passed:?}"
     );
+
+    // A leader who joins later sees it too, posted by staff, from staff's
+    // device: still nothing that names Hal.
+    let noa = leader_apps(&relay, &staff, &["noa".to_string()])
+        .await?
+        .pop()
+        .context("noa")?;
+    let theirs = seen(&noa, asked.id).await?;
+    ensure!(
+        theirs.poster
+            == Poster::ViaStaff {
+                staff: "staff".into()
+            }
+            && theirs.asked_by.is_none(),
+        "{:?}",
+        theirs.poster
+    );
+    apps.push(noa);
+    let hal = by(&apps, "hal");
 
     // Hal closes it through staff; everyone sees it closed.
     hal.client.close_request(&asked.id).await?;

@@ -42,6 +42,11 @@ pub struct HelpRequestRecord {
     /// member asked (offers and the close go through them).
     #[prost(string, tag = "9")]
     pub asked_through: String,
+    /// This device posted it in the network channel (for its user, or for
+    /// a leader who asked through this staff member): it posts it again
+    /// for members who join while it is open.
+    #[prost(bool, tag = "10")]
+    pub posted_here: bool,
 }
 
 /// One offer under a request.
