@@ -69,8 +69,14 @@ impl Client {
         let mut regions = draft.regions.clone();
         regions.sort();
         regions.dedup();
+        let id_nonce = crate::random_bytes::<16>();
+        let poster = draft
+            .through_staff
+            .clone()
+            .unwrap_or_else(|| self.user_id().to_string());
         let body = HelpRequestBody {
-            request_id: RequestId::random(),
+            request_id: RequestId::of_poster(&poster, &id_nonce),
+            id_nonce,
             title: draft.title.trim().to_string(),
             text: draft.text.trim().to_string(),
             topics,

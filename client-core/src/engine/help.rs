@@ -101,6 +101,11 @@ impl Engine {
             if request.via_staff && role != Role::Staff {
                 return Err(refused("only staff post a request for someone else"));
             }
+            if !request.id_is_of(&sender.user_id) {
+                return Err(refused(
+                    "a help request under an id that is not its poster's",
+                ));
+            }
             if !held.poster.is_empty() {
                 if held.poster != sender.user_id {
                     return Err(refused("a help request under another member's request id"));
@@ -157,6 +162,11 @@ impl Engine {
         if self.own_role() != Role::Staff || role == Role::Staff {
             return Err(refused(
                 "a request asked through staff reaches staff, from a leader",
+            ));
+        }
+        if !request.id_is_of(&own_user) {
+            return Err(refused(
+                "a request asked through staff under an id that is not this staff member's",
             ));
         }
         let asked = self
@@ -408,13 +418,23 @@ impl Engine {
             })
             .collect();
         for request in open {
+            // One copy waiting to go serves every newcomer since: many
+            // adds while offline cost one post each.
+            let waiting = self.queued_intent(channel, |kind| {
+                matches!(kind, records::IntentKind::Send(s)
+                    if s.silent && s.request_id == request.request_id.as_ref())
+            })?;
+            if waiting.is_some() {
+                continue;
+            }
+            let id = RequestId::from_field(&request.request_id).ok();
             let mut intent = super::intents::content_intent(
                 channel,
                 content::Body::HelpRequest(request),
                 Shown {
                     kind: MessageKind::HelpRequest,
                     text: String::new(),
-                    request: None,
+                    request: id,
                     passed_on_from: None,
                 },
             );

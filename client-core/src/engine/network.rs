@@ -146,10 +146,19 @@ impl Engine {
         Ok(referenced)
     }
 
-    /// Posts every network key this device holds in the channel.
+    /// Posts every network key this device holds in the channel, unless a
+    /// post of them is already waiting to go (it carries every key but a
+    /// fresh one after a removal, which is posted on its own).
     fn post_network_keys(&mut self, channel: &GroupId) -> Result<(), ClientError> {
         let ring = self.network_keys()?;
         if ring.entries.is_empty() {
+            return Ok(());
+        }
+        let waiting = self.queued_intent(
+            channel,
+            |kind| matches!(kind, IntentKind::Send(s) if s.silent && s.request_id.is_empty()),
+        )?;
+        if waiting.is_some() {
             return Ok(());
         }
         self.stage_intent(super::intents::network_keys_intent(

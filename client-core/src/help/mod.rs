@@ -52,15 +52,28 @@ pub const MAX_OPEN_REQUESTS_STAFF: usize = 50;
 /// run ahead).
 const EXPIRY_SLACK: Duration = Duration::from_secs(24 * 3600);
 
-/// The id of a help request: 16 random bytes chosen by the asker, shown
-/// as hex (a prefix of it is enough to name it).
+/// The id of a help request: 16 bytes derived from the member who posts
+/// it and a nonce (see [`RequestId::of_poster`]), shown as hex (a prefix
+/// of it is enough to name it).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub [u8; 16]);
 
 impl RequestId {
-    /// A fresh random id.
-    pub fn random() -> RequestId {
-        RequestId(crate::random_bytes::<16>())
+    /// The id of a request `poster` posts with `nonce`: the first 16 bytes
+    /// of SHA-256("convene/help-request" || u32 BE length || poster ||
+    /// nonce). Receivers check it, so a member cannot post under an id
+    /// another member's request has, even one they saw.
+    pub fn of_poster(poster: &str, nonce: &[u8; 16]) -> RequestId {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"convene/help-request")
+            .chain_update((poster.len() as u32).to_be_bytes())
+            .chain_update(poster.as_bytes())
+            .chain_update(nonce)
+            .finalize();
+        let mut id = [0; 16];
+        id.copy_from_slice(&digest[..16]);
+        RequestId(id)
     }
 
     /// Reads a request id from a message field: exactly 16 bytes.
@@ -107,6 +120,8 @@ pub struct HelpRequestBody {
     pub expires_at_ms: u64,
     /// Posted by staff for a leader whose name is not shown.
     pub via_staff: bool,
+    /// The nonce the id is derived from.
+    pub id_nonce: [u8; 16],
 }
 
 impl HelpRequestBody {
@@ -136,6 +151,8 @@ impl HelpRequestBody {
             regions,
             expires_at_ms: wire.expires_at_ms,
             via_staff: wire.via_staff,
+            id_nonce: <[u8; 16]>::try_from(wire.id_nonce.as_ref())
+                .map_err(|_| "a request id nonce is 16 bytes".to_string())?,
         };
         body.check()?;
         Ok(body)
@@ -152,7 +169,13 @@ impl HelpRequestBody {
             regions: self.regions.iter().map(|r| r.code().to_string()).collect(),
             expires_at_ms: self.expires_at_ms,
             via_staff: self.via_staff,
+            id_nonce: bytes::Bytes::copy_from_slice(&self.id_nonce),
         }
+    }
+
+    /// Whether its id is the one `poster` posting it would have.
+    pub fn id_is_of(&self, poster: &str) -> bool {
+        RequestId::of_poster(poster, &self.id_nonce) == self.request_id
     }
 
     /// Checks the bounds every client holds a request to, sent or

@@ -18,6 +18,7 @@ fn wire(title: &str) -> HelpRequest {
         regions: vec!["TLC".into()],
         expires_at_ms: NOW + 14 * DAY,
         via_staff: false,
+        id_nonce: bytes::Bytes::from_static(&[9; 16]),
     }
 }
 
@@ -208,4 +209,32 @@ fn a_request_id_prints_as_hex_and_debug_keeps_it_short() {
     let id = RequestId([0xab; 16]);
     assert_eq!(id.to_string(), "ab".repeat(16));
     assert_eq!(format!("{id:?}"), "RequestId(abababab)");
+}
+
+#[test]
+fn a_request_id_belongs_to_the_poster_it_was_made_for() {
+    let nonce = [3; 16];
+    let body = HelpRequestBody::from_wire(
+        &HelpRequest {
+            request_id: bytes::Bytes::copy_from_slice(&RequestId::of_poster("ana", &nonce).0),
+            id_nonce: bytes::Bytes::copy_from_slice(&nonce),
+            ..wire("Venues")
+        },
+        NOW,
+    )
+    .unwrap();
+    assert!(body.id_is_of("ana"));
+    // Another member re-posting it under the same id is caught, and so is
+    // a poster name that only shifts bytes between the name and the nonce.
+    assert!(!body.id_is_of("ben"));
+    assert!(!body.id_is_of("an"));
+    assert_ne!(
+        RequestId::of_poster("ana", &nonce),
+        RequestId::of_poster("ana", &[4; 16])
+    );
+    let short = HelpRequest {
+        id_nonce: bytes::Bytes::from_static(&[1; 15]),
+        ..wire("Venues")
+    };
+    assert!(HelpRequestBody::from_wire(&short, NOW).is_err());
 }
