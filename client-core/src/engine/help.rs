@@ -447,6 +447,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether `send`, if it is a repost of a request (silent, naming
+    /// one), is of a request still open; true for any other send.
+    pub(super) fn repost_still_open(&self, send: &SendIntent) -> Result<bool, ClientError> {
+        if MessageKind::from_i32(send.kind) != MessageKind::HelpRequest {
+            return Ok(true);
+        }
+        let Ok(id) = RequestId::from_field(&send.request_id) else {
+            return Ok(true);
+        };
+        Ok(self
+            .help_record(&id)?
+            .is_some_and(|held| held.closed_at_ms == 0 && expires_at(&held) > crate::now_ms()))
+    }
+
     /// Keeps what this device's own help message changed, once the relay
     /// has it (in the operation that completes the send).
     pub(super) fn after_own_help_sent(

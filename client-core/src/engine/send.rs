@@ -52,6 +52,11 @@ impl Engine {
             return Err(Step::Failed(ClientError::NotAMember));
         }
         if send.ciphertext.is_empty() {
+            if send.silent && !self.repost_still_open(&send)? {
+                // Closed since it was queued: a newcomer must not take it
+                // as open after a close it could not place.
+                return self.drop_intent(&intent);
+            }
             self.encrypt_once(&mut intent, &mut send)?;
         }
         let request = request::Kind::SendMessage(SendMessage {
