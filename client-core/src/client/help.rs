@@ -14,9 +14,8 @@ use crate::directory::normalise_topic;
 use crate::engine::{content_intent, Shown};
 use crate::error::ClientError;
 use crate::help::{
-    check_offer_text, rank, HelpOfferBody, HelpRequestBody, Offer, Poster, Request, RequestFilter,
-    RequestId, DEFAULT_REQUEST_LIFETIME, MAX_OPEN_REQUESTS, MAX_OPEN_REQUESTS_STAFF,
-    MAX_REQUEST_LIFETIME,
+    check_offer_text, rank, HelpOfferBody, HelpRequestBody, Offer, Poster, Request, RequestCounts,
+    RequestFilter, RequestId, DEFAULT_REQUEST_LIFETIME, MAX_REQUEST_LIFETIME,
 };
 use crate::store::records::{self, HelpRequestRecord};
 use crate::types::{Message, MessageKind, Role};
@@ -69,7 +68,17 @@ impl Client {
         let mut regions = draft.regions.clone();
         regions.sort();
         regions.dedup();
-        let id_nonce = crate::random_bytes::<16>();
+        // Asked through staff, the nonce binds the request to its asker,
+        // so that staff post and pass on only what a leader asked for
+        // themselves (see `HelpRequest.asker_salt`).
+        let asker_salt = draft
+            .through_staff
+            .as_ref()
+            .map(|_| crate::random_bytes::<16>());
+        let id_nonce = match &asker_salt {
+            Some(salt) => RequestId::asked_through_nonce(self.user_id(), salt),
+            None => crate::random_bytes::<16>(),
+        };
         let poster = draft
             .through_staff
             .clone()
@@ -77,6 +86,7 @@ impl Client {
         let body = HelpRequestBody {
             request_id: RequestId::of_poster(&poster, &id_nonce),
             id_nonce,
+            asker_salt,
             title: draft.title.trim().to_string(),
             text: draft.text.trim().to_string(),
             topics,
@@ -89,20 +99,23 @@ impl Client {
         };
         body.check().map_err(ClientError::InvalidArgument)?;
         self.check_in_network_channel()?;
-        let cap = match self.identity().role {
-            Role::Staff => MAX_OPEN_REQUESTS_STAFF,
-            _ => MAX_OPEN_REQUESTS,
-        };
-        let open = self
-            .requests(RequestFilter {
-                include_closed: false,
-                only_mine: true,
-            })?
-            .len();
-        if open >= cap {
+        // The bounds every receiver holds the poster to, checked here
+        // first so that the asker is told rather than refused by others.
+        let now = crate::now_ms();
+        let mut mine = RequestCounts::default();
+        for item in self
+            .store()
+            .scan::<HelpRequestRecord>(&records::help_request_prefix())
+        {
+            let (_, held) = item?;
+            if held.mine || held.posted_here {
+                mine.add(&held, now);
+            }
+        }
+        if let Some(why) = mine.reached(RequestCounts::cap(self.identity().role), "you") {
             return Err(ClientError::InvalidArgument(format!(
-                "you have {open} open requests, the most one person may: close one first \
-                 (`convene ask close <request>`)"
+                "{why}, the most one person may: close one first \
+                 (`convene ask close <request>`) or wait"
             )));
         }
         let shown = Shown {

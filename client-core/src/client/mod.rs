@@ -469,6 +469,8 @@ fn members_intent(group: &GroupId, users: &[String], add: bool) -> IntentRecord 
     }
 }
 
+#[cfg(feature = "testing")]
+mod adversarial;
 mod cohort;
 mod delegation;
 mod device_label;

@@ -463,11 +463,12 @@ impl Engine {
         if self.is_network_channel(&group_id) {
             let devices_after = record.members.iter().map(|m| m.device.clone()).collect();
             let readded = matches!(intent.kind, Some(IntentKind::Readd(_)));
+            let newcomers = after.iter().any(|user| !before.contains(user));
             self.hand_out_network_keys(
                 &group_id,
                 record.epoch,
-                &devices_before,
-                &devices_after,
+                (&devices_before, &devices_after),
+                newcomers,
                 readded,
             )?;
             // Staff: the next batch of users who are not in it yet.

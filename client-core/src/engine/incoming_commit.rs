@@ -83,7 +83,11 @@ impl Engine {
             .cloned()
             .collect();
         if !self_removed && self.is_network_channel(group_id) {
-            self.network_members_changed(group_id, record.epoch, &joined, &added, &left)
+            // Only a new member wants the open requests again: a member
+            // linking a device would otherwise have every poster post
+            // everything again.
+            let newcomers = joined.iter().any(|d| !members_before.contains(&d.user_id));
+            self.network_members_changed(group_id, record.epoch, newcomers, &added, &left)
                 .map_err(super::received::stored)?;
         }
         // A user who was a member before and after changed devices, not

@@ -24,6 +24,7 @@ mod directory;
 mod directory_tests;
 mod held;
 mod help;
+mod help_sent;
 mod incoming_commit;
 mod intents;
 mod leave;

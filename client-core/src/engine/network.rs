@@ -78,18 +78,19 @@ impl Engine {
 
     /// After this device's commit changed the network channel's members
     /// from `before` to `after` (device keys), now at `epoch`: posts the
-    /// keys so that newcomers, and a device put back in its place
+    /// keys so that new devices, and a device put back in its place
     /// (`readded`), hold them (a staff device first adds a fresh one if
-    /// anyone left), and this device's open requests for newcomers.
+    /// anyone left), and this device's open requests for `newcomers`
+    /// (users who were not members before).
     pub(super) fn hand_out_network_keys(
         &mut self,
         group_id: &GroupId,
         epoch: u64,
-        before: &BTreeSet<Vec<u8>>,
-        after: &BTreeSet<Vec<u8>>,
+        (before, after): (&BTreeSet<Vec<u8>>, &BTreeSet<Vec<u8>>),
+        newcomers: bool,
         readded: bool,
     ) -> Result<(), ClientError> {
-        if !after.is_subset(before) {
+        if newcomers {
             self.repost_open_requests(group_id)?;
         }
         if before == after && !readded {
@@ -106,8 +107,8 @@ impl Engine {
     }
 
     /// Another member's commit changed the network channel's members
-    /// (`added` includes devices re-added in place; `joined` does not):
-    /// newcomers get this device's open requests; a staff device hands
+    /// (`added` includes devices re-added in place): `newcomers` (users
+    /// not members before) get this device's open requests; a staff device hands
     /// them, and any device put back in its place, the keys (they take
     /// keys only from staff, whoever committed); and a removal retires the
     /// keys the removed could hold.
@@ -115,11 +116,11 @@ impl Engine {
         &mut self,
         channel: &GroupId,
         epoch: u64,
-        joined: &[MemberDevice],
+        newcomers: bool,
         added: &[MemberDevice],
         left: &[MemberDevice],
     ) -> Result<(), ClientError> {
-        if !joined.is_empty() {
+        if newcomers {
             self.repost_open_requests(channel)?;
         }
         if !left.is_empty() {

@@ -9,6 +9,8 @@ pub(super) struct Snapshot {
     epoch_authenticator: Vec<u8>,
     members: Vec<MemberEntry>,
     managers: Vec<String>,
+    /// The encoded `GroupMeta` of the GroupContext; `None` if it has none.
+    meta: Option<Vec<u8>>,
 }
 
 impl Snapshot {
@@ -44,6 +46,7 @@ impl Snapshot {
             epoch_authenticator: group.epoch_authenticator().as_slice().to_vec(),
             members,
             managers,
+            meta: crate::mls::group_meta(group).map(|m| prost::Message::encode_to_vec(&m)),
         }
     }
 
@@ -59,5 +62,11 @@ impl Snapshot {
             }
         }
         record.members = self.members;
+        // A commit may change the group's settings (its name, whether the
+        // network channel is open to chat); what it is never changes (the
+        // policy refuses that), so the mirror follows.
+        if let Some(meta) = self.meta {
+            record.meta = meta;
+        }
     }
 }

@@ -21,6 +21,8 @@ use convene_proto::content::{HelpOffer, HelpRequest, Introduction};
 use convene_proto::vocabulary::{Region, Sector};
 
 use crate::directory::{normalise_topic, MAX_TOPIC_CHARS};
+use crate::store::records::HelpRequestRecord;
+use crate::types::Role;
 
 /// Longest title of a request, in characters.
 pub const MAX_TITLE_CHARS: usize = 120;
@@ -47,6 +49,68 @@ pub const MAX_OPEN_REQUESTS: usize = 5;
 /// Most open requests one staff member may have posted, for themselves
 /// and for the leaders who ask through them.
 pub const MAX_OPEN_REQUESTS_STAFF: usize = 50;
+/// The window over which [`MAX_RECENT_REQUESTS`] counts requests.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Most requests one leader may post (or ask through staff) in
+/// [`RECENT_WINDOW`], open, closed or expired: asking and closing in a loop,
+/// or posting requests already expired, cannot flood the channel.
+pub const MAX_RECENT_REQUESTS: usize = 20;
+/// Most requests one staff member may post in [`RECENT_WINDOW`].
+pub const MAX_RECENT_REQUESTS_STAFF: usize = 200;
+/// A member's requests as counted against their caps: every client counts
+/// them on receipt, and the asker's own client before sending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Neither closed nor expired.
+    pub open: usize,
+    /// Arrived within [`RECENT_WINDOW`] (or not posted yet), whatever
+    /// became of them.
+    pub recent: usize,
+}
+
+impl RequestCounts {
+    /// The caps on one member of `role`: staff post for the leaders who
+    /// ask through them too.
+    pub fn cap(role: Role) -> RequestCounts {
+        match role {
+            Role::Staff => RequestCounts {
+                open: MAX_OPEN_REQUESTS_STAFF,
+                recent: MAX_RECENT_REQUESTS_STAFF,
+            },
+            _ => RequestCounts {
+                open: MAX_OPEN_REQUESTS,
+                recent: MAX_RECENT_REQUESTS,
+            },
+        }
+    }
+
+    /// Counts `held` at `now_ms`.
+    pub fn add(&mut self, held: &HelpRequestRecord, now_ms: u64) {
+        let since = now_ms.saturating_sub(RECENT_WINDOW.as_millis() as u64);
+        if held.closed_at_ms == 0 && !held.close_pending && held.expires_at_ms() > now_ms {
+            self.open += 1;
+        }
+        if held.posted_at_ms == 0 || held.posted_at_ms > since {
+            self.recent += 1;
+        }
+    }
+
+    /// Why one more request from `who` is refused, if `self` has reached
+    /// a bound of `cap`.
+    pub fn reached(self, cap: RequestCounts, who: &str) -> Option<String> {
+        if self.open >= cap.open {
+            return Some(format!("{who} has {} open requests already", self.open));
+        }
+        (self.recent >= cap.recent).then(|| {
+            format!(
+                "{who} has posted {} requests in the last {} days",
+                self.recent,
+                RECENT_WINDOW.as_secs() / 86_400
+            )
+        })
+    }
+}
+
 /// How far ahead of its receiver's clock a request's expiry may be, beyond
 /// [`MAX_REQUEST_LIFETIME`], before it is refused (the sender's clock may
 /// run ahead).
@@ -74,6 +138,24 @@ impl RequestId {
         let mut id = [0; 16];
         id.copy_from_slice(&digest[..16]);
         RequestId(id)
+    }
+
+    /// The id nonce of a request `asker` asks through staff with `salt`:
+    /// the first 16 bytes of SHA-256("convene/ask-through" || u32 BE
+    /// length || asker || salt). Only the asker and the staff member asked
+    /// hold the salt, so the posted request does not name the asker, yet
+    /// staff can tell that it is the sender's own.
+    pub fn asked_through_nonce(asker: &str, salt: &[u8; 16]) -> [u8; 16] {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"convene/ask-through")
+            .chain_update((asker.len() as u32).to_be_bytes())
+            .chain_update(asker.as_bytes())
+            .chain_update(salt)
+            .finalize();
+        let mut nonce = [0; 16];
+        nonce.copy_from_slice(&digest[..16]);
+        nonce
     }
 
     /// Reads a request id from a message field: exactly 16 bytes.
@@ -122,6 +204,10 @@ pub struct HelpRequestBody {
     pub via_staff: bool,
     /// The nonce the id is derived from.
     pub id_nonce: [u8; 16],
+    /// Only in a request asked through staff, on its way to them: the
+    /// asker's salt the nonce is derived from
+    /// ([`RequestId::asked_through_nonce`]).
+    pub asker_salt: Option<[u8; 16]>,
 }
 
 impl HelpRequestBody {
@@ -153,6 +239,13 @@ impl HelpRequestBody {
             via_staff: wire.via_staff,
             id_nonce: <[u8; 16]>::try_from(wire.id_nonce.as_ref())
                 .map_err(|_| "a request id nonce is 16 bytes".to_string())?,
+            asker_salt: match wire.asker_salt.len() {
+                0 => None,
+                _ => Some(
+                    <[u8; 16]>::try_from(wire.asker_salt.as_ref())
+                        .map_err(|_| "an asker's salt is 16 bytes".to_string())?,
+                ),
+            },
         };
         body.check()?;
         Ok(body)
@@ -170,12 +263,32 @@ impl HelpRequestBody {
             expires_at_ms: self.expires_at_ms,
             via_staff: self.via_staff,
             id_nonce: bytes::Bytes::copy_from_slice(&self.id_nonce),
+            asker_salt: self
+                .asker_salt
+                .map(|salt| bytes::Bytes::copy_from_slice(&salt))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The request as it is posted in the network channel: without the
+    /// asker's salt.
+    pub fn for_posting(&self) -> HelpRequestBody {
+        HelpRequestBody {
+            asker_salt: None,
+            ..self.clone()
         }
     }
 
     /// Whether its id is the one `poster` posting it would have.
     pub fn id_is_of(&self, poster: &str) -> bool {
         RequestId::of_poster(poster, &self.id_nonce) == self.request_id
+    }
+
+    /// Whether it was asked through staff by `asker`: its nonce is derived
+    /// from `asker` and the salt it carries.
+    pub fn is_asked_by(&self, asker: &str) -> bool {
+        self.asker_salt
+            .is_some_and(|salt| RequestId::asked_through_nonce(asker, &salt) == self.id_nonce)
     }
 
     /// Checks the bounds every client holds a request to, sent or

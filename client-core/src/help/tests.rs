@@ -19,6 +19,7 @@ fn wire(title: &str) -> HelpRequest {
         expires_at_ms: NOW + 14 * DAY,
         via_staff: false,
         id_nonce: bytes::Bytes::from_static(&[9; 16]),
+        asker_salt: bytes::Bytes::new(),
     }
 }
 
@@ -237,4 +238,79 @@ fn a_request_id_belongs_to_the_poster_it_was_made_for() {
         ..wire("Venues")
     };
     assert!(HelpRequestBody::from_wire(&short, NOW).is_err());
+}
+
+#[test]
+fn a_request_asked_through_staff_is_bound_to_its_asker_and_posted_without_the_salt() {
+    let salt = [5; 16];
+    let nonce = RequestId::asked_through_nonce("hal", &salt);
+    let asked = HelpRequestBody::from_wire(
+        &HelpRequest {
+            request_id: bytes::Bytes::copy_from_slice(&RequestId::of_poster("sam", &nonce).0),
+            id_nonce: bytes::Bytes::copy_from_slice(&nonce),
+            asker_salt: bytes::Bytes::copy_from_slice(&salt),
+            via_staff: true,
+            ..wire("Venues")
+        },
+        NOW,
+    )
+    .unwrap();
+    assert!(asked.id_is_of("sam"));
+    assert!(asked.is_asked_by("hal"));
+    // Anyone else sending staff a copy is caught.
+    assert!(!asked.is_asked_by("mal"));
+    assert!(!asked.is_asked_by("ha"));
+    // A copy of a request staff posted themselves has a random nonce and
+    // no salt that derives it.
+    let posted = asked.for_posting();
+    assert_eq!(posted.asker_salt, None);
+    assert!(!posted.is_asked_by("hal"));
+    assert!(posted.to_wire().asker_salt.is_empty());
+    assert_eq!(posted.request_id, asked.request_id);
+    let bad_salt = HelpRequest {
+        asker_salt: bytes::Bytes::from_static(&[1; 3]),
+        ..wire("Venues")
+    };
+    assert!(HelpRequestBody::from_wire(&bad_salt, NOW).is_err());
+}
+
+#[test]
+fn every_request_counts_against_the_window_closed_or_expired() {
+    use crate::store::records::HelpRequestRecord;
+    use prost::Message as _;
+    let record = |posted_at_ms: u64, expires_at_ms: u64, closed_at_ms: u64| HelpRequestRecord {
+        request: HelpRequest {
+            expires_at_ms,
+            ..wire("Venues")
+        }
+        .encode_to_vec(),
+        poster: "ana".into(),
+        posted_at_ms,
+        closed_at_ms,
+        ..Default::default()
+    };
+    let mut counts = RequestCounts::default();
+    // Open; closed at once; posted already expired; and one from before
+    // the window, which no longer counts.
+    counts.add(&record(NOW - DAY, NOW + DAY, 0), NOW);
+    counts.add(&record(NOW - DAY, NOW + DAY, NOW - DAY + 1), NOW);
+    counts.add(&record(NOW - 1, NOW - 2, 0), NOW);
+    counts.add(&record(NOW - 31 * DAY, NOW + DAY, 0), NOW);
+    assert_eq!(counts, RequestCounts { open: 2, recent: 3 });
+    let leader = RequestCounts::cap(Role::Leader);
+    assert_eq!(counts.reached(leader, "ana"), None);
+
+    // Asking and closing in a loop reaches the window's cap though no
+    // more than one is ever open.
+    let mut looping = RequestCounts::default();
+    for i in 0..MAX_RECENT_REQUESTS as u64 {
+        looping.add(&record(NOW - i, NOW + DAY, NOW - i + 1), NOW);
+    }
+    assert_eq!(looping.open, 0);
+    let why = looping.reached(leader, "ana").unwrap();
+    assert!(why.contains("in the last 30 days"), "{why}");
+    assert_eq!(
+        looping.reached(RequestCounts::cap(Role::Staff), "sam"),
+        None
+    );
 }

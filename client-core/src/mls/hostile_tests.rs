@@ -263,3 +263,91 @@ fn only_the_staff_network_channel_passes_for_the_network_channel() {
     assert!(check(&anchor, b"elsewhere-0123456", &network).is_err());
     assert!(check(&anchor, b"elsewhere-0123456", &cohort).is_ok());
 }
+
+#[test]
+fn a_group_whose_policy_is_not_its_kinds_is_refused() {
+    use convene_proto::content::{GroupKind, GroupMeta, MembershipPolicy};
+    let meta = |kind: GroupKind, membership: MembershipPolicy| GroupMeta {
+        kind: kind as i32,
+        membership: membership as i32,
+        ..Default::default()
+    };
+    let check = super::policy::check_kind;
+    for kind in [
+        GroupKind::Cohort,
+        GroupKind::Network,
+        GroupKind::Introduction,
+    ] {
+        assert!(check(&meta(kind, MembershipPolicy::Staff)).is_ok());
+        assert!(check(&meta(kind, MembershipPolicy::AnyMember)).is_err());
+        assert!(check(&meta(kind, MembershipPolicy::Pair)).is_err());
+    }
+    assert!(check(&meta(GroupKind::Direct, MembershipPolicy::Pair)).is_ok());
+    assert!(check(&meta(GroupKind::Direct, MembershipPolicy::Staff)).is_err());
+    assert!(check(&meta(GroupKind::Unspecified, MembershipPolicy::Staff)).is_err());
+}
+
+/// Staff may change a group's settings, never what it is: a cohort (or the
+/// network channel) turned into a group any member may add to is refused
+/// by every member, while a new name passes.
+#[test]
+fn a_commit_never_changes_what_a_group_is() {
+    use convene_proto::content::{GroupMeta, MembershipPolicy};
+    use openmls::prelude::tls_codec::Serialize as _;
+    use openmls::prelude::{
+        Extension, ExtensionType, RequiredCapabilitiesExtension, UnknownExtension,
+    };
+    use prost::Message as _;
+
+    let crypto = RustCrypto::default();
+    let (ann, bob) = (Device::new("ann"), Device::new("bob"));
+    let (mut group, mut joined) = group_of(&crypto, &ann, &[&bob]);
+    let mut bobs = joined.pop().unwrap();
+    let commit_with = |group: &mut MlsGroup, changed: GroupMeta| -> Vec<u8> {
+        let mut extensions = group.extensions().clone();
+        extensions
+            .add_or_replace(Extension::Unknown(
+                super::GROUP_META_EXTENSION,
+                UnknownExtension(changed.encode_to_vec()),
+            ))
+            .unwrap();
+        // openmls lets a context change carry only extensions every member
+        // is required to support.
+        extensions
+            .add_or_replace(Extension::RequiredCapabilities(
+                RequiredCapabilitiesExtension::new(
+                    &[ExtensionType::Unknown(super::GROUP_META_EXTENSION)],
+                    &[],
+                    &[],
+                ),
+            ))
+            .unwrap();
+        let ops = ann.ops(&crypto);
+        let (commit, _, _) = group
+            .update_group_context_extensions(&ops.provider, extensions, ops.signer)
+            .unwrap();
+        commit.tls_serialize_detached().unwrap()
+    };
+
+    let opened = GroupMeta {
+        membership: MembershipPolicy::AnyMember as i32,
+        ..meta()
+    };
+    let commit = commit_with(&mut group, opened);
+    let refused = bob.ops(&crypto).process(&mut bobs, &commit).unwrap_err();
+    assert!(
+        matches!(&refused, MlsError::RefusedChange { reason, .. } if reason.contains("what the group is")),
+        "{refused:?}"
+    );
+    bob.store.rollback();
+    ann.ops(&crypto).clear_pending(&mut group).unwrap();
+
+    let renamed = GroupMeta {
+        name: "Cohort 2, renamed".into(),
+        ..meta()
+    };
+    let commit = commit_with(&mut group, renamed);
+    bob.ops(&crypto).process(&mut bobs, &commit).unwrap();
+    bob.store.commit_durably().unwrap();
+    assert_eq!(super::group_meta(&bobs).unwrap().name, "Cohort 2, renamed");
+}

@@ -98,6 +98,7 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
             &meta,
         )
         .map_err(MlsError::PolicyViolation)?;
+        super::policy::check_kind(&meta).map_err(MlsError::PolicyViolation)?;
         match &rules.rejoining {
             None => check_welcome(&meta, &sender, &members, self.user_id, &managers)
                 .map_err(MlsError::PolicyViolation)?,

@@ -194,9 +194,22 @@ pub fn authored_changes<'p>(
             }
             Proposal::Update(update) => {
                 let leaf = update.leaf_node();
-                verify_leaf(anchor, leaf.credential(), leaf.signature_key().as_slice())?;
+                let owner =
+                    verify_leaf(anchor, leaf.credential(), leaf.signature_key().as_slice())?;
+                // The same rules as a commit's own update path: a member
+                // renews its own leaf, never with an older certificate.
+                if owner.user_id != change.author.user_id {
+                    return Err(MlsError::LeafTakeover {
+                        committer: change.author.user_id.clone(),
+                        owner: owner.user_id,
+                    });
+                }
+                super::ops::check_not_older(&change.author, &owner)?;
             }
-            Proposal::GroupContextExtensions(_) => change.changes_context = true,
+            Proposal::GroupContextExtensions(extensions) => {
+                check_context_kept(group, extensions.extensions())?;
+                change.changes_context = true;
+            }
             _ => {
                 return Err(MlsError::PolicyViolation(
                     "a kind of proposal Convene does not use".into(),
@@ -205,6 +218,33 @@ pub fn authored_changes<'p>(
         }
     }
     Ok(changes)
+}
+
+/// Why new context `extensions` break what a group is, if they do: a
+/// group's kind, membership policy and direct pair are fixed when it is
+/// made, so that no member with the right to change its settings (staff
+/// handing a cohort over, say) can turn the network channel into a group
+/// anyone may add to, or a direct channel into something else.
+fn check_context_kept(
+    group: &MlsGroup,
+    extensions: &Extensions<GroupContext>,
+) -> Result<(), MlsError> {
+    let before = super::group_meta(group)
+        .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
+    let after = super::meta_from(extensions).ok_or_else(|| {
+        MlsError::PolicyViolation("a context change that drops the group's metadata".into())
+    })?;
+    if after.kind != before.kind
+        || after.membership != before.membership
+        || after.direct_pair != before.direct_pair
+    {
+        return Err(MlsError::PolicyViolation(
+            "a context change of what the group is (its kind, who may change its members, \
+             or its pair)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A managed group as its manager sees it from the relay's GroupInfo,

@@ -415,7 +415,10 @@ fn rejoined_with(group_id: &[u8], staged: &StagedCommit) -> Vec<Rejoined> {
 /// older certificate, and may change the user's role or identity key only
 /// with a newer one: otherwise a demoted member could come back as staff
 /// with a certificate from before the change.
-fn check_not_older(before: &VerifiedDevice, after: &VerifiedDevice) -> Result<(), MlsError> {
+pub(super) fn check_not_older(
+    before: &VerifiedDevice,
+    after: &VerifiedDevice,
+) -> Result<(), MlsError> {
     let changed = before.role != after.role || before.identity_key != after.identity_key;
     if after.valid_from_ms < before.valid_from_ms
         || (changed && after.valid_from_ms <= before.valid_from_ms)

@@ -3,7 +3,7 @@
 //! [`GroupMeta`] (in the GroupContext), so all members read the same one,
 //! and the relay, which cannot read commits, plays no part.
 
-use convene_proto::content::{GroupMeta, MembershipPolicy};
+use convene_proto::content::{GroupKind, GroupMeta, MembershipPolicy};
 
 use super::MemberDevice;
 use crate::trust::VerifiedDevice;
@@ -102,6 +102,27 @@ pub fn check_welcome(
         }
         MembershipPolicy::Pair => check_pair(meta, members.iter()),
     }
+}
+
+/// Why a group's kind and membership policy do not belong together, if
+/// they do not: cohorts, introductions and the network channel are staff's
+/// to change, and a direct channel its pair's. Checked on joining, and a
+/// commit never changes either (`managed::check_context_kept`), so no
+/// member can make a group that looks like a cohort yet lets anyone add.
+pub fn check_kind(meta: &GroupMeta) -> Result<(), String> {
+    let expected = match GroupKind::try_from(meta.kind) {
+        Ok(GroupKind::Cohort | GroupKind::Network | GroupKind::Introduction) => {
+            MembershipPolicy::Staff
+        }
+        Ok(GroupKind::Direct) => MembershipPolicy::Pair,
+        Ok(GroupKind::Unspecified) | Err(_) => {
+            return Err("a group of a kind Convene does not make".into())
+        }
+    };
+    if meta.membership != expected as i32 {
+        return Err("a group whose membership policy is not the one of its kind".into());
+    }
+    Ok(())
 }
 
 /// Whether every added device replaces a removed one of the same user and

@@ -24,6 +24,7 @@ mod enrolment;
 mod example;
 mod fuzz_decoders;
 mod fuzz_session;
+mod help_hostile;
 mod help_requests;
 mod hostile_input;
 mod identity_change;

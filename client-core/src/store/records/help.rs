@@ -49,6 +49,16 @@ pub struct HelpRequestRecord {
     pub posted_here: bool,
 }
 
+impl HelpRequestRecord {
+    /// When the request stops being open, ms since the Unix epoch (0 if
+    /// it does not decode).
+    pub fn expires_at_ms(&self) -> u64 {
+        use prost::Message as _;
+        convene_proto::content::HelpRequest::decode(self.request.as_slice())
+            .map_or(0, |r| r.expires_at_ms)
+    }
+}
+
 /// One offer under a request.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct OfferRecord {
