@@ -69,6 +69,8 @@ pub enum Call {
     },
     #[serde(rename = "network.create")]
     NetworkCreate { name: String },
+    #[serde(rename = "network.chat")]
+    NetworkChat { on: bool },
     #[serde(rename = "people")]
     People {
         #[serde(default)]
@@ -227,6 +229,7 @@ impl Call {
             Call::Verify { .. } => "verify",
             Call::Invite { .. } => "invite",
             Call::NetworkCreate { .. } => "network.create",
+            Call::NetworkChat { .. } => "network.chat",
             Call::People { .. } => "people",
             Call::PeopleShow { .. } => "people.show",
             Call::Cohort => "cohort",
@@ -334,6 +337,9 @@ impl Call {
             Command::Network(NetworkCommand::Create { name }) => {
                 Call::NetworkCreate { name: name.clone() }
             }
+            Command::Network(NetworkCommand::Chat { state }) => Call::NetworkChat {
+                on: *state == crate::peer_args::OnOff::On,
+            },
             Command::Profile(ProfileCommand::Show) => Call::ProfileShow,
             Command::Profile(ProfileCommand::Set {
                 topics,

@@ -13,8 +13,8 @@ use serde_json::Value;
 use crate::call::{Call, Readiness, Role, MAX_READ_LIMIT};
 use crate::shapes::{
     CohortShape, DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
-    MessageShape, NamedShape, PersonShape, ProfileShape, RemovedShape, SafetyNumberShape,
-    SuspendedShape, TakenOverShape, TopicCount, UndelegatedShape, UserShape,
+    MessageShape, NamedShape, NetworkChatShape, PersonShape, ProfileShape, RemovedShape,
+    SafetyNumberShape, SuspendedShape, TakenOverShape, TopicCount, UndelegatedShape, UserShape,
 };
 
 /// Where notes for people go: standard error here, a JSON-RPC `note`
@@ -212,6 +212,10 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
         Call::NetworkCreate { name } => {
             let group = ops.within(client.create_network_channel(name)).await?;
             shape(GroupShape::from(&group))
+        }
+        Call::NetworkChat { on } => {
+            ops.within(client.set_network_chat(*on)).await?;
+            shape(NetworkChatShape { chat: *on })
         }
         Call::People {
             query,

@@ -14,6 +14,23 @@ pub(crate) enum NetworkCommand {
         #[arg(default_value = "Network")]
         name: String,
     },
+    /// Turn ordinary chat in the network channel on or off (staff). Off,
+    /// the default, leaves it to staff announcements and help requests;
+    /// every member's client holds every other to it.
+    Chat {
+        /// `on` or `off`.
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+}
+
+/// A setting turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 #[derive(Debug, Args)]

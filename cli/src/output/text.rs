@@ -11,8 +11,8 @@ use super::{group_line, identity_text, lines_or, message_line, safe, time};
 use crate::call::Call;
 use crate::shapes::{
     CohortShape, DelegatedShape, DevicesShape, GroupShape, IdentityShape, InviteShape, LinkedShape,
-    MessageShape, NamedShape, PersonShape, ProfileShape, RemovedShape, RequestShape,
-    SafetyNumberShape, SuspendedShape, TakenOverShape, UndelegatedShape, UserShape,
+    MessageShape, NamedShape, NetworkChatShape, PersonShape, ProfileShape, RemovedShape,
+    RequestShape, SafetyNumberShape, SuspendedShape, TakenOverShape, UndelegatedShape, UserShape,
 };
 
 /// The answer read as the shape `T`. A daemon of another version may
@@ -43,6 +43,12 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             "introduced them in {}; you leave it once one of them is online to commit it",
             group_line(&read::<GroupShape>(call, value)?)
         ),
+        Call::NetworkChat { .. } => match read::<NetworkChatShape>(call, value)?.chat {
+            true => "chat in the network channel is on: every member may post text".to_string(),
+            false => "chat in the network channel is off: staff announcements and help \
+                      requests only"
+                .to_string(),
+        },
         Call::GroupCreate { .. } | Call::NetworkCreate { .. } => {
             format!("created {}", group_line(&read::<GroupShape>(call, value)?))
         }

@@ -40,6 +40,13 @@ impl From<&Identity> for IdentityShape {
     }
 }
 
+/// The network channel's chat setting, as staff left it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkChatShape {
+    /// Whether every member may post ordinary text.
+    pub chat: bool,
+}
+
 /// A group or direct channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupShape {

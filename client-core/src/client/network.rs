@@ -10,7 +10,9 @@ use prost::Message as _;
 use super::Client;
 use crate::directory::PeopleQuery;
 use crate::error::ClientError;
-use crate::store::records::{self, CreateIntent, GroupRecord, IntentKind, IntentRecord};
+use crate::store::records::{
+    self, CreateIntent, GroupRecord, IntentKind, IntentRecord, NetworkPolicyIntent,
+};
 use crate::types::{GroupId, GroupSummary, Role};
 
 /// Users the network channel is created with; staff devices add the rest
@@ -75,6 +77,48 @@ impl Client {
         self.submit(intent).await?;
         self.group(&group_id)?
             .ok_or_else(|| ClientError::UnknownGroup(group_id.to_string()))
+    }
+
+    /// Turns ordinary chat in the network channel on or off (staff): a
+    /// commit that changes the channel's policy in its GroupContext (RFC
+    /// 9420, section 12.1.7), which every member's client then enforces on
+    /// every text it receives. Returns once the relay has the commit.
+    ///
+    /// Errors: `Forbidden` for anyone but staff, or a device not in the
+    /// network channel.
+    pub async fn set_network_chat(&self, on: bool) -> Result<(), ClientError> {
+        if self.identity().role != Role::Staff {
+            return Err(ClientError::Forbidden(
+                "only staff turn chat in the network channel on or off".into(),
+            ));
+        }
+        let group_id = self.network_channel_id();
+        if !self.group(&group_id)?.is_some_and(|g| g.active) {
+            return Err(ClientError::Forbidden(
+                "this device is not in the network channel".into(),
+            ));
+        }
+        let intent = IntentRecord {
+            group_id: group_id.to_vec(),
+            kind: Some(IntentKind::NetworkPolicy(NetworkPolicyIntent { chat: on })),
+            ..Default::default()
+        };
+        self.submit(intent).await?;
+        Ok(())
+    }
+
+    /// Whether ordinary chat in the network channel is on, as this device
+    /// last saw its policy; `None` if this device is not in it.
+    pub fn network_chat(&self) -> Result<Option<bool>, ClientError> {
+        let record: Option<GroupRecord> = self
+            .store()
+            .get_committed_record(&records::group_key(&self.network_channel_id()))?;
+        Ok(record.map(|record| {
+            GroupMeta::decode(record.meta.as_slice())
+                .ok()
+                .and_then(|meta| meta.network_policy)
+                .is_some_and(|policy| policy.chat)
+        }))
     }
 
     /// Fails unless this user may post ordinary text in `group`: in the

@@ -43,6 +43,8 @@ pub(super) enum Change {
     Readd(DevicePublicKey, String, Vec<u8>),
     /// Renew this device's own leaf.
     Update,
+    /// Turn ordinary chat in the network channel on or off.
+    NetworkChat(bool),
 }
 
 /// The `MembersChanged` event between two member lists (a user id per
@@ -205,7 +207,7 @@ impl Engine {
                 .ops()
                 .parse_key_package(key_package, user, device)
                 .map_err(|err| Step::Failed(err.into()))?]),
-            Change::Remove(_) | Change::Proposals | Change::Update => None,
+            Change::Remove(_) | Change::Proposals | Change::Update | Change::NetworkChat(_) => None,
         };
         let bundle: Result<(u64, CommitBundle), MlsError> = {
             let group = match load_group(&mut self.groups, &self.mls, &group_id) {
@@ -518,6 +520,14 @@ fn commit_for(
         (Change::Remove(devices), _) => ops.remove(group, devices),
         (Change::Proposals, _) => ops.commit_pending(group),
         (Change::Update, _) => ops.update(group, None),
+        (Change::NetworkChat(chat), _) => {
+            // From the group's own state, so that a retry after another
+            // commit keeps what that commit changed.
+            let mut meta = crate::mls::group_meta(group)
+                .ok_or_else(|| MlsError::PolicyViolation("the group has no metadata".into()))?;
+            meta.network_policy = Some(convene_proto::content::NetworkPolicy { chat: *chat });
+            ops.change_meta(group, &meta)
+        }
         (Change::Add(_) | Change::AddDevices(_) | Change::Readd(..), None) => Err(
             MlsError::Operation(crate::mls::OperationError::described("no KeyPackages")),
         ),

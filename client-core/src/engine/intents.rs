@@ -257,6 +257,9 @@ impl Engine {
             Some(IntentKind::Readd(readd)) => self.step_readd(intent, readd).await,
             Some(IntentKind::Update(_)) => self.step_update(intent).await,
             Some(IntentKind::Leave(leave)) => self.step_leave(intent, leave).await,
+            Some(IntentKind::NetworkPolicy(policy)) => {
+                self.step_network_policy(intent, policy).await
+            }
             None => Err(Step::Failed(ClientError::InvalidArgument(
                 "an empty intent".into(),
             ))),

@@ -13,11 +13,15 @@ use convene_proto::content::{GroupKind as WireKind, GroupMeta};
 use convene_proto::network::network_channel_id;
 use prost::Message as _;
 
+use super::commit::Change;
+use super::intents::{Attempt, Step};
 use super::Engine;
 use crate::directory::{NetworkKeyRing, KEY_ID_LEN};
 use crate::error::ClientError;
 use crate::mls::MemberDevice;
-use crate::store::records::{self, DirectoryRecord, GroupRecord, IntentKind};
+use crate::store::records::{
+    self, DirectoryRecord, GroupRecord, IntentKind, IntentRecord, NetworkPolicyIntent,
+};
 use crate::types::{GroupId, Role};
 
 /// Most users one automatic add brings into the network channel: a
@@ -34,6 +38,27 @@ pub(super) fn network_chat(record: &GroupRecord) -> bool {
 }
 
 impl Engine {
+    /// Turns ordinary chat in the network channel on or off (staff; every
+    /// member refuses the commit from anyone else), unless it is so
+    /// already.
+    pub(super) async fn step_network_policy(
+        &mut self,
+        intent: IntentRecord,
+        policy: NetworkPolicyIntent,
+    ) -> Attempt {
+        let group_id = intent.group()?;
+        let Some(record) = self.group_record(&group_id)? else {
+            return Err(Step::Failed(ClientError::UnknownGroup(
+                group_id.to_string(),
+            )));
+        };
+        if !record.active || network_chat(&record) == policy.chat {
+            return self.drop_intent(&intent);
+        }
+        self.commit_step(intent, Change::NetworkChat(policy.chat))
+            .await
+    }
+
     /// The keys this device holds (in the open operation).
     pub(super) fn network_keys(&self) -> Result<NetworkKeyRing, ClientError> {
         Ok(self

@@ -191,6 +191,56 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
         pending_bundle(group, staged)
     }
 
+    /// Builds a commit that changes the group's settings to `meta` (a
+    /// GroupContextExtensions proposal, RFC 9420 section 12.1.7), with any
+    /// proposals pending in the group; pending until merged or cleared.
+    /// Every member refuses a change of what the group is (its kind,
+    /// membership policy or pair), and, where staff run the group, one
+    /// that staff did not make.
+    pub fn change_meta(
+        &self,
+        group: &mut MlsGroup,
+        meta: &convene_proto::content::GroupMeta,
+    ) -> Result<CommitBundle, MlsError> {
+        use prost::Message as _;
+        let mut extensions = group.extensions().clone();
+        extensions
+            .add_or_replace(Extension::Unknown(
+                super::GROUP_META_EXTENSION,
+                UnknownExtension(meta.encode_to_vec()),
+            ))
+            .map_err(op_err)?;
+        // A context change may carry only extensions every member must
+        // support (RFC 9420, section 12.1.7): every Convene leaf supports
+        // the metadata (see `capabilities`).
+        extensions
+            .add_or_replace(Extension::RequiredCapabilities(
+                RequiredCapabilitiesExtension::new(
+                    &[ExtensionType::Unknown(super::GROUP_META_EXTENSION)],
+                    &[],
+                    &[],
+                ),
+            ))
+            .map_err(op_err)?;
+        let staged = group
+            .commit_builder()
+            .consume_proposal_store(true)
+            .propose_group_context_extensions(extensions)
+            .map_err(op_err)?
+            .load_psks(self.provider.storage())
+            .map_err(op_err)?
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                self.signer,
+                |_| true,
+            )
+            .map_err(op_err)?
+            .stage_commit(&self.provider)
+            .map_err(op_err)?;
+        pending_bundle(group, staged)
+    }
+
     /// Builds a commit of the proposals pending in the group (a manager's
     /// changes, checked when they arrived); pending until merged or
     /// cleared.

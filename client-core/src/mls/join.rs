@@ -146,7 +146,18 @@ fn check_rejoin(
     sender: &crate::trust::VerifiedDevice,
     members: &[crate::trust::VerifiedDevice],
 ) -> Result<(), String> {
-    if previous.meta.as_ref().is_some_and(|held| held != meta) {
+    // Staff may have renamed the group or turned chat on while this
+    // device was away; nothing else about it may differ.
+    let fixed = |meta: &GroupMeta| GroupMeta {
+        name: String::new(),
+        network_policy: None,
+        ..meta.clone()
+    };
+    if previous
+        .meta
+        .as_ref()
+        .is_some_and(|held| fixed(held) != fixed(meta))
+    {
         return Err("the group's settings are not the ones this device knew".into());
     }
     // Managers are staff the organisation certified, and staff hand cohorts

@@ -234,10 +234,7 @@ fn check_context_kept(
     let after = super::meta_from(extensions).ok_or_else(|| {
         MlsError::PolicyViolation("a context change that drops the group's metadata".into())
     })?;
-    if after.kind != before.kind
-        || after.membership != before.membership
-        || after.direct_pair != before.direct_pair
-    {
+    if !super::policy::same_group(&before, &after) {
         return Err(MlsError::PolicyViolation(
             "a context change of what the group is (its kind, who may change its members, \
              or its pair)"

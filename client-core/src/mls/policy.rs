@@ -125,6 +125,13 @@ pub fn check_kind(meta: &GroupMeta) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `a` and `b` describe the same group, whatever its settings (its
+/// name, whether the network channel is open to chat): the same kind,
+/// membership policy and pair, which no commit may change.
+pub fn same_group(a: &GroupMeta, b: &GroupMeta) -> bool {
+    a.kind == b.kind && a.membership == b.membership && a.direct_pair == b.direct_pair
+}
+
 /// Whether every added device replaces a removed one of the same user and
 /// key, and every removed one is replaced.
 fn is_replacement(added: &[VerifiedDevice], removed: &[MemberDevice]) -> bool {

@@ -164,3 +164,51 @@ async fn only_staff_register_the_network_channels_id() -> Result<()> {
     staff.client.create_network_channel("Network").await?;
     Ok(())
 }
+
+/// Staff turn chat on for everyone and off again; each member's client
+/// follows the channel's policy from the commit, and a leader cannot turn
+/// it on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_turn_chat_on_and_off_and_every_member_follows() -> Result<()> {
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut leaders = invited_apps(&relay, &staff, &names("c", 2), Role::Leader).await?;
+    let network = staff.client.create_network_channel("Network").await?;
+    for leader in &leaders {
+        in_channel(leader, &network.id).await?;
+    }
+    let reader = leaders.pop().context("two")?;
+    let writer = leaders.pop().context("two")?;
+    let refused = writer.client.set_network_chat(true).await;
+    ensure!(
+        matches!(refused, Err(ClientError::Forbidden(_))),
+        "{refused:?}"
+    );
+    staff.client.set_network_chat(true).await?;
+    chat_is(&writer, true).await?;
+    chat_is(&reader, true).await?;
+    writer
+        .client
+        .send_text(&network.id, "anyone for coffee?")
+        .await?;
+    reader
+        .hears(&network.id, &writer.user, "anyone for coffee?")
+        .await?;
+
+    staff.client.set_network_chat(false).await?;
+    chat_is(&writer, false).await?;
+    let refused = writer.client.send_text(&network.id, "and tea?").await;
+    ensure!(
+        matches!(refused, Err(ClientError::Forbidden(_))),
+        "{refused:?}"
+    );
+    Ok(())
+}
+
+/// Waits until `app` sees chat in the network channel `on`.
+async fn chat_is(app: &convene_tests::app::App, on: bool) -> Result<()> {
+    convene_tests::app::wait_until(&format!("{} to see chat {on}", app.user), || async {
+        (app.client.network_chat().ok().flatten() == Some(on)).then_some(())
+    })
+    .await
+}

@@ -25,7 +25,7 @@ pub struct IntentRecord {
     /// What the operation is, with what it must remember.
     #[prost(
         oneof = "IntentKind",
-        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22"
+        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23"
     )]
     pub kind: Option<IntentKind>,
     /// A commit submitted and not yet known to be accepted or refused: the
@@ -85,6 +85,9 @@ pub enum IntentKind {
     /// Leave a group: its other members commit this user's removal.
     #[prost(message, tag = "22")]
     Leave(LeaveIntent),
+    /// Change the network channel's policy (staff).
+    #[prost(message, tag = "23")]
+    NetworkPolicy(NetworkPolicyIntent),
 }
 
 impl IntentKind {
@@ -103,8 +106,17 @@ impl IntentKind {
             IntentKind::Readd(_) => "readd",
             IntentKind::Update(_) => "update",
             IntentKind::Leave(_) => "leave",
+            IntentKind::NetworkPolicy(_) => "network_policy",
         }
     }
+}
+
+/// The network channel's policy as staff want it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NetworkPolicyIntent {
+    /// Whether every member may post ordinary text.
+    #[prost(bool, tag = "1")]
+    pub chat: bool,
 }
 
 /// Leaving a group.
