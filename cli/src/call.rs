@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AskCommand, Command, DevicesCommand, GroupCommand, InviteArgs, NetworkCommand, PeopleCommand,
-    ProfileCommand, RequestsCommand, RoleArg,
+    ProfileCommand, RecertifyArgs, RequestsCommand, RoleArg,
 };
 
 /// One call: a JSON-RPC method name and its params (docs/JSON-RPC.md).
@@ -56,6 +56,24 @@ pub enum Call {
         sector: Option<String>,
         #[serde(default)]
         role: Role,
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default)]
+        title: Option<String>,
+        #[serde(default)]
+        organisation: Option<String>,
+        #[serde(default)]
+        programme: Option<String>,
+        #[serde(default)]
+        cohort: Option<String>,
+    },
+    #[serde(rename = "recertify")]
+    Recertify {
+        user_id: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        sector: Option<String>,
         #[serde(default)]
         region: Option<String>,
         #[serde(default)]
@@ -228,6 +246,7 @@ impl Call {
             Call::Users => "users",
             Call::Verify { .. } => "verify",
             Call::Invite { .. } => "invite",
+            Call::Recertify { .. } => "recertify",
             Call::NetworkCreate { .. } => "network.create",
             Call::NetworkChat { .. } => "network.chat",
             Call::People { .. } => "people",
@@ -296,26 +315,35 @@ impl Call {
             Command::Invite(InviteArgs {
                 user_id,
                 name,
-                sector,
                 role,
-                region,
-                title,
-                organisation,
-                programme,
-                cohort,
+                fields,
             }) => Call::Invite {
                 user_id: user_id.clone(),
                 name: name.clone(),
-                sector: sector.clone(),
+                sector: fields.sector.clone(),
                 role: match role {
                     RoleArg::Leader => Role::Leader,
                     RoleArg::Staff => Role::Staff,
                 },
-                region: region.clone(),
-                title: title.clone(),
-                organisation: organisation.clone(),
-                programme: programme.clone(),
-                cohort: cohort.clone(),
+                region: fields.region.clone(),
+                title: fields.title.clone(),
+                organisation: fields.organisation.clone(),
+                programme: fields.programme.clone(),
+                cohort: fields.cohort.clone(),
+            },
+            Command::Recertify(RecertifyArgs {
+                user_id,
+                name,
+                fields,
+            }) => Call::Recertify {
+                user_id: user_id.clone(),
+                name: name.clone(),
+                sector: fields.sector.clone(),
+                region: fields.region.clone(),
+                title: fields.title.clone(),
+                organisation: fields.organisation.clone(),
+                programme: fields.programme.clone(),
+                cohort: fields.cohort.clone(),
             },
             Command::People { command, search } => match command {
                 Some(PeopleCommand::Show { user }) => Call::PeopleShow { user: user.clone() },

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use convene_client::directory::{PeopleQuery, Person, ProfileDraft};
-use convene_client::trust::{CertifiedFields, UserDetails};
+use convene_client::trust::{CertifiedChange, CertifiedFields, UserDetails};
 use convene_client::{hex, Client, ClientError, DeviceInfo, GroupSummary};
 use convene_proto::vocabulary::{Region, Sector};
 use serde_json::Value;
@@ -204,6 +204,34 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
                 user_id: user_id.clone(),
                 display_name: name.clone(),
             })
+        }
+        Call::Recertify {
+            user_id,
+            name,
+            sector,
+            region,
+            title,
+            organisation,
+            programme,
+            cohort,
+        } => {
+            let change = CertifiedChange {
+                display_name: name.clone(),
+                sector: sector
+                    .as_deref()
+                    .map(|s| sector_code(Some(s)))
+                    .transpose()?,
+                region: region
+                    .as_deref()
+                    .map(|r| region_code(Some(r)))
+                    .transpose()?,
+                job_title: title.clone(),
+                organisation: organisation.clone(),
+                programme: programme.clone(),
+                cohort: cohort.clone(),
+            };
+            let person = ops.within(client.recertify(user_id, &change)).await?;
+            shape(PersonShape::from(&person))
         }
         Call::Introduce { users, note } => {
             let group = ops.within(client.introduce(users, note)).await?;

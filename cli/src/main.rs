@@ -127,6 +127,11 @@ enum Command {
     },
     /// Create an invite for a new user (staff only).
     Invite(InviteArgs),
+    /// Change what staff certify about a user: a new certificate for the
+    /// same identity key, which everyone's directory shows from their next
+    /// sync and the user's devices take up on their own (staff holding the
+    /// organisation's authority key). Only the fields given change.
+    Recertify(RecertifyArgs),
     /// List the users of the network.
     Users,
     /// Find people in the network: by name, organisation, what they can
@@ -339,7 +344,29 @@ struct InviteArgs {
     /// The new user's name as others see it; certified with the id.
     #[arg(long, value_name = "NAME")]
     name: String,
-    /// The new user's sector, e.g. police, nhs, "fire and rescue", "local
+    #[command(flatten)]
+    fields: CertifiedArgs,
+    /// The new user's role.
+    #[arg(long, value_enum, default_value_t = RoleArg::Leader)]
+    role: RoleArg,
+}
+
+/// `convene recertify`'s arguments.
+#[derive(Debug, Args)]
+struct RecertifyArgs {
+    /// The user's id.
+    user_id: String,
+    /// Their name as others see it.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    #[command(flatten)]
+    fields: CertifiedArgs,
+}
+
+/// What staff certify about a user beyond their id, name and role.
+#[derive(Debug, Args)]
+struct CertifiedArgs {
+    /// Their sector, e.g. police, nhs, "fire and rescue", "local
     /// government" (see docs/DIRECTORY.md for the list).
     #[arg(long, value_name = "SECTOR")]
     sector: Option<String>,
@@ -359,9 +386,6 @@ struct InviteArgs {
     /// Their cohort within the programme, e.g. "cohort 2".
     #[arg(long, value_name = "COHORT")]
     cohort: Option<String>,
-    /// The new user's role.
-    #[arg(long, value_enum, default_value_t = RoleArg::Leader)]
-    role: RoleArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

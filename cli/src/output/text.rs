@@ -161,6 +161,10 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
             person_entry,
         ),
         Call::PeopleShow { .. } => person_text(&read::<PersonShape>(call, value)?),
+        Call::Recertify { .. } => format!(
+            "re-certified; everyone sees this from their next directory sync:\n{}",
+            person_text(&read::<PersonShape>(call, value)?)
+        ),
         Call::Cohort => lines_or(
             &read::<Vec<CohortShape>>(call, value)?,
             "no cohort here yet: no cohort group on this device, and no programme and cohort \

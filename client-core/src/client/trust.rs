@@ -92,6 +92,51 @@ impl Client {
         }
     }
 
+    /// Re-certifies `user` with `change` made to what staff certify about
+    /// them (staff holding the authority key): a new user certificate for
+    /// the same identity key, kept by the relay, which every client checks
+    /// against the authority. The user's devices take it up at their next
+    /// certificate check (their leaves and KeyPackages then carry it);
+    /// everyone's directory shows it from their next sync, this device's
+    /// at once. Returns the user as this device's directory now shows them.
+    ///
+    /// Errors: `InvalidArgument` for an empty change or a field out of its
+    /// bounds (named), or a user with no device whose chain verifies now;
+    /// `Forbidden` without the authority key; `UnknownUser`.
+    pub async fn recertify(
+        &self,
+        user: &str,
+        change: &crate::trust::CertifiedChange,
+    ) -> Result<crate::directory::Person, ClientError> {
+        check_user_id(user).map_err(|err| ClientError::InvalidArgument(err.to_string()))?;
+        if change.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "say what to change (a name, title, organisation, sector, region, programme \
+                 or cohort)"
+                    .into(),
+            ));
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .commands
+            .send(crate::engine::Command::Recertify {
+                user_id: user.to_string(),
+                change: change.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        match answer.await.map_err(|_| ClientError::Stopped)? {
+            Err(ClientError::Refused(r)) if r.code == ErrorCode::NotFound => {
+                return Err(ClientError::UnknownUser(user.to_string()))
+            }
+            other => other?,
+        }
+        self.sync_directory().await?;
+        self.person(user)?
+            .ok_or_else(|| ClientError::UnknownUser(user.to_string()))
+    }
+
     /// Suspends `user` (staff holding the authority key): the relay cuts
     /// off every device of theirs at once, and every member's client that
     /// may change a group they are in removes them.

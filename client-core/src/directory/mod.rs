@@ -15,6 +15,7 @@ mod verify;
 
 pub use network_key::{key_id, NetworkKeyEntry, NetworkKeyRing, KEY_ID_LEN, MAX_NETWORK_KEYS};
 pub use search::{search, PeopleQuery, SearchIndex};
+pub(crate) use verify::relay_certificate;
 pub use verify::verify_user;
 
 use convene_proto::trust::{Profile, ProfileText};

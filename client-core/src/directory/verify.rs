@@ -134,7 +134,7 @@ fn certified_part(
 
 /// The user certificate the relay holds for the user, if the authority
 /// itself signed it for `identity_key` and it is valid now.
-fn relay_certificate(
+pub(crate) fn relay_certificate(
     anchor: &TrustAnchor,
     user: &User,
     identity_key: &[u8; 32],

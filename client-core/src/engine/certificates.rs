@@ -61,7 +61,7 @@ impl Engine {
     }
 
     /// The organisation's authority key, if this device holds it.
-    fn authority(&self) -> Result<Option<Authority>, ClientError> {
+    pub(super) fn authority(&self) -> Result<Option<Authority>, ClientError> {
         let mut identity = self.stored_identity()?;
         let secret = Zeroizing::new(std::mem::take(&mut identity.authority_secret));
         wipe(&mut identity);
@@ -70,7 +70,10 @@ impl Engine {
             .map(Authority::from_secret_bytes))
     }
 
-    async fn ask(&mut self, kind: request::Kind) -> Result<response::Result, ClientError> {
+    pub(super) async fn ask(
+        &mut self,
+        kind: request::Kind,
+    ) -> Result<response::Result, ClientError> {
         self.request(kind).await.map_err(ClientError::from)
     }
 
@@ -124,6 +127,41 @@ impl Engine {
         user_id: &str,
         now: u64,
     ) -> Result<(), ClientError> {
+        let Some(renew) = self
+            .user_certificate_for(authority, user_id, now, |_| Ok(()))
+            .await?
+        else {
+            tracing::warn!(
+                user = user_id,
+                "no verifiable identity to renew the certificate of"
+            );
+            return Ok(());
+        };
+        match self.request(request::Kind::RenewCertificate(renew)).await {
+            Ok(_) => {
+                tracing::info!(user = user_id, "renewed a user's certificate");
+                Ok(())
+            }
+            // Another staff device renewed it first.
+            Err(TransportError::Refused(r)) => {
+                tracing::debug!(refusal = %r, user = user_id, "a renewal was refused");
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A new certificate for `user_id`, for the identity key its devices
+    /// are certified by and certifying what they are certified as, with
+    /// `edit` applied; ready for the relay. `None` when the user has no
+    /// device whose chain verifies now (see [`Engine::certified_identity`]).
+    pub(super) async fn user_certificate_for(
+        &mut self,
+        authority: &Authority,
+        user_id: &str,
+        now: u64,
+        edit: impl FnOnce(&mut UserDetails) -> Result<(), ClientError>,
+    ) -> Result<Option<RenewCertificate>, ClientError> {
         let user = match self
             .ask(request::Kind::GetUser(GetUser {
                 user_id: user_id.to_string(),
@@ -133,13 +171,22 @@ impl Engine {
             response::Result::User(user) => user,
             _ => return Err(ClientError::unexpected_response()),
         };
-        let Some((details, identity_key, relied_on)) = self.certified_identity(&user) else {
-            tracing::warn!(
-                user = user_id,
-                "no verifiable identity to renew the certificate of"
-            );
-            return Ok(());
+        let Some((mut details, identity_key, relied_on)) = self.certified_identity(&user) else {
+            return Ok(None);
         };
+        // A re-certification the user's devices have not taken up yet is
+        // the newer word: what is issued now builds on it.
+        let anchor = self.mls.anchor();
+        if let Some(current) =
+            crate::directory::relay_certificate(anchor, &user, &identity_key, anchor.now_ms())
+        {
+            if current.not_before_ms >= relied_on && Role::from_wire(current.role) == details.role {
+                details.certified = crate::trust::certified_fields(&current);
+                details.display_name = current.display_name;
+                details.sector = current.sector;
+            }
+        }
+        edit(&mut details)?;
         let validity = self.shared.lifecycle.certificate_validity.as_millis() as u64;
         let renewed = authority.certify_user(
             &details,
@@ -153,21 +200,48 @@ impl Engine {
             relied_on.to_be_bytes().to_vec(),
         );
         self.store().commit_durably()?;
-        let renew = request::Kind::RenewCertificate(RenewCertificate {
+        Ok(Some(RenewCertificate {
             user_id: user_id.to_string(),
             user_certificate: Bytes::from(renewed.encode_to_vec()),
-        });
-        match self.request(renew).await {
-            Ok(_) => {
-                tracing::info!(user = user_id, "renewed a user's certificate");
+        }))
+    }
+
+    /// Issues `user_id` a certificate with `change` made to what it
+    /// certifies, for the same identity key, and gives it to the relay;
+    /// the user's devices take it up at their next certificate check, and
+    /// everyone's directory shows it from their next sync.
+    pub(super) async fn recertify(
+        &mut self,
+        user_id: &str,
+        change: &crate::trust::CertifiedChange,
+    ) -> Result<(), ClientError> {
+        let authority = self.authority()?.ok_or_else(|| {
+            ClientError::Forbidden(
+                "re-certifying takes the organisation's authority key, which this device does \
+                 not hold"
+                    .into(),
+            )
+        })?;
+        let now = self.mls.anchor().now_ms();
+        let renew = self
+            .user_certificate_for(&authority, user_id, now, |details| {
+                *details = change
+                    .applied_to(details)
+                    .map_err(ClientError::InvalidArgument)?;
+                Ok(())
+            })
+            .await?
+            .ok_or_else(|| {
+                ClientError::InvalidArgument(format!(
+                    "{user_id} has no device whose certificate verifies now: enrol them again"
+                ))
+            })?;
+        match self.ask(request::Kind::RenewCertificate(renew)).await? {
+            response::Result::CertificateRenewed(_) => {
+                tracing::info!(user = user_id, "re-certified a user");
                 Ok(())
             }
-            // Another staff device renewed it first.
-            Err(TransportError::Refused(r)) => {
-                tracing::debug!(refusal = %r, user = user_id, "a renewal was refused");
-                Ok(())
-            }
-            Err(err) => Err(err.into()),
+            _ => Err(ClientError::unexpected_response()),
         }
     }
 

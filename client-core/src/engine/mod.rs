@@ -109,6 +109,13 @@ pub(crate) enum Command {
     RenewKeys {
         reply: oneshot::Sender<Result<(), ClientError>>,
     },
+    /// Re-certify a user with what staff changed (a device holding the
+    /// authority key).
+    Recertify {
+        user_id: String,
+        change: crate::trust::CertifiedChange,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
     /// Sync the directory now.
     SyncDirectory {
         reply: oneshot::Sender<Result<crate::directory::DirectorySync, ClientError>>,
@@ -374,6 +381,13 @@ impl Engine {
                     self.lifecycle_at = Instant::now();
                 }
                 let _ = reply.send(renewed);
+            }
+            Command::Recertify {
+                user_id,
+                change,
+                reply,
+            } => {
+                let _ = reply.send(self.recertify(&user_id, &change).await);
             }
             Command::SyncDirectory { reply } => {
                 let _ = reply.send(self.sync_directory().await);

@@ -94,6 +94,57 @@ impl UserDetails {
     }
 }
 
+/// What staff change when they re-certify a user: each field given
+/// replaces the one certified, the rest stay. The user id, role and
+/// identity key never change this way (a new role is a new enrolment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertifiedChange {
+    /// The name shown for the user.
+    pub display_name: Option<String>,
+    /// A sector code, or empty for none.
+    pub sector: Option<String>,
+    /// The job title.
+    pub job_title: Option<String>,
+    /// The organisation.
+    pub organisation: Option<String>,
+    /// An ITL1 region code, or empty for none.
+    pub region: Option<String>,
+    /// The programme.
+    pub programme: Option<String>,
+    /// The cohort within it.
+    pub cohort: Option<String>,
+}
+
+impl CertifiedChange {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == CertifiedChange::default()
+    }
+
+    /// `details` with the change made (text trimmed), checked as for a new
+    /// certificate ([`UserDetails::check`], and the display name's rules).
+    pub fn applied_to(&self, details: &UserDetails) -> Result<UserDetails, String> {
+        let mut changed = details.clone();
+        let set = |field: &mut String, value: &Option<String>| {
+            if let Some(value) = value {
+                *field = value.trim().to_string();
+            }
+        };
+        set(&mut changed.display_name, &self.display_name);
+        set(&mut changed.sector, &self.sector);
+        let c = &mut changed.certified;
+        set(&mut c.job_title, &self.job_title);
+        set(&mut c.organisation, &self.organisation);
+        set(&mut c.region, &self.region);
+        set(&mut c.programme, &self.programme);
+        set(&mut c.cohort, &self.cohort);
+        convene_proto::ids::check_display_name(&changed.display_name)
+            .map_err(|err| err.to_string())?;
+        changed.check()?;
+        Ok(changed)
+    }
+}
+
 pub(super) fn sign(key: &SigningKey, purpose: SignaturePurpose, body: Vec<u8>) -> Signed {
     let signature = key.sign(&signed_bytes(purpose, &body)).to_bytes().to_vec();
     Signed { body, signature }

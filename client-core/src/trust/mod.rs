@@ -78,8 +78,9 @@ use prost::Message;
 
 pub use delegation::{verify_delegation, Certifier, VerifiedDelegation, DELEGATION_VALIDITY_MS};
 pub use issue::{
-    bind_identity, invite_public_key, Authority, CertificateTerms, CertifiedFields, IdentityKey,
-    UserDetails, MAX_COHORT_CHARS, MAX_ORGANISATION_CHARS, MAX_PROGRAMME_CHARS, MAX_TITLE_CHARS,
+    bind_identity, invite_public_key, Authority, CertificateTerms, CertifiedChange,
+    CertifiedFields, IdentityKey, UserDetails, MAX_COHORT_CHARS, MAX_ORGANISATION_CHARS,
+    MAX_PROGRAMME_CHARS, MAX_TITLE_CHARS,
 };
 pub use revocations::Revocations;
 pub use safety::safety_number;

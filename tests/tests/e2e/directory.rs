@@ -365,3 +365,67 @@ async fn a_leader_sees_their_cohort_with_each_members_profile() -> Result<()> {
     ensure!(cohorts[1].people.iter().all(|p| p.user_id != "ana"));
     Ok(())
 }
+
+/// Staff change what they certify about a leader (a new post, a move):
+/// everyone's directory shows it from their next sync, the leader's own
+/// device takes the new certificate up on its own, and nobody else can
+/// re-certify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_re_certify_a_leader_and_everyone_sees_the_change() -> Result<()> {
+    use convene_client::trust::CertifiedChange;
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let names = vec!["ana".to_string(), "ben".to_string()];
+    let leaders = convene_tests::app::leader_apps(&relay, &staff, &names).await?;
+    let [ana, ben] = <[App; 2]>::try_from(leaders).ok().context("two leaders")?;
+    let valid_until = ana.client.certificate_valid_until_ms()?;
+
+    let moved = CertifiedChange {
+        job_title: Some("Chief Executive".into()),
+        organisation: Some("Northshire County Council".into()),
+        region: Some(Region::NorthWest.code().into()),
+        ..Default::default()
+    };
+    let refused = ben.client.recertify("ana", &moved).await;
+    ensure!(
+        matches!(refused, Err(ClientError::Forbidden(_))),
+        "{refused:?}"
+    );
+    let bad = CertifiedChange {
+        region: Some("atlantis".into()),
+        ..Default::default()
+    };
+    let refused = staff.client.recertify("ana", &bad).await;
+    ensure!(
+        matches!(&refused, Err(ClientError::InvalidArgument(why)) if why.contains("region")),
+        "{refused:?}"
+    );
+
+    let shown = staff.client.recertify("ana", &moved).await?;
+    ensure!(shown.job_title == "Chief Executive", "{shown:?}");
+    ben.client.sync_directory().await?;
+    let seen = ben.client.person("ana")?.context("ana")?;
+    ensure!(
+        seen.job_title == "Chief Executive"
+            && seen.organisation == "Northshire County Council"
+            && seen.region == Some(Region::NorthWest)
+            && seen.display_name == shown.display_name,
+        "{seen:?}"
+    );
+
+    // Ana's device takes it up at its next certificate check.
+    let ana = ana
+        .reopen_with_lifecycle(convene_client::KeyLifecycle {
+            certificate_check: std::time::Duration::from_millis(300),
+            ..Default::default()
+        })
+        .await?;
+    wait_until("ana to take up the new certificate", || async {
+        ana.client
+            .certificate_valid_until_ms()
+            .ok()
+            .filter(|until| *until > valid_until)
+    })
+    .await?;
+    Ok(())
+}
