@@ -403,7 +403,10 @@ fn read_limit(text: &str) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     // Logs go to stderr, off unless asked for: output is for people and
     // scripts.
     tracing_subscriber::fmt()
@@ -436,6 +439,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command line clap could not read: with `--json` anywhere on it, the
+/// same `{"error": ...}` document as any other failure (code `usage`), so a
+/// program driving the CLI reads one shape; otherwise clap's own message
+/// (and `--help` and `--version` as clap prints them).
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let asked_for_json = std::env::args_os().any(|arg| arg == "--json");
+    if !asked_for_json
+        || matches!(
+            err.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        err.exit();
+    }
+    let message = err.render().to_string();
+    let document = serde_json::json!({ "error": { "code": "usage", "message": message.trim() } });
+    // Nobody left to tell if standard output is closed: the status says it.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{document}\n").as_bytes());
+    ExitCode::from(2)
 }
 
 #[cfg(test)]

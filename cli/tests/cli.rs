@@ -157,3 +157,26 @@ fn completions_and_the_manual_page_cover_the_commands() {
         assert!(page.contains(&entry), "the manual page lacks {entry}");
     }
 }
+
+/// A script that asked for JSON gets JSON even when the command line itself
+/// is wrong; a person gets clap's message on standard error.
+#[test]
+fn a_command_line_it_cannot_read_is_a_usage_error_in_json_too() {
+    assert_eq!(error_code(&["network", "chat", "maybe"]), "usage");
+    assert_eq!(error_code(&["no-such-command"]), "usage");
+    let out = Command::new(env!("CARGO_BIN_EXE_convene"))
+        .args(["--json", "recertify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("USER_ID"), "{message}");
+    let out = Command::new(env!("CARGO_BIN_EXE_convene"))
+        .args(["network", "chat", "maybe"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maybe"));
+}

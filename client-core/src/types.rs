@@ -268,6 +268,10 @@ pub struct Message {
     /// For an offer staff passed on: who made it (the sender is the staff
     /// member who passed it on).
     pub passed_on_from: Option<String>,
+    /// For an offer or a close: the title of the request it is about, if
+    /// this device held the request when the message came (text from
+    /// another member: show it through the one safe path).
+    pub request_title: Option<String>,
 }
 
 /// What kind of message a [`Message`] is.
@@ -339,6 +343,7 @@ impl Message {
             kind: MessageKind::from_i32(record.kind),
             request: crate::help::RequestId::from_field(&record.request_id).ok(),
             passed_on_from: (!record.passed_on_from.is_empty()).then_some(record.passed_on_from),
+            request_title: (!record.request_title.is_empty()).then_some(record.request_title),
         }
     }
 }

@@ -233,6 +233,12 @@ pub fn message_line(message: &MessageShape) -> String {
         .as_deref()
         .map(|id| id.get(..8).unwrap_or(id).to_string())
         .unwrap_or_default();
+    // An offer or a close names its request by title where this device
+    // knows it, with the id to type.
+    let about = match &message.request_title {
+        Some(title) => format!("\u{201c}{}\u{201d} ({request})", safe(title)),
+        None => request.clone(),
+    };
     let said = match message.kind.as_str() {
         "help_request" => format!(
             "{sender} asked the network: {} (`convene requests show {request}`)",
@@ -240,16 +246,16 @@ pub fn message_line(message: &MessageShape) -> String {
         ),
         "help_offer" => match &message.passed_on_from {
             Some(from) => format!(
-                "{sender} passed on an offer from {} for your request {request}: {}",
+                "{sender} passed on an offer from {} for your request {about}: {}",
                 safe(from),
                 safe(&message.text)
             ),
             None => format!(
-                "{sender} offered help with request {request}: {}",
+                "{sender} offered help with request {about}: {}",
                 safe(&message.text)
             ),
         },
-        "help_close" => format!("{sender} closed request {request}"),
+        "help_close" => format!("{sender} closed request {about}"),
         "introduction" => format!("{sender} introduced you: {}", safe(&message.text)),
         _ => format!("{sender}: {}", safe(&message.text)),
     };

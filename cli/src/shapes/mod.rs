@@ -141,6 +141,10 @@ pub struct MessageShape {
     /// (`sender` is the staff member who passed it on).
     #[serde(default)]
     pub passed_on_from: Option<String>,
+    /// For an offer or a close: the title of the request, if this device
+    /// held it when the message came.
+    #[serde(default)]
+    pub request_title: Option<String>,
 }
 
 fn text_kind() -> String {
@@ -170,6 +174,7 @@ impl MessageShape {
             kind: message.kind.as_str().to_string(),
             request: message.request.map(|r| r.to_hex()),
             passed_on_from: message.passed_on_from.clone(),
+            request_title: message.request_title.clone(),
         }
     }
 }

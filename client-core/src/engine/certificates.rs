@@ -175,16 +175,29 @@ impl Engine {
             return Ok(None);
         };
         // A re-certification the user's devices have not taken up yet is
-        // the newer word: what is issued now builds on it.
+        // the newer word: what is issued now builds on the newest of the
+        // relay's copy and the last this device issued (a relay serving
+        // an older one, or none, cannot have old fields signed again).
         let anchor = self.mls.anchor();
-        if let Some(current) =
-            crate::directory::relay_certificate(anchor, &user, &identity_key, anchor.now_ms())
-        {
-            if current.not_before_ms >= relied_on && Role::from_wire(current.role) == details.role {
-                details.certified = crate::trust::certified_fields(&current);
-                details.display_name = current.display_name;
-                details.sector = current.sector;
-            }
+        let issued = self
+            .store()
+            .get(&records::issued_certificate_key(user_id))?
+            .map(|bytes| convene_proto::relay::User {
+                user_certificate: bytes.into(),
+                ..user.clone()
+            });
+        let newest = [Some(&user), issued.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|held| {
+                crate::directory::relay_certificate(anchor, held, &identity_key, anchor.now_ms())
+            })
+            .filter(|c| c.not_before_ms >= relied_on && Role::from_wire(c.role) == details.role)
+            .max_by_key(|c| c.not_before_ms);
+        if let Some(current) = newest {
+            details.certified = crate::trust::certified_fields(&current);
+            details.display_name = current.display_name;
+            details.sector = current.sector;
         }
         edit(&mut details)?;
         let validity = self.shared.lifecycle.certificate_validity.as_millis() as u64;
@@ -199,10 +212,13 @@ impl Engine {
             records::renewal_floor_key(user_id),
             relied_on.to_be_bytes().to_vec(),
         );
+        let renewed = renewed.encode_to_vec();
+        self.store()
+            .put(records::issued_certificate_key(user_id), renewed.clone());
         self.store().commit_durably()?;
         Ok(Some(RenewCertificate {
             user_id: user_id.to_string(),
-            user_certificate: Bytes::from(renewed.encode_to_vec()),
+            user_certificate: Bytes::from(renewed),
         }))
     }
 

@@ -18,6 +18,7 @@ use prost::Message as _;
 use super::received::{stored, Shown};
 use super::Engine;
 use crate::error::ClientError;
+use crate::events::Event;
 use crate::help::{
     HelpOfferBody, HelpRequestBody, RequestCounts, RequestId, MAX_OFFERS_KEPT,
     MAX_OFFERS_PER_MEMBER,
@@ -69,6 +70,20 @@ impl Engine {
         Ok(record
             .and_then(|r| convene_proto::content::GroupMeta::decode(r.meta.as_slice()).ok())
             .and_then(|meta| meta.direct_pair.into_iter().find(|u| u != own)))
+    }
+
+    /// For an offer or a close, the title of the request `id` as this
+    /// device holds it; empty otherwise.
+    pub(super) fn title_for(&self, kind: MessageKind, id: Option<&RequestId>) -> String {
+        if !matches!(kind, MessageKind::HelpOffer | MessageKind::HelpClose) {
+            return String::new();
+        }
+        id.and_then(|id| self.help_record(id).ok().flatten())
+            .and_then(|held| {
+                convene_proto::content::HelpRequest::decode(held.request.as_slice()).ok()
+            })
+            .map(|request| request.title)
+            .unwrap_or_default()
     }
 
     pub(super) fn receive_help_request(
@@ -137,6 +152,19 @@ impl Engine {
             ));
         }
         if !held.request.is_empty() {
+            // Another device of this staff member posted it before the
+            // leader's request reached this one: this device too passes
+            // offers on and takes the close, so one device going away
+            // loses nothing.
+            if held.poster == own_user
+                && held.asked_by.is_empty()
+                && !held.mine
+                && role != Role::Staff
+                && request.is_asked_by(&sender.user_id)
+            {
+                held.asked_by = sender.user_id.clone();
+                self.put_help_record(&id, &held);
+            }
             return Ok(None);
         }
         // Bound to its asker: without this, a member could send staff a
@@ -174,6 +202,25 @@ impl Engine {
             .map_err(stored)?;
         if let Some(why) = asked.reached(RequestCounts::cap(Role::Leader), &sender.user_id) {
             return Err(MlsError::PolicyViolation(why));
+        }
+        // Every receiver holds this staff member to the staff caps: past
+        // them, a post would be refused by all, so it waits and staff are
+        // told.
+        let posting = self
+            .count_requests(|r| {
+                r.poster == own_user || (!r.asked_by.is_empty() && r.poster.is_empty())
+            })
+            .map_err(stored)?;
+        if let Some(why) = posting.reached(RequestCounts::cap(Role::Staff), "you") {
+            self.emit(Event::Warning {
+                group: Some(group_id.clone()),
+                detail: format!(
+                    "{} asked you to post a request for them; it is not posted: {why}, the \
+                     most every client accepts (close some with `convene ask close`)",
+                    sender.user_id
+                ),
+            });
+            return Ok(Some(shown));
         }
         self.prune_help_records().map_err(stored)?;
         held.asked_by = sender.user_id.clone();
@@ -329,13 +376,24 @@ impl Engine {
             if held.poster != sender.user_id && role != Role::Staff {
                 return Err(refused("a close of a request its sender did not post"));
             }
-            if held.closed_at_ms == 0 {
-                held.closed_at_ms = crate::now_ms();
-                self.put_help_record(&id, &held);
+            // Closed already (by another of the poster's or staff's
+            // devices, or sent again): nothing to show, so that closes
+            // sent over and over fill nobody's history.
+            if held.closed_at_ms != 0 {
+                return Ok(None);
             }
+            held.closed_at_ms = crate::now_ms();
+            self.put_help_record(&id, &held);
             return Ok(Some(shown));
         }
         if record.kind == WireKind::Direct as i32 && held.asked_by == sender.user_id {
+            // Passed on once: a leader sending the close again cannot make
+            // this device post in the network channel over and over.
+            if held.closed_at_ms != 0 || held.close_pending {
+                return Ok(None);
+            }
+            held.close_pending = true;
+            self.put_help_record(&id, &held);
             // The leader who asked through this staff member closes it.
             let close = content::Body::HelpClose(HelpClose {
                 request_id: bytes::Bytes::copy_from_slice(&id.0),

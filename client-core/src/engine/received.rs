@@ -118,6 +118,7 @@ impl Engine {
             kind: shown.kind.to_i32(),
             request_id: shown.request.map(|r| r.0.to_vec()).unwrap_or_default(),
             passed_on_from: shown.passed_on_from.unwrap_or_default(),
+            request_title: self.title_for(shown.kind, shown.request.as_ref()),
         };
         self.store().put_record(
             records::history_key(&record.group_id, message.position),

@@ -207,6 +207,12 @@ impl Engine {
             kind: send.kind,
             request_id: send.request_id.clone(),
             passed_on_from: std::mem::take(&mut send.passed_on_from),
+            request_title: self.title_for(
+                crate::types::MessageKind::from_i32(send.kind),
+                crate::help::RequestId::from_field(&send.request_id)
+                    .ok()
+                    .as_ref(),
+            ),
         };
         self.after_own_help_sent(&intent.group_id, &send)?;
         let own_device = self.mls.key().public();

@@ -342,6 +342,21 @@ fn a_commit_never_changes_what_a_group_is() {
     bob.store.rollback();
     ann.ops(&crypto).clear_pending(&mut group).unwrap();
 
+    // Nor whom its GroupInfo is sealed to: that would take managing it
+    // away from the staff who do.
+    let resealed = GroupMeta {
+        manager_seal_key: vec![9; 32].into(),
+        ..meta()
+    };
+    let commit = commit_with(&mut group, resealed);
+    let refused = bob.ops(&crypto).process(&mut bobs, &commit).unwrap_err();
+    assert!(
+        matches!(&refused, MlsError::RefusedChange { reason, .. } if reason.contains("what the group is")),
+        "{refused:?}"
+    );
+    bob.store.rollback();
+    ann.ops(&crypto).clear_pending(&mut group).unwrap();
+
     let renamed = GroupMeta {
         name: "Cohort 2, renamed".into(),
         ..meta()

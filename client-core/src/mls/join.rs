@@ -148,15 +148,10 @@ fn check_rejoin(
 ) -> Result<(), String> {
     // Staff may have renamed the group or turned chat on while this
     // device was away; nothing else about it may differ.
-    let fixed = |meta: &GroupMeta| GroupMeta {
-        name: String::new(),
-        network_policy: None,
-        ..meta.clone()
-    };
     if previous
         .meta
         .as_ref()
-        .is_some_and(|held| fixed(held) != fixed(meta))
+        .is_some_and(|held| !super::policy::only_settings_differ(held, meta))
     {
         return Err("the group's settings are not the ones this device knew".into());
     }

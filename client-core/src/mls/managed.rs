@@ -220,11 +220,15 @@ pub fn authored_changes<'p>(
     Ok(changes)
 }
 
-/// Why new context `extensions` break what a group is, if they do: a
-/// group's kind, membership policy and direct pair are fixed when it is
-/// made, so that no member with the right to change its settings (staff
-/// handing a cohort over, say) can turn the network channel into a group
-/// anyone may add to, or a direct channel into something else.
+/// Why new context `extensions` change more than a group's settings, if
+/// they do. Staff may rename a group or turn chat in the network channel
+/// on or off; everything else in its GroupContext is fixed when it is made
+/// (its kind, membership policy, pair, the key its GroupInfo is sealed to,
+/// its external senders), so that nobody with the right to change settings
+/// can turn the network channel into a group anyone may add to, take over
+/// managing a cohort, or leave a device that was away unable to rejoin.
+/// Only the required capabilities may come and go, which openmls checks
+/// every member supports (RFC 9420, section 12.1.7).
 fn check_context_kept(
     group: &MlsGroup,
     extensions: &Extensions<GroupContext>,
@@ -234,10 +238,24 @@ fn check_context_kept(
     let after = super::meta_from(extensions).ok_or_else(|| {
         MlsError::PolicyViolation("a context change that drops the group's metadata".into())
     })?;
-    if !super::policy::same_group(&before, &after) {
+    let fixed = |set: &Extensions<GroupContext>| {
+        let mut kept: Vec<Extension> = set
+            .iter()
+            .filter(|e| {
+                !matches!(e.extension_type(), ExtensionType::RequiredCapabilities)
+                    && e.extension_type() != ExtensionType::Unknown(super::GROUP_META_EXTENSION)
+            })
+            .cloned()
+            .collect();
+        kept.sort_by_key(|e| u16::from(e.extension_type()));
+        kept
+    };
+    if !super::policy::only_settings_differ(&before, &after)
+        || fixed(group.extensions()) != fixed(extensions)
+    {
         return Err(MlsError::PolicyViolation(
             "a context change of what the group is (its kind, who may change its members, \
-             or its pair)"
+             its pair or its managers), not only its name or chat setting"
                 .into(),
         ));
     }

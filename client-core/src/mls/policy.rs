@@ -125,11 +125,17 @@ pub fn check_kind(meta: &GroupMeta) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `a` and `b` describe the same group, whatever its settings (its
-/// name, whether the network channel is open to chat): the same kind,
-/// membership policy and pair, which no commit may change.
-pub fn same_group(a: &GroupMeta, b: &GroupMeta) -> bool {
-    a.kind == b.kind && a.membership == b.membership && a.direct_pair == b.direct_pair
+/// Whether `a` and `b` differ at most in what staff may change by a
+/// commit: the group's name, and whether the network channel is open to
+/// chat. Everything else (its kind, membership policy, pair, the key its
+/// GroupInfo is sealed to) is fixed when the group is made.
+pub fn only_settings_differ(a: &GroupMeta, b: &GroupMeta) -> bool {
+    let fixed = |meta: &GroupMeta| GroupMeta {
+        name: String::new(),
+        network_policy: None,
+        ..meta.clone()
+    };
+    fixed(a) == fixed(b)
 }
 
 /// Whether every added device replaces a removed one of the same user and

@@ -156,8 +156,10 @@ fn a_welcome_is_refused_when_it_goes_back_changes_the_group_comes_from_a_strange
         }),
     };
     let both = vec![ann.key.public(), bob.key.public()];
-    let mut renamed = meta();
-    renamed.name = "Another cohort".into();
+    // Staff may rename a group while a device is away; any other change
+    // of its metadata (here, whom its GroupInfo is sealed to) is refused.
+    let mut resealed = meta();
+    resealed.manager_seal_key = vec![7; 32].into();
     let refusals = [
         (
             JoinRules {
@@ -166,7 +168,7 @@ fn a_welcome_is_refused_when_it_goes_back_changes_the_group_comes_from_a_strange
             },
             "has been past",
         ),
-        (knew(both.clone(), renamed), "settings"),
+        (knew(both.clone(), resealed), "settings"),
         (knew(vec![bob.key.public()], meta()), "was not a member"),
         // Everything else as Bob knew it, but the Welcome is on a KeyPackage
         // from his stock, not one he made to rejoin: a member could put

@@ -70,6 +70,12 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
         if current.role != certificate.role || identity_changed {
             return Err(invalid("changes the user's role or identity key").into());
         }
+        // A re-certification changes what is certified: a certificate
+        // older than the one held (replayed by anyone with a staff
+        // account) would undo it.
+        if certificate.not_before_ms < current.not_before_ms {
+            return Err(invalid("is older than the one held").into());
+        }
     }
     relay
         .store

@@ -4,7 +4,7 @@
 //! salt that would unmask its asker, a request asked through staff that is
 //! not the sender's own), and holds nothing of it.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use convene_client::help::RequestId;
 use convene_client::{Event, GroupId};
@@ -116,5 +116,80 @@ async fn staff_post_only_a_request_whose_id_is_derived_from_the_leader_who_asked
     let why = refusal(&mut staff, &direct).await?;
     ensure!(why.contains("not derived from its sender"), "{why}");
     ensure!(staff.client.request(&id)?.is_none());
+    Ok(())
+}
+
+/// A close sent over and over (by the poster in the network channel, or
+/// by a leader to the staff member they asked through) is shown, and
+/// passed on, once: nobody's history fills with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_sent_again_and_again_is_shown_and_passed_on_once() -> Result<()> {
+    use convene_client::help::RequestFilter;
+    use convene_client::{AskDraft, MessageKind};
+    use convene_proto::content::HelpClose;
+
+    let relay = RelayProcess::start_default()?;
+    let staff = staff_app(&relay).await?;
+    let mut apps = network(&relay, &staff).await?;
+    let ana = take(&mut apps, "ana");
+    let hal = take(&mut apps, "hal");
+    let ben = take(&mut apps, "ben");
+    let channel = ben.client.network_channel_id();
+    let draft = |title: &str, through_staff: Option<String>| AskDraft {
+        title: title.into(),
+        text: "Details to follow.".into(),
+        through_staff,
+        ..Default::default()
+    };
+    let own = ana.client.ask(draft("Estates", None)).await?;
+    let asked = hal
+        .client
+        .ask(draft("Cyber lecturers", Some("staff".into())))
+        .await?;
+    for id in [own.id, asked.id] {
+        convene_tests::app::wait_until("ben to see both requests", || async {
+            ben.client.request(&id).ok().flatten().filter(|r| r.posted)
+        })
+        .await?;
+    }
+
+    let close = |id: RequestId| {
+        content::Body::HelpClose(HelpClose {
+            request_id: Bytes::copy_from_slice(&id.0),
+        })
+    };
+    let direct = hal
+        .client
+        .direct_channel("staff")?
+        .context("hal's channel with staff")?;
+    for _ in 0..3 {
+        ana.client
+            .send_unchecked_for_adversarial_tests(&channel, close(own.id))
+            .await?;
+        hal.client
+            .send_unchecked_for_adversarial_tests(&direct, close(asked.id))
+            .await?;
+    }
+    // Once staff have read all three of Hal's, what they passed on is
+    // ahead of their next announcement in the channel.
+    hal.client.send_text(&direct, "that is all").await?;
+    staff.hears(&direct, "hal", "that is all").await?;
+    staff.client.send_text(&channel, "marker").await?;
+    ben.hears(&channel, "staff", "marker").await?;
+
+    let closes = ben
+        .client
+        .history(&channel, 1000)?
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::HelpClose)
+        .filter_map(|m| m.request)
+        .collect::<Vec<_>>();
+    ensure!(
+        closes.iter().filter(|id| **id == own.id).count() == 1
+            && closes.iter().filter(|id| **id == asked.id).count() == 1,
+        "{closes:?}"
+    );
+    let open = ben.client.requests(RequestFilter::default())?;
+    ensure!(!open.iter().any(|r| r.id == own.id || r.id == asked.id));
     Ok(())
 }

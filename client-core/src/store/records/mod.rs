@@ -298,6 +298,11 @@ pub struct MessageRecord {
     /// For an offer staff passed on: the user id of the one who made it.
     #[prost(string, tag = "13")]
     pub passed_on_from: String,
+    /// For an offer or a close: the title of the request it is about, as
+    /// this device held it when it stored the message (empty if it held
+    /// none), so that it is shown by title rather than by id.
+    #[prost(string, tag = "14")]
+    pub request_title: String,
 }
 
 /// This device's KeyPackages: when its stock on the relay was last
@@ -447,6 +452,13 @@ pub fn peer_identity_key(user_id: &str) -> Vec<u8> {
 /// on to renew a user's, so that an older one is never relied on again.
 pub fn renewal_floor_key(user_id: &str) -> Vec<u8> {
     key(tag::META, &[b"renewal_floor", user_id.as_bytes()])
+}
+
+/// On a device holding the authority key: the last user certificate it
+/// issued `user_id` (an encoded `Signed`), so that a later renewal or
+/// re-certification builds on it whatever the relay serves.
+pub fn issued_certificate_key(user_id: &str) -> Vec<u8> {
+    key(tag::META, &[b"issued_certificate", user_id.as_bytes()])
 }
 
 /// The network keys this device was given (a `NetworkKeyRing`).

@@ -271,6 +271,12 @@ async fn the_relay_keeps_only_a_renewal_that_extends_the_certificate() -> Result
         matches!(renewed, response::Result::CertificateRenewed(ref r) if r.expires_at_ms == now - hour + longer),
         "{renewed:?}"
     );
+    // A certificate older than the one held (a replay, say, of one from
+    // before staff re-certified the user) would undo what changed since.
+    match renew(authority.certify_user(&details, identity, false, now - 2 * hour, longer)).await {
+        Err(TransportError::Refused(r)) if r.message.contains("older") => {}
+        other => anyhow::bail!("an older certificate was not refused: {other:?}"),
+    }
     // Now that the identity key is certified directly, it cannot change.
     match renew(authority.certify_user(&details, [7; 32], false, now - hour, longer)).await {
         Err(TransportError::Refused(r)) if r.code == ErrorCode::InvalidArgument => Ok(()),
