@@ -319,7 +319,9 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
             };
             if draft == ProfileDraft::default() {
                 return Err(ClientError::InvalidArgument(
-                    "say what to change: --topic, --working-on, --bio or --contact".into(),
+                    "say what to change: --topic, --working-on, --bio or --contact \
+                     (`convene profile show` suggests topics others use)"
+                        .into(),
                 )
                 .into());
             }
@@ -385,18 +387,34 @@ pub async fn execute(ops: &Ops<'_>, client: &Client, call: &Call) -> Result<Valu
     }
 }
 
-/// The one person of the directory whose name is `name` (any case), for
-/// `people show "Ana Okafor"`.
+/// The one person of the directory `name` names, for `people show "Ana
+/// Okafor"`: their user id or whole name in any case, or else the one
+/// person with every word of it in their name ("Ana", "okafor").
 fn person_named(client: &Client, name: &str) -> Result<Person, ClientError> {
     let wanted = name.trim().to_lowercase();
-    let mut named: Vec<Person> = client
-        .people(&PeopleQuery {
-            include_suspended: true,
-            ..Default::default()
-        })?
-        .into_iter()
-        .filter(|p| p.display_name.to_lowercase() == wanted)
-        .collect();
+    let everyone = client.people(&PeopleQuery {
+        include_suspended: true,
+        ..Default::default()
+    })?;
+    let words = |text: &str| -> Vec<String> {
+        text.to_lowercase()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let exact =
+        |p: &Person| p.user_id.to_lowercase() == wanted || p.display_name.to_lowercase() == wanted;
+    let mut named: Vec<Person> = everyone.iter().filter(|p| exact(p)).cloned().collect();
+    if named.is_empty() {
+        let wanted_words = words(&wanted);
+        named = everyone
+            .into_iter()
+            .filter(|p| {
+                let have = words(&p.display_name);
+                !wanted_words.is_empty() && wanted_words.iter().all(|w| have.contains(w))
+            })
+            .collect();
+    }
     match named.len() {
         1 => Ok(named.remove(0)),
         0 => Err(ClientError::UnknownUser(name.to_string())),

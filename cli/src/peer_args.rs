@@ -58,8 +58,9 @@ pub(crate) struct AskArgs {
     #[arg(long, value_name = "DAYS", default_value_t = 14,
           value_parser = clap::value_parser!(u32).range(1..=90))]
     pub(crate) days: u32,
-    /// Ask through this member of staff: they post it for you, pass the
-    /// offers on to you, and no-one else learns who asked.
+    /// Ask through this member of staff (their user id; `convene users`
+    /// shows who is staff): they post it for you, pass the offers on to
+    /// you, and no-one else learns who asked.
     #[arg(long, value_name = "STAFF_USER")]
     pub(crate) via_staff: Option<String>,
 }

@@ -135,7 +135,9 @@ pub fn render(call: &Call, value: &Value) -> Result<String> {
                     (_, true) => "you have asked nothing yet (`convene ask`)".to_string(),
                     (true, false) => "no requests yet".to_string(),
                     (false, false) => {
-                        "no open requests (`convene requests --all` lists closed ones too)"
+                        "no open requests (`convene requests --all` lists closed ones too; a request \
+                         asked before you joined reaches you once its asker's device is next \
+                         online)"
                             .to_string()
                     }
                 }

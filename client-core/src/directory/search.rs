@@ -28,11 +28,15 @@ pub struct PeopleQuery {
     pub sector: Option<Sector>,
     /// Only people of this region.
     pub region: Option<Region>,
-    /// Only people who list this topic (normalised before comparing).
+    /// Only people who list a topic with every word of this one ("cyber"
+    /// finds "cyber skills"; accents, case and spacing ignored).
     pub topic: Option<String>,
-    /// Only people of this programme (accents, case and spacing ignored).
+    /// Only people whose programme has every word of this one ("CEO
+    /// programme" finds "CEO programme 2026"; accents, case and spacing
+    /// ignored).
     pub programme: Option<String>,
-    /// Only people of this cohort (accents, case and spacing ignored).
+    /// Only people whose cohort has every word of this one ("2" finds
+    /// "cohort 2").
     pub cohort: Option<String>,
     /// Also list suspended people (shown as such).
     pub include_suspended: bool,
@@ -197,12 +201,18 @@ pub fn search<'a>(index: &'a SearchIndex, query: &PeopleQuery) -> Vec<&'a Person
     found.into_iter().map(|(_, i)| &index.people[i]).collect()
 }
 
+/// Whether every word of `wanted` is a word of `have` (accents, case and
+/// punctuation ignored): "CEO programme" is of "CEO programme 2026", "2"
+/// of "cohort 2", "cyber" of "cyber skills".
+fn has_words(wanted: &str, have: &str) -> bool {
+    let have = fold_words(have);
+    let wanted = fold_words(wanted);
+    !wanted.is_empty() && wanted.iter().all(|w| have.contains(w))
+}
+
 fn passes_filters(person: &Person, query: &PeopleQuery) -> bool {
-    let same = |wanted: &Option<String>, have: &str| {
-        wanted
-            .as_deref()
-            .is_none_or(|w| fold_words(w) == fold_words(have))
-    };
+    let same =
+        |wanted: &Option<String>, have: &str| wanted.as_deref().is_none_or(|w| has_words(w, have));
     (query.include_suspended || !person.suspended)
         && query.sector.is_none_or(|s| person.sector == Some(s))
         && query.region.is_none_or(|r| person.region == Some(r))
@@ -216,7 +226,7 @@ fn passes_filters(person: &Person, query: &PeopleQuery) -> bool {
                 person
                     .profile
                     .as_ref()
-                    .is_some_and(|p| p.topics.contains(&topic))
+                    .is_some_and(|p| p.topics.iter().any(|t| has_words(&topic, t)))
             })
 }
 
@@ -368,5 +378,34 @@ mod tests {
         };
         assert_eq!(ids(&index, &by_region), ["p"]);
         assert_eq!(index.topic_counts(), [("estates".to_string(), 1)]);
+    }
+
+    #[test]
+    fn a_filter_finds_people_by_the_words_it_names() {
+        let mut ana = person("ana", "Ana Okafor", "NHS", &["cyber skills"]);
+        ana.cohort = "cohort 12".into();
+        let ben = person("ben", "Ben Hale", "Fire", &["cybersecurity"]);
+        let index = SearchIndex::new(vec![ana, ben]);
+        let ids = |query: PeopleQuery| -> Vec<String> {
+            search(&index, &query)
+                .iter()
+                .map(|p| p.user_id.clone())
+                .collect()
+        };
+        let by_topic = PeopleQuery {
+            topic: Some("Cyber".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(by_topic), ["ana"]);
+        let by_programme = PeopleQuery {
+            programme: Some("ceo Programme".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(by_programme), ["ana", "ben"]);
+        let by_cohort = PeopleQuery {
+            cohort: Some("2".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(by_cohort), ["ben"]);
     }
 }

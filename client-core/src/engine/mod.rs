@@ -16,6 +16,7 @@
 
 mod acks;
 mod certificates;
+mod change;
 mod commit;
 mod create;
 mod devices;
