@@ -288,81 +288,45 @@ fn a_group_whose_policy_is_not_its_kinds_is_refused() {
 }
 
 /// Staff may change a group's settings, never what it is: a cohort (or the
-/// network channel) turned into a group any member may add to is refused
-/// by every member, while a new name passes.
+/// network channel) turned into a group any member may add to, or its
+/// GroupInfo sealed to another key (managing it taken from the staff who
+/// do), is refused by every member, while a new name passes.
 #[test]
 fn a_commit_never_changes_what_a_group_is() {
     use convene_proto::content::{GroupMeta, MembershipPolicy};
-    use openmls::prelude::tls_codec::Serialize as _;
-    use openmls::prelude::{
-        Extension, ExtensionType, RequiredCapabilitiesExtension, UnknownExtension,
-    };
-    use prost::Message as _;
 
     let crypto = RustCrypto::default();
     let (ann, bob) = (Device::new("ann"), Device::new("bob"));
     let (mut group, mut joined) = group_of(&crypto, &ann, &[&bob]);
     let mut bobs = joined.pop().unwrap();
-    let commit_with = |group: &mut MlsGroup, changed: GroupMeta| -> Vec<u8> {
-        let mut extensions = group.extensions().clone();
-        extensions
-            .add_or_replace(Extension::Unknown(
-                super::GROUP_META_EXTENSION,
-                UnknownExtension(changed.encode_to_vec()),
-            ))
-            .unwrap();
-        // openmls lets a context change carry only extensions every member
-        // is required to support.
-        extensions
-            .add_or_replace(Extension::RequiredCapabilities(
-                RequiredCapabilitiesExtension::new(
-                    &[ExtensionType::Unknown(super::GROUP_META_EXTENSION)],
-                    &[],
-                    &[],
-                ),
-            ))
-            .unwrap();
-        let ops = ann.ops(&crypto);
-        let (commit, _, _) = group
-            .update_group_context_extensions(&ops.provider, extensions, ops.signer)
-            .unwrap();
-        commit.tls_serialize_detached().unwrap()
-    };
-
     let opened = GroupMeta {
         membership: MembershipPolicy::AnyMember as i32,
         ..meta()
     };
-    let commit = commit_with(&mut group, opened);
-    let refused = bob.ops(&crypto).process(&mut bobs, &commit).unwrap_err();
-    assert!(
-        matches!(&refused, MlsError::RefusedChange { reason, .. } if reason.contains("what the group is")),
-        "{refused:?}"
-    );
-    bob.store.rollback();
-    ann.ops(&crypto).clear_pending(&mut group).unwrap();
-
-    // Nor whom its GroupInfo is sealed to: that would take managing it
-    // away from the staff who do.
     let resealed = GroupMeta {
         manager_seal_key: vec![9; 32].into(),
         ..meta()
     };
-    let commit = commit_with(&mut group, resealed);
-    let refused = bob.ops(&crypto).process(&mut bobs, &commit).unwrap_err();
-    assert!(
-        matches!(&refused, MlsError::RefusedChange { reason, .. } if reason.contains("what the group is")),
-        "{refused:?}"
-    );
-    bob.store.rollback();
-    ann.ops(&crypto).clear_pending(&mut group).unwrap();
+    for changed in [opened, resealed] {
+        let commit = ann.ops(&crypto).change_meta(&mut group, &changed).unwrap();
+        let refused = bob
+            .ops(&crypto)
+            .process(&mut bobs, &commit.commit)
+            .unwrap_err();
+        assert!(
+            matches!(&refused, MlsError::RefusedChange { reason, .. } if reason.contains("what the group is")),
+            "{refused:?}"
+        );
+        bob.store.rollback();
+        ann.ops(&crypto).clear_pending(&mut group).unwrap();
+    }
 
     let renamed = GroupMeta {
         name: "Cohort 2, renamed".into(),
         ..meta()
     };
-    let commit = commit_with(&mut group, renamed);
-    bob.ops(&crypto).process(&mut bobs, &commit).unwrap();
+    let commit = ann.ops(&crypto).change_meta(&mut group, &renamed).unwrap();
+    bob.ops(&crypto).process(&mut bobs, &commit.commit).unwrap();
     bob.store.commit_durably().unwrap();
     assert_eq!(super::group_meta(&bobs).unwrap().name, "Cohort 2, renamed");
 }
