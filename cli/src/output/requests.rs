@@ -45,7 +45,9 @@ pub fn request_text(request: &RequestShape) -> String {
         lines.push(String::new());
         lines.extend(safe(&request.text).lines().map(|l| format!("  {l}")));
     }
-    if request.mine {
+    // The asker holds the offers, and so does the staff member who passed
+    // them on for a leader who asked through them.
+    if request.mine || request.asked_by.is_some() {
         lines.push(String::new());
         lines.extend(offer_lines(request));
     } else if request.open {

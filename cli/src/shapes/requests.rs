@@ -35,7 +35,9 @@ pub struct RequestShape {
     pub closed_at_ms: Option<u64>,
     /// Neither closed nor expired.
     pub open: bool,
-    /// The offers it received (only the asker holds them), oldest first.
+    /// The offers it received (held by the asker, and by the staff member
+    /// who passed them on for a leader who asked through them), oldest
+    /// first.
     pub offers: Vec<OfferShape>,
 }
 

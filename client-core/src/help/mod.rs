@@ -477,7 +477,8 @@ pub struct Request {
     pub expires_at_ms: u64,
     /// When it was closed, if it was.
     pub closed_at_ms: Option<u64>,
-    /// Offers received (only the asker holds any).
+    /// Offers received: held by the asker, and by the staff member who
+    /// passed them on for a leader who asked through them.
     pub offers: Vec<Offer>,
     /// Posted in the network channel (false while a request asked through
     /// staff waits for them to post it).
