@@ -247,7 +247,10 @@ impl Client {
             .store()
             .get_committed_record(&records::help_request_key(&request.0))?
             .ok_or_else(|| ClientError::InvalidArgument(format!("no request {request}")))?;
-        if record.closed_at_ms != 0 || record.close_pending {
+        // Closed already; a close still pending (sent through staff, or
+        // passed on by staff) may be sent again: the one who passes it on
+        // posts it once.
+        if record.closed_at_ms != 0 {
             return self
                 .request(request)?
                 .ok_or(ClientError::DamagedState("the request was not kept"));

@@ -31,6 +31,9 @@ use crate::types::Role;
 const PAGE: u32 = 200;
 /// Pages read at most in one look (100,000 users).
 const MAX_PAGES: u32 = 500;
+/// A re-certification made again at most this many times when another
+/// staff device changed the certificate between its read and its write.
+const RECERTIFY_ATTEMPTS: usize = 3;
 
 impl Engine {
     /// Runs the certificate checks when they are due.
@@ -137,12 +140,15 @@ impl Engine {
             );
             return Ok(());
         };
+        let issued = renew.user_certificate.clone();
         match self.request(request::Kind::RenewCertificate(renew)).await {
             Ok(_) => {
+                self.note_issued(user_id, &issued)?;
                 tracing::info!(user = user_id, "renewed a user's certificate");
                 Ok(())
             }
-            // Another staff device renewed it first.
+            // Another staff device renewed it first, or re-certified the
+            // user meanwhile: the next check looks again.
             Err(TransportError::Refused(r)) => {
                 tracing::debug!(refusal = %r, user = user_id, "a renewal was refused");
                 Ok(())
@@ -151,10 +157,22 @@ impl Engine {
         }
     }
 
+    /// Keeps the certificate this device issued `user_id` and the relay
+    /// took, to build the next one on whatever the relay serves.
+    fn note_issued(&mut self, user_id: &str, certificate: &[u8]) -> Result<(), ClientError> {
+        self.store().put(
+            records::issued_certificate_key(user_id),
+            certificate.to_vec(),
+        );
+        self.store().commit_durably()?;
+        Ok(())
+    }
+
     /// A new certificate for `user_id`, for the identity key its devices
     /// are certified by and certifying what they are certified as, with
-    /// `edit` applied; ready for the relay. `None` when the user has no
-    /// device whose chain verifies now (see [`Engine::certified_identity`]).
+    /// `edit` applied; ready for the relay, which takes it only in place
+    /// of the certificate read here. `None` when the user has no device
+    /// whose chain verifies now (see [`Engine::certified_identity`]).
     pub(super) async fn user_certificate_for(
         &mut self,
         authority: &Authority,
@@ -162,6 +180,7 @@ impl Engine {
         now: u64,
         edit: impl FnOnce(&mut UserDetails) -> Result<(), ClientError>,
     ) -> Result<Option<RenewCertificate>, ClientError> {
+        use sha2::{Digest, Sha256};
         let user = match self
             .ask(request::Kind::GetUser(GetUser {
                 user_id: user_id.to_string(),
@@ -174,52 +193,97 @@ impl Engine {
         let Some((mut details, identity_key, relied_on)) = self.certified_identity(&user) else {
             return Ok(None);
         };
-        // A re-certification the user's devices have not taken up yet is
-        // the newer word: what is issued now builds on the newest of the
-        // relay's copy and the last this device issued (a relay serving
-        // an older one, or none, cannot have old fields signed again).
-        let anchor = self.mls.anchor();
-        let issued = self
-            .store()
-            .get(&records::issued_certificate_key(user_id))?
-            .map(|bytes| convene_proto::relay::User {
-                user_certificate: bytes.into(),
-                ..user.clone()
-            });
-        let newest = [Some(&user), issued.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|held| {
-                crate::directory::relay_certificate(anchor, held, &identity_key, anchor.now_ms())
-            })
-            .filter(|c| c.not_before_ms >= relied_on && Role::from_wire(c.role) == details.role)
-            .max_by_key(|c| c.not_before_ms);
-        if let Some(current) = newest {
-            details.certified = crate::trust::certified_fields(&current);
-            details.display_name = current.display_name;
-            details.sector = current.sector;
-        }
+        let base = self.newest_certified(&user, &identity_key, relied_on, &mut details)?;
         edit(&mut details)?;
-        let validity = self.shared.lifecycle.certificate_validity.as_millis() as u64;
+        // After the certificate it builds on, whatever this device's clock
+        // says, so that the relay (which refuses an older one) takes it.
+        let not_before = now
+            .saturating_sub(CERTIFICATE_BACKDATE_MS)
+            .max(base.saturating_add(1));
+        let not_after =
+            now.saturating_add(self.shared.lifecycle.certificate_validity.as_millis() as u64);
         let renewed = authority.certify_user(
             &details,
             identity_key,
             false,
-            now.saturating_sub(CERTIFICATE_BACKDATE_MS),
-            validity + CERTIFICATE_BACKDATE_MS,
+            not_before,
+            not_after.saturating_sub(not_before),
         );
         self.store().put(
             records::renewal_floor_key(user_id),
             relied_on.to_be_bytes().to_vec(),
         );
-        let renewed = renewed.encode_to_vec();
-        self.store()
-            .put(records::issued_certificate_key(user_id), renewed.clone());
         self.store().commit_durably()?;
         Ok(Some(RenewCertificate {
             user_id: user_id.to_string(),
-            user_certificate: Bytes::from(renewed),
+            user_certificate: Bytes::from(renewed.encode_to_vec()),
+            replaces: if user.user_certificate.is_empty() {
+                Bytes::new()
+            } else {
+                Bytes::copy_from_slice(&Sha256::digest(&user.user_certificate))
+            },
         }))
+    }
+
+    /// Takes into `details` what the newest certificate of `user` for
+    /// `identity_key` certifies, and returns when it starts (at least
+    /// `relied_on`, the start of the one the devices' chains carry).
+    ///
+    /// A re-certification the user's devices have not taken up yet is the
+    /// newer word. The newest is chosen among the relay's copy, the last
+    /// this device issued, and what this device's directory verified, so
+    /// that a relay serving an older certificate (or none) cannot have old
+    /// fields signed again.
+    fn newest_certified(
+        &self,
+        user: &convene_proto::relay::User,
+        identity_key: &[u8; 32],
+        relied_on: u64,
+        details: &mut UserDetails,
+    ) -> Result<u64, ClientError> {
+        let anchor = self.mls.anchor();
+        let issued = self
+            .store()
+            .get(&records::issued_certificate_key(&user.user_id))?
+            .map(|bytes| convene_proto::relay::User {
+                user_certificate: bytes.into(),
+                ..user.clone()
+            });
+        let newest = [Some(user), issued.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|held| {
+                crate::directory::relay_certificate(anchor, held, identity_key, anchor.now_ms())
+            })
+            .filter(|c| c.not_before_ms >= relied_on && Role::from_wire(c.role) == details.role)
+            .max_by_key(|c| c.not_before_ms);
+        let mut base = relied_on;
+        if let Some(current) = newest {
+            base = current.not_before_ms;
+            details.certified = crate::trust::certified_fields(&current);
+            details.display_name = current.display_name;
+            details.sector = current.sector;
+        }
+        let listed: Option<records::DirectoryRecord> = self
+            .store()
+            .get_record(&records::directory_key(&user.user_id))?;
+        if let Some(listed) = listed.filter(|l| {
+            l.certificate_from_ms > base
+                && l.identity_key == identity_key
+                && Role::from_wire(l.role) == details.role
+        }) {
+            base = listed.certificate_from_ms;
+            details.display_name = listed.display_name;
+            details.sector = listed.sector;
+            details.certified = crate::trust::CertifiedFields {
+                job_title: listed.job_title,
+                organisation: listed.organisation,
+                region: listed.region,
+                programme: listed.programme,
+                cohort: listed.cohort,
+            };
+        }
+        Ok(base)
     }
 
     /// Issues `user_id` a certificate with `change` made to what it
@@ -238,27 +302,39 @@ impl Engine {
                     .into(),
             )
         })?;
-        let now = self.mls.anchor().now_ms();
-        let renew = self
-            .user_certificate_for(&authority, user_id, now, |details| {
-                *details = change
-                    .applied_to(details)
-                    .map_err(ClientError::InvalidArgument)?;
-                Ok(())
-            })
-            .await?
-            .ok_or_else(|| {
-                ClientError::InvalidArgument(format!(
-                    "{user_id} has no device whose certificate verifies now: enrol them again"
-                ))
-            })?;
-        match self.ask(request::Kind::RenewCertificate(renew)).await? {
-            response::Result::CertificateRenewed(_) => {
-                tracing::info!(user = user_id, "re-certified a user");
-                Ok(())
+        // Another staff device may renew or re-certify the user between
+        // the read and the write: the relay then refuses, and the change
+        // is made again on what it holds now.
+        for _ in 0..RECERTIFY_ATTEMPTS {
+            let now = self.mls.anchor().now_ms();
+            let renew = self
+                .user_certificate_for(&authority, user_id, now, |details| {
+                    *details = change
+                        .applied_to(details)
+                        .map_err(ClientError::InvalidArgument)?;
+                    Ok(())
+                })
+                .await?
+                .ok_or_else(|| {
+                    ClientError::InvalidArgument(format!(
+                        "{user_id} has no device whose certificate verifies now: enrol them again"
+                    ))
+                })?;
+            let issued = renew.user_certificate.clone();
+            match self.request(request::Kind::RenewCertificate(renew)).await {
+                Ok(response::Result::CertificateRenewed(_)) => {
+                    self.note_issued(user_id, &issued)?;
+                    tracing::info!(user = user_id, "re-certified a user");
+                    return Ok(());
+                }
+                Ok(_) => return Err(ClientError::unexpected_response()),
+                Err(TransportError::Refused(r)) if r.message.contains("changed since") => continue,
+                Err(err) => return Err(err.into()),
             }
-            _ => Err(ClientError::unexpected_response()),
         }
+        Err(ClientError::InvalidArgument(format!(
+            "{user_id}'s certificate kept changing while this was made: try again"
+        )))
     }
 
     /// What a user is certified as, and their identity key, from the device

@@ -387,20 +387,29 @@ impl Engine {
             return Ok(Some(shown));
         }
         if record.kind == WireKind::Direct as i32 && held.asked_by == sender.user_id {
-            // Passed on once: a leader sending the close again cannot make
-            // this device post in the network channel over and over.
-            if held.closed_at_ms != 0 || held.close_pending {
+            // Passed on once while it waits or once it is done: a leader
+            // sending the close again cannot make this device post in the
+            // network channel over and over. One that never went out (this
+            // device was not in the channel, or the send was given up) is
+            // queued again.
+            if held.closed_at_ms != 0
+                || (held.close_pending && self.close_queued(&id).map_err(stored)?)
+            {
                 return Ok(None);
             }
-            held.close_pending = true;
-            self.put_help_record(&id, &held);
+            let again = held.close_pending;
             // The leader who asked through this staff member closes it.
             let close = content::Body::HelpClose(HelpClose {
                 request_id: bytes::Bytes::copy_from_slice(&id.0),
             });
-            self.post_in_network_channel(close, &shown)
-                .map_err(stored)?;
-            return Ok(Some(shown));
+            if self
+                .post_in_network_channel(close, &shown)
+                .map_err(stored)?
+            {
+                held.close_pending = true;
+                self.put_help_record(&id, &held);
+            }
+            return Ok((!again).then_some(shown));
         }
         Err(refused("a close that is not its sender's to make"))
     }

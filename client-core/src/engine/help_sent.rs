@@ -18,12 +18,12 @@ use crate::types::{GroupId, MessageKind};
 
 impl Engine {
     /// Queues `body` for the network channel, or warns that this device
-    /// cannot post there.
+    /// cannot post there; whether it was queued.
     pub(super) fn post_in_network_channel(
         &mut self,
         body: content::Body,
         shown: &Shown,
-    ) -> Result<(), ClientError> {
+    ) -> Result<bool, ClientError> {
         let Some(channel) = self.network_channel()? else {
             self.emit(Event::Warning {
                 group: None,
@@ -31,7 +31,7 @@ impl Engine {
                          the network channel to post it"
                     .into(),
             });
-            return Ok(());
+            return Ok(false);
         };
         let channel = GroupId::from_field(&channel.group_id)?;
         self.stage_intent(super::intents::content_intent(
@@ -45,7 +45,22 @@ impl Engine {
             },
         ))?;
         self.outbox_dirty = true;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether a close of `id` waits in the outbox for the network channel.
+    pub(super) fn close_queued(&self, id: &RequestId) -> Result<bool, ClientError> {
+        let Some(channel) = self.network_channel()? else {
+            return Ok(false);
+        };
+        let channel = GroupId::from_field(&channel.group_id)?;
+        Ok(self
+            .queued_intent(&channel, |kind| {
+                matches!(kind, records::IntentKind::Send(s)
+                    if MessageKind::from_i32(s.kind) == MessageKind::HelpClose
+                        && s.request_id == id.0)
+            })?
+            .is_some())
     }
 
     /// Passes an offer from `offerer` on to `asker`, who asked through

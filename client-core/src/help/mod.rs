@@ -87,7 +87,9 @@ impl RequestCounts {
     /// Counts `held` at `now_ms`.
     pub fn add(&mut self, held: &HelpRequestRecord, now_ms: u64) {
         let since = now_ms.saturating_sub(RECENT_WINDOW.as_millis() as u64);
-        if held.closed_at_ms == 0 && !held.close_pending && held.expires_at_ms() > now_ms {
+        // A close that is pending is not counted: every other client holds
+        // the request open until the close reaches it.
+        if held.closed_at_ms == 0 && held.expires_at_ms() > now_ms {
             self.open += 1;
         }
         if held.posted_at_ms == 0 || held.posted_at_ms > since {

@@ -77,9 +77,19 @@ pub(super) fn renew(relay: &Relay, caller: &Caller, req: RenewCertificate) -> Re
             return Err(invalid("is older than the one held").into());
         }
     }
-    relay
-        .store
-        .renew_certificate(&user_id, &req.user_certificate, certificate.not_after_ms)?;
+    let replaces = match req.replaces.len() {
+        0 => None,
+        _ => Some(
+            <[u8; 32]>::try_from(req.replaces.as_ref())
+                .map_err(|_| invalid("names what it replaces in other than 32 bytes"))?,
+        ),
+    };
+    relay.store.renew_certificate(
+        &user_id,
+        &req.user_certificate,
+        certificate.not_after_ms,
+        replaces,
+    )?;
     tracing::info!(by = %caller.user_id, user = %user_id, "certificate renewed");
     let mut reply = Reply::durable(response::Result::CertificateRenewed(CertificateRenewed {
         expires_at_ms: certificate.not_after_ms,

@@ -12,15 +12,25 @@ pub const MAX_PROFILE_REVISION_STEP: u64 = 1_000;
 
 impl Store {
     /// Replaces a user's certificate with one that expires at
-    /// `expires_at_ms`, unless the one held lasts as long or longer.
+    /// `expires_at_ms`, unless the one held lasts as long or longer, or
+    /// (with `replaces`, a SHA-256) is not the one the caller read.
     pub fn renew_certificate(
         &self,
         user_id: &UserId,
         certificate: &[u8],
         expires_at_ms: u64,
+        replaces: Option<[u8; 32]>,
     ) -> RelayResult<()> {
+        use sha2::{Digest, Sha256};
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut user = self.user(user_id)?.ok_or(Refusal::NotFound("user"))?;
+        if replaces.is_some_and(|read| <[u8; 32]>::from(Sha256::digest(&user.certificate)) != read)
+        {
+            return Err(Refusal::InvalidArgument(
+                "the user's certificate changed since it was read: read it again".into(),
+            )
+            .into());
+        }
         if expires_at_ms <= user.certificate_expires_at_ms {
             return Err(Refusal::InvalidArgument(
                 "the renewed certificate does not outlast the one it replaces".into(),

@@ -235,6 +235,7 @@ async fn the_relay_keeps_only_a_renewal_that_extends_the_certificate() -> Result
             .request(request::Kind::RenewCertificate(RenewCertificate {
                 user_id: ann.user.clone(),
                 user_certificate: certificate.encode_to_vec().into(),
+                replaces: Default::default(),
             }))
     };
     let refused = [
@@ -276,6 +277,20 @@ async fn the_relay_keeps_only_a_renewal_that_extends_the_certificate() -> Result
     match renew(authority.certify_user(&details, identity, false, now - 2 * hour, longer)).await {
         Err(TransportError::Refused(r)) if r.message.contains("older") => {}
         other => anyhow::bail!("an older certificate was not refused: {other:?}"),
+    }
+    // One built on a certificate the relay no longer holds (another staff
+    // device renewed or re-certified the user meanwhile) would undo that.
+    let stale = request::Kind::RenewCertificate(RenewCertificate {
+        user_id: ann.user.clone(),
+        user_certificate: authority
+            .certify_user(&details, identity, false, now, longer)
+            .encode_to_vec()
+            .into(),
+        replaces: vec![0; 32].into(),
+    });
+    match clerk.conn.request(stale).await {
+        Err(TransportError::Refused(r)) if r.message.contains("changed since") => {}
+        other => anyhow::bail!("a renewal of a certificate since replaced was taken: {other:?}"),
     }
     // Now that the identity key is certified directly, it cannot change.
     match renew(authority.certify_user(&details, [7; 32], false, now - hour, longer)).await {
