@@ -133,21 +133,12 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
         if member_device(&old.credential, &old.signature_key).is_none() {
             return Err(MlsError::Invalid("the device's leaf is unreadable".into()));
         }
-        let staged = group
-            .commit_builder()
-            .propose_removals([old.index])
-            .propose_adds([key_package])
-            .load_psks(self.provider.storage())
-            .map_err(op_err)?
-            .build(
-                self.provider.rand(),
-                self.provider.crypto(),
-                self.signer,
-                |_| true,
-            )
-            .map_err(op_err)?
-            .stage_commit(&self.provider)
-            .map_err(op_err)?;
+        let staged = self.stage(
+            group
+                .commit_builder()
+                .propose_removals([old.index])
+                .propose_adds([key_package]),
+        )?;
         pending_bundle(group, staged)
     }
 
@@ -172,22 +163,13 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
         if let Some(credential) = renewed {
             parameters = parameters.with_credential_with_key(credential);
         }
-        let staged = group
-            .commit_builder()
-            .consume_proposal_store(true)
-            .force_self_update(true)
-            .leaf_node_parameters(parameters.build())
-            .load_psks(self.provider.storage())
-            .map_err(op_err)?
-            .build(
-                self.provider.rand(),
-                self.provider.crypto(),
-                self.signer,
-                |_| true,
-            )
-            .map_err(op_err)?
-            .stage_commit(&self.provider)
-            .map_err(op_err)?;
+        let staged = self.stage(
+            group
+                .commit_builder()
+                .consume_proposal_store(true)
+                .force_self_update(true)
+                .leaf_node_parameters(parameters.build()),
+        )?;
         pending_bundle(group, staged)
     }
 
@@ -222,22 +204,13 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
                 ),
             ))
             .map_err(op_err)?;
-        let staged = group
-            .commit_builder()
-            .consume_proposal_store(true)
-            .propose_group_context_extensions(extensions)
-            .map_err(op_err)?
-            .load_psks(self.provider.storage())
-            .map_err(op_err)?
-            .build(
-                self.provider.rand(),
-                self.provider.crypto(),
-                self.signer,
-                |_| true,
-            )
-            .map_err(op_err)?
-            .stage_commit(&self.provider)
-            .map_err(op_err)?;
+        let staged = self.stage(
+            group
+                .commit_builder()
+                .consume_proposal_store(true)
+                .propose_group_context_extensions(extensions)
+                .map_err(op_err)?,
+        )?;
         pending_bundle(group, staged)
     }
 
@@ -266,6 +239,28 @@ impl<S: super::MlsStorage> MlsOps<'_, S> {
             added,
             removed,
         })
+    }
+}
+
+impl<S: super::MlsStorage> MlsOps<'_, S> {
+    /// Loads the PSKs of `builder`'s commit, signs it as this device and
+    /// stages it in its group (pending until merged or cleared).
+    fn stage<'g>(
+        &'g self,
+        builder: CommitBuilder<'g, openmls::group::Initial>,
+    ) -> Result<CommitMessageBundle, MlsError> {
+        builder
+            .load_psks(self.provider.storage())
+            .map_err(op_err)?
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                self.signer,
+                |_| true,
+            )
+            .map_err(op_err)?
+            .stage_commit(&self.provider)
+            .map_err(op_err)
     }
 }
 
