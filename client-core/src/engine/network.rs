@@ -28,13 +28,48 @@ use crate::types::{GroupId, Role};
 /// cohort's worth, so that one commit and its Welcome stay small.
 const ADD_BATCH: usize = 50;
 
+/// How many changes of the chat setting the record keeps: more than the
+/// past epochs whose messages can still be read.
+const CHAT_HISTORY: usize = crate::mls::MAX_PAST_EPOCHS + 2;
+
 /// Whether the network channel `record` lets members other than staff
-/// post ordinary text.
-pub(super) fn network_chat(record: &GroupRecord) -> bool {
+/// post ordinary text now.
+fn chat_now(record: &GroupRecord) -> bool {
     GroupMeta::decode(record.meta.as_slice())
         .ok()
         .and_then(|meta| meta.network_policy)
         .is_some_and(|policy| policy.chat)
+}
+
+/// Whether the network channel `record` let members other than staff post
+/// ordinary text in `epoch`: a text is judged by the policy it was sent
+/// under, so that every member judges it alike whenever it arrives.
+pub(super) fn network_chat(record: &GroupRecord, epoch: u64) -> bool {
+    record
+        .chat_from
+        .iter()
+        .rev()
+        .find(|change| change.epoch <= epoch)
+        .map_or_else(|| chat_now(record), |change| change.chat)
+}
+
+/// Notes in `record`, now at its epoch, the chat setting its GroupContext
+/// gives, if it changed.
+pub(super) fn note_chat_setting(record: &mut GroupRecord) {
+    let chat = chat_now(record);
+    if record
+        .chat_from
+        .last()
+        .is_some_and(|last| last.chat == chat)
+    {
+        return;
+    }
+    record.chat_from.push(records::ChatFrom {
+        epoch: record.epoch,
+        chat,
+    });
+    let excess = record.chat_from.len().saturating_sub(CHAT_HISTORY);
+    record.chat_from.drain(..excess);
 }
 
 impl Engine {
@@ -52,7 +87,7 @@ impl Engine {
                 group_id.to_string(),
             )));
         };
-        if !record.active || network_chat(&record) == policy.chat {
+        if !record.active || chat_now(&record) == policy.chat {
             return self.drop_intent(&intent);
         }
         self.commit_step(intent, Change::NetworkChat(policy.chat))
@@ -302,5 +337,46 @@ impl Engine {
             self.store().get_record(&records::group_key(&group_id))?;
         Ok(record
             .filter(|r| r.kind == WireKind::Network as i32 && r.active && r.stalled.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use convene_proto::content::NetworkPolicy;
+
+    fn at(record: &mut GroupRecord, epoch: u64, chat: bool) {
+        record.epoch = epoch;
+        record.meta = GroupMeta {
+            kind: WireKind::Network as i32,
+            network_policy: Some(NetworkPolicy { chat }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        note_chat_setting(record);
+    }
+
+    /// A text is judged by the policy of the epoch it was sent in, so a
+    /// relay that delivers it after the commit that turned chat off (or
+    /// before the one that turned it on) changes nobody's verdict.
+    #[test]
+    fn a_text_is_judged_by_the_chat_setting_of_its_epoch() {
+        let mut record = GroupRecord {
+            kind: WireKind::Network as i32,
+            ..Default::default()
+        };
+        at(&mut record, 3, false);
+        at(&mut record, 4, false);
+        at(&mut record, 5, true);
+        at(&mut record, 8, false);
+        let verdicts: Vec<bool> = (3..=9).map(|e| network_chat(&record, e)).collect();
+        assert_eq!(verdicts, [false, false, true, true, true, false, false]);
+        // Only as many changes are kept as epochs can still be read.
+        for epoch in 10..40 {
+            at(&mut record, epoch, epoch % 2 == 0);
+        }
+        assert_eq!(record.chat_from.len(), CHAT_HISTORY);
+        assert!(network_chat(&record, 38));
+        assert!(!network_chat(&record, 39));
     }
 }

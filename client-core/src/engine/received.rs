@@ -39,6 +39,16 @@ impl Shown {
     }
 }
 
+/// Who sent a decrypted application message, and in which epoch.
+pub(super) struct Received<'a> {
+    /// The member device that sent it.
+    pub(super) sender: &'a MemberDevice,
+    /// The sender's role, as their certificate gives it.
+    pub(super) role: Role,
+    /// The epoch it was sent in.
+    pub(super) epoch: u64,
+}
+
 /// A store failure while taking in a message.
 pub(super) fn stored(err: impl Into<ClientError>) -> MlsError {
     MlsError::Operation(crate::mls::OperationError::new(err.into()))
@@ -50,10 +60,14 @@ impl Engine {
         group_id: &GroupId,
         record: &GroupRecord,
         message: &GroupMessage,
-        sender: &MemberDevice,
-        role: Role,
+        received: Received<'_>,
         plaintext: &[u8],
     ) -> Result<(), MlsError> {
+        let Received {
+            sender,
+            role,
+            epoch,
+        } = received;
         let content = read_content(plaintext)?;
         let seen = records::seen_key(group_id, sender.device.as_bytes(), &content.message_id);
         if self.store().get(&seen).map_err(stored)?.is_some() {
@@ -69,7 +83,9 @@ impl Engine {
                     "network keys outside the network channel".into(),
                 ))
             }
-            ContentBody::Text(_) if network && role != Role::Staff && !network_chat(record) => {
+            ContentBody::Text(_)
+                if network && role != Role::Staff && !network_chat(record, epoch) =>
+            {
                 return Err(MlsError::PolicyViolation(format!(
                     "{} posted ordinary text in the network channel, where only staff post \
                      announcements while chat is off",

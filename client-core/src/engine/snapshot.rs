@@ -51,6 +51,11 @@ impl Snapshot {
     }
 
     pub(super) fn apply(self, record: &mut GroupRecord) {
+        let network = record.kind == convene_proto::content::GroupKind::Network as i32;
+        if network {
+            // The setting the epochs before this one were under.
+            super::network::note_chat_setting(record);
+        }
         record.managers = self.managers;
         record.epoch = self.epoch;
         record.epoch_authenticator = self.epoch_authenticator;
@@ -67,6 +72,9 @@ impl Snapshot {
         // policy refuses that), so the mirror follows.
         if let Some(meta) = self.meta {
             record.meta = meta;
+        }
+        if network {
+            super::network::note_chat_setting(record);
         }
     }
 }

@@ -292,6 +292,7 @@ impl Engine {
                 sender,
                 role,
                 plaintext,
+                epoch,
             } => {
                 if sender.device.as_slice() != message.sender_device.as_ref() {
                     self.emit(Event::Warning {
@@ -302,7 +303,12 @@ impl Engine {
                         ),
                     });
                 }
-                self.store_received(group_id, record, message, &sender, role, &plaintext)
+                let received = super::received::Received {
+                    sender: &sender,
+                    role,
+                    epoch,
+                };
+                self.store_received(group_id, record, message, received, &plaintext)
             }
             Incoming::Commit {
                 added,

@@ -29,6 +29,8 @@ pub enum Incoming {
         role: crate::types::Role,
         /// The decrypted application data (an encoded `Content`).
         plaintext: Vec<u8>,
+        /// The epoch it was sent in (it may be one the group has left).
+        epoch: u64,
     },
     /// Another member's commit, merged.
     Commit {
@@ -201,6 +203,7 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
         if message.epoch() > group.epoch() {
             return Err(MlsError::FutureEpoch);
         }
+        let epoch = message.epoch().as_u64();
         let processed = group
             .process_message(&self.provider, message)
             .map_err(invalid)?;
@@ -235,6 +238,7 @@ impl<'a, S: MlsStorage> MlsOps<'a, S> {
                     sender,
                     role: verified.role,
                     plaintext: message.into_bytes(),
+                    epoch,
                 })
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {

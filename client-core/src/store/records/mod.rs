@@ -191,6 +191,23 @@ pub struct GroupRecord {
     /// of this device.
     #[prost(uint64, tag = "25")]
     pub sent_through: u64,
+    /// The network channel: from which epoch chat was on or off, oldest
+    /// first, for the epochs whose messages may still arrive (a text is
+    /// judged by the policy of the epoch it was sent in, whatever order
+    /// the relay delivers it in).
+    #[prost(message, repeated, tag = "26")]
+    pub chat_from: Vec<ChatFrom>,
+}
+
+/// The network channel's chat setting from an epoch on.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ChatFrom {
+    /// The first epoch with this setting.
+    #[prost(uint64, tag = "1")]
+    pub epoch: u64,
+    /// Whether members other than staff may post text.
+    #[prost(bool, tag = "2")]
+    pub chat: bool,
 }
 
 /// Reads a group id kept in a record: one of a length the relay would
