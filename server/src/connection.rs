@@ -180,7 +180,9 @@ pub async fn write_loop<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let OutboundQueue(mut queue) = queue;
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Empty while idle: most connections are, and a batch's room (64
+    // frames) would otherwise stay with each of them.
+    let mut batch = Vec::new();
     while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let mut close = None;
         let written = tokio::time::timeout(write_timeout, async {
@@ -197,6 +199,7 @@ pub async fn write_loop<S>(
             sink.flush().await
         })
         .await;
+        batch.shrink_to(0);
         match written {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {

@@ -22,7 +22,6 @@ use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -35,8 +34,6 @@ use crate::pump;
 use crate::relay::Relay;
 use crate::shutdown::Shutdown;
 
-/// Responses that may wait for their flush at once on one connection.
-const RESPONSE_QUEUE: usize = 256;
 /// Bytes of responses waiting for their flush, per connection: with the
 /// outbound queue's own bound, what a device that asks and never reads
 /// can make the relay hold.
@@ -246,10 +243,8 @@ where
         let pump = tokio::spawn(
             pump::run(relay.clone(), live.clone(), self.out.clone()).in_current_span(),
         );
-        let (responses, queue) = mpsc::channel(RESPONSE_QUEUE);
         let response_bytes = Arc::new(tokio::sync::Semaphore::new(RESPONSE_BYTES));
-        let responder =
-            tokio::spawn(responder::run(relay.clone(), queue, self.out.clone()).in_current_span());
+        let mut responder = responder::Responder::new(relay.clone(), self.out.clone());
         let idle = Duration::from_millis(u64::from(relay.config.limits.idle_timeout_ms));
         tracing::debug!("device connected");
 
@@ -301,16 +296,15 @@ where
             let Ok(budget) = response_bytes.clone().acquire_many_owned(cost).await else {
                 break Ending::Gone;
             };
-            if responses.send((pending, budget)).await.is_err() {
+            if responder.send(pending, budget).await.is_err() {
                 break Ending::Gone;
             }
         };
 
         pump.abort();
-        drop(responses);
         // Let the responder send what became durable, within bounds.
         let write_timeout = Duration::from_millis(u64::from(relay.config.limits.write_timeout_ms));
-        let _ = tokio::time::timeout(write_timeout, responder).await;
+        responder.finish(write_timeout).await;
         relay.hub.unregister(&live);
         tracing::debug!(user = %caller.user_id, "device disconnected");
         ending

@@ -6,10 +6,13 @@
 //! device may pipeline requests and many of them share one flush.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use convene_proto::encode_envelope;
 use convene_proto::relay::{response, Envelope, Error as WireError, ErrorCode};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::connection::{Outbound, OutboundSender};
 use crate::durability::Ticket;
@@ -26,16 +29,73 @@ pub struct Pending {
     pub effects: Vec<Effect>,
 }
 
+/// Responses that may wait for their flush at once on one connection.
+const RESPONSE_QUEUE: usize = 256;
+
+/// A response queued with its share of the session's byte budget; boxed,
+/// because a channel holds its first block of 32 slots from the start and
+/// a response is about 300 bytes.
+type Queued = Box<(Pending, OwnedSemaphorePermit)>;
+
+/// The session's end of its responder. The task and its queue start with
+/// the first response: most connections sit idle, and each would
+/// otherwise hold them for nothing.
+pub struct Responder {
+    relay: Arc<Relay>,
+    out: OutboundSender,
+    running: Option<(mpsc::Sender<Queued>, JoinHandle<()>)>,
+}
+
+/// The responder's task is gone (the connection with it).
+#[derive(Debug)]
+pub struct ResponderGone;
+
+impl Responder {
+    /// A responder for the connection that `out` writes to; nothing runs
+    /// yet.
+    pub fn new(relay: Arc<Relay>, out: OutboundSender) -> Responder {
+        Responder {
+            relay,
+            out,
+            running: None,
+        }
+    }
+
+    /// Queues `pending` (holding `budget`) to be sent after the responses
+    /// before it, once durable.
+    pub async fn send(
+        &mut self,
+        pending: Pending,
+        budget: OwnedSemaphorePermit,
+    ) -> Result<(), ResponderGone> {
+        let (queue, _) = self.running.get_or_insert_with(|| {
+            let (queue, received) = mpsc::channel(RESPONSE_QUEUE);
+            let task =
+                tokio::spawn(run(self.relay.clone(), received, self.out.clone()).in_current_span());
+            (queue, task)
+        });
+        queue
+            .send(Box::new((pending, budget)))
+            .await
+            .map_err(|_| ResponderGone)
+    }
+
+    /// Lets the responses queued so far go out, waiting at most `within`.
+    pub async fn finish(self, within: Duration) {
+        if let Some((queue, task)) = self.running {
+            drop(queue);
+            let _ = tokio::time::timeout(within, task).await;
+        }
+    }
+}
+
 /// Runs until the session drops its sender; then every queued response has
 /// been sent (or the connection is gone).
-pub async fn run(
-    relay: Arc<Relay>,
-    mut queue: mpsc::Receiver<(Pending, OwnedSemaphorePermit)>,
-    out: OutboundSender,
-) {
+async fn run(relay: Arc<Relay>, mut queue: mpsc::Receiver<Queued>, out: OutboundSender) {
     // Each response's share of the session's budget returns once it is
     // queued for the writer (whose queue has a budget of its own).
-    while let Some((pending, _budget)) = queue.recv().await {
+    while let Some(queued) = queue.recv().await {
+        let (pending, _budget) = *queued;
         let mut result = pending.result;
         if let Some(ticket) = pending.ticket {
             match relay.flusher.wait(ticket).await {
