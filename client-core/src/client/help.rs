@@ -11,7 +11,7 @@ use prost::Message as _;
 
 use super::Client;
 use crate::directory::normalise_topic;
-use crate::engine::{content_intent, Shown};
+use crate::engine::{content_intent, count_requests, Shown};
 use crate::error::ClientError;
 use crate::help::{
     check_offer_text, rank, HelpOfferBody, HelpRequestBody, Offer, Poster, Request, RequestCounts,
@@ -101,17 +101,7 @@ impl Client {
         self.check_in_network_channel()?;
         // The bounds every receiver holds the poster to, checked here
         // first so that the asker is told rather than refused by others.
-        let now = crate::now_ms();
-        let mut mine = RequestCounts::default();
-        for item in self
-            .store()
-            .scan::<HelpRequestRecord>(&records::help_request_prefix())
-        {
-            let (_, held) = item?;
-            if held.mine || held.posted_here {
-                mine.add(&held, now);
-            }
-        }
+        let mine = count_requests(self.store(), |held| held.mine || held.posted_here)?;
         if let Some(why) = mine.reached(RequestCounts::cap(self.identity().role), "you") {
             return Err(ClientError::InvalidArgument(format!(
                 "{why}, the most one person may: close one first \

@@ -113,12 +113,7 @@ impl Client {
         let record: Option<GroupRecord> = self
             .store()
             .get_committed_record(&records::group_key(&self.network_channel_id()))?;
-        Ok(record.map(|record| {
-            GroupMeta::decode(record.meta.as_slice())
-                .ok()
-                .and_then(|meta| meta.network_policy)
-                .is_some_and(|policy| policy.chat)
-        }))
+        Ok(record.map(|record| record.chat_on()))
     }
 
     /// Fails unless this user may post ordinary text in `group`: in the
@@ -133,11 +128,10 @@ impl Client {
         let Some(record) = record else {
             return Ok(());
         };
-        let chat = GroupMeta::decode(record.meta.as_slice())
-            .ok()
-            .and_then(|meta| meta.network_policy)
-            .is_some_and(|policy| policy.chat);
-        if record.kind == WireKind::Network as i32 && self.identity().role != Role::Staff && !chat {
+        if record.kind == WireKind::Network as i32
+            && self.identity().role != Role::Staff
+            && !record.chat_on()
+        {
             return Err(ClientError::Forbidden(
                 "the network channel carries staff announcements and help requests; ordinary \
                  chat there is off"

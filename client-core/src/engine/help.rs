@@ -34,8 +34,24 @@ fn refused(why: &str) -> MlsError {
     MlsError::PolicyViolation(why.to_string())
 }
 
-pub(super) fn expires_at(held: &HelpRequestRecord) -> u64 {
-    held.expires_at_ms()
+/// How many requests `store` holds that `matches`, open and recent: the
+/// counts every client holds a poster to, on receipt and (on the poster's
+/// own device) before sending. One pass over every request held: at most
+/// [`crate::help::MAX_RECENT_REQUESTS`] per member are kept for
+/// [`FORGET_AFTER`].
+pub(crate) fn count_requests(
+    store: &crate::store::LocalStore,
+    matches: impl Fn(&HelpRequestRecord) -> bool,
+) -> Result<RequestCounts, ClientError> {
+    let now = crate::now_ms();
+    let mut counts = RequestCounts::default();
+    for item in store.scan::<HelpRequestRecord>(&records::help_request_prefix()) {
+        let (_, held) = item?;
+        if matches(&held) {
+            counts.add(&held, now);
+        }
+    }
+    Ok(counts)
 }
 
 impl Engine {
@@ -309,26 +325,11 @@ impl Engine {
         Ok(Some(shown))
     }
 
-    /// How many requests this device holds that `matches`, open and
-    /// recent. One pass over every request held: at most
-    /// [`crate::help::MAX_RECENT_REQUESTS`] per member are kept for
-    /// [`FORGET_AFTER`].
-    pub(super) fn count_requests(
+    fn count_requests(
         &self,
         matches: impl Fn(&HelpRequestRecord) -> bool,
     ) -> Result<RequestCounts, ClientError> {
-        let now = crate::now_ms();
-        let mut counts = RequestCounts::default();
-        for item in self
-            .store()
-            .scan::<HelpRequestRecord>(&records::help_request_prefix())
-        {
-            let (_, held) = item?;
-            if matches(&held) {
-                counts.add(&held, now);
-            }
-        }
-        Ok(counts)
+        count_requests(self.store(), matches)
     }
 
     /// Forgets requests closed or expired more than [`FORGET_AFTER`] ago
@@ -342,7 +343,7 @@ impl Engine {
             .filter_map(Result::ok)
             .filter(|(_, held)| {
                 let ended = match held.closed_at_ms {
-                    0 => expires_at(held),
+                    0 => held.expires_at_ms(),
                     closed => closed,
                 };
                 ended.max(held.posted_at_ms) < before

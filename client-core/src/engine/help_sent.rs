@@ -7,7 +7,6 @@
 use convene_proto::content::content;
 use prost::Message as _;
 
-use super::help::expires_at;
 use super::received::Shown;
 use super::Engine;
 use crate::error::ClientError;
@@ -110,7 +109,7 @@ impl Engine {
             .scan::<HelpRequestRecord>(&records::help_request_prefix())
             .filter_map(Result::ok)
             .filter(|(_, held)| held.posted_here && held.closed_at_ms == 0)
-            .filter(|(_, held)| expires_at(held) > now)
+            .filter(|(_, held)| held.expires_at_ms() > now)
             .filter_map(|(_, held)| {
                 convene_proto::content::HelpRequest::decode(held.request.as_slice()).ok()
             })
@@ -156,7 +155,7 @@ impl Engine {
         };
         Ok(self
             .help_record(&id)?
-            .is_some_and(|held| held.closed_at_ms == 0 && expires_at(&held) > crate::now_ms()))
+            .is_some_and(|held| held.closed_at_ms == 0 && held.expires_at_ms() > crate::now_ms()))
     }
 
     /// Keeps what this device's own help message changed, once the relay

@@ -50,6 +50,7 @@ mod sync;
 mod uncertified;
 mod welcome;
 
+pub(crate) use help::count_requests;
 pub(crate) use intents::{content_intent, send_intent};
 pub(crate) use lifecycle::KEY_PACKAGE_FORMAT;
 pub(crate) use received::Shown;

@@ -9,9 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use convene_proto::content::{GroupKind as WireKind, GroupMeta};
+use convene_proto::content::GroupKind as WireKind;
 use convene_proto::network::network_channel_id;
-use prost::Message as _;
 
 use super::commit::Change;
 use super::intents::{Attempt, Step};
@@ -32,15 +31,6 @@ const ADD_BATCH: usize = 50;
 /// past epochs whose messages can still be read.
 const CHAT_HISTORY: usize = crate::mls::MAX_PAST_EPOCHS + 2;
 
-/// Whether the network channel `record` lets members other than staff
-/// post ordinary text now.
-fn chat_now(record: &GroupRecord) -> bool {
-    GroupMeta::decode(record.meta.as_slice())
-        .ok()
-        .and_then(|meta| meta.network_policy)
-        .is_some_and(|policy| policy.chat)
-}
-
 /// Whether the network channel `record` let members other than staff post
 /// ordinary text in `epoch`: a text is judged by the policy it was sent
 /// under, so that every member judges it alike whenever it arrives.
@@ -50,13 +40,13 @@ pub(super) fn network_chat(record: &GroupRecord, epoch: u64) -> bool {
         .iter()
         .rev()
         .find(|change| change.epoch <= epoch)
-        .map_or_else(|| chat_now(record), |change| change.chat)
+        .map_or_else(|| record.chat_on(), |change| change.chat)
 }
 
 /// Notes in `record`, now at its epoch, the chat setting its GroupContext
 /// gives, if it changed.
 pub(super) fn note_chat_setting(record: &mut GroupRecord) {
-    let chat = chat_now(record);
+    let chat = record.chat_on();
     if record
         .chat_from
         .last()
@@ -87,7 +77,7 @@ impl Engine {
                 group_id.to_string(),
             )));
         };
-        if !record.active || chat_now(&record) == policy.chat {
+        if !record.active || record.chat_on() == policy.chat {
             return self.drop_intent(&intent);
         }
         self.commit_step(intent, Change::NetworkChat(policy.chat))
@@ -343,7 +333,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use convene_proto::content::NetworkPolicy;
+    use convene_proto::content::{GroupMeta, NetworkPolicy};
+    use prost::Message as _;
 
     fn at(record: &mut GroupRecord, epoch: u64, chat: bool) {
         record.epoch = epoch;

@@ -218,6 +218,17 @@ pub fn stored_group_id(bytes: &[u8]) -> Result<GroupId, StoreError> {
 }
 
 impl GroupRecord {
+    /// Whether the group's settings, as last mirrored from its
+    /// GroupContext, let members other than staff post ordinary text (the
+    /// network channel's `NetworkPolicy.chat`; false for any other group).
+    pub fn chat_on(&self) -> bool {
+        use prost::Message as _;
+        convene_proto::content::GroupMeta::decode(self.meta.as_slice())
+            .ok()
+            .and_then(|meta| meta.network_policy)
+            .is_some_and(|policy| policy.chat)
+    }
+
     /// The group's id.
     ///
     /// # Errors
