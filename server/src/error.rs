@@ -106,7 +106,7 @@ pub enum RelayError {
     Refused(#[from] Refusal),
     /// The embedded store failed (disk full, I/O error, ...).
     #[error("storage failure")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] crate::store::EngineError),
     /// A stored record could not be decoded.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),

@@ -4,10 +4,10 @@
 //! creates the user and the first device and marks the invite used, in one
 //! batch, so an invite can never make two users.
 
+use super::engine::Batch;
 use convene_proto::ids::{check_display_name, UserId};
 use convene_proto::relay::Role;
 use convene_proto::trust::{chain_user_certificate, read_user_certificate};
-use sled::Batch;
 
 /// How finely a device's last authentication is kept.
 const SEEN_RESOLUTION_MS: u64 = 60_000;
@@ -76,14 +76,14 @@ impl Store {
             user_certificate: invite.user_certificate.clone(),
             delegation: invite.delegation.clone(),
         };
-        self.tree.insert(keys::invite(hash), encode(&record))?;
+        self.kv.insert(keys::invite(hash), encode(&record))?;
         Ok(expires_at_ms)
     }
 
     /// Whether any user has enrolled yet.
     pub fn has_users(&self) -> RelayResult<bool> {
         Ok(self
-            .tree
+            .kv
             .scan_prefix([keys::USER])
             .next()
             .transpose()?
@@ -101,9 +101,9 @@ impl Store {
     ) -> RelayResult<u64> {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = Batch::default();
-        if let Some(old) = self.tree.get(keys::meta("bootstrap_invite"))? {
+        if let Some(old) = self.kv.get(keys::meta("bootstrap_invite"))? {
             let old: [u8; 32] = old
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map_err(|_| corrupt("bootstrap invite hash"))?;
             batch.remove(keys::invite(&old));
@@ -117,7 +117,7 @@ impl Store {
         };
         batch.insert(keys::invite(hash), encode(&record));
         batch.insert(keys::meta("bootstrap_invite"), hash.as_slice());
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(expires_at_ms)
     }
 
@@ -211,7 +211,7 @@ impl Store {
         if let (Some(key), None) = (enrolment.authority_key, recorded_authority) {
             batch.insert(keys::meta(AUTHORITY_KEY), key.as_slice());
         }
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(user)
     }
 
@@ -222,10 +222,10 @@ impl Store {
 
     /// The organisation's authority key, once the first staff member set it.
     pub fn authority_key(&self) -> RelayResult<Option<[u8; 32]>> {
-        match self.tree.get(keys::meta(AUTHORITY_KEY))? {
+        match self.kv.get(keys::meta(AUTHORITY_KEY))? {
             None => Ok(None),
             Some(raw) => raw
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map(Some)
                 .map_err(|_| corrupt("authority key")),
@@ -269,7 +269,7 @@ impl Store {
             return Ok(());
         }
         record.continuity = next.to_vec();
-        self.tree.insert(keys::device(device), encode(&record))?;
+        self.kv.insert(keys::device(device), encode(&record))?;
         Ok(())
     }
 
@@ -285,7 +285,7 @@ impl Store {
             return Ok(());
         }
         record.last_seen_ms = now_ms - now_ms % SEEN_RESOLUTION_MS;
-        self.tree.insert(keys::device(device), encode(&record))?;
+        self.kv.insert(keys::device(device), encode(&record))?;
         Ok(())
     }
 
@@ -294,7 +294,7 @@ impl Store {
         let _guard = self.device_locks.lock(device);
         let mut record = self.device(device)?.ok_or(Refusal::NotFound("device"))?;
         record.sealed_label = sealed.to_vec();
-        self.tree.insert(keys::device(device), encode(&record))?;
+        self.kv.insert(keys::device(device), encode(&record))?;
         Ok(())
     }
 
@@ -304,7 +304,7 @@ impl Store {
         user_id: &UserId,
     ) -> RelayResult<Vec<(DevicePublicKey, DeviceRecord)>> {
         let mut devices = Vec::new();
-        for item in self.tree.scan_prefix(keys::user_devices_prefix(user_id)) {
+        for item in self.kv.scan_prefix(keys::user_devices_prefix(user_id)) {
             let (key, _) = item?;
             let device = keys::trailing_device(&key).ok_or_else(|| corrupt("user device key"))?;
             if let Some(record) = self.device(&device)? {
@@ -320,9 +320,9 @@ impl Store {
         let start = keys::user(after);
         let end = [keys::USER + 1];
         let mut users = Vec::with_capacity(limit.min(256));
-        for item in self.tree.range(start.as_slice()..end.as_slice()) {
+        for item in self.kv.range(start.as_slice()..end.as_slice()) {
             let (key, raw) = item?;
-            if key.as_ref() == start.as_slice() {
+            if key.as_slice() == start.as_slice() {
                 continue;
             }
             if users.len() == limit {

@@ -5,9 +5,9 @@
 //! uploaded in order, one chunk per request, so that no single frame has to
 //! carry a whole attachment, and can be read once complete.
 
+use super::engine::Batch;
 use convene_proto::ids::{UserId, BLOB_ID_LEN};
 use rand::RngCore;
-use sled::Batch;
 
 use super::records::BlobRecord;
 use super::{encode, keys, DevicePublicKey, Store};
@@ -47,13 +47,10 @@ impl Store {
     ) -> RelayResult<[u8; BLOB_ID_LEN]> {
         let _guard = self.device_locks.lock(owner.user_id.as_bytes());
         let (mut held_bytes, mut held) = (0u64, 0u32);
-        for item in self
-            .tree
-            .scan_prefix(keys::user_blobs_prefix(owner.user_id))
-        {
+        for item in self.kv.scan_prefix(keys::user_blobs_prefix(owner.user_id)) {
             let (_, raw) = item?;
             let promised: [u8; 8] = raw
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map_err(|_| super::corrupt("user blob size"))?;
             held_bytes = held_bytes.saturating_add(u64::from_be_bytes(promised));
@@ -78,7 +75,7 @@ impl Store {
         let mut batch = Batch::default();
         batch.insert(keys::blob(&id), encode(&record));
         batch.insert(keys::user_blob(owner.user_id, &id), &size.to_be_bytes());
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(id)
     }
 
@@ -122,7 +119,7 @@ impl Store {
         let mut batch = Batch::default();
         batch.insert(keys::blob_chunk(blob_id, index), data);
         batch.insert(keys::blob(blob_id), encode(&record));
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(record)
     }
 
@@ -145,7 +142,7 @@ impl Store {
         let index = (offset / chunk_bytes) as u32;
         let within = (offset % chunk_bytes) as usize;
         let chunk = self
-            .tree
+            .kv
             .get(keys::blob_chunk(blob_id, index))?
             .ok_or_else(|| super::corrupt("blob chunk missing"))?;
         let end = chunk.len().min(within + max_bytes as usize);
@@ -156,7 +153,7 @@ impl Store {
     /// Deletes a blob and its chunks.
     pub(super) fn delete_blob(&self, blob_id: &[u8]) -> RelayResult<()> {
         let mut batch = Batch::default();
-        for item in self.tree.scan_prefix(keys::blob_chunks_prefix(blob_id)) {
+        for item in self.kv.scan_prefix(keys::blob_chunks_prefix(blob_id)) {
             let (key, _) = item?;
             batch.remove(key);
         }
@@ -164,7 +161,7 @@ impl Store {
             batch.remove(keys::user_blob(&record.owner_user, blob_id));
         }
         batch.remove(keys::blob(blob_id));
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(())
     }
 }

@@ -41,7 +41,7 @@ impl Store {
         user.certificate_expires_at_ms = expires_at_ms;
         // Renewals are the authority's own signature.
         user.certified_by_delegate = false;
-        self.tree.insert(keys::user(user_id), encode(&user))?;
+        self.kv.insert(keys::user(user_id), encode(&user))?;
         Ok(())
     }
 
@@ -51,7 +51,7 @@ impl Store {
         let _guard = self.enrol_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut user = self.user(user_id)?.ok_or(Refusal::NotFound("user"))?;
         user.delegation = delegation.to_vec();
-        self.tree.insert(keys::user(user_id), encode(&user))?;
+        self.kv.insert(keys::user(user_id), encode(&user))?;
         Ok(())
     }
 
@@ -76,7 +76,7 @@ impl Store {
         }
         user.profile = profile.to_vec();
         user.profile_revision = revision;
-        self.tree.insert(keys::user(user_id), encode(&user))?;
+        self.kv.insert(keys::user(user_id), encode(&user))?;
         Ok(())
     }
 
@@ -89,7 +89,7 @@ impl Store {
         let _guard = self.device_locks.lock(device);
         let mut record = self.device(device)?.ok_or(Refusal::NotFound("device"))?;
         record.credential = credential.to_vec();
-        self.tree.insert(keys::device(device), encode(&record))?;
+        self.kv.insert(keys::device(device), encode(&record))?;
         Ok(())
     }
 }

@@ -8,10 +8,10 @@
 
 use std::collections::HashSet;
 
+use super::engine::Batch;
 use bytes::Bytes;
 use convene_proto::ids::{Epoch, GroupId, Position, UserId};
 use convene_proto::relay::MessageKind;
-use sled::Batch;
 
 use super::groups::{AppendOutcome, QueueLimits};
 use super::records::{InboxRecord, LogEntry, MemberRecord, WelcomeRecord};
@@ -126,7 +126,7 @@ impl Store {
             MessageKind::Commit,
             now,
         );
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(outcome)
     }
 

@@ -6,8 +6,8 @@
 //! bound in count or age, whoever has not fetched it ([`Store::trim_group`]);
 //! an inbox entry goes once its device has acknowledged it.
 
+use super::engine::Batch;
 use convene_proto::ids::{GroupId, Position};
-use sled::Batch;
 
 use super::records::{GroupRecord, InboxRecord, LogEntry, WelcomeRecord};
 use super::{corrupt, encode, keys, DevicePublicKey, Store};
@@ -70,7 +70,7 @@ impl Store {
         let start = keys::log_entry(group_id, after + 1);
         let end = keys::log_entry(group_id, through);
         let mut bytes = 0usize;
-        for item in self.tree.range(start..=end) {
+        for item in self.kv.range(start..=end) {
             let (key, raw) = item?;
             let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("log key"))?;
             let entry: LogEntry = prost::Message::decode(raw.as_ref())?;
@@ -98,7 +98,7 @@ impl Store {
         let start = keys::inbox_entry(device, after + 1);
         let end = keys::inbox_entry(device, through);
         let mut bytes = 0usize;
-        for item in self.tree.range(start..=end) {
+        for item in self.kv.range(start..=end) {
             let (key, raw) = item?;
             let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("inbox key"))?;
             let record: InboxRecord = prost::Message::decode(raw.as_ref())?;
@@ -125,11 +125,11 @@ impl Store {
 
     /// The newest inbox position of every device that ever had one.
     pub fn inbox_heads(&self) -> impl Iterator<Item = RelayResult<(DevicePublicKey, u64)>> + '_ {
-        self.tree.scan_prefix([keys::INBOX_HEAD]).map(|item| {
+        self.kv.scan_prefix([keys::INBOX_HEAD]).map(|item| {
             let (key, raw) = item?;
             let device = keys::trailing_device(&key).ok_or_else(|| corrupt("inbox head key"))?;
             let head = raw
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map(u64::from_be_bytes)
                 .map_err(|_| corrupt("inbox head"))?;
@@ -178,7 +178,7 @@ impl Store {
         } else {
             batch.insert(keys::member(group_id, device), encode(&member));
         }
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(AckOutcome {
             advanced: true,
             left_group,
@@ -215,7 +215,7 @@ impl Store {
         let mut last_deleted = None;
         let start = keys::log_entry(group_id, group.trimmed_through + 1);
         let end = keys::log_entry(group_id, group.last_position);
-        for item in self.tree.range(start..=end) {
+        for item in self.kv.range(start..=end) {
             let (key, raw) = item?;
             let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("log key"))?;
             if position > safe {
@@ -241,7 +241,7 @@ impl Store {
         };
         group.trimmed_through = safe;
         batch.insert(keys::group(group_id), encode(&group));
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(deleted)
     }
 
@@ -263,7 +263,7 @@ impl Store {
         let start = keys::log_entry(group_id, group.trimmed_through + 1);
         let end = keys::log_entry(group_id, group.trimmed_through + excess);
         let mut last = None;
-        for item in self.tree.range(start..=end) {
+        for item in self.kv.range(start..=end) {
             let (key, raw) = item?;
             last = Some(raw);
             batch.remove(key);
@@ -293,7 +293,7 @@ impl Store {
         let start = keys::inbox_entry(device, acked + 1);
         let end = keys::inbox_entry(device, head);
         let mut count = 0;
-        for item in self.tree.range(start..=end) {
+        for item in self.kv.range(start..=end) {
             let (_, raw) = item?;
             let record: InboxRecord = prost::Message::decode(raw.as_ref())?;
             if record.sender_user == sender {
@@ -313,13 +313,13 @@ impl Store {
         }
         let start = keys::inbox_entry(device, 1);
         let end = keys::inbox_entry(device, position);
-        let entries: Vec<_> = self.tree.range(start..=end).collect::<Result<_, _>>()?;
+        let entries: Vec<_> = self.kv.range(start..=end).collect::<Result<_, _>>()?;
         for (key, raw) in entries {
             let record: InboxRecord = prost::Message::decode(raw.as_ref())?;
             // The Welcome's refcount is the group's: take its lock, and apply
             // the entry's removal and the decrement together.
             let _guard = self.group_locks.lock(record.group_id.as_slice());
-            if !self.tree.contains_key(&key)? {
+            if !self.kv.contains_key(&key)? {
                 // Another session acknowledged it meanwhile.
                 continue;
             }
@@ -334,23 +334,23 @@ impl Store {
                     batch.insert(welcome_key, encode(&welcome));
                 }
             }
-            self.tree.apply_batch(batch)?;
+            self.kv.apply_batch(batch)?;
         }
-        self.tree
-            .fetch_and_update(keys::inbox_acked(device), |old| {
-                let old = old
-                    .and_then(|raw| raw.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                Some(old.max(position).to_be_bytes().to_vec())
-            })?;
+        // Two sessions of one device may acknowledge at once: the mark only
+        // moves forward.
+        let _guard = self.device_locks.lock(device);
+        let acked = self.inbox_counter(&keys::inbox_acked(device))?;
+        if position > acked {
+            self.kv
+                .insert(keys::inbox_acked(device), position.to_be_bytes())?;
+        }
         Ok(())
     }
 
     /// Log entries stored for a group (for operators and tests).
     pub fn stored_log_entries(&self, group_id: &GroupId) -> RelayResult<usize> {
         let mut count = 0;
-        for item in self.tree.scan_prefix(keys::log_prefix(group_id)) {
+        for item in self.kv.scan_prefix(keys::log_prefix(group_id)) {
             item?;
             count += 1;
         }

@@ -5,10 +5,10 @@
 //! each submission, so that a resubmission is answered with its first
 //! outcome rather than appended twice.
 
+use super::engine::Batch;
 use bytes::Bytes;
 use convene_proto::ids::{Epoch, GroupId, Position};
 use convene_proto::relay::MessageKind;
-use sled::Batch;
 
 use super::records::{GroupRecord, LogEntry, MemberRecord, SubmissionRecord};
 use super::{corrupt, encode, keys, DevicePublicKey, Store};
@@ -66,7 +66,7 @@ impl Store {
         now: u64,
     ) -> RelayResult<()> {
         let _guard = self.group_locks.lock(group_id);
-        if self.tree.contains_key(keys::group(group_id))? {
+        if self.kv.contains_key(keys::group(group_id))? {
             return Err(Refusal::AlreadyExists("group").into());
         }
         let group = GroupRecord {
@@ -85,7 +85,7 @@ impl Store {
         batch.insert(keys::group(group_id), encode(&group));
         batch.insert(keys::member(group_id, creator), encode(&member));
         batch.insert(keys::device_group(creator, group_id), &[]);
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(())
     }
 
@@ -120,11 +120,7 @@ impl Store {
         if let Some(head) = self.heads_lock().get(group_id) {
             return Ok(*head);
         }
-        let stored = match self
-            .tree
-            .scan_prefix(keys::log_prefix(group_id))
-            .next_back()
-        {
+        let stored = match self.kv.scan_prefix(keys::log_prefix(group_id)).next_back() {
             Some(item) => keys::trailing_u64(&item?.0).ok_or_else(|| corrupt("log key"))?,
             None => 0,
         };
@@ -147,7 +143,7 @@ impl Store {
     /// The newest GroupInfo a committer left for the group's managers.
     pub fn group_info(&self, group_id: &GroupId) -> RelayResult<Option<Bytes>> {
         Ok(self
-            .tree
+            .kv
             .get(keys::group_info(group_id))?
             .map(|raw| Bytes::copy_from_slice(&raw)))
     }
@@ -175,16 +171,15 @@ impl Store {
     /// The devices the group routes to, as [`Store::members`] without
     /// reading their records: for waking them, once per message.
     pub fn member_devices(&self, group_id: &GroupId) -> RelayResult<Vec<DevicePublicKey>> {
-        self.tree
+        self.kv
             .scan_prefix(keys::members_prefix(group_id))
-            .keys()
-            .map(|key| keys::trailing_device(&key?).ok_or_else(|| corrupt("member key")))
+            .map(|item| keys::trailing_device(&item?.0).ok_or_else(|| corrupt("member key")))
             .collect()
     }
 
     /// The groups whose logs a device follows.
     pub fn device_groups(&self, device: &DevicePublicKey) -> RelayResult<Vec<GroupId>> {
-        self.tree
+        self.kv
             .scan_prefix(keys::device_groups_prefix(device))
             .map(|item| {
                 let (key, _) = item?;
@@ -264,7 +259,7 @@ impl Store {
             message.kind,
             now,
         );
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         self.set_head(message.group_id, position);
         Ok(outcome)
     }
@@ -331,9 +326,9 @@ impl Store {
     }
 
     pub(super) fn inbox_counter(&self, key: &[u8]) -> RelayResult<u64> {
-        match self.tree.get(key)? {
+        match self.kv.get(key)? {
             Some(raw) => Ok(u64::from_be_bytes(
-                raw.as_ref()
+                raw.as_slice()
                     .try_into()
                     .map_err(|_| corrupt("inbox counter"))?,
             )),

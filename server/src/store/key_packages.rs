@@ -8,9 +8,10 @@
 //! rest (the lifetime is read from its clear fields, see
 //! `convene_proto::mls_frame`).
 
+use super::engine::Batch;
 use bytes::Bytes;
+use convene_proto::ids::DEVICE_KEY_LEN;
 use convene_proto::mls_frame::read_key_package;
-use sled::Batch;
 
 use super::{keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
@@ -73,19 +74,19 @@ impl Store {
         if replace_one_time {
             // Deleted in the batch that stores the new ones: there is never
             // a moment with none.
-            for item in self.tree.scan_prefix(keys::key_packages_prefix(device)) {
+            for item in self.kv.scan_prefix(keys::key_packages_prefix(device)) {
                 batch.remove(item?.0);
             }
         }
         for key_package in one_time {
             // Ids increase, so claims hand out the oldest KeyPackage first.
-            let id = self.db.generate_id()?;
+            let id = self.kv.generate_id()?;
             batch.insert(keys::key_package(device, id), key_package.as_ref());
         }
         if let Some(last_resort) = last_resort {
             batch.insert(keys::last_resort(device), last_resort);
         }
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(KeyPackageStock {
             one_time: total as u32,
             last_resort: stock.last_resort || last_resort.is_some(),
@@ -94,11 +95,11 @@ impl Store {
 
     pub fn key_package_stock(&self, device: &DevicePublicKey) -> RelayResult<KeyPackageStock> {
         let mut one_time = 0u32;
-        for item in self.tree.scan_prefix(keys::key_packages_prefix(device)) {
+        for item in self.kv.scan_prefix(keys::key_packages_prefix(device)) {
             item?;
             one_time += 1;
         }
-        let last_resort = self.tree.contains_key(keys::last_resort(device))?;
+        let last_resort = self.kv.contains_key(keys::last_resort(device))?;
         Ok(KeyPackageStock {
             one_time,
             last_resort,
@@ -125,26 +126,30 @@ impl Store {
         one_time: bool,
         now: u64,
     ) -> RelayResult<Option<Claim>> {
-        let one_time_keys = one_time
-            .then(|| self.tree.scan_prefix(keys::key_packages_prefix(device)))
-            .into_iter()
-            .flatten();
-        for item in one_time_keys {
-            let (key, _) = item?;
-            // Another claim may have removed this one since the scan saw it;
-            // only the caller whose `remove` returns the value owns it.
-            if let Some(key_package) = self.tree.remove(&key)? {
-                if expired(&key_package, now) {
-                    continue;
+        // Claims, uploads and the sweep of one device are serialised, so the
+        // KeyPackage this scan finds is handed to this caller alone.
+        let _guard = self.device_locks.lock(device);
+        if one_time {
+            let mut batch = Batch::default();
+            let mut claimed = None;
+            for item in self.kv.scan_prefix(keys::key_packages_prefix(device)) {
+                let (key, key_package) = item?;
+                batch.remove(key);
+                if !expired(&key_package, now) {
+                    claimed = Some(key_package);
+                    break;
                 }
+            }
+            self.kv.apply_batch(batch)?;
+            if let Some(key_package) = claimed {
                 return Ok(Some(Claim {
-                    key_package: key_package.to_vec(),
+                    key_package,
                     last_resort: false,
                 }));
             }
         }
         Ok(self
-            .tree
+            .kv
             .get(keys::last_resort(device))?
             .filter(|kp| !expired(kp, now))
             .map(|kp| Claim {
@@ -158,17 +163,20 @@ impl Store {
     pub fn sweep_key_packages(&self, now: u64) -> RelayResult<u64> {
         let mut deleted = 0;
         for table in [keys::KEY_PACKAGE, keys::LAST_RESORT] {
-            for item in self.tree.scan_prefix([table]) {
+            for item in self.kv.scan_prefix([table]) {
                 let (key, key_package) = item?;
-                if expired(&key_package, now) {
-                    // Only if unchanged: a device may have replaced it.
-                    if self
-                        .tree
-                        .compare_and_swap(&key, Some(key_package), None::<&[u8]>)?
-                        .is_ok()
-                    {
-                        deleted += 1;
-                    }
+                if !expired(&key_package, now) {
+                    continue;
+                }
+                let device = key
+                    .get(1..1 + DEVICE_KEY_LEN)
+                    .and_then(|bytes| DevicePublicKey::from_field("device", bytes).ok())
+                    .ok_or_else(|| super::corrupt("KeyPackage key"))?;
+                // Only if unchanged: a device may have replaced it.
+                let _guard = self.device_locks.lock(&device);
+                if self.kv.get(&key)?.as_deref() == Some(key_package.as_slice()) {
+                    self.kv.remove(&key)?;
+                    deleted += 1;
                 }
             }
         }

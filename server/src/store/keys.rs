@@ -1,9 +1,9 @@
-//! Key layout of the relay's single sled tree.
+//! Key layout of the relay's single ordered key space.
 //!
-//! Every record lives in one tree so that each operation can write all its
+//! Every record lives in one key space so that each operation can write all its
 //! records in one atomic batch. A key starts with a one-byte table tag;
 //! variable-length parts are length-prefixed and integers are big-endian, so
-//! that sled's byte order is the order we scan in (positions ascending).
+//! that the engine's byte order is the order we scan in (positions ascending).
 
 pub use convene_proto::ids::DevicePublicKey;
 use convene_proto::ids::DEVICE_KEY_LEN;

@@ -5,8 +5,8 @@
 //! sealed to it. Requests expire after a few minutes, and a user has only a
 //! few pending at once, so that strangers cannot fill the store with them.
 
+use super::engine::Batch;
 use convene_proto::ids::UserId;
-use sled::Batch;
 
 use super::keys::{self, DevicePublicKey};
 use super::records::{DeviceRecord, LinkRecord, UserRecord};
@@ -72,7 +72,7 @@ impl Store {
         };
         batch.insert(keys::link(&link.device), encode(&record));
         batch.insert(keys::user_link(link.user_id, &link.device), &[]);
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(expires_at_ms)
     }
 
@@ -84,7 +84,7 @@ impl Store {
     /// Every link request of a user, expired or not, in device key order.
     pub fn user_links(&self, user_id: &UserId) -> RelayResult<Vec<(DevicePublicKey, LinkRecord)>> {
         let mut links = Vec::new();
-        for item in self.tree.scan_prefix(keys::user_links_prefix(user_id)) {
+        for item in self.kv.scan_prefix(keys::user_links_prefix(user_id)) {
             let (key, _) = item?;
             let device =
                 keys::trailing_device(&key).ok_or_else(|| super::corrupt("user link key"))?;
@@ -131,7 +131,7 @@ impl Store {
         batch.insert(keys::link(device), encode(&link));
         batch.insert(keys::device(device), encode(&record));
         batch.insert(keys::user_device(user_id, device), &[]);
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok(())
     }
 
@@ -152,7 +152,7 @@ impl Store {
             .ok_or(Refusal::NotFound("device"))?;
         if record.revoked_at_ms == 0 {
             record.revoked_at_ms = now;
-            self.tree
+            self.kv
                 .insert(keys::device(device), encode::<DeviceRecord>(&record))?;
         }
         Ok(())

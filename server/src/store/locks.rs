@@ -1,9 +1,9 @@
 //! Striped in-process locks that serialise read-modify-write operations on
 //! one group (or one device's inbox).
 //!
-//! sled applies a batch atomically but has no cheap conditional write over
-//! several keys. The relay is the only writer of its data directory (sled
-//! holds a file lock), so holding the entity's stripe while reading, deciding
+//! The engine applies a batch atomically but has no conditional write over
+//! several keys. The relay is the only writer of its data directory (the
+//! engine holds a file lock), so holding the entity's stripe while reading, deciding
 //! and applying one batch makes each operation atomic and totally ordered:
 //! this is what makes "exactly one commit per epoch" true.
 //!

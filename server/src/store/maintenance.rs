@@ -33,14 +33,14 @@ impl Store {
             let (key, invite) = item?;
             // Kept until expiry even when used, so reuse is reported as such.
             if now >= invite.expires_at_ms {
-                self.tree.remove(key)?;
+                self.kv.remove(key)?;
                 report.invites += 1;
             }
         }
         for item in self.scan::<SubmissionRecord>(&[keys::SUBMISSION]) {
             let (key, record) = item?;
             if now.saturating_sub(record.created_at_ms) >= retention.submission_ms {
-                self.tree.remove(key)?;
+                self.kv.remove(key)?;
                 report.submissions += 1;
             }
         }
@@ -111,7 +111,7 @@ mod tests {
                 key_packages: 0,
             }
         );
-        assert!(store.tree.get(keys::invite(&[2; 32])).unwrap().is_some());
-        assert!(store.tree.get(keys::blob(&old_blob)).unwrap().is_none());
+        assert!(store.kv.get(keys::invite(&[2; 32])).unwrap().is_some());
+        assert!(store.kv.get(keys::blob(&old_blob)).unwrap().is_none());
     }
 }

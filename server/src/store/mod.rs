@@ -1,14 +1,17 @@
-//! The relay's embedded store: sled in one data directory.
+//! The relay's persistent state, in one data directory.
 //!
-//! Everything lives in one sled tree under table-tagged keys (`keys`), so
-//! that every operation writes all of its records in one atomic batch.
-//! Operations that read before they write hold the entity's lock stripe
-//! (`locks`) from the read to the batch, which serialises them.
+//! Everything lives in one ordered key space under table-tagged keys
+//! (`keys`), so that every operation writes all of its records in one atomic
+//! batch. Operations that read before they write hold the entity's lock
+//! stripe (`locks`) from the read to the batch, which serialises them. The
+//! key space is kept by an embedded engine behind the [`Engine`] trait
+//! (`engine`): fjall since issue 19, in `<data_dir>/fjall`; a directory
+//! written by an earlier relay on sled is migrated when it is first opened
+//! (`migrate`).
 //!
-//! Writing is not yet durability: sled buffers writes and flushes them in
-//! the background. Callers make an operation durable before acknowledging it
-//! through the durability module's `Flusher`, which shares one flush among all
-//! concurrent writers.
+//! Writing is not yet durability: the engine buffers writes. Callers make an
+//! operation durable before acknowledging it through the durability module's
+//! `Flusher`, which shares one flush among all concurrent writers.
 //!
 //! The submodules group the operations by what they serve: accounts and
 //! invites, KeyPackages, groups and their logs, delivery and acknowledgement,
@@ -19,6 +22,7 @@ mod blobs;
 mod certificates;
 mod commits;
 mod delivery;
+pub mod engine;
 mod founding;
 #[cfg(test)]
 mod group_tests;
@@ -28,6 +32,7 @@ pub(crate) mod keys;
 mod links;
 mod locks;
 mod maintenance;
+mod migrate;
 pub(crate) mod records;
 mod revocations;
 #[cfg(test)]
@@ -44,6 +49,7 @@ pub use accounts::{Enrolment, NewInvite};
 pub use blobs::{BlobOwner, BlobQuota};
 pub use commits::CommitSubmission;
 pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
+pub use engine::{Engine, EngineError};
 pub use founding::Founding;
 pub use groups::{AppendOutcome, MessageSubmission, QueueLimits};
 pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
@@ -53,6 +59,7 @@ pub use maintenance::{Retention, SweepReport};
 pub use revocations::RevocationTarget;
 
 use crate::error::{RelayError, RelayResult};
+use engine::{FjallEngine, Kv, SledEngine};
 use locks::LockTable;
 
 /// The version of the stored layout. A relay refuses a data directory
@@ -63,7 +70,13 @@ const SCHEMA_VERSION: u64 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot open the data directory {path}")]
-    Sled { path: String, source: sled::Error },
+    Engine { path: String, source: EngineError },
+    #[error("cannot move the data directory {path} to the relay's current engine")]
+    Migration {
+        path: String,
+        #[source]
+        source: migrate::MigrationError,
+    },
     #[error(
         "the data directory {path} was written by a newer relay (schema {found}, this relay knows {known})"
     )]
@@ -79,7 +92,7 @@ pub enum OpenError {
 /// Tuning of the embedded store.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
-    /// sled's page cache budget, in bytes.
+    /// The engine's block cache budget, in bytes.
     pub cache_bytes: u64,
 }
 
@@ -93,8 +106,7 @@ impl Default for StoreOptions {
 
 /// The relay's persistent state.
 pub struct Store {
-    db: sled::Db,
-    tree: sled::Tree,
+    kv: Kv,
     relay_id: [u8; RELAY_ID_LEN],
     group_locks: LockTable,
     device_locks: LockTable,
@@ -107,31 +119,44 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`. Fails if another process has
-    /// it open.
+    /// Opens (or creates) the store in `path`, first moving a directory
+    /// written by an earlier relay on sled to the current engine. Fails if
+    /// another process has it open.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, OpenError> {
         let shown = path.display().to_string();
-        let sled_err = |source| OpenError::Sled {
+        let engine_err = |source| OpenError::Engine {
             path: shown.clone(),
             source,
         };
         // The relay's metadata is readable by this user alone (0700).
-        private_dir(path).map_err(|err| sled_err(err.into()))?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_bytes)
-            .open()
-            .map_err(sled_err)?;
-        let tree = db.open_tree("relay").map_err(sled_err)?;
+        private_dir(path).map_err(|err| engine_err(err.into()))?;
+        let engine: Box<dyn Engine> = match std::env::var("CONVENE_STORE_ENGINE").as_deref() {
+            Ok("sled") => {
+                Box::new(SledEngine::open(path, options.cache_bytes).map_err(engine_err)?)
+            }
+            _ => {
+                migrate::from_sled(path, options.cache_bytes).map_err(|source| {
+                    OpenError::Migration {
+                        path: shown.clone(),
+                        source,
+                    }
+                })?;
+                Box::new(
+                    FjallEngine::open(&migrate::engine_dir(path), options.cache_bytes)
+                        .map_err(engine_err)?,
+                )
+            }
+        };
+        let kv = Kv::new(engine, keys::meta(migrate::ID_COUNTER));
         let damaged = |detail: String| OpenError::Damaged {
             path: shown.clone(),
             detail,
         };
 
-        match tree.get(keys::meta("schema")).map_err(sled_err)? {
+        match kv.get(keys::meta("schema")).map_err(engine_err)? {
             Some(raw) => {
                 let found = u64::from_be_bytes(
-                    raw.as_ref()
+                    raw.as_slice()
                         .try_into()
                         .map_err(|_| damaged("schema version is unreadable".into()))?,
                 );
@@ -144,28 +169,27 @@ impl Store {
                 }
             }
             None => {
-                tree.insert(keys::meta("schema"), &SCHEMA_VERSION.to_be_bytes())
-                    .map_err(sled_err)?;
+                kv.insert(keys::meta("schema"), SCHEMA_VERSION.to_be_bytes())
+                    .map_err(engine_err)?;
             }
         }
 
-        let relay_id = match tree.get(keys::meta("relay_id")).map_err(sled_err)? {
+        let relay_id = match kv.get(keys::meta("relay_id")).map_err(engine_err)? {
             Some(raw) => raw
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map_err(|_| damaged("relay id is unreadable".into()))?,
             None => {
                 let mut id = [0u8; RELAY_ID_LEN];
                 rand::rngs::OsRng.fill_bytes(&mut id);
-                tree.insert(keys::meta("relay_id"), &id).map_err(sled_err)?;
+                kv.insert(keys::meta("relay_id"), id).map_err(engine_err)?;
                 id
             }
         };
-        db.flush().map_err(sled_err)?;
+        kv.persist().map_err(engine_err)?;
 
         Ok(Store {
-            db,
-            tree,
+            kv,
             relay_id,
             group_locks: LockTable::new(),
             device_locks: LockTable::new(),
@@ -180,17 +204,22 @@ impl Store {
     }
 
     /// Writes everything buffered to disk and waits for it (fsync).
-    pub fn flush(&self) -> RelayResult<usize> {
-        Ok(self.db.flush()?)
+    pub fn flush(&self) -> RelayResult<()> {
+        Ok(self.kv.persist()?)
     }
 
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> RelayResult<u64> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.kv.size_on_disk()?)
+    }
+
+    /// The name of the engine underneath, for logs and benchmarks.
+    pub fn engine_name(&self) -> &'static str {
+        self.kv.engine().name()
     }
 
     fn get<R: Message + Default>(&self, key: &[u8]) -> RelayResult<Option<R>> {
-        match self.tree.get(key)? {
+        match self.kv.get(key)? {
             Some(raw) => Ok(Some(R::decode(raw.as_ref())?)),
             None => Ok(None),
         }
@@ -200,8 +229,8 @@ impl Store {
     fn scan<R: Message + Default>(
         &self,
         prefix: &[u8],
-    ) -> impl Iterator<Item = RelayResult<(sled::IVec, R)>> + '_ {
-        self.tree.scan_prefix(prefix).map(|item| {
+    ) -> impl Iterator<Item = RelayResult<(Vec<u8>, R)>> + '_ {
+        self.kv.scan_prefix(prefix).map(|item| {
             let (key, raw) = item?;
             let record = R::decode(raw.as_ref())?;
             Ok((key, record))
@@ -276,7 +305,7 @@ mod tests {
         {
             let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
             store
-                .tree
+                .kv
                 .insert(keys::meta("schema"), &99u64.to_be_bytes())
                 .unwrap();
             store.flush().unwrap();

@@ -4,8 +4,8 @@
 //! revocations, in order, for every client to fetch and check: the relay
 //! cannot sign one, so it cannot make clients remove anyone.
 
+use super::engine::Batch;
 use convene_proto::ids::UserId;
-use sled::Batch;
 
 use super::keys::{self, DevicePublicKey};
 use super::records::{DeviceRecord, UserRecord};
@@ -52,7 +52,7 @@ impl Store {
                 batch.insert(keys::user(user_id), encode(&user));
                 batch.insert(keys::revocation(sequence), revocation);
                 batch.insert(keys::meta(SEQUENCE), &sequence.to_be_bytes());
-                self.tree.apply_batch(batch)?;
+                self.kv.apply_batch(batch)?;
                 return Ok((sequence, Vec::new()));
             }
         };
@@ -88,23 +88,23 @@ impl Store {
         }
         batch.insert(keys::revocation(sequence), revocation);
         batch.insert(keys::meta(SEQUENCE), &sequence.to_be_bytes());
-        self.tree.apply_batch(batch)?;
+        self.kv.apply_batch(batch)?;
         Ok((sequence, cut))
     }
 
     /// The signed revocation stored under `sequence`, if any.
     pub fn revocation(&self, sequence: u64) -> RelayResult<Option<Vec<u8>>> {
         Ok(self
-            .tree
+            .kv
             .get(keys::revocation(sequence))?
             .map(|raw| raw.to_vec()))
     }
 
     /// The sequence number of the newest revocation (0 when none).
     pub fn last_revocation(&self) -> RelayResult<u64> {
-        Ok(match self.tree.get(keys::meta(SEQUENCE))? {
+        Ok(match self.kv.get(keys::meta(SEQUENCE))? {
             Some(raw) => u64::from_be_bytes(
-                raw.as_ref()
+                raw.as_slice()
                     .try_into()
                     .map_err(|_| super::corrupt("revocation sequence"))?,
             ),
@@ -117,11 +117,7 @@ impl Store {
         let start = keys::revocation(after.saturating_add(1));
         let end = [keys::REVOCATION + 1];
         let mut found = Vec::new();
-        for item in self
-            .tree
-            .range(start.as_slice()..end.as_slice())
-            .take(limit)
-        {
+        for item in self.kv.range(start.as_slice()..end.as_slice()).take(limit) {
             let (key, value) = item?;
             let sequence = key
                 .get(1..9)
