@@ -33,6 +33,8 @@ mod links;
 mod locks;
 mod maintenance;
 mod migrate;
+#[cfg(test)]
+mod migrate_tests;
 pub(crate) mod records;
 mod revocations;
 #[cfg(test)]
@@ -134,6 +136,10 @@ impl Store {
             Ok("sled") => {
                 Box::new(SledEngine::open(path, options.cache_bytes).map_err(engine_err)?)
             }
+            Ok("redb") => Box::new(
+                engine::RedbEngine::open(&path.join("redb"), options.cache_bytes)
+                    .map_err(engine_err)?,
+            ),
             _ => {
                 migrate::from_sled(path, options.cache_bytes).map_err(|source| {
                     OpenError::Migration {

@@ -15,6 +15,7 @@
 
 mod fjall_engine;
 mod ids;
+mod redb_engine;
 mod sled_engine;
 #[cfg(test)]
 pub(crate) mod suite;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 pub use fjall_engine::FjallEngine;
+pub use redb_engine::RedbEngine;
 pub use sled_engine::SledEngine;
 
 use ids::IdBlocks;
@@ -36,6 +38,8 @@ pub enum EngineError {
     Sled(#[from] sled::Error),
     #[error("fjall failed")]
     Fjall(#[from] fjall::Error),
+    #[error("redb failed")]
+    Redb(#[from] redb::Error),
     #[error("the engine's files could not be read or written")]
     Io(#[from] std::io::Error),
     #[error("the engine's id counter is damaged")]
