@@ -206,7 +206,7 @@ impl Store {
         let mut batch = Batch::default();
         batch.insert(keys::user(&user.user_id), encode(&user));
         batch.insert(keys::device(&enrolment.device), encode(&device));
-        batch.insert(keys::user_device(&user.user_id, &enrolment.device), &[]);
+        batch.insert(keys::user_device(&user.user_id, &enrolment.device), []);
         batch.insert(invite_key, encode(&invite));
         if let (Some(key), None) = (enrolment.authority_key, recorded_authority) {
             batch.insert(keys::meta(AUTHORITY_KEY), key.as_slice());

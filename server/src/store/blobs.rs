@@ -74,7 +74,7 @@ impl Store {
         };
         let mut batch = Batch::default();
         batch.insert(keys::blob(&id), encode(&record));
-        batch.insert(keys::user_blob(owner.user_id, &id), &size.to_be_bytes());
+        batch.insert(keys::user_blob(owner.user_id, &id), size.to_be_bytes());
         self.kv.apply_batch(batch)?;
         Ok(id)
     }

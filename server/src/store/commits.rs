@@ -195,7 +195,7 @@ impl Store {
                 },
             };
             batch.insert(keys::member(commit.group_id, device), encode(&member));
-            batch.insert(keys::device_group(device, commit.group_id), &[]);
+            batch.insert(keys::device_group(device, commit.group_id), []);
         }
         Ok(())
     }
@@ -227,7 +227,7 @@ impl Store {
         });
         for (device, inbox_position) in inbox_positions {
             batch.insert(keys::inbox_entry(device, *inbox_position), inbox.as_slice());
-            batch.insert(keys::inbox_head(device), &inbox_position.to_be_bytes());
+            batch.insert(keys::inbox_head(device), inbox_position.to_be_bytes());
         }
     }
 

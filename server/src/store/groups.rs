@@ -84,7 +84,7 @@ impl Store {
         let mut batch = Batch::default();
         batch.insert(keys::group(group_id), encode(&group));
         batch.insert(keys::member(group_id, creator), encode(&member));
-        batch.insert(keys::device_group(creator, group_id), &[]);
+        batch.insert(keys::device_group(creator, group_id), []);
         self.kv.apply_batch(batch)?;
         Ok(())
     }

@@ -173,7 +173,7 @@ impl Store {
                     .and_then(|bytes| DevicePublicKey::from_field("device", bytes).ok())
                     .ok_or_else(|| super::corrupt("KeyPackage key"))?;
                 // Only if unchanged: a device may have replaced it.
-                let _guard = self.device_locks.lock(&device);
+                let _guard = self.device_locks.lock(device);
                 if self.kv.get(&key)?.as_deref() == Some(key_package.as_slice()) {
                     self.kv.remove(&key)?;
                     deleted += 1;

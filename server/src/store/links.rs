@@ -71,7 +71,7 @@ impl Store {
             pake_answer: Vec::new(),
         };
         batch.insert(keys::link(&link.device), encode(&record));
-        batch.insert(keys::user_link(link.user_id, &link.device), &[]);
+        batch.insert(keys::user_link(link.user_id, &link.device), []);
         self.kv.apply_batch(batch)?;
         Ok(expires_at_ms)
     }
@@ -130,7 +130,7 @@ impl Store {
         let mut batch = Batch::default();
         batch.insert(keys::link(device), encode(&link));
         batch.insert(keys::device(device), encode(&record));
-        batch.insert(keys::user_device(user_id, device), &[]);
+        batch.insert(keys::user_device(user_id, device), []);
         self.kv.apply_batch(batch)?;
         Ok(())
     }

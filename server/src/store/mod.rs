@@ -61,7 +61,7 @@ pub use maintenance::{Retention, SweepReport};
 pub use revocations::RevocationTarget;
 
 use crate::error::{RelayError, RelayResult};
-use engine::{FjallEngine, Kv, SledEngine};
+use engine::{FjallEngine, Kv};
 use locks::LockTable;
 
 /// The version of the stored layout. A relay refuses a data directory
@@ -132,28 +132,13 @@ impl Store {
         };
         // The relay's metadata is readable by this user alone (0700).
         private_dir(path).map_err(|err| engine_err(err.into()))?;
-        let engine: Box<dyn Engine> = match std::env::var("CONVENE_STORE_ENGINE").as_deref() {
-            Ok("sled") => {
-                Box::new(SledEngine::open(path, options.cache_bytes).map_err(engine_err)?)
-            }
-            Ok("redb") => Box::new(
-                engine::RedbEngine::open(&path.join("redb"), options.cache_bytes)
-                    .map_err(engine_err)?,
-            ),
-            _ => {
-                migrate::from_sled(path, options.cache_bytes).map_err(|source| {
-                    OpenError::Migration {
-                        path: shown.clone(),
-                        source,
-                    }
-                })?;
-                Box::new(
-                    FjallEngine::open(&migrate::engine_dir(path), options.cache_bytes)
-                        .map_err(engine_err)?,
-                )
-            }
-        };
-        let kv = Kv::new(engine, keys::meta(migrate::ID_COUNTER));
+        migrate::from_sled(path, options.cache_bytes).map_err(|source| OpenError::Migration {
+            path: shown.clone(),
+            source,
+        })?;
+        let engine = FjallEngine::open(&migrate::engine_dir(path), options.cache_bytes)
+            .map_err(engine_err)?;
+        let kv = Kv::new(Box::new(engine), keys::meta(migrate::ID_COUNTER));
         let damaged = |detail: String| OpenError::Damaged {
             path: shown.clone(),
             detail,
@@ -312,7 +297,7 @@ mod tests {
             let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
             store
                 .kv
-                .insert(keys::meta("schema"), &99u64.to_be_bytes())
+                .insert(keys::meta("schema"), 99u64.to_be_bytes())
                 .unwrap();
             store.flush().unwrap();
         }

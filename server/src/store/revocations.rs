@@ -51,7 +51,7 @@ impl Store {
                 let mut batch = Batch::default();
                 batch.insert(keys::user(user_id), encode(&user));
                 batch.insert(keys::revocation(sequence), revocation);
-                batch.insert(keys::meta(SEQUENCE), &sequence.to_be_bytes());
+                batch.insert(keys::meta(SEQUENCE), sequence.to_be_bytes());
                 self.kv.apply_batch(batch)?;
                 return Ok((sequence, Vec::new()));
             }
@@ -87,7 +87,7 @@ impl Store {
             batch.insert(keys::user(user_id), encode(&user));
         }
         batch.insert(keys::revocation(sequence), revocation);
-        batch.insert(keys::meta(SEQUENCE), &sequence.to_be_bytes());
+        batch.insert(keys::meta(SEQUENCE), sequence.to_be_bytes());
         self.kv.apply_batch(batch)?;
         Ok((sequence, cut))
     }

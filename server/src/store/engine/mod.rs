@@ -15,7 +15,6 @@
 
 mod fjall_engine;
 mod ids;
-mod redb_engine;
 mod sled_engine;
 #[cfg(test)]
 pub(crate) mod suite;
@@ -24,7 +23,6 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 pub use fjall_engine::FjallEngine;
-pub use redb_engine::RedbEngine;
 pub use sled_engine::SledEngine;
 
 use ids::IdBlocks;
@@ -38,8 +36,6 @@ pub enum EngineError {
     Sled(#[from] sled::Error),
     #[error("fjall failed")]
     Fjall(#[from] fjall::Error),
-    #[error("redb failed")]
-    Redb(#[from] redb::Error),
     #[error("the engine's files could not be read or written")]
     Io(#[from] std::io::Error),
     #[error("the engine's id counter is damaged")]

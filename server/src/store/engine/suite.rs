@@ -218,6 +218,3 @@ engine_suite!(sled_suite, |path| Box::new(
 engine_suite!(fjall_suite, |path| Box::new(
     crate::store::engine::FjallEngine::open(path, 8 << 20).unwrap()
 ));
-engine_suite!(redb_suite, |path| Box::new(
-    crate::store::engine::RedbEngine::open(path, 8 << 20).unwrap()
-));
