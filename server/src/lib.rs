@@ -8,7 +8,7 @@
 //!   `fd_limit`); [`tls`] wraps them;
 //! - `session` authenticates a device and reads its requests;
 //!   `connection` moves frames over the websocket;
-//! - `handlers` serve each request against the [`store`] (sled);
+//! - `handlers` serve each request against the [`store`] (fjall);
 //! - `durability` makes writes durable before they are acknowledged, and
 //!   `visibility` delivers only what is durable;
 //! - `hub` knows the connected devices, and each one's `pump` pushes its

@@ -210,6 +210,35 @@ impl RelayProcess {
         )?)
     }
 
+    /// Rewrites the stopped relay's data directory as the relay released
+    /// before issue 19 kept it: the same entries in a sled database in the
+    /// data directory itself (the key layout did not change; only the id
+    /// counter the fjall store adds is left out, as sled kept its own).
+    pub fn rewrite_as_sled_release(&self) -> Result<()> {
+        use convene_server::store::engine::{Batch, Engine as _, FjallEngine, SledEngine};
+        if self.child.is_some() {
+            bail!("stop the relay before rewriting its store");
+        }
+        let data_dir = self.data_dir();
+        let fjall_dir = data_dir.join("fjall");
+        {
+            let fjall = FjallEngine::open(&fjall_dir, 8 << 20)?;
+            let sled = SledEngine::open(&data_dir, 8 << 20)?;
+            let id_counter = b"\x01next_id".as_slice();
+            let mut batch = Batch::default();
+            for entry in fjall.range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded) {
+                let (key, value) = entry?;
+                if key != id_counter {
+                    batch.insert(key, value);
+                }
+            }
+            sled.apply(batch)?;
+            sled.persist()?;
+        }
+        std::fs::remove_dir_all(&fjall_dir)?;
+        Ok(())
+    }
+
     /// Writes a self-signed certificate for 127.0.0.1 and localhost into
     /// `dir` and returns (cert, key).
     pub fn dev_certificate(dir: &Path) -> Result<(PathBuf, PathBuf)> {

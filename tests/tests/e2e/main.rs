@@ -36,5 +36,6 @@ mod managed_cohort;
 mod network_channel;
 mod revocation;
 mod shutdown;
+mod store_migration;
 mod tls;
 mod trust;
