@@ -56,7 +56,7 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub retention: RetentionConfig,
-    /// sled's page cache budget, in bytes.
+    /// The store's block cache budget (fjall), in bytes.
     pub store_cache_bytes: u64,
 }
 
