@@ -6,6 +6,11 @@
 //! Other parts of the relay never write to a connection directly for stream
 //! traffic; they mark a stream as having news ([`LiveConnection::mark`]) and the
 //! device's pump reads the store. That keeps delivery ordered and bounded.
+//!
+//! A pump with nothing to deliver does not keep a task: it parks its state in
+//! the mailbox ([`LiveConnection::park`]) and the next news or acknowledgement
+//! starts it again, so that an idle connection costs no pump task. Parking and
+//! news meet under the mailbox's lock, so no news is ever left unseen.
 
 use convene_proto::ids::GroupId;
 use std::collections::{HashMap, HashSet};
@@ -14,9 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
 use crate::connection::{Outbound, OutboundSender};
 use crate::locked::lock;
+use crate::pump::PumpState;
 use crate::rate_limit::{Rate, TokenBucket};
 use crate::store::DevicePublicKey;
 
@@ -33,7 +40,25 @@ pub enum Stream {
 struct Mailbox {
     news: HashSet<Stream>,
     acks: Vec<(Stream, u64)>,
+    pump: PumpSlot,
 }
+
+/// Where a connection's delivery pump is.
+#[derive(Default)]
+enum PumpSlot {
+    /// No pump is managed here (not started yet): news only wakes a waiter.
+    #[default]
+    Unmanaged,
+    /// A task runs it.
+    Running(JoinHandle<()>),
+    /// Nothing to deliver: its state waits for news.
+    Parked(Box<PumpState>),
+    /// The connection has ended: it never starts again.
+    Stopped,
+}
+
+/// Starts a task that runs a pump from the given state.
+pub type StartPump = Box<dyn Fn(Box<PumpState>) -> JoinHandle<()> + Send + Sync>;
 
 /// One live connection of a device, as seen by the rest of the relay.
 pub struct LiveConnection {
@@ -44,6 +69,7 @@ pub struct LiveConnection {
     superseded: watch::Sender<bool>,
     revoked: watch::Sender<bool>,
     out: OutboundSender,
+    start_pump: std::sync::OnceLock<StartPump>,
 }
 
 impl LiveConnection {
@@ -51,16 +77,70 @@ impl LiveConnection {
         &self.device
     }
 
+    /// The connection's outbound queue.
+    pub fn out(&self) -> &OutboundSender {
+        &self.out
+    }
+
     /// Tells the pump that `stream` has new entries.
     pub fn mark(&self, stream: Stream) {
-        lock(&self.mailbox).news.insert(stream);
-        self.wake.notify_one();
+        let mut mailbox = lock(&self.mailbox);
+        mailbox.news.insert(stream);
+        self.wake_locked(&mut mailbox);
     }
 
     /// Tells the pump that the device acknowledged `stream` up to `position`.
     pub fn acked(&self, stream: Stream, position: u64) {
-        lock(&self.mailbox).acks.push((stream, position));
+        let mut mailbox = lock(&self.mailbox);
+        mailbox.acks.push((stream, position));
+        self.wake_locked(&mut mailbox);
+    }
+
+    /// Wakes a running pump, or starts a parked one again.
+    fn wake_locked(&self, mailbox: &mut Mailbox) {
+        if let PumpSlot::Parked(_) = mailbox.pump {
+            if let Some(start) = self.start_pump.get() {
+                if let PumpSlot::Parked(state) = std::mem::take(&mut mailbox.pump) {
+                    mailbox.pump = PumpSlot::Running(start(state));
+                }
+                return;
+            }
+        }
         self.wake.notify_one();
+    }
+
+    /// Starts this connection's pump with `start`, which is kept to start
+    /// it again after it parks. Only the first call has an effect.
+    pub fn start_pump(&self, start: StartPump) {
+        let mut mailbox = lock(&self.mailbox);
+        if !matches!(mailbox.pump, PumpSlot::Unmanaged) {
+            return;
+        }
+        let start = self.start_pump.get_or_init(|| start);
+        mailbox.pump = PumpSlot::Running(start(Box::default()));
+    }
+
+    /// Parks the pump's state until the next news or acknowledgement, unless
+    /// some arrived since the pump last took its mailbox: then the state is
+    /// handed back and the pump carries on.
+    pub fn park(&self, state: Box<PumpState>) -> Result<(), Box<PumpState>> {
+        let mut mailbox = lock(&self.mailbox);
+        if !mailbox.news.is_empty() || !mailbox.acks.is_empty() {
+            return Err(state);
+        }
+        match mailbox.pump {
+            PumpSlot::Stopped => {}
+            _ => mailbox.pump = PumpSlot::Parked(state),
+        }
+        Ok(())
+    }
+
+    /// Stops the pump for good (the connection has ended).
+    pub fn stop_pump(&self) {
+        let slot = std::mem::replace(&mut lock(&self.mailbox).pump, PumpSlot::Stopped);
+        if let PumpSlot::Running(task) = slot {
+            task.abort();
+        }
     }
 
     /// Takes what arrived since the last call: streams with news, and acks.
@@ -127,6 +207,7 @@ impl Hub {
             superseded: watch::Sender::new(false),
             revoked: watch::Sender::new(false),
             out,
+            start_pump: std::sync::OnceLock::new(),
         });
         if let Some(old) = lock(&self.connections).insert(device, live.clone()) {
             old.superseded.send_replace(true);
@@ -243,6 +324,73 @@ mod tests {
         let (news, acks) = live.take();
         assert_eq!(news.len(), 1);
         assert!(acks.is_empty());
+    }
+
+    /// A pump starter that counts its starts and whose tasks do nothing.
+    fn counting_starter() -> (StartPump, Arc<AtomicU64>) {
+        let starts = Arc::new(AtomicU64::new(0));
+        let counter = starts.clone();
+        let start: StartPump = Box::new(move |_state| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async {})
+        });
+        (start, starts)
+    }
+
+    #[tokio::test]
+    async fn a_parked_pump_is_started_again_by_news_or_an_acknowledgement() {
+        let hub = hub();
+        let (tx, _rx) = crate::connection::outbound_queue();
+        let live = hub.register(DevicePublicKey([1; 32]), tx);
+        let (start, starts) = counting_starter();
+        live.start_pump(start);
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+
+        assert!(live.park(Box::default()).is_ok());
+        live.mark(Stream::Inbox);
+        assert_eq!(starts.load(Ordering::SeqCst), 2, "news starts it");
+        live.mark(Stream::Inbox);
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            2,
+            "a running pump is only woken"
+        );
+
+        let _ = live.take();
+        assert!(live.park(Box::default()).is_ok());
+        live.acked(Stream::Inbox, 1);
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            3,
+            "an acknowledgement starts it"
+        );
+    }
+
+    #[tokio::test]
+    async fn news_that_arrives_before_the_pump_parks_keeps_it_running() {
+        let hub = hub();
+        let (tx, _rx) = crate::connection::outbound_queue();
+        let live = hub.register(DevicePublicKey([1; 32]), tx);
+        let (start, starts) = counting_starter();
+        live.start_pump(start);
+        live.mark(Stream::Inbox);
+        assert!(live.park(Box::default()).is_err(), "the state comes back");
+        let (news, _) = live.take();
+        assert_eq!(news.len(), 1);
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_pump_never_starts_again() {
+        let hub = hub();
+        let (tx, _rx) = crate::connection::outbound_queue();
+        let live = hub.register(DevicePublicKey([1; 32]), tx);
+        let (start, starts) = counting_starter();
+        live.start_pump(start);
+        live.stop_pump();
+        assert!(live.park(Box::default()).is_ok());
+        live.mark(Stream::Inbox);
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! A connected device's delivery pump.
 //!
-//! One task per authenticated connection pushes the device's streams (its
+//! One pump per authenticated connection pushes the device's streams (its
 //! inbox, then every group log it follows) from its acknowledged position
-//! on, in order, then `CaughtUp`, then whatever arrives. It reads only what
+//! on, in order, then `CaughtUp`, then whatever arrives. It runs as a task
+//! only while there is something to do: with nothing to deliver it parks its
+//! state in the device's mailbox ([`crate::hub`]) and its task ends. It reads only what
 //! is durable ([`crate::visibility`]) and keeps at most a window of pushes
 //! unacknowledged per stream, in count and in bytes, so a device that does
 //! not acknowledge costs the relay a bounded amount of memory and work, and
@@ -15,7 +17,7 @@
 
 use convene_proto::ids::{GroupId, Position};
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use convene_proto::encode_envelope;
 use convene_proto::relay::{
@@ -53,13 +55,23 @@ impl InFlight {
     }
 }
 
+/// What a pump knows between its runs (kept in the mailbox while parked).
+#[derive(Default)]
+pub struct PumpState {
+    /// Whether the device's streams were listed (done once per connection).
+    started: bool,
+    /// Whether `CaughtUp` was pushed.
+    caught_up: bool,
+    /// The newest position pushed per stream.
+    sent: HashMap<Stream, u64>,
+    in_flight: HashMap<Stream, InFlight>,
+}
+
 struct Pump {
     relay: Arc<Relay>,
     live: Arc<LiveConnection>,
     out: OutboundSender,
-    /// The newest position pushed per stream.
-    sent: HashMap<Stream, u64>,
-    in_flight: HashMap<Stream, InFlight>,
+    state: Box<PumpState>,
     /// Per stream.
     window: usize,
     /// Per stream.
@@ -74,16 +86,20 @@ enum Delivery {
     WindowFull,
 }
 
-/// Runs the pump until the connection goes away.
-pub async fn run(relay: Arc<Relay>, live: Arc<LiveConnection>, out: OutboundSender) {
+/// Runs the pump from `state` until it parks or the connection goes away.
+/// Does nothing if the relay or the connection is already gone.
+pub async fn run(relay: Weak<Relay>, live: Weak<LiveConnection>, state: Box<PumpState>) {
+    let (Some(relay), Some(live)) = (relay.upgrade(), live.upgrade()) else {
+        return;
+    };
     let window = relay.config.limits.push_window as usize;
     let window_bytes = relay.config.limits.push_window_bytes as usize;
+    let out = live.out().clone();
     let mut pump = Pump {
         relay,
         live,
         out,
-        sent: HashMap::new(),
-        in_flight: HashMap::new(),
+        state,
         window,
         window_bytes,
     };
@@ -98,15 +114,17 @@ pub async fn run(relay: Arc<Relay>, live: Arc<LiveConnection>, out: OutboundSend
 impl Pump {
     async fn run(&mut self) -> RelayResult<()> {
         let mut pending: BTreeSet<Stream> = BTreeSet::new();
-        pending.insert(Stream::Inbox);
-        for group_id in self.relay.store.device_groups(self.live.device())? {
-            pending.insert(Stream::Group(group_id));
+        if !self.state.started {
+            pending.insert(Stream::Inbox);
+            for group_id in self.relay.store.device_groups(self.live.device())? {
+                pending.insert(Stream::Group(group_id));
+            }
+            self.state.started = true;
         }
-        let mut caught_up = false;
         loop {
             let (news, acks) = self.live.take();
             for (stream, position) in acks {
-                if let Some(in_flight) = self.in_flight.get_mut(&stream) {
+                if let Some(in_flight) = self.state.in_flight.get_mut(&stream) {
                     in_flight.acked(position);
                 }
             }
@@ -123,10 +141,20 @@ impl Pump {
                     Err(Disconnected) => return Ok(()),
                 }
             }
-            if !caught_up && pending.is_empty() {
-                caught_up = true;
+            if !self.state.caught_up && pending.is_empty() {
+                self.state.caught_up = true;
                 if self.push(push::Kind::CaughtUp(CaughtUp {})).await.is_err() {
                     return Ok(());
+                }
+            }
+            if pending.is_empty() {
+                // Nothing left to push: the next news starts a new task.
+                match self.live.park(std::mem::take(&mut self.state)) {
+                    Ok(()) => return Ok(()),
+                    Err(state) => {
+                        self.state = state;
+                        continue;
+                    }
                 }
             }
             self.live.wait().await;
@@ -136,6 +164,7 @@ impl Pump {
     /// What the stream's window has room for, if anything.
     fn room(&self, stream: &Stream) -> Option<ReadBudget> {
         let (count, bytes) = self
+            .state
             .in_flight
             .get(stream)
             .map_or((0, 0), |f| (f.pushes.len(), f.bytes));
@@ -149,7 +178,8 @@ impl Pump {
     }
 
     fn record_sent(&mut self, stream: &Stream, position: u64, bytes: usize) {
-        self.in_flight
+        self.state
+            .in_flight
             .entry(stream.clone())
             .or_default()
             .sent(position, bytes);
@@ -165,7 +195,7 @@ impl Pump {
     async fn deliver_inbox(&mut self) -> Result<Delivery, Disconnected> {
         let device = *self.live.device();
         let stream = Stream::Inbox;
-        let mut sent = match self.sent.get(&stream) {
+        let mut sent = match self.state.sent.get(&stream) {
             Some(sent) => *sent,
             None => self
                 .logged(self.relay.store.inbox_acked(&device))
@@ -174,7 +204,7 @@ impl Pump {
         let through = self.relay.visibility.inbox(&device);
         while sent < through {
             let Some(budget) = self.room(&stream) else {
-                self.sent.insert(stream, sent);
+                self.state.sent.insert(stream, sent);
                 return Ok(Delivery::WindowFull);
             };
             let Some(items) =
@@ -194,7 +224,7 @@ impl Pump {
                 sent = position;
             }
         }
-        self.sent.insert(stream, sent);
+        self.state.sent.insert(stream, sent);
         Ok(Delivery::Drained)
     }
 
@@ -206,10 +236,10 @@ impl Pump {
             .flatten()
         else {
             // No longer follows the group (removed, and acknowledged it).
-            self.sent.remove(&stream);
+            self.state.sent.remove(&stream);
             return Ok(Delivery::Drained);
         };
-        let mut sent = match self.sent.get(&stream) {
+        let mut sent = match self.state.sent.get(&stream) {
             Some(sent) => *sent,
             None => member
                 .acked
@@ -222,10 +252,10 @@ impl Pump {
                 .max(member.from_position.saturating_sub(1)),
         };
         let through = member.last_deliverable(self.relay.visibility.group(group_id));
-        let fresh = !self.sent.contains_key(&stream);
+        let fresh = !self.state.sent.contains_key(&stream);
         while sent < through {
             let Some(budget) = self.room(&stream) else {
-                self.sent.insert(stream, sent);
+                self.state.sent.insert(stream, sent);
                 return Ok(Delivery::WindowFull);
             };
             // Most deliveries are of what was just sent: share its frame.
@@ -267,7 +297,7 @@ impl Pump {
                 sent = position;
             }
         }
-        self.sent.insert(stream, sent);
+        self.state.sent.insert(stream, sent);
         Ok(Delivery::Drained)
     }
 

@@ -240,9 +240,14 @@ where
         let span = tracing::Span::current();
         span.record("user", caller.user_id.as_str());
         span.record("device", tracing::field::display(caller.device));
-        let pump = tokio::spawn(
-            pump::run(relay.clone(), live.clone(), self.out.clone()).in_current_span(),
-        );
+        live.start_pump({
+            let (relay, live) = (Arc::downgrade(&relay), Arc::downgrade(&live));
+            let (runtime, span) = (tokio::runtime::Handle::current(), span.clone());
+            Box::new(move |state| {
+                runtime
+                    .spawn(pump::run(relay.clone(), live.clone(), state).instrument(span.clone()))
+            })
+        });
         let response_bytes = Arc::new(tokio::sync::Semaphore::new(RESPONSE_BYTES));
         let mut responder = responder::Responder::new(relay.clone(), self.out.clone());
         let idle = Duration::from_millis(u64::from(relay.config.limits.idle_timeout_ms));
@@ -301,7 +306,7 @@ where
             }
         };
 
-        pump.abort();
+        live.stop_pump();
         // Let the responder send what became durable, within bounds.
         let write_timeout = Duration::from_millis(u64::from(relay.config.limits.write_timeout_ms));
         responder.finish(write_timeout).await;
