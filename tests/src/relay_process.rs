@@ -221,6 +221,8 @@ impl RelayProcess {
         }
         let data_dir = self.data_dir();
         let fjall_dir = data_dir.join("fjall");
+        // The guard the relay puts where sled kept its data.
+        std::fs::remove_dir_all(data_dir.join("db"))?;
         {
             let fjall = FjallEngine::open(&fjall_dir, 8 << 20)?;
             let sled = SledEngine::open(&data_dir, 8 << 20)?;

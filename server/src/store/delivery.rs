@@ -102,9 +102,17 @@ impl Store {
             let (key, raw) = item?;
             let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("inbox key"))?;
             let record: InboxRecord = prost::Message::decode(raw.as_ref())?;
-            let welcome: WelcomeRecord = self
-                .get(&keys::welcome(&record.group_id, record.group_position))?
-                .ok_or_else(|| corrupt("inbox entry without its Welcome"))?;
+            let Some(welcome) =
+                self.get::<WelcomeRecord>(&keys::welcome(&record.group_id, record.group_position))?
+            else {
+                // Another session of the device may have acknowledged the
+                // entry, and with it the Welcome's last reference, since
+                // this scan began: then the entry is gone too.
+                if self.kv.contains_key(&key)? {
+                    return Err(corrupt("inbox entry without its Welcome"));
+                }
+                break;
+            };
             bytes += welcome.welcome.len() + welcome.ratchet_tree.len() + welcome.group_info.len();
             items.push(InboxItem {
                 position,

@@ -1,7 +1,8 @@
 //! The KeyPackage directory.
 //!
-//! A one-time KeyPackage is handed out at most once: a claim removes it with
-//! a single atomic `remove`, and only the caller that removed it gets it.
+//! A one-time KeyPackage is handed out at most once: a claim finds and
+//! removes it holding the device's lock stripe, which uploads and the sweep
+//! of that device also take, so only one claimer ever gets it.
 //! When a device has none left, its last-resort KeyPackage is handed out and
 //! kept (RFC 9420, section 16.8). A KeyPackage whose lifetime has ended is
 //! never handed out: claims skip and delete it, and the sweep deletes the
@@ -168,10 +169,14 @@ impl Store {
                 if !expired(&key_package, now) {
                     continue;
                 }
-                let device = key
+                let Some(device) = key
                     .get(1..1 + DEVICE_KEY_LEN)
                     .and_then(|bytes| DevicePublicKey::from_field("device", bytes).ok())
-                    .ok_or_else(|| super::corrupt("KeyPackage key"))?;
+                else {
+                    // One damaged key must not stop every later sweep.
+                    tracing::error!("a stored KeyPackage key is damaged; skipped");
+                    continue;
+                };
                 // Only if unchanged: a device may have replaced it.
                 let _guard = self.device_locks.lock(device);
                 if self.kv.get(&key)?.as_deref() == Some(key_package.as_slice()) {

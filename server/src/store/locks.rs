@@ -1,5 +1,6 @@
 //! Striped in-process locks that serialise read-modify-write operations on
-//! one group (or one device's inbox).
+//! one group, or on one device (its inbox and acknowledgement mark, its
+//! KeyPackages: upload, claim and sweep).
 //!
 //! The engine applies a batch atomically but has no conditional write over
 //! several keys. The relay is the only writer of its data directory (the

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use super::engine::{Engine, Entry, FjallEngine, SledEngine};
 use super::migrate::{self, ID_COUNTER};
-use super::{keys, Store, StoreOptions};
+use super::{keys, OpenError, Store, StoreOptions};
 use convene_proto::ids::RELAY_ID_LEN;
 
 const FIXTURE: &str = concat!(
@@ -66,9 +66,11 @@ fn a_directory_written_by_the_sled_relay_opens_with_every_entry_byte_for_byte() 
     assert_eq!(store.engine_name(), "fjall");
     let after = without_id_counter(all_entries(store.kv.engine()));
     assert_eq!(after, before);
-    for sled_file in ["conf", "db", "blobs"] {
-        assert!(!data_dir.join(sled_file).exists(), "{sled_file} is left");
-    }
+    assert!(!data_dir.join("conf").exists() && !data_dir.join("blobs").exists());
+    assert!(
+        data_dir.join("db").is_dir(),
+        "sled's db file is gone, the guard stands"
+    );
     assert!(store.authority_key().unwrap().is_some());
 }
 
@@ -113,16 +115,81 @@ fn a_migration_killed_after_the_switch_only_finishes_the_clean_up() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = unpack(dir.path());
     let (before, _) = sled_entries(&data_dir);
-    let moved = migrate::from_sled(&data_dir, 8 << 20).unwrap();
-    assert_eq!(moved.map(|m| m.entries), Some(before.len() as u64));
-    // As if killed between the rename and the deletion of sled's files.
-    std::fs::write(data_dir.join("conf"), b"left over").unwrap();
-    std::fs::write(data_dir.join("db"), b"left over").unwrap();
+    // What a kill between the rename and the deletion leaves: the verified
+    // copy in place, the marker, and sled's files (here from a second copy
+    // of the fixture, moved the whole way).
+    let other = tempfile::tempdir().unwrap();
+    let moved = unpack(other.path());
+    migrate::from_sled(&moved, 8 << 20).unwrap();
+    std::fs::rename(migrate::engine_dir(&moved), migrate::engine_dir(&data_dir)).unwrap();
+    std::fs::write(data_dir.join("sled-cleanup-pending"), b"").unwrap();
 
     assert_eq!(migrate::from_sled(&data_dir, 8 << 20).unwrap(), None);
-    assert!(!data_dir.join("conf").exists() && !data_dir.join("db").exists());
+    assert!(!data_dir.join("conf").exists());
+    assert!(
+        data_dir.join("db").is_dir(),
+        "the guard stands where sled's db was"
+    );
+    assert!(!data_dir.join("sled-cleanup-pending").exists());
     let store = Store::open(&data_dir, StoreOptions::default()).unwrap();
     assert_eq!(without_id_counter(all_entries(store.kv.engine())), before);
+}
+
+#[test]
+fn sled_files_beside_the_store_with_no_record_of_a_move_are_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = unpack(dir.path());
+    drop(FjallEngine::open(&migrate::engine_dir(&data_dir), 8 << 20).unwrap());
+    let err = Store::open(&data_dir, StoreOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            OpenError::Migration {
+                source: migrate::MigrationError::BothStores,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(data_dir.join("db").is_file() && data_dir.join("conf").is_file());
+}
+
+#[test]
+fn a_sled_conf_without_its_db_is_refused_not_taken_for_a_new_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("conf"), b"segment_size: 524288").unwrap();
+    let err = Store::open(dir.path(), StoreOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            OpenError::Migration {
+                source: migrate::MigrationError::SledWithoutDb,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!migrate::engine_dir(dir.path()).exists());
+}
+
+#[test]
+fn an_older_relay_finds_a_guard_where_its_database_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = unpack(dir.path());
+    drop(Store::open(&data_dir, StoreOptions::default()).unwrap());
+    assert!(data_dir.join("db").is_dir());
+    assert!(SledEngine::open(&data_dir, 8 << 20).is_err());
+    let fresh = tempfile::tempdir().unwrap();
+    drop(Store::open(fresh.path(), StoreOptions::default()).unwrap());
+    assert!(SledEngine::open(fresh.path(), 8 << 20).is_err());
+    // What the older relay leaves when the guard stops it is no store.
+    std::fs::write(data_dir.join("conf"), b"segment_size: 524288").unwrap();
+    std::fs::create_dir_all(data_dir.join("blobs")).unwrap();
+    drop(Store::open(&data_dir, StoreOptions::default()).unwrap());
 }
 
 #[test]

@@ -31,10 +31,11 @@ impl FjallEngine {
     /// Opens (or creates) a fjall database in `path`. Fails if another
     /// process has it open (fjall locks the directory).
     pub fn open(path: &Path, cache_bytes: u64) -> Result<FjallEngine, EngineError> {
-        let db = Database::builder(path).cache_size(cache_bytes).open()?;
-        let keyspace = db.keyspace(KEYSPACE, || {
-            KeyspaceCreateOptions::default().manual_journal_persist(true)
-        })?;
+        let db = Database::builder(path)
+            .cache_size(cache_bytes)
+            .manual_journal_persist(true)
+            .open()?;
+        let keyspace = db.keyspace(KEYSPACE, KeyspaceCreateOptions::default)?;
         Ok(FjallEngine { db, keyspace })
     }
 }

@@ -26,11 +26,6 @@ impl SledEngine {
         Ok(SledEngine { db, tree })
     }
 
-    /// Whether `path` holds a sled database (its `conf` and `db` files).
-    pub fn is_in(path: &Path) -> bool {
-        path.join("conf").is_file() && path.join("db").is_file()
-    }
-
     /// sled's own id generator, which the relay used before it kept its
     /// own counter: every id it handed out is below the value returned.
     pub fn next_id(&self) -> Result<u64, EngineError> {

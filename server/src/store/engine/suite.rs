@@ -116,8 +116,10 @@ pub(crate) fn writer_until_killed(open: Opener) {
     };
     let kv = kv(open(Path::new(&dir)));
     for i in 0u32.. {
+        // Each batch carries a fresh id, as a KeyPackage upload does.
+        let id = kv.generate_id().unwrap();
         let mut batch = Batch::default();
-        batch.insert(format!("a{i:08}"), i.to_be_bytes());
+        batch.insert(format!("a{i:08}"), id.to_be_bytes());
         batch.insert(format!("b{i:08}"), i.to_be_bytes());
         kv.apply_batch(batch).unwrap();
         if i % 2 == 0 {
@@ -130,7 +132,8 @@ pub(crate) fn writer_until_killed(open: Opener) {
 /// Runs `child_test` (a `writer_until_killed` test of this binary) in a
 /// child process, kills it with SIGKILL once it has persisted a few hundred
 /// batches, and checks what the reopened engine holds: every persisted
-/// batch, every batch whole, and no batch without the ones before it.
+/// batch, every batch whole, no batch without the ones before it, and no id
+/// handed out again.
 pub(crate) fn persisted_batches_survive_a_kill(open: Opener, child_test: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -164,6 +167,15 @@ pub(crate) fn persisted_batches_survive_a_kill(open: Opener, child_test: &str) {
     for (i, key) in a.iter().enumerate() {
         assert_eq!(key, format!("a{i:08}").as_bytes(), "a batch went missing");
     }
+    let newest_stored_id = kv
+        .scan_prefix(b"a")
+        .map(|entry| u64::from_be_bytes(entry.unwrap().1.try_into().unwrap()))
+        .max()
+        .unwrap();
+    assert!(
+        kv.generate_id().unwrap() > newest_stored_id,
+        "an id stored before the kill was handed out again"
+    );
 }
 
 /// Instantiates the suite for one engine.
