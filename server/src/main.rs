@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use convene_proto::invite::Invite;
-use convene_server::config::{Config, TlsConfig, DEFAULT_DATA_DIR};
+use convene_server::config::{Config, TlsConfig};
 use convene_server::relay::Relay;
 use convene_server::store::{now_ms, Founding, Store, StoreOptions};
 use convene_server::{server, tls};
@@ -110,11 +110,16 @@ struct GenCertArgs {
     out: PathBuf,
 }
 
+/// The log filter when `CONVENE_LOG` is not set: the relay's own news, and
+/// only warnings from the storage engines, whose routine recovery and
+/// compaction lines say nothing an operator acts on.
+const DEFAULT_LOG: &str = "info,fjall=warn,lsm_tree=warn,sled=warn";
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("CONVENE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("CONVENE_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -126,7 +131,11 @@ fn main() -> Result<()> {
     };
     match cli.command.unwrap_or_default() {
         Command::Serve(args) => serve(config, args.or(cli.serve)),
-        Command::Invite(args) => offline_invite(config, args),
+        Command::Invite(mut args) => {
+            // `--data-dir` given before the command names the same store.
+            args.data_dir = args.data_dir.or(cli.serve.data_dir);
+            offline_invite(config, args)
+        }
         Command::GenCert(args) => {
             let (cert, key) = tls::write_dev_certificate(&args.hosts, &args.out)?;
             println!("wrote {} and {}", cert.display(), key.display());
@@ -221,7 +230,8 @@ fn offline_invite(config: Config, args: InviteArgs) -> Result<()> {
     let data_dir = args.data_dir.unwrap_or(config.data_dir);
     if !Path::new(&data_dir).exists() {
         bail!(
-            "no relay data in {} (the relay creates it at its first start; default {DEFAULT_DATA_DIR})",
+            "no relay data in {} (the relay creates it at its first start; name the relay's \
+             own with --data-dir or CONVENE_DATA_DIR)",
             data_dir.display()
         );
     }

@@ -151,3 +151,18 @@ fn options_work_with_and_without_the_serve_command() {
         assert!(stderr.contains("203.0.113.9:1"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn an_offline_invite_uses_the_data_directory_given_before_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    drop(
+        convene_server::store::Store::open(&data, convene_server::store::StoreOptions::default())
+            .unwrap(),
+    );
+    let out = relay(&["--data-dir", data.to_str().unwrap(), "invite"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.trim_start().starts_with("cvn2_"), "{stdout}");
+}

@@ -3,11 +3,12 @@
 //!
 //! The move must survive being killed at any point, must never lose what
 //! the old directory held, and must never delete anything it did not copy:
-//! 1. with sled's file lock held, every entry is copied into
-//!    `<data_dir>/fjall.migrating` (a leftover from a killed attempt is
-//!    deleted first), persisted, and the copy is reopened from disk and
-//!    compared with the original (count and SHA-256 over every key and
-//!    value);
+//! 1. with sled's file lock held (until step 3 is done, so that a second
+//!    relay started meanwhile fails instead of undoing the move), every
+//!    entry is copied into `<data_dir>/fjall.migrating` (a leftover from a
+//!    killed attempt is deleted first), persisted, and the copy is reopened
+//!    from disk and compared with the original (count and SHA-256 over
+//!    every key and value);
 //! 2. the marker `sled-cleanup-pending` is written and synced: from here
 //!    on, sled's files are known to be copied;
 //! 3. `fjall.migrating` is renamed to `fjall` (one atomic rename, then an
@@ -146,7 +147,10 @@ fn put_guard(data_dir: &Path) -> Result<(), MigrationError> {
     if guard.exists() {
         return Ok(());
     }
-    std::fs::create_dir(&guard).map_err(MigrationError::Files)?;
+    match std::fs::create_dir(&guard) {
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        other => other.map_err(MigrationError::Files)?,
+    }
     std::fs::write(guard.join("README"), GUARD_NOTE).map_err(MigrationError::Files)?;
     sync_dir(data_dir)
 }
@@ -154,8 +158,8 @@ fn put_guard(data_dir: &Path) -> Result<(), MigrationError> {
 fn migrate(data_dir: &Path, cache_bytes: u64) -> Result<Migrated, MigrationError> {
     let _span = tracing::info_span!("migrate", from = "sled", to = "fjall").entered();
     tracing::info!("moving the data directory to the relay's current engine");
-    // sled locks its files: a second relay started meanwhile fails here,
-    // before it could delete this one's partial copy.
+    // sled locks its files: a second relay started meanwhile fails to open
+    // them, before it could delete this one's partial copy.
     let sled = SledEngine::open(data_dir, cache_bytes).map_err(MigrationError::Read)?;
     remove_partial(data_dir)?;
     let partial = partial_dir(data_dir);
@@ -185,7 +189,6 @@ fn migrate(data_dir: &Path, cache_bytes: u64) -> Result<Migrated, MigrationError
     fjall.apply(counter).map_err(MigrationError::Write)?;
     fjall.persist().map_err(MigrationError::Write)?;
     drop(fjall);
-    drop(sled);
 
     let marker = cleanup_marker(data_dir);
     std::fs::File::create(&marker)
@@ -194,6 +197,10 @@ fn migrate(data_dir: &Path, cache_bytes: u64) -> Result<Migrated, MigrationError
     sync_dir(data_dir)?;
     std::fs::rename(&partial, engine_dir(data_dir)).map_err(MigrationError::Files)?;
     sync_dir(data_dir)?;
+    // Held to here, sled's lock keeps another relay from taking the marker
+    // for a leftover while the rename is pending; after it, a second relay
+    // finishing the clean-up beside this one deletes the same files.
+    drop(sled);
     finish_cleanup(data_dir)?;
     let migrated = Migrated {
         entries: copied.entries,
@@ -290,7 +297,9 @@ impl Digester {
 fn finish_cleanup(data_dir: &Path) -> Result<(), MigrationError> {
     let remove_file = |path: PathBuf| -> Result<(), MigrationError> {
         if path.is_file() {
-            std::fs::remove_file(&path).map_err(MigrationError::Files)?;
+            std::fs::remove_file(&path)
+                .or_else(gone)
+                .map_err(MigrationError::Files)?;
         }
         Ok(())
     };
@@ -298,7 +307,9 @@ fn finish_cleanup(data_dir: &Path) -> Result<(), MigrationError> {
     remove_file(sled_db(data_dir))?;
     let blobs = data_dir.join("blobs");
     if blobs.is_dir() {
-        std::fs::remove_dir_all(&blobs).map_err(MigrationError::Files)?;
+        std::fs::remove_dir_all(&blobs)
+            .or_else(gone)
+            .map_err(MigrationError::Files)?;
     }
     for entry in std::fs::read_dir(data_dir).map_err(MigrationError::Files)? {
         let entry = entry.map_err(MigrationError::Files)?;
@@ -308,8 +319,19 @@ fn finish_cleanup(data_dir: &Path) -> Result<(), MigrationError> {
     }
     sync_dir(data_dir)?;
     put_guard(data_dir)?;
-    std::fs::remove_file(cleanup_marker(data_dir)).map_err(MigrationError::Files)?;
+    std::fs::remove_file(cleanup_marker(data_dir))
+        .or_else(gone)
+        .map_err(MigrationError::Files)?;
     sync_dir(data_dir)
+}
+
+/// A file already deleted (by another relay finishing the same clean-up) is
+/// as good as deleted here.
+fn gone(err: std::io::Error) -> std::io::Result<()> {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(err),
+    }
 }
 
 /// Deletes what a killed copy left.
