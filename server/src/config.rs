@@ -214,7 +214,7 @@ impl Default for Limits {
             push_window: 256,
             push_window_bytes: 4 * 1024 * 1024,
             ws_read_buffer_bytes: 1024,
-            ws_write_buffer_bytes: 4 * 1024,
+            ws_write_buffer_bytes: 16 * 1024,
             invite_ttl_secs: 7 * 24 * 3600,
             max_invite_ttl_secs: 30 * 24 * 3600,
         }

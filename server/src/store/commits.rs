@@ -127,6 +127,9 @@ impl Store {
             now,
         );
         self.kv.apply_batch(batch)?;
+        if !commit.added.is_empty() || !commit.removed.is_empty() {
+            self.forget_member_devices(commit.group_id);
+        }
         Ok(outcome)
     }
 

@@ -187,6 +187,9 @@ impl Store {
             batch.insert(keys::member(group_id, device), encode(&member));
         }
         self.kv.apply_batch(batch)?;
+        if left_group {
+            self.forget_member_devices(group_id);
+        }
         Ok(AckOutcome {
             advanced: true,
             left_group,

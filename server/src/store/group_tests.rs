@@ -471,3 +471,34 @@ fn a_device_added_back_before_it_fetched_its_removal_keeps_its_cursor() {
     );
     assert!(member.acked < before.position.get());
 }
+
+#[test]
+fn the_member_devices_kept_in_memory_follow_every_add_and_leave() {
+    let f = fixture();
+    let devices = |store: &Store| {
+        let mut devices: Vec<u8> = store
+            .member_devices(&G)
+            .unwrap()
+            .iter()
+            .map(|d| d.0[0])
+            .collect();
+        devices.sort_unstable();
+        devices
+    };
+    assert_eq!(devices(&f.store), vec![1]);
+    let added = [DevicePublicKey([2; 32]), DevicePublicKey([3; 32])];
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &added, &[]), LIMITS, 5)
+        .unwrap();
+    assert_eq!(devices(&f.store), vec![1, 2, 3], "an add is seen at once");
+    let removed = [DevicePublicKey([2; 32])];
+    f.store
+        .submit_commit(&commit(1, b"c2", 1, &[], &removed), LIMITS, 6)
+        .unwrap();
+    // A removed device is still routed to until it has its removal.
+    assert_eq!(devices(&f.store), vec![1, 2, 3]);
+    f.store
+        .ack_group(&G, &DevicePublicKey([2; 32]), Position(99))
+        .unwrap();
+    assert_eq!(devices(&f.store), vec![1, 3], "a leave is seen at once");
+}

@@ -5,6 +5,8 @@
 //! each submission, so that a resubmission is answered with its first
 //! outcome rather than appended twice.
 
+use std::sync::Arc;
+
 use super::engine::Batch;
 use bytes::Bytes;
 use convene_proto::ids::{Epoch, GroupId, Position};
@@ -13,6 +15,9 @@ use convene_proto::relay::MessageKind;
 use super::records::{GroupRecord, LogEntry, MemberRecord, SubmissionRecord};
 use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
+
+/// Groups whose member devices are kept in memory at once.
+const MEMBER_SETS: usize = 10_000;
 
 /// An application message or standalone proposal.
 #[derive(Debug, Clone)]
@@ -86,6 +91,7 @@ impl Store {
         batch.insert(keys::member(group_id, creator), encode(&member));
         batch.insert(keys::device_group(creator, group_id), []);
         self.kv.apply_batch(batch)?;
+        self.forget_member_devices(group_id);
         Ok(())
     }
 
@@ -169,12 +175,40 @@ impl Store {
     }
 
     /// The devices the group routes to, as [`Store::members`] without
-    /// reading their records: for waking them, once per message.
-    pub fn member_devices(&self, group_id: &GroupId) -> RelayResult<Vec<DevicePublicKey>> {
-        self.kv
+    /// reading their records: for waking them, once per message, so they are
+    /// kept in memory. They are read under the group's lock, and every
+    /// change of a group's members forgets them under the same lock
+    /// ([`Store::forget_member_devices`]), so a stale set is never kept.
+    pub fn member_devices(&self, group_id: &GroupId) -> RelayResult<Arc<[DevicePublicKey]>> {
+        if let Some(devices) = self.member_sets_lock().get(group_id) {
+            return Ok(devices.clone());
+        }
+        let _guard = self.group_locks.lock(group_id);
+        let devices: Arc<[DevicePublicKey]> = self
+            .kv
             .scan_prefix(keys::members_prefix(group_id))
             .map(|item| keys::trailing_device(&item?.0).ok_or_else(|| corrupt("member key")))
-            .collect()
+            .collect::<RelayResult<_>>()?;
+        let mut sets = self.member_sets_lock();
+        if sets.len() >= MEMBER_SETS {
+            // Bounded: the groups of a busy minute come back at once.
+            sets.clear();
+        }
+        sets.insert(group_id.clone(), devices.clone());
+        Ok(devices)
+    }
+
+    /// Forgets a group's member devices. Call holding the group's lock,
+    /// after applying a batch that adds or deletes one of its member keys.
+    pub(super) fn forget_member_devices(&self, group_id: &GroupId) {
+        self.member_sets_lock().remove(group_id);
+    }
+
+    fn member_sets_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<GroupId, Arc<[DevicePublicKey]>>> {
+        // Plain map updates cannot panic half-way.
+        self.member_sets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The groups whose logs a device follows.

@@ -118,6 +118,9 @@ pub struct Store {
     /// The newest log position of each group read or written since the
     /// store opened (see [`Store::group`]).
     heads: Mutex<std::collections::HashMap<GroupId, u64>>,
+    /// Each group's member devices, as read under the group's lock and
+    /// forgotten under it whenever they change (see [`Store::member_devices`]).
+    member_sets: Mutex<std::collections::HashMap<GroupId, std::sync::Arc<[DevicePublicKey]>>>,
 }
 
 impl Store {
@@ -186,6 +189,7 @@ impl Store {
             device_locks: LockTable::new(),
             enrol_lock: Mutex::new(()),
             heads: Mutex::default(),
+            member_sets: Mutex::default(),
         })
     }
 
