@@ -90,8 +90,14 @@ impl LiveConnection {
     }
 
     /// Tells the pump that the device acknowledged `stream` up to `position`.
+    /// A parked pump has nothing waiting on an acknowledgement (it parks
+    /// only with every window open), so its state takes it without a task.
     pub fn acked(&self, stream: Stream, position: u64) {
         let mut mailbox = lock(&self.mailbox);
+        if let PumpSlot::Parked(state) = &mut mailbox.pump {
+            state.acked(&stream, position);
+            return;
+        }
         mailbox.acks.push((stream, position));
         self.wake_locked(&mut mailbox);
     }
@@ -125,6 +131,10 @@ impl LiveConnection {
     /// handed back and the pump carries on.
     pub fn park(&self, state: Box<PumpState>) -> Result<(), Box<PumpState>> {
         let mut mailbox = lock(&self.mailbox);
+        debug_assert!(
+            matches!(mailbox.pump, PumpSlot::Running(_) | PumpSlot::Stopped),
+            "only a started pump parks"
+        );
         if !mailbox.news.is_empty() || !mailbox.acks.is_empty() {
             return Err(state);
         }
@@ -133,6 +143,16 @@ impl LiveConnection {
             _ => mailbox.pump = PumpSlot::Parked(state),
         }
         Ok(())
+    }
+
+    /// Parks the state of a pump that stopped on a failure (the store could
+    /// not be read): the next news starts it again, instead of the
+    /// connection going without delivery until the device reconnects.
+    pub fn park_after_failure(&self, state: Box<PumpState>) {
+        let mut mailbox = lock(&self.mailbox);
+        if !matches!(mailbox.pump, PumpSlot::Stopped) {
+            mailbox.pump = PumpSlot::Parked(state);
+        }
     }
 
     /// Stops the pump for good (the connection has ended).
@@ -256,11 +276,16 @@ impl Hub {
         stream: &Stream,
         devices: impl IntoIterator<Item = &'a DevicePublicKey>,
     ) {
-        let connections = lock(&self.connections);
-        for device in devices {
-            if let Some(live) = connections.get(device) {
-                live.mark(stream.clone());
-            }
+        // Marking may start a pump's task: not under the map's lock.
+        let live: Vec<Arc<LiveConnection>> = {
+            let connections = lock(&self.connections);
+            devices
+                .into_iter()
+                .filter_map(|device| connections.get(device).cloned())
+                .collect()
+        };
+        for live in live {
+            live.mark(stream.clone());
         }
     }
 
@@ -338,7 +363,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_parked_pump_is_started_again_by_news_or_an_acknowledgement() {
+    async fn a_parked_pump_is_started_again_by_news_and_takes_acknowledgements_without_a_task() {
         let hub = hub();
         let (tx, _rx) = crate::connection::outbound_queue();
         let live = hub.register(DevicePublicKey([1; 32]), tx);
@@ -361,9 +386,26 @@ mod tests {
         live.acked(Stream::Inbox, 1);
         assert_eq!(
             starts.load(Ordering::SeqCst),
-            3,
-            "an acknowledgement starts it"
+            2,
+            "an acknowledgement needs no task"
         );
+        assert!(live.take().1.is_empty(), "the parked state took it");
+        live.mark(Stream::Inbox);
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_pump_parked_after_a_failure_starts_again_with_the_next_news() {
+        let hub = hub();
+        let (tx, _rx) = crate::connection::outbound_queue();
+        let live = hub.register(DevicePublicKey([1; 32]), tx);
+        let (start, starts) = counting_starter();
+        live.start_pump(start);
+        live.mark(Stream::Inbox);
+        // The news is left in the mailbox, as when the store failed mid-run.
+        live.park_after_failure(Box::default());
+        live.mark(Stream::Inbox);
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

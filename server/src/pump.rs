@@ -106,8 +106,20 @@ pub async fn run(relay: Weak<Relay>, live: Weak<LiveConnection>, state: Box<Pump
     if let Err(err) = pump.run().await {
         tracing::error!(
             error = &err as &dyn std::error::Error,
-            "delivery stopped: the store failed"
+            "delivery paused: the store failed; it starts again with the next news"
         );
+        let mut state = std::mem::take(&mut pump.state);
+        state.started = false;
+        pump.live.park_after_failure(state);
+    }
+}
+
+impl PumpState {
+    /// Takes the device's acknowledgement of `stream` up to `position`.
+    pub fn acked(&mut self, stream: &Stream, position: u64) {
+        if let Some(in_flight) = self.in_flight.get_mut(stream) {
+            in_flight.acked(position);
+        }
     }
 }
 
@@ -124,9 +136,7 @@ impl Pump {
         loop {
             let (news, acks) = self.live.take();
             for (stream, position) in acks {
-                if let Some(in_flight) = self.state.in_flight.get_mut(&stream) {
-                    in_flight.acked(position);
-                }
+                self.state.acked(&stream, position);
             }
             pending.extend(news);
             // Every stream gets its turn: one whose window is full waits for
@@ -391,5 +401,28 @@ fn inbox_message(item: InboxItem) -> InboxMessage {
         group_info: item.welcome.group_info,
         sender_device: item.record.sender_device.into(),
         received_at_ms: item.record.received_at_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_acknowledgement_frees_the_window_up_to_its_position() {
+        let mut state = PumpState::default();
+        let stream = Stream::Inbox;
+        for position in 1..=3 {
+            state
+                .in_flight
+                .entry(stream.clone())
+                .or_default()
+                .sent(position, 100);
+        }
+        state.acked(&stream, 2);
+        let in_flight = &state.in_flight[&stream];
+        assert_eq!((in_flight.pushes.len(), in_flight.bytes), (1, 100));
+        state.acked(&Stream::Group(crate::test_group_id(b"other")), 9);
+        assert_eq!(state.in_flight[&stream].pushes.len(), 1);
     }
 }

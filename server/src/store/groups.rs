@@ -16,8 +16,10 @@ use super::records::{GroupRecord, LogEntry, MemberRecord, SubmissionRecord};
 use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 
-/// Groups whose member devices are kept in memory at once.
+/// Groups whose member devices are kept in memory at once, and their
+/// devices in all (32 bytes each: at most 32 MiB).
 const MEMBER_SETS: usize = 10_000;
+const MEMBER_SET_DEVICES: usize = 1 << 20;
 
 /// An application message or standalone proposal.
 #[derive(Debug, Clone)]
@@ -179,6 +181,9 @@ impl Store {
     /// kept in memory. They are read under the group's lock, and every
     /// change of a group's members forgets them under the same lock
     /// ([`Store::forget_member_devices`]), so a stale set is never kept.
+    ///
+    /// Never call it holding a group's lock: lock stripes are shared by
+    /// groups and not re-entrant, and a miss takes one.
     pub fn member_devices(&self, group_id: &GroupId) -> RelayResult<Arc<[DevicePublicKey]>> {
         if let Some(devices) = self.member_sets_lock().get(group_id) {
             return Ok(devices.clone());
@@ -190,11 +195,14 @@ impl Store {
             .map(|item| keys::trailing_device(&item?.0).ok_or_else(|| corrupt("member key")))
             .collect::<RelayResult<_>>()?;
         let mut sets = self.member_sets_lock();
-        if sets.len() >= MEMBER_SETS {
+        let kept: usize = sets.values().map(|devices| devices.len()).sum();
+        if sets.len() >= MEMBER_SETS || kept + devices.len() > MEMBER_SET_DEVICES {
             // Bounded: the groups of a busy minute come back at once.
             sets.clear();
         }
-        sets.insert(group_id.clone(), devices.clone());
+        if devices.len() <= MEMBER_SET_DEVICES {
+            sets.insert(group_id.clone(), devices.clone());
+        }
         Ok(devices)
     }
 
