@@ -351,24 +351,24 @@ mod tests {
         assert!(acks.is_empty());
     }
 
-    /// A pump starter that counts its starts and whose tasks do nothing.
-    fn counting_starter() -> (StartPump, Arc<AtomicU64>) {
+    /// A connection whose pump is started by a starter that counts its
+    /// starts and whose tasks do nothing.
+    fn started_pump() -> (Hub, Arc<LiveConnection>, Arc<AtomicU64>) {
+        let hub = hub();
+        let (tx, _rx) = crate::connection::outbound_queue();
+        let live = hub.register(DevicePublicKey([1; 32]), tx);
         let starts = Arc::new(AtomicU64::new(0));
         let counter = starts.clone();
-        let start: StartPump = Box::new(move |_state| {
+        live.start_pump(Box::new(move |_state| {
             counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async {})
-        });
-        (start, starts)
+        }));
+        (hub, live, starts)
     }
 
     #[tokio::test]
     async fn a_parked_pump_is_started_again_by_news_and_takes_acknowledgements_without_a_task() {
-        let hub = hub();
-        let (tx, _rx) = crate::connection::outbound_queue();
-        let live = hub.register(DevicePublicKey([1; 32]), tx);
-        let (start, starts) = counting_starter();
-        live.start_pump(start);
+        let (_hub, live, starts) = started_pump();
         assert_eq!(starts.load(Ordering::SeqCst), 1);
 
         assert!(live.park(Box::default()).is_ok());
@@ -396,11 +396,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pump_parked_after_a_failure_starts_again_with_the_next_news() {
-        let hub = hub();
-        let (tx, _rx) = crate::connection::outbound_queue();
-        let live = hub.register(DevicePublicKey([1; 32]), tx);
-        let (start, starts) = counting_starter();
-        live.start_pump(start);
+        let (_hub, live, starts) = started_pump();
         live.mark(Stream::Inbox);
         // The news is left in the mailbox, as when the store failed mid-run.
         live.park_after_failure(Box::default());
@@ -410,11 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn news_that_arrives_before_the_pump_parks_keeps_it_running() {
-        let hub = hub();
-        let (tx, _rx) = crate::connection::outbound_queue();
-        let live = hub.register(DevicePublicKey([1; 32]), tx);
-        let (start, starts) = counting_starter();
-        live.start_pump(start);
+        let (_hub, live, starts) = started_pump();
         live.mark(Stream::Inbox);
         assert!(live.park(Box::default()).is_err(), "the state comes back");
         let (news, _) = live.take();
@@ -424,11 +416,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stopped_pump_never_starts_again() {
-        let hub = hub();
-        let (tx, _rx) = crate::connection::outbound_queue();
-        let live = hub.register(DevicePublicKey([1; 32]), tx);
-        let (start, starts) = counting_starter();
-        live.start_pump(start);
+        let (_hub, live, starts) = started_pump();
         live.stop_pump();
         assert!(live.park(Box::default()).is_ok());
         live.mark(Stream::Inbox);
