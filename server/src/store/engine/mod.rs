@@ -97,7 +97,9 @@ pub trait Engine: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
     /// Applies every write of `batch` atomically.
     fn apply(&self, batch: Batch) -> Result<(), EngineError>;
-    /// The entries between `lower` and `upper`, ascending.
+    /// The entries between `lower` and `upper`, ascending. The iterator
+    /// lives as long as the engine, not the bounds: implementations copy
+    /// the bounds they keep.
     fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Entries<'_>;
     /// Waits until every batch applied so far is on disk (fsync).
     fn persist(&self) -> Result<(), EngineError>;
@@ -169,12 +171,10 @@ impl Kv {
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Entries<'_> {
         let prefix = prefix.as_ref();
         match prefix_end(prefix) {
-            Some(end) => {
-                let upper = Bound::Excluded(end.as_slice());
-                // The iterator must not borrow `end`: collect the bounds
-                // into the engine call, which copies what it keeps.
-                self.engine.range(Bound::Included(prefix), upper)
-            }
+            // Engines copy the bounds they keep, so `end` may go.
+            Some(end) => self
+                .engine
+                .range(Bound::Included(prefix), Bound::Excluded(end.as_slice())),
             None => self.engine.range(Bound::Included(prefix), Bound::Unbounded),
         }
     }
