@@ -134,16 +134,33 @@ impl Listener {
                 user = tracing::field::Empty,
                 device = tracing::field::Empty
             );
+            // Each phase is boxed: a task's future is as large as its largest
+            // state, and the handshakes' would otherwise stay reserved for
+            // the whole life of every idle connection.
             let connection = async move {
                 match tls {
                     None => {
-                        session::serve(relay, socket, deadline, shutdown, unauthenticated).await
+                        Box::pin(session::serve(
+                            relay,
+                            socket,
+                            deadline,
+                            shutdown,
+                            unauthenticated,
+                        ))
+                        .await
                     }
                     Some(acceptor) => {
-                        match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
+                        let handshake = Box::pin(acceptor.accept(socket));
+                        match tokio::time::timeout_at(deadline, handshake).await {
                             Ok(Ok(stream)) => {
-                                session::serve(relay, stream, deadline, shutdown, unauthenticated)
-                                    .await
+                                Box::pin(session::serve(
+                                    relay,
+                                    stream,
+                                    deadline,
+                                    shutdown,
+                                    unauthenticated,
+                                ))
+                                .await
                             }
                             Ok(Err(err)) => {
                                 tracing::debug!(%peer, error = &err as &dyn std::error::Error, "TLS handshake failed")

@@ -83,7 +83,11 @@ pub async fn serve<S>(
 {
     let limits = &relay.config.limits;
     let config = connection::websocket_config(limits);
-    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(config));
+    // Boxed, as every phase below: see `server::Listener::accept_loop`.
+    let handshake = Box::pin(tokio_tungstenite::accept_async_with_config(
+        stream,
+        Some(config),
+    ));
     let ws = match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(err)) => {
@@ -106,13 +110,13 @@ pub async fn serve<S>(
         writer,
         bad_frames: 0,
     };
-    let authenticated = session.authenticate(deadline, &mut shutdown).await;
+    let authenticated = Box::pin(session.authenticate(deadline, &mut shutdown)).await;
     drop(unauthenticated);
     let ending = match authenticated {
-        Ok(caller) => session.run(caller, &mut shutdown).await,
+        Ok(caller) => Box::pin(session.run(caller, &mut shutdown)).await,
         Err(ending) => ending,
     };
-    session.finish(ending, write_timeout).await;
+    Box::pin(session.finish(ending, write_timeout)).await;
 }
 
 impl<S> Session<S>
