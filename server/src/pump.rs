@@ -24,7 +24,7 @@ use convene_proto::relay::{
     push, CaughtUp, Envelope, GroupMessage, InboxMessage, Receipt, StreamGap,
 };
 
-use crate::connection::{Outbound, OutboundSender};
+use crate::connection::Outbound;
 use crate::error::RelayResult;
 use crate::hub::{LiveConnection, Stream};
 use crate::relay::Relay;
@@ -70,7 +70,6 @@ pub struct PumpState {
 struct Pump {
     relay: Arc<Relay>,
     live: Arc<LiveConnection>,
-    out: OutboundSender,
     state: Box<PumpState>,
     /// Per stream.
     window: usize,
@@ -94,11 +93,9 @@ pub async fn run(relay: Weak<Relay>, live: Weak<LiveConnection>, state: Box<Pump
     };
     let window = relay.config.limits.push_window as usize;
     let window_bytes = relay.config.limits.push_window_bytes as usize;
-    let out = live.out().clone();
     let mut pump = Pump {
         relay,
         live,
-        out,
         state,
         window,
         window_bytes,
@@ -336,7 +333,8 @@ impl Pump {
     }
 
     async fn send_frame(&self, frame: bytes::Bytes) -> Result<(), Disconnected> {
-        self.out
+        self.live
+            .out()
             .send(Outbound::Frame(frame))
             .await
             .map_err(|_| Disconnected)

@@ -289,6 +289,21 @@ mod tests {
     }
 
     #[test]
+    fn one_damaged_key_package_key_does_not_stop_the_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let device = DevicePublicKey([1; 32]);
+        let expiring = frame_key_package(device.as_slice(), b"old", Lifetime::starting_at(NOW, 10));
+        store
+            .upload_key_packages(&device, &upload(&[Bytes::from(expiring.clone())], None), 4)
+            .unwrap();
+        // Sorts before every device's keys, too short to name a device.
+        store.kv.insert([keys::KEY_PACKAGE, 0], &expiring).unwrap();
+        assert_eq!(store.sweep_key_packages(NOW + 60_000).unwrap(), 1);
+        assert_eq!(store.key_package_stock(&device).unwrap().one_time, 0);
+    }
+
+    #[test]
     fn a_rotation_replaces_the_stock_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
