@@ -53,10 +53,24 @@ impl AckBuffer {
 
     /// Takes everything gathered, for writing.
     pub fn take(&self) -> Vec<(GroupId, DevicePublicKey, Position)> {
-        lock(&self.pending)
-            .drain()
-            .map(|((group_id, device), position)| (group_id, device, position))
-            .collect()
+        self.take_where(|_| true)
+    }
+
+    /// Takes what was gathered for the groups `due` accepts, for writing;
+    /// the rest stays (and is still what [`AckBuffer::get`] answers).
+    pub fn take_where(
+        &self,
+        due: impl Fn(&GroupId) -> bool,
+    ) -> Vec<(GroupId, DevicePublicKey, Position)> {
+        let mut taken = Vec::new();
+        lock(&self.pending).retain(|(group_id, device), position| {
+            let take = due(group_id);
+            if take {
+                taken.push((group_id.clone(), *device, *position));
+            }
+            !take
+        });
+        taken
     }
 }
 
@@ -97,5 +111,23 @@ mod tests {
             acks.get(&crate::test_group_id(b"g"), &DevicePublicKey([1; 32])),
             None
         );
+    }
+
+    #[test]
+    fn takes_only_the_groups_whose_turn_it_is() {
+        let acks = AckBuffer::default();
+        let (due, later) = (crate::test_group_id(b"due"), crate::test_group_id(b"later"));
+        assert!(acks.record(&due, &DevicePublicKey([1; 32]), Position(2)));
+        assert!(acks.record(&later, &DevicePublicKey([1; 32]), Position(7)));
+        assert_eq!(
+            acks.take_where(|group| *group == due),
+            vec![(due.clone(), DevicePublicKey([1; 32]), Position(2))]
+        );
+        // The other group's stays, still seen by the pump.
+        assert_eq!(
+            acks.get(&later, &DevicePublicKey([1; 32])),
+            Some(Position(7))
+        );
+        assert_eq!(acks.get(&due, &DevicePublicKey([1; 32])), None);
     }
 }

@@ -4,9 +4,13 @@
 //! their retention.
 //!
 //! Trimming is deferred from the acknowledgement itself, which stays cheap,
-//! and batched: many acknowledgements of one group cost one trim.
+//! and batched: each group has its turn once every [`TURN_ROUNDS`] rounds,
+//! and all the acknowledgements of a group since its last turn cost one
+//! write per device and one trim. A busy group would otherwise pay a trim
+//! (its record, members and devices read again) for nearly every message.
 
 use convene_proto::ids::{GroupId, Position};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,31 +20,74 @@ use crate::relay::Relay;
 use crate::shutdown::Shutdown;
 use crate::store::{now_ms, Retention};
 
-/// Often enough that logs stay short and each round's writes are small (a
-/// round's writes share the next flush with every request's, so a long
-/// interval shows as a latency spike once per round); rarely enough that
-/// many acknowledgements and deletions of a group share one write.
+/// Often enough that each round's writes are small (a round's writes share
+/// the next flush with every request's, so a heavy round shows as a
+/// latency spike); the groups are spread over the rounds (see [`Turns`]).
 const TRIM_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Runs until shutdown, then trims once more so that a relay stopped
-/// cleanly leaves no acknowledged entry behind.
+/// Rounds in a cycle: each group has its turn once a cycle, so its
+/// acknowledgements reach the store and its log is trimmed within 2 s
+/// (8 x 250 ms). An acknowledgement lost in a crash costs only a
+/// redelivery that the client drops (see [`crate::acks`]).
+const TURN_ROUNDS: u64 = 8;
+
+/// Which groups have their turn this round: a group's round is its hash,
+/// keyed at random for each process, so groups spread evenly over the
+/// rounds and nobody can pick group ids that all fall in one round.
+#[derive(Clone)]
+struct Turns {
+    hasher: RandomState,
+    round: u64,
+}
+
+impl Turns {
+    fn new() -> Turns {
+        Turns {
+            hasher: RandomState::new(),
+            round: 0,
+        }
+    }
+
+    fn is_due(&self, group_id: &GroupId) -> bool {
+        self.hasher.hash_one(group_id) % TURN_ROUNDS == self.round % TURN_ROUNDS
+    }
+
+    fn advance(&mut self) {
+        self.round = self.round.wrapping_add(1);
+    }
+}
+
+/// Runs until shutdown, then writes every acknowledgement and trims every
+/// group once more, so that a relay stopped cleanly leaves no acknowledged
+/// entry behind.
 pub async fn run(relay: Arc<Relay>, mut shutdown: Shutdown, _done: mpsc::Sender<()>) {
     let sweep_every = Duration::from_secs(relay.config.retention.sweep_interval_secs.max(1));
     let mut trim_tick = tokio::time::interval(TRIM_INTERVAL);
     let mut sweep_tick = tokio::time::interval(sweep_every);
+    let mut turns = Turns::new();
     loop {
         tokio::select! {
-            _ = trim_tick.tick() => trim(&relay).await,
+            _ = trim_tick.tick() => {
+                let due = turns.clone();
+                trim(&relay, move |group_id| due.is_due(group_id)).await;
+                turns.advance();
+            }
             _ = sweep_tick.tick() => sweep(&relay).await,
             _ = shutdown.recv() => break,
         }
     }
-    trim(&relay).await;
+    trim(&relay, |_| true).await;
 }
 
-async fn trim(relay: &Arc<Relay>) {
+/// Writes the acknowledgements of the groups `due` accepts, then trims
+/// those of them that any acknowledgement advanced.
+async fn trim<F>(relay: &Arc<Relay>, due: F)
+where
+    F: Fn(&GroupId) -> bool + Clone + Send + 'static,
+{
     let writer = relay.clone();
-    match tokio::task::spawn_blocking(move || writer.write_acks()).await {
+    let due_acks = due.clone();
+    match tokio::task::spawn_blocking(move || writer.write_acks(due_acks)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::error!(
             error = &err as &dyn std::error::Error,
@@ -51,7 +98,7 @@ async fn trim(relay: &Arc<Relay>) {
             "the acknowledgement task failed"
         ),
     }
-    let groups = relay.take_trims();
+    let groups = relay.take_trims(due);
     if groups.is_empty() {
         return;
     }
@@ -130,5 +177,47 @@ async fn sweep(relay: &Arc<Relay>) {
             error = &err as &dyn std::error::Error,
             "the sweep task failed"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_group_has_exactly_one_turn_in_each_cycle_of_rounds() {
+        let mut turns = Turns::new();
+        let groups: Vec<GroupId> = (0..800u32)
+            .map(|i| crate::test_group_id(&i.to_be_bytes()))
+            .collect();
+        let mut turns_had = vec![0; groups.len()];
+        for _ in 0..TURN_ROUNDS {
+            let due: Vec<usize> = (0..groups.len())
+                .filter(|&i| turns.is_due(&groups[i]))
+                .collect();
+            // Spread over the rounds, not all in one (800 groups over 8
+            // rounds: an empty round is as likely as 8 * (7/8)^800).
+            assert!(!due.is_empty() && due.len() < groups.len());
+            for i in due {
+                turns_had[i] += 1;
+            }
+            turns.advance();
+        }
+        assert!(turns_had.iter().all(|&n| n == 1), "{turns_had:?}");
+    }
+
+    #[test]
+    fn a_group_is_due_again_only_after_a_whole_cycle() {
+        let mut turns = Turns::new();
+        let group = crate::test_group_id(b"busy");
+        let mut due_rounds = Vec::new();
+        for round in 0..3 * TURN_ROUNDS {
+            if turns.is_due(&group) {
+                due_rounds.push(round);
+            }
+            turns.advance();
+        }
+        assert_eq!(due_rounds.len(), 3);
+        assert!(due_rounds.windows(2).all(|w| w[1] - w[0] == TURN_ROUNDS));
     }
 }

@@ -152,10 +152,10 @@ impl Relay {
             .insert(group_id.clone());
     }
 
-    /// Writes the acknowledgements gathered in memory to the store, and
-    /// schedules the trims they allow.
-    pub fn write_acks(&self) -> Result<(), RelayError> {
-        for (group_id, device, position) in self.acks.take() {
+    /// Writes the acknowledgements gathered in memory for the groups `due`
+    /// accepts to the store, and schedules the trims they allow.
+    pub fn write_acks(&self, due: impl Fn(&GroupId) -> bool) -> Result<(), RelayError> {
+        for (group_id, device, position) in self.acks.take_where(due) {
             if self.store.ack_group(&group_id, &device, position)?.advanced {
                 self.schedule_trim(&group_id);
             }
@@ -163,9 +163,20 @@ impl Relay {
         Ok(())
     }
 
-    /// The groups to trim, emptying the queue.
-    pub fn take_trims(&self) -> HashSet<GroupId> {
-        std::mem::take(&mut *self.trim_queue.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The groups to trim that `due` accepts, taken from the queue.
+    pub fn take_trims(&self, due: impl Fn(&GroupId) -> bool) -> Vec<GroupId> {
+        let mut taken = Vec::new();
+        self.trim_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|group_id| {
+                let take = due(group_id);
+                if take {
+                    taken.push(group_id.clone());
+                }
+                !take
+            });
+        taken
     }
 }
 

@@ -33,7 +33,7 @@ pub(super) fn ack(
                 // are ignored, not refused (a removed device's client may
                 // still send one along with others), and never buffered:
                 // a device may not fill the relay with ids of its choosing.
-                if relay.store.membership(&group_id, &caller.device)?.is_none() {
+                if !relay.store.routes_to(&group_id, &caller.device)? {
                     continue;
                 }
                 // Written to the store within a moment (see `crate::acks`);

@@ -206,13 +206,25 @@ impl Store {
         Ok(devices)
     }
 
+    /// Whether the group routes to `device` (as `membership` being
+    /// `Some`), answered from memory when the group's member devices are
+    /// kept there (an acknowledgement asks this for every group it names).
+    /// Otherwise reads the one record and keeps nothing, so that group ids
+    /// a device makes up take no memory.
+    pub fn routes_to(&self, group_id: &GroupId, device: &DevicePublicKey) -> RelayResult<bool> {
+        if let Some(devices) = self.member_sets_lock().get(group_id) {
+            return Ok(devices.contains(device));
+        }
+        Ok(self.membership(group_id, device)?.is_some())
+    }
+
     /// Forgets a group's member devices. Call holding the group's lock,
     /// after applying a batch that adds or deletes one of its member keys.
     pub(super) fn forget_member_devices(&self, group_id: &GroupId) {
         self.member_sets_lock().remove(group_id);
     }
 
-    fn member_sets_lock(
+    pub(super) fn member_sets_lock(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<GroupId, Arc<[DevicePublicKey]>>> {
         // Plain map updates cannot panic half-way.
