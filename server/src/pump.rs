@@ -175,13 +175,7 @@ impl Pump {
             .in_flight
             .get(stream)
             .map_or((0, 0), |f| (f.pushes.len(), f.bytes));
-        if count >= self.window || bytes >= self.window_bytes {
-            return None;
-        }
-        Some(ReadBudget {
-            max_items: self.window - count,
-            max_bytes: self.window_bytes - bytes,
-        })
+        window_room(count, bytes, self.window, self.window_bytes)
     }
 
     fn record_sent(&mut self, stream: &Stream, position: u64, bytes: usize) {
@@ -402,6 +396,34 @@ fn inbox_message(item: InboxItem) -> InboxMessage {
     }
 }
 
+/// What a window holding `count` pushes of `bytes` has room for: nothing
+/// until at least a quarter of it is free (in pushes and in bytes), once
+/// anything is in flight. A device catching up acknowledges in small
+/// batches; refilling at each would pay a log read and a pass of the pump
+/// for a handful of entries, where waiting for a quarter of the window
+/// reads them in one go. Live traffic keeps far less than three quarters
+/// of a window in flight, so it never waits for this.
+fn window_room(
+    count: usize,
+    bytes: usize,
+    window: usize,
+    window_bytes: usize,
+) -> Option<ReadBudget> {
+    let free = window.saturating_sub(count);
+    let free_bytes = window_bytes.saturating_sub(bytes);
+    if free == 0 || free_bytes == 0 {
+        return None;
+    }
+    let quarter_free = free >= (window / 4).max(1) && free_bytes >= (window_bytes / 4).max(1);
+    if count > 0 && !quarter_free {
+        return None;
+    }
+    Some(ReadBudget {
+        max_items: window - count,
+        max_bytes: window_bytes - bytes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +444,26 @@ mod tests {
         assert_eq!((in_flight.pushes.len(), in_flight.bytes), (1, 100));
         state.acked(&Stream::Group(crate::test_group_id(b"other")), 9);
         assert_eq!(state.in_flight[&stream].pushes.len(), 1);
+    }
+
+    #[test]
+    fn a_window_is_refilled_once_a_quarter_of_it_is_free_not_at_every_acknowledgement() {
+        let room = |count, bytes| window_room(count, bytes, 256, 4096).map(|b| b.max_items);
+        assert_eq!(room(0, 0), Some(256));
+        // Live traffic: a few in flight never wait.
+        assert_eq!(room(2, 200), Some(254));
+        // Catch-up: the device acknowledged a few of a full window.
+        assert_eq!(room(255, 255), None);
+        assert_eq!(room(193, 193), None);
+        assert_eq!(room(192, 192), Some(64));
+        // Bytes count the same way.
+        assert_eq!(room(10, 3073), None);
+        assert_eq!(
+            window_room(10, 3072, 256, 4096).map(|b| b.max_bytes),
+            Some(1024)
+        );
+        // However small the window, an empty one has room.
+        assert_eq!(window_room(0, 0, 1, 1).map(|b| b.max_items), Some(1));
+        assert_eq!(window_room(1, 1, 1, 1).map(|b| b.max_items), None);
     }
 }
