@@ -7,11 +7,15 @@
 //! an inbox entry goes once its device has acknowledged it.
 
 use super::engine::Batch;
+use bytes::Bytes;
 use convene_proto::ids::{GroupId, Position};
 
 use super::records::{GroupRecord, InboxRecord, LogEntry, WelcomeRecord};
 use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::RelayResult;
+
+/// Items a log read reserves room for at once (a read may return more).
+const READ_CAPACITY: usize = 1024;
 
 /// A group log entry read for delivery.
 #[derive(Debug, Clone)]
@@ -63,17 +67,20 @@ impl Store {
         through: u64,
         budget: ReadBudget,
     ) -> RelayResult<Vec<LogItem>> {
-        let mut items = Vec::new();
         if through <= after {
-            return Ok(items);
+            return Ok(Vec::new());
         }
+        let wanted = usize::try_from(through - after).unwrap_or(usize::MAX);
+        let mut items = Vec::with_capacity(wanted.min(budget.max_items).min(READ_CAPACITY));
         let start = keys::log_entry(group_id, after + 1);
         let end = keys::log_entry(group_id, through);
         let mut bytes = 0usize;
         for item in self.kv.range(start..=end) {
             let (key, raw) = item?;
             let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("log key"))?;
-            let entry: LogEntry = prost::Message::decode(raw.as_ref())?;
+            // Decoded from an owned buffer, the payload is a view of it,
+            // not a second copy.
+            let entry: LogEntry = prost::Message::decode(Bytes::from(raw))?;
             bytes += entry.payload.len();
             items.push(LogItem { position, entry });
             if items.len() >= budget.max_items || bytes >= budget.max_bytes {
