@@ -39,7 +39,9 @@ pub enum Stream {
 #[derive(Default)]
 struct Mailbox {
     news: HashSet<Stream>,
-    acks: Vec<(Stream, u64)>,
+    /// The newest acknowledged position per stream: a device repeating
+    /// one stream in every entry of every Ack fills nothing.
+    acks: HashMap<Stream, u64>,
     pump: PumpSlot,
 }
 
@@ -98,7 +100,8 @@ impl LiveConnection {
             state.acked(&stream, position);
             return;
         }
-        mailbox.acks.push((stream, position));
+        let kept = mailbox.acks.entry(stream).or_default();
+        *kept = (*kept).max(position);
         self.wake_locked(&mut mailbox);
     }
 
@@ -164,7 +167,7 @@ impl LiveConnection {
     }
 
     /// Takes what arrived since the last call: streams with news, and acks.
-    pub fn take(&self) -> (HashSet<Stream>, Vec<(Stream, u64)>) {
+    pub fn take(&self) -> (HashSet<Stream>, HashMap<Stream, u64>) {
         let mut mailbox = lock(&self.mailbox);
         (
             std::mem::take(&mut mailbox.news),
@@ -349,6 +352,25 @@ mod tests {
         let (news, acks) = live.take();
         assert_eq!(news.len(), 1);
         assert!(acks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_running_pump_is_handed_one_acknowledgement_per_stream_however_many_arrive() {
+        let hub = hub();
+        let (tx, _rx) = crate::connection::outbound_queue();
+        let live = hub.register(DevicePublicKey([1; 32]), tx);
+        let group = Stream::Group(crate::test_group_id(b"g"));
+        // A device may repeat one stream in every entry of every Ack.
+        for position in [5, 9, 7] {
+            for _ in 0..1_000 {
+                live.acked(group.clone(), position);
+            }
+        }
+        live.acked(Stream::Inbox, 2);
+        let (_, acks) = live.take();
+        let mut acks: Vec<_> = acks.into_iter().collect();
+        acks.sort();
+        assert_eq!(acks, vec![(Stream::Inbox, 2), (group, 9)]);
     }
 
     /// A connection whose pump is started by a starter that counts its

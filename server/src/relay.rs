@@ -153,12 +153,14 @@ impl Relay {
     }
 
     /// Writes the acknowledgements gathered in memory for the groups `due`
-    /// accepts to the store, and schedules the trims they allow.
+    /// accepts to the store, and schedules the trims they allow. What a
+    /// failed write leaves stays in the buffer for the next turn.
     pub fn write_acks(&self, due: impl Fn(&GroupId) -> bool) -> Result<(), RelayError> {
-        for (group_id, device, position) in self.acks.take_where(due) {
+        for (group_id, device, position) in self.acks.pending_where(due) {
             if self.store.ack_group(&group_id, &device, position)?.advanced {
                 self.schedule_trim(&group_id);
             }
+            self.acks.written(&group_id, &device, position);
         }
         Ok(())
     }

@@ -14,6 +14,8 @@
 //!   before anything was sent, retried until they succeed or fail for good;
 //! - answers relay requests made on the app's behalf.
 
+#[cfg(test)]
+mod ack_tests;
 mod acks;
 mod certificates;
 mod change;
@@ -300,6 +302,9 @@ impl Engine {
         if let Some(retry) = self.retry_at {
             wake = wake.min(retry);
         }
+        if let Some(retry) = self.acks.retry_at() {
+            wake = wake.min(retry);
+        }
         wake
     }
 
@@ -331,6 +336,9 @@ impl Engine {
             self.retry_at = None;
             self.outbox_dirty = true;
             self.run_outbox().await;
+        }
+        if self.acks.retry_at().is_some_and(|at| now >= at) {
+            self.send_acks().await;
         }
     }
 

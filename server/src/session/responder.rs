@@ -121,10 +121,10 @@ pub fn apply(relay: &Relay, effects: Vec<Effect>) {
         match effect {
             Effect::GroupAppended { group_id, position } => {
                 relay.visibility.publish_group(&group_id, position);
-                match relay.store.member_devices(&group_id) {
+                match relay.store.member_set(&group_id) {
                     Ok(members) => {
                         let stream = Stream::Group(group_id);
-                        relay.hub.notify(&stream, members.iter());
+                        relay.hub.notify(&stream, members.devices());
                     }
                     Err(err) => {
                         tracing::error!(

@@ -128,7 +128,7 @@ impl Store {
         );
         self.kv.apply_batch(batch)?;
         if !commit.added.is_empty() || !commit.removed.is_empty() {
-            self.forget_member_devices(commit.group_id);
+            self.forget_member_set(commit.group_id);
         }
         Ok(outcome)
     }

@@ -195,7 +195,7 @@ impl Store {
         }
         self.kv.apply_batch(batch)?;
         if left_group {
-            self.forget_member_devices(group_id);
+            self.forget_member_set(group_id);
         }
         Ok(AckOutcome {
             advanced: true,

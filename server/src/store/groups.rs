@@ -5,8 +5,6 @@
 //! each submission, so that a resubmission is answered with its first
 //! outcome rather than appended twice.
 
-use std::sync::Arc;
-
 use super::engine::Batch;
 use bytes::Bytes;
 use convene_proto::ids::{Epoch, GroupId, Position};
@@ -15,11 +13,6 @@ use convene_proto::relay::MessageKind;
 use super::records::{GroupRecord, LogEntry, MemberRecord, SubmissionRecord};
 use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
-
-/// Groups whose member devices are kept in memory at once, and their
-/// devices in all (32 bytes each: at most 32 MiB).
-const MEMBER_SETS: usize = 10_000;
-const MEMBER_SET_DEVICES: usize = 1 << 20;
 
 /// An application message or standalone proposal.
 #[derive(Debug, Clone)]
@@ -93,7 +86,7 @@ impl Store {
         batch.insert(keys::member(group_id, creator), encode(&member));
         batch.insert(keys::device_group(creator, group_id), []);
         self.kv.apply_batch(batch)?;
-        self.forget_member_devices(group_id);
+        self.forget_member_set(group_id);
         Ok(())
     }
 
@@ -174,61 +167,6 @@ impl Store {
                 Ok((device, record))
             })
             .collect()
-    }
-
-    /// The devices the group routes to, as [`Store::members`] without
-    /// reading their records: for waking them, once per message, so they are
-    /// kept in memory. They are read under the group's lock, and every
-    /// change of a group's members forgets them under the same lock
-    /// ([`Store::forget_member_devices`]), so a stale set is never kept.
-    ///
-    /// Never call it holding a group's lock: lock stripes are shared by
-    /// groups and not re-entrant, and a miss takes one.
-    pub fn member_devices(&self, group_id: &GroupId) -> RelayResult<Arc<[DevicePublicKey]>> {
-        if let Some(devices) = self.member_sets_lock().get(group_id) {
-            return Ok(devices.clone());
-        }
-        let _guard = self.group_locks.lock(group_id);
-        let devices: Arc<[DevicePublicKey]> = self
-            .kv
-            .scan_prefix(keys::members_prefix(group_id))
-            .map(|item| keys::trailing_device(&item?.0).ok_or_else(|| corrupt("member key")))
-            .collect::<RelayResult<_>>()?;
-        let mut sets = self.member_sets_lock();
-        let kept: usize = sets.values().map(|devices| devices.len()).sum();
-        if sets.len() >= MEMBER_SETS || kept + devices.len() > MEMBER_SET_DEVICES {
-            // Bounded: the groups of a busy minute come back at once.
-            sets.clear();
-        }
-        if devices.len() <= MEMBER_SET_DEVICES {
-            sets.insert(group_id.clone(), devices.clone());
-        }
-        Ok(devices)
-    }
-
-    /// Whether the group routes to `device` (as `membership` being
-    /// `Some`), answered from memory when the group's member devices are
-    /// kept there (an acknowledgement asks this for every group it names).
-    /// Otherwise reads the one record and keeps nothing, so that group ids
-    /// a device makes up take no memory.
-    pub fn routes_to(&self, group_id: &GroupId, device: &DevicePublicKey) -> RelayResult<bool> {
-        if let Some(devices) = self.member_sets_lock().get(group_id) {
-            return Ok(devices.contains(device));
-        }
-        Ok(self.membership(group_id, device)?.is_some())
-    }
-
-    /// Forgets a group's member devices. Call holding the group's lock,
-    /// after applying a batch that adds or deletes one of its member keys.
-    pub(super) fn forget_member_devices(&self, group_id: &GroupId) {
-        self.member_sets_lock().remove(group_id);
-    }
-
-    pub(super) fn member_sets_lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<GroupId, Arc<[DevicePublicKey]>>> {
-        // Plain map updates cannot panic half-way.
-        self.member_sets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The groups whose logs a device follows.
@@ -325,8 +263,8 @@ impl Store {
         sender: &DevicePublicKey,
     ) -> RelayResult<GroupRecord> {
         let group = self.group(group_id)?.ok_or(Refusal::NotFound("group"))?;
-        match self.membership(group_id, sender)? {
-            Some(member) if member.is_active() => Ok(group),
+        match self.member_set_locked(group_id)?.get(sender) {
+            Some(routing) if routing.is_active() => Ok(group),
             _ => Err(Refusal::NotAMember.into()),
         }
     }

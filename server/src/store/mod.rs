@@ -32,6 +32,9 @@ pub(crate) mod keys;
 mod links;
 mod locks;
 mod maintenance;
+#[cfg(test)]
+mod member_set_tests;
+mod member_sets;
 mod migrate;
 #[cfg(test)]
 mod migrate_tests;
@@ -58,6 +61,7 @@ pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
 pub use keys::DevicePublicKey;
 pub use links::{LinkAnswer, NewLink, MAX_PENDING_LINKS};
 pub use maintenance::{Retention, SweepReport};
+pub use member_sets::{MemberSet, Routing};
 pub use revocations::RevocationTarget;
 
 use crate::error::{RelayError, RelayResult};
@@ -118,9 +122,9 @@ pub struct Store {
     /// The newest log position of each group read or written since the
     /// store opened (see [`Store::group`]).
     heads: Mutex<std::collections::HashMap<GroupId, u64>>,
-    /// Each group's member devices, as read under the group's lock and
-    /// forgotten under it whenever they change (see [`Store::member_devices`]).
-    member_sets: Mutex<std::collections::HashMap<GroupId, std::sync::Arc<[DevicePublicKey]>>>,
+    /// Each group's members, as read under the group's lock and forgotten
+    /// under it whenever they change (see [`member_sets`]).
+    member_sets: Mutex<member_sets::MemberSets>,
 }
 
 impl Store {

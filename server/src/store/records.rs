@@ -176,16 +176,12 @@ pub struct MemberRecord {
 impl MemberRecord {
     /// A current member (not removed).
     pub fn is_active(&self) -> bool {
-        self.until_position == 0
+        super::Routing::from(self).is_active()
     }
 
     /// The last position this device should receive, given the log's end.
     pub fn last_deliverable(&self, last_position: u64) -> u64 {
-        if self.is_active() {
-            last_position
-        } else {
-            self.until_position.min(last_position)
-        }
+        super::Routing::from(self).last_deliverable(last_position)
     }
 }
 

@@ -1,0 +1,102 @@
+//! Acknowledgements against a scripted relay: one the relay did not take
+//! is sent again, since the relay holds back what follows until it hears
+//! of it (its push window) and nothing else would make the device ask.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use convene_proto::relay::{push, request, stream_ack, ErrorCode, MessageKind, Receipt};
+
+use super::scripted_tests::scripted_staff;
+use crate::transport::scripted::{Answer, ScriptedRelay};
+use crate::transport::RelayRefusal;
+
+/// How long a test waits for what should happen promptly.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The (stream, position) pairs of each acknowledgement the relay was sent.
+fn acks_sent(relay: &ScriptedRelay) -> Vec<Vec<(Option<stream_ack::Stream>, u64)>> {
+    relay
+        .requests()
+        .into_iter()
+        .filter_map(|(_, request)| match request {
+            request::Kind::Ack(ack) => Some(
+                ack.acks
+                    .into_iter()
+                    .map(|entry| (entry.stream, entry.position))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_acknowledgement_the_relay_refused_is_sent_again_after_its_retry_time() {
+    let armed = Arc::new(AtomicBool::new(false));
+    let relay = ScriptedRelay::new({
+        let armed = armed.clone();
+        move |kind, _| match kind {
+            request::Kind::Ack(_) if armed.swap(false, Ordering::SeqCst) => {
+                Answer::Refuse(RelayRefusal {
+                    code: ErrorCode::RateLimited,
+                    message: "too many requests".into(),
+                    current_epoch: 0,
+                    retry_after_ms: 50,
+                    revocation: Vec::new(),
+                })
+            }
+            _ => Answer::Honest,
+        }
+    });
+    let (_dir, client) = scripted_staff(&relay).await;
+    let group = client.create_group("cohort", &[]).await.unwrap();
+    let sent = client.send_text(&group.id, "hello").await.unwrap();
+    let send = relay
+        .requests()
+        .into_iter()
+        .find_map(|(_, request)| match request {
+            request::Kind::SendMessage(send) if send.kind == MessageKind::Application as i32 => {
+                Some(send)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let before = acks_sent(&relay).len();
+
+    // The relay delivers the receipt of that message; the device's
+    // acknowledgement of it is refused once.
+    armed.store(true, Ordering::SeqCst);
+    assert!(relay.push(push::Kind::Receipt(Receipt {
+        group_id: send.group_id.clone(),
+        position: sent.position,
+        epoch: 0,
+        kind: MessageKind::Application as i32,
+        submission_id: send.submission_id.clone(),
+    })));
+
+    let wanted = (
+        Some(stream_ack::Stream::GroupId(send.group_id.clone())),
+        sent.position,
+    );
+    let again = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let acks = acks_sent(&relay);
+            let later = acks.get(before..).unwrap_or_default();
+            let carrying: Vec<_> = later.iter().filter(|a| a.contains(&wanted)).collect();
+            if carrying.len() >= 2 {
+                return carrying.len();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        again.is_ok(),
+        "the refused acknowledgement was never sent again: {:?}",
+        acks_sent(&relay)
+    );
+    assert!(!armed.load(Ordering::SeqCst), "the refusal was used");
+    client.shutdown().await;
+}
