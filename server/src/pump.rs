@@ -233,15 +233,23 @@ impl Pump {
         let device = *self.live.device();
         let stream = Stream::Group(group_id.clone());
         // Read before the routing: an entry past a removal becomes visible
-        // only after the removal is applied and seen (`store::member_sets`),
-        // so a removed device is never sent what follows its removal.
+        // only after the removal is applied and forgotten in memory
+        // (`store::member_sets`), so the routing read next already shows
+        // the removal of any device that must not get that entry.
         let visible = self.relay.visibility.group(group_id);
         let fresh = !self.state.sent.contains_key(&stream);
         let known = match self.state.sent.get(&stream) {
+            // A device that left and was added back since starts after
+            // its return, not where it stopped.
             Some(sent) => self
                 .logged(self.relay.store.member_set(group_id))
                 .and_then(|members| members.get(&device))
-                .map(|routing| (routing, *sent)),
+                .map(|routing| {
+                    (
+                        routing,
+                        (*sent).max(routing.from_position.saturating_sub(1)),
+                    )
+                }),
             // Where to start is in the record: what the device acknowledged.
             None => self
                 .logged(self.relay.store.membership(group_id, &device))

@@ -155,14 +155,24 @@ impl Relay {
     /// Writes the acknowledgements gathered in memory for the groups `due`
     /// accepts to the store, and schedules the trims they allow. What a
     /// failed write leaves stays in the buffer for the next turn.
+    /// One that cannot be written holds back no other: the first error is
+    /// returned once the rest are written.
     pub fn write_acks(&self, due: impl Fn(&GroupId) -> bool) -> Result<(), RelayError> {
+        let mut first_error = None;
         for (group_id, device, position) in self.acks.pending_where(due) {
-            if self.store.ack_group(&group_id, &device, position)?.advanced {
-                self.schedule_trim(&group_id);
+            match self.store.ack_group(&group_id, &device, position) {
+                Ok(outcome) => {
+                    if outcome.advanced {
+                        self.schedule_trim(&group_id);
+                    }
+                    self.acks.written(&group_id, &device, position);
+                }
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
             }
-            self.acks.written(&group_id, &device, position);
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The groups to trim that `due` accepts, taken from the queue.

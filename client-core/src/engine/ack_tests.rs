@@ -100,3 +100,60 @@ async fn an_acknowledgement_the_relay_refused_is_sent_again_after_its_retry_time
     assert!(!armed.load(Ordering::SeqCst), "the refusal was used");
     client.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_acknowledgement_refused_for_good_is_not_sent_again() {
+    let armed = Arc::new(AtomicBool::new(false));
+    let relay = ScriptedRelay::new({
+        let armed = armed.clone();
+        move |kind, _| match kind {
+            request::Kind::Ack(_) if armed.swap(false, Ordering::SeqCst) => {
+                Answer::Refuse(RelayRefusal {
+                    code: ErrorCode::InvalidArgument,
+                    message: "an ack must name a group or the inbox".into(),
+                    current_epoch: 0,
+                    retry_after_ms: 0,
+                    revocation: Vec::new(),
+                })
+            }
+            _ => Answer::Honest,
+        }
+    });
+    let (_dir, client) = scripted_staff(&relay).await;
+    let group = client.create_group("cohort", &[]).await.unwrap();
+    let sent = client.send_text(&group.id, "hello").await.unwrap();
+    let send = relay
+        .requests()
+        .into_iter()
+        .find_map(|(_, request)| match request {
+            request::Kind::SendMessage(send) if send.kind == MessageKind::Application as i32 => {
+                Some(send)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let before = acks_sent(&relay).len();
+    armed.store(true, Ordering::SeqCst);
+    assert!(relay.push(push::Kind::Receipt(Receipt {
+        group_id: send.group_id.clone(),
+        position: sent.position,
+        epoch: 0,
+        kind: MessageKind::Application as i32,
+        submission_id: send.submission_id.clone(),
+    })));
+    tokio::time::timeout(PATIENCE, async {
+        while acks_sent(&relay).len() == before {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    // Longer than any retry would wait (1 s for such a refusal).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        acks_sent(&relay).len(),
+        before + 1,
+        "a refusal that would come again held the acknowledgement"
+    );
+    client.shutdown().await;
+}

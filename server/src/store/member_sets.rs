@@ -10,8 +10,10 @@
 //! A group's set is loaded under the group's lock, and every change to its
 //! members' routing (an add, a removal, a leave) forgets it under the same
 //! lock once the change is applied ([`Store::forget_member_set`]). So a set
-//! read while holding the group's lock is never stale, and one read without
-//! it is no older than a member record read from the engine at that moment.
+//! read while holding the group's lock is never stale. One read without it
+//! may miss a change applied a moment before, whose lock is not yet
+//! released; nothing that change makes visible (its log position) is
+//! published before then, which is what the pump relies on.
 //! What a device has acknowledged is not kept here: it changes with every
 //! acknowledgement, and is read from the record where it matters.
 
@@ -25,8 +27,8 @@ use super::{corrupt, keys, DevicePublicKey, Store};
 use crate::error::RelayResult;
 
 /// Groups whose members are kept in memory at once, and their devices in
-/// all (48 bytes each: at most 48 MiB). Past either, everything kept is
-/// dropped and reloaded as it is next needed.
+/// all (48 bytes each: at most 48 MiB). Past either, sets are dropped one at
+/// a time (whichever the map yields first) and reloaded when next needed.
 const MEMBER_SETS: usize = 10_000;
 const MEMBER_SET_DEVICES: usize = 1 << 20;
 
@@ -107,17 +109,18 @@ pub(super) struct MemberSets {
 
 impl MemberSets {
     fn keep(&mut self, group_id: &GroupId, set: Arc<MemberSet>) {
-        if self.sets.len() >= MEMBER_SETS || self.devices + set.len() > MEMBER_SET_DEVICES {
-            // The groups of a busy minute come back at once.
-            self.sets.clear();
-            self.devices = 0;
+        if set.len() > MEMBER_SET_DEVICES {
+            return;
         }
-        if set.len() <= MEMBER_SET_DEVICES {
-            self.devices += set.len();
-            if let Some(old) = self.sets.insert(group_id.clone(), set) {
-                self.devices -= old.len();
-            }
+        self.forget(group_id);
+        while self.sets.len() >= MEMBER_SETS || self.devices + set.len() > MEMBER_SET_DEVICES {
+            let Some(evicted) = self.sets.keys().next().cloned() else {
+                break;
+            };
+            self.forget(&evicted);
         }
+        self.devices += set.len();
+        self.sets.insert(group_id.clone(), set);
     }
 
     fn forget(&mut self, group_id: &GroupId) {
@@ -128,6 +131,55 @@ impl MemberSets {
 
     pub(super) fn get(&self, group_id: &GroupId) -> Option<&Arc<MemberSet>> {
         self.sets.get(group_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_of(devices: usize) -> Arc<MemberSet> {
+        Arc::new(MemberSet {
+            members: (0..devices)
+                .map(|i| {
+                    let mut key = [0u8; 32];
+                    key[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                    let routing = Routing {
+                        from_position: 1,
+                        until_position: 0,
+                    };
+                    (DevicePublicKey(key), routing)
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn past_its_bound_one_set_makes_room_and_the_rest_are_kept() {
+        let mut sets = MemberSets::default();
+        for i in 0..MEMBER_SETS as u32 {
+            sets.keep(&crate::test_group_id(&i.to_be_bytes()), set_of(2));
+        }
+        assert_eq!(
+            (sets.sets.len(), sets.devices),
+            (MEMBER_SETS, 2 * MEMBER_SETS)
+        );
+        let newest = crate::test_group_id(b"newest");
+        sets.keep(&newest, set_of(3));
+        assert_eq!(sets.sets.len(), MEMBER_SETS, "one made room, not all");
+        assert_eq!(sets.devices, 2 * (MEMBER_SETS - 1) + 3);
+        assert!(sets.get(&newest).is_some());
+        // Kept again, a set replaces itself and counts once.
+        sets.keep(&newest, set_of(1));
+        assert_eq!(sets.devices, 2 * (MEMBER_SETS - 1) + 1);
+    }
+
+    #[test]
+    fn a_set_answers_for_its_own_devices_and_no_other() {
+        let set = set_of(100);
+        let routing = set.get(&set.members[57].0);
+        assert_eq!(routing, Some(set.members[57].1));
+        assert_eq!(set.get(&DevicePublicKey([0xff; 32])), None);
     }
 }
 

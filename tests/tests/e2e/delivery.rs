@@ -281,3 +281,40 @@ async fn rejoin_requests_carry_the_senders_key_package_and_are_spaced() {
         .await
         .unwrap();
 }
+
+/// A device that fetched its removal and was added back later, on the same
+/// connection, is sent nothing from its absence: the next entry it gets is
+/// the first after its return (RFC 9420 section 12.4: a removed member gets
+/// the removing commit and nothing of the epochs it was not in).
+#[tokio::test]
+async fn a_device_added_back_after_it_left_is_sent_nothing_from_its_absence() {
+    let relay = InProcessRelay::start_default().unwrap();
+    let mut members = group_of(&relay, &["ann", "bob"]).await.unwrap();
+    let bob = members[1].device();
+    members[0].commit(b"g", 1, &[], &[bob]).await.unwrap();
+    // bob gets his removal and acknowledges it; the relay writes
+    // acknowledgements at each group's turn, at least once every 2 s, and
+    // then forgets him as a follower of the group.
+    members[1].settle().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let absent = members[0].send(b"g", b"while bob was away").await.unwrap();
+    let back = members[0].commit(b"g", 2, &[bob], &[]).await.unwrap();
+    let after = members[0].send(b"g", b"welcome back").await.unwrap();
+
+    let first = loop {
+        match members[1].push().await.unwrap() {
+            push::Kind::GroupMessage(m) if m.group_id.as_ref() == b"g" => break m,
+            push::Kind::Receipt(r) if r.group_id.as_ref() == b"g" => {
+                panic!("bob was sent a receipt at {}", r.position)
+            }
+            _ => continue,
+        }
+    };
+    assert_ne!(first.position, absent, "sent what was said in his absence");
+    assert!(back.position < after);
+    assert_eq!(
+        (first.position, opaque(&first.payload)),
+        (after, &b"welcome back"[..])
+    );
+}
