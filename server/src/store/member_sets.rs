@@ -134,55 +134,6 @@ impl MemberSets {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set_of(devices: usize) -> Arc<MemberSet> {
-        Arc::new(MemberSet {
-            members: (0..devices)
-                .map(|i| {
-                    let mut key = [0u8; 32];
-                    key[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                    let routing = Routing {
-                        from_position: 1,
-                        until_position: 0,
-                    };
-                    (DevicePublicKey(key), routing)
-                })
-                .collect(),
-        })
-    }
-
-    #[test]
-    fn past_its_bound_one_set_makes_room_and_the_rest_are_kept() {
-        let mut sets = MemberSets::default();
-        for i in 0..MEMBER_SETS as u32 {
-            sets.keep(&crate::test_group_id(&i.to_be_bytes()), set_of(2));
-        }
-        assert_eq!(
-            (sets.sets.len(), sets.devices),
-            (MEMBER_SETS, 2 * MEMBER_SETS)
-        );
-        let newest = crate::test_group_id(b"newest");
-        sets.keep(&newest, set_of(3));
-        assert_eq!(sets.sets.len(), MEMBER_SETS, "one made room, not all");
-        assert_eq!(sets.devices, 2 * (MEMBER_SETS - 1) + 3);
-        assert!(sets.get(&newest).is_some());
-        // Kept again, a set replaces itself and counts once.
-        sets.keep(&newest, set_of(1));
-        assert_eq!(sets.devices, 2 * (MEMBER_SETS - 1) + 1);
-    }
-
-    #[test]
-    fn a_set_answers_for_its_own_devices_and_no_other() {
-        let set = set_of(100);
-        let routing = set.get(&set.members[57].0);
-        assert_eq!(routing, Some(set.members[57].1));
-        assert_eq!(set.get(&DevicePublicKey([0xff; 32])), None);
-    }
-}
-
 impl Store {
     /// The group's members, from memory, loading them under the group's
     /// lock when they are not kept.
@@ -239,5 +190,54 @@ impl Store {
     pub(super) fn member_sets_lock(&self) -> MutexGuard<'_, MemberSets> {
         // Plain map updates cannot panic half-way.
         self.member_sets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_of(devices: usize) -> Arc<MemberSet> {
+        Arc::new(MemberSet {
+            members: (0..devices)
+                .map(|i| {
+                    let mut key = [0u8; 32];
+                    key[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                    let routing = Routing {
+                        from_position: 1,
+                        until_position: 0,
+                    };
+                    (DevicePublicKey(key), routing)
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn past_its_bound_one_set_makes_room_and_the_rest_are_kept() {
+        let mut sets = MemberSets::default();
+        for i in 0..MEMBER_SETS as u32 {
+            sets.keep(&crate::test_group_id(&i.to_be_bytes()), set_of(2));
+        }
+        assert_eq!(
+            (sets.sets.len(), sets.devices),
+            (MEMBER_SETS, 2 * MEMBER_SETS)
+        );
+        let newest = crate::test_group_id(b"newest");
+        sets.keep(&newest, set_of(3));
+        assert_eq!(sets.sets.len(), MEMBER_SETS, "one made room, not all");
+        assert_eq!(sets.devices, 2 * (MEMBER_SETS - 1) + 3);
+        assert!(sets.get(&newest).is_some());
+        // Kept again, a set replaces itself and counts once.
+        sets.keep(&newest, set_of(1));
+        assert_eq!(sets.devices, 2 * (MEMBER_SETS - 1) + 1);
+    }
+
+    #[test]
+    fn a_set_answers_for_its_own_devices_and_no_other() {
+        let set = set_of(100);
+        let routing = set.get(&set.members[57].0);
+        assert_eq!(routing, Some(set.members[57].1));
+        assert_eq!(set.get(&DevicePublicKey([0xff; 32])), None);
     }
 }
