@@ -32,25 +32,36 @@ fn acks_sent(relay: &ScriptedRelay) -> Vec<Vec<(Option<stream_ack::Stream>, u64)
         .collect()
 }
 
-#[tokio::test]
-async fn an_acknowledgement_the_relay_refused_is_sent_again_after_its_retry_time() {
+/// A device whose relay refuses, with `code`, the first acknowledgement
+/// after the device's own message comes back to it as a receipt.
+struct RefusedOnce {
+    relay: ScriptedRelay,
+    client: crate::Client,
+    _dir: tempfile::TempDir,
+    /// The acknowledgement of that receipt.
+    wanted: (Option<stream_ack::Stream>, u64),
+    /// Acknowledgements sent before it.
+    before: usize,
+}
+
+async fn refused_once(code: ErrorCode, retry_after_ms: u32) -> RefusedOnce {
     let armed = Arc::new(AtomicBool::new(false));
     let relay = ScriptedRelay::new({
         let armed = armed.clone();
         move |kind, _| match kind {
             request::Kind::Ack(_) if armed.swap(false, Ordering::SeqCst) => {
                 Answer::Refuse(RelayRefusal {
-                    code: ErrorCode::RateLimited,
-                    message: "too many requests".into(),
+                    code,
+                    message: "refused by the script".into(),
                     current_epoch: 0,
-                    retry_after_ms: 50,
+                    retry_after_ms,
                     revocation: Vec::new(),
                 })
             }
             _ => Answer::Honest,
         }
     });
-    let (_dir, client) = scripted_staff(&relay).await;
+    let (dir, client) = scripted_staff(&relay).await;
     let group = client.create_group("cohort", &[]).await.unwrap();
     let sent = client.send_text(&group.id, "hello").await.unwrap();
     let send = relay
@@ -64,9 +75,6 @@ async fn an_acknowledgement_the_relay_refused_is_sent_again_after_its_retry_time
         })
         .unwrap();
     let before = acks_sent(&relay).len();
-
-    // The relay delivers the receipt of that message; the device's
-    // acknowledgement of it is refused once.
     armed.store(true, Ordering::SeqCst);
     assert!(relay.push(push::Kind::Receipt(Receipt {
         group_id: send.group_id.clone(),
@@ -75,19 +83,41 @@ async fn an_acknowledgement_the_relay_refused_is_sent_again_after_its_retry_time
         kind: MessageKind::Application as i32,
         submission_id: send.submission_id.clone(),
     })));
+    // The refusal is used by the acknowledgement of that receipt.
+    tokio::time::timeout(PATIENCE, async {
+        while armed.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    RefusedOnce {
+        wanted: (
+            Some(stream_ack::Stream::GroupId(send.group_id.clone())),
+            sent.position,
+        ),
+        relay,
+        client,
+        _dir: dir,
+        before,
+    }
+}
 
-    let wanted = (
-        Some(stream_ack::Stream::GroupId(send.group_id.clone())),
-        sent.position,
-    );
+/// The acknowledgements sent since the refused one's turn that carry it.
+fn carrying(refused: &RefusedOnce) -> usize {
+    let acks = acks_sent(&refused.relay);
+    acks.get(refused.before..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|ack| ack.contains(&refused.wanted))
+        .count()
+}
+
+#[tokio::test]
+async fn an_acknowledgement_the_relay_refused_is_sent_again_after_its_retry_time() {
+    let refused = refused_once(ErrorCode::RateLimited, 50).await;
     let again = tokio::time::timeout(PATIENCE, async {
-        loop {
-            let acks = acks_sent(&relay);
-            let later = acks.get(before..).unwrap_or_default();
-            let carrying: Vec<_> = later.iter().filter(|a| a.contains(&wanted)).collect();
-            if carrying.len() >= 2 {
-                return carrying.len();
-            }
+        while carrying(&refused) < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -95,65 +125,21 @@ async fn an_acknowledgement_the_relay_refused_is_sent_again_after_its_retry_time
     assert!(
         again.is_ok(),
         "the refused acknowledgement was never sent again: {:?}",
-        acks_sent(&relay)
+        acks_sent(&refused.relay)
     );
-    assert!(!armed.load(Ordering::SeqCst), "the refusal was used");
-    client.shutdown().await;
+    refused.client.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_acknowledgement_refused_for_good_is_not_sent_again() {
-    let armed = Arc::new(AtomicBool::new(false));
-    let relay = ScriptedRelay::new({
-        let armed = armed.clone();
-        move |kind, _| match kind {
-            request::Kind::Ack(_) if armed.swap(false, Ordering::SeqCst) => {
-                Answer::Refuse(RelayRefusal {
-                    code: ErrorCode::InvalidArgument,
-                    message: "an ack must name a group or the inbox".into(),
-                    current_epoch: 0,
-                    retry_after_ms: 0,
-                    revocation: Vec::new(),
-                })
-            }
-            _ => Answer::Honest,
-        }
-    });
-    let (_dir, client) = scripted_staff(&relay).await;
-    let group = client.create_group("cohort", &[]).await.unwrap();
-    let sent = client.send_text(&group.id, "hello").await.unwrap();
-    let send = relay
-        .requests()
-        .into_iter()
-        .find_map(|(_, request)| match request {
-            request::Kind::SendMessage(send) if send.kind == MessageKind::Application as i32 => {
-                Some(send)
-            }
-            _ => None,
-        })
-        .unwrap();
-    let before = acks_sent(&relay).len();
-    armed.store(true, Ordering::SeqCst);
-    assert!(relay.push(push::Kind::Receipt(Receipt {
-        group_id: send.group_id.clone(),
-        position: sent.position,
-        epoch: 0,
-        kind: MessageKind::Application as i32,
-        submission_id: send.submission_id.clone(),
-    })));
-    tokio::time::timeout(PATIENCE, async {
-        while acks_sent(&relay).len() == before {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let refused = refused_once(ErrorCode::InvalidArgument, 0).await;
     // Longer than any retry would wait (1 s for such a refusal).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(
-        acks_sent(&relay).len(),
-        before + 1,
-        "a refusal that would come again held the acknowledgement"
+        carrying(&refused),
+        1,
+        "a refusal that would come again held the acknowledgement: {:?}",
+        acks_sent(&refused.relay)
     );
-    client.shutdown().await;
+    refused.client.shutdown().await;
 }
