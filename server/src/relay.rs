@@ -153,10 +153,11 @@ impl Relay {
     }
 
     /// Writes the acknowledgements gathered in memory for the groups `due`
-    /// accepts to the store, and schedules the trims they allow. What a
-    /// failed write leaves stays in the buffer for the next turn.
-    /// One that cannot be written holds back no other: the first error is
-    /// returned once the rest are written.
+    /// accepts to the store, and schedules the trims they allow.
+    ///
+    /// One that cannot be written holds back no other, and stays in the
+    /// buffer for the next turn; the first error is returned once the rest
+    /// are written.
     pub fn write_acks(&self, due: impl Fn(&GroupId) -> bool) -> Result<(), RelayError> {
         let mut first_error = None;
         for (group_id, device, position) in self.acks.pending_where(due) {

@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use convene_proto::relay::{push, request, stream_ack, ErrorCode, MessageKind, Receipt};
 
-use super::scripted_tests::scripted_staff;
+use super::scripted_tests::{application_sends, scripted_staff, until};
 use crate::transport::scripted::{Answer, ScriptedRelay};
 use crate::transport::RelayRefusal;
-
-/// How long a test waits for what should happen promptly.
-const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The (stream, position) pairs of each acknowledgement the relay was sent.
 fn acks_sent(relay: &ScriptedRelay) -> Vec<Vec<(Option<stream_ack::Stream>, u64)>> {
@@ -64,16 +61,7 @@ async fn refused_once(code: ErrorCode, retry_after_ms: u32) -> RefusedOnce {
     let (dir, client) = scripted_staff(&relay).await;
     let group = client.create_group("cohort", &[]).await.unwrap();
     let sent = client.send_text(&group.id, "hello").await.unwrap();
-    let send = relay
-        .requests()
-        .into_iter()
-        .find_map(|(_, request)| match request {
-            request::Kind::SendMessage(send) if send.kind == MessageKind::Application as i32 => {
-                Some(send)
-            }
-            _ => None,
-        })
-        .unwrap();
+    let send = application_sends(&relay).pop().unwrap();
     let before = acks_sent(&relay).len();
     armed.store(true, Ordering::SeqCst);
     assert!(relay.push(push::Kind::Receipt(Receipt {
@@ -84,13 +72,7 @@ async fn refused_once(code: ErrorCode, retry_after_ms: u32) -> RefusedOnce {
         submission_id: send.submission_id.clone(),
     })));
     // The refusal is used by the acknowledgement of that receipt.
-    tokio::time::timeout(PATIENCE, async {
-        while armed.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap();
+    until(&relay, |_| !armed.load(Ordering::SeqCst)).await;
     RefusedOnce {
         wanted: (
             Some(stream_ack::Stream::GroupId(send.group_id.clone())),
@@ -116,17 +98,8 @@ fn carrying(refused: &RefusedOnce) -> usize {
 #[tokio::test]
 async fn an_acknowledgement_the_relay_refused_is_sent_again_after_its_retry_time() {
     let refused = refused_once(ErrorCode::RateLimited, 50).await;
-    let again = tokio::time::timeout(PATIENCE, async {
-        while carrying(&refused) < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(
-        again.is_ok(),
-        "the refused acknowledgement was never sent again: {:?}",
-        acks_sent(&refused.relay)
-    );
+    // `until` fails the test if it is never sent again.
+    until(&refused.relay, |_| carrying(&refused) >= 2).await;
     refused.client.shutdown().await;
 }
 

@@ -56,7 +56,7 @@ async fn staff_with_group(relay: &ScriptedRelay) -> (tempfile::TempDir, Client, 
 }
 
 /// The application messages the relay was asked to store, in order.
-fn application_sends(relay: &ScriptedRelay) -> Vec<SendMessage> {
+pub(super) fn application_sends(relay: &ScriptedRelay) -> Vec<SendMessage> {
     sends_of_kind(relay, MessageKind::Application)
 }
 
@@ -72,7 +72,7 @@ fn sends_of_kind(relay: &ScriptedRelay, kind: MessageKind) -> Vec<SendMessage> {
 }
 
 /// Waits until `done` holds of the relay's requests.
-async fn until(relay: &ScriptedRelay, done: impl Fn(&ScriptedRelay) -> bool) {
+pub(super) async fn until(relay: &ScriptedRelay, done: impl Fn(&ScriptedRelay) -> bool) {
     tokio::time::timeout(PATIENCE, async {
         while !done(relay) {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -23,7 +23,7 @@ use std::sync::{Arc, MutexGuard};
 use convene_proto::ids::GroupId;
 
 use super::records::MemberRecord;
-use super::{corrupt, keys, DevicePublicKey, Store};
+use super::{DevicePublicKey, Store};
 use crate::error::RelayResult;
 
 /// Groups whose members are kept in memory at once, and their devices in
@@ -153,15 +153,11 @@ impl Store {
         if let Some(set) = self.member_sets_lock().get(group_id) {
             return Ok(set.clone());
         }
-        let members = self
-            .scan::<MemberRecord>(&keys::members_prefix(group_id))
-            .map(|item| {
-                let (key, record) = item?;
-                let device = keys::trailing_device(&key).ok_or_else(|| corrupt("member key"))?;
-                Ok((device, Routing::from(&record)))
-            })
-            .collect::<RelayResult<Vec<_>>>()?;
-        let mut members = members;
+        let mut members: Vec<(DevicePublicKey, Routing)> = self
+            .members(group_id)?
+            .iter()
+            .map(|(device, record)| (*device, Routing::from(record)))
+            .collect();
         members.sort_unstable_by_key(|(device, _)| device.0);
         let set = Arc::new(MemberSet { members });
         self.member_sets_lock().keep(group_id, set.clone());
