@@ -32,7 +32,7 @@ pub(super) const ALL: ReadBudget = ReadBudget {
 };
 
 pub(super) struct Fixture {
-    _dir: tempfile::TempDir,
+    pub(super) _dir: tempfile::TempDir,
     pub(super) store: Store,
 }
 

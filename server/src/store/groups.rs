@@ -1,9 +1,11 @@
 //! Groups, their membership and their logs: the Delivery Service's core.
 //!
 //! Each group has one append-only log; application messages and proposals
-//! are appended here, commits through the gate in `commits.rs`. Both record
-//! each submission, so that a resubmission is answered with its first
-//! outcome rather than appended twice.
+//! are appended here, commits through the gate in `commits.rs`. A
+//! resubmission is answered with its first outcome rather than appended
+//! twice: a member's message is found in the log itself
+//! (`submission_ids`); a commit, or a submission from outside the group,
+//! by the submission record written with it.
 
 use super::engine::Batch;
 use bytes::Bytes;
@@ -11,6 +13,7 @@ use convene_proto::ids::{Epoch, GroupId, Position};
 use convene_proto::relay::MessageKind;
 
 use super::records::{GroupRecord, LogEntry, MemberRecord, SubmissionRecord};
+use super::submission_ids::GroupSubmissionIds;
 use super::{corrupt, encode, keys, DevicePublicKey, Store};
 use crate::error::{Refusal, RelayResult};
 
@@ -182,7 +185,8 @@ impl Store {
             .collect()
     }
 
-    /// Appends an application message or proposal to a group log.
+    /// Appends an application message or proposal to a group log, or
+    /// answers a resubmission of one with its first outcome.
     pub fn append_message(
         &self,
         message: &MessageSubmission<'_>,
@@ -190,17 +194,40 @@ impl Store {
         now: u64,
     ) -> RelayResult<AppendOutcome> {
         let _guard = self.group_locks.lock(message.group_id);
-        if let Some(outcome) =
-            self.replay(&message.sender, message.submission_id, message.group_id)?
-        {
-            return Ok(outcome);
+        if message.from_outside {
+            if let Some(outcome) =
+                self.replay(&message.sender, message.submission_id, message.group_id)?
+            {
+                return Ok(outcome);
+            }
         }
-        let mut group = if message.from_outside {
-            self.group(message.group_id)?
-                .ok_or(Refusal::NotFound("group"))?
-        } else {
-            self.active_group(message.group_id, &message.sender)?
-        };
+        let group = self
+            .group(message.group_id)?
+            .ok_or(Refusal::NotFound("group"))?;
+        let mut ids = self.take_submission_ids(message.group_id, &group)?;
+        let outcome = self.append_to_log(message, group, &mut ids, limits, now);
+        self.keep_submission_ids(message.group_id, ids);
+        outcome
+    }
+
+    /// [`Store::append_message`] under the group's lock, with its log's
+    /// submission ids.
+    fn append_to_log(
+        &self,
+        message: &MessageSubmission<'_>,
+        mut group: GroupRecord,
+        ids: &mut GroupSubmissionIds,
+        limits: QueueLimits,
+        now: u64,
+    ) -> RelayResult<AppendOutcome> {
+        if !message.from_outside {
+            if let Some(position) = ids.position_of(message.submission_id) {
+                if let Some(outcome) = self.replayed_message(message, position)? {
+                    return Ok(outcome);
+                }
+            }
+            self.check_active_member(message.group_id, &message.sender)?;
+        }
         if let Some(epoch) = message.epoch.filter(|e| e.get() != group.epoch) {
             return Err(Refusal::StaleEpoch {
                 submitted: epoch.get(),
@@ -242,18 +269,50 @@ impl Store {
                 .filter(|t| *t > trimmed_before)
                 .map(Position),
         };
-        self.record_submission(
-            &mut batch,
-            &message.sender,
-            message.submission_id,
-            message.group_id,
-            &outcome,
-            message.kind,
-            now,
-        );
+        if message.from_outside {
+            self.record_submission(
+                &mut batch,
+                &message.sender,
+                message.submission_id,
+                message.group_id,
+                &outcome,
+                message.kind,
+                now,
+            );
+        }
         self.kv.apply_batch(batch)?;
         self.set_head(message.group_id, position);
+        ids.trim_through(group.trimmed_through);
+        ids.push(message.submission_id);
         Ok(outcome)
+    }
+
+    /// The first outcome of a message resubmitted by a member: its entry
+    /// at `position` in the log, if that entry has its submission id.
+    fn replayed_message(
+        &self,
+        message: &MessageSubmission<'_>,
+        position: u64,
+    ) -> RelayResult<Option<AppendOutcome>> {
+        let entry = self
+            .get::<LogEntry>(&keys::log_entry(message.group_id, position))?
+            .ok_or_else(|| corrupt("submission index past the log"))?;
+        if entry.submission_id != message.submission_id {
+            return Ok(None);
+        }
+        if entry.sender_device.as_slice() != message.sender.0.as_slice() {
+            return Err(Refusal::InvalidArgument(
+                "this submission id was already used by another device".into(),
+            )
+            .into());
+        }
+        Ok(Some(AppendOutcome {
+            position: Position(position),
+            epoch: Epoch(entry.epoch_after()),
+            replayed: true,
+            inbox: Vec::new(),
+            trimmed_through: None,
+        }))
     }
 
     /// The group, if `sender` is one of its current members.
@@ -263,8 +322,14 @@ impl Store {
         sender: &DevicePublicKey,
     ) -> RelayResult<GroupRecord> {
         let group = self.group(group_id)?.ok_or(Refusal::NotFound("group"))?;
+        self.check_active_member(group_id, sender)?;
+        Ok(group)
+    }
+
+    /// Refuses a `sender` that is not one of the group's current members.
+    fn check_active_member(&self, group_id: &GroupId, sender: &DevicePublicKey) -> RelayResult<()> {
         match self.member_set_locked(group_id)?.get(sender) {
-            Some(routing) if routing.is_active() => Ok(group),
+            Some(routing) if routing.is_active() => Ok(()),
             _ => Err(Refusal::NotAMember.into()),
         }
     }

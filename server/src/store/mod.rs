@@ -41,6 +41,9 @@ mod migrate_tests;
 pub(crate) mod records;
 mod revocations;
 #[cfg(test)]
+mod submission_id_tests;
+mod submission_ids;
+#[cfg(test)]
 mod trim_tests;
 
 use std::path::Path;
@@ -125,6 +128,9 @@ pub struct Store {
     /// Each group's members, as read under the group's lock and forgotten
     /// under it whenever they change (see [`member_sets`]).
     member_sets: Mutex<member_sets::MemberSets>,
+    /// Each group log's submission ids, which answer a resubmitted message
+    /// (see [`submission_ids`]).
+    submission_ids: Mutex<submission_ids::SubmissionIdCache>,
 }
 
 impl Store {
@@ -194,6 +200,7 @@ impl Store {
             enrol_lock: Mutex::new(()),
             heads: Mutex::default(),
             member_sets: Mutex::default(),
+            submission_ids: Mutex::default(),
         })
     }
 

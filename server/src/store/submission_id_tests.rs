@@ -1,0 +1,128 @@
+//! Tests of how a resubmitted message is recognised from the group log
+//! itself, with no record written per message (see `submission_ids`).
+
+use convene_proto::ids::Position;
+
+use super::group_tests::{commit, fixture, message, refusal, Fixture, G, LIMITS};
+use super::*;
+use crate::error::Refusal;
+
+fn submission_records(store: &Store) -> usize {
+    store.kv.scan_prefix(vec![keys::SUBMISSION]).count()
+}
+
+#[test]
+fn a_members_message_writes_no_submission_record() {
+    let f = fixture();
+    f.store
+        .append_message(&message(&f.store, b"m1", 1), LIMITS, 5)
+        .unwrap();
+    assert_eq!(submission_records(&f.store), 0);
+    // A commit still keeps its record: its replay must outlive its entry.
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &[], &[]), LIMITS, 6)
+        .unwrap();
+    assert_eq!(submission_records(&f.store), 1);
+}
+
+#[test]
+fn a_resubmitted_message_is_replayed_after_a_restart() {
+    let Fixture { _dir: dir, store } = fixture();
+    let first = store
+        .append_message(&message(&store, b"m1", 1), LIMITS, 5)
+        .unwrap();
+    store
+        .append_message(&message(&store, b"m2", 1), LIMITS, 5)
+        .unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let again = store
+        .append_message(&message(&store, b"m1", 1), LIMITS, 9)
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.position, again.epoch), (first.position, first.epoch));
+    assert_eq!(store.group(&G).unwrap().unwrap().last_position, 2);
+}
+
+#[test]
+fn a_resubmission_is_recognised_across_entries_appended_by_commits() {
+    let f = fixture();
+    let first = f
+        .store
+        .append_message(&message(&f.store, b"m1", 1), LIMITS, 5)
+        .unwrap();
+    f.store
+        .submit_commit(&commit(0, b"c1", 1, &[], &[]), LIMITS, 6)
+        .unwrap();
+    let again = f
+        .store
+        .append_message(&message(&f.store, b"m1", 1), LIMITS, 7)
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.position, again.epoch), (first.position, first.epoch));
+    // A fresh id after the commit is a new entry in the new epoch.
+    let next = f
+        .store
+        .append_message(&message(&f.store, b"m2", 1), LIMITS, 8)
+        .unwrap();
+    assert!(!next.replayed);
+    assert_eq!(next.position, Position(3));
+    assert_eq!(next.epoch.get(), 1);
+}
+
+#[test]
+fn a_removed_member_is_still_told_the_outcome_of_what_it_sent_before() {
+    let f = fixture();
+    f.store
+        .submit_commit(
+            &commit(0, b"add", 1, &[DevicePublicKey([2; 32])], &[]),
+            LIMITS,
+            5,
+        )
+        .unwrap();
+    let sent = f
+        .store
+        .append_message(&message(&f.store, b"m1", 2), LIMITS, 6)
+        .unwrap();
+    f.store
+        .submit_commit(
+            &commit(1, b"remove", 1, &[], &[DevicePublicKey([2; 32])]),
+            LIMITS,
+            7,
+        )
+        .unwrap();
+    let mut resent = message(&f.store, b"m1", 2);
+    resent.epoch = Some(sent.epoch);
+    let again = f.store.append_message(&resent, LIMITS, 8).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.position, sent.position);
+    // Anything new from it is refused.
+    assert_eq!(
+        refusal(
+            f.store
+                .append_message(&message(&f.store, b"m2", 2), LIMITS, 9)
+        ),
+        Refusal::NotAMember
+    );
+}
+
+#[test]
+fn another_devices_submission_id_is_refused_not_replayed() {
+    let f = fixture();
+    f.store
+        .submit_commit(
+            &commit(0, b"add", 1, &[DevicePublicKey([2; 32])], &[]),
+            LIMITS,
+            5,
+        )
+        .unwrap();
+    f.store
+        .append_message(&message(&f.store, b"same", 1), LIMITS, 6)
+        .unwrap();
+    let theirs = f
+        .store
+        .append_message(&message(&f.store, b"same", 2), LIMITS, 7);
+    assert!(matches!(refusal(theirs), Refusal::InvalidArgument(_)));
+    assert_eq!(f.store.group(&G).unwrap().unwrap().last_position, 2);
+}

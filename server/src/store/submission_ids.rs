@@ -1,0 +1,279 @@
+//! Which submission ids each group log holds, kept in memory: how a
+//! resubmitted message is recognised without a record written for it.
+//!
+//! A device that did not see the answer to a submission (a lost
+//! connection) sends it again with the same submission id, and must be told
+//! the first outcome instead of having it appended twice. A submission
+//! record written beside every log entry did this, at a fifth of the bytes
+//! written per message and an engine lookup that missed on every append
+//! (docs/BENCHMARKS.md, issue 19). The log entry already holds its sender
+//! and submission id, and stays in the log until its sender's device has
+//! acknowledged it: the Receipt that settles the send on the device
+//! (client-core `sync::on_receipt`), after which it never sends it again.
+//! So the log itself answers a resubmission, through this index of ids to
+//! positions.
+//!
+//! A log also loses entries to its bounds (`limits.max_group_backlog`
+//! entries and `retention.group_entry_secs` of age) whoever has not fetched
+//! them; a device that resubmits one of those after so long is answered as
+//! if it were new. Commits, and submissions from outside the group, keep a
+//! submission record (`Store::replay`): a commit's outcome decides whether
+//! its sender follows the group, and an outside sender receives no Receipt.
+//!
+//! A group's index is used and changed only under the group's lock, taken
+//! out of the shared map while in use, so that reading a log to build it
+//! never blocks other groups. It is brought up to date with the group's
+//! record each time it is taken: entries appended by any path (commits,
+//! outside proposals) are read from the log, and trimmed ones dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::MutexGuard;
+
+use convene_proto::ids::{GroupId, SUBMISSION_ID_LEN};
+
+use super::records::{GroupRecord, LogEntry};
+use super::{corrupt, keys, Store};
+use crate::error::RelayResult;
+
+/// Submission ids kept in memory in all (about 60 bytes each: at most
+/// 60 MiB), and at most this many of one group's newest entries. Past it,
+/// indexes are dropped one at a time and rebuilt from the log when next
+/// needed. The default `max_group_backlog` (100,000) is well inside it.
+const SUBMISSION_IDS: usize = 1 << 20;
+/// Groups whose indexes are kept at once.
+const INDEXED_GROUPS: usize = 10_000;
+
+/// An id as the index keys it: the id itself at the standard length (the
+/// relay refuses others at the door); another is cut or padded to it, and a
+/// match is checked against the entry's own id.
+type SubmissionId = [u8; SUBMISSION_ID_LEN];
+
+fn index_key(id: &[u8]) -> SubmissionId {
+    let mut key = [0u8; SUBMISSION_ID_LEN];
+    let len = id.len().min(SUBMISSION_ID_LEN);
+    key[..len].copy_from_slice(&id[..len]);
+    key
+}
+
+/// One group's submission ids by log position.
+#[derive(Debug, Default)]
+pub(super) struct GroupSubmissionIds {
+    /// The position of `order`'s first id.
+    first: u64,
+    /// The id of each position from `first` on (`None` for a position
+    /// missing from the log).
+    order: VecDeque<Option<SubmissionId>>,
+    positions: HashMap<SubmissionId, u64>,
+}
+
+impl GroupSubmissionIds {
+    fn starting_at(first: u64) -> GroupSubmissionIds {
+        GroupSubmissionIds {
+            first,
+            ..GroupSubmissionIds::default()
+        }
+    }
+
+    /// The position after the newest id.
+    fn next(&self) -> u64 {
+        self.first + self.order.len() as u64
+    }
+
+    /// How many ids it holds.
+    pub(super) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The position of the entry submitted with `id`, if the log holds it
+    /// (for an id of another length than the standard, perhaps of an id
+    /// that shares its first bytes).
+    pub(super) fn position_of(&self, id: &[u8]) -> Option<u64> {
+        self.positions.get(&index_key(id)).copied()
+    }
+
+    /// Records the id of the entry at the next position.
+    pub(super) fn push(&mut self, id: &[u8]) {
+        let id = index_key(id);
+        self.positions.insert(id, self.next());
+        self.order.push_back(Some(id));
+        if self.order.len() > SUBMISSION_IDS {
+            self.drop_first();
+        }
+    }
+
+    /// Records that the next position has no entry.
+    fn push_missing(&mut self) {
+        self.order.push_back(None);
+    }
+
+    /// Forgets the ids of positions up to `through` (trimmed from the log).
+    pub(super) fn trim_through(&mut self, through: u64) {
+        while self.first <= through && !self.order.is_empty() {
+            self.drop_first();
+        }
+        self.first = self.first.max(through + 1);
+    }
+
+    fn drop_first(&mut self) {
+        if let Some(Some(id)) = self.order.pop_front() {
+            // Only if the map still points here: an id used twice points
+            // at its newest position.
+            if self.positions.get(&id) == Some(&self.first) {
+                self.positions.remove(&id);
+            }
+        }
+        self.first += 1;
+    }
+}
+
+/// The indexes kept, bounded (see [`SUBMISSION_IDS`]).
+#[derive(Default)]
+pub(super) struct SubmissionIdCache {
+    groups: HashMap<GroupId, GroupSubmissionIds>,
+    ids: usize,
+}
+
+impl SubmissionIdCache {
+    fn take(&mut self, group_id: &GroupId) -> Option<GroupSubmissionIds> {
+        let index = self.groups.remove(group_id)?;
+        self.ids -= index.len();
+        Some(index)
+    }
+
+    fn keep(&mut self, group_id: &GroupId, index: GroupSubmissionIds) {
+        self.take(group_id);
+        while self.groups.len() >= INDEXED_GROUPS || self.ids + index.len() > SUBMISSION_IDS {
+            let Some(evicted) = self.groups.keys().next().cloned() else {
+                break;
+            };
+            self.take(&evicted);
+        }
+        self.ids += index.len();
+        self.groups.insert(group_id.clone(), index);
+    }
+}
+
+impl Store {
+    /// The group's submission index, taken out of the cache and brought up
+    /// to date with `group` (its record as read under its lock). Call
+    /// holding the group's lock, and give it back with
+    /// [`Store::keep_submission_ids`].
+    pub(super) fn take_submission_ids(
+        &self,
+        group_id: &GroupId,
+        group: &GroupRecord,
+    ) -> RelayResult<GroupSubmissionIds> {
+        let oldest = group
+            .trimmed_through
+            .max(group.last_position.saturating_sub(SUBMISSION_IDS as u64))
+            + 1;
+        let mut index = match self.submission_ids_lock().take(group_id) {
+            // Ids are noted only once their batch is applied, so an index
+            // never runs past the log's end; one that did is rebuilt, not
+            // trusted.
+            Some(index) if index.next() <= group.last_position + 1 => index,
+            _ => GroupSubmissionIds::starting_at(oldest),
+        };
+        index.trim_through(oldest - 1);
+        if index.next() <= group.last_position {
+            self.read_submission_ids(group_id, &mut index, group.last_position)?;
+        }
+        Ok(index)
+    }
+
+    /// Gives back an index taken with [`Store::take_submission_ids`].
+    pub(super) fn keep_submission_ids(&self, group_id: &GroupId, index: GroupSubmissionIds) {
+        self.submission_ids_lock().keep(group_id, index);
+    }
+
+    /// Adds the ids of the log's entries from `index.next()` to `through`.
+    fn read_submission_ids(
+        &self,
+        group_id: &GroupId,
+        index: &mut GroupSubmissionIds,
+        through: u64,
+    ) -> RelayResult<()> {
+        let start = keys::log_entry(group_id, index.next());
+        let end = keys::log_entry(group_id, through);
+        for item in self.kv.range(start..=end) {
+            let (key, raw) = item?;
+            let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("log key"))?;
+            // Positions a trim raced past are absent; no id matches them.
+            while index.next() < position {
+                index.push_missing();
+            }
+            let entry: LogEntry = prost::Message::decode(raw.as_slice())?;
+            index.push(&entry.submission_id);
+        }
+        Ok(())
+    }
+
+    fn submission_ids_lock(&self) -> MutexGuard<'_, SubmissionIdCache> {
+        // Plain map updates cannot panic half-way.
+        self.submission_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> [u8; SUBMISSION_ID_LEN] {
+        [n; SUBMISSION_ID_LEN]
+    }
+
+    #[test]
+    fn ids_map_to_their_positions_until_trimmed() {
+        let mut index = GroupSubmissionIds::starting_at(5);
+        for n in 0..4 {
+            index.push(&id(n));
+        }
+        assert_eq!(index.position_of(&id(0)), Some(5));
+        assert_eq!(index.position_of(&id(3)), Some(8));
+        index.trim_through(6);
+        assert_eq!(index.position_of(&id(0)), None);
+        assert_eq!(index.position_of(&id(1)), None);
+        assert_eq!(index.position_of(&id(2)), Some(7));
+        assert_eq!(index.next(), 9);
+        // Trimmed past its end, it starts again after the trim.
+        index.trim_through(20);
+        assert_eq!((index.len(), index.next()), (0, 21));
+    }
+
+    #[test]
+    fn a_missing_position_matches_nothing_and_keeps_the_next_in_place() {
+        let mut index = GroupSubmissionIds::starting_at(1);
+        index.push(b"short");
+        index.push_missing();
+        index.push(&id(1));
+        assert_eq!(index.position_of(b"short"), Some(1));
+        assert_eq!(index.position_of(&id(1)), Some(3));
+        index.trim_through(2);
+        assert_eq!(index.position_of(b"short"), None);
+        assert_eq!(index.position_of(&id(1)), Some(3));
+    }
+
+    #[test]
+    fn an_id_used_twice_keeps_its_newest_position_when_the_first_goes() {
+        let mut index = GroupSubmissionIds::starting_at(1);
+        index.push(&id(1));
+        index.push(&id(1));
+        index.trim_through(1);
+        assert_eq!(index.position_of(&id(1)), Some(2));
+    }
+
+    #[test]
+    fn the_cache_makes_room_one_index_at_a_time() {
+        let mut cache = SubmissionIdCache::default();
+        for g in 0..INDEXED_GROUPS + 2 {
+            let group = crate::test_group_id(format!("g{g}").as_bytes());
+            let mut index = GroupSubmissionIds::starting_at(1);
+            index.push(&id(1));
+            cache.keep(&group, index);
+        }
+        assert_eq!(cache.groups.len(), INDEXED_GROUPS);
+        assert_eq!(cache.ids, INDEXED_GROUPS);
+    }
+}
