@@ -28,8 +28,14 @@ pub struct Figures {
     pub generator_cpu_cores: f64,
     /// The server's peak resident memory since it started.
     pub peak_rss_bytes: u64,
-    /// Growth of the store on disk per byte of ciphertext stored.
+    /// Growth of the store on disk per byte of ciphertext stored (the
+    /// `--size` bytes of each message's encrypted body).
     pub disk_bytes_per_payload_byte: Option<f64>,
+    /// Growth of the store on disk per byte of the MLSMessages stored: the
+    /// body with the MLS framing around it (RFC 9420 section 6.3: group id,
+    /// epoch, content type, encrypted sender data), all of which the relay
+    /// is given to keep.
+    pub disk_bytes_per_message_byte: Option<f64>,
     /// Growth of resident memory per connection held.
     pub memory_per_connection_bytes: Option<f64>,
 }
@@ -51,6 +57,7 @@ impl Default for Figures {
             generator_cpu_cores: 0.0,
             peak_rss_bytes: 0,
             disk_bytes_per_payload_byte: None,
+            disk_bytes_per_message_byte: None,
             memory_per_connection_bytes: None,
         }
     }
@@ -153,6 +160,9 @@ impl Report {
             );
             if let Some(disk) = r.disk_bytes_per_payload_byte {
                 row("disk bytes per ciphertext byte", disk, 0.0);
+            }
+            if let Some(disk) = r.disk_bytes_per_message_byte {
+                row("disk bytes per MLSMessage byte", disk, 0.0);
             }
             if let (Some(rm), Some(bm)) =
                 (r.memory_per_connection_bytes, b.memory_per_connection_bytes)

@@ -201,9 +201,12 @@ pub async fn catch_up(
     // Nobody is there to receive: wait for nothing but the acceptances.
     let mut stored = drive::closed_loop(target, &fleet, plan, size, 0).await?;
     let disk_after = target.disk();
-    stored.disk_bytes_per_payload_byte = disk_before
+    let grown = disk_before
         .zip(disk_after)
-        .map(|(b, a)| a.saturating_sub(b) as f64 / (args.messages * size) as f64);
+        .map(|(b, a)| a.saturating_sub(b) as f64);
+    let framed = super::payload::make(&group, 0, size, 0).len();
+    stored.disk_bytes_per_payload_byte = grown.map(|g| g / (args.messages * size) as f64);
+    stored.disk_bytes_per_message_byte = grown.map(|g| g / (args.messages * framed) as f64);
 
     let meter = Meter::start(target);
     let url = target.url.clone();
