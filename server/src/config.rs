@@ -155,7 +155,9 @@ pub struct Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
-    /// A resubmitted request is answered with its first outcome for this long.
+    /// A resubmitted commit or outside proposal is answered with its first
+    /// outcome for this long, in seconds. A member's message is answered
+    /// from the group log while its entry is there (`store::submission_ids`).
     pub submission_secs: u64,
     /// Complete attachments are kept this long.
     pub blob_secs: u64,

@@ -79,3 +79,61 @@ async fn every_acknowledged_message_survives_sigkill() {
         delivered.len()
     );
 }
+
+/// A message resubmitted after the relay restarted (its answer lost with
+/// the connection) is answered with its first position and stored once:
+/// the relay finds it in the group log, with no record written for it.
+#[tokio::test]
+async fn a_message_resubmitted_after_a_restart_is_stored_once() {
+    let mut relay = RelayProcess::start_default().unwrap();
+    let staff = bootstrap_staff(&relay).await.unwrap();
+    let mut members = enrol_leaders(&relay, &staff, &["ann", "bob"])
+        .await
+        .unwrap();
+    members[0].create_group(b"g").await.unwrap();
+    let bob_device = members[1].device();
+    members[0]
+        .commit(b"g", 0, &[bob_device], &[])
+        .await
+        .unwrap();
+    let bob_key = members.pop().unwrap().vanish();
+    let ann = members.pop().unwrap();
+
+    let id = random_id();
+    let first = match ann
+        .conn
+        .request(TestDevice::message_request(b"g", 1, id.clone(), b"once"))
+        .await
+        .unwrap()
+    {
+        response::Result::MessageAccepted(accepted) => accepted,
+        other => panic!("not accepted: {other:?}"),
+    };
+    ann.send(b"g", b"after").await.unwrap();
+    relay.kill().unwrap();
+    relay.restart().unwrap();
+
+    let ann = ann.reconnect(&relay.url).await.unwrap();
+    let again = match ann
+        .conn
+        .request(TestDevice::message_request(b"g", 1, id, b"once"))
+        .await
+        .unwrap()
+    {
+        response::Result::MessageAccepted(accepted) => accepted,
+        other => panic!("not accepted: {other:?}"),
+    };
+    assert_eq!(again.position, first.position);
+    let mut bob = TestDevice::connect(&relay.url, bob_key).await.unwrap();
+    let payloads: Vec<Vec<u8>> = bob
+        .catch_up()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|push| match push {
+            push::Kind::GroupMessage(m) => Some(opaque(&m.payload).to_vec()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(payloads, vec![b"once".to_vec(), b"after".to_vec()]);
+}
