@@ -304,13 +304,16 @@ impl Pump {
             if items.is_empty() {
                 break;
             }
+            // One copy of the group's id for the whole read, shared by its
+            // pushes.
+            let group = bytes::Bytes::copy_from_slice(group_id);
             for item in items {
                 let bytes = item.entry.payload.len();
                 let position = item.position;
-                let kind = if item.entry.sender_device == device {
-                    push::Kind::Receipt(receipt(group_id, item))
+                let kind = if item.entry.sender_device[..] == device.0[..] {
+                    push::Kind::Receipt(receipt(&group, item))
                 } else {
-                    push::Kind::GroupMessage(group_message(group_id, item))
+                    push::Kind::GroupMessage(group_message(&group, item))
                 };
                 self.push(kind).await?;
                 self.record_sent(&stream, position, bytes);
@@ -367,13 +370,13 @@ impl Pump {
     }
 }
 
-fn group_message(group_id: &GroupId, item: LogItem) -> GroupMessage {
+fn group_message(group_id: &bytes::Bytes, item: LogItem) -> GroupMessage {
     GroupMessage {
-        group_id: group_id.to_vec().into(),
+        group_id: group_id.clone(),
         position: item.position,
         epoch: item.entry.epoch,
         kind: item.entry.kind,
-        sender_device: item.entry.sender_device.into(),
+        sender_device: item.entry.sender_device,
         payload: item.entry.payload,
         received_at_ms: item.entry.received_at_ms,
         added_devices: item
@@ -391,13 +394,13 @@ fn group_message(group_id: &GroupId, item: LogItem) -> GroupMessage {
     }
 }
 
-fn receipt(group_id: &GroupId, item: LogItem) -> Receipt {
+fn receipt(group_id: &bytes::Bytes, item: LogItem) -> Receipt {
     Receipt {
-        group_id: group_id.to_vec().into(),
+        group_id: group_id.clone(),
         position: item.position,
         epoch: item.entry.epoch,
         kind: item.entry.kind,
-        submission_id: item.entry.submission_id.into(),
+        submission_id: item.entry.submission_id,
     }
 }
 

@@ -78,10 +78,10 @@ impl Store {
         )?;
         let entry = LogEntry {
             kind: MessageKind::Commit as i32,
-            sender_device: commit.sender.to_vec(),
+            sender_device: Bytes::copy_from_slice(&commit.sender.0),
             epoch: group.epoch,
             payload: commit.commit.clone(),
-            submission_id: commit.submission_id.to_vec(),
+            submission_id: Bytes::copy_from_slice(commit.submission_id),
             received_at_ms: now,
             added_devices: commit.added.iter().map(|d| d.to_vec()).collect(),
             removed_devices: commit.removed.iter().map(|d| d.to_vec()).collect(),

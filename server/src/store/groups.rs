@@ -251,10 +251,10 @@ impl Store {
         }
         let entry = LogEntry {
             kind: message.kind as i32,
-            sender_device: message.sender.to_vec(),
+            sender_device: Bytes::copy_from_slice(&message.sender.0),
             epoch: group.epoch,
             payload: message.payload.clone(),
-            submission_id: message.submission_id.to_vec(),
+            submission_id: Bytes::copy_from_slice(message.submission_id),
             received_at_ms: now,
             added_devices: Vec::new(),
             removed_devices: Vec::new(),
@@ -300,7 +300,7 @@ impl Store {
         if entry.submission_id != message.submission_id {
             return Ok(None);
         }
-        if entry.sender_device.as_slice() != message.sender.0.as_slice() {
+        if entry.sender_device[..] != message.sender.0[..] {
             return Err(Refusal::InvalidArgument(
                 "this submission id was already used by another device".into(),
             )

@@ -190,15 +190,17 @@ pub struct LogEntry {
     /// `convene_proto::relay::MessageKind` as i32.
     #[prost(int32, tag = "1")]
     pub kind: i32,
-    #[prost(bytes = "vec", tag = "2")]
-    pub sender_device: Vec<u8>,
+    // Views of the buffer an entry is decoded from, not copies (as the
+    // payload): a catch-up reads every entry.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub sender_device: Bytes,
     /// The group's epoch when the entry was accepted.
     #[prost(uint64, tag = "3")]
     pub epoch: u64,
     #[prost(bytes = "bytes", tag = "4")]
     pub payload: Bytes,
-    #[prost(bytes = "vec", tag = "5")]
-    pub submission_id: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "5")]
+    pub submission_id: Bytes,
     #[prost(uint64, tag = "6")]
     pub received_at_ms: u64,
     /// For a commit: the devices its committer declared added and removed.
