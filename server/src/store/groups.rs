@@ -221,7 +221,7 @@ impl Store {
         now: u64,
     ) -> RelayResult<AppendOutcome> {
         if !message.from_outside {
-            if let Some(position) = ids.position_of(message.submission_id) {
+            if let Some(position) = ids.position_of(&message.sender, message.submission_id) {
                 if let Some(outcome) = self.replayed_message(message, position)? {
                     return Ok(outcome);
                 }
@@ -283,12 +283,13 @@ impl Store {
         self.kv.apply_batch(batch)?;
         self.set_head(message.group_id, position);
         ids.trim_through(group.trimmed_through);
-        ids.push(message.submission_id);
+        ids.push(&message.sender, message.submission_id);
         Ok(outcome)
     }
 
     /// The first outcome of a message resubmitted by a member: its entry
-    /// at `position` in the log, if that entry has its submission id.
+    /// at `position` in the log, if that entry has its sender and
+    /// submission id.
     fn replayed_message(
         &self,
         message: &MessageSubmission<'_>,
@@ -297,14 +298,11 @@ impl Store {
         let entry = self
             .get::<LogEntry>(&keys::log_entry(message.group_id, position))?
             .ok_or_else(|| corrupt("submission index past the log"))?;
-        if entry.submission_id != message.submission_id {
+        if entry.submission_id != message.submission_id
+            || entry.sender_device[..] != message.sender.0[..]
+        {
+            // Another submission with the same key (a hash collision).
             return Ok(None);
-        }
-        if entry.sender_device[..] != message.sender.0[..] {
-            return Err(Refusal::InvalidArgument(
-                "this submission id was already used by another device".into(),
-            )
-            .into());
         }
         Ok(Some(AppendOutcome {
             position: Position(position),

@@ -108,7 +108,9 @@ fn a_removed_member_is_still_told_the_outcome_of_what_it_sent_before() {
 }
 
 #[test]
-fn another_devices_submission_id_is_refused_not_replayed() {
+fn two_devices_using_the_same_submission_id_each_get_their_own_outcome() {
+    // Submission ids are the sender's own (the relay once kept them per
+    // device): another device's use of the same bytes is another submission.
     let f = fixture();
     f.store
         .submit_commit(
@@ -117,12 +119,23 @@ fn another_devices_submission_id_is_refused_not_replayed() {
             5,
         )
         .unwrap();
-    f.store
+    let mine = f
+        .store
         .append_message(&message(&f.store, b"same", 1), LIMITS, 6)
         .unwrap();
     let theirs = f
         .store
-        .append_message(&message(&f.store, b"same", 2), LIMITS, 7);
-    assert!(matches!(refusal(theirs), Refusal::InvalidArgument(_)));
-    assert_eq!(f.store.group(&G).unwrap().unwrap().last_position, 2);
+        .append_message(&message(&f.store, b"same", 2), LIMITS, 7)
+        .unwrap();
+    assert!(!theirs.replayed);
+    assert_ne!(theirs.position, mine.position);
+    for (sender, first) in [(1, &mine), (2, &theirs)] {
+        let again = f
+            .store
+            .append_message(&message(&f.store, b"same", sender), LIMITS, 8)
+            .unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.position, first.position);
+    }
+    assert_eq!(f.store.group(&G).unwrap().unwrap().last_position, 3);
 }

@@ -26,51 +26,59 @@
 //! record each time it is taken: entries appended by any path (commits,
 //! outside proposals) are read from the log, and trimmed ones dropped.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::MutexGuard;
 
-use convene_proto::ids::{GroupId, SUBMISSION_ID_LEN};
+use convene_proto::ids::GroupId;
 
 use super::records::{GroupRecord, LogEntry};
-use super::{corrupt, keys, Store};
+use super::{corrupt, keys, DevicePublicKey, Store};
 use crate::error::RelayResult;
 
-/// Submission ids kept in memory in all (about 60 bytes each: at most
-/// 60 MiB), and at most this many of one group's newest entries. Past it,
+/// Submission ids kept in memory in all (about 40 bytes each: at most
+/// 40 MiB), and at most this many of one group's newest entries. Past it,
 /// indexes are dropped one at a time and rebuilt from the log when next
 /// needed. The default `max_group_backlog` (100,000) is well inside it.
 const SUBMISSION_IDS: usize = 1 << 20;
 /// Groups whose indexes are kept at once.
 const INDEXED_GROUPS: usize = 10_000;
 
-/// An id as the index keys it: the id itself at the standard length (the
-/// relay refuses others at the door); another is cut or padded to it, and a
-/// match is checked against the entry's own id.
-type SubmissionId = [u8; SUBMISSION_ID_LEN];
+/// A submission as the index keys it: its sender and id (ids are each
+/// sender's own, as they were when a record was kept per device), hashed
+/// with a key chosen at random for each process, so that no device can
+/// choose ids that collide with another's. A match is checked against the
+/// entry itself, so a collision costs only the recognition of a
+/// resubmission, never a wrong answer.
+type SubmissionKey = u64;
 
-fn index_key(id: &[u8]) -> SubmissionId {
-    let mut key = [0u8; SUBMISSION_ID_LEN];
-    let len = id.len().min(SUBMISSION_ID_LEN);
-    key[..len].copy_from_slice(&id[..len]);
-    key
+fn submission_key(keys: &RandomState, sender: &DevicePublicKey, id: &[u8]) -> SubmissionKey {
+    let mut hasher = keys.build_hasher();
+    hasher.write(&sender.0);
+    hasher.write(id);
+    hasher.finish()
 }
 
 /// One group's submission ids by log position.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct GroupSubmissionIds {
+    keys: RandomState,
     /// The position of `order`'s first id.
     first: u64,
-    /// The id of each position from `first` on (`None` for a position
+    /// The key of each position from `first` on (`None` for a position
     /// missing from the log).
-    order: VecDeque<Option<SubmissionId>>,
-    positions: HashMap<SubmissionId, u64>,
+    order: VecDeque<Option<SubmissionKey>>,
+    positions: HashMap<SubmissionKey, u64>,
 }
 
 impl GroupSubmissionIds {
-    fn starting_at(first: u64) -> GroupSubmissionIds {
+    fn starting_at(keys: RandomState, first: u64) -> GroupSubmissionIds {
         GroupSubmissionIds {
+            keys,
             first,
-            ..GroupSubmissionIds::default()
+            order: VecDeque::new(),
+            positions: HashMap::new(),
         }
     }
 
@@ -84,24 +92,25 @@ impl GroupSubmissionIds {
         self.order.len()
     }
 
-    /// The position of the entry submitted with `id`, if the log holds it
-    /// (for an id of another length than the standard, perhaps of an id
-    /// that shares its first bytes).
-    pub(super) fn position_of(&self, id: &[u8]) -> Option<u64> {
-        self.positions.get(&index_key(id)).copied()
+    /// The position of the entry `sender` submitted with `id`, if the log
+    /// holds it (or, on a hash collision, of another: check the entry).
+    pub(super) fn position_of(&self, sender: &DevicePublicKey, id: &[u8]) -> Option<u64> {
+        let key = submission_key(&self.keys, sender, id);
+        self.positions.get(&key).copied()
     }
 
-    /// Records the id of the entry at the next position.
-    pub(super) fn push(&mut self, id: &[u8]) {
-        let id = index_key(id);
-        self.positions.insert(id, self.next());
-        self.order.push_back(Some(id));
+    /// Records the sender and id of the entry at the next position.
+    pub(super) fn push(&mut self, sender: &DevicePublicKey, id: &[u8]) {
+        let key = submission_key(&self.keys, sender, id);
+        self.positions.insert(key, self.next());
+        self.order.push_back(Some(key));
         if self.order.len() > SUBMISSION_IDS {
             self.drop_first();
         }
     }
 
-    /// Records that the next position has no entry.
+    /// Records that the next position has no entry a resubmission can
+    /// match.
     fn push_missing(&mut self) {
         self.order.push_back(None);
     }
@@ -115,11 +124,11 @@ impl GroupSubmissionIds {
     }
 
     fn drop_first(&mut self) {
-        if let Some(Some(id)) = self.order.pop_front() {
-            // Only if the map still points here: an id used twice points
+        if let Some(Some(key)) = self.order.pop_front() {
+            // Only if the map still points here: a key used twice points
             // at its newest position.
-            if self.positions.get(&id) == Some(&self.first) {
-                self.positions.remove(&id);
+            if self.positions.get(&key) == Some(&self.first) {
+                self.positions.remove(&key);
             }
         }
         self.first += 1;
@@ -129,6 +138,8 @@ impl GroupSubmissionIds {
 /// The indexes kept, bounded (see [`SUBMISSION_IDS`]).
 #[derive(Default)]
 pub(super) struct SubmissionIdCache {
+    /// The hash key of every index of this process.
+    keys: RandomState,
     groups: HashMap<GroupId, GroupSubmissionIds>,
     ids: usize,
 }
@@ -167,12 +178,16 @@ impl Store {
             .trimmed_through
             .max(group.last_position.saturating_sub(SUBMISSION_IDS as u64))
             + 1;
-        let mut index = match self.submission_ids_lock().take(group_id) {
+        let (kept, keys) = {
+            let mut cache = self.submission_ids_lock();
+            (cache.take(group_id), cache.keys.clone())
+        };
+        let mut index = match kept {
             // Ids are noted only once their batch is applied, so an index
             // never runs past the log's end; one that did is rebuilt, not
             // trusted.
             Some(index) if index.next() <= group.last_position + 1 => index,
-            _ => GroupSubmissionIds::starting_at(oldest),
+            _ => GroupSubmissionIds::starting_at(keys, oldest),
         };
         index.trim_through(oldest - 1);
         if index.next() <= group.last_position {
@@ -203,7 +218,12 @@ impl Store {
                 index.push_missing();
             }
             let entry: LogEntry = prost::Message::decode(raw.as_slice())?;
-            index.push(&entry.submission_id);
+            // An entry without a device as its sender is no member's
+            // message: nothing resubmitted can match it.
+            match DevicePublicKey::from_field("sender_device", &entry.sender_device) {
+                Ok(sender) => index.push(&sender, &entry.submission_id),
+                Err(_) => index.push_missing(),
+            }
         }
         Ok(())
     }
@@ -220,22 +240,29 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn id(n: u8) -> [u8; SUBMISSION_ID_LEN] {
-        [n; SUBMISSION_ID_LEN]
+    const ME: DevicePublicKey = DevicePublicKey([1; 32]);
+    const YOU: DevicePublicKey = DevicePublicKey([2; 32]);
+
+    fn id(n: u8) -> [u8; 16] {
+        [n; 16]
+    }
+
+    fn index_from(first: u64) -> GroupSubmissionIds {
+        GroupSubmissionIds::starting_at(RandomState::new(), first)
     }
 
     #[test]
     fn ids_map_to_their_positions_until_trimmed() {
-        let mut index = GroupSubmissionIds::starting_at(5);
+        let mut index = index_from(5);
         for n in 0..4 {
-            index.push(&id(n));
+            index.push(&ME, &id(n));
         }
-        assert_eq!(index.position_of(&id(0)), Some(5));
-        assert_eq!(index.position_of(&id(3)), Some(8));
+        assert_eq!(index.position_of(&ME, &id(0)), Some(5));
+        assert_eq!(index.position_of(&ME, &id(3)), Some(8));
         index.trim_through(6);
-        assert_eq!(index.position_of(&id(0)), None);
-        assert_eq!(index.position_of(&id(1)), None);
-        assert_eq!(index.position_of(&id(2)), Some(7));
+        assert_eq!(index.position_of(&ME, &id(0)), None);
+        assert_eq!(index.position_of(&ME, &id(1)), None);
+        assert_eq!(index.position_of(&ME, &id(2)), Some(7));
         assert_eq!(index.next(), 9);
         // Trimmed past its end, it starts again after the trim.
         index.trim_through(20);
@@ -243,25 +270,35 @@ mod tests {
     }
 
     #[test]
+    fn an_id_is_its_senders_own() {
+        let mut index = index_from(1);
+        index.push(&ME, &id(1));
+        assert_eq!(index.position_of(&YOU, &id(1)), None);
+        index.push(&YOU, &id(1));
+        assert_eq!(index.position_of(&ME, &id(1)), Some(1));
+        assert_eq!(index.position_of(&YOU, &id(1)), Some(2));
+    }
+
+    #[test]
     fn a_missing_position_matches_nothing_and_keeps_the_next_in_place() {
-        let mut index = GroupSubmissionIds::starting_at(1);
-        index.push(b"short");
+        let mut index = index_from(1);
+        index.push(&ME, b"short");
         index.push_missing();
-        index.push(&id(1));
-        assert_eq!(index.position_of(b"short"), Some(1));
-        assert_eq!(index.position_of(&id(1)), Some(3));
+        index.push(&ME, &id(1));
+        assert_eq!(index.position_of(&ME, b"short"), Some(1));
+        assert_eq!(index.position_of(&ME, &id(1)), Some(3));
         index.trim_through(2);
-        assert_eq!(index.position_of(b"short"), None);
-        assert_eq!(index.position_of(&id(1)), Some(3));
+        assert_eq!(index.position_of(&ME, b"short"), None);
+        assert_eq!(index.position_of(&ME, &id(1)), Some(3));
     }
 
     #[test]
     fn an_id_used_twice_keeps_its_newest_position_when_the_first_goes() {
-        let mut index = GroupSubmissionIds::starting_at(1);
-        index.push(&id(1));
-        index.push(&id(1));
+        let mut index = index_from(1);
+        index.push(&ME, &id(1));
+        index.push(&ME, &id(1));
         index.trim_through(1);
-        assert_eq!(index.position_of(&id(1)), Some(2));
+        assert_eq!(index.position_of(&ME, &id(1)), Some(2));
     }
 
     #[test]
@@ -269,8 +306,8 @@ mod tests {
         let mut cache = SubmissionIdCache::default();
         for g in 0..INDEXED_GROUPS + 2 {
             let group = crate::test_group_id(format!("g{g}").as_bytes());
-            let mut index = GroupSubmissionIds::starting_at(1);
-            index.push(&id(1));
+            let mut index = index_from(1);
+            index.push(&ME, &id(1));
             cache.keep(&group, index);
         }
         assert_eq!(cache.groups.len(), INDEXED_GROUPS);
