@@ -126,9 +126,10 @@ pub struct Limits {
     pub write_timeout_ms: u32,
     /// Undecodable frames tolerated on one connection before it is closed.
     pub max_bad_frames: u32,
-    /// Entries a group log keeps at most. Past it the oldest are deleted,
-    /// fetched or not (the devices that missed them are told, and rejoin),
-    /// so that no device can hold a group back.
+    /// Entries a group log keeps at most (at most 1,048,576: the relay
+    /// recognises a resubmitted message by its entry). Past it the oldest
+    /// are deleted, fetched or not (the devices that missed them are told,
+    /// and rejoin), so that no device can hold a group back.
     pub max_group_backlog: u64,
     /// Welcomes a device's inbox may hold.
     pub max_inbox: u64,
@@ -320,6 +321,13 @@ impl Config {
                 rule: "at most max_payload_bytes",
             });
         }
+        if l.max_group_backlog > crate::store::SUBMISSION_IDS as u64 {
+            return Err(ConfigError::BadLimit {
+                name: "max_group_backlog",
+                value: l.max_group_backlog,
+                rule: "at most 1048576 (the entries whose resubmission the relay recognises)",
+            });
+        }
         if l.max_invite_ttl_secs < l.invite_ttl_secs {
             return Err(ConfigError::BadLimit {
                 name: "max_invite_ttl_secs",
@@ -371,6 +379,21 @@ mod tests {
         assert_eq!(config.limits.max_inbox, 5);
         assert_eq!(config.limits.push_window, Limits::default().push_window);
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn a_backlog_past_the_submission_index_is_refused() {
+        let mut config = Config::default();
+        config.limits.max_group_backlog = crate::store::SUBMISSION_IDS as u64;
+        config.validate().unwrap();
+        config.limits.max_group_backlog += 1;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::BadLimit {
+                name: "max_group_backlog",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -301,6 +301,16 @@ impl Hub {
             .take(self.rate, now)
     }
 
+    /// Spends `requests` more of a device's budget for work a request of
+    /// it caused beyond its own (the device then waits for it to refill).
+    pub fn charge(&self, device: &DevicePublicKey, requests: f64) {
+        let now = Instant::now();
+        lock(&self.buckets)
+            .entry(*device)
+            .or_insert_with(|| TokenBucket::new(self.rate, now))
+            .charge(requests, self.rate, now)
+    }
+
     /// Connected devices.
     pub fn connected(&self) -> usize {
         lock(&self.connections).len()
@@ -450,6 +460,15 @@ mod tests {
         let hub = hub();
         assert!(hub.check_rate(&DevicePublicKey([1; 32])).is_ok());
         assert!(hub.check_rate(&DevicePublicKey([1; 32])).is_err());
+        assert!(hub.check_rate(&DevicePublicKey([2; 32])).is_ok());
+    }
+
+    #[test]
+    fn work_charged_to_a_device_holds_its_next_requests_back() {
+        let hub = hub();
+        let device = DevicePublicKey([1; 32]);
+        hub.charge(&device, 1.0);
+        assert!(hub.check_rate(&device).is_err());
         assert!(hub.check_rate(&DevicePublicKey([2; 32])).is_ok());
     }
 }

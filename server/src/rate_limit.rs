@@ -48,6 +48,15 @@ impl TokenBucket {
 }
 
 impl TokenBucket {
+    /// Spends `cost` more tokens for work a request caused beyond its own,
+    /// into debt if need be: the next request then waits until the bucket
+    /// holds a token again (`cost / per_second` seconds more).
+    pub fn charge(&mut self, cost: f64, rate: Rate, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst) - cost.max(0.0);
+    }
+
     /// Whether the bucket would be full at `now` (it then holds nothing
     /// back, and may be forgotten).
     pub fn is_full(&self, rate: Rate, now: Instant) -> bool {

@@ -20,6 +20,11 @@ use crate::store::{now_ms, AppendOutcome, CommitSubmission, MessageSubmission};
 /// When a device past its hourly share of new groups may try again, ms.
 const GROUP_RETRY_MS: u32 = 60_000;
 
+/// Log entries read to build a group's submission index that are charged
+/// to the sender as one request: at the default 200 requests/s, a device
+/// can make the relay read at most 20,000 entries a second this way.
+const LOG_ENTRIES_PER_REQUEST: f64 = 100.0;
+
 pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayResult<Reply> {
     let group_id = GroupId::from_field(&req.group_id)?;
     // Each group a device makes can carry junk Welcomes to others: bounded.
@@ -247,6 +252,15 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
     let outcome = relay
         .store
         .append_message(&message, relay.queue_limits(), now)?;
+    if outcome.scanned > 0 {
+        // Building the group's submission index read its log: the sender
+        // pays for it from its own request budget, so that no device can
+        // make the relay read logs faster than it may send.
+        relay.hub.charge(
+            &caller.device,
+            outcome.scanned as f64 / LOG_ENTRIES_PER_REQUEST,
+        );
+    }
     if !outcome.replayed {
         cache_frames(relay, caller, &message, &outcome, now);
     }

@@ -116,6 +116,7 @@ impl Store {
             trimmed_through: Some(group.trimmed_through)
                 .filter(|t| *t > trimmed_before)
                 .map(Position),
+            scanned: 0,
         };
         self.record_submission(
             &mut batch,

@@ -46,6 +46,10 @@ pub struct AppendOutcome {
     pub trimmed_through: Option<Position>,
     /// Inbox entries written for the joiners, as (device, inbox position).
     pub inbox: Vec<(DevicePublicKey, u64)>,
+    /// Log entries read to build the group's submission index for this
+    /// request (after a restart or an eviction): work the sender caused,
+    /// charged to its request budget.
+    pub scanned: u64,
 }
 
 /// Bounds on the queues that a submission extends.
@@ -194,33 +198,44 @@ impl Store {
         now: u64,
     ) -> RelayResult<AppendOutcome> {
         let _guard = self.group_locks.lock(message.group_id);
+        let group = self
+            .group(message.group_id)?
+            .ok_or(Refusal::NotFound("group"))?;
         if message.from_outside {
             if let Some(outcome) =
                 self.replay(&message.sender, message.submission_id, message.group_id)?
             {
                 return Ok(outcome);
             }
+            return self.append_to_log(message, group, None, limits, now);
         }
-        let group = self
-            .group(message.group_id)?
-            .ok_or(Refusal::NotFound("group"))?;
-        let mut ids = self.take_submission_ids(message.group_id, &group)?;
-        let outcome = self.append_to_log(message, group, &mut ids, limits, now);
+        // An index is read, or built, only for a device the group routes to
+        // (a member, or one removed that has not yet fetched its removal
+        // and may resubmit what it sent before).
+        if self
+            .member_set_locked(message.group_id)?
+            .get(&message.sender)
+            .is_none()
+        {
+            return Err(Refusal::NotAMember.into());
+        }
+        let (mut ids, scanned) = self.take_submission_ids(message.group_id, &group)?;
+        let outcome = self.append_to_log(message, group, Some(&mut ids), limits, now);
         self.keep_submission_ids(message.group_id, ids);
-        outcome
+        outcome.map(|outcome| AppendOutcome { scanned, ..outcome })
     }
 
     /// [`Store::append_message`] under the group's lock, with its log's
-    /// submission ids.
+    /// submission ids for a member's message (`None` from outside).
     fn append_to_log(
         &self,
         message: &MessageSubmission<'_>,
         mut group: GroupRecord,
-        ids: &mut GroupSubmissionIds,
+        mut ids: Option<&mut GroupSubmissionIds>,
         limits: QueueLimits,
         now: u64,
     ) -> RelayResult<AppendOutcome> {
-        if !message.from_outside {
+        if let Some(ids) = ids.as_deref_mut() {
             if let Some(position) = ids.position_of(&message.sender, message.submission_id) {
                 if let Some(outcome) = self.replayed_message(message, position)? {
                     return Ok(outcome);
@@ -268,6 +283,7 @@ impl Store {
             trimmed_through: Some(group.trimmed_through)
                 .filter(|t| *t > trimmed_before)
                 .map(Position),
+            scanned: 0,
         };
         if message.from_outside {
             self.record_submission(
@@ -282,8 +298,10 @@ impl Store {
         }
         self.kv.apply_batch(batch)?;
         self.set_head(message.group_id, position);
-        ids.trim_through(group.trimmed_through);
-        ids.push(&message.sender, message.submission_id);
+        if let Some(ids) = ids {
+            ids.trim_through(group.trimmed_through);
+            ids.push(&message.sender, message.submission_id);
+        }
         Ok(outcome)
     }
 
@@ -310,6 +328,7 @@ impl Store {
             replayed: true,
             inbox: Vec::new(),
             trimmed_through: None,
+            scanned: 0,
         }))
     }
 
@@ -356,6 +375,7 @@ impl Store {
             replayed: true,
             inbox: Vec::new(),
             trimmed_through: None,
+            scanned: 0,
         }))
     }
 

@@ -66,6 +66,7 @@ pub use links::{LinkAnswer, NewLink, MAX_PENDING_LINKS};
 pub use maintenance::{Retention, SweepReport};
 pub use member_sets::{MemberSet, Routing};
 pub use revocations::RevocationTarget;
+pub use submission_ids::SUBMISSION_IDS;
 
 use crate::error::{RelayError, RelayResult};
 use engine::{FjallEngine, Kv};

@@ -33,15 +33,18 @@ use std::sync::MutexGuard;
 
 use convene_proto::ids::GroupId;
 
-use super::records::{GroupRecord, LogEntry};
+use prost::Message;
+
+use super::records::GroupRecord;
 use super::{corrupt, keys, DevicePublicKey, Store};
 use crate::error::RelayResult;
 
-/// Submission ids kept in memory in all (about 40 bytes each: at most
-/// 40 MiB), and at most this many of one group's newest entries. Past it,
-/// indexes are dropped one at a time and rebuilt from the log when next
-/// needed. The default `max_group_backlog` (100,000) is well inside it.
-const SUBMISSION_IDS: usize = 1 << 20;
+/// Submission ids kept in memory in all, counted by the room allocated for
+/// them (about 28 bytes each: at most about 28 MiB), and at most this many
+/// of one group's newest entries. Past it, indexes are dropped one at a
+/// time and rebuilt from the log when next needed; the configuration
+/// refuses a `max_group_backlog` above it.
+pub const SUBMISSION_IDS: usize = 1 << 20;
 /// Groups whose indexes are kept at once.
 const INDEXED_GROUPS: usize = 10_000;
 
@@ -53,11 +56,25 @@ const INDEXED_GROUPS: usize = 10_000;
 /// resubmission, never a wrong answer.
 type SubmissionKey = u64;
 
+/// The key `order` holds for a position without an entry to match (no
+/// submission hashes to it: see [`submission_key`]).
+const MISSING: SubmissionKey = 0;
+
 fn submission_key(keys: &RandomState, sender: &DevicePublicKey, id: &[u8]) -> SubmissionKey {
     let mut hasher = keys.build_hasher();
     hasher.write(&sender.0);
     hasher.write(id);
-    hasher.finish()
+    hasher.finish().max(1)
+}
+
+/// The two fields of a stored `LogEntry` (records.rs) an index needs;
+/// decoding only these skips the payload.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LoggedSubmission {
+    #[prost(bytes = "vec", tag = "2")]
+    sender_device: Vec<u8>,
+    #[prost(bytes = "vec", tag = "5")]
+    submission_id: Vec<u8>,
 }
 
 /// One group's submission ids by log position.
@@ -66,9 +83,9 @@ pub(super) struct GroupSubmissionIds {
     keys: RandomState,
     /// The position of `order`'s first id.
     first: u64,
-    /// The key of each position from `first` on (`None` for a position
-    /// missing from the log).
-    order: VecDeque<Option<SubmissionKey>>,
+    /// The key of each position from `first` on ([`MISSING`] for a
+    /// position without an entry to match).
+    order: VecDeque<SubmissionKey>,
     positions: HashMap<SubmissionKey, u64>,
 }
 
@@ -92,6 +109,20 @@ impl GroupSubmissionIds {
         self.order.len()
     }
 
+    /// How many ids its memory would hold: what it counts against
+    /// [`SUBMISSION_IDS`].
+    fn weight(&self) -> usize {
+        self.order.capacity().max(self.positions.capacity())
+    }
+
+    /// Gives back memory left from a longer log (after a trim).
+    fn shrink(&mut self) {
+        if self.weight() > 2 * self.len() + 64 {
+            self.order.shrink_to_fit();
+            self.positions.shrink_to_fit();
+        }
+    }
+
     /// The position of the entry `sender` submitted with `id`, if the log
     /// holds it (or, on a hash collision, of another: check the entry).
     pub(super) fn position_of(&self, sender: &DevicePublicKey, id: &[u8]) -> Option<u64> {
@@ -102,17 +133,23 @@ impl GroupSubmissionIds {
     /// Records the sender and id of the entry at the next position.
     pub(super) fn push(&mut self, sender: &DevicePublicKey, id: &[u8]) {
         let key = submission_key(&self.keys, sender, id);
+        self.make_room();
         self.positions.insert(key, self.next());
-        self.order.push_back(Some(key));
-        if self.order.len() > SUBMISSION_IDS {
-            self.drop_first();
-        }
+        self.order.push_back(key);
     }
 
     /// Records that the next position has no entry a resubmission can
     /// match.
     fn push_missing(&mut self) {
-        self.order.push_back(None);
+        self.make_room();
+        self.order.push_back(MISSING);
+    }
+
+    /// Keeps at most [`SUBMISSION_IDS`] of the newest positions.
+    fn make_room(&mut self) {
+        if self.order.len() >= SUBMISSION_IDS {
+            self.drop_first();
+        }
     }
 
     /// Forgets the ids of positions up to `through` (trimmed from the log).
@@ -124,7 +161,7 @@ impl GroupSubmissionIds {
     }
 
     fn drop_first(&mut self) {
-        if let Some(Some(key)) = self.order.pop_front() {
+        if let Some(key) = self.order.pop_front().filter(|key| *key != MISSING) {
             // Only if the map still points here: a key used twice points
             // at its newest position.
             if self.positions.get(&key) == Some(&self.first) {
@@ -147,33 +184,34 @@ pub(super) struct SubmissionIdCache {
 impl SubmissionIdCache {
     fn take(&mut self, group_id: &GroupId) -> Option<GroupSubmissionIds> {
         let index = self.groups.remove(group_id)?;
-        self.ids -= index.len();
+        self.ids -= index.weight();
         Some(index)
     }
 
-    fn keep(&mut self, group_id: &GroupId, index: GroupSubmissionIds) {
+    fn keep(&mut self, group_id: &GroupId, mut index: GroupSubmissionIds) {
         self.take(group_id);
-        while self.groups.len() >= INDEXED_GROUPS || self.ids + index.len() > SUBMISSION_IDS {
+        index.shrink();
+        while self.groups.len() >= INDEXED_GROUPS || self.ids + index.weight() > SUBMISSION_IDS {
             let Some(evicted) = self.groups.keys().next().cloned() else {
                 break;
             };
             self.take(&evicted);
         }
-        self.ids += index.len();
+        self.ids += index.weight();
         self.groups.insert(group_id.clone(), index);
     }
 }
 
 impl Store {
     /// The group's submission index, taken out of the cache and brought up
-    /// to date with `group` (its record as read under its lock). Call
-    /// holding the group's lock, and give it back with
-    /// [`Store::keep_submission_ids`].
+    /// to date with `group` (its record as read under its lock), and how
+    /// many log entries that read. Call holding the group's lock, and give
+    /// it back with [`Store::keep_submission_ids`].
     pub(super) fn take_submission_ids(
         &self,
         group_id: &GroupId,
         group: &GroupRecord,
-    ) -> RelayResult<GroupSubmissionIds> {
+    ) -> RelayResult<(GroupSubmissionIds, u64)> {
         let oldest = group
             .trimmed_through
             .max(group.last_position.saturating_sub(SUBMISSION_IDS as u64))
@@ -190,10 +228,11 @@ impl Store {
             _ => GroupSubmissionIds::starting_at(keys, oldest),
         };
         index.trim_through(oldest - 1);
+        let mut scanned = 0;
         if index.next() <= group.last_position {
-            self.read_submission_ids(group_id, &mut index, group.last_position)?;
+            scanned = self.read_submission_ids(group_id, &mut index, group.last_position)?;
         }
-        Ok(index)
+        Ok((index, scanned))
     }
 
     /// Gives back an index taken with [`Store::take_submission_ids`].
@@ -201,31 +240,62 @@ impl Store {
         self.submission_ids_lock().keep(group_id, index);
     }
 
-    /// Adds the ids of the log's entries from `index.next()` to `through`.
+    /// Adds the ids of the log's entries from `index.next()` to `through`,
+    /// and returns how many entries it read.
     fn read_submission_ids(
         &self,
         group_id: &GroupId,
         index: &mut GroupSubmissionIds,
         through: u64,
-    ) -> RelayResult<()> {
+    ) -> RelayResult<u64> {
         let start = keys::log_entry(group_id, index.next());
         let end = keys::log_entry(group_id, through);
+        let mut scanned = 0;
         for item in self.kv.range(start..=end) {
             let (key, raw) = item?;
+            scanned += 1;
             let position = keys::trailing_u64(&key).ok_or_else(|| corrupt("log key"))?;
-            // Positions a trim raced past are absent; no id matches them.
+            // Positions absent from the log match nothing.
             while index.next() < position {
                 index.push_missing();
             }
-            let entry: LogEntry = prost::Message::decode(raw.as_slice())?;
-            // An entry without a device as its sender is no member's
-            // message: nothing resubmitted can match it.
-            match DevicePublicKey::from_field("sender_device", &entry.sender_device) {
-                Ok(sender) => index.push(&sender, &entry.submission_id),
-                Err(_) => index.push_missing(),
+            // Only the sender and the id are decoded (the payload is
+            // skipped). An entry that cannot be read, or whose sender is no
+            // device, matches nothing: it must not stop the group.
+            let sender = LoggedSubmission::decode(raw.as_slice())
+                .ok()
+                .and_then(|entry| {
+                    let sender =
+                        DevicePublicKey::from_field("sender_device", &entry.sender_device).ok()?;
+                    Some((sender, entry.submission_id))
+                });
+            match sender {
+                Some((sender, id)) => index.push(&sender, &id),
+                None => {
+                    tracing::warn!(position, "a log entry without a readable sender and id");
+                    index.push_missing();
+                }
             }
         }
-        Ok(())
+        while index.next() <= through {
+            index.push_missing();
+        }
+        Ok(scanned)
+    }
+
+    /// Forgets every index (tests: as after a restart).
+    #[cfg(test)]
+    pub(super) fn forget_submission_ids(&self) {
+        let mut cache = self.submission_ids_lock();
+        cache.groups.clear();
+        cache.ids = 0;
+    }
+
+    /// How many groups have an index kept, and the ids they count.
+    #[cfg(test)]
+    pub(super) fn indexed_submission_ids(&self) -> (usize, usize) {
+        let cache = self.submission_ids_lock();
+        (cache.groups.len(), cache.ids)
     }
 
     fn submission_ids_lock(&self) -> MutexGuard<'_, SubmissionIdCache> {
@@ -302,6 +372,39 @@ mod tests {
     }
 
     #[test]
+    fn the_ids_of_a_stored_entry_are_read_without_its_payload() {
+        let entry = super::super::records::LogEntry {
+            sender_device: bytes::Bytes::copy_from_slice(&ME.0),
+            submission_id: bytes::Bytes::copy_from_slice(&id(7)),
+            payload: bytes::Bytes::from(vec![9u8; 300]),
+            epoch: 4,
+            ..Default::default()
+        };
+        let ids =
+            LoggedSubmission::decode(prost::Message::encode_to_vec(&entry).as_slice()).unwrap();
+        assert_eq!(ids.sender_device, ME.0.to_vec());
+        assert_eq!(ids.submission_id, id(7).to_vec());
+    }
+
+    #[test]
+    fn a_trimmed_index_gives_back_its_memory_when_kept() {
+        let mut cache = SubmissionIdCache::default();
+        let group = crate::test_group_id(b"g");
+        let mut index = index_from(1);
+        for n in 0..10_000u32 {
+            index.push(&ME, &n.to_be_bytes());
+        }
+        index.trim_through(9_999);
+        assert_eq!(index.len(), 1);
+        cache.keep(&group, index);
+        assert!(cache.ids < 1_000, "counted {}", cache.ids);
+        assert_eq!(
+            cache.groups[&group].position_of(&ME, &9_999u32.to_be_bytes()),
+            Some(10_000)
+        );
+    }
+
+    #[test]
     fn the_cache_makes_room_one_index_at_a_time() {
         let mut cache = SubmissionIdCache::default();
         for g in 0..INDEXED_GROUPS + 2 {
@@ -311,6 +414,7 @@ mod tests {
             cache.keep(&group, index);
         }
         assert_eq!(cache.groups.len(), INDEXED_GROUPS);
-        assert_eq!(cache.ids, INDEXED_GROUPS);
+        let counted: usize = cache.groups.values().map(GroupSubmissionIds::weight).sum();
+        assert_eq!(cache.ids, counted);
     }
 }

@@ -3,17 +3,16 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use convene_client::DeviceKey;
 use convene_proto::relay::{push, response};
 use convene_tests::device::{bootstrap_staff, enrol_leaders, opaque, random_id};
 use convene_tests::{RelayProcess, TestDevice};
 
-#[tokio::test]
-async fn every_acknowledged_message_survives_sigkill() {
-    let mut relay = RelayProcess::start_default().unwrap();
-    let staff = bootstrap_staff(&relay).await.unwrap();
-    let mut members = enrol_leaders(&relay, &staff, &["ann", "bob"])
-        .await
-        .unwrap();
+/// Ann in group "g" at epoch 1 with Bob, whose device then goes away:
+/// Ann's connection and Bob's key, to connect later.
+async fn ann_and_absent_bob(relay: &RelayProcess) -> (TestDevice, DeviceKey) {
+    let staff = bootstrap_staff(relay).await.unwrap();
+    let mut members = enrol_leaders(relay, &staff, &["ann", "bob"]).await.unwrap();
     members[0].create_group(b"g").await.unwrap();
     let bob_device = members[1].device();
     members[0]
@@ -21,7 +20,14 @@ async fn every_acknowledged_message_survives_sigkill() {
         .await
         .unwrap();
     let bob_key = members.pop().unwrap().vanish();
-    let ann = Arc::new(members.pop().unwrap());
+    (members.pop().unwrap(), bob_key)
+}
+
+#[tokio::test]
+async fn every_acknowledged_message_survives_sigkill() {
+    let mut relay = RelayProcess::start_default().unwrap();
+    let (ann, bob_key) = ann_and_absent_bob(&relay).await;
+    let ann = Arc::new(ann);
 
     // A burst of 400 pipelined sends; the relay is killed once 200 are
     // acknowledged, while the rest are in flight.
@@ -86,18 +92,7 @@ async fn every_acknowledged_message_survives_sigkill() {
 #[tokio::test]
 async fn a_message_resubmitted_after_a_restart_is_stored_once() {
     let mut relay = RelayProcess::start_default().unwrap();
-    let staff = bootstrap_staff(&relay).await.unwrap();
-    let mut members = enrol_leaders(&relay, &staff, &["ann", "bob"])
-        .await
-        .unwrap();
-    members[0].create_group(b"g").await.unwrap();
-    let bob_device = members[1].device();
-    members[0]
-        .commit(b"g", 0, &[bob_device], &[])
-        .await
-        .unwrap();
-    let bob_key = members.pop().unwrap().vanish();
-    let ann = members.pop().unwrap();
+    let (ann, bob_key) = ann_and_absent_bob(&relay).await;
 
     let id = random_id();
     let first = match ann
