@@ -157,7 +157,7 @@ fn a_device_that_is_not_a_member_builds_no_index() {
 }
 
 #[test]
-fn a_rebuilt_index_stays_in_step_with_positions_missing_at_the_end() {
+fn a_resubmission_is_recognised_when_the_logs_newest_entry_is_missing() {
     let f = fixture();
     for id in [b"m1", b"m2"] {
         f.store
