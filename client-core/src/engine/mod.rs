@@ -19,6 +19,7 @@ mod ack_tests;
 mod acks;
 mod certificates;
 mod change;
+mod commands;
 mod commit;
 mod create;
 mod devices;
@@ -52,6 +53,7 @@ mod sync;
 mod uncertified;
 mod welcome;
 
+pub(crate) use commands::Command;
 pub(crate) use help::count_requests;
 pub(crate) use intents::{content_intent, send_intent};
 pub(crate) use lifecycle::KEY_PACKAGE_FORMAT;
@@ -63,7 +65,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use convene_proto::relay::{push, request, response};
+use convene_proto::relay::{push, request};
 use openmls::prelude::MlsGroup;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -72,7 +74,7 @@ use tracing::Instrument;
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::mls::Mls;
-use crate::store::records::{GroupRecord, IdentityRecord, IntentRecord};
+use crate::store::records::{GroupRecord, IdentityRecord};
 use crate::store::LocalStore;
 use crate::transport::Connector;
 use crate::types::GroupId;
@@ -87,45 +89,6 @@ const PUSH_BATCH: usize = 128;
 #[derive(Debug, Clone)]
 pub(crate) struct Completed {
     pub message: Option<Message>,
-}
-
-/// A request from the app to the engine.
-pub(crate) enum Command {
-    /// Persist this intent, then carry it out.
-    Submit {
-        intent: IntentRecord,
-        reply: oneshot::Sender<Result<Completed, ClientError>>,
-    },
-    /// Persist this intent and answer at once; it is carried out when it
-    /// can be (a member's own removal, which another member commits).
-    Queue {
-        intent: IntentRecord,
-        reply: oneshot::Sender<Result<(), ClientError>>,
-    },
-    /// Send a request to the relay (invites, the directory).
-    Relay {
-        request: request::Kind,
-        reply: oneshot::Sender<Result<response::Result, ClientError>>,
-    },
-    /// The next connection takes over from another copy of this device.
-    TakeOver { reply: oneshot::Sender<()> },
-    /// Renew every key now (a suspected compromise).
-    RenewKeys {
-        reply: oneshot::Sender<Result<(), ClientError>>,
-    },
-    /// Re-certify a user with what staff changed (a device holding the
-    /// authority key).
-    Recertify {
-        user_id: String,
-        change: crate::trust::CertifiedChange,
-        reply: oneshot::Sender<Result<(), ClientError>>,
-    },
-    /// Sync the directory now.
-    SyncDirectory {
-        reply: oneshot::Sender<Result<crate::directory::DirectorySync, ClientError>>,
-    },
-    /// Stop.
-    Shutdown { reply: oneshot::Sender<()> },
 }
 
 /// What the engine shares with the app's handles.
@@ -339,70 +302,6 @@ impl Engine {
         }
         if self.acks.retry_at().is_some_and(|at| now >= at) {
             self.send_acks().await;
-        }
-    }
-
-    async fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Submit { reply, .. } if self.shut_out().is_some() => {
-                let _ = reply.send(Err(self.shut_out().unwrap_or(ClientError::Stopped)));
-            }
-            Command::Submit { intent, reply } => match self.persist_intent(intent) {
-                Ok(id) => {
-                    self.waiters.insert(id, reply);
-                    self.outbox_dirty = true;
-                    self.run_outbox().await;
-                }
-                Err(err) => {
-                    let _ = reply.send(Err(err));
-                }
-            },
-            Command::Queue { reply, .. } if self.shut_out().is_some() => {
-                let _ = reply.send(Err(self.shut_out().unwrap_or(ClientError::Stopped)));
-            }
-            Command::Queue { intent, reply } => match self.persist_intent(intent) {
-                Ok(_) => {
-                    let _ = reply.send(Ok(()));
-                    self.outbox_dirty = true;
-                    self.run_outbox().await;
-                }
-                Err(err) => {
-                    let _ = reply.send(Err(err));
-                }
-            },
-            Command::Relay { request, reply } => {
-                let result = match self.request(request).await {
-                    Ok(result) => Ok(result),
-                    Err(err) => Err(err.into()),
-                };
-                let _ = reply.send(result);
-            }
-            Command::TakeOver { reply } => {
-                self.take_over = true;
-                self.relay.retry_now();
-                self.shared
-                    .status
-                    .send_modify(|status| status.copied = false);
-                let _ = reply.send(());
-            }
-            Command::RenewKeys { reply } => {
-                let renewed = self.renew_all_keys();
-                if renewed.is_ok() {
-                    self.lifecycle_at = Instant::now();
-                }
-                let _ = reply.send(renewed);
-            }
-            Command::Recertify {
-                user_id,
-                change,
-                reply,
-            } => {
-                let _ = reply.send(self.recertify(&user_id, &change).await);
-            }
-            Command::SyncDirectory { reply } => {
-                let _ = reply.send(self.sync_directory().await);
-            }
-            Command::Shutdown { .. } => {}
         }
     }
 
