@@ -126,7 +126,7 @@ pub struct Limits {
     pub write_timeout_ms: u32,
     /// Undecodable frames tolerated on one connection before it is closed.
     pub max_bad_frames: u32,
-    /// Entries a group log keeps at most (at most 1,048,576: the relay
+    /// Entries a group log keeps at most (at most 262,144: the relay
     /// recognises a resubmitted message by its entry). Past it the oldest
     /// are deleted, fetched or not (the devices that missed them are told,
     /// and rejoin), so that no device can hold a group back.
@@ -156,7 +156,7 @@ pub struct Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
-    /// A resubmitted commit or outside proposal is answered with its first
+    /// A resubmitted commit or staff proposal is answered with its first
     /// outcome for this long, in seconds. A member's message is answered
     /// from the group log while its entry is there (`store::submission_ids`).
     pub submission_secs: u64,
@@ -321,11 +321,11 @@ impl Config {
                 rule: "at most max_payload_bytes",
             });
         }
-        if l.max_group_backlog > crate::store::SUBMISSION_IDS as u64 {
+        if l.max_group_backlog > crate::store::MAX_INDEXED_ENTRIES as u64 {
             return Err(ConfigError::BadLimit {
                 name: "max_group_backlog",
                 value: l.max_group_backlog,
-                rule: "at most 1048576 (the entries whose resubmission the relay recognises)",
+                rule: "at most 262144 (the entries whose resubmission the relay recognises)",
             });
         }
         if l.max_invite_ttl_secs < l.invite_ttl_secs {
@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn a_backlog_past_the_submission_index_is_refused() {
         let mut config = Config::default();
-        config.limits.max_group_backlog = crate::store::SUBMISSION_IDS as u64;
+        config.limits.max_group_backlog = crate::store::MAX_INDEXED_ENTRIES as u64;
         config.validate().unwrap();
         config.limits.max_group_backlog += 1;
         assert!(matches!(

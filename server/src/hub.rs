@@ -302,7 +302,8 @@ impl Hub {
     }
 
     /// Spends `requests` more of a device's budget for work a request of
-    /// it caused beyond its own (the device then waits for it to refill).
+    /// it caused beyond its own (the device then waits for it to refill;
+    /// one charge is at most a burst: [`TokenBucket::charge`]).
     pub fn charge(&self, device: &DevicePublicKey, requests: f64) {
         let now = Instant::now();
         lock(&self.buckets)

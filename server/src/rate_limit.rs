@@ -50,11 +50,19 @@ impl TokenBucket {
 impl TokenBucket {
     /// Spends `cost` more tokens for work a request caused beyond its own,
     /// into debt if need be: the next request then waits until the bucket
-    /// holds a token again (`cost / per_second` seconds more).
+    /// holds a token again (`cost / per_second` seconds more). One charge
+    /// is at most a full burst, so that a device made to pay for work
+    /// another caused waits at most `burst / per_second` seconds; a cost
+    /// that is not a finite number is no charge.
     pub fn charge(&mut self, cost: f64, rate: Rate, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst) - cost.max(0.0);
+        let cost = if cost.is_finite() {
+            cost.clamp(0.0, rate.burst)
+        } else {
+            0.0
+        };
+        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst) - cost;
     }
 
     /// Whether the bucket would be full at `now` (it then holds nothing
@@ -116,6 +124,24 @@ fn millis(wait: Duration) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_charge_is_at_most_a_burst_and_ignores_what_is_not_a_number() {
+        let rate = Rate {
+            per_second: 10.0,
+            burst: 3.0,
+        };
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(rate, start);
+        bucket.charge(f64::INFINITY, rate, start);
+        bucket.charge(f64::NAN, rate, start);
+        assert!(bucket.take(rate, start).is_ok());
+        bucket.charge(1e9, rate, start);
+        // 2 tokens left, minus at most a burst of 3: one token short.
+        assert_eq!(bucket.take(rate, start), Err(200));
+        let later = start + Duration::from_millis(200);
+        assert!(bucket.take(rate, later).is_ok());
+    }
 
     #[test]
     fn bursts_then_refills_at_the_rate() {

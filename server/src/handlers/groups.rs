@@ -22,7 +22,8 @@ const GROUP_RETRY_MS: u32 = 60_000;
 
 /// Log entries read to build a group's submission index that are charged
 /// to the sender as one request: at the default 200 requests/s, a device
-/// can make the relay read at most 20,000 entries a second this way.
+/// can make the relay read about 20,000 entries a second this way (more
+/// for a while, as one charge is capped at the burst).
 const LOG_ENTRIES_PER_REQUEST: f64 = 100.0;
 
 pub(super) fn create(relay: &Relay, caller: &Caller, req: CreateGroup) -> RelayResult<Reply> {
@@ -249,18 +250,20 @@ pub(super) fn send_message(relay: &Relay, caller: &Caller, req: SendMessage) -> 
         .into());
     }
     let now = now_ms();
-    let outcome = relay
+    let counted = relay
         .store
-        .append_message(&message, relay.queue_limits(), now)?;
-    if outcome.scanned > 0 {
+        .append_message_counted(&message, relay.queue_limits(), now);
+    if counted.scanned > 0 {
         // Building the group's submission index read its log: the sender
-        // pays for it from its own request budget, so that no device can
-        // make the relay read logs faster than it may send.
+        // pays for it from its own request budget, accepted or refused, so
+        // that no device can make the relay read logs much faster than it
+        // may send (`Hub::charge` caps one request's charge at the burst).
         relay.hub.charge(
             &caller.device,
-            outcome.scanned as f64 / LOG_ENTRIES_PER_REQUEST,
+            counted.scanned as f64 / LOG_ENTRIES_PER_REQUEST,
         );
     }
+    let outcome = counted.result?;
     if !outcome.replayed {
         cache_frames(relay, caller, &message, &outcome, now);
     }

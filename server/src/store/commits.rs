@@ -116,7 +116,6 @@ impl Store {
             trimmed_through: Some(group.trimmed_through)
                 .filter(|t| *t > trimmed_before)
                 .map(Position),
-            scanned: 0,
         };
         self.record_submission(
             &mut batch,

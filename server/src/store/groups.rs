@@ -46,10 +46,24 @@ pub struct AppendOutcome {
     pub trimmed_through: Option<Position>,
     /// Inbox entries written for the joiners, as (device, inbox position).
     pub inbox: Vec<(DevicePublicKey, u64)>,
+}
+
+/// What [`Store::append_message_counted`] did.
+#[derive(Debug)]
+pub struct MessageAppend {
+    pub result: RelayResult<AppendOutcome>,
     /// Log entries read to build the group's submission index for this
-    /// request (after a restart or an eviction): work the sender caused,
-    /// charged to its request budget.
+    /// request (after a restart or an eviction), accepted or refused.
     pub scanned: u64,
+}
+
+impl<E: Into<crate::error::RelayError>> From<E> for MessageAppend {
+    fn from(err: E) -> MessageAppend {
+        MessageAppend {
+            result: Err(err.into()),
+            scanned: 0,
+        }
+    }
 }
 
 /// Bounds on the queues that a submission extends.
@@ -197,32 +211,61 @@ impl Store {
         limits: QueueLimits,
         now: u64,
     ) -> RelayResult<AppendOutcome> {
+        self.append_message_counted(message, limits, now).result
+    }
+
+    /// As [`Store::append_message`], with the log entries it read to build
+    /// the group's submission index, whether the message was then accepted
+    /// or refused: work its sender caused, to be charged to it.
+    pub fn append_message_counted(
+        &self,
+        message: &MessageSubmission<'_>,
+        limits: QueueLimits,
+        now: u64,
+    ) -> MessageAppend {
         let _guard = self.group_locks.lock(message.group_id);
-        let group = self
-            .group(message.group_id)?
-            .ok_or(Refusal::NotFound("group"))?;
+        let group = match self.group(message.group_id) {
+            Ok(Some(group)) => group,
+            Ok(None) => return Refusal::NotFound("group").into(),
+            Err(err) => return err.into(),
+        };
         if message.from_outside {
-            if let Some(outcome) =
-                self.replay(&message.sender, message.submission_id, message.group_id)?
-            {
-                return Ok(outcome);
-            }
-            return self.append_to_log(message, group, None, limits, now);
+            return MessageAppend {
+                result: self.append_from_outside(message, group, limits, now),
+                scanned: 0,
+            };
         }
         // An index is read, or built, only for a device the group routes to
         // (a member, or one removed that has not yet fetched its removal
         // and may resubmit what it sent before).
-        if self
-            .member_set_locked(message.group_id)?
-            .get(&message.sender)
-            .is_none()
-        {
-            return Err(Refusal::NotAMember.into());
+        match self.member_set_locked(message.group_id) {
+            Ok(set) if set.get(&message.sender).is_some() => {}
+            Ok(_) => return Refusal::NotAMember.into(),
+            Err(err) => return err.into(),
         }
-        let (mut ids, scanned) = self.take_submission_ids(message.group_id, &group)?;
-        let outcome = self.append_to_log(message, group, Some(&mut ids), limits, now);
+        let (mut ids, scanned) = match self.take_submission_ids(message.group_id, &group) {
+            Ok(taken) => taken,
+            Err(err) => return err.into(),
+        };
+        let result = self.append_to_log(message, group, Some(&mut ids), limits, now);
         self.keep_submission_ids(message.group_id, ids);
-        outcome.map(|outcome| AppendOutcome { scanned, ..outcome })
+        MessageAppend { result, scanned }
+    }
+
+    /// A staff proposal: answered from its submission record if resubmitted.
+    fn append_from_outside(
+        &self,
+        message: &MessageSubmission<'_>,
+        group: GroupRecord,
+        limits: QueueLimits,
+        now: u64,
+    ) -> RelayResult<AppendOutcome> {
+        if let Some(outcome) =
+            self.replay(&message.sender, message.submission_id, message.group_id)?
+        {
+            return Ok(outcome);
+        }
+        self.append_to_log(message, group, None, limits, now)
     }
 
     /// [`Store::append_message`] under the group's lock, with its log's
@@ -283,7 +326,6 @@ impl Store {
             trimmed_through: Some(group.trimmed_through)
                 .filter(|t| *t > trimmed_before)
                 .map(Position),
-            scanned: 0,
         };
         if message.from_outside {
             self.record_submission(
@@ -328,7 +370,6 @@ impl Store {
             replayed: true,
             inbox: Vec::new(),
             trimmed_through: None,
-            scanned: 0,
         }))
     }
 
@@ -375,7 +416,6 @@ impl Store {
             replayed: true,
             inbox: Vec::new(),
             trimmed_through: None,
-            scanned: 0,
         }))
     }
 

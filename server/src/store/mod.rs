@@ -59,14 +59,14 @@ pub use commits::CommitSubmission;
 pub use delivery::{AckOutcome, InboxItem, LogItem, ReadBudget, TrimPolicy};
 pub use engine::{Engine, EngineError};
 pub use founding::Founding;
-pub use groups::{AppendOutcome, MessageSubmission, QueueLimits};
+pub use groups::{AppendOutcome, MessageAppend, MessageSubmission, QueueLimits};
 pub use key_packages::{Claim, KeyPackageStock, KeyPackageUpload};
 pub use keys::DevicePublicKey;
 pub use links::{LinkAnswer, NewLink, MAX_PENDING_LINKS};
 pub use maintenance::{Retention, SweepReport};
 pub use member_sets::{MemberSet, Routing};
 pub use revocations::RevocationTarget;
-pub use submission_ids::SUBMISSION_IDS;
+pub use submission_ids::MAX_INDEXED_ENTRIES;
 
 use crate::error::{RelayError, RelayResult};
 use engine::{FjallEngine, Kv};

@@ -201,18 +201,29 @@ fn an_unreadable_log_entry_does_not_stop_the_group() {
 }
 
 #[test]
-fn building_an_index_reports_the_entries_it_read() {
+fn building_an_index_reports_the_entries_it_read_whether_accepted_or_refused() {
     let Fixture { _dir: dir, store } = fixture();
     for id in [b"m1", b"m2", b"m3"] {
-        let sent = store
-            .append_message(&message(&store, id, 1), LIMITS, 5)
-            .unwrap();
+        let sent = store.append_message_counted(&message(&store, id, 1), LIMITS, 5);
+        assert!(sent.result.is_ok());
         assert_eq!(sent.scanned, 0, "the index was kept");
     }
     drop(store);
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let next = store
-        .append_message(&message(&store, b"m4", 1), LIMITS, 6)
-        .unwrap();
-    assert_eq!(next.scanned, 3);
+    // Refused for its epoch after the log was read: still counted, so
+    // that its sender pays for the read.
+    let mut stale = message(&store, b"m4", 1);
+    stale.epoch = Some(convene_proto::ids::Epoch(7));
+    let refused = store.append_message_counted(&stale, LIMITS, 6);
+    assert!(matches!(
+        refused.result,
+        Err(crate::error::RelayError::Refused(
+            Refusal::StaleEpoch { .. }
+        ))
+    ));
+    assert_eq!(refused.scanned, 3);
+    store.forget_submission_ids();
+    let accepted = store.append_message_counted(&message(&store, b"m4", 1), LIMITS, 7);
+    assert!(accepted.result.is_ok());
+    assert_eq!(accepted.scanned, 3);
 }

@@ -40,11 +40,14 @@ use super::{corrupt, keys, DevicePublicKey, Store};
 use crate::error::RelayResult;
 
 /// Submission ids kept in memory in all, counted by the room allocated for
-/// them (about 28 bytes each: at most about 28 MiB), and at most this many
-/// of one group's newest entries. Past it, indexes are dropped one at a
-/// time and rebuilt from the log when next needed; the configuration
-/// refuses a `max_group_backlog` above it.
-pub const SUBMISSION_IDS: usize = 1 << 20;
+/// them (about 28 bytes each: at most about 28 MiB). Past it, indexes are
+/// dropped one at a time and rebuilt from the log when next needed.
+const SUBMISSION_IDS: usize = 1 << 20;
+/// The most ids one group's index holds: its newest entries. A quarter of
+/// [`SUBMISSION_IDS`], because a hash map's room is up to 1.75 times what
+/// it holds: so a full index always fits beside others. The configuration
+/// refuses a `max_group_backlog` above it, so an index holds its whole log.
+pub const MAX_INDEXED_ENTRIES: usize = SUBMISSION_IDS / 4;
 /// Groups whose indexes are kept at once.
 const INDEXED_GROUPS: usize = 10_000;
 
@@ -145,9 +148,9 @@ impl GroupSubmissionIds {
         self.order.push_back(MISSING);
     }
 
-    /// Keeps at most [`SUBMISSION_IDS`] of the newest positions.
+    /// Keeps at most [`MAX_INDEXED_ENTRIES`] of the newest positions.
     fn make_room(&mut self) {
-        if self.order.len() >= SUBMISSION_IDS {
+        if self.order.len() >= MAX_INDEXED_ENTRIES {
             self.drop_first();
         }
     }
@@ -212,10 +215,11 @@ impl Store {
         group_id: &GroupId,
         group: &GroupRecord,
     ) -> RelayResult<(GroupSubmissionIds, u64)> {
-        let oldest = group
-            .trimmed_through
-            .max(group.last_position.saturating_sub(SUBMISSION_IDS as u64))
-            + 1;
+        let oldest = group.trimmed_through.max(
+            group
+                .last_position
+                .saturating_sub(MAX_INDEXED_ENTRIES as u64),
+        ) + 1;
         let (kept, keys) = {
             let mut cache = self.submission_ids_lock();
             (cache.take(group_id), cache.keys.clone())
