@@ -355,9 +355,13 @@ impl Store {
         message: &MessageSubmission<'_>,
         position: u64,
     ) -> RelayResult<Option<AppendOutcome>> {
-        let entry = self
-            .get::<LogEntry>(&keys::log_entry(message.group_id, position))?
-            .ok_or_else(|| corrupt("submission index past the log"))?;
+        let Some(entry) = self.get::<LogEntry>(&keys::log_entry(message.group_id, position))?
+        else {
+            // Gone without a trim (no path deletes so): nothing to answer
+            // from, and nothing to hold the sender back for.
+            tracing::warn!(position, "a submission index names a missing log entry");
+            return Ok(None);
+        };
         if entry.submission_id != message.submission_id
             || entry.sender_device[..] != message.sender.0[..]
         {

@@ -7,18 +7,18 @@
 //! record written beside every log entry did this, at a fifth of the bytes
 //! written per message and an engine lookup that missed on every append
 //! (docs/BENCHMARKS.md, issue 19). The log entry already holds its sender
-//! and submission id, and stays in the log until its sender's device has
-//! acknowledged it: the Receipt that settles the send on the device
-//! (client-core `sync::on_receipt`), after which it never sends it again.
-//! So the log itself answers a resubmission, through this index of ids to
-//! positions.
+//! and submission id, and stays in the log at least until its sender's
+//! device has acknowledged it as the Receipt that settles the send on the
+//! device (client-core `sync::on_receipt`), after which it never sends it
+//! again. So the log itself answers a resubmission, through this index of
+//! (sender, id) to positions.
 //!
 //! A log also loses entries to its bounds (`limits.max_group_backlog`
 //! entries and `retention.group_entry_secs` of age) whoever has not fetched
 //! them; a device that resubmits one of those after so long is answered as
-//! if it were new. Commits, and submissions from outside the group, keep a
-//! submission record (`Store::replay`): a commit's outcome decides whether
-//! its sender follows the group, and an outside sender receives no Receipt.
+//! if it were new. Commits and staff's proposals keep a submission record
+//! (`Store::replay`): a commit's outcome decides whether its sender follows
+//! the group, and staff proposing from outside receive no Receipt.
 //!
 //! A group's index is used and changed only under the group's lock, taken
 //! out of the shared map while in use, so that reading a log to build it
