@@ -227,3 +227,23 @@ fn building_an_index_reports_the_entries_it_read_whether_accepted_or_refused() {
     assert!(accepted.result.is_ok());
     assert_eq!(accepted.scanned, 3);
 }
+
+#[test]
+fn an_index_naming_a_missing_entry_lets_the_message_through() {
+    let f = fixture();
+    for id in [b"m1", b"m2"] {
+        f.store
+            .append_message(&message(&f.store, id, 1), LIMITS, 5)
+            .unwrap();
+    }
+    // The entry goes behind the kept index's back (as no code path does).
+    let mut batch = engine::Batch::default();
+    batch.remove(keys::log_entry(&G, 2));
+    f.store.kv.apply_batch(batch).unwrap();
+    let again = f
+        .store
+        .append_message(&message(&f.store, b"m2", 1), LIMITS, 6)
+        .unwrap();
+    assert!(!again.replayed);
+    assert_eq!(again.position, Position(3));
+}
