@@ -20,6 +20,29 @@ fn fixture_with_two_members() -> Fixture {
     f
 }
 
+/// Messages "m1" and "m2" from device 1, then the second's log entry
+/// deleted behind the store's back (its indexes still kept).
+fn two_messages_then_the_second_entry_lost() -> Fixture {
+    let f = fixture();
+    for id in [b"m1", b"m2"] {
+        f.store
+            .append_message(&message(&f.store, id, 1), LIMITS, 5)
+            .unwrap();
+    }
+    overwrite_log_entry(&f.store, 2, None);
+    f
+}
+
+/// Writes (or, given `None`, deletes) a log entry directly in the engine.
+fn overwrite_log_entry(store: &Store, position: u64, raw: Option<&[u8]>) {
+    let mut batch = engine::Batch::default();
+    match raw {
+        Some(raw) => batch.insert(keys::log_entry(&G, position), raw),
+        None => batch.remove(keys::log_entry(&G, position)),
+    }
+    store.kv.apply_batch(batch).unwrap();
+}
+
 fn submission_records(store: &Store) -> usize {
     store.kv.scan_prefix(vec![keys::SUBMISSION]).count()
 }
@@ -158,17 +181,9 @@ fn a_device_that_is_not_a_member_builds_no_index() {
 
 #[test]
 fn a_resubmission_is_recognised_when_the_logs_newest_entry_is_missing() {
-    let f = fixture();
-    for id in [b"m1", b"m2"] {
-        f.store
-            .append_message(&message(&f.store, id, 1), LIMITS, 5)
-            .unwrap();
-    }
     // The newest entry is lost without a trim (as no code path does today):
     // the index must still give the next entry the next position.
-    let mut batch = engine::Batch::default();
-    batch.remove(keys::log_entry(&G, 2));
-    f.store.kv.apply_batch(batch).unwrap();
+    let f = two_messages_then_the_second_entry_lost();
     f.store.forget_submission_ids();
     let third = f
         .store
@@ -189,9 +204,7 @@ fn an_unreadable_log_entry_does_not_stop_the_group() {
     f.store
         .append_message(&message(&f.store, b"m1", 1), LIMITS, 5)
         .unwrap();
-    let mut batch = engine::Batch::default();
-    batch.insert(keys::log_entry(&G, 1), vec![0xff; 7]);
-    f.store.kv.apply_batch(batch).unwrap();
+    overwrite_log_entry(&f.store, 1, Some(&[0xff; 7]));
     f.store.forget_submission_ids();
     let next = f
         .store
@@ -230,16 +243,8 @@ fn building_an_index_reports_the_entries_it_read_whether_accepted_or_refused() {
 
 #[test]
 fn an_index_naming_a_missing_entry_lets_the_message_through() {
-    let f = fixture();
-    for id in [b"m1", b"m2"] {
-        f.store
-            .append_message(&message(&f.store, id, 1), LIMITS, 5)
-            .unwrap();
-    }
     // The entry goes behind the kept index's back (as no code path does).
-    let mut batch = engine::Batch::default();
-    batch.remove(keys::log_entry(&G, 2));
-    f.store.kv.apply_batch(batch).unwrap();
+    let f = two_messages_then_the_second_entry_lost();
     let again = f
         .store
         .append_message(&message(&f.store, b"m2", 1), LIMITS, 6)
